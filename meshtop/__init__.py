@@ -1,0 +1,3 @@
+"""meshtop: a terminal console for service meshes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,27 @@
+"""Errors a user can cause, each with a message written for that user and the exit code
+the CLI ends with (see the README: 2 usage or configuration, 3 backend)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+
+
+class MeshtopError(Exception):
+    """Base of every error meant for the user. `str(err)` is the one line they see."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(MeshtopError):
+    """A bad flag, value, config file or name."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendError(MeshtopError):
+    """A backend could not be reached, refused us, or answered something we cannot read."""
+
+    exit_code = EXIT_BACKEND

@@ -1,0 +1,112 @@
+"""`--format json`: the versioned document other tools rely on (README, "Export contract")."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from meshtop.health import edge_health, node_health
+from meshtop.model import Edge, MeshSnapshot, Protocol, Route, SourceHealth
+from meshtop.units import duration
+
+SCHEMA = 1
+
+
+def _time(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _source(h: SourceHealth) -> dict[str, Any]:
+    return {
+        "name": h.name,
+        "state": h.state.value,
+        "checked_at": _time(h.checked_at),
+        "fresh_at": _time(h.fresh_at),
+        "reason": h.reason or None,
+    }
+
+
+def _edge(e: Edge) -> dict[str, Any]:
+    s = e.stats
+    doc: dict[str, Any] = {
+        "source": e.source,
+        "destination": e.destination,
+        "service": e.service or None,
+        "protocol": s.protocol.value,
+        "rps": round(s.rps, 4),
+        "error_rate": round(s.error_rate, 6),
+        "p50_ms": _round(s.p50_ms, 3),
+        "p95_ms": _round(s.p95_ms, 3),
+        "p99_ms": _round(s.p99_ms, 3),
+        "mtls": round(s.mtls, 4),
+        "response_codes": {k: round(v, 4) for k, v in sorted(s.response_codes.items())},
+        "response_flags": {k: round(v, 4) for k, v in sorted(s.response_flags.items())},
+        "grpc_statuses": {k: round(v, 4) for k, v in sorted(s.grpc_statuses.items())},
+        "tcp": None,
+        "health": edge_health(s).value,
+    }
+    if s.protocol is Protocol.TCP:
+        doc["tcp"] = {
+            "sent_bytes_per_s": round(s.tcp_sent_bps, 2),
+            "received_bytes_per_s": round(s.tcp_received_bps, 2),
+            "connections_per_s": round(s.tcp_connections_per_s, 4),
+        }
+    return doc
+
+
+def _route(r: Route) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "cluster": r.cluster,
+        "namespace": r.namespace,
+        "name": r.name,
+        "hosts": list(r.hosts),
+        "resource_version": r.resource_version,
+        "rules": [
+            {
+                "name": rule.name or None,
+                "matches": list(rule.matches),
+                "destinations": [
+                    {"host": d.host, "subset": d.subset or None, "weight": d.weight, "port": d.port}
+                    for d in rule.destinations
+                ],
+            }
+            for rule in r.rules
+        ],
+    }
+
+
+def document(snapshot: MeshSnapshot) -> dict[str, Any]:
+    health = node_health(snapshot)
+    return {
+        "schema": SCHEMA,
+        "generated_at": _time(snapshot.generated_at),
+        "window": duration(snapshot.window_s),
+        "window_seconds": snapshot.window_s,
+        "sources": {role: _source(h) for role, h in sorted(snapshot.sources.items())},
+        "nodes": [
+            {
+                "id": node_id,
+                "cluster": w.cluster,
+                "namespace": w.namespace,
+                "workload": w.name,
+                "app": w.app or None,
+                "version": w.version or None,
+                "kind": w.kind.value,
+                "health": health[node_id].value,
+            }
+            for node_id, w in sorted(snapshot.nodes.items())
+        ],
+        "edges": [_edge(e) for e in sorted(snapshot.edges, key=lambda e: e.key)],
+        "routes": [_route(r) for r in sorted(snapshot.routes, key=lambda r: r.id)],
+    }
+
+
+def render(snapshot: MeshSnapshot) -> str:
+    return json.dumps(document(snapshot), indent=2) + "\n"

@@ -1,0 +1,78 @@
+"""Thresholds that turn an edge's or a node's traffic into healthy, degraded or failing.
+The defaults are Kiali's, so the colours mean the same thing to a Kiali user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol
+
+_ORDER = {Health.IDLE: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Shares (0..1) of requests. A value *above* `degraded` degrades; a value *at or
+    above* `failing` fails (Kiali: 5xx degraded above 0, failing from 10%)."""
+
+    errors_degraded: float = 0.0
+    errors_failing: float = 0.10
+    client_errors_degraded: float = 0.10
+    client_errors_failing: float = 0.20
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def _grade(share: float, degraded: float, failing: float, *, strict_degraded: bool) -> Health:
+    if share >= failing:
+        return Health.FAILING
+    if share > degraded if strict_degraded else share >= degraded:
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+def client_error_rate(stats: EdgeStats) -> float:
+    if not stats.rps:
+        return 0.0
+    return (
+        sum(rps for code, rps in stats.response_codes.items() if code.startswith("4")) / stats.rps
+    )
+
+
+def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
+    if stats.protocol is Protocol.TCP:
+        return Health.HEALTHY if stats.tcp_connections_per_s or stats.tcp_sent_bps else Health.IDLE
+    if stats.rps <= 0:
+        return Health.IDLE
+    return worst(
+        (
+            _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True),
+            _grade(
+                client_error_rate(stats),
+                t.client_errors_degraded,
+                t.client_errors_failing,
+                strict_degraded=False,
+            ),
+        )
+    )
+
+
+def worst(healths: Iterable[Health]) -> Health:
+    return max(healths, key=_ORDER.__getitem__, default=Health.IDLE)
+
+
+def node_health(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Health]:
+    """A node is as healthy as the requests it answers: the worst of its inbound edges.
+    A node that only calls out (a gateway, a client) takes the worst of its outbound ones."""
+    inbound: dict[str, list[Edge]] = {}
+    outbound: dict[str, list[Edge]] = {}
+    for e in snapshot.edges:
+        inbound.setdefault(e.destination, []).append(e)
+        outbound.setdefault(e.source, []).append(e)
+    result: dict[str, Health] = {}
+    for node_id in snapshot.nodes:
+        edges = inbound.get(node_id) or outbound.get(node_id) or []
+        result[node_id] = worst(edge_health(e.stats, t) for e in edges)
+    return result

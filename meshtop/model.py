@@ -1,0 +1,264 @@
+"""The data meshtop passes around: workloads, edges and their stats, routes, traces, and
+the immutable `MeshSnapshot` that joins them, with its topology as a networkx graph."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+UNKNOWN = "unknown"
+EXTERNAL = "external"
+SERVICE_PREFIX = "service:"
+
+
+class NodeKind(enum.StrEnum):
+    """What a node in the mesh graph stands for."""
+
+    WORKLOAD = "workload"  # a Deployment, StatefulSet, … with a proxy or without
+    SERVICE = "service"  # a service no workload answered for (no route, no healthy upstream)
+    EXTERNAL = "external"  # a host outside the mesh (ServiceEntry or PassthroughCluster)
+    UNKNOWN = "unknown"  # a peer the proxy could not identify (unmeshed client)
+
+
+class Protocol(enum.StrEnum):
+    HTTP = "http"
+    GRPC = "grpc"
+    TCP = "tcp"
+
+
+class Health(enum.StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    IDLE = "idle"  # no traffic to judge by
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A node of the mesh graph. Identity is `cluster/namespace/name`."""
+
+    cluster: str
+    namespace: str
+    name: str
+    app: str = ""
+    version: str = ""
+    kind: NodeKind = NodeKind.WORKLOAD
+
+    @property
+    def id(self) -> str:
+        return f"{self.cluster}/{self.namespace}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: `namespace/workload`, or the host, or `unknown`."""
+        if self.kind is NodeKind.UNKNOWN:
+            return UNKNOWN
+        if self.kind is NodeKind.EXTERNAL:
+            return self.name
+        return f"{self.namespace}/{self.name}"
+
+    @staticmethod
+    def unknown() -> Workload:
+        return Workload(UNKNOWN, UNKNOWN, UNKNOWN, kind=NodeKind.UNKNOWN)
+
+    @staticmethod
+    def external(host: str) -> Workload:
+        return Workload(EXTERNAL, EXTERNAL, host, app=host, kind=NodeKind.EXTERNAL)
+
+    @staticmethod
+    def service(cluster: str, namespace: str, service: str) -> Workload:
+        """A service that no workload answered for, e.g. requests that ended in `NR`."""
+        return Workload(
+            cluster, namespace, SERVICE_PREFIX + service, app=service, kind=NodeKind.SERVICE
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeStats:
+    """Traffic on one edge over the snapshot's window. Rates are per second; latencies are
+    milliseconds (None where there is no HTTP/gRPC traffic to measure)."""
+
+    protocol: Protocol = Protocol.HTTP
+    rps: float = 0.0
+    error_rate: float = 0.0  # 0..1: HTTP 5xx, gRPC non-OK, no response
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    mtls: float = 0.0  # share 0..1 of traffic on mutual TLS
+    response_codes: Mapping[str, float] = field(default_factory=dict)  # code -> rps
+    response_flags: Mapping[str, float] = field(default_factory=dict)  # Envoy flag -> rps
+    grpc_statuses: Mapping[str, float] = field(default_factory=dict)  # gRPC status -> rps
+    tcp_sent_bps: float = 0.0  # bytes per second, source to destination
+    tcp_received_bps: float = 0.0
+    tcp_connections_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """Calls from one node to another, as seen by the mesh's proxies."""
+
+    source: str  # node id
+    destination: str  # node id
+    stats: EdgeStats
+    service: str = ""  # the destination service host the calls were addressed to
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.destination)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedDestination:
+    host: str
+    subset: str
+    weight: int  # percent for a VirtualService; relative for an HTTPRoute backendRef
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """One rule of a routing resource: its match conditions in words and where it sends."""
+
+    destinations: tuple[WeightedDestination, ...]
+    matches: tuple[str, ...] = ()  # empty: matches everything
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A routing resource as read from the control plane, with the version it was read at,
+    so that a change to it can be detected as a conflict rather than overwritten."""
+
+    kind: str  # "VirtualService" or "HTTPRoute"
+    cluster: str
+    namespace: str
+    name: str
+    hosts: tuple[str, ...]
+    rules: tuple[RouteRule, ...]
+    resource_version: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.cluster}/{self.namespace}/{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    span_id: str
+    parent_id: str | None
+    service: str
+    operation: str
+    start_us: int  # microseconds since the epoch
+    duration_us: int
+    error: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    trace_id: str
+    spans: tuple[Span, ...]
+
+    @property
+    def root(self) -> Span | None:
+        ids = {s.span_id for s in self.spans}
+        roots = [s for s in self.spans if s.parent_id is None or s.parent_id not in ids]
+        return min(roots, key=lambda s: s.start_us) if roots else None
+
+    @property
+    def duration_us(self) -> int:
+        if not self.spans:
+            return 0
+        start = min(s.start_us for s in self.spans)
+        return max(s.start_us + s.duration_us for s in self.spans) - start
+
+    @property
+    def has_error(self) -> bool:
+        return any(s.error for s in self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """Which traces to list: those that touched `service` (and, for an edge, called
+    `peer_service`), optionally only failing ones or slower than `min_duration_ms`."""
+
+    service: str
+    peer_service: str | None = None
+    errors_only: bool = False
+    min_duration_ms: float | None = None
+    limit: int = 20
+
+
+class SourceState(enum.StrEnum):
+    FRESH = "fresh"
+    STALE = "stale"  # the last answer is older than the last attempt, which failed
+    FAILED = "failed"
+    ABSENT = "absent"  # not configured
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    name: str  # e.g. "simulated", "prometheus http://…"
+    state: SourceState
+    checked_at: datetime
+    reason: str = ""
+    duration_ms: float = 0.0
+    fresh_at: datetime | None = None  # when it last answered well
+
+    def age_s(self, now: datetime) -> float | None:
+        """Seconds since the source last answered well, None if it never did."""
+        return None if self.fresh_at is None else (now - self.fresh_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class MeshSnapshot:
+    """Everything a view needs for one refresh. Immutable; the graph is built on first use."""
+
+    generated_at: datetime
+    window_s: float
+    nodes: Mapping[str, Workload]
+    edges: tuple[Edge, ...]
+    routes: tuple[Route, ...]
+    sources: Mapping[str, SourceHealth]  # role ("metrics", "control_plane", "traces") -> health
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The topology: nodes keyed by id with `workload` attributes, edges with `stats`."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from((node_id, {"workload": w}) for node_id, w in self.nodes.items())
+        g.add_edges_from(
+            (e.source, e.destination, {"stats": e.stats, "service": e.service}) for e in self.edges
+        )
+        return g
+
+    def edge(self, source: str, destination: str) -> Edge | None:
+        return self._edges_by_key.get((source, destination))
+
+    @cached_property
+    def _edges_by_key(self) -> dict[tuple[str, str], Edge]:
+        return {e.key: e for e in self.edges}
+
+
+def resolve_node(nodes: Mapping[str, Workload], text: str) -> str:
+    """The id of the node `text` names: a full id `cluster/namespace/workload`, or any
+    unambiguous shorter form (`namespace/workload`, `workload`)."""
+    from meshtop.errors import UsageError
+
+    if text in nodes:
+        return text
+    matches = [node_id for node_id in nodes if node_id.endswith("/" + text)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"no node {text!r} in the mesh; give cluster/namespace/workload")
+    shown = ", ".join(sorted(matches)[:5])
+    raise UsageError(f"{text!r} is ambiguous: it could be {shown}; give more of the id")

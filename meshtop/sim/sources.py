@@ -1,0 +1,206 @@
+"""The simulated mesh behind meshtop's three source protocols. One `Simulation` owns the
+mesh and the clock; its metrics, control plane and traces all see the same weights."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from meshtop.errors import BackendError, UsageError
+from meshtop.model import Edge, Route, Span, Trace, TraceQuery, Workload
+from meshtop.sim.topology import SimMesh, SimWorkload
+from meshtop.sim.traffic import SimEdge, flows, split
+from meshtop.sources.protocols import Traffic
+from meshtop.sources.routing import default_rule
+
+
+class Simulation:
+    def __init__(self, mesh: SimMesh, clock: Callable[[], float] = time.time) -> None:
+        self.mesh = mesh
+        self.clock = clock
+        self.metrics = SimMetrics(self)
+        self.control_plane = SimControlPlane(self)
+        self.traces = SimTraces(self)
+
+    def flows(self) -> list[SimEdge]:
+        return flows(self.mesh, self.clock())
+
+    def route(self, namespace: str, host: str) -> Route:
+        route = self.mesh.routes.get((namespace, host))
+        if route is None:
+            raise UsageError(f"no route for {host} in namespace {namespace}")
+        return route
+
+    def set_weights(self, namespace: str, host: str, weights: Mapping[str, int]) -> Route:
+        """Set the weights of a route's default rule by subset (or backend) name, as an
+        operator's `kubectl apply` would; the resource version moves on."""
+        route = self.route(namespace, host)
+        rule = default_rule(route)
+        if rule is None:
+            raise UsageError(f"route {route.name} has no rule without match conditions")
+        names = {d.subset or d.host for d in rule.destinations}
+        unknown = set(weights) - names
+        if unknown:
+            raise UsageError(
+                f"route {route.name} has no destination {', '.join(sorted(unknown))}; "
+                f"it has {', '.join(sorted(names))}"
+            )
+        new_rule = replace(
+            rule,
+            destinations=tuple(
+                replace(d, weight=weights.get(d.subset or d.host, d.weight))
+                for d in rule.destinations
+            ),
+        )
+        updated = replace(
+            route,
+            rules=tuple(new_rule if r is rule else r for r in route.rules),
+            resource_version=str(int(route.resource_version or "0") + 1),
+        )
+        for key, r in self.mesh.routes.items():
+            if r is route:
+                self.mesh.routes[key] = updated
+        return updated
+
+
+def _node(w: SimWorkload) -> Workload:
+    return w.workload
+
+
+class SimMetrics:
+    """Edge stats straight from the simulation's current flows."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+
+    @property
+    def name(self) -> str:
+        return f"simulated ({self._sim.mesh.name})"
+
+    async def traffic(self, window_s: float) -> Traffic:
+        edges = [
+            Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
+            for e in self._sim.flows()
+        ]
+        nodes = {w.id: w.workload for w in self._sim.mesh.workloads.values()}
+        used = {n for e in edges for n in e.key}
+        return Traffic(nodes=[nodes[n] for n in sorted(used)], edges=edges)
+
+
+class SimControlPlane:
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+
+    @property
+    def name(self) -> str:
+        return f"simulated ({self._sim.mesh.name})"
+
+    async def workloads(self) -> Sequence[Workload]:
+        return [_node(w) for w in self._sim.mesh.workloads.values()]
+
+    async def routes(self) -> Sequence[Route]:
+        return list(dict.fromkeys(self._sim.mesh.routes.values()))
+
+
+MAX_SPANS = 300
+
+
+class SimTraces:
+    """Requests walked through the call graph with the current weights, behaviours and
+    latencies; the last few hundred traces handed out can be fetched again by id."""
+
+    def __init__(self, sim: Simulation, keep: int = 500) -> None:
+        self._sim = sim
+        self._keep = keep
+        self._recent: OrderedDict[str, Trace] = OrderedDict()
+
+    @property
+    def name(self) -> str:
+        return f"simulated ({self._sim.mesh.name})"
+
+    async def find_traces(self, query: TraceQuery) -> Sequence[Trace]:
+        now = self._sim.clock()
+        found: list[Trace] = []
+        for i in range(400):
+            trace = self._walk(random.Random(f"{int(now)}:{i}"), now - i * 0.05)
+            if not _matches(trace, query):
+                continue
+            found.append(trace)
+            self._remember(trace)
+            if len(found) >= query.limit:
+                break
+        return found
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        trace = self._recent.get(trace_id.lower())
+        if trace is None:
+            raise BackendError(f"trace {trace_id} not found in the simulated mesh")
+        return trace
+
+    def _remember(self, trace: Trace) -> None:
+        self._recent[trace.trace_id] = trace
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
+
+    def _walk(self, rng: random.Random, at: float) -> Trace:
+        mesh = self._sim.mesh
+        roots = list(mesh.roots)
+        root = rng.choices(roots, weights=[mesh.roots[r] for r in roots])[0]
+        trace_id = f"{rng.getrandbits(128):032x}"
+        spans: list[Span] = []
+
+        def visit(wid: str, parent: str | None, start_us: int, operation: str) -> int:
+            w = mesh.workloads[wid]
+            span_id = f"{rng.getrandbits(64):016x}"
+            b = w.behaviour
+            own = b.median_ms * math.exp(rng.gauss(0, b.sigma)) * 1000
+            cursor = start_us + int(own * 0.3)
+            error = rng.random() < b.error_rate
+            index = len(spans)
+            spans.append(Span(span_id, parent, w.workload.app or w.workload.name, operation, 0, 0))
+            for call in mesh.calls_by_caller[wid]:
+                n = int(call.per_request) + (rng.random() < call.per_request % 1)
+                for _ in range(n):
+                    options = split(mesh, call)
+                    if not options or len(spans) >= MAX_SPANS:
+                        continue
+                    target = rng.choices([t for t, _ in options], [s for _, s in options])[0]
+                    op = f"{mesh.service_fqdn(call.namespace, call.service)}:9080/*"
+                    cursor = visit(target, span_id, cursor, op)
+            end = cursor + int(own * 0.7)
+            spans[index] = Span(
+                span_id,
+                parent,
+                spans[index].service,
+                operation,
+                start_us,
+                end - start_us,
+                error,
+                {"node_id": wid, "istio.canonical_revision": w.workload.version or "latest"},
+            )
+            return end
+
+        visit(root, None, int(at * 1_000_000), "ingress")
+        return Trace(trace_id, tuple(spans))
+
+
+def _matches(trace: Trace, query: TraceQuery) -> bool:
+    services = {s.service for s in trace.spans}
+    if query.service not in services:
+        return False
+    if query.peer_service is not None:
+        by_id = {s.span_id: s for s in trace.spans}
+        if not any(
+            s.service == query.peer_service
+            and s.parent_id in by_id
+            and by_id[s.parent_id].service == query.service
+            for s in trace.spans
+        ):
+            return False
+    if query.errors_only and not trace.has_error:
+        return False
+    return query.min_duration_ms is None or trace.duration_us >= query.min_duration_ms * 1000

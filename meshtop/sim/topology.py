@@ -1,0 +1,409 @@
+"""The simulated mesh's static shape: workloads with their behaviour, who calls whom, and
+the routing. `bookinfo()` loads Istio's real Bookinfo manifests; `generated()` builds a
+larger, deterministic mesh for scale work."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from meshtop.model import NodeKind, Protocol, Route, Workload
+from meshtop.sources.routing import route_from_virtual_service
+
+CLUSTER = "Kubernetes"  # Istio's default cluster name
+TRUST_DOMAIN = "cluster.local"
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """How a workload answers: its own processing time (log-normal, median and shape) and
+    the share of requests it fails (5xx, or a non-OK gRPC status) or rejects (4xx)."""
+
+    median_ms: float = 5.0
+    sigma: float = 0.4
+    error_rate: float = 0.0
+    client_error_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimWorkload:
+    workload: Workload
+    service: str  # the service it backs ("" for clients and gateways)
+    behaviour: Behaviour = Behaviour()
+    sidecar: bool = True
+    service_account: str = "default"
+
+    @property
+    def id(self) -> str:
+        return self.workload.id
+
+    @property
+    def principal(self) -> str:
+        w = self.workload
+        return f"spiffe://{TRUST_DOMAIN}/ns/{w.namespace}/sa/{self.service_account}"
+
+
+@dataclass(frozen=True, slots=True)
+class SimCall:
+    """Each request `caller` serves makes `per_request` calls to a service."""
+
+    caller: str  # workload id
+    namespace: str  # of the called service
+    service: str  # short name of the called service
+    per_request: float = 1.0
+    protocol: Protocol = Protocol.HTTP
+    # TCP only: bytes per connection each way.
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+@dataclass
+class SimMesh:
+    """Mutable only through the routes (the simulator's control plane writes them)."""
+
+    name: str
+    workloads: dict[str, SimWorkload]
+    services: dict[tuple[str, str], list[str]]  # (namespace, service) -> workload ids
+    calls: list[SimCall]
+    roots: dict[str, float]  # workload id -> requests/s it starts (gateways, clients)
+    routes: dict[tuple[str, str], Route]  # (namespace, host) -> route
+    subsets: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
+    external_hosts: frozenset[str] = frozenset()
+
+    @cached_property
+    def calls_by_caller(self) -> dict[str, list[SimCall]]:
+        by_caller: dict[str, list[SimCall]] = {w: [] for w in self.workloads}
+        for call in self.calls:
+            by_caller[call.caller].append(call)
+        return by_caller
+
+    @cached_property
+    def call_order(self) -> list[str]:
+        """Workload ids, every caller before what it may call (the call graph is a DAG)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.workloads)
+        g.add_edges_from(
+            (c.caller, target)
+            for c in self.calls
+            for target in self.services.get((c.namespace, c.service), ())
+        )
+        return list(nx.topological_sort(g))
+
+    def service_fqdn(self, namespace: str, service: str) -> str:
+        if service in self.external_hosts:
+            return service
+        return f"{service}.{namespace}.svc.{TRUST_DOMAIN}"
+
+
+def _load_manifests(name: str) -> list[dict[str, Any]]:
+    text = resources.files("meshtop.sim").joinpath("bookinfo").joinpath(name).read_text("utf-8")
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+BOOKINFO_NAMESPACE = "bookinfo"
+BOOKINFO_BEHAVIOUR = {
+    "productpage-v1": Behaviour(median_ms=9.0, sigma=0.5, client_error_rate=0.01),
+    "details-v1": Behaviour(median_ms=2.0, sigma=0.35),
+    "reviews-v1": Behaviour(median_ms=5.0, sigma=0.4),
+    "reviews-v2": Behaviour(median_ms=6.0, sigma=0.45),
+    # The poor canary: slow and failing often.
+    "reviews-v3": Behaviour(median_ms=28.0, sigma=0.8, error_rate=0.12),
+    "ratings-v1": Behaviour(median_ms=2.5, sigma=0.35),
+}
+BOOKINFO_ROUTE_FILES = ("virtual-service-all-v1.yaml", "virtual-service-reviews-canary.yaml")
+GOOGLEAPIS = "www.googleapis.com"
+
+
+def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
+    """Istio's Bookinfo from its real manifests, behind the ingress gateway, plus what a
+    real installation shows beside it: an unmeshed client calling productpage in plain
+    text, and details reaching Google's book API over TCP outside the mesh."""
+    ns = BOOKINFO_NAMESPACE
+    workloads: dict[str, SimWorkload] = {}
+    services: dict[tuple[str, str], list[str]] = {}
+    selectors: dict[str, str] = {}
+    for doc in _load_manifests("bookinfo.yaml"):
+        meta = doc["metadata"]
+        if doc["kind"] == "Service":
+            selectors[meta["name"]] = doc["spec"]["selector"]["app"]
+        elif doc["kind"] == "Deployment":
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            wl = Workload(CLUSTER, ns, meta["name"], labels["app"], labels.get("version", ""))
+            workloads[wl.id] = SimWorkload(
+                wl,
+                service=labels["app"],
+                behaviour=BOOKINFO_BEHAVIOUR.get(meta["name"], Behaviour()),
+                service_account=doc["spec"]["template"]["spec"].get(
+                    "serviceAccountName", "default"
+                ),
+            )
+    for service, app in selectors.items():
+        services[(ns, service)] = [w.id for w in workloads.values() if w.workload.app == app]
+
+    gateway = SimWorkload(
+        Workload(CLUSTER, "istio-system", "istio-ingressgateway", "istio-ingressgateway"),
+        service="",
+        behaviour=Behaviour(median_ms=0.6, sigma=0.3),
+        service_account="istio-ingressgateway-service-account",
+    )
+    client = SimWorkload(Workload.unknown(), service="", sidecar=False)
+    google = SimWorkload(Workload.external(GOOGLEAPIS), service=GOOGLEAPIS, sidecar=False)
+    for extra in (gateway, client, google):
+        workloads[extra.id] = extra
+    services[(ns, GOOGLEAPIS)] = [google.id]
+
+    def wid(name: str) -> str:
+        return Workload(CLUSTER, ns, name).id
+
+    # Who calls whom is the application's code, not its manifests: productpage asks
+    # details and reviews for every page; reviews v2 and v3 ask ratings, v1 does not.
+    calls = [
+        SimCall(gateway.id, ns, "productpage"),
+        SimCall(client.id, ns, "productpage"),
+        SimCall(wid("productpage-v1"), ns, "details"),
+        SimCall(wid("productpage-v1"), ns, "reviews"),
+        SimCall(wid("reviews-v2"), ns, "ratings"),
+        SimCall(wid("reviews-v3"), ns, "ratings"),
+        SimCall(
+            wid("details-v1"),
+            ns,
+            GOOGLEAPIS,
+            per_request=0.2,
+            protocol=Protocol.TCP,
+            bytes_sent=850,
+            bytes_received=5200,
+        ),
+    ]
+
+    subsets: dict[tuple[str, str, str], dict[str, str]] = {}
+    for doc in _load_manifests("destination-rule-all-mtls.yaml"):
+        host = doc["spec"]["host"]
+        for subset in doc["spec"].get("subsets") or []:
+            subsets[(ns, host, subset["name"])] = dict(subset["labels"])
+
+    routes: dict[tuple[str, str], Route] = {}
+    for filename in BOOKINFO_ROUTE_FILES:
+        for doc in _load_manifests(filename):
+            if doc["kind"] != "VirtualService":
+                continue
+            doc["metadata"]["resourceVersion"] = "1"
+            route = route_from_virtual_service(doc, CLUSTER, ns)
+            for host in route.hosts:
+                routes[(ns, host)] = route
+    return SimMesh(
+        name="bookinfo",
+        workloads=workloads,
+        services=services,
+        calls=calls,
+        roots={gateway.id: ingress_rps, client.id: 1.0},
+        routes=routes,
+        subsets=subsets,
+        external_hosts=frozenset({GOOGLEAPIS}),
+    )
+
+
+_NAMESPACE_NAMES = (
+    "storefront", "catalog", "search", "orders", "payments", "identity", "shipping",
+    "inventory", "pricing", "reviews", "ads", "notifications", "analytics", "media",
+    "accounts", "fraud", "loyalty", "support", "recommend", "billing",
+)  # fmt: skip
+_SERVICE_WORDS = (
+    "api", "gateway", "frontend", "web", "edge", "profile", "session", "cart", "checkout",
+    "quote", "ledger", "index", "query", "rank", "feed", "events", "worker", "scheduler",
+    "resolver", "router", "auth", "token", "policy", "audit", "export", "import", "sync",
+    "render", "thumbs", "mailer", "sms", "push", "geo", "tax", "fx", "stock", "reserve",
+)  # fmt: skip
+_STORE_WORDS = ("db", "cache", "store", "queue", "kv")
+
+# Share of services per layer, top (edge) to bottom (data stores).
+_LAYERS = (0.06, 0.16, 0.34, 0.29, 0.15)
+
+
+def generated(services: int, seed: int = 1, ingress_rps: float = 2000.0) -> SimMesh:
+    """A realistic mesh of `services` services: several namespaces, a layered call graph
+    with fan-out (callers call lower layers, mostly in their own namespace), gRPC between
+    the middle layers, TCP to data stores, a few canaries split by a VirtualService, one
+    ingress gateway, an unmeshed client and two external hosts. Same seed, same mesh."""
+    if services < 1:
+        raise ValueError("a mesh needs at least one service")
+    rng = random.Random(seed)
+    n_namespaces = max(1, min(len(_NAMESPACE_NAMES) * 4, math.ceil(services / 40)))
+    namespaces = [
+        _NAMESPACE_NAMES[i % len(_NAMESPACE_NAMES)] + ("" if i < len(_NAMESPACE_NAMES) else f"-{i}")
+        for i in range(n_namespaces)
+    ]
+    shares = _LAYERS[: min(len(_LAYERS), services)]
+    counts = [max(1, int(services * share / sum(shares))) for share in shares]
+    counts[counts.index(max(counts))] += services - sum(
+        counts
+    )  # the largest layer absorbs rounding
+
+    workloads: dict[str, SimWorkload] = {}
+    svc_index: dict[tuple[str, str], list[str]] = {}
+    layers: list[list[tuple[str, str]]] = []
+    used: set[tuple[str, str]] = set()
+    for layer, count in enumerate(counts):
+        members: list[tuple[str, str]] = []
+        for _ in range(count):
+            ns = rng.choice(namespaces)
+            words = _STORE_WORDS if layer == len(counts) - 1 else _SERVICE_WORDS
+            base = f"{ns.split('-')[0]}-{rng.choice(words)}"
+            name, k = base, 2
+            while (ns, name) in used:
+                name, k = f"{base}-{k}", k + 1
+            used.add((ns, name))
+            members.append((ns, name))
+        layers.append(members)
+
+    routes: dict[tuple[str, str], Route] = {}
+    subsets: dict[tuple[str, str, str], dict[str, str]] = {}
+    for layer, members in enumerate(layers):
+        store = layer == len(layers) - 1
+        for ns, name in members:
+            canary = 0 < layer < len(layers) - 1 and rng.random() < 0.04
+            versions = ["v1", "v2"] if canary else ["v1"]
+            if canary and rng.random() < 0.25:
+                versions.append("v3")
+            ids = []
+            for v in versions:
+                bad = canary and v != "v1" and rng.random() < 0.5
+                behaviour = Behaviour(
+                    median_ms=rng.uniform(0.5, 3.0) if store else rng.uniform(1.5, 25.0),
+                    sigma=rng.uniform(0.25, 0.7),
+                    error_rate=(
+                        rng.uniform(0.03, 0.2)
+                        if bad
+                        else (rng.uniform(0.0005, 0.02) if rng.random() < 0.08 else 0.0)
+                    ),
+                    client_error_rate=rng.uniform(0.0, 0.05) if layer <= 1 else 0.0,
+                )
+                wl = Workload(CLUSTER, ns, f"{name}-{v}", name, v)
+                workloads[wl.id] = SimWorkload(wl, name, behaviour, service_account=name)
+                ids.append(wl.id)
+            svc_index[(ns, name)] = ids
+            if canary:
+                weights = [90, 10] if len(versions) == 2 else [80, 15, 5]
+                routes[(ns, name)] = _canary_route(ns, name, versions, weights)
+                for v in versions:
+                    subsets[(ns, name, v)] = {"version": v}
+
+    layer_of = {s: i for i, members in enumerate(layers) for s in members}
+    calls: list[SimCall] = []
+    for layer, members in enumerate(layers[:-1]):
+        below = [s for lower in layers[layer + 1 :] for s in lower]
+        next_layer = layers[layer + 1]
+        for ns, name in members:
+            fan_out = rng.randint(1, 4)
+            same_ns = [s for s in next_layer if s[0] == ns]
+            targets: set[tuple[str, str]] = set()
+            for _ in range(fan_out):
+                pool = same_ns if same_ns and rng.random() < 0.7 else next_layer
+                if rng.random() < 0.2:
+                    pool = below
+                targets.add(rng.choice(pool))
+            for target in sorted(targets):
+                tcp = layer_of[target] == len(layers) - 1
+                grpc = not tcp and layer >= 1 and rng.random() < 0.25
+                for caller in svc_index[(ns, name)]:
+                    calls.append(
+                        SimCall(
+                            caller,
+                            target[0],
+                            target[1],
+                            per_request=round(rng.uniform(0.3, 1.5), 2),
+                            protocol=Protocol.TCP
+                            if tcp
+                            else (Protocol.GRPC if grpc else Protocol.HTTP),
+                            bytes_sent=rng.randint(200, 2000) if tcp else 0,
+                            bytes_received=rng.randint(500, 20000) if tcp else 0,
+                        )
+                    )
+
+    # Nobody deploys a service nothing calls: give each orphan a caller one layer up.
+    called = {(c.namespace, c.service) for c in calls}
+    for layer, members in enumerate(layers[1:], start=1):
+        for target in members:
+            if target in called:
+                continue
+            above = layers[layer - 1]
+            same_ns = [s for s in above if s[0] == target[0]]
+            ns, name = rng.choice(same_ns or above)
+            tcp = layer == len(layers) - 1
+            for caller in svc_index[(ns, name)]:
+                calls.append(
+                    SimCall(
+                        caller,
+                        *target,
+                        per_request=round(rng.uniform(0.3, 1.5), 2),
+                        protocol=Protocol.TCP if tcp else Protocol.HTTP,
+                        bytes_sent=rng.randint(200, 2000) if tcp else 0,
+                        bytes_received=rng.randint(500, 20000) if tcp else 0,
+                    )
+                )
+
+    gateway = SimWorkload(
+        Workload(CLUSTER, "istio-system", "istio-ingressgateway", "istio-ingressgateway"),
+        service="",
+        behaviour=Behaviour(median_ms=0.6, sigma=0.3),
+        service_account="istio-ingressgateway-service-account",
+    )
+    client = SimWorkload(Workload.unknown(), service="", sidecar=False)
+    workloads[gateway.id] = gateway
+    workloads[client.id] = client
+    for ns, name in layers[0]:
+        calls.append(SimCall(gateway.id, ns, name))
+    calls.append(SimCall(client.id, *layers[0][0]))
+
+    externals = ("api.stripe.com", "hooks.slack.com")
+    for host in externals:
+        ext = SimWorkload(Workload.external(host), host, sidecar=False)
+        workloads[ext.id] = ext
+        ns, name = rng.choice(layers[min(2, len(layers) - 2)])
+        svc_index[(ns, host)] = [ext.id]
+        for caller in svc_index[(ns, name)]:
+            calls.append(
+                SimCall(caller, ns, host, 0.05, Protocol.TCP, bytes_sent=900, bytes_received=3000)
+            )
+
+    return SimMesh(
+        name=f"generated-{services}-seed{seed}",
+        workloads=workloads,
+        services=svc_index,
+        calls=calls,
+        roots={gateway.id: ingress_rps, client.id: ingress_rps * 0.01},
+        routes=routes,
+        subsets=subsets,
+        external_hosts=frozenset(externals),
+    )
+
+
+def _canary_route(namespace: str, service: str, versions: list[str], weights: list[int]) -> Route:
+    doc = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": service, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "hosts": [service],
+            "http": [
+                {
+                    "route": [
+                        {"destination": {"host": service, "subset": v}, "weight": w}
+                        for v, w in zip(versions, weights, strict=True)
+                    ]
+                }
+            ],
+        },
+    }
+    return route_from_virtual_service(doc, CLUSTER, namespace)
+
+
+def is_meshed(w: SimWorkload) -> bool:
+    return w.sidecar and w.workload.kind is NodeKind.WORKLOAD

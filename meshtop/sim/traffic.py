@@ -1,0 +1,245 @@
+"""The simulated mesh's traffic at a moment: requests flow from the roots down the call
+graph, split by the current route weights, so a weight change moves rates, errors and
+latencies at once. Latency on an edge is log-normal around the callee's own time plus
+what it waits for downstream."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+from meshtop.model import EdgeStats, Protocol
+from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
+from meshtop.sources.routing import default_rule
+
+# z-scores of the standard normal at the quantiles meshtop reports.
+Z = {0.5: 0.0, 0.95: 1.6448536, 0.99: 2.3263479}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One kind of answer on an edge, as Istio labels it, and its rate."""
+
+    code: str  # HTTP response code
+    flags: str  # Envoy response flags, "-" for none
+    grpc_status: str  # "" for plain HTTP
+    rps: float
+
+    @property
+    def is_error(self) -> bool:
+        if self.grpc_status:
+            return self.grpc_status != "0"
+        return self.code.startswith("5") or self.code == "0"
+
+
+@dataclass(frozen=True, slots=True)
+class SimEdge:
+    source: SimWorkload
+    destination: SimWorkload
+    service_namespace: str
+    service_name: str
+    service_fqdn: str
+    protocol: Protocol
+    rate: float  # requests/s, or TCP connections/s
+    outcomes: tuple[Outcome, ...]
+    median_ms: float
+    sigma: float
+    bytes_sent_ps: float = 0.0
+    bytes_received_ps: float = 0.0
+
+    @property
+    def mtls(self) -> bool:
+        return self.source.sidecar and self.destination.sidecar
+
+    @property
+    def reporters(self) -> tuple[str, ...]:
+        """Which proxies report this edge: both for sidecar to sidecar, only the client's
+        for a destination without a proxy, only the server's for an unmeshed client."""
+        out = []
+        if self.source.sidecar:
+            out.append("source")
+        if self.destination.sidecar:
+            out.append("destination")
+        return tuple(out)
+
+    def quantile_ms(self, q: float) -> float:
+        return self.median_ms * math.exp(Z[q] * self.sigma)
+
+    def cdf(self, ms: float) -> float:
+        """Share of requests answered within `ms` milliseconds."""
+        if ms <= 0:
+            return 0.0
+        z = (math.log(ms) - math.log(self.median_ms)) / self.sigma
+        return 0.5 * math.erfc(-z / math.sqrt(2))
+
+    def stats(self) -> EdgeStats:
+        if self.protocol is Protocol.TCP:
+            return EdgeStats(
+                protocol=Protocol.TCP,
+                mtls=1.0 if self.mtls else 0.0,
+                tcp_sent_bps=self.bytes_sent_ps,
+                tcp_received_bps=self.bytes_received_ps,
+                tcp_connections_per_s=self.rate,
+            )
+        codes: dict[str, float] = defaultdict(float)
+        flags: dict[str, float] = defaultdict(float)
+        grpc: dict[str, float] = defaultdict(float)
+        errors = 0.0
+        for o in self.outcomes:
+            codes[o.code] += o.rps
+            if o.flags != "-":
+                flags[o.flags] += o.rps
+            if o.grpc_status:
+                grpc[o.grpc_status] += o.rps
+            if o.is_error:
+                errors += o.rps
+        return EdgeStats(
+            protocol=self.protocol,
+            rps=self.rate,
+            error_rate=errors / self.rate if self.rate else 0.0,
+            p50_ms=self.quantile_ms(0.5),
+            p95_ms=self.quantile_ms(0.95),
+            p99_ms=self.quantile_ms(0.99),
+            mtls=1.0 if self.mtls else 0.0,
+            response_codes=dict(codes),
+            response_flags=dict(flags),
+            grpc_statuses=dict(grpc),
+        )
+
+
+def wave(key: str, t: float, amplitude: float) -> float:
+    """A factor near 1 that drifts slowly and wobbles a little, the same for the same
+    key and time: live-looking numbers that tests can still pin down."""
+    h = zlib.crc32(key.encode())
+    slow = math.sin(2 * math.pi * t / 240.0 + (h % 6283) / 1000.0)
+    noise = (zlib.crc32(f"{h}:{int(t // 10)}".encode()) / 0xFFFFFFFF - 0.5) * 2.0
+    return 1.0 + amplitude * (0.7 * slow + 0.3 * noise)
+
+
+def split(mesh: SimMesh, call: SimCall) -> list[tuple[str, float]]:
+    """Where a call's traffic goes: (workload id, share), by the route's default rule
+    when the service has a route, else evenly over the service's workloads."""
+    targets = mesh.services.get((call.namespace, call.service), [])
+    route = mesh.routes.get((call.namespace, call.service))
+    rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
+    if rule is None:
+        return [(t, 1.0 / len(targets)) for t in targets]
+    total = sum(d.weight for d in rule.destinations)
+    if total <= 0:
+        return []
+    shares: list[tuple[str, float]] = []
+    for d in rule.destinations:
+        labels = mesh.subsets.get((call.namespace, d.host, d.subset), {})
+        pool = mesh.services.get((call.namespace, d.host), [])
+        matched = [
+            t
+            for t in pool
+            if all(
+                {
+                    "version": mesh.workloads[t].workload.version,
+                    "app": mesh.workloads[t].workload.app,
+                }.get(k)
+                == v
+                for k, v in labels.items()
+            )
+        ]
+        shares.extend((t, d.weight / total / len(matched)) for t in matched)
+    return shares
+
+
+def _outcomes(
+    call: SimCall, dest: SimWorkload, rate: float, key: str, t: float
+) -> tuple[Outcome, ...]:
+    b = dest.behaviour
+    err = min(1.0, b.error_rate * wave(key + "/err", t, 0.3)) if b.error_rate else 0.0
+    if call.protocol is Protocol.GRPC:
+        return tuple(
+            o
+            for o in (
+                Outcome("200", "-", "0", rate * (1 - err)),
+                Outcome("200", "-", "14", rate * err * 0.7),  # UNAVAILABLE
+                Outcome("200", "-", "2", rate * err * 0.3),  # UNKNOWN
+            )
+            if o.rps > 0
+        )
+    rejected = b.client_error_rate
+    return tuple(
+        o
+        for o in (
+            Outcome("200", "-", "", rate * (1 - err - rejected)),
+            Outcome("500", "-", "", rate * err * 0.7),
+            Outcome("503", "URX", "", rate * err * 0.3),
+            Outcome("404", "-", "", rate * rejected),
+        )
+        if o.rps > 0
+    )
+
+
+def flows(mesh: SimMesh, t: float) -> list[SimEdge]:
+    """Every edge carrying traffic at time `t` (seconds since the epoch)."""
+    inbound: dict[str, float] = defaultdict(float)
+    for root, rps in mesh.roots.items():
+        inbound[root] += rps * wave(root, t, 0.08)
+    by_caller = mesh.calls_by_caller
+    order = mesh.call_order
+    routed: list[tuple[SimCall, str, float]] = []
+    for wid in order:
+        served = inbound.get(wid, 0.0)
+        if served <= 0:
+            continue
+        for call in by_caller[wid]:
+            rate = served * call.per_request
+            for target, share in split(mesh, call):
+                r = rate * share * wave(f"{wid}>{target}", t, 0.05)
+                if r > 0:
+                    inbound[target] += r
+                    routed.append((call, target, r))
+
+    return _edges(mesh, routed, inbound, t)
+
+
+def _edges(
+    mesh: SimMesh,
+    routed: list[tuple[SimCall, str, float]],
+    inbound: dict[str, float],
+    t: float,
+) -> list[SimEdge]:
+    # A workload's answer takes its own time plus what it waits for downstream: walk
+    # callees before callers, adding each callee's median, weighted by calls per request.
+    by_caller: dict[str, list[tuple[SimCall, str, float]]] = defaultdict(list)
+    for item in routed:
+        by_caller[item[0].caller].append(item)
+    median: dict[str, float] = {}
+    for wid in reversed(mesh.call_order):
+        total = mesh.workloads[wid].behaviour.median_ms
+        served = inbound.get(wid, 0.0)
+        for call, target, r in by_caller.get(wid, ()):
+            if call.protocol is not Protocol.TCP and served > 0:
+                total += r / served * median[target]
+        median[wid] = total
+
+    edges: list[SimEdge] = []
+    for call, target, r in routed:
+        source = mesh.workloads[call.caller]
+        dest = mesh.workloads[target]
+        key = f"{call.caller}>{target}"
+        tcp = call.protocol is Protocol.TCP
+        edges.append(
+            SimEdge(
+                source=source,
+                destination=dest,
+                service_namespace=call.namespace,
+                service_name=call.service,
+                service_fqdn=mesh.service_fqdn(call.namespace, call.service),
+                protocol=call.protocol,
+                rate=r,
+                outcomes=() if tcp else _outcomes(call, dest, r, key, t),
+                median_ms=median[target],
+                sigma=dest.behaviour.sigma,
+                bytes_sent_ps=r * call.bytes_sent,
+                bytes_received_ps=r * call.bytes_received,
+            )
+        )
+    return edges

@@ -1,0 +1,1 @@
+"""Adapters to the systems meshtop reads: control plane, metrics and traces."""

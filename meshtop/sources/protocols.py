@@ -1,0 +1,54 @@
+"""The three small protocols every source implements, real or simulated. Views and
+`mesh.refresh()` only ever talk to these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from meshtop.model import Edge, Route, Trace, TraceQuery, Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """What a metrics source answers for one window: the edges and the nodes they join."""
+
+    nodes: Sequence[Workload]
+    edges: Sequence[Edge]
+
+
+class MetricsSource(Protocol):
+    """Per-edge traffic over a window, from a metrics backend."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def traffic(self, window_s: float) -> Traffic:
+        """Every edge with traffic in the last `window_s` seconds, with its stats, and the
+        nodes at their ends. Raises `BackendError` when the backend cannot answer."""
+        ...
+
+
+class ControlPlane(Protocol):
+    """Workloads and routing rules, from the control plane."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def workloads(self) -> Sequence[Workload]: ...
+
+    async def routes(self) -> Sequence[Route]: ...
+
+
+class TraceSource(Protocol):
+    """Individual requests, from a trace backend."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def find_traces(self, query: TraceQuery) -> Sequence[Trace]: ...
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        """Raises `BackendError` when the trace is unknown or the backend cannot answer."""
+        ...

@@ -1,0 +1,130 @@
+"""Turns Istio `VirtualService` and Gateway API `HTTPRoute` objects (as the Kubernetes API
+serves them, or as YAML manifests hold them) into `Route`s, match conditions in words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from meshtop.errors import UsageError
+from meshtop.model import Route, RouteRule, WeightedDestination
+
+_OPS = {"exact": "=", "prefix": "^=", "regex": "~"}
+
+
+def _condition(field: str, spec: Any) -> str:
+    """`{"exact": "jason"}` under `headers.end-user` becomes `header end-user = jason`."""
+    if isinstance(spec, Mapping):
+        for op, symbol in _OPS.items():
+            if op in spec:
+                return f"{field} {symbol} {spec[op]}"
+    return f"{field} = {spec}"
+
+
+def _describe_istio_match(match: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for key, value in match.items():
+        if key in ("headers", "queryParams", "withoutHeaders") and isinstance(value, Mapping):
+            word = {"headers": "header", "queryParams": "query", "withoutHeaders": "no header"}
+            parts.extend(_condition(f"{word[key]} {name}", v) for name, v in value.items())
+        elif key == "sourceLabels" and isinstance(value, Mapping):
+            parts.extend(f"source {k} = {v}" for k, v in value.items())
+        elif key in ("uri", "scheme", "method", "authority"):
+            parts.append(_condition(key, value))
+        elif key == "name":
+            continue
+        else:
+            parts.append(f"{key} = {value}")
+    return " and ".join(parts)
+
+
+def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    if not name:
+        raise UsageError(f"{obj.get('kind', 'resource')} without metadata.name")
+    return str(name), str(meta.get("namespace", "")), str(meta.get("resourceVersion", ""))
+
+
+def route_from_virtual_service(
+    obj: Mapping[str, Any], cluster: str, default_namespace: str
+) -> Route:
+    name, namespace, version = _metadata(obj)
+    spec = obj.get("spec") or {}
+    rules: list[RouteRule] = []
+    for http in spec.get("http") or []:
+        destinations = tuple(
+            WeightedDestination(
+                host=str(d["destination"]["host"]),
+                subset=str(d["destination"].get("subset", "")),
+                # A single destination without a weight takes all traffic.
+                weight=int(d.get("weight", 100 if len(http["route"]) == 1 else 0)),
+                port=(d["destination"].get("port") or {}).get("number"),
+            )
+            for d in http.get("route") or []
+        )
+        matches = tuple(_describe_istio_match(m) for m in http.get("match") or [])
+        rules.append(RouteRule(destinations, matches, str(http.get("name", ""))))
+    return Route(
+        kind="VirtualService",
+        cluster=cluster,
+        namespace=namespace or default_namespace,
+        name=name,
+        hosts=tuple(str(h) for h in spec.get("hosts") or []),
+        rules=tuple(rules),
+        resource_version=version,
+    )
+
+
+def _describe_gateway_match(match: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    path = match.get("path")
+    if path:
+        path_ops = {"Exact": "=", "PathPrefix": "^=", "RegularExpression": "~"}
+        op = path_ops.get(path.get("type", "PathPrefix"), "^=")
+        parts.append(f"uri {op} {path.get('value', '/')}")
+    for kind, word in (("headers", "header"), ("queryParams", "query")):
+        for h in match.get(kind) or []:
+            op = "~" if h.get("type") == "RegularExpression" else "="
+            parts.append(f"{word} {h['name']} {op} {h['value']}")
+    if "method" in match:
+        parts.append(f"method = {match['method']}")
+    return " and ".join(parts)
+
+
+def route_from_httproute(obj: Mapping[str, Any], cluster: str, default_namespace: str) -> Route:
+    name, namespace, version = _metadata(obj)
+    spec = obj.get("spec") or {}
+    rules: list[RouteRule] = []
+    for rule in spec.get("rules") or []:
+        destinations = tuple(
+            WeightedDestination(
+                host=str(ref["name"]),
+                subset="",
+                weight=int(ref.get("weight", 1)),  # Gateway API's default weight is 1
+                port=ref.get("port"),
+            )
+            for ref in rule.get("backendRefs") or []
+        )
+        matches = tuple(_describe_gateway_match(m) for m in rule.get("matches") or [])
+        rules.append(RouteRule(destinations, matches, str(rule.get("name", ""))))
+    hosts = tuple(
+        str(p["name"]) for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"
+    ) or tuple(str(h) for h in spec.get("hostnames") or [])
+    return Route(
+        kind="HTTPRoute",
+        cluster=cluster,
+        namespace=namespace or default_namespace,
+        name=name,
+        hosts=hosts,
+        rules=tuple(rules),
+        resource_version=version,
+    )
+
+
+def default_rule(route: Route) -> RouteRule | None:
+    """The rule that takes traffic no match condition picks: the first without matches."""
+    for rule in route.rules:
+        if not rule.matches:
+            return rule
+    return None

@@ -1,0 +1,2 @@
+"""The Textual console: live views over mesh snapshots.
+Nothing outside this package imports Textual."""

@@ -1,0 +1,149 @@
+"""The console. A refresh runs in a thread worker; only when it has finished does the UI
+draw the snapshot and schedule the next one, so refreshes never overlap and a slow
+backend never freezes the keyboard. Refreshing pauses while a dialog is open."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from meshtop.config import Settings
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot
+from meshtop.sources.protocols import ControlPlane, MetricsSource
+from meshtop.tui.screens.help import HelpScreen
+from meshtop.tui.widgets.edge_table import EdgeTable
+from meshtop.tui.widgets.status import StatusLine, problems
+
+
+@dataclass
+class SnapshotReady(Message):
+    snapshot: MeshSnapshot
+
+
+class MeshtopApp(App[None]):
+    TITLE = "meshtop"
+    CSS_PATH = "meshtop.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("r", "refresh_now", "refresh"),
+        Binding("p", "toggle_pause", "pause"),
+        Binding("s", "cycle_sort", "sort"),
+    ]
+
+    def __init__(
+        self,
+        metrics: MetricsSource,
+        control_plane: ControlPlane | None = None,
+        *,
+        settings: Settings | None = None,
+        simulated: bool = False,
+    ) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.control_plane = control_plane
+        self.settings = settings or Settings()
+        self.simulated = simulated
+        self.snapshot: MeshSnapshot | None = None
+        self.paused = False
+        self._next: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="")
+        yield StatusLine("connecting…", id="status")
+        yield Static("", id="notice")
+        yield EdgeTable(id="edges")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.metrics.name
+        self.poll()
+
+    # -- refreshing ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def poll(self) -> None:
+        snapshot = asyncio.run(
+            refresh(
+                self.metrics,
+                self.control_plane,
+                window_s=self.settings.window_s,
+                timeout_s=self.settings.timeout_s,
+                previous=self.snapshot,
+            )
+        )
+        self.post_message(SnapshotReady(snapshot))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.snapshot = message.snapshot
+        self.query_one(EdgeTable).show(message.snapshot)
+        self._show_status()
+        self._schedule()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # A bug in a refresh must not take the console down: say so and try again later.
+        if event.worker.group == "refresh" and event.state is WorkerState.ERROR:
+            self._notice(f"refresh failed: {event.worker.error}")
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._next is not None:
+            self._next.stop()
+        if not self.is_headless and not sys.stdin.isatty():
+            self.exit(message="meshtop: the terminal went away")  # SSH dropped: stop polling
+            return
+        self._next = self.set_timer(self.settings.refresh_s, self._tick)
+
+    def _tick(self) -> None:
+        if self.paused or len(self.screen_stack) > 1:
+            self._schedule()  # a dialog is open or the user paused: look again later
+            return
+        self.poll()
+
+    # -- drawing ------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        if self.snapshot is None:
+            return
+        self.query_one(StatusLine).show(
+            self.snapshot,
+            simulated=self.simulated,
+            paused=self.paused,
+            sort_name=self.query_one(EdgeTable).sort_name,
+        )
+        self._notice("\n".join(problems(self.snapshot)))
+
+    def _notice(self, text: str) -> None:
+        notice = self.query_one("#notice", Static)
+        notice.update(text)
+        notice.set_class(bool(text), "shown")
+
+    # -- actions ------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_refresh_now(self) -> None:
+        self.poll()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self._show_status()
+
+    def action_cycle_sort(self) -> None:
+        table = self.query_one(EdgeTable)
+        table.cycle_sort()
+        if self.snapshot is not None:
+            table.show(self.snapshot)
+        self._show_status()

@@ -1,0 +1,169 @@
+"""The live edge table: one row per edge, updated in place by diffing rows on each
+refresh (never rebuilt), sorted worst first unless the user picks another order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from meshtop import units
+from meshtop.health import edge_health
+from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol
+
+HEALTH_STYLE = {
+    Health.HEALTHY: ("ok", "green"),
+    Health.DEGRADED: ("warn", "yellow"),
+    Health.FAILING: ("FAIL", "bold red"),
+    Health.IDLE: ("idle", "dim"),
+}
+_RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
+
+# key, header, width (None: a node label, sized to what the screen has left)
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("health", "", 4),
+    ("source", "SOURCE", None),
+    ("destination", "DESTINATION", None),
+    ("proto", "PROTO", 5),
+    ("rps", "RPS", 7),
+    ("errors", "ERR%", 6),
+    ("p50", "P50", 6),
+    ("p95", "P95", 6),
+    ("p99", "P99", 6),
+    ("mtls", "MTLS", 4),
+)
+# Dropped in this order when the terminal is narrow; the rest always shows.
+DROPPABLE = ("proto", "p50")
+LABEL_MIN, LABEL_MAX = 14, 32
+PADDING = 2  # DataTable's cell padding, both sides
+
+
+def layout(width: int) -> tuple[tuple[str, ...], int]:
+    """Which columns fit in `width` cells, and how wide each node label may be."""
+    shown = [c[0] for c in COLUMNS]
+
+    def label_width() -> int:
+        fixed = sum((w or 0) + PADDING for k, _, w in COLUMNS if k in shown) + 2 * PADDING
+        return (width - fixed) // 2
+
+    for dropped in DROPPABLE:
+        if label_width() >= LABEL_MIN:
+            break
+        shown.remove(dropped)
+    return tuple(shown), max(LABEL_MIN, min(LABEL_MAX, label_width()))
+
+
+# name -> key on (edge, health); the first is the default.
+SORTS: dict[str, Callable[[Edge, Health], Any]] = {
+    "health": lambda e, h: (_RANK[h], -e.stats.error_rate, -e.stats.rps),
+    "rps": lambda e, h: (-e.stats.rps, -e.stats.tcp_connections_per_s),
+    "p99": lambda e, h: -(e.stats.p99_ms or 0.0),
+    "name": lambda e, h: e.key,
+}
+
+
+def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
+    """A node's workload name alone where that is unique in the snapshot, else
+    `namespace/workload`: narrow columns that still say exactly which node."""
+    seen: dict[str, int] = {}
+    for w in snapshot.nodes.values():
+        seen[w.name] = seen.get(w.name, 0) + 1
+    labels = {}
+    for node_id, w in snapshot.nodes.items():
+        plain = w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL) or seen[w.name] == 1
+        label = w.name if plain else w.label
+        if len(label) > width:
+            label = label[: width - 1] + "…"
+        labels[node_id] = label
+    return labels
+
+
+def _cells(edge: Edge, health: Health, labels: dict[str, str]) -> dict[str, Text | str]:
+    s = edge.stats
+    word, style = HEALTH_STYLE[health]
+    tcp = s.protocol is Protocol.TCP
+    if s.mtls >= 1.0:
+        mtls = Text("yes", "green")
+    elif s.mtls <= 0.0:
+        mtls = Text("no", "yellow")
+    else:
+        mtls = Text(f"{s.mtls * 100:.0f}%", "yellow")
+    errors = Text("-" if tcp else units.percent(s.error_rate), style if s.error_rate else "")
+    return {
+        "health": Text(word, style),
+        "source": labels.get(edge.source, edge.source),
+        "destination": labels.get(edge.destination, edge.destination),
+        "proto": s.protocol.value,
+        "rps": Text(
+            f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
+        ),
+        "errors": Text.assemble(errors, justify="right"),
+        "p50": Text(units.ms(s.p50_ms), justify="right"),
+        "p95": Text(units.ms(s.p95_ms), justify="right"),
+        "p99": Text(units.ms(s.p99_ms), justify="right"),
+        "mtls": mtls,
+    }
+
+
+class EdgeTable(DataTable[Any]):
+    """Edges of the current snapshot. Row keys are `source>destination`. Columns follow
+    the width of the terminal: the least needed go first when it is narrow."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.sort_name = next(iter(SORTS))
+        self._shown: dict[str, dict[str, Text | str]] = {}
+        self._layout: tuple[tuple[str, ...], int] = ((), 0)
+        self._snapshot: MeshSnapshot | None = None
+
+    def on_resize(self) -> None:
+        if layout(self.size.width) != self._layout and self._snapshot is not None:
+            self.show(self._snapshot)
+
+    def _set_columns(self) -> tuple[str, ...]:
+        wanted = layout(self.size.width or 80)
+        if wanted != self._layout:
+            self.clear(columns=True)
+            self._shown.clear()
+            columns, label_width = wanted
+            for key, header, width in COLUMNS:
+                if key in columns:
+                    self.add_column(header, key=key, width=width or label_width)
+            self._layout = wanted
+        return self._layout[0]
+
+    def show(self, snapshot: MeshSnapshot) -> None:
+        self._snapshot = snapshot
+        healths = {e.key: edge_health(e.stats) for e in snapshot.edges}
+        wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
+        with self.app.batch_update():
+            columns = self._set_columns()
+            labels = short_labels(snapshot, self._layout[1])
+            for gone in set(self._shown) - set(wanted):
+                self.remove_row(gone)
+                del self._shown[gone]
+            for row_key, edge in wanted.items():
+                cells = _cells(edge, healths[edge.key], labels)
+                before = self._shown.get(row_key)
+                if before is None:
+                    self.add_row(*(cells[c] for c in columns), key=row_key)
+                else:
+                    for column in columns:
+                        if before[column] != cells[column]:
+                            self.update_cell(row_key, column, cells[column])
+                self._shown[row_key] = cells
+            order = SORTS[self.sort_name]
+            # DataTable.sort hands the key function cells, not row keys: rank by the
+            # (source, destination) labels, which name an edge.
+            rank = {
+                (labels[e.source], labels[e.destination]): order(e, healths[e.key])
+                for e in wanted.values()
+            }
+            self.sort("source", "destination", key=lambda ends: rank[ends])
+
+    def cycle_sort(self) -> str:
+        names = list(SORTS)
+        self.sort_name = names[(names.index(self.sort_name) + 1) % len(names)]
+        return self.sort_name

@@ -1,0 +1,57 @@
+"""The status line: where the data comes from, how fresh it is, and the totals."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from meshtop import units
+from meshtop.model import MeshSnapshot, Protocol, SourceState
+
+STATE_STYLE = {
+    SourceState.FRESH: "green",
+    SourceState.STALE: "bold yellow",
+    SourceState.FAILED: "bold red",
+    SourceState.ABSENT: "dim",
+}
+ROLE_NAMES = {"metrics": "metrics", "control_plane": "control plane", "traces": "traces"}
+
+
+def status_text(snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str) -> Text:
+    text = Text()
+    if simulated:
+        text.append(" SIMULATED ", "reverse bold")
+        text.append(" ")
+    for role, health in snapshot.sources.items():
+        text.append(f"{ROLE_NAMES.get(role, role)} ")
+        state = health.state.value
+        if health.state is SourceState.STALE:
+            age = health.age_s(snapshot.generated_at)
+            state = f"stale {age:.0f}s" if age is not None else "stale"
+        text.append(state, STATE_STYLE[health.state])
+        text.append("  ")
+    http_rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
+    text.append(
+        f"window {units.duration(snapshot.window_s)}  {len(snapshot.edges)} edges "
+        f"{units.rps(http_rps)}  sort {sort_name}  "
+    )
+    text.append(snapshot.generated_at.strftime("%H:%M:%S"), "dim")
+    if paused:
+        text.append("  PAUSED", "bold yellow")
+    return text
+
+
+def problems(snapshot: MeshSnapshot) -> list[str]:
+    """One line per source that failed, for the notice under the status line."""
+    return [
+        f"{ROLE_NAMES.get(role, role)}: {h.reason}"
+        for role, h in snapshot.sources.items()
+        if h.state in (SourceState.FAILED, SourceState.STALE) and h.reason
+    ]
+
+
+class StatusLine(Static):
+    def show(
+        self, snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str
+    ) -> None:
+        self.update(status_text(snapshot, simulated=simulated, paused=paused, sort_name=sort_name))

@@ -1,0 +1,67 @@
+"""How numbers read on screen and in reports, as `linkerd viz stat` writes them:
+`12.3rps`, `99.82%`, `45ms`, `1.2kB/s`. Also the `30s`/`5m`/`1h` durations users type."""
+
+from __future__ import annotations
+
+import re
+
+from meshtop.errors import UsageError
+
+DASH = "-"
+
+
+def rps(value: float) -> str:
+    if value <= 0:
+        return "0rps"
+    if value >= 1000:
+        return f"{value / 1000:.1f}krps"
+    if value >= 100:
+        return f"{value:.0f}rps"
+    if value >= 0.1:
+        return f"{value:.1f}rps"
+    return f"{value:.2f}rps"
+
+
+def percent(share: float) -> str:
+    """0.0012 reads `0.12%`: two decimals so that small error rates stay visible."""
+    return f"{share * 100:.2f}%"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return DASH
+    if value >= 10_000:
+        return f"{value / 1000:.0f}s"
+    if value >= 1000:
+        return f"{value / 1000:.1f}s"
+    if value >= 10:
+        return f"{value:.0f}ms"
+    return f"{value:.1f}ms"
+
+
+def bytes_per_s(value: float) -> str:
+    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}B/s"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """`90s`, `5m`, `1h` → seconds. Raises `UsageError` with the accepted forms."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"{what} {text!r} is not a positive duration such as 30s, 5m or 1h")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def duration(seconds: float) -> str:
+    """Seconds → the shortest exact form of `parse_duration`'s input (`60` → `1m`)."""
+    for unit in ("d", "h", "m", "s"):
+        size = _SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:g}s"
