@@ -1,0 +1,96 @@
+"""The command as a user runs it: a real process, its exit code and what it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def meshtop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshtop", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = meshtop("--help")
+    assert result.returncode == 0
+    for command in ("demo", "export", "sim"):
+        line = next(ln for ln in result.stdout.splitlines() if ln.strip().startswith(command + " "))
+        assert len(line.split(None, 1)[1]) > 10, line
+
+
+def test_start_up_imports_nothing_heavy() -> None:
+    """`meshtop --help` must not pay for Textual, networkx, httpx, YAML or the simulator."""
+    code = (
+        "import sys\n"
+        "from meshtop.cli import app\n"
+        "try:\n    app(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        "heavy = ('textual', 'networkx', 'httpx', 'yaml', 'prometheus_api_client', 'meshtop.sim')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('meshtop.sim')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "--demo", "--format", "xml"], "'xml' is not one of 'json', 'markdown'"),
+        (["export", "--demo", "--services", "-3"], "Invalid value for '--services'"),
+        (["export", "--demo", "--services", "lots"], "Invalid value for '--services'"),
+        (["export", "--bogus"], "No such option: --bogus"),
+        (["export", "--demo", "--window", "5x"], "window '5x' is not a positive duration"),
+        (["export"], "no metrics backend is configured; use --demo"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["--config", "/nonexistent/meshtop.toml", "export", "--demo"], "cannot be read"),
+        (["demo"], "the console needs a terminal; for scripts use `meshtop export`"),
+        (["sim", "serve", "--port", "70000"], "Invalid value for '--port'"),
+    ],
+)
+def test_bad_input_ends_in_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = meshtop(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("meshtop: ")
+    assert message in lines[0]
+    assert result.stdout == ""
+
+
+def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("window = [1, 2\n")
+    result = meshtop("--config", str(config), "export", "--demo")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "is not valid TOML" in result.stderr
+
+
+def test_export_demo_prints_json_and_markdown() -> None:
+    doc = json.loads(meshtop("export", "--demo").stdout)
+    assert doc["schema"] == 1 and len(doc["edges"]) == 9
+    text = meshtop("export", "--demo", "--format", "markdown", "--window", "5m").stdout
+    assert text.startswith("# meshtop report") and "over a 5m window" in text
+
+
+def test_export_of_a_generated_mesh() -> None:
+    doc = json.loads(meshtop("export", "--demo", "--services", "40", "--seed", "2").stdout)
+    services = {n["app"] for n in doc["nodes"] if n["kind"] == "workload" and n["namespace"] != "istio-system"}
+    assert len(services) == 40
+
+
+def test_version() -> None:
+    result = meshtop("--version")
+    assert result.returncode == 0 and result.stdout.startswith("meshtop ")

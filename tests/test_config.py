@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshtop.config import default_config_path, load
+from meshtop.errors import UsageError
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    settings = load(environ={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert (settings.refresh_s, settings.window_s, settings.timeout_s) == (2.0, 60.0, 10.0)
+    assert settings.config_path is None
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = default_config_path()
+    assert path == tmp_path / "meshtop" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('refresh = "5s"\nwindow = "10m"\ntimeout = "3s"\n')
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "MESHTOP_WINDOW": "15m"}
+    settings = load({"refresh": "1s", "window": None}, environ=env)
+    assert settings.config_path == path
+    assert settings.timeout_s == 3.0  # file
+    assert settings.window_s == 900.0  # environment over file
+    assert settings.refresh_s == 1.0  # flag over file
+
+
+def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"config file .*nope.toml cannot be read"):
+        load(config_file=tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("refresh = ", "is not valid TOML"),
+        ('colour = "red"', "unknown setting 'colour'; known settings are refresh, theme, timeout, window"),
+        ('window = "soon"', "window 'soon' is not a positive duration"),
+    ],
+)
+def test_bad_config_files_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load(config_file=path, environ={})
+
+
+def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="environment: refresh '0s' is not a positive duration"):
+        load(environ={"XDG_CONFIG_HOME": str(tmp_path), "MESHTOP_REFRESH": "0s"})

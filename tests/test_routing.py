@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from meshtop.sources.routing import default_rule, route_from_httproute, route_from_virtual_service
+
+
+def _docs(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_virtual_service_weights_are_read(fixtures: Path) -> None:
+    (doc,) = _docs(fixtures / "istio/networking/virtual-service-reviews-90-10.yaml")
+    route = route_from_virtual_service(doc, "Kubernetes", "bookinfo")
+    assert (route.kind, route.namespace, route.name, route.hosts) == (
+        "VirtualService",
+        "bookinfo",
+        "reviews",
+        ("reviews",),
+    )
+    rule = default_rule(route)
+    assert rule is not None
+    assert [(d.host, d.subset, d.weight) for d in rule.destinations] == [
+        ("reviews", "v1", 90),
+        ("reviews", "v2", 10),
+    ]
+
+
+def test_single_destination_without_weight_takes_all(fixtures: Path) -> None:
+    (doc,) = _docs(fixtures / "istio/networking/virtual-service-reviews-v3.yaml")
+    rule = default_rule(route_from_virtual_service(doc, "c", "ns"))
+    assert rule is not None
+    assert [(d.subset, d.weight) for d in rule.destinations] == [("v3", 100)]
+
+
+def test_header_match_is_described_in_words(fixtures: Path) -> None:
+    (doc,) = _docs(fixtures / "istio/networking/virtual-service-reviews-jason-v2-v3.yaml")
+    route = route_from_virtual_service(doc, "c", "ns")
+    assert route.rules[0].matches == ("header end-user = jason",)
+    assert route.rules[0].destinations[0].subset == "v2"
+    default = default_rule(route)
+    assert default is not None and default.destinations[0].subset == "v3"
+
+
+def test_gateway_uri_matches_are_alternatives(fixtures: Path) -> None:
+    docs = _docs(fixtures / "istio/networking/bookinfo-gateway.yaml")
+    vs = next(d for d in docs if d["kind"] == "VirtualService")
+    route = route_from_virtual_service(vs, "c", "ns")
+    assert route.rules[0].matches[:2] == ("uri = /productpage", "uri ^= /static")
+    assert route.rules[0].destinations[0].port == 9080
+    assert default_rule(route) is None  # every rule has a match
+
+
+def test_httproute_backend_weights_are_relative(fixtures: Path) -> None:
+    (doc,) = _docs(fixtures / "istio/gateway-api/route-reviews-90-10.yaml")
+    route = route_from_httproute(doc, "c", "bookinfo")
+    assert route.kind == "HTTPRoute"
+    assert route.hosts == ("reviews",)
+    rule = route.rules[0]
+    assert [(d.host, d.weight, d.port) for d in rule.destinations] == [
+        ("reviews-v1", 90, 9080),
+        ("reviews-v2", 10, 9080),
+    ]

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from meshtop.errors import BackendError, UsageError
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot, NodeKind, Protocol, TraceQuery
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+
+from .conftest import ROOT, Clock
+
+NS = "Kubernetes/bookinfo/"
+PRODUCTPAGE = NS + "productpage-v1"
+
+
+def _snap(sim: Simulation) -> MeshSnapshot:
+    return asyncio.run(refresh(sim.metrics, sim.control_plane))
+
+
+def test_bundled_manifests_are_the_real_bookinfo_files(fixtures: Path) -> None:
+    bundled = ROOT / "meshtop/sim/bookinfo"
+    for name, origin in {
+        "bookinfo.yaml": "istio/platform-kube/bookinfo.yaml",
+        "destination-rule-all-mtls.yaml": "istio/networking/destination-rule-all-mtls.yaml",
+        "virtual-service-all-v1.yaml": "istio/networking/virtual-service-all-v1.yaml",
+        "bookinfo-gateway.yaml": "istio/networking/bookinfo-gateway.yaml",
+    }.items():
+        assert (bundled / name).read_bytes() == (fixtures / origin).read_bytes(), name
+
+
+def test_bookinfo_workloads_come_from_the_manifests(sim: Simulation) -> None:
+    snapshot = _snap(sim)
+    workloads = {
+        w.name for w in snapshot.nodes.values() if w.namespace == "bookinfo"
+    }
+    assert workloads == {
+        "productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
+    }  # fmt: skip
+    reviews = snapshot.nodes[NS + "reviews-v2"]
+    assert (reviews.app, reviews.version) == ("reviews", "v2")
+
+
+def test_bookinfo_call_graph(sim: Simulation) -> None:
+    g = _snap(sim).graph
+    assert set(g.successors(PRODUCTPAGE)) == {
+        NS + "details-v1", NS + "reviews-v1", NS + "reviews-v2", NS + "reviews-v3",
+    }  # fmt: skip
+    assert list(g.successors(NS + "reviews-v1")) == []  # v1 shows no stars: no ratings call
+    assert list(g.successors(NS + "reviews-v2")) == [NS + "ratings-v1"]
+    assert list(g.successors(NS + "reviews-v3")) == [NS + "ratings-v1"]
+    assert list(g.predecessors(PRODUCTPAGE)) == [
+        "Kubernetes/istio-system/istio-ingressgateway", "unknown/unknown/unknown",
+    ]  # fmt: skip
+
+
+def test_traffic_follows_the_virtual_service_weights(sim: Simulation) -> None:
+    snapshot = _snap(sim)
+    rps = {v: snapshot.edge(PRODUCTPAGE, NS + f"reviews-{v}").stats.rps for v in ("v1", "v2", "v3")}  # type: ignore[union-attr]
+    total = sum(rps.values())
+    assert rps["v1"] / total == pytest.approx(0.70, abs=0.03)
+    assert rps["v2"] / total == pytest.approx(0.20, abs=0.03)
+    assert rps["v3"] / total == pytest.approx(0.10, abs=0.03)
+
+
+def test_v3_is_a_poor_canary(sim: Simulation) -> None:
+    snapshot = _snap(sim)
+    v1, v2, v3 = (snapshot.edge(PRODUCTPAGE, NS + f"reviews-{v}").stats for v in ("v1", "v2", "v3"))  # type: ignore[union-attr]
+    assert v3.error_rate > 0.05 > v1.error_rate == v2.error_rate == 0.0
+    assert v3.p95_ms is not None and v1.p95_ms is not None and v2.p95_ms is not None
+    assert v3.p95_ms > 3 * max(v1.p95_ms, v2.p95_ms)
+
+
+def test_weight_change_moves_numbers_within_one_refresh(sim: Simulation) -> None:
+    before = _snap(sim)
+    route = sim.set_weights("bookinfo", "reviews", {"v1": 0, "v2": 0, "v3": 100})
+    assert route.resource_version == "2"
+    after = _snap(sim)
+    assert after.edge(PRODUCTPAGE, NS + "reviews-v1") is None
+    v3_before = before.edge(PRODUCTPAGE, NS + "reviews-v3").stats  # type: ignore[union-attr]
+    v3_after = after.edge(PRODUCTPAGE, NS + "reviews-v3").stats  # type: ignore[union-attr]
+    assert v3_after.rps > 8 * v3_before.rps
+    # productpage now waits on the slow canary for every page
+    page_before = before.edge("Kubernetes/istio-system/istio-ingressgateway", PRODUCTPAGE)
+    page_after = after.edge("Kubernetes/istio-system/istio-ingressgateway", PRODUCTPAGE)
+    assert page_after.stats.p50_ms > page_before.stats.p50_ms  # type: ignore[union-attr,operator]
+    routes = {r.name: r for r in after.routes}
+    assert [d.weight for d in routes["reviews"].rules[0].destinations] == [0, 0, 100]
+
+
+def test_unknown_subset_in_a_weight_change_is_refused(sim: Simulation) -> None:
+    with pytest.raises(UsageError, match="no destination v9"):
+        sim.set_weights("bookinfo", "reviews", {"v9": 100})
+    with pytest.raises(UsageError, match="no route for carts"):
+        sim.set_weights("bookinfo", "carts", {"v1": 100})
+
+
+def test_bookinfo_shows_unmeshed_and_external_peers(sim: Simulation) -> None:
+    snapshot = _snap(sim)
+    plain = snapshot.edge("unknown/unknown/unknown", PRODUCTPAGE)
+    assert plain is not None and plain.stats.mtls == 0.0
+    tcp = snapshot.edge(NS + "details-v1", "external/external/www.googleapis.com")
+    assert tcp is not None and tcp.stats.protocol is Protocol.TCP
+    assert tcp.stats.tcp_received_bps > tcp.stats.tcp_sent_bps > 0
+    assert snapshot.nodes["external/external/www.googleapis.com"].kind is NodeKind.EXTERNAL
+
+
+def test_numbers_drift_over_time_but_repeat_for_the_same_moment(sim: Simulation, clock: Clock) -> None:
+    first = _snap(sim).edge(PRODUCTPAGE, NS + "details-v1").stats.rps  # type: ignore[union-attr]
+    assert _snap(sim).edge(PRODUCTPAGE, NS + "details-v1").stats.rps == first  # type: ignore[union-attr]
+    clock.advance(60)
+    later = _snap(sim).edge(PRODUCTPAGE, NS + "details-v1").stats.rps  # type: ignore[union-attr]
+    assert later != first
+    assert later == pytest.approx(first, rel=0.25)
+
+
+def test_generated_mesh_is_deterministic_per_seed() -> None:
+    a = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).metrics))
+    b = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).metrics))
+    c = asyncio.run(refresh(Simulation(generated(200, seed=8), clock=lambda: 1e9).metrics))
+    assert [(e.key, e.stats.rps) for e in a.edges] == [(e.key, e.stats.rps) for e in b.edges]
+    assert {e.key for e in a.edges} != {e.key for e in c.edges}
+
+
+@pytest.mark.parametrize("services", [1, 2, 7, 300])
+def test_generated_mesh_has_the_services_asked_for(services: int) -> None:
+    mesh = generated(services, seed=3)
+    meshed = {
+        (w.workload.namespace, w.service)
+        for w in mesh.workloads.values()
+        if w.sidecar and w.service
+    }
+    assert len(meshed) == services
+
+
+def test_generated_mesh_is_realistic() -> None:
+    sim = Simulation(generated(1000, seed=1), clock=lambda: 1e9)
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    g = snapshot.graph
+    assert nx.is_directed_acyclic_graph(g)  # layered: callers call lower layers
+    namespaces = {w.namespace for w in snapshot.nodes.values() if w.kind is NodeKind.WORKLOAD}
+    assert len(namespaces) >= 10
+    assert max(d for _, d in g.out_degree()) >= 4  # fan-out
+    protocols = {e.stats.protocol for e in snapshot.edges}
+    assert protocols == {Protocol.HTTP, Protocol.GRPC, Protocol.TCP}
+    assert len(snapshot.routes) >= 10  # canaries split by VirtualServices
+    canary_versions = {w.version for w in snapshot.nodes.values()}
+    assert {"v1", "v2"} <= canary_versions
+    assert any(e.stats.grpc_statuses.get("14") for e in snapshot.edges)
+    # every service has callers: nothing sits idle in the middle of the graph
+    idle = [n for n, w in snapshot.nodes.items() if w.kind is NodeKind.WORKLOAD and g.degree(n) == 0]
+    assert idle == []
+
+
+def test_traces_walk_the_current_routes(sim: Simulation) -> None:
+    traces = asyncio.run(sim.traces.find_traces(TraceQuery("reviews", errors_only=True, limit=5)))
+    assert traces, "v3 fails one request in eight: some traces must carry an error"
+    for trace in traces:
+        assert trace.has_error
+        assert trace.root is not None and trace.root.service == "istio-ingressgateway"
+        assert {s.service for s in trace.spans} >= {"productpage", "reviews"}
+    again = asyncio.run(sim.traces.get_trace(traces[0].trace_id))
+    assert again == traces[0]
+    with pytest.raises(BackendError, match="not found"):
+        asyncio.run(sim.traces.get_trace("00" * 16))
+
+
+def test_trace_query_by_edge_and_duration(sim: Simulation) -> None:
+    query = TraceQuery("reviews", peer_service="ratings", min_duration_ms=20, limit=3)
+    for trace in asyncio.run(sim.traces.find_traces(query)):
+        assert trace.duration_us >= 20_000
+        by_id = {s.span_id: s for s in trace.spans}
+        assert any(
+            s.service == "ratings" and by_id[s.parent_id].service == "reviews"  # type: ignore[index]
+            for s in trace.spans
+            if s.parent_id in by_id
+        )
