@@ -37,9 +37,12 @@ def test_start_up_imports_nothing_heavy() -> None:
         "from meshtop.cli import app\n"
         "try:\n    app(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "heavy = ('textual', 'networkx', 'httpx', 'yaml', 'prometheus_api_client', 'meshtop.sim')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('meshtop.sim')))\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('meshtop.sim')]\n"
+        "print(sorted(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
@@ -87,7 +90,11 @@ def test_export_demo_prints_json_and_markdown() -> None:
 
 def test_export_of_a_generated_mesh() -> None:
     doc = json.loads(meshtop("export", "--demo", "--services", "40", "--seed", "2").stdout)
-    services = {n["app"] for n in doc["nodes"] if n["kind"] == "workload" and n["namespace"] != "istio-system"}
+    services = {
+        n["app"]
+        for n in doc["nodes"]
+        if n["kind"] == "workload" and n["namespace"] != "istio-system"
+    }
     assert len(services) == 40
 
 

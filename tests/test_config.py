@@ -37,7 +37,10 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
     ("content", "message"),
     [
         ("refresh = ", "is not valid TOML"),
-        ('colour = "red"', "unknown setting 'colour'; known settings are refresh, theme, timeout, window"),
+        (
+            'colour = "red"',
+            "unknown setting 'colour'; known settings are refresh, theme, timeout, window",
+        ),
         ('window = "soon"', "window 'soon' is not a positive duration"),
     ],
 )

@@ -88,10 +88,17 @@ def test_export_numbers_move_after_a_weight_change(sim: Simulation) -> None:
 
 def test_markdown_report_puts_the_worst_edge_first(sim: Simulation) -> None:
     text = renderer("markdown")(_snap(sim))
-    rows = [line for line in text.splitlines() if line.startswith("| bookinfo/") or line.startswith("| istio")]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| bookinfo/") or line.startswith("| istio")
+    ]
     assert rows[0].startswith("| bookinfo/productpage-v1 | bookinfo/reviews-v3 |")
     assert rows[0].rstrip().endswith("| failing |")
-    assert "| VirtualService bookinfo/reviews | reviews | default | reviews v1 70%, reviews v2 20%, reviews v3 10% |" in text
+    assert (
+        "| VirtualService bookinfo/reviews | reviews | default "
+        "| reviews v1 70%, reviews v2 20%, reviews v3 10% |" in text
+    )
     assert "edges not fully on mTLS: 2" in text
 
 

@@ -31,7 +31,12 @@ def test_server_errors_follow_kiali_defaults(errors: float, expected: Health) ->
 
 @pytest.mark.parametrize(
     ("client_errors", "expected"),
-    [(0.05, Health.HEALTHY), (0.10, Health.DEGRADED), (0.19, Health.DEGRADED), (0.20, Health.FAILING)],
+    [
+        (0.05, Health.HEALTHY),
+        (0.10, Health.DEGRADED),
+        (0.19, Health.DEGRADED),
+        (0.20, Health.FAILING),
+    ],
 )
 def test_client_errors_follow_kiali_defaults(client_errors: float, expected: Health) -> None:
     assert edge_health(_http(10, client_errors=client_errors)) is expected
@@ -40,7 +45,9 @@ def test_client_errors_follow_kiali_defaults(client_errors: float, expected: Hea
 def test_no_traffic_is_idle_not_healthy() -> None:
     assert edge_health(EdgeStats(rps=0.0)) is Health.IDLE
     assert edge_health(EdgeStats(protocol=Protocol.TCP)) is Health.IDLE
-    assert edge_health(EdgeStats(protocol=Protocol.TCP, tcp_connections_per_s=1.0)) is Health.HEALTHY
+    assert (
+        edge_health(EdgeStats(protocol=Protocol.TCP, tcp_connections_per_s=1.0)) is Health.HEALTHY
+    )
 
 
 def test_thresholds_are_configurable() -> None:

@@ -29,10 +29,8 @@ def test_short_forms_resolve_when_unambiguous(sim: Simulation) -> None:
 
 
 def test_ambiguous_and_unknown_names_are_usage_errors() -> None:
-    nodes = {
-        w.id: w for w in (Workload("east", "shop", "cart"), Workload("west", "shop", "cart"))
-    }
-    with pytest.raises(UsageError, match="ambiguous.*east/shop/cart.*west/shop/cart"):
+    nodes = {w.id: w for w in (Workload("east", "shop", "cart"), Workload("west", "shop", "cart"))}
+    with pytest.raises(UsageError, match=r"ambiguous.*east/shop/cart.*west/shop/cart"):
         resolve_node(nodes, "shop/cart")
     with pytest.raises(UsageError, match="no node 'till'"):
         resolve_node(nodes, "till")
@@ -49,6 +47,13 @@ def test_snapshot_graph_answers_topology_questions(sim: Simulation) -> None:
         "Kubernetes/bookinfo/reviews-v2",
         "Kubernetes/bookinfo/reviews-v3",
     }
-    assert nx.has_path(g, "Kubernetes/istio-system/istio-ingressgateway", "Kubernetes/bookinfo/ratings-v1")
+    assert nx.has_path(
+        g, "Kubernetes/istio-system/istio-ingressgateway", "Kubernetes/bookinfo/ratings-v1"
+    )
     stats = g.edges["Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3"]["stats"]
-    assert stats is snapshot.edge("Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3").stats  # type: ignore[union-attr]
+    assert (
+        stats
+        is snapshot.edge(
+            "Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3"
+        ).stats
+    )  # type: ignore[union-attr]

@@ -35,9 +35,7 @@ def test_bundled_manifests_are_the_real_bookinfo_files(fixtures: Path) -> None:
 
 def test_bookinfo_workloads_come_from_the_manifests(sim: Simulation) -> None:
     snapshot = _snap(sim)
-    workloads = {
-        w.name for w in snapshot.nodes.values() if w.namespace == "bookinfo"
-    }
+    workloads = {w.name for w in snapshot.nodes.values() if w.namespace == "bookinfo"}
     assert workloads == {
         "productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
     }  # fmt: skip
@@ -109,7 +107,9 @@ def test_bookinfo_shows_unmeshed_and_external_peers(sim: Simulation) -> None:
     assert snapshot.nodes["external/external/www.googleapis.com"].kind is NodeKind.EXTERNAL
 
 
-def test_numbers_drift_over_time_but_repeat_for_the_same_moment(sim: Simulation, clock: Clock) -> None:
+def test_numbers_drift_over_time_but_repeat_for_the_same_moment(
+    sim: Simulation, clock: Clock
+) -> None:
     first = _snap(sim).edge(PRODUCTPAGE, NS + "details-v1").stats.rps  # type: ignore[union-attr]
     assert _snap(sim).edge(PRODUCTPAGE, NS + "details-v1").stats.rps == first  # type: ignore[union-attr]
     clock.advance(60)
@@ -152,7 +152,9 @@ def test_generated_mesh_is_realistic() -> None:
     assert {"v1", "v2"} <= canary_versions
     assert any(e.stats.grpc_statuses.get("14") for e in snapshot.edges)
     # every service has callers: nothing sits idle in the middle of the graph
-    idle = [n for n, w in snapshot.nodes.items() if w.kind is NodeKind.WORKLOAD and g.degree(n) == 0]
+    idle = [
+        n for n, w in snapshot.nodes.items() if w.kind is NodeKind.WORKLOAD and g.degree(n) == 0
+    ]
     assert idle == []
 
 

@@ -1,0 +1,107 @@
+"""A real Prometheus server for tests: started on a free loopback port with its own
+storage in a temporary folder, scraping the targets given every second."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import need
+
+
+def prometheus_binary() -> str:
+    found = os.environ.get("MESHTOP_PROMETHEUS") or shutil.which("prometheus")
+    need(
+        found is not None,
+        "no prometheus binary on PATH: `make test` installs Debian's package when run as "
+        "root; elsewhere install it or set MESHTOP_PROMETHEUS",
+    )
+    assert found is not None
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = httpx.Client(base_url=url, timeout=10)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        body = self.client.get("/api/v1/query", params={"query": promql}).json()
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def scalar(self, promql: str) -> float | None:
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 45) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"Prometheus: {what} not seen within {timeout}s")
+
+
+@contextmanager
+def running_prometheus(targets: list[str], workdir: Path) -> Iterator[Prometheus]:
+    """`targets` are host:port pairs serving /metrics."""
+    binary = prometheus_binary()
+    port = free_port()
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /metrics\n"
+        f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+    )
+    log = (workdir / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    prom = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"prometheus exited: {(workdir / 'prometheus.log').read_text()}"
+                )
+            try:
+                return prom.client.get("/-/ready").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        prom.wait_for("readiness", ready, timeout=30)
+        yield prom
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        prom.client.close()
+        log.close()

@@ -1,0 +1,115 @@
+"""The simulator's metrics endpoint speaks Istio's standard metrics as sidecars do."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from meshtop.sim.exposition import DURATION_BUCKETS_MS, IstioExposition
+from meshtop.sim.server import MetricsServer
+from meshtop.sim.sources import Simulation
+
+from .conftest import Clock
+
+SAMPLE = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>.*)\} (?P<value>[0-9.e+]+)$")
+LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
+    samples = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        samples.append((m["name"], dict(LABEL.findall(m["labels"])), float(m["value"])))
+    return samples
+
+
+def _scrape(
+    sim: Simulation, clock: Clock, seconds: float = 30
+) -> list[tuple[str, dict[str, str], float]]:
+    exposition = IstioExposition(sim)
+    clock.advance(seconds)
+    return parse(exposition.render())
+
+
+def test_requests_carry_istios_full_standard_label_set(
+    sim: Simulation, clock: Clock, fixtures: Path
+) -> None:
+    reference = (fixtures / "prometheus/exposition/datadog-istio-test-labels.txt").read_text()
+    (line,) = [ln for ln in reference.splitlines() if ln.startswith("istio_requests_total{")]
+    expected = set(dict(LABEL.findall(line)))
+    for name, labels, _ in _scrape(sim, clock):
+        if name == "istio_requests_total":
+            assert set(labels) == expected
+
+
+def test_each_proxy_reports_what_it_sees(sim: Simulation, clock: Clock) -> None:
+    seen: dict[tuple[str, str], set[str]] = {}
+    policies: dict[tuple[str, str, str], str] = {}
+    for name, labels, _ in _scrape(sim, clock):
+        if name not in ("istio_requests_total", "istio_tcp_connections_opened_total"):
+            continue
+        edge = (labels["source_workload"], labels["destination_service_name"])
+        seen.setdefault(edge, set()).add(labels["reporter"])
+        policies[(*edge, labels["reporter"])] = labels["connection_security_policy"]
+    # sidecar to sidecar: both proxies report
+    assert seen[("productpage-v1", "reviews")] == {"source", "destination"}
+    assert policies[("productpage-v1", "reviews", "destination")] == "mutual_tls"
+    assert policies[("productpage-v1", "reviews", "source")] == "unknown"
+    # an unmeshed client: only the server's proxy, which cannot name the client
+    assert seen[("unknown", "productpage")] == {"destination"}
+    assert policies[("unknown", "productpage", "destination")] == "none"
+    # a host outside the mesh: only the client's proxy
+    assert seen[("details-v1", "www.googleapis.com")] == {"source"}
+
+
+def test_counters_never_go_down_even_when_weights_change(sim: Simulation, clock: Clock) -> None:
+    exposition = IstioExposition(sim)
+    clock.advance(30)
+    first = {(n, tuple(sorted(lb.items()))): v for n, lb, v in parse(exposition.render())}
+    sim.set_weights("bookinfo", "reviews", {"v1": 0, "v2": 0, "v3": 100})
+    clock.advance(30)
+    second = {(n, tuple(sorted(lb.items()))): v for n, lb, v in parse(exposition.render())}
+    assert set(first) <= set(second)
+    assert all(second[k] >= v for k, v in first.items())
+    grew = [
+        k for k in first if second[k] > first[k] and ("destination_workload", "reviews-v1") in k[1]
+    ]
+    assert grew == []  # v1 gets nothing any more: its counters stand still
+
+
+def test_latency_histograms_use_envoys_buckets_and_add_up(sim: Simulation, clock: Clock) -> None:
+    samples = _scrape(sim, clock, seconds=120)
+    series: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
+    counts: dict[tuple[tuple[str, str], ...], float] = {}
+    for name, labels, value in samples:
+        if name == "istio_request_duration_milliseconds_bucket":
+            le = labels.pop("le")
+            series.setdefault(tuple(sorted(labels.items())), {})[le] = value
+        elif name == "istio_request_duration_milliseconds_count":
+            counts[tuple(sorted(labels.items()))] = value
+    assert series
+    for key, buckets in series.items():
+        assert list(buckets) == [f"{b:g}" for b in DURATION_BUCKETS_MS] + ["+Inf"]
+        values = list(buckets.values())
+        assert values == sorted(values)
+        assert buckets["+Inf"] == counts[key]
+
+
+def test_server_serves_the_text_format_over_http(sim: Simulation, clock: Clock) -> None:
+    server = MetricsServer(IstioExposition(sim), "127.0.0.1", 0)
+    server.start_in_thread()
+    try:
+        clock.advance(10)
+        response = httpx.get(server.url, timeout=5)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "# TYPE istio_requests_total counter" in response.text
+        assert httpx.get(server.url.replace("/metrics", "/"), timeout=5).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
