@@ -37,7 +37,8 @@ def test_start_up_imports_nothing_heavy() -> None:
         "from meshtop.cli import app\n"
         "try:\n    app(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "heavy = ('textual', 'networkx', 'httpx', 'yaml', 'prometheus_api_client', 'meshtop.sim')\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('meshtop.sim')]\n"
+        "loaded = [m for m in sys.modules\n"
+        "          if m.split('.')[0] in heavy or m.startswith('meshtop.sim')]\n"
         "print(sorted(loaded))\n"
     )
     result = subprocess.run(
