@@ -74,6 +74,13 @@ def _simulation(services: int | None, seed: int) -> Simulation:
 
 
 def _run_console(sim: Simulation, settings: Settings) -> None:
+    from meshtop.tui.theme import load_themes, theme_names
+
+    themes = load_themes()
+    if settings.theme not in theme_names(themes):
+        raise UsageError(
+            f"unknown theme {settings.theme!r}; choose one of {', '.join(theme_names(themes))}"
+        )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the console needs a terminal; for scripts use `meshtop export`")
     from meshtop.tui.app import MeshtopApp
@@ -83,6 +90,8 @@ def _run_console(sim: Simulation, settings: Settings) -> None:
         control_plane=sim.control_plane,
         settings=settings,
         simulated=True,
+        clock=sim.clock,
+        themes=themes,
     ).run()
 
 

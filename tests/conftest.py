@@ -31,6 +31,22 @@ class Clock:
         self.now += seconds
 
 
+@pytest.fixture(autouse=True)
+def _isolated_user_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test reads the developer's own config file or themes, or their MESHTOP_* variables."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("MESHTOP_") and name not in (
+            "MESHTOP_PROMETHEUS",
+            "MESHTOP_UPDATE_SNAPSHOTS",
+        ):
+            monkeypatch.delenv(name)
+    return home
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,6 +24,7 @@ from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot
 from meshtop.sources.protocols import ControlPlane, MetricsSource
 from meshtop.tui.screens.help import HelpScreen
+from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.status import StatusLine, problems
 
@@ -49,15 +52,20 @@ class MeshtopApp(App[None]):
         *,
         settings: Settings | None = None,
         simulated: bool = False,
+        clock: Callable[[], float] = time.time,
+        themes: ThemeSet | None = None,
     ) -> None:
         super().__init__()
+        self.themes = themes or load_themes()
         self.metrics = metrics
         self.control_plane = control_plane
         self.settings = settings or Settings()
         self.simulated = simulated
+        self.clock = clock
         self.snapshot: MeshSnapshot | None = None
         self.paused = False
         self._next: Timer | None = None
+        self._problems: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
@@ -68,6 +76,11 @@ class MeshtopApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.metrics.name
+        for theme in self.themes.themes.values():
+            self.register_theme(theme)
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self._problems = list(self.themes.problems)
         self.poll()
 
     # -- refreshing ---------------------------------------------------------------
@@ -81,6 +94,7 @@ class MeshtopApp(App[None]):
                 window_s=self.settings.window_s,
                 timeout_s=self.settings.timeout_s,
                 previous=self.snapshot,
+                clock=self.clock,
             )
         )
         self.post_message(SnapshotReady(snapshot))
@@ -122,7 +136,7 @@ class MeshtopApp(App[None]):
             paused=self.paused,
             sort_name=self.query_one(EdgeTable).sort_name,
         )
-        self._notice("\n".join(problems(self.snapshot)))
+        self._notice("\n".join([*self._problems, *problems(self.snapshot)]))
 
     def _notice(self, text: str) -> None:
         notice = self.query_one("#notice", Static)

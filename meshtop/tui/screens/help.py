@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -31,13 +34,17 @@ COLUMNS = (
 )
 
 
-def help_text() -> str:
-    width = max(len(k) for k, _ in KEYS + COLUMNS) + 2
-    lines = ["[b]Keys[/b]", ""]
-    lines += [f"  [b]{k.ljust(width)}[/b]{what}" for k, what in KEYS]
-    lines += ["", "[b]Columns[/b]", ""]
-    lines += [f"  [b]{k.ljust(width)}[/b]{what}" for k, what in COLUMNS]
-    return "\n".join(lines)
+def help_table() -> Group:
+    """Keys and columns as two aligned tables; long descriptions wrap in their column."""
+    parts: list[Text | Table] = []
+    for title, rows in (("Keys", KEYS), ("Columns", COLUMNS)):
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for key, what in rows:
+            grid.add_row(key, what)
+        parts += [Text(title, style="bold underline"), grid, Text("")]
+    return Group(*parts[:-1])
 
 
 class HelpScreen(ModalScreen[None]):
@@ -47,4 +54,4 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(help_text(), id="help-text")
+            yield Static(help_table(), id="help-text")

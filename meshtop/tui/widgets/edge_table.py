@@ -7,17 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from textual.theme import Theme
 from textual.widgets import DataTable
 
 from meshtop import units
 from meshtop.health import edge_health
 from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol
 
-HEALTH_STYLE = {
-    Health.HEALTHY: ("ok", "green"),
-    Health.DEGRADED: ("warn", "yellow"),
-    Health.FAILING: ("FAIL", "bold red"),
-    Health.IDLE: ("idle", "dim"),
+HEALTH_WORD = {
+    Health.HEALTHY: "ok",
+    Health.DEGRADED: "warn",
+    Health.FAILING: "FAIL",
+    Health.IDLE: "idle",
 }
 _RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
 
@@ -80,16 +81,28 @@ def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
     return labels
 
 
-def _cells(edge: Edge, health: Health, labels: dict[str, str]) -> dict[str, Text | str]:
+def health_styles(theme: Theme) -> dict[Health, str]:
+    """Health colours from the theme, so that a theme file recolours the table too."""
+    return {
+        Health.HEALTHY: theme.success or "green",
+        Health.DEGRADED: theme.warning or "yellow",
+        Health.FAILING: f"bold {theme.error or 'red'}",
+        Health.IDLE: "dim",
+    }
+
+
+def _cells(
+    edge: Edge, health: Health, labels: dict[str, str], styles: dict[Health, str]
+) -> dict[str, Text | str]:
     s = edge.stats
-    word, style = HEALTH_STYLE[health]
+    word, style = HEALTH_WORD[health], styles[health]
     tcp = s.protocol is Protocol.TCP
     if s.mtls >= 1.0:
-        mtls = Text("yes", "green")
+        mtls = Text("yes", styles[Health.HEALTHY])
     elif s.mtls <= 0.0:
-        mtls = Text("no", "yellow")
+        mtls = Text("no", styles[Health.DEGRADED])
     else:
-        mtls = Text(f"{s.mtls * 100:.0f}%", "yellow")
+        mtls = Text(f"{s.mtls * 100:.0f}%", styles[Health.DEGRADED])
     errors = Text("-" if tcp else units.percent(s.error_rate), style if s.error_rate else "")
     return {
         "health": Text(word, style),
@@ -141,11 +154,12 @@ class EdgeTable(DataTable[Any]):
         with self.app.batch_update():
             columns = self._set_columns()
             labels = short_labels(snapshot, self._layout[1])
+            styles = health_styles(self.app.current_theme)
             for gone in set(self._shown) - set(wanted):
                 self.remove_row(gone)
                 del self._shown[gone]
             for row_key, edge in wanted.items():
-                cells = _cells(edge, healths[edge.key], labels)
+                cells = _cells(edge, healths[edge.key], labels, styles)
                 before = self._shown.get(row_key)
                 if before is None:
                     self.add_row(*(cells[c] for c in columns), key=row_key)

@@ -1,0 +1,1 @@
+"""Console tests: Pilot-driven behaviour and SVG snapshots."""

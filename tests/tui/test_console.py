@@ -1,0 +1,160 @@
+"""The console driven by keys, as a user drives it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.message import Message
+
+from meshtop.config import Settings
+from meshtop.errors import BackendError
+from meshtop.sim.sources import Simulation
+from meshtop.sources.protocols import Traffic
+from meshtop.tui.app import MeshtopApp, SnapshotReady
+from meshtop.tui.screens.help import HelpScreen
+from meshtop.tui.widgets.edge_table import EdgeTable, layout
+
+FAST = Settings(refresh_s=0.05)
+
+
+class FlakyMetrics:
+    """Answers like the simulation until told to fail, as a backend that goes away."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.failing: Exception | None = None
+
+    @property
+    def name(self) -> str:
+        return "flaky"
+
+    async def traffic(self, window_s: float) -> Traffic:
+        if self.failing is not None:
+            raise self.failing
+        return await self.sim.metrics.traffic(window_s)
+
+
+async def _first_snapshot(app: MeshtopApp) -> None:
+    while app.snapshot is None:
+        await asyncio.sleep(0.01)
+    await app.workers.wait_for_complete()
+
+
+def _rows(app: MeshtopApp) -> list[list[str]]:
+    table = app.query_one(EdgeTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_edges_are_listed_worst_first(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        rows = _rows(app)
+        assert len(rows) == 9
+        assert rows[0][:3] == ["FAIL", "productpage-v1", "reviews-v3"]
+        assert {r[2] for r in rows} >= {"details-v1", "ratings-v1", "www.googleapis.com"}
+        status = str(app.query_one("#status").render())
+        assert "SIMULATED" in status and "metrics fresh" in status
+
+
+async def test_sort_key_cycles(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("s")
+        assert app.query_one(EdgeTable).sort_name == "rps"
+        rows = _rows(app)
+        assert rows[0][1:3] in (
+            ["productpage-v1", "details-v1"],
+            ["istio-ingressgateway", "productpage-v1"],
+        )
+        assert "sort rps" in str(app.query_one("#status").render())
+
+
+async def test_help_opens_and_closes(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane)
+    async with app.run_test() as pilot:
+        await _first_snapshot(app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_q_quits(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane)
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_backend_failure_is_shown_in_place_and_last_edges_kept(sim: Simulation) -> None:
+    metrics = FlakyMetrics(sim)
+    app = MeshtopApp(metrics, sim.control_plane, settings=FAST)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        metrics.failing = BackendError(
+            "cannot reach Prometheus at http://127.0.0.1:9: connection refused"
+        )
+        while app.snapshot.sources["metrics"].state.value != "stale":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        notice = str(app.query_one("#notice").render())
+        assert (
+            "metrics: cannot reach Prometheus at http://127.0.0.1:9: connection refused" in notice
+        )
+        assert "metrics stale" in str(app.query_one("#status").render())
+        assert len(_rows(app)) == 9  # the last good edges stay on screen
+        metrics.failing = None
+        while app.snapshot.sources["metrics"].state.value != "fresh":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        assert str(app.query_one("#notice").render()) == ""
+        assert app.is_running
+
+
+async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation) -> None:
+    metrics = FlakyMetrics(sim)
+    metrics.failing = ZeroDivisionError("division by zero")
+    app = MeshtopApp(metrics, sim.control_plane, settings=FAST)
+    async with app.run_test() as pilot:
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if "refresh failed" in str(app.query_one("#notice").render()):
+                break
+        assert "refresh failed: division by zero" in str(app.query_one("#notice").render())
+        metrics.failing = None
+        await _first_snapshot(app)
+        await pilot.pause()
+        assert app.is_running and len(_rows(app)) == 9
+
+
+async def test_refreshing_pauses_with_p_and_while_help_is_open(sim: Simulation) -> None:
+    ready: list[Message] = []
+    app = MeshtopApp(sim.metrics, sim.control_plane, settings=FAST)
+    hook = lambda m: ready.append(m) if isinstance(m, SnapshotReady) else None  # noqa: E731
+    async with app.run_test(message_hook=hook) as pilot:
+        await _first_snapshot(app)
+        await asyncio.sleep(0.3)
+        assert len(ready) >= 3  # refreshing on its own every 50ms
+        for pause, resume in (("p", "p"), ("question_mark", "escape")):
+            await pilot.press(pause)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            seen = len(ready)
+            await asyncio.sleep(0.3)
+            assert len(ready) == seen, f"refreshed while paused by {pause}"
+            await pilot.press(resume)
+            await asyncio.sleep(0.3)
+            assert len(ready) > seen, f"did not resume after {resume}"
+
+
+def test_narrow_terminals_drop_the_least_needed_columns() -> None:
+    wide, label_wide = layout(160)
+    assert "proto" in wide and "p50" in wide and label_wide > 20
+    narrow, label_narrow = layout(78)
+    assert "proto" not in narrow and "p50" not in narrow
+    assert {"source", "destination", "rps", "errors", "p95", "p99", "mtls"} <= set(narrow)
+    assert label_narrow >= 14
