@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol
+from meshtop.model import EdgeStats, Health, MeshSnapshot, Protocol
 
 _ORDER = {Health.IDLE: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
 
@@ -63,16 +63,26 @@ def worst(healths: Iterable[Health]) -> Health:
     return max(healths, key=_ORDER.__getitem__, default=Health.IDLE)
 
 
-def node_health(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Health]:
-    """A node is as healthy as the requests it answers: the worst of its inbound edges.
-    A node that only calls out (a gateway, a client) takes the worst of its outbound ones."""
-    inbound: dict[str, list[Edge]] = {}
-    outbound: dict[str, list[Edge]] = {}
-    for e in snapshot.edges:
-        inbound.setdefault(e.destination, []).append(e)
-        outbound.setdefault(e.source, []).append(e)
-    result: dict[str, Health] = {}
-    for node_id in snapshot.nodes:
-        edges = inbound.get(node_id) or outbound.get(node_id) or []
-        result[node_id] = worst(edge_health(e.stats, t) for e in edges)
-    return result
+@dataclass(frozen=True, slots=True)
+class Grades:
+    """The health of every edge (by `(source, destination)`) and node of one snapshot."""
+
+    edges: dict[tuple[str, str], Health]
+    nodes: dict[str, Health]
+
+
+def grade(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
+    """Grade each edge once; a node is as healthy as the requests it answers (the worst
+    of its inbound edges), and one that only calls out (a gateway, a client) takes the
+    worst of its outbound ones."""
+    edges = {e.key: edge_health(e.stats, t) for e in snapshot.edges}
+    inbound: dict[str, list[Health]] = {}
+    outbound: dict[str, list[Health]] = {}
+    for (source, destination), h in edges.items():
+        inbound.setdefault(destination, []).append(h)
+        outbound.setdefault(source, []).append(h)
+    nodes = {
+        node_id: worst(inbound.get(node_id) or outbound.get(node_id) or ())
+        for node_id in snapshot.nodes
+    }
+    return Grades(edges, nodes)

@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from meshtop.health import edge_health, node_health
-from meshtop.model import Edge, MeshSnapshot, Protocol, Route, SourceHealth
+from meshtop.health import grade
+from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Route, SourceHealth
 from meshtop.units import duration
 
 SCHEMA = 1
@@ -31,7 +31,7 @@ def _source(h: SourceHealth) -> dict[str, Any]:
     }
 
 
-def _edge(e: Edge) -> dict[str, Any]:
+def _edge(e: Edge, health: Health) -> dict[str, Any]:
     s = e.stats
     doc: dict[str, Any] = {
         "source": e.source,
@@ -48,7 +48,7 @@ def _edge(e: Edge) -> dict[str, Any]:
         "response_flags": {k: round(v, 4) for k, v in sorted(s.response_flags.items())},
         "grpc_statuses": {k: round(v, 4) for k, v in sorted(s.grpc_statuses.items())},
         "tcp": None,
-        "health": edge_health(s).value,
+        "health": health.value,
     }
     if s.protocol is Protocol.TCP:
         doc["tcp"] = {
@@ -83,7 +83,7 @@ def _route(r: Route) -> dict[str, Any]:
 
 
 def document(snapshot: MeshSnapshot) -> dict[str, Any]:
-    health = node_health(snapshot)
+    grades = grade(snapshot)
     return {
         "schema": SCHEMA,
         "generated_at": _time(snapshot.generated_at),
@@ -99,14 +99,28 @@ def document(snapshot: MeshSnapshot) -> dict[str, Any]:
                 "app": w.app or None,
                 "version": w.version or None,
                 "kind": w.kind.value,
-                "health": health[node_id].value,
+                "health": grades.nodes[node_id].value,
             }
             for node_id, w in sorted(snapshot.nodes.items())
         ],
-        "edges": [_edge(e) for e in sorted(snapshot.edges, key=lambda e: e.key)],
+        "edges": [
+            _edge(e, grades.edges[e.key]) for e in sorted(snapshot.edges, key=lambda e: e.key)
+        ],
         "routes": [_route(r) for r in sorted(snapshot.routes, key=lambda r: r.id)],
     }
 
 
 def render(snapshot: MeshSnapshot) -> str:
-    return json.dumps(document(snapshot), indent=2) + "\n"
+    """One top-level key per line and one node, edge or route per line: readable, easy to
+    grep, and several times faster than `indent=2` (which takes json's pure-Python path)."""
+    lines = ["{"]
+    doc = document(snapshot)
+    for i, (key, value) in enumerate(doc.items()):
+        comma = "," if i < len(doc) - 1 else ""
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"    {json.dumps(item)}" for item in value)
+            lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]{comma}")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

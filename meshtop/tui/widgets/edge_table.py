@@ -11,7 +11,7 @@ from textual.theme import Theme
 from textual.widgets import DataTable
 
 from meshtop import units
-from meshtop.health import edge_health
+from meshtop.health import grade
 from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol
 
 HEALTH_WORD = {
@@ -149,7 +149,7 @@ class EdgeTable(DataTable[Any]):
 
     def show(self, snapshot: MeshSnapshot) -> None:
         self._snapshot = snapshot
-        healths = {e.key: edge_health(e.stats) for e in snapshot.edges}
+        healths = grade(snapshot).edges
         wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
         with self.app.batch_update():
             columns = self._set_columns()
