@@ -227,13 +227,15 @@ _STORE_WORDS = ("db", "cache", "store", "queue", "kv")
 _LAYERS = (0.06, 0.16, 0.34, 0.29, 0.15)
 
 
-def generated(services: int, seed: int = 1, ingress_rps: float = 2000.0) -> SimMesh:
+def generated(services: int, seed: int = 1, ingress_rps: float | None = None) -> SimMesh:
     """A realistic mesh of `services` services: several namespaces, a layered call graph
     with fan-out (callers call lower layers, mostly in their own namespace), gRPC between
     the middle layers, TCP to data stores, a few canaries split by a VirtualService, one
     ingress gateway, an unmeshed client and two external hosts. Same seed, same mesh."""
     if services < 1:
         raise ValueError("a mesh needs at least one service")
+    if ingress_rps is None:
+        ingress_rps = 10.0 * services  # bigger meshes serve more
     rng = random.Random(seed)
     n_namespaces = max(1, min(len(_NAMESPACE_NAMES) * 4, math.ceil(services / 40)))
     namespaces = [
@@ -318,7 +320,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float = 2000.0) -> SimM
                             caller,
                             target[0],
                             target[1],
-                            per_request=round(rng.uniform(0.3, 1.5), 2),
+                            per_request=round(rng.uniform(0.1, 0.8), 2),
                             protocol=Protocol.TCP
                             if tcp
                             else (Protocol.GRPC if grpc else Protocol.HTTP),
@@ -342,7 +344,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float = 2000.0) -> SimM
                     SimCall(
                         caller,
                         *target,
-                        per_request=round(rng.uniform(0.3, 1.5), 2),
+                        per_request=round(rng.uniform(0.1, 0.8), 2),
                         protocol=Protocol.TCP if tcp else Protocol.HTTP,
                         bytes_sent=rng.randint(200, 2000) if tcp else 0,
                         bytes_received=rng.randint(500, 20000) if tcp else 0,
@@ -358,8 +360,8 @@ def generated(services: int, seed: int = 1, ingress_rps: float = 2000.0) -> SimM
     client = SimWorkload(Workload.unknown(), service="", sidecar=False)
     workloads[gateway.id] = gateway
     workloads[client.id] = client
-    for ns, name in layers[0]:
-        calls.append(SimCall(gateway.id, ns, name))
+    for ns, name in layers[0]:  # each request at the gateway goes to one front end
+        calls.append(SimCall(gateway.id, ns, name, per_request=1 / len(layers[0])))
     calls.append(SimCall(client.id, *layers[0][0]))
 
     externals = ("api.stripe.com", "hooks.slack.com")
