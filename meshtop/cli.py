@@ -180,10 +180,10 @@ def sim_serve(
     seed: SeedOpt = 1,
 ) -> None:
     """Serve the simulated mesh's traffic as Istio metrics at /metrics, for Prometheus."""
-    from meshtop.sim.exposition import IstioExposition
+    from meshtop.sim.exposition import MeshExposition
     from meshtop.sim.server import MetricsServer
 
-    exposition = IstioExposition(_simulation(services, seed))
+    exposition = MeshExposition(_simulation(services, seed))
     try:
         server = MetricsServer(exposition, host, port)
     except OSError as exc:

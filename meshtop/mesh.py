@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -98,6 +99,9 @@ async def refresh(
         if control_plane is not None
         else _ask("control plane", "", nothing, timeout_s, clock, None),
     )
+    if traffic is not None and traffic.warnings:
+        warned = "; ".join(traffic.warnings)
+        metrics_health = replace(metrics_health, reason=f"{metrics.name} warned: {warned}")
     sources = {"metrics": metrics_health}
     if traffic is None:
         traffic = Traffic(nodes=(), edges=())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from meshtop.sim.exposition import DURATION_BUCKETS_MS, IstioExposition
+from meshtop.sim.exposition import DURATION_BUCKETS_MS, MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 
@@ -31,7 +31,7 @@ def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
 def _scrape(
     sim: Simulation, clock: Clock, seconds: float = 30
 ) -> list[tuple[str, dict[str, str], float]]:
-    exposition = IstioExposition(sim)
+    exposition = MeshExposition(sim)
     clock.advance(seconds)
     return parse(exposition.render())
 
@@ -68,7 +68,7 @@ def test_each_proxy_reports_what_it_sees(sim: Simulation, clock: Clock) -> None:
 
 
 def test_counters_never_go_down_even_when_weights_change(sim: Simulation, clock: Clock) -> None:
-    exposition = IstioExposition(sim)
+    exposition = MeshExposition(sim)
     clock.advance(30)
     first = {(n, tuple(sorted(lb.items()))): v for n, lb, v in parse(exposition.render())}
     sim.set_weights("bookinfo", "reviews", {"v1": 0, "v2": 0, "v3": 100})
@@ -101,7 +101,7 @@ def test_latency_histograms_use_envoys_buckets_and_add_up(sim: Simulation, clock
 
 
 def test_server_serves_the_text_format_over_http(sim: Simulation, clock: Clock) -> None:
-    server = MetricsServer(IstioExposition(sim), "127.0.0.1", 0)
+    server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
     server.start_in_thread()
     try:
         clock.advance(10)

@@ -1,7 +1,11 @@
-"""The simulated mesh's traffic as Istio's standard metrics in the Prometheus text format,
-as Envoy sidecars expose them: the full label set, one series per reporting proxy,
-Envoy's default latency buckets, `unknown` peers and `connection_security_policy`.
-Counters only ever grow: each scrape adds what flowed since the last one."""
+"""The simulated mesh's traffic in the Prometheus text format, as the mesh's proxies
+expose it. `istio`: Envoy sidecars' standard metrics, with the full label set, one series
+per reporting proxy, Istio's default latency buckets, `unknown` peers and
+`connection_security_policy`. `ambient`: waypoints report HTTP once
+(`reporter="waypoint"`), ztunnel reports TCP. `linkerd`: linkerd2-proxy's
+`response_total`, `response_latency_ms` and `tcp_*`, with the `namespace`/`deployment`
+labels linkerd-viz's Prometheus adds from the pod. Counters only ever grow: each scrape
+adds what flowed since the last one."""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from meshtop.model import Protocol
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import SimWorkload
-from meshtop.sim.traffic import SimEdge
+from meshtop.sim.traffic import Outcome, SimEdge
 
 # Istio's default buckets for istio_request_duration_milliseconds.
 DURATION_BUCKETS_MS = (
@@ -21,21 +26,72 @@ DURATION_BUCKETS_MS = (
     300000, 600000, 1800000, 3600000,
 )  # fmt: skip
 
-REQUESTS = "istio_requests_total"
-DURATION = "istio_request_duration_milliseconds"
-TCP_SENT = "istio_tcp_sent_bytes_total"
-TCP_RECEIVED = "istio_tcp_received_bytes_total"
-TCP_OPENED = "istio_tcp_connections_opened_total"
-TCP_CLOSED = "istio_tcp_connections_closed_total"
+MODES = ("istio", "ambient", "linkerd")
+
+# Istio's default buckets for istio_request_duration_milliseconds.
+DURATION_BUCKETS_MS = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+# linkerd2-proxy's buckets for response_latency_ms.
+LINKERD_BUCKETS_MS = (
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000,
+    5000, 10000, 20000, 30000, 40000, 50000,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family's names: requests, latency histogram and the four TCP counters."""
+
+    requests: str
+    duration: str
+    buckets: tuple[float, ...]
+    tcp_sent: str
+    tcp_received: str
+    tcp_opened: str
+    tcp_closed: str
+
+
+ISTIO_FAMILY = Family(
+    "istio_requests_total",
+    "istio_request_duration_milliseconds",
+    DURATION_BUCKETS_MS,
+    "istio_tcp_sent_bytes_total",
+    "istio_tcp_received_bytes_total",
+    "istio_tcp_connections_opened_total",
+    "istio_tcp_connections_closed_total",
+)
+LINKERD_FAMILY = Family(
+    "response_total",
+    "response_latency_ms",
+    LINKERD_BUCKETS_MS,
+    "tcp_write_bytes_total",
+    "tcp_read_bytes_total",
+    "tcp_open_total",
+    "tcp_close_total",
+)
 
 _HELP = {
-    REQUESTS: ("counter", "Total requests."),
-    DURATION: ("histogram", "Request duration in milliseconds."),
-    TCP_SENT: ("counter", "Total bytes sent during request in case of a TCP connection."),
-    TCP_RECEIVED: ("counter", "Total bytes received during request in case of a TCP connection."),
-    TCP_OPENED: ("counter", "Total TCP connections opened."),
-    TCP_CLOSED: ("counter", "Total TCP connections closed."),
+    "istio_requests_total": ("counter", "Total requests."),
+    "istio_request_duration_milliseconds": ("histogram", "Request duration in milliseconds."),
+    "istio_tcp_sent_bytes_total": ("counter", "Total bytes sent in a TCP connection."),
+    "istio_tcp_received_bytes_total": ("counter", "Total bytes received in a TCP connection."),
+    "istio_tcp_connections_opened_total": ("counter", "Total TCP connections opened."),
+    "istio_tcp_connections_closed_total": ("counter", "Total TCP connections closed."),
+    "response_total": ("counter", "Total count of HTTP responses."),
+    "response_latency_ms": (
+        "histogram",
+        "Elapsed times between a request's headers being received "
+        "and its response stream completing",
+    ),
+    "tcp_write_bytes_total": ("counter", "Total count of bytes written to peers."),
+    "tcp_read_bytes_total": ("counter", "Total count of bytes read from peers."),
+    "tcp_open_total": ("counter", "Total count of opened connections"),
+    "tcp_close_total": ("counter", "Total count of closed connections"),
 }
+
+Labels = list[tuple[str, str]]
 
 
 def _escape(value: str) -> str:
@@ -67,7 +123,7 @@ def _peer(prefix: str, w: SimWorkload, mtls: bool) -> list[tuple[str, str]]:
     ]
 
 
-def edge_labels(edge: SimEdge, reporter: str) -> list[tuple[str, str]]:
+def istio_labels(edge: SimEdge, reporter: str) -> Labels:
     """Every label but the per-response ones, in the order Istio's templates list them."""
     mtls = edge.mtls
     src, dst = edge.source, edge.destination
@@ -93,15 +149,57 @@ def _render_labels(labels: list[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
 
 
+def _linkerd_peer(prefix: str, w: SimWorkload) -> Labels:
+    wl = w.workload
+    return [
+        (f"{prefix}namespace", wl.namespace),
+        (f"{prefix}deployment", wl.name),
+        (f"{prefix}pod", f"{wl.name}-5d8f7c9b4-x2x7q"),
+        (f"{prefix}serviceaccount", w.service_account),
+    ]
+
+
+def linkerd_labels(edge: SimEdge, direction: str) -> Labels:
+    """Outbound: the client's proxy names the server (`dst_*`); inbound: the server's
+    proxy names only itself. `namespace`/`deployment`/`pod` are the scraped pod's."""
+    src, dst = edge.source, edge.destination
+    tls = "true" if edge.mtls else "no_identity"
+    authority = f"{edge.service_fqdn}:9080" if dst.sidecar else f"{edge.service_fqdn}:443"
+    if direction == "outbound":
+        labels = [("direction", "outbound"), *_linkerd_peer("", src), ("authority", authority)]
+        if dst.sidecar:
+            labels += [*_linkerd_peer("dst_", dst), ("dst_service", edge.service_name)]
+        labels.append(("tls", tls))
+        if not edge.mtls:
+            labels.append(("no_tls_reason", "not_provided_by_service_discovery"))
+        return labels
+    labels = [
+        ("direction", "inbound"),
+        *_linkerd_peer("", dst),
+        ("authority", authority),
+        ("tls", tls),
+    ]
+    if not edge.mtls:
+        labels.append(("no_tls_reason", "no_tls_from_remote"))
+    return labels
+
+
 def _lognormal_mean(edge: SimEdge) -> float:
     return edge.median_ms * math.exp(edge.sigma**2 / 2)
 
 
-class IstioExposition:
-    """Accumulates the simulation's traffic into counters and renders them."""
+class MeshExposition:
+    """Accumulates the simulation's traffic into counters and renders them, in the
+    telemetry of `mode` (istio, ambient or linkerd)."""
 
-    def __init__(self, sim: Simulation, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, sim: Simulation, mode: str = "istio", clock: Callable[[], float] | None = None
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
         self.sim = sim
+        self.mode = mode
+        self.family = LINKERD_FAMILY if mode == "linkerd" else ISTIO_FAMILY
         self._clock = clock or sim.clock
         self._last = self._clock()
         self._lock = threading.Lock()
@@ -112,40 +210,66 @@ class IstioExposition:
         series = self._series[metric]
         series[labels] = series.get(labels, 0.0) + amount
 
+    def _reporters(self, edge: SimEdge) -> list[tuple[Labels, bool]]:
+        """(labels, is_tls) per series that reports this edge in this mode."""
+        if self.mode == "linkerd":
+            directions = [
+                d
+                for d, side in (("outbound", edge.source), ("inbound", edge.destination))
+                if side.sidecar
+            ]
+            return [(linkerd_labels(edge, d), edge.mtls) for d in directions]
+        reporters = list(edge.reporters)
+        if self.mode == "ambient" and edge.protocol is not Protocol.TCP:
+            # a waypoint fronts each meshed destination and reports each request once
+            reporters = ["waypoint"] if edge.destination.sidecar else []
+        return [(istio_labels(edge, r), edge.mtls) for r in reporters]
+
+    def _responses(self, base: Labels, o: Outcome, is_tls: bool) -> Labels:
+        if self.mode != "linkerd":
+            return [
+                *base,
+                ("response_code", o.code),
+                ("grpc_response_status", o.grpc_status),
+                ("response_flags", o.flags),
+            ]
+        labels = [*base, ("status_code", o.code)]
+        if o.grpc_status:
+            labels.append(("grpc_status", o.grpc_status))
+        return [*labels, ("classification", "failure" if o.is_error else "success")]
+
     def advance(self) -> None:
         """Add what flowed between the last call and now, at the current rates."""
         now = self._clock()
         dt = max(0.0, now - self._last)
         self._last = now
+        f = self.family
         for edge in self.sim.flows():
-            for reporter in edge.reporters:
-                base = edge_labels(edge, reporter)
+            for base, is_tls in self._reporters(edge):
                 if edge.protocol is Protocol.TCP:
-                    labels = _render_labels([*base, ("response_flags", "-")])
+                    tcp_labels = (
+                        [*base, ("response_flags", "-")]
+                        if self.mode != "linkerd"
+                        else [*base, ("peer", "dst")]
+                    )
+                    labels = _render_labels(tcp_labels)
                     connections = edge.rate * dt
-                    self._add(TCP_OPENED, labels, connections)
-                    self._add(TCP_CLOSED, labels, connections)
-                    self._add(TCP_SENT, labels, edge.bytes_sent_ps * dt)
-                    self._add(TCP_RECEIVED, labels, edge.bytes_received_ps * dt)
+                    self._add(f.tcp_opened, labels, connections)
+                    self._add(f.tcp_closed, labels, connections)
+                    self._add(f.tcp_sent, labels, edge.bytes_sent_ps * dt)
+                    self._add(f.tcp_received, labels, edge.bytes_received_ps * dt)
                     continue
                 for o in edge.outcomes:
-                    labels = _render_labels(
-                        [
-                            *base,
-                            ("response_code", o.code),
-                            ("grpc_response_status", o.grpc_status),
-                            ("response_flags", o.flags),
-                        ]
-                    )
+                    labels = _render_labels(self._responses(base, o, is_tls))
                     requests = o.rps * dt
-                    self._add(REQUESTS, labels, requests)
-                    for le in DURATION_BUCKETS_MS:
+                    self._add(f.requests, labels, requests)
+                    for le in f.buckets:
                         self._add(
-                            f"{DURATION}_bucket", f'{labels},le="{le:g}"', requests * edge.cdf(le)
+                            f"{f.duration}_bucket", f'{labels},le="{le:g}"', requests * edge.cdf(le)
                         )
-                    self._add(f"{DURATION}_bucket", f'{labels},le="+Inf"', requests)
-                    self._add(f"{DURATION}_sum", labels, requests * _lognormal_mean(edge))
-                    self._add(f"{DURATION}_count", labels, requests)
+                    self._add(f"{f.duration}_bucket", f'{labels},le="+Inf"', requests)
+                    self._add(f"{f.duration}_sum", labels, requests * _lognormal_mean(edge))
+                    self._add(f"{f.duration}_count", labels, requests)
 
     def render(self) -> str:
         """The text format. Counts are whole, as Envoy's are; they never go down because

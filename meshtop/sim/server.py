@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from meshtop.sim.exposition import IstioExposition
+from meshtop.sim.exposition import MeshExposition
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -14,7 +14,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, exposition: IstioExposition, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, exposition: MeshExposition, host: str = "127.0.0.1", port: int = 0):
         self.exposition = exposition
         super().__init__((host, port), _Handler)
 

@@ -16,6 +16,7 @@ class Traffic:
 
     nodes: Sequence[Workload]
     edges: Sequence[Edge]
+    warnings: tuple[str, ...] = ()  # what the backend said was doubtful about its answer
 
 
 class MetricsSource(Protocol):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshtop.sim.exposition import IstioExposition
+from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo
@@ -29,7 +29,7 @@ W = f"[{WINDOW_S}s]"
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulation, Prometheus]]:
     sim = Simulation(bookinfo())
-    server = MetricsServer(IstioExposition(sim), "127.0.0.1", 0)
+    server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
     server.start_in_thread()
     host, port = server.server_address[:2]
     try:

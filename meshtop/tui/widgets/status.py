@@ -42,11 +42,11 @@ def status_text(snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_n
 
 
 def problems(snapshot: MeshSnapshot) -> list[str]:
-    """One line per source that failed, for the notice under the status line."""
+    """One line per source that failed or warned, for the notice under the status line."""
     return [
         f"{ROLE_NAMES.get(role, role)}: {h.reason}"
         for role, h in snapshot.sources.items()
-        if h.state in (SourceState.FAILED, SourceState.STALE) and h.reason
+        if h.reason
     ]
 
 

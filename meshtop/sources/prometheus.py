@@ -1,0 +1,622 @@
+"""`MetricsSource` over the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex,
+VictoriaMetrics) through prometheus-api-client. A refresh is three aggregated queries,
+whatever the size of the mesh: requests by edge and outcome, latency quantiles by edge,
+and TCP traffic by edge. Queries run concurrently in worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from meshtop.errors import BackendError, UsageError
+from meshtop.model import Edge, EdgeStats, Protocol, Workload
+from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
+from meshtop.sources.protocols import Traffic
+from meshtop.units import duration
+
+QUANTILES = (0.5, 0.95, 0.99)
+DEFAULT_CLUSTER = "Kubernetes"  # Istio's name for a cluster that was not given one
+MESH_SUFFIX = ".svc.cluster.local"
+EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    url: str
+    dialect: str = AUTO
+    namespaces: tuple[str, ...] = ()
+    token: str | None = None  # bearer token, never shown
+    basic_auth: tuple[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID
+    ca_file: Path | None = None
+    insecure: bool = False
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise UsageError(f"Prometheus URL {self.url!r} must start with http:// or https://")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise UsageError(f"CA bundle {self.ca_file} is not a readable file")
+        dialect(self.dialect) if self.dialect != AUTO else None
+
+
+# -- queries -------------------------------------------------------------------------
+
+
+def _selector(*parts: str) -> str:
+    return "{" + ",".join(p for p in parts if p) + "}"
+
+
+def _rate(
+    metric: str, window: str, selector: Iterable[str], d: Dialect, namespaces: Sequence[str]
+) -> str:
+    """`rate(metric{…}[window])`; with namespaces, the calls from *or* to any of them."""
+    base = [d.extra_selector, *selector]
+    if not namespaces:
+        return f"rate({metric}{_selector(*base)}[{window}])"
+    pattern = "|".join(namespaces)
+    sides = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
+    return " or ".join(f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides)
+
+
+def _by(*labels: str) -> str:
+    return ", ".join(dict.fromkeys(x for x in labels if x))
+
+
+def _reporters(d: Dialect, reporters: Sequence[str]) -> str:
+    values = "|".join(dict.fromkeys(reporters))
+    return (
+        f"{d.reporter_label}={json.dumps(values)}"
+        if len(reporters) == 1
+        else f"{d.reporter_label}=~{json.dumps(values)}"
+    )
+
+
+def _preferred(
+    d: Dialect,
+    metric: str,
+    reporters: Sequence[str],
+    by: str,
+    window: str,
+    selector: Sequence[str] = (),
+    namespaces: Sequence[str] = (),
+) -> str:
+    """Per edge, the series of the first reporter that has one: `A or B` keeps B's
+    series only where A has none with the same labels."""
+    return " or ".join(
+        f"sum{f' by ({by})' if by else ''} "
+        f"({_rate(metric, window, [_reporters(d, [r]), *selector], d, namespaces)})"
+        for r in reporters
+    )
+
+
+def _quantiles(buckets: str) -> str:
+    return " or ".join(
+        f'label_replace(histogram_quantile({q}, {buckets}), "quantile", "{q}", "", "")'
+        for q in QUANTILES
+    )
+
+
+def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()) -> dict[str, str]:
+    """The queries of one refresh. Their number does not depend on the mesh's size."""
+    window = duration(window_s)
+    edge = d.edge_labels()
+    outcome = (d.code, d.grpc_status, d.flags, d.protocol, d.mtls_label, d.failure_label)
+    reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
+    requests_q = (
+        f"sum by ({_by(d.reporter_label, *edge, *outcome)}) "
+        f"({_rate(d.requests, window, [reporters], d, namespaces)})"
+    )
+    buckets = _preferred(
+        d, f"{d.duration}_bucket", d.http_reporters, _by(*edge, "le"), window, (), namespaces
+    )
+    tcp_parts = [
+        (
+            name,
+            _preferred(
+                d, metric, d.tcp_reporters, _by(*edge), window, [d.tcp_selector], namespaces
+            ),
+        )
+        for name, metric in (
+            ("sent", d.tcp_sent),
+            ("received", d.tcp_received),
+            ("opened", d.tcp_opened),
+        )
+    ]
+    # How connections were secured, from the reporters that know it.
+    secured_by = [_reporters(d, d.mtls_reporters), d.tcp_selector]
+    security = (
+        f"sum by ({_by(*edge, d.mtls_label)}) "
+        f"({_rate(d.tcp_opened, window, secured_by, d, namespaces)})"
+    )
+    tcp = " or ".join(
+        f'label_replace({q}, "metric", "{name}", "", "")'
+        for name, q in [*tcp_parts, ("security", security)]
+    )
+    return {"requests": requests_q, "latency": _quantiles(buckets), "tcp": tcp}
+
+
+# -- joining answers into edges --------------------------------------------------------
+
+
+def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
+    peer = d.source if side == "source" else d.destination
+    name = labels.get(peer.workload, "")
+    namespace = labels.get(peer.namespace, "")
+    cluster = labels.get(peer.cluster, "") if peer.cluster else ""
+    if cluster in ("", "unknown"):
+        cluster = DEFAULT_CLUSTER
+    if name and name != "unknown":
+        return Workload(
+            cluster,
+            namespace or "unknown",
+            name,
+            app=_known(labels.get(peer.app, "")) or name,
+            version=_known(labels.get(peer.version, "")),
+        )
+    if side == "source":
+        return Workload.unknown()
+    # A destination no workload answered for: a host outside the mesh (through a
+    # ServiceEntry or the PassthroughCluster), or a mesh service with nothing behind it.
+    host = _known(labels.get(d.service, ""))
+    service_name = _known(labels.get(d.service_name, ""))
+    if not host or host in EXTERNAL_CLUSTERS:
+        host = service_name
+    if not host:
+        return Workload.unknown()
+    if host.endswith(MESH_SUFFIX):
+        name, _, svc_namespace = host[: -len(MESH_SUFFIX)].partition(".")
+        return Workload.service(cluster, svc_namespace or namespace or "unknown", name)
+    return Workload.external(host)
+
+
+def _known(value: str) -> str:
+    return "" if value in ("unknown", "") else value
+
+
+def _value(sample: Mapping[str, Any]) -> float:
+    v = float(sample["value"][1])
+    return v if math.isfinite(v) else math.nan
+
+
+@dataclass
+class _EdgeAcc:
+    service: str = ""
+    by_reporter: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    codes: dict[str, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
+    flags: dict[str, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
+    grpc: dict[str, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
+    errors: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    mtls: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    protocol: Protocol = Protocol.HTTP
+
+
+def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
+    if d.errors is Errors.CLASSIFICATION:
+        return labels.get(d.failure_label) == "failure"
+    grpc = labels.get(d.grpc_status, "")
+    if grpc:
+        return grpc != "0"
+    code = labels.get(d.code, "")
+    return code.startswith("5") or code == "0"
+
+
+def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traffic:
+    """Edges and nodes from the three answers of `snapshot_queries`."""
+    nodes: dict[str, Workload] = {}
+    ends_cache: dict[tuple[str, ...], tuple[str, str]] = {}
+    edge_labels = d.edge_labels()
+
+    def ends(labels: Mapping[str, str]) -> tuple[str, str]:
+        key = tuple(labels.get(x, "") for x in edge_labels)
+        found = ends_cache.get(key)
+        if found is None:
+            src, dst = _node(d, labels, "source"), _node(d, labels, "destination")
+            nodes.setdefault(src.id, src)
+            nodes.setdefault(dst.id, dst)
+            found = ends_cache[key] = (src.id, dst.id)
+        return found
+
+    accs: dict[tuple[str, str], _EdgeAcc] = {}
+    for sample in answers.get("requests", ()):
+        labels = sample["metric"]
+        rate = _value(sample)
+        if not rate > 0:
+            continue
+        key = ends(labels)
+        acc = accs.get(key)
+        if acc is None:
+            acc = accs[key] = _EdgeAcc(service=labels.get(d.service, ""))
+        rep = labels.get(d.reporter_label, "")
+        acc.by_reporter[rep] += rate
+        acc.codes[rep][labels.get(d.code, "")] += rate
+        flag = labels.get(d.flags, "-") if d.flags else "-"
+        if flag not in ("-", ""):
+            acc.flags[rep][flag] += rate
+        grpc = labels.get(d.grpc_status, "")
+        if grpc:
+            acc.grpc[rep][grpc] += rate
+            acc.protocol = Protocol.GRPC
+        elif labels.get(d.protocol) == "grpc":
+            acc.protocol = Protocol.GRPC
+        if _is_error(d, labels):
+            acc.errors[rep] += rate
+        if labels.get(d.mtls_label) == d.mtls_value:
+            acc.mtls[rep] += rate
+
+    latency: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
+    for sample in answers.get("latency", ()):
+        v = _value(sample)
+        if math.isnan(v):
+            continue
+        latency[ends(sample["metric"])][float(sample["metric"]["quantile"])] = v
+
+    tcp: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    tcp_service: dict[tuple[str, str], str] = {}
+    for sample in answers.get("tcp", ()):
+        v = _value(sample)
+        if math.isnan(v):
+            continue
+        labels = sample["metric"]
+        key = ends(labels)
+        metric = labels["metric"]
+        if metric == "security":
+            tcp[key]["secured" if labels.get(d.mtls_label) == d.mtls_value else "plain"] += v
+            continue
+        tcp[key][metric] = v
+        tcp_service.setdefault(key, labels.get(d.service, ""))
+
+    edges: list[Edge] = []
+    for key, acc in accs.items():
+        rep = next((r for r in d.http_reporters if r in acc.by_reporter), None)
+        if rep is None:
+            continue
+        rps = acc.by_reporter[rep]
+        mtls_rep = next((r for r in d.mtls_reporters if acc.by_reporter.get(r)), None)
+        q = latency.get(key, {})
+        t = tcp.pop(key, {})
+        edges.append(
+            Edge(
+                key[0],
+                key[1],
+                EdgeStats(
+                    protocol=acc.protocol,
+                    rps=rps,
+                    error_rate=min(1.0, acc.errors[rep] / rps),
+                    p50_ms=q.get(0.5),
+                    p95_ms=q.get(0.95),
+                    p99_ms=q.get(0.99),
+                    mtls=acc.mtls[mtls_rep] / acc.by_reporter[mtls_rep] if mtls_rep else 0.0,
+                    response_codes=dict(acc.codes[rep]),
+                    response_flags=dict(acc.flags[rep]),
+                    grpc_statuses=dict(acc.grpc[rep]),
+                    tcp_sent_bps=t.get("sent", 0.0),
+                    tcp_received_bps=t.get("received", 0.0),
+                    tcp_connections_per_s=t.get("opened", 0.0),
+                ),
+                acc.service,
+            )
+        )
+    for key, t in tcp.items():
+        if not (t.get("sent") or t.get("received") or t.get("opened")):
+            continue
+        secured = t.get("secured", 0.0)
+        edges.append(
+            Edge(
+                key[0],
+                key[1],
+                EdgeStats(
+                    protocol=Protocol.TCP,
+                    mtls=secured / (secured + t.get("plain", 0.0)) if secured else 0.0,
+                    tcp_sent_bps=t.get("sent", 0.0),
+                    tcp_received_bps=t.get("received", 0.0),
+                    tcp_connections_per_s=t.get("opened", 0.0),
+                ),
+                tcp_service.get(key, ""),
+            )
+        )
+    used = {n for e in edges for n in e.key}
+    return Traffic(nodes=[w for n, w in nodes.items() if n in used], edges=edges)
+
+
+# -- talking to the server ------------------------------------------------------------
+
+
+class _Check(threading.local):
+    warnings: tuple[str, ...] = ()
+
+
+def _describe_http(config: PrometheusConfig, response: requests.Response) -> str | None:
+    status = response.status_code
+    where = config.url
+    if status == 401:
+        return f"Prometheus at {where} refused the credentials (HTTP 401): check the token or user"
+    if status == 403:
+        return f"Prometheus at {where} forbids this query (HTTP 403): check the token's permissions"
+    if status == 404:
+        return f"no Prometheus API at {where} (HTTP 404): check the URL and its path prefix"
+    return None
+
+
+class PrometheusMetrics:
+    """The real metrics source. `name` shows the URL, never a credential."""
+
+    def __init__(self, config: PrometheusConfig) -> None:
+        self.config = config
+        self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
+        self._check = _Check()
+        session = requests.Session()
+        session.verify = str(config.ca_file) if config.ca_file else not config.insecure
+        session.hooks["response"].append(self._inspect)
+        headers = dict(config.headers)
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self._client = PrometheusConnect(
+            url=config.url.rstrip("/"),
+            headers=headers,
+            auth=config.basic_auth,
+            session=session,
+            # meshtop retries a whole refresh with backoff; a retry per query would
+            # only multiply the wait on a dead backend.
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=config.timeout_s,
+        )
+        self.queries_sent = 0
+
+    @property
+    def name(self) -> str:
+        return f"prometheus {self.config.url}"
+
+    @property
+    def dialect(self) -> Dialect | None:
+        return self._dialect
+
+    def _inspect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every answer passes here first: refusals, garbage and errors become one
+        clear `BackendError`; warnings are kept for the caller."""
+        problem = _describe_http(self.config, response)
+        if problem:
+            raise BackendError(problem)
+        try:
+            body = response.json()
+        except ValueError:
+            snippet = response.text[:60].replace("\n", " ")
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered HTTP {response.status_code} with "
+                f"something that is not JSON ({snippet!r}): is this the Prometheus API?"
+            ) from None
+        if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered JSON that is not an API response"
+            )
+        if body["status"] == "error":
+            raise BackendError(
+                f"Prometheus at {self.config.url} rejected a query: "
+                f"{body.get('errorType', 'error')}: {body.get('error', 'no reason given')}"
+            )
+        if response.status_code != 200:
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered HTTP {response.status_code}"
+            )
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise BackendError(f"Prometheus at {self.config.url} answered without a result")
+        self._check.warnings = tuple(str(w) for w in body.get("warnings") or ())
+
+    def _query(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        self._check.warnings = ()
+        self.queries_sent += 1
+        try:
+            result = self._client.custom_query(promql)
+        except BackendError:
+            raise
+        except requests.exceptions.SSLError as exc:
+            raise BackendError(
+                f"TLS to Prometheus at {self.config.url} failed ({_reason(exc)}): "
+                "give the CA bundle (--prometheus-ca), or --insecure to skip the check"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise BackendError(
+                f"Prometheus at {self.config.url} did not answer within {self.config.timeout_s:g}s"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise BackendError(
+                f"cannot reach Prometheus at {self.config.url}: {_reason(exc)}"
+            ) from None
+        except (requests.exceptions.RequestException, PrometheusApiClientException) as exc:
+            raise BackendError(f"Prometheus at {self.config.url}: {exc}") from None
+        return list(result), self._check.warnings
+
+    async def _ask(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        return await asyncio.to_thread(self._query, promql)
+
+    async def resolve_dialect(self) -> Dialect:
+        if self._dialect is None:
+            series, _ = await self._ask(DETECT_QUERY)
+            found = detect([s["metric"] for s in series])
+            if found is None:
+                raise BackendError(
+                    f"no Istio or Linkerd metrics at {self.config.url}: is this the mesh's "
+                    "Prometheus? (--dialect istio|ambient|linkerd skips the check)"
+                )
+            self._dialect = found
+        return self._dialect
+
+    async def traffic(self, window_s: float) -> Traffic:
+        d = await self.resolve_dialect()
+        queries = snapshot_queries(d, window_s, self.config.namespaces)
+        answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
+        warnings = sorted({w for _, ws in answers for w in ws})
+        traffic = join(
+            d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
+        )
+        return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        """Rate, error rate and latency quantiles of one edge (or of everything a node
+        answers, with `source=None`) over the last `window_s`, at a step chosen from it."""
+        d = await self.resolve_dialect()
+        end = time.time()
+        step = history_step(window_s)
+        rate_window = duration(max(4 * step, 60))
+        selector = [
+            *_peer_selector(d, source, "source"),
+            *_peer_selector(d, destination, "destination"),
+        ]
+        outcome = _by(d.code, d.grpc_status, d.failure_label)
+        codes_q = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
+        latency_q = _quantiles(
+            _preferred(d, f"{d.duration}_bucket", d.http_reporters, "le", rate_window, selector)
+        )
+        start_dt = datetime.fromtimestamp(end - window_s, UTC)
+        end_dt = datetime.fromtimestamp(end, UTC)
+
+        def ask_range(promql: str) -> list[dict[str, Any]]:
+            self.queries_sent += 1
+            try:
+                return list(self._client.custom_query_range(promql, start_dt, end_dt, f"{step:g}s"))
+            except BackendError:
+                raise
+            except requests.exceptions.RequestException as exc:
+                raise BackendError(
+                    f"cannot reach Prometheus at {self.config.url}: {_reason(exc)}"
+                ) from None
+
+        codes, quantiles = await asyncio.gather(
+            asyncio.to_thread(ask_range, codes_q), asyncio.to_thread(ask_range, latency_q)
+        )
+        return _history(d, step, start_dt.timestamp(), end_dt.timestamp(), codes, quantiles)
+
+
+def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
+    if node_id is None:
+        return []
+    peer = d.source if side == "source" else d.destination
+    cluster, namespace, name = node_id.split("/", 2)
+    if cluster == "unknown":
+        return [f'{peer.workload}="{d.unknown or "unknown"}"']
+    if cluster == "external":
+        return [f"{d.service}={json.dumps(name)}"]
+    if name.startswith("service:"):
+        return [
+            f"{d.service_name}={json.dumps(name[len('service:') :])}",
+            f'{peer.workload}="unknown"',
+        ]
+    out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(name)}"]
+    if peer.cluster and cluster != DEFAULT_CLUSTER:
+        out.append(f"{peer.cluster}={json.dumps(cluster)}")
+    return out
+
+
+NICE_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+def history_step(window_s: float, points: int = 120) -> float:
+    """About `points` points over the window, on a step a person would pick."""
+    wanted = window_s / points
+    return float(next((s for s in NICE_STEPS if s >= wanted), NICE_STEPS[-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    step_s: float
+    times: tuple[float, ...]
+    rps: tuple[float | None, ...]
+    error_rate: tuple[float | None, ...]
+    p50_ms: tuple[float | None, ...]
+    p95_ms: tuple[float | None, ...]
+    p99_ms: tuple[float | None, ...]
+
+
+def _history(
+    d: Dialect,
+    step: float,
+    start: float,
+    end: float,
+    codes: list[dict[str, Any]],
+    quantiles: list[dict[str, Any]],
+) -> History:
+    n = int((end - start) // step) + 1
+    times = tuple(start + i * step for i in range(n))
+
+    def index(ts: float) -> int:
+        return round((ts - start) / step)
+
+    total: list[float | None] = [None] * n
+    errors = [0.0] * n
+    for series in codes:
+        failed = _is_error(d, series["metric"])
+        for ts, value in series["values"]:
+            i, v = index(float(ts)), float(value)
+            if 0 <= i < n and math.isfinite(v):
+                total[i] = (total[i] or 0.0) + v
+                if failed:
+                    errors[i] += v
+    by_q: dict[float, list[float | None]] = {q: [None] * n for q in QUANTILES}
+    for series in quantiles:
+        q = float(series["metric"]["quantile"])
+        for ts, value in series["values"]:
+            i, v = index(float(ts)), float(value)
+            if 0 <= i < n and math.isfinite(v):
+                by_q[q][i] = v
+    return History(
+        step_s=step,
+        times=times,
+        rps=tuple(total),
+        error_rate=tuple(None if not t else errors[i] / t for i, t in enumerate(total)),
+        p50_ms=tuple(by_q[0.5]),
+        p95_ms=tuple(by_q[0.95]),
+        p99_ms=tuple(by_q[0.99]),
+    )
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost reason of a requests error, e.g. `connection refused`."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "certificate verify failed",
+        "No route to host",
+        "Temporary failure in name resolution",
+    ):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text.split("(Caused by ")[-1].rstrip(")")[:120]
+
+
+def read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"{what} file {path} cannot be read: {exc.strerror}") from None
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise UsageError(f"header {text!r} is not NAME: VALUE")
+    return name.strip(), value.strip()
