@@ -6,9 +6,12 @@ so `meshtop --help` stays quick."""
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +21,7 @@ from meshtop.errors import EXIT_BACKEND, MeshtopError, UsageError
 if TYPE_CHECKING:
     from meshtop.config import Settings
     from meshtop.sim.sources import Simulation
+    from meshtop.sources.protocols import ControlPlane, MetricsSource
 
 app = typer.Typer(
     name="meshtop",
@@ -58,12 +62,96 @@ ServicesOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated mesh.")]
+PrometheusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prometheus",
+        help="Prometheus API URL, with any path prefix (Thanos, Mimir, Cortex, "
+        "VictoriaMetrics too).",
+    ),
+]
+DialectOpt = Annotated[
+    str | None, typer.Option("--dialect", help="auto (default), istio, ambient or linkerd.")
+]
+NamespaceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--namespace", "-n", help="Only calls from or to this namespace; repeatable."),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option("--prometheus-token-file", help="File holding a bearer token for Prometheus."),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prometheus-user",
+        help="Basic auth user; the password from --prometheus-password-file or "
+        "MESHTOP_PROMETHEUS_PASSWORD.",
+    ),
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option("--prometheus-password-file", help="File holding the basic auth password."),
+]
+HeaderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--prometheus-header", help="Extra header 'NAME: VALUE', e.g. X-Scope-OrgID; repeatable."
+    ),
+]
+CaOpt = Annotated[
+    Path | None, typer.Option("--prometheus-ca", help="CA bundle to verify Prometheus's TLS.")
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify Prometheus's TLS certificate.")
+]
+TimeoutOpt = Annotated[
+    str | None, typer.Option("--timeout", help="How long a backend may take, e.g. 10s.")
+]
 
 
-def _settings(config: Path | None, **flags: str | None) -> Settings:
+@dataclass
+class Given:
+    """What the top-level options said, for the commands to merge their own into."""
+
+    config: Path | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+def _backend_flags(
+    prometheus: str | None,
+    dialect: str | None,
+    namespace: list[str] | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    header: list[str] | None,
+    ca: Path | None,
+    insecure: bool,
+    timeout: str | None,
+) -> dict[str, Any]:
+    return {
+        "prometheus.url": prometheus,
+        "prometheus.dialect": dialect,
+        "prometheus.namespaces": tuple(namespace or ()),
+        "prometheus.token_file": token_file,
+        "prometheus.user": user,
+        "prometheus.password_file": password_file,
+        "prometheus.headers": tuple(header or ()),
+        "prometheus.ca_file": ca,
+        "prometheus.insecure": insecure,
+        "timeout": timeout,
+    }
+
+
+def _settings(ctx: typer.Context, **flags: Any) -> Settings:
+    """Settings from the config file, the environment, the top-level options and then
+    this command's own options."""
     from meshtop.config import load
 
-    return load(flags, config_file=config)
+    given: Given = ctx.obj if isinstance(ctx.obj, Given) else Given()
+    mine = {k: v for k, v in flags.items() if v not in (None, (), False)}
+    return load({**given.flags, **mine}, config_file=given.config)
 
 
 def _simulation(services: int | None, seed: int) -> Simulation:
@@ -73,7 +161,28 @@ def _simulation(services: int | None, seed: int) -> Simulation:
     return Simulation(generated(services, seed) if services else bookinfo())
 
 
-def _run_console(sim: Simulation, settings: Settings) -> None:
+@dataclass
+class Sources:
+    metrics: MetricsSource
+    control_plane: ControlPlane | None
+    simulated: bool
+    clock: Callable[[], float]
+
+
+def _sources(settings: Settings, sim: Simulation | None) -> Sources:
+    if sim is not None:
+        return Sources(sim.metrics, sim.control_plane, True, sim.clock)
+    if settings.prometheus is None:
+        raise UsageError(
+            "no metrics backend is configured: give --prometheus URL (or [prometheus] url "
+            "in the config file), or --demo for the simulated mesh"
+        )
+    from meshtop.sources.prometheus import PrometheusMetrics
+
+    return Sources(PrometheusMetrics(settings.prometheus), None, False, time.time)
+
+
+def _run_console(sources: Sources, settings: Settings) -> None:
     from meshtop.tui.theme import load_themes, theme_names
 
     themes = load_themes()
@@ -86,11 +195,11 @@ def _run_console(sim: Simulation, settings: Settings) -> None:
     from meshtop.tui.app import MeshtopApp
 
     MeshtopApp(
-        metrics=sim.metrics,
-        control_plane=sim.control_plane,
+        metrics=sources.metrics,
+        control_plane=sources.control_plane,
         settings=settings,
-        simulated=True,
-        clock=sim.clock,
+        simulated=sources.simulated,
+        clock=sources.clock,
         themes=themes,
     ).run()
 
@@ -107,16 +216,32 @@ def console(
     config: ConfigOpt = None,
     refresh: RefreshOpt = None,
     window: WindowOpt = None,
+    prometheus: PrometheusOpt = None,
+    dialect: DialectOpt = None,
+    namespace: NamespaceOpt = None,
+    prometheus_token_file: TokenFileOpt = None,
+    prometheus_user: UserOpt = None,
+    prometheus_password_file: PasswordFileOpt = None,
+    prometheus_header: HeaderOpt = None,
+    prometheus_ca: CaOpt = None,
+    insecure: InsecureOpt = False,
+    timeout: TimeoutOpt = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Open the console on the configured mesh (the simulated Bookinfo mesh, marked
-    SIMULATED, while no backend is configured)."""
-    ctx.obj = config
+    """Open the console on the configured mesh (--prometheus, or the config file); with
+    no backend configured, on the simulated Bookinfo mesh, marked SIMULATED."""
+    flags = _backend_flags(
+        prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
+        prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
+    )  # fmt: skip
+    ctx.obj = Given(config, {"refresh": refresh, "window": window, **flags})
     if ctx.invoked_subcommand is None:
-        _run_console(_simulation(None, 1), _settings(config, refresh=refresh, window=window))
+        settings = _settings(ctx)
+        sim = _simulation(None, 1) if settings.prometheus is None else None
+        _run_console(_sources(settings, sim), settings)
 
 
 @app.command()
@@ -128,8 +253,8 @@ def demo(
     window: WindowOpt = None,
 ) -> None:
     """Open the console on the simulated mesh (Bookinfo, or --services N)."""
-    settings = _settings(ctx.obj, refresh=refresh, window=window)
-    _run_console(_simulation(services, seed), settings)
+    settings = _settings(ctx, refresh=refresh, window=window)
+    _run_console(_sources(settings, _simulation(services, seed)), settings)
 
 
 @app.command()
@@ -140,6 +265,16 @@ def export(
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
     window: WindowOpt = None,
+    prometheus: PrometheusOpt = None,
+    dialect: DialectOpt = None,
+    namespace: NamespaceOpt = None,
+    prometheus_token_file: TokenFileOpt = None,
+    prometheus_user: UserOpt = None,
+    prometheus_password_file: PasswordFileOpt = None,
+    prometheus_header: HeaderOpt = None,
+    prometheus_ca: CaOpt = None,
+    insecure: InsecureOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Print one snapshot of the mesh as JSON or Markdown."""
     import asyncio
@@ -148,25 +283,29 @@ def export(
     from meshtop.mesh import refresh
     from meshtop.model import SourceState
 
-    settings = _settings(ctx.obj, window=window)
-    if not demo:
-        raise UsageError(
-            "no metrics backend is configured; use --demo to export the simulated mesh"
-        )
+    flags = _backend_flags(
+        prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
+        prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
+    )  # fmt: skip
+    settings = _settings(ctx, window=window, **flags)
     render = renderer(fmt.value)
-    sim = _simulation(services, seed)
+    sources = _sources(settings, _simulation(services, seed) if demo else None)
     snapshot = asyncio.run(
         refresh(
-            sim.metrics,
-            sim.control_plane,
+            sources.metrics,
+            sources.control_plane,
             window_s=settings.window_s,
             timeout_s=settings.timeout_s,
+            clock=sources.clock,
         )
     )
     failed = [h for h in snapshot.sources.values() if h.state is SourceState.FAILED]
     if failed:
         typer.echo(f"meshtop: {failed[0].reason}", err=True)
         raise typer.Exit(EXIT_BACKEND)
+    for h in snapshot.sources.values():
+        if h.reason:  # fresh, with a warning from the backend: say it, carry on
+            typer.echo(f"meshtop: warning: {h.reason}", err=True)
     sys.stdout.write(render(snapshot))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,30 @@ from meshtop.errors import UsageError
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
+DIALECT_NAMES = ("auto", "istio", "ambient", "linkerd")
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    """How to reach a Prometheus-compatible backend. Secrets are held, never shown."""
+
+    url: str
+    dialect: str = "auto"
+    namespaces: tuple[str, ...] = ()
+    token: str | None = field(default=None, repr=False)  # bearer token
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID
+    ca_file: Path | None = None
+    insecure: bool = False
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise UsageError(f"Prometheus URL {self.url!r} must start with http:// or https://")
+        if self.dialect not in DIALECT_NAMES:
+            raise UsageError(f"unknown dialect {self.dialect!r}; choose {', '.join(DIALECT_NAMES)}")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise UsageError(f"CA bundle {self.ca_file} is not a readable file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +46,74 @@ class Settings:
     window_s: float = 60.0  # the window rates and latencies are computed over
     timeout_s: float = 10.0  # how long one source may take to answer
     theme: str = "meshtop"
+    prometheus: PrometheusConfig | None = None
     config_path: Path | None = None  # the file these came from, if any
 
 
-# config key / env suffix -> (Settings field, parser)
+def _duration(what: str) -> Callable[[Any], float]:
+    return lambda v: parse_duration(str(v), what=what)
+
+
+# top-level key (file, MESHTOP_KEY, --key) -> (Settings field, parser)
 _KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "refresh": ("refresh_s", lambda v: parse_duration(str(v), what="refresh")),
-    "window": ("window_s", lambda v: parse_duration(str(v), what="window")),
-    "timeout": ("timeout_s", lambda v: parse_duration(str(v), what="timeout")),
+    "refresh": ("refresh_s", _duration("refresh")),
+    "window": ("window_s", _duration("window")),
+    "timeout": ("timeout_s", _duration("timeout")),
     "theme": ("theme", str),
+}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"{value!r} is not a list of names")
+
+
+def _headers(value: Any) -> dict[str, str]:
+    """A table `{"X-Scope-OrgID" = "team-a"}`, or flags `NAME: VALUE`."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    headers = {}
+    for text in _strings(value) if isinstance(value, str) else value:
+        name, sep, val = str(text).partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"header {text!r} is not NAME: VALUE")
+        headers[name.strip()] = val.strip()
+    return headers
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{value!r} is not true or false")
+
+
+# [prometheus] keys (file; --prometheus-KEY or the flag named in the README) -> parser
+_PROMETHEUS_KEYS: dict[str, Callable[[Any], Any]] = {
+    "url": str,
+    "dialect": str,
+    "namespaces": _strings,
+    "token_file": Path,
+    "user": str,
+    "password_file": Path,
+    "headers": _headers,
+    "ca_file": Path,
+    "insecure": _bool,
+}
+# Secrets may come straight from the environment, never from a flag (shell history).
+_PROMETHEUS_ENV = {
+    "MESHTOP_PROMETHEUS_URL": "url",
+    "MESHTOP_PROMETHEUS_DIALECT": "dialect",
+    "MESHTOP_NAMESPACES": "namespaces",
+    "MESHTOP_PROMETHEUS_TOKEN": "token",
+    "MESHTOP_PROMETHEUS_USER": "user",
+    "MESHTOP_PROMETHEUS_PASSWORD": "password",
 }
 
 
@@ -44,14 +127,74 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _KEYS:
-            known = ", ".join(sorted(_KEYS))
+            known = ", ".join(sorted([*_KEYS, "[prometheus]"]))
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
-        field, parse = _KEYS[key]
+        name, parse = _KEYS[key]
         try:
-            changes[field] = parse(value)
+            changes[name] = parse(value)
         except UsageError as exc:
             raise UsageError(f"{where}: {exc}") from None
     return replace(settings, **changes)
+
+
+def _prometheus_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in _PROMETHEUS_KEYS:
+            known = ", ".join(_PROMETHEUS_KEYS)
+            raise UsageError(f"{where}: unknown prometheus setting {key!r}; known: {known}")
+        try:
+            parsed[key] = _PROMETHEUS_KEYS[key](value)
+        except UsageError as exc:
+            raise UsageError(f"{where}: prometheus {key}: {exc}") from None
+    return parsed
+
+
+def read_secret(path: Path, what: str) -> str:
+    try:
+        secret = path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"{what} file {path} cannot be read: {exc.strerror}") from None
+    if not secret:
+        raise UsageError(f"{what} file {path} is empty")
+    return secret
+
+
+def _prometheus(layers: list[dict[str, Any]], timeout_s: float) -> PrometheusConfig | None:
+    """Merge the [prometheus] layers (file, environment, flags: later wins) and read the
+    secrets they point at."""
+    merged: dict[str, Any] = {}
+    token: str | None = None
+    password: str | None = None
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k not in ("token", "password")})
+        # A secret given in a layer replaces one from an earlier layer, however given.
+        if "token_file" in layer:
+            token = read_secret(layer["token_file"], "token")
+        if "token" in layer:
+            token = layer["token"]
+        if "password_file" in layer:
+            password = read_secret(layer["password_file"], "password")
+        if "password" in layer:
+            password = layer["password"]
+    if not merged.get("url"):
+        if merged or token or password:
+            raise UsageError("Prometheus settings are given but no URL (--prometheus URL)")
+        return None
+    user = merged.get("user")
+    if (user is None) != (password is None):
+        raise UsageError("basic auth needs both a user and a password (file or environment)")
+    return PrometheusConfig(
+        url=merged["url"],
+        dialect=merged.get("dialect", "auto"),
+        namespaces=merged.get("namespaces", ()),
+        token=token,
+        basic_auth=(user, password) if user is not None and password is not None else None,
+        headers=merged.get("headers", {}),
+        ca_file=merged.get("ca_file"),
+        insecure=merged.get("insecure", False),
+        timeout_s=timeout_s,
+    )
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -65,27 +208,48 @@ def read_file(path: Path) -> dict[str, Any]:
 
 
 def load(
-    flags: Mapping[str, str | None] | None = None,
+    flags: Mapping[str, Any] | None = None,
     *,
     config_file: Path | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
     """Settings for this run. An explicit `config_file` (or `MESHTOP_CONFIG`) must exist;
-    the default one is optional. `flags` holds the raw values of flags given, by key."""
+    the default one is optional. `flags` holds the flags given, by key; keys under
+    `prometheus.` are the [prometheus] table's."""
     settings = Settings()
     explicit = config_file or (
         Path(environ["MESHTOP_CONFIG"]) if environ.get("MESHTOP_CONFIG") else None
     )
     path = explicit or default_config_path()
+    file_values: dict[str, Any] = {}
     if explicit is not None or path.is_file():
-        settings = replace(
-            _apply(settings, read_file(path), f"config file {path}"), config_path=path
-        )
+        file_values = read_file(path)
+        settings = replace(settings, config_path=path)
+    where = f"config file {path}"
+    file_prom = file_values.pop("prometheus", {})
+    if not isinstance(file_prom, dict):
+        raise UsageError(f"{where}: prometheus must be a table ([prometheus])")
+    settings = _apply(settings, file_values, where)
+
     env_values = {
-        key: environ[f"MESHTOP_{key.upper()}"]
-        for key in _KEYS
-        if f"MESHTOP_{key.upper()}" in environ
+        k: environ[f"MESHTOP_{k.upper()}"] for k in _KEYS if f"MESHTOP_{k.upper()}" in environ
     }
     settings = _apply(settings, env_values, "environment")
-    given = {k: v for k, v in (flags or {}).items() if v is not None}
-    return _apply(settings, given, "command line")
+    env_prom: dict[str, Any] = {
+        key: environ[var] for var, key in _PROMETHEUS_ENV.items() if environ.get(var)
+    }
+    if "namespaces" in env_prom:
+        env_prom["namespaces"] = _strings(env_prom["namespaces"])
+
+    given = {k: v for k, v in (flags or {}).items() if v not in (None, (), [], False)}
+    flag_prom = {
+        k.removeprefix("prometheus."): v for k, v in given.items() if k.startswith("prometheus.")
+    }
+    settings = _apply(settings, {k: v for k, v in given.items() if "." not in k}, "command line")
+
+    layers = [
+        _prometheus_values(file_prom, where),
+        env_prom,
+        _prometheus_values(flag_prom, "command line"),
+    ]
+    return replace(settings, prometheus=_prometheus(layers, settings.timeout_s))

@@ -3,6 +3,7 @@ The defaults are Kiali's, so the colours mean the same thing to a Kiali user."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,9 +44,13 @@ def client_error_rate(stats: EdgeStats) -> float:
 
 def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
     if stats.protocol is Protocol.TCP:
-        return Health.HEALTHY if stats.tcp_connections_per_s or stats.tcp_sent_bps else Health.IDLE
-    if stats.rps <= 0:
+        return (
+            Health.HEALTHY if stats.tcp_connections_per_s or stats.tcp_request_bps else Health.IDLE
+        )
+    if not stats.rps > 0:  # no traffic, or no number at all (NaN)
         return Health.IDLE
+    if not math.isfinite(stats.error_rate):
+        return Health.FAILING  # traffic we cannot judge is not healthy
     return worst(
         (
             _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True),

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from meshtop.errors import MeshtopError
+from meshtop.errors import BackendError, MeshtopError
 from meshtop.model import (
     Edge,
     MeshSnapshot,
@@ -46,6 +46,8 @@ async def _ask(
         reason = f"{role} source {name} did not answer within {timeout_s:g}s"
     except MeshtopError as exc:
         reason = str(exc)
+    except Exception as exc:  # a source's bug must not take the other sources down
+        reason = f"{role} source {name} failed: {type(exc).__name__}: {exc}"
     else:
         reason = ""
     took = (time.perf_counter() - started) * 1000
@@ -116,6 +118,7 @@ async def refresh(
             workloads, routes = cp_answer
         elif previous is not None and cp_health.state is SourceState.STALE:
             routes = previous.routes
+            workloads = list(previous.nodes.values())
     return build_snapshot(
         generated_at=datetime.fromtimestamp(clock(), UTC),
         window_s=window_s,
@@ -143,7 +146,10 @@ def build_snapshot(
     for e in edges:
         for end in e.key:
             if end not in nodes:
-                cluster, namespace, name = end.split("/", 2)
+                parts = end.split("/", 2)
+                if len(parts) != 3:
+                    raise BackendError(f"edge end {end!r} is not a cluster/namespace/workload id")
+                cluster, namespace, name = parts
                 nodes[end] = Workload(cluster, namespace, name, kind=NodeKind.WORKLOAD)
     return MeshSnapshot(
         generated_at=generated_at,

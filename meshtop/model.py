@@ -95,8 +95,8 @@ class EdgeStats:
     response_codes: Mapping[str, float] = field(default_factory=dict)  # code -> rps
     response_flags: Mapping[str, float] = field(default_factory=dict)  # Envoy flag -> rps
     grpc_statuses: Mapping[str, float] = field(default_factory=dict)  # gRPC status -> rps
-    tcp_sent_bps: float = 0.0  # bytes per second, source to destination
-    tcp_received_bps: float = 0.0
+    tcp_request_bps: float = 0.0  # bytes per second, source to destination
+    tcp_response_bps: float = 0.0  # bytes per second, destination to source
     tcp_connections_per_s: float = 0.0
 
 

@@ -59,9 +59,11 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
 
 
 def duration(seconds: float) -> str:
-    """Seconds → the shortest exact form of `parse_duration`'s input (`60` → `1m`)."""
-    for unit in ("d", "h", "m", "s"):
+    """Seconds → the shortest exact form of `parse_duration`'s input (`60` → `1m`,
+    `1.5` → `1500ms`), in plain digits that PromQL reads too."""
+    for unit in ("d", "h", "m", "s", "ms"):
         size = _SECONDS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:g}s"
+        count = seconds / size
+        if count >= 1 and abs(count - round(count)) < 1e-9:
+            return f"{round(count)}{unit}"
+    return f"{max(1, round(seconds * 1000))}ms"

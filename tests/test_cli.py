@@ -56,7 +56,7 @@ def test_start_up_imports_nothing_heavy() -> None:
         (["export", "--demo", "--services", "lots"], "Invalid value for '--services'"),
         (["export", "--bogus"], "No such option: --bogus"),
         (["export", "--demo", "--window", "5x"], "window '5x' is not a positive duration"),
-        (["export"], "no metrics backend is configured; use --demo"),
+        (["export"], "no metrics backend is configured: give --prometheus URL"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["--config", "/nonexistent/meshtop.toml", "export", "--demo"], "cannot be read"),
         (["demo"], "the console needs a terminal; for scripts use `meshtop export`"),

@@ -103,7 +103,7 @@ def test_bookinfo_shows_unmeshed_and_external_peers(sim: Simulation) -> None:
     assert plain is not None and plain.stats.mtls == 0.0
     tcp = snapshot.edge(NS + "details-v1", "external/external/www.googleapis.com")
     assert tcp is not None and tcp.stats.protocol is Protocol.TCP
-    assert tcp.stats.tcp_received_bps > tcp.stats.tcp_sent_bps > 0
+    assert tcp.stats.tcp_response_bps > tcp.stats.tcp_request_bps > 0
     assert snapshot.nodes["external/external/www.googleapis.com"].kind is NodeKind.EXTERNAL
 
 

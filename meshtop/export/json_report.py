@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +20,12 @@ def _time(t: datetime | None) -> str | None:
 
 
 def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+    """Rounded; None (JSON null) for a value that is not a finite number."""
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _rates(rates: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in sorted(rates.items()) if math.isfinite(v)}
 
 
 def _source(h: SourceHealth) -> dict[str, Any]:
@@ -38,23 +45,23 @@ def _edge(e: Edge, health: Health) -> dict[str, Any]:
         "destination": e.destination,
         "service": e.service or None,
         "protocol": s.protocol.value,
-        "rps": round(s.rps, 4),
-        "error_rate": round(s.error_rate, 6),
+        "rps": _round(s.rps, 4),
+        "error_rate": _round(s.error_rate, 6),
         "p50_ms": _round(s.p50_ms, 3),
         "p95_ms": _round(s.p95_ms, 3),
         "p99_ms": _round(s.p99_ms, 3),
-        "mtls": round(s.mtls, 4),
-        "response_codes": {k: round(v, 4) for k, v in sorted(s.response_codes.items())},
-        "response_flags": {k: round(v, 4) for k, v in sorted(s.response_flags.items())},
-        "grpc_statuses": {k: round(v, 4) for k, v in sorted(s.grpc_statuses.items())},
+        "mtls": _round(s.mtls, 4),
+        "response_codes": _rates(s.response_codes),
+        "response_flags": _rates(s.response_flags),
+        "grpc_statuses": _rates(s.grpc_statuses),
         "tcp": None,
         "health": health.value,
     }
     if s.protocol is Protocol.TCP:
         doc["tcp"] = {
-            "sent_bytes_per_s": round(s.tcp_sent_bps, 2),
-            "received_bytes_per_s": round(s.tcp_received_bps, 2),
-            "connections_per_s": round(s.tcp_connections_per_s, 4),
+            "request_bytes_per_s": _round(s.tcp_request_bps, 2),
+            "response_bytes_per_s": _round(s.tcp_response_bps, 2),
+            "connections_per_s": _round(s.tcp_connections_per_s, 4),
         }
     return doc
 
@@ -118,9 +125,9 @@ def render(snapshot: MeshSnapshot) -> str:
     for i, (key, value) in enumerate(doc.items()):
         comma = "," if i < len(doc) - 1 else ""
         if isinstance(value, list) and value:
-            items = ",\n".join(f"    {json.dumps(item)}" for item in value)
+            items = ",\n".join(f"    {json.dumps(item, allow_nan=False)}" for item in value)
             lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]{comma}")
         else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False)}{comma}")
     lines.append("}")
     return "\n".join(lines) + "\n"

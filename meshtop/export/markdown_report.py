@@ -21,8 +21,8 @@ def _label(snapshot: MeshSnapshot, node_id: str) -> str:
 def _traffic(e: Edge) -> str:
     s = e.stats
     if s.protocol is Protocol.TCP:
-        sent, received = units.bytes_per_s(s.tcp_sent_bps), units.bytes_per_s(s.tcp_received_bps)
-        return f"{s.tcp_connections_per_s:.2f} conn/s, {sent} out, {received} in"
+        out, back = units.bytes_per_s(s.tcp_request_bps), units.bytes_per_s(s.tcp_response_bps)
+        return f"{s.tcp_connections_per_s:.2f} conn/s, {out} out, {back} back"
     return units.rps(s.rps)
 
 

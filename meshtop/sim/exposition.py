@@ -47,8 +47,8 @@ class Family:
     requests: str
     duration: str
     buckets: tuple[float, ...]
-    tcp_sent: str
-    tcp_received: str
+    tcp_request_bytes: str  # source to destination
+    tcp_response_bytes: str  # destination to source
     tcp_opened: str
     tcp_closed: str
 
@@ -57,8 +57,10 @@ ISTIO_FAMILY = Family(
     "istio_requests_total",
     "istio_request_duration_milliseconds",
     DURATION_BUCKETS_MS,
-    "istio_tcp_sent_bytes_total",
+    # Istio counts from the server's side: it *receives* the request bytes and *sends*
+    # the response bytes, whichever proxy reports.
     "istio_tcp_received_bytes_total",
+    "istio_tcp_sent_bytes_total",
     "istio_tcp_connections_opened_total",
     "istio_tcp_connections_closed_total",
 )
@@ -66,6 +68,7 @@ LINKERD_FAMILY = Family(
     "response_total",
     "response_latency_ms",
     LINKERD_BUCKETS_MS,
+    # from the client's proxy, towards the server (peer="dst"): it writes the request
     "tcp_write_bytes_total",
     "tcp_read_bytes_total",
     "tcp_open_total",
@@ -75,8 +78,14 @@ LINKERD_FAMILY = Family(
 _HELP = {
     "istio_requests_total": ("counter", "Total requests."),
     "istio_request_duration_milliseconds": ("histogram", "Request duration in milliseconds."),
-    "istio_tcp_sent_bytes_total": ("counter", "Total bytes sent in a TCP connection."),
-    "istio_tcp_received_bytes_total": ("counter", "Total bytes received in a TCP connection."),
+    "istio_tcp_sent_bytes_total": (
+        "counter",
+        "Total bytes sent during response in case of a TCP connection.",
+    ),
+    "istio_tcp_received_bytes_total": (
+        "counter",
+        "Total bytes received during request in case of a TCP connection.",
+    ),
     "istio_tcp_connections_opened_total": ("counter", "Total TCP connections opened."),
     "istio_tcp_connections_closed_total": ("counter", "Total TCP connections closed."),
     "response_total": ("counter", "Total count of HTTP responses."),
@@ -256,8 +265,8 @@ class MeshExposition:
                     connections = edge.rate * dt
                     self._add(f.tcp_opened, labels, connections)
                     self._add(f.tcp_closed, labels, connections)
-                    self._add(f.tcp_sent, labels, edge.bytes_sent_ps * dt)
-                    self._add(f.tcp_received, labels, edge.bytes_received_ps * dt)
+                    self._add(f.tcp_request_bytes, labels, edge.request_bps * dt)
+                    self._add(f.tcp_response_bytes, labels, edge.response_bps * dt)
                     continue
                 for o in edge.outcomes:
                     labels = _render_labels(self._responses(base, o, is_tls))

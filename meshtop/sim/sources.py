@@ -43,6 +43,8 @@ class Simulation:
         if rule is None:
             raise UsageError(f"route {route.name} has no rule without match conditions")
         names = {d.subset or d.host for d in rule.destinations}
+        if any(w < 0 for w in weights.values()):
+            raise UsageError("weights cannot be negative")
         unknown = set(weights) - names
         if unknown:
             raise UsageError(
@@ -56,6 +58,10 @@ class Simulation:
                 for d in rule.destinations
             ),
         )
+        if route.kind == "VirtualService":
+            total = sum(d.weight for d in new_rule.destinations)
+            if total != 100:
+                raise UsageError(f"a VirtualService's weights must add up to 100, not {total}")
         updated = replace(
             route,
             rules=tuple(new_rule if r is rule else r for r in route.rules),
@@ -86,9 +92,8 @@ class SimMetrics:
             Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
             for e in self._sim.flows()
         ]
-        nodes = {w.id: w.workload for w in self._sim.mesh.workloads.values()}
         used = {n for e in edges for n in e.key}
-        return Traffic(nodes=[nodes[n] for n in sorted(used)], edges=edges)
+        return Traffic(nodes=[self._sim.mesh.node(n).workload for n in sorted(used)], edges=edges)
 
 
 class SimControlPlane:
@@ -154,7 +159,7 @@ class SimTraces:
         spans: list[Span] = []
 
         def visit(wid: str, parent: str | None, start_us: int, operation: str) -> int:
-            w = mesh.workloads[wid]
+            w = mesh.node(wid)
             span_id = f"{rng.getrandbits(64):016x}"
             b = w.behaviour
             own = b.median_ms * math.exp(rng.gauss(0, b.sigma)) * 1000

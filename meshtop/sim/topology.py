@@ -59,8 +59,8 @@ class SimCall:
     per_request: float = 1.0
     protocol: Protocol = Protocol.HTTP
     # TCP only: bytes per connection each way.
-    bytes_sent: int = 0
-    bytes_received: int = 0
+    request_bytes: int = 0
+    response_bytes: int = 0
 
 
 @dataclass
@@ -75,6 +75,21 @@ class SimMesh:
     routes: dict[tuple[str, str], Route]  # (namespace, host) -> route
     subsets: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
     external_hosts: frozenset[str] = frozenset()
+    # Services that got traffic no workload could take, as graph nodes (made on demand).
+    unserved_nodes: dict[str, SimWorkload] = field(default_factory=dict)
+
+    def node(self, node_id: str) -> SimWorkload:
+        found = self.workloads.get(node_id)
+        return found if found is not None else self.unserved_nodes[node_id]
+
+    def unserved(self, namespace: str, service: str) -> SimWorkload:
+        w = Workload.service(CLUSTER, namespace, service)
+        if w.id not in self.unserved_nodes:
+            # The client's own proxy answers at once: no proxy behind, no time spent.
+            self.unserved_nodes[w.id] = SimWorkload(
+                w, service, Behaviour(median_ms=0.3, sigma=0.2), sidecar=False
+            )
+        return self.unserved_nodes[w.id]
 
     @cached_property
     def calls_by_caller(self) -> dict[str, list[SimCall]]:
@@ -178,8 +193,8 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
             GOOGLEAPIS,
             per_request=0.2,
             protocol=Protocol.TCP,
-            bytes_sent=850,
-            bytes_received=5200,
+            request_bytes=850,
+            response_bytes=5200,
         ),
     ]
 
@@ -267,10 +282,15 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
 
     routes: dict[tuple[str, str], Route] = {}
     subsets: dict[tuple[str, str, str], dict[str, str]] = {}
+    # Every mesh with a middle layer gets at least one canary; bigger ones about 4%.
+    middle = [s for layer in layers[1:-1] for s in layer]
+    first_canary = rng.choice(middle) if middle else None
     for layer, members in enumerate(layers):
         store = layer == len(layers) - 1
         for ns, name in members:
-            canary = 0 < layer < len(layers) - 1 and rng.random() < 0.04
+            canary = 0 < layer < len(layers) - 1 and (
+                (ns, name) == first_canary or rng.random() < 0.04
+            )
             versions = ["v1", "v2"] if canary else ["v1"]
             if canary and rng.random() < 0.25:
                 versions.append("v3")
@@ -324,8 +344,8 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
                             protocol=Protocol.TCP
                             if tcp
                             else (Protocol.GRPC if grpc else Protocol.HTTP),
-                            bytes_sent=rng.randint(200, 2000) if tcp else 0,
-                            bytes_received=rng.randint(500, 20000) if tcp else 0,
+                            request_bytes=rng.randint(200, 2000) if tcp else 0,
+                            response_bytes=rng.randint(500, 20000) if tcp else 0,
                         )
                     )
 
@@ -346,8 +366,8 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
                         *target,
                         per_request=round(rng.uniform(0.1, 0.8), 2),
                         protocol=Protocol.TCP if tcp else Protocol.HTTP,
-                        bytes_sent=rng.randint(200, 2000) if tcp else 0,
-                        bytes_received=rng.randint(500, 20000) if tcp else 0,
+                        request_bytes=rng.randint(200, 2000) if tcp else 0,
+                        response_bytes=rng.randint(500, 20000) if tcp else 0,
                     )
                 )
 
@@ -372,7 +392,9 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
         svc_index[(ns, host)] = [ext.id]
         for caller in svc_index[(ns, name)]:
             calls.append(
-                SimCall(caller, ns, host, 0.05, Protocol.TCP, bytes_sent=900, bytes_received=3000)
+                SimCall(
+                    caller, ns, host, 0.05, Protocol.TCP, request_bytes=900, response_bytes=3000
+                )
             )
 
     return SimMesh(

@@ -10,7 +10,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 
-from meshtop.model import EdgeStats, Protocol
+from meshtop.model import EdgeStats, NodeKind, Protocol
 from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
 from meshtop.sources.routing import default_rule
 
@@ -46,8 +46,8 @@ class SimEdge:
     outcomes: tuple[Outcome, ...]
     median_ms: float
     sigma: float
-    bytes_sent_ps: float = 0.0
-    bytes_received_ps: float = 0.0
+    request_bps: float = 0.0
+    response_bps: float = 0.0
 
     @property
     def mtls(self) -> bool:
@@ -79,8 +79,8 @@ class SimEdge:
             return EdgeStats(
                 protocol=Protocol.TCP,
                 mtls=1.0 if self.mtls else 0.0,
-                tcp_sent_bps=self.bytes_sent_ps,
-                tcp_received_bps=self.bytes_received_ps,
+                tcp_request_bps=self.request_bps,
+                tcp_response_bps=self.response_bps,
                 tcp_connections_per_s=self.rate,
             )
         codes: dict[str, float] = defaultdict(float)
@@ -120,38 +120,48 @@ def wave(key: str, t: float, amplitude: float) -> float:
 
 def split(mesh: SimMesh, call: SimCall) -> list[tuple[str, float]]:
     """Where a call's traffic goes: (workload id, share), by the route's default rule
-    when the service has a route, else evenly over the service's workloads."""
+    when the service has a route, else evenly over the service's workloads. A share
+    no workload can take (no workloads, a subset matching no pod, weights of 0) goes to
+    the service itself, where the client's proxy answers 503 "no healthy upstream"."""
     targets = mesh.services.get((call.namespace, call.service), [])
     route = mesh.routes.get((call.namespace, call.service))
     rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
+    unserved = mesh.unserved(call.namespace, call.service).id
     if rule is None:
-        return [(t, 1.0 / len(targets)) for t in targets]
+        return [(t, 1.0 / len(targets)) for t in targets] or [(unserved, 1.0)]
     total = sum(d.weight for d in rule.destinations)
     if total <= 0:
-        return []
+        return [(unserved, 1.0)]
     shares: list[tuple[str, float]] = []
+    lost = 0.0
     for d in rule.destinations:
         labels = mesh.subsets.get((call.namespace, d.host, d.subset), {})
         pool = mesh.services.get((call.namespace, d.host), [])
-        matched = [
-            t
-            for t in pool
-            if all(
-                {
-                    "version": mesh.workloads[t].workload.version,
-                    "app": mesh.workloads[t].workload.app,
-                }.get(k)
-                == v
-                for k, v in labels.items()
-            )
-        ]
-        shares.extend((t, d.weight / total / len(matched)) for t in matched)
+        matched = [t for t in pool if _has_labels(mesh.node(t), labels)]
+        share = d.weight / total
+        if matched:
+            shares.extend((t, share / len(matched)) for t in matched)
+        else:
+            lost += share
+    if lost > 0:
+        shares.append((unserved, lost))
     return shares
+
+
+def _has_labels(w: SimWorkload, labels: dict[str, str]) -> bool:
+    known = {"version": w.workload.version, "app": w.workload.app}
+    return all(known.get(k) == v for k, v in labels.items())
 
 
 def _outcomes(
     call: SimCall, dest: SimWorkload, rate: float, key: str, t: float
 ) -> tuple[Outcome, ...]:
+    if dest.workload.kind is NodeKind.SERVICE:  # nothing behind the service
+        return (
+            (Outcome("200", "UH", "14", rate),)
+            if call.protocol is Protocol.GRPC
+            else (Outcome("503", "UH", "", rate),)
+        )
     b = dest.behaviour
     err = min(1.0, b.error_rate * wave(key + "/err", t, 0.3)) if b.error_rate else 0.0
     if call.protocol is Protocol.GRPC:
@@ -213,17 +223,17 @@ def _edges(
         by_caller[item[0].caller].append(item)
     median: dict[str, float] = {}
     for wid in reversed(mesh.call_order):
-        total = mesh.workloads[wid].behaviour.median_ms
+        total = mesh.node(wid).behaviour.median_ms
         served = inbound.get(wid, 0.0)
         for call, target, r in by_caller.get(wid, ()):
             if call.protocol is not Protocol.TCP and served > 0:
-                total += r / served * median[target]
+                total += r / served * median.get(target, mesh.node(target).behaviour.median_ms)
         median[wid] = total
 
     edges: list[SimEdge] = []
     for call, target, r in routed:
-        source = mesh.workloads[call.caller]
-        dest = mesh.workloads[target]
+        source = mesh.node(call.caller)
+        dest = mesh.node(target)
         key = f"{call.caller}>{target}"
         tcp = call.protocol is Protocol.TCP
         edges.append(
@@ -236,10 +246,10 @@ def _edges(
                 protocol=call.protocol,
                 rate=r,
                 outcomes=() if tcp else _outcomes(call, dest, r, key, t),
-                median_ms=median[target],
+                median_ms=median.get(target, dest.behaviour.median_ms),
                 sigma=dest.behaviour.sigma,
-                bytes_sent_ps=r * call.bytes_sent,
-                bytes_received_ps=r * call.bytes_received,
+                request_bps=r * call.request_bytes,
+                response_bps=r * call.response_bytes,
             )
         )
     return edges

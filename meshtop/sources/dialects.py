@@ -54,8 +54,8 @@ class Dialect:
     mtls_label: str
     mtls_value: str
     mtls_reporters: tuple[str, ...]  # reporters whose mtls label is meaningful
-    tcp_sent: str
-    tcp_received: str
+    tcp_request_bytes: str  # counter of bytes from source to destination
+    tcp_response_bytes: str  # and back
     tcp_opened: str
     extra_selector: str = ""  # always in the selector, e.g. Linkerd's direction="outbound"
     tcp_selector: str = ""
@@ -101,8 +101,9 @@ ISTIO = Dialect(
     mtls_label="connection_security_policy",
     mtls_value="mutual_tls",
     mtls_reporters=("destination",),  # only the server side knows how it was secured
-    tcp_sent="istio_tcp_sent_bytes_total",
-    tcp_received="istio_tcp_received_bytes_total",
+    # Istio counts at the server's side: received during the request, sent in the response.
+    tcp_request_bytes="istio_tcp_received_bytes_total",
+    tcp_response_bytes="istio_tcp_sent_bytes_total",
     tcp_opened="istio_tcp_connections_opened_total",
 )
 
@@ -137,8 +138,9 @@ LINKERD = Dialect(
     mtls_label="tls",
     mtls_value="true",
     mtls_reporters=("outbound",),
-    tcp_sent="tcp_write_bytes_total",
-    tcp_received="tcp_read_bytes_total",
+    # The client's proxy towards the server (peer="dst") writes the request.
+    tcp_request_bytes="tcp_write_bytes_total",
+    tcp_response_bytes="tcp_read_bytes_total",
     tcp_opened="tcp_open_total",
     tcp_selector='peer="dst"',
     unknown="",

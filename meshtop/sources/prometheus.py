@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -22,7 +21,8 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from meshtop.errors import BackendError, UsageError
+from meshtop.config import PrometheusConfig
+from meshtop.errors import BackendError
 from meshtop.model import Edge, EdgeStats, Protocol, Workload
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
 from meshtop.sources.protocols import Traffic
@@ -32,26 +32,6 @@ QUANTILES = (0.5, 0.95, 0.99)
 DEFAULT_CLUSTER = "Kubernetes"  # Istio's name for a cluster that was not given one
 MESH_SUFFIX = ".svc.cluster.local"
 EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
-
-
-@dataclass(frozen=True, slots=True)
-class PrometheusConfig:
-    url: str
-    dialect: str = AUTO
-    namespaces: tuple[str, ...] = ()
-    token: str | None = None  # bearer token, never shown
-    basic_auth: tuple[str, str] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID
-    ca_file: Path | None = None
-    insecure: bool = False
-    timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise UsageError(f"Prometheus URL {self.url!r} must start with http:// or https://")
-        if self.ca_file is not None and not self.ca_file.is_file():
-            raise UsageError(f"CA bundle {self.ca_file} is not a readable file")
-        dialect(self.dialect) if self.dialect != AUTO else None
 
 
 # -- queries -------------------------------------------------------------------------
@@ -132,8 +112,8 @@ def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()
             ),
         )
         for name, metric in (
-            ("sent", d.tcp_sent),
-            ("received", d.tcp_received),
+            ("request_bytes", d.tcp_request_bytes),
+            ("response_bytes", d.tcp_response_bytes),
             ("opened", d.tcp_opened),
         )
     ]
@@ -310,15 +290,15 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
                     response_codes=dict(acc.codes[rep]),
                     response_flags=dict(acc.flags[rep]),
                     grpc_statuses=dict(acc.grpc[rep]),
-                    tcp_sent_bps=t.get("sent", 0.0),
-                    tcp_received_bps=t.get("received", 0.0),
+                    tcp_request_bps=t.get("request_bytes", 0.0),
+                    tcp_response_bps=t.get("response_bytes", 0.0),
                     tcp_connections_per_s=t.get("opened", 0.0),
                 ),
                 acc.service,
             )
         )
     for key, t in tcp.items():
-        if not (t.get("sent") or t.get("received") or t.get("opened")):
+        if not (t.get("request_bytes") or t.get("response_bytes") or t.get("opened")):
             continue
         secured = t.get("secured", 0.0)
         edges.append(
@@ -328,8 +308,8 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
                 EdgeStats(
                     protocol=Protocol.TCP,
                     mtls=secured / (secured + t.get("plain", 0.0)) if secured else 0.0,
-                    tcp_sent_bps=t.get("sent", 0.0),
-                    tcp_received_bps=t.get("received", 0.0),
+                    tcp_request_bps=t.get("request_bytes", 0.0),
+                    tcp_response_bps=t.get("response_bytes", 0.0),
                     tcp_connections_per_s=t.get("opened", 0.0),
                 ),
                 tcp_service.get(key, ""),
@@ -606,17 +586,3 @@ def _reason(exc: Exception) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return text.split("(Caused by ")[-1].rstrip(")")[:120]
-
-
-def read_secret(path: Path, what: str) -> str:
-    try:
-        return path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise UsageError(f"{what} file {path} cannot be read: {exc.strerror}") from None
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise UsageError(f"header {text!r} is not NAME: VALUE")
-    return name.strip(), value.strip()

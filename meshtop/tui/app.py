@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from meshtop.config import Settings
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot
+from meshtop.model import MeshSnapshot, SourceState
 from meshtop.sources.protocols import ControlPlane, MetricsSource
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.theme import ThemeSet, load_themes
@@ -32,6 +32,9 @@ from meshtop.tui.widgets.status import StatusLine, problems
 @dataclass
 class SnapshotReady(Message):
     snapshot: MeshSnapshot
+
+
+MAX_RETRY_S = 60.0
 
 
 class MeshtopApp(App[None]):
@@ -66,6 +69,9 @@ class MeshtopApp(App[None]):
         self.paused = False
         self._next: Timer | None = None
         self._problems: list[str] = []
+        self._in_flight = False  # one refresh at a time: a thread cannot be cancelled
+        self._again = False  # asked for while one was in flight
+        self._failures = 0  # refreshes in a row that failed: the retry backs off
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
@@ -81,11 +87,19 @@ class MeshtopApp(App[None]):
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self._problems = list(self.themes.problems)
-        self.poll()
+        self.request_refresh()
 
     # -- refreshing ---------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def request_refresh(self) -> None:
+        """Start a refresh, or, while one runs, start another as soon as it ends."""
+        if self._in_flight:
+            self._again = True
+            return
+        self._in_flight = True
+        self.poll()
+
+    @work(thread=True, group="refresh", exit_on_error=False)
     def poll(self) -> None:
         snapshot = asyncio.run(
             refresh(
@@ -101,15 +115,32 @@ class MeshtopApp(App[None]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
+        healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
+        self._failures = 0 if healthy else self._failures + 1
         self.query_one(EdgeTable).show(message.snapshot)
         self._show_status()
-        self._schedule()
+        self._finished()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A bug in a refresh must not take the console down: say so and try again later.
         if event.worker.group == "refresh" and event.state is WorkerState.ERROR:
+            self._failures += 1
             self._notice(f"refresh failed: {event.worker.error}")
+            self._finished()
+
+    def _finished(self) -> None:
+        self._in_flight = False
+        if self._again:
+            self._again = False
+            self.request_refresh()
+        else:
             self._schedule()
+
+    def retry_delay(self) -> float:
+        """The refresh interval, doubled for each failure in a row, up to a minute."""
+        if not self._failures:
+            return self.settings.refresh_s
+        return float(min(MAX_RETRY_S, self.settings.refresh_s * 2 ** min(self._failures, 10)))
 
     def _schedule(self) -> None:
         if self._next is not None:
@@ -117,13 +148,13 @@ class MeshtopApp(App[None]):
         if not self.is_headless and not sys.stdin.isatty():
             self.exit(message="meshtop: the terminal went away")  # SSH dropped: stop polling
             return
-        self._next = self.set_timer(self.settings.refresh_s, self._tick)
+        self._next = self.set_timer(self.retry_delay(), self._tick)
 
     def _tick(self) -> None:
         if self.paused or len(self.screen_stack) > 1:
             self._schedule()  # a dialog is open or the user paused: look again later
             return
-        self.poll()
+        self.request_refresh()
 
     # -- drawing ------------------------------------------------------------------
 
@@ -136,7 +167,10 @@ class MeshtopApp(App[None]):
             paused=self.paused,
             sort_name=self.query_one(EdgeTable).sort_name,
         )
-        self._notice("\n".join([*self._problems, *problems(self.snapshot)]))
+        lines = [*self._problems, *problems(self.snapshot)]
+        if self._failures:
+            lines.append(f"retrying in {self.retry_delay():g}s")
+        self._notice("\n".join(lines))
 
     def _notice(self, text: str) -> None:
         notice = self.query_one("#notice", Static)
@@ -149,7 +183,7 @@ class MeshtopApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_refresh_now(self) -> None:
-        self.poll()
+        self.request_refresh()
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

@@ -76,7 +76,9 @@ def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
         plain = w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL) or seen[w.name] == 1
         label = w.name if plain else w.label
         if len(label) > width:
-            label = label[: width - 1] + "…"
+            # Cut the middle: the end (`-v2`) tells versions apart.
+            head = (width - 1) // 2
+            label = label[:head] + "…" + label[len(label) - (width - 1 - head) :]
         labels[node_id] = label
     return labels
 
@@ -89,6 +91,14 @@ def health_styles(theme: Theme) -> dict[Health, str]:
         Health.FAILING: f"bold {theme.error or 'red'}",
         Health.IDLE: "dim",
     }
+
+
+class KeyedText(Text):
+    """A cell that knows its row, so the table can sort rows by their edge."""
+
+    def __init__(self, text: str, style: str, row_key: str) -> None:
+        super().__init__(text, style)
+        self.row_key = row_key
 
 
 def _cells(
@@ -105,7 +115,7 @@ def _cells(
         mtls = Text(f"{s.mtls * 100:.0f}%", styles[Health.DEGRADED])
     errors = Text("-" if tcp else units.percent(s.error_rate), style if s.error_rate else "")
     return {
-        "health": Text(word, style),
+        "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
         "source": labels.get(edge.source, edge.source),
         "destination": labels.get(edge.destination, edge.destination),
         "proto": s.protocol.value,
@@ -169,13 +179,10 @@ class EdgeTable(DataTable[Any]):
                             self.update_cell(row_key, column, cells[column])
                 self._shown[row_key] = cells
             order = SORTS[self.sort_name]
-            # DataTable.sort hands the key function cells, not row keys: rank by the
-            # (source, destination) labels, which name an edge.
-            rank = {
-                (labels[e.source], labels[e.destination]): order(e, healths[e.key])
-                for e in wanted.values()
-            }
-            self.sort("source", "destination", key=lambda ends: rank[ends])
+            rank = {k: order(e, healths[e.key]) for k, e in wanted.items()}
+            # DataTable.sort hands the key function cells, not row keys: the health cell
+            # carries its row's key.
+            self.sort("health", key=lambda cell: rank[cell.row_key])
 
     def cycle_sort(self) -> str:
         names = list(SORTS)
