@@ -39,8 +39,13 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
         ("refresh = ", "is not valid TOML"),
         (
             'colour = "red"',
-            "unknown setting 'colour'; known settings are refresh, theme, timeout, window",
+            r"unknown setting 'colour'; known settings are \[prometheus\], refresh, theme",
         ),
+        (
+            "[prometheus]\nurl = 'http://p:9090'\nretries = 3",
+            "unknown prometheus setting 'retries'",
+        ),
+        ("prometheus = 'http://p'", r"prometheus must be a table \(\[prometheus\]\)"),
         ('window = "soon"', "window 'soon' is not a positive duration"),
     ],
 )

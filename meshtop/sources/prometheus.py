@@ -158,6 +158,9 @@ def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
         host = service_name
     if not host:
         return Workload.unknown()
+    bare, colon, port = host.rpartition(":")
+    if colon and port.isdigit():  # Linkerd's authority carries the port
+        host = bare
     if host.endswith(MESH_SUFFIX):
         name, _, svc_namespace = host[: -len(MESH_SUFFIX)].partition(".")
         return Workload.service(cluster, svc_namespace or namespace or "unknown", name)
@@ -341,8 +344,11 @@ def _describe_http(config: PrometheusConfig, response: requests.Response) -> str
 class PrometheusMetrics:
     """The real metrics source. `name` shows the URL, never a credential."""
 
-    def __init__(self, config: PrometheusConfig) -> None:
+    def __init__(self, config: PrometheusConfig, *, at: float | None = None) -> None:
+        """`at`: evaluate every query at this time (seconds since the epoch) rather than
+        now, so that answers can be compared with hand-written queries."""
         self.config = config
+        self.at = at
         self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
         self._check = _Check()
         session = requests.Session()
@@ -407,7 +413,8 @@ class PrometheusMetrics:
         self._check.warnings = ()
         self.queries_sent += 1
         try:
-            result = self._client.custom_query(promql)
+            params = {"time": f"{self.at:.3f}"} if self.at is not None else None
+            result = self._client.custom_query(promql, params=params)
         except BackendError:
             raise
         except requests.exceptions.SSLError as exc:
@@ -458,7 +465,7 @@ class PrometheusMetrics:
         """Rate, error rate and latency quantiles of one edge (or of everything a node
         answers, with `source=None`) over the last `window_s`, at a step chosen from it."""
         d = await self.resolve_dialect()
-        end = time.time()
+        end = self.at if self.at is not None else time.time()
         step = history_step(window_s)
         rate_window = duration(max(4 * step, 60))
         selector = [

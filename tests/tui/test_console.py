@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from textual.message import Message
 
 from meshtop.config import Settings
@@ -115,20 +116,78 @@ async def test_backend_failure_is_shown_in_place_and_last_edges_kept(sim: Simula
         assert app.is_running
 
 
-async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation) -> None:
+async def test_a_source_that_crashes_is_reported_and_retried(sim: Simulation) -> None:
     metrics = FlakyMetrics(sim)
     metrics.failing = ZeroDivisionError("division by zero")
     app = MeshtopApp(metrics, sim.control_plane, settings=FAST)
+    async with app.run_test() as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        notice = str(app.query_one("#notice").render())
+        assert "metrics source flaky failed: ZeroDivisionError: division by zero" in notice
+        assert "retrying in" in notice
+        metrics.failing = None
+        await pilot.press("r")
+        while app.snapshot.sources["metrics"].state.value != "fresh":  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        assert app.is_running and len(_rows(app)) == 9
+        assert app.retry_delay() == FAST.refresh_s  # back to the normal pace
+
+
+class BrokenControlPlane:
+    """A bug outside any source call: the refresh itself raises."""
+
+    @property
+    def name(self) -> str:
+        raise RuntimeError("bug in the control plane adapter")
+
+
+@pytest.mark.filterwarnings("ignore:coroutine '_ask' was never awaited")
+async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, BrokenControlPlane(), settings=FAST)  # type: ignore[arg-type]
     async with app.run_test() as pilot:
         for _ in range(200):
             await asyncio.sleep(0.02)
             if "refresh failed" in str(app.query_one("#notice").render()):
                 break
-        assert "refresh failed: division by zero" in str(app.query_one("#notice").render())
-        metrics.failing = None
-        await _first_snapshot(app)
         await pilot.pause()
-        assert app.is_running and len(_rows(app)) == 9
+        assert "refresh failed: bug in the control plane adapter" in str(
+            app.query_one("#notice").render()
+        )
+        assert app.is_running
+        assert app.retry_delay() > FAST.refresh_s  # it backs off
+
+
+async def test_refreshes_never_overlap(sim: Simulation) -> None:
+    """Pressing r while a slow refresh runs queues one more; it never starts a second."""
+    running = 0
+    most = 0
+
+    class SlowMetrics:
+        name = "slow"
+
+        async def traffic(self, window_s: float) -> Traffic:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.4)
+            running -= 1
+            return await sim.metrics.traffic(window_s)
+
+    ready: list[Message] = []
+    hook = lambda m: ready.append(m) if isinstance(m, SnapshotReady) else None  # noqa: E731
+    app = MeshtopApp(SlowMetrics(), sim.control_plane, settings=Settings(refresh_s=30))
+    async with app.run_test(message_hook=hook) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("r")  # starts a refresh that takes 0.2s
+        for _ in range(3):
+            await pilot.press("r")  # each only asks for one more after it
+        await asyncio.sleep(1.0)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert most == 1
+        assert len(ready) == 3  # the first, the one r started, one for the other presses
 
 
 async def test_refreshing_pauses_with_p_and_while_help_is_open(sim: Simulation) -> None:

@@ -1,0 +1,227 @@
+"""meshtop's numbers are the numbers: against real Prometheus servers scraping the
+simulator (as Istio sidecars, as Istio ambient, as Linkerd), meshtop's edges match
+Prometheus's own answers to hand-written PromQL and the rates the simulator was set to."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from meshtop.config import PrometheusConfig
+from meshtop.model import Edge, Protocol
+from meshtop.sim.exposition import MeshExposition
+from meshtop.sim.server import MetricsServer
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import bookinfo, generated
+from meshtop.sim.traffic import SimEdge
+from meshtop.sources.prometheus import PrometheusMetrics
+
+from .prometheus import Prometheus, running_prometheus
+
+pytestmark = pytest.mark.integration
+
+WINDOW_S = 10
+PAGE = "Kubernetes/bookinfo/productpage-v1"
+
+
+@dataclass
+class Backend:
+    prom: Prometheus
+    sims: list[Simulation]
+
+    def source(self, dialect: str = "auto", **kw: object) -> PrometheusMetrics:
+        # Evaluate at one fixed moment, so meshtop and the hand-written queries see
+        # exactly the same samples.
+        at = time.time() - 1
+        return PrometheusMetrics(PrometheusConfig(self.prom.url, dialect=dialect, **kw), at=at)  # type: ignore[arg-type]
+
+    def edges(self, source: PrometheusMetrics) -> dict[tuple[str, str], Edge]:
+        traffic = asyncio.run(source.traffic(WINDOW_S))
+        return {e.key: e for e in traffic.edges}
+
+    def flows(self) -> dict[tuple[str, str], SimEdge]:
+        return {(f.source.id, f.destination.id): f for sim in self.sims for f in sim.flows()}
+
+
+def _serve(stack: ExitStack, sim: Simulation, mode: str) -> str:
+    server = MetricsServer(MeshExposition(sim, mode), "127.0.0.1", 0)
+    server.start_in_thread()
+    stack.callback(server.server_close)
+    stack.callback(server.shutdown)
+    host, port = server.server_address[:2]
+    return f"{host!s}:{port}"
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
+    """Three Prometheus servers, started together so one wait fills all their windows."""
+    ratings_gone = Simulation(bookinfo())
+    # ratings scaled to zero: reviews' calls to it end in 503 "no healthy upstream"
+    ratings_gone.mesh.services[("bookinfo", "ratings")] = []
+    sims = {
+        "istio": [Simulation(bookinfo()), Simulation(generated(40, seed=3))],
+        "ambient": [Simulation(bookinfo())],
+        "linkerd": [Simulation(bookinfo())],
+        "unserved": [ratings_gone],
+    }
+    with ExitStack() as stack:
+        found = {}
+        for name, group in sims.items():
+            mode = name if name in ("ambient", "linkerd") else "istio"
+            targets = [_serve(stack, sim, mode) for sim in group]
+            prom = stack.enter_context(running_prometheus(targets, tmp_path_factory.mktemp(name)))
+            found[name] = Backend(prom, group)
+        for backend in found.values():
+            backend.prom.wait_for(
+                "two scrapes",
+                lambda b=backend: b.prom.scalar("count(count_over_time(up[1m]) >= 2)") is not None,
+            )
+        time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+        yield found
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+def test_dialect_is_detected(backends: dict[str, Backend]) -> None:
+    for name, expected in (("istio", "istio"), ("ambient", "ambient"), ("linkerd", "linkerd")):
+        source = backends[name].source()
+        asyncio.run(source.traffic(WINDOW_S))
+        assert source.dialect is not None and source.dialect.name == expected
+
+
+def test_edges_equal_hand_written_promql(backends: dict[str, Backend]) -> None:
+    b = backends["istio"]
+    source = b.source("istio")
+    edges = b.edges(source)
+    at = source.at
+    v3 = edges[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
+    sel = 'source_workload="productpage-v1",destination_workload="reviews-v3"'
+
+    def ask(promql: str) -> float | None:
+        result = b.prom.client.get("/api/v1/query", params={"query": promql, "time": at}).json()
+        rows = result["data"]["result"]
+        return float(rows[0]["value"][1]) if rows else None
+
+    w = f"[{WINDOW_S}s]"
+    assert _same(
+        v3.stats.rps, ask(f'sum(rate(istio_requests_total{{reporter="source",{sel}}}{w}))')
+    )
+    assert _same(
+        v3.stats.error_rate,
+        ask(
+            f'sum(rate(istio_requests_total{{reporter="source",{sel},response_code=~"5.."}}{w}))'
+            f' / sum(rate(istio_requests_total{{reporter="source",{sel}}}{w}))'
+        ),
+    )
+    for q, got in ((0.5, v3.stats.p50_ms), (0.95, v3.stats.p95_ms), (0.99, v3.stats.p99_ms)):
+        expected = ask(
+            f"histogram_quantile({q}, sum by (le) (rate("
+            f'istio_request_duration_milliseconds_bucket{{reporter="source",{sel}}}{w})))'
+        )
+        assert _same(got, expected), (q, got, expected)
+    mtls = ask(
+        f'sum(rate(istio_requests_total{{reporter="destination",{sel},connection_security_policy="mutual_tls"}}{w}))'
+        f' / sum(rate(istio_requests_total{{reporter="destination",{sel}}}{w}))'
+    )
+    assert _same(v3.stats.mtls, mtls)
+    assert source.queries_sent == 3  # dialect given: no detection query
+
+
+def test_edges_match_the_simulation(backends: dict[str, Backend]) -> None:
+    """Every edge of Bookinfo and of a 40-service generated mesh: rates and error rates
+    as configured, each edge once however many proxies report it."""
+    b = backends["istio"]
+    edges = b.edges(b.source())
+    flows = b.flows()
+    assert set(edges) == set(flows)
+    for key, flow in flows.items():
+        stats = edges[key].stats
+        if flow.protocol is Protocol.TCP:
+            assert stats.protocol is Protocol.TCP
+            assert stats.tcp_connections_per_s == pytest.approx(flow.rate, rel=0.25), key
+            assert stats.tcp_request_bps == pytest.approx(flow.request_bps, rel=0.25), key
+            assert stats.tcp_response_bps == pytest.approx(flow.response_bps, rel=0.25), key
+            continue
+        assert stats.protocol is flow.protocol, key
+        # Proxies count whole requests: over the window that is +-2 requests of slack.
+        slack = 2 / WINDOW_S
+        assert stats.rps == pytest.approx(flow.rate, rel=0.2, abs=slack), key
+        failing = sum(o.rps for o in flow.outcomes if o.is_error)
+        assert stats.rps * stats.error_rate == pytest.approx(failing, rel=0.2, abs=slack), key
+        assert stats.mtls == (1.0 if flow.mtls else 0.0), key
+
+
+def test_reporter_cases_are_all_edges(backends: dict[str, Backend]) -> None:
+    edges = backends["istio"].edges(backends["istio"].source())
+    # destination only: an unmeshed client, in plain text
+    plain = edges[("unknown/unknown/unknown", PAGE)]
+    assert plain.stats.mtls == 0.0 and plain.stats.rps > 0
+    # source only: a host outside the mesh, over TCP
+    tcp = edges[("Kubernetes/bookinfo/details-v1", "external/external/www.googleapis.com")]
+    assert tcp.stats.protocol is Protocol.TCP
+    assert tcp.stats.tcp_response_bps > tcp.stats.tcp_request_bps > 0
+    # gRPC errors in the generated mesh
+    grpc = [e for e in edges.values() if e.stats.protocol is Protocol.GRPC]
+    assert grpc and any(e.stats.grpc_statuses.get("14") for e in grpc)
+    assert all(e.stats.error_rate > 0 for e in grpc if e.stats.grpc_statuses.get("14"))
+
+
+def test_calls_to_a_service_with_nothing_behind_it(backends: dict[str, Backend]) -> None:
+    """Source only: the client's proxy answers 503 UH itself; no server proxy ever sees it."""
+    edges = backends["unserved"].edges(backends["unserved"].source())
+    lost = edges[("Kubernetes/bookinfo/reviews-v2", "Kubernetes/bookinfo/service:ratings")]
+    assert lost.stats.error_rate == 1.0
+    assert lost.stats.response_flags.keys() == {"UH"}
+
+
+def test_linkerd_edges_match_the_simulation(backends: dict[str, Backend]) -> None:
+    b = backends["linkerd"]
+    edges = b.edges(b.source("linkerd"))
+    flows = {k: f for k, f in b.flows().items() if f.source.sidecar}  # outbound only
+    assert set(edges) == set(flows)
+    v3 = edges[(PAGE, "Kubernetes/bookinfo/reviews-v3")].stats
+    flow = flows[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
+    assert v3.rps == pytest.approx(flow.rate, rel=0.25)
+    assert v3.error_rate > 0.02 and v3.mtls == 1.0
+    assert v3.p50_ms is not None and 20 <= v3.p50_ms <= 50  # Linkerd's buckets: 30, 40, 50
+
+
+def test_ambient_counts_each_request_once_at_the_waypoint(backends: dict[str, Backend]) -> None:
+    b = backends["ambient"]
+    edges = b.edges(b.source("ambient"))
+    flow = b.flows()[(PAGE, "Kubernetes/bookinfo/reviews-v1")]
+    assert edges[(PAGE, "Kubernetes/bookinfo/reviews-v1")].stats.rps == pytest.approx(
+        flow.rate, rel=0.25
+    )
+    assert ("Kubernetes/bookinfo/details-v1", "external/external/www.googleapis.com") in edges
+
+
+def test_namespace_filter_keeps_calls_from_or_to_it(backends: dict[str, Backend]) -> None:
+    b = backends["istio"]
+    edges = b.edges(b.source(namespaces=("bookinfo",)))
+    assert edges and all("/bookinfo/" in s or "/bookinfo/" in d for s, d in edges)
+    assert ("Kubernetes/istio-system/istio-ingressgateway", PAGE) in edges
+
+
+def test_range_queries_for_an_edge(backends: dict[str, Backend]) -> None:
+    b = backends["istio"]
+    source = b.source("istio")
+    history = asyncio.run(source.history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
+    assert history.step_s == 5 and len(history.times) == 61
+    recent = [v for v in history.rps[-3:] if v is not None]
+    assert recent, history.rps
+    p95 = [v for v in history.p95_ms if v is not None]
+    assert p95 and all(50 <= v <= 250 for v in p95)  # v3's p95 is about 113ms
+    errors = [v for v in history.error_rate if v is not None]
+    assert errors and all(0 < v < 0.5 for v in errors)
+    # a node: everything it answers
+    node = asyncio.run(source.history(None, "Kubernetes/bookinfo/reviews-v3", 300))
+    assert [v for v in node.rps if v is not None]

@@ -1,0 +1,206 @@
+"""The Prometheus source's queries and how it joins their answers, on answers shaped
+exactly as the HTTP API returns them (integration tests check them against a real server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from meshtop.model import NodeKind, Protocol
+from meshtop.sources.dialects import AMBIENT, ISTIO, LINKERD, detect
+from meshtop.sources.prometheus import history_step, join, snapshot_queries
+
+SRC = {
+    "source_cluster": "Kubernetes",
+    "source_workload_namespace": "bookinfo",
+    "source_workload": "productpage-v1",
+    "source_app": "productpage",
+    "source_version": "v1",
+}
+DST = {
+    "destination_cluster": "Kubernetes",
+    "destination_workload_namespace": "bookinfo",
+    "destination_workload": "reviews-v3",
+    "destination_app": "reviews",
+    "destination_version": "v3",
+    "destination_service": "reviews.bookinfo.svc.cluster.local",
+    "destination_service_name": "reviews",
+    "destination_service_namespace": "bookinfo",
+}
+UNKNOWN_SRC = {k: "unknown" for k in SRC}
+
+
+def sample(value: float, **labels: str) -> dict[str, Any]:
+    return {"metric": labels, "value": [1_800_000_000.0, repr(value)]}
+
+
+def req(
+    value: float,
+    reporter: str,
+    code: str = "200",
+    policy: str = "unknown",
+    grpc: str = "",
+    **ends: str,
+) -> dict[str, Any]:
+    return sample(
+        value,
+        reporter=reporter,
+        response_code=code,
+        grpc_response_status=grpc,
+        response_flags="-",
+        request_protocol="grpc" if grpc else "http",
+        connection_security_policy=policy,
+        **{**SRC, **DST, **ends},
+    )
+
+
+@pytest.mark.parametrize("namespaces", [(), ("bookinfo",), tuple(f"ns{i}" for i in range(200))])
+def test_three_queries_per_refresh_whatever_the_mesh(namespaces: tuple[str, ...]) -> None:
+    for d in (ISTIO, AMBIENT, LINKERD):
+        queries = snapshot_queries(d, 60, namespaces)
+        assert list(queries) == ["requests", "latency", "tcp"]
+        for q in queries.values():
+            assert "[1m]" in q
+            if namespaces:
+                assert f'{d.source.namespace}=~"' in q and f'{d.destination.namespace}=~"' in q
+
+
+def test_sidecar_traffic_reported_twice_is_counted_once_from_the_client() -> None:
+    traffic = join(
+        ISTIO,
+        {
+            "requests": [
+                req(9.0, "source", "200"),
+                req(1.0, "source", "503"),
+                # the server's proxy saw fewer: one request never arrived
+                req(8.5, "destination", "200", policy="mutual_tls"),
+                req(0.5, "destination", "503", policy="mutual_tls"),
+            ]
+        },
+    )
+    (edge,) = traffic.edges
+    assert edge.stats.rps == pytest.approx(10.0)
+    assert edge.stats.error_rate == pytest.approx(0.1)
+    assert edge.stats.mtls == pytest.approx(1.0)  # from the server side, which knows
+    assert edge.stats.response_codes == {"200": 9.0, "503": 1.0}
+
+
+def test_unmeshed_client_is_seen_only_by_the_server() -> None:
+    traffic = join(ISTIO, {"requests": [req(2.0, "destination", policy="none", **UNKNOWN_SRC)]})
+    (edge,) = traffic.edges
+    assert edge.source == "unknown/unknown/unknown"
+    assert edge.stats.rps == 2.0 and edge.stats.mtls == 0.0
+    kinds = {n.id: n.kind for n in traffic.nodes}
+    assert kinds["unknown/unknown/unknown"] is NodeKind.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("service", "service_name", "expected"),
+    [
+        ("api.stripe.com", "api.stripe.com", "external/external/api.stripe.com"),
+        ("httpbin.org", "PassthroughCluster", "external/external/httpbin.org"),
+        ("unknown", "PassthroughCluster", "external/external/PassthroughCluster"),
+        ("ratings.bookinfo.svc.cluster.local", "ratings", "Kubernetes/bookinfo/service:ratings"),
+    ],
+)
+def test_destinations_without_a_workload(service: str, service_name: str, expected: str) -> None:
+    nobody = {
+        "destination_workload": "unknown",
+        "destination_workload_namespace": "unknown",
+        "destination_app": "unknown",
+        "destination_version": "unknown",
+        "destination_cluster": "unknown",
+        "destination_service": service,
+        "destination_service_name": service_name,
+    }
+    traffic = join(ISTIO, {"requests": [req(1.0, "source", "503", **nobody)]})
+    (edge,) = traffic.edges
+    assert edge.destination == expected
+
+
+def test_grpc_errors_come_from_the_grpc_status() -> None:
+    traffic = join(
+        ISTIO,
+        {"requests": [req(9.0, "source", grpc="0"), req(1.0, "source", grpc="14")]},
+    )
+    (edge,) = traffic.edges
+    assert edge.stats.protocol is Protocol.GRPC
+    assert edge.stats.error_rate == pytest.approx(0.1)
+    assert edge.stats.grpc_statuses == {"0": 9.0, "14": 1.0}
+
+
+def test_latency_and_tcp_answers_join_the_same_edges() -> None:
+    ends = {**SRC, **DST}
+    traffic = join(
+        ISTIO,
+        {
+            "requests": [req(4.0, "source")],
+            "latency": [
+                sample(31.0, quantile="0.5", **ends),
+                sample(112.0, quantile="0.95", **ends),
+                sample(float("nan"), quantile="0.99", **ends),
+            ],
+            "tcp": [
+                sample(850.0, metric="request_bytes", **{**ends, "destination_workload": "db-v1"}),
+                sample(
+                    5200.0, metric="response_bytes", **{**ends, "destination_workload": "db-v1"}
+                ),
+                sample(1.0, metric="opened", **{**ends, "destination_workload": "db-v1"}),
+                sample(
+                    1.0,
+                    metric="security",
+                    connection_security_policy="mutual_tls",
+                    **{**ends, "destination_workload": "db-v1"},
+                ),
+            ],
+        },
+    )
+    http = next(e for e in traffic.edges if e.stats.protocol is Protocol.HTTP)
+    assert (http.stats.p50_ms, http.stats.p95_ms, http.stats.p99_ms) == (31.0, 112.0, None)
+    tcp = next(e for e in traffic.edges if e.stats.protocol is Protocol.TCP)
+    assert tcp.destination == "Kubernetes/bookinfo/db-v1"
+    assert (tcp.stats.tcp_request_bps, tcp.stats.tcp_response_bps) == (850.0, 5200.0)
+    assert tcp.stats.mtls == 1.0
+
+
+def test_linkerd_failures_are_its_classification() -> None:
+    labels = {
+        "namespace": "shop",
+        "deployment": "web",
+        "dst_namespace": "shop",
+        "dst_deployment": "api",
+        "tls": "true",
+    }
+    traffic = join(
+        LINKERD,
+        {
+            "requests": [
+                sample(
+                    3.0, direction="outbound", status_code="200", classification="success", **labels
+                ),
+                sample(
+                    1.0, direction="outbound", status_code="200", classification="failure", **labels
+                ),
+            ]
+        },
+    )
+    (edge,) = traffic.edges
+    assert (edge.source, edge.destination) == ("Kubernetes/shop/web", "Kubernetes/shop/api")
+    assert edge.stats.error_rate == pytest.approx(0.25)
+    assert edge.stats.mtls == 1.0
+
+
+def test_dialect_is_detected_from_what_the_backend_holds() -> None:
+    assert detect([{"__name__": "istio_requests_total", "reporter": "source"}]) is ISTIO
+    assert detect([{"__name__": "istio_requests_total", "reporter": "waypoint"}]) is AMBIENT
+    assert detect([{"__name__": "istio_tcp_sent_bytes_total", "reporter": "destination"}]) is ISTIO
+    assert detect([{"__name__": "response_total", "direction": "outbound"}]) is LINKERD
+    assert detect([]) is None
+
+
+@pytest.mark.parametrize(
+    ("window", "step"), [(300, 5), (900, 10), (3600, 30), (21600, 300), (86400, 1800)]
+)
+def test_history_step_follows_the_window(window: float, step: float) -> None:
+    assert history_step(window) == step
