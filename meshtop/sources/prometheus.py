@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -409,12 +409,11 @@ class PrometheusMetrics:
             raise BackendError(f"Prometheus at {self.config.url} answered without a result")
         self._check.warnings = tuple(str(w) for w in body.get("warnings") or ())
 
-    def _query(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-        self._check.warnings = ()
+    def _call(self, ask: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Run one API call; every way it can fail becomes one clear `BackendError`."""
         self.queries_sent += 1
         try:
-            params = {"time": f"{self.at:.3f}"} if self.at is not None else None
-            result = self._client.custom_query(promql, params=params)
+            return list(ask())
         except BackendError:
             raise
         except requests.exceptions.SSLError as exc:
@@ -422,17 +421,24 @@ class PrometheusMetrics:
                 f"TLS to Prometheus at {self.config.url} failed ({_reason(exc)}): "
                 "give the CA bundle (--prometheus-ca), or --insecure to skip the check"
             ) from None
-        except requests.exceptions.Timeout:
-            raise BackendError(
-                f"Prometheus at {self.config.url} did not answer within {self.config.timeout_s:g}s"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            # With retries off, urllib3 reports a read timeout as a connection error.
+            if isinstance(exc, requests.exceptions.Timeout) or _reason(exc) == "timed out":
+                raise BackendError(
+                    f"Prometheus at {self.config.url} did not answer within "
+                    f"{self.config.timeout_s:g}s"
+                ) from None
             raise BackendError(
                 f"cannot reach Prometheus at {self.config.url}: {_reason(exc)}"
             ) from None
         except (requests.exceptions.RequestException, PrometheusApiClientException) as exc:
             raise BackendError(f"Prometheus at {self.config.url}: {exc}") from None
-        return list(result), self._check.warnings
+
+    def _query(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        self._check.warnings = ()
+        params = {"time": f"{self.at:.3f}"} if self.at is not None else None
+        result = self._call(lambda: self._client.custom_query(promql, params=params))
+        return result, self._check.warnings
 
     async def _ask(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
         return await asyncio.to_thread(self._query, promql)
@@ -481,15 +487,10 @@ class PrometheusMetrics:
         end_dt = datetime.fromtimestamp(end, UTC)
 
         def ask_range(promql: str) -> list[dict[str, Any]]:
-            self.queries_sent += 1
-            try:
-                return list(self._client.custom_query_range(promql, start_dt, end_dt, f"{step:g}s"))
-            except BackendError:
-                raise
-            except requests.exceptions.RequestException as exc:
-                raise BackendError(
-                    f"cannot reach Prometheus at {self.config.url}: {_reason(exc)}"
-                ) from None
+            step_text = f"{step:g}s"
+            return self._call(
+                lambda: self._client.custom_query_range(promql, start_dt, end_dt, step_text)
+            )
 
         codes, quantiles = await asyncio.gather(
             asyncio.to_thread(ask_range, codes_q), asyncio.to_thread(ask_range, latency_q)

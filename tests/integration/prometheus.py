@@ -36,9 +36,16 @@ def free_port() -> int:
 
 
 class Prometheus:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
         self.url = url
         self.client = httpx.Client(base_url=url, timeout=10)
+        self._proc = proc
+
+    def stop(self) -> None:
+        """Stop the server now, as an outage would."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         body = self.client.get("/api/v1/query", params={"query": promql}).json()
@@ -82,7 +89,7 @@ def running_prometheus(targets: list[str], workdir: Path) -> Iterator[Prometheus
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    prom = Prometheus(f"http://127.0.0.1:{port}")
+    prom = Prometheus(f"http://127.0.0.1:{port}", proc)
     try:
 
         def ready() -> bool:
