@@ -182,8 +182,10 @@ def test_basic_auth_is_sent(fake: str, tmp_path: Path) -> None:
     password = tmp_path / "password"
     password.write_text("hunter2")
     FakePrometheus.seen_headers.clear()
-    result = meshtop("export", "--prometheus", f"{fake}/ok", "--dialect", "istio",
-                     "--prometheus-user", "alice", "--prometheus-password-file", str(password))  # fmt: skip
+    result = meshtop(
+        "export", "--prometheus", f"{fake}/ok", "--dialect", "istio",
+        "--prometheus-user", "alice", "--prometheus-password-file", str(password),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert FakePrometheus.seen_headers[-1]["Authorization"] == "Basic YWxpY2U6aHVudGVyMg=="
 
