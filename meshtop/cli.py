@@ -309,25 +309,35 @@ def export(
     sys.stdout.write(render(snapshot))
 
 
+class SimDialect(StrEnum):
+    istio = "istio"
+    ambient = "ambient"
+    linkerd = "linkerd"
+
+
 @sim_app.command("serve")
 def sim_serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port (0 picks a free one).")
     ] = 15090,
+    dialect: Annotated[
+        SimDialect,
+        typer.Option("--dialect", help="Whose telemetry: Istio sidecars, ambient, Linkerd."),
+    ] = SimDialect.istio,
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
 ) -> None:
-    """Serve the simulated mesh's traffic as Istio metrics at /metrics, for Prometheus."""
+    """Serve the simulated mesh's traffic as the mesh's proxies would, at /metrics."""
     from meshtop.sim.exposition import MeshExposition
     from meshtop.sim.server import MetricsServer
 
-    exposition = MeshExposition(_simulation(services, seed))
+    exposition = MeshExposition(_simulation(services, seed), dialect.value)
     try:
         server = MetricsServer(exposition, host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    typer.echo(f"serving simulated Istio metrics on {server.url}", err=False)
+    typer.echo(f"serving simulated {dialect.value} metrics on {server.url}")
     sys.stdout.flush()
     try:
         server.serve_forever()

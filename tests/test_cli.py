@@ -102,3 +102,32 @@ def test_export_of_a_generated_mesh() -> None:
 def test_version() -> None:
     result = meshtop("--version")
     assert result.returncode == 0 and result.stdout.startswith("meshtop ")
+
+
+def test_options_before_the_command_reach_it() -> None:
+    text = meshtop("--window", "5m", "export", "--demo", "--format", "markdown").stdout
+    assert "over a 5m window" in text
+    bad = meshtop("--window", "bogus", "export", "--demo")
+    assert bad.returncode == 2 and "window 'bogus'" in bad.stderr
+    # the command's own option wins
+    assert (
+        "over a 2m window"
+        in meshtop("--window", "5m", "export", "--demo", "-f", "markdown", "--window", "2m").stdout
+    )
+
+
+@pytest.mark.parametrize("services", ["1", "25", "300"])
+def test_every_generated_export_meets_the_schema(services: str) -> None:
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads(
+        resources.files("meshtop.export").joinpath("snapshot.schema.json").read_text()
+    )
+    result = meshtop("export", "--demo", "--services", services)
+    assert result.returncode == 0 and result.stderr == ""
+    checker = jsonschema.FormatChecker()
+    jsonschema.Draft202012Validator(schema, format_checker=checker).validate(
+        json.loads(result.stdout)
+    )

@@ -59,3 +59,49 @@ def test_bad_config_files_say_what_is_wrong(tmp_path: Path, content: str, messag
 def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="environment: refresh '0s' is not a positive duration"):
         load(environ={"XDG_CONFIG_HOME": str(tmp_path), "MESHTOP_REFRESH": "0s"})
+
+
+def test_prometheus_from_file_environment_and_flags(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-file\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[prometheus]\nurl = "https://thanos.example/prom"\n'
+        f'token_file = "{token}"\nnamespaces = ["bookinfo"]\n'
+        'headers = { "X-Scope-OrgID" = "team-a" }\n'
+    )
+    settings = load(config_file=config, environ={})
+    p = settings.prometheus
+    assert p is not None
+    assert (p.url, p.token, p.namespaces, dict(p.headers)) == (
+        "https://thanos.example/prom", "from-file", ("bookinfo",), {"X-Scope-OrgID": "team-a"},
+    )  # fmt: skip
+    assert "from-file" not in repr(p)  # a secret is never shown
+    env = load(config_file=config, environ={"MESHTOP_PROMETHEUS_TOKEN": "from-env"}).prometheus
+    assert env is not None and env.token == "from-env"
+    flags = load(
+        {"prometheus.url": "http://127.0.0.1:9090", "prometheus.dialect": "linkerd"},
+        config_file=config,
+        environ={},
+    ).prometheus
+    assert flags is not None and (flags.url, flags.dialect) == ("http://127.0.0.1:9090", "linkerd")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"prometheus.dialect": "istio"}, "no URL"),
+        ({"prometheus.url": "prom:9090"}, "must start with http:// or https://"),
+        (
+            {"prometheus.url": "http://p", "prometheus.user": "bob"},
+            "needs both a user and a password",
+        ),
+        (
+            {"prometheus.url": "http://p", "prometheus.ca_file": Path("/nope.pem")},
+            "not a readable file",
+        ),
+    ],
+)
+def test_bad_prometheus_settings(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        load(flags, environ={})

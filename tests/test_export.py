@@ -105,3 +105,33 @@ def test_markdown_report_puts_the_worst_edge_first(sim: Simulation) -> None:
 def test_unknown_format_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown format 'xml'; choose one of json, markdown"):
         renderer("xml")
+
+
+def test_numbers_that_are_not_numbers_become_null() -> None:
+    from datetime import UTC, datetime
+
+    from meshtop.mesh import build_snapshot
+    from meshtop.model import Edge, EdgeStats
+
+    nan = float("nan")
+    snapshot = build_snapshot(
+        generated_at=datetime(2027, 1, 1, tzinfo=UTC),
+        window_s=90,
+        workloads=[],
+        edges=[Edge("c/a/x", "c/a/y", EdgeStats(rps=2.0, error_rate=nan, p99_ms=float("inf")))],
+        routes=[],
+        sources={},
+    )
+    doc = json.loads(renderer("json")(snapshot))
+    (edge,) = doc["edges"]
+    assert edge["error_rate"] is None and edge["p99_ms"] is None
+    assert edge["health"] == "failing"  # traffic that cannot be judged is not healthy
+    assert doc["window"] == "90s"
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def test_schema_checks_dates() -> None:
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    doc = {"schema": 1, "generated_at": "not a date", "window": "1m", "window_seconds": 60,
+           "sources": {}, "nodes": [], "edges": [], "routes": []}  # fmt: skip
+    assert not validator.is_valid(doc)

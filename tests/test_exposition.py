@@ -113,3 +113,30 @@ def test_server_serves_the_text_format_over_http(sim: Simulation, clock: Clock) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_tcp_bytes_are_counted_from_the_servers_side(sim: Simulation, clock: Clock) -> None:
+    """Istio: `received` is what the server got (the request), `sent` what it answered."""
+    totals: dict[str, float] = {}
+    for name, labels, value in _scrape(sim, clock, seconds=60):
+        if (
+            name.startswith("istio_tcp_")
+            and labels["destination_service_name"] == "www.googleapis.com"
+        ):
+            totals[name] = value
+    # details-v1 sends small requests to Google's book API and gets larger answers back
+    assert 0 < totals["istio_tcp_received_bytes_total"] < totals["istio_tcp_sent_bytes_total"]
+    assert totals["istio_tcp_connections_opened_total"] > 0
+
+
+def test_linkerd_exposition_has_outbound_and_inbound_series(sim: Simulation, clock: Clock) -> None:
+    exposition = MeshExposition(sim, "linkerd")
+    clock.advance(60)
+    samples = parse(exposition.render())
+    out = [lb for n, lb, _ in samples if n == "response_total" and lb["direction"] == "outbound"]
+    assert any(
+        lb.get("dst_deployment") == "reviews-v3" and lb["classification"] == "failure" for lb in out
+    )
+    inbound = [lb for n, lb, _ in samples if n == "response_total" and lb["direction"] == "inbound"]
+    assert inbound and all("dst_deployment" not in lb for lb in inbound)
+    assert any(n == "tcp_write_bytes_total" and lb["peer"] == "dst" for n, lb, _ in samples)

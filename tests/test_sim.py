@@ -181,3 +181,43 @@ def test_trace_query_by_edge_and_duration(sim: Simulation) -> None:
             for s in trace.spans
             if s.parent_id in by_id
         )
+
+
+def test_traffic_nobody_can_take_ends_in_503_at_the_service(sim: Simulation) -> None:
+    """Scaled to zero: the client's proxy answers 503 "no healthy upstream" itself."""
+    sim.mesh.services[("bookinfo", "ratings")] = []
+    snapshot = _snap(sim)
+    lost = snapshot.edge(NS + "reviews-v3", NS + "service:ratings")
+    assert lost is not None
+    assert lost.stats.error_rate == 1.0 and set(lost.stats.response_flags) == {"UH"}
+    assert snapshot.nodes[NS + "service:ratings"].kind is NodeKind.SERVICE
+    assert snapshot.edge(NS + "reviews-v3", NS + "ratings-v1") is None
+
+
+def test_a_subset_without_pods_loses_its_share(sim: Simulation) -> None:
+    sim.mesh.subsets[("bookinfo", "reviews", "v3")] = {"version": "v9"}  # matches no pod
+    snapshot = _snap(sim)
+    lost = snapshot.edge(PRODUCTPAGE, NS + "service:reviews")
+    v1 = snapshot.edge(PRODUCTPAGE, NS + "reviews-v1")
+    assert lost is not None and v1 is not None
+    assert lost.stats.rps / (lost.stats.rps + v1.stats.rps) == pytest.approx(0.1 / 0.8, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"v1": -50, "v3": 150}, "weights cannot be negative"),
+        ({"v1": 50, "v2": 0, "v3": 0}, "must add up to 100, not 50"),
+    ],
+)
+def test_invalid_weights_are_refused(
+    sim: Simulation, weights: dict[str, int], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        sim.set_weights("bookinfo", "reviews", weights)
+    assert sim.route("bookinfo", "reviews").resource_version == "1"  # nothing changed
+
+
+def test_small_generated_meshes_still_have_a_canary() -> None:
+    for seed in range(5):
+        assert generated(5, seed=seed).routes, seed

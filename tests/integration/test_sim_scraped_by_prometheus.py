@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -108,13 +107,31 @@ def test_error_rate_and_latency_through_promql(scraped: tuple[Simulation, Promet
     assert p50 is not None and 25 <= p50 <= 50
 
 
-def test_sim_serve_command_serves_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        ("istio", 'destination_workload="reviews-v3"'),
+        ("ambient", 'reporter="waypoint"'),
+        ("linkerd", 'response_total{direction="outbound",namespace="bookinfo"'),
+    ],
+)
+def test_sim_serve_command_serves_metrics(dialect: str, expected: str) -> None:
     """The command a user runs, as a process: it prints where it serves, and serves."""
     import httpx
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "meshtop", "sim", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "meshtop",
+            "sim",
+            "serve",
+            "--port",
+            str(port),
+            "--dialect",
+            dialect,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -122,9 +139,10 @@ def test_sim_serve_command_serves_metrics(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.strip() == f"serving simulated Istio metrics on http://127.0.0.1:{port}/metrics"
-        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert 'destination_workload="reviews-v3"' in body
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert line.strip() == f"serving simulated {dialect} metrics on {url}"
+        time.sleep(1.1)  # let a second of traffic accumulate
+        assert expected in httpx.get(url, timeout=5).text
     finally:
         proc.terminate()
         proc.wait(timeout=10)
