@@ -5,6 +5,7 @@ so `meshtop --help` stays quick."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -347,8 +348,19 @@ def sim_serve(
         server.server_close()
 
 
+def tune_gc() -> None:
+    """A refresh decodes tens of thousands of small dicts that die together. With the
+    default threshold (700 allocations) the collector runs hundreds of times per refresh
+    and walks everything loaded at start-up each time; freeze that, and collect less often
+    (benchmarks/RESULTS.md has the effect)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every user error into one line and an exit code."""
+    tune_gc()
     try:
         code = app(args=argv, prog_name="meshtop", standalone_mode=False)
     except typer.TyperException as exc:  # bad flags and values, as the parser words them

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from meshtop.model import NodeKind, Protocol
-from meshtop.sources.dialects import AMBIENT, ISTIO, LINKERD, detect
-from meshtop.sources.prometheus import history_step, join, snapshot_queries
+from meshtop.sources.dialects import AMBIENT, ISTIO, LINKERD, Dialect, detect
+from meshtop.sources.prometheus import EDGE, SEPARATOR, history_step, join, snapshot_queries
 
 SRC = {
     "source_cluster": "Kubernetes",
@@ -31,8 +31,10 @@ DST = {
 UNKNOWN_SRC = {k: "unknown" for k in SRC}
 
 
-def sample(value: float, **labels: str) -> dict[str, Any]:
-    return {"metric": labels, "value": [1_800_000_000.0, repr(value)]}
+def sample(value: float, dialect: Dialect = ISTIO, **labels: str) -> dict[str, Any]:
+    """A series as the API returns it: the edge's labels joined into `meshtop_edge`."""
+    edge = SEPARATOR.join(labels.pop(x, "") for x in dialect.edge_labels())
+    return {"metric": {EDGE: edge, **labels}, "value": [1_800_000_000.0, repr(value)]}
 
 
 def req(
@@ -171,17 +173,14 @@ def test_linkerd_failures_are_its_classification() -> None:
         "dst_namespace": "shop",
         "dst_deployment": "api",
         "tls": "true",
+        "direction": "outbound",
     }
     traffic = join(
         LINKERD,
         {
             "requests": [
-                sample(
-                    3.0, direction="outbound", status_code="200", classification="success", **labels
-                ),
-                sample(
-                    1.0, direction="outbound", status_code="200", classification="failure", **labels
-                ),
+                sample(3.0, LINKERD, status_code="200", classification="success", **labels),
+                sample(1.0, LINKERD, status_code="200", classification="failure", **labels),
             ]
         },
     )

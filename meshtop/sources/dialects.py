@@ -62,9 +62,10 @@ class Dialect:
     unknown: str = "unknown"  # the value a proxy writes for a peer it cannot name
 
     def edge_labels(self) -> tuple[str, ...]:
-        labels = (*self.source.labels(), *self.destination.labels())
-        extra = (self.service, self.service_name, self.service_namespace)
-        return tuple(dict.fromkeys((*labels, *(x for x in extra if x))))
+        """Both ends of a call (cluster, namespace, workload, app, version) and the host
+        called: what names an edge and its nodes."""
+        ends = [x for p in (self.source, self.destination) for x in p.labels()]
+        return tuple(dict.fromkeys([*ends, *(x for x in (self.service, self.service_name) if x)]))
 
 
 _ISTIO_SOURCE = Peer(

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,11 +58,23 @@ def _by(*labels: str) -> str:
 
 
 def _reporters(d: Dialect, reporters: Sequence[str]) -> str:
-    values = "|".join(dict.fromkeys(reporters))
+    unique = list(dict.fromkeys(reporters))
+    op = "=" if len(unique) == 1 else "=~"
+    return f"{d.reporter_label}{op}{json.dumps('|'.join(unique))}"
+
+
+EDGE = "meshtop_edge"  # one label naming both ends, so each series is small and cheap to key
+SEPARATOR = "|"  # cannot appear in Kubernetes names, hosts or cluster names
+
+
+def _edge_rate(
+    d: Dialect, metric: str, window: str, selector: Sequence[str], namespaces: Sequence[str]
+) -> str:
+    """The per-series rate with the edge's labels joined into one `meshtop_edge` label."""
+    labels = ", ".join(json.dumps(x) for x in d.edge_labels())
     return (
-        f"{d.reporter_label}={json.dumps(values)}"
-        if len(reporters) == 1
-        else f"{d.reporter_label}=~{json.dumps(values)}"
+        f'label_join({_rate(metric, window, selector, d, namespaces)}, "{EDGE}", '
+        f'"{SEPARATOR}", {labels})'
     )
 
 
@@ -70,18 +82,25 @@ def _preferred(
     d: Dialect,
     metric: str,
     reporters: Sequence[str],
-    by: str,
+    by: Sequence[str],
     window: str,
     selector: Sequence[str] = (),
     namespaces: Sequence[str] = (),
+    *,
+    per_edge: bool = True,
 ) -> str:
-    """Per edge, the series of the first reporter that has one: `A or B` keeps B's
-    series only where A has none with the same labels."""
-    return " or ".join(
-        f"sum{f' by ({by})' if by else ''} "
-        f"({_rate(metric, window, [_reporters(d, [r]), *selector], d, namespaces)})"
-        for r in reporters
-    )
+    """Per edge (or in all, with `per_edge=False`), the series of the first reporter that
+    has one: `A or B` keeps B's series only where A has none with the same labels."""
+    parts = []
+    for r in reporters:
+        where = [_reporters(d, [r]), *selector]
+        if per_edge:
+            parts.append(
+                f"sum by ({_by(EDGE, *by)}) ({_edge_rate(d, metric, window, where, namespaces)})"
+            )
+        else:
+            parts.append(f"sum by ({_by(*by)}) ({_rate(metric, window, where, d, namespaces)})")
+    return " or ".join(parts)
 
 
 def _quantiles(buckets: str) -> str:
@@ -94,23 +113,17 @@ def _quantiles(buckets: str) -> str:
 def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()) -> dict[str, str]:
     """The queries of one refresh. Their number does not depend on the mesh's size."""
     window = duration(window_s)
-    edge = d.edge_labels()
-    outcome = (d.code, d.grpc_status, d.flags, d.protocol, d.mtls_label, d.failure_label)
+    outcome = (d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label)
     reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
     requests_q = (
-        f"sum by ({_by(d.reporter_label, *edge, *outcome)}) "
-        f"({_rate(d.requests, window, [reporters], d, namespaces)})"
+        f"sum by ({_by(EDGE, *outcome)}) "
+        f"({_edge_rate(d, d.requests, window, [reporters], namespaces)})"
     )
     buckets = _preferred(
-        d, f"{d.duration}_bucket", d.http_reporters, _by(*edge, "le"), window, (), namespaces
+        d, f"{d.duration}_bucket", d.http_reporters, ["le"], window, (), namespaces
     )
     tcp_parts = [
-        (
-            name,
-            _preferred(
-                d, metric, d.tcp_reporters, _by(*edge), window, [d.tcp_selector], namespaces
-            ),
-        )
+        (name, _preferred(d, metric, d.tcp_reporters, [], window, [d.tcp_selector], namespaces))
         for name, metric in (
             ("request_bytes", d.tcp_request_bytes),
             ("response_bytes", d.tcp_response_bytes),
@@ -120,8 +133,8 @@ def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()
     # How connections were secured, from the reporters that know it.
     secured_by = [_reporters(d, d.mtls_reporters), d.tcp_selector]
     security = (
-        f"sum by ({_by(*edge, d.mtls_label)}) "
-        f"({_rate(d.tcp_opened, window, secured_by, d, namespaces)})"
+        f"sum by ({_by(EDGE, d.mtls_label)}) "
+        f"({_edge_rate(d, d.tcp_opened, window, secured_by, namespaces)})"
     )
     tcp = " or ".join(
         f'label_replace({q}, "metric", "{name}", "", "")'
@@ -171,27 +184,18 @@ def _known(value: str) -> str:
     return "" if value in ("unknown", "") else value
 
 
-def _value(sample: Mapping[str, Any]) -> float:
-    v = float(sample["value"][1])
-    return v if math.isfinite(v) else math.nan
+class _Seen:
+    """What one reporter said about one edge."""
 
+    __slots__ = ("codes", "errors", "flags", "grpc", "mtls", "rps")
 
-@dataclass
-class _EdgeAcc:
-    service: str = ""
-    by_reporter: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    codes: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
-    flags: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
-    grpc: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
-    errors: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    mtls: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    protocol: Protocol = Protocol.HTTP
+    def __init__(self) -> None:
+        self.rps = 0.0
+        self.errors = 0.0
+        self.mtls = 0.0
+        self.codes: dict[str, float] = {}
+        self.flags: dict[str, float] = {}
+        self.grpc: dict[str, float] = {}
 
 
 def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
@@ -207,58 +211,75 @@ def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
 def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traffic:
     """Edges and nodes from the three answers of `snapshot_queries`."""
     nodes: dict[str, Workload] = {}
-    ends_cache: dict[tuple[str, ...], tuple[str, str]] = {}
+    service_of: dict[tuple[str, str], str] = {}  # the host each edge called
+    ends_cache: dict[str, tuple[str, str]] = {}
     edge_labels = d.edge_labels()
 
     def ends(labels: Mapping[str, str]) -> tuple[str, str]:
-        key = tuple(labels.get(x, "") for x in edge_labels)
-        found = ends_cache.get(key)
+        joined = labels.get(EDGE, "")
+        found = ends_cache.get(joined)
         if found is None:
-            src, dst = _node(d, labels, "source"), _node(d, labels, "destination")
+            named = dict(zip(edge_labels, joined.split(SEPARATOR), strict=False))
+            src, dst = _node(d, named, "source"), _node(d, named, "destination")
             nodes.setdefault(src.id, src)
             nodes.setdefault(dst.id, dst)
-            found = ends_cache[key] = (src.id, dst.id)
+            found = ends_cache[joined] = (src.id, dst.id)
+            service_of.setdefault(found, named.get(d.service, ""))
         return found
 
-    accs: dict[tuple[str, str], _EdgeAcc] = {}
+    # The loops below run once per series, tens of thousands of times per refresh: they
+    # look labels up once, and find known edges without a function call.
+    seen: dict[tuple[str, str], dict[str, _Seen]] = {}  # edge -> reporter -> what it saw
+    code_l, grpc_l, flags_l, rep_l = d.code, d.grpc_status, d.flags, d.reporter_label
+    mtls_l, mtls_v = d.mtls_label, d.mtls_value
+    by_classification = d.errors is Errors.CLASSIFICATION
     for sample in answers.get("requests", ()):
         labels = sample["metric"]
-        rate = _value(sample)
-        if not rate > 0:
+        rate = float(sample["value"][1])
+        if not 0 < rate < math.inf:  # also drops NaN
             continue
-        key = ends(labels)
-        acc = accs.get(key)
-        if acc is None:
-            acc = accs[key] = _EdgeAcc(service=labels.get(d.service, ""))
-        rep = labels.get(d.reporter_label, "")
-        acc.by_reporter[rep] += rate
-        acc.codes[rep][labels.get(d.code, "")] += rate
-        flag = labels.get(d.flags, "-") if d.flags else "-"
-        if flag not in ("-", ""):
-            acc.flags[rep][flag] += rate
-        grpc = labels.get(d.grpc_status, "")
-        if grpc:
-            acc.grpc[rep][grpc] += rate
-            acc.protocol = Protocol.GRPC
-        elif labels.get(d.protocol) == "grpc":
-            acc.protocol = Protocol.GRPC
-        if _is_error(d, labels):
-            acc.errors[rep] += rate
-        if labels.get(d.mtls_label) == d.mtls_value:
-            acc.mtls[rep] += rate
+        key = ends_cache.get(labels.get(EDGE, "")) or ends(labels)
+        by_reporter = seen.get(key)
+        if by_reporter is None:
+            by_reporter = seen[key] = {}
+        rep = labels.get(rep_l, "")
+        s = by_reporter.get(rep)
+        if s is None:
+            s = by_reporter[rep] = _Seen()
+        s.rps += rate
+        code = labels.get(code_l, "")
+        s.codes[code] = s.codes.get(code, 0.0) + rate
+        flag = labels.get(flags_l, "-") if flags_l else "-"
+        if flag != "-" and flag:
+            s.flags[flag] = s.flags.get(flag, 0.0) + rate
+        grpc = labels.get(grpc_l, "")
+        if grpc:  # set on every gRPC response, "0" for OK
+            s.grpc[grpc] = s.grpc.get(grpc, 0.0) + rate
+        if by_classification:
+            failed = labels.get(d.failure_label) == "failure"
+        else:  # HTTP 5xx, a gRPC status other than OK, or no response at all
+            failed = grpc != "0" if grpc else code[:1] == "5" or code == "0"
+        if failed:
+            s.errors += rate
+        if labels.get(mtls_l) == mtls_v:
+            s.mtls += rate
 
-    latency: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
+    latency: dict[tuple[str, str], dict[str, float]] = {}
     for sample in answers.get("latency", ()):
-        v = _value(sample)
-        if math.isnan(v):
+        v = float(sample["value"][1])
+        if not -math.inf < v < math.inf:  # NaN: no requests; +Inf: beyond the last bucket
             continue
-        latency[ends(sample["metric"])][float(sample["metric"]["quantile"])] = v
+        labels = sample["metric"]
+        key = ends_cache.get(labels.get(EDGE, "")) or ends(labels)
+        found = latency.get(key)
+        if found is None:
+            found = latency[key] = {}
+        found[labels["quantile"]] = v
 
     tcp: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    tcp_service: dict[tuple[str, str], str] = {}
     for sample in answers.get("tcp", ()):
-        v = _value(sample)
-        if math.isnan(v):
+        v = float(sample["value"][1])
+        if not -math.inf < v < math.inf:
             continue
         labels = sample["metric"]
         key = ends(labels)
@@ -267,15 +288,14 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
             tcp[key]["secured" if labels.get(d.mtls_label) == d.mtls_value else "plain"] += v
             continue
         tcp[key][metric] = v
-        tcp_service.setdefault(key, labels.get(d.service, ""))
 
     edges: list[Edge] = []
-    for key, acc in accs.items():
-        rep = next((r for r in d.http_reporters if r in acc.by_reporter), None)
+    for key, by_reporter in seen.items():
+        rep = next((r for r in d.http_reporters if r in by_reporter), None)
         if rep is None:
             continue
-        rps = acc.by_reporter[rep]
-        mtls_rep = next((r for r in d.mtls_reporters if acc.by_reporter.get(r)), None)
+        s = by_reporter[rep]
+        secured = next((by_reporter[r] for r in d.mtls_reporters if r in by_reporter), None)
         q = latency.get(key, {})
         t = tcp.pop(key, {})
         edges.append(
@@ -283,39 +303,39 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
                 key[0],
                 key[1],
                 EdgeStats(
-                    protocol=acc.protocol,
-                    rps=rps,
-                    error_rate=min(1.0, acc.errors[rep] / rps),
-                    p50_ms=q.get(0.5),
-                    p95_ms=q.get(0.95),
-                    p99_ms=q.get(0.99),
-                    mtls=acc.mtls[mtls_rep] / acc.by_reporter[mtls_rep] if mtls_rep else 0.0,
-                    response_codes=dict(acc.codes[rep]),
-                    response_flags=dict(acc.flags[rep]),
-                    grpc_statuses=dict(acc.grpc[rep]),
+                    protocol=Protocol.GRPC if s.grpc else Protocol.HTTP,
+                    rps=s.rps,
+                    error_rate=min(1.0, s.errors / s.rps),
+                    p50_ms=q.get("0.5"),
+                    p95_ms=q.get("0.95"),
+                    p99_ms=q.get("0.99"),
+                    mtls=secured.mtls / secured.rps if secured else 0.0,
+                    response_codes=s.codes,
+                    response_flags=s.flags,
+                    grpc_statuses=s.grpc,
                     tcp_request_bps=t.get("request_bytes", 0.0),
                     tcp_response_bps=t.get("response_bytes", 0.0),
                     tcp_connections_per_s=t.get("opened", 0.0),
                 ),
-                acc.service,
+                service_of.get(key, ""),
             )
         )
     for key, t in tcp.items():
         if not (t.get("request_bytes") or t.get("response_bytes") or t.get("opened")):
             continue
-        secured = t.get("secured", 0.0)
+        secured_cps = t.get("secured", 0.0)
         edges.append(
             Edge(
                 key[0],
                 key[1],
                 EdgeStats(
                     protocol=Protocol.TCP,
-                    mtls=secured / (secured + t.get("plain", 0.0)) if secured else 0.0,
+                    mtls=secured_cps / (secured_cps + t.get("plain", 0.0)) if secured_cps else 0.0,
                     tcp_request_bps=t.get("request_bytes", 0.0),
                     tcp_response_bps=t.get("response_bytes", 0.0),
                     tcp_connections_per_s=t.get("opened", 0.0),
                 ),
-                tcp_service.get(key, ""),
+                service_of.get(key, ""),
             )
         )
     used = {n for e in edges for n in e.key}
@@ -378,11 +398,17 @@ class PrometheusMetrics:
         return self._dialect
 
     def _inspect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Every answer passes here first: refusals, garbage and errors become one
-        clear `BackendError`; warnings are kept for the caller."""
+        """Every answer passes here first: refusals, garbage and errors become one clear
+        `BackendError`; warnings are kept for the caller. A plain good answer is not
+        decoded here: the client decodes it, and decoding twice would double the cost."""
         problem = _describe_http(self.config, response)
         if problem:
             raise BackendError(problem)
+        content = response.content
+        looks_fine = response.status_code == 200 and b'"status":"success"' in content[:64]
+        if looks_fine and b'"warnings"' not in content:
+            self._check.warnings = ()
+            return
         try:
             body = response.json()
         except ValueError:
@@ -431,6 +457,10 @@ class PrometheusMetrics:
             raise BackendError(
                 f"cannot reach Prometheus at {self.config.url}: {_reason(exc)}"
             ) from None
+        except (ValueError, KeyError, TypeError):  # a body the quick look let through
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered something that is not an API response"
+            ) from None
         except (requests.exceptions.RequestException, PrometheusApiClientException) as exc:
             raise BackendError(f"Prometheus at {self.config.url}: {exc}") from None
 
@@ -478,11 +508,20 @@ class PrometheusMetrics:
             *_peer_selector(d, source, "source"),
             *_peer_selector(d, destination, "destination"),
         ]
-        outcome = _by(d.code, d.grpc_status, d.failure_label)
-        codes_q = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
-        latency_q = _quantiles(
-            _preferred(d, f"{d.duration}_bucket", d.http_reporters, "le", rate_window, selector)
+        outcome = [d.code, d.grpc_status, d.failure_label]
+        codes_q = _preferred(
+            d, d.requests, d.http_reporters, outcome, rate_window, selector, per_edge=False
         )
+        buckets = _preferred(
+            d,
+            f"{d.duration}_bucket",
+            d.http_reporters,
+            ["le"],
+            rate_window,
+            selector,
+            per_edge=False,
+        )
+        latency_q = _quantiles(buckets)
         start_dt = datetime.fromtimestamp(end - window_s, UTC)
         end_dt = datetime.fromtimestamp(end, UTC)
 
