@@ -41,6 +41,7 @@ test: $(STAMP) prometheus lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_snapshot.py
+	$(BIN)/python benchmarks/bench_prometheus_join.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

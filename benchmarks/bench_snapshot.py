@@ -22,6 +22,7 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from meshtop.cli import tune_gc
 from meshtop.export import renderer
 from meshtop.health import grade
 from meshtop.mesh import build_snapshot
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    tune_gc()  # as `meshtop` does at start-up
     print(f"python {platform.python_version()}, {platform.machine()}, repeat {args.repeat}\n")
     print(
         "| services | nodes | edges | simulated source (ms) | snapshot build (ms) "

@@ -19,11 +19,11 @@ from tests.conftest import need
 
 
 def prometheus_binary() -> str:
-    found = os.environ.get("MESHTOP_PROMETHEUS") or shutil.which("prometheus")
+    found = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")
     need(
         found is not None,
         "no prometheus binary on PATH: `make test` installs Debian's package when run as "
-        "root; elsewhere install it or set MESHTOP_PROMETHEUS",
+        "root; elsewhere install it or set MESHTOP_PROMETHEUS_BIN",
     )
     assert found is not None
     return found
