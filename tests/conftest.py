@@ -40,7 +40,7 @@ def _isolated_user_config(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     for name in list(os.environ):
         if name.startswith("MESHTOP_") and name not in (
-            "MESHTOP_PROMETHEUS",
+            "MESHTOP_PROMETHEUS_BIN",
             "MESHTOP_UPDATE_SNAPSHOTS",
         ):
             monkeypatch.delenv(name)
