@@ -218,7 +218,8 @@ def test_range_queries_for_an_edge(backends: dict[str, Backend]) -> None:
     recent = [v for v in history.rps[-3:] if v is not None]
     assert recent, history.rps
     p95 = [v for v in history.p95_ms if v is not None]
-    assert p95 and all(50 <= v <= 250 for v in p95)  # v3's p95 is about 113ms
+    # v3's p95 is about 113ms: inside the buckets around it (Istio: 50, 100, 250, 500)
+    assert p95 and all(50 <= v <= 500 for v in p95)
     errors = [v for v in history.error_rate if v is not None]
     assert errors and all(0 < v < 0.5 for v in errors)
     # a node: everything it answers
