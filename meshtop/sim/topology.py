@@ -163,12 +163,7 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
     for service, app in selectors.items():
         services[(ns, service)] = [w.id for w in workloads.values() if w.workload.app == app]
 
-    gateway = SimWorkload(
-        Workload(CLUSTER, "istio-system", "istio-ingressgateway", "istio-ingressgateway"),
-        service="",
-        behaviour=Behaviour(median_ms=0.6, sigma=0.3),
-        service_account="istio-ingressgateway-service-account",
-    )
+    gateway = _ingress_gateway()
     client = SimWorkload(Workload.unknown(), service="", sidecar=False)
     google = SimWorkload(Workload.external(GOOGLEAPIS), service=GOOGLEAPIS, sidecar=False)
     for extra in (gateway, client, google):
@@ -371,12 +366,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
                     )
                 )
 
-    gateway = SimWorkload(
-        Workload(CLUSTER, "istio-system", "istio-ingressgateway", "istio-ingressgateway"),
-        service="",
-        behaviour=Behaviour(median_ms=0.6, sigma=0.3),
-        service_account="istio-ingressgateway-service-account",
-    )
+    gateway = _ingress_gateway()
     client = SimWorkload(Workload.unknown(), service="", sidecar=False)
     workloads[gateway.id] = gateway
     workloads[client.id] = client
@@ -406,6 +396,15 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
         routes=routes,
         subsets=subsets,
         external_hosts=frozenset(externals),
+    )
+
+
+def _ingress_gateway() -> SimWorkload:
+    return SimWorkload(
+        Workload(CLUSTER, "istio-system", "istio-ingressgateway", "istio-ingressgateway"),
+        service="",
+        behaviour=Behaviour(median_ms=0.6, sigma=0.3),
+        service_account="istio-ingressgateway-service-account",
     )
 
 
