@@ -221,7 +221,8 @@ def test_range_queries_for_an_edge(backends: dict[str, Backend]) -> None:
     # v3's p95 is about 113ms: inside the buckets around it (Istio: 50, 100, 250, 500)
     assert p95 and all(50 <= v <= 500 for v in p95)
     errors = [v for v in history.error_rate if v is not None]
-    assert errors and all(0 < v < 0.5 for v in errors)
+    # the first points see only a few requests, maybe none failed yet; the last sees many
+    assert errors and all(0 <= v < 0.5 for v in errors) and errors[-1] > 0
     # a node: everything it answers
     node = asyncio.run(source.history(None, "Kubernetes/bookinfo/reviews-v3", 300))
     assert [v for v in node.rps if v is not None]
