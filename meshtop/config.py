@@ -4,17 +4,51 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from meshtop.errors import UsageError
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
 DIALECT_NAMES = ("auto", "istio", "ambient", "linkerd")
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_url(url: str) -> None:
+    """A URL meshtop can use, or one clear line saying why not (never a password)."""
+    shown = repr(url.rpartition("@")[2]) if "@" in url else repr(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number or out of range
+    except ValueError as exc:
+        raise UsageError(f"Prometheus URL {shown} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"Prometheus URL {shown} must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "put no credentials in the Prometheus URL: use --prometheus-user with "
+            "--prometheus-password-file, or a token file"
+        )
+    if not parts.hostname:
+        raise UsageError(f"Prometheus URL {shown} has no host")
+
+
+def _check_header_value(what: str, value: str) -> None:
+    if any(c in value for c in "\r\n\0") or not value.isprintable():
+        raise UsageError(f"{what} holds a line break or a control character")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} holds characters HTTP headers cannot carry") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +60,22 @@ class PrometheusConfig:
     namespaces: tuple[str, ...] = ()
     token: str | None = field(default=None, repr=False)  # bearer token
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold API keys
     ca_file: Path | None = None
     insecure: bool = False
     timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise UsageError(f"Prometheus URL {self.url!r} must start with http:// or https://")
+        _check_url(self.url)
+        for name in self.namespaces:
+            if not _NAMESPACE.fullmatch(name):
+                raise UsageError(f"namespace {name!r} is not a Kubernetes namespace name")
+        if self.token is not None:
+            _check_header_value("the token", self.token)
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise UsageError(f"header name {name!r} is not a valid HTTP header name")
+            _check_header_value(f"header {name}", value)
         if self.dialect not in DIALECT_NAMES:
             raise UsageError(f"unknown dialect {self.dialect!r}; choose {', '.join(DIALECT_NAMES)}")
         if self.ca_file is not None and not self.ca_file.is_file():
@@ -63,6 +105,12 @@ _KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
+def _path(value: Any) -> Path:
+    if not isinstance(value, str | Path):
+        raise UsageError(f"{value!r} is not a file name")
+    return Path(value).expanduser()
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -73,6 +121,8 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _headers(value: Any) -> dict[str, str]:
     """A table `{"X-Scope-OrgID" = "team-a"}`, or flags `NAME: VALUE`."""
+    if not isinstance(value, Mapping | str | list | tuple):
+        raise UsageError(f"{value!r} is not a table of headers")
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     headers = {}
@@ -99,11 +149,11 @@ _PROMETHEUS_KEYS: dict[str, Callable[[Any], Any]] = {
     "url": str,
     "dialect": str,
     "namespaces": _strings,
-    "token_file": Path,
+    "token_file": _path,
     "user": str,
-    "password_file": Path,
+    "password_file": _path,
     "headers": _headers,
-    "ca_file": Path,
+    "ca_file": _path,
     "insecure": _bool,
 }
 # Secrets may come straight from the environment, never from a flag (shell history).
@@ -147,6 +197,8 @@ def _prometheus_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             parsed[key] = _PROMETHEUS_KEYS[key](value)
         except UsageError as exc:
             raise UsageError(f"{where}: prometheus {key}: {exc}") from None
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: prometheus {key}: {value!r} is not what it takes") from None
     return parsed
 
 
@@ -155,6 +207,8 @@ def read_secret(path: Path, what: str) -> str:
         secret = path.read_text("utf-8").strip()
     except OSError as exc:
         raise UsageError(f"{what} file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} file {path} is not text (UTF-8)") from None
     if not secret:
         raise UsageError(f"{what} file {path} is empty")
     return secret

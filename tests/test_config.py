@@ -105,3 +105,52 @@ def test_prometheus_from_file_environment_and_flags(tmp_path: Path) -> None:
 def test_bad_prometheus_settings(flags: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         load(flags, environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://alice:hunter2@prom.example", "put no credentials in the Prometheus URL"),
+        ("http://[::1", "is not a valid URL"),
+        ("http://prom:99999", "is not a valid URL"),
+        ("http://", "has no host"),
+    ],
+)
+def test_bad_urls_are_refused_without_echoing_a_password(url: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as err:
+        load({"prometheus.url": url}, environ={})
+    assert "hunter2" not in str(err.value)
+
+
+def test_secrets_and_headers_never_show_in_repr(tmp_path: Path) -> None:
+    settings = load(
+        {"prometheus.url": "http://p", "prometheus.headers": ("X-Api-Key: k3y",)},
+        environ={"MESHTOP_PROMETHEUS_TOKEN": "t0ken"},
+    )
+    shown = repr(settings)
+    assert "k3y" not in shown and "t0ken" not in shown
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"prometheus.namespaces": ('book"info',)}, "is not a Kubernetes namespace name"),
+        ({"prometheus.headers": ("X-Key: a\u20acb",)}, "characters HTTP headers cannot carry"),
+    ],
+)
+def test_values_that_would_break_a_query_or_a_header(
+    flags: dict[str, object], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        load({"prometheus.url": "http://p", **flags}, environ={})
+
+
+def test_config_file_values_of_the_wrong_type(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[prometheus]\nurl = "http://p"\ntoken_file = 5\n')
+    with pytest.raises(UsageError, match="prometheus token_file: 5 is not a file name"):
+        load(config_file=path, environ={})
+    binary = tmp_path / "token"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(UsageError, match="is not text"):
+        load({"prometheus.url": "http://p", "prometheus.token_file": binary}, environ={})

@@ -203,3 +203,51 @@ def test_dialect_is_detected_from_what_the_backend_holds() -> None:
 )
 def test_history_step_follows_the_window(window: float, step: float) -> None:
     assert history_step(window) == step
+
+
+def test_tcp_mtls_comes_from_bytes_so_pooled_connections_count() -> None:
+    """A database pool opens nothing in the window but its bytes still travel on mTLS."""
+    ends = {**SRC, **DST, "destination_workload": "db-v1"}
+    traffic = join(
+        ISTIO,
+        {
+            "tcp": [
+                sample(900.0, metric="request_bytes", **ends),
+                sample(9000.0, metric="response_bytes", **ends),
+                sample(0.0, metric="opened", **ends),
+                sample(900.0, metric="security", connection_security_policy="mutual_tls", **ends),
+            ]
+        },
+    )
+    (edge,) = traffic.edges
+    assert edge.stats.mtls == 1.0 and edge.stats.tcp_connections_per_s == 0.0
+
+
+def test_ambient_keeps_sidecar_edges_in_a_mixed_mesh() -> None:
+    traffic = join(
+        AMBIENT,
+        {
+            "requests": [
+                req(5.0, "waypoint", policy="mutual_tls"),
+                req(2.0, "source", destination_workload="ratings-v1"),
+                req(2.0, "destination", policy="mutual_tls", destination_workload="ratings-v1"),
+            ]
+        },
+    )
+    rps = {e.destination: e.stats.rps for e in traffic.edges}
+    assert rps == {"Kubernetes/bookinfo/reviews-v3": 5.0, "Kubernetes/bookinfo/ratings-v1": 2.0}
+
+
+def test_linkerd_names_statefulsets_too() -> None:
+    labels = {"namespace": "shop", "statefulset": "queue", "dst_namespace": "shop",
+              "dst_statefulset": "db", "direction": "outbound", "tls": "true"}  # fmt: skip
+    traffic = join(LINKERD, {"requests": [sample(1.0, LINKERD, status_code="200", **labels)]})
+    (edge,) = traffic.edges
+    assert (edge.source, edge.destination) == ("Kubernetes/shop/queue", "Kubernetes/shop/db")
+
+
+def test_namespace_filter_includes_services_nobody_answered_for() -> None:
+    q = snapshot_queries(ISTIO, 60, ("shop",))["requests"]
+    for label in ("source_workload_namespace", "destination_workload_namespace",
+                  "destination_service_namespace"):  # fmt: skip
+        assert f'{label}=~"shop"' in q

@@ -19,11 +19,11 @@ class Peer:
     workload: str
     app: str
     version: str
+    other_workloads: tuple[str, ...] = ()  # more labels naming the workload, by its kind
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(
-            x for x in (self.cluster, self.namespace, self.workload, self.app, self.version) if x
-        )
+        own = (self.cluster, self.namespace, self.workload, self.app, self.version)
+        return tuple(x for x in (*own, *self.other_workloads) if x)
 
 
 class Errors(enum.Enum):
@@ -112,7 +112,8 @@ ISTIO = Dialect(
 AMBIENT = replace(
     ISTIO,
     name="ambient",
-    http_reporters=("waypoint",),
+    # Waypoints first; sidecars where a mesh mixes both (one reporter per edge still).
+    http_reporters=("waypoint", "source", "destination"),
     tcp_reporters=("source", "destination"),
     mtls_reporters=("waypoint", "destination"),
 )
@@ -122,8 +123,10 @@ LINKERD = Dialect(
     requests="response_total",
     duration="response_latency_ms",
     # Linkerd's Prometheus (linkerd-viz) adds namespace and deployment from the pod.
-    source=Peer("", "namespace", "deployment", "", ""),
-    destination=Peer("", "dst_namespace", "dst_deployment", "", ""),
+    source=Peer("", "namespace", "deployment", "", "", ("statefulset", "daemonset")),
+    destination=Peer(
+        "", "dst_namespace", "dst_deployment", "", "", ("dst_statefulset", "dst_daemonset")
+    ),
     reporter_label="direction",
     http_reporters=("outbound",),
     tcp_reporters=("outbound",),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 import time
 from collections import defaultdict
@@ -23,7 +24,7 @@ from urllib3.util.retry import Retry
 
 from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError
-from meshtop.model import Edge, EdgeStats, Protocol, Workload
+from meshtop.model import SERVICE_PREFIX, Edge, EdgeStats, Protocol, Workload
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
 from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
@@ -48,8 +49,10 @@ def _rate(
     base = [d.extra_selector, *selector]
     if not namespaces:
         return f"rate({metric}{_selector(*base)}[{window}])"
-    pattern = "|".join(namespaces)
-    sides = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
+    pattern = "|".join(namespaces)  # names are checked DNS labels: nothing to escape
+    # The third side: calls to a service in the namespace that no workload answered.
+    labels = (d.source.namespace, d.destination.namespace, d.service_namespace)
+    sides = [f'{label}=~"{pattern}"' for label in labels if label]
     return " or ".join(f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides)
 
 
@@ -86,21 +89,14 @@ def _preferred(
     window: str,
     selector: Sequence[str] = (),
     namespaces: Sequence[str] = (),
-    *,
-    per_edge: bool = True,
 ) -> str:
-    """Per edge (or in all, with `per_edge=False`), the series of the first reporter that
-    has one: `A or B` keeps B's series only where A has none with the same labels."""
-    parts = []
-    for r in reporters:
-        where = [_reporters(d, [r]), *selector]
-        if per_edge:
-            parts.append(
-                f"sum by ({_by(EDGE, *by)}) ({_edge_rate(d, metric, window, where, namespaces)})"
-            )
-        else:
-            parts.append(f"sum by ({_by(*by)}) ({_rate(metric, window, where, d, namespaces)})")
-    return " or ".join(parts)
+    """Per edge, the series of the first reporter that has one: `A or B` keeps B's
+    series only where A has none with the same labels."""
+    return " or ".join(
+        f"sum by ({_by(EDGE, *by)}) "
+        f"({_edge_rate(d, metric, window, [_reporters(d, [r]), *selector], namespaces)})"
+        for r in reporters
+    )
 
 
 def _quantiles(buckets: str) -> str:
@@ -130,11 +126,12 @@ def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()
             ("opened", d.tcp_opened),
         )
     ]
-    # How connections were secured, from the reporters that know it.
+    # How the bytes travelled, from the reporters that know it: by bytes, not by new
+    # connections, since a long-lived pooled connection opens nothing in the window.
     secured_by = [_reporters(d, d.mtls_reporters), d.tcp_selector]
     security = (
         f"sum by ({_by(EDGE, d.mtls_label)}) "
-        f"({_edge_rate(d, d.tcp_opened, window, secured_by, namespaces)})"
+        f"({_edge_rate(d, d.tcp_request_bytes, window, secured_by, namespaces)})"
     )
     tcp = " or ".join(
         f'label_replace({q}, "metric", "{name}", "", "")'
@@ -149,6 +146,8 @@ def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()
 def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
     peer = d.source if side == "source" else d.destination
     name = labels.get(peer.workload, "")
+    for other in peer.other_workloads:  # a StatefulSet or DaemonSet, in Linkerd's labels
+        name = name or labels.get(other, "")
     namespace = labels.get(peer.namespace, "")
     cluster = labels.get(peer.cluster, "") if peer.cluster else ""
     if cluster in ("", "unknown"):
@@ -468,6 +467,11 @@ class PrometheusMetrics:
         self._check.warnings = ()
         params = {"time": f"{self.at:.3f}"} if self.at is not None else None
         result = self._call(lambda: self._client.custom_query(promql, params=params))
+        if any(not isinstance(r, dict) or "value" not in r for r in result[:1]):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered something other than an instant "
+                "vector: is this the Prometheus API?"
+            )
         return result, self._check.warnings
 
     async def _ask(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
@@ -501,35 +505,37 @@ class PrometheusMetrics:
         """Rate, error rate and latency quantiles of one edge (or of everything a node
         answers, with `source=None`) over the last `window_s`, at a step chosen from it."""
         d = await self.resolve_dialect()
-        end = self.at if self.at is not None else time.time()
+        # prometheus-api-client sends whole seconds: align to them, so the points' times
+        # are the times Prometheus evaluated.
+        end = float(math.floor(self.at if self.at is not None else time.time()))
         step = history_step(window_s)
         rate_window = duration(max(4 * step, 60))
         selector = [
             *_peer_selector(d, source, "source"),
             *_peer_selector(d, destination, "destination"),
         ]
-        outcome = [d.code, d.grpc_status, d.failure_label]
-        codes_q = _preferred(
-            d, d.requests, d.http_reporters, outcome, rate_window, selector, per_edge=False
-        )
+        # One reporter per edge, as in a snapshot, then the edges summed: a node's
+        # callers may be reported by different proxies (an unmeshed one only by the node's).
+        outcome = [x for x in (d.code, d.grpc_status, d.failure_label) if x]
+        per_edge = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
+        codes_q = f"sum by ({_by(*outcome)}) ({per_edge})"
         buckets = _preferred(
-            d,
-            f"{d.duration}_bucket",
-            d.http_reporters,
-            ["le"],
-            rate_window,
-            selector,
-            per_edge=False,
+            d, f"{d.duration}_bucket", d.http_reporters, ["le"], rate_window, selector
         )
-        latency_q = _quantiles(buckets)
+        latency_q = _quantiles(f"sum by (le) ({buckets})")
         start_dt = datetime.fromtimestamp(end - window_s, UTC)
         end_dt = datetime.fromtimestamp(end, UTC)
 
         def ask_range(promql: str) -> list[dict[str, Any]]:
             step_text = f"{step:g}s"
-            return self._call(
+            result = self._call(
                 lambda: self._client.custom_query_range(promql, start_dt, end_dt, step_text)
             )
+            if any(not isinstance(r, dict) or "values" not in r for r in result[:1]):
+                raise BackendError(
+                    f"Prometheus at {self.config.url} answered something other than a matrix"
+                )
+            return result
 
         codes, quantiles = await asyncio.gather(
             asyncio.to_thread(ask_range, codes_q), asyncio.to_thread(ask_range, latency_q)
@@ -538,18 +544,23 @@ class PrometheusMetrics:
 
 
 def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
+    """Label matchers for one end of a call, the inverse of `_node`."""
     if node_id is None:
         return []
     peer = d.source if side == "source" else d.destination
     cluster, namespace, name = node_id.split("/", 2)
     if cluster == "unknown":
-        return [f'{peer.workload}="{d.unknown or "unknown"}"']
+        return [f"{peer.workload}={json.dumps(d.unknown)}"]
     if cluster == "external":
-        return [f"{d.service}={json.dumps(name)}"]
-    if name.startswith("service:"):
+        if name in EXTERNAL_CLUSTERS:
+            return [f"{d.service_name}={json.dumps(name)}"]
+        # Linkerd's authority carries the port
+        return [f"{d.service}=~{json.dumps(re.escape(name) + '(:[0-9]+)?')}"]
+    if name.startswith(SERVICE_PREFIX):
+        host = f"{name[len(SERVICE_PREFIX) :]}.{namespace}{MESH_SUFFIX}"
         return [
-            f"{d.service_name}={json.dumps(name[len('service:') :])}",
-            f'{peer.workload}="unknown"',
+            f"{d.service}=~{json.dumps(re.escape(host) + '(:[0-9]+)?')}",
+            f"{peer.workload}={json.dumps(d.unknown)}",
         ]
     out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(name)}"]
     if peer.cluster and cluster != DEFAULT_CLUSTER:

@@ -59,6 +59,10 @@ class FakePrometheus(BaseHTTPRequestHandler):
             self._json(
                 200, {**EMPTY, "warnings": ["store gateway eu-1 unavailable: partial response"]}
             )
+        elif mode == "matrix":
+            self._json(
+                200, {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}}
+            )
         elif mode == "slow":
             time.sleep(2)
             self._json(200, EMPTY)
@@ -109,6 +113,7 @@ def _traffic(url: str, **kw: object) -> None:
         ("html", "with something that is not JSON ('<html><body>Grafana login"),
         ("error", "rejected a query: bad_data: parse error at char 5"),
         ("nowhere", "no Prometheus API at"),
+        ("matrix", "answered something other than an instant vector"),
     ],
 )
 def test_bad_answers_are_one_clear_line(fake: str, path: str, message: str) -> None:

@@ -210,19 +210,39 @@ def test_namespace_filter_keeps_calls_from_or_to_it(backends: dict[str, Backend]
     assert ("Kubernetes/istio-system/istio-ingressgateway", PAGE) in edges
 
 
-def test_range_queries_for_an_edge(backends: dict[str, Backend]) -> None:
+def test_range_queries_for_an_edge_and_a_node(backends: dict[str, Backend]) -> None:
     b = backends["istio"]
     source = b.source("istio")
+
     history = asyncio.run(source.history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
     assert history.step_s == 5 and len(history.times) == 61
-    recent = [v for v in history.rps[-3:] if v is not None]
-    assert recent, history.rps
-    p95 = [v for v in history.p95_ms if v is not None]
-    # v3's p95 is about 113ms: inside the buckets around it (Istio: 50, 100, 250, 500)
-    assert p95 and all(50 <= v <= 500 for v in p95)
-    errors = [v for v in history.error_rate if v is not None]
-    # the first points see only a few requests, maybe none failed yet; the last sees many
-    assert errors and all(0 <= v < 0.5 for v in errors) and errors[-1] > 0
-    # a node: everything it answers
-    node = asyncio.run(source.history(None, "Kubernetes/bookinfo/reviews-v3", 300))
-    assert [v for v in node.rps if v is not None]
+    assert source.at is not None and 0 <= source.at - history.times[-1] < 1
+
+    def ask(promql: str) -> float:  # at the last point's time
+        rows = b.prom.client.get(
+            "/api/v1/query", params={"query": promql, "time": history.times[-1]}
+        ).json()["data"]["result"]
+        return float(rows[0]["value"][1])
+
+    # The last point is the window's end: it must be what a hand-written query says there.
+    sel = 'reporter="source",source_workload="productpage-v1",destination_workload="reviews-v3"'
+    assert history.rps[-1] == pytest.approx(ask(f"sum(rate(istio_requests_total{{{sel}}}[1m]))"))
+    assert history.error_rate[-1] == pytest.approx(
+        ask(f'sum(rate(istio_requests_total{{{sel},response_code=~"5.."}}[1m]))')
+        / ask(f"sum(rate(istio_requests_total{{{sel}}}[1m]))")
+    )
+    assert history.p95_ms[-1] == pytest.approx(
+        ask(
+            "histogram_quantile(0.95, sum by (le) "
+            f"(rate(istio_request_duration_milliseconds_bucket{{{sel}}}[1m])))"
+        )
+    )
+    assert sum(v is not None for v in history.rps) >= 3  # several points, not just the last
+    # A node: everything it answers, whoever reported each caller. productpage's own proxy
+    # sees all its callers, so its count is the check.
+    node = asyncio.run(source.history(None, PAGE, 300))
+    expected = ask(
+        'sum(rate(istio_requests_total{reporter="destination",'
+        'destination_workload="productpage-v1"}[1m]))'
+    )
+    assert node.rps[-1] == pytest.approx(expected, rel=1e-6)
