@@ -42,6 +42,7 @@ test: $(STAMP) prometheus lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_snapshot.py
 	$(BIN)/python benchmarks/bench_prometheus_join.py
+	$(BIN)/python benchmarks/bench_layout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

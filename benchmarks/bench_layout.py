@@ -1,0 +1,69 @@
+"""Graph layout time (`meshtop/layout.py`) for generated meshes, and for the issue's budget
+case of 1,000 nodes and 1,500 edges. Medians; the layout runs only when the topology
+changes, never on a change of numbers.
+
+    .venv/bin/python benchmarks/bench_layout.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import time
+
+from meshtop.cli import tune_gc
+from meshtop.layout import layout
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+
+
+def run(
+    snapshot: MeshSnapshot, nodes: list[str], edges: list[tuple[str, str]], repeat: int
+) -> float:
+    def once() -> None:
+        layout(
+            nodes,
+            edges,
+            label=lambda n: snapshot.nodes[n].label,
+            group=lambda n: snapshot.nodes[n].namespace,
+        )
+
+    once()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        once()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    tune_gc()
+    print(f"python {platform.python_version()}, {platform.machine()}, repeat {args.repeat}\n")
+    print("| mesh | nodes | edges | layout (ms) |")
+    print("|---|---:|---:|---:|")
+    for services in (100, 1000):
+        sim = Simulation(generated(services, seed=1), clock=lambda: 1.8e9)
+        snap = asyncio.run(refresh(sim.metrics, sim.control_plane))
+        used = sorted({n for e in snap.edges for n in e.key})
+        edges = [e.key for e in snap.edges]
+        ms = run(snap, used, edges, args.repeat)
+        print(f"| generated {services} services | {len(used):,} | {len(edges):,} | {ms:.0f} |")
+        if services == 1000:
+            # the budget case: 1,000 nodes, 1,500 edges
+            nodes = used[:1000]
+            keep = set(nodes)
+            some = [e for e in edges if e[0] in keep and e[1] in keep][:1500]
+            ms = run(snap, nodes, some, args.repeat)
+            print(f"| budget case (from the 1,000) | {len(nodes):,} | {len(some):,} | {ms:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

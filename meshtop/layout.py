@@ -1,0 +1,310 @@
+"""Where the topology graph's boxes and lines go, in terminal cells: layered left to right
+in the spirit of Sugiyama (cycles broken, longest-path layers, long edges through dummy
+slots, barycentre sweeps against crossings), one horizontal band per namespace. Computed
+from the topology alone, so a change of numbers never moves a box; seeded with the
+previous layout, so a node that comes or goes leaves the rest where they were."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+
+NODE_HEIGHT = 3  # border, label, border
+ROW = NODE_HEIGHT + 1  # a slot: a box and a blank row
+GAP = 14  # columns between layers: room for edge labels and the vertical runs
+BAND_PAD = 1  # rows inside a namespace box, above and below its slots
+SWEEPS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.w - 1
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.h - 1
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.x <= x <= self.right and self.y <= y <= self.bottom
+
+    def overlaps(self, other: Box) -> bool:
+        return not (
+            self.right < other.x
+            or other.right < self.x
+            or self.bottom < other.y
+            or other.bottom < self.y
+        )
+
+
+Point = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Layout:
+    nodes: dict[str, Box]
+    groups: dict[str, Box]  # namespace (or any group) -> the box around its band
+    routes: dict[tuple[str, str], tuple[Point, ...]]  # edge -> orthogonal polyline, source first
+    order: dict[str, tuple[int, int]]  # node -> (layer, slot in its band and layer)
+    group_order: tuple[str, ...]
+    width: int
+    height: int
+
+    @staticmethod
+    def topology_key(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Hashable:
+        """Equal for equal topologies: the cache key of a layout."""
+        return (frozenset(nodes), frozenset(edges))
+
+
+def _break_cycles(nodes: list[str], edges: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Edges to turn around so the graph has no cycle: the back edges of a depth-first
+    search (iterative, so deep meshes cannot exhaust the stack)."""
+    succ: dict[str, list[str]] = defaultdict(list)
+    for u, v in edges:
+        succ[u].append(v)
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    back: set[tuple[str, str]] = set()
+    for root in nodes:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                seen = state.get(child)
+                if seen is None:
+                    state[child] = 1
+                    stack.append((child, iter(succ[child])))
+                    break
+                if seen == 1:
+                    back.add((node, child))
+            else:
+                state[node] = 2
+                stack.pop()
+    return back
+
+
+def _layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """Longest path from the sources: every edge goes at least one layer right."""
+    preds: dict[str, list[str]] = defaultdict(list)
+    indegree = dict.fromkeys(nodes, 0)
+    succ: dict[str, list[str]] = defaultdict(list)
+    for u, v in edges:
+        preds[v].append(u)
+        succ[u].append(v)
+        indegree[v] += 1
+    layer = dict.fromkeys(nodes, 0)
+    ready = [n for n in nodes if indegree[n] == 0]
+    while ready:
+        node = ready.pop()
+        for v in succ[node]:
+            layer[v] = max(layer[v], layer[node] + 1)
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                ready.append(v)
+    return layer
+
+
+def layout(
+    nodes: Iterable[str],
+    edges: Iterable[tuple[str, str]],
+    *,
+    label: Callable[[str], str],
+    group: Callable[[str], str],
+    previous: Layout | None = None,
+) -> Layout:
+    """Lay out `nodes` (ids) and `edges` (source, destination). `label` gives a node's
+    text (its box is that wide plus borders); `group` its namespace band."""
+    node_list = sorted(set(nodes))
+    known = set(node_list)
+    edge_list = sorted({(u, v) for u, v in edges if u != v and u in known and v in known})
+    reversed_edges = _break_cycles(node_list, edge_list)
+    dag = [(v, u) if (u, v) in reversed_edges else (u, v) for u, v in edge_list]
+    layer = _layers(node_list, dag)
+
+    # Bands: the previous order first, then by where a group starts, then by name.
+    groups: dict[str, list[str]] = defaultdict(list)
+    for n in node_list:
+        groups[group(n)].append(n)
+    before = {g: i for i, g in enumerate(previous.group_order)} if previous else {}
+    group_order = sorted(
+        groups,
+        key=lambda g: (before.get(g, len(before)), min(layer[n] for n in groups[g]), g),
+    )
+
+    # Long edges run through one dummy slot per layer they cross, in the source's band.
+    slot_group = {n: group(n) for n in node_list}
+    chains: dict[tuple[str, str], list[str]] = {}
+    hops: list[tuple[str, str]] = []
+    for u, v in dag:
+        chain = [u]
+        for i in range(layer[u] + 1, layer[v]):
+            dummy = f"\0{u}\0{v}\0{i}"
+            layer[dummy] = i
+            slot_group[dummy] = slot_group[u]
+            chain.append(dummy)
+        chain.append(v)
+        hops.extend(pairwise(chain))
+        chains[(u, v)] = chain
+
+    # Ordering within each band and layer: seeded by the previous layout, then sweeps
+    # that move each slot to the mean position of its neighbours in the layer before
+    # (or after), against crossings. Ties keep the seed order, for stability.
+    slots: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for s, lay in layer.items():
+        slots[(slot_group[s], lay)].append(s)
+    seed = previous.order if previous else {}
+
+    def seed_key(s: str) -> tuple[int, int, str]:
+        if s in seed:
+            return (0, seed[s][1], s)
+        return (1, 0, s)
+
+    for key in slots:
+        slots[key].sort(key=seed_key)
+    up: dict[str, list[str]] = defaultdict(list)
+    down: dict[str, list[str]] = defaultdict(list)
+    for a, b in hops:
+        if slot_group[a] == slot_group[b]:
+            down[a].append(b)
+            up[b].append(a)
+    n_layers = max(layer.values(), default=-1) + 1
+    position: dict[str, float] = {}
+
+    def place(key: tuple[str, int]) -> None:
+        for i, s in enumerate(slots[key]):
+            position[s] = i
+
+    for key in slots:
+        place(key)
+    for sweep in range(SWEEPS):
+        forward = sweep % 2 == 0
+        neighbours = up if forward else down
+        lays = range(1, n_layers) if forward else range(n_layers - 2, -1, -1)
+        for lay in lays:
+            for g in group_order:
+                key = (g, lay)
+                if key not in slots:
+                    continue
+                current = slots[key]
+                rank = {s: i for i, s in enumerate(current)}
+
+                def bary(
+                    s: str,
+                    rank: dict[str, int] = rank,
+                    neighbours: dict[str, list[str]] = neighbours,
+                ) -> tuple[float, int]:
+                    near = neighbours.get(s)
+                    if not near:
+                        return (float(rank[s]), rank[s])
+                    return (sum(position[x] for x in near) / len(near), rank[s])
+
+                current.sort(key=bary)
+                place(key)
+
+    if seed:
+        # Stability beats fewer crossings for what was already on screen: nodes seen
+        # before keep their order; new ones go where the sweeps would put them.
+        for key, current in slots.items():
+            survivors = sorted((s for s in current if s in seed), key=lambda s: seed[s][1])
+            merged: list[str] = []
+            taken = 0
+            for s in current:
+                if s in seed:
+                    merged.append(survivors[taken])
+                    taken += 1
+                else:
+                    merged.append(s)
+            slots[key] = merged
+
+    # Coordinates: layer columns as wide as their widest box; bands stacked top down.
+    width_of = {n: len(label(n)) + 4 for n in node_list}
+    col_width = [0] * n_layers
+    for n in node_list:
+        col_width[layer[n]] = max(col_width[layer[n]], width_of[n])
+    col_x = []
+    x = 0
+    for w in col_width:
+        col_x.append(x)
+        x += max(w, 1) + GAP
+    total_width = max(x - GAP, 1)
+
+    boxes: dict[str, Box] = {}
+    dummy_row: dict[str, int] = {}
+    group_boxes: dict[str, Box] = {}
+    order: dict[str, tuple[int, int]] = {}
+    y = 0
+    for g in group_order:
+        depth = max((len(v) for (gg, _), v in slots.items() if gg == g), default=1)
+        top = y + 1 + BAND_PAD  # the band's border row, then padding
+        for lay in range(n_layers):
+            for i, s in enumerate(slots.get((g, lay), ())):
+                row = top + i * ROW
+                if s in width_of:
+                    boxes[s] = Box(col_x[lay], row, width_of[s], NODE_HEIGHT)
+                    order[s] = (lay, i)
+                else:
+                    dummy_row[s] = row + NODE_HEIGHT // 2
+        height = depth * ROW - 1 + 2 * BAND_PAD + 2
+        group_boxes[g] = Box(0, y, total_width + 4, height)
+        y += height + 1
+    # shift everything right by 2, inside the band borders
+    boxes = {n: Box(b.x + 2, b.y, b.w, b.h) for n, b in boxes.items()}
+
+    def anchor_out(s: str) -> Point:
+        if s in boxes:
+            b = boxes[s]
+            return (b.right + 1, b.y + NODE_HEIGHT // 2)
+        return (col_x[layer[s]] + 2 + col_width[layer[s]], dummy_row[s])
+
+    def anchor_in(s: str) -> Point:
+        if s in boxes:
+            b = boxes[s]
+            return (b.x - 1, b.y + NODE_HEIGHT // 2)
+        return (col_x[layer[s]] + 2, dummy_row[s])
+
+    # Each hop turns in the gap after its layer, at a column of its own among the hops
+    # that leave that layer, so that vertical runs do not lie on top of each other.
+    by_layer: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for hop in hops:
+        by_layer[layer[hop[0]]].append(hop)
+    turn: dict[tuple[str, str], int] = {}
+    for lay, these in by_layer.items():
+        these.sort(key=lambda h: (anchor_out(h[0])[1], anchor_in(h[1])[1]))
+        start = col_x[lay] + 2 + col_width[lay] + 2
+        usable = GAP - 4
+        for i, hop in enumerate(these):
+            turn[hop] = start + (i * usable // max(len(these), 1))
+
+    routes: dict[tuple[str, str], tuple[Point, ...]] = {}
+    for u, v in edge_list:
+        flipped = (u, v) in reversed_edges
+        chain = chains[(v, u) if flipped else (u, v)]
+        points: list[Point] = []
+        for a, b in pairwise(chain):
+            (x0, y0), (x1, y1) = anchor_out(a), anchor_in(b)
+            tx = turn[(a, b)]
+            if a not in boxes:  # a dummy: its line runs across its whole layer column
+                points.append(anchor_in(a))
+            points += [(x0, y0), (tx, y0), (tx, y1), (x1, y1)]
+        deduped = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
+        routes[(u, v)] = tuple(reversed(deduped)) if flipped else tuple(deduped)
+
+    return Layout(
+        nodes=boxes,
+        groups=group_boxes,
+        routes=routes,
+        order=order,
+        group_order=tuple(group_order),
+        width=total_width + 4,
+        height=max(y - 1, 0),
+    )

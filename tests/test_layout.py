@@ -1,0 +1,122 @@
+"""The graph layout: boxes never overlap, lines never cross a box, namespaces are bands,
+a change of numbers moves nothing, and a node that comes or goes leaves the rest put."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from meshtop.layout import Box, Layout, layout
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+
+
+def _lay(snapshot: MeshSnapshot, previous: Layout | None = None) -> Layout:
+    return layout(
+        snapshot.nodes,
+        (e.key for e in snapshot.edges),
+        label=lambda n: snapshot.nodes[n].label,
+        group=lambda n: snapshot.nodes[n].namespace,
+        previous=previous,
+    )
+
+
+def _check(lay: Layout, edges: list[tuple[str, str]]) -> None:
+    boxes = list(lay.nodes.items())
+    for (a, ba), (b, bb) in itertools.combinations(boxes, 2):
+        assert not ba.overlaps(bb), (a, b)
+    for g1, g2 in itertools.combinations(lay.groups.values(), 2):
+        assert not g1.overlaps(g2)
+    for (u, v), points in ((e, lay.routes[e]) for e in edges):
+        assert points[0] in (
+            (lay.nodes[u].right + 1, lay.nodes[u].y + 1),
+            (lay.nodes[u].x - 1, lay.nodes[u].y + 1),
+        )
+        assert points[-1] in (
+            (lay.nodes[v].x - 1, lay.nodes[v].y + 1),
+            (lay.nodes[v].right + 1, lay.nodes[v].y + 1),
+        )
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            assert x0 == x1 or y0 == y1, "orthogonal segments only"
+            cells = (
+                [(x, y0) for x in range(min(x0, x1), max(x0, x1) + 1)]
+                if y0 == y1
+                else [(x0, y) for y in range(min(y0, y1), max(y0, y1) + 1)]
+            )
+            for x, y in cells:
+                inside = [n for n, b in lay.nodes.items() if b.contains(x, y)]
+                assert not inside, f"{u}->{v} crosses {inside} at {(x, y)}"
+
+
+@pytest.fixture(scope="module")
+def mesh() -> MeshSnapshot:
+    sim = Simulation(generated(300, seed=4), clock=lambda: 1.8e9)
+    return asyncio.run(refresh(sim.metrics, sim.control_plane))
+
+
+def test_bookinfo_flows_left_to_right(sim: Simulation) -> None:
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    used = {n for e in snapshot.edges for n in e.key}
+    snap = MeshSnapshot(snapshot.generated_at, 60, {n: snapshot.nodes[n] for n in used},
+                        snapshot.edges, (), {})  # fmt: skip
+    lay = _lay(snap)
+    x = {n.split("/")[-1]: b.x for n, b in lay.nodes.items()}
+    assert x["istio-ingressgateway"] < x["productpage-v1"] < x["reviews-v2"] < x["ratings-v1"]
+    assert x["reviews-v1"] == x["reviews-v2"] == x["reviews-v3"] == x["details-v1"]
+    _check(lay, [e.key for e in snap.edges])
+    # namespaces are bands that hold their nodes
+    for node_id, box in lay.nodes.items():
+        band = lay.groups[snap.nodes[node_id].namespace]
+        assert band.contains(box.x, box.y) and band.contains(box.right, box.bottom)
+
+
+def test_a_generated_mesh_has_no_overlaps_and_no_line_through_a_box(mesh: MeshSnapshot) -> None:
+    _check(_lay(mesh), [e.key for e in mesh.edges])
+
+
+def test_cycles_are_drawn_too() -> None:
+    nodes = ["c/a/x", "c/a/y", "c/a/z"]
+    edges = [("c/a/x", "c/a/y"), ("c/a/y", "c/a/z"), ("c/a/z", "c/a/x")]
+    lay = layout(nodes, edges, label=lambda n: n, group=lambda n: "a")
+    _check(lay, edges)
+    assert set(lay.routes) == set(edges)
+
+
+def test_same_topology_same_layout_whatever_the_numbers(mesh: MeshSnapshot) -> None:
+    first = _lay(mesh)
+    again = _lay(mesh)
+    assert first.nodes == again.nodes and first.routes == again.routes
+    assert Layout.topology_key(mesh.nodes, [e.key for e in mesh.edges]) == Layout.topology_key(
+        reversed(list(mesh.nodes)), [e.key for e in reversed(mesh.edges)]
+    )
+
+
+def test_a_node_that_goes_leaves_the_others_in_order(mesh: MeshSnapshot) -> None:
+    before = _lay(mesh)
+    leaf = next(
+        n for n in mesh.nodes if mesh.graph.out_degree(n) == 0 and mesh.graph.in_degree(n) == 1
+    )
+    edges = [e for e in mesh.edges if leaf not in e.key]
+    nodes = {n: w for n, w in mesh.nodes.items() if n != leaf}
+    after = _lay(MeshSnapshot(mesh.generated_at, 60, nodes, tuple(edges), (), {}), previous=before)
+    assert after.group_order == before.group_order
+    moved = 0
+    for n in nodes:
+        if n in before.order and before.order[n][0] != after.order[n][0]:
+            moved += 1  # a layer change would be a real jump
+    assert moved == 0
+    # within each band and layer, the survivors keep their relative order
+    for key in {(mesh.nodes[n].namespace, before.order[n][0]) for n in nodes}:
+        members = [n for n in nodes if (mesh.nodes[n].namespace, before.order[n][0]) == key]
+        assert sorted(members, key=lambda n: before.order[n][1]) == sorted(
+            members, key=lambda n: after.order[n][1]
+        )
+
+
+def test_box_geometry() -> None:
+    a, b = Box(0, 0, 5, 3), Box(5, 0, 5, 3)
+    assert not a.overlaps(b) and a.right == 4 and a.contains(4, 2) and not a.contains(5, 0)
