@@ -106,6 +106,9 @@ CaOpt = Annotated[
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Do not verify Prometheus's TLS certificate.")
 ]
+ThemeOpt = Annotated[
+    str | None, typer.Option("--theme", help="Theme: meshtop, meshtop-light, meshtop-colorblind, …")
+]
 TimeoutOpt = Annotated[
     str | None, typer.Option("--timeout", help="How long a backend may take, e.g. 10s.")
 ]
@@ -227,6 +230,7 @@ def console(
     prometheus_ca: CaOpt = None,
     insecure: InsecureOpt = False,
     timeout: TimeoutOpt = None,
+    theme: ThemeOpt = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -238,7 +242,7 @@ def console(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
         prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
     )  # fmt: skip
-    ctx.obj = Given(config, {"refresh": refresh, "window": window, **flags})
+    ctx.obj = Given(config, {"refresh": refresh, "window": window, "theme": theme, **flags})
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)
         sim = _simulation(None, 1) if settings.prometheus is None else None
@@ -252,9 +256,10 @@ def demo(
     seed: SeedOpt = 1,
     refresh: RefreshOpt = None,
     window: WindowOpt = None,
+    theme: ThemeOpt = None,
 ) -> None:
     """Open the console on the simulated mesh (Bookinfo, or --services N)."""
-    settings = _settings(ctx, refresh=refresh, window=window)
+    settings = _settings(ctx, refresh=refresh, window=window, theme=theme)
     _run_console(_sources(settings, _simulation(services, seed)), settings)
 
 

@@ -11,8 +11,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-NODE_HEIGHT = 3  # border, label, border
-ROW = NODE_HEIGHT + 1  # a slot: a box and a blank row
+NODE_HEIGHT = 3  # border, label, border; taller where more lines come in or go out
 GAP = 14  # columns between layers: room for edge labels and the vertical runs
 BAND_PAD = 1  # rows inside a namespace box, above and below its slots
 SWEEPS = 4
@@ -226,17 +225,28 @@ def layout(
                     merged.append(s)
             slots[key] = merged
 
+    # Ports: every hop leaves and enters a box on a row of its own, so no two lines share
+    # a segment and each line's last stretch has room for its label.
+    outs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    ins: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for a, b in hops:
+        outs[a].append((a, b))
+        ins[b].append((a, b))
+    height_of = {
+        n: NODE_HEIGHT - 1 + max(1, len(outs[n]), len(ins[n])) for n in node_list
+    }  # border + ports + border
+
     # Coordinates: layer columns as wide as their widest box; bands stacked top down.
     width_of = {n: len(label(n)) + 4 for n in node_list}
     col_width = [0] * n_layers
     for n in node_list:
         col_width[layer[n]] = max(col_width[layer[n]], width_of[n])
     col_x = []
-    x = 0
+    x = 2  # inside the band's border
     for w in col_width:
         col_x.append(x)
         x += max(w, 1) + GAP
-    total_width = max(x - GAP, 1)
+    total_width = max(x - GAP, 3)
 
     boxes: dict[str, Box] = {}
     dummy_row: dict[str, int] = {}
@@ -244,33 +254,47 @@ def layout(
     order: dict[str, tuple[int, int]] = {}
     y = 0
     for g in group_order:
-        depth = max((len(v) for (gg, _), v in slots.items() if gg == g), default=1)
         top = y + 1 + BAND_PAD  # the band's border row, then padding
+        deepest = top  # the last row anything in the band takes
         for lay in range(n_layers):
+            row = top
             for i, s in enumerate(slots.get((g, lay), ())):
-                row = top + i * ROW
                 if s in width_of:
-                    boxes[s] = Box(col_x[lay], row, width_of[s], NODE_HEIGHT)
+                    boxes[s] = Box(col_x[lay], row, width_of[s], height_of[s])
                     order[s] = (lay, i)
+                    deepest = max(deepest, row + height_of[s] - 1)
+                    row += height_of[s] + 1
                 else:
-                    dummy_row[s] = row + NODE_HEIGHT // 2
-        height = depth * ROW - 1 + 2 * BAND_PAD + 2
-        group_boxes[g] = Box(0, y, total_width + 4, height)
-        y += height + 1
-    # shift everything right by 2, inside the band borders
-    boxes = {n: Box(b.x + 2, b.y, b.w, b.h) for n, b in boxes.items()}
+                    dummy_row[s] = row
+                    deepest = max(deepest, row)
+                    row += 2
+        bottom = deepest + BAND_PAD + 1  # padding, then the border row
+        group_boxes[g] = Box(0, y, total_width + 2, bottom - y + 1)
+        y = bottom + 2
 
-    def anchor_out(s: str) -> Point:
-        if s in boxes:
-            b = boxes[s]
-            return (b.right + 1, b.y + NODE_HEIGHT // 2)
-        return (col_x[layer[s]] + 2 + col_width[layer[s]], dummy_row[s])
+    # Port rows, in the order of the other ends, top to bottom: fewer crossings at a box.
+    def other_end_row(s: str) -> int:
+        return boxes[s].y if s in boxes else dummy_row[s]
 
-    def anchor_in(s: str) -> Point:
+    port_out: dict[tuple[str, str], int] = {}
+    port_in: dict[tuple[str, str], int] = {}
+    for n in node_list:
+        for i, hop in enumerate(sorted(outs[n], key=lambda h: (other_end_row(h[1]), h[1]))):
+            port_out[hop] = boxes[n].y + 1 + i
+        for i, hop in enumerate(sorted(ins[n], key=lambda h: (other_end_row(h[0]), h[0]))):
+            port_in[hop] = boxes[n].y + 1 + i
+
+    def anchor_out(hop: tuple[str, str]) -> Point:
+        s = hop[0]
         if s in boxes:
-            b = boxes[s]
-            return (b.x - 1, b.y + NODE_HEIGHT // 2)
-        return (col_x[layer[s]] + 2, dummy_row[s])
+            return (boxes[s].right + 1, port_out[hop])
+        return (col_x[layer[s]] + col_width[layer[s]], dummy_row[s])
+
+    def anchor_in(hop: tuple[str, str]) -> Point:
+        s = hop[1]
+        if s in boxes:
+            return (boxes[s].x - 1, port_in[hop])
+        return (col_x[layer[s]], dummy_row[s])
 
     # Each hop turns in the gap after its layer, at a column of its own among the hops
     # that leave that layer, so that vertical runs do not lie on top of each other.
@@ -279,8 +303,8 @@ def layout(
         by_layer[layer[hop[0]]].append(hop)
     turn: dict[tuple[str, str], int] = {}
     for lay, these in by_layer.items():
-        these.sort(key=lambda h: (anchor_out(h[0])[1], anchor_in(h[1])[1]))
-        start = col_x[lay] + 2 + col_width[lay] + 2
+        these.sort(key=lambda h: (anchor_out(h)[1], anchor_in(h)[1]))
+        start = col_x[lay] + col_width[lay] + 2
         usable = GAP - 4
         for i, hop in enumerate(these):
             turn[hop] = start + (i * usable // max(len(these), 1))
@@ -290,11 +314,9 @@ def layout(
         flipped = (u, v) in reversed_edges
         chain = chains[(v, u) if flipped else (u, v)]
         points: list[Point] = []
-        for a, b in pairwise(chain):
-            (x0, y0), (x1, y1) = anchor_out(a), anchor_in(b)
-            tx = turn[(a, b)]
-            if a not in boxes:  # a dummy: its line runs across its whole layer column
-                points.append(anchor_in(a))
+        for hop in pairwise(chain):
+            (x0, y0), (x1, y1) = anchor_out(hop), anchor_in(hop)
+            tx = turn[hop]
             points += [(x0, y0), (tx, y0), (tx, y1), (x1, y1)]
         deduped = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
         routes[(u, v)] = tuple(reversed(deduped)) if flipped else tuple(deduped)
@@ -305,6 +327,6 @@ def layout(
         routes=routes,
         order=order,
         group_order=tuple(group_order),
-        width=total_width + 4,
+        width=total_width + 2,
         height=max(y - 1, 0),
     )

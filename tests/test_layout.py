@@ -26,20 +26,22 @@ def _lay(snapshot: MeshSnapshot, previous: Layout | None = None) -> Layout:
 
 
 def _check(lay: Layout, edges: list[tuple[str, str]]) -> None:
-    boxes = list(lay.nodes.items())
-    for (a, ba), (b, bb) in itertools.combinations(boxes, 2):
+    boxes = sorted(lay.nodes.items(), key=lambda item: (item[1].x, item[1].y))
+    for (a, ba), (b, bb) in itertools.pairwise(boxes):  # same column: sorted by y
         assert not ba.overlaps(bb), (a, b)
     for g1, g2 in itertools.combinations(lay.groups.values(), 2):
         assert not g1.overlaps(g2)
+    occupied = {
+        (x, y): n
+        for n, b in lay.nodes.items()
+        for x in range(b.x, b.right + 1)
+        for y in range(b.y, b.bottom + 1)
+    }
     for (u, v), points in ((e, lay.routes[e]) for e in edges):
-        assert points[0] in (
-            (lay.nodes[u].right + 1, lay.nodes[u].y + 1),
-            (lay.nodes[u].x - 1, lay.nodes[u].y + 1),
-        )
-        assert points[-1] in (
-            (lay.nodes[v].x - 1, lay.nodes[v].y + 1),
-            (lay.nodes[v].right + 1, lay.nodes[v].y + 1),
-        )
+        src, dst = lay.nodes[u], lay.nodes[v]
+        # a line leaves its source's side and ends at its destination's side
+        assert points[0][0] in (src.right + 1, src.x - 1) and src.y < points[0][1] < src.bottom
+        assert points[-1][0] in (dst.x - 1, dst.right + 1) and dst.y < points[-1][1] < dst.bottom
         for (x0, y0), (x1, y1) in itertools.pairwise(points):
             assert x0 == x1 or y0 == y1, "orthogonal segments only"
             cells = (
@@ -47,9 +49,11 @@ def _check(lay: Layout, edges: list[tuple[str, str]]) -> None:
                 if y0 == y1
                 else [(x0, y) for y in range(min(y0, y1), max(y0, y1) + 1)]
             )
-            for x, y in cells:
-                inside = [n for n, b in lay.nodes.items() if b.contains(x, y)]
-                assert not inside, f"{u}->{v} crosses {inside} at {(x, y)}"
+            for cell in cells:
+                assert cell not in occupied, f"{u}->{v} crosses {occupied[cell]} at {cell}"
+    # no two lines end on the same cell: every line has a port of its own
+    ends = [points[-1] for points in lay.routes.values()]
+    assert len(ends) == len(set(ends))
 
 
 @pytest.fixture(scope="module")

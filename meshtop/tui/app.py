@@ -5,27 +5,34 @@ backend never freezes the keyboard. Refreshing pauses while a dialog is open."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from meshtop import units
 from meshtop.config import Settings
+from meshtop.errors import MeshtopError, UsageError
+from meshtop.graphview import GROUPINGS, GraphView, Grouping, ViewOptions, build, resolve
+from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, SourceState
 from meshtop.sources.protocols import ControlPlane, MetricsSource
+from meshtop.tui.screens.detail import DetailScreen, edge_detail, node_detail
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
+from meshtop.tui.widgets.graph import LABELS, GraphCanvas
 from meshtop.tui.widgets.status import StatusLine, problems
 
 
@@ -43,9 +50,17 @@ class MeshtopApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("slash", "prompt('/')", "filter", key_display="/"),
+        Binding("colon", "prompt(':')", "command", key_display=":"),
+        Binding("escape", "go_back", "back", show=False),
+        Binding("1", "tab('graph')", "graph", show=False),
+        Binding("2", "tab('edges')", "edges", show=False),
+        Binding("g", "cycle_grouping", "group"),
+        Binding("t", "cycle_labels", "labels"),
+        Binding("c", "collapse", "collapse", show=False),
         Binding("r", "refresh_now", "refresh"),
         Binding("p", "toggle_pause", "pause"),
-        Binding("s", "cycle_sort", "sort"),
+        Binding("s", "cycle_sort", "sort", show=False),
     ]
 
     def __init__(
@@ -72,12 +87,22 @@ class MeshtopApp(App[None]):
         self._in_flight = False  # one refresh at a time: a thread cannot be cancelled
         self._again = False  # asked for while one was in flight
         self._failures = 0  # refreshes in a row that failed: the retry backs off
+        self.options = ViewOptions()
+        self.view: GraphView | None = None
+        self._layout: Layout | None = None
+        self._topology: object = None
+        self._prompt_kind = ""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
         yield StatusLine("connecting…", id="status")
         yield Static("", id="notice")
-        yield EdgeTable(id="edges")
+        with TabbedContent(initial="graph", id="tabs"):
+            with TabPane("Graph", id="graph"):
+                yield GraphCanvas(id="canvas")
+            with TabPane("Edges", id="edges-tab"):
+                yield EdgeTable(id="edges")
+        yield Input(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -86,7 +111,9 @@ class MeshtopApp(App[None]):
             self.register_theme(theme)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
-        self._problems = list(self.themes.problems)
+        if os.environ.get("NO_COLOR") and "meshtop-mono" in self.available_themes:
+            self.theme = "meshtop-mono"  # https://no-color.org: no colour to carry meaning
+        self.query_one(GraphCanvas).focus()
         self.request_refresh()
 
     # -- refreshing ---------------------------------------------------------------
@@ -118,8 +145,34 @@ class MeshtopApp(App[None]):
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
         self._failures = 0 if healthy else self._failures + 1
         self.query_one(EdgeTable).show(message.snapshot)
+        self._redraw_graph()
         self._show_status()
         self._finished()
+
+    def _redraw_graph(self) -> None:
+        """A new graph for the snapshot and the view options; a new layout only when
+        the topology changed, seeded with the old one so boxes stay put."""
+        if self.snapshot is None:
+            return
+        try:
+            view = build(self.snapshot, self.options)
+        except MeshtopError as exc:  # a filter or focus that no longer fits
+            self._problems = [str(exc)]
+            self.options.focus = None
+            view = build(self.snapshot, self.options)
+        topology = view.topology()
+        if topology != self._topology or self._layout is None:
+            nodes = view.nodes
+            self._layout = layout(
+                nodes,
+                view.edges,
+                label=lambda n: nodes[n].label,
+                group=lambda n: nodes[n].namespace,
+                previous=self._layout,
+            )
+            self._topology = topology
+        self.view = view
+        self.query_one(GraphCanvas).show(view, self._layout)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A bug in a refresh must not take the console down: say so and try again later.
@@ -161,16 +214,36 @@ class MeshtopApp(App[None]):
     def _show_status(self) -> None:
         if self.snapshot is None:
             return
+        self.sub_title = (
+            f"{self.metrics.name} · window {units.duration(self.settings.window_s)}"
+            f" · refresh {units.duration(self.settings.refresh_s)}"
+        )
+        view = [
+            f"graph {self.options.grouping.value}",
+            f"labels {self.query_one(GraphCanvas).label_mode}",
+        ]
+        if self.options.filter:
+            view.append(f"filter {self.options.filter}")
+        if self.options.focus:
+            view.append(f"focus {self.options.focus[0].rsplit('/', 1)[-1]}±{self.options.focus[1]}")
+        if self.options.collapsed:
+            view.append(f"collapsed {','.join(sorted(self.options.collapsed))}")
         self.query_one(StatusLine).show(
             self.snapshot,
             simulated=self.simulated,
             paused=self.paused,
             sort_name=self.query_one(EdgeTable).sort_name,
+            view="  ".join(view),
         )
-        lines = [*self._problems, *problems(self.snapshot)]
+        lines = [*self.themes.problems, *self._problems, *problems(self.snapshot)]
         if self._failures:
             lines.append(f"retrying in {self.retry_delay():g}s")
         self._notice("\n".join(lines))
+
+    def _say(self, text: str) -> None:
+        """One line in place, for what the user typed or pressed."""
+        self._problems = [text] if text else []
+        self._show_status()
 
     def _notice(self, text: str) -> None:
         notice = self.query_one("#notice", Static)
@@ -188,6 +261,172 @@ class MeshtopApp(App[None]):
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
         self._show_status()
+
+    # -- the graph --------------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "graph" if tab == "graph" else "edges-tab"
+        (self.query_one(GraphCanvas) if tab == "graph" else self.query_one(EdgeTable)).focus()
+
+    def action_cycle_grouping(self) -> None:
+        i = GROUPINGS.index(self.options.grouping)
+        self.set_grouping(GROUPINGS[(i + 1) % len(GROUPINGS)])
+
+    def set_grouping(self, grouping: Grouping) -> None:
+        self.options.grouping = grouping
+        self.options.focus = None  # node names change with the grouping
+        self._redraw_graph()
+        self._show_status()
+
+    def action_cycle_labels(self) -> None:
+        canvas = self.query_one(GraphCanvas)
+        canvas.label_mode = LABELS[(LABELS.index(canvas.label_mode) + 1) % len(LABELS)]
+        canvas.redraw()
+        self._show_status()
+
+    def action_collapse(self) -> None:
+        canvas = self.query_one(GraphCanvas)
+        if self.view is None or canvas.node is None:
+            return
+        ns = self.view.nodes[canvas.node].namespace
+        self.options.collapsed ^= {ns}
+        self._redraw_graph()
+        # keep the selection in that namespace: on its box, or on one of its nodes again
+        assert self.view is not None
+        here = sorted(n for n, v in self.view.nodes.items() if v.namespace == ns)
+        if here:
+            canvas.select(here[0])
+        self._show_status()
+
+    def on_graph_canvas_open(self, message: GraphCanvas.Open) -> None:
+        if self.view is None:
+            return
+        if message.edge is not None and message.edge in self.view.edges:
+            self.push_screen(DetailScreen(edge_detail(self.view, self.view.edges[message.edge])))
+        elif message.node is not None and message.node in self.view.nodes:
+            self.push_screen(DetailScreen(node_detail(self.view, message.node)))
+
+    def on_graph_canvas_selected(self, message: GraphCanvas.Selected) -> None:
+        """The edge table follows the graph's selection."""
+        if self.view is None or message.edge is None or message.edge not in self.view.edges:
+            return
+        a, b = self.view.edges[message.edge].members[0]
+        self.query_one(EdgeTable).select(a, b)
+
+    @on(DataTable.RowHighlighted, "#edges")
+    def _table_row(self, event: DataTable.RowHighlighted) -> None:
+        """And the graph follows the table's, when the user moves in the table."""
+        if self.view is None or event.row_key.value is None or not event.data_table.has_focus:
+            return
+        source, _, destination = event.row_key.value.partition(">")
+        for key, e in self.view.edges.items():
+            if (source, destination) in e.members:
+                canvas = self.query_one(GraphCanvas)
+                if canvas.edge != key:
+                    canvas.node, canvas.edge = key[0], key
+                    canvas.redraw()
+                return
+
+    # -- filter and commands ------------------------------------------------------------
+
+    def action_prompt(self, kind: str) -> None:
+        prompt = self.query_one("#prompt", Input)
+        self._prompt_kind = kind
+        prompt.placeholder = (
+            "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
+            if kind == "/"
+            else "command: ns NAME | focus NODE [HOPS] | graph app|version|workload|service "
+            "| labels rps|errors|p95|p99 | collapse NS | expand NS | theme NAME | q"
+        )
+        prompt.value = self.options.filter if kind == "/" else ""
+        prompt.add_class("shown")
+        prompt.focus()
+
+    def action_go_back(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        if prompt.has_class("shown"):
+            prompt.remove_class("shown")
+            self.query_one(GraphCanvas).focus()
+        elif self.options.focus or self.options.filter:
+            self.options.focus, self.options.filter = None, ""
+            self._say("")
+            self._redraw_graph()
+
+    @on(Input.Submitted, "#prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.query_one(GraphCanvas).focus()
+        try:
+            if self._prompt_kind == "/":
+                self.set_filter(event.value.strip())
+            else:
+                self.run_command(event.value.strip())
+        except MeshtopError as exc:
+            self._say(str(exc))  # in place; the console goes on
+
+    def set_filter(self, text: str) -> None:
+        before = self.options.filter
+        self.options.filter = text
+        try:
+            self._check_view()
+        except MeshtopError:
+            self.options.filter = before
+            raise
+        self._say("")
+        self._redraw_graph()
+
+    def _check_view(self) -> None:
+        if self.snapshot is not None:
+            build(self.snapshot, self.options)
+
+    def run_command(self, line: str) -> None:
+        """`:ns shop`, `:focus reviews 2`, `:graph app`, `:labels p99`, `:collapse NS`,
+        `:expand NS`, `:theme NAME`, `:q`."""
+        words = line.removeprefix(":").split()
+        if not words:
+            return
+        name, args = words[0], words[1:]
+        if name in ("q", "quit"):
+            self.exit()
+        elif name in ("ns", "namespace"):
+            self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
+        elif name == "focus":
+            if not args:
+                self.options.focus = None
+            else:
+                if self.view is None:
+                    raise UsageError("no graph yet")
+                hops = int(args[1]) if len(args) > 1 and args[1].isdigit() else 1
+                self.options.focus = (resolve(self.view, args[0]), hops)
+            self._say("")
+            self._redraw_graph()
+        elif name == "graph":
+            choices = {g.value: g for g in GROUPINGS}
+            if not args or args[0] not in choices:
+                raise UsageError(f"graph takes one of {', '.join(choices)}")
+            self.set_grouping(choices[args[0]])
+        elif name == "labels":
+            if not args or args[0] not in LABELS:
+                raise UsageError(f"labels takes one of {', '.join(LABELS)}")
+            canvas = self.query_one(GraphCanvas)
+            canvas.label_mode = args[0]
+            canvas.redraw()
+            self._show_status()
+        elif name in ("collapse", "expand") and args:
+            (self.options.collapsed.add if name == "collapse" else self.options.collapsed.discard)(
+                args[0]
+            )
+            self._redraw_graph()
+            self._show_status()
+        elif name == "theme":
+            if not args or args[0] not in self.available_themes:
+                raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")
+            self.theme = args[0]
+            self.query_one(GraphCanvas).redraw()
+            self._say("")
+        else:
+            raise UsageError(f"unknown command :{name}; ? lists them")
 
     def action_cycle_sort(self) -> None:
         table = self.query_one(EdgeTable)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from textual.message import Message
+from textual.pilot import Pilot
 
 from meshtop.config import Settings
 from meshtop.errors import BackendError
@@ -41,6 +42,11 @@ async def _first_snapshot(app: MeshtopApp) -> None:
     await app.workers.wait_for_complete()
 
 
+async def _edges_tab(pilot: Pilot[None]) -> None:
+    await pilot.press("2")
+    await pilot.pause()
+
+
 def _rows(app: MeshtopApp) -> list[list[str]]:
     table = app.query_one(EdgeTable)
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
@@ -50,7 +56,7 @@ async def test_edges_are_listed_worst_first(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True)
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
-        await pilot.pause()
+        await _edges_tab(pilot)
         rows = _rows(app)
         assert len(rows) == 9
         assert rows[0][:3] == ["FAIL", "productpage-v1", "reviews-v3"]
@@ -63,7 +69,11 @@ async def test_sort_key_cycles(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane)
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
+        await _edges_tab(pilot)
         await pilot.press("s")
+        assert app.query_one(EdgeTable).sort_name == "source"
+        for _ in range(3):
+            await pilot.press("s")
         assert app.query_one(EdgeTable).sort_name == "rps"
         rows = _rows(app)
         assert rows[0][1:3] in (

@@ -83,3 +83,46 @@ async def test_stale_metrics_notice(sim: Simulation) -> None:
 
     app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
     assert_snapshot(await _shot(app, (100, 24), steps), "stale_metrics_100x24")
+
+
+async def test_graph_160x48(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    assert_snapshot(await _shot(app, (160, 48)), "graph_160x48")
+
+
+async def test_edge_table_tab(sim: Simulation) -> None:
+    async def steps(pilot: Pilot[None], app: MeshtopApp) -> None:
+        await pilot.press("2")
+
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    assert_snapshot(await _shot(app, (120, 30), steps), "edges_120x30")
+
+
+async def test_graph_filtered(sim: Simulation) -> None:
+    async def steps(pilot: Pilot[None], app: MeshtopApp) -> None:
+        await pilot.press("slash", *"error>5%", "enter")
+
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    assert_snapshot(await _shot(app, (100, 30), steps), "graph_filtered_100x30")
+
+
+async def test_graph_focused(sim: Simulation) -> None:
+    async def steps(pilot: Pilot[None], app: MeshtopApp) -> None:
+        await pilot.press("colon", *"focus ratings 1", "enter")
+
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    assert_snapshot(await _shot(app, (100, 30), steps), "graph_focused_100x30")
+
+
+@pytest.mark.parametrize("theme", ["meshtop-light", "meshtop-colorblind", "meshtop-mono"])
+async def test_themes(sim: Simulation, theme: str) -> None:
+    from meshtop.config import Settings
+
+    app = MeshtopApp(
+        sim.metrics,
+        sim.control_plane,
+        simulated=True,
+        clock=sim.clock,
+        settings=Settings(theme=theme),
+    )
+    assert_snapshot(await _shot(app, (120, 36)), f"theme_{theme}_120x36")

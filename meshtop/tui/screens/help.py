@@ -16,10 +16,26 @@ from textual.widgets import Static
 KEYS = (
     ("q", "quit"),
     ("?", "this help (esc closes it)"),
-    ("r", "refresh now"),
-    ("p", "pause or resume refreshing"),
-    ("s", "sort by health, rps, p99 or name"),
-    ("↑ ↓ pgup pgdn", "move through the edges"),
+    ("1 / 2", "the graph / the edge table"),
+    ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
+    ("tab / shift+tab", "select the selected node's edges in turn"),
+    ("enter", "open the selected node or edge"),
+    ("/", "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"),
+    (":", "command: ns NAME, focus NODE [HOPS], graph app|version|workload|service, "
+          "labels rps|errors|p95|p99, collapse NS, expand NS, theme NAME, q"),
+    ("esc", "close the prompt, or clear the filter and the focus"),
+    ("g", "group nodes by versioned app, app, workload or service"),
+    ("t", "edge labels: rps, errors, p95, p99"),
+    ("c", "collapse the selected node's namespace into one box (again: expand)"),
+    ("s", "edge table: sort by the next column (or click a header)"),
+    ("r / p", "refresh now / pause or resume refreshing"),
+    ("mouse", "click a box to select it; the wheel scrolls"),
+)  # fmt: skip
+GRAPH = (
+    ("boxes", "rounded: healthy; dashed: degraded; heavy: failing (and coloured so)"),
+    ("lines", "calls, with an arrowhead at the callee; colour by health"),
+    ("labels", "the chosen figure, then 🔒 for mTLS or ! for plain text"),
+    ("bands", "namespaces"),
 )
 COLUMNS = (
     (
@@ -37,7 +53,7 @@ COLUMNS = (
 def help_table() -> Group:
     """Keys and columns as two aligned tables; long descriptions wrap in their column."""
     parts: list[Text | Table] = []
-    for title, rows in (("Keys", KEYS), ("Columns", COLUMNS)):
+    for title, rows in (("Keys", KEYS), ("The graph", GRAPH), ("The edge table", COLUMNS)):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()

@@ -56,12 +56,19 @@ def layout(width: int) -> tuple[tuple[str, ...], int]:
     return tuple(shown), max(LABEL_MIN, min(LABEL_MAX, label_width()))
 
 
-# name -> key on (edge, health); the first is the default.
+# name (a column) -> key on (edge, health); the first is the default. Figures sort
+# largest first, names A to Z, as `linkerd viz top` does.
 SORTS: dict[str, Callable[[Edge, Health], Any]] = {
     "health": lambda e, h: (_RANK[h], -e.stats.error_rate, -e.stats.rps),
+    "source": lambda e, h: e.key,
+    "destination": lambda e, h: (e.destination, e.source),
+    "proto": lambda e, h: (e.stats.protocol.value, e.key),
     "rps": lambda e, h: (-e.stats.rps, -e.stats.tcp_connections_per_s),
+    "errors": lambda e, h: -e.stats.error_rate,
+    "p50": lambda e, h: -(e.stats.p50_ms or 0.0),
+    "p95": lambda e, h: -(e.stats.p95_ms or 0.0),
     "p99": lambda e, h: -(e.stats.p99_ms or 0.0),
-    "name": lambda e, h: e.key,
+    "mtls": lambda e, h: (e.stats.mtls, e.key),
 }
 
 
@@ -183,6 +190,22 @@ class EdgeTable(DataTable[Any]):
             # DataTable.sort hands the key function cells, not row keys: the health cell
             # carries its row's key.
             self.sort("health", key=lambda cell: rank[cell.row_key])
+
+    def select(self, source: str, destination: str) -> None:
+        """Put the cursor on an edge's row (the graph's selection, shared)."""
+        key = f"{source}>{destination}"
+        if key in self._shown:
+            self.move_cursor(row=self.get_row_index(key))
+
+    def sort_by(self, column: str) -> None:
+        if column in SORTS:
+            self.sort_name = column
+            if self._snapshot is not None:
+                self.show(self._snapshot)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
+        self.app.call_later(self.app.refresh_bindings)
 
     def cycle_sort(self) -> str:
         names = list(SORTS)

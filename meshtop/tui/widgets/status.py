@@ -17,11 +17,16 @@ STATE_STYLE = {
 ROLE_NAMES = {"metrics": "metrics", "control_plane": "control plane", "traces": "traces"}
 
 
-def status_text(snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str) -> Text:
+def status_text(
+    snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str, view: str = ""
+) -> Text:
     text = Text()
     if simulated:
         text.append(" SIMULATED ", "reverse bold")
         text.append(" ")
+    if paused:
+        text.append("PAUSED", "bold yellow")
+        text.append("  ")
     for role, health in snapshot.sources.items():
         text.append(f"{ROLE_NAMES.get(role, role)} ")
         state = health.state.value
@@ -31,13 +36,9 @@ def status_text(snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_n
         text.append(state, STATE_STYLE[health.state])
         text.append("  ")
     http_rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
-    text.append(
-        f"window {units.duration(snapshot.window_s)}  {len(snapshot.edges)} edges "
-        f"{units.rps(http_rps)}  sort {sort_name}  "
-    )
+    text.append(f"{len(snapshot.edges)} edges {units.rps(http_rps)}  ")
     text.append(snapshot.generated_at.strftime("%H:%M:%S"), "dim")
-    if paused:
-        text.append("  PAUSED", "bold yellow")
+    text.append(f"  {view}  sort {sort_name}" if view else f"  sort {sort_name}")
     return text
 
 
@@ -52,6 +53,10 @@ def problems(snapshot: MeshSnapshot) -> list[str]:
 
 class StatusLine(Static):
     def show(
-        self, snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str
+        self, snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str, view: str
     ) -> None:
-        self.update(status_text(snapshot, simulated=simulated, paused=paused, sort_name=sort_name))
+        self.update(
+            status_text(
+                snapshot, simulated=simulated, paused=paused, sort_name=sort_name, view=view
+            )
+        )

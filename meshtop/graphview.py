@@ -1,0 +1,291 @@
+"""What the topology graph shows of a snapshot: nodes grouped by app, versioned app,
+workload or service; namespaces collapsed into one node; a filter; a focus on a node's
+neighbourhood. Headless: the console draws the result, tests check it."""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from meshtop.errors import UsageError
+from meshtop.health import edge_health, worst
+from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, NodeKind, Protocol, Workload
+
+
+class Grouping(enum.StrEnum):
+    VERSIONED_APP = "version"  # reviews v1, reviews v2 (the default, as Kiali's)
+    APP = "app"  # reviews
+    WORKLOAD = "workload"  # reviews-v1 (one box per Deployment)
+    SERVICE = "service"  # reviews.bookinfo (one box per service called)
+
+
+GROUPINGS = tuple(Grouping)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewNode:
+    id: str
+    label: str
+    namespace: str
+    kind: NodeKind
+    members: tuple[str, ...]  # snapshot node ids it stands for
+    health: Health = Health.IDLE
+
+
+@dataclass(frozen=True, slots=True)
+class ViewEdge:
+    source: str
+    destination: str
+    stats: EdgeStats
+    members: tuple[tuple[str, str], ...]  # snapshot edges it stands for
+    health: Health = Health.IDLE
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.destination)
+
+
+@dataclass(frozen=True)
+class GraphView:
+    nodes: dict[str, ViewNode]
+    edges: dict[tuple[str, str], ViewEdge]
+
+    def topology(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+        return (frozenset(self.nodes), frozenset(self.edges))
+
+
+def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
+    """Several edges drawn as one: rates add up; the error rate and mTLS share are
+    weighted by traffic; latency quantiles cannot be added, so the slowest one stands
+    (an upper bound, as a person reading the graph would want)."""
+    if len(stats) == 1:
+        return stats[0]
+    rps = sum(s.rps for s in stats)
+
+    def weighted(values: Iterable[tuple[float, float]]) -> float:
+        pairs = list(values)
+        total = sum(w for _, w in pairs)
+        return sum(v * w for v, w in pairs) / total if total else 0.0
+
+    def slowest(xs: Iterable[float | None]) -> float | None:
+        known = [x for x in xs if x is not None and math.isfinite(x)]
+        return max(known) if known else None
+
+    def add(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for m in maps:
+            for k, v in m.items():
+                out[k] += v
+        return dict(out)
+
+    traffic = [(s, s.rps or s.tcp_connections_per_s) for s in stats]
+    protocols = {s.protocol for s in stats}
+    return EdgeStats(
+        protocol=Protocol.HTTP if len(protocols) > 1 else protocols.pop(),
+        rps=rps,
+        error_rate=weighted((s.error_rate, s.rps) for s in stats),
+        p50_ms=slowest(s.p50_ms for s in stats),
+        p95_ms=slowest(s.p95_ms for s in stats),
+        p99_ms=slowest(s.p99_ms for s in stats),
+        mtls=weighted((s.mtls, w) for s, w in traffic),
+        response_codes=add(s.response_codes for s in stats),
+        response_flags=add(s.response_flags for s in stats),
+        grpc_statuses=add(s.grpc_statuses for s in stats),
+        tcp_request_bps=sum(s.tcp_request_bps for s in stats),
+        tcp_response_bps=sum(s.tcp_response_bps for s in stats),
+        tcp_connections_per_s=sum(s.tcp_connections_per_s for s in stats),
+    )
+
+
+def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
+    """(view node id, label) for a snapshot node under a grouping."""
+    if w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+        return w.id, w.label
+    app = w.app or w.name
+    base = f"{w.cluster}/{w.namespace}"
+    if grouping is Grouping.WORKLOAD or w.kind is NodeKind.SERVICE:
+        return w.id, w.name if w.kind is NodeKind.WORKLOAD else w.name.removeprefix("service:")
+    if grouping is Grouping.APP:
+        return f"{base}/app:{app}", app
+    if grouping is Grouping.SERVICE:
+        return f"{base}/service:{app}", f"{app}.{w.namespace}"
+    version = w.version
+    return (
+        (f"{base}/app:{app}:{version}", f"{app} {version}")
+        if version
+        else (
+            f"{base}/app:{app}",
+            app,
+        )
+    )
+
+
+@dataclass
+class ViewOptions:
+    grouping: Grouping = Grouping.VERSIONED_APP
+    collapsed: set[str] = field(default_factory=set)  # namespaces drawn as one box
+    filter: str = ""
+    focus: tuple[str, int] | None = None  # (node, hops)
+
+
+def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
+    """The graph to draw for `snapshot` under `options`."""
+    node_of: dict[str, tuple[str, str]] = {}
+    for node_id, w in snapshot.nodes.items():
+        if w.namespace in options.collapsed and w.kind is not NodeKind.UNKNOWN:
+            node_of[node_id] = (f"{w.cluster}/{w.namespace}/*", f"{w.namespace} (all)")
+        else:
+            node_of[node_id] = _group_of(w, options.grouping)
+    members: dict[str, list[str]] = defaultdict(list)
+    labels: dict[str, str] = {}
+    namespaces: dict[str, str] = {}
+    kinds: dict[str, NodeKind] = {}
+    for node_id, (view_id, label) in node_of.items():
+        w = snapshot.nodes[node_id]
+        members[view_id].append(node_id)
+        labels[view_id] = label
+        namespaces[view_id] = w.namespace
+        kinds[view_id] = w.kind
+    grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+    for e in snapshot.edges:
+        a, b = node_of[e.source][0], node_of[e.destination][0]
+        if a != b:  # calls inside one collapsed box or one app are not drawn
+            grouped[(a, b)].append(e)
+    edges: dict[tuple[str, str], ViewEdge] = {}
+    for key, es in grouped.items():
+        stats = merge_stats([e.stats for e in es])
+        edges[key] = ViewEdge(key[0], key[1], stats, tuple(e.key for e in es), edge_health(stats))
+    inbound: dict[str, list[Health]] = defaultdict(list)
+    outbound: dict[str, list[Health]] = defaultdict(list)
+    for ve in edges.values():
+        inbound[ve.destination].append(ve.health)
+        outbound[ve.source].append(ve.health)
+    nodes = {
+        v: ViewNode(
+            v,
+            labels[v],
+            namespaces[v],
+            kinds[v],
+            tuple(sorted(members[v])),
+            worst(inbound.get(v) or outbound.get(v) or ()),
+        )
+        for v in members
+    }
+    view = GraphView(nodes, edges)
+    if options.filter:
+        view = apply_filter(view, options.filter)
+    if options.focus is not None:
+        view = focus(view, *options.focus)
+    return view
+
+
+def _drop_idle(
+    view: GraphView, keep_nodes: set[str], keep_edges: set[tuple[str, str]]
+) -> GraphView:
+    return GraphView(
+        {n: v for n, v in view.nodes.items() if n in keep_nodes},
+        {k: e for k, e in view.edges.items() if k in keep_edges},
+    )
+
+
+_CONDITION = re.compile(r"^(error|errors|rps|p50|p95|p99|mtls)\s*(>=|<=|=|>|<)\s*(\S+)$")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text.removesuffix("ms"))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number") from None
+
+
+def _edge_test(field_name: str, op: str, value: str) -> Callable[[ViewEdge], bool]:
+    if field_name == "mtls":
+        if value.lower() not in ("true", "false", "yes", "no"):
+            raise UsageError("mtls takes true or false")
+        want = value.lower() in ("true", "yes")
+        return lambda e: (e.stats.mtls >= 1.0) == want
+    getter: Callable[[ViewEdge], float] = {
+        "error": lambda e: e.stats.error_rate,
+        "errors": lambda e: e.stats.error_rate,
+        "rps": lambda e: e.stats.rps,
+        "p50": lambda e: e.stats.p50_ms or 0.0,
+        "p95": lambda e: e.stats.p95_ms or 0.0,
+        "p99": lambda e: e.stats.p99_ms or 0.0,
+    }[field_name]
+    n = _number(value)
+    compare: Callable[[float], bool] = {
+        ">": lambda a: a > n,
+        "<": lambda a: a < n,
+        ">=": lambda a: a >= n,
+        "<=": lambda a: a <= n,
+        "=": lambda a: a == n,
+    }[op]
+    return lambda e: compare(getter(e))
+
+
+def apply_filter(view: GraphView, text: str) -> GraphView:
+    """k9s-style: words are ANDed. A word is a condition on edges (`error>1%`, `rps>10`,
+    `p99>200`, `mtls=false`), a namespace (`ns=shop`), or a regular expression matched
+    against node names; `!` before a word inverts it. Node words keep the matching nodes
+    and their edges; edge words keep the matching edges and the nodes at their ends."""
+    edge_tests: list[Callable[[ViewEdge], bool]] = []
+    node_tests: list[Callable[[ViewNode], bool]] = []
+    for raw in text.split():
+        invert = raw.startswith("!")
+        word = raw.removeprefix("!")
+        cond = _CONDITION.match(word)
+        if cond:
+            test = _edge_test(*cond.groups())
+            edge_tests.append(lambda e, t=test, inv=invert: t(e) != inv)  # type: ignore[misc]
+        elif word.startswith(("ns=", "namespace=")):
+            ns = word.split("=", 1)[1]
+            node_tests.append(lambda v, ns=ns, inv=invert: (v.namespace == ns) != inv)  # type: ignore[misc]
+        else:
+            try:
+                pattern = re.compile(word, re.IGNORECASE)
+            except re.error as exc:
+                raise UsageError(f"filter {word!r} is not a regular expression: {exc}") from None
+            node_tests.append(
+                lambda v, p=pattern, inv=invert: bool(p.search(v.label) or p.search(v.id)) != inv  # type: ignore[misc]
+            )
+    edges = {k for k, e in view.edges.items() if all(t(e) for t in edge_tests)}
+    keep = set(view.nodes)
+    if node_tests:
+        keep = {n for n, v in view.nodes.items() if all(t(v) for t in node_tests)}
+        edges = {k for k in edges if k[0] in keep or k[1] in keep}
+    if edge_tests:
+        keep = set()
+    keep |= {x for k in edges for x in k}
+    return _drop_idle(view, keep, edges)
+
+
+def focus(view: GraphView, node: str, hops: int) -> GraphView:
+    """The nodes within `hops` calls of `node`, either way, and the edges among them."""
+    if node not in view.nodes:
+        raise UsageError(f"no node {node!r} in the graph")
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(view.nodes)
+    g.add_edges_from(view.edges)
+    near = set(nx.single_source_shortest_path_length(g, node, cutoff=hops))
+    return _drop_idle(view, near, {k for k in view.edges if k[0] in near and k[1] in near})
+
+
+def resolve(view: GraphView, text: str) -> str:
+    """A view node named by its id, its label, or an unambiguous end of either."""
+    if text in view.nodes:
+        return text
+    exact = [n for n, v in view.nodes.items() if v.label == text]
+    if len(exact) == 1:
+        return exact[0]
+    found = [n for n, v in view.nodes.items() if n.endswith(text) or v.label.startswith(text)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(f"no node {text!r} in the graph")
+    raise UsageError(f"{text!r} is ambiguous: {', '.join(sorted(found)[:4])}")

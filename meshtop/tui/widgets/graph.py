@@ -1,0 +1,377 @@
+"""The topology graph: boxes for nodes, lines with arrowheads for calls, bands for
+namespaces. A `ScrollView` on Textual's Line API: only the rows on screen are drawn,
+from an index of what crosses each row, and drawn rows are cached until something changes."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from meshtop import units
+from meshtop.graphview import GraphView, ViewEdge
+from meshtop.layout import Box, Layout
+from meshtop.model import Health, Protocol
+
+# Directions a line leaves a cell by, as bits; the cell's character follows from them.
+N, E, S, W = 1, 2, 4, 8
+LINE = {
+    E | W: "─", N | S: "│", E | S: "┌", W | S: "┐", N | E: "└", N | W: "┘",
+    E | W | S: "┬", E | W | N: "┴", N | S | E: "├", N | S | W: "┤", N | E | S | W: "┼",
+    E: "─", W: "─", N: "│", S: "│",
+}  # fmt: skip
+# Box borders by health, so that health reads without colour too (NO_COLOR, monochrome).
+BORDERS = {
+    Health.FAILING: "┏━┓┃┗┛",
+    Health.DEGRADED: "┌╌┐╎└┘",
+    Health.HEALTHY: "╭─╮│╰╯",
+    Health.IDLE: "╭─╮│╰╯",
+}
+LABELS = ("rps", "errors", "p95", "p99")
+Put = Callable[[int, str, Style | None], None]
+LOCK = "🔒"
+PLAIN = "!"
+
+
+def edge_label(e: ViewEdge, mode: str) -> str:
+    """The text on an edge: the chosen figure, then a lock for mTLS or `!` for plain text."""
+    s = e.stats
+    if s.protocol is Protocol.TCP and mode != "errors":
+        text = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
+    elif mode == "rps":
+        text = units.rps(s.rps)
+    elif mode == "errors":
+        text = "-" if s.protocol is Protocol.TCP else units.percent(s.error_rate)
+    else:
+        text = units.ms(s.p95_ms if mode == "p95" else s.p99_ms)
+    return f"{text} {LOCK if s.mtls >= 1.0 else PLAIN}"
+
+
+def cells(text: str) -> int:
+    return len(text) + text.count(LOCK)  # the lock is two cells wide
+
+
+def fit(text: str, room: int) -> str:
+    """The label, or less of it, in `room` cells: first without the unit, then without
+    the mark, never cut in the middle of a number."""
+    figure, _, mark = text.rpartition(" ")
+    bare = re.sub(r"[A-Za-z/]+$", "", figure)  # 12.3rps -> 12.3, 4.2kB/s -> 4.2
+    for candidate in (text, f"{bare} {mark}", figure, bare):
+        if cells(candidate) <= room:
+            return candidate
+    return ""
+
+
+@dataclass
+class _Index:
+    """What crosses each row, built once per layout."""
+
+    lines: dict[int, dict[int, tuple[int, list[tuple[str, str]]]]]  # y -> x -> (bits, edges)
+    arrows: dict[tuple[int, int], tuple[str, tuple[str, str]]]  # cell -> (char, edge)
+    labels: dict[int, list[tuple[int, int, tuple[str, str]]]]  # y -> (x0, x1, edge) spans
+    nodes: dict[int, list[str]]  # y -> nodes whose box crosses it
+    groups: dict[int, list[str]]  # y -> groups whose band crosses it
+
+
+def _index(layout: Layout) -> _Index:
+    bits_at: dict[tuple[int, int], int] = defaultdict(int)
+    keys_at: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
+    arrows: dict[tuple[int, int], tuple[str, tuple[str, str]]] = {}
+    labels: dict[int, list[tuple[int, int, tuple[str, str]]]] = defaultdict(list)
+    for key, points in layout.routes.items():
+        for (x0, y0), (x1, y1) in pairwise(points):
+            if y0 == y1:
+                step, out_bit, in_bit = (1, E, W) if x1 > x0 else (-1, W, E)
+                path = [(x, y0) for x in range(x0, x1 + step, step)]
+            else:
+                step, out_bit, in_bit = (1, S, N) if y1 > y0 else (-1, N, S)
+                path = [(x0, y) for y in range(y0, y1 + step, step)]
+            for i, cell in enumerate(path):
+                if i < len(path) - 1:
+                    bits_at[cell] |= out_bit
+                if i > 0:
+                    bits_at[cell] |= in_bit
+                if key not in keys_at[cell]:
+                    keys_at[cell].append(key)
+        (xe, ye), (xp, _) = points[-1], points[-2]
+        arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
+        # the label sits on the last stretch, which is this line's alone
+        lo, hi = (xp + 1, xe - 1) if xp < xe else (xe + 1, xp - 1)
+        if hi - lo >= 3:
+            labels[ye].append((lo, hi, key))
+    lines: dict[int, dict[int, tuple[int, list[tuple[str, str]]]]] = defaultdict(dict)
+    for (x, y), bits in bits_at.items():
+        lines[y][x] = (bits, keys_at[(x, y)])
+    nodes: dict[int, list[str]] = defaultdict(list)
+    for n, b in layout.nodes.items():
+        for y in range(b.y, b.bottom + 1):
+            nodes[y].append(n)
+    groups: dict[int, list[str]] = defaultdict(list)
+    for g, b in layout.groups.items():
+        for y in range(b.y, b.bottom + 1):
+            groups[y].append(g)
+    return _Index(lines, arrows, labels, nodes, groups)
+
+
+class GraphCanvas(ScrollView, can_focus=True):
+    """Draws a `GraphView` placed by a `Layout`. Arrow keys and hjkl move the selection."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "move(0, 1)", "down", show=False),
+        Binding("k,up", "move(0, -1)", "up", show=False),
+        Binding("l,right", "move(1, 0)", "right", show=False),
+        Binding("h,left", "move(-1, 0)", "left", show=False),
+        Binding("tab", "next_edge(1)", "next edge", show=False),
+        Binding("shift+tab", "next_edge(-1)", "previous edge", show=False),
+        Binding("enter", "open", "open"),
+    ]
+    DEFAULT_CSS = """
+    GraphCanvas { background: $background; }
+    """
+
+    @dataclass
+    class Selected(Message):
+        node: str | None
+        edge: tuple[str, str] | None
+
+    @dataclass
+    class Open(Message):
+        node: str | None
+        edge: tuple[str, str] | None
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.view: GraphView | None = None
+        self.layout_: Layout | None = None
+        self._index: _Index | None = None
+        self.label_mode = LABELS[0]
+        self.node: str | None = None
+        self.edge: tuple[str, str] | None = None
+        self._cache: OrderedDict[tuple[int, int, int], Strip] = OrderedDict()
+        self._styles: dict[str, Style] = {}
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def show(self, view: GraphView, layout: Layout) -> None:
+        """A new snapshot: numbers and colours change; boxes move only with the layout."""
+        if layout is not self.layout_:
+            self.layout_ = layout
+            self._index = _index(layout)
+            self.virtual_size = Size(layout.width, layout.height)
+        self.view = view
+        if self.node not in view.nodes:
+            self.node = next(iter(sorted(view.nodes, key=self._reading_order)), None)
+        if self.edge not in view.edges:
+            self.edge = None
+        self.redraw()
+
+    def redraw(self) -> None:
+        self._cache.clear()
+        self._styles = self._make_styles()
+        self.refresh()
+
+    def _make_styles(self) -> dict[str, Style]:
+        theme = self.app.current_theme
+        return {
+            Health.HEALTHY: Style(color=theme.success or "green"),
+            Health.DEGRADED: Style(color=theme.warning or "yellow"),
+            Health.FAILING: Style(color=theme.error or "red", bold=True),
+            Health.IDLE: Style(dim=True),
+            "group": Style(color=theme.secondary or "blue", dim=True),
+            "label": Style(color=theme.foreground or "white"),
+            "selected": Style(color=theme.accent or "cyan", bold=True, reverse=True),
+            "selected_line": Style(color=theme.accent or "cyan", bold=True),
+        }
+
+    def _reading_order(self, n: str) -> tuple[int, int]:
+        assert self.layout_ is not None
+        b = self.layout_.nodes.get(n)
+        return (b.y, b.x) if b else (0, 0)
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        row = y + scroll_y
+        key = (row, scroll_x, width)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._render_row(row, scroll_x, width)
+            self._cache[key] = cached
+            if len(self._cache) > 2000:
+                self._cache.popitem(last=False)
+        return cached
+
+    def _render_row(self, row: int, x0: int, width: int) -> Strip:
+        if self.view is None or self._index is None or self.layout_ is None or width <= 0:
+            return Strip.blank(width)
+        chars = [" "] * width
+        styles: list[Style | None] = [None] * width
+        x1 = x0 + width
+        view, index, lay, st = self.view, self._index, self.layout_, self._styles
+
+        def put(x: int, text: str, style: Style | None) -> None:
+            for i, ch in enumerate(text):
+                cx = x + i - x0
+                if 0 <= cx < width:
+                    chars[cx] = ch
+                    styles[cx] = style
+
+        for g in index.groups.get(row, ()):
+            b = lay.groups[g]
+            if row in (b.y, b.bottom):
+                corner_l, corner_r = ("╭", "╮") if row == b.y else ("╰", "╯")
+                put(b.x, corner_l + "─" * (b.w - 2) + corner_r, st["group"])
+                if row == b.y:
+                    put(b.x + 2, f" {g} ", st["group"])
+            else:
+                put(b.x, "│", st["group"])
+                put(b.right, "│", st["group"])
+        for x, (bits, keys) in index.lines.get(row, {}).items():
+            if x0 <= x < x1:
+                put(x, LINE.get(bits, "┼"), self._line_style(keys))
+        for lo, hi, key in index.labels.get(row, ()):
+            e = view.edges.get(key)
+            if e is None or hi < x0 or lo >= x1:
+                continue
+            text = fit(edge_label(e, self.label_mode), hi - lo)
+            if not text:
+                continue
+            start = hi - cells(text) + 1
+            self._put_label(chars, styles, start - x0, text, self._line_style([key]))
+        for (x, y), (ch, key) in index.arrows.items():
+            if y == row and x0 <= x < x1:
+                put(x, ch, self._line_style([key]))
+        for n in index.nodes.get(row, ()):
+            b = lay.nodes[n]
+            if b.right < x0 or b.x >= x1:
+                continue
+            self._put_box(put, n, b, row)
+        # The widget's own colours (the theme's background) under everything drawn.
+        base = self.rich_style
+        segments = []
+        run_text, run_style = "", styles[0] if styles else None
+        for ch, style in zip(chars, styles, strict=True):
+            if style is run_style:
+                run_text += ch
+            else:
+                segments.append(Segment(run_text, base + run_style if run_style else base))
+                run_text, run_style = ch, style
+        segments.append(Segment(run_text, base + run_style if run_style else base))
+        return Strip(segments, width).crop(0, width)
+
+    @staticmethod
+    def _put_label(
+        chars: list[str], styles: list[Style | None], x: int, text: str, style: Style
+    ) -> None:
+        cx = x
+        for ch in text:
+            if 0 <= cx < len(chars):
+                chars[cx] = ch
+                styles[cx] = style
+            cx += 1
+            if ch == LOCK:  # two cells wide: the next cell is its second half
+                if 0 <= cx < len(chars):
+                    chars[cx] = ""
+                    styles[cx] = style
+                cx += 1
+
+    def _line_style(self, keys: list[tuple[str, str]]) -> Style:
+        assert self.view is not None
+        if self.edge in keys:
+            return self._styles["selected_line"]
+        healths = [self.view.edges[k].health for k in keys if k in self.view.edges]
+        order = (Health.FAILING, Health.DEGRADED, Health.HEALTHY, Health.IDLE)
+        worst = next((h for h in order if h in healths), Health.IDLE)
+        return self._styles[worst]
+
+    def _put_box(self, put: Put, n: str, b: Box, row: int) -> None:
+        assert self.view is not None
+        node = self.view.nodes.get(n)
+        health = node.health if node else Health.IDLE
+        style = self._styles[health]
+        tl, h, tr, v, bl, br = tuple(BORDERS[health])
+        if row == b.y:
+            put(b.x, tl + h * (b.w - 2) + tr, style)
+        elif row == b.bottom:
+            put(b.x, bl + h * (b.w - 2) + br, style)
+        else:
+            inner = " " * (b.w - 2)
+            if row == b.y + 1 and node is not None:
+                inner = f" {node.label} ".ljust(b.w - 2)[: b.w - 2]
+            label_style = self._styles["selected"] if n == self.node else self._styles["label"]
+            put(b.x, v, style)
+            put(b.x + 1, inner, label_style if row == b.y + 1 else None)
+            put(b.right, v, style)
+
+    # -- selection ----------------------------------------------------------------------
+
+    def select(self, node: str | None, edge: tuple[str, str] | None = None) -> None:
+        self.node, self.edge = node, edge
+        if node is not None and self.layout_ is not None and node in self.layout_.nodes:
+            b = self.layout_.nodes[node]
+            self.scroll_to_region(Region(b.x, b.y, b.w, b.h), animate=False)
+        self.redraw()
+        self.post_message(self.Selected(node, edge))
+
+    def action_move(self, dx: int, dy: int) -> None:
+        if self.view is None or self.layout_ is None or not self.view.nodes:
+            return
+        boxes = self.layout_.nodes
+        here = boxes.get(self.node) if self.node else None
+        if here is None:
+            self.select(min(self.view.nodes, key=self._reading_order))
+            return
+        if dy:
+            column = [n for n, b in boxes.items() if b.x == here.x and n in self.view.nodes]
+            column.sort(key=lambda n: boxes[n].y)
+            i = column.index(self.node) + dy  # type: ignore[arg-type]
+            if 0 <= i < len(column):
+                self.select(column[i])
+            return
+        # along the calls first, else to the nearest box in the next column that way
+        ends = [k[1] if dx > 0 else k[0] for k in self.view.edges if self.node == k[dx < 0]]
+        candidates = [n for n in ends if n in boxes] or [
+            n for n, b in boxes.items() if (b.x - here.x) * dx > 0 and n in self.view.nodes
+        ]
+        if candidates:
+            target = min(
+                candidates,
+                key=lambda n: (abs(boxes[n].x - here.x), abs(boxes[n].y - here.y)),
+            )
+            self.select(target)
+
+    def action_next_edge(self, step: int) -> None:
+        if self.view is None or self.node is None:
+            return
+        mine = sorted(k for k in self.view.edges if self.node in k)
+        if not mine:
+            return
+        i = mine.index(self.edge) + step if self.edge in mine else (0 if step > 0 else -1)
+        self.select(self.node, mine[i % len(mine)])
+
+    def action_open(self) -> None:
+        self.post_message(self.Open(self.node, self.edge))
+
+    def on_click(self, event: events.Click) -> None:
+        if self.layout_ is None:
+            return
+        x = event.x + int(self.scroll_offset.x)
+        y = event.y + int(self.scroll_offset.y)
+        for n, b in self.layout_.nodes.items():
+            if b.contains(x, y):
+                self.select(n)
+                return

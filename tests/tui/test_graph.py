@@ -1,0 +1,197 @@
+"""The topology graph, driven as a user drives it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from meshtop.config import Settings
+from meshtop.graphview import Grouping, ViewOptions, apply_filter, build, focus
+from meshtop.mesh import refresh
+from meshtop.sim.sources import Simulation
+from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.detail import DetailScreen
+from meshtop.tui.widgets.edge_table import EdgeTable
+from meshtop.tui.widgets.graph import GraphCanvas, fit
+
+from ..conftest import Clock
+from .test_console import _first_snapshot
+
+PAGE = "Kubernetes/bookinfo/app:productpage:v1"
+V3 = "Kubernetes/bookinfo/app:reviews:v3"
+
+
+def _canvas(app: MeshtopApp) -> GraphCanvas:
+    return app.query_one(GraphCanvas)
+
+
+def _screen_text(app: MeshtopApp) -> str:
+    canvas = _canvas(app)
+    return "\n".join(canvas.render_line(y).text for y in range(canvas.size.height))
+
+
+async def test_the_graph_draws_bookinfo(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        text = _screen_text(app)
+        for label in (
+            "istio-ingressgateway",
+            "productpage v1",
+            "reviews v3",
+            "ratings v1",
+            "─ bookinfo ",
+        ):
+            assert label in text
+        assert "┏━━" in text  # reviews v3 fails: a heavy border, which needs no colour
+        assert "▶" in text and "🔒" in text
+
+
+async def test_a_change_of_numbers_moves_no_box(sim: Simulation, clock: Clock) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        before = dict(_canvas(app).layout_.nodes)  # type: ignore[union-attr]
+        layout_before = _canvas(app).layout_
+        clock.advance(90)
+        sim.set_weights("bookinfo", "reviews", {"v1": 40, "v2": 40, "v3": 20})
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert _canvas(app).layout_ is layout_before  # not even recomputed
+        assert dict(_canvas(app).layout_.nodes) == before  # type: ignore[union-attr]
+
+
+async def test_keys_move_the_selection_along_the_calls(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.select(PAGE)
+        await pilot.press("l")  # along a call, to one of productpage's callees
+        assert canvas.node is not None and canvas.node != PAGE
+        callee = canvas.node
+        assert (PAGE, callee) in canvas.view.edges  # type: ignore[union-attr]
+        await pilot.press("j")  # down the column
+        assert canvas.node != callee
+        await pilot.press("h")  # back along a call
+        assert canvas.node == PAGE
+        await pilot.press("tab")
+        assert canvas.edge is not None and PAGE in canvas.edge
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_selection_is_shared_with_the_edge_table(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.select(PAGE, (PAGE, V3))
+        await pilot.press("2")
+        table = app.query_one(EdgeTable)
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert row == "Kubernetes/bookinfo/productpage-v1>Kubernetes/bookinfo/reviews-v3"
+
+
+async def test_filter_focus_and_commands(sim: Simulation) -> None:
+    app = MeshtopApp(
+        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.press(*"error>5%", "enter")
+        assert set(_canvas(app).view.nodes) == {PAGE, V3}  # type: ignore[union-attr]
+        await pilot.press("escape")  # clears the filter
+        assert len(_canvas(app).view.nodes) > 2  # type: ignore[union-attr]
+        await pilot.press("colon")
+        await pilot.press(*"focus ratings 1", "enter")
+        names = {n.label for n in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
+        assert names == {"ratings v1", "reviews v2", "reviews v3"}
+        await pilot.press("colon")
+        await pilot.press(*"graph app", "enter")
+        assert app.options.grouping is Grouping.APP
+        assert "Kubernetes/bookinfo/app:reviews" in _canvas(app).view.nodes  # type: ignore[union-attr]
+        await pilot.press("colon")
+        await pilot.press(*"frobnicate", "enter")
+        assert "unknown command :frobnicate" in str(app.query_one("#notice").render())
+        assert app.is_running
+        await pilot.press("slash")
+        await pilot.press(*"error>lots", "enter")
+        assert "'lots' is not a number" in str(app.query_one("#notice").render())
+        await pilot.press("colon")
+        await pilot.press(*"theme meshtop-colorblind", "enter")
+        assert app.theme == "meshtop-colorblind"
+
+
+async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        await pilot.press("t")
+        assert _canvas(app).label_mode == "errors"
+        assert "11.14% 🔒" in _screen_text(app) or "%" in _screen_text(app)
+        _canvas(app).select(PAGE)
+        await pilot.press("c")  # bookinfo collapses into one box
+        assert "Kubernetes/bookinfo/*" in _canvas(app).view.nodes  # type: ignore[union-attr]
+        await pilot.press("c")
+        assert PAGE in _canvas(app).view.nodes  # type: ignore[union-attr]
+        await pilot.press("g")
+        assert app.options.grouping is Grouping.APP
+
+
+async def test_a_click_selects_a_box(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        box = canvas.layout_.nodes[V3]  # type: ignore[union-attr]
+        canvas.scroll_to(0, 0, animate=False)
+        await pilot.pause()
+        offset = canvas.region.offset
+        await pilot.click(GraphCanvas, offset=(box.x + 2, box.y + 1 - int(canvas.scroll_offset.y)))
+        assert canvas.node == V3
+
+
+def test_view_groups_filters_and_focuses(sim: Simulation) -> None:
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    workloads = build(snapshot, ViewOptions(grouping=Grouping.WORKLOAD))
+    assert "Kubernetes/bookinfo/reviews-v3" in workloads.nodes
+    apps = build(snapshot, ViewOptions(grouping=Grouping.APP))
+    reviews = apps.edges[("Kubernetes/bookinfo/app:productpage", "Kubernetes/bookinfo/app:reviews")]
+    parts = [
+        snapshot.edge("Kubernetes/bookinfo/productpage-v1", f"Kubernetes/bookinfo/reviews-{v}")
+        for v in ("v1", "v2", "v3")
+    ]
+    assert reviews.stats.rps == sum(p.stats.rps for p in parts)  # type: ignore[union-attr]
+    assert reviews.stats.p99_ms == max(p.stats.p99_ms for p in parts)  # type: ignore[union-attr,type-var]
+    plain = apply_filter(workloads, "mtls=false")
+    assert {e.source for e in plain.edges.values()} == {
+        "unknown/unknown/unknown",
+        "Kubernetes/bookinfo/details-v1",
+    }
+    not_bookinfo = apply_filter(workloads, "!ns=bookinfo")
+    assert all(
+        v.namespace != "bookinfo" or any(v.id in k for k in not_bookinfo.edges)
+        for v in not_bookinfo.nodes.values()
+    )
+    near = focus(workloads, "Kubernetes/bookinfo/ratings-v1", 2)
+    assert "Kubernetes/bookinfo/productpage-v1" in near.nodes
+    assert "Kubernetes/istio-system/istio-ingressgateway" not in near.nodes
+
+
+def test_labels_shrink_to_fit() -> None:
+    assert fit("12.3rps 🔒", 20) == "12.3rps 🔒"
+    assert fit("12.3rps 🔒", 8) == "12.3 🔒"
+    assert fit("12.3rps !", 6) == "12.3 !"
+    assert fit("12.3rps !", 4) == "12.3"
+    assert fit("12.3rps !", 2) == ""
