@@ -124,3 +124,18 @@ def test_a_node_that_goes_leaves_the_others_in_order(mesh: MeshSnapshot) -> None
 def test_box_geometry() -> None:
     a, b = Box(0, 0, 5, 3), Box(5, 0, 5, 3)
     assert not a.overlaps(b) and a.right == 4 and a.contains(4, 2) and not a.contains(5, 0)
+
+
+def test_a_thousand_services_lay_out_cleanly() -> None:
+    """Structure at scale: every node and edge placed, no overlaps, no line through a box."""
+    sim = Simulation(generated(1000, seed=2), clock=lambda: 1.8e9)
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    lay = _lay(snapshot)
+    used = {n for e in snapshot.edges for n in e.key}
+    assert used <= set(lay.nodes)
+    assert set(lay.routes) == {e.key for e in snapshot.edges}
+    _check(lay, [e.key for e in snapshot.edges])
+    # every node in its namespace's band, the bands one under another
+    for n in used:
+        band = lay.groups[snapshot.nodes[n].namespace]
+        assert band.y < lay.nodes[n].y and lay.nodes[n].bottom < band.bottom

@@ -157,7 +157,6 @@ async def test_a_click_selects_a_box(sim: Simulation) -> None:
         box = canvas.layout_.nodes[V3]  # type: ignore[union-attr]
         canvas.scroll_to(0, 0, animate=False)
         await pilot.pause()
-        offset = canvas.region.offset
         await pilot.click(GraphCanvas, offset=(box.x + 2, box.y + 1 - int(canvas.scroll_offset.y)))
         assert canvas.node == V3
 

@@ -166,7 +166,8 @@ class GraphCanvas(ScrollView, can_focus=True):
 
     def show(self, view: GraphView, layout: Layout) -> None:
         """A new snapshot: numbers and colours change; boxes move only with the layout."""
-        if layout is not self.layout_:
+        full = layout is not self.layout_
+        if full:
             self.layout_ = layout
             self._index = _index(layout)
             self.virtual_size = Size(layout.width, layout.height)
@@ -175,12 +176,30 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.node = next(iter(sorted(view.nodes, key=self._reading_order)), None)
         if self.edge not in view.edges:
             self.edge = None
-        self.redraw()
+        self.redraw(full=full)
 
-    def redraw(self) -> None:
-        self._cache.clear()
+    def redraw(self, *, full: bool = True) -> None:
+        """Draw again. Unless `full`, only the rows on screen that changed are sent to
+        the terminal: on a refresh that is a few labels, not the whole screen, which is
+        what a slow SSH link wants."""
         self._styles = self._make_styles()
-        self.refresh()
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        before = {
+            row: strip
+            for (row, sx, w), strip in self._cache.items()
+            if (sx, w) == (scroll_x, width)
+        }
+        self._cache.clear()
+        if full or not before:
+            self.refresh()
+            return
+        for y in range(self.scrollable_content_region.height):
+            row = y + scroll_y
+            strip = self._render_row(row, scroll_x, width)
+            self._cache[(row, scroll_x, width)] = strip
+            if before.get(row) != strip:
+                self.refresh(Region(0, y, self.size.width, 1))
 
     def _make_styles(self) -> dict[str, Style]:
         theme = self.app.current_theme
@@ -324,7 +343,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         if node is not None and self.layout_ is not None and node in self.layout_.nodes:
             b = self.layout_.nodes[node]
             self.scroll_to_region(Region(b.x, b.y, b.w, b.h), animate=False)
-        self.redraw()
+        self.redraw(full=False)
         self.post_message(self.Selected(node, edge))
 
     def action_move(self, dx: int, dy: int) -> None:
