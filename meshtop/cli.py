@@ -312,7 +312,7 @@ def export(
     for h in snapshot.sources.values():
         if h.reason:  # fresh, with a warning from the backend: say it, carry on
             typer.echo(f"meshtop: warning: {h.reason}", err=True)
-    sys.stdout.write(render(snapshot))
+    sys.stdout.write(render(snapshot, settings.thresholds))
 
 
 class SimDialect(StrEnum):

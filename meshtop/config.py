@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from meshtop.errors import UsageError
+from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
@@ -89,6 +90,7 @@ class Settings:
     timeout_s: float = 10.0  # how long one source may take to answer
     theme: str = "meshtop"
     prometheus: PrometheusConfig | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
     config_path: Path | None = None  # the file these came from, if any
 
 
@@ -177,7 +179,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _KEYS:
-            known = ", ".join(sorted([*_KEYS, "[prometheus]"]))
+            known = ", ".join(sorted([*_KEYS, "[health]", "[prometheus]"]))
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
         try:
@@ -251,6 +253,35 @@ def _prometheus(layers: list[dict[str, Any]], timeout_s: float) -> PrometheusCon
     )
 
 
+def _share(value: Any) -> float:
+    """`10%` or `0.1` -> 0.1."""
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"{value!r} is not a share such as 10% or 0.1") from None
+    if not 0 <= share <= 1:
+        raise UsageError(f"{value!r} is not between 0% and 100%")
+    return share
+
+
+def _thresholds(values: Any, where: str) -> Thresholds:
+    if not isinstance(values, dict):
+        raise UsageError(f"{where}: health must be a table ([health])")
+    known = {f for f in Thresholds.__dataclass_fields__}
+    unknown = set(values) - known
+    if unknown:
+        first, names = sorted(unknown)[0], ", ".join(sorted(known))
+        raise UsageError(f"{where}: unknown health setting {first!r}; known: {names}")
+    try:
+        t = replace(DEFAULT_THRESHOLDS, **{k: _share(v) for k, v in values.items()})
+    except UsageError as exc:
+        raise UsageError(f"{where}: health: {exc}") from None
+    if t.errors_failing <= t.errors_degraded or t.client_errors_failing <= t.client_errors_degraded:
+        raise UsageError(f"{where}: health: a failing threshold must be above its degraded one")
+    return t
+
+
 def read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -280,6 +311,7 @@ def load(
         file_values = read_file(path)
         settings = replace(settings, config_path=path)
     where = f"config file {path}"
+    thresholds = _thresholds(file_values.pop("health", {}), where)
     file_prom = file_values.pop("prometheus", {})
     if not isinstance(file_prom, dict):
         raise UsageError(f"{where}: prometheus must be a table ([prometheus])")
@@ -306,4 +338,6 @@ def load(
         env_prom,
         _prometheus_values(flag_prom, "command line"),
     ]
-    return replace(settings, prometheus=_prometheus(layers, settings.timeout_s))
+    return replace(
+        settings, prometheus=_prometheus(layers, settings.timeout_s), thresholds=thresholds
+    )

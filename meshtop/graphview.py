@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from meshtop.errors import UsageError
-from meshtop.health import edge_health, worst
+from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, edge_health, worst
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, NodeKind, Protocol, Workload
 
 
@@ -130,6 +130,7 @@ class ViewOptions:
     collapsed: set[str] = field(default_factory=set)  # namespaces drawn as one box
     filter: str = ""
     focus: tuple[str, int] | None = None  # (node, hops)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
 
 def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
@@ -158,7 +159,9 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     edges: dict[tuple[str, str], ViewEdge] = {}
     for key, es in grouped.items():
         stats = merge_stats([e.stats for e in es])
-        edges[key] = ViewEdge(key[0], key[1], stats, tuple(e.key for e in es), edge_health(stats))
+        edges[key] = ViewEdge(
+            key[0], key[1], stats, tuple(e.key for e in es), edge_health(stats, options.thresholds)
+        )
     inbound: dict[str, list[Health]] = defaultdict(list)
     outbound: dict[str, list[Health]] = defaultdict(list)
     for ve in edges.values():

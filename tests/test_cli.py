@@ -131,3 +131,15 @@ def test_every_generated_export_meets_the_schema(services: str) -> None:
     jsonschema.Draft202012Validator(schema, format_checker=checker).validate(
         json.loads(result.stdout)
     )
+
+
+def test_export_grades_with_the_configured_thresholds(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[health]\nerrors_degraded = "20%"\nerrors_failing = "50%"\n')
+    doc = json.loads(meshtop("--config", str(config), "export", "--demo").stdout)
+    v3 = next(
+        e
+        for e in doc["edges"]
+        if e["destination"].endswith("reviews-v3") and "productpage" in e["source"]
+    )
+    assert v3["health"] == "healthy"  # about 12% errors: under the lenient 20%

@@ -39,7 +39,7 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
         ("refresh = ", "is not valid TOML"),
         (
             'colour = "red"',
-            r"unknown setting 'colour'; known settings are \[prometheus\], refresh, theme",
+            r"unknown setting 'colour'; known settings are \[health\], \[prometheus\], refresh",
         ),
         (
             "[prometheus]\nurl = 'http://p:9090'\nretries = 3",
@@ -154,3 +154,27 @@ def test_config_file_values_of_the_wrong_type(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe")
     with pytest.raises(UsageError, match="is not text"):
         load({"prometheus.url": "http://p", "prometheus.token_file": binary}, environ={})
+
+
+def test_health_thresholds_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[health]\nerrors_degraded = "1%"\nerrors_failing = 0.25\n')
+    t = load(config_file=path, environ={}).thresholds
+    assert (t.errors_degraded, t.errors_failing) == (0.01, 0.25)
+    assert (t.client_errors_degraded, t.client_errors_failing) == (0.10, 0.20)  # Kiali's
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[health]\nerrors_failing = "lots"', "is not a share such as 10% or 0.1"),
+        ('[health]\nerrors_failing = "150%"', "is not between 0% and 100%"),
+        ('[health]\nerrors_degraded = "20%"', "a failing threshold must be above its degraded one"),
+        ('[health]\ntimeouts = "1%"', "unknown health setting 'timeouts'"),
+    ],
+)
+def test_bad_health_settings(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load(config_file=path, environ={})

@@ -6,15 +6,14 @@ from collections.abc import Callable
 from importlib import import_module
 
 from meshtop.errors import UsageError
-from meshtop.model import MeshSnapshot
 
 FORMATS = ("json", "markdown")
 
 
-def renderer(fmt: str) -> Callable[[MeshSnapshot], str]:
+def renderer(fmt: str) -> Callable[..., str]:
     """The `render` function of the format's module; formats load only when asked for."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     module = import_module(f"meshtop.export.{fmt}_report")
-    render: Callable[[MeshSnapshot], str] = module.render
+    render: Callable[..., str] = module.render  # (snapshot, thresholds=DEFAULT_THRESHOLDS)
     return render

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from meshtop.health import grade
+from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, grade
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Route, SourceHealth
 from meshtop.units import duration
 
@@ -89,8 +89,8 @@ def _route(r: Route) -> dict[str, Any]:
     }
 
 
-def document(snapshot: MeshSnapshot) -> dict[str, Any]:
-    grades = grade(snapshot)
+def document(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    grades = grade(snapshot, t)
     return {
         "schema": SCHEMA,
         "generated_at": _time(snapshot.generated_at),
@@ -117,11 +117,11 @@ def document(snapshot: MeshSnapshot) -> dict[str, Any]:
     }
 
 
-def render(snapshot: MeshSnapshot) -> str:
+def render(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
     """One top-level key per line and one node, edge or route per line: readable, easy to
     grep, and several times faster than `indent=2` (which takes json's pure-Python path)."""
     lines = ["{"]
-    doc = document(snapshot)
+    doc = document(snapshot, t)
     for i, (key, value) in enumerate(doc.items()):
         comma = "," if i < len(doc) - 1 else ""
         if isinstance(value, list) and value:

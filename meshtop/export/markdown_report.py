@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshtop import units
-from meshtop.health import grade, worst
+from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, grade, worst
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
 
 _RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
@@ -26,8 +26,8 @@ def _traffic(e: Edge) -> str:
     return units.rps(s.rps)
 
 
-def render(snapshot: MeshSnapshot) -> str:
-    healths = grade(snapshot).edges
+def render(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    healths = grade(snapshot, t).edges
     http = [e for e in snapshot.edges if e.stats.protocol is not Protocol.TCP]
     total = sum(e.stats.rps for e in http)
     counts = {h: sum(1 for v in healths.values() if v is h) for h in Health}

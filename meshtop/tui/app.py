@@ -87,7 +87,7 @@ class MeshtopApp(App[None]):
         self._in_flight = False  # one refresh at a time: a thread cannot be cancelled
         self._again = False  # asked for while one was in flight
         self._failures = 0  # refreshes in a row that failed: the retry backs off
-        self.options = ViewOptions()
+        self.options = ViewOptions(thresholds=self.settings.thresholds)
         self.view: GraphView | None = None
         self._layout: Layout | None = None
         self._topology: object = None
@@ -114,6 +114,7 @@ class MeshtopApp(App[None]):
         if os.environ.get("NO_COLOR") and "meshtop-mono" in self.available_themes:
             self.theme = "meshtop-mono"  # https://no-color.org: no colour to carry meaning
         self.query_one(GraphCanvas).focus()
+        self.query_one(EdgeTable).thresholds = self.settings.thresholds
         self.request_refresh()
 
     # -- refreshing ---------------------------------------------------------------

@@ -11,7 +11,7 @@ from textual.theme import Theme
 from textual.widgets import DataTable
 
 from meshtop import units
-from meshtop.health import grade
+from meshtop.health import DEFAULT_THRESHOLDS, grade
 from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol
 
 HEALTH_WORD = {
@@ -144,6 +144,7 @@ class EdgeTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.sort_name = next(iter(SORTS))
+        self.thresholds = DEFAULT_THRESHOLDS
         self._shown: dict[str, dict[str, Text | str]] = {}
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
         self._snapshot: MeshSnapshot | None = None
@@ -166,7 +167,7 @@ class EdgeTable(DataTable[Any]):
 
     def show(self, snapshot: MeshSnapshot) -> None:
         self._snapshot = snapshot
-        healths = grade(snapshot).edges
+        healths = grade(snapshot, self.thresholds).edges
         wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
         with self.app.batch_update():
             columns = self._set_columns()
