@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -42,6 +43,7 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+W = TypeVar("W", bound=Widget)
 
 
 class MeshtopApp(App[None]):
@@ -113,9 +115,21 @@ class MeshtopApp(App[None]):
             self.theme = self.settings.theme
         if os.environ.get("NO_COLOR") and "meshtop-mono" in self.available_themes:
             self.theme = "meshtop-mono"  # https://no-color.org: no colour to carry meaning
-        self.query_one(GraphCanvas).focus()
-        self.query_one(EdgeTable).thresholds = self.settings.thresholds
+        self._canvas().focus()
+        self._table().thresholds = self.settings.thresholds
         self.request_refresh()
+
+    # The widgets live on the first screen; a dialog on top must not hide them from a
+    # refresh that lands while it is open.
+    def _main(self, kind: type[W], selector: str | None = None) -> W:
+        screen = self.screen_stack[0]
+        return screen.query_one(selector, kind) if selector else screen.query_one(kind)
+
+    def _canvas(self) -> GraphCanvas:
+        return self._main(GraphCanvas)
+
+    def _table(self) -> EdgeTable:
+        return self._main(EdgeTable)
 
     # -- refreshing ---------------------------------------------------------------
 
@@ -145,7 +159,7 @@ class MeshtopApp(App[None]):
         self.snapshot = message.snapshot
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
         self._failures = 0 if healthy else self._failures + 1
-        self.query_one(EdgeTable).show(message.snapshot)
+        self._table().show(message.snapshot)
         self._redraw_graph()
         self._show_status()
         self._finished()
@@ -173,7 +187,7 @@ class MeshtopApp(App[None]):
             )
             self._topology = topology
         self.view = view
-        self.query_one(GraphCanvas).show(view, self._layout)
+        self._canvas().show(view, self._layout)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A bug in a refresh must not take the console down: say so and try again later.
@@ -221,7 +235,7 @@ class MeshtopApp(App[None]):
         )
         view = [
             f"graph {self.options.grouping.value}",
-            f"labels {self.query_one(GraphCanvas).label_mode}",
+            f"labels {self._canvas().label_mode}",
         ]
         if self.options.filter:
             view.append(f"filter {self.options.filter}")
@@ -229,11 +243,11 @@ class MeshtopApp(App[None]):
             view.append(f"focus {self.options.focus[0].rsplit('/', 1)[-1]}±{self.options.focus[1]}")
         if self.options.collapsed:
             view.append(f"collapsed {','.join(sorted(self.options.collapsed))}")
-        self.query_one(StatusLine).show(
+        self._main(StatusLine).show(
             self.snapshot,
             simulated=self.simulated,
             paused=self.paused,
-            sort_name=self.query_one(EdgeTable).sort_name,
+            sort_name=self._table().sort_name,
             view="  ".join(view),
         )
         lines = [*self.themes.problems, *self._problems, *problems(self.snapshot)]
@@ -247,7 +261,7 @@ class MeshtopApp(App[None]):
         self._show_status()
 
     def _notice(self, text: str) -> None:
-        notice = self.query_one("#notice", Static)
+        notice = self._main(Static, "#notice")
         notice.update(text)
         notice.set_class(bool(text), "shown")
 
@@ -266,9 +280,9 @@ class MeshtopApp(App[None]):
     # -- the graph --------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
-        tabs = self.query_one(TabbedContent)
+        tabs = self._main(TabbedContent)
         tabs.active = "graph" if tab == "graph" else "edges-tab"
-        (self.query_one(GraphCanvas) if tab == "graph" else self.query_one(EdgeTable)).focus()
+        (self._canvas() if tab == "graph" else self._table()).focus()
 
     def action_cycle_grouping(self) -> None:
         i = GROUPINGS.index(self.options.grouping)
@@ -281,13 +295,13 @@ class MeshtopApp(App[None]):
         self._show_status()
 
     def action_cycle_labels(self) -> None:
-        canvas = self.query_one(GraphCanvas)
+        canvas = self._canvas()
         canvas.label_mode = LABELS[(LABELS.index(canvas.label_mode) + 1) % len(LABELS)]
         canvas.redraw()
         self._show_status()
 
     def action_collapse(self) -> None:
-        canvas = self.query_one(GraphCanvas)
+        canvas = self._canvas()
         if self.view is None or canvas.node is None:
             return
         ns = self.view.nodes[canvas.node].namespace
@@ -313,7 +327,7 @@ class MeshtopApp(App[None]):
         if self.view is None or message.edge is None or message.edge not in self.view.edges:
             return
         a, b = self.view.edges[message.edge].members[0]
-        self.query_one(EdgeTable).select(a, b)
+        self._table().select(a, b)
 
     @on(DataTable.RowHighlighted, "#edges")
     def _table_row(self, event: DataTable.RowHighlighted) -> None:
@@ -323,7 +337,7 @@ class MeshtopApp(App[None]):
         source, _, destination = event.row_key.value.partition(">")
         for key, e in self.view.edges.items():
             if (source, destination) in e.members:
-                canvas = self.query_one(GraphCanvas)
+                canvas = self._canvas()
                 if canvas.edge != key:
                     canvas.node, canvas.edge = key[0], key
                     canvas.redraw()
@@ -332,7 +346,7 @@ class MeshtopApp(App[None]):
     # -- filter and commands ------------------------------------------------------------
 
     def action_prompt(self, kind: str) -> None:
-        prompt = self.query_one("#prompt", Input)
+        prompt = self._main(Input, "#prompt")
         self._prompt_kind = kind
         prompt.placeholder = (
             "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
@@ -345,10 +359,10 @@ class MeshtopApp(App[None]):
         prompt.focus()
 
     def action_go_back(self) -> None:
-        prompt = self.query_one("#prompt", Input)
+        prompt = self._main(Input, "#prompt")
         if prompt.has_class("shown"):
             prompt.remove_class("shown")
-            self.query_one(GraphCanvas).focus()
+            self._canvas().focus()
         elif self.options.focus or self.options.filter:
             self.options.focus, self.options.filter = None, ""
             self._say("")
@@ -357,7 +371,7 @@ class MeshtopApp(App[None]):
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         event.input.remove_class("shown")
-        self.query_one(GraphCanvas).focus()
+        self._canvas().focus()
         try:
             if self._prompt_kind == "/":
                 self.set_filter(event.value.strip())
@@ -410,7 +424,7 @@ class MeshtopApp(App[None]):
         elif name == "labels":
             if not args or args[0] not in LABELS:
                 raise UsageError(f"labels takes one of {', '.join(LABELS)}")
-            canvas = self.query_one(GraphCanvas)
+            canvas = self._canvas()
             canvas.label_mode = args[0]
             canvas.redraw()
             self._show_status()
@@ -424,13 +438,13 @@ class MeshtopApp(App[None]):
             if not args or args[0] not in self.available_themes:
                 raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")
             self.theme = args[0]
-            self.query_one(GraphCanvas).redraw()
+            self._canvas().redraw()
             self._say("")
         else:
             raise UsageError(f"unknown command :{name}; ? lists them")
 
     def action_cycle_sort(self) -> None:
-        table = self.query_one(EdgeTable)
+        table = self._table()
         table.cycle_sort()
         if self.snapshot is not None:
             table.show(self.snapshot)
