@@ -18,7 +18,13 @@ ROLE_NAMES = {"metrics": "metrics", "control_plane": "control plane", "traces": 
 
 
 def status_text(
-    snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str, view: str = ""
+    snapshot: MeshSnapshot,
+    *,
+    simulated: bool,
+    paused: bool,
+    sort_name: str,
+    view: str = "",
+    styles: dict[SourceState, str] | None = None,
 ) -> Text:
     text = Text()
     if simulated:
@@ -33,7 +39,7 @@ def status_text(
         if health.state is SourceState.STALE:
             age = health.age_s(snapshot.generated_at)
             state = f"stale {age:.0f}s" if age is not None else "stale"
-        text.append(state, STATE_STYLE[health.state])
+        text.append(state, (styles or STATE_STYLE)[health.state])
         text.append("  ")
     http_rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
     text.append(f"{len(snapshot.edges)} edges {units.rps(http_rps)}  ")
@@ -55,8 +61,20 @@ class StatusLine(Static):
     def show(
         self, snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str, view: str
     ) -> None:
+        theme = self.app.current_theme
+        styles = {  # the theme's colours, so that a monochrome theme stays monochrome
+            SourceState.FRESH: theme.success or "green",
+            SourceState.STALE: f"bold {theme.warning or 'yellow'}",
+            SourceState.FAILED: f"bold {theme.error or 'red'}",
+            SourceState.ABSENT: "dim",
+        }
         self.update(
             status_text(
-                snapshot, simulated=simulated, paused=paused, sort_name=sort_name, view=view
+                snapshot,
+                simulated=simulated,
+                paused=paused,
+                sort_name=sort_name,
+                view=view,
+                styles=styles,
             )
         )
