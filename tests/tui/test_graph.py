@@ -194,3 +194,19 @@ def test_labels_shrink_to_fit() -> None:
     assert fit("12.3rps !", 6) == "12.3 !"
     assert fit("12.3rps !", 4) == "12.3"
     assert fit("12.3rps !", 2) == ""
+
+
+async def test_a_large_graph_pans(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.scroll_to(0, 0, animate=False)
+        await pilot.pause()
+        await pilot.press("pagedown", "shift+right", "shift+right")
+        await pilot.pause()
+        assert canvas.scroll_offset.y > 0 and canvas.scroll_offset.x > 0
+        await pilot.press("home")
+        await pilot.pause()
+        assert canvas.scroll_offset.y == 0

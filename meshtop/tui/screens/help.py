@@ -29,6 +29,7 @@ KEYS = (
     ("c", "collapse the selected node's namespace into one box (again: expand)"),
     ("s", "edge table: sort by the next column (or click a header)"),
     ("r / p", "refresh now / pause or resume refreshing"),
+    ("shift+arrows, pgup pgdn home end", "pan a large graph"),
     ("mouse", "click a box to select it; the wheel scrolls"),
 )  # fmt: skip
 GRAPH = (

@@ -136,6 +136,15 @@ class GraphCanvas(ScrollView, can_focus=True):
         Binding("tab", "next_edge(1)", "next edge", show=False),
         Binding("shift+tab", "next_edge(-1)", "previous edge", show=False),
         Binding("enter", "open", "open"),
+        # panning a large graph without moving the selection
+        Binding("shift+left", "scroll_left", "pan left", show=False),
+        Binding("shift+right", "scroll_right", "pan right", show=False),
+        Binding("shift+up", "scroll_up", "pan up", show=False),
+        Binding("shift+down", "scroll_down", "pan down", show=False),
+        Binding("pageup", "page_up", "page up", show=False),
+        Binding("pagedown", "page_down", "page down", show=False),
+        Binding("home", "scroll_home", "top", show=False),
+        Binding("end", "scroll_end", "bottom", show=False),
     ]
     DEFAULT_CSS = """
     GraphCanvas { background: $background; }
