@@ -200,9 +200,12 @@ _CONDITION = re.compile(r"^(error|errors|rps|p50|p95|p99|mtls)\s*(>=|<=|=|>|<)\s
 
 def _number(text: str) -> float:
     try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text.removesuffix("ms"))
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text.removesuffix("ms"))
     except ValueError:
         raise UsageError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{text!r} is not a number")
+    return value
 
 
 def _edge_test(field_name: str, op: str, value: str) -> Callable[[ViewEdge], bool]:
@@ -230,31 +233,37 @@ def _edge_test(field_name: str, op: str, value: str) -> Callable[[ViewEdge], boo
     return lambda e: compare(getter(e))
 
 
+_FIELD = re.compile(r"^(error|errors|rps|p50|p95|p99|mtls)\s*[<>=]", re.IGNORECASE)
+
+
 def apply_filter(view: GraphView, text: str) -> GraphView:
     """k9s-style: words are ANDed. A word is a condition on edges (`error>1%`, `rps>10`,
-    `p99>200`, `mtls=false`), a namespace (`ns=shop`), or a regular expression matched
-    against node names; `!` before a word inverts it. Node words keep the matching nodes
-    and their edges; edge words keep the matching edges and the nodes at their ends."""
+    `p99>200`, `mtls=false`), a namespace (`ns=shop`), or text found in node names (no
+    regular expressions: a pattern typed in a hurry must not hang the console); `!`
+    before a word inverts it. Node words keep the matching nodes and their calls; edge
+    words keep the matching calls and the nodes at their ends; `!` node words remove."""
     edge_tests: list[Callable[[ViewEdge], bool]] = []
     node_tests: list[Callable[[ViewNode], bool]] = []
+    removed: list[Callable[[ViewNode], bool]] = []
     for raw in text.split():
         invert = raw.startswith("!")
         word = raw.removeprefix("!")
-        cond = _CONDITION.match(word)
+        if not word:
+            continue
+        cond = _CONDITION.match(word.lower())
         if cond:
             test = _edge_test(*cond.groups())
             edge_tests.append(lambda e, t=test, inv=invert: t(e) != inv)  # type: ignore[misc]
-        elif word.startswith(("ns=", "namespace=")):
+            continue
+        if _FIELD.match(word):
+            raise UsageError(f"{word!r} is not a condition such as error>1%, rps>10, mtls=false")
+        if word.startswith(("ns=", "namespace=")):
             ns = word.split("=", 1)[1]
-            node_tests.append(lambda v, ns=ns, inv=invert: (v.namespace == ns) != inv)  # type: ignore[misc]
+            match: Callable[[ViewNode], bool] = lambda v, ns=ns: v.namespace == ns  # type: ignore[misc]  # noqa: E731
         else:
-            try:
-                pattern = re.compile(word, re.IGNORECASE)
-            except re.error as exc:
-                raise UsageError(f"filter {word!r} is not a regular expression: {exc}") from None
-            node_tests.append(
-                lambda v, p=pattern, inv=invert: bool(p.search(v.label) or p.search(v.id)) != inv  # type: ignore[misc]
-            )
+            needle = word.lower()
+            match = lambda v, n=needle: n in v.label.lower() or n in v.id.lower()  # type: ignore[misc]  # noqa: E731
+        (removed if invert else node_tests).append(match)
     edges = {k for k, e in view.edges.items() if all(t(e) for t in edge_tests)}
     keep = set(view.nodes)
     if node_tests:
@@ -263,6 +272,8 @@ def apply_filter(view: GraphView, text: str) -> GraphView:
     if edge_tests:
         keep = set()
     keep |= {x for k in edges for x in k}
+    keep -= {n for n, v in view.nodes.items() if any(t(v) for t in removed)}
+    edges = {k for k in edges if k[0] in keep and k[1] in keep}
     return _drop_idle(view, keep, edges)
 
 

@@ -241,12 +241,17 @@ def layout(
     col_width = [0] * n_layers
     for n in node_list:
         col_width[layer[n]] = max(col_width[layer[n]], width_of[n])
+    # A gap is wide enough for a column of its own for every line that turns in it.
+    leaving = [0] * n_layers
+    for a, _ in hops:
+        leaving[layer[a]] += 1
+    gap = [max(GAP, n + 6) for n in leaving]
     col_x = []
     x = 2  # inside the band's border
-    for w in col_width:
+    for lay, w in enumerate(col_width):
         col_x.append(x)
-        x += max(w, 1) + GAP
-    total_width = max(x - GAP, 3)
+        x += max(w, 1) + gap[lay]
+    total_width = max(x - gap[-1], 3) if gap else 3
 
     boxes: dict[str, Box] = {}
     dummy_row: dict[str, int] = {}
@@ -301,11 +306,17 @@ def layout(
     by_layer: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for hop in hops:
         by_layer[layer[hop[0]]].append(hop)
+    # Lines going down turn lowest-first and lines going up highest-first, so that a
+    # fan-out's vertical runs do not cross each other's horizontal stretches.
+    def turn_order(h: tuple[str, str]) -> tuple[int, int, int]:
+        y0, y1 = anchor_out(h)[1], anchor_in(h)[1]
+        return (0, -y0, -y1) if y1 >= y0 else (1, y0, y1)
+
     turn: dict[tuple[str, str], int] = {}
     for lay, these in by_layer.items():
-        these.sort(key=lambda h: (anchor_out(h)[1], anchor_in(h)[1]))
+        these.sort(key=turn_order)
         start = col_x[lay] + col_width[lay] + 2
-        usable = GAP - 4
+        usable = gap[lay] - 4  # at least one column per line: no two share a vertical run
         for i, hop in enumerate(these):
             turn[hop] = start + (i * usable // max(len(these), 1))
 

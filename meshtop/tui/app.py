@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from textual import on, work
@@ -24,10 +25,18 @@ from textual.worker import Worker, WorkerState
 from meshtop import units
 from meshtop.config import Settings
 from meshtop.errors import MeshtopError, UsageError
-from meshtop.graphview import GROUPINGS, GraphView, Grouping, ViewOptions, build, resolve
+from meshtop.graphview import (
+    GROUPINGS,
+    GraphView,
+    Grouping,
+    ViewOptions,
+    apply_filter,
+    build,
+    resolve,
+)
 from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot, SourceState
+from meshtop.model import MeshSnapshot, NodeKind, SourceState
 from meshtop.sources.protocols import ControlPlane, MetricsSource
 from meshtop.tui.screens.detail import DetailScreen, edge_detail, node_detail
 from meshtop.tui.screens.help import HelpScreen
@@ -171,9 +180,9 @@ class MeshtopApp(App[None]):
             return
         try:
             view = build(self.snapshot, self.options)
-        except MeshtopError as exc:  # a filter or focus that no longer fits
-            self._problems = [str(exc)]
-            self.options.focus = None
+        except MeshtopError as exc:  # a filter or focus that no longer fits: drop them
+            self._problems = [f"{exc}; filter and focus cleared"]
+            self.options.focus, self.options.filter = None, ""
             view = build(self.snapshot, self.options)
         topology = view.topology()
         if topology != self._topology or self._layout is None:
@@ -227,7 +236,8 @@ class MeshtopApp(App[None]):
     # -- drawing ------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        if self.snapshot is None:
+        if self.snapshot is None:  # nothing to show yet but what the user was told
+            self._notice("\n".join([*self.themes.problems, *self._problems]))
             return
         self.sub_title = (
             f"{self.metrics.name} · window {units.duration(self.settings.window_s)}"
@@ -304,7 +314,11 @@ class MeshtopApp(App[None]):
         canvas = self._canvas()
         if self.view is None or canvas.node is None:
             return
-        ns = self.view.nodes[canvas.node].namespace
+        node = self.view.nodes[canvas.node]
+        if node.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+            self._say("unknown peers and external hosts have no namespace to collapse")
+            return
+        ns = node.namespace
         self.options.collapsed ^= {ns}
         self._redraw_graph()
         # keep the selection in that namespace: on its box, or on one of its nodes again
@@ -379,21 +393,19 @@ class MeshtopApp(App[None]):
                 self.run_command(event.value.strip())
         except MeshtopError as exc:
             self._say(str(exc))  # in place; the console goes on
+        except Exception as exc:  # whatever was typed, the console goes on
+            self._say(f"cannot do that: {type(exc).__name__}: {exc}")
 
     def set_filter(self, text: str) -> None:
-        before = self.options.filter
+        apply_filter(GraphView({}, {}), text)  # the words make sense, snapshot or not
         self.options.filter = text
-        try:
-            self._check_view()
-        except MeshtopError:
-            self.options.filter = before
-            raise
+        if self.options.focus and self.snapshot is not None:
+            # a filter may hide the focused node: then the focus goes, not the filter
+            unfocused = replace(self.options, focus=None)
+            if self.options.focus[0] not in build(self.snapshot, unfocused).nodes:
+                self.options.focus = None
         self._say("")
         self._redraw_graph()
-
-    def _check_view(self) -> None:
-        if self.snapshot is not None:
-            build(self.snapshot, self.options)
 
     def run_command(self, line: str) -> None:
         """`:ns shop`, `:focus reviews 2`, `:graph app`, `:labels p99`, `:collapse NS`,
@@ -410,10 +422,14 @@ class MeshtopApp(App[None]):
             if not args:
                 self.options.focus = None
             else:
-                if self.view is None:
-                    raise UsageError("no graph yet")
-                hops = int(args[1]) if len(args) > 1 and args[1].isdigit() else 1
-                self.options.focus = (resolve(self.view, args[0]), hops)
+                if self.snapshot is None:
+                    raise UsageError("no graph yet: wait for the first refresh")
+                hops = 1
+                if len(args) > 1 and re.fullmatch(r"\d{1,3}", args[-1], re.ASCII):
+                    hops, args = int(args[-1]), args[:-1]
+                # any node of the graph, not only those the current focus shows
+                whole = build(self.snapshot, replace(self.options, focus=None))
+                self.options.focus = (resolve(whole, " ".join(args)), hops)
             self._say("")
             self._redraw_graph()
         elif name == "graph":

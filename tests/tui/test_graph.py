@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 
 from meshtop.config import Settings
 from meshtop.graphview import Grouping, ViewOptions, apply_filter, build, focus
@@ -210,3 +212,95 @@ async def test_a_large_graph_pans(sim: Simulation) -> None:
         await pilot.press("home")
         await pilot.pause()
         assert canvas.scroll_offset.y == 0
+
+
+def test_labels_never_cover_another_line_and_turns_never_share_a_column() -> None:
+    import asyncio as aio
+
+    from meshtop.layout import layout
+    from meshtop.sim.topology import generated
+    from meshtop.tui.widgets.graph import _index
+
+    sim60 = Simulation(generated(60, seed=5), clock=lambda: 1.8e9)
+    snap = aio.run(refresh(sim60.metrics, sim60.control_plane))
+    view = build(snap, ViewOptions())
+    lay = layout(view.nodes, view.edges, label=lambda n: view.nodes[n].label,
+                 group=lambda n: view.nodes[n].namespace)  # fmt: skip
+    index = _index(lay)
+    for y, spans in index.labels.items():
+        for lo, hi, key in spans:
+            for x in range(lo, hi + 1):
+                bits_keys = index.lines.get(y, {}).get(x)
+                assert bits_keys is None or bits_keys[1] == [key], (key, x, y)
+    labelled = {key for spans in index.labels.values() for _, _, key in spans}
+    # a label needs a stretch of its own with room; in a dense mesh most lines have one
+    assert len(labelled) >= 0.9 * len(view.edges)
+    # vertical runs: no two lines run down the same column over the same rows
+    runs: dict[int, list[tuple[int, int, tuple[str, str]]]] = {}
+    for key, points in lay.routes.items():
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            if x0 == x1 and y0 != y1:
+                runs.setdefault(x0, []).append((min(y0, y1), max(y0, y1), key))
+    for x, spans in runs.items():
+        spans.sort()
+        for (_, a1, ka), (b0, _, kb) in itertools.pairwise(spans):
+            assert a1 < b0 or ka == kb, (x, ka, kb)
+
+
+class SilentMetrics:
+    """A backend that has not answered yet."""
+
+    name = "slow"
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.gate = threading.Event()  # refreshes run in a worker thread, with a loop of their own
+
+    async def traffic(self, window_s: float):  # type: ignore[no-untyped-def]
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
+        return await self.sim.metrics.traffic(window_s)
+
+
+async def test_odd_input_never_takes_the_console_down(sim: Simulation) -> None:
+    metrics = SilentMetrics(sim)
+    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock, settings=Settings(timeout_s=30))
+    async with app.run_test(size=(120, 40)) as pilot:
+        # before the first snapshot: a condition that cannot be, then the data arrives
+        await pilot.press("slash", *"rps>x", "enter")
+        assert "'x' is not a number" in str(app.query_one("#notice").render())
+        await pilot.press("slash", *"rps>", "enter")
+        assert "is not a condition" in str(app.query_one("#notice").render())
+        await pilot.press("enter")  # nothing selected yet
+        metrics.gate.set()
+        await _first_snapshot(app)
+        await pilot.pause()
+        for line in ("focus productpage \u00b2", "focus", "graph", "labels x", "theme", "ns"):
+            await pilot.press("colon", *line, "enter")
+            await pilot.pause()
+        await pilot.press("slash", *"(.+)+!", "enter")  # text, not a pattern: no hang
+        await pilot.pause()
+        assert app.is_running
+
+
+async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) -> None:
+    app = MeshtopApp(
+        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        await pilot.press("slash", *"!reviews", "enter")
+        labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
+        assert not any(label.startswith("reviews") for label in labels)
+        assert "productpage v1" in labels
+        await pilot.press("escape")
+        await pilot.press("colon", *"focus reviews v3 1", "enter")
+        assert app.options.focus == (V3, 1)
+        await pilot.press("slash", *"details", "enter")  # hides the focused node: focus goes
+        assert app.options.focus is None and app.options.filter == "details"
+        await pilot.press("escape")
+        _canvas(app).select("unknown/unknown/unknown")
+        await pilot.press("c")
+        assert app.options.collapsed == set()
+        assert "no namespace to collapse" in str(app.query_one("#notice").render())

@@ -107,10 +107,23 @@ def _index(layout: Layout) -> _Index:
                     keys_at[cell].append(key)
         (xe, ye), (xp, _) = points[-1], points[-2]
         arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
-        # the label sits on the last stretch, which is this line's alone
-        lo, hi = (xp + 1, xe - 1) if xp < xe else (xe + 1, xp - 1)
-        if hi - lo >= 3:
-            labels[ye].append((lo, hi, key))
+    # Each line's label goes on a stretch of its own: the last one, before the arrow, or
+    # else the first one, after the source; never over another line.
+    for key, points in layout.routes.items():
+        best: tuple[int, int, int] | None = None
+        for (ax, ay), (bx, by) in ((points[-2], points[-1]), (points[0], points[1])):
+            if ay != by:
+                continue
+            lo, hi = (min(ax, bx) + 1, max(ax, bx) - 1)  # between the stretch's ends
+            free_lo = lo
+            for x in range(hi, lo - 1, -1):
+                if any(k != key for k in keys_at.get((x, ay), ())):
+                    free_lo = x + 1
+                    break
+            if best is None or hi - free_lo > best[1] - best[0]:
+                best = (free_lo, hi, ay)
+        if best is not None and best[1] - best[0] >= 3:
+            labels[best[2]].append((best[0], best[1], key))
     lines: dict[int, dict[int, tuple[int, list[tuple[str, str]]]]] = defaultdict(dict)
     for (x, y), bits in bits_at.items():
         lines[y][x] = (bits, keys_at[(x, y)])
@@ -223,6 +236,13 @@ class GraphCanvas(ScrollView, can_focus=True):
             "selected_line": Style(color=theme.accent or "cyan", bold=True),
         }
 
+    def notify_style_update(self) -> None:
+        """The theme changed (the command palette, `:theme`): draw again in its colours."""
+        super().notify_style_update()
+        if self.is_mounted:
+            self._cache.clear()
+            self._styles = self._make_styles()
+
     def _reading_order(self, n: str) -> tuple[int, int]:
         assert self.layout_ is not None
         b = self.layout_.nodes.get(n)
@@ -288,6 +308,11 @@ class GraphCanvas(ScrollView, can_focus=True):
             if b.right < x0 or b.x >= x1:
                 continue
             self._put_box(put, n, b, row)
+        # A wide lock cut by the screen's edge: keep the row exactly `width` cells.
+        if chars and chars[0] == "":
+            chars[0] = " "
+        if chars and chars[-1] == LOCK:
+            chars[-1] = " "
         # The widget's own colours (the theme's background) under everything drawn.
         base = self.rich_style
         segments = []
