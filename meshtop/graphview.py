@@ -129,7 +129,7 @@ class ViewOptions:
     grouping: Grouping = Grouping.VERSIONED_APP
     collapsed: set[str] = field(default_factory=set)  # namespaces drawn as one box
     filter: str = ""
-    focus: tuple[str, int] | None = None  # (node, hops)
+    focus: tuple[tuple[str, ...], int] | None = None  # (nodes, hops)
     thresholds: Thresholds = DEFAULT_THRESHOLDS
 
 
@@ -277,29 +277,36 @@ def apply_filter(view: GraphView, text: str) -> GraphView:
     return _drop_idle(view, keep, edges)
 
 
-def focus(view: GraphView, node: str, hops: int) -> GraphView:
-    """The nodes within `hops` calls of `node`, either way, and the edges among them."""
-    if node not in view.nodes:
-        raise UsageError(f"no node {node!r} in the graph")
+def focus(view: GraphView, nodes: tuple[str, ...], hops: int) -> GraphView:
+    """The nodes within `hops` calls of any of `nodes`, either way, and the edges among them."""
+    missing = [n for n in nodes if n not in view.nodes]
+    if missing or not nodes:
+        raise UsageError(f"no node {missing[0] if missing else ''!r} in the graph")
     import networkx as nx
 
     g = nx.Graph()
     g.add_nodes_from(view.nodes)
     g.add_edges_from(view.edges)
-    near = set(nx.single_source_shortest_path_length(g, node, cutoff=hops))
+    near: set[str] = set()
+    for node in nodes:
+        near |= set(nx.single_source_shortest_path_length(g, node, cutoff=hops))
     return _drop_idle(view, near, {k for k in view.edges if k[0] in near and k[1] in near})
 
 
-def resolve(view: GraphView, text: str) -> str:
-    """A view node named by its id, its label, or an unambiguous end of either."""
+def resolve(view: GraphView, text: str) -> tuple[str, ...]:
+    """The view nodes `text` names: an id, a label (`reviews v3`), an app whose versions
+    are drawn apart (`reviews`: all its versions), or an unambiguous end of an id."""
     if text in view.nodes:
-        return text
+        return (text,)
     exact = [n for n, v in view.nodes.items() if v.label == text]
-    if len(exact) == 1:
-        return exact[0]
-    found = [n for n, v in view.nodes.items() if n.endswith(text) or v.label.startswith(text)]
+    if exact:
+        return tuple(sorted(exact))
+    versions = [n for n, v in view.nodes.items() if v.label.startswith(text + " ")]
+    if versions:
+        return tuple(sorted(versions))
+    found = [n for n in view.nodes if n.endswith(text)]
     if len(found) == 1:
-        return found[0]
+        return (found[0],)
     if not found:
         raise UsageError(f"no node {text!r} in the graph")
     raise UsageError(f"{text!r} is ambiguous: {', '.join(sorted(found)[:4])}")

@@ -306,6 +306,7 @@ def layout(
     by_layer: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for hop in hops:
         by_layer[layer[hop[0]]].append(hop)
+
     # Lines going down turn lowest-first and lines going up highest-first, so that a
     # fan-out's vertical runs do not cross each other's horizontal stretches.
     def turn_order(h: tuple[str, str]) -> tuple[int, int, int]:

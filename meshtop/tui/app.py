@@ -250,7 +250,8 @@ class MeshtopApp(App[None]):
         if self.options.filter:
             view.append(f"filter {self.options.filter}")
         if self.options.focus:
-            view.append(f"focus {self.options.focus[0].rsplit('/', 1)[-1]}±{self.options.focus[1]}")
+            names = ",".join(n.rsplit("/", 1)[-1] for n in self.options.focus[0])
+            view.append(f"focus {names}±{self.options.focus[1]}")
         if self.options.collapsed:
             view.append(f"collapsed {','.join(sorted(self.options.collapsed))}")
         self._main(StatusLine).show(
@@ -402,7 +403,7 @@ class MeshtopApp(App[None]):
         if self.options.focus and self.snapshot is not None:
             # a filter may hide the focused node: then the focus goes, not the filter
             unfocused = replace(self.options, focus=None)
-            if self.options.focus[0] not in build(self.snapshot, unfocused).nodes:
+            if not set(self.options.focus[0]) <= set(build(self.snapshot, unfocused).nodes):
                 self.options.focus = None
         self._say("")
         self._redraw_graph()

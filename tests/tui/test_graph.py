@@ -185,7 +185,7 @@ def test_view_groups_filters_and_focuses(sim: Simulation) -> None:
         v.namespace != "bookinfo" or any(v.id in k for k in not_bookinfo.edges)
         for v in not_bookinfo.nodes.values()
     )
-    near = focus(workloads, "Kubernetes/bookinfo/ratings-v1", 2)
+    near = focus(workloads, ("Kubernetes/bookinfo/ratings-v1",), 2)
     assert "Kubernetes/bookinfo/productpage-v1" in near.nodes
     assert "Kubernetes/istio-system/istio-ingressgateway" not in near.nodes
 
@@ -296,7 +296,7 @@ async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) ->
         assert "productpage v1" in labels
         await pilot.press("escape")
         await pilot.press("colon", *"focus reviews v3 1", "enter")
-        assert app.options.focus == (V3, 1)
+        assert app.options.focus == ((V3,), 1)
         await pilot.press("slash", *"details", "enter")  # hides the focused node: focus goes
         assert app.options.focus is None and app.options.filter == "details"
         await pilot.press("escape")
@@ -304,3 +304,17 @@ async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) ->
         await pilot.press("c")
         assert app.options.collapsed == set()
         assert "no namespace to collapse" in str(app.query_one("#notice").render())
+
+
+async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
+    app = MeshtopApp(
+        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        await pilot.press("colon", *"focus reviews 2", "enter")
+        assert app.options.focus is not None and len(app.options.focus[0]) == 3
+        labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
+        assert {"reviews v1", "reviews v2", "reviews v3", "ratings v1", "productpage v1"} <= labels
+        assert "www.googleapis.com" not in labels  # three calls away
