@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from meshtop.model import NodeKind, Protocol, Route, Workload
+from meshtop.model import Protocol, Route, Workload
 from meshtop.sources.routing import route_from_virtual_service
 
 CLUSTER = "Kubernetes"  # Istio's default cluster name
@@ -426,7 +426,3 @@ def _canary_route(namespace: str, service: str, versions: list[str], weights: li
         },
     }
     return route_from_virtual_service(doc, CLUSTER, namespace)
-
-
-def is_meshed(w: SimWorkload) -> bool:
-    return w.sidecar and w.workload.kind is NodeKind.WORKLOAD

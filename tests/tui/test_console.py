@@ -14,7 +14,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.sources.protocols import Traffic
 from meshtop.tui.app import MeshtopApp, SnapshotReady
 from meshtop.tui.screens.help import HelpScreen
-from meshtop.tui.widgets.edge_table import EdgeTable, layout
+from meshtop.tui.widgets.edge_table import EdgeTable, columns_for
 
 FAST = Settings(refresh_s=0.05)
 
@@ -227,9 +227,9 @@ async def test_refreshing_pauses_with_p_and_while_help_is_open(sim: Simulation) 
 
 
 def test_narrow_terminals_drop_the_least_needed_columns() -> None:
-    wide, label_wide = layout(160)
+    wide, label_wide = columns_for(160)
     assert "proto" in wide and "p50" in wide and label_wide > 20
-    narrow, label_narrow = layout(78)
+    narrow, label_narrow = columns_for(78)
     assert "proto" not in narrow and "p50" not in narrow
     assert {"source", "destination", "rps", "errors", "p95", "p99", "mtls"} <= set(narrow)
     assert label_narrow >= 14

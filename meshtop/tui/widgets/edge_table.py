@@ -41,7 +41,7 @@ LABEL_MIN, LABEL_MAX = 14, 32
 PADDING = 2  # DataTable's cell padding, both sides
 
 
-def layout(width: int) -> tuple[tuple[str, ...], int]:
+def columns_for(width: int) -> tuple[tuple[str, ...], int]:
     """Which columns fit in `width` cells, and how wide each node label may be."""
     shown = [c[0] for c in COLUMNS]
 
@@ -150,11 +150,11 @@ class EdgeTable(DataTable[Any]):
         self._snapshot: MeshSnapshot | None = None
 
     def on_resize(self) -> None:
-        if layout(self.size.width) != self._layout and self._snapshot is not None:
+        if columns_for(self.size.width) != self._layout and self._snapshot is not None:
             self.show(self._snapshot)
 
     def _set_columns(self) -> tuple[str, ...]:
-        wanted = layout(self.size.width or 80)
+        wanted = columns_for(self.size.width or 80)
         if wanted != self._layout:
             self.clear(columns=True)
             self._shown.clear()
