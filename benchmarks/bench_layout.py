@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import statistics
-import time
+
+from bench_snapshot import median_ms  # the script's own folder is on the path
 
 from meshtop.cli import tune_gc
 from meshtop.layout import layout
@@ -32,13 +32,8 @@ def run(
             group=lambda n: snapshot.nodes[n].namespace,
         )
 
-    once()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    once()  # warm up
+    return median_ms(once, repeat)
 
 
 def main() -> None:
