@@ -198,6 +198,7 @@ class _Seen:
 
 
 def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
+    """The dialect's verdict, or else HTTP 5xx, a gRPC status other than OK, no response."""
     if d.errors is Errors.CLASSIFICATION:
         return labels.get(d.failure_label) == "failure"
     grpc = labels.get(d.grpc_status, "")
@@ -231,7 +232,6 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
     seen: dict[tuple[str, str], dict[str, _Seen]] = {}  # edge -> reporter -> what it saw
     code_l, grpc_l, flags_l, rep_l = d.code, d.grpc_status, d.flags, d.reporter_label
     mtls_l, mtls_v = d.mtls_label, d.mtls_value
-    by_classification = d.errors is Errors.CLASSIFICATION
     for sample in answers.get("requests", ()):
         labels = sample["metric"]
         rate = float(sample["value"][1])
@@ -254,11 +254,7 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
         grpc = labels.get(grpc_l, "")
         if grpc:  # set on every gRPC response, "0" for OK
             s.grpc[grpc] = s.grpc.get(grpc, 0.0) + rate
-        if by_classification:
-            failed = labels.get(d.failure_label) == "failure"
-        else:  # HTTP 5xx, a gRPC status other than OK, or no response at all
-            failed = grpc != "0" if grpc else code[:1] == "5" or code == "0"
-        if failed:
+        if _is_error(d, labels):
             s.errors += rate
         if labels.get(mtls_l) == mtls_v:
             s.mtls += rate
