@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from meshtop.history import history_step
 from meshtop.model import NodeKind, Protocol
 from meshtop.sources.dialects import AMBIENT, ISTIO, LINKERD, Dialect, detect
-from meshtop.sources.prometheus import EDGE, SEPARATOR, history_step, join, snapshot_queries
+from meshtop.sources.prometheus import EDGE, SEPARATOR, join, snapshot_queries
 
 SRC = {
     "source_cluster": "Kubernetes",

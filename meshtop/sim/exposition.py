@@ -179,7 +179,10 @@ def linkerd_labels(edge: SimEdge, direction: str) -> Labels:
         if dst.sidecar:
             labels += [*_linkerd_peer("dst_", dst), ("dst_service", edge.service_name)]
         labels.append(("tls", tls))
-        if not edge.mtls:
+        if edge.mtls:
+            identity = f"{dst.service_account}.{dst.workload.namespace}.serviceaccount"
+            labels.append(("server_id", f"{identity}.identity.linkerd.cluster.local"))
+        else:
             labels.append(("no_tls_reason", "not_provided_by_service_discovery"))
         return labels
     labels = [
@@ -268,7 +271,10 @@ class MeshExposition:
                     self._add(f.tcp_request_bytes, labels, edge.request_bps * dt)
                     self._add(f.tcp_response_bytes, labels, edge.response_bps * dt)
                     continue
+                server_side = base[0][1] in ("destination", "inbound")
                 for o in edge.outcomes:
+                    if server_side and not o.arrived:
+                        continue
                     labels = _render_labels(self._responses(base, o, is_tls))
                     requests = o.rps * dt
                     self._add(f.requests, labels, requests)

@@ -11,9 +11,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from meshtop.errors import BackendError, UsageError
-from meshtop.model import Edge, Route, Span, Trace, TraceQuery, Workload
+from meshtop.history import Answer, Points, history_step, point_times, summarize
+from meshtop.model import (
+    Edge,
+    History,
+    Protocol,
+    Route,
+    Span,
+    Trace,
+    TraceQuery,
+    Workload,
+    error_kind,
+)
 from meshtop.sim.topology import SimMesh, SimWorkload
-from meshtop.sim.traffic import SimEdge, flows, split
+from meshtop.sim.traffic import QUANTILES, SimEdge, flows, mixture_quantile, split
+from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import Traffic
 from meshtop.sources.routing import default_rule
 
@@ -22,12 +34,29 @@ class Simulation:
     def __init__(self, mesh: SimMesh, clock: Callable[[], float] = time.time) -> None:
         self.mesh = mesh
         self.clock = clock
+        # The routes as loaded, and every change since: traffic at any past moment is
+        # the traffic of the routes then, so history is there from the start.
+        self._loaded = dict(mesh.routes)
+        self._changes: list[tuple[float, tuple[str, str], Route]] = []
         self.metrics = SimMetrics(self)
         self.control_plane = SimControlPlane(self)
         self.traces = SimTraces(self)
 
-    def flows(self) -> list[SimEdge]:
-        return flows(self.mesh, self.clock())
+    def flows(self, at: float | None = None) -> list[SimEdge]:
+        """The traffic now, or at an earlier moment `at`, with the routes of then."""
+        if at is None:
+            return flows(self.mesh, self.clock())
+        return flows(self.mesh, at, self.routes_at(at))
+
+    def routes_at(self, t: float) -> Mapping[tuple[str, str], Route]:
+        if not self._changes or self._changes[-1][0] <= t:
+            return self.mesh.routes
+        routes = dict(self._loaded)
+        for when, key, route in self._changes:
+            if when > t:
+                break
+            routes[key] = route
+        return routes
 
     def route(self, namespace: str, host: str) -> Route:
         route = self.mesh.routes.get((namespace, host))
@@ -67,9 +96,11 @@ class Simulation:
             rules=tuple(new_rule if r is rule else r for r in route.rules),
             resource_version=str(int(route.resource_version or "0") + 1),
         )
+        now = self.clock()
         for key, r in self.mesh.routes.items():
             if r is route:
                 self.mesh.routes[key] = updated
+                self._changes.append((now, key, updated))
         return updated
 
 
@@ -94,6 +125,63 @@ class SimMetrics:
         ]
         used = {n for e in edges for n in e.key}
         return Traffic(nodes=[self._sim.mesh.node(n).workload for n in sorted(used)], edges=edges)
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        """What Prometheus would answer for the simulated mesh: the same points, the
+        traffic at each with the routes of that moment, a gap where an edge had none."""
+        end = float(math.floor(self._sim.clock()))
+        step = history_step(window_s)
+        points = Points(point_times(end, window_s, step), step)
+        answers: list[Answer] = []
+        weighted: list[tuple[SimEdge, float]] = []
+        share = 1.0 / len(points.times)
+        for i, t in enumerate(points.times):
+            here = [
+                e
+                for e in self._sim.flows(at=t)
+                if e.protocol is not Protocol.TCP
+                and (source is None or e.source.id == source)
+                and (destination is None or e.destination.id == destination)
+            ]
+            for e in here:
+                for o in e.outcomes:
+                    points.add(i, error_kind(o.code, o.grpc_status), o.rps)
+                answers.extend(_answers(e, share))
+                weighted.append((e, e.rate))
+            for q in QUANTILES:
+                ms = mixture_quantile([(e, e.rate) for e in here], q)
+                if ms is not None:
+                    points.latency(i, q, ms)
+        quantiles = {q: mixture_quantile(weighted, q) for q in QUANTILES} if weighted else {}
+        summary = summarize(answers, ISTIO.http_reporters, ISTIO.mtls_reporters, quantiles)
+        return points.history(source, destination, window_s, summary)
+
+
+def _answers(e: SimEdge, share: float) -> list[Answer]:
+    """What each proxy on the edge reports, as Istio's sidecars label it."""
+    out: list[Answer] = []
+    for reporter in e.reporters:
+        on_server = reporter == "destination"
+        principals = (e.source.principal, e.destination.principal) if e.mtls else ("", "")
+        out.extend(
+            Answer(
+                edge=f"{e.source.id}>{e.destination.id}",
+                reporter=reporter,
+                rps=o.rps * share,
+                code=o.code,
+                grpc_status=o.grpc_status,
+                flags=o.flags,
+                kind=error_kind(o.code, o.grpc_status),
+                secured=e.mtls if on_server else None,
+                source_principal=principals[0],
+                destination_principal=principals[1],
+            )
+            for o in e.outcomes
+            if o.arrived or not on_server
+        )
+    return out
 
 
 class SimControlPlane:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import math
 import zlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from meshtop.model import EdgeStats, NodeKind, Protocol
+from meshtop.model import EdgeStats, NodeKind, Protocol, Route
 from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
 from meshtop.sources.routing import default_rule
 
 # z-scores of the standard normal at the quantiles meshtop reports.
 Z = {0.5: 0.0, 0.95: 1.6448536, 0.99: 2.3263479}
+QUANTILES = tuple(Z)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,9 @@ class Outcome:
     flags: str  # Envoy response flags, "-" for none
     grpc_status: str  # "" for plain HTTP
     rps: float
+    # False: the client's proxy never got the request to the server (a connection
+    # failure), so only the client's proxy counts it.
+    arrived: bool = True
 
     @property
     def is_error(self) -> bool:
@@ -109,6 +114,25 @@ class SimEdge:
         )
 
 
+def mixture_quantile(edges: Sequence[tuple[SimEdge, float]], q: float) -> float | None:
+    """The `q` quantile of the latency of several edges' requests together, each edge
+    weighted by its rate: where the mixed distribution's share of answers reaches `q`."""
+    total = sum(w for _, w in edges)
+    if not edges or total <= 0:
+        return None
+    if len(edges) == 1:
+        return edges[0][0].quantile_ms(q)
+    lo = min(e.quantile_ms(q) for e, _ in edges)
+    hi = max(e.quantile_ms(q) for e, _ in edges)
+    for _ in range(40):  # bisection in log space: 40 halvings are well under 0.1%
+        mid = math.sqrt(lo * hi)
+        if sum(w * e.cdf(mid) for e, w in edges) / total < q:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
 def wave(key: str, t: float, amplitude: float) -> float:
     """A factor near 1 that drifts slowly and wobbles a little, the same for the same
     key and time: live-looking numbers that tests can still pin down."""
@@ -118,13 +142,15 @@ def wave(key: str, t: float, amplitude: float) -> float:
     return 1.0 + amplitude * (0.7 * slow + 0.3 * noise)
 
 
-def split(mesh: SimMesh, call: SimCall) -> list[tuple[str, float]]:
+def split(
+    mesh: SimMesh, call: SimCall, routes: Mapping[tuple[str, str], Route] | None = None
+) -> list[tuple[str, float]]:
     """Where a call's traffic goes: (workload id, share), by the route's default rule
     when the service has a route, else evenly over the service's workloads. A share
     no workload can take (no workloads, a subset matching no pod, weights of 0) goes to
     the service itself, where the client's proxy answers 503 "no healthy upstream"."""
     targets = mesh.services.get((call.namespace, call.service), [])
-    route = mesh.routes.get((call.namespace, call.service))
+    route = (mesh.routes if routes is None else routes).get((call.namespace, call.service))
     rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
     unserved = mesh.unserved(call.namespace, call.service).id
     if rule is None:
@@ -179,16 +205,20 @@ def _outcomes(
         o
         for o in (
             Outcome("200", "-", "", rate * (1 - err - rejected)),
-            Outcome("500", "-", "", rate * err * 0.7),
-            Outcome("503", "URX", "", rate * err * 0.3),
+            Outcome("500", "-", "", rate * err * 0.6),
+            Outcome("503", "URX", "", rate * err * 0.25),
+            Outcome("503", "UF", "", rate * err * 0.15, arrived=False),
             Outcome("404", "-", "", rate * rejected),
         )
         if o.rps > 0
     )
 
 
-def flows(mesh: SimMesh, t: float) -> list[SimEdge]:
-    """Every edge carrying traffic at time `t` (seconds since the epoch)."""
+def flows(
+    mesh: SimMesh, t: float, routes: Mapping[tuple[str, str], Route] | None = None
+) -> list[SimEdge]:
+    """Every edge carrying traffic at time `t` (seconds since the epoch), routed by
+    `routes` (the mesh's current routes when None)."""
     inbound: dict[str, float] = defaultdict(float)
     for root, rps in mesh.roots.items():
         inbound[root] += rps * wave(root, t, 0.08)
@@ -201,7 +231,7 @@ def flows(mesh: SimMesh, t: float) -> list[SimEdge]:
             continue
         for call in by_caller[wid]:
             rate = served * call.per_request
-            for target, share in split(mesh, call):
+            for target, share in split(mesh, call, routes):
                 r = rate * share * wave(f"{wid}>{target}", t, 0.05)
                 if r > 0:
                     inbound[target] += r

@@ -57,6 +57,9 @@ class Dialect:
     tcp_request_bytes: str  # counter of bytes from source to destination
     tcp_response_bytes: str  # and back
     tcp_opened: str
+    # The identities each side proved, as the proxies that know them label a request.
+    source_principal: str = ""
+    destination_principal: str = ""
     extra_selector: str = ""  # always in the selector, e.g. Linkerd's direction="outbound"
     tcp_selector: str = ""
     unknown: str = "unknown"  # the value a proxy writes for a peer it cannot name
@@ -106,6 +109,8 @@ ISTIO = Dialect(
     tcp_request_bytes="istio_tcp_received_bytes_total",
     tcp_response_bytes="istio_tcp_sent_bytes_total",
     tcp_opened="istio_tcp_connections_opened_total",
+    source_principal="source_principal",
+    destination_principal="destination_principal",
 )
 
 # Ambient: waypoints report HTTP once (reporter="waypoint"); ztunnel reports TCP.
@@ -146,6 +151,7 @@ LINKERD = Dialect(
     tcp_request_bytes="tcp_write_bytes_total",
     tcp_response_bytes="tcp_read_bytes_total",
     tcp_opened="tcp_open_total",
+    destination_principal="server_id",  # the server's identity, on outbound TLS
     tcp_selector='peer="dst"',
     unknown="",
 )

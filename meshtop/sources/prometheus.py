@@ -13,7 +13,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +23,17 @@ from urllib3.util.retry import Retry
 
 from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError
-from meshtop.model import SERVICE_PREFIX, Edge, EdgeStats, Protocol, Workload
+from meshtop.history import Answer, Points, history_step, point_times, summarize
+from meshtop.model import (
+    SERVICE_PREFIX,
+    Edge,
+    EdgeStats,
+    History,
+    Protocol,
+    WindowSummary,
+    Workload,
+    error_kind,
+)
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
 from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
@@ -498,27 +507,15 @@ class PrometheusMetrics:
     async def history(
         self, source: str | None, destination: str | None, window_s: float
     ) -> History:
-        """Rate, error rate and latency quantiles of one edge (or of everything a node
-        answers, with `source=None`) over the last `window_s`, at a step chosen from it."""
+        """Rate, errors by kind and latency quantiles of one edge (or of everything a node
+        answers, with `source=None`) over the last `window_s`, at a step chosen from it,
+        and the window summed up: three queries, whatever the window."""
         d = await self.resolve_dialect()
         # prometheus-api-client sends whole seconds: align to them, so the points' times
         # are the times Prometheus evaluated.
         end = float(math.floor(self.at if self.at is not None else time.time()))
         step = history_step(window_s)
-        rate_window = duration(max(4 * step, 60))
-        selector = [
-            *_peer_selector(d, source, "source"),
-            *_peer_selector(d, destination, "destination"),
-        ]
-        # One reporter per edge, as in a snapshot, then the edges summed: a node's
-        # callers may be reported by different proxies (an unmeshed one only by the node's).
-        outcome = [x for x in (d.code, d.grpc_status, d.failure_label) if x]
-        per_edge = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
-        codes_q = f"sum by ({_by(*outcome)}) ({per_edge})"
-        buckets = _preferred(
-            d, f"{d.duration}_bucket", d.http_reporters, ["le"], rate_window, selector
-        )
-        latency_q = _quantiles(f"sum by (le) ({buckets})")
+        queries = history_queries(d, source, destination, window_s, step)
         start_dt = datetime.fromtimestamp(end - window_s, UTC)
         end_dt = datetime.fromtimestamp(end, UTC)
 
@@ -533,10 +530,107 @@ class PrometheusMetrics:
                 )
             return result
 
-        codes, quantiles = await asyncio.gather(
-            asyncio.to_thread(ask_range, codes_q), asyncio.to_thread(ask_range, latency_q)
+        def ask_instant(promql: str) -> list[dict[str, Any]]:
+            saved, self.at = self.at, end
+            try:
+                return self._query(promql)[0]
+            finally:
+                self.at = saved
+
+        codes, quantiles, window = await asyncio.gather(
+            asyncio.to_thread(ask_range, queries["codes"]),
+            asyncio.to_thread(ask_range, queries["latency"]),
+            asyncio.to_thread(ask_instant, queries["window"]),
         )
-        return _history(d, step, start_dt.timestamp(), end_dt.timestamp(), codes, quantiles)
+        points = Points(point_times(end, window_s, step), step)
+        for series in codes:
+            kind = _kind(d, series["metric"])
+            for ts, value in series["values"]:
+                i = points.index(float(ts))
+                if i is not None:
+                    points.add(i, kind, float(value))
+        for series in quantiles:
+            q = float(series["metric"]["quantile"])
+            for ts, value in series["values"]:
+                i = points.index(float(ts))
+                if i is not None:
+                    points.latency(i, q, float(value))
+        return points.history(source, destination, window_s, _window_summary(d, window))
+
+
+def _kind(d: Dialect, labels: Mapping[str, str]) -> str | None:
+    """The kind of error a series counts (`model.error_kind`), by the dialect's verdict."""
+    code, grpc = labels.get(d.code, ""), labels.get(d.grpc_status, "")
+    if _is_error(d, labels):
+        return error_kind(code, grpc) or "failure"
+    kind = error_kind(code, grpc)
+    return kind if kind == "4xx" else None
+
+
+def history_queries(
+    d: Dialect, source: str | None, destination: str | None, window_s: float, step: float
+) -> dict[str, str]:
+    """The queries behind a `History`: answers by outcome and latency quantiles as range
+    queries, and the window summed up (by reporter, outcome, security and principals,
+    and its quantiles) as one instant query."""
+    rate_window = duration(max(4 * step, 60))
+    window = duration(window_s)
+    selector = [
+        *_peer_selector(d, source, "source"),
+        *_peer_selector(d, destination, "destination"),
+    ]
+    # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
+    # may be reported by different proxies (an unmeshed one only by the node's).
+    outcome = [x for x in (d.code, d.grpc_status, d.failure_label) if x]
+    per_edge = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
+    buckets = _preferred(d, f"{d.duration}_bucket", d.http_reporters, ["le"], rate_window, selector)
+    window_buckets = _preferred(
+        d, f"{d.duration}_bucket", d.http_reporters, ["le"], window, selector
+    )
+    reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
+    answers = (
+        d.reporter_label, *outcome, d.flags, d.mtls_label,
+        d.source_principal, d.destination_principal,
+    )  # fmt: skip
+    summary = (
+        f"sum by ({_by(EDGE, *answers)}) "
+        f"({_edge_rate(d, d.requests, window, [reporters, *selector], ())})"
+    )
+    return {
+        "codes": f"sum by ({_by(*outcome)}) ({per_edge})",
+        "latency": _quantiles(f"sum by (le) ({buckets})"),
+        "window": f"{summary} or {_quantiles(f'sum by (le) ({window_buckets})')}",
+    }
+
+
+def _window_summary(d: Dialect, rows: Sequence[Mapping[str, Any]]) -> WindowSummary:
+    quantiles: dict[float, float | None] = {}
+    answers: list[Answer] = []
+    for row in rows:
+        labels = row["metric"]
+        value = float(row["value"][1])
+        if "quantile" in labels:
+            quantiles[float(labels["quantile"])] = value if math.isfinite(value) else None
+            continue
+        reporter = labels.get(d.reporter_label, "")
+        security = labels.get(d.mtls_label, "")
+        answers.append(
+            Answer(
+                edge=labels.get(EDGE, ""),
+                reporter=reporter,
+                rps=value,
+                code=labels.get(d.code, ""),
+                grpc_status=labels.get(d.grpc_status, ""),
+                flags=labels.get(d.flags, "-") if d.flags else "-",
+                kind=_kind(d, labels),
+                secured=(security == d.mtls_value) if reporter in d.mtls_reporters else None,
+                source_principal=labels.get(d.source_principal, "") if d.source_principal else "",
+                destination_principal=(
+                    labels.get(d.destination_principal, "") if d.destination_principal else ""
+                ),
+            )
+        )
+    return summarize(answers, d.http_reporters, d.mtls_reporters, quantiles)
 
 
 def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
@@ -562,68 +656,6 @@ def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
     if peer.cluster and cluster != DEFAULT_CLUSTER:
         out.append(f"{peer.cluster}={json.dumps(cluster)}")
     return out
-
-
-NICE_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
-
-
-def history_step(window_s: float, points: int = 120) -> float:
-    """About `points` points over the window, on a step a person would pick."""
-    wanted = window_s / points
-    return float(next((s for s in NICE_STEPS if s >= wanted), NICE_STEPS[-1]))
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    step_s: float
-    times: tuple[float, ...]
-    rps: tuple[float | None, ...]
-    error_rate: tuple[float | None, ...]
-    p50_ms: tuple[float | None, ...]
-    p95_ms: tuple[float | None, ...]
-    p99_ms: tuple[float | None, ...]
-
-
-def _history(
-    d: Dialect,
-    step: float,
-    start: float,
-    end: float,
-    codes: list[dict[str, Any]],
-    quantiles: list[dict[str, Any]],
-) -> History:
-    n = int((end - start) // step) + 1
-    times = tuple(start + i * step for i in range(n))
-
-    def index(ts: float) -> int:
-        return round((ts - start) / step)
-
-    total: list[float | None] = [None] * n
-    errors = [0.0] * n
-    for series in codes:
-        failed = _is_error(d, series["metric"])
-        for ts, value in series["values"]:
-            i, v = index(float(ts)), float(value)
-            if 0 <= i < n and math.isfinite(v):
-                total[i] = (total[i] or 0.0) + v
-                if failed:
-                    errors[i] += v
-    by_q: dict[float, list[float | None]] = {q: [None] * n for q in QUANTILES}
-    for series in quantiles:
-        q = float(series["metric"]["quantile"])
-        for ts, value in series["values"]:
-            i, v = index(float(ts)), float(value)
-            if 0 <= i < n and math.isfinite(v):
-                by_q[q][i] = v
-    return History(
-        step_s=step,
-        times=times,
-        rps=tuple(total),
-        error_rate=tuple(None if not t else errors[i] / t for i, t in enumerate(total)),
-        p50_ms=tuple(by_q[0.5]),
-        p95_ms=tuple(by_q[0.95]),
-        p99_ms=tuple(by_q[0.99]),
-    )
 
 
 def _reason(exc: Exception) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from meshtop.model import Edge, Route, Trace, TraceQuery, Workload
+from meshtop.model import Edge, History, Route, Trace, TraceQuery, Workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,14 @@ class MetricsSource(Protocol):
     async def traffic(self, window_s: float) -> Traffic:
         """Every edge with traffic in the last `window_s` seconds, with its stats, and the
         nodes at their ends. Raises `BackendError` when the backend cannot answer."""
+        ...
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        """One edge (or, with `source` None, everything `destination` answers) over the
+        last `window_s`: points at `history.history_step(window_s)`, gaps where there was
+        no traffic, and the window summed up. Raises `BackendError` as `traffic` does."""
         ...
 
 

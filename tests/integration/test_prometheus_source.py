@@ -238,6 +238,32 @@ def test_range_queries_for_an_edge_and_a_node(backends: dict[str, Backend]) -> N
         )
     )
     assert sum(v is not None for v in history.rps) >= 3  # several points, not just the last
+    assert history.errors["5xx"][-1] == pytest.approx(
+        ask(f'sum(rate(istio_requests_total{{{sel},response_code=~"5.."}}[1m]))')
+    )
+
+    # The window summed up: each reporter's count, the flags, mTLS and who proved what.
+    s = history.summary
+    both = 'source_workload="productpage-v1",destination_workload="reviews-v3"'
+    for reporter in ("source", "destination"):
+        assert s.by_reporter[reporter] == pytest.approx(
+            ask(f'sum(rate(istio_requests_total{{reporter="{reporter}",{both}}}[5m]))')
+        )
+    # a failed connection (UF) never reached the server: its proxy counts fewer (the
+    # simulator's UF share is small: in a few seconds there may be none)
+    assert s.by_reporter["source"] - s.by_reporter["destination"] == pytest.approx(
+        s.response_flags.get("UF", 0.0), abs=1e-9
+    )
+    assert s.rps == pytest.approx(s.by_reporter["source"])
+    assert s.p99_ms == pytest.approx(
+        ask(
+            "histogram_quantile(0.99, sum by (le) "
+            f"(rate(istio_request_duration_milliseconds_bucket{{{sel}}}[5m])))"
+        )
+    )
+    assert s.mtls == 1.0
+    assert s.source_principals == ("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage",)
+    assert s.destination_principals == ("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews",)
     # A node: everything it answers, whoever reported each caller. productpage's own proxy
     # sees all its callers, so its count is the check.
     node = asyncio.run(source.history(None, PAGE, 300))
@@ -246,3 +272,30 @@ def test_range_queries_for_an_edge_and_a_node(backends: dict[str, Backend]) -> N
         'destination_workload="productpage-v1"}[1m]))'
     )
     assert node.rps[-1] == pytest.approx(expected, rel=1e-6)
+
+
+def test_simulated_history_matches_prometheus_history(backends: dict[str, Backend]) -> None:
+    """`--demo` answers range questions as Prometheus does: same points, same kinds,
+    same identities."""
+    b = backends["istio"]
+    source = b.source("istio")
+    real = asyncio.run(source.history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
+    simulated = asyncio.run(b.sims[0].metrics.history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
+    assert (real.step_s, len(real.times)) == (simulated.step_s, len(simulated.times))
+    assert set(real.errors) == set(simulated.errors) == {"5xx"}
+    # (the rates differ: Prometheus has seconds of data, the simulator a full window)
+    for h in (real, simulated):
+        assert h.summary.mtls == 1.0
+        assert h.summary.destination_principals == (
+            "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews",
+        )
+
+
+def test_linkerd_history_names_the_server_identity(backends: dict[str, Backend]) -> None:
+    b = backends["linkerd"]
+    h = asyncio.run(b.source("linkerd").history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
+    assert h.rps[-1] is not None and h.errors["5xx"][-1] is not None
+    assert h.summary.destination_principals == (
+        "bookinfo-reviews.bookinfo.serviceaccount.identity.linkerd.cluster.local",
+    )
+    assert h.summary.mtls == 1.0

@@ -1,0 +1,147 @@
+"""History: the step a window is shown at, counting a window once per edge, gaps for
+missing data, merging edges; and the simulated mesh's history, which keeps the routes of
+each moment so a weight change shows where it happened."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meshtop.history import (
+    Answer,
+    Points,
+    history_step,
+    known,
+    merge,
+    point_times,
+    summarize,
+)
+from meshtop.model import History, WindowSummary, error_kind
+from meshtop.sim.sources import Simulation
+
+from .conftest import Clock
+
+NS = "Kubernetes/bookinfo/"
+PAGE = NS + "productpage-v1"
+V3 = NS + "reviews-v3"
+
+
+@pytest.mark.parametrize(
+    ("code", "grpc", "failed", "kind"),
+    [
+        ("200", "", None, None),
+        ("500", "", None, "5xx"),
+        ("503", "", None, "5xx"),
+        ("404", "", None, "4xx"),
+        ("0", "", None, "no response"),
+        ("200", "14", None, "grpc"),
+        ("200", "0", None, None),
+        ("200", "", True, "failure"),  # Linkerd's verdict on an answer that looks fine
+    ],
+)
+def test_error_kinds(code: str, grpc: str, failed: bool | None, kind: str | None) -> None:
+    assert error_kind(code, grpc, failed) == kind
+
+
+def test_points_line_up_with_a_range_query() -> None:
+    times = point_times(1000.0, 300.0, history_step(300.0))
+    assert times[0] == 700.0 and times[-1] == 1000.0 and len(times) == 61
+
+
+def test_summary_counts_each_edge_once_from_its_first_reporter() -> None:
+    answers = [
+        Answer("a>b", "source", 9.0, "200"),
+        Answer("a>b", "source", 1.0, "503", flags="UF", kind="5xx"),
+        # the server's proxy never saw the failed connection
+        Answer("a>b", "destination", 9.0, "200", secured=True, source_principal="spiffe://a"),
+        # an unmeshed caller: only the server's proxy reports it
+        Answer("u>b", "destination", 2.0, "404", kind="4xx", secured=False),
+    ]
+    s = summarize(answers, ("source", "destination"), ("destination",), {0.99: 120.0})
+    assert s.rps == 12.0
+    assert s.error_rate == pytest.approx(1 / 12)  # 4xx is shown, not counted as an error
+    assert s.errors == {"5xx": 1.0, "4xx": 2.0}
+    assert s.response_flags == {"UF": 1.0}
+    assert s.by_reporter == {"source": 10.0, "destination": 9.0}  # only edges both saw
+    assert s.mtls == pytest.approx(9 / 11)
+    assert s.source_principals == ("spiffe://a",)
+    assert s.p99_ms == 120.0 and s.p50_ms is None
+
+
+def test_no_traffic_is_a_gap_not_a_zero() -> None:
+    points = Points((0.0, 10.0, 20.0), 10.0)
+    points.add(0, None, 4.0)
+    points.add(0, "5xx", 1.0)
+    points.add(2, None, 2.0)
+    points.latency(2, 0.99, float("nan"))
+    h = points.history("a", "b", 20.0, WindowSummary())
+    assert h.rps == (5.0, None, 2.0)
+    assert h.error_rate == (0.2, None, 0.0)
+    assert h.errors == {"5xx": (1.0, None, 0.0)}
+    assert h.p99_ms == (None, None, None)
+    assert points.index(35.0) is None
+
+
+def _history(rps: tuple[float | None, ...], err: float, p99: float) -> History:
+    n = len(rps)
+    return History(
+        None, "x", 20.0, 10.0, tuple(float(i) for i in range(n)), rps,
+        tuple(None if r is None else err for r in rps), (None,) * n, (None,) * n,
+        tuple(None if r is None else p99 for r in rps), {},
+        WindowSummary(rps=sum(known(rps)) / n, error_rate=err, p99_ms=p99, mtls=1.0),
+    )  # fmt: skip
+
+
+def test_merged_histories_add_rates_and_keep_the_slowest_latency() -> None:
+    m = merge([_history((1.0, None, 3.0), 0.5, 100.0), _history((1.0, None, None), 0.0, 300.0)])
+    assert m.rps == (2.0, None, 3.0)
+    assert m.error_rate == (0.25, None, 0.5)
+    assert m.p99_ms == (300.0, None, 100.0)
+    assert m.summary.p99_ms == 300.0
+    assert m.summary.rps == pytest.approx(4 / 3 + 1 / 3)
+
+
+# -- the simulated mesh's history ------------------------------------------------------
+
+
+def test_simulated_history_is_full_the_moment_it_starts(sim: Simulation) -> None:
+    h = asyncio.run(sim.metrics.history(PAGE, V3, 3600))
+    assert h.step_s == 30 and len(h.times) == 121
+    assert all(v is not None and v > 0 for v in h.rps)
+    assert h.summary.error_rate is not None and h.summary.error_rate > 0.05
+    assert set(h.errors) == {"5xx"}
+    p99 = known(h.p99_ms)
+    assert len(p99) == 121 and all(p > 100 for p in p99)  # v3 is the slow canary
+
+
+def test_simulated_history_keeps_the_weights_of_each_moment(sim: Simulation, clock: Clock) -> None:
+    sim.set_weights("bookinfo", "reviews", {"v1": 100, "v2": 0, "v3": 0})
+    clock.advance(120)
+    h = asyncio.run(sim.metrics.history(PAGE, V3, 300))
+    change = sum(t < clock.now - 120 for t in h.times)  # from the change on, the new weights
+    before, after = h.rps[:change], h.rps[change:]
+    assert all(v is not None and v > 0 for v in before)
+    assert after and all(v is None for v in after)  # no traffic since: gaps, not zeros
+    v1 = asyncio.run(sim.metrics.history(PAGE, NS + "reviews-v1", 300))
+    assert v1.rps[-1] is not None and v1.rps[0] is not None and v1.rps[-1] > 1.3 * v1.rps[0]
+
+
+def test_simulated_failed_connections_never_reach_the_server(sim: Simulation) -> None:
+    s = asyncio.run(sim.metrics.history(PAGE, V3, 300)).summary
+    lost = s.by_reporter["source"] - s.by_reporter["destination"]
+    assert lost == pytest.approx(s.response_flags["UF"])
+    assert s.mtls == 1.0
+    assert s.source_principals == ("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage",)
+    assert s.destination_principals == ("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews",)
+
+
+def test_simulated_node_history_is_what_it_answers(sim: Simulation) -> None:
+    node = asyncio.run(sim.metrics.history(None, PAGE, 300))
+    edge = asyncio.run(
+        sim.metrics.history("Kubernetes/istio-system/istio-ingressgateway", PAGE, 300)
+    )
+    assert node.rps[-1] is not None and edge.rps[-1] is not None
+    assert node.rps[-1] > edge.rps[-1]  # the unmeshed client calls it too
+    assert node.summary.mtls is not None and 0 < node.summary.mtls < 1
+    assert node.summary.errors.keys() == {"4xx"}
