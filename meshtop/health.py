@@ -64,6 +64,33 @@ def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
     )
 
 
+def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    """Why an edge has its health, in words: the figure and the threshold it crosses."""
+    health = edge_health(stats, t)
+    if health is Health.IDLE:
+        return "idle: no traffic in the window"
+    if stats.protocol is Protocol.TCP:
+        return "healthy: TCP traffic is not graded"
+    if not math.isfinite(stats.error_rate):
+        return "failing: the error rate is unknown"
+    errors, client = stats.error_rate, client_error_rate(stats)
+    why = []
+    if errors >= t.errors_failing:
+        why.append(f"errors {errors:.2%} ≥ {t.errors_failing:.0%} (failing)")
+    elif errors > t.errors_degraded:
+        why.append(f"errors {errors:.2%} > {t.errors_degraded:.0%} (degraded)")
+    if client >= t.client_errors_failing:
+        why.append(f"4xx {client:.2%} ≥ {t.client_errors_failing:.0%} (failing)")
+    elif client >= t.client_errors_degraded:
+        why.append(f"4xx {client:.2%} ≥ {t.client_errors_degraded:.0%} (degraded)")
+    if not why:
+        why.append(
+            f"errors {errors:.2%} within {t.errors_degraded:.0%}, "
+            f"4xx {client:.2%} under {t.client_errors_degraded:.0%}"
+        )
+    return f"{health.value}: " + "; ".join(why)
+
+
 def worst(healths: Iterable[Health]) -> Health:
     return max(healths, key=_ORDER.__getitem__, default=Health.IDLE)
 

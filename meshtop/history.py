@@ -186,7 +186,7 @@ def _series(quantiles: Mapping[float, list[float | None]], q: float, n: int) -> 
     return tuple(quantiles[q]) if q in quantiles else (None,) * n
 
 
-def known(series: Series) -> list[float]:
+def known(series: Sequence[float | None]) -> list[float]:
     """The values of a series that are there."""
     return [v for v in series if v is not None]
 

@@ -29,6 +29,8 @@ from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import Traffic
 from meshtop.sources.routing import default_rule
 
+PAST_KEPT = 400  # moments of past traffic kept: a week at its step, or a 5m window thrice
+
 
 class Simulation:
     def __init__(self, mesh: SimMesh, clock: Callable[[], float] = time.time) -> None:
@@ -38,6 +40,7 @@ class Simulation:
         # the traffic of the routes then, so history is there from the start.
         self._loaded = dict(mesh.routes)
         self._changes: list[tuple[float, tuple[str, str], Route]] = []
+        self._past: OrderedDict[tuple[float, int], list[SimEdge]] = OrderedDict()
         self.metrics = SimMetrics(self)
         self.control_plane = SimControlPlane(self)
         self.traces = SimTraces(self)
@@ -46,7 +49,14 @@ class Simulation:
         """The traffic now, or at an earlier moment `at`, with the routes of then."""
         if at is None:
             return flows(self.mesh, self.clock())
-        return flows(self.mesh, at, self.routes_at(at))
+        # The detail screens ask for the same past moments for each edge they show.
+        key = (at, len(self._changes))
+        found = self._past.get(key)
+        if found is None:
+            found = self._past[key] = flows(self.mesh, at, self.routes_at(at))
+            if len(self._past) > PAST_KEPT:
+                self._past.popitem(last=False)
+        return found
 
     def routes_at(self, t: float) -> Mapping[tuple[str, str], Route]:
         if not self._changes or self._changes[-1][0] <= t:

@@ -38,7 +38,7 @@ from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, SourceState
 from meshtop.sources.protocols import ControlPlane, MetricsSource
-from meshtop.tui.screens.detail import DetailScreen, edge_detail, node_detail
+from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
@@ -52,6 +52,12 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+DETAIL_WINDOW_S = 900.0
+# The keys of the graph and the table, which do nothing useful behind a dialog.
+MAIN_SCREEN_ACTIONS = frozenset(
+    ("prompt", "go_back", "tab", "cycle_grouping", "cycle_labels", "collapse", "cycle_sort",
+     "refresh_now", "toggle_pause")
+)  # fmt: skip
 W = TypeVar("W", bound=Widget)
 
 
@@ -103,6 +109,8 @@ class MeshtopApp(App[None]):
         self._layout: Layout | None = None
         self._topology: object = None
         self._prompt_kind = ""
+        # The detail screens open on the last window chosen in one, 15m at first.
+        self.detail_window_s = DETAIL_WINDOW_S
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
@@ -330,12 +338,46 @@ class MeshtopApp(App[None]):
         self._show_status()
 
     def on_graph_canvas_open(self, message: GraphCanvas.Open) -> None:
-        if self.view is None:
+        if message.edge is not None:
+            self.open_edge(message.edge)
+        elif message.node is not None:
+            self.open_node(message.node)
+
+    def open_edge(self, key: tuple[str, str]) -> None:
+        """The edge's detail: its numbers now, then its history as it arrives."""
+        if self.view is None or self.snapshot is None or key not in self.view.edges:
             return
-        if message.edge is not None and message.edge in self.view.edges:
-            self.push_screen(DetailScreen(edge_detail(self.view, self.view.edges[message.edge])))
-        elif message.node is not None and message.node in self.view.nodes:
-            self.push_screen(DetailScreen(node_detail(self.view, message.node)))
+        self.push_screen(
+            edge_screen(
+                self.metrics, self.snapshot, self.view, self.view.edges[key],
+                self.detail_window_s, self.settings.thresholds,
+            )
+        )  # fmt: skip
+
+    def open_node(self, node: str) -> None:
+        if self.view is None or self.snapshot is None or node not in self.view.nodes:
+            return
+        self.push_screen(
+            node_screen(
+                self.metrics, self.snapshot, self.view, node,
+                self.detail_window_s, self.settings.thresholds,
+            )
+        )  # fmt: skip
+
+    @on(DataTable.RowSelected, "#edges")
+    def _table_enter(self, event: DataTable.RowSelected) -> None:
+        """`enter` in the edge table opens the edge, as in the graph."""
+        if self.view is None or event.row_key.value is None:
+            return
+        source, _, destination = event.row_key.value.partition(">")
+        for key, e in self.view.edges.items():
+            if (source, destination) in e.members:
+                self.open_edge(key)
+                return
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a detail or the help is open, the graph's keys wait for it to close."""
+        return not (len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS)
 
     def on_graph_canvas_selected(self, message: GraphCanvas.Selected) -> None:
         """The edge table follows the graph's selection."""

@@ -1,114 +1,313 @@
-"""`enter` on a node or an edge: what meshtop knows of it now, in one dialog. (The panels
-with history and the canary comparison build on this.)"""
+"""`enter` on an edge or a node: what is wrong here? The numbers of the last snapshot show
+at once; the history over the chosen window (`1` to `6`, or `:window 2h`) is fetched in a
+worker and fills the plots when it arrives, so a slow backend never holds the keyboard."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
 
 from meshtop import units
+from meshtop.detail import Detail, Subject, fetch, routes_to, subject
+from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewEdge
-from meshtop.model import EdgeStats, Protocol
-
-FLAGS = {
-    "UH": "no healthy upstream",
-    "UF": "upstream connection failure",
-    "UO": "upstream overflow (circuit breaking)",
-    "NR": "no route configured",
-    "URX": "upstream retry limit exceeded",
-    "UT": "upstream request timeout",
-    "DC": "downstream connection termination",
-    "LR": "connection local reset",
-    "UR": "upstream remote reset",
-    "RL": "rate limited",
-    "UAEX": "unauthorized (external authorization)",
-}
+from meshtop.health import Thresholds, explain, worst
+from meshtop.history import MAX_WINDOW_S, WINDOWS
+from meshtop.model import MeshSnapshot
+from meshtop.panels import (
+    canary_view,
+    history_view,
+    now_table,
+    routes_view,
+    window_view,
+)
+from meshtop.sources.protocols import MetricsSource
 
 
-def stats_table(s: EdgeStats) -> Table:
-    t = Table.grid(padding=(0, 2))
-    t.add_column(style="bold")
-    t.add_column()
-    if s.protocol is Protocol.TCP:
-        t.add_row("protocol", "tcp")
-        t.add_row("connections", f"{s.tcp_connections_per_s:.2f}/s")
-        t.add_row("bytes out / back", f"{units.bytes_per_s(s.tcp_request_bps)} / "
-                  f"{units.bytes_per_s(s.tcp_response_bps)}")  # fmt: skip
-    else:
-        t.add_row("protocol", s.protocol.value)
-        t.add_row("requests", units.rps(s.rps))
-        t.add_row("errors", units.percent(s.error_rate))
-        t.add_row(
-            "latency",
-            f"p50 {units.ms(s.p50_ms)}  p95 {units.ms(s.p95_ms)}  p99 {units.ms(s.p99_ms)}",
-        )
-    t.add_row("mTLS", units.percent(s.mtls))
-    for title, rates in (("codes", s.response_codes), ("gRPC", s.grpc_statuses)):
-        if rates:
-            total = sum(rates.values()) or 1.0
-            t.add_row(
-                title,
-                "  ".join(
-                    f"{k} {units.rps(v)} ({v / total:.0%})" for k, v in sorted(rates.items())
-                ),
-            )
-    for flag, rps in sorted(s.response_flags.items()):
-        t.add_row(
-            "flag " + flag, f"{units.rps(rps)}  {FLAGS.get(flag, 'see Envoy response flags')}"
-        )
-    return t
+@dataclass
+class DetailReady(Message):
+    generation: int
+    detail: Detail
 
 
-def edge_detail(view: GraphView, e: ViewEdge) -> RenderableType:
-    src, dst = view.nodes[e.source].label, view.nodes[e.destination].label
-    parts: list[RenderableType] = [
-        Text(f"{src} → {dst}", style="bold"),
-        Text(e.health.value),
-        stats_table(e.stats),
+@dataclass
+class DetailFailed(Message):
+    generation: int
+    reason: str
+
+
+def window_keys() -> str:
+    return "  ".join(f"{i} {units.duration(w)}" for i, w in enumerate(WINDOWS, 1))
+
+
+class DetailScreen(Screen[None]):
+    """One edge or node: its figures now, its history, the window summed up."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "back"),
+        Binding("q", "close", "back", show=False),
+        *(
+            Binding(str(i), f"window({w})", units.duration(w), show=False)
+            for i, w in enumerate(WINDOWS, 1)
+        ),
+        Binding("colon", "prompt", "command", key_display=":"),
+        Binding("r", "reload", "reload"),
     ]
-    if len(e.members) > 1:
-        parts.append(Text(f"\n{len(e.members)} workload edges, drawn as one:", style="dim"))
-        parts.extend(Text(f"  {a} → {b}", style="dim") for a, b in e.members)
-    return Group(*parts)
 
-
-def node_detail(view: GraphView, node: str) -> RenderableType:
-    n = view.nodes[node]
-    t = Table(box=None, padding=(0, 1))
-    for column in ("", "peer", "rps", "errors", "p95", "mTLS"):
-        t.add_column(column)
-    for e in sorted(view.edges.values(), key=lambda e: -e.stats.rps):
-        if node not in e.key:
-            continue
-        inbound = e.destination == node
-        peer = view.nodes[e.source if inbound else e.destination].label
-        s = e.stats
-        t.add_row("from" if inbound else "to", peer, units.rps(s.rps), units.percent(s.error_rate),
-                  units.ms(s.p95_ms), units.percent(s.mtls))  # fmt: skip
-    members = Text("\n".join(n.members), style="dim")
-    return Group(
-        Text(f"{n.label}  ({n.namespace}, {n.kind.value})", style="bold"),
-        Text(n.health.value),
-        t,
-        members,
-    )
-
-
-class DetailScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter", "app.pop_screen", "close")]
-
-    def __init__(self, body: RenderableType) -> None:
+    def __init__(
+        self,
+        metrics: MetricsSource,
+        about: Subject,
+        window_s: float,
+        intro: RenderableType,
+        after: RenderableType | None = None,
+    ) -> None:
         super().__init__()
-        self.body = body
+        self.metrics = metrics
+        self.about = about
+        self.window_s = window_s
+        self.intro = intro
+        self.after = after
+        self.detail: Detail | None = None
+        self.problem = ""
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="detail"):
-            yield Static(self.body)
+        yield Static(id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Static(self.intro, id="detail-now")
+            yield Static(id="detail-history")
+            yield Static(id="detail-window")
+            yield Static(id="detail-canary")
+            if self.after is not None:
+                yield Static(self.after, id="detail-after")
+        yield Input(id="detail-prompt", placeholder="window 15m | 5m 15m 1h 6h 24h 7d, up to 30d")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-body").focus()
+        self.load()
+
+    # -- fetching -------------------------------------------------------------------
+
+    def load(self) -> None:
+        self._generation += 1
+        self.detail = None
+        self.problem = ""
+        self._fetch(self._generation, self.window_s)
+        self._draw()
+
+    @work(thread=True, group="detail", exit_on_error=False)
+    def _fetch(self, generation: int, window_s: float) -> None:
+        try:
+            detail = asyncio.run(fetch(self.metrics, self.about, window_s))
+        except MeshtopError as exc:
+            self.post_message(DetailFailed(generation, str(exc)))
+        except Exception as exc:  # a source's bug must not take the screen down
+            self.post_message(DetailFailed(generation, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(DetailReady(generation, detail))
+
+    def on_detail_ready(self, message: DetailReady) -> None:
+        if message.generation == self._generation:  # an answer for an older window: dropped
+            self.detail = message.detail
+            self._draw()
+
+    def on_detail_failed(self, message: DetailFailed) -> None:
+        if message.generation == self._generation:
+            self.problem = message.reason
+            self._draw()
+
+    # -- drawing --------------------------------------------------------------------
+
+    def _plot_width(self) -> int:
+        body = self.query_one("#detail-body")
+        width = body.size.width or self.app.size.width
+        return max(30, min(width - 2, 140))
+
+    def _draw(self) -> None:
+        title = Text(self.about.title, style="bold")
+        title.append(f"   window {units.duration(self.window_s)}", style="bold")
+        title.append(f"   {window_keys()}  :window D", style="dim")
+        self.query_one("#detail-title", Static).update(title)
+        history = self.query_one("#detail-history", Static)
+        window = self.query_one("#detail-window", Static)
+        canary = self.query_one("#detail-canary", Static)
+        w = units.duration(self.window_s)
+        if self.problem:
+            history.update(Text(f"history unavailable: {self.problem}", style="bold"))
+            window.update("")
+            canary.update("")
+            return
+        if self.detail is None:
+            history.update(Text(f"fetching the last {w} from {self.metrics.name}…", style="dim"))
+            window.update("")
+            canary.update("")
+            return
+        h = self.detail.history
+        try:
+            history.update(Group(Text(""), history_view(h, self._plot_width())))
+            window.update(Group(Text(""), window_view(h.summary, h.window_s)))
+            canary.update(
+                Group(Text(""), canary_view(self.about.app, self.detail.canary, self._current()))
+                if self.detail.canary
+                else ""
+            )
+        except Exception as exc:  # an answer we cannot draw is said in place
+            history.update(Text(f"cannot draw this history: {type(exc).__name__}: {exc}"))
+
+    def _current(self) -> str:
+        """The version this detail is about, to mark in the canary comparison."""
+        ids = set(self.about.destinations)
+        return next((v for v, members in self.about.versions if ids == set(members)), "")
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.detail is not None:
+            self._draw()
+
+    # -- keys -----------------------------------------------------------------------
+
+    def action_close(self) -> None:
+        prompt = self.query_one("#detail-prompt", Input)
+        if prompt.has_class("shown"):
+            prompt.remove_class("shown")
+            self.query_one("#detail-body").focus()
+            return
+        self.dismiss()
+
+    def action_window(self, seconds: float) -> None:
+        if seconds != self.window_s or self.problem:
+            self.window_s = seconds
+            self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_prompt(self) -> None:
+        prompt = self.query_one("#detail-prompt", Input)
+        prompt.value = ""
+        prompt.add_class("shown")
+        prompt.focus()
+
+    @on(Input.Submitted, "#detail-prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.query_one("#detail-body").focus()
+        try:
+            self.run_command(event.value.strip())
+        except MeshtopError as exc:
+            self.notify(str(exc), severity="warning")
+
+    def run_command(self, line: str) -> None:
+        """`:window 15m`; `:q` or `:back` closes."""
+        words = line.removeprefix(":").split()
+        if not words:
+            return
+        if words[0] in ("q", "back", "quit"):
+            self.dismiss()
+        elif words[0] == "window" and len(words) == 2:
+            self.action_window(parse_window(words[1]))
+        else:
+            raise UsageError(f"here: window DURATION (e.g. window 15m), or q; not {line!r}")
+
+
+def parse_window(text: str) -> float:
+    seconds = units.parse_duration(text, what="window")
+    if not 60 <= seconds <= MAX_WINDOW_S:
+        raise UsageError(f"window {text!r}: choose between 1m and {units.duration(MAX_WINDOW_S)}")
+    return seconds
+
+
+# -- what each screen shows first, from the snapshot --------------------------------------
+
+
+def edge_screen(
+    metrics: MetricsSource,
+    snapshot: MeshSnapshot,
+    view: GraphView,
+    e: ViewEdge,
+    window_s: float,
+    t: Thresholds,
+) -> DetailScreen:
+    src, dst = view.nodes[e.source].label, view.nodes[e.destination].label
+    sources = sorted({a for a, _ in e.members})
+    destinations = sorted({b for _, b in e.members})
+    parts: list[RenderableType] = [
+        Text(explain(e.stats, t)),
+        Text(""),
+        Text("Now", style="bold"),
+        now_table(e.stats),
+    ]
+    if len(e.members) > 1:
+        parts.append(Text(f"{len(e.members)} workload edges, drawn as one:", style="dim"))
+        parts.extend(Text(f"  {a} → {b}", style="dim") for a, b in e.members)
+    about = subject(snapshot, f"{src} → {dst}", sources, destinations)
+    return DetailScreen(metrics, about, window_s, Group(*parts))
+
+
+def node_screen(
+    metrics: MetricsSource,
+    snapshot: MeshSnapshot,
+    view: GraphView,
+    node: str,
+    window_s: float,
+    t: Thresholds,
+) -> DetailScreen:
+    n = view.nodes[node]
+    inbound = [e for e in view.edges.values() if e.destination == node]
+    outbound = [e for e in view.edges.values() if e.source == node]
+    judged = inbound or outbound
+    health = worst(e.health for e in judged)
+    worst_call = max(
+        (e for e in judged if e.health is health), key=lambda e: e.stats.rps, default=None
+    )
+    why = (
+        f"{n.health.value}, as its worst {'inbound' if inbound else 'outbound'} call "
+        f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}: "
+        f"{explain(worst_call.stats, t)}"
+        if worst_call is not None
+        else "idle: no calls in the window"
+    )
+    calls = Table(box=None, padding=(0, 1), header_style="bold")
+    for column in ("", "peer", "rps", "errors", "p50", "p99", "mTLS", "health"):
+        calls.add_column(
+            column, justify="right" if column in ("rps", "errors", "p50", "p99", "mTLS") else "left"
+        )
+    for direction, edges in (("from", inbound), ("to", outbound)):
+        for e in sorted(edges, key=lambda e: -e.stats.rps):
+            peer = view.nodes[e.source if direction == "from" else e.destination].label
+            s = e.stats
+            calls.add_row(direction, peer, units.rps(s.rps), units.percent(s.error_rate),
+                          units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
+                          e.health.value)  # fmt: skip
+    intro = Group(
+        Text(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}", style="dim"),
+        Text(why),
+        Text(""),
+        Text("Calls now", style="bold"),
+        calls,
+    )
+    routes = routes_to(snapshot, n.members)
+    version = next(iter({snapshot.nodes[m].version for m in n.members if m in snapshot.nodes}), "")
+    after = (
+        Group(Text(""), Text("Routes to it", style="bold"), routes_view(routes, version))
+        if routes
+        else Text(
+            "\nno route sends traffic here by weight (or the control plane is not read)",
+            style="dim",
+        )
+    )
+    about = subject(snapshot, n.label, (), n.members)
+    return DetailScreen(metrics, about, window_s, intro, after)

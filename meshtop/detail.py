@@ -1,0 +1,99 @@
+"""What an edge's or a node's detail is about and what it asks the metrics source for:
+the history of the edges (or the node) it stands for, and, where the destination app
+runs several versions, each version's, for the canary comparison. Headless: the
+console's detail screens and `meshtop edge` both fetch through here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from meshtop.history import merge
+from meshtop.model import SERVICE_PREFIX, History, MeshSnapshot, NodeKind, Route
+from meshtop.sources.protocols import MetricsSource
+
+Pair = tuple[str | None, str]  # (source, destination); no source: all the node answers
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """An edge (from `sources` to `destinations`) or, with no sources, a node."""
+
+    title: str
+    sources: tuple[str, ...]  # snapshot node ids; empty for a node
+    destinations: tuple[str, ...]
+    # The destination's app and its versions, when it runs several: version -> node ids.
+    app: str = ""
+    versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def is_edge(self) -> bool:
+        return bool(self.sources)
+
+    def pairs(self, destinations: Sequence[str] | None = None) -> list[Pair]:
+        ends = self.destinations if destinations is None else destinations
+        if not self.sources:
+            return [(None, d) for d in ends]
+        return [(s, d) for s in self.sources for d in ends]
+
+
+def versions_of(
+    snapshot: MeshSnapshot, node_ids: Sequence[str]
+) -> tuple[str, Sequence[tuple[str, tuple[str, ...]]]]:
+    """The app the nodes run and every version of it in their namespace, when there are
+    at least two (a canary to compare); else `("", ())`."""
+    nodes = [snapshot.nodes[n] for n in node_ids if n in snapshot.nodes]
+    apps = {(w.cluster, w.namespace, w.app) for w in nodes if w.kind is NodeKind.WORKLOAD and w.app}
+    if len(apps) != 1:
+        return "", ()
+    cluster, namespace, app = apps.pop()
+    by_version: dict[str, list[str]] = {}
+    for w in snapshot.nodes.values():
+        same = (w.cluster, w.namespace, w.app) == (cluster, namespace, app)
+        if same and w.kind is NodeKind.WORKLOAD and w.version:
+            by_version.setdefault(w.version, []).append(w.id)
+    if len(by_version) < 2:
+        return "", ()
+    return app, tuple((v, tuple(sorted(ids))) for v, ids in sorted(by_version.items()))
+
+
+def subject(
+    snapshot: MeshSnapshot, title: str, sources: Sequence[str], destinations: Sequence[str]
+) -> Subject:
+    app, versions = versions_of(snapshot, destinations)
+    return Subject(title, tuple(sources), tuple(destinations), app, tuple(versions))
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    history: History
+    canary: tuple[tuple[str, History], ...]  # version -> its history, same window
+
+
+async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Detail:
+    """Every history the detail shows, asked for at once."""
+
+    async def merged(pairs: list[Pair]) -> History:
+        found = await asyncio.gather(*(metrics.history(s, d, window_s) for s, d in pairs))
+        return merge(found)
+
+    main = merged(about.pairs())
+    versions = [merged(about.pairs(ids)) for _, ids in about.versions]
+    history, *canary = await asyncio.gather(main, *versions)
+    return Detail(history, tuple((v, h) for (v, _), h in zip(about.versions, canary, strict=True)))
+
+
+def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
+    """The routes that send traffic to the nodes' service: a destination host that is
+    the app's name, or its name in the namespace (`reviews`, `reviews.bookinfo…`)."""
+    found: list[Route] = []
+    for w in (snapshot.nodes[n] for n in node_ids if n in snapshot.nodes):
+        name = w.app or w.name.removeprefix(SERVICE_PREFIX)
+        for route in snapshot.routes:
+            if route in found or route.namespace != w.namespace:
+                continue
+            hosts = {d.host for rule in route.rules for d in rule.destinations}
+            if any(h == name or h.startswith(f"{name}.{w.namespace}.") for h in hosts):
+                found.append(route)
+    return found

@@ -1,0 +1,276 @@
+"""The detail panels as Rich renderables: the numbers now, the history as plots, the window
+summed up (response codes, Envoy flags in words, mTLS and principals, what each proxy
+counted), the canary comparison, a node's calls and the routes that reach it. Headless:
+the console shows them in its detail screens, `meshtop edge` prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from meshtop import plot, units
+from meshtop.history import known
+from meshtop.model import EdgeStats, History, Protocol, Route, WindowSummary
+
+FLAGS = {
+    "UH": "no healthy upstream",
+    "UF": "upstream connection failure",
+    "UO": "upstream overflow (circuit breaking)",
+    "NR": "no route configured",
+    "URX": "upstream retry limit exceeded",
+    "UT": "upstream request timeout",
+    "DC": "downstream connection termination",
+    "LH": "local health check failed",
+    "LR": "connection local reset",
+    "UR": "upstream remote reset",
+    "UC": "upstream connection termination",
+    "DI": "delayed by fault injection",
+    "FI": "aborted by fault injection",
+    "RL": "rate limited",
+    "UAEX": "unauthorized (external authorization)",
+    "RLSE": "rate limit service error",
+    "IH": "invalid header value",
+    "SI": "stream idle timeout",
+    "DPE": "downstream protocol error",
+    "UPE": "upstream protocol error",
+    "UMSDR": "upstream max stream duration reached",
+    "OM": "overload manager",
+    "DF": "DNS resolution failed",
+    "NC": "no cluster",
+}
+KINDS = {
+    "5xx": "HTTP 5xx",
+    "grpc": "gRPC non-OK",
+    "no response": "no response",
+    "failure": "failed (proxy's verdict)",
+    "4xx": "HTTP 4xx (not errors)",
+}
+REPORTERS = {
+    "source": "client's proxy",
+    "destination": "server's proxy",
+    "waypoint": "waypoint",
+    "outbound": "client's proxy",
+}
+PLOT_HEIGHT = 4
+LATENCY_HEIGHT = 6  # three quantiles need the rows
+
+
+def flag_meaning(flag: str) -> str:
+    """Envoy writes several flags as one, comma-separated: each in words."""
+    return ", ".join(FLAGS.get(f, f"{f} (see Envoy's response flags)") for f in flag.split(","))
+
+
+def _heading(text: str, note: str = "") -> Text:
+    out = Text(text, style="bold")
+    if note:
+        out.append(f"  {note}", style="dim")
+    return out
+
+
+def now_table(s: EdgeStats) -> Table:
+    """An edge's figures in the last snapshot."""
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    if s.protocol is Protocol.TCP:
+        t.add_row("protocol", "tcp")
+        t.add_row("connections", f"{s.tcp_connections_per_s:.2f}/s")
+        t.add_row("bytes out / back", f"{units.bytes_per_s(s.tcp_request_bps)} / "
+                  f"{units.bytes_per_s(s.tcp_response_bps)}")  # fmt: skip
+    else:
+        t.add_row("protocol", s.protocol.value)
+        t.add_row("requests", units.rps(s.rps))
+        t.add_row("errors", units.percent(s.error_rate))
+        t.add_row(
+            "latency",
+            f"p50 {units.ms(s.p50_ms)}  p95 {units.ms(s.p95_ms)}  p99 {units.ms(s.p99_ms)}",
+        )
+    t.add_row("mTLS", units.percent(s.mtls))
+    return t
+
+
+def _last(series: Sequence[float | None]) -> float | None:
+    return next((v for v in reversed(series) if v is not None), None)
+
+
+def history_view(h: History, width: int) -> Group:
+    """Requests, errors (with each kind on its own line) and latency over the window."""
+    parts: list[RenderableType] = []
+    if not known(h.rps):
+        return Group(Text(f"no requests in the last {units.duration(h.window_s)}", style="dim"))
+
+    def now_and_peak(series: Sequence[float | None], fmt: plot.Format) -> str:
+        last, values = _last(series), known(series)
+        shown = fmt(last) if last is not None else "-"
+        return f"{shown} at the end · peak {fmt(max(values))}" if values else "no data"
+
+    parts.append(_heading("Requests", now_and_peak(h.rps, units.rps)))
+    parts.extend(Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps))
+    parts.append(_heading("Errors", now_and_peak(h.error_rate, units.percent)))
+    parts.extend(
+        Text(line)
+        for line in plot.plot(
+            h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01
+        )
+    )
+    if h.errors:
+        room = max(8, width - 52)  # the kind's name and its rate take the rest
+        peak = max((v for s in h.errors.values() for v in s if v is not None), default=0.0)
+        kinds = Table.grid(padding=(0, 1))
+        kinds.add_column(no_wrap=True)
+        kinds.add_column(no_wrap=True)
+        kinds.add_column(justify="right", no_wrap=True)
+        for kind, series in sorted(h.errors.items(), key=lambda kv: list(KINDS).index(kv[0])):
+            over_window = h.summary.errors.get(kind, 0.0)
+            kinds.add_row(
+                f"  {KINDS.get(kind, kind)}",
+                plot.sparkline(series, room, peak or None),
+                f"{units.rps(over_window)} over the window",
+            )
+        parts.append(kinds)
+    parts.append(
+        _heading(
+            "Latency",
+            f"p50 {units.ms(_last(h.p50_ms))}  p95 {units.ms(_last(h.p95_ms))}  "
+            f"p99 {units.ms(_last(h.p99_ms))} at the end   "
+            f"{plot.BAND[0]} p50 {plot.BAND[1]} p95 {plot.BAND[2]} p99",
+        )
+    )
+    parts.extend(
+        Text(line)
+        for line in plot.latency_plot(h.p50_ms, h.p95_ms, h.p99_ms, h.times, width, LATENCY_HEIGHT)
+    )
+    return Group(*parts)
+
+
+def window_view(s: WindowSummary, window_s: float) -> Group:
+    """The window summed up: figures, codes with their share, flags in words, mTLS and
+    the identities on both sides, and what each proxy counted where they differ."""
+    w = units.duration(window_s)
+    parts: list[RenderableType] = [_heading(f"Over the last {w}")]
+    figures = Table.grid(padding=(0, 2))
+    figures.add_column(style="bold")
+    figures.add_column()
+    figures.add_row("requests", units.rps(s.rps))
+    figures.add_row("errors", "-" if s.error_rate is None else units.percent(s.error_rate))
+    figures.add_row(
+        "latency", f"p50 {units.ms(s.p50_ms)}  p95 {units.ms(s.p95_ms)}  p99 {units.ms(s.p99_ms)}"
+    )
+    figures.add_row("mTLS", "unknown" if s.mtls is None else units.percent(s.mtls))
+    for side, names in (("client identity", s.source_principals),
+                        ("server identity", s.destination_principals)):  # fmt: skip
+        if names:
+            figures.add_row(side, "\n".join(names))
+    parts.append(figures)
+
+    if s.response_codes or s.grpc_statuses:
+        codes = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+        for title, justify in (("code", "left"), ("rps", "right"), ("share", "right")):
+            codes.add_column(title, justify=justify)  # type: ignore[arg-type]
+        total = sum(s.response_codes.values()) or 1.0
+        for code, rps in sorted(s.response_codes.items(), key=lambda kv: -kv[1]):
+            codes.add_row(code, units.rps(rps), units.percent(rps / total))
+        for status, rps in sorted(s.grpc_statuses.items(), key=lambda kv: -kv[1]):
+            codes.add_row(f"gRPC {status}", units.rps(rps), units.percent(rps / total))
+        parts += [Text(""), codes]
+    if s.response_flags:
+        flags = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+        flags.add_column("flag")
+        flags.add_column("rps", justify="right")
+        flags.add_column("meaning")
+        for flag, rps in sorted(s.response_flags.items(), key=lambda kv: -kv[1]):
+            flags.add_row(flag, units.rps(rps), flag_meaning(flag))
+        parts += [Text(""), flags]
+    lost = reporters_view(s)
+    if lost is not None:
+        parts += [Text(""), lost]
+    return Group(*parts)
+
+
+def reporters_view(s: WindowSummary) -> Table | None:
+    """Both proxies' counts side by side, when they disagree: requests the client's proxy
+    sent that the server's never saw (connection failures, resets before the server)."""
+    sent, got = s.by_reporter.get("source"), s.by_reporter.get("destination")
+    if sent is None or got is None or abs(sent - got) <= 0.005 * max(sent, got):
+        return None
+    t = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+    t.add_column("the proxies disagree")
+    t.add_column("rps", justify="right")
+    t.add_row(REPORTERS["source"], units.rps(sent))
+    t.add_row(REPORTERS["destination"], units.rps(got))
+    gap = sent - got
+    t.add_row(
+        "never arrived" if gap > 0 else "not seen by the client",
+        f"{units.rps(abs(gap))} ({abs(gap) / max(sent, got):.1%})",
+    )
+    return t
+
+
+def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = "") -> Table:
+    """An app's versions side by side over the same window, each against the version
+    taking the most traffic (the stable one): what decides whether to shift more."""
+    t = Table(
+        title=f"{app}: versions side by side",
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        padding=(0, 2),
+        show_edge=False,
+        header_style="bold",
+    )
+    for title in ("version", "rps", "share", "errors", "p50", "p99", "against the stable one"):
+        t.add_column(title, justify="left" if title[0] in "va" else "right")
+    total = sum(h.summary.rps for _, h in canary) or 1.0
+    stable = max(canary, key=lambda vh: vh[1].summary.rps)[1].summary if canary else None
+    for version, h in canary:
+        s = h.summary
+        name = f"{version} ◂" if version == current else version
+        if not s.rps:
+            t.add_row(name, "0rps", "0%", "-", "-", "-", "no traffic")
+            continue
+        t.add_row(
+            name,
+            units.rps(s.rps),
+            f"{s.rps / total:.0%}",
+            "-" if s.error_rate is None else units.percent(s.error_rate),
+            units.ms(s.p50_ms),
+            units.ms(s.p99_ms),
+            _against(s, stable),
+        )
+    return t
+
+
+def _against(s: WindowSummary, stable: WindowSummary | None) -> str:
+    if stable is None or s is stable:
+        return "stable (most traffic)"
+    words = []
+    if s.error_rate is not None and stable.error_rate is not None:
+        diff = (s.error_rate - stable.error_rate) * 100
+        words.append(f"errors {diff:+.2f} points")
+    if s.p99_ms and stable.p99_ms:
+        words.append(f"p99 x{s.p99_ms / stable.p99_ms:.1f}")
+    return ", ".join(words) or "-"
+
+
+def routes_view(routes: Sequence[Route], version: str = "") -> Table:
+    """The routing rules that send traffic to a service, in order, with the weights."""
+    t = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+    for title in ("route", "rule", "matches", "destinations"):
+        t.add_column(title)
+    for route in routes:
+        for i, rule in enumerate(route.rules):
+            to = "  ".join(
+                f"{d.subset or d.host} {d.weight}"
+                + (" ◂" if version and d.subset == version else "")
+                for d in rule.destinations
+            )
+            t.add_row(
+                f"{route.kind} {route.namespace}/{route.name}" if i == 0 else "",
+                rule.name or str(i + 1),
+                " and ".join(rule.matches) or "everything else",
+                to,
+            )
+    return t

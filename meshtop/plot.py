@@ -1,0 +1,160 @@
+"""Series over time in terminal cells: bar plots with a y axis in the series' unit and a
+time ruler, a latency band (p50 / p95 / p99 as three shades), and one-line sparklines.
+Plain text, so the console and `meshtop edge` draw the same. A gap in the data is a blank
+column, never a zero: a zero is the lowest bar."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from meshtop import units
+from meshtop.model import Series
+
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+BAND = ("█", "▓", "░")  # up to p50, p50 to p95, p95 to p99
+AXIS_WIDTH = 8
+
+Format = Callable[[float], str]
+
+
+def columns(series: Series, width: int) -> list[float | None]:
+    """The series fitted to `width` columns: several points to a column are averaged
+    (the gaps among them left out), one point spans several columns when there are few."""
+    n = len(series)
+    if n == 0 or width <= 0:
+        return [None] * max(width, 0)
+    out: list[float | None] = []
+    for c in range(width):
+        lo = c * n // width
+        hi = max(lo + 1, (c + 1) * n // width)
+        values = [v for v in series[lo:hi] if v is not None and math.isfinite(v)]
+        out.append(sum(values) / len(values) if values else None)
+    return out
+
+
+def nice_top(value: float) -> float:
+    """The axis top: the next of 1, 2, 2.5, 5 times 10^k at or above `value`."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value * (1 - 1e-9)))
+
+
+def _level(value: float, top: float, cells: int) -> int:
+    """Eighths of a cell a value fills; a zero fills one, so it shows as a floor."""
+    if value <= 0:
+        return 1
+    return max(2, min(cells * 8, round(value / top * cells * 8)))
+
+
+def bars(values: Sequence[float | None], height: int, top: float) -> list[str]:
+    """Rows of a bar plot, top row first."""
+    levels = [None if v is None else _level(v, top, height) for v in values]
+    rows = []
+    for row in range(height - 1, -1, -1):
+        line = []
+        for level in levels:
+            if level is None:
+                line.append(" ")
+            else:
+                line.append(EIGHTHS[max(0, min(8, level - row * 8))])
+        rows.append("".join(line))
+    return rows
+
+
+def band(
+    p50: Sequence[float | None],
+    p95: Sequence[float | None],
+    p99: Sequence[float | None],
+    height: int,
+    top: float,
+) -> list[str]:
+    """Rows of a latency band, each cell shaded by the quantiles that reach it: p50 and
+    p95 where they fill at least half the cell, p99 wherever it reaches into it, so the
+    tail always shows."""
+    rows = []
+    for row in range(height - 1, -1, -1):
+        low, middle = row / height * top, (row + 0.5) / height * top
+        line = []
+        for a, b, c in zip(p50, p95, p99, strict=True):
+            if c is None:
+                line.append(" ")
+            elif a is not None and a >= middle:
+                line.append(BAND[0])
+            elif b is not None and b >= middle:
+                line.append(BAND[1])
+            elif c > low:
+                line.append(BAND[2])
+            else:
+                line.append(" ")
+        rows.append("".join(line))
+    return rows
+
+
+def sparkline(series: Series, width: int, top: float | None = None) -> str:
+    values = columns(series, width)
+    known = [v for v in values if v is not None]
+    scale = top if top is not None else (max(known) if known else 1.0) or 1.0
+    return bars(values, 1, scale)[0]
+
+
+TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400)
+
+
+def ruler(times: Sequence[float], width: int) -> str:
+    """Time ticks under a plot, at round times before the window's end (`-10m`), and
+    `now` at the end."""
+    if not times or width < 8:
+        return ""
+    span = times[-1] - times[0]
+    most = max(1, width // 12)  # room for a label each
+    step = next((t for t in TICKS if span / t <= most), span / most)
+    line = [" "] * width
+    k = 0
+    while k * step <= span:
+        x = round((span - k * step) / span * (width - 1)) if span else width - 1
+        text = "now" if k == 0 else "-" + units.duration(k * step)
+        start = min(max(0, x - len(text) // 2), width - len(text))
+        if all(c == " " for c in line[max(0, start - 1) : start + len(text) + 1]):
+            line[start : start + len(text)] = text
+        k += 1
+    return "".join(line)
+
+
+def _axis(rows: list[str], top: float, fmt: Format) -> list[str]:
+    """The y axis: the top value on the first row, 0 on the last."""
+    out = []
+    for i, row in enumerate(rows):
+        label = fmt(top) if i == 0 else (fmt(0.0) if i == len(rows) - 1 else "")
+        tick = "┤" if label else "│"
+        out.append(f"{label:>{AXIS_WIDTH - 1}}{tick}{row}")
+    return out
+
+
+def plot(
+    series: Series,
+    times: Sequence[float],
+    width: int,
+    height: int,
+    fmt: Format,
+    least_top: float = 0.0,
+) -> list[str]:
+    """A bar plot with its axes, `width` columns wide in all; the axis reaches at least
+    `least_top`, so that small values do not fill a plot alone."""
+    room = max(1, width - AXIS_WIDTH)
+    values = columns(series, room)
+    known = [v for v in values if v is not None]
+    top = nice_top(max([*known, least_top]))
+    return [*_axis(bars(values, height, top), top, fmt), " " * AXIS_WIDTH + ruler(times, room)]
+
+
+def latency_plot(
+    p50: Series, p95: Series, p99: Series, times: Sequence[float], width: int, height: int
+) -> list[str]:
+    room = max(1, width - AXIS_WIDTH)
+    c50, c95, c99 = (columns(s, room) for s in (p50, p95, p99))
+    known = [v for v in c99 if v is not None]
+    top = nice_top(max(known) if known else 0.0)
+    rows = band(c50, c95, c99, height, top)
+    return [*_axis(rows, top, units.ms), " " * AXIS_WIDTH + ruler(times, room)]
