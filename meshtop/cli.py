@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from meshtop import __version__
-from meshtop.errors import EXIT_BACKEND, MeshtopError, UsageError
+from meshtop.errors import BackendError, MeshtopError, UsageError
 
 if TYPE_CHECKING:
     from meshtop.config import Settings
+    from meshtop.model import MeshSnapshot
     from meshtop.sim.sources import Simulation
     from meshtop.sources.protocols import ControlPlane, MetricsSource
 
@@ -283,11 +284,7 @@ def export(
     timeout: TimeoutOpt = None,
 ) -> None:
     """Print one snapshot of the mesh as JSON or Markdown."""
-    import asyncio
-
     from meshtop.export import renderer
-    from meshtop.mesh import refresh
-    from meshtop.model import SourceState
 
     flags = _backend_flags(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
@@ -296,6 +293,25 @@ def export(
     settings = _settings(ctx, window=window, **flags)
     render = renderer(fmt.value)
     sources = _sources(settings, _simulation(services, seed) if demo else None)
+    snapshot = _snapshot(settings, sources)
+    for h in snapshot.sources.values():
+        if h.reason:  # fresh, with a warning from the backend: say it, carry on
+            typer.echo(f"meshtop: warning: {h.reason}", err=True)
+    sys.stdout.write(render(snapshot, settings.thresholds))
+
+
+class EdgeFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _snapshot(settings: Settings, sources: Sources) -> MeshSnapshot:
+    """One refresh; a metrics backend that cannot answer ends the command (exit 3)."""
+    import asyncio
+
+    from meshtop.mesh import refresh
+    from meshtop.model import SourceState
+
     snapshot = asyncio.run(
         refresh(
             sources.metrics,
@@ -307,12 +323,57 @@ def export(
     )
     failed = [h for h in snapshot.sources.values() if h.state is SourceState.FAILED]
     if failed:
-        typer.echo(f"meshtop: {failed[0].reason}", err=True)
-        raise typer.Exit(EXIT_BACKEND)
-    for h in snapshot.sources.values():
-        if h.reason:  # fresh, with a warning from the backend: say it, carry on
-            typer.echo(f"meshtop: warning: {h.reason}", err=True)
-    sys.stdout.write(render(snapshot, settings.thresholds))
+        raise BackendError(failed[0].reason)
+    return snapshot
+
+
+@app.command()
+def edge(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="The caller: namespace/workload, or any unambiguous id.")
+    ],
+    destination: Annotated[str, typer.Argument(help="The callee, named the same way.")],
+    window: Annotated[
+        str, typer.Option("--window", help="History window, 1m to 30d (5m, 15m, 1h, 6h, 24h, 7d).")
+    ] = "15m",
+    fmt: Annotated[
+        EdgeFormat, typer.Option("--format", "-f", help="text: panels; json: the series.")
+    ] = EdgeFormat.text,
+    demo: Annotated[bool, typer.Option("--demo", help="Ask the simulated mesh.")] = False,
+    services: ServicesOpt = None,
+    seed: SeedOpt = 1,
+    prometheus: PrometheusOpt = None,
+    dialect: DialectOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Print one edge's panels over a window: rate, errors by kind, latency, response
+    codes and flags, mTLS, and its destination's versions side by side. Credentials and
+    TLS options come from the config file or go before the command."""
+    import asyncio
+
+    from meshtop.detail import fetch, subject
+    from meshtop.history import parse_window
+    from meshtop.model import resolve_node
+
+    window_s = parse_window(window)
+    settings = _settings(ctx, **{"prometheus.url": prometheus, "prometheus.dialect": dialect,
+                                 "timeout": timeout})  # fmt: skip
+    sources = _sources(settings, _simulation(services, seed) if demo else None)
+    snapshot = _snapshot(settings, sources)
+    src, dst = resolve_node(snapshot.nodes, source), resolve_node(snapshot.nodes, destination)
+    about = subject(
+        snapshot, f"{snapshot.nodes[src].label} → {snapshot.nodes[dst].label}", [src], [dst]
+    )
+    detail = asyncio.run(fetch(sources.metrics, about, window_s))
+    if fmt is EdgeFormat.json:
+        from meshtop.export.history_json import render
+
+        sys.stdout.write(render(detail, src, dst))
+        return
+    from meshtop.panels import edge_report
+
+    edge_report(snapshot.edge(src, dst), about, detail, settings.thresholds)
 
 
 class SimDialect(StrEnum):

@@ -65,7 +65,7 @@ def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
 
 
 def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
-    """Why an edge has its health, in words: the figure and the threshold it crosses."""
+    """Why an edge has its health, in words: `failing: errors 12.00% ≥ 10%`."""
     health = edge_health(stats, t)
     if health is Health.IDLE:
         return "idle: no traffic in the window"
@@ -76,13 +76,13 @@ def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
     errors, client = stats.error_rate, client_error_rate(stats)
     why = []
     if errors >= t.errors_failing:
-        why.append(f"errors {errors:.2%} ≥ {t.errors_failing:.0%} (failing)")
+        why.append(f"errors {errors:.2%} ≥ {t.errors_failing:.0%}")
     elif errors > t.errors_degraded:
-        why.append(f"errors {errors:.2%} > {t.errors_degraded:.0%} (degraded)")
+        why.append(f"errors {errors:.2%} > {t.errors_degraded:.0%}")
     if client >= t.client_errors_failing:
-        why.append(f"4xx {client:.2%} ≥ {t.client_errors_failing:.0%} (failing)")
+        why.append(f"4xx {client:.2%} ≥ {t.client_errors_failing:.0%}")
     elif client >= t.client_errors_degraded:
-        why.append(f"4xx {client:.2%} ≥ {t.client_errors_degraded:.0%} (degraded)")
+        why.append(f"4xx {client:.2%} ≥ {t.client_errors_degraded:.0%}")
     if not why:
         why.append(
             f"errors {errors:.2%} within {t.errors_degraded:.0%}, "

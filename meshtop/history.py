@@ -10,12 +10,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from meshtop import units
+from meshtop.errors import UsageError
 from meshtop.model import History, Series, WindowSummary, counts_as_error
 
 # The windows the detail screens offer on keys 1 to 6.
 WINDOWS = (300.0, 900.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 7 * 24 * 3600.0)
 NICE_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
 MAX_WINDOW_S = 30 * 24 * 3600.0
+
+
+def parse_window(text: str) -> float:
+    """A history window the user typed (`15m`, `24h`), in seconds, from 1m to 30d."""
+    seconds = units.parse_duration(text, what="window")
+    if not 60 <= seconds <= MAX_WINDOW_S:
+        raise UsageError(f"window {text!r}: choose between 1m and {units.duration(MAX_WINDOW_S)}")
+    return seconds
 
 
 def history_step(window_s: float, points: int = 120) -> float:

@@ -5,15 +5,18 @@ the console shows them in its detail screens, `meshtop edge` prints them."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from meshtop import plot, units
+from meshtop.detail import Detail, Subject
+from meshtop.health import Thresholds, explain
 from meshtop.history import known
-from meshtop.model import EdgeStats, History, Protocol, Route, WindowSummary
+from meshtop.model import Edge, EdgeStats, History, Protocol, Route, WindowSummary
 
 FLAGS = {
     "UH": "no healthy upstream",
@@ -199,12 +202,13 @@ def reporters_view(s: WindowSummary) -> Table | None:
     t = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
     t.add_column("the proxies disagree")
     t.add_column("rps", justify="right")
-    t.add_row(REPORTERS["source"], units.rps(sent))
-    t.add_row(REPORTERS["destination"], units.rps(got))
+    # two decimals, whatever the rate: the difference is the point
+    t.add_row(REPORTERS["source"], f"{sent:.2f}rps")
+    t.add_row(REPORTERS["destination"], f"{got:.2f}rps")
     gap = sent - got
     t.add_row(
         "never arrived" if gap > 0 else "not seen by the client",
-        f"{units.rps(abs(gap))} ({abs(gap) / max(sent, got):.1%})",
+        f"{abs(gap):.2f}rps ({abs(gap) / max(sent, got):.1%})",
     )
     return t
 
@@ -274,3 +278,31 @@ def routes_view(routes: Sequence[Route], version: str = "") -> Table:
                 to,
             )
     return t
+
+
+def edge_report(
+    edge: Edge | None,
+    about: Subject,
+    detail: Detail,
+    t: Thresholds,
+    console: Console | None = None,
+) -> None:
+    """`meshtop edge`: the edge screen's panels, printed once. Colour only on a terminal
+    (and never with NO_COLOR); plots as wide as the terminal, 100 columns in a pipe."""
+    out = console or Console(width=None if sys.stdout.isatty() else 100, highlight=False)
+    h = detail.history
+    out.print(Text(f"{about.title}   window {units.duration(h.window_s)}", style="bold"))
+    if edge is not None:
+        out.print(explain(edge.stats, t))
+        out.print(Text("\nNow", style="bold"))
+        out.print(now_table(edge.stats))
+    else:
+        out.print(Text("no traffic in the last snapshot", style="dim"))
+    out.print()
+    out.print(history_view(h, min(out.width, 140)))
+    out.print()
+    out.print(window_view(h.summary, h.window_s))
+    if detail.canary:
+        current = next((v for v, ids in about.versions if set(ids) == set(about.destinations)), "")
+        out.print()
+        out.print(canary_view(about.app, detail.canary, current))

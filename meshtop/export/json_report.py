@@ -15,16 +15,16 @@ from meshtop.units import duration
 SCHEMA = 1
 
 
-def _time(t: datetime | None) -> str | None:
+def rfc3339(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
 
 
-def _round(value: float | None, digits: int) -> float | None:
+def rounded(value: float | None, digits: int) -> float | None:
     """Rounded; None (JSON null) for a value that is not a finite number."""
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
-def _rates(rates: Mapping[str, float]) -> dict[str, float]:
+def rates_by(rates: Mapping[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in sorted(rates.items()) if math.isfinite(v)}
 
 
@@ -32,8 +32,8 @@ def _source(h: SourceHealth) -> dict[str, Any]:
     return {
         "name": h.name,
         "state": h.state.value,
-        "checked_at": _time(h.checked_at),
-        "fresh_at": _time(h.fresh_at),
+        "checked_at": rfc3339(h.checked_at),
+        "fresh_at": rfc3339(h.fresh_at),
         "reason": h.reason or None,
     }
 
@@ -45,23 +45,23 @@ def _edge(e: Edge, health: Health) -> dict[str, Any]:
         "destination": e.destination,
         "service": e.service or None,
         "protocol": s.protocol.value,
-        "rps": _round(s.rps, 4),
-        "error_rate": _round(s.error_rate, 6),
-        "p50_ms": _round(s.p50_ms, 3),
-        "p95_ms": _round(s.p95_ms, 3),
-        "p99_ms": _round(s.p99_ms, 3),
-        "mtls": _round(s.mtls, 4),
-        "response_codes": _rates(s.response_codes),
-        "response_flags": _rates(s.response_flags),
-        "grpc_statuses": _rates(s.grpc_statuses),
+        "rps": rounded(s.rps, 4),
+        "error_rate": rounded(s.error_rate, 6),
+        "p50_ms": rounded(s.p50_ms, 3),
+        "p95_ms": rounded(s.p95_ms, 3),
+        "p99_ms": rounded(s.p99_ms, 3),
+        "mtls": rounded(s.mtls, 4),
+        "response_codes": rates_by(s.response_codes),
+        "response_flags": rates_by(s.response_flags),
+        "grpc_statuses": rates_by(s.grpc_statuses),
         "tcp": None,
         "health": health.value,
     }
     if s.protocol is Protocol.TCP:
         doc["tcp"] = {
-            "request_bytes_per_s": _round(s.tcp_request_bps, 2),
-            "response_bytes_per_s": _round(s.tcp_response_bps, 2),
-            "connections_per_s": _round(s.tcp_connections_per_s, 4),
+            "request_bytes_per_s": rounded(s.tcp_request_bps, 2),
+            "response_bytes_per_s": rounded(s.tcp_response_bps, 2),
+            "connections_per_s": rounded(s.tcp_connections_per_s, 4),
         }
     return doc
 
@@ -93,7 +93,7 @@ def document(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict
     grades = grade(snapshot, t)
     return {
         "schema": SCHEMA,
-        "generated_at": _time(snapshot.generated_at),
+        "generated_at": rfc3339(snapshot.generated_at),
         "window": duration(snapshot.window_s),
         "window_seconds": snapshot.window_s,
         "sources": {role: _source(h) for role, h in sorted(snapshot.sources.items())},
@@ -118,10 +118,14 @@ def document(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict
 
 
 def render(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
-    """One top-level key per line and one node, edge or route per line: readable, easy to
-    grep, and several times faster than `indent=2` (which takes json's pure-Python path)."""
+    return one_item_per_line(document(snapshot, t))
+
+
+def one_item_per_line(doc: Mapping[str, Any]) -> str:
+    """One top-level key per line and one item of a list (a node, an edge, a point) per
+    line: readable, easy to grep, and several times faster than `indent=2` (which takes
+    json's pure-Python path)."""
     lines = ["{"]
-    doc = document(snapshot, t)
     for i, (key, value) in enumerate(doc.items()):
         comma = "," if i < len(doc) - 1 else ""
         if isinstance(value, list) and value:

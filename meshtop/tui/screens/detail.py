@@ -24,7 +24,7 @@ from meshtop.detail import Detail, Subject, fetch, routes_to, subject
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import Thresholds, explain, worst
-from meshtop.history import MAX_WINDOW_S, WINDOWS
+from meshtop.history import WINDOWS, parse_window
 from meshtop.model import MeshSnapshot
 from meshtop.panels import (
     canary_view,
@@ -223,13 +223,6 @@ class DetailScreen(Screen[None]):
             raise UsageError(f"here: window DURATION (e.g. window 15m), or q; not {line!r}")
 
 
-def parse_window(text: str) -> float:
-    seconds = units.parse_duration(text, what="window")
-    if not 60 <= seconds <= MAX_WINDOW_S:
-        raise UsageError(f"window {text!r}: choose between 1m and {units.duration(MAX_WINDOW_S)}")
-    return seconds
-
-
 # -- what each screen shows first, from the snapshot --------------------------------------
 
 
@@ -273,13 +266,12 @@ def node_screen(
     worst_call = max(
         (e for e in judged if e.health is health), key=lambda e: e.stats.rps, default=None
     )
-    why = (
-        f"{n.health.value}, as its worst {'inbound' if inbound else 'outbound'} call "
-        f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}: "
-        f"{explain(worst_call.stats, t)}"
-        if worst_call is not None
-        else "idle: no calls in the window"
-    )
+    if worst_call is None:
+        why = "idle: no calls in the window"
+    else:
+        call = f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}"
+        side = "inbound" if inbound else "outbound"
+        why = f"its worst {side} call, {call}, is {explain(worst_call.stats, t)}"
     calls = Table(box=None, padding=(0, 1), header_style="bold")
     for column in ("", "peer", "rps", "errors", "p50", "p99", "mTLS", "health"):
         calls.add_column(
