@@ -103,20 +103,22 @@ TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600
 
 
 def ruler(times: Sequence[float], width: int) -> str:
-    """Time ticks under a plot, at round times before the window's end (`-10m`), and
-    `now` at the end."""
+    """Time ticks under a plot: the window's start, round times before its end (`-10m`),
+    and `now` at the end."""
     if not times or width < 8:
         return ""
     span = times[-1] - times[0]
     most = max(1, width // 12)  # room for a label each
     step = next((t for t in TICKS if span / t <= most), span / most)
     line = [" "] * width
+    first = "-" + units.duration(span)  # the window's start, then round times
+    line[: len(first)] = first
     k = 0
     while k * step <= span:
         x = round((span - k * step) / span * (width - 1)) if span else width - 1
         text = "now" if k == 0 else "-" + units.duration(k * step)
         start = min(max(0, x - len(text) // 2), width - len(text))
-        if all(c == " " for c in line[max(0, start - 1) : start + len(text) + 1]):
+        if all(c == " " for c in line[max(0, start - 4) : start + len(text) + 1]):
             line[start : start + len(text)] = text
         k += 1
     return "".join(line)

@@ -143,3 +143,51 @@ def test_export_grades_with_the_configured_thresholds(tmp_path: Path) -> None:
         if e["destination"].endswith("reviews-v3") and "productpage" in e["source"]
     )
     assert v3["health"] == "healthy"  # about 12% errors: under the lenient 20%
+
+
+def test_edge_prints_the_panels_of_an_edge() -> None:
+    result = meshtop("edge", "--demo", "productpage-v1", "bookinfo/reviews-v3", "--window", "1h")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("bookinfo/productpage-v1 → bookinfo/reviews-v3   window 1h")
+    for seen in ("failing: errors", "Requests", "Errors", "HTTP 5xx", "Latency", "-30m",
+                 "upstream connection failure", "never arrived", "client identity",
+                 "reviews: versions side by side", "v3 ◂"):  # fmt: skip
+        assert seen in out, seen
+    assert "\x1b[" not in out  # no colour into a pipe
+
+
+def test_edge_json_has_every_point_and_nulls_for_gaps() -> None:
+    result = meshtop("edge", "--demo", "productpage-v1", "reviews-v3", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == 1 and doc["window"] == "15m" and doc["step_seconds"] == 10
+    assert doc["source"] == "Kubernetes/bookinfo/productpage-v1"
+    assert len(doc["points"]) == 91
+    assert doc["points"][-1]["time"].endswith("Z") and doc["points"][-1]["errors"]["5xx"] > 0
+    assert doc["summary"]["by_reporter"]["source"] > doc["summary"]["by_reporter"]["destination"]
+    assert [c["version"] for c in doc["canary"]] == ["v1", "v2", "v3"]
+    assert sum(c["share"] for c in doc["canary"]) == pytest.approx(1, abs=0.01)
+    # a node that has no traffic to the edge's other end: every point a gap, never 0
+    quiet = json.loads(meshtop("edge", "--demo", "reviews-v1", "ratings-v1", "-f", "json").stdout)
+    assert {p["rps"] for p in quiet["points"]} == {None}
+    assert quiet["summary"]["error_rate"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("--demo", "nope", "reviews-v3"), 2, "no node 'nope' in the mesh"),
+        (("--demo", "productpage-v1", "reviews-v3", "--window", "2s"), 2, "choose between 1m"),
+        (("--demo", "productpage-v1", "reviews-v3", "-f", "yaml"), 2, "'yaml' is not one of"),
+        (("productpage-v1", "reviews-v3"), 2, "no metrics backend is configured"),
+        (("--prometheus", "http://127.0.0.1:9", "a", "b"), 3, "cannot reach Prometheus"),
+    ],
+)
+def test_edge_errors_are_one_line_and_an_exit_code(
+    args: tuple[str, ...], code: int, says: str
+) -> None:
+    result = meshtop("edge", *args)
+    assert result.returncode == code
+    assert result.stderr.startswith("meshtop: ") and says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout

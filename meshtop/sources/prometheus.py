@@ -542,20 +542,35 @@ class PrometheusMetrics:
             asyncio.to_thread(ask_range, queries["latency"]),
             asyncio.to_thread(ask_instant, queries["window"]),
         )
-        points = Points(point_times(end, window_s, step), step)
-        for series in codes:
-            kind = _kind(d, series["metric"])
-            for ts, value in series["values"]:
-                i = points.index(float(ts))
-                if i is not None:
-                    points.add(i, kind, float(value))
-        for series in quantiles:
-            q = float(series["metric"]["quantile"])
-            for ts, value in series["values"]:
-                i = points.index(float(ts))
-                if i is not None:
-                    points.latency(i, q, float(value))
-        return points.history(source, destination, window_s, _window_summary(d, window))
+        return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
+
+
+def parse_history(
+    d: Dialect,
+    source: str | None,
+    destination: str | None,
+    window_s: float,
+    end: float,
+    codes: Sequence[Mapping[str, Any]],
+    quantiles: Sequence[Mapping[str, Any]],
+    window: Sequence[Mapping[str, Any]],
+) -> History:
+    """A `History` from the three answers of `history_queries`."""
+    step = history_step(window_s)
+    points = Points(point_times(end, window_s, step), step)
+    for series in codes:
+        kind = _kind(d, series["metric"])
+        for ts, value in series["values"]:
+            i = points.index(float(ts))
+            if i is not None:
+                points.add(i, kind, float(value))
+    for series in quantiles:
+        q = float(series["metric"]["quantile"])
+        for ts, value in series["values"]:
+            i = points.index(float(ts))
+            if i is not None:
+                points.latency(i, q, float(value))
+    return points.history(source, destination, window_s, _window_summary(d, window))
 
 
 def _kind(d: Dialect, labels: Mapping[str, str]) -> str | None:

@@ -10,6 +10,7 @@ from textual.pilot import Pilot
 
 from meshtop.config import Settings
 from meshtop.errors import BackendError
+from meshtop.model import History
 from meshtop.sim.sources import Simulation
 from meshtop.sources.protocols import Traffic
 from meshtop.tui.app import MeshtopApp, SnapshotReady
@@ -34,6 +35,13 @@ class FlakyMetrics:
         if self.failing is not None:
             raise self.failing
         return await self.sim.metrics.traffic(window_s)
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        if self.failing is not None:
+            raise self.failing
+        return await self.sim.metrics.history(source, destination, window_s)
 
 
 async def _first_snapshot(app: MeshtopApp) -> None:

@@ -126,3 +126,40 @@ def test_theme(snap_compare: Compare, sim: Simulation, theme: str) -> None:
 
 def test_snapshots_live_in_the_top_level_folder() -> None:
     assert Path(SVGImageExtension.dirname(test_location=None)) == SNAPSHOTS  # type: ignore[arg-type]
+
+
+def _open(app: MeshtopApp, edge: tuple[str, str] | None = None, node: str = "") -> Steps:
+    async def steps(pilot: Pilot[None]) -> None:
+        assert app.view is not None
+        if edge is not None:
+            app.open_edge(next(k for k, e in app.view.edges.items() if edge in e.members))
+        else:
+            app.open_node(next(n for n, v in app.view.nodes.items() if node in v.members))
+        await pilot.pause()
+
+    return steps
+
+
+def test_edge_detail(snap_compare: Compare, sim: Simulation) -> None:
+    app = _app(sim)
+    v3 = ("Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3")
+    assert snap_compare(app, terminal_size=(110, 80), run_before=_ready(app, _open(app, v3)))
+
+
+def test_node_detail_80x24(snap_compare: Compare, sim: Simulation) -> None:
+    app = _app(sim)
+    steps = _open(app, node="Kubernetes/bookinfo/reviews-v3")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_ready(app, steps))
+
+
+def test_node_detail_scrolled(snap_compare: Compare, sim: Simulation) -> None:
+    app = _app(sim)
+    opened = _open(app, node="Kubernetes/bookinfo/reviews-v3")
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await opened(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("end")
+
+    assert snap_compare(app, terminal_size=(100, 40), run_before=_ready(app, steps))

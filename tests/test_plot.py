@@ -1,0 +1,49 @@
+"""Plots in terminal cells: gaps stay blank, zeros show as a floor, axes carry units."""
+
+from __future__ import annotations
+
+from meshtop import units
+from meshtop.plot import BAND, band, bars, columns, nice_top, plot, ruler, sparkline
+
+
+def test_a_gap_is_blank_and_a_zero_is_a_floor() -> None:
+    assert sparkline((1.0, None, 0.0, 0.5), 4) == "█ ▁▄"
+
+
+def test_columns_average_points_and_leave_out_gaps() -> None:
+    assert columns((1.0, 3.0, None, None, 2.0, None), 3) == [2.0, None, 2.0]
+    assert columns((1.0, 2.0), 4) == [1.0, 1.0, 2.0, 2.0]  # few points: each spans columns
+    assert columns((), 3) == [None, None, None]
+
+
+def test_bars_fill_rows_in_eighths() -> None:
+    assert bars([1.0, 0.5, None], 2, 1.0) == ["█  ", "██ "]
+    assert bars([0.75], 1, 1.0) == ["▆"]
+
+
+def test_axis_tops_are_round() -> None:
+    assert [nice_top(v) for v in (0.0, 0.07, 19.1, 200.0, 201.0)] == [1.0, 0.1, 20.0, 200.0, 250.0]
+
+
+def test_plot_has_units_on_the_axis_and_a_time_ruler() -> None:
+    lines = plot((1.0, 2.0, 4.0), (0.0, 450.0, 900.0), 40, 3, units.rps)
+    assert lines[0].startswith(" 5.0rps┤") and lines[2].startswith("   0rps┤")
+    assert "-15m" in lines[-1] and lines[-1].rstrip().endswith("now")
+    assert len(lines) == 4  # three rows and the ruler
+
+
+def test_small_values_do_not_fill_a_plot_alone() -> None:
+    lines = plot((0.0, 0.0), (0.0, 60.0), 20, 2, units.percent, least_top=0.01)
+    assert lines[0].startswith("  1.00%")
+
+
+def test_latency_band_shades_each_quantile_and_keeps_the_tail() -> None:
+    rows = band([10.0, None], [30.0, None], [35.0, None], 4, 40.0)
+    assert [r[0] for r in rows] == [BAND[2], BAND[1], BAND[1], BAND[0]]
+    assert [r[1] for r in rows] == [" "] * 4  # no data: a gap
+
+
+def test_ruler_ticks_at_round_times_before_now() -> None:
+    line = ruler([0.0, 3600.0], 60)
+    assert line.rstrip().endswith("now")
+    assert "-30m" in line and "-1h" in line

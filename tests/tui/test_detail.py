@@ -1,0 +1,173 @@
+"""The edge and node detail screens, driven by keys: the snapshot's numbers at once, the
+history when it arrives, a slow or failing backend that never holds the keyboard."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from meshtop.errors import BackendError
+from meshtop.model import History
+from meshtop.sim.sources import Simulation
+from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.detail import DetailScreen
+
+from .test_console import FlakyMetrics, _first_snapshot
+
+NS = "Kubernetes/bookinfo/"
+PAGE = NS + "productpage-v1"
+V3 = NS + "reviews-v3"
+
+
+def _text(app: MeshtopApp, selector: str) -> str:
+    """What a panel shows, as plain text at its width."""
+    static = app.screen.query_one(selector, Static)
+    console = Console(width=static.size.width or 120, file=io.StringIO(), record=True)
+    console.print(static.content)
+    return console.export_text()
+
+
+async def _open_edge(app: MeshtopApp, pilot: Pilot[None], source: str, destination: str) -> None:
+    assert app.view is not None
+    key = next(k for k, e in app.view.edges.items() if (source, destination) in e.members)
+    app.open_edge(key)
+    await pilot.pause()
+
+
+async def _settled(app: MeshtopApp, pilot: Pilot[None]) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_enter_opens_the_selected_edge_with_its_history(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("tab", "enter")
+        assert isinstance(app.screen, DetailScreen) and app.screen.about.is_edge
+        await _settled(app, pilot)
+        history = _text(app, "#detail-history")
+        assert "Requests" in history and "Latency" in history and "-10m" in history
+        assert "Over the last 15m" in _text(app, "#detail-window")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_edge_detail_answers_what_is_wrong(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        assert "failing: errors" in _text(app, "#detail-now")  # the snapshot's, at once
+        await _settled(app, pilot)
+        window = _text(app, "#detail-window")
+        assert "upstream connection failure" in window and "never arrived" in window
+        assert "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" in window
+        canary = _text(app, "#detail-canary")
+        assert "reviews: versions side by side" in canary
+        assert "v3 ◂" in canary and "stable (most traffic)" in canary
+
+
+async def test_window_keys_and_command_change_the_window(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        await pilot.press("3")
+        await _settled(app, pilot)
+        assert screen.window_s == 3600
+        assert screen.detail is not None and screen.detail.history.step_s == 30
+        await pilot.press("colon", *"window 2h", "enter")
+        await _settled(app, pilot)
+        assert screen.window_s == 7200 and "window 2h" in _text(app, "#detail-title")
+        await pilot.press("colon", *"window 90d", "enter")
+        await pilot.pause()
+        assert screen.window_s == 7200  # refused, said in place, the screen goes on
+        assert isinstance(app.screen, DetailScreen)
+
+
+class SlowHistory(FlakyMetrics):
+    """History that waits until the test lets it go, as a slow backend."""
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        self.release = threading.Event()
+        self.asked: list[float] = []
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        self.asked.append(window_s)
+        if window_s == 900:  # the first window asked for hangs until released
+            self.release.wait(10)
+        return await super().history(source, destination, window_s)
+
+
+async def test_a_slow_backend_never_holds_the_keyboard(sim: Simulation) -> None:
+    metrics = SlowHistory(sim)
+    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        assert "fetching the last 15m" in _text(app, "#detail-history")
+        await pilot.press("1")  # answered at once, while the first answer hangs
+        screen = app.screen
+        assert isinstance(screen, DetailScreen) and screen.window_s == 300
+        while screen.detail is None:
+            await pilot.pause(0.02)
+        assert screen.detail.history.window_s == 300
+        metrics.release.set()  # the old answer arrives late: it must not replace the new
+        await _settled(app, pilot)
+        assert screen.detail.history.window_s == 300
+        assert "window 5m" in _text(app, "#detail-title")
+
+
+async def test_a_failing_backend_is_said_in_place(sim: Simulation) -> None:
+    metrics = FlakyMetrics(sim)
+    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        metrics.failing = BackendError("Prometheus at http://prom:9090 did not answer within 10s")
+        await _open_edge(app, pilot, PAGE, V3)
+        await _settled(app, pilot)
+        assert "history unavailable: Prometheus at http://prom:9090 did not answer" in _text(
+            app, "#detail-history"
+        )
+        assert "failing: errors" in _text(app, "#detail-now")  # what we had stays
+        metrics.failing = None
+        await pilot.press("r")
+        await _settled(app, pilot)
+        assert "Requests" in _text(app, "#detail-history")
+
+
+async def test_node_detail_shows_calls_health_routes_and_versions(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        assert app.view is not None
+        node = next(n for n, v in app.view.nodes.items() if V3 in v.members)
+        app.open_node(node)
+        await _settled(app, pilot)
+        now = _text(app, "#detail-now")
+        assert "its worst inbound call, productpage v1 → reviews v3, is failing" in now
+        assert "from  productpage v1" in now and "to    ratings v1" in now
+        after = _text(app, "#detail-after")
+        assert "VirtualService" in after and "bookinfo/reviews" in after
+        assert "v3 10 ◂" in after
+        assert "versions side by side" in _text(app, "#detail-canary")
+
+
+async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        grouping = app.options.grouping
+        await pilot.press("g")
+        assert app.options.grouping is grouping
