@@ -23,13 +23,11 @@ from meshtop.model import (
     Workload,
     error_kind,
 )
-from meshtop.sim.topology import SimMesh, SimWorkload
-from meshtop.sim.traffic import QUANTILES, SimEdge, flows, mixture_quantile, split
+from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
+from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import Traffic
 from meshtop.sources.routing import default_rule
-
-PAST_KEPT = 400  # moments of past traffic kept: a week at its step, or a 5m window thrice
 
 
 class Simulation:
@@ -40,23 +38,21 @@ class Simulation:
         # the traffic of the routes then, so history is there from the start.
         self._loaded = dict(mesh.routes)
         self._changes: list[tuple[float, tuple[str, str], Route]] = []
-        self._past: OrderedDict[tuple[float, int], list[SimEdge]] = OrderedDict()
+        # How each call splits over its targets, per set of routes in force: the same for
+        # every past moment between two changes.
+        self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
         self.metrics = SimMetrics(self)
         self.control_plane = SimControlPlane(self)
         self.traces = SimTraces(self)
 
-    def flows(self, at: float | None = None) -> list[SimEdge]:
-        """The traffic now, or at an earlier moment `at`, with the routes of then."""
+    def flows(self, at: float | None = None, keep: Keep | None = None) -> list[SimEdge]:
+        """The traffic now, or at an earlier moment `at` with the routes of then; only
+        the edges `keep(source, destination)` wants, when given."""
         if at is None:
-            return flows(self.mesh, self.clock())
-        # The detail screens ask for the same past moments for each edge they show.
-        key = (at, len(self._changes))
-        found = self._past.get(key)
-        if found is None:
-            found = self._past[key] = flows(self.mesh, at, self.routes_at(at))
-            if len(self._past) > PAST_KEPT:
-                self._past.popitem(last=False)
-        return found
+            return flows(self.mesh, self.clock(), keep=keep)
+        epoch = sum(when <= at for when, _, _ in self._changes)
+        splits = self._splits.setdefault((epoch, len(self._changes)), {})
+        return flows(self.mesh, at, self.routes_at(at), keep=keep, splits=splits)
 
     def routes_at(self, t: float) -> Mapping[tuple[str, str], Route]:
         if not self._changes or self._changes[-1][0] <= t:
@@ -147,14 +143,14 @@ class SimMetrics:
         answers: list[Answer] = []
         weighted: list[tuple[SimEdge, float]] = []
         share = 1.0 / len(points.times)
+
+        def wanted(caller: str, target: str) -> bool:
+            return (source is None or caller == source) and (
+                destination is None or target == destination
+            )
+
         for i, t in enumerate(points.times):
-            here = [
-                e
-                for e in self._sim.flows(at=t)
-                if e.protocol is not Protocol.TCP
-                and (source is None or e.source.id == source)
-                and (destination is None or e.destination.id == destination)
-            ]
+            here = [e for e in self._sim.flows(at=t, keep=wanted) if e.protocol is not Protocol.TCP]
             for e in here:
                 for o in e.outcomes:
                     points.add(i, error_kind(o.code, o.grpc_status), o.rps)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshtop.model import EdgeStats, NodeKind, Protocol, Route
@@ -214,11 +214,21 @@ def _outcomes(
     )
 
 
+Keep = Callable[[str, str], bool]
+
+
 def flows(
-    mesh: SimMesh, t: float, routes: Mapping[tuple[str, str], Route] | None = None
+    mesh: SimMesh,
+    t: float,
+    routes: Mapping[tuple[str, str], Route] | None = None,
+    *,
+    keep: Keep | None = None,
+    splits: dict[SimCall, list[tuple[str, float]]] | None = None,
 ) -> list[SimEdge]:
     """Every edge carrying traffic at time `t` (seconds since the epoch), routed by
-    `routes` (the mesh's current routes when None)."""
+    `routes` (the mesh's current routes when None). `keep(source, destination)` picks
+    the edges wanted (all are still walked: rates come from upstream, latencies from
+    downstream); `splits` keeps `split`'s answers between calls with the same routes."""
     inbound: dict[str, float] = defaultdict(float)
     for root, rps in mesh.roots.items():
         inbound[root] += rps * wave(root, t, 0.08)
@@ -231,13 +241,18 @@ def flows(
             continue
         for call in by_caller[wid]:
             rate = served * call.per_request
-            for target, share in split(mesh, call, routes):
+            shares = splits.get(call) if splits is not None else None
+            if shares is None:
+                shares = split(mesh, call, routes)
+                if splits is not None:
+                    splits[call] = shares
+            for target, share in shares:
                 r = rate * share * wave(f"{wid}>{target}", t, 0.05)
                 if r > 0:
                     inbound[target] += r
                     routed.append((call, target, r))
 
-    return _edges(mesh, routed, inbound, t)
+    return _edges(mesh, routed, inbound, t, keep)
 
 
 def _edges(
@@ -245,6 +260,7 @@ def _edges(
     routed: list[tuple[SimCall, str, float]],
     inbound: dict[str, float],
     t: float,
+    keep: Keep | None = None,
 ) -> list[SimEdge]:
     # A workload's answer takes its own time plus what it waits for downstream: walk
     # callees before callers, adding each callee's median, weighted by calls per request.
@@ -262,6 +278,8 @@ def _edges(
 
     edges: list[SimEdge] = []
     for call, target, r in routed:
+        if keep is not None and not keep(call.caller, target):
+            continue
         source = mesh.node(call.caller)
         dest = mesh.node(target)
         key = f"{call.caller}>{target}"

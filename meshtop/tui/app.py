@@ -173,6 +173,8 @@ class MeshtopApp(App[None]):
         self.post_message(SnapshotReady(snapshot))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if not self.screen_stack:  # the console is closing: nothing left to draw on
+            return
         self.snapshot = message.snapshot
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
         self._failures = 0 if healthy else self._failures + 1
