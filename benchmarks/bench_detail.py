@@ -6,6 +6,8 @@ left out.
   shape the HTTP API returns them, turned into a `History`. For an edge, and for a node
   with 200 callers (the window summary then has a row per caller, reporter and outcome).
 - **render**: the panels drawn to text at 120 columns, as the screen draws them.
+- **simulated source**: the simulated mesh answering one edge's history in a generated
+  mesh of 1,000 services (the demo's backend; not meshtop's own time).
 - **screen**: in the headless console, from `enter` to the screen drawn with its plots,
   with a metrics source that answers at once from a history computed beforehand.
 
@@ -36,7 +38,7 @@ from meshtop.history import history_step, point_times
 from meshtop.model import History
 from meshtop.panels import canary_view, history_view, window_view
 from meshtop.sim.sources import Simulation
-from meshtop.sim.topology import bookinfo
+from meshtop.sim.topology import bookinfo, generated
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, parse_history
 
@@ -176,6 +178,11 @@ def main() -> None:
         detail = Detail(real, (("v1", real), ("v2", real), ("v3", real)))
         render_ms = median_ms(partial(render, detail), repeat)
         print(f"| {label} | {len(h.times)} | {edge_ms:.2f} | {node_ms:.2f} | {render_ms:.1f} |")
+    big = Simulation(generated(1000, seed=1), clock=lambda: END)
+    busiest = max(big.flows(), key=lambda e: e.rate)
+    ask = partial(big.metrics.history, busiest.source.id, busiest.destination.id, 900.0)
+    sim_ms = median_ms(lambda: asyncio.run(ask()), max(3, repeat // 3))
+    print(f"\nsimulated source (not meshtop's own), 1,000 services, 15m: {sim_ms:.0f} ms")
     edge_screen, help_screen = asyncio.run(screen_ms(args.repeat))
     print(f"\nedge screen, enter to drawn (Bookinfo, 15m, 120x60): {edge_screen:.1f} ms")
     print(f"help screen, same harness: {help_screen:.1f} ms")
