@@ -103,7 +103,13 @@ def history_view(h: History, width: int) -> Group:
     """Requests, errors (with each kind on its own line) and latency over the window."""
     parts: list[RenderableType] = []
     if not known(h.rps):
-        return Group(Text(f"no requests in the last {units.duration(h.window_s)}", style="dim"))
+        return Group(
+            Text(
+                f"no HTTP or gRPC requests in the last {units.duration(h.window_s)}: nothing to "
+                "plot (a TCP edge's bytes and connections are under Now)",
+                style="dim",
+            )
+        )
 
     def now_and_peak(series: Sequence[float | None], fmt: plot.Format) -> str:
         last, values = _last(series), known(series)
@@ -153,6 +159,8 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
     """The window summed up: figures, codes with their share, flags in words, mTLS and
     the identities on both sides, and what each proxy counted where they differ."""
     w = units.duration(window_s)
+    if not s.rps:  # nothing answered in the window: the history already says so
+        return Group()
     parts: list[RenderableType] = [_heading(f"Over the last {w}")]
     figures = Table.grid(padding=(0, 2))
     figures.add_column(style="bold")
