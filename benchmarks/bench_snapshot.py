@@ -27,6 +27,7 @@ from meshtop.export import renderer
 from meshtop.health import grade
 from meshtop.mesh import build_snapshot
 from meshtop.model import MeshSnapshot
+from meshtop.report import Report
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.sources.protocols import Traffic
@@ -67,10 +68,10 @@ def bench_size(services: int, repeat: int) -> dict[str, float]:
 
     source_ms = median_ms(lambda: asyncio.run(sim.metrics.traffic(60)), repeat)
     build_ms = median_ms(lambda: build(traffic, workloads, routes), repeat)
-    export_ms = median_ms(lambda: render(snapshot), repeat)
+    export_ms = median_ms(lambda: render(Report(snapshot)), repeat)
 
     tracemalloc.start()
-    render(build(traffic, workloads, routes))
+    render(Report(build(traffic, workloads, routes)))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {

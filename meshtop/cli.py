@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from meshtop import __version__
-from meshtop.errors import BackendError, MeshtopError, UsageError
+from meshtop.errors import BackendError, GateFailed, MeshtopError, UsageError
 
 if TYPE_CHECKING:
     from meshtop.config import Settings
@@ -41,6 +41,11 @@ app.add_typer(sim_app, name="sim")
 class Format(StrEnum):
     json = "json"
     markdown = "markdown"
+    html = "html"
+    csv = "csv"
+    dot = "dot"
+    mermaid = "mermaid"
+    svg = "svg"
 
 
 ConfigOpt = Annotated[
@@ -159,11 +164,13 @@ def _settings(ctx: typer.Context, **flags: Any) -> Settings:
     return load({**given.flags, **mine}, config_file=given.config)
 
 
-def _simulation(services: int | None, seed: int) -> Simulation:
+def _simulation(services: int | None, seed: int, at: float | None = None) -> Simulation:
+    """The simulated mesh; at a fixed moment `at`, as `--at` asks, else live."""
     from meshtop.sim.sources import Simulation
     from meshtop.sim.topology import bookinfo, generated
 
-    return Simulation(generated(services, seed) if services else bookinfo())
+    mesh = generated(services, seed) if services else bookinfo()
+    return Simulation(mesh) if at is None else Simulation(mesh, clock=lambda: at)
 
 
 @dataclass
@@ -174,7 +181,7 @@ class Sources:
     clock: Callable[[], float]
 
 
-def _sources(settings: Settings, sim: Simulation | None) -> Sources:
+def _sources(settings: Settings, sim: Simulation | None, at: float | None = None) -> Sources:
     if sim is not None:
         return Sources(sim.metrics, sim.control_plane, True, sim.clock)
     if settings.prometheus is None:
@@ -184,7 +191,8 @@ def _sources(settings: Settings, sim: Simulation | None) -> Sources:
         )
     from meshtop.sources.prometheus import PrometheusMetrics
 
-    return Sources(PrometheusMetrics(settings.prometheus), None, False, time.time)
+    clock = time.time if at is None else (lambda: at)
+    return Sources(PrometheusMetrics(settings.prometheus, at=at), None, False, clock)
 
 
 def _run_console(sources: Sources, settings: Settings) -> None:
@@ -268,10 +276,33 @@ def demo(
 def export(
     ctx: typer.Context,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.json,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE (atomically) instead of stdout."),
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Export the simulated mesh.")] = False,
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
     window: WindowOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="A past moment: 2026-11-25T10:00:00Z, epoch seconds, or -1h (ago)."
+        ),
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the N worst edges.")] = None,
+    edge: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--edge", help="Only the edge SOURCE DESTINATION.", metavar="SRC DST"),
+    ] = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when an edge breaks EXPR: error_rate>1%, p99>500ms, mtls<100%, "
+            "rps<0.1; SCOPE:EXPR for some workloads (shop/*:error_rate>1%); repeatable.",
+        ),
+    ] = None,
     prometheus: PrometheusOpt = None,
     dialect: DialectOpt = None,
     namespace: NamespaceOpt = None,
@@ -283,8 +314,12 @@ def export(
     insecure: InsecureOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """Print one snapshot of the mesh as JSON or Markdown."""
+    """Write one snapshot of the mesh as JSON, Markdown, HTML, CSV, DOT, Mermaid or SVG;
+    with --fail-on, exit 1 when an edge breaks a gate."""
     from meshtop.export import renderer
+    from meshtop.gates import check, parse_gate
+    from meshtop.output import progress, write_atomically
+    from meshtop.report import Report, Selection, select
 
     flags = _backend_flags(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
@@ -292,12 +327,69 @@ def export(
     )  # fmt: skip
     settings = _settings(ctx, window=window, **flags)
     render = renderer(fmt.value)
-    sources = _sources(settings, _simulation(services, seed) if demo else None)
-    snapshot = _snapshot(settings, sources)
-    for h in snapshot.sources.values():
-        if h.reason:  # fresh, with a warning from the backend: say it, carry on
-            typer.echo(f"meshtop: warning: {h.reason}", err=True)
-    sys.stdout.write(render(snapshot, settings.thresholds))
+    gates = [parse_gate(text) for text in fail_on or ()]
+    moment = parse_moment(at) if at is not None else None
+    sources = _sources(settings, _simulation(services, seed, moment) if demo else None, moment)
+    namespaces = settings.prometheus.namespaces if settings.prometheus else tuple(namespace or ())
+    chosen = Selection(namespaces=namespaces, top=top, edge=edge)
+    with progress(f"asking {sources.metrics.name}…") as say:
+        snapshot = _snapshot(settings, sources)
+        for h in snapshot.sources.values():
+            if h.reason:  # fresh, with a warning from the backend: say it, carry on
+                typer.echo(f"meshtop: warning: {h.reason}", err=True)
+        say(f"rendering {fmt.value}…")
+        scope = [f"namespace {n}" for n in namespaces]
+        scope += [f"edge {edge[0]} → {edge[1]}"] if edge else []
+        scope += [f"the {top} worst edges"] if top else []
+        report = Report(select(snapshot, chosen, settings.thresholds), settings.thresholds,
+                        tuple(scope))  # fmt: skip
+        text = render(report)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            say(f"writing {output}…")
+            write_atomically(output, text)
+    if not gates:
+        return
+    if not report.snapshot.edges:
+        raise GateFailed("no edges to check: a gate cannot pass on no traffic")
+    broken = check(report.snapshot, gates)
+    if broken:
+        lines = [f"{len(broken)} gate violation{'s' if len(broken) > 1 else ''}:"]
+        lines += [f"  {v.describe(report.snapshot)}" for v in broken]
+        raise GateFailed("\n".join(lines))
+
+
+def parse_moment(text: str) -> float:
+    """`--at`: RFC 3339 (`2026-11-25T10:00:00Z`), seconds since the epoch, or `-1h`
+    (that long ago). Raises `UsageError` for anything else, or a moment in the future."""
+    from datetime import datetime
+
+    from meshtop.units import parse_duration
+
+    now = time.time()
+    value: float | None = None
+    if text.startswith("-"):
+        value = now - parse_duration(text[1:], what="--at")
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                value = None
+            else:
+                if parsed.tzinfo is None:
+                    raise UsageError(f"--at {text!r}: give a time zone, e.g. Z for UTC") from None
+                value = parsed.timestamp()
+    if value is None:
+        raise UsageError(
+            f"--at {text!r} is not a time: write 2026-11-25T10:00:00Z, epoch seconds, or -1h"
+        )
+    if value > now + 60:
+        raise UsageError(f"--at {text!r} is in the future")
+    return value
 
 
 class EdgeFormat(StrEnum):

@@ -25,3 +25,9 @@ class BackendError(MeshtopError):
     """A backend could not be reached, refused us, or answered something we cannot read."""
 
     exit_code = EXIT_BACKEND
+
+
+class GateFailed(MeshtopError):
+    """An export's `--fail-on` gate was broken: the report was written, the job fails."""
+
+    exit_code = EXIT_GATE_FAILED

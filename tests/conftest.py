@@ -39,7 +39,10 @@ def _isolated_user_config(
     home = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("MESHTOP_") and name != "MESHTOP_PROMETHEUS_BIN":
+        if name.startswith("MESHTOP_") and name not in (
+            "MESHTOP_PROMETHEUS_BIN",
+            "MESHTOP_UPDATE_GOLDEN",
+        ):
             monkeypatch.delenv(name)
     return home
 

@@ -11,6 +11,7 @@ from meshtop.errors import UsageError
 from meshtop.export import renderer
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot
+from meshtop.report import Report
 from meshtop.sim.sources import Simulation
 
 SCHEMA = json.loads(
@@ -28,7 +29,7 @@ def _edges(doc: dict) -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]
 
 
 def test_json_follows_the_documented_contract(sim: Simulation) -> None:
-    doc = json.loads(renderer("json")(_snap(sim)))
+    doc = json.loads(renderer("json")(Report(_snap(sim))))
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
     assert doc["schema"] == 1
     assert doc["window"] == "5m" and doc["window_seconds"] == 300
@@ -63,7 +64,7 @@ def test_json_follows_the_documented_contract(sim: Simulation) -> None:
 
 def test_schema_rejects_what_breaks_the_contract(sim: Simulation) -> None:
     """The schema is a real check: a document missing a field or out of range fails it."""
-    doc = json.loads(renderer("json")(_snap(sim)))
+    doc = json.loads(renderer("json")(Report(_snap(sim))))
     validator = jsonschema.Draft202012Validator(SCHEMA)
     broken = json.loads(json.dumps(doc))
     del broken["edges"][0]["error_rate"]
@@ -75,9 +76,9 @@ def test_schema_rejects_what_breaks_the_contract(sim: Simulation) -> None:
 
 def test_export_numbers_move_after_a_weight_change(sim: Simulation) -> None:
     render = renderer("json")
-    before = _edges(json.loads(render(_snap(sim))))
+    before = _edges(json.loads(render(Report(_snap(sim)))))
     sim.set_weights("bookinfo", "reviews", {"v1": 50, "v2": 0, "v3": 50})
-    after = _edges(json.loads(render(_snap(sim))))
+    after = _edges(json.loads(render(Report(_snap(sim)))))
     v1, v2, v3 = ((PAGE, f"Kubernetes/bookinfo/reviews-{v}") for v in ("v1", "v2", "v3"))
     assert after[v3]["rps"] > 4 * before[v3]["rps"]
     assert after[v1]["rps"] < before[v1]["rps"]
@@ -87,7 +88,7 @@ def test_export_numbers_move_after_a_weight_change(sim: Simulation) -> None:
 
 
 def test_markdown_report_puts_the_worst_edge_first(sim: Simulation) -> None:
-    text = renderer("markdown")(_snap(sim))
+    text = renderer("markdown")(Report(_snap(sim)))
     rows = [
         line
         for line in text.splitlines()
@@ -122,7 +123,7 @@ def test_numbers_that_are_not_numbers_become_null() -> None:
         routes=[],
         sources={},
     )
-    doc = json.loads(renderer("json")(snapshot))
+    doc = json.loads(renderer("json")(Report(snapshot)))
     (edge,) = doc["edges"]
     assert edge["error_rate"] is None and edge["p99_ms"] is None
     assert edge["health"] == "failing"  # traffic that cannot be judged is not healthy

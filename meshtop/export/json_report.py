@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, grade
-from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Route, SourceHealth
+from meshtop.model import Edge, Health, Protocol, Route, SourceHealth
+from meshtop.report import Report
 from meshtop.units import duration
 
 SCHEMA = 1
@@ -89,13 +89,14 @@ def _route(r: Route) -> dict[str, Any]:
     }
 
 
-def document(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
-    grades = grade(snapshot, t)
+def document(report: Report) -> dict[str, Any]:
+    snapshot, grades = report.snapshot, report.grades
     return {
         "schema": SCHEMA,
         "generated_at": rfc3339(snapshot.generated_at),
         "window": duration(snapshot.window_s),
         "window_seconds": snapshot.window_s,
+        "scope": list(report.scope),
         "sources": {role: _source(h) for role, h in sorted(snapshot.sources.items())},
         "nodes": [
             {
@@ -114,11 +115,18 @@ def document(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> dict
             _edge(e, grades.edges[e.key]) for e in sorted(snapshot.edges, key=lambda e: e.key)
         ],
         "routes": [_route(r) for r in sorted(snapshot.routes, key=lambda r: r.id)],
+        "security": {
+            "plaintext_edges": [
+                {"source": e.source, "destination": e.destination, "mtls": rounded(e.stats.mtls, 4)}
+                for e in report.plaintext
+            ],
+            "without_proxy": [{"id": w.id, "reason": why} for w, why in report.without_proxy],
+        },
     }
 
 
-def render(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
-    return one_item_per_line(document(snapshot, t))
+def render(report: Report) -> str:
+    return one_item_per_line(document(report))
 
 
 def one_item_per_line(doc: Mapping[str, Any]) -> str:

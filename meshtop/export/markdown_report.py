@@ -1,24 +1,24 @@
-"""`--format markdown`: a report a person reads, worst edges first."""
+"""`--format markdown`: a report a person reads: the sources, a summary, the worst edges,
+the security posture, one table per namespace, and the routes with their weights."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+
 from meshtop import units
-from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, grade, worst
-from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
+from meshtop.health import worst
+from meshtop.model import Edge, Protocol
+from meshtop.report import Report
 
-_RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+WORST_SHOWN = 10
 
 
-def _label(snapshot: MeshSnapshot, node_id: str) -> str:
-    w = snapshot.nodes.get(node_id)
-    return w.label if isinstance(w, Workload) else node_id
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _traffic(e: Edge) -> str:
+def traffic(e: Edge) -> str:
     s = e.stats
     if s.protocol is Protocol.TCP:
         out, back = units.bytes_per_s(s.tcp_request_bps), units.bytes_per_s(s.tcp_response_bps)
@@ -26,67 +26,127 @@ def _traffic(e: Edge) -> str:
     return units.rps(s.rps)
 
 
-def render(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
-    healths = grade(snapshot, t).edges
-    http = [e for e in snapshot.edges if e.stats.protocol is not Protocol.TCP]
-    total = sum(e.stats.rps for e in http)
-    counts = {h: sum(1 for v in healths.values() if v is h) for h in Health}
-    plaintext = [e for e in snapshot.edges if e.stats.mtls < 1.0]
+def edge_cells(report: Report, e: Edge) -> list[str]:
+    """One edge as a person reads it: the columns of every edge table of a report."""
+    s = e.stats
+    tcp = s.protocol is Protocol.TCP
+    return [
+        report.label(e.source),
+        report.label(e.destination),
+        s.protocol.value,
+        traffic(e),
+        "-" if tcp else units.percent(s.error_rate),
+        units.ms(s.p50_ms),
+        units.ms(s.p95_ms),
+        units.ms(s.p99_ms),
+        units.percent(s.mtls),
+        report.grades.edges[e.key].value,
+    ]
+
+
+EDGE_COLUMNS = ("source", "destination", "protocol", "traffic", "errors", "p50", "p95", "p99",
+                "mTLS", "health")  # fmt: skip
+
+
+def _edge_table(report: Report, edges: Sequence[Edge]) -> list[str]:
+    lines = [
+        "| " + " | ".join(EDGE_COLUMNS) + " |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += ["| " + " | ".join(cell(c) for c in edge_cells(report, e)) + " |" for e in edges]
+    return lines
+
+
+def by_namespace(report: Report) -> dict[str, list[Edge]]:
+    """Each namespace's edges (the calls its workloads answer, or make to outside the
+    mesh), worst first."""
+    out: dict[str, list[Edge]] = defaultdict(list)
+    nodes = report.snapshot.nodes
+    for e in report.edges:
+        destination = nodes[e.destination]
+        home = destination.namespace if destination.kind.value == "workload" else ""
+        out[home or nodes[e.source].namespace].append(e)
+    return dict(sorted(out.items()))
+
+
+def route_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """(route, hosts, rule, destinations) for each rule of each route, in order."""
+    rows = []
+    for r in sorted(report.snapshot.routes, key=lambda r: r.id):
+        for i, rule in enumerate(r.rules):
+            dests = ", ".join(
+                f"{d.host}{' ' + d.subset if d.subset else ''} {d.weight}"
+                + ("%" if r.kind == "VirtualService" else "")
+                for d in rule.destinations
+            )
+            rows.append(
+                (
+                    f"{r.kind} {r.namespace}/{r.name}" if i == 0 else "",
+                    ", ".join(r.hosts) if i == 0 else "",
+                    " and ".join(rule.matches) if rule.matches else "default",
+                    dests,
+                )
+            )
+    return rows
+
+
+def route_lines(report: Report) -> list[str]:
+    rows = route_rows(report)
+    if not rows:
+        return ["No routing rules were read."]
+    lines = ["| route | hosts | rule | destinations |", "|---|---|---|---|"]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def render(report: Report) -> str:
+    snapshot = report.snapshot
+    totals = report.totals
     when = snapshot.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    scope = f" Scope: {', '.join(report.scope)}." if report.scope else ""
     lines = [
         "# meshtop report",
         "",
-        f"Generated {when} over a {units.duration(snapshot.window_s)} window. "
-        f"Overall: **{worst(healths.values()).value}**.",
+        f"Generated {when} over a {units.duration(snapshot.window_s)} window.{scope} "
+        f"Overall: **{worst(report.grades.edges.values()).value}**.",
         "",
         "| source | backend | state | detail |",
         "|---|---|---|---|",
     ]
     for role, h in sorted(snapshot.sources.items()):
-        lines.append(f"| {role} | {_cell(h.name)} | {h.state.value} | {_cell(h.reason) or '-'} |")
+        lines.append(f"| {role} | {cell(h.name)} | {h.state.value} | {cell(h.reason) or '-'} |")
     lines += [
         "",
         "## Summary",
         "",
         f"- {len(snapshot.nodes)} nodes, {len(snapshot.edges)} edges, "
-        f"{units.rps(total)} of HTTP and gRPC requests",
-        f"- edges failing: {counts[Health.FAILING]}, degraded: {counts[Health.DEGRADED]}, "
-        f"healthy: {counts[Health.HEALTHY]}, idle: {counts[Health.IDLE]}",
-        f"- edges not fully on mTLS: {len(plaintext)}",
+        f"{units.rps(totals['rps'])} of HTTP and gRPC requests",
+        f"- edges failing: {totals['failing']:.0f}, degraded: {totals['degraded']:.0f}, "
+        f"healthy: {totals['healthy']:.0f}, idle: {totals['idle']:.0f}",
+        f"- edges not fully on mTLS: {len(report.plaintext)}; "
+        f"peers without a proxy: {len(report.without_proxy)}",
         "",
-        "## Edges, worst first",
+        f"## Worst edges ({min(WORST_SHOWN, len(report.edges))} of {len(report.edges)})",
         "",
-        "| source | destination | protocol | traffic | errors | p50 | p95 | p99 | mTLS | health |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        *_edge_table(report, report.edges[:WORST_SHOWN]),
+        "",
+        "## Security posture",
+        "",
     ]
-    ordered = sorted(
-        snapshot.edges, key=lambda e: (_RANK[healths[e.key]], -e.stats.error_rate, -e.stats.rps)
-    )
-    for e in ordered:
-        s = e.stats
-        tcp = s.protocol is Protocol.TCP
-        lines.append(
-            f"| {_cell(_label(snapshot, e.source))} | {_cell(_label(snapshot, e.destination))} "
-            f"| {s.protocol.value} | {_traffic(e)} | {'-' if tcp else units.percent(s.error_rate)} "
-            f"| {units.ms(s.p50_ms)} | {units.ms(s.p95_ms)} | {units.ms(s.p99_ms)} "
-            f"| {units.percent(s.mtls)} | {healths[e.key].value} |"
-        )
-    lines += ["", "## Routes", ""]
-    if not snapshot.routes:
-        lines.append("No routing rules were read.")
+    if report.plaintext:
+        lines += ["Calls not entirely on mutual TLS:", ""]
+        lines += ["| source | destination | protocol | traffic | mTLS |", "|---|---|---|---:|---:|"]
+        lines += [
+            f"| {cell(report.label(e.source))} | {cell(report.label(e.destination))} "
+            f"| {e.stats.protocol.value} | {traffic(e)} | {units.percent(e.stats.mtls)} |"
+            for e in report.plaintext
+        ]
     else:
-        lines += ["| route | hosts | rule | destinations |", "|---|---|---|---|"]
-        for r in sorted(snapshot.routes, key=lambda r: r.id):
-            for i, rule in enumerate(r.rules):
-                where = " or ".join(rule.matches) if rule.matches else "default"
-                dests = ", ".join(
-                    f"{d.host}{' ' + d.subset if d.subset else ''} {d.weight}"
-                    + ("%" if r.kind == "VirtualService" else "")
-                    for d in rule.destinations
-                )
-                name = f"{r.kind} {r.namespace}/{r.name}" if i == 0 else ""
-                hosts = ", ".join(r.hosts) if i == 0 else ""
-                lines.append(
-                    f"| {_cell(name)} | {_cell(hosts)} | {_cell(where)} | {_cell(dests)} |"
-                )
+        lines.append("Every call is on mutual TLS.")
+    if report.without_proxy:
+        lines += ["", "Peers without a proxy:", ""]
+        lines += [f"- `{cell(w.label)}`: {why}" for w, why in report.without_proxy]
+    lines += ["", "## By namespace"]
+    for namespace, edges in by_namespace(report).items():
+        lines += ["", f"### {namespace}", "", *_edge_table(report, edges)]
+    lines += ["", "## Routes", "", *route_lines(report)]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,40 @@
+"""`--format csv`: one row per edge, worst first, numbers as numbers (no units) and empty
+where there is none, for spreadsheets and `awk`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from meshtop.model import Protocol
+from meshtop.report import Report
+
+COLUMNS = ("source", "destination", "service", "protocol", "rps", "error_rate", "p50_ms",
+           "p95_ms", "p99_ms", "mtls", "health", "tcp_request_bytes_per_s",
+           "tcp_response_bytes_per_s", "tcp_connections_per_s")  # fmt: skip
+
+
+def number(value: float | None, digits: int = 6) -> str:
+    return "" if value is None or not math.isfinite(value) else str(round(value, digits))
+
+
+def render(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for e in report.edges:
+        s = e.stats
+        tcp = s.protocol is Protocol.TCP
+        writer.writerow(
+            [
+                e.source, e.destination, e.service, s.protocol.value,
+                number(None if tcp else s.rps), number(None if tcp else s.error_rate),
+                number(s.p50_ms, 3), number(s.p95_ms, 3), number(s.p99_ms, 3),
+                number(s.mtls, 4), report.grades.edges[e.key].value,
+                number(s.tcp_request_bps if tcp else None, 2),
+                number(s.tcp_response_bps if tcp else None, 2),
+                number(s.tcp_connections_per_s if tcp else None, 4),
+            ]
+        )  # fmt: skip
+    return out.getvalue()

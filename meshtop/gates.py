@@ -1,0 +1,114 @@
+"""`--fail-on` gates for CI: `error_rate>1%`, `p99>500ms`, `mtls<100%`, `rps<0.1`, each
+optionally scoped to the edges from or to some workloads (`shop/*:error_rate>1%`). An
+edge a gate cannot judge (no latency on a TCP edge) does not break it."""
+
+from __future__ import annotations
+
+import fnmatch
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from meshtop import units
+from meshtop.errors import UsageError
+from meshtop.model import Edge, MeshSnapshot
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "=": operator.eq,
+}
+SHARES = ("error_rate", "mtls")  # written as 1% or 0.01
+LATENCIES = ("p50", "p95", "p99")  # written as 500ms, 1s or a plain number of ms
+METRICS = (*SHARES, *LATENCIES, "rps")
+_GATE = re.compile(
+    r"^(?:(?P<scope>[^:]+):)?(?P<metric>[a-z_0-9]+)\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>\S+)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    text: str
+    scope: str  # a glob on `namespace/workload` of either end; "" for every edge
+    metric: str
+    op: str
+    value: float  # shares 0..1, latencies in ms, rates per second
+
+    def applies(self, snapshot: MeshSnapshot, e: Edge) -> bool:
+        if not self.scope:
+            return True
+        return any(
+            fnmatch.fnmatchcase(snapshot.nodes[n].label, self.scope)
+            for n in e.key
+            if n in snapshot.nodes
+        )
+
+    def measure(self, e: Edge) -> float | None:
+        s = e.stats
+        if self.metric in LATENCIES:
+            return {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}[self.metric]
+        if self.metric == "mtls":
+            return s.mtls
+        if s.rps <= 0 and s.tcp_connections_per_s > 0:
+            return None  # a TCP edge has no requests to rate or fail
+        return s.rps if self.metric == "rps" else s.error_rate
+
+    def show(self, value: float) -> str:
+        if self.metric in SHARES:
+            return units.percent(value)
+        if self.metric in LATENCIES:
+            return units.ms(value)
+        return units.rps(value)
+
+
+def parse_gate(text: str) -> Gate:
+    match = _GATE.match(text.strip())
+    if not match:
+        raise UsageError(
+            f"--fail-on {text!r}: write METRIC OP VALUE, e.g. error_rate>1%, p99>500ms, "
+            "mtls<100%, rps<0.1, optionally SCOPE: before it (shop/*:error_rate>1%)"
+        )
+    metric, op, raw = match["metric"], match["op"], match["value"]
+    if metric not in METRICS:
+        raise UsageError(f"--fail-on {text!r}: no metric {metric!r}; choose {', '.join(METRICS)}")
+    try:
+        if metric in SHARES:
+            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        elif metric in LATENCIES:
+            value = units.parse_duration(raw) * 1000 if raw[-1].isalpha() else float(raw)
+        else:
+            value = float(raw.removesuffix("rps"))
+    except (ValueError, UsageError):
+        raise UsageError(f"--fail-on {text!r}: {raw!r} is not a value for {metric}") from None
+    return Gate(text.strip(), (match["scope"] or "").strip(), metric, op, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    gate: Gate
+    edge: Edge
+    value: float
+
+    def describe(self, snapshot: MeshSnapshot) -> str:
+        ends = " → ".join(
+            snapshot.nodes[n].label if n in snapshot.nodes else n for n in self.edge.key
+        )
+        return f"{self.gate.text}: {ends} has {self.gate.metric} {self.gate.show(self.value)}"
+
+
+def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
+    """Every edge that breaks a gate, gate by gate, in the snapshot's edge order."""
+    found = []
+    for gate in gates:
+        test = OPS[gate.op]
+        for e in snapshot.edges:
+            if not gate.applies(snapshot, e):
+                continue
+            value = gate.measure(e)
+            if value is not None and test(value, gate.value):
+                found.append(Violation(gate, e, value))
+    return found

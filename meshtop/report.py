@@ -1,0 +1,109 @@
+"""What a report covers, for every export format alike: the snapshot narrowed to some
+namespaces, one edge or the worst N edges; its edges graded and ordered worst first; and
+the security posture (calls not on mutual TLS, peers without a proxy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from meshtop.health import DEFAULT_THRESHOLDS, Grades, Thresholds, grade
+from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol, Workload, resolve_node
+
+RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    namespaces: tuple[str, ...] = ()  # calls from or to any of them
+    top: int | None = None  # the N worst edges
+    edge: tuple[str, str] | None = None  # one edge, as the user named its ends
+
+
+def select(snapshot: MeshSnapshot, chosen: Selection, t: Thresholds) -> MeshSnapshot:
+    """The snapshot narrowed to what was asked for; nodes with no edge left go, unless
+    nothing narrowed the edges. Raises `UsageError` for an edge's unknown end."""
+    edges = list(snapshot.edges)
+    if chosen.namespaces:
+        wanted = set(chosen.namespaces)
+        edges = [
+            e
+            for e in edges
+            if snapshot.nodes[e.source].namespace in wanted
+            or snapshot.nodes[e.destination].namespace in wanted
+        ]
+    if chosen.edge is not None:
+        source = resolve_node(snapshot.nodes, chosen.edge[0])
+        destination = resolve_node(snapshot.nodes, chosen.edge[1])
+        edges = [e for e in edges if e.key == (source, destination)]
+    if chosen.top is not None:
+        edges = worst_first(edges, grade(replace_edges(snapshot, edges), t))[: chosen.top]
+    if len(edges) == len(snapshot.edges):
+        return snapshot
+    return replace_edges(snapshot, edges)
+
+
+def replace_edges(snapshot: MeshSnapshot, edges: Sequence[Edge]) -> MeshSnapshot:
+    ends = {n for e in edges for n in e.key}
+    nodes = {n: w for n, w in snapshot.nodes.items() if n in ends}
+    return replace(snapshot, nodes=nodes, edges=tuple(edges))
+
+
+def worst_first(edges: Sequence[Edge], grades: Grades) -> list[Edge]:
+    """Failing, then degraded, healthy and idle; within each, most errors then most traffic."""
+    return sorted(
+        edges,
+        key=lambda e: (RANK[grades.edges[e.key]], -e.stats.error_rate, -e.stats.rps, e.key),
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """A snapshot as a report sees it: graded once, ordered once."""
+
+    snapshot: MeshSnapshot
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    # What narrowed it, said in the report: `namespace shop`, `the 10 worst edges`.
+    scope: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def grades(self) -> Grades:
+        return grade(self.snapshot, self.thresholds)
+
+    @cached_property
+    def edges(self) -> list[Edge]:
+        return worst_first(self.snapshot.edges, self.grades)
+
+    def label(self, node_id: str) -> str:
+        w = self.snapshot.nodes.get(node_id)
+        return w.label if isinstance(w, Workload) else node_id
+
+    @cached_property
+    def plaintext(self) -> list[Edge]:
+        """Calls not entirely on mutual TLS, most traffic first."""
+        return sorted(
+            (e for e in self.snapshot.edges if e.stats.mtls < 1.0),
+            key=lambda e: -(e.stats.rps or e.stats.tcp_connections_per_s),
+        )
+
+    @cached_property
+    def without_proxy(self) -> list[tuple[Workload, str]]:
+        """Peers that spoke to the mesh without a proxy of their own, and how we know:
+        clients the server's proxy could not identify, hosts outside the mesh, services
+        whose calls no workload answered."""
+        why = {
+            NodeKind.UNKNOWN: "called the mesh without a proxy (the server's proxy could "
+            "not identify it)",
+            NodeKind.EXTERNAL: "outside the mesh: called through the client's proxy only",
+            NodeKind.SERVICE: "no workload answered its calls",
+        }
+        return [(w, why[w.kind]) for _, w in sorted(self.snapshot.nodes.items()) if w.kind in why]
+
+    @cached_property
+    def totals(self) -> dict[str, float]:
+        http = [e for e in self.snapshot.edges if e.stats.protocol is not Protocol.TCP]
+        counts = {h.value: 0.0 for h in Health}
+        for h in self.grades.edges.values():
+            counts[h.value] += 1
+        return {"rps": sum(e.stats.rps for e in http), **counts}
