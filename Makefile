@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint prometheus bench clean
+.PHONY: demo test lint tools bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,19 +16,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/meshtop demo
 
-# A real Prometheus for the integration tests: Debian's package where we may install it
-# (root, as on CI); otherwise those tests say why they skip (and fail under CI=true).
-prometheus:
-	@if command -v prometheus >/dev/null 2>&1; then \
-		echo "prometheus: $$(command -v prometheus)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "prometheus: installing Debian's package"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	else \
-		echo "prometheus: not found and cannot install it here (needs root and apt-get);"; \
-		echo "            the integration tests will be skipped"; \
-	fi
+# What the tests run for real beside Python: a Prometheus server for the integration
+# tests and Graphviz's dot to read the DOT export. Debian's packages where we may install
+# them (root, as on CI); otherwise those tests say why they skip (and fail under CI=true).
+TOOLS := prometheus:prometheus dot:graphviz
+
+tools:
+	@for pair in $(TOOLS); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		if command -v $$cmd >/dev/null 2>&1; then \
+			echo "$$cmd: $$(command -v $$cmd)"; \
+		elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "$$cmd: installing Debian's $$pkg"; \
+			{ [ -n "$$updated" ] || apt-get update -qq; } && updated=1 && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				$$pkg >/dev/null || exit 1; \
+		else \
+			echo "$$cmd: not found and cannot install $$pkg here (needs root and apt-get);"; \
+			echo "            the tests that need it will be skipped"; \
+		fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check meshtop tests benchmarks
@@ -36,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) prometheus lint
+test: $(STAMP) tools lint
 	$(BIN)/pytest
 
 bench: $(STAMP)

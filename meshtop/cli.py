@@ -325,12 +325,18 @@ def export(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
         prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
     )  # fmt: skip
+    if demo:  # the simulated mesh is narrowed here, not by a Prometheus query
+        flags["prometheus.namespaces"] = ()
     settings = _settings(ctx, window=window, **flags)
     render = renderer(fmt.value)
     gates = [parse_gate(text) for text in fail_on or ()]
     moment = parse_moment(at) if at is not None else None
     sources = _sources(settings, _simulation(services, seed, moment) if demo else None, moment)
-    namespaces = settings.prometheus.namespaces if settings.prometheus else tuple(namespace or ())
+    namespaces = (
+        settings.prometheus.namespaces
+        if settings.prometheus and not demo
+        else tuple(namespace or ())
+    )
     chosen = Selection(namespaces=namespaces, top=top, edge=edge)
     with progress(f"asking {sources.metrics.name}…") as say:
         snapshot = _snapshot(settings, sources)

@@ -22,6 +22,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "=": operator.eq,
 }
+_LATENCY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0}
 SHARES = ("error_rate", "mtls")  # written as 1% or 0.01
 LATENCIES = ("p50", "p95", "p99")  # written as 500ms, 1s or a plain number of ms
 METRICS = (*SHARES, *LATENCIES, "rps")
@@ -79,7 +81,10 @@ def parse_gate(text: str) -> Gate:
         if metric in SHARES:
             value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
         elif metric in LATENCIES:
-            value = units.parse_duration(raw) * 1000 if raw[-1].isalpha() else float(raw)
+            found = _LATENCY.match(raw)
+            if not found:
+                raise ValueError(raw)
+            value = float(found[1]) * _MS[found[2] or "ms"]
         else:
             value = float(raw.removesuffix("rps"))
     except (ValueError, UsageError):

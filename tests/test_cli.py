@@ -191,3 +191,119 @@ def test_edge_errors_are_one_line_and_an_exit_code(
     assert result.returncode == code
     assert result.stderr.startswith("meshtop: ") and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout
+
+
+# -- export: formats, selection, gates, files ----------------------------------------
+
+PAST = "2025-10-09T08:53:20Z"
+
+
+def test_export_writes_every_format_to_stdout() -> None:
+    for fmt, starts in (("html", "<!DOCTYPE html>"), ("csv", "source,destination"),
+                        ("dot", "digraph mesh {"), ("mermaid", "flowchart LR"),
+                        ("svg", "<?xml")):  # fmt: skip
+        result = meshtop("export", "--demo", "--at", PAST, "-f", fmt)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(starts) and result.stderr == ""
+
+
+def test_export_selects_the_worst_edges_one_edge_or_a_namespace() -> None:
+    top = json.loads(meshtop("export", "--demo", "--top", "2").stdout)
+    assert len(top["edges"]) == 2 and top["scope"] == ["the 2 worst edges"]
+    assert top["edges"][0]["destination"].endswith("reviews-v3") or top["edges"][1][
+        "destination"
+    ].endswith("reviews-v3")
+    one = json.loads(meshtop("export", "--demo", "--edge", "productpage-v1", "details-v1").stdout)
+    assert [(e["source"], e["destination"]) for e in one["edges"]] == [
+        ("Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/details-v1")
+    ]
+    assert {n["id"] for n in one["nodes"]} == {
+        "Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/details-v1",
+    }  # fmt: skip
+    gateway = json.loads(
+        meshtop("export", "--demo", "--services", "30", "-n", "istio-system").stdout
+    )
+    assert gateway["edges"] and all(
+        "/istio-system/" in e["source"] or "/istio-system/" in e["destination"]
+        for e in gateway["edges"]
+    )
+
+
+def test_export_at_a_past_moment_is_that_moment() -> None:
+    a = json.loads(meshtop("export", "--demo", "--at", PAST).stdout)
+    b = json.loads(meshtop("export", "--demo", "--at", "1760000000").stdout)
+    assert a["generated_at"] == b["generated_at"] == PAST
+    assert a["edges"] == b["edges"]  # the same moment, the same traffic
+
+
+def test_gates_pass_and_fail_with_every_violation_said(tmp_path: Path) -> None:
+    ok = meshtop("export", "--demo", "--fail-on", "error_rate>50%", "--fail-on", "p99>5s")
+    assert ok.returncode == 0 and ok.stderr == ""
+    out = tmp_path / "report.md"
+    bad = meshtop(
+        "export", "--demo", "-f", "markdown", "-o", str(out),
+        "--fail-on", "error_rate>1%", "--fail-on", "mtls<100%", "--fail-on", "bookinfo/*:p99>100ms",
+    )  # fmt: skip
+    assert bad.returncode == 1
+    lines = bad.stderr.splitlines()
+    assert lines[0] == "meshtop: 4 gate violations:"
+    assert (
+        "  error_rate>1%: bookinfo/productpage-v1 → bookinfo/reviews-v3 has error_rate"
+        in (lines[1])
+    )
+    assert any("mtls<100%: unknown → bookinfo/productpage-v1 has mtls 0.00%" in ln for ln in lines)
+    assert any("mtls<100%: bookinfo/details-v1 → www.googleapis.com" in ln for ln in lines)
+    assert any(
+        ln.startswith("  bookinfo/*:p99>100ms: bookinfo/productpage-v1 → bookinfo/reviews-v3")
+        for ln in lines
+    )
+    assert out.read_text().startswith("# meshtop report")  # the report is written all the same
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("--fail-on", "latency>1s"), 2, "no metric 'latency'"),
+        (("--fail-on", "p99>fast"), 2, "'fast' is not a value for p99"),
+        (("--fail-on", "error_rate"), 2, "write METRIC OP VALUE"),
+        (("--at", "yesterday"), 2, "is not a time"),
+        (("--at", "2099-01-01T00:00:00Z"), 2, "is in the future"),
+        (("--at", "2025-10-09T08:53:20"), 2, "give a time zone"),
+        (("--edge", "productpage-v1", "nope"), 2, "no node 'nope' in the mesh"),
+        (("--top", "0"), 2, "--top"),
+        (("-f", "pdf"), 2, "'pdf' is not one of"),
+        (("-o", "/nonexistent/dir/report.json"), 2, "cannot write the report to"),
+        (("--edge", "reviews-v1", "ratings-v1", "--fail-on", "rps<1"), 1, "no edges to check"),
+    ],
+)
+def test_export_errors_are_one_line_and_an_exit_code(
+    args: tuple[str, ...], code: int, says: str
+) -> None:
+    result = meshtop("export", "--demo", *args)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("meshtop: ") and says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_backend_fails_fast_and_leaves_the_old_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    out.write_text("yesterday's report\n")
+    result = meshtop(
+        "export", "--prometheus", "http://127.0.0.1:9", "-o", str(out), "--fail-on", "p99>1s"
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "meshtop: cannot reach Prometheus at http://127.0.0.1:9: connection refused"
+    )
+    assert result.stdout == "" and out.read_text() == "yesterday's report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left over
+
+
+def test_output_file_is_replaced_whole(tmp_path: Path) -> None:
+    out = tmp_path / "mesh.html"
+    out.write_text("old")
+    result = meshtop("export", "--demo", "-f", "html", "-o", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # a normal file, not mkstemp's
+    assert [p.name for p in tmp_path.iterdir()] == ["mesh.html"]
