@@ -459,10 +459,20 @@ def edge(
                                  "timeout": timeout})  # fmt: skip
     sources = _sources(settings, _simulation(services, seed) if demo else None)
     snapshot = _snapshot(settings, sources)
-    src, dst = resolve_node(snapshot.nodes, source), resolve_node(snapshot.nodes, destination)
-    about = subject(
-        snapshot, f"{snapshot.nodes[src].label} → {snapshot.nodes[dst].label}", [src], [dst]
-    )
+
+    def node(text: str) -> str:
+        # A full id stands as given: the node may have been quiet in the last minute
+        # (an incident an hour ago), and its history is what is asked for.
+        if text.count("/") == 2 and text not in snapshot.nodes:
+            return text
+        return resolve_node(snapshot.nodes, text)
+
+    def label(node_id: str) -> str:
+        w = snapshot.nodes.get(node_id)
+        return w.label if w is not None else node_id
+
+    src, dst = node(source), node(destination)
+    about = subject(snapshot, f"{label(src)} → {label(dst)}", [src], [dst])
     detail = asyncio.run(fetch(sources.metrics, about, window_s))
     if fmt is EdgeFormat.json:
         from meshtop.export.history_json import render

@@ -13,7 +13,8 @@ from meshtop.history import merge
 from meshtop.model import SERVICE_PREFIX, History, MeshSnapshot, NodeKind, Route
 from meshtop.sources.protocols import MetricsSource
 
-Pair = tuple[str | None, str]  # (source, destination); no source: all the node answers
+# (source, destination); no source: all a node answers; no destination: all it calls
+Pair = tuple[str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class Subject:
     title: str
     sources: tuple[str, ...]  # snapshot node ids; empty for a node
     destinations: tuple[str, ...]
+    # A node that answers nothing (a gateway, a client): its history is what it calls.
+    outbound: bool = False
     # The destination's app and its versions, when it runs several: version -> node ids.
     app: str = ""
     versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -33,6 +36,8 @@ class Subject:
 
     def pairs(self, destinations: Sequence[str] | None = None) -> list[Pair]:
         ends = self.destinations if destinations is None else destinations
+        if self.outbound:
+            return [(d, None) for d in ends]
         if not self.sources:
             return [(None, d) for d in ends]
         return [(s, d) for s in self.sources for d in ends]
@@ -59,10 +64,15 @@ def versions_of(
 
 
 def subject(
-    snapshot: MeshSnapshot, title: str, sources: Sequence[str], destinations: Sequence[str]
+    snapshot: MeshSnapshot,
+    title: str,
+    sources: Sequence[str],
+    destinations: Sequence[str],
+    *,
+    outbound: bool = False,
 ) -> Subject:
     app, versions = versions_of(snapshot, destinations)
-    return Subject(title, tuple(sources), tuple(destinations), app, tuple(versions))
+    return Subject(title, tuple(sources), tuple(destinations), outbound, app, tuple(versions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +96,20 @@ async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Deta
 
 def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
     """The routes that send traffic to the nodes' service: a destination host that is
-    the app's name, or its name in the namespace (`reviews`, `reviews.bookinfo…`)."""
+    the app's short name in the route's own namespace, or its name in the node's
+    namespace from anywhere (`reviews`, `reviews.bookinfo.svc.cluster.local`)."""
     found: list[Route] = []
     for w in (snapshot.nodes[n] for n in node_ids if n in snapshot.nodes):
         name = w.app or w.name.removeprefix(SERVICE_PREFIX)
         for route in snapshot.routes:
-            if route in found or route.namespace != w.namespace:
+            if route in found:
                 continue
             hosts = {d.host for rule in route.rules for d in rule.destinations}
-            if any(h == name or h.startswith(f"{name}.{w.namespace}.") for h in hosts):
+            # a short name means the route's own namespace; a longer one says which
+            here = route.namespace == w.namespace and name in hosts
+            if here or any(
+                h == f"{name}.{w.namespace}" or h.startswith(f"{name}.{w.namespace}.")
+                for h in hosts
+            ):
                 found.append(route)
     return found

@@ -76,19 +76,24 @@ def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
     errors, client = stats.error_rate, client_error_rate(stats)
     why = []
     if errors >= t.errors_failing:
-        why.append(f"errors {errors:.2%} ≥ {t.errors_failing:.0%}")
+        why.append(f"errors {errors:.2%} ≥ {_share(t.errors_failing)}")
     elif errors > t.errors_degraded:
-        why.append(f"errors {errors:.2%} > {t.errors_degraded:.0%}")
+        why.append(f"errors {errors:.2%} > {_share(t.errors_degraded)}")
     if client >= t.client_errors_failing:
-        why.append(f"4xx {client:.2%} ≥ {t.client_errors_failing:.0%}")
+        why.append(f"4xx {client:.2%} ≥ {_share(t.client_errors_failing)}")
     elif client >= t.client_errors_degraded:
-        why.append(f"4xx {client:.2%} ≥ {t.client_errors_degraded:.0%}")
+        why.append(f"4xx {client:.2%} ≥ {_share(t.client_errors_degraded)}")
     if not why:
         why.append(
-            f"errors {errors:.2%} within {t.errors_degraded:.0%}, "
-            f"4xx {client:.2%} under {t.client_errors_degraded:.0%}"
+            f"errors {errors:.2%} within {_share(t.errors_degraded)}, "
+            f"4xx {client:.2%} under {_share(t.client_errors_degraded)}"
         )
     return f"{health.value}: " + "; ".join(why)
+
+
+def _share(x: float) -> str:
+    """A threshold as the user wrote it: `10%`, `0.5%`."""
+    return f"{x * 100:g}%"
 
 
 def worst(healths: Iterable[Health]) -> Health:

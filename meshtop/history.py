@@ -16,7 +16,7 @@ from meshtop.model import History, Series, WindowSummary, counts_as_error
 
 # The windows the detail screens offer on keys 1 to 6.
 WINDOWS = (300.0, 900.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 7 * 24 * 3600.0)
-NICE_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+NICE_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600)
 MAX_WINDOW_S = 30 * 24 * 3600.0
 
 
@@ -224,7 +224,14 @@ def merge(histories: Sequence[History]) -> History:
 
     rps = add(h.rps for h in histories)
     kinds = sorted({k for h in histories for k in h.errors})
-    errors = {k: tuple(add(h.errors[k] for h in histories if k in h.errors)) for k in kinds}
+    # a kind is 0 wherever there was traffic without it, as in each history
+    errors = {
+        k: tuple(
+            None if r is None else (v or 0.0)
+            for r, v in zip(rps, add(h.errors[k] for h in histories if k in h.errors), strict=True)
+        )
+        for k in kinds
+    }
     failed = add(
         tuple(
             None if r is None or e is None else r * e

@@ -99,17 +99,13 @@ def _last(series: Sequence[float | None]) -> float | None:
     return next((v for v in reversed(series) if v is not None), None)
 
 
-def history_view(h: History, width: int) -> Group:
+def history_view(h: History, width: int, tcp: bool = False) -> Group:
     """Requests, errors (with each kind on its own line) and latency over the window."""
     parts: list[RenderableType] = []
     if not known(h.rps):
-        return Group(
-            Text(
-                f"no HTTP or gRPC requests in the last {units.duration(h.window_s)}: nothing to "
-                "plot (a TCP edge's bytes and connections are under Now)",
-                style="dim",
-            )
-        )
+        why = ": a TCP edge's bytes and connections are under Now" if tcp else ""
+        window = units.duration(h.window_s)
+        return Group(Text(f"no HTTP or gRPC requests in the last {window}{why}", style="dim"))
 
     def now_and_peak(series: Sequence[float | None], fmt: plot.Format) -> str:
         last, values = _last(series), known(series)
@@ -300,6 +296,7 @@ def edge_report(
     out = console or Console(width=None if sys.stdout.isatty() else 100, highlight=False)
     h = detail.history
     out.print(Text(f"{about.title}   window {units.duration(h.window_s)}", style="bold"))
+    tcp = edge is not None and edge.stats.protocol is Protocol.TCP
     if edge is not None:
         out.print(explain(edge.stats, t))
         out.print(Text("\nNow", style="bold"))
@@ -307,7 +304,7 @@ def edge_report(
     else:
         out.print(Text("no traffic in the last snapshot", style="dim"))
     out.print()
-    out.print(history_view(h, min(out.width, 140)))
+    out.print(history_view(h, min(out.width, 140), tcp))
     out.print()
     out.print(window_view(h.summary, h.window_s))
     if detail.canary:

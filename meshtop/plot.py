@@ -99,7 +99,8 @@ def sparkline(series: Series, width: int, top: float | None = None) -> str:
     return bars(values, 1, scale)[0]
 
 
-TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400)
+TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
+         2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)  # fmt: skip
 
 
 def ruler(times: Sequence[float], width: int) -> str:
@@ -109,7 +110,7 @@ def ruler(times: Sequence[float], width: int) -> str:
         return ""
     span = times[-1] - times[0]
     most = max(1, width // 12)  # room for a label each
-    step = next((t for t in TICKS if span / t <= most), span / most)
+    step = next((t for t in TICKS if span / t <= most), TICKS[-1])
     line = [" "] * width
     first = "-" + units.duration(span)  # the window's start, then round times
     line[: len(first)] = first

@@ -60,3 +60,13 @@ def test_worst_orders_failing_over_degraded_over_healthy_over_idle() -> None:
     assert worst([Health.IDLE, Health.HEALTHY, Health.DEGRADED]) is Health.DEGRADED
     assert worst([Health.FAILING, Health.HEALTHY]) is Health.FAILING
     assert worst([]) is Health.IDLE
+
+
+def test_health_says_why_with_the_thresholds_as_configured() -> None:
+    from meshtop.health import explain
+
+    t = Thresholds(errors_degraded=0.001, errors_failing=0.005)
+    s = EdgeStats(rps=10.0, error_rate=0.003, response_codes={"200": 9.97, "500": 0.03})
+    assert explain(s, t) == "degraded: errors 0.30% > 0.1%"
+    assert explain(EdgeStats(rps=10.0, error_rate=0.2)) == "failing: errors 20.00% ≥ 10%"
+    assert explain(EdgeStats()) == "idle: no traffic in the window"

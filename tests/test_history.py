@@ -145,3 +145,63 @@ def test_simulated_node_history_is_what_it_answers(sim: Simulation) -> None:
     assert node.rps[-1] > edge.rps[-1]  # the unmeshed client calls it too
     assert node.summary.mtls is not None and 0 < node.summary.mtls < 1
     assert node.summary.errors.keys() == {"4xx"}
+
+
+def test_merging_keeps_a_zero_where_there_was_traffic_without_errors() -> None:
+    n = 3
+    quiet = History(
+        None, "x", 20.0, 10.0, (0.0, 10.0, 20.0), (5.0, 5.0, 5.0), (0.0, 0.0, 0.0),
+        (None,) * n, (None,) * n, (None,) * n, {}, WindowSummary(rps=5.0),
+    )  # fmt: skip
+    failing = History(
+        None, "y", 20.0, 10.0, (0.0, 10.0, 20.0), (2.0, None, None), (0.5, None, None),
+        (None,) * n, (None,) * n, (None,) * n, {"5xx": (1.0, None, None)},
+        WindowSummary(rps=2.0),
+    )  # fmt: skip
+    m = merge([quiet, failing])
+    assert m.rps == (7.0, 5.0, 5.0)
+    assert m.errors == {"5xx": (1.0, 0.0, 0.0)}  # traffic, no errors: 0, not a gap
+
+
+def test_linkerd_failures_count_as_errors_in_history_as_in_the_snapshot() -> None:
+    from meshtop.sources.dialects import LINKERD
+    from meshtop.sources.prometheus import _is_error, _kind
+
+    for labels in (
+        {"status_code": "404", "classification": "failure"},  # a ServiceProfile's verdict
+        {"status_code": "200", "classification": "failure"},
+        {"status_code": "503", "classification": "failure"},
+    ):
+        assert _is_error(LINKERD, labels)
+        assert _kind(LINKERD, labels) in ("failure", "5xx")
+    assert _kind(LINKERD, {"status_code": "404", "classification": "success"}) == "4xx"
+
+
+def test_a_node_that_answers_nothing_has_the_history_of_its_calls(sim: Simulation) -> None:
+    from meshtop.detail import fetch, subject
+    from meshtop.mesh import refresh
+
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=sim.clock))
+    gateway = "Kubernetes/istio-system/istio-ingressgateway"
+    about = subject(snapshot, "gateway", (), [gateway], outbound=True)
+    h = asyncio.run(fetch(sim.metrics, about, 300)).history
+    assert h.rps[-1] is not None and h.rps[-1] > 15  # what it sends to productpage
+
+
+def test_routes_to_a_node_include_those_from_other_namespaces(sim: Simulation) -> None:
+    from dataclasses import replace
+
+    from meshtop.detail import routes_to
+    from meshtop.mesh import refresh
+    from meshtop.model import RouteRule, WeightedDestination
+
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=sim.clock))
+    reviews = next(r for r in snapshot.routes if r.name == "reviews")
+    gateway_route = replace(
+        reviews, namespace="istio-system", name="edge",
+        rules=(RouteRule((WeightedDestination("reviews.bookinfo.svc.cluster.local", "v3", 100),)),),
+    )  # fmt: skip
+    elsewhere = replace(reviews, namespace="other", name="mirror")  # `reviews` there is another
+    both = replace(snapshot, routes=(*snapshot.routes, gateway_route, elsewhere))
+    found = {(r.namespace, r.name) for r in routes_to(both, [V3])}
+    assert found == {("bookinfo", "reviews"), ("istio-system", "edge")}

@@ -47,3 +47,9 @@ def test_ruler_ticks_at_round_times_before_now() -> None:
     line = ruler([0.0, 3600.0], 60)
     assert line.rstrip().endswith("now")
     assert "-30m" in line and "-1h" in line
+
+
+def test_ruler_of_a_long_window_has_round_ticks() -> None:
+    line = ruler([0.0, 30 * 86400.0], 90)
+    assert line.startswith("-30d") and "-14d" in line and line.rstrip().endswith("now")
+    assert "ms" not in line

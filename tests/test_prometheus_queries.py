@@ -200,7 +200,8 @@ def test_dialect_is_detected_from_what_the_backend_holds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("window", "step"), [(300, 5), (900, 10), (3600, 30), (21600, 300), (86400, 1800)]
+    ("window", "step"),
+    [(300, 5), (900, 10), (3600, 30), (21600, 300), (86400, 900), (7 * 86400, 7200)],
 )
 def test_history_step_follows_the_window(window: float, step: float) -> None:
     assert history_step(window) == step

@@ -153,7 +153,8 @@ class SimMetrics:
             here = [e for e in self._sim.flows(at=t, keep=wanted) if e.protocol is not Protocol.TCP]
             for e in here:
                 for o in e.outcomes:
-                    points.add(i, error_kind(o.code, o.grpc_status), o.rps)
+                    if o.arrived or e.source.sidecar:  # else no proxy saw it at all
+                        points.add(i, error_kind(o.code, o.grpc_status), o.rps)
                 answers.extend(_answers(e, share))
                 weighted.append((e, e.rate))
             for q in QUANTILES:

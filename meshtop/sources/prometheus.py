@@ -32,6 +32,7 @@ from meshtop.model import (
     Protocol,
     WindowSummary,
     Workload,
+    counts_as_error,
     error_kind,
 )
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
@@ -99,13 +100,18 @@ def _preferred(
     selector: Sequence[str] = (),
     namespaces: Sequence[str] = (),
 ) -> str:
-    """Per edge, the series of the first reporter that has one: `A or B` keeps B's
-    series only where A has none with the same labels."""
-    return " or ".join(
+    """Per edge, the series of the first reporter that reported it at all: a reporter's
+    series count only for the edges no reporter before it has (`unless on` the edge), so
+    that an outcome only a later reporter saw is not added on top."""
+    parts = [
         f"sum by ({_by(EDGE, *by)}) "
         f"({_edge_rate(d, metric, window, [_reporters(d, [r]), *selector], namespaces)})"
         for r in reporters
-    )
+    ]
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], 1):
+        out.append(f"({part} unless on ({EDGE}) ({' or '.join(parts[:i])}))")
+    return " or ".join(out)
 
 
 def _quantiles(buckets: str) -> str:
@@ -468,9 +474,13 @@ class PrometheusMetrics:
         except (requests.exceptions.RequestException, PrometheusApiClientException) as exc:
             raise BackendError(f"Prometheus at {self.config.url}: {exc}") from None
 
-    def _query(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    def _query(
+        self, promql: str, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """One instant query, at `at`, else at the source's own moment, else now."""
         self._check.warnings = ()
-        params = {"time": f"{self.at:.3f}"} if self.at is not None else None
+        when = at if at is not None else self.at
+        params = {"time": f"{when:.3f}"} if when is not None else None
         result = self._call(lambda: self._client.custom_query(promql, params=params))
         if any(not isinstance(r, dict) or "value" not in r for r in result[:1]):
             raise BackendError(
@@ -531,18 +541,20 @@ class PrometheusMetrics:
             return result
 
         def ask_instant(promql: str) -> list[dict[str, Any]]:
-            saved, self.at = self.at, end
-            try:
-                return self._query(promql)[0]
-            finally:
-                self.at = saved
+            return self._query(promql, at=end)[0]
 
         codes, quantiles, window = await asyncio.gather(
             asyncio.to_thread(ask_range, queries["codes"]),
             asyncio.to_thread(ask_range, queries["latency"]),
             asyncio.to_thread(ask_instant, queries["window"]),
         )
-        return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
+        try:
+            return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered a range query with something "
+                "that is not a matrix of samples"
+            ) from None
 
 
 def parse_history(
@@ -575,10 +587,9 @@ def parse_history(
 
 def _kind(d: Dialect, labels: Mapping[str, str]) -> str | None:
     """The kind of error a series counts (`model.error_kind`), by the dialect's verdict."""
-    code, grpc = labels.get(d.code, ""), labels.get(d.grpc_status, "")
-    if _is_error(d, labels):
-        return error_kind(code, grpc) or "failure"
-    kind = error_kind(code, grpc)
+    kind = error_kind(labels.get(d.code, ""), labels.get(d.grpc_status, ""))
+    if _is_error(d, labels):  # the snapshot's verdict: counted as an error here too
+        return kind if counts_as_error(kind) else "failure"
     return kind if kind == "4xx" else None
 
 
@@ -588,7 +599,9 @@ def history_queries(
     """The queries behind a `History`: answers by outcome and latency quantiles as range
     queries, and the window summed up (by reporter, outcome, security and principals,
     and its quantiles) as one instant query."""
-    rate_window = duration(max(4 * step, 60))
+    # Each point's rate covers its own step (at least a minute, for scrapes to fall in),
+    # so that a spike shows at its point rather than smeared over the next ones.
+    rate_window = duration(max(step, 60))
     window = duration(window_s)
     selector = [
         *_peer_selector(d, source, "source"),

@@ -33,7 +33,8 @@ class MetricsSource(Protocol):
     async def history(
         self, source: str | None, destination: str | None, window_s: float
     ) -> History:
-        """One edge (or, with `source` None, everything `destination` answers) over the
+        """One edge (or, with `source` None, everything `destination` answers; with
+        `destination` None, everything `source` calls) over the
         last `window_s`: points at `history.history_step(window_s)`, gaps where there was
         no traffic, and the window summed up. Raises `BackendError` as `traffic` does."""
         ...

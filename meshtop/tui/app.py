@@ -173,7 +173,7 @@ class MeshtopApp(App[None]):
         self.post_message(SnapshotReady(snapshot))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        if not self.screen_stack:  # the console is closing: nothing left to draw on
+        if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
         self.snapshot = message.snapshot
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
@@ -352,9 +352,12 @@ class MeshtopApp(App[None]):
         self.push_screen(
             edge_screen(
                 self.metrics, self.snapshot, self.view, self.view.edges[key],
-                self.detail_window_s, self.settings.thresholds,
+                self.detail_window_s, self.settings.thresholds, self._chose_window,
             )
         )  # fmt: skip
+
+    def _chose_window(self, seconds: float) -> None:
+        self.detail_window_s = seconds
 
     def open_node(self, node: str) -> None:
         if self.view is None or self.snapshot is None or node not in self.view.nodes:
@@ -362,7 +365,7 @@ class MeshtopApp(App[None]):
         self.push_screen(
             node_screen(
                 self.metrics, self.snapshot, self.view, node,
-                self.detail_window_s, self.settings.thresholds,
+                self.detail_window_s, self.settings.thresholds, self._chose_window,
             )
         )  # fmt: skip
 

@@ -63,6 +63,12 @@ class FakePrometheus(BaseHTTPRequestHandler):
             self._json(
                 200, {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}}
             )
+        elif mode == "oddmatrix":  # a matrix whose samples are not numbers
+            result = [{"metric": {"quantile": "abc"}, "values": [[1, "x"]]}]
+            kind = "matrix" if "query_range" in self.path else "vector"
+            if kind == "vector":
+                result = [{"metric": {"quantile": "abc"}, "value": [1, "x"]}]
+            self._json(200, {"status": "success", "data": {"resultType": kind, "result": result}})
         elif mode == "slow":
             time.sleep(2)
             self._json(200, EMPTY)
@@ -225,3 +231,9 @@ def test_tls_needs_the_ca_or_an_explicit_opt_out(tls: tuple[str, Path]) -> None:
     assert with_ca.returncode == 0, with_ca.stderr
     insecure = meshtop("export", "--prometheus", f"{url}/ok", "--dialect", "istio", "--insecure")
     assert insecure.returncode == 0, insecure.stderr
+
+
+def test_a_history_that_is_not_samples_is_one_clear_line(fake: str) -> None:
+    source = PrometheusMetrics(PrometheusConfig(f"{fake}/oddmatrix", dialect="istio"))
+    with pytest.raises(BackendError, match="answered a range query with something that is not"):
+        asyncio.run(source.history("c/ns/a", "c/ns/b", 300))

@@ -238,6 +238,7 @@ def test_range_queries_for_an_edge_and_a_node(backends: dict[str, Backend]) -> N
         )
     )
     assert sum(v is not None for v in history.rps) >= 3  # several points, not just the last
+    assert history.rps[0] is None and history.p99_ms[0] is None  # before the first scrape: gaps
     assert history.errors["5xx"][-1] == pytest.approx(
         ask(f'sum(rate(istio_requests_total{{{sel},response_code=~"5.."}}[1m]))')
     )
@@ -299,3 +300,22 @@ def test_linkerd_history_names_the_server_identity(backends: dict[str, Backend])
         "bookinfo-reviews.bookinfo.serviceaccount.identity.linkerd.cluster.local",
     )
     assert h.summary.mtls == 1.0
+
+
+def test_concurrent_histories_leave_a_live_source_live(backends: dict[str, Backend]) -> None:
+    """A detail screen asks for several histories at once (the edge and each version): a
+    live source (no fixed moment) must stay live for the snapshots after it."""
+    from meshtop.detail import fetch, subject
+    from meshtop.mesh import refresh
+
+    b = backends["istio"]
+    live = PrometheusMetrics(PrometheusConfig(b.prom.url, dialect="istio"))
+    snapshot = asyncio.run(refresh(live, window_s=WINDOW_S))
+    v3 = "Kubernetes/bookinfo/reviews-v3"
+    about = subject(snapshot, "edge", [PAGE], [v3])
+    assert len(about.versions) == 3
+    for _ in range(5):
+        detail = asyncio.run(fetch(live, about, 300))
+        assert live.at is None
+    assert [v for v, _ in detail.canary] == ["v1", "v2", "v3"]
+    assert all(h.rps[-1] is not None for _, h in detail.canary)

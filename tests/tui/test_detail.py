@@ -171,3 +171,17 @@ async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
         grouping = app.options.grouping
         await pilot.press("g")
         assert app.options.grouping is grouping
+
+
+async def test_the_window_chosen_stays_for_the_next_detail(sim: Simulation) -> None:
+    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        await pilot.press("4")
+        await pilot.press("escape")
+        await _open_edge(app, pilot, PAGE, NS + "details-v1")
+        screen = app.screen
+        assert isinstance(screen, DetailScreen) and screen.window_s == 6 * 3600
+        await _settled(app, pilot)
+        assert "window 6h" in _text(app, "#detail-title")

@@ -5,6 +5,7 @@ worker and fills the plots when it arrives, so a slow backend never holds the ke
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import Thresholds, explain, worst
 from meshtop.history import WINDOWS, parse_window
-from meshtop.model import MeshSnapshot
+from meshtop.model import MeshSnapshot, Protocol
 from meshtop.panels import (
     canary_view,
     history_view,
@@ -73,8 +74,11 @@ class DetailScreen(Screen[None]):
         window_s: float,
         intro: RenderableType,
         after: RenderableType | None = None,
+        chosen: Callable[[float], None] | None = None,
     ) -> None:
+        """`chosen` hears each window the user picks, for the next screen to open on."""
         super().__init__()
+        self._chosen = chosen
         self.metrics = metrics
         self.about = about
         self.window_s = window_s
@@ -82,6 +86,7 @@ class DetailScreen(Screen[None]):
         self.after = after
         self.detail: Detail | None = None
         self.problem = ""
+        self.tcp = False  # a TCP edge: no requests to plot, and the screen says why
         self._generation = 0
 
     def compose(self) -> ComposeResult:
@@ -109,7 +114,9 @@ class DetailScreen(Screen[None]):
         self._fetch(self._generation, self.window_s)
         self._draw()
 
-    @work(thread=True, group="detail", exit_on_error=False)
+    # Exclusive: a new window's fetch cancels the one before (whose late answer, if its
+    # thread still delivers one, is dropped by its generation).
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def _fetch(self, generation: int, window_s: float) -> None:
         try:
             detail = asyncio.run(fetch(self.metrics, self.about, window_s))
@@ -158,7 +165,7 @@ class DetailScreen(Screen[None]):
             return
         h = self.detail.history
         try:
-            history.update(Group(Text(""), history_view(h, self._plot_width())))
+            history.update(Group(Text(""), history_view(h, self._plot_width(), self.tcp)))
             window.update(Group(Text(""), window_view(h.summary, h.window_s)))
             canary.update(
                 Group(Text(""), canary_view(self.about.app, self.detail.canary, self._current()))
@@ -188,6 +195,8 @@ class DetailScreen(Screen[None]):
         self.dismiss()
 
     def action_window(self, seconds: float) -> None:
+        if self._chosen is not None:
+            self._chosen(seconds)
         if seconds != self.window_s or self.problem:
             self.window_s = seconds
             self.load()
@@ -233,6 +242,7 @@ def edge_screen(
     e: ViewEdge,
     window_s: float,
     t: Thresholds,
+    chosen: Callable[[float], None] | None = None,
 ) -> DetailScreen:
     src, dst = view.nodes[e.source].label, view.nodes[e.destination].label
     sources = sorted({a for a, _ in e.members})
@@ -247,7 +257,9 @@ def edge_screen(
         parts.append(Text(f"{len(e.members)} workload edges, drawn as one:", style="dim"))
         parts.extend(Text(f"  {a} → {b}", style="dim") for a, b in e.members)
     about = subject(snapshot, f"{src} → {dst}", sources, destinations)
-    return DetailScreen(metrics, about, window_s, Group(*parts))
+    screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
+    screen.tcp = e.stats.protocol is Protocol.TCP
+    return screen
 
 
 def node_screen(
@@ -257,6 +269,7 @@ def node_screen(
     node: str,
     window_s: float,
     t: Thresholds,
+    chosen: Callable[[float], None] | None = None,
 ) -> DetailScreen:
     n = view.nodes[node]
     inbound = [e for e in view.edges.values() if e.destination == node]
@@ -301,5 +314,6 @@ def node_screen(
             style="dim",
         )
     )
-    about = subject(snapshot, n.label, (), n.members)
-    return DetailScreen(metrics, about, window_s, intro, after)
+    # what a node answers; for one that answers nothing (a gateway, a client), what it calls
+    about = subject(snapshot, n.label, (), n.members, outbound=not inbound and bool(outbound))
+    return DetailScreen(metrics, about, window_s, intro, after, chosen=chosen)
