@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from meshtop.config import Settings
     from meshtop.model import MeshSnapshot
     from meshtop.sim.sources import Simulation
-    from meshtop.sources.protocols import ControlPlane, MetricsSource
+    from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 
 app = typer.Typer(
     name="meshtop",
@@ -115,6 +115,14 @@ InsecureOpt = Annotated[
 ThemeOpt = Annotated[
     str | None, typer.Option("--theme", help="Theme: meshtop, meshtop-light, meshtop-colorblind, …")
 ]
+TracingOpt = Annotated[
+    str | None,
+    typer.Option("--tracing", help="Trace backend: jaeger=URL, tempo=URL or zipkin=URL."),
+]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tracing-tenant", help="Tenant for a multi-tenant Tempo (X-Scope-OrgID)."),
+]
 TimeoutOpt = Annotated[
     str | None, typer.Option("--timeout", help="How long a backend may take, e.g. 10s.")
 ]
@@ -179,11 +187,12 @@ class Sources:
     control_plane: ControlPlane | None
     simulated: bool
     clock: Callable[[], float]
+    traces: TraceSource | None = None
 
 
 def _sources(settings: Settings, sim: Simulation | None, at: float | None = None) -> Sources:
     if sim is not None:
-        return Sources(sim.metrics, sim.control_plane, True, sim.clock)
+        return Sources(sim.metrics, sim.control_plane, True, sim.clock, sim.traces)
     if settings.prometheus is None:
         raise UsageError(
             "no metrics backend is configured: give --prometheus URL (or [prometheus] url "
@@ -192,7 +201,16 @@ def _sources(settings: Settings, sim: Simulation | None, at: float | None = None
     from meshtop.sources.prometheus import PrometheusMetrics
 
     clock = time.time if at is None else (lambda: at)
-    return Sources(PrometheusMetrics(settings.prometheus, at=at), None, False, clock)
+    metrics = PrometheusMetrics(settings.prometheus, at=at)
+    return Sources(metrics, None, False, clock, _traces(settings))
+
+
+def _traces(settings: Settings) -> TraceSource | None:
+    if settings.tracing is None:
+        return None
+    from meshtop.sources.traces import trace_source
+
+    return trace_source(settings.tracing)
 
 
 def _run_console(sources: Sources, settings: Settings) -> None:
@@ -214,6 +232,7 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         simulated=sources.simulated,
         clock=sources.clock,
         themes=themes,
+        traces=sources.traces,
     ).run()
 
 
@@ -240,6 +259,8 @@ def console(
     insecure: InsecureOpt = False,
     timeout: TimeoutOpt = None,
     theme: ThemeOpt = None,
+    tracing: TracingOpt = None,
+    tracing_tenant: TenantOpt = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -251,7 +272,11 @@ def console(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
         prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
     )  # fmt: skip
-    ctx.obj = Given(config, {"refresh": refresh, "window": window, "theme": theme, **flags})
+    ctx.obj = Given(
+        config,
+        {"refresh": refresh, "window": window, "theme": theme, **flags,
+         "tracing.url": tracing, "tracing.tenant": tracing_tenant},
+    )  # fmt: skip
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)
         sim = _simulation(None, 1) if settings.prometheus is None else None
@@ -482,6 +507,157 @@ def edge(
     from meshtop.panels import edge_report
 
     edge_report(snapshot.edge(src, dst), about, detail, settings.thresholds)
+
+
+def _trace_backend(settings: Settings, demo: bool, services: int | None, seed: int) -> TraceSource:
+    if demo:
+        return _simulation(services, seed).traces
+    found = _traces(settings)
+    if found is None:
+        raise UsageError(
+            "no trace backend is configured: give --tracing jaeger=URL, tempo=URL or "
+            "zipkin=URL (or [tracing] in the config file), or --demo"
+        )
+    return found
+
+
+@app.command()
+def trace(
+    ctx: typer.Context,
+    trace_id: Annotated[str, typer.Argument(help="The trace id, hex or base64.")],
+    fmt: Annotated[
+        EdgeFormat, typer.Option("--format", "-f", help="text: the waterfall; json: spans.")
+    ] = EdgeFormat.text,
+    tracing: TracingOpt = None,
+    tracing_tenant: TenantOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Ask the simulated mesh.")] = False,
+    services: ServicesOpt = None,
+    seed: SeedOpt = 1,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Print one trace as a waterfall, or its normalised spans as JSON."""
+    import asyncio
+
+    from meshtop.sources.tracing import user_trace_id
+
+    wanted = user_trace_id(trace_id)
+    settings = _settings(ctx, **{"tracing.url": tracing, "tracing.tenant": tracing_tenant,
+                                 "timeout": timeout})  # fmt: skip
+    source = _trace_backend(settings, demo, services, seed)
+    found = asyncio.run(source.get_trace(wanted))
+    if fmt is EdgeFormat.json:
+        from meshtop.export.trace_json import render
+
+        sys.stdout.write(render(found))
+        return
+    import shutil
+
+    from meshtop.waterfall import Tree, text
+
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    sys.stdout.write("\n".join([f"trace {found.trace_id}", *text(Tree(found), width)]) + "\n")
+
+
+@app.command()
+def traces(
+    ctx: typer.Context,
+    edge: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--edge", help="The traces where SRC called DST.", metavar="SRC DST"),
+    ] = None,
+    node: Annotated[str | None, typer.Option("--node", help="The traces through NODE.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only traces with an error.")] = False,
+    min_duration: Annotated[
+        str | None,
+        typer.Option("--min-duration", help="Only traces at least this long, e.g. 200ms."),
+    ] = None,
+    operation: Annotated[
+        str | None, typer.Option("--operation", help="Only this operation.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many.")] = 20,
+    lookback: Annotated[str, typer.Option("--lookback", help="How far back, e.g. 1h.")] = "1h",
+    fmt: Annotated[
+        EdgeFormat, typer.Option("--format", "-f", help="text: a table; json: the list.")
+    ] = EdgeFormat.text,
+    tracing: TracingOpt = None,
+    tracing_tenant: TenantOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Ask the simulated mesh.")] = False,
+    services: ServicesOpt = None,
+    seed: SeedOpt = 1,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """List the traces of an edge (or a node), slowest first: start, duration, spans,
+    services, error mark. Names are namespace/workload, as everywhere; the workload's app
+    is what the traces are searched for."""
+    import asyncio
+
+    from meshtop.model import TraceQuery
+    from meshtop.units import parse_duration
+
+    if (edge is None) == (node is None):
+        raise UsageError("give --edge SRC DST or --node NODE")
+    settings = _settings(ctx, **{"tracing.url": tracing, "tracing.tenant": tracing_tenant,
+                                 "timeout": timeout})  # fmt: skip
+    sim = _simulation(services, seed) if demo else None
+    source = sim.traces if sim is not None else _trace_backend(settings, False, None, seed)
+    names = _services(settings, sim, [*(edge or ()), *([node] if node else [])])
+    query = TraceQuery(
+        service=names[0][0],
+        namespace=names[0][1],
+        peer_service=names[1][0] if edge else None,
+        peer_namespace=names[1][1] if edge else "",
+        errors_only=errors,
+        min_duration_ms=parse_duration(min_duration, what="--min-duration") * 1000
+        if min_duration
+        else None,
+        operation=operation,
+        limit=limit,
+        lookback_s=parse_duration(lookback, what="--lookback"),
+    )
+    found = asyncio.run(source.find_traces(query))
+    if fmt is EdgeFormat.json:
+        from meshtop.export.trace_json import render_list
+
+        sys.stdout.write(render_list(found))
+        return
+    from datetime import UTC, datetime
+
+    from meshtop.units import ms
+
+    if not found:
+        typer.echo("no trace matched", err=True)
+        return
+    print(f"{'':1} {'start (UTC)':<23} {'duration':>9} {'spans':>5}  {'trace id':<32}  root")
+    for t in found:
+        when = datetime.fromtimestamp(t.start_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        spans = "?" if t.span_count is None else str(t.span_count)
+        print(f"{'!' if t.error else ' '} {when:<23} {ms(t.duration_us / 1000):>9} {spans:>5}  "
+              f"{t.trace_id:<32}  {t.root}")  # fmt: skip
+
+
+def _services(
+    settings: Settings, sim: Simulation | None, names: list[str]
+) -> list[tuple[str, str]]:
+    """(app, namespace) for each name: through the mesh's nodes where a metrics source is
+    at hand, else read from the name itself (`namespace/app` or `app.namespace`)."""
+    if sim is not None or settings.prometheus is not None:
+        snapshot = _snapshot(settings, _sources(settings, sim))
+        from meshtop.model import resolve_node
+
+        out = []
+        for name in names:
+            w = snapshot.nodes[resolve_node(snapshot.nodes, name)]
+            out.append((w.app or w.name, w.namespace))
+        return out
+    out = []
+    for name in names:
+        parts = name.split("/")
+        if len(parts) >= 2:
+            out.append((parts[-1], parts[-2]))
+        else:
+            app_name, _, namespace = name.partition(".")
+            out.append((app_name, namespace))
+    return out
 
 
 class SimDialect(StrEnum):

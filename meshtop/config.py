@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
+from meshtop.sources.tracing import TracingConfig, parse_tracing
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
@@ -92,6 +93,7 @@ class Settings:
     prometheus: PrometheusConfig | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     config_path: Path | None = None  # the file these came from, if any
+    tracing: TracingConfig | None = None
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -312,6 +314,7 @@ def load(
         settings = replace(settings, config_path=path)
     where = f"config file {path}"
     thresholds = _thresholds(file_values.pop("health", {}), where)
+    tracing = _tracing(file_values.pop("tracing", {}), where, environ, flags or {})
     file_prom = file_values.pop("prometheus", {})
     if not isinstance(file_prom, dict):
         raise UsageError(f"{where}: prometheus must be a table ([prometheus])")
@@ -339,5 +342,39 @@ def load(
         _prometheus_values(flag_prom, "command line"),
     ]
     return replace(
-        settings, prometheus=_prometheus(layers, settings.timeout_s), thresholds=thresholds
+        settings,
+        prometheus=_prometheus(layers, settings.timeout_s),
+        thresholds=thresholds,
+        tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),
     )
+
+
+_TRACING_KEYS = ("backend", "url", "tenant", "headers")
+
+
+def _tracing(
+    file: Any, where: str, environ: Mapping[str, str], flags: Mapping[str, Any]
+) -> TracingConfig | None:
+    """[tracing] in the file (`backend`, `url`, `tenant`, `headers`), then MESHTOP_TRACING
+    and --tracing (`jaeger=URL`, `tempo=URL`, `zipkin=URL`), then --tracing-tenant."""
+    if not isinstance(file, dict):
+        raise UsageError(f"{where}: tracing must be a table ([tracing])")
+    unknown = set(file) - set(_TRACING_KEYS)
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown tracing setting {sorted(unknown)[0]!r}; known: "
+            f"{', '.join(_TRACING_KEYS)}"
+        )
+    headers = _headers(file.get("headers", {})) if file.get("headers") else {}
+    tenant = flags.get("tracing.tenant") or file.get("tenant")
+    if tenant:
+        _check_header_value("the tracing tenant", str(tenant))
+        headers["X-Scope-OrgID"] = str(tenant)
+    given = flags.get("tracing.url") or environ.get("MESHTOP_TRACING")
+    if given:
+        return parse_tracing(str(given), headers)
+    if not file.get("url"):
+        if file.get("backend") or tenant:
+            raise UsageError(f"{where}: tracing settings are given but no url")
+        return None
+    return parse_tracing(f"{file.get('backend', 'jaeger')}={file['url']}", headers)

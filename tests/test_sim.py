@@ -158,29 +158,50 @@ def test_generated_mesh_is_realistic() -> None:
     assert idle == []
 
 
-def test_traces_walk_the_current_routes(sim: Simulation) -> None:
-    traces = asyncio.run(sim.traces.find_traces(TraceQuery("reviews", errors_only=True, limit=5)))
-    assert traces, "v3 fails one request in eight: some traces must carry an error"
-    for trace in traces:
-        assert trace.has_error
-        assert trace.root is not None and trace.root.service == "istio-ingressgateway"
-        assert {s.service for s in trace.spans} >= {"productpage", "reviews"}
-    again = asyncio.run(sim.traces.get_trace(traces[0].trace_id))
-    assert again == traces[0]
+def test_traces_walk_the_current_routes_as_istio_traces_them(sim: Simulation) -> None:
+    query = TraceQuery("reviews", namespace="bookinfo", errors_only=True, limit=5)
+    found = asyncio.run(sim.traces.find_traces(query))
+    assert found, "v3 fails one request in eight: some traces must carry an error"
+    assert [t.duration_us for t in found] == sorted((t.duration_us for t in found), reverse=True)
+    for summary in found:
+        assert summary.error and summary.root.startswith("istio-ingressgateway.istio-system")
+        assert {"productpage.bookinfo", "reviews.bookinfo"} <= set(summary.services)
+    trace = asyncio.run(sim.traces.get_trace(found[0].trace_id))
+    by_id = {s.span_id: s for s in trace.spans}
+    failed = next(s for s in trace.spans if s.error and s.kind == "client")
+    assert failed.tags["http.status_code"].startswith("5")
+    assert "|reviews.bookinfo.svc.cluster.local" in failed.tags["upstream_cluster"]
+    for s in trace.spans:  # a server span sits under its caller's client span
+        if s.kind == "server" and s.parent_id in by_id:
+            assert by_id[s.parent_id].kind == "client"
     with pytest.raises(BackendError, match="not found"):
         asyncio.run(sim.traces.get_trace("00" * 16))
 
 
+def test_a_listed_trace_can_be_fetched_again_in_another_process(sim: Simulation) -> None:
+    from meshtop.sim.sources import Simulation as Fresh
+    from meshtop.sim.topology import bookinfo
+
+    (summary,) = asyncio.run(sim.traces.find_traces(TraceQuery("ratings", limit=1)))
+    again = asyncio.run(Fresh(bookinfo(), clock=sim.clock).traces.get_trace(summary.trace_id))
+    assert len(again.spans) == summary.span_count and again.duration_us == summary.duration_us
+
+
 def test_trace_query_by_edge_and_duration(sim: Simulation) -> None:
-    query = TraceQuery("reviews", peer_service="ratings", min_duration_ms=20, limit=3)
-    for trace in asyncio.run(sim.traces.find_traces(query)):
-        assert trace.duration_us >= 20_000
+    query = TraceQuery("reviews", peer_service="ratings", min_duration_ms=20, limit=3,
+                       namespace="bookinfo", peer_namespace="bookinfo")  # fmt: skip
+    found = asyncio.run(sim.traces.find_traces(query))
+    assert found
+    for summary in found:
+        assert summary.duration_us >= 20_000
+        trace = asyncio.run(sim.traces.get_trace(summary.trace_id))
         by_id = {s.span_id: s for s in trace.spans}
         assert any(
-            s.service == "ratings" and by_id[s.parent_id].service == "reviews"  # type: ignore[index]
+            s.service == "ratings.bookinfo" and s.kind == "server"
+            and by_id[by_id[s.parent_id].parent_id].service == "reviews.bookinfo"  # type: ignore[index]
             for s in trace.spans
             if s.parent_id in by_id
-        )
+        )  # fmt: skip
 
 
 def test_traffic_nobody_can_take_ends_in_503_at_the_service(sim: Simulation) -> None:

@@ -20,6 +20,7 @@ from meshtop.model import (
     Span,
     Trace,
     TraceQuery,
+    TraceSummary,
     Workload,
     error_kind,
 )
@@ -28,6 +29,7 @@ from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantil
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import Traffic
 from meshtop.sources.routing import default_rule
+from meshtop.sources.tracing import matches
 
 
 class Simulation:
@@ -207,11 +209,15 @@ class SimControlPlane:
 
 
 MAX_SPANS = 300
+FAILED_CONNECTIONS = 0.15  # of a callee's failures: the client's proxy never reached it
 
 
 class SimTraces:
     """Requests walked through the call graph with the current weights, behaviours and
-    latencies; the last few hundred traces handed out can be fetched again by id."""
+    latencies, as Istio's sidecars trace them: a client span in the caller's proxy, a
+    server span in the callee's under it, Istio's tags on both (`istio.canonical_service`,
+    `istio.namespace`, `upstream_cluster`, `http.status_code`, `response_flags`). The
+    last few hundred traces listed can be fetched again by id."""
 
     def __init__(self, sim: Simulation, keep: int = 500) -> None:
         self._sim = sim
@@ -222,21 +228,30 @@ class SimTraces:
     def name(self) -> str:
         return f"simulated ({self._sim.mesh.name})"
 
-    async def find_traces(self, query: TraceQuery) -> Sequence[Trace]:
+    async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
         now = self._sim.clock()
         found: list[Trace] = []
-        for i in range(400):
-            trace = self._walk(random.Random(f"{int(now)}:{i}"), now - i * 0.05)
-            if not _matches(trace, query):
+        for i in range(600):
+            trace = self._walk(int(now), i)
+            if not matches(trace, query):
                 continue
             found.append(trace)
             self._remember(trace)
             if len(found) >= query.limit:
                 break
-        return found
+        found.sort(key=lambda t: -t.duration_us)
+        return [TraceSummary.of(t) for t in found]
 
     async def get_trace(self, trace_id: str) -> Trace:
         trace = self._recent.get(trace_id.lower())
+        if trace is None and len(trace_id) == 32:
+            # The id says which second and which walk: walk it again, as it went then.
+            try:
+                second, i = int(trace_id[:16], 16), int(trace_id[16:], 16)
+            except ValueError:
+                second, i = 0, -1
+            if 0 <= i < 600 and abs(second - self._sim.clock()) < 7 * 86400:
+                trace = self._walk(second, i)
         if trace is None:
             raise BackendError(f"trace {trace_id} not found in the simulated mesh")
         return trace
@@ -246,61 +261,91 @@ class SimTraces:
         while len(self._recent) > self._keep:
             self._recent.popitem(last=False)
 
-    def _walk(self, rng: random.Random, at: float) -> Trace:
+    def _walk(self, second: int, i: int) -> Trace:
+        """The `i`th request of a second: the same walk for the same second and routes."""
+        rng = random.Random(f"{second}:{i}")
+        at = second - i * 0.05
         mesh = self._sim.mesh
         roots = list(mesh.roots)
         root = rng.choices(roots, weights=[mesh.roots[r] for r in roots])[0]
-        trace_id = f"{rng.getrandbits(128):032x}"
+        trace_id = f"{second:016x}{i:016x}"
+        routes = self._sim.routes_at(at)  # the weights of that moment
         spans: list[Span] = []
 
-        def visit(wid: str, parent: str | None, start_us: int, operation: str) -> int:
+        def ids() -> str:
+            return f"{rng.getrandbits(64):016x}"
+
+        def istio(w: SimWorkload) -> dict[str, str]:
+            wl = w.workload
+            return {
+                "istio.canonical_service": wl.app or wl.name,
+                "istio.namespace": wl.namespace,
+                "istio.canonical_revision": wl.version or "latest",
+                "node_id": f"sidecar~10.0.0.1~{wl.name}-7c9f.{wl.namespace}~{wl.namespace}"
+                ".svc.cluster.local",
+                "component": "proxy",
+            }
+
+        def serve(wid: str, parent: str | None, start_us: int, operation: str) -> tuple[int, str]:
+            """The callee's server span and all it calls; its end and HTTP status."""
             w = mesh.node(wid)
-            span_id = f"{rng.getrandbits(64):016x}"
             b = w.behaviour
+            span_id = ids()
             own = b.median_ms * math.exp(rng.gauss(0, b.sigma)) * 1000
             cursor = start_us + int(own * 0.3)
-            error = rng.random() < b.error_rate
             index = len(spans)
-            spans.append(Span(span_id, parent, w.workload.app or w.workload.name, operation, 0, 0))
+            spans.append(Span(span_id, parent, "", operation, 0, 0))  # filled in below
             for call in mesh.calls_by_caller[wid]:
                 n = int(call.per_request) + (rng.random() < call.per_request % 1)
                 for _ in range(n):
-                    options = split(mesh, call)
-                    if not options or len(spans) >= MAX_SPANS:
+                    options = split(mesh, call, routes)
+                    if not options or len(spans) >= MAX_SPANS or call.protocol is Protocol.TCP:
                         continue
                     target = rng.choices([t for t, _ in options], [s for _, s in options])[0]
-                    op = f"{mesh.service_fqdn(call.namespace, call.service)}:9080/*"
-                    cursor = visit(target, span_id, cursor, op)
+                    if w.sidecar:
+                        cursor = client(w, call, target, span_id, cursor)
+                    else:  # no proxy of its own: the callee's proxy starts the trace
+                        fqdn = mesh.service_fqdn(call.namespace, call.service)
+                        cursor = serve(target, None, cursor, f"{fqdn}:9080/*")[0]
             end = cursor + int(own * 0.7)
-            spans[index] = Span(
-                span_id,
-                parent,
-                spans[index].service,
-                operation,
-                start_us,
-                end - start_us,
-                error,
-                {"node_id": wid, "istio.canonical_revision": w.workload.version or "latest"},
-            )
+            status = "500" if rng.random() < b.error_rate else (
+                "404" if rng.random() < b.client_error_rate else "200"
+            )  # fmt: skip
+            if not w.sidecar:  # nobody traced this one's own work
+                del spans[index]
+                return end, status
+            tags = {**istio(w), "http.status_code": status, "response_flags": "-"}
+            wl = w.workload
+            spans[index] = Span(span_id, parent, f"{wl.app or wl.name}.{wl.namespace}",
+                                operation, start_us, end - start_us, status == "500", tags,
+                                "server")  # fmt: skip
+            return end, status
+
+        def client(w: SimWorkload, call: SimCall, target: str, parent: str, start_us: int) -> int:
+            """The caller's client span for one call, and the callee's work under it."""
+            callee = mesh.node(target)
+            fqdn = mesh.service_fqdn(call.namespace, call.service)
+            operation = f"{fqdn}:9080/*"
+            span_id = ids()
+            index = len(spans)
+            spans.append(Span(span_id, parent, "", operation, 0, 0))
+            b = callee.behaviour
+            flags = "-"
+            if not callee.sidecar and callee.workload.kind.value == "service":
+                end, status, flags = start_us + 300, "503", "UH"  # nothing behind the service
+            elif b.error_rate and rng.random() < b.error_rate * FAILED_CONNECTIONS:
+                end, status, flags = start_us + 1000, "503", "UF"  # never reached the callee
+            else:
+                end, status = serve(target, span_id, start_us + 200, operation)
+                end += 200
+            subset = callee.workload.version or ""
+            tags = {**istio(w), "http.status_code": status, "response_flags": flags,
+                    "upstream_cluster": f"outbound|9080|{subset}|{fqdn}"}  # fmt: skip
+            wl = w.workload
+            spans[index] = Span(span_id, parent, f"{wl.app or wl.name}.{wl.namespace}",
+                                operation, start_us, end - start_us,
+                                status.startswith("5"), tags, "client")  # fmt: skip
             return end
 
-        visit(root, None, int(at * 1_000_000), "ingress")
+        serve(root, None, int(at * 1_000_000), "ingress")
         return Trace(trace_id, tuple(spans))
-
-
-def _matches(trace: Trace, query: TraceQuery) -> bool:
-    services = {s.service for s in trace.spans}
-    if query.service not in services:
-        return False
-    if query.peer_service is not None:
-        by_id = {s.span_id: s for s in trace.spans}
-        if not any(
-            s.service == query.peer_service
-            and s.parent_id in by_id
-            and by_id[s.parent_id].service == query.service
-            for s in trace.spans
-        ):
-            return False
-    if query.errors_only and not trace.has_error:
-        return False
-    return query.min_duration_ms is None or trace.duration_us >= query.min_duration_ms * 1000

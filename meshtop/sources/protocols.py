@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from meshtop.model import Edge, History, Route, Trace, TraceQuery, Workload
+from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,9 @@ class TraceSource(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def find_traces(self, query: TraceQuery) -> Sequence[Trace]: ...
+    async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
+        """The traces `query` asks for, slowest first."""
+        ...
 
     async def get_trace(self, trace_id: str) -> Trace:
         """Raises `BackendError` when the trace is unknown or the backend cannot answer."""

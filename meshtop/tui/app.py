@@ -37,7 +37,7 @@ from meshtop.graphview import (
 from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, SourceState
-from meshtop.sources.protocols import ControlPlane, MetricsSource
+from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.theme import ThemeSet, load_themes
@@ -89,8 +89,10 @@ class MeshtopApp(App[None]):
         simulated: bool = False,
         clock: Callable[[], float] = time.time,
         themes: ThemeSet | None = None,
+        traces: TraceSource | None = None,
     ) -> None:
         super().__init__()
+        self.traces = traces
         self.themes = themes or load_themes()
         self.metrics = metrics
         self.control_plane = control_plane
@@ -353,6 +355,7 @@ class MeshtopApp(App[None]):
             edge_screen(
                 self.metrics, self.snapshot, self.view, self.view.edges[key],
                 self.detail_window_s, self.settings.thresholds, self._chose_window,
+                self.traces,
             )
         )  # fmt: skip
 
@@ -366,6 +369,7 @@ class MeshtopApp(App[None]):
             node_screen(
                 self.metrics, self.snapshot, self.view, node,
                 self.detail_window_s, self.settings.thresholds, self._chose_window,
+                self.traces,
             )
         )  # fmt: skip
 

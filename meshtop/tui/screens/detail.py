@@ -26,7 +26,7 @@ from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import Thresholds, explain, worst
 from meshtop.history import WINDOWS, parse_window
-from meshtop.model import MeshSnapshot, Protocol
+from meshtop.model import MeshSnapshot, Protocol, TraceQuery
 from meshtop.panels import (
     canary_view,
     history_view,
@@ -34,7 +34,7 @@ from meshtop.panels import (
     routes_view,
     window_view,
 )
-from meshtop.sources.protocols import MetricsSource
+from meshtop.sources.protocols import MetricsSource, TraceSource
 
 
 @dataclass
@@ -65,6 +65,7 @@ class DetailScreen(Screen[None]):
         ),
         Binding("colon", "prompt", "command", key_display=":"),
         Binding("r", "reload", "reload"),
+        Binding("t", "traces", "traces"),
     ]
 
     def __init__(
@@ -87,6 +88,8 @@ class DetailScreen(Screen[None]):
         self.detail: Detail | None = None
         self.problem = ""
         self.tcp = False  # a TCP edge: no requests to plot, and the screen says why
+        self.traces: TraceSource | None = None
+        self.trace_query: TraceQuery | None = None  # what `t` lists
         self._generation = 0
 
     def compose(self) -> ComposeResult:
@@ -204,6 +207,22 @@ class DetailScreen(Screen[None]):
     def action_reload(self) -> None:
         self.load()
 
+    def action_traces(self) -> None:
+        """The traces that crossed this edge (or node), slowest first."""
+        if self.traces is None:
+            self.notify(
+                "no trace backend: give --tracing jaeger=URL, tempo=URL or zipkin=URL "
+                "(or [tracing] in the config file)",
+                severity="warning",
+            )
+            return
+        if self.trace_query is None:
+            self.notify("no workload to look for in the traces here", severity="warning")
+            return
+        from meshtop.tui.screens.traces import TraceListScreen
+
+        self.app.push_screen(TraceListScreen(self.traces, self.trace_query))
+
     def action_prompt(self) -> None:
         prompt = self.query_one("#detail-prompt", Input)
         prompt.value = ""
@@ -243,6 +262,7 @@ def edge_screen(
     window_s: float,
     t: Thresholds,
     chosen: Callable[[float], None] | None = None,
+    traces: TraceSource | None = None,
 ) -> DetailScreen:
     src, dst = view.nodes[e.source].label, view.nodes[e.destination].label
     sources = sorted({a for a, _ in e.members})
@@ -259,6 +279,13 @@ def edge_screen(
     about = subject(snapshot, f"{src} → {dst}", sources, destinations)
     screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
     screen.tcp = e.stats.protocol is Protocol.TCP
+    screen.traces = traces
+    a, b = snapshot.nodes.get(sources[0]), snapshot.nodes.get(destinations[0])
+    if a is not None and b is not None:
+        screen.trace_query = TraceQuery(
+            a.app or a.name, b.app or b.name.removeprefix("service:"),
+            namespace=a.namespace, peer_namespace=b.namespace,
+        )  # fmt: skip
     return screen
 
 
@@ -270,6 +297,7 @@ def node_screen(
     window_s: float,
     t: Thresholds,
     chosen: Callable[[float], None] | None = None,
+    traces: TraceSource | None = None,
 ) -> DetailScreen:
     n = view.nodes[node]
     inbound = [e for e in view.edges.values() if e.destination == node]
@@ -316,4 +344,9 @@ def node_screen(
     )
     # what a node answers; for one that answers nothing (a gateway, a client), what it calls
     about = subject(snapshot, n.label, (), n.members, outbound=not inbound and bool(outbound))
-    return DetailScreen(metrics, about, window_s, intro, after, chosen=chosen)
+    screen = DetailScreen(metrics, about, window_s, intro, after, chosen=chosen)
+    screen.traces = traces
+    w = snapshot.nodes.get(n.members[0])
+    if w is not None:
+        screen.trace_query = TraceQuery(w.app or w.name, namespace=w.namespace)
+    return screen

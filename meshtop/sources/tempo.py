@@ -1,0 +1,98 @@
+"""`TraceSource` for Grafana Tempo: `/api/search` with TraceQL, which can ask for an edge
+exactly (`{service A} > {service B}`: B called by A), and `/api/v2/traces/{id}` (the
+older `/api/traces/{id}` where there is no v2); a tenant header for multi-tenant setups."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from meshtop.errors import BackendError
+from meshtop.model import Trace, TraceQuery, TraceSummary
+from meshtop.sources import otlp
+from meshtop.sources.tracing import (
+    NotFound,
+    TraceHTTP,
+    TracingConfig,
+    backend_service,
+    hex_id,
+    shape_error,
+)
+
+
+def traceql(q: TraceQuery) -> str:
+    """The TraceQL for a trace list: the service, or the service calling its peer."""
+    service = f"{{ resource.service.name = {json.dumps(backend_service(q.service, q.namespace))} }}"
+    query = service
+    if q.peer_service is not None:
+        peer = backend_service(q.peer_service, q.peer_namespace)
+        query = f"{service} > {{ resource.service.name = {json.dumps(peer)} }}"
+    extra = []
+    if q.errors_only:
+        extra.append("{ status = error }")
+    if q.min_duration_ms:
+        extra.append(f"{{ traceDuration >= {q.min_duration_ms:g}ms }}")
+    if q.operation:
+        extra.append(f"{{ name = {json.dumps(q.operation)} }}")
+    return " && ".join([f"({query})" if extra else query, *extra])
+
+
+def _summary(raw: Mapping[str, Any], errors_only: bool) -> TraceSummary:
+    services = {str(raw.get("rootServiceName", ""))}
+    for spanset in raw.get("spanSets") or [raw.get("spanSet") or {}]:
+        for span in spanset.get("spans", []):
+            service = otlp.attributes(span.get("attributes")).get("service.name")
+            if service:
+                services.add(service)
+    return TraceSummary(
+        trace_id=hex_id(raw["traceID"]),
+        start_us=int(raw.get("startTimeUnixNano") or 0) // 1000,
+        duration_us=int(float(raw.get("durationMs") or 0) * 1000),
+        root=f"{raw.get('rootServiceName', '')}: {raw.get('rootTraceName', '')}",
+        services=tuple(sorted(services - {""})),
+        span_count=None,  # a search tells the matched spans, not all
+        error=True if errors_only else None,
+    )
+
+
+class TempoTraces:
+    def __init__(self, config: TracingConfig) -> None:
+        self.http = TraceHTTP(config, "Tempo")
+
+    @property
+    def name(self) -> str:
+        return self.http.name
+
+    async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
+        now = time.time()
+        params = {"q": traceql(q), "limit": q.limit, "start": int(now - q.lookback_s),
+                  "end": int(now) + 1}  # fmt: skip
+        doc = await self.http.get("/api/search", params)
+        try:
+            found = [_summary(t, q.errors_only) for t in doc["traces"] or ()]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise shape_error(
+                "Tempo", self.http.config.url, f"{type(exc).__name__} {exc}"
+            ) from None
+        return sorted(found, key=lambda s: -s.duration_us)[: q.limit]
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        trace_id = hex_id(trace_id)  # the backend's own form: lower-case hex
+        missing = f"trace {trace_id} not found in Tempo at {self.http.config.url}"
+        doc: Any
+        try:
+            doc = await self.http.get(f"/api/v2/traces/{trace_id}", missing=missing)
+            doc = doc.get("trace", doc) if isinstance(doc, dict) else doc
+        except NotFound:  # no v2 API (Tempo before 2.5), or no such trace: ask the older one
+            doc = await self.http.get(f"/api/traces/{trace_id}", missing=missing)
+        try:
+            found = otlp.traces(doc)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise shape_error(
+                "Tempo", self.http.config.url, f"{type(exc).__name__} {exc}"
+            ) from None
+        if not found or not found[0].spans:
+            raise BackendError(missing)
+        return found[0]

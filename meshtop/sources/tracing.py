@@ -1,0 +1,213 @@
+"""What the trace adapters share: trace and span ids as the backends send them (hex or
+base64) made one form, the HTTP calls with every way they fail turned into one clear
+`BackendError`, and how a trace is matched to a service or an edge of the mesh by the
+tags Istio's proxies write (`istio.canonical_service`, `istio.namespace`,
+`upstream_cluster`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from meshtop.errors import BackendError, UsageError
+from meshtop.model import Span, Trace, TraceQuery
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+KINDS = ("jaeger", "tempo", "zipkin")
+
+
+def hex_id(value: object) -> str:
+    """A trace or span id in lower-case hex, from hex (any case, any length) or from the
+    base64 that protobuf-JSON uses (Jaeger's api_v2, some OTLP encoders). '' for none."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    if _HEX.match(text) and len(text) in (16, 32):
+        return text.lower()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) in (8, 16):
+        return raw.hex()
+    if _HEX.match(text):
+        return text.lower().rjust(16, "0") if len(text) < 16 else text.lower()
+    raise BackendError(f"the trace backend sent an id that is neither hex nor base64: {text!r}")
+
+
+def user_trace_id(text: str) -> str:
+    """A trace id the user typed: hex (16 or 32 digits) or base64. Raises `UsageError`."""
+    try:
+        found = hex_id(text)
+    except BackendError:
+        found = ""
+    if len(found) not in (16, 32):
+        raise UsageError(f"{text!r} is not a trace id: give 16 or 32 hex digits (or base64)")
+    return found
+
+
+# -- matching traces to the mesh ---------------------------------------------------------
+
+
+def canonical(span: Span) -> tuple[str, str]:
+    """(service, namespace) of the workload that wrote the span: Istio's own tags first,
+    else the service name, which Istio writes `app.namespace`."""
+    name = span.tags.get("istio.canonical_service") or span.service
+    namespace = span.tags.get("istio.namespace", "")
+    if "." in name and not span.tags.get("istio.canonical_service"):
+        name, _, rest = name.partition(".")
+        namespace = namespace or rest.split(".")[0]
+    return name, namespace
+
+
+def _is(span: Span, service: str, namespace: str) -> bool:
+    name, ns = canonical(span)
+    return name == service and (not namespace or not ns or ns == namespace)
+
+
+def calls(trace: Trace, q: TraceQuery) -> bool:
+    """Whether the trace shows `q.service` calling `q.peer_service`: a span of the peer
+    whose parent is the service's, or a client span of the service whose upstream
+    cluster is the peer's host (a call that never reached the peer, e.g. `UF`)."""
+    assert q.peer_service is not None
+    by_id = {s.span_id: s for s in trace.spans}
+    for s in trace.spans:
+        if _is(s, q.peer_service, q.peer_namespace):
+            parent = by_id.get(s.parent_id or "")
+            if parent is not None and _is(parent, q.service, q.namespace):
+                return True
+        elif _is(s, q.service, q.namespace):
+            cluster = s.tags.get("upstream_cluster", "")
+            host = f"|{q.peer_service}.{q.peer_namespace}." if q.peer_namespace else ""
+            if host and host in cluster:
+                return True
+    return False
+
+
+def matches(trace: Trace, q: TraceQuery) -> bool:
+    """Whether a trace belongs in the list `q` asks for."""
+    if not any(_is(s, q.service, q.namespace) for s in trace.spans):
+        return False
+    if q.peer_service is not None and not calls(trace, q):
+        return False
+    if q.errors_only and not trace.has_error:
+        return False
+    if q.operation and not any(s.operation == q.operation for s in trace.spans):
+        return False
+    return q.min_duration_ms is None or trace.duration_us >= q.min_duration_ms * 1000
+
+
+def backend_service(service: str, namespace: str) -> str:
+    """The service name a backend files Istio's spans under: `app.namespace`."""
+    return f"{service}.{namespace}" if namespace else service
+
+
+def is_error(tags: Mapping[str, str], status_code: int | None = None) -> bool:
+    """A span failed: OTLP status ERROR, an `error` tag, an HTTP 5xx, a gRPC status other
+    than OK, or Envoy response flags."""
+    if status_code == 2:
+        return True
+    if tags.get("error", "").lower() in ("true", "1"):
+        return True
+    if tags.get("otel.status_code", "").upper() == "ERROR":
+        return True
+    code = tags.get("http.status_code") or tags.get("http.response.status_code") or ""
+    if code.startswith("5"):
+        return True
+    grpc = tags.get("grpc.status_code") or tags.get("rpc.grpc.status_code") or ""
+    if grpc and grpc != "0":
+        return True
+    return tags.get("response_flags", "-") not in ("-", "")
+
+
+# -- HTTP --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    kind: str  # jaeger, tempo, zipkin
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID for Tempo
+    timeout_s: float = 10.0
+
+
+def parse_tracing(text: str, headers: Mapping[str, str] | None = None) -> TracingConfig:
+    """`jaeger=http://jaeger:16686`, `tempo=…`, `zipkin=…`. Raises `UsageError`."""
+    kind, sep, url = text.partition("=")
+    if not sep or kind not in KINDS:
+        raise UsageError(f"--tracing {text!r}: write jaeger=URL, tempo=URL or zipkin=URL")
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"--tracing {text!r}: {url!r} is not an http(s) URL")
+    if parsed.userinfo:
+        raise UsageError(f"--tracing {text!r}: credentials do not go in the URL")
+    return TracingConfig(kind, url.rstrip("/"), dict(headers or {}))
+
+
+class TraceHTTP:
+    """GETs against one trace backend; every failure is one clear `BackendError`."""
+
+    def __init__(self, config: TracingConfig, what: str) -> None:
+        self.config = config
+        self.what = what  # "Jaeger", "Tempo", "Zipkin"
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.kind} {self.config.url}"
+
+    async def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, missing: str = ""
+    ) -> Any:
+        """The decoded JSON of `GET url+path`. `missing`: what a 404 means here (an
+        unknown trace id); without it a 404 says the URL is wrong."""
+        where = f"{self.what} at {self.config.url}"
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.config.timeout_s, headers=dict(self.config.headers)
+            ) as client:
+                response = await client.get(self.config.url + path, params=params)
+        except httpx.TimeoutException:
+            raise BackendError(
+                f"{where} did not answer within {self.config.timeout_s:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot reach {where}: {_reason(exc)}") from None
+        status = response.status_code
+        if status == 404:
+            raise NotFound(missing or f"no {self.what} API at {where} (HTTP 404 for {path})")
+        if status in (401, 403):
+            raise BackendError(f"{where} refused the request (HTTP {status}): check credentials")
+        if status >= 400:
+            snippet = response.text[:80].replace("\n", " ")
+            raise BackendError(f"{where} answered HTTP {status}: {snippet}")
+        try:
+            return response.json()
+        except ValueError:
+            snippet = response.text[:60].replace("\n", " ")
+            raise BackendError(
+                f"{where} answered something that is not JSON ({snippet!r}): is this its API?"
+            ) from None
+
+
+class NotFound(BackendError):
+    """HTTP 404: an unknown trace, or an API the backend does not have."""
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    for marker in ("Connection refused", "Name or service not known", "No route to host"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text[:120]
+
+
+def shape_error(what: str, url: str, detail: str) -> BackendError:
+    return BackendError(
+        f"{what} at {url} answered JSON that is not what its API promises: {detail}"
+    )

@@ -1,0 +1,128 @@
+"""`TraceSource` for Zipkin's v2 API: `/api/v2/traces` to search, `/api/v2/trace/{id}`
+for one. A span both sides recorded (`shared`: the client's and the server's halves under
+one id) becomes two, the server's half under the client's, as Zipkin's own UI shows it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from meshtop.errors import BackendError
+from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
+from meshtop.sources.tracing import (
+    TraceHTTP,
+    TracingConfig,
+    backend_service,
+    hex_id,
+    is_error,
+    matches,
+    shape_error,
+)
+
+SERVER_HALF = "~server"  # suffix of the id given to the server's half of a shared span
+
+
+def zipkin_trace(raw: Sequence[Mapping[str, Any]]) -> Trace:
+    """A trace from Zipkin's list of spans."""
+    shared = {
+        hex_id(s["id"])
+        for s in raw
+        if s.get("shared") and s.get("kind") == "SERVER"
+        and any(o.get("id") == s["id"] and o.get("kind") == "CLIENT" for o in raw)
+    }  # fmt: skip
+    server_service = {
+        hex_id(s["id"]): (s.get("localEndpoint") or {}).get("serviceName", "")
+        for s in raw
+        if hex_id(s["id"]) in shared and s.get("kind") == "SERVER"
+    }
+    spans = []
+    trace_id = ""
+    for s in raw:
+        trace_id = trace_id or hex_id(s.get("traceId"))
+        span_id, parent = hex_id(s["id"]), hex_id(s.get("parentId")) or None
+        service = (s.get("localEndpoint") or {}).get("serviceName") or "unknown"
+        if span_id in shared and s.get("kind") == "SERVER":
+            span_id, parent = span_id + SERVER_HALF, span_id
+        elif parent in shared and server_service.get(parent) == service:
+            parent = parent + SERVER_HALF  # recorded by the server: under its half
+        tags = {str(k): str(v) for k, v in (s.get("tags") or {}).items()}
+        remote = (s.get("remoteEndpoint") or {}).get("serviceName")
+        if remote:
+            tags.setdefault("peer.service", remote)
+        spans.append(
+            Span(
+                span_id=span_id,
+                parent_id=parent,
+                service=service,
+                operation=s.get("name", ""),
+                start_us=int(s.get("timestamp") or 0),
+                duration_us=int(s.get("duration") or 0),
+                error=is_error(tags),
+                tags=tags,
+                kind=str(s.get("kind", "")).lower(),
+                events=tuple(
+                    SpanEvent(int(a.get("timestamp", 0)), str(a.get("value", "")))
+                    for a in s.get("annotations") or ()
+                ),
+                process={
+                    "service.name": service,
+                    **{
+                        k: str(v)
+                        for k, v in (s.get("localEndpoint") or {}).items()
+                        if k != "serviceName"
+                    },
+                },
+            )
+        )
+    return Trace(trace_id, tuple(spans))
+
+
+class ZipkinTraces:
+    def __init__(self, config: TracingConfig) -> None:
+        self.http = TraceHTTP(config, "Zipkin")
+
+    @property
+    def name(self) -> str:
+        return self.http.name
+
+    async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
+        params: dict[str, Any] = {
+            "serviceName": backend_service(q.service, q.namespace),
+            "endTs": int(time.time() * 1000),
+            "lookback": int(q.lookback_s * 1000),
+            "limit": max(q.limit * 5, 20),
+        }
+        if q.operation:
+            params["spanName"] = q.operation
+        if q.min_duration_ms:
+            params["minDuration"] = int(q.min_duration_ms * 1000)
+        if q.errors_only:
+            params["annotationQuery"] = "error"
+        doc = await self.http.get("/api/v2/traces", params)
+        if not isinstance(doc, list):
+            raise shape_error("Zipkin", self.http.config.url, "not a list of traces")
+        try:
+            found = [zipkin_trace(t) for t in doc]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise shape_error(
+                "Zipkin", self.http.config.url, f"{type(exc).__name__} {exc}"
+            ) from None
+        wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
+        return [TraceSummary.of(t) for t in wanted[: q.limit]]
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        trace_id = hex_id(trace_id)  # the backend's own form: lower-case hex
+        missing = f"trace {trace_id} not found in Zipkin at {self.http.config.url}"
+        doc = await self.http.get(f"/api/v2/trace/{trace_id}", missing=missing)
+        if not isinstance(doc, list):
+            raise shape_error("Zipkin", self.http.config.url, "a trace is not a list of spans")
+        try:
+            trace = zipkin_trace(doc)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise shape_error(
+                "Zipkin", self.http.config.url, f"{type(exc).__name__} {exc}"
+            ) from None
+        if not trace.spans:
+            raise BackendError(missing)
+        return trace

@@ -1,0 +1,246 @@
+"""The traces behind an edge or a node, slowest first, and any of them as a waterfall.
+Lists and traces are fetched in workers: a slow or failing trace backend is said in
+place and the console goes on."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from meshtop import units
+from meshtop.errors import MeshtopError
+from meshtop.model import Trace, TraceQuery, TraceSummary
+from meshtop.sources.protocols import TraceSource
+from meshtop.tui.widgets.waterfall import Waterfall
+from meshtop.waterfall import Row, Tree
+
+
+@dataclass
+class Listed(Message):
+    generation: int
+    found: list[TraceSummary] | None
+    problem: str = ""
+
+
+@dataclass
+class Fetched(Message):
+    trace: Trace | None
+    problem: str = ""
+
+
+def _describe(q: TraceQuery) -> str:
+    what = f"{q.service} → {q.peer_service}" if q.peer_service else q.service
+    parts = [what]
+    if q.errors_only:
+        parts.append("errors only")
+    if q.min_duration_ms:
+        parts.append(f"≥ {units.ms(q.min_duration_ms)}")
+    return ", ".join(parts)
+
+
+class TraceListScreen(Screen[None]):
+    """Traces of an edge or a node: start, duration, spans, services, error mark."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "back"),
+        Binding("e", "errors", "errors only"),
+        Binding("d", "slower", "slower than…"),
+        Binding("o", "order", "order"),
+        Binding("r", "reload", "reload"),
+    ]
+    SLOWER = (None, 50.0, 100.0, 250.0, 500.0, 1000.0)
+
+    def __init__(self, traces: TraceSource, query: TraceQuery) -> None:
+        super().__init__()
+        self.traces = traces
+        self.ask = query
+        self.found: list[TraceSummary] = []
+        self.by_start = False
+        self._generation = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="traces-title")
+        yield Static(id="traces-note")
+        yield DataTable(id="traces-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in ("", "start", "duration", "spans", "root", "services", "trace id"):
+            table.add_column(column, key=column or "mark")
+        table.focus()
+        self.load()
+
+    def load(self) -> None:
+        self._generation += 1
+        self._say(f"asking {self.traces.name}…")
+        self._fetch(self._generation, self.ask)
+
+    @work(thread=True, exclusive=True, group="traces", exit_on_error=False)
+    def _fetch(self, generation: int, query: TraceQuery) -> None:
+        try:
+            found = list(asyncio.run(self.traces.find_traces(query)))
+        except MeshtopError as exc:
+            self.post_message(Listed(generation, None, str(exc)))
+        except Exception as exc:  # a source's bug must not take the console down
+            self.post_message(Listed(generation, None, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(Listed(generation, found))
+
+    def on_listed(self, message: Listed) -> None:
+        if message.generation != self._generation:
+            return
+        if message.found is None:
+            self._say(f"traces unavailable: {message.problem}")
+            return
+        self.found = message.found
+        self._show()
+
+    def _say(self, text: str) -> None:
+        title = Text(f"Traces: {_describe(self.ask)}", style="bold")
+        title.append(f"   from {self.traces.name}", style="dim")
+        self.query_one("#traces-title", Static).update(title)
+        self.query_one("#traces-note", Static).update(Text(text, style="dim"))
+
+    def _show(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        rows = sorted(self.found, key=lambda s: s.start_us if self.by_start else -s.duration_us)
+        for s in rows:
+            when = datetime.fromtimestamp(s.start_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
+            table.add_row(
+                Text("!", style="bold red") if s.error else Text(""),
+                when,
+                units.ms(s.duration_us / 1000),
+                "?" if s.span_count is None else str(s.span_count),
+                s.root,
+                ", ".join(s.services),
+                s.trace_id,
+                key=s.trace_id,
+            )
+        order = "by start" if self.by_start else "slowest first"
+        count = f"{len(rows)} traces, {order}" if rows else "no trace matched"
+        self._say(f"{count}   enter opens   e errors only   d slower than   o order")
+
+    def action_errors(self) -> None:
+        self.ask = replace(self.ask, errors_only=not self.ask.errors_only)
+        self.load()
+
+    def action_slower(self) -> None:
+        i = (
+            self.SLOWER.index(self.ask.min_duration_ms)
+            if self.ask.min_duration_ms in self.SLOWER
+            else 0
+        )
+        self.ask = replace(self.ask, min_duration_ms=self.SLOWER[(i + 1) % len(self.SLOWER)])
+        self.load()
+
+    def action_order(self) -> None:
+        self.by_start = not self.by_start
+        self._show()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @on(DataTable.RowSelected, "#traces-table")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.app.push_screen(WaterfallScreen(self.traces, event.row_key.value))
+
+
+def span_detail(row: Row) -> Table:
+    """A span's tags, events and process, as the detail pane shows them."""
+    s = row.span
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    t.add_row("span", f"{s.service}  {s.operation}  ({s.kind or 'kind not said'})")
+    t.add_row("duration", units.ms(s.duration_us / 1000) + ("   ERROR" if s.error else ""))
+    t.add_row("ids", f"span {s.span_id}  parent {s.parent_id or '-'}")
+    if row.orphan:
+        t.add_row("parent", "not in the trace: shown as a root")
+    if row.skew_us:
+        t.add_row("clock skew", f"moved {units.ms(row.skew_us / 1000)} to sit inside its parent")
+    for key, value in sorted(s.tags.items()):
+        t.add_row(f"tag {key}", value)
+    for e in s.events:
+        fields = ", ".join(f"{k}={v}" for k, v in e.fields.items() if k != "event")
+        t.add_row(
+            "event", f"+{units.ms((e.time_us - s.start_us) / 1000)} {e.name} {fields}".rstrip()
+        )
+    for key, value in sorted(s.process.items()):
+        t.add_row(f"process {key}", value)
+    return t
+
+
+class WaterfallScreen(Screen[None]):
+    """One trace as a waterfall, with the selected span's detail below."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "back")]
+
+    def __init__(self, traces: TraceSource, trace_id: str, trace: Trace | None = None) -> None:
+        super().__init__()
+        self.traces = traces
+        self.trace_id = trace_id
+        self.trace = trace
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"Trace {self.trace_id}", style="bold"), id="waterfall-title")
+        yield Static(Text(f"fetching from {self.traces.name}…", style="dim"), id="waterfall-note")
+        with VerticalScroll(id="span-detail"):
+            yield Static(id="span-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.trace is not None:
+            self._show(self.trace)
+        else:
+            self._fetch()
+
+    @work(thread=True, exclusive=True, group="trace", exit_on_error=False)
+    def _fetch(self) -> None:
+        try:
+            trace = asyncio.run(self.traces.get_trace(self.trace_id))
+        except MeshtopError as exc:
+            self.post_message(Fetched(None, str(exc)))
+        except Exception as exc:
+            self.post_message(Fetched(None, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(Fetched(trace))
+
+    def on_fetched(self, message: Fetched) -> None:
+        if message.trace is None:
+            note = self.query_one("#waterfall-note", Static)
+            note.update(Text(f"trace unavailable: {message.problem}", style="bold"))
+            return
+        self._show(message.trace)
+
+    def _show(self, trace: Trace) -> None:
+        tree = Tree(trace)
+        first, last = tree.bounds
+        services = len({s.service for s in trace.spans})
+        errors = sum(s.error for s in trace.spans)
+        note = (
+            f"{len(trace.spans)} spans, {services} services, {units.ms((last - first) / 1000)}"
+            f"{f', {errors} failed' if errors else ''}   "
+            "enter folds  z zooms to the span  + - zoom  0 whole trace  █ critical path"
+        )
+        self.query_one("#waterfall-note", Static).update(Text(note, style="dim"))
+        view = Waterfall(tree, id="waterfall")
+        self.mount(view, before=self.query_one("#span-detail"))
+        view.focus()
+
+    def on_waterfall_selected(self, message: Waterfall.Selected) -> None:
+        self.query_one("#span-text", Static).update(span_detail(message.row))

@@ -1,0 +1,206 @@
+"""The span waterfall: the tree on the left (indented, `▾`/`▸` where it folds), a bar per
+span on the right scaled to the zoomed time range, with a ruler above. Only the rows on
+screen are drawn (Textual's Line API), so a trace of 10,000 spans scrolls as one of ten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from meshtop import units
+from meshtop.waterfall import Row, Tree, bar
+
+TREE_WIDTH = 44  # columns for the span tree; the bars take the rest
+RULER_ROWS = 1
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+class Waterfall(ScrollView, can_focus=True):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "move(1)", "down", show=False),
+        Binding("k,up", "move(-1)", "up", show=False),
+        Binding("pagedown", "move(20)", "page down", show=False),
+        Binding("pageup", "move(-20)", "page up", show=False),
+        Binding("home", "move(-1000000)", "first", show=False),
+        Binding("end", "move(1000000)", "last", show=False),
+        Binding("enter,space", "fold", "fold"),
+        Binding("z", "zoom", "zoom to span"),
+        Binding("plus", "zoom_by(0.5)", "zoom in", key_display="+"),
+        Binding("minus", "zoom_by(2)", "zoom out", key_display="-"),
+        Binding("0", "unzoom", "whole trace"),
+    ]
+    DEFAULT_CSS = """
+    Waterfall { background: $background; }
+    """
+
+    @dataclass
+    class Selected(Message):
+        row: Row
+
+    def __init__(self, tree: Tree, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.spans_tree = tree
+        self.collapsed: set[str] = set()
+        self.rows = tree.rows()
+        self.cursor = 0
+        self.t0, self.t1 = tree.bounds
+        self.virtual_size = Size(0, len(self.rows) + RULER_ROWS)
+
+    def on_mount(self) -> None:
+        if self.rows:
+            self.post_message(self.Selected(self.rows[0]))
+
+    @property
+    def zoomed(self) -> bool:
+        return bool((self.t0, self.t1) != self.spans_tree.bounds)
+
+    # -- keys -------------------------------------------------------------------------
+
+    def action_move(self, step: int) -> None:
+        if not self.rows:
+            return
+        self.cursor = max(0, min(len(self.rows) - 1, self.cursor + step))
+        self._follow()
+        self.refresh()
+        self.post_message(self.Selected(self.rows[self.cursor]))
+
+    def _follow(self) -> None:
+        """Keep the selected row on screen."""
+        height = self.scrollable_content_region.height - RULER_ROWS
+        top = int(self.scroll_offset.y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif height > 0 and self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False)
+
+    def action_fold(self) -> None:
+        if not self.rows:
+            return
+        row = self.rows[self.cursor]
+        if not row.has_children:
+            return
+        key = self.spans_tree.key_of(row)
+        self.collapsed ^= {key}
+        self.rows = self.spans_tree.rows(self.collapsed)
+        self.virtual_size = Size(0, len(self.rows) + RULER_ROWS)
+        self.refresh()
+
+    def action_zoom(self) -> None:
+        """Zoom to the selected span's time (at least a microsecond wide)."""
+        if not self.rows:
+            return
+        row = self.rows[self.cursor]
+        self.t0, self.t1 = row.start_us, row.start_us + max(row.span.duration_us, 1)
+        self.refresh()
+
+    def action_zoom_by(self, factor: float) -> None:
+        """Narrow (factor < 1) or widen the time range around its middle."""
+        first, last = self.spans_tree.bounds
+        middle, half = (self.t0 + self.t1) / 2, (self.t1 - self.t0) / 2 * factor
+        self.t0 = max(first, int(middle - max(half, 1)))
+        self.t1 = min(last, int(middle + max(half, 1)))
+        if self.t1 <= self.t0:
+            self.t1 = self.t0 + 1
+        self.refresh()
+
+    def action_unzoom(self) -> None:
+        self.t0, self.t1 = self.spans_tree.bounds
+        self.refresh()
+
+    def select_row(self, index: int) -> None:
+        self.cursor = max(0, min(len(self.rows) - 1, index))
+        self._follow()
+        self.refresh()
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def _styles(self) -> dict[str, Style]:
+        theme = self.app.current_theme
+        return {
+            "bar": Style(color=theme.primary or "blue"),
+            "critical": Style(color=theme.warning or "yellow"),
+            "error": Style(color=theme.error or "red", bold=True),
+            "dim": Style(dim=True),
+            "text": Style(color=theme.foreground or "white"),
+            "selected": Style(reverse=True, bold=True),
+            "ruler": Style(color=theme.secondary or "cyan", dim=True),
+        }
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        styles = self._styles()
+        if y < RULER_ROWS:
+            return self._ruler(width, styles)
+        index = int(self.scroll_offset.y) + y - RULER_ROWS
+        if not 0 <= index < len(self.rows) or width <= 0:
+            return Strip.blank(width)
+        row = self.rows[index]
+        return self._row(row, index == self.cursor, width, styles)
+
+    def _ruler(self, width: int, styles: dict[str, Style]) -> Strip:
+        tree_w = min(TREE_WIDTH, width // 2)
+        bars = max(0, width - tree_w - 1)
+        span = self.t1 - self.t0
+        label = "zoomed " if self.zoomed else ""
+        head = _fit(f"{label}{units.ms((self.t1 - self.t0) / 1000)} trace", tree_w).ljust(tree_w)
+        cells = [" "] * bars
+        for k in range(5):
+            x = round(k * (bars - 1) / 4) if bars > 1 else 0
+            text = units.ms((self.t0 - self.spans_tree.bounds[0] + span * k / 4) / 1000)
+            start = min(max(0, x - len(text) // 2), max(0, bars - len(text)))
+            if k == 0:
+                start = 0
+            if all(c == " " for c in cells[max(0, start - 1) : start + len(text) + 1]):
+                cells[start : start + len(text)] = text
+        return Strip([Segment(head + " ", styles["dim"]), Segment("".join(cells), styles["ruler"])])
+
+    def _row(self, row: Row, selected: bool, width: int, styles: dict[str, Style]) -> Strip:
+        tree_w = min(TREE_WIDTH, width // 2)
+        bars = max(0, width - tree_w - 1)
+        s = row.span
+        fold = ("▸ " if row.collapsed else "▾ ") if row.has_children else "  "
+        mark = "! " if s.error else ""
+        orphan = "⤷ " if row.orphan else ""
+        text = f"{'  ' * min(row.depth, 12)}{fold}{orphan}{mark}{s.service} {s.operation}"
+        left = _fit(text, tree_w).ljust(tree_w)
+        name_style = styles["error"] if s.error else styles["text"]
+        if selected:
+            name_style = name_style + styles["selected"]
+        segments = [Segment(left, name_style), Segment(" ")]
+        cells = [" "] * bars
+        placed = bar(row.start_us, s.duration_us, self.t0, self.t1, bars)
+        style = (
+            styles["error"] if s.error else styles["critical"] if row.critical else styles["bar"]
+        )
+        if placed is None:
+            side = "◂" if row.start_us + s.duration_us < self.t0 else "▸"
+            if bars:
+                cells[0 if side == "◂" else bars - 1] = side
+            segments.append(Segment("".join(cells), styles["dim"]))
+            return Strip(segments)
+        a, b = placed
+        label = f" {units.ms(s.duration_us / 1000)}"
+        after = b + len(label) <= bars
+        for x in range(a, b):
+            cells[x] = "█" if row.critical else "▆"
+        if after:
+            cells[b : b + len(label)] = label
+        elif a >= len(label):
+            cells[a - len(label) : a] = label[1:] + " "
+        segments += [
+            Segment("".join(cells[:a]), styles["dim"]),
+            Segment("".join(cells[a:b]), style),
+            Segment("".join(cells[b:]), styles["dim"]),
+        ]
+        return Strip(segments)
