@@ -6,6 +6,7 @@ so `meshtop --help` stays quick."""
 from __future__ import annotations
 
 import gc
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from meshtop import __version__
-from meshtop.errors import BackendError, GateFailed, MeshtopError, UsageError
+from meshtop.errors import EXIT_BUG, BackendError, GateFailed, MeshtopError, UsageError
 
 if TYPE_CHECKING:
     from meshtop.config import Settings
@@ -343,8 +344,8 @@ def export(
     with --fail-on, exit 1 when an edge breaks a gate."""
     from meshtop.export import renderer
     from meshtop.gates import check, parse_gate
-    from meshtop.output import progress, write_atomically
-    from meshtop.report import Report, Selection, select
+    from meshtop.output import progress, write_report
+    from meshtop.report import Report, Selection, scoped, worst
 
     flags = _backend_flags(
         prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
@@ -365,29 +366,39 @@ def export(
     chosen = Selection(namespaces=namespaces, top=top, edge=edge)
     with progress(f"asking {sources.metrics.name}…") as say:
         snapshot = _snapshot(settings, sources)
-        for h in snapshot.sources.values():
-            if h.reason:  # fresh, with a warning from the backend: say it, carry on
-                typer.echo(f"meshtop: warning: {h.reason}", err=True)
         say(f"rendering {fmt.value}…")
+        judged = scoped(snapshot, chosen)  # what gates and the security posture judge
         scope = [f"namespace {n}" for n in namespaces]
         scope += [f"edge {edge[0]} → {edge[1]}"] if edge else []
         scope += [f"the {top} worst edges"] if top else []
-        report = Report(select(snapshot, chosen, settings.thresholds), settings.thresholds,
-                        tuple(scope))  # fmt: skip
+        shown = worst(judged, top, settings.thresholds)
+        report = Report(shown, settings.thresholds, tuple(scope), whole=judged)
         text = render(report)
-        if output is None:
-            sys.stdout.write(text)
-        else:
+        if output is not None:
             say(f"writing {output}…")
-            write_atomically(output, text)
+            write_report(output, text)
+    # the report goes to stdout only once the spinner is gone from the terminal
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    for h in snapshot.sources.values():
+        if h.reason:  # fresh, with a warning from the backend: say it, carry on
+            typer.echo(f"meshtop: warning: {h.reason}", err=True)
+    if not judged.edges and (namespaces or edge) and not gates:
+        typer.echo(f"meshtop: warning: no edge matched {', '.join(scope)}", err=True)
     if not gates:
         return
-    if not report.snapshot.edges:
+    if not judged.edges:
         raise GateFailed("no edges to check: a gate cannot pass on no traffic")
-    broken = check(report.snapshot, gates)
+    unmatched = [
+        g.text for g in gates if g.scope and not any(g.applies(judged, e) for e in judged.edges)
+    ]
+    if unmatched:
+        raise GateFailed(f"gate {unmatched[0]!r}: its scope matches no edge to check")
+    broken = check(judged, gates)
     if broken:
         lines = [f"{len(broken)} gate violation{'s' if len(broken) > 1 else ''}:"]
-        lines += [f"  {v.describe(report.snapshot)}" for v in broken]
+        lines += [f"  {v.describe(judged)}" for v in broken]
         raise GateFailed("\n".join(lines))
 
 
@@ -401,13 +412,16 @@ def parse_moment(text: str) -> float:
     now = time.time()
     value: float | None = None
     if text.startswith("-"):
-        value = now - parse_duration(text[1:], what="--at")
+        try:
+            value = now - parse_duration(text[1:], what="--at")
+        except UsageError:
+            raise UsageError(f"--at {text!r}: write -1h, -30m, … (that long ago)") from None
     else:
         try:
             value = float(text)
         except ValueError:
             try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
             except ValueError:
                 value = None
             else:
@@ -418,9 +432,14 @@ def parse_moment(text: str) -> float:
         raise UsageError(
             f"--at {text!r} is not a time: write 2026-11-25T10:00:00Z, epoch seconds, or -1h"
         )
+    if not math.isfinite(value) or value < EARLIEST:
+        raise UsageError(f"--at {text!r} is not a moment a mesh was running")
     if value > now + 60:
         raise UsageError(f"--at {text!r} is in the future")
     return value
+
+
+EARLIEST = 946_684_800.0  # 2000-01-01: before it, a number is a mistake, not a moment
 
 
 class EdgeFormat(StrEnum):
@@ -724,4 +743,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
+    except Exception as exc:  # a bug: said in one line, and never exit 1 (a failed gate)
+        print(f"meshtop: unexpected error, a bug in meshtop: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(EXIT_BUG)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_BUG = 70  # EX_SOFTWARE: meshtop itself went wrong
 
 
 class MeshtopError(Exception):

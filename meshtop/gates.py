@@ -5,6 +5,7 @@ edge a gate cannot judge (no latency on a TCP edge) does not break it."""
 from __future__ import annotations
 
 import fnmatch
+import math
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 from meshtop import units
 from meshtop.errors import UsageError
-from meshtop.model import Edge, MeshSnapshot
+from meshtop.model import Edge, MeshSnapshot, Protocol
+from meshtop.report import carries_traffic
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -50,14 +52,21 @@ class Gate:
         )
 
     def measure(self, e: Edge) -> float | None:
+        """The edge's figure for this gate; None when it has none to judge: latency, rate
+        or errors of a TCP edge, mTLS of an edge without traffic, a value that is NaN."""
         s = e.stats
+        value: float | None
         if self.metric in LATENCIES:
-            return {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}[self.metric]
-        if self.metric == "mtls":
-            return s.mtls
-        if s.rps <= 0 and s.tcp_connections_per_s > 0:
-            return None  # a TCP edge has no requests to rate or fail
-        return s.rps if self.metric == "rps" else s.error_rate
+            value = {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}[self.metric]
+        elif self.metric == "mtls":
+            value = s.mtls if carries_traffic(e) else None
+        elif s.protocol is Protocol.TCP:
+            value = None  # no requests to rate or fail, whatever the connections do
+        else:
+            value = s.rps if self.metric == "rps" else s.error_rate
+        if value is None or not math.isfinite(value):
+            return None
+        return round(value, 9) if self.metric in SHARES else value
 
     def show(self, value: float) -> str:
         if self.metric in SHARES:
@@ -80,6 +89,10 @@ def parse_gate(text: str) -> Gate:
     try:
         if metric in SHARES:
             value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+            if not 0 <= value <= 1:
+                raise UsageError(
+                    f"--fail-on {text!r}: {metric} is a share from 0 to 1, or 0% to 100%"
+                )
         elif metric in LATENCIES:
             found = _LATENCY.match(raw)
             if not found:
@@ -87,8 +100,12 @@ def parse_gate(text: str) -> Gate:
             value = float(found[1]) * _MS[found[2] or "ms"]
         else:
             value = float(raw.removesuffix("rps"))
-    except (ValueError, UsageError):
+    except UsageError:
+        raise
+    except ValueError:
         raise UsageError(f"--fail-on {text!r}: {raw!r} is not a value for {metric}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--fail-on {text!r}: {raw!r} is not a value for {metric}")
     return Gate(text.strip(), (match["scope"] or "").strip(), metric, op, value)
 
 

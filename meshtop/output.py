@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 import threading
@@ -18,14 +19,32 @@ from meshtop.errors import UsageError
 SHOW_AFTER_S = 0.5  # a report faster than this shows no progress at all
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all. Raises `UsageError` when it cannot."""
-    target = path.expanduser()
+def write_report(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all. `-` is stdout. A symlink is followed
+    (the file it names is replaced, the link stays); a device or a pipe (`/dev/stdout`,
+    a FIFO) is written to as it is, since it cannot be replaced; an existing file keeps
+    its permissions. Raises `UsageError` when it cannot write."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(os.path.realpath(path.expanduser()))
     if target.is_dir():
         raise UsageError(f"cannot write the report to {path}: it is a directory")
-    folder = target.parent
     try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {path}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            with open(target, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {path}: {exc.strerror}") from None
+        return
+    try:
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
         raise UsageError(f"cannot write the report to {path}: {exc.strerror}") from None
     try:
@@ -33,9 +52,12 @@ def write_atomically(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as a plain new file would be, not mkstemp's 0600
+        if mode is not None:
+            os.chmod(temp, stat.S_IMODE(mode))  # a private report stays private
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)  # as a plain new file would be, not 0600
         os.replace(temp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -50,18 +72,41 @@ def write_atomically(path: Path, text: str) -> None:
 @contextlib.contextmanager
 def progress(first: str) -> Iterator[Callable[[str], None]]:
     """A spinner with what is being done, on a terminal's stderr, from half a second on;
-    yields a function that says the next step."""
+    yields a function that says the next step. It never touches stdout: the report
+    written there meanwhile goes where it was sent."""
     if not sys.stderr.isatty():
         yield lambda _: None
         return
     from rich.console import Console
+    from rich.live import Live
+    from rich.spinner import Spinner
 
-    status = Console(stderr=True).status(first)
-    timer = threading.Timer(SHOW_AFTER_S, status.start)
+    spinner = Spinner("dots", first)
+    live = Live(
+        spinner,
+        console=Console(stderr=True),
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        refresh_per_second=8,
+    )
+    lock = threading.Lock()
+    state = {"done": False, "started": False}
+
+    def start() -> None:
+        with lock:
+            if not state["done"]:
+                live.start()
+                state["started"] = True
+
+    timer = threading.Timer(SHOW_AFTER_S, start)
     timer.daemon = True
     timer.start()
     try:
-        yield status.update
+        yield lambda text: spinner.update(text=text)
     finally:
         timer.cancel()
-        status.stop()
+        with lock:
+            state["done"] = True
+            if state["started"]:
+                live.stop()

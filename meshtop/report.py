@@ -22,8 +22,14 @@ class Selection:
 
 
 def select(snapshot: MeshSnapshot, chosen: Selection, t: Thresholds) -> MeshSnapshot:
-    """The snapshot narrowed to what was asked for; nodes with no edge left go, unless
-    nothing narrowed the edges. Raises `UsageError` for an edge's unknown end."""
+    """The snapshot narrowed to the namespaces and the edge asked for (what gates and the
+    security posture judge), then to the N worst edges when asked (what is shown).
+    Raises `UsageError` for an edge's unknown end."""
+    return worst(scoped(snapshot, chosen), chosen.top, t)
+
+
+def scoped(snapshot: MeshSnapshot, chosen: Selection) -> MeshSnapshot:
+    """The calls from or to the namespaces asked for, or the one edge asked for."""
     edges = list(snapshot.edges)
     if chosen.namespaces:
         wanted = set(chosen.namespaces)
@@ -37,11 +43,16 @@ def select(snapshot: MeshSnapshot, chosen: Selection, t: Thresholds) -> MeshSnap
         source = resolve_node(snapshot.nodes, chosen.edge[0])
         destination = resolve_node(snapshot.nodes, chosen.edge[1])
         edges = [e for e in edges if e.key == (source, destination)]
-    if chosen.top is not None:
-        edges = worst_first(edges, grade(replace_edges(snapshot, edges), t))[: chosen.top]
     if len(edges) == len(snapshot.edges):
         return snapshot
     return replace_edges(snapshot, edges)
+
+
+def worst(snapshot: MeshSnapshot, top: int | None, t: Thresholds) -> MeshSnapshot:
+    """The `top` worst edges of the snapshot (all when None)."""
+    if top is None or top >= len(snapshot.edges):
+        return snapshot
+    return replace_edges(snapshot, worst_first(snapshot.edges, grade(snapshot, t))[:top])
 
 
 def replace_edges(snapshot: MeshSnapshot, edges: Sequence[Edge]) -> MeshSnapshot:
@@ -58,6 +69,11 @@ def worst_first(edges: Sequence[Edge], grades: Grades) -> list[Edge]:
     )
 
 
+def carries_traffic(e: Edge) -> bool:
+    s = e.stats
+    return bool(s.rps > 0 or s.tcp_connections_per_s > 0 or s.tcp_request_bps > 0)
+
+
 @dataclass(frozen=True)
 class Report:
     """A snapshot as a report sees it: graded once, ordered once."""
@@ -66,6 +82,9 @@ class Report:
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     # What narrowed it, said in the report: `namespace shop`, `the 10 worst edges`.
     scope: tuple[str, ...] = field(default=())
+    # The report's whole scope, before only the worst edges were kept: what the security
+    # posture is about, so that a short report does not hide a plaintext call.
+    whole: MeshSnapshot | None = None
 
     @cached_property
     def grades(self) -> Grades:
@@ -76,14 +95,17 @@ class Report:
         return worst_first(self.snapshot.edges, self.grades)
 
     def label(self, node_id: str) -> str:
-        w = self.snapshot.nodes.get(node_id)
+        w = self.snapshot.nodes.get(node_id) or (
+            self.whole.nodes.get(node_id) if self.whole else None
+        )
         return w.label if isinstance(w, Workload) else node_id
 
     @cached_property
     def plaintext(self) -> list[Edge]:
         """Calls not entirely on mutual TLS, most traffic first."""
+        judged = self.whole or self.snapshot
         return sorted(
-            (e for e in self.snapshot.edges if e.stats.mtls < 1.0),
+            (e for e in judged.edges if carries_traffic(e) and not e.stats.mtls >= 1.0),
             key=lambda e: -(e.stats.rps or e.stats.tcp_connections_per_s),
         )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from meshtop.errors import UsageError
@@ -11,6 +12,8 @@ DASH = "-"
 
 
 def rps(value: float) -> str:
+    if not math.isfinite(value):
+        return DASH
     if value <= 0:
         return "0rps"
     if value >= 1000:
@@ -24,11 +27,13 @@ def rps(value: float) -> str:
 
 def percent(share: float) -> str:
     """0.0012 reads `0.12%`: two decimals so that small error rates stay visible."""
+    if not math.isfinite(share):
+        return DASH
     return f"{share * 100:.2f}%"
 
 
 def ms(value: float | None) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return DASH
     if value >= 10_000:
         return f"{value / 1000:.0f}s"

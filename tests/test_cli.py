@@ -310,3 +310,78 @@ def test_output_file_is_replaced_whole(tmp_path: Path) -> None:
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # a normal file, not mkstemp's
     assert [p.name for p in tmp_path.iterdir()] == ["mesh.html"]
+
+
+# -- export: where the report goes --------------------------------------------------
+
+
+def test_output_follows_a_symlink_and_keeps_a_private_file_private(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    real.chmod(0o600)
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert meshtop("export", "--demo", "-o", str(link)).returncode == 0
+    assert link.is_symlink() and json.loads(real.read_text())["schema"] == 1
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]
+
+
+def test_output_to_a_pipe_or_dash_is_written_not_replaced(tmp_path: Path) -> None:
+    dash = meshtop("export", "--demo", "-f", "csv", "-o", "-")
+    assert dash.returncode == 0 and dash.stdout.startswith("source,destination")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    result = meshtop("export", "--demo", "-f", "csv", "-o", str(fifo))
+    out, _ = reader.communicate(timeout=30)
+    assert result.returncode == 0 and out.startswith("source,destination")
+    assert fifo.is_fifo()  # still the pipe, not a file put in its place
+
+
+def test_on_a_terminal_progress_goes_to_stderr_and_the_report_to_stdout(tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    out = tmp_path / "report.csv"
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "meshtop", "export", "--demo", "--services", "4000",
+             "-f", "csv"],
+            stdout=stdout, stderr=follower, stdin=subprocess.DEVNULL, timeout=120, check=False,
+        )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    text = out.read_text()
+    assert text.startswith("source,destination") and text.count("\n") > 1000
+    assert b"source,destination" not in seen  # the report never went to the terminal
+    assert b"asking simulated" in seen or b"rendering csv" in seen  # the spinner did
+
+
+def test_gates_judge_the_whole_scope_when_only_the_worst_edges_are_shown() -> None:
+    result = meshtop("export", "--demo", "--top", "1", "-f", "markdown", "--fail-on", "mtls<100%")
+    assert result.returncode == 1 and "2 gate violations" in result.stderr
+    assert "Every call is on mutual TLS" not in result.stdout
+    assert "| unknown | bookinfo/productpage-v1 |" in result.stdout  # the posture still says
+
+
+def test_a_gate_whose_scope_matches_nothing_fails() -> None:
+    result = meshtop("export", "--demo", "--fail-on", "shopp/*:error_rate>0%")
+    assert result.returncode == 1
+    assert "its scope matches no edge to check" in result.stderr
+
+
+def test_a_selection_that_matches_nothing_says_so() -> None:
+    result = meshtop("export", "--demo", "-n", "nosuchns")
+    assert result.returncode == 0
+    assert "meshtop: warning: no edge matched namespace nosuchns" in result.stderr

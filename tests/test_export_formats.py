@@ -147,3 +147,41 @@ def test_json_carries_the_security_posture_within_its_schema() -> None:
     assert {p["id"] for p in doc["security"]["without_proxy"]} == {
         "unknown/unknown/unknown", "external/external/www.googleapis.com",
     }  # fmt: skip
+
+
+def _odd_report() -> Report:
+    """Names a renderer must escape, and a workload that calls itself."""
+    from datetime import UTC, datetime
+
+    from meshtop.mesh import build_snapshot
+    from meshtop.model import Edge, EdgeStats
+
+    odd = 'c/ns/`tick` "quoted" <b>#quot;'
+    snapshot = build_snapshot(
+        generated_at=datetime(2027, 1, 1, tzinfo=UTC),
+        window_s=60,
+        workloads=[],
+        edges=[
+            Edge("c/ns/a", odd, EdgeStats(rps=1.0, mtls=1.0)),
+            Edge("c/ns/a", "c/ns/a", EdgeStats(rps=2.0, mtls=1.0)),
+        ],
+        routes=[],
+        sources={},
+    )
+    return Report(snapshot)
+
+
+def test_mermaid_escapes_what_it_would_read_as_markup() -> None:
+    text = renderer("mermaid")(_odd_report())
+    assert '["#96;tick#96; #quot;quoted#quot; #lt;b#gt;#35;quot;"]' in text
+    assert "`" not in text and "<b>" not in text
+
+
+def test_svg_draws_a_workload_calling_itself_and_escapes_names() -> None:
+    report = _odd_report()
+    svg = renderer("svg")(report)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    edges = [g for g in root.iter(f"{ns}g") if g.get("class", "").startswith("edge ")]
+    assert len(edges) == len(report.snapshot.edges) == 2
+    assert "<b>" not in svg

@@ -94,3 +94,60 @@ def test_progress_shows_on_a_terminal_only_after_a_moment(monkeypatch: pytest.Mo
     with output.progress("asking the backend…"):
         time.sleep(0.2)
     assert piped.getvalue() == ""
+
+
+def _tcp_snapshot(connections: float, mtls: float = 1.0) -> MeshSnapshot:
+    from datetime import UTC, datetime
+
+    from meshtop.mesh import build_snapshot
+    from meshtop.model import Edge, EdgeStats, Protocol
+
+    nan = float("nan")
+    return build_snapshot(
+        generated_at=datetime(2027, 1, 1, tzinfo=UTC),
+        window_s=60,
+        workloads=[],
+        edges=[
+            # a pooled connection: bytes flow, nothing opened in the window
+            Edge(
+                "c/a/app",
+                "c/a/db",
+                EdgeStats(
+                    protocol=Protocol.TCP,
+                    mtls=mtls,
+                    tcp_request_bps=500.0,
+                    tcp_connections_per_s=connections,
+                ),
+            ),
+            Edge("c/a/app", "c/a/api", EdgeStats(rps=5.0, error_rate=nan, p99_ms=nan, mtls=1.0)),
+            Edge("c/a/app", "c/a/idle", EdgeStats(rps=0.0)),
+        ],
+        routes=[],
+        sources={},
+    )
+
+
+def test_tcp_edges_are_not_judged_on_requests_even_without_new_connections() -> None:
+    snapshot = _tcp_snapshot(connections=0.0)
+    for text in ("rps<0.1", "error_rate>=0%", "p99>0ms"):
+        broken = {v.edge.key[1] for v in check(snapshot, [parse_gate(text)])}
+        assert "c/a/db" not in broken, text
+    plain = check(_tcp_snapshot(connections=0.0, mtls=0.0), [parse_gate("mtls<100%")])
+    assert [v.edge.key[1] for v in plain] == ["c/a/db"]  # bytes flow in plain text
+
+
+def test_what_cannot_be_judged_passes_no_gate_and_fails_none() -> None:
+    snapshot = _tcp_snapshot(connections=1.0)
+    assert not check(snapshot, [parse_gate("error_rate>1%"), parse_gate("p99>1ms")])  # NaN
+    assert "c/a/idle" not in {v.edge.key[1] for v in check(snapshot, [parse_gate("mtls<100%")])}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("mtls<100", "a share from 0 to 1"), ("error_rate>5", "a share from 0 to 1"),
+     ("error_rate>nan", "a share from 0 to 1"), ("rps>inf", "is not a value"),
+     ("p99>-5ms", "is not a value")],
+)  # fmt: skip
+def test_gates_refuse_values_that_cannot_mean_anything(text: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says):
+        parse_gate(text)

@@ -13,8 +13,12 @@ DASHES = {Health.DEGRADED: ",stroke-dasharray:5 3", Health.IDLE: ",stroke-dashar
 
 
 def text(label: str) -> str:
-    """A Mermaid string: quotes and the characters Mermaid reads as markup, as entities."""
-    return '"' + label.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") + '"'
+    """A Mermaid string: `#` first (it starts an entity), then quotes, backticks (a
+    Markdown string) and angle brackets, as entities."""
+    for char, entity in (("#", "#35;"), ('"', "#quot;"), ("`", "#96;"), ("<", "#lt;"),
+                         (">", "#gt;")):  # fmt: skip
+        label = label.replace(char, entity)
+    return '"' + label + '"'
 
 
 def render(report: Report) -> str:

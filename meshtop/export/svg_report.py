@@ -61,10 +61,22 @@ def drawing(report: Report) -> str:
         )
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         points = placed.routes.get(e.key)
-        if not points:
-            continue
         health = grades.edges[e.key]
         s = e.stats
+        if not points:
+            box = placed.nodes.get(e.source)
+            if e.source != e.destination or box is None:
+                continue
+            # a workload calling itself: a loop from its top edge round to its right side
+            xr, top = (box.x + box.w) * CW, box.y * CH + 3
+            x0 = xr - 2 * CW
+            title = f"{report.label(e.source)} → itself: {edge_label(e)}"
+            out.append(
+                f'<g class="edge {health.value}"><title>{escape(title)}</title>'
+                f'<path fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
+                f'd="M {x0} {top} C {x0} {top - 18}, {xr + 18} {top + 10}, {xr} {top + 10}"/></g>'
+            )
+            continue
         tcp = s.protocol is Protocol.TCP
         short = f"{s.tcp_connections_per_s:.2f} c/s" if tcp else units.rps(s.rps)
         if s.mtls < 1.0:
