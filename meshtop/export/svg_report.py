@@ -64,11 +64,11 @@ def drawing(report: Report) -> str:
         health = grades.edges[e.key]
         s = e.stats
         if not points:
-            box = placed.nodes.get(e.source)
-            if e.source != e.destination or box is None:
+            home = placed.nodes.get(e.source)
+            if e.source != e.destination or home is None:
                 continue
             # a workload calling itself: a loop from its top edge round to its right side
-            xr, top = (box.x + box.w) * CW, box.y * CH + 3
+            xr, top = (home.x + home.w) * CW, home.y * CH + 3
             x0 = xr - 2 * CW
             title = f"{report.label(e.source)} → itself: {edge_label(e)}"
             out.append(
