@@ -623,8 +623,10 @@ def traces(
     query = TraceQuery(
         service=names[0][0],
         namespace=names[0][1],
+        version=names[0][2],
         peer_service=names[1][0] if edge else None,
         peer_namespace=names[1][1] if edge else "",
+        peer_version=names[1][2] if edge else "",
         errors_only=errors,
         min_duration_ms=parse_duration(min_duration, what="--min-duration") * 1000
         if min_duration
@@ -656,9 +658,10 @@ def traces(
 
 def _services(
     settings: Settings, sim: Simulation | None, names: list[str]
-) -> list[tuple[str, str]]:
-    """(app, namespace) for each name: through the mesh's nodes where a metrics source is
-    at hand, else read from the name itself (`namespace/app` or `app.namespace`)."""
+) -> list[tuple[str, str, str]]:
+    """(app, namespace, version) for each name: through the mesh's nodes where a metrics
+    source is at hand, else read from the name itself (`namespace/app`, `app.namespace`),
+    any version."""
     if sim is not None or settings.prometheus is not None:
         snapshot = _snapshot(settings, _sources(settings, sim))
         from meshtop.model import resolve_node
@@ -666,16 +669,16 @@ def _services(
         out = []
         for name in names:
             w = snapshot.nodes[resolve_node(snapshot.nodes, name)]
-            out.append((w.app or w.name, w.namespace))
+            out.append((w.app or w.name, w.namespace, w.version))
         return out
     out = []
     for name in names:
         parts = name.split("/")
         if len(parts) >= 2:
-            out.append((parts[-1], parts[-2]))
+            out.append((parts[-1], parts[-2], ""))
         else:
             app_name, _, namespace = name.partition(".")
-            out.append((app_name, namespace))
+            out.append((app_name, namespace, ""))
     return out
 
 

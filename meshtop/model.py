@@ -246,6 +246,8 @@ class TraceQuery:
     peer_namespace: str = ""
     operation: str | None = None
     lookback_s: float = 3600.0
+    version: str = ""  # a workload's version (Istio's canonical revision), "" for any
+    peer_version: str = ""
 
 
 ERROR_KINDS = ("5xx", "4xx", "grpc", "no response", "failure")

@@ -385,3 +385,79 @@ def test_a_selection_that_matches_nothing_says_so() -> None:
     result = meshtop("export", "--demo", "-n", "nosuchns")
     assert result.returncode == 0
     assert "meshtop: warning: no edge matched namespace nosuchns" in result.stderr
+
+
+# -- traces ---------------------------------------------------------------------------
+
+
+def test_traces_of_an_edge_then_one_of_them() -> None:
+    listed = meshtop("traces", "--demo", "--edge", "productpage-v1", "reviews-v3", "-f", "json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)["traces"]
+    assert found and [t["duration_us"] for t in found] == sorted(
+        (t["duration_us"] for t in found), reverse=True
+    )
+    shown = meshtop("trace", "--demo", found[0]["trace_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"trace {found[0]['trace_id']}")
+    assert "\n        reviews.bookinfo reviews.bookinfo." in shown.stdout  # the server span, indented
+    spans = json.loads(meshtop("trace", "--demo", found[0]["trace_id"], "-f", "json").stdout)
+    assert (
+        spans["trace_id"] == found[0]["trace_id"] and len(spans["spans"]) == found[0]["span_count"]
+    )
+    first = spans["spans"][0]
+    assert set(first) == {"span_id", "parent_id", "service", "operation", "kind", "start_us",
+                          "duration_us", "error", "tags"}  # fmt: skip
+
+
+def test_trace_reads_a_real_zipkin_payload_over_http(tmp_path: Path, fixtures: Path) -> None:
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    (tmp_path / "api" / "v2" / "trace").mkdir(parents=True)
+    payload = (fixtures / "zipkin" / "skew.json").read_bytes()
+    (tmp_path / "api" / "v2" / "trace" / "1e223ff1f80f1c69").write_bytes(payload)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, directory=str(tmp_path), **kw)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"zipkin=http://127.0.0.1:{server.server_address[1]}"
+        result = meshtop("trace", "1E223FF1F80F1C69", "--tracing", url)
+        assert result.returncode == 0, result.stderr
+        assert "(skew" in result.stdout and "serviceb async" in result.stdout
+        missing = meshtop("trace", "0000000000000001", "--tracing", url)
+        assert missing.returncode == 3
+        assert missing.stderr.strip().startswith(
+            "meshtop: trace 0000000000000001 not found in Zipkin"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("trace", "xyz", "--demo"), 2, "is not a trace id"),
+        (("trace", "00" * 16), 2, "no trace backend is configured"),
+        (("trace", "00" * 16, "--tracing", "jaeger"), 2, "write jaeger=URL"),
+        (("trace", "00" * 16, "--tracing", "jaeger=http://127.0.0.1:9"), 3, "cannot reach Jaeger"),
+        (("trace", "00" * 16, "--demo"), 3, "not found in the simulated mesh"),
+        (("traces", "--demo"), 2, "give --edge SRC DST or --node NODE"),
+        (("traces", "--demo", "--node", "nope"), 2, "no node 'nope'"),
+    ],
+)
+def test_trace_errors_are_one_line_and_an_exit_code(
+    args: tuple[str, ...], code: int, says: str
+) -> None:
+    result = meshtop(*args)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("meshtop: ") and says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

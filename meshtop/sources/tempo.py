@@ -24,11 +24,17 @@ from meshtop.sources.tracing import (
 
 def traceql(q: TraceQuery) -> str:
     """The TraceQL for a trace list: the service, or the service calling its peer."""
-    service = f"{{ resource.service.name = {json.dumps(backend_service(q.service, q.namespace))} }}"
-    query = service
+
+    def spans_of(service: str, namespace: str, version: str) -> str:
+        name = json.dumps(backend_service(service, namespace))
+        revision = f" && span.istio.canonical_revision = {json.dumps(version)}" if version else ""
+        return f"{{ resource.service.name = {name}{revision} }}"
+
+    query = spans_of(q.service, q.namespace, q.version)
     if q.peer_service is not None:
-        peer = backend_service(q.peer_service, q.peer_namespace)
-        query = f"{service} > {{ resource.service.name = {json.dumps(peer)} }}"
+        peer = spans_of(q.peer_service, q.peer_namespace, q.peer_version)
+        # Istio: the callee's server span is a child of the caller's client span
+        query = f"{query} > {peer}"
     extra = []
     if q.errors_only:
         extra.append("{ status = error }")

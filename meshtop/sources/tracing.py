@@ -66,9 +66,12 @@ def canonical(span: Span) -> tuple[str, str]:
     return name, namespace
 
 
-def _is(span: Span, service: str, namespace: str) -> bool:
+def _is(span: Span, service: str, namespace: str, version: str = "") -> bool:
     name, ns = canonical(span)
-    return name == service and (not namespace or not ns or ns == namespace)
+    if name != service or (namespace and ns and ns != namespace):
+        return False
+    revision = span.tags.get("istio.canonical_revision", "")
+    return not version or not revision or revision == version
 
 
 def calls(trace: Trace, q: TraceQuery) -> bool:
@@ -78,21 +81,23 @@ def calls(trace: Trace, q: TraceQuery) -> bool:
     assert q.peer_service is not None
     by_id = {s.span_id: s for s in trace.spans}
     for s in trace.spans:
-        if _is(s, q.peer_service, q.peer_namespace):
+        if _is(s, q.peer_service, q.peer_namespace, q.peer_version):
             parent = by_id.get(s.parent_id or "")
-            if parent is not None and _is(parent, q.service, q.namespace):
+            if parent is not None and _is(parent, q.service, q.namespace, q.version):
                 return True
-        elif _is(s, q.service, q.namespace):
+        elif _is(s, q.service, q.namespace, q.version):
+            # Istio's cluster name carries the subset: outbound|9080|v3|reviews.bookinfo…
             cluster = s.tags.get("upstream_cluster", "")
             host = f"|{q.peer_service}.{q.peer_namespace}." if q.peer_namespace else ""
-            if host and host in cluster:
+            subset = f"|{q.peer_version}|" if q.peer_version else "|"
+            if host and host in cluster and (subset == "|" or subset in cluster):
                 return True
     return False
 
 
 def matches(trace: Trace, q: TraceQuery) -> bool:
     """Whether a trace belongs in the list `q` asks for."""
-    if not any(_is(s, q.service, q.namespace) for s in trace.spans):
+    if not any(_is(s, q.service, q.namespace, q.version) for s in trace.spans):
         return False
     if q.peer_service is not None and not calls(trace, q):
         return False

@@ -163,3 +163,36 @@ def test_node_detail_scrolled(snap_compare: Compare, sim: Simulation) -> None:
         await pilot.press("end")
 
     assert snap_compare(app, terminal_size=(100, 40), run_before=_ready(app, steps))
+
+
+def _traces_app(sim: Simulation) -> MeshtopApp:
+    return MeshtopApp(
+        sim.metrics, sim.control_plane, simulated=True, clock=sim.clock, traces=sim.traces
+    )
+
+
+def _to_traces(app: MeshtopApp, *then: str) -> Steps:
+    opened = _open(app, ("Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3"))
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await opened(pilot)
+        await pilot.press("t")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in then:
+            await pilot.press(key)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+    return steps
+
+
+def test_trace_list(snap_compare: Compare, sim: Simulation) -> None:
+    app = _traces_app(sim)
+    assert snap_compare(app, terminal_size=(120, 30), run_before=_ready(app, _to_traces(app)))
+
+
+def test_waterfall(snap_compare: Compare, sim: Simulation) -> None:
+    app = _traces_app(sim)
+    steps = _to_traces(app, "enter", "j", "j", "j", "j", "j")
+    assert snap_compare(app, terminal_size=(120, 36), run_before=_ready(app, steps))

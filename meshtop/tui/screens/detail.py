@@ -282,9 +282,11 @@ def edge_screen(
     screen.traces = traces
     a, b = snapshot.nodes.get(sources[0]), snapshot.nodes.get(destinations[0])
     if a is not None and b is not None:
+        one = len(sources) == 1 and len(destinations) == 1  # else any version of the apps
         screen.trace_query = TraceQuery(
             a.app or a.name, b.app or b.name.removeprefix("service:"),
             namespace=a.namespace, peer_namespace=b.namespace,
+            version=a.version if one else "", peer_version=b.version if one else "",
         )  # fmt: skip
     return screen
 
@@ -348,5 +350,9 @@ def node_screen(
     screen.traces = traces
     w = snapshot.nodes.get(n.members[0])
     if w is not None:
-        screen.trace_query = TraceQuery(w.app or w.name, namespace=w.namespace)
+        versions = {snapshot.nodes[m].version for m in n.members if m in snapshot.nodes}
+        screen.trace_query = TraceQuery(
+            w.app or w.name, namespace=w.namespace,
+            version=w.version if len(versions) == 1 else "",
+        )  # fmt: skip
     return screen

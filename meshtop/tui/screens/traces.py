@@ -41,7 +41,8 @@ class Fetched(Message):
 
 
 def _describe(q: TraceQuery) -> str:
-    what = f"{q.service} → {q.peer_service}" if q.peer_service else q.service
+    me = f"{q.service} {q.version}".strip()
+    what = f"{me} → {q.peer_service} {q.peer_version}".strip() if q.peer_service else me
     parts = [what]
     if q.errors_only:
         parts.append("errors only")
