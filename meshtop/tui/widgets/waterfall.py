@@ -56,6 +56,7 @@ class Waterfall(ScrollView, can_focus=True):
         self.cursor = 0
         self.t0, self.t1 = tree.bounds
         self.virtual_size = Size(0, len(self.rows) + RULER_ROWS)
+        self._style_cache: dict[str, Style] | None = None
 
     def on_mount(self) -> None:
         if self.rows:
@@ -125,9 +126,15 @@ class Waterfall(ScrollView, can_focus=True):
 
     # -- drawing ----------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._style_cache = None  # the theme changed: its colours again
+
     def _styles(self) -> dict[str, Style]:
+        if self._style_cache is not None:
+            return self._style_cache
         theme = self.app.current_theme
-        return {
+        styles = {
             "bar": Style(color=theme.primary or "blue"),
             "critical": Style(color=theme.warning or "yellow"),
             "error": Style(color=theme.error or "red", bold=True),
@@ -136,6 +143,8 @@ class Waterfall(ScrollView, can_focus=True):
             "selected": Style(reverse=True, bold=True),
             "ruler": Style(color=theme.secondary or "cyan", dim=True),
         }
+        self._style_cache = styles
+        return styles
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
