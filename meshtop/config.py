@@ -181,7 +181,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _KEYS:
-            known = ", ".join(sorted([*_KEYS, "[health]", "[prometheus]"]))
+            known = ", ".join(sorted([*_KEYS, "[health]", "[prometheus]", "[tracing]"]))
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
         try:

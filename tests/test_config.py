@@ -39,7 +39,7 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
         ("refresh = ", "is not valid TOML"),
         (
             'colour = "red"',
-            r"unknown setting 'colour'; known settings are \[health\], \[prometheus\], refresh",
+            r"unknown setting .colour.; known settings are \[health\], \[prometheus\], \[tracing\]",
         ),
         (
             "[prometheus]\nurl = 'http://p:9090'\nretries = 3",
@@ -174,6 +174,38 @@ def test_health_thresholds_from_the_config_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_health_settings(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        load(config_file=path, environ={})
+
+
+def test_tracing_from_file_environment_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[tracing]\nbackend = "tempo"\nurl = "http://tempo:3200"\ntenant = "team-a"\n')
+    settings = load(config_file=path, environ={})
+    assert settings.tracing is not None
+    assert (settings.tracing.kind, settings.tracing.url) == ("tempo", "http://tempo:3200")
+    assert settings.tracing.headers == {"X-Scope-OrgID": "team-a"}
+    env = load(config_file=path, environ={"MESHTOP_TRACING": "zipkin=http://zipkin:9411"})
+    assert env.tracing is not None and env.tracing.kind == "zipkin"
+    flag = load({"tracing.url": "jaeger=http://jaeger:16686", "tracing.tenant": "b"},
+                config_file=path, environ={})  # fmt: skip
+    assert flag.tracing is not None and flag.tracing.kind == "jaeger"
+    assert flag.tracing.headers["X-Scope-OrgID"] == "b"
+    assert load(environ={}).tracing is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[tracing]\nurl = "http://j:16686"\nretries = 1', "unknown tracing setting 'retries'"),
+        ('[tracing]\ntenant = "a"', "tracing settings are given but no url"),
+        ('[tracing]\nbackend = "honeycomb"\nurl = "http://h"', "write jaeger=URL"),
+        ('tracing = "jaeger"', "tracing must be a table"),
+    ],
+)
+def test_bad_tracing_settings(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(content)
     with pytest.raises(UsageError, match=message):

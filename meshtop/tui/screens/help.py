@@ -19,7 +19,7 @@ KEYS = (
     ("1 / 2", "the graph / the edge table"),
     ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
-    ("enter", "open the selected node or edge"),
+    ("enter", "open the selected node or edge: its history (1-6 windows), t its traces"),
     ("/", "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"),
     (":", "command: ns NAME, focus NODE [HOPS], graph app|version|workload|service, "
           "labels rps|errors|p95|p99, collapse NS, expand NS, theme NAME, q"),
