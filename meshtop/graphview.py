@@ -8,12 +8,21 @@ import enum
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, edge_health, worst
-from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, NodeKind, Protocol, Workload
+from meshtop.model import (
+    Edge,
+    EdgeStats,
+    Health,
+    MeshSnapshot,
+    NodeKind,
+    Protocol,
+    Workload,
+    add_rates,
+)
 
 
 class Grouping(enum.StrEnum):
@@ -75,13 +84,6 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
         known = [x for x in xs if x is not None and math.isfinite(x)]
         return max(known) if known else None
 
-    def add(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
-        for m in maps:
-            for k, v in m.items():
-                out[k] += v
-        return dict(out)
-
     traffic = [(s, s.rps or s.tcp_connections_per_s) for s in stats]
     protocols = {s.protocol for s in stats}
     return EdgeStats(
@@ -92,9 +94,9 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
         p95_ms=slowest(s.p95_ms for s in stats),
         p99_ms=slowest(s.p99_ms for s in stats),
         mtls=weighted((s.mtls, w) for s, w in traffic),
-        response_codes=add(s.response_codes for s in stats),
-        response_flags=add(s.response_flags for s in stats),
-        grpc_statuses=add(s.grpc_statuses for s in stats),
+        response_codes=add_rates(s.response_codes for s in stats),
+        response_flags=add_rates(s.response_flags for s in stats),
+        grpc_statuses=add_rates(s.grpc_statuses for s in stats),
         tcp_request_bps=sum(s.tcp_request_bps for s in stats),
         tcp_response_bps=sum(s.tcp_response_bps for s in stats),
         tcp_connections_per_s=sum(s.tcp_connections_per_s for s in stats),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from meshtop import units
 from meshtop.errors import UsageError
-from meshtop.model import History, Series, WindowSummary, counts_as_error
+from meshtop.model import History, Series, WindowSummary, add_rates, counts_as_error
 
 # The windows the detail screens offer on keys 1 to 6.
 WINDOWS = (300.0, 900.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 7 * 24 * 3600.0)
@@ -241,13 +241,6 @@ def merge(histories: Sequence[History]) -> History:
     )
     summaries = [h.summary for h in histories]
 
-    def total(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
-        for m in maps:
-            for k, v in m.items():
-                out[k] += v
-        return dict(out)
-
     summary_rps = sum(s.rps for s in summaries)
     summary_failed = sum(s.rps * (s.error_rate or 0.0) for s in summaries)
     judged = [(s.mtls, s.rps) for s in summaries if s.mtls is not None]
@@ -277,11 +270,11 @@ def merge(histories: Sequence[History]) -> History:
             p95_ms=slowest_of(s.p95_ms for s in summaries),
             p99_ms=slowest_of(s.p99_ms for s in summaries),
             mtls=sum(m * r for m, r in judged) / judged_rps if judged_rps else None,
-            response_codes=total(s.response_codes for s in summaries),
-            response_flags=total(s.response_flags for s in summaries),
-            grpc_statuses=total(s.grpc_statuses for s in summaries),
-            errors=total(s.errors for s in summaries),
-            by_reporter=total(s.by_reporter for s in summaries),
+            response_codes=add_rates(s.response_codes for s in summaries),
+            response_flags=add_rates(s.response_flags for s in summaries),
+            grpc_statuses=add_rates(s.grpc_statuses for s in summaries),
+            errors=add_rates(s.errors for s in summaries),
+            by_reporter=add_rates(s.by_reporter for s in summaries),
             source_principals=tuple(sorted({p for s in summaries for p in s.source_principals})),
             destination_principals=tuple(
                 sorted({p for s in summaries for p in s.destination_principals})

@@ -4,7 +4,7 @@ the immutable `MeshSnapshot` that joins them, with its topology as a networkx gr
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -98,6 +98,15 @@ class EdgeStats:
     tcp_request_bps: float = 0.0  # bytes per second, source to destination
     tcp_response_bps: float = 0.0  # bytes per second, destination to source
     tcp_connections_per_s: float = 0.0
+
+
+def add_rates(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Rates by key (`{"200": 4.0, "503": 0.1}`) of several edges, added up."""
+    out: dict[str, float] = {}
+    for m in maps:
+        for k, v in m.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,9 +166,7 @@ class JaegerTraces:
         except NotFound:
             return []  # v3 answers 404 when no trace matched
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Jaeger", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         if found is None:
             raise shape_error("Jaeger", self.http.config.url, "no traces in the answer")
         wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
@@ -187,9 +185,7 @@ class JaegerTraces:
         except BackendError:
             raise
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Jaeger", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         if not found or not found[0].spans:
             raise BackendError(missing)
         return found[0]

@@ -18,7 +18,6 @@ from meshtop.sources.tracing import (
     TracingConfig,
     backend_service,
     hex_id,
-    shape_error,
 )
 
 
@@ -79,9 +78,7 @@ class TempoTraces:
         try:
             found = [_summary(t, q.errors_only) for t in doc["traces"] or ()]
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Tempo", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         return sorted(found, key=lambda s: -s.duration_us)[: q.limit]
 
     async def get_trace(self, trace_id: str) -> Trace:
@@ -96,9 +93,7 @@ class TempoTraces:
         try:
             found = otlp.traces(doc)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Tempo", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         if not found or not found[0].spans:
             raise BackendError(missing)
         return found[0]

@@ -199,6 +199,10 @@ class TraceHTTP:
                 f"{where} answered something that is not JSON ({snippet!r}): is this its API?"
             ) from None
 
+    def garbled(self, exc: Exception) -> BackendError:
+        """The error for an answer that parsed as JSON but is not what the API promises."""
+        return shape_error(self.what, self.config.url, f"{type(exc).__name__} {exc}")
+
 
 class NotFound(BackendError):
     """HTTP 404: an unknown trace, or an API the backend does not have."""

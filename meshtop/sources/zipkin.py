@@ -105,9 +105,7 @@ class ZipkinTraces:
         try:
             found = [zipkin_trace(t) for t in doc]
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Zipkin", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
         return [TraceSummary.of(t) for t in wanted[: q.limit]]
 
@@ -120,9 +118,7 @@ class ZipkinTraces:
         try:
             trace = zipkin_trace(doc)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise shape_error(
-                "Zipkin", self.http.config.url, f"{type(exc).__name__} {exc}"
-            ) from None
+            raise self.http.garbled(exc) from None
         if not trace.spans:
             raise BackendError(missing)
         return trace
