@@ -32,3 +32,10 @@ class GateFailed(MeshtopError):
     """An export's `--fail-on` gate was broken: the report was written, the job fails."""
 
     exit_code = EXIT_GATE_FAILED
+
+
+class ConflictError(MeshtopError):
+    """A change was refused because what it was planned against changed meanwhile (the
+    server's 409 or 422): nothing was written; read again, then decide again."""
+
+    exit_code = EXIT_BACKEND

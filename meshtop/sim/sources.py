@@ -9,8 +9,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
-from meshtop.errors import BackendError, UsageError
+from meshtop.errors import BackendError, ConflictError, UsageError
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
     Edge,
@@ -72,6 +73,65 @@ class Simulation:
             raise UsageError(f"no route for {host} in namespace {namespace}")
         return route
 
+    def apply_patch(self, namespace: str, name: str, ops: Sequence[Mapping[str, Any]]) -> Route:
+        """A JSON patch of weights, as the Kubernetes API applies one to a route: every
+        `test` must hold (else `ConflictError`, nothing changed), then each weight is set;
+        the resource version moves on. Only the paths `canary.Plan.patch` writes."""
+        key = next(
+            (k for k, r in self.mesh.routes.items() if r.namespace == namespace and r.name == name),
+            None,
+        )
+        if key is None:
+            raise UsageError(f"no route {namespace}/{name} in the simulated mesh")
+        route = self.mesh.routes[key]
+        weights: dict[tuple[int, int], int] = {}
+        for op in ops:
+            path = str(op["path"]).strip("/").split("/")
+            if op["op"] == "test" and path == ["metadata", "resourceVersion"]:
+                if op["value"] != route.resource_version:
+                    raise ConflictError(
+                        f"{route.kind} {namespace}/{name} changed since it was read "
+                        f"(version {op['value']}, now {route.resource_version})"
+                    )
+                continue
+            i, j, field = int(path[2]), int(path[4]), "/".join(path[5:])
+            try:
+                d = route.rules[i].destinations[j]
+            except IndexError:
+                raise ConflictError(
+                    f"{route.kind} {namespace}/{name} changed: no {op['path']}"
+                ) from None
+            if op["op"] == "test":
+                now = {"destination/host": d.host, "name": d.host, "destination/subset": d.subset}
+                if now.get(field) != op["value"]:
+                    raise ConflictError(f"{route.kind} {namespace}/{name} changed at {op['path']}")
+            elif op["op"] in ("add", "replace") and field == "weight":
+                weights[(i, j)] = int(op["value"])
+            else:
+                raise UsageError(f"the simulated mesh does not apply {op['op']} {op['path']}")
+        rules = tuple(
+            replace(rule, destinations=tuple(
+                replace(d, weight=weights.get((i, j), d.weight))
+                for j, d in enumerate(rule.destinations)
+            ))
+            for i, rule in enumerate(route.rules)
+        )  # fmt: skip
+        for rule in rules:
+            total = sum(d.weight for d in rule.destinations)
+            if route.kind == "VirtualService" and len(rule.destinations) > 1 and total != 100:
+                raise UsageError(f"a VirtualService's weights must add up to 100, not {total}")
+        return self._replace_route(route, replace(
+            route, rules=rules, resource_version=str(int(route.resource_version or "0") + 1)
+        ))  # fmt: skip
+
+    def _replace_route(self, route: Route, updated: Route) -> Route:
+        now = self.clock()
+        for key, r in self.mesh.routes.items():
+            if r is route:
+                self.mesh.routes[key] = updated
+                self._changes.append((now, key, updated))
+        return updated
+
     def set_weights(self, namespace: str, host: str, weights: Mapping[str, int]) -> Route:
         """Set the weights of a route's default rule by subset (or backend) name, as an
         operator's `kubectl apply` would; the resource version moves on."""
@@ -104,12 +164,7 @@ class Simulation:
             rules=tuple(new_rule if r is rule else r for r in route.rules),
             resource_version=str(int(route.resource_version or "0") + 1),
         )
-        now = self.clock()
-        for key, r in self.mesh.routes.items():
-            if r is route:
-                self.mesh.routes[key] = updated
-                self._changes.append((now, key, updated))
-        return updated
+        return self._replace_route(route, updated)
 
 
 def _node(w: SimWorkload) -> Workload:

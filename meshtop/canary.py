@@ -1,0 +1,221 @@
+"""Weight shifting, the one thing meshtop writes: a rule's split edited so that it stays
+valid at every step (non-negative whole weights; a VirtualService's adding up to 100; an
+HTTPRoute's relative, never all 0), a plan of the change with the version it was read at,
+and the JSON patch that applies it only to what was read: `test` operations pin the
+resource version and each destination changed, so a concurrent change is refused by the
+server (409/422), never overwritten. Headless: the console, `meshtop shift` and the
+simulated mesh all go through here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from meshtop.errors import UsageError
+from meshtop.model import Route, RouteRule
+
+PRESETS = (0, 10, 25, 50, 100)
+PERCENT = "VirtualService"  # whose weights are percent and add up to 100
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The weights of one rule's destinations, as the shift dialog edits them."""
+
+    kind: str  # "VirtualService" or "HTTPRoute"
+    names: tuple[str, ...]  # each destination's subset, or host / backend name
+    weights: tuple[int, ...]
+
+    @staticmethod
+    def of(route: Route, rule: RouteRule) -> Split:
+        return Split(
+            route.kind,
+            tuple(d.subset or d.host for d in rule.destinations),
+            tuple(d.weight for d in rule.destinations),
+        )
+
+    @property
+    def valid(self) -> bool:
+        ok = all(isinstance(w, int) and w >= 0 for w in self.weights) and bool(self.weights)
+        total = sum(self.weights)
+        return ok and (total == 100 if self.kind == PERCENT else total > 0)
+
+    def share(self, i: int) -> float:
+        """Destination `i`'s share of the traffic, 0..1."""
+        total = sum(self.weights)
+        return self.weights[i] / total if total else 0.0
+
+    def shift(self, i: int, delta: int) -> Split:
+        """Move destination `i` by `delta`. In a percent split the difference comes from,
+        or goes to, the others, largest first; a relative split never reaches all 0."""
+        w = list(self.weights)
+        if self.kind != PERCENT:
+            w[i] = max(0, w[i] + delta)
+            return self if sum(w) == 0 else replace(self, weights=tuple(w))
+        new = max(0, min(100, w[i] + delta))
+        need = new - w[i]  # > 0: take from the others; < 0: give to them
+        w[i] = new
+        others = sorted((j for j in range(len(w)) if j != i), key=lambda j: (-w[j], j))
+        if not others:
+            return self  # a single destination takes 100, always
+        if need < 0:
+            w[others[0]] -= need  # to the largest other: the stable one
+        else:
+            for j in others:
+                taken = min(need, w[j])
+                w[j] -= taken
+                need -= taken
+        return replace(self, weights=tuple(w))
+
+    def set(self, i: int, percent: int) -> Split:
+        """Destination `i` at `percent` of the traffic, the others sharing the rest as
+        they did (largest remainder, so the weights stay whole)."""
+        percent = max(0, min(100, percent))
+        rest = 100 - percent
+        others = [j for j in range(len(self.weights)) if j != i]
+        if not others:
+            return self
+        base = sum(self.weights[j] for j in others)
+        raw = {j: rest * (self.weights[j] / base if base else 1 / len(others)) for j in others}
+        w = {j: int(v) for j, v in raw.items()}
+        for j in sorted(others, key=lambda j: (-(raw[j] - w[j]), j))[: rest - sum(w.values())]:
+            w[j] += 1
+        weights = tuple(percent if j == i else w[j] for j in range(len(self.weights)))
+        if self.kind != PERCENT and sum(weights) == 0:
+            return self
+        return replace(self, weights=weights)
+
+    def promote(self, canary: int) -> Split:
+        """All traffic to the canary."""
+        return self.set(canary, 100)
+
+    def abort(self, stable: int) -> Split:
+        """All traffic back to the stable destination."""
+        return self.set(stable, 100)
+
+
+def stable_index(split: Split) -> int:
+    """The destination taking the most traffic (the first of equals): the stable one."""
+    return max(range(len(split.weights)), key=lambda j: (split.weights[j], -j))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A weight change of one rule of one route, against the version it was read at."""
+
+    route: Route
+    rule: int  # the rule's index in the route
+    before: Split
+    after: Split
+
+    def __post_init__(self) -> None:
+        if not self.after.valid:
+            total = sum(self.after.weights)
+            raise UsageError(
+                f"weights {dict(zip(self.after.names, self.after.weights, strict=True))} are "
+                f"not valid for a {self.route.kind}"
+                + (f": they add up to {total}, not 100" if self.route.kind == PERCENT else "")
+            )
+
+    @property
+    def changed(self) -> list[int]:
+        return [
+            j
+            for j, (a, b) in enumerate(zip(self.before.weights, self.after.weights, strict=True))
+            if a != b
+        ]
+
+    def patch(self) -> list[dict[str, Any]]:
+        """The JSON patch (RFC 6902) that makes the change only if nothing changed since
+        it was read: the resource version and each changed destination are tested first."""
+        rule = self.route.rules[self.rule]
+        ops: list[dict[str, Any]] = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": self.route.resource_version,
+            }
+        ]
+        for j in self.changed:
+            d = rule.destinations[j]
+            if self.route.kind == PERCENT:
+                base = f"/spec/http/{self.rule}/route/{j}"
+                ops.append({"op": "test", "path": f"{base}/destination/host", "value": d.host})
+                if d.subset:
+                    ops.append(
+                        {"op": "test", "path": f"{base}/destination/subset", "value": d.subset}
+                    )
+            else:
+                base = f"/spec/rules/{self.rule}/backendRefs/{j}"
+                ops.append({"op": "test", "path": f"{base}/name", "value": d.host})
+        for j in self.changed:
+            base = (
+                f"/spec/http/{self.rule}/route/{j}"
+                if self.route.kind == PERCENT
+                else f"/spec/rules/{self.rule}/backendRefs/{j}"
+            )
+            # `add` sets a member whether it is there or not (a lone destination has none)
+            ops.append({"op": "add", "path": f"{base}/weight", "value": self.after.weights[j]})
+        return ops
+
+    def diff(self) -> list[str]:
+        """The change as a person reviews it: the rule's destinations, before and after."""
+        rule = self.route.rules[self.rule]
+        where = "http" if self.route.kind == PERCENT else "rules"
+        lines = [
+            f"{self.route.kind} {self.route.namespace}/{self.route.name} "
+            f"(resourceVersion {self.route.resource_version})",
+            f"  {where}[{self.rule}]{' ' + rule.name if rule.name else ''}:",
+        ]
+        for j, d in enumerate(rule.destinations):
+            name = f"{d.host} {d.subset}".strip()
+            before, after = self.before.weights[j], self.after.weights[j]
+            if before == after:
+                lines.append(f"    {name}: weight {before}")
+            else:
+                lines.append(f"-   {name}: weight {before}")
+                lines.append(f"+   {name}: weight {after}")
+        return lines
+
+
+def parse_set(text: str, split: Split) -> Split:
+    """`--set v1=90,v2=10`: weights by destination name; those not named stay."""
+    weights = dict(zip(split.names, split.weights, strict=True))
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise UsageError(f"--set {text!r}: write NAME=WEIGHT,…, e.g. v1=90,v2=10")
+        if name.strip() not in weights:
+            raise UsageError(
+                f"--set {text!r}: no destination {name.strip()!r}; it has {', '.join(split.names)}"
+            )
+        weights[name.strip()] = int(value)
+    return replace(split, weights=tuple(weights[n] for n in split.names))
+
+
+def rule_index(route: Route, which: str | None) -> int:
+    """The rule `--rule` names (its name or index); else the default rule (no match
+    conditions), else the only rule. Raises `UsageError`."""
+    if which is not None:
+        if which.isdigit() and int(which) < len(route.rules):
+            return int(which)
+        found = [i for i, r in enumerate(route.rules) if r.name == which]
+        if found:
+            return found[0]
+        raise UsageError(
+            f"{route.name} has no rule {which!r}: its rules are 0 to {len(route.rules) - 1}"
+        )
+    defaults = [i for i, r in enumerate(route.rules) if not r.matches]
+    if defaults:
+        return defaults[0]
+    if len(route.rules) == 1:
+        return 0
+    raise UsageError(
+        f"{route.name} has {len(route.rules)} rules and none without matches: give --rule"
+    )
+
+
+def splittable(rules: Sequence[RouteRule]) -> list[int]:
+    """The rules with more than one destination: where there is a split to shift."""
+    return [i for i, r in enumerate(rules) if len(r.destinations) > 1]
