@@ -641,16 +641,14 @@ def traces(
 
         sys.stdout.write(render_list(found))
         return
-    from datetime import UTC, datetime
-
-    from meshtop.units import ms
+    from meshtop.units import clock_time, ms
 
     if not found:
         typer.echo("no trace matched", err=True)
         return
     print(f"{'':1} {'start (UTC)':<23} {'duration':>9} {'spans':>5}  {'trace id':<32}  root")
     for t in found:
-        when = datetime.fromtimestamp(t.start_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        when = clock_time(t.start_us, "%Y-%m-%d %H:%M:%S.%f")
         spans = "?" if t.span_count is None else str(t.span_count)
         print(f"{'!' if t.error else ' '} {when:<23} {ms(t.duration_us / 1000):>9} {spans:>5}  "
               f"{t.trace_id:<32}  {t.root}")  # fmt: skip

@@ -72,3 +72,14 @@ def duration(seconds: float) -> str:
         if count >= 1 and abs(count - round(count)) < 1e-9:
             return f"{round(count)}{unit}"
     return f"{max(1, round(seconds * 1000))}ms"
+
+
+def clock_time(us: int, fmt: str) -> str:
+    """A moment (microseconds since the epoch) in UTC to the millisecond, `fmt` ending in
+    `%f`; `?` for one no calendar has (a payload's nonsense must not crash a screen)."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(us / 1e6, UTC).strftime(fmt)[:-3]
+    except (ValueError, OverflowError, OSError):
+        return "?"

@@ -11,6 +11,17 @@ from dataclasses import dataclass
 
 from meshtop.model import Span, Trace
 
+ASYNC_KINDS = ("producer", "consumer")
+
+
+def _may_skew(parent: Span, child: Span) -> bool:
+    """Whether the child's clock may differ from the parent's and may be corrected: it
+    ran elsewhere (another service) and it is a call its parent waited for (not a
+    message, which may well start or end outside its sender's time)."""
+    if parent.service == child.service and parent.process == child.process:
+        return False
+    return parent.kind not in ASYNC_KINDS and child.kind not in ASYNC_KINDS
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -30,9 +41,11 @@ class Tree:
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         spans: dict[str, Span] = {}
+        seen: dict[str, int] = {}
         for s in trace.spans:  # a repeated id (some payloads have them) gets one of its own
-            key, n = s.span_id, 1
-            while key in spans:
+            n = seen[s.span_id] = seen.get(s.span_id, 0) + 1
+            key = s.span_id if n == 1 else f"{s.span_id}#{n}"
+            while key in spans:  # an id that already reads like one of those
                 n += 1
                 key = f"{s.span_id}#{n}"
             spans[key] = s
@@ -92,7 +105,9 @@ class Tree:
                 c = self.spans[child]
                 c_start = c.start_us + shift
                 move = 0
-                if c_start < start[key]:
+                if not _may_skew(s, c):
+                    pass  # one clock, or a message that may outlive its sender: as recorded
+                elif c_start < start[key]:
                     move = start[key] - c_start
                 elif c_start + c.duration_us > end and c.duration_us <= s.duration_us:
                     move = end - (c_start + c.duration_us)
@@ -101,14 +116,14 @@ class Tree:
                 stack.append((child, shift + move))
         return start, skew
 
-    def end(self, key: str) -> int:
+    def end(self, key: str) -> int:  # after skew correction
         return self.start[key] + self.spans[key].duration_us
 
     def _critical_path(self) -> set[str]:
         """The spans the trace waited on: from each root, the child that finished last,
         then whatever finished before that child started, and so on down (Jaeger's)."""
         path: set[str] = set()
-        stack = list(self.roots)
+        stack = self.roots[:1]  # the trace's own root; orphans are not what it waited on
         while stack:
             key = stack.pop()
             path.add(key)

@@ -257,3 +257,60 @@ def test_a_url_that_is_no_jaeger_says_so(backend: str) -> None:
 def test_bad_tracing_flags(text: str, says: str) -> None:
     with pytest.raises(UsageError, match=says.replace("(", r"\(").replace(")", r"\)")):
         parse_tracing(text)
+
+
+def test_ids_that_lost_leading_zeros_or_base64_padding() -> None:
+    # Jaeger's and Tempo's JSON drop leading zeros (fixtures: 31 digits)
+    assert hex_id("df84e36b9e2ee3815d07f0867a5be1f") == "0df84e36b9e2ee3815d07f0867a5be1f"
+    assert user_trace_id("2e299711ce47710289dc6640727404f") == "02e299711ce47710289dc6640727404f"
+    assert hex_id("AAAAAAAAAAAAAAAAAAAAAQ") == "00000000000000000000000000000001"  # unpadded
+    assert hex_id("AAAAAAAAAAE") == "0000000000000001"
+    assert hex_id("trace-123") == "trace-123"  # kept: the span still shows
+    with pytest.raises(UsageError):
+        user_trace_id("a" * 33)
+
+
+def test_an_older_jaeger_that_answers_unknown_paths_with_its_ui(backend: str) -> None:
+    Backend.routes.update({
+        "/api/v3/services": (200, "<!doctype html><html>Jaeger UI</html>"),
+        "/api/services": {"data": ["frontend"]},
+        "/api/traces/0000000000000001": {"data": [_load("jaeger/ui_01.json")]},
+    })  # fmt: skip
+    jaeger = JaegerTraces(TracingConfig("jaeger", backend))
+    assert len(asyncio.run(jaeger.get_trace("1")).spans) == 5
+    assert jaeger.v3 is False
+
+
+def test_tempo_lists_say_span_counts_and_errors_where_tempo_does(backend: str) -> None:
+    Backend.routes["/api/search"] = FIXTURES / "tempo/kiali/responseAmbient.json"
+    q = TraceQuery("bookinfo-gateway-istio", namespace="bookinfo", min_duration_ms=2_000_000)
+    (found,) = asyncio.run(TempoTraces(TracingConfig("tempo", backend)).find_traces(q))
+    assert found.trace_id == "02e299711ce47710289dc6640727404f"  # the dropped zero put back
+    assert found.span_count == 4  # serviceStats: 1 + 3
+    assert found.error is False  # no errorCount in any service
+    assert set(found.services) >= {"bookinfo-gateway-istio.bookinfo", "waypoint.bookinfo"}
+    assert "traceDuration >= 2000000000us" in Backend.asked[-1][1]["q"][0]  # not 2e+06ms
+
+
+def test_every_shared_fixture_reads_and_shows(fixtures: Path) -> None:
+    """Each real payload: parsed, built into a tree, its rows all shown."""
+    from meshtop.sources import otlp
+    from meshtop.sources.jaeger import v1_trace
+    from meshtop.sources.zipkin import zipkin_trace
+
+    seen = 0
+    for path in sorted((fixtures / "zipkin").glob("*.json")):
+        doc = json.loads(path.read_text())
+        traces = [zipkin_trace(doc if isinstance(doc, list) else [doc])]
+        seen += sum(len(Tree(t).rows()) == len(t.spans) for t in traces)
+    for name in ("ui_01.json", "domain_01.json", "ui/TraceGraph-testTrace.json",
+                 "ui/spansAmongEachOther.json"):  # fmt: skip
+        doc = json.loads((fixtures / "jaeger" / name).read_text())
+        trace = v1_trace(doc.get("data", [doc])[0] if "data" in doc else doc)
+        assert len(Tree(trace).rows()) == len(trace.spans), name
+        seen += 1
+    for name in ("jaeger/otlp2jaeger-in.json", "tempo/otlp-trace.json"):
+        for trace in otlp.traces(json.loads((fixtures / name).read_text())):
+            assert len(Tree(trace).rows()) == len(trace.spans), name
+            seen += 1
+    assert seen >= 14

@@ -44,12 +44,27 @@ def test_missing_parents_repeated_ids_and_cycles_are_shown_not_fatal() -> None:
 
 
 def test_a_child_whose_clock_is_behind_is_moved_inside_its_parent() -> None:
-    trace = Trace(
-        "t", (_span("a", None, 1000, 100), _span("b", "a", 900, 50), _span("c", "b", 905, 10))
-    )
+    other = Span("b", "a", "other", "op-b", 900, 50)  # another service, another clock
+    trace = Trace("t", (_span("a", None, 1000, 100), other, _span("c", "b", 905, 10)))
     rows = {r.span.span_id: r for r in Tree(trace).rows()}
     assert rows["b"].start_us == 1000 and rows["b"].skew_us == 100
     assert rows["c"].start_us == 1005  # its subtree moves with it
+
+
+def test_one_clock_or_a_message_is_shown_as_recorded() -> None:
+    same = Trace("t", (_span("a", None, 1000, 100), _span("b", "a", 1090, 50)))  # outlives a
+    assert {r.span.span_id: r.skew_us for r in Tree(same).rows()} == {"a": 0, "b": 0}
+    produced = Span("a", None, "shop", "publish", 1000, 10, kind="producer")
+    consumed = Span("b", "a", "mail", "consume", 2000, 10, kind="consumer")
+    rows = Tree(Trace("t", (produced, consumed))).rows()
+    assert [r.start_us for r in rows] == [1000, 2000]
+
+
+def test_many_spans_with_one_id_are_each_shown_quickly() -> None:
+    trace = Trace("t", tuple(_span("same", None, i, 1) for i in range(10_000)))
+    started = time.perf_counter()
+    assert len(Tree(trace).rows()) == 10_000
+    assert time.perf_counter() - started < 2  # was quadratic: seconds for this
 
 
 def test_critical_path_is_what_the_parent_waited_on() -> None:

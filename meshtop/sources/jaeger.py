@@ -117,13 +117,20 @@ class JaegerTraces:
         return self.http.name
 
     async def _has_v3(self) -> bool:
+        """Whether the v3 API answers. An older Jaeger answers an unknown path with 404,
+        or, before that, with its UI's page (HTTP 200, HTML): both mean no v3."""
         if self.v3 is None:
             try:
-                await self.http.get("/api/v3/services")
-                self.v3 = True
+                doc = await self.http.get("/api/v3/services")
+                self.v3 = isinstance(doc, dict) and isinstance(doc.get("services"), list)
             except NotFound:
-                await self.http.get("/api/services")  # neither: the 404 says the URL is wrong
                 self.v3 = False
+            except BackendError as exc:
+                if "not JSON" not in str(exc):
+                    raise
+                self.v3 = False
+            if not self.v3:
+                await self.http.get("/api/services")  # neither: this says the URL is wrong
         return self.v3
 
     async def services(self) -> list[str]:
@@ -144,11 +151,12 @@ class JaegerTraces:
                     "query.start_time_min": _rfc3339(now - q.lookback_s),
                     "query.start_time_max": _rfc3339(now),
                     "query.search_depth": depth,
+                    "query.num_traces": depth,  # the same, as Jaeger 2.0 to 2.4 named it
                 }
                 if q.operation:
                     params["query.operation_name"] = q.operation
                 if q.min_duration_ms:
-                    params["query.duration_min"] = f"{q.min_duration_ms:g}ms"
+                    params["query.duration_min"] = f"{int(q.min_duration_ms * 1000)}us"
                 doc = await self.http.get("/api/v3/traces", params)
                 found = otlp.traces(doc.get("result") or {}) if isinstance(doc, dict) else None
             else:
@@ -157,7 +165,7 @@ class JaegerTraces:
                 if q.operation:
                     params["operation"] = q.operation
                 if q.min_duration_ms:
-                    params["minDuration"] = f"{q.min_duration_ms:g}ms"
+                    params["minDuration"] = f"{int(q.min_duration_ms * 1000)}us"
                 if q.errors_only:
                     params["tags"] = '{"error":"true"}'
                 doc = await self.http.get("/api/traces", params)

@@ -38,7 +38,7 @@ def traceql(q: TraceQuery) -> str:
     if q.errors_only:
         extra.append("{ status = error }")
     if q.min_duration_ms:
-        extra.append(f"{{ traceDuration >= {q.min_duration_ms:g}ms }}")
+        extra.append(f"{{ traceDuration >= {int(q.min_duration_ms * 1000)}us }}")
     if q.operation:
         extra.append(f"{{ name = {json.dumps(q.operation)} }}")
     return " && ".join([f"({query})" if extra else query, *extra])
@@ -46,6 +46,11 @@ def traceql(q: TraceQuery) -> str:
 
 def _summary(raw: Mapping[str, Any], errors_only: bool) -> TraceSummary:
     services = {str(raw.get("rootServiceName", ""))}
+    # Tempo 2.x says, per service, how many spans and how many failed
+    stats = raw.get("serviceStats") or {}
+    services |= set(stats)
+    spans = sum(int(s.get("spanCount") or 0) for s in stats.values()) or None
+    failed = sum(int(s.get("errorCount") or 0) for s in stats.values())
     for spanset in raw.get("spanSets") or [raw.get("spanSet") or {}]:
         for span in spanset.get("spans", []):
             service = otlp.attributes(span.get("attributes")).get("service.name")
@@ -57,8 +62,8 @@ def _summary(raw: Mapping[str, Any], errors_only: bool) -> TraceSummary:
         duration_us=int(float(raw.get("durationMs") or 0) * 1000),
         root=f"{raw.get('rootServiceName', '')}: {raw.get('rootTraceName', '')}",
         services=tuple(sorted(services - {""})),
-        span_count=None,  # a search tells the matched spans, not all
-        error=True if errors_only else None,
+        span_count=spans,  # None where the search does not say
+        error=True if errors_only or failed else (False if stats else None),
     )
 
 

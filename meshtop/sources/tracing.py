@@ -23,31 +23,42 @@ KINDS = ("jaeger", "tempo", "zipkin")
 
 
 def hex_id(value: object) -> str:
-    """A trace or span id in lower-case hex, from hex (any case, any length) or from the
-    base64 that protobuf-JSON uses (Jaeger's api_v2, some OTLP encoders). '' for none."""
+    """A trace or span id in lower-case hex, 16 or 32 digits, from hex (any case; leading
+    zeros may have been dropped, as Jaeger's and Tempo's JSON do) or from base64 (padded or
+    not, standard or URL-safe, as protobuf-JSON writes ids). '' for none. An id that is
+    neither is kept as it is, lower-cased: a span still shows."""
     text = str(value or "").strip()
     if not text:
         return ""
-    if _HEX.match(text) and len(text) in (16, 32):
-        return text.lower()
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) in (8, 16):
+    # 11 and 22 characters: 8 and 16 bytes in unpadded base64, before hex that lost zeros
+    if _HEX.match(text) and len(text) <= 32 and len(text) not in (11, 22):
+        return text.lower().rjust(16 if len(text) <= 16 else 32, "0")
+    raw = _base64(text)
+    if raw is not None and len(raw) in (8, 16):
         return raw.hex()
-    if _HEX.match(text):
-        return text.lower().rjust(16, "0") if len(text) < 16 else text.lower()
-    raise BackendError(f"the trace backend sent an id that is neither hex nor base64: {text!r}")
+    if _HEX.match(text) and len(text) <= 32:
+        return text.lower().rjust(16 if len(text) <= 16 else 32, "0")
+    return text.lower()
+
+
+def _base64(text: str) -> bytes | None:
+    padded = text + "=" * (-len(text) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            return (
+                decode(padded.encode(), validate=True)
+                if decode is base64.b64decode
+                else decode(padded.encode())
+            )
+        except (binascii.Error, ValueError):
+            continue
+    return None
 
 
 def user_trace_id(text: str) -> str:
     """A trace id the user typed: hex (16 or 32 digits) or base64. Raises `UsageError`."""
-    try:
-        found = hex_id(text)
-    except BackendError:
-        found = ""
-    if len(found) not in (16, 32):
+    found = hex_id(text)
+    if len(found) not in (16, 32) or not _HEX.match(found):
         raise UsageError(f"{text!r} is not a trace id: give 16 or 32 hex digits (or base64)")
     return found
 
@@ -68,7 +79,9 @@ def canonical(span: Span) -> tuple[str, str]:
 
 def _is(span: Span, service: str, namespace: str, version: str = "") -> bool:
     name, ns = canonical(span)
-    if name != service or (namespace and ns and ns != namespace):
+    if name != service and span.service != service:  # `my.service` may be a whole name
+        return False
+    if name == service and namespace and ns and ns != namespace:
         return False
     revision = span.tags.get("istio.canonical_revision", "")
     return not version or not revision or revision == version

@@ -104,3 +104,39 @@ async def test_without_a_trace_backend_t_says_how_to_give_one(sim: Simulation) -
         await pilot.pause()
         assert not isinstance(app.screen, TraceListScreen)
         assert any("--tracing jaeger=URL" in str(n.message) for n in app._notifications)
+
+
+class Twice:
+    """A backend that lists one trace twice, then fails."""
+
+    name = "tempo http://tempo:3200"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        self.calls += 1
+        if self.calls > 1:
+            raise BackendError("Tempo at http://tempo:3200 did not answer within 10s")
+        one = TraceSummary("ab" * 16, 10**19, 5000, "a: b", ("a",), None, None)  # no calendar
+        return [one, one]
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        raise BackendError("unused")
+
+
+async def test_odd_lists_are_shown_and_a_failed_reload_clears_them(sim: Simulation) -> None:
+    app = _app(sim, Twice())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        await pilot.press("t")
+        await _settled(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TraceListScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 1  # listed twice, shown once
+        assert str(table.get_row_at(0)[1]) == "?"  # a start no calendar has
+        await pilot.press("e")
+        await _settled(app, pilot)
+        assert table.row_count == 0 and "traces unavailable" in _text(app, "#traces-note")

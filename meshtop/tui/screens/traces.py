@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.table import Table
@@ -24,6 +23,7 @@ from meshtop.errors import MeshtopError
 from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sources.protocols import TraceSource
 from meshtop.tui.widgets.waterfall import Waterfall
+from meshtop.units import clock_time
 from meshtop.waterfall import Row, Tree
 
 
@@ -104,6 +104,8 @@ class TraceListScreen(Screen[None]):
         if message.generation != self._generation:
             return
         if message.found is None:
+            self.found = []
+            self.query_one(DataTable).clear()  # the old rows are not what the title says now
             self._say(f"traces unavailable: {message.problem}")
             return
         self.found = message.found
@@ -118,9 +120,12 @@ class TraceListScreen(Screen[None]):
     def _show(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        rows = sorted(self.found, key=lambda s: s.start_us if self.by_start else -s.duration_us)
+        unique = {s.trace_id: s for s in reversed(self.found)}  # a trace listed twice, once
+        rows = sorted(
+            unique.values(), key=lambda s: s.start_us if self.by_start else -s.duration_us
+        )
         for s in rows:
-            when = datetime.fromtimestamp(s.start_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
+            when = clock_time(s.start_us, "%H:%M:%S.%f")
             table.add_row(
                 Text("!", style="bold red") if s.error else Text(""),
                 when,
