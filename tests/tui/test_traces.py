@@ -13,7 +13,9 @@ from meshtop.tui.screens.traces import TraceListScreen, WaterfallScreen
 from meshtop.tui.widgets.waterfall import Waterfall
 
 from .test_console import _first_snapshot
-from .test_detail import PAGE, V3, _open_edge, _settled, _text
+from .test_detail import NS, PAGE, V3, _open_edge, _settled, _text
+
+NS_V1 = NS + "reviews-v1"
 
 
 def _app(sim: Simulation, traces: object = "sim") -> MeshtopApp:
@@ -140,3 +142,18 @@ async def test_odd_lists_are_shown_and_a_failed_reload_clears_them(sim: Simulati
         await pilot.press("e")
         await _settled(app, pilot)
         assert table.row_count == 0 and "traces unavailable" in _text(app, "#traces-note")
+
+
+async def test_slash_lists_only_traces_with_an_operation(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, NS_V1)
+        await pilot.press("t")
+        await _settled(app, pilot)
+        operation = "details.bookinfo.svc.cluster.local:9080/*"
+        await pilot.press("slash", *operation, "enter")
+        await _settled(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TraceListScreen) and screen.ask.operation == operation
+        assert screen.found and "operation details" in _text(app, "#traces-title")

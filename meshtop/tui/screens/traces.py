@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from meshtop import units
 from meshtop.errors import MeshtopError
@@ -48,6 +48,8 @@ def _describe(q: TraceQuery) -> str:
         parts.append("errors only")
     if q.min_duration_ms:
         parts.append(f"≥ {units.ms(q.min_duration_ms)}")
+    if q.operation:
+        parts.append(f"operation {q.operation}")
     return ", ".join(parts)
 
 
@@ -59,6 +61,7 @@ class TraceListScreen(Screen[None]):
         Binding("e", "errors", "errors only"),
         Binding("d", "slower", "slower than…"),
         Binding("o", "order", "order"),
+        Binding("slash", "operation", "operation", key_display="/"),
         Binding("r", "reload", "reload"),
     ]
     SLOWER = (None, 50.0, 100.0, 250.0, 500.0, 1000.0)
@@ -75,6 +78,7 @@ class TraceListScreen(Screen[None]):
         yield Static(id="traces-title")
         yield Static(id="traces-note")
         yield DataTable(id="traces-table", cursor_type="row", zebra_stripes=True)
+        yield Input(id="traces-prompt", placeholder="operation (empty: any), e.g. GET /productpage")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -138,7 +142,7 @@ class TraceListScreen(Screen[None]):
             )
         order = "by start" if self.by_start else "slowest first"
         count = f"{len(rows)} traces, {order}" if rows else "no trace matched"
-        self._say(f"{count}   enter opens   e errors only   d slower than   o order")
+        self._say(f"{count}   enter opens   e errors only   d slower than   / operation   o order")
 
     def action_errors(self) -> None:
         self.ask = replace(self.ask, errors_only=not self.ask.errors_only)
@@ -158,6 +162,19 @@ class TraceListScreen(Screen[None]):
         self._show()
 
     def action_reload(self) -> None:
+        self.load()
+
+    def action_operation(self) -> None:
+        prompt = self.query_one("#traces-prompt", Input)
+        prompt.value = self.ask.operation or ""
+        prompt.add_class("shown")
+        prompt.focus()
+
+    @on(Input.Submitted, "#traces-prompt")
+    def _operation(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.query_one(DataTable).focus()
+        self.ask = replace(self.ask, operation=event.value.strip() or None)
         self.load()
 
     @on(DataTable.RowSelected, "#traces-table")
