@@ -22,7 +22,7 @@ from meshtop.errors import EXIT_BUG, BackendError, GateFailed, MeshtopError, Usa
 
 if TYPE_CHECKING:
     from meshtop.config import Settings
-    from meshtop.model import MeshSnapshot
+    from meshtop.model import MeshSnapshot, Route
     from meshtop.sim.sources import Simulation
     from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 
@@ -678,6 +678,132 @@ def _services(
             app_name, _, namespace = name.partition(".")
             out.append((app_name, namespace, ""))
     return out
+
+
+class RouteKind(StrEnum):
+    auto = "auto"
+    VirtualService = "VirtualService"
+    HTTPRoute = "HTTPRoute"
+
+
+@app.command()
+def shift(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="The route: NAMESPACE/NAME.")],
+    weights: Annotated[
+        str, typer.Option("--set", help="Weights by subset or backend: v1=90,v2=10.")
+    ],
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule", help="Which rule, by name or index (default: the one without matches)."
+        ),
+    ] = None,
+    kind: Annotated[
+        RouteKind,
+        typer.Option("--kind", help="VirtualService, HTTPRoute, or auto (whichever exists)."),
+    ] = RouteKind.auto,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
+    ] = False,
+    context: Annotated[
+        str | None, typer.Option("--context", help="The kubeconfig context (default: current).")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig", help="The kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
+        ),
+    ] = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Change a route's weights, safely: show the change, have the server check it (a
+    dry run), ask (or --yes), then apply it as a JSON patch that tests the version it was
+    read at and each destination changed; a concurrent change is refused, never
+    overwritten. Every attempt is written to the audit log."""
+    import asyncio
+
+    from meshtop import audit
+    from meshtop.canary import Plan, Split, parse_set, rule_index
+    from meshtop.errors import ConflictError
+    from meshtop.sources.kubernetes import KINDS, KubeConfig, KubernetesControlPlane, owner
+
+    settings = _settings(ctx, timeout=timeout)
+    if settings.read_only:
+        raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
+    namespace, sep, name = target.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    plane = KubernetesControlPlane(
+        KubeConfig(context=context, kubeconfig=kubeconfig, namespaces=(namespace,),
+                   timeout_s=settings.timeout_s)
+    )  # fmt: skip
+    kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
+
+    async def read() -> tuple[Route, dict[str, Any]]:
+        for i, k in enumerate(kinds):
+            try:
+                return await plane.read(k, namespace, name)
+            except UsageError:
+                if i == len(kinds) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    route, obj = asyncio.run(read())
+    index = rule_index(route, rule)
+    before = Split.of(route, route.rules[index])
+    plan = Plan(route, index, before, parse_set(weights, before))
+    entry: dict[str, Any] = {
+        "context": plane.context,
+        "resource": f"{route.kind} {namespace}/{name}",
+        "rule": index,
+        "resource_version": route.resource_version,
+        "before": dict(zip(before.names, before.weights, strict=True)),
+        "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
+    }
+    steered = owner(obj)
+    if steered and not force:
+        audit.record({**entry, "outcome": f"refused: steered by {steered}"})
+        raise UsageError(
+            f"{route.kind} {namespace}/{name} is steered by {steered}: a change here would be "
+            "undone or fight it; give --force to change it all the same"
+        )
+    typer.echo("\n".join(plan.diff()))
+    if not plan.changed:
+        typer.echo("nothing to change")
+        return
+    try:
+        asyncio.run(plane.apply(plan, dry_run=True))
+    except MeshtopError as exc:
+        audit.record({**entry, "outcome": f"refused by the server's dry run: {exc}"})
+        raise
+    if dry_run:
+        audit.record({**entry, "outcome": "dry run: the server accepted it"})
+        typer.echo("dry run: the server accepted the change; nothing was written")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
+        if not typer.confirm(f"apply to {plane.context}?", default=False):
+            audit.record({**entry, "outcome": "declined"})
+            typer.echo("nothing was written")
+            return
+    try:
+        applied = asyncio.run(plane.apply(plan))
+    except ConflictError as exc:
+        audit.record({**entry, "outcome": f"conflict: {exc}"})
+        raise
+    except MeshtopError as exc:
+        audit.record({**entry, "outcome": f"failed: {exc}"})
+        raise
+    where = audit.record(
+        {**entry, "outcome": "applied", "new_resource_version": applied.resource_version}
+    )
+    typer.echo(f"applied: resourceVersion {applied.resource_version} (audit log {where})")
 
 
 class SimDialect(StrEnum):

@@ -94,6 +94,7 @@ class Settings:
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     config_path: Path | None = None  # the file these came from, if any
     tracing: TracingConfig | None = None
+    read_only: bool = False  # no write path at all: `meshtop shift` refuses
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -106,6 +107,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "window": ("window_s", _duration("window")),
     "timeout": ("timeout_s", _duration("timeout")),
     "theme": ("theme", str),
+    "read_only": ("read_only", lambda v: _bool(v)),
 }
 
 

@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_CONFLICT = 4  # a change refused because its target changed since it was read
 EXIT_BUG = 70  # EX_SOFTWARE: meshtop itself went wrong
 
 
@@ -38,4 +39,4 @@ class ConflictError(MeshtopError):
     """A change was refused because what it was planned against changed meanwhile (the
     server's 409 or 422): nothing was written; read again, then decide again."""
 
-    exit_code = EXIT_BACKEND
+    exit_code = EXIT_CONFLICT

@@ -38,6 +38,9 @@ def _isolated_user_config(
     """No test reads the developer's own config file or themes, or their MESHTOP_* variables."""
     home = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    # and no test writes the developer's audit log, nor reads their kubeconfig
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.setenv("KUBECONFIG", str(home / "no-kubeconfig"))
     for name in list(os.environ):
         if name.startswith("MESHTOP_") and name not in (
             "MESHTOP_PROMETHEUS_BIN",

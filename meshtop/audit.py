@@ -1,0 +1,44 @@
+"""The audit log of weight changes: one JSON line per attempt (applied, refused, in
+conflict, dry run), in the user's state directory, so that what meshtop wrote, and who
+asked, can be read back later."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def path() -> Path:
+    """`audit.jsonl` in the user's state directory (`$XDG_STATE_HOME/meshtop` on Linux)."""
+    from platformdirs import user_state_path
+
+    return user_state_path("meshtop") / "audit.jsonl"
+
+
+def record(entry: Mapping[str, Any]) -> Path:
+    """Append one attempt, with the time and the user, and return the log's path. A log
+    that cannot be written is said, not ignored: an untracked write is not one to make."""
+    where = path()
+    line = {
+        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "user": _user(),
+        **entry,
+    }
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with open(where, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line, sort_keys=True) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return where
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

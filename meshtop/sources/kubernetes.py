@@ -1,0 +1,285 @@
+"""`ControlPlane` over the Kubernetes API, through the official Kubernetes client (which
+reads kubeconfig contexts, exec credential plugins and in-cluster config): Istio
+VirtualServices (`networking.istio.io/v1`, else `v1beta1`) and DestinationRules, Gateway
+API HTTPRoutes (`v1`, else `v1beta1`), and the Deployments and StatefulSets behind them;
+and the one write, a weight change as a JSON patch that tests what it was planned on.
+Calls run in worker threads; every refusal becomes one clear error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from meshtop.canary import Plan
+from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
+from meshtop.model import Route, Workload
+from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
+
+# (group, versions newest first, plural, kind)
+VIRTUAL_SERVICES = ("networking.istio.io", ("v1", "v1beta1"), "virtualservices", "VirtualService")
+DESTINATION_RULES = (
+    "networking.istio.io",
+    ("v1", "v1beta1"),
+    "destinationrules",
+    "DestinationRule",
+)
+HTTP_ROUTES = ("gateway.networking.k8s.io", ("v1", "v1beta1"), "httproutes", "HTTPRoute")
+KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
+
+# Who else steers a route's weights, and how they mark what they own or manage.
+CONTROLLERS = {
+    "flagger": "Flagger",
+    "argo-rollouts": "Argo Rollouts",
+    "rollouts-controller": "Argo Rollouts",
+}
+
+
+@dataclass(frozen=True)
+class KubeConfig:
+    context: str | None = None  # None: the kubeconfig's current context, or in-cluster
+    kubeconfig: Path | None = None  # None: $KUBECONFIG or ~/.kube/config
+    namespaces: tuple[str, ...] = ()  # () : every namespace the user may list
+    cluster: str = "Kubernetes"
+    timeout_s: float = 10.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def owner(obj: Mapping[str, Any]) -> str | None:
+    """The controller that owns or manages this object, in words, or None: owner
+    references to a Flagger Canary or an Argo Rollout, their managed fields, their labels."""
+    meta = obj.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        api = str(ref.get("apiVersion", ""))
+        if api.startswith("flagger.app/"):
+            return f"Flagger (Canary {ref.get('name', '?')})"
+        if api.startswith("argoproj.io/"):
+            return f"Argo Rollouts ({ref.get('kind', 'Rollout')} {ref.get('name', '?')})"
+    for entry in meta.get("managedFields") or ():
+        manager = str(entry.get("manager", "")).lower()
+        for key, who in CONTROLLERS.items():
+            if key in manager:
+                return f"{who} (manages its fields)"
+    labels = meta.get("labels") or {}
+    managed = str(labels.get("app.kubernetes.io/managed-by", "")).lower()
+    for key, who in CONTROLLERS.items():
+        if key in managed:
+            return f"{who} (app.kubernetes.io/managed-by)"
+    return None
+
+
+class KubernetesControlPlane:
+    def __init__(self, config: KubeConfig) -> None:
+        from kubernetes import client
+        from kubernetes import config as kube_config
+        from kubernetes.config.config_exception import ConfigException
+
+        self.config = config
+        self.context = config.context or ""
+        try:
+            if config.kubeconfig is None and config.context is None and _in_cluster():
+                configuration = client.Configuration()
+                kube_config.load_incluster_config(client_configuration=configuration)
+                api_client = client.ApiClient(configuration)
+                self.context = "in-cluster"
+            else:
+                path = str(config.kubeconfig.expanduser()) if config.kubeconfig else None
+                api_client = kube_config.new_client_from_config(
+                    config_file=path, context=config.context
+                )
+                if not self.context:
+                    _, active = kube_config.list_kube_config_contexts(config_file=path)
+                    self.context = str(active.get("name", ""))
+        except (ConfigException, OSError, TypeError, ValueError) as exc:
+            raise UsageError(f"cannot use the kubeconfig: {str(exc).splitlines()[0]}") from None
+        self._custom = client.CustomObjectsApi(api_client)
+        self._apps = client.AppsV1Api(api_client)
+        self._versions: dict[str, str] = {}  # group/plural -> the version that answered
+        self.api_client = api_client
+
+    @property
+    def name(self) -> str:
+        return f"kubernetes {self.context}"
+
+    # -- calling ---------------------------------------------------------------------
+
+    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return await asyncio.to_thread(call)
+        except ApiException as exc:
+            raise _refusal(what, exc, self.context) from None
+        except HTTPError as exc:
+            raise BackendError(f"cannot reach the Kubernetes API ({self.context}): {exc}") from None
+
+    async def _list(
+        self, resource: tuple[str, tuple[str, ...], str, str], namespace: str
+    ) -> list[dict[str, Any]]:
+        """Items of a custom resource in a namespace ("" for all), at its newest version
+        the server serves; [] where the CRD is not installed at all."""
+        group, versions, plural, kind = resource
+        tried = [self._versions[plural]] if plural in self._versions else list(versions)
+        for version in tried:
+            try:
+                if namespace:
+                    doc = await self._call(
+                        f"list {kind}s in {namespace}",
+                        partial(
+                            self._custom.list_namespaced_custom_object, group, version,
+                            namespace, plural, _request_timeout=self.config.timeout_s,
+                        ),
+                    )  # fmt: skip
+                else:
+                    doc = await self._call(
+                        f"list {kind}s",
+                        partial(
+                            self._custom.list_cluster_custom_object, group, version, plural,
+                            _request_timeout=self.config.timeout_s,
+                        ),
+                    )  # fmt: skip
+            except _NotServed:
+                continue
+            self._versions[plural] = version
+            return list(doc.get("items") or [])
+        return []
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def routes(self) -> Sequence[Route]:
+        out: list[Route] = []
+        for namespace in self.config.namespaces or ("",):
+            for resource, parse in ((VIRTUAL_SERVICES, route_from_virtual_service),
+                                    (HTTP_ROUTES, route_from_httproute)):  # fmt: skip
+                for item in await self._list(resource, namespace):
+                    out.append(parse(item, self.config.cluster, namespace or "default"))
+        return out
+
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """(namespace, host) -> the subsets its DestinationRules define."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for namespace in self.config.namespaces or ("",):
+            for item in await self._list(DESTINATION_RULES, namespace):
+                meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+                key = (str(meta.get("namespace", namespace)), str(spec.get("host", "")))
+                out.setdefault(key, set()).update(
+                    str(s.get("name")) for s in spec.get("subsets") or () if s.get("name")
+                )
+        return out
+
+    async def workloads(self) -> Sequence[Workload]:
+        out: list[Workload] = []
+        for namespace in self.config.namespaces or ("",):
+            for kind in ("deployment", "stateful_set"):
+                if namespace:
+                    call = getattr(self._apps, f"list_namespaced_{kind}")
+                    found = await self._call(
+                        f"list {kind}s in {namespace}", partial(call, namespace)
+                    )
+                else:
+                    call = getattr(self._apps, f"list_{kind}_for_all_namespaces")
+                    found = await self._call(f"list {kind}s", call)
+                for item in found.items:
+                    labels = (
+                        item.spec.template.metadata.labels if item.spec.template.metadata else None
+                    ) or {}
+                    out.append(
+                        Workload(
+                            self.config.cluster,
+                            item.metadata.namespace,
+                            item.metadata.name,
+                            app=labels.get("app", labels.get("app.kubernetes.io/name", "")),
+                            version=labels.get(
+                                "version", labels.get("app.kubernetes.io/version", "")
+                            ),
+                        )
+                    )
+        return out
+
+    async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
+        """One route as it is now, and the object itself (for its owners)."""
+        group, versions, plural, _ = KINDS[kind]
+        for version in [self._versions[plural]] if plural in self._versions else versions:
+            try:
+                obj: dict[str, Any] = await self._call(
+                    f"read {kind} {namespace}/{name}",
+                    partial(
+                        self._custom.get_namespaced_custom_object, group, version, namespace,
+                        plural, name, _request_timeout=self.config.timeout_s,
+                    ),
+                )  # fmt: skip
+            except _NotServed:
+                continue
+            self._versions[plural] = version
+            parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
+            return parse(obj, self.config.cluster, namespace), obj
+        raise UsageError(f"no {kind} {namespace}/{name}: this cluster does not serve {group}")
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
+        """The plan's JSON patch: the server checks every test (a concurrent change is a
+        `ConflictError`, nothing written); with `dry_run` it validates and writes nothing."""
+        route = plan.route
+        group, versions, plural, kind = KINDS[route.kind]
+        version = self._versions.get(plural, versions[0])
+        ops = plan.patch()
+        obj = await self._call(
+            f"{'check' if dry_run else 'change'} {kind} {route.namespace}/{route.name}",
+            lambda: self._custom.patch_namespaced_custom_object(
+                group, version, route.namespace, plural, route.name, ops,
+                dry_run="All" if dry_run else None,
+                _content_type="application/json-patch+json",
+                _request_timeout=self.config.timeout_s,
+            ),
+        )  # fmt: skip
+        parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
+        return parse(obj, self.config.cluster, route.namespace)
+
+
+class _NotServed(BackendError):
+    """404 for a whole API version: try the next one."""
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file()
+    )
+
+
+def _refusal(what: str, exc: Any, context: str) -> MeshtopError:
+    """The Kubernetes API's refusal, in one line for the user."""
+    status = int(getattr(exc, "status", 0) or 0)
+    message = ""
+    try:
+        body = json.loads(getattr(exc, "body", "") or "{}")
+        message = str(body.get("message", ""))
+        reason = str(body.get("reason", ""))
+    except (ValueError, AttributeError):
+        reason = ""
+    if status == 404:
+        # a whole group/version not served reads "the server could not find the requested
+        # resource"; one object missing names it
+        if reason == "NotFound" and "not found" in message and '"' in message:
+            return UsageError(f"cannot {what}: there is none ({message})")
+        return _NotServed(f"cannot {what}: not served")
+    if status in (409, 422):
+        return ConflictError(
+            f"cannot {what}: it changed since it was read ({message or reason or status}); "
+            "nothing was written"
+        )
+    if status == 403:
+        return BackendError(f"cannot {what}: forbidden by RBAC in {context} ({message})")
+    if status == 401:
+        return BackendError(
+            f"cannot {what}: the Kubernetes API refused the credentials of {context}"
+        )
+    return BackendError(f"cannot {what}: the Kubernetes API answered {status} {message}".rstrip())
