@@ -806,6 +806,140 @@ def shift(
     typer.echo(f"applied: resourceVersion {applied.resource_version} (audit log {where})")
 
 
+class AuditedStore:
+    """A route store whose every write is a line in the audit log."""
+
+    def __init__(self, store: Any, context: str) -> None:
+        self.store = store
+        self.context = context
+
+    async def read(self, kind: str, namespace: str, name: str) -> Any:
+        return await self.store.read(kind, namespace, name)
+
+    async def apply(self, plan: Any, *, dry_run: bool = False) -> Any:
+        from meshtop import audit
+
+        entry = {
+            "context": self.context,
+            "resource": f"{plan.route.kind} {plan.route.namespace}/{plan.route.name}",
+            "rule": plan.rule,
+            "resource_version": plan.route.resource_version,
+            "before": dict(zip(plan.before.names, plan.before.weights, strict=True)),
+            "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
+            "by": "rollout",
+        }
+        try:
+            applied = await self.store.apply(plan, dry_run=dry_run)
+        except MeshtopError as exc:
+            audit.record({**entry, "outcome": f"failed: {exc}"})
+            raise
+        audit.record({**entry, "outcome": "dry run" if dry_run else "applied"})
+        return applied
+
+
+@app.command()
+def rollout(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="The route: NAMESPACE/NAME.")],
+    to: Annotated[str, typer.Option("--to", help="The canary: a subset, or a backend.")],
+    step: Annotated[int, typer.Option("--step", min=1, max=100, help="Percent per step.")] = 10,
+    interval: Annotated[str, typer.Option("--interval", help="Time per step, e.g. 1m.")] = "1m",
+    max_error_rate: Annotated[
+        str, typer.Option("--max-error-rate", help="Abort above this error rate, e.g. 1%.")
+    ] = "1%",
+    max_p99: Annotated[
+        str | None, typer.Option("--max-p99", help="Abort above this p99, e.g. 500ms.")
+    ] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Which rule (name or index).")] = None,
+    kind: Annotated[
+        RouteKind, typer.Option("--kind", help="VirtualService or HTTPRoute.")
+    ] = RouteKind.VirtualService,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Roll out in the simulated mesh.")] = False,
+    context: Annotated[
+        str | None, typer.Option("--context", help="The kubeconfig context.")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="The kubeconfig file.")
+    ] = None,
+    prometheus: PrometheusOpt = None,
+    dialect: DialectOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Move the canary's weight up a step at a time while its own metrics stay inside the
+    gates (Flagger's request-success-rate and request-duration); abort to the stable
+    version at the first breach, or when the canary gets no traffic. Exit 0 promoted,
+    1 aborted by a gate, 4 stopped because someone else changed the route."""
+    import asyncio
+
+    from meshtop.errors import EXIT_CONFLICT
+    from meshtop.gates import parse_gate
+    from meshtop.rollout import Gates, workloads_behind
+    from meshtop.rollout import rollout as run_rollout
+    from meshtop.units import parse_duration
+
+    settings = _settings(ctx, **{"prometheus.url": prometheus, "prometheus.dialect": dialect,
+                                 "timeout": timeout})  # fmt: skip
+    if settings.read_only:
+        raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
+    namespace, sep, name = target.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    interval_s = parse_duration(interval, what="--interval")
+    gates = Gates(
+        max_error_rate=parse_gate(f"error_rate>{max_error_rate}").value,
+        max_p99_ms=parse_gate(f"p99>{max_p99}").value if max_p99 else None,
+    )
+    sim = _simulation(None, 1) if demo else None
+    sources = _sources(settings, sim)
+    if sim is not None:
+        store: Any = sim.control_plane
+        where = "the simulated mesh"
+    else:
+        from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+
+        store = KubernetesControlPlane(
+            KubeConfig(context=context, kubeconfig=kubeconfig, namespaces=(namespace,),
+                       timeout_s=settings.timeout_s)
+        )  # fmt: skip
+        where = store.context
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not a terminal to ask on: give --yes to start the rollout")
+        if not typer.confirm(f"roll out {to} in {target} on {where}?", default=False):
+            return
+    snapshot = _snapshot(settings, sources)
+    route_kind = "VirtualService" if kind is RouteKind.auto else kind.value
+
+    async def go() -> Any:
+        return await run_rollout(
+            AuditedStore(store, where), sources.metrics, kind=route_kind,
+            namespace=namespace, name=name, to=to, step=step, interval_s=interval_s,
+            gates=gates, nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
+            say=lambda text: typer.echo(text), rule=rule,
+        )  # fmt: skip
+
+    try:
+        outcome = asyncio.run(go())
+    except KeyboardInterrupt:
+        # say which state the route is in, as read now, so that nothing is left unsaid
+        try:
+            route, _ = asyncio.run(store.read(route_kind, namespace, name))
+            now = ", ".join(
+                f"{d.subset or d.host}={d.weight}" for r in route.rules[:1] for d in r.destinations
+            )
+            typer.echo(f"meshtop: interrupted; {target} is left at {now}", err=True)
+        except MeshtopError as exc:
+            typer.echo(f"meshtop: interrupted; {target} could not be read: {exc}", err=True)
+        raise
+    typer.echo(outcome.reason)
+    if outcome.promoted:
+        return
+    if outcome.reason.startswith("stopped"):
+        raise typer.Exit(EXIT_CONFLICT)
+    raise typer.Exit(1)
+
+
 class SimDialect(StrEnum):
     istio = "istio"
     ambient = "ambient"

@@ -463,3 +463,28 @@ def test_trace_errors_are_one_line_and_an_exit_code(
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith("meshtop: ") and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- rollout --------------------------------------------------------------------------
+
+
+def test_rollout_promotes_a_good_canary_and_aborts_a_bad_one(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    good = meshtop("rollout", "--demo", "bookinfo/reviews", "--to", "v2", "--step", "50",
+                   "--interval", "1s", "--max-p99", "500ms", "--yes", env=env)  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines()[-1] == "promoted: v2 takes all traffic"
+    bad = meshtop("rollout", "--demo", "bookinfo/reviews", "--to", "v3", "--step", "50",
+                  "--interval", "1s", "--yes", env=env)  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[-1].startswith("aborted: errors")
+    log = [
+        json.loads(line) for line in (tmp_path / "meshtop" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert log and all(e["by"] == "rollout" and e["outcome"] == "applied" for e in log)
+    assert log[-1]["after"] == {"v1": 100, "v2": 0, "v3": 0}  # the abort, back to stable
+
+
+def test_rollout_asks_or_needs_yes() -> None:
+    result = meshtop("rollout", "--demo", "bookinfo/reviews", "--to", "v2")
+    assert result.returncode == 2 and "give --yes" in result.stderr

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, UsageError
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
@@ -73,7 +74,9 @@ class Simulation:
             raise UsageError(f"no route for {host} in namespace {namespace}")
         return route
 
-    def apply_patch(self, namespace: str, name: str, ops: Sequence[Mapping[str, Any]]) -> Route:
+    def apply_patch(
+        self, namespace: str, name: str, ops: Sequence[Mapping[str, Any]], dry_run: bool = False
+    ) -> Route:
         """A JSON patch of weights, as the Kubernetes API applies one to a route: every
         `test` must hold (else `ConflictError`, nothing changed), then each weight is set;
         the resource version moves on. Only the paths `canary.Plan.patch` writes."""
@@ -120,6 +123,8 @@ class Simulation:
             total = sum(d.weight for d in rule.destinations)
             if route.kind == "VirtualService" and len(rule.destinations) > 1 and total != 100:
                 raise UsageError(f"a VirtualService's weights must add up to 100, not {total}")
+        if dry_run:  # checked, not written
+            return replace(route, rules=rules)
         return self._replace_route(route, replace(
             route, rules=rules, resource_version=str(int(route.resource_version or "0") + 1)
         ))  # fmt: skip
@@ -261,6 +266,17 @@ class SimControlPlane:
 
     async def routes(self) -> Sequence[Route]:
         return list(dict.fromkeys(self._sim.mesh.routes.values()))
+
+    async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
+        """One route as it is now, as the Kubernetes control plane reads one."""
+        for route in self._sim.mesh.routes.values():
+            if (route.kind, route.namespace, route.name) == (kind, namespace, name):
+                return route, {"metadata": {"resourceVersion": route.resource_version}}
+        raise UsageError(f"no {kind} {namespace}/{name} in the simulated mesh")
+
+    async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
+        r = plan.route
+        return self._sim.apply_patch(r.namespace, r.name, plan.patch(), dry_run=dry_run)
 
 
 MAX_SPANS = 300
