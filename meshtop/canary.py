@@ -8,7 +8,7 @@ simulated mesh all go through here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +40,10 @@ class Split:
         ok = all(isinstance(w, int) and w >= 0 for w in self.weights) and bool(self.weights)
         total = sum(self.weights)
         return ok and (total == 100 if self.kind == PERCENT else total > 0)
+
+    def text(self) -> str:
+        """`v1=90,v2=10`, as `--set` takes it."""
+        return ",".join(f"{n}={w}" for n, w in zip(self.names, self.weights, strict=True))
 
     def share(self, i: int) -> float:
         """Destination `i`'s share of the traffic, 0..1."""
@@ -219,3 +223,47 @@ def rule_index(route: Route, which: str | None) -> int:
 def splittable(rules: Sequence[RouteRule]) -> list[int]:
     """The rules with more than one destination: where there is a split to shift."""
     return [i for i, r in enumerate(rules) if len(r.destinations) > 1]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLine:
+    """One destination of one rule, as the routes view shows it."""
+
+    route: Route
+    rule: int
+    destination: int
+    configured: float  # share 0..1 the weights give it
+    actual: float | None  # share of the rule's traffic the metrics saw; None: cannot tell
+    problem: str  # "" when none
+
+
+def route_lines(
+    routes: Sequence[Route],
+    subsets: Mapping[tuple[str, str], set[str]],
+    services: set[tuple[str, str]] | None,
+    observed: Callable[[Route, str], float],
+) -> list[RouteLine]:
+    """Every destination of every rule, in order, with its configured share, the share
+    observed (for the default rule: the only traffic the metrics can tell apart), and what
+    is wrong with the configuration: a subset missing from the DestinationRules, weights
+    that add up to 0, a host with no service (where the services are known)."""
+    out: list[RouteLine] = []
+    for route in routes:
+        default = next((i for i, r in enumerate(route.rules) if not r.matches), None)
+        for i, rule in enumerate(route.rules):
+            split = Split.of(route, rule)
+            total = sum(split.weights)
+            seen = [observed(route, n) for n in split.names] if i == default else []
+            seen_total = sum(seen)
+            for j, d in enumerate(rule.destinations):
+                host = d.host.split(".")[0]
+                problem = ""
+                if total == 0:
+                    problem = "weights add up to 0: no traffic can go"
+                elif d.subset and d.subset not in subsets.get((route.namespace, host), set()):
+                    problem = f"no subset {d.subset} in a DestinationRule for {host}"
+                elif services is not None and (route.namespace, host) not in services:
+                    problem = f"no service {host} in {route.namespace}"
+                actual = seen[j] / seen_total if seen and seen_total else None
+                out.append(RouteLine(route, i, j, split.share(j), actual, problem))
+    return out

@@ -234,6 +234,9 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         clock=sources.clock,
         themes=themes,
         traces=sources.traces,
+        # the simulated mesh takes weight changes; a real cluster's writer comes with
+        # the console's Kubernetes connection (meshtop shift writes to one today)
+        writer=sources.control_plane if sources.simulated else None,
     ).run()
 
 
@@ -806,37 +809,6 @@ def shift(
     typer.echo(f"applied: resourceVersion {applied.resource_version} (audit log {where})")
 
 
-class AuditedStore:
-    """A route store whose every write is a line in the audit log."""
-
-    def __init__(self, store: Any, context: str) -> None:
-        self.store = store
-        self.context = context
-
-    async def read(self, kind: str, namespace: str, name: str) -> Any:
-        return await self.store.read(kind, namespace, name)
-
-    async def apply(self, plan: Any, *, dry_run: bool = False) -> Any:
-        from meshtop import audit
-
-        entry = {
-            "context": self.context,
-            "resource": f"{plan.route.kind} {plan.route.namespace}/{plan.route.name}",
-            "rule": plan.rule,
-            "resource_version": plan.route.resource_version,
-            "before": dict(zip(plan.before.names, plan.before.weights, strict=True)),
-            "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
-            "by": "rollout",
-        }
-        try:
-            applied = await self.store.apply(plan, dry_run=dry_run)
-        except MeshtopError as exc:
-            audit.record({**entry, "outcome": f"failed: {exc}"})
-            raise
-        audit.record({**entry, "outcome": "dry run" if dry_run else "applied"})
-        return applied
-
-
 @app.command()
 def rollout(
     ctx: typer.Context,
@@ -872,6 +844,7 @@ def rollout(
     1 aborted by a gate, 4 stopped because someone else changed the route."""
     import asyncio
 
+    from meshtop.audit import AuditedStore
     from meshtop.errors import EXIT_CONFLICT
     from meshtop.gates import parse_gate
     from meshtop.rollout import Gates, workloads_behind
@@ -913,7 +886,7 @@ def rollout(
 
     async def go() -> Any:
         return await run_rollout(
-            AuditedStore(store, where), sources.metrics, kind=route_kind,
+            AuditedStore(store, where, by="rollout"), sources.metrics, kind=route_kind,
             namespace=namespace, name=name, to=to, step=step, interval_s=interval_s,
             gates=gates, nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
             say=lambda text: typer.echo(text), rule=rule,

@@ -102,7 +102,7 @@ async def rollout(
     steps: list[Step] = []
     last: Split | None = split
     say(f"rolling out {to} in {route.kind} {namespace}/{name}: {step}% every "
-        f"{units.duration(interval_s)}, from {_show(split)}")  # fmt: skip
+        f"{units.duration(interval_s)}, from {split.text()}")  # fmt: skip
 
     async def move(target: Split) -> Split:
         nonlocal route
@@ -110,7 +110,7 @@ async def rollout(
         now = Split.of(route, route.rules[index])
         if now.weights != (last.weights if last else now.weights):
             raise UsageError(
-                f"{route.kind} {namespace}/{name} was changed by someone else to {_show(now)}: "
+                f"{route.kind} {namespace}/{name} was changed by someone else to {now.text()}: "
                 "the rollout stops here and leaves it so"
             )
         route = await store.apply(Plan(route, index, now, target))
@@ -155,10 +155,6 @@ def _merge(summaries: list[WindowSummary]) -> WindowSummary:
     failed = sum(s.rps * (s.error_rate or 0.0) for s in summaries)
     p99 = max((s.p99_ms for s in summaries if s.p99_ms is not None), default=None)
     return WindowSummary(rps=rps, error_rate=failed / rps if rps else None, p99_ms=p99)
-
-
-def _show(split: Split) -> str:
-    return ",".join(f"{n}={w}" for n, w in zip(split.names, split.weights, strict=True))
 
 
 def _progress(step: Step, to: str, gates: Gates) -> str:

@@ -267,6 +267,16 @@ class SimControlPlane:
     async def routes(self) -> Sequence[Route]:
         return list(dict.fromkeys(self._sim.mesh.routes.values()))
 
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """(namespace, host) -> the subsets its DestinationRules define."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for namespace, host, subset in self._sim.mesh.subsets:
+            out.setdefault((namespace, host.split(".")[0]), set()).add(subset)
+        return out
+
+    def services(self) -> set[tuple[str, str]]:
+        return set(self._sim.mesh.services)
+
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, as the Kubernetes control plane reads one."""
         for route in self._sim.mesh.routes.values():

@@ -166,7 +166,8 @@ class KubernetesControlPlane:
         for namespace in self.config.namespaces or ("",):
             for item in await self._list(DESTINATION_RULES, namespace):
                 meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-                key = (str(meta.get("namespace", namespace)), str(spec.get("host", "")))
+                host = str(spec.get("host", "")).split(".")[0]
+                key = (str(meta.get("namespace", namespace)), host)
                 out.setdefault(key, set()).update(
                     str(s.get("name")) for s in spec.get("subsets") or () if s.get("name")
                 )

@@ -11,8 +11,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,8 +24,11 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 from textual.worker import Worker, WorkerState
 
 from meshtop import units
+from meshtop.audit import AuditedStore
+from meshtop.canary import Plan, Split, route_lines, splittable
 from meshtop.config import Settings
-from meshtop.errors import MeshtopError, UsageError
+from meshtop.detail import routes_to
+from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.graphview import (
     GROUPINGS,
     GraphView,
@@ -36,10 +40,12 @@ from meshtop.graphview import (
 )
 from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot, NodeKind, SourceState
+from meshtop.model import MeshSnapshot, NodeKind, Route, SourceState
+from meshtop.rollout import workloads_behind
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
+from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas
@@ -56,7 +62,7 @@ DETAIL_WINDOW_S = 900.0
 # The keys of the graph and the table, which do nothing useful behind a dialog.
 MAIN_SCREEN_ACTIONS = frozenset(
     ("prompt", "go_back", "tab", "cycle_grouping", "cycle_labels", "collapse", "cycle_sort",
-     "refresh_now", "toggle_pause")
+     "refresh_now", "toggle_pause", "shift")
 )  # fmt: skip
 W = TypeVar("W", bound=Widget)
 
@@ -72,6 +78,8 @@ class MeshtopApp(App[None]):
         Binding("escape", "go_back", "back", show=False),
         Binding("1", "tab('graph')", "graph", show=False),
         Binding("2", "tab('edges')", "edges", show=False),
+        Binding("3", "tab('routes')", "routes", show=False),
+        Binding("w", "shift", "shift weights"),
         Binding("g", "cycle_grouping", "group"),
         Binding("t", "cycle_labels", "labels"),
         Binding("c", "collapse", "collapse", show=False),
@@ -90,9 +98,13 @@ class MeshtopApp(App[None]):
         clock: Callable[[], float] = time.time,
         themes: ThemeSet | None = None,
         traces: TraceSource | None = None,
+        writer: Any = None,
     ) -> None:
         super().__init__()
         self.traces = traces
+        # where weights are written (read(), apply()): the cluster, or the simulated mesh
+        self.writer = writer
+        self.last_plan: Plan | None = None  # what :undo takes back
         self.themes = themes or load_themes()
         self.metrics = metrics
         self.control_plane = control_plane
@@ -123,6 +135,8 @@ class MeshtopApp(App[None]):
                 yield GraphCanvas(id="canvas")
             with TabPane("Edges", id="edges-tab"):
                 yield EdgeTable(id="edges")
+            with TabPane("Routes", id="routes-tab"):
+                yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
         yield Input(id="prompt")
         yield Footer()
 
@@ -181,6 +195,7 @@ class MeshtopApp(App[None]):
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
         self._failures = 0 if healthy else self._failures + 1
         self._table().show(message.snapshot)
+        self.run_worker(self._show_routes(message.snapshot), group="routes", exclusive=True)
         self._redraw_graph()
         self._show_status()
         self._finished()
@@ -304,8 +319,133 @@ class MeshtopApp(App[None]):
 
     def action_tab(self, tab: str) -> None:
         tabs = self._main(TabbedContent)
-        tabs.active = "graph" if tab == "graph" else "edges-tab"
-        (self._canvas() if tab == "graph" else self._table()).focus()
+        tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab"}[tab]
+        widget: Widget = {"graph": self._canvas(), "edges": self._table()}.get(
+            tab, self._main(DataTable, "#routes")
+        )
+        widget.focus()
+
+    # -- routes and weights ------------------------------------------------------------
+
+    async def _show_routes(self, snapshot: MeshSnapshot) -> None:
+        """The routes tab: every rule's destinations, configured beside observed, and
+        what is wrong with them."""
+        plane = self.control_plane
+        if plane is None:
+            return
+        subsets_of = getattr(plane, "subsets", None)
+        try:
+            subsets = await subsets_of() if subsets_of is not None else {}
+        except MeshtopError:
+            subsets = {}
+        services_of = getattr(plane, "services", None)
+        services = services_of() if services_of is not None else None
+        behind = workloads_behind(snapshot)
+
+        def observed(route: Route, destination: str) -> float:
+            nodes = set(behind(route, destination))
+            return sum(e.stats.rps for e in snapshot.edges if e.destination in nodes)
+
+        lines = route_lines(snapshot.routes, subsets, services, observed)
+        table = self._main(DataTable, "#routes")
+        if not table.columns:
+            for title in ("route", "rule", "matches", "destination", "weight", "configured",
+                          "actual", "problem"):  # fmt: skip
+                table.add_column(title, key=title)
+        keep = table.cursor_row
+        table.clear()
+        for line in lines:
+            rule = line.route.rules[line.rule]
+            d = rule.destinations[line.destination]
+            table.add_row(
+                f"{line.route.kind} {line.route.namespace}/{line.route.name}"
+                if line.rule == 0 and line.destination == 0 else "",
+                (rule.name or str(line.rule)) if line.destination == 0 else "",
+                (" and ".join(rule.matches) or "everything else") if line.destination == 0 else "",
+                f"{d.host} {d.subset}".strip(),
+                str(d.weight),
+                f"{line.configured:.0%}",
+                "-" if line.actual is None else f"{line.actual:.1%}",
+                Text(line.problem, style="bold red") if line.problem else "",
+                key=f"{line.route.id}|{line.rule}|{line.destination}",
+            )  # fmt: skip
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def _routes_row(self) -> tuple[Route, int, int] | None:
+        table = self._main(DataTable, "#routes")
+        if self.snapshot is None or not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
+        route_id, rule, destination = key.rsplit("|", 2)
+        route = next((r for r in self.snapshot.routes if r.id == route_id), None)
+        return (route, int(rule), int(destination)) if route is not None else None
+
+    def _node_route(self) -> tuple[Route, int, int] | None:
+        """The route that splits the selected node's traffic, with the node's version."""
+        canvas = self._canvas()
+        if self.view is None or self.snapshot is None or canvas.node is None:
+            return None
+        node = self.view.nodes.get(canvas.node)
+        if node is None:
+            return None
+        versions = {
+            self.snapshot.nodes[m].version for m in node.members if m in self.snapshot.nodes
+        }
+        for route in routes_to(self.snapshot, node.members):
+            for i in splittable(route.rules):
+                names = [d.subset or d.host for d in route.rules[i].destinations]
+                hit = next((j for j, n in enumerate(names) if n in versions), 0)
+                if not route.rules[i].matches:
+                    return route, i, hit
+        return None
+
+    def action_shift(self) -> None:
+        """`w`: the shift dialog for the route of the selected row or node."""
+        if self.writer is None:
+            self._say("no control plane to write to: the console reads metrics only here")
+            return
+        tabs = self._main(TabbedContent)
+        found = self._routes_row() if tabs.active == "routes-tab" else self._node_route()
+        if found is None:
+            self._say("no route splits this one's traffic by weight")
+            return
+        route, rule, selected = found
+        if len(route.rules[rule].destinations) < 2:
+            self._say(f"{route.name} rule {rule} has one destination: nothing to shift")
+            return
+        writer = AuditedStore(self.writer, self.metrics.name, by="console")
+        self.push_screen(ShiftScreen(writer, route, rule, selected), self._shifted)
+
+    def _shifted(self, plan: Plan | None) -> None:
+        if plan is None:
+            return
+        self.last_plan = plan
+        r = plan.route
+        done = f"applied to {r.kind} {r.namespace}/{r.name}: {plan.after.text()}"
+        self._say(f"{done}; :undo takes it back")
+        self.request_refresh()
+
+    @work(thread=True, group="undo", exit_on_error=False)
+    def _undo(self, plan: Plan) -> None:
+        import asyncio
+
+        writer = AuditedStore(self.writer, self.metrics.name, by="undo")
+        route = plan.route
+        try:
+            now, _ = asyncio.run(writer.read(route.kind, route.namespace, route.name))
+            current = Split.of(now, now.rules[plan.rule])
+            if current.weights != plan.after.weights:
+                raise ConflictError(
+                    f"{route.name} changed since meshtop's change; :undo leaves it as it is"
+                )
+            asyncio.run(writer.apply(Plan(now, plan.rule, current, plan.before)))
+        except MeshtopError as exc:
+            self.call_from_thread(self._say, f"cannot undo: {exc}")
+            return
+        self.last_plan = None
+        self.call_from_thread(self._say, f"undone: {route.name} is back to what it was")
+        self.call_from_thread(self.request_refresh)
 
     def action_cycle_grouping(self) -> None:
         i = GROUPINGS.index(self.options.grouping)
@@ -386,6 +526,8 @@ class MeshtopApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a detail or the help is open, the graph's keys wait for it to close."""
+        if action == "shift" and (self.settings.read_only or self.writer is None):
+            return False  # --read-only: the write key is not bound at all
         return not (len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS)
 
     def on_graph_canvas_selected(self, message: GraphCanvas.Selected) -> None:
@@ -502,6 +644,12 @@ class MeshtopApp(App[None]):
             )
             self._redraw_graph()
             self._show_status()
+        elif name == "undo":
+            if self.settings.read_only or self.writer is None:
+                raise UsageError("read-only: nothing to undo here")
+            if self.last_plan is None:
+                raise UsageError("nothing to undo: no weight change in this session")
+            self._undo(self.last_plan)
         elif name == "theme":
             if not args or args[0] not in self.available_themes:
                 raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")

@@ -196,3 +196,27 @@ def test_waterfall(snap_compare: Compare, sim: Simulation) -> None:
     app = _traces_app(sim)
     steps = _to_traces(app, "enter", "j", "j", "j", "j", "j")
     assert snap_compare(app, terminal_size=(120, 36), run_before=_ready(app, steps))
+
+
+def _shift_app(sim: Simulation) -> MeshtopApp:
+    return MeshtopApp(
+        sim.metrics, sim.control_plane, simulated=True, clock=sim.clock, writer=sim.control_plane
+    )
+
+
+def test_routes_tab(snap_compare: Compare, sim: Simulation) -> None:
+    app = _shift_app(sim)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("3")
+
+    assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
+
+
+def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
+    app = _shift_app(sim)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("3", "down", "down", "down", "w", "right_square_bracket", "enter")
+
+    assert snap_compare(app, terminal_size=(110, 30), run_before=_ready(app, steps))

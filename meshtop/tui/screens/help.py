@@ -16,7 +16,8 @@ from textual.widgets import Static
 KEYS = (
     ("q", "quit"),
     ("?", "this help (esc closes it)"),
-    ("1 / 2", "the graph / the edge table"),
+    ("1 / 2 / 3", "the graph / the edge table / the routes"),
+    ("w", "shift the weights of the selected route, or of the selected node's route"),
     ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
     ("enter", "open the selected node or edge: its history (1-6 windows), t its traces"),

@@ -1,0 +1,188 @@
+"""`w`: the shift dialog. Weights move with keys and stay valid at every step; `enter`
+shows the change as a diff, the server checks it (a dry run), `y` applies it as a patch
+that tests the version it was read at. If the route changed meanwhile, nothing is
+written: the dialog reads it again, shows what is there now, and says so."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from meshtop.canary import PRESETS, Plan, Split, stable_index
+from meshtop.errors import ConflictError, MeshtopError
+from meshtop.model import Route
+
+BAR = 40
+
+
+@dataclass
+class Done(Message):
+    route: Route | None
+    plan: Plan | None
+    problem: str
+    conflict: bool = False
+
+
+class ShiftScreen(ModalScreen[Plan | None]):
+    """Dismissed with the plan it applied, or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "back"),
+        Binding("left,h", "select(-1)", "prev", show=False),
+        Binding("right,l,tab", "select(1)", "next", show=False),
+        Binding("plus,equals_sign", "nudge(1)", "+1", key_display="+"),
+        Binding("minus", "nudge(-1)", "-1", key_display="-"),
+        Binding("full_stop", "nudge(5)", "+5", key_display="."),
+        Binding("comma", "nudge(-5)", "-5", key_display=","),
+        Binding("right_square_bracket", "nudge(10)", "+10", key_display="]"),
+        Binding("left_square_bracket", "nudge(-10)", "-10", key_display="["),
+        *(Binding(str(i), f"preset({p})", f"{p}%", show=False) for i, p in enumerate(PRESETS)),
+        Binding("p", "promote", "promote"),
+        Binding("a", "abort", "abort"),
+        Binding("enter", "review", "review"),
+        Binding("y", "apply", "apply", show=False),
+    ]
+
+    def __init__(self, store: Any, route: Route, rule: int, selected: int = 0) -> None:
+        super().__init__()
+        self.store = store  # read(kind, ns, name) and apply(plan, dry_run=…)
+        self.route = route
+        self.rule = rule
+        self.read = Split.of(route, route.rules[rule])  # as read: what the patch tests
+        self.split = self.read
+        self.selected = min(selected, len(self.read.names) - 1)
+        self.reviewing = False
+        self.busy = False
+        self.message = ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="shift"):
+            yield Static(id="shift-body")
+
+    def on_mount(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        r = self.route
+        rule = r.rules[self.rule]
+        head = Text(f"Shift {r.kind} {r.namespace}/{r.name}", style="bold")
+        head.append(f"  rule {self.rule}{' ' + rule.name if rule.name else ''}"
+                    f"  (resourceVersion {r.resource_version})", style="dim")  # fmt: skip
+        lines: list[Any] = [head, Text("")]
+        for j, (name, w) in enumerate(zip(self.split.names, self.split.weights, strict=True)):
+            share = self.split.share(j)
+            filled = round(share * BAR)
+            row = Text("▸ " if j == self.selected else "  ", style="bold")
+            row.append(f"{name:<14}", style="bold" if j == self.selected else "")
+            row.append("█" * filled + "░" * (BAR - filled))
+            was = self.read.weights[j]
+            row.append(f"  {w:>3}" + ("" if r.kind == "VirtualService" else f" ({share:.0%})"))
+            if w != was:
+                row.append(f"  was {was}", style="dim")
+            lines.append(row)
+        lines.append(Text(""))
+        if self.reviewing:
+            plan = Plan(self.route, self.rule, self.read, self.split)
+            lines += [Text(line) for line in plan.diff()]
+            lines.append(Text("y apply   esc back to editing", style="bold"))
+        else:
+            keys = ("←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
+                    "p promote  a abort  enter review  esc cancel")  # fmt: skip
+            lines.append(Text(keys, style="dim"))
+        if self.message:
+            lines += [Text(""), Text(self.message, style="bold")]
+        self.query_one("#shift-body", Static).update(Group(*lines))
+
+    # -- editing ---------------------------------------------------------------------
+
+    def _edit(self, new: Split) -> None:
+        if self.busy or self.reviewing:
+            return
+        self.split = new
+        self.message = ""
+        self._draw()
+
+    def action_select(self, step: int) -> None:
+        self.selected = (self.selected + step) % len(self.split.names)
+        self._draw()
+
+    def action_nudge(self, delta: int) -> None:
+        self._edit(self.split.shift(self.selected, delta))
+
+    def action_preset(self, percent: int) -> None:
+        self._edit(self.split.set(self.selected, percent))
+
+    def action_promote(self) -> None:
+        self._edit(self.split.promote(self.selected))
+
+    def action_abort(self) -> None:
+        self._edit(self.split.abort(stable_index(self.read)))
+
+    def action_back(self) -> None:
+        if self.reviewing:
+            self.reviewing = False
+            self._draw()
+        elif not self.busy:
+            self.dismiss(None)
+
+    def action_review(self) -> None:
+        if self.split.weights == self.read.weights:
+            self.message = "nothing to change"
+        else:
+            self.reviewing = True
+        self._draw()
+
+    def action_apply(self) -> None:
+        if not self.reviewing or self.busy:
+            return
+        self.busy = True
+        self.message = "the server checks the change (dry run)…"
+        self._draw()
+        self._write(Plan(self.route, self.rule, self.read, self.split))
+
+    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
+    def _write(self, plan: Plan) -> None:
+        try:
+            asyncio.run(self.store.apply(plan, dry_run=True))
+            applied = asyncio.run(self.store.apply(plan))
+        except ConflictError as exc:
+            route = plan.route
+            try:
+                now, _ = asyncio.run(self.store.read(route.kind, route.namespace, route.name))
+            except MeshtopError:
+                now = None
+            self.post_message(Done(now, None, str(exc), conflict=True))
+        except MeshtopError as exc:
+            self.post_message(Done(None, None, str(exc)))
+        except Exception as exc:  # a bug must not take the console down mid-write
+            self.post_message(Done(None, None, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(Done(applied, plan, ""))
+
+    def on_done(self, message: Done) -> None:
+        self.busy = False
+        self.reviewing = False
+        if message.plan is not None:
+            self.dismiss(message.plan)
+            return
+        if message.conflict and message.route is not None:
+            self.route = message.route  # what is there now: edit from it, or leave
+            self.read = self.split = Split.of(message.route, message.route.rules[self.rule])
+            now = ",".join(
+                f"{n}={w}" for n, w in zip(self.read.names, self.read.weights, strict=True)
+            )
+            self.message = f"someone changed it meanwhile; nothing was written. Now: {now}"
+        else:
+            self.message = f"not applied: {message.problem}"
+        self._draw()

@@ -1,0 +1,98 @@
+"""The routes tab and the shift dialog on the simulated mesh: configured beside observed,
+keys that keep weights valid, review, apply, a concurrent change that writes nothing,
+:undo, and --read-only, where the write key is not bound at all."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from meshtop.config import Settings
+from meshtop.sim.sources import Simulation
+from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.shift import ShiftScreen
+
+from .test_console import _first_snapshot
+from .test_detail import _settled
+
+
+def _app(sim: Simulation, **kw: object) -> MeshtopApp:
+    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
+                      writer=sim.control_plane, **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+async def _to_reviews_v3(app: MeshtopApp, pilot: object) -> DataTable:  # type: ignore[type-arg]
+    await pilot.press("3")  # type: ignore[attr-defined]
+    await _settled(app, pilot)  # type: ignore[arg-type]
+    table = app.query_one("#routes", DataTable)
+    row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[3]) == "reviews v3")
+    table.move_cursor(row=row)
+    return table
+
+
+def _weights(sim: Simulation) -> list[int]:
+    return [d.weight for d in sim.route("bookinfo", "reviews").rules[0].destinations]
+
+
+async def test_routes_show_configured_beside_observed(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        table = await _to_reviews_v3(app, pilot)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        v3 = next(r for r in rows if r[3] == "reviews v3")
+        assert v3[5] == "10%" and v3[6].endswith("%") and abs(float(v3[6][:-1]) - 10) < 3
+
+
+async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await _first_snapshot(app)
+        await _to_reviews_v3(app, pilot)
+        await pilot.press("w")
+        screen = app.screen
+        assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v3"
+        await pilot.press("right_square_bracket", "full_stop", "plus")  # +10 +5 +1
+        assert screen.split.weights == (54, 20, 26) and screen.split.valid
+        await pilot.press("enter", "y")
+        await _settled(app, pilot)
+        assert not isinstance(app.screen, ShiftScreen)
+        assert _weights(sim) == [54, 20, 26]
+        assert app.last_plan is not None
+        await pilot.press("colon", *"undo", "enter")
+        await _settled(app, pilot)
+        assert _weights(sim) == [70, 20, 10]
+        log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
+        outcomes = [json.loads(line)["by"] for line in log.read_text().splitlines()]
+        assert outcomes == ["console", "undo"]
+
+
+async def test_a_concurrent_change_writes_nothing_and_shows_what_is_there(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await _first_snapshot(app)
+        await _to_reviews_v3(app, pilot)
+        await pilot.press("w", "4")  # v3 to 100%
+        screen = app.screen
+        assert isinstance(screen, ShiftScreen) and screen.split.weights == (0, 0, 100)
+        sim.set_weights("bookinfo", "reviews", {"v1": 80, "v2": 10, "v3": 10})  # someone else
+        await pilot.press("enter", "y")
+        await _settled(app, pilot)
+        assert isinstance(app.screen, ShiftScreen)
+        assert "someone changed it meanwhile; nothing was written" in screen.message
+        assert screen.split.weights == (80, 10, 10) and _weights(sim) == [80, 10, 10]
+
+
+async def test_read_only_binds_no_write_key(sim: Simulation) -> None:
+    app = _app(sim, settings=Settings(read_only=True))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        await _to_reviews_v3(app, pilot)
+        await pilot.press("w")
+        assert not isinstance(app.screen, ShiftScreen)
+        await pilot.press("colon", *"undo", "enter")
+        assert "read-only" in str(app.query_one("#notice").render())
+        assert _weights(sim) == [70, 20, 10]
