@@ -234,9 +234,8 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         clock=sources.clock,
         themes=themes,
         traces=sources.traces,
-        # the simulated mesh takes weight changes; a real cluster's writer comes with
-        # the console's Kubernetes connection (meshtop shift writes to one today)
-        writer=sources.control_plane if sources.simulated else None,
+        # where weights are written: the simulated mesh, or the cluster of --context
+        writer=sources.control_plane,
     ).run()
 
 
@@ -265,6 +264,15 @@ def console(
     theme: ThemeOpt = None,
     tracing: TracingOpt = None,
     tracing_tenant: TenantOpt = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", help="Read routes from this kubeconfig context (and write weights)."
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="The kubeconfig file for --context.")
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -284,7 +292,16 @@ def console(
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)
         sim = _simulation(None, 1) if settings.prometheus is None else None
-        _run_console(_sources(settings, sim), settings)
+        sources = _sources(settings, sim)
+        if sim is None and (context is not None or kubeconfig is not None):
+            from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+
+            assert settings.prometheus is not None
+            sources.control_plane = KubernetesControlPlane(
+                KubeConfig(context=context, kubeconfig=kubeconfig,
+                           namespaces=settings.prometheus.namespaces, timeout_s=settings.timeout_s)
+            )  # fmt: skip
+        _run_console(sources, settings)
 
 
 @app.command()

@@ -226,3 +226,38 @@ def test_shift_read_only_writes_nothing(cluster: tuple[Emulator, Path], tmp_path
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     assert result.returncode == 2 and "read-only" in result.stderr
+
+
+async def test_the_console_reads_and_shifts_routes_in_the_cluster(
+    cluster: tuple[Emulator, Path], sim: Any
+) -> None:
+    from textual.widgets import DataTable
+
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens.shift import ShiftScreen
+
+    emulator, kubeconfig = cluster
+    emulator.load(ISTIO / "platform-kube" / "bookinfo.yaml")
+    plane = _plane(kubeconfig, "bookinfo")
+    app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+    async with app.run_test(size=(120, 34)) as pilot:
+        while app.snapshot is None:
+            await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        assert app.snapshot.sources["control_plane"].state.value == "fresh"
+        assert {w.name for w in app.snapshot.nodes.values()} >= {"reviews-v1", "reviews-v2"}
+        await pilot.press("3")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one("#routes", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[3] for r in rows] == ["reviews v1", "reviews v2"]
+        assert [r[7] for r in rows] == ["", ""]  # both subsets are in the DestinationRule
+        await pilot.press("w", "4", "enter", "y")  # v1 (selected) to 100%
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not isinstance(app.screen, ShiftScreen)
+    stored = emulator.objects[("virtualservices", "bookinfo", "reviews")]
+    assert [d["weight"] for d in stored["spec"]["http"][0]["route"]] == [100, 0]
+    patches = [r for r in emulator.requests if r["verb"] == "patch"]
+    assert [p["query"].get("dryRun") for p in patches] == [["All"], None]
