@@ -273,6 +273,9 @@ def console(
     kubeconfig: Annotated[
         Path | None, typer.Option("--kubeconfig", help="The kubeconfig file for --context.")
     ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Write nothing: no write key, no write command.")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -287,7 +290,8 @@ def console(
     ctx.obj = Given(
         config,
         {"refresh": refresh, "window": window, "theme": theme, **flags,
-         "tracing.url": tracing, "tracing.tenant": tracing_tenant},
+         "tracing.url": tracing, "tracing.tenant": tracing_tenant,
+         "read_only": read_only or None},
     )  # fmt: skip
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)

@@ -42,6 +42,7 @@ from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, Route, SourceState
 from meshtop.rollout import workloads_behind
+from meshtop.sources.kubernetes import owner
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
@@ -414,8 +415,25 @@ class MeshtopApp(App[None]):
         if len(route.rules[rule].destinations) < 2:
             self._say(f"{route.name} rule {rule} has one destination: nothing to shift")
             return
+        self._open_shift(route, rule, selected)
+
+    @work(group="shift-open", exclusive=True, exit_on_error=False)
+    async def _open_shift(self, route: Route, rule: int, selected: int) -> None:
+        """Read the route as it is now (the dialog tests that version), and leave alone a
+        route that Flagger or Argo Rollouts steers: a change there would fight it."""
+        try:
+            now, obj = await self.writer.read(route.kind, route.namespace, route.name)
+        except MeshtopError as exc:
+            self._say(f"cannot read {route.name}: {exc}")
+            return
+        steered = owner(obj)
+        if steered:
+            where = f"{route.kind} {route.namespace}/{route.name}"
+            self._say(f"{where} is steered by {steered}: meshtop leaves it alone here "
+                      "(meshtop shift --force changes it)")  # fmt: skip
+            return
         writer = AuditedStore(self.writer, self.metrics.name, by="console")
-        self.push_screen(ShiftScreen(writer, route, rule, selected), self._shifted)
+        self.push_screen(ShiftScreen(writer, now, rule, selected), self._shifted)
 
     def _shifted(self, plan: Plan | None) -> None:
         if plan is None:

@@ -215,6 +215,17 @@ def test_shift_leaves_a_route_flagger_steers_unless_forced(
     assert [e["outcome"][:8] for e in _audit(state)] == ["refused:", "applied"]
 
 
+def test_read_only_flag_writes_nothing(cluster: tuple[Emulator, Path], tmp_path: Path) -> None:
+    _, kubeconfig = cluster
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "meshtop", "--read-only", "shift", "--kubeconfig", str(kubeconfig),
+         "bookinfo/reviews", "--set", "v1=50,v2=50", "--yes"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2 and "read-only" in result.stderr
+
+
 def test_shift_read_only_writes_nothing(cluster: tuple[Emulator, Path], tmp_path: Path) -> None:
     _, kubeconfig = cluster
     config = tmp_path / "config.toml"
@@ -261,3 +272,31 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
     assert [d["weight"] for d in stored["spec"]["http"][0]["route"]] == [100, 0]
     patches = [r for r in emulator.requests if r["verb"] == "patch"]
     assert [p["query"].get("dryRun") for p in patches] == [["All"], None]
+
+
+async def test_the_console_leaves_a_route_flagger_steers_alone(
+    cluster: tuple[Emulator, Path], sim: Any
+) -> None:
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens.shift import ShiftScreen
+
+    emulator, kubeconfig = cluster
+    emulator.load(ISTIO / "platform-kube" / "bookinfo.yaml")
+    canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "reviews"}
+    emulator.touch(
+        "virtualservices", "bookinfo", "reviews",
+        lambda o: o["metadata"].update(ownerReferences=[canary]),
+    )  # fmt: skip
+    plane = _plane(kubeconfig, "bookinfo")
+    app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+    async with app.run_test(size=(120, 34)) as pilot:
+        while app.snapshot is None:
+            await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        await pilot.press("3")
+        await app.workers.wait_for_complete()
+        await pilot.press("w")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not isinstance(app.screen, ShiftScreen)
+        assert "steered by Flagger (Canary reviews)" in str(app.query_one("#notice").render())
