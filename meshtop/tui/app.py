@@ -433,7 +433,8 @@ class MeshtopApp(App[None]):
                       "(meshtop shift --force changes it)")  # fmt: skip
             return
         writer = AuditedStore(self.writer, self.metrics.name, by="console")
-        self.push_screen(ShiftScreen(writer, now, rule, selected), self._shifted)
+        screen = ShiftScreen(writer, now, rule, selected, (self.metrics, self.snapshot))
+        self.push_screen(screen, self._shifted)
 
     def _shifted(self, plan: Plan | None) -> None:
         if plan is None:

@@ -96,3 +96,26 @@ async def test_read_only_binds_no_write_key(sim: Simulation) -> None:
         await pilot.press("colon", *"undo", "enter")
         assert "read-only" in str(app.query_one("#notice").render())
         assert _weights(sim) == [70, 20, 10]
+
+
+async def test_a_rollout_from_the_dialog_promotes_step_by_step(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        table = await _to_reviews_v3(app, pilot)
+        table.move_cursor(row=table.cursor_row - 1)  # reviews v2
+        await pilot.press("w")
+        await _settled(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v2"
+        await pilot.press("R")
+        prompt = screen.query_one("#rollout-prompt")
+        prompt.value = "step 50 interval 1s max-error 1% max-p99 500ms"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if not screen.rolling:
+                break
+        assert screen.message.startswith("promoted: v2 takes all traffic"), screen.message
+        assert [line.split(":")[0] for line in screen.progress[1:]] == ["step 1", "step 2"]
+        assert _weights(sim) == [0, 100, 0]

@@ -17,11 +17,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from meshtop.canary import PRESETS, Plan, Split, stable_index
-from meshtop.errors import ConflictError, MeshtopError
+from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
+from meshtop.rollout import Gates, rollout, workloads_behind
 
 BAR = 40
 
@@ -52,10 +53,24 @@ class ShiftScreen(ModalScreen[Plan | None]):
         Binding("a", "abort", "abort"),
         Binding("enter", "review", "review"),
         Binding("y", "apply", "apply", show=False),
+        Binding("R", "rollout", "rollout"),
+        Binding("s", "stop", "stop", show=False),
     ]
 
-    def __init__(self, store: Any, route: Route, rule: int, selected: int = 0) -> None:
+    def __init__(
+        self,
+        store: Any,
+        route: Route,
+        rule: int,
+        selected: int = 0,
+        rollout_with: tuple[Any, Any] | None = None,
+    ) -> None:
+        """`rollout_with`: the metrics source and the snapshot a rollout judges by."""
         super().__init__()
+        self.rollout_with = rollout_with
+        self.progress: list[str] = []
+        self.rolling = False
+        self._stop = False
         self.store = store  # read(kind, ns, name) and apply(plan, dry_run=…)
         self.route = route
         self.rule = rule
@@ -69,6 +84,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="shift"):
             yield Static(id="shift-body")
+            yield Input(
+                id="rollout-prompt", placeholder="step 10 interval 1m max-error 1% max-p99 500ms"
+            )
 
     def on_mount(self) -> None:
         self._draw()
@@ -100,6 +118,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
             keys = ("←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
                     "p promote  a abort  enter review  esc cancel")  # fmt: skip
             lines.append(Text(keys, style="dim"))
+        if self.progress:
+            lines += [Text(""), *(Text(line) for line in self.progress[-8:])]
         if self.message:
             lines += [Text(""), Text(self.message, style="bold")]
         self.query_one("#shift-body", Static).update(Group(*lines))
@@ -130,6 +150,14 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._edit(self.split.abort(stable_index(self.read)))
 
     def action_back(self) -> None:
+        if self.rolling:
+            self.message = "a rollout is running: s stops it between two steps"
+            self._draw()
+            return
+        prompt = self.query_one("#rollout-prompt", Input)
+        if prompt.has_class("shown"):
+            prompt.remove_class("shown")
+            return
         if self.reviewing:
             self.reviewing = False
             self._draw()
@@ -186,3 +214,114 @@ class ShiftScreen(ModalScreen[Plan | None]):
         else:
             self.message = f"not applied: {message.problem}"
         self._draw()
+
+    # -- a guarded rollout from here ---------------------------------------------------
+
+    def action_rollout(self) -> None:
+        """`R`: roll the selected destination out, step by step, inside the gates."""
+        if self.rolling or self.busy or self.rollout_with is None:
+            if self.rollout_with is None:
+                self.message = "no metrics to judge a rollout by here"
+                self._draw()
+            return
+        prompt = self.query_one("#rollout-prompt", Input)
+        prompt.value = "step 10 interval 1m max-error 1%"
+        prompt.add_class("shown")
+        prompt.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        try:
+            settings = _rollout_words(event.value)
+        except MeshtopError as exc:
+            self.message = str(exc)
+            self._draw()
+            return
+        self.rolling = True
+        self._stop = False
+        self.progress = []
+        self.message = "rolling out: s stops between two steps"
+        self._draw()
+        self._roll(self.split.names[self.selected], *settings)
+
+    def action_stop(self) -> None:
+        if self.rolling:
+            self._stop = True
+            self.message = "stopping at the next step…"
+            self._draw()
+
+    @work(thread=True, exclusive=True, group="rollout", exit_on_error=False)
+    def _roll(self, to: str, step: int, interval_s: float, gates: Gates) -> None:
+        assert self.rollout_with is not None
+        metrics, snapshot = self.rollout_with
+        route = self.route
+
+        async def sleep(seconds: float) -> None:
+            waited = 0.0
+            while waited < seconds:
+                if self._stop:
+                    raise _Stopped
+                await asyncio.sleep(min(0.2, seconds - waited))
+                waited += 0.2
+
+        def say(text: str) -> None:
+            self.app.call_from_thread(self._said, text)
+
+        try:
+            outcome = asyncio.run(
+                rollout(
+                    self.store, metrics, kind=route.kind, namespace=route.namespace,
+                    name=route.name, to=to, step=step, interval_s=interval_s, gates=gates,
+                    nodes=workloads_behind(snapshot), sleep=sleep, say=say,
+                    rule=str(self.rule),
+                )
+            )  # fmt: skip
+            text = outcome.reason
+        except _Stopped:
+            text = "stopped by you: the route is as the last step left it"
+        except MeshtopError as exc:
+            text = f"rollout not done: {exc}"
+        try:
+            now, _ = asyncio.run(self.store.read(route.kind, route.namespace, route.name))
+            text += f" (now {Split.of(now, now.rules[self.rule]).text()})"
+            self.app.call_from_thread(self._rolled, text, now)
+        except MeshtopError as exc:
+            self.app.call_from_thread(
+                self._rolled, f"{text}; the route could not be read: {exc}", None
+            )
+
+    def _said(self, text: str) -> None:
+        self.progress.append(text)
+        self._draw()
+
+    def _rolled(self, text: str, now: Route | None) -> None:
+        self.rolling = False
+        self.message = text
+        if now is not None:
+            self.route = now
+            self.read = self.split = Split.of(now, now.rules[self.rule])
+        self._draw()
+
+
+class _Stopped(Exception):
+    """The user stopped a rollout between two steps."""
+
+
+def _rollout_words(text: str) -> tuple[int, float, Gates]:
+    """`step 10 interval 1m max-error 1% max-p99 500ms`: the rollout's settings."""
+    from meshtop.gates import parse_gate
+    from meshtop.units import parse_duration
+
+    words = text.split()
+    given = dict(zip(words[::2], words[1::2], strict=False))
+    unknown = set(given) - {"step", "interval", "max-error", "max-p99"}
+    if unknown or len(words) % 2:
+        raise UsageError("write: step 10 interval 1m max-error 1% [max-p99 500ms]")
+    step = given.get("step", "10")
+    if not step.isdigit() or not 1 <= int(step) <= 100:
+        raise UsageError(f"step {step!r}: give 1 to 100 (percent per step)")
+    gates = Gates(
+        max_error_rate=parse_gate(f"error_rate>{given.get('max-error', '1%')}").value,
+        max_p99_ms=parse_gate(f"p99>{given['max-p99']}").value if "max-p99" in given else None,
+    )
+    return int(step), parse_duration(given.get("interval", "1m"), what="interval"), gates
