@@ -264,7 +264,10 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[3] for r in rows] == ["reviews v1", "reviews v2"]
         assert [r[7] for r in rows] == ["", ""]  # both subsets are in the DestinationRule
-        await pilot.press("w", "4", "enter", "y")  # v1 (selected) to 100%
+        await pilot.press("w")
+        await app.workers.wait_for_complete()  # the route is read again first
+        await pilot.pause()
+        await pilot.press("4", "enter", "y")  # v1 (selected) to 100%
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, ShiftScreen)

@@ -53,6 +53,7 @@ async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> N
         await _first_snapshot(app)
         await _to_reviews_v3(app, pilot)
         await pilot.press("w")
+        await _settled(app, pilot)  # the route is read again before the dialog opens
         screen = app.screen
         assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v3"
         await pilot.press("right_square_bracket", "full_stop", "plus")  # +10 +5 +1
@@ -75,7 +76,9 @@ async def test_a_concurrent_change_writes_nothing_and_shows_what_is_there(sim: S
     async with app.run_test(size=(120, 34)) as pilot:
         await _first_snapshot(app)
         await _to_reviews_v3(app, pilot)
-        await pilot.press("w", "4")  # v3 to 100%
+        await pilot.press("w")
+        await _settled(app, pilot)
+        await pilot.press("4")  # v3 to 100%
         screen = app.screen
         assert isinstance(screen, ShiftScreen) and screen.split.weights == (0, 0, 100)
         sim.set_weights("bookinfo", "reviews", {"v1": 80, "v2": 10, "v3": 10})  # someone else

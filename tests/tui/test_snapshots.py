@@ -217,6 +217,9 @@ def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
     app = _shift_app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("3", "down", "down", "down", "w", "right_square_bracket", "enter")
+        await pilot.press("3", "down", "down", "down", "w")
+        await app.workers.wait_for_complete()  # the route is read again before it opens
+        await pilot.pause()
+        await pilot.press("right_square_bracket", "enter")
 
     assert snap_compare(app, terminal_size=(110, 30), run_before=_ready(app, steps))

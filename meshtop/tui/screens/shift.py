@@ -38,6 +38,8 @@ class Done(Message):
 class ShiftScreen(ModalScreen[Plan | None]):
     """Dismissed with the plan it applied, or None."""
 
+    AUTO_FOCUS = ""  # the keys are the dialog's; its prompt takes focus only when shown
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back"),
         Binding("left,h", "select(-1)", "prev", show=False),
@@ -157,6 +159,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
         prompt = self.query_one("#rollout-prompt", Input)
         if prompt.has_class("shown"):
             prompt.remove_class("shown")
+            self.set_focus(None)
             return
         if self.reviewing:
             self.reviewing = False
@@ -231,6 +234,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.input.remove_class("shown")
+        self.set_focus(None)
         try:
             settings = _rollout_words(event.value)
         except MeshtopError as exc:
