@@ -118,7 +118,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             lines.append(Text("y apply   esc back to editing", style="bold"))
         else:
             keys = ("←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
-                    "p promote  a abort  enter review  esc cancel")  # fmt: skip
+                    "p promote  a abort  R rollout  enter review  esc cancel")  # fmt: skip
             lines.append(Text(keys, style="dim"))
         if self.progress:
             lines += [Text(""), *(Text(line) for line in self.progress[-8:])]
