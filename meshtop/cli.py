@@ -291,18 +291,19 @@ def console(
         config,
         {"refresh": refresh, "window": window, "theme": theme, **flags,
          "tracing.url": tracing, "tracing.tenant": tracing_tenant,
-         "read_only": read_only or None},
+         "read_only": read_only or None,
+         "kubernetes.context": context, "kubernetes.kubeconfig": kubeconfig},
     )  # fmt: skip
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)
         sim = _simulation(None, 1) if settings.prometheus is None else None
         sources = _sources(settings, sim)
-        if sim is None and (context is not None or kubeconfig is not None):
+        if sim is None and (settings.kube_context or settings.kubeconfig):
             from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
 
             assert settings.prometheus is not None
             sources.control_plane = KubernetesControlPlane(
-                KubeConfig(context=context, kubeconfig=kubeconfig,
+                KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
                            namespaces=settings.prometheus.namespaces, timeout_s=settings.timeout_s)
             )  # fmt: skip
         _run_console(sources, settings)
@@ -756,15 +757,16 @@ def shift(
     from meshtop.errors import ConflictError
     from meshtop.sources.kubernetes import KINDS, KubeConfig, KubernetesControlPlane, owner
 
-    settings = _settings(ctx, timeout=timeout)
+    settings = _settings(ctx, timeout=timeout, **{"kubernetes.context": context,
+                                                  "kubernetes.kubeconfig": kubeconfig})  # fmt: skip
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     namespace, sep, name = target.partition("/")
     if not sep or not namespace or not name or "/" in name:
         raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
     plane = KubernetesControlPlane(
-        KubeConfig(context=context, kubeconfig=kubeconfig, namespaces=(namespace,),
-                   timeout_s=settings.timeout_s)
+        KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
+                   namespaces=(namespace,), timeout_s=settings.timeout_s)
     )  # fmt: skip
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
 
@@ -873,7 +875,8 @@ def rollout(
     from meshtop.units import parse_duration
 
     settings = _settings(ctx, **{"prometheus.url": prometheus, "prometheus.dialect": dialect,
-                                 "timeout": timeout})  # fmt: skip
+                                 "timeout": timeout, "kubernetes.context": context,
+                                 "kubernetes.kubeconfig": kubeconfig})  # fmt: skip
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     namespace, sep, name = target.partition("/")
@@ -893,8 +896,8 @@ def rollout(
         from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
 
         store = KubernetesControlPlane(
-            KubeConfig(context=context, kubeconfig=kubeconfig, namespaces=(namespace,),
-                       timeout_s=settings.timeout_s)
+            KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
+                       namespaces=(namespace,), timeout_s=settings.timeout_s)
         )  # fmt: skip
         where = store.context
     if not yes:

@@ -95,6 +95,8 @@ class Settings:
     config_path: Path | None = None  # the file these came from, if any
     tracing: TracingConfig | None = None
     read_only: bool = False  # no write path at all: `meshtop shift` refuses
+    kube_context: str | None = None  # [kubernetes] context: the cluster routes come from
+    kubeconfig: Path | None = None  # [kubernetes] kubeconfig
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -183,7 +185,9 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _KEYS:
-            known = ", ".join(sorted([*_KEYS, "[health]", "[prometheus]", "[tracing]"]))
+            known = ", ".join(
+                sorted([*_KEYS, "[health]", "[kubernetes]", "[prometheus]", "[tracing]"])
+            )
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
         try:
@@ -317,6 +321,7 @@ def load(
     where = f"config file {path}"
     thresholds = _thresholds(file_values.pop("health", {}), where)
     tracing = _tracing(file_values.pop("tracing", {}), where, environ, flags or {})
+    kube = _kubernetes(file_values.pop("kubernetes", {}), where, environ, flags or {})
     file_prom = file_values.pop("prometheus", {})
     if not isinstance(file_prom, dict):
         raise UsageError(f"{where}: prometheus must be a table ([prometheus])")
@@ -348,7 +353,29 @@ def load(
         prometheus=_prometheus(layers, settings.timeout_s),
         thresholds=thresholds,
         tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),
+        kube_context=kube[0],
+        kubeconfig=kube[1],
     )
+
+
+def _kubernetes(
+    file: Any, where: str, environ: Mapping[str, str], flags: Mapping[str, Any]
+) -> tuple[str | None, Path | None]:
+    """[kubernetes] `context` and `kubeconfig`, then MESHTOP_CONTEXT, then --context and
+    --kubeconfig: the cluster the console reads routes from and writes weights to."""
+    if not isinstance(file, dict):
+        raise UsageError(f"{where}: kubernetes must be a table ([kubernetes])")
+    unknown = set(file) - {"context", "kubeconfig"}
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown kubernetes setting {sorted(unknown)[0]!r}; "
+            "known: context, kubeconfig"
+        )
+    context = (
+        flags.get("kubernetes.context") or environ.get("MESHTOP_CONTEXT") or file.get("context")
+    )
+    path = flags.get("kubernetes.kubeconfig") or file.get("kubeconfig")
+    return (str(context) if context else None), (_path(path).expanduser() if path else None)
 
 
 _TRACING_KEYS = ("backend", "url", "tenant", "headers")

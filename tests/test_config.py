@@ -39,7 +39,8 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
         ("refresh = ", "is not valid TOML"),
         (
             'colour = "red"',
-            r"unknown setting .colour.; known settings are \[health\], \[prometheus\], \[tracing\]",
+            r"unknown setting .colour.; known settings are \[health\], \[kubernetes\], "
+            r"\[prometheus\]",
         ),
         (
             "[prometheus]\nurl = 'http://p:9090'\nretries = 3",
@@ -209,4 +210,22 @@ def test_bad_tracing_settings(tmp_path: Path, content: str, message: str) -> Non
     path = tmp_path / "config.toml"
     path.write_text(content)
     with pytest.raises(UsageError, match=message):
+        load(config_file=path, environ={})
+
+
+def test_kubernetes_from_file_environment_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[kubernetes]\ncontext = "staging"\nkubeconfig = "~/kube/config"\n')
+    settings = load(config_file=path, environ={})
+    assert (
+        settings.kube_context == "staging"
+        and settings.kubeconfig == Path("~/kube/config").expanduser()
+    )
+    assert load(config_file=path, environ={"MESHTOP_CONTEXT": "prod"}).kube_context == "prod"
+    flagged = load(
+        {"kubernetes.context": "dev"}, config_file=path, environ={"MESHTOP_CONTEXT": "prod"}
+    )
+    assert flagged.kube_context == "dev"
+    path.write_text('[kubernetes]\ncluster = "x"\n')
+    with pytest.raises(UsageError, match="unknown kubernetes setting 'cluster'"):
         load(config_file=path, environ={})

@@ -98,6 +98,7 @@ class KubernetesControlPlane:
             raise UsageError(f"cannot use the kubeconfig: {str(exc).splitlines()[0]}") from None
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
         self._versions: dict[str, str] = {}  # group/plural -> the version that answered
         self.api_client = api_client
 
@@ -171,6 +172,22 @@ class KubernetesControlPlane:
                 out.setdefault(key, set()).update(
                     str(s.get("name")) for s in spec.get("subsets") or () if s.get("name")
                 )
+        return out
+
+    async def services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every Service: a route to a host with none is flagged."""
+        out: set[tuple[str, str]] = set()
+        for namespace in self.config.namespaces or ("",):
+            if namespace:
+                found = await self._call(
+                    f"list services in {namespace}",
+                    partial(self._core.list_namespaced_service, namespace),
+                )
+            else:
+                found = await self._call(
+                    "list services", self._core.list_service_for_all_namespaces
+                )
+            out |= {(item.metadata.namespace, item.metadata.name) for item in found.items}
         return out
 
     async def workloads(self) -> Sequence[Workload]:

@@ -5,6 +5,7 @@ backend never freezes the keyboard. Refreshing pauses while a dialog is open."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import sys
@@ -340,7 +341,13 @@ class MeshtopApp(App[None]):
         except MeshtopError:
             subsets = {}
         services_of = getattr(plane, "services", None)
-        services = services_of() if services_of is not None else None
+        services: Any = None
+        try:
+            services = services_of() if services_of is not None else None
+            if inspect.isawaitable(services):  # the cluster's is a call to make
+                services = await services
+        except MeshtopError:
+            services = None  # not known: no host is flagged for want of a service
         behind = workloads_behind(snapshot)
 
         def observed(route: Route, destination: str) -> float:

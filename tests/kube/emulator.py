@@ -41,6 +41,7 @@ class Emulator:
             "apps": {"v1"},
         }
         self.forbidden: set[tuple[str, str]] = set()  # (verb, namespace)
+        self.conflict_next = False  # answer the next write 409, as an update race would
         self.requests: list[dict[str, Any]] = []
         self._version = 1000
         self.lock = threading.Lock()
@@ -170,6 +171,17 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if verb == "get":
                 return self._send(200, e.objects[key])
+            if e.conflict_next:
+                e.conflict_next = False
+                return self._send(
+                    409,
+                    _status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {plural}.{group} "{name}": '
+                        "the object has been modified",
+                    ),
+                )
             if self.headers.get("Content-Type") != "application/json-patch+json":
                 return self._send(
                     415,

@@ -114,6 +114,24 @@ def test_a_concurrent_change_is_refused_never_overwritten(cluster: tuple[Emulato
     assert [d["weight"] for d in stored["spec"]["http"][0]["route"]] == [80, 20]
 
 
+def test_a_409_is_a_conflict_too(cluster: tuple[Emulator, Path]) -> None:
+    emulator, kubeconfig = cluster
+    plane = _plane(kubeconfig, "bookinfo")
+    plan = _plan(plane, "v1=50,v2=50")
+    emulator.conflict_next = True
+    with pytest.raises(ConflictError, match="the object has been modified"):
+        asyncio.run(plane.apply(plan))
+
+
+def test_services_are_listed_for_routes_to_hosts_without_one(
+    cluster: tuple[Emulator, Path],
+) -> None:
+    emulator, kubeconfig = cluster
+    emulator.load(ISTIO / "platform-kube" / "bookinfo.yaml")
+    services = asyncio.run(_plane(kubeconfig, "bookinfo").services())
+    assert {("bookinfo", "reviews"), ("bookinfo", "productpage")} <= services
+
+
 def test_rbac_and_missing_objects_are_clear(cluster: tuple[Emulator, Path]) -> None:
     emulator, kubeconfig = cluster
     plane = _plane(kubeconfig, "bookinfo")
