@@ -178,18 +178,24 @@ async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation
 
 
 async def test_refreshes_never_overlap(sim: Simulation) -> None:
-    """Pressing r while a slow refresh runs queues one more; it never starts a second."""
+    """Pressing r while a refresh runs queues one more; it never starts a second."""
+    import threading
+
     running = 0
     most = 0
+    held = threading.Event()  # the refresh r starts waits here until the presses are in
+    calls = 0
 
     class SlowMetrics:
         name = "slow"
 
         async def traffic(self, window_s: float) -> Traffic:
-            nonlocal running, most
+            nonlocal running, most, calls
+            calls += 1
             running += 1
             most = max(most, running)
-            await asyncio.sleep(0.4)
+            if calls == 2:
+                await asyncio.to_thread(held.wait, 10)
             running -= 1
             return await sim.metrics.traffic(window_s)
 
@@ -198,10 +204,14 @@ async def test_refreshes_never_overlap(sim: Simulation) -> None:
     app = MeshtopApp(SlowMetrics(), sim.control_plane, settings=Settings(refresh_s=30))
     async with app.run_test(message_hook=hook) as pilot:
         await _first_snapshot(app)
-        await pilot.press("r")  # starts a refresh that takes 0.2s
+        await pilot.press("r")  # starts a refresh, held until the presses below are in
         for _ in range(3):
             await pilot.press("r")  # each only asks for one more after it
-        await asyncio.sleep(1.0)
+        held.set()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(ready) >= 3 and not running:
+                break
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert most == 1
