@@ -346,7 +346,7 @@ def test_on_a_terminal_progress_goes_to_stderr_and_the_report_to_stdout(tmp_path
     out = tmp_path / "report.csv"
     with out.open("w") as stdout:
         done = subprocess.run(
-            [sys.executable, "-m", "meshtop", "export", "--demo", "--services", "4000",
+            [sys.executable, "-m", "meshtop", "export", "--demo", "--services", "8000",
              "-f", "csv"],
             stdout=stdout, stderr=follower, stdin=subprocess.DEVNULL, timeout=120, check=False,
         )  # fmt: skip
