@@ -37,6 +37,19 @@ def record(entry: Mapping[str, Any]) -> Path:
     return where
 
 
+def describe(plan: Any, context: str) -> dict[str, Any]:
+    """What an audit line says of a weight change: where, which rule, from what to what."""
+    route = plan.route
+    return {
+        "context": context,
+        "resource": f"{route.kind} {route.namespace}/{route.name}",
+        "rule": plan.rule,
+        "resource_version": route.resource_version,
+        "before": dict(zip(plan.before.names, plan.before.weights, strict=True)),
+        "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
+    }
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -59,15 +72,7 @@ class AuditedStore:
     async def apply(self, plan: Any, *, dry_run: bool = False) -> Any:
         from meshtop.errors import MeshtopError
 
-        entry = {
-            "context": self.context,
-            "resource": f"{plan.route.kind} {plan.route.namespace}/{plan.route.name}",
-            "rule": plan.rule,
-            "resource_version": plan.route.resource_version,
-            "before": dict(zip(plan.before.names, plan.before.weights, strict=True)),
-            "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
-            "by": self.by,
-        }
+        entry = {**describe(plan, self.context), "by": self.by}
         try:
             applied = await self.store.apply(plan, dry_run=dry_run)
         except MeshtopError as exc:

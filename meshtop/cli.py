@@ -771,26 +771,18 @@ def shift(
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
 
     async def read() -> tuple[Route, dict[str, Any]]:
-        for i, k in enumerate(kinds):
+        for k in kinds[:-1]:  # whichever kind exists; the last one's error is the one said
             try:
                 return await plane.read(k, namespace, name)
             except UsageError:
-                if i == len(kinds) - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return await plane.read(kinds[-1], namespace, name)
 
     route, obj = asyncio.run(read())
     index = rule_index(route, rule)
     before = Split.of(route, route.rules[index])
     plan = Plan(route, index, before, parse_set(weights, before))
-    entry: dict[str, Any] = {
-        "context": plane.context,
-        "resource": f"{route.kind} {namespace}/{name}",
-        "rule": index,
-        "resource_version": route.resource_version,
-        "before": dict(zip(before.names, before.weights, strict=True)),
-        "after": dict(zip(plan.after.names, plan.after.weights, strict=True)),
-    }
+    entry = audit.describe(plan, plane.context)
     steered = owner(obj)
     if steered and not force:
         audit.record({**entry, "outcome": f"refused: steered by {steered}"})

@@ -197,7 +197,8 @@ class MeshtopApp(App[None]):
         healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
         self._failures = 0 if healthy else self._failures + 1
         self._table().show(message.snapshot)
-        self.run_worker(self._show_routes(message.snapshot), group="routes", exclusive=True)
+        if self._main(TabbedContent).active == "routes-tab":  # read only when it shows
+            self.run_worker(self._show_routes(message.snapshot), group="routes", exclusive=True)
         self._redraw_graph()
         self._show_status()
         self._finished()
@@ -326,6 +327,9 @@ class MeshtopApp(App[None]):
             tab, self._main(DataTable, "#routes")
         )
         widget.focus()
+        if tab == "routes" and self.snapshot is not None:
+            # subsets and Services are read from the cluster only while this tab shows
+            self.run_worker(self._show_routes(self.snapshot), group="routes", exclusive=True)
 
     # -- routes and weights ------------------------------------------------------------
 
