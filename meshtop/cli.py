@@ -70,6 +70,15 @@ ServicesOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated mesh.")]
+ClustersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--clusters",
+        min=1,
+        max=3,
+        help="Simulate the mesh over 2 or 3 clusters (east, west, south), multi-primary.",
+    ),
+]
 PrometheusOpt = Annotated[
     str | None,
     typer.Option(
@@ -137,6 +146,15 @@ class Given:
     flags: dict[str, Any] = field(default_factory=dict)
 
 
+def _contexts(given: list[str] | None) -> dict[str, Any]:
+    """`--context`: one names the cluster; two or more, the clusters of one view."""
+    contexts = tuple(given or ())
+    return {
+        "kubernetes.context": contexts[0] if len(contexts) == 1 else None,
+        "kubernetes.contexts": contexts,
+    }
+
+
 def _backend_flags(
     prometheus: str | None,
     dialect: str | None,
@@ -173,12 +191,17 @@ def _settings(ctx: typer.Context, **flags: Any) -> Settings:
     return load({**given.flags, **mine}, config_file=given.config)
 
 
-def _simulation(services: int | None, seed: int, at: float | None = None) -> Simulation:
-    """The simulated mesh; at a fixed moment `at`, as `--at` asks, else live."""
+def _simulation(
+    services: int | None, seed: int, at: float | None = None, clusters: int | None = None
+) -> Simulation:
+    """The simulated mesh, on one cluster or `clusters`; at a fixed moment `at`, as
+    `--at` asks, else live."""
     from meshtop.sim.sources import Simulation
-    from meshtop.sim.topology import bookinfo, generated
+    from meshtop.sim.topology import DEMO_CLUSTERS, bookinfo, generated, spread
 
     mesh = generated(services, seed) if services else bookinfo()
+    if clusters and clusters > 1:
+        mesh = spread(mesh, DEMO_CLUSTERS[:clusters])
     return Simulation(mesh) if at is None else Simulation(mesh, clock=lambda: at)
 
 
@@ -194,24 +217,81 @@ class Sources:
 def _sources(settings: Settings, sim: Simulation | None, at: float | None = None) -> Sources:
     if sim is not None:
         return Sources(sim.metrics, sim.control_plane, True, sim.clock, sim.traces)
-    if settings.prometheus is None:
+    from meshtop.sources.prometheus import PrometheusMetrics
+
+    clock = time.time if at is None else (lambda: at)
+    clusters = settings.clusters
+    own = [c for c in clusters if c.prometheus is not None]
+    if own and len(own) != len(clusters):
+        raise UsageError(
+            f"cluster {next(c.name for c in clusters if c.prometheus is None)} has no "
+            "prometheus of its own: give every cluster its own, or none (one aggregated "
+            "backend, [prometheus] url)"
+        )
+    metrics: MetricsSource
+    if own:
+        from meshtop.federation import FederatedMetrics
+
+        each = {c.name: PrometheusMetrics(c.prometheus, at=at) for c in own if c.prometheus}
+        metrics = FederatedMetrics(each) if len(each) > 1 else next(iter(each.values()))
+    elif settings.prometheus is None:
         raise UsageError(
             "no metrics backend is configured: give --prometheus URL (or [prometheus] url "
             "in the config file), or --demo for the simulated mesh"
         )
-    from meshtop.sources.prometheus import PrometheusMetrics
+    else:
+        metrics = PrometheusMetrics(settings.prometheus, at=at)
+    return Sources(metrics, _control_plane(settings), False, clock, _traces(settings))
 
-    clock = time.time if at is None else (lambda: at)
-    metrics = PrometheusMetrics(settings.prometheus, at=at)
-    return Sources(metrics, None, False, clock, _traces(settings))
+
+def _control_plane(settings: Settings) -> ControlPlane | None:
+    """The cluster of [kubernetes] context (or --context), or one control plane per
+    cluster of several; None when no cluster is named."""
+    namespaces = settings.prometheus.namespaces if settings.prometheus else ()
+    if settings.clusters:
+        from meshtop.federation import FederatedControlPlane
+
+        planes = _cluster_planes(settings, namespaces)
+        return FederatedControlPlane(planes) if len(planes) > 1 else next(iter(planes.values()))
+    if settings.kube_context or settings.kubeconfig:
+        from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+
+        return KubernetesControlPlane(
+            KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
+                       namespaces=namespaces, timeout_s=settings.timeout_s)
+        )  # fmt: skip
+    return None
+
+
+def _cluster_planes(settings: Settings, namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """A Kubernetes control plane per configured cluster, by cluster name."""
+    from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+
+    return {
+        c.name: KubernetesControlPlane(
+            KubeConfig(
+                context=c.context,
+                kubeconfig=c.kubeconfig,
+                cluster=c.name,
+                namespaces=namespaces,
+                timeout_s=settings.timeout_s,
+            )
+        )
+        for c in settings.clusters
+    }
 
 
 def _traces(settings: Settings) -> TraceSource | None:
-    if settings.tracing is None:
-        return None
     from meshtop.sources.traces import trace_source
 
-    return trace_source(settings.tracing)
+    own = {c.name: trace_source(c.tracing) for c in settings.clusters if c.tracing is not None}
+    if len(own) > 1:
+        from meshtop.federation import FederatedTraces
+
+        return FederatedTraces(own)
+    if own:
+        return next(iter(own.values()))
+    return trace_source(settings.tracing) if settings.tracing is not None else None
 
 
 def _run_console(sources: Sources, settings: Settings) -> None:
@@ -265,9 +345,11 @@ def console(
     tracing: TracingOpt = None,
     tracing_tenant: TenantOpt = None,
     context: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--context", help="Read routes from this kubeconfig context (and write weights)."
+            "--context",
+            help="Read routes from this kubeconfig context (and write weights); repeat it "
+            "for one view over several clusters.",
         ),
     ] = None,
     kubeconfig: Annotated[
@@ -292,21 +374,13 @@ def console(
         {"refresh": refresh, "window": window, "theme": theme, **flags,
          "tracing.url": tracing, "tracing.tenant": tracing_tenant,
          "read_only": read_only or None,
-         "kubernetes.context": context, "kubernetes.kubeconfig": kubeconfig},
+         **_contexts(context), "kubernetes.kubeconfig": kubeconfig},
     )  # fmt: skip
     if ctx.invoked_subcommand is None:
         settings = _settings(ctx)
-        sim = _simulation(None, 1) if settings.prometheus is None else None
-        sources = _sources(settings, sim)
-        if sim is None and (settings.kube_context or settings.kubeconfig):
-            from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
-
-            assert settings.prometheus is not None
-            sources.control_plane = KubernetesControlPlane(
-                KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
-                           namespaces=settings.prometheus.namespaces, timeout_s=settings.timeout_s)
-            )  # fmt: skip
-        _run_console(sources, settings)
+        configured = settings.prometheus is not None or any(c.prometheus for c in settings.clusters)
+        sim = None if configured else _simulation(None, 1)
+        _run_console(_sources(settings, sim), settings)
 
 
 @app.command()
@@ -314,13 +388,15 @@ def demo(
     ctx: typer.Context,
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
+    clusters: ClustersOpt = None,
     refresh: RefreshOpt = None,
     window: WindowOpt = None,
     theme: ThemeOpt = None,
 ) -> None:
-    """Open the console on the simulated mesh (Bookinfo, or --services N)."""
+    """Open the console on the simulated mesh (Bookinfo, or --services N; on several
+    clusters with --clusters N)."""
     settings = _settings(ctx, refresh=refresh, window=window, theme=theme)
-    _run_console(_sources(settings, _simulation(services, seed)), settings)
+    _run_console(_sources(settings, _simulation(services, seed, clusters=clusters)), settings)
 
 
 @app.command()
@@ -334,6 +410,7 @@ def export(
     demo: Annotated[bool, typer.Option("--demo", help="Export the simulated mesh.")] = False,
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
+    clusters: ClustersOpt = None,
     window: WindowOpt = None,
     at: Annotated[
         str | None,
@@ -382,7 +459,10 @@ def export(
     render = renderer(fmt.value)
     gates = [parse_gate(text) for text in fail_on or ()]
     moment = parse_moment(at) if at is not None else None
-    sources = _sources(settings, _simulation(services, seed, moment) if demo else None, moment)
+    if clusters and not demo:
+        raise UsageError("--clusters simulates a mesh: give it with --demo")
+    sim = _simulation(services, seed, moment, clusters) if demo else None
+    sources = _sources(settings, sim, moment)
     namespaces = (
         settings.prometheus.namespaces
         if settings.prometheus and not demo
@@ -736,7 +816,12 @@ def shift(
         bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
     ] = False,
     context: Annotated[
-        str | None, typer.Option("--context", help="The kubeconfig context (default: current).")
+        list[str] | None,
+        typer.Option(
+            "--context",
+            help="The kubeconfig context (default: current); repeat it to change the "
+            "route's copy in each of several clusters.",
+        ),
     ] = None,
     kubeconfig: Annotated[
         Path | None,
@@ -757,20 +842,16 @@ def shift(
     from meshtop.errors import ConflictError
     from meshtop.sources.kubernetes import KINDS, KubeConfig, KubernetesControlPlane, owner
 
-    settings = _settings(ctx, timeout=timeout, **{"kubernetes.context": context,
-                                                  "kubernetes.kubeconfig": kubeconfig})  # fmt: skip
+    settings = _settings(ctx, timeout=timeout, **_contexts(context),
+                         **{"kubernetes.kubeconfig": kubeconfig})  # fmt: skip
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     namespace, sep, name = target.partition("/")
     if not sep or not namespace or not name or "/" in name:
         raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
-    plane = KubernetesControlPlane(
-        KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
-                   namespaces=(namespace,), timeout_s=settings.timeout_s)
-    )  # fmt: skip
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
 
-    async def read() -> tuple[Route, dict[str, Any]]:
+    async def read(plane: KubernetesControlPlane) -> tuple[Route, dict[str, Any]]:
         for k in kinds[:-1]:  # whichever kind exists; the last one's error is the one said
             try:
                 return await plane.read(k, namespace, name)
@@ -778,7 +859,18 @@ def shift(
                 continue
         return await plane.read(kinds[-1], namespace, name)
 
-    route, obj = asyncio.run(read())
+    if settings.clusters:
+        planes = _cluster_planes(settings, (namespace,))
+        code = _shift_copies(planes, read, target, weights, rule, dry_run=dry_run, yes=yes,
+                             force=force)  # fmt: skip
+        if code:
+            raise typer.Exit(code)
+        return
+    plane = KubernetesControlPlane(
+        KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
+                   namespaces=(namespace,), timeout_s=settings.timeout_s)
+    )  # fmt: skip
+    route, obj = asyncio.run(read(plane))
     index = rule_index(route, rule)
     before = Split.of(route, route.rules[index])
     plan = Plan(route, index, before, parse_set(weights, before))
@@ -822,6 +914,88 @@ def shift(
         {**entry, "outcome": "applied", "new_resource_version": applied.resource_version}
     )
     typer.echo(f"applied: resourceVersion {applied.resource_version} (audit log {where})")
+
+
+def _shift_copies(
+    planes: dict[str, Any],
+    read: Callable[[Any], Any],
+    target: str,
+    weights: str,
+    rule: str | None,
+    *,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+) -> int:
+    """`meshtop shift` over several clusters: every copy of the route read, changed to
+    the same weights, each checked by its own server, then each written against the
+    version it was read at. Returns the exit code: 0 all written (or checked), 4 a copy
+    changed underneath, 3 a cluster could not be read or written."""
+    import asyncio
+
+    from meshtop import audit, copies
+    from meshtop.canary import parse_set, rule_index
+    from meshtop.errors import EXIT_CONFLICT
+    from meshtop.federation import where
+    from meshtop.sources.kubernetes import owner
+
+    async def read_all() -> list[Any]:
+        return await asyncio.gather(*(read(p) for p in planes.values()), return_exceptions=True)
+
+    found: dict[str, Route] = {}
+    unread: dict[str, str] = {}
+    steered: list[str] = []
+    for cluster, answer in zip(planes, asyncio.run(read_all()), strict=True):
+        if isinstance(answer, MeshtopError):
+            unread[cluster] = str(answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            found[cluster] = answer[0]
+            who = owner(answer[1])
+            if who:
+                steered.append(f"{cluster} (by {who})")
+    for cluster, why in unread.items():
+        typer.echo(f"{cluster}: cannot read {target}: {why}")
+    if not found:
+        raise UsageError(f"no cluster has {target}: {next(iter(unread.values()))}")
+    if steered and not force:
+        raise UsageError(
+            f"{target} is steered in {', '.join(steered)}: a change there would be undone or "
+            "fight it; give --force to change it all the same"
+        )
+    plans = copies.plans(
+        found, lambda r: rule_index(r, rule), lambda before: parse_set(weights, before)
+    )
+    stores = {c: audit.AuditedStore(planes[c], where(planes[c]), by="shift") for c in plans}
+    for cluster, plan in plans.items():
+        r = plan.route
+        typer.echo(f"{cluster}: {r.kind} {r.namespace}/{r.name} (resourceVersion "
+                   f"{r.resource_version})")  # fmt: skip
+        typer.echo("\n".join("  " + line for line in plan.diff()))
+    if not any(p.changed for p in plans.values()):
+        typer.echo("nothing to change")
+        return 3 if unread else 0
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
+        if not typer.confirm(f"apply to {', '.join(plans)}?", default=False):
+            for cluster, plan in plans.items():
+                audit.record({**audit.describe(plan, where(planes[cluster])), "by": "shift",
+                              "outcome": "declined"})  # fmt: skip
+            typer.echo("nothing was written")
+            return 0
+    outcomes = asyncio.run(copies.apply_all(stores, plans, dry_run=dry_run))
+    for o in outcomes:
+        version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
+        typer.echo(f"{o.cluster}: {o.result}{version}")
+    if dry_run and all(o.ok for o in outcomes):
+        typer.echo("dry run: every server accepted the change; nothing was written")
+    else:
+        typer.echo(copies.summary(outcomes) + (f"; {', '.join(unread)} not read" if unread else ""))
+    if any(o.result.startswith("conflict") for o in outcomes):
+        return EXIT_CONFLICT
+    return 3 if unread or not all(o.ok for o in outcomes) else 0
 
 
 @app.command()
@@ -947,12 +1121,26 @@ def sim_serve(
     ] = SimDialect.istio,
     services: ServicesOpt = None,
     seed: SeedOpt = 1,
+    clusters: ClustersOpt = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="With --clusters: only what this cluster's proxies report, as its own "
+            "Prometheus scrapes them.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the simulated mesh's traffic as the mesh's proxies would, at /metrics."""
     from meshtop.sim.exposition import MeshExposition
     from meshtop.sim.server import MetricsServer
 
-    exposition = MeshExposition(_simulation(services, seed), dialect.value)
+    sim = _simulation(services, seed, clusters=clusters)
+    if cluster is not None and cluster not in sim.mesh.clusters:
+        raise UsageError(
+            f"no cluster {cluster!r} in the simulated mesh; it has {', '.join(sim.mesh.clusters)}"
+        )
+    exposition = MeshExposition(sim, dialect.value, cluster=cluster)
     try:
         server = MetricsServer(exposition, host, port)
     except OSError as exc:

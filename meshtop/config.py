@@ -85,6 +85,19 @@ class PrometheusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """One cluster of several: `name` as the mesh names it (Istio's cluster ID, the
+    `source_cluster` of its metrics), the kubeconfig context its control plane is
+    reached through, and its own metrics and trace backends, if it has them."""
+
+    name: str
+    context: str | None = None
+    kubeconfig: Path | None = None
+    prometheus: PrometheusConfig | None = None
+    tracing: TracingConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     refresh_s: float = 2.0  # how often the TUI asks the sources again
     window_s: float = 60.0  # the window rates and latencies are computed over
@@ -97,6 +110,7 @@ class Settings:
     read_only: bool = False  # no write path at all: `meshtop shift` refuses
     kube_context: str | None = None  # [kubernetes] context: the cluster routes come from
     kubeconfig: Path | None = None  # [kubernetes] kubeconfig
+    clusters: tuple[ClusterConfig, ...] = ()  # [[clusters]] or --context twice or more
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -186,8 +200,11 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     for key, value in values.items():
         if key not in _KEYS:
             known = ", ".join(
-                sorted([*_KEYS, "[health]", "[kubernetes]", "[prometheus]", "[tracing]"])
-            )
+                sorted(
+                    [*_KEYS, "[[clusters]]", "[health]", "[kubernetes]", "[prometheus]",
+                     "[tracing]"]
+                )
+            )  # fmt: skip
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
         try:
@@ -322,6 +339,7 @@ def load(
     thresholds = _thresholds(file_values.pop("health", {}), where)
     tracing = _tracing(file_values.pop("tracing", {}), where, environ, flags or {})
     kube = _kubernetes(file_values.pop("kubernetes", {}), where, environ, flags or {})
+    file_clusters = file_values.pop("clusters", [])
     file_prom = file_values.pop("prometheus", {})
     if not isinstance(file_prom, dict):
         raise UsageError(f"{where}: prometheus must be a table ([prometheus])")
@@ -348,14 +366,82 @@ def load(
         env_prom,
         _prometheus_values(flag_prom, "command line"),
     ]
+    prometheus = _prometheus(layers, settings.timeout_s)
+    clusters = _clusters(
+        file_clusters, where, (flags or {}).get("kubernetes.contexts", ()), kube[1], prometheus
+    )
     return replace(
         settings,
-        prometheus=_prometheus(layers, settings.timeout_s),
+        prometheus=prometheus,
         thresholds=thresholds,
         tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),
         kube_context=kube[0],
         kubeconfig=kube[1],
+        clusters=tuple(
+            replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s)) if c.tracing else c
+            for c in clusters
+        ),
     )
+
+
+_CLUSTER_KEYS = ("name", "context", "kubeconfig", "prometheus", "tracing")
+
+
+def _clusters(
+    file: Any,
+    where: str,
+    contexts: tuple[str, ...],
+    kubeconfig: Path | None,
+    prometheus: PrometheusConfig | None,
+) -> list[ClusterConfig]:
+    """The clusters of a multi-cluster mesh: the file's `[[clusters]]` tables, or, given
+    `--context` twice or more, those contexts (each the file's cluster of that name or
+    context, else a cluster named after the context). A cluster's `prometheus` is a URL;
+    everything else about reaching it (auth, headers, CA, dialect) is [prometheus]'s."""
+    if not isinstance(file, list) or not all(isinstance(t, dict) for t in file):
+        raise UsageError(f"{where}: clusters must be tables ([[clusters]] with name = …)")
+    known: list[ClusterConfig] = []
+    for i, table in enumerate(file):
+        unknown = set(table) - set(_CLUSTER_KEYS)
+        if unknown:
+            raise UsageError(
+                f"{where}: cluster {i + 1}: unknown setting {sorted(unknown)[0]!r}; "
+                f"known: {', '.join(_CLUSTER_KEYS)}"
+            )
+        name = table.get("name")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise UsageError(f"{where}: cluster {i + 1} needs a name (no '/' in it)")
+        url = table.get("prometheus")
+        own: PrometheusConfig | None = None
+        if url is not None:
+            base = prometheus or PrometheusConfig(url=str(url))
+            own = replace(base, url=str(url))
+        trace = table.get("tracing")
+        known.append(
+            ClusterConfig(
+                name=name,
+                context=str(table["context"]) if table.get("context") else name,
+                kubeconfig=_path(table["kubeconfig"]) if table.get("kubeconfig") else kubeconfig,
+                prometheus=own,
+                tracing=parse_tracing(str(trace), {}) if trace else None,
+            )
+        )
+    names = [c.name for c in known]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UsageError(f"{where}: cluster {twice!r} is named twice")
+    if not contexts:
+        return known
+    if len(contexts) == 1:  # one cluster, as [kubernetes] context says
+        return []
+    chosen = [
+        next((c for c in known if context in (c.name, c.context)), None)
+        or ClusterConfig(name=context, context=context, kubeconfig=kubeconfig)
+        for context in dict.fromkeys(contexts)
+    ]
+    if len(chosen) < 2:
+        raise UsageError("give two or more different --context for several clusters")
+    return chosen
 
 
 def _kubernetes(

@@ -43,6 +43,7 @@ class ViewNode:
     kind: NodeKind
     members: tuple[str, ...]  # snapshot node ids it stands for
     health: Health = Health.IDLE
+    cluster: str = ""  # "" for a peer outside every cluster (unknown, external)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class ViewEdge:
     stats: EdgeStats
     members: tuple[tuple[str, str], ...]  # snapshot edges it stands for
     health: Health = Health.IDLE
+    crosses: bool = False  # from one cluster to another
 
     @property
     def key(self) -> tuple[str, str]:
@@ -130,6 +132,8 @@ def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
 class ViewOptions:
     grouping: Grouping = Grouping.VERSIONED_APP
     collapsed: set[str] = field(default_factory=set)  # namespaces drawn as one box
+    collapsed_clusters: set[str] = field(default_factory=set)  # clusters drawn as one box
+    cluster: str = ""  # only this cluster's nodes, and what they call or are called by
     filter: str = ""
     focus: tuple[tuple[str, ...], int] | None = None  # (nodes, hops)
     thresholds: Thresholds = DEFAULT_THRESHOLDS
@@ -139,7 +143,10 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     """The graph to draw for `snapshot` under `options`."""
     node_of: dict[str, tuple[str, str]] = {}
     for node_id, w in snapshot.nodes.items():
-        if w.namespace in options.collapsed and w.kind is not NodeKind.UNKNOWN:
+        inside = w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
+        if w.cluster in options.collapsed_clusters and inside:
+            node_of[node_id] = (f"{w.cluster}/*/*", f"{w.cluster} (all)")
+        elif w.namespace in options.collapsed and w.kind is not NodeKind.UNKNOWN:
             node_of[node_id] = (f"{w.cluster}/{w.namespace}/*", f"{w.namespace} (all)")
         else:
             node_of[node_id] = _group_of(w, options.grouping)
@@ -147,12 +154,15 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     labels: dict[str, str] = {}
     namespaces: dict[str, str] = {}
     kinds: dict[str, NodeKind] = {}
+    clusters: dict[str, str] = {}
     for node_id, (view_id, label) in node_of.items():
         w = snapshot.nodes[node_id]
         members[view_id].append(node_id)
         labels[view_id] = label
-        namespaces[view_id] = w.namespace
+        collapsed = view_id.endswith("/*/*")
+        namespaces[view_id] = "*" if collapsed else w.namespace
         kinds[view_id] = w.kind
+        clusters[view_id] = w.cluster if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL) else ""
     grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
     for e in snapshot.edges:
         a, b = node_of[e.source][0], node_of[e.destination][0]
@@ -161,9 +171,11 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     edges: dict[tuple[str, str], ViewEdge] = {}
     for key, es in grouped.items():
         stats = merge_stats([e.stats for e in es])
+        a, b = clusters[key[0]], clusters[key[1]]
         edges[key] = ViewEdge(
-            key[0], key[1], stats, tuple(e.key for e in es), edge_health(stats, options.thresholds)
-        )
+            key[0], key[1], stats, tuple(e.key for e in es),
+            edge_health(stats, options.thresholds), crosses=bool(a and b and a != b),
+        )  # fmt: skip
     inbound: dict[str, list[Health]] = defaultdict(list)
     outbound: dict[str, list[Health]] = defaultdict(list)
     for ve in edges.values():
@@ -177,15 +189,40 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
             kinds[v],
             tuple(sorted(members[v])),
             worst(inbound.get(v) or outbound.get(v) or ()),
+            clusters[v],
         )
         for v in members
     }
     view = GraphView(nodes, edges)
+    if options.cluster:
+        view = in_cluster(view, options.cluster)
     if options.filter:
         view = apply_filter(view, options.filter)
     if options.focus is not None:
         view = focus(view, *options.focus)
     return view
+
+
+def clusters_of(snapshot: MeshSnapshot) -> list[str]:
+    """The clusters the snapshot's nodes are in, in order of name."""
+    return sorted(
+        {
+            w.cluster
+            for w in snapshot.nodes.values()
+            if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
+        }
+    )
+
+
+def in_cluster(view: GraphView, cluster: str) -> GraphView:
+    """A cluster's nodes, the calls from and to them, and the nodes at the other ends
+    (in other clusters, or outside every cluster)."""
+    if not any(v.cluster == cluster for v in view.nodes.values()):
+        known = sorted({v.cluster for v in view.nodes.values() if v.cluster})
+        raise UsageError(f"no cluster {cluster!r} in the graph; there are {', '.join(known)}")
+    mine = {n for n, v in view.nodes.items() if v.cluster == cluster}
+    edges = {k for k in view.edges if k[0] in mine or k[1] in mine}
+    return _drop_idle(view, mine | {x for k in edges for x in k}, edges)
 
 
 def _drop_idle(

@@ -1,6 +1,7 @@
 """Where the topology graph's boxes and lines go, in terminal cells: layered left to right
 in the spirit of Sugiyama (cycles broken, longest-path layers, long edges through dummy
-slots, barycentre sweeps against crossings), one horizontal band per namespace. Computed
+slots, barycentre sweeps against crossings), one horizontal band per namespace, and the
+bands of one cluster inside a box of their own (a group `cluster/namespace`). Computed
 from the topology alone, so a change of numbers never moves a box; seeded with the
 previous layout, so a node that comes or goes leaves the rest where they were."""
 
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 NODE_HEIGHT = 3  # border, label, border; taller where more lines come in or go out
 GAP = 14  # columns between layers: room for edge labels and the vertical runs
 BAND_PAD = 1  # rows inside a namespace box, above and below its slots
+CLUSTER_PAD = 2  # columns between a cluster's box and its namespaces' boxes
 SWEEPS = 4
 
 
@@ -56,6 +58,7 @@ class Layout:
     group_order: tuple[str, ...]
     width: int
     height: int
+    clusters: dict[str, Box] = field(default_factory=dict)  # cluster -> box around its bands
 
     @staticmethod
     def topology_key(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Hashable:
@@ -122,7 +125,8 @@ def layout(
     previous: Layout | None = None,
 ) -> Layout:
     """Lay out `nodes` (ids) and `edges` (source, destination). `label` gives a node's
-    text (its box is that wide plus borders); `group` its namespace band."""
+    text (its box is that wide plus borders); `group` its namespace band, or
+    `cluster/namespace` for a band inside its cluster's box."""
     node_list = sorted(set(nodes))
     known = set(node_list)
     edge_list = sorted({(u, v) for u, v in edges if u != v and u in known and v in known})
@@ -139,6 +143,12 @@ def layout(
         groups,
         key=lambda g: (before.get(g, len(before)), min(layer[n] for n in groups[g]), g),
     )
+    # A cluster's bands together, the clusters in the order of their first band; bands
+    # outside every cluster (unknown peers, external hosts) last.
+    cluster_of = {g: g.rpartition("/")[0] for g in group_order}
+    first = {c: i for i, c in reversed(list(enumerate(cluster_of[g] for g in group_order)))}
+    group_order.sort(key=lambda g: (not cluster_of[g], first[cluster_of[g]]))
+    inset = CLUSTER_PAD if any(cluster_of.values()) else 0
 
     # Long edges run through one dummy slot per layer they cross, in the source's band.
     slot_group = {n: group(n) for n in node_list}
@@ -247,7 +257,7 @@ def layout(
         leaving[layer[a]] += 1
     gap = [max(GAP, n + 6) for n in leaving]
     col_x = []
-    x = 2  # inside the band's border
+    x = 2 + inset  # inside the band's border (and the cluster's)
     for lay, w in enumerate(col_width):
         col_x.append(x)
         x += max(w, 1) + gap[lay]
@@ -256,9 +266,14 @@ def layout(
     boxes: dict[str, Box] = {}
     dummy_row: dict[str, int] = {}
     group_boxes: dict[str, Box] = {}
+    cluster_boxes: dict[str, Box] = {}
     order: dict[str, tuple[int, int]] = {}
     y = 0
-    for g in group_order:
+    for k, g in enumerate(group_order):
+        cluster = cluster_of[g]
+        if cluster and (k == 0 or cluster_of[group_order[k - 1]] != cluster):
+            cluster_top = y
+            y += 1  # the cluster's border row
         top = y + 1 + BAND_PAD  # the band's border row, then padding
         deepest = top  # the last row anything in the band takes
         for lay in range(n_layers):
@@ -274,8 +289,12 @@ def layout(
                     deepest = max(deepest, row)
                     row += 2
         bottom = deepest + BAND_PAD + 1  # padding, then the border row
-        group_boxes[g] = Box(0, y, total_width + 2, bottom - y + 1)
+        group_boxes[g] = Box(inset, y, total_width + 2 - inset, bottom - y + 1)
         y = bottom + 2
+        if cluster and (k == len(group_order) - 1 or cluster_of[group_order[k + 1]] != cluster):
+            height = bottom + 2 - cluster_top
+            cluster_boxes[cluster] = Box(0, cluster_top, total_width + 2 + inset, height)
+            y += 1  # the cluster's bottom border took the gap's row
 
     # Port rows, in the order of the other ends, top to bottom: fewer crossings at a box.
     def other_end_row(s: str) -> int:
@@ -339,6 +358,7 @@ def layout(
         routes=routes,
         order=order,
         group_order=tuple(group_order),
-        width=total_width + 2,
+        width=total_width + 2 + inset,
         height=max(y - 1, 0),
+        clusters=cluster_boxes,
     )

@@ -9,9 +9,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from meshtop.errors import BackendError, MeshtopError
+from meshtop.federation import FederatedControlPlane, FederatedMetrics, merge_traffic
 from meshtop.model import (
     Edge,
     MeshSnapshot,
@@ -59,6 +61,21 @@ async def _ask(
     return None, SourceHealth(name, SourceState.FAILED, checked, reason, took)
 
 
+def _members(source: Any) -> dict[str, Any]:
+    """A federation's members by cluster, or the one source under the cluster ""."""
+    return (
+        dict(source.members)
+        if isinstance(source, FederatedMetrics | FederatedControlPlane)
+        else {"": source}
+    )
+
+
+def source_key(role: str, cluster: str) -> str:
+    """The key of a source's health in a snapshot: `metrics`, or `metrics:east` for
+    one member of a federation."""
+    return f"{role}:{cluster}" if cluster else role
+
+
 async def refresh(
     metrics: MetricsSource,
     control_plane: ControlPlane | None = None,
@@ -70,63 +87,80 @@ async def refresh(
 ) -> MeshSnapshot:
     """Ask every source at once and build the snapshot. Never raises for a source's
     failure: the snapshot's `sources` say what failed and why, and a failed source's
-    last answer (from `previous`) is kept, marked stale."""
+    last answer (from `previous`) is kept, marked stale. A federation's members (one
+    per cluster) are asked one by one in the same way: a cluster out of reach keeps
+    what it said last, marked stale, and the others stay live."""
     before = previous.sources if previous is not None else {}
 
-    async def nothing() -> None:
-        return None
-
-    async def workloads_and_routes() -> tuple[Sequence[Workload], Sequence[Route]]:
-        assert control_plane is not None
-        workloads, routes = await asyncio.gather(control_plane.workloads(), control_plane.routes())
+    async def workloads_and_routes(
+        plane: ControlPlane,
+    ) -> tuple[Sequence[Workload], Sequence[Route]]:
+        workloads, routes = await asyncio.gather(plane.workloads(), plane.routes())
         return workloads, routes
 
-    (traffic, metrics_health), (cp_answer, cp_health) = await asyncio.gather(
-        _ask(
-            "metrics",
-            metrics.name,
-            lambda: metrics.traffic(window_s),
-            timeout_s,
-            clock,
-            before.get("metrics"),
-        ),
-        _ask(
-            "control plane",
-            control_plane.name,
-            workloads_and_routes,
-            timeout_s,
-            clock,
-            before.get("control_plane"),
-        )
-        if control_plane is not None
-        else _ask("control plane", "", nothing, timeout_s, clock, None),
-    )
-    if traffic is not None and traffic.warnings:
-        warned = "; ".join(traffic.warnings)
-        metrics_health = replace(metrics_health, reason=f"{metrics.name} warned: {warned}")
-    sources = {"metrics": metrics_health}
-    if traffic is None:
-        traffic = Traffic(nodes=(), edges=())
-        if previous is not None and metrics_health.state is SourceState.STALE:
-            traffic = Traffic(nodes=list(previous.nodes.values()), edges=previous.edges)
+    metric_members = _members(metrics)
+    plane_members = _members(control_plane) if control_plane is not None else {}
+    asks: list[Awaitable[tuple[Any, SourceHealth]]] = []
+    for c, m in metric_members.items():
+        asks.append(_ask("metrics", m.name, partial(m.traffic, window_s), timeout_s, clock,
+                         before.get(source_key("metrics", c))))  # fmt: skip
+    for c, p in plane_members.items():
+        asks.append(_ask("control plane", p.name, partial(workloads_and_routes, p), timeout_s,
+                         clock, before.get(source_key("control_plane", c))))  # fmt: skip
+    answers = await asyncio.gather(*asks)
+    metric_answers = dict(zip(metric_members, answers[: len(metric_members)], strict=True))
+    plane_answers = dict(zip(plane_members, answers[len(metric_members) :], strict=True))
 
-    workloads: Sequence[Workload] = ()
-    routes: Sequence[Route] = ()
-    if control_plane is not None:
-        sources["control_plane"] = cp_health
-        if cp_answer is not None:
-            workloads, routes = cp_answer
-        elif previous is not None and cp_health.state is SourceState.STALE:
-            routes = previous.routes
-            workloads = list(previous.nodes.values())
+    sources: dict[str, SourceHealth] = {}
+    parts: dict[str, Traffic] = {}
+    kept: list[Edge] = []  # what a stale member said last time
+    for cluster, (traffic, health) in metric_answers.items():
+        if traffic is not None and traffic.warnings:
+            warned = "; ".join(traffic.warnings)
+            health = replace(health, reason=f"{health.name} warned: {warned}")
+        sources[source_key("metrics", cluster)] = health
+        if traffic is not None:
+            parts[cluster] = traffic
+        elif previous is not None and health.state is SourceState.STALE:
+            kept.extend(
+                e for e in previous.edges
+                if not cluster or cluster in (_cluster(e.source), _cluster(e.destination))
+            )  # fmt: skip
+    traffic = parts[""] if "" in parts else merge_traffic(parts)
+    edges = list(traffic.edges)
+    fresh = {e.key for e in edges}
+    for e in kept:  # a stale member's edges that no live member reported
+        if e.key not in fresh:
+            fresh.add(e.key)
+            edges.append(e)
+    stale_nodes = (
+        [previous.nodes[n] for e in kept for n in e.key if n in previous.nodes]
+        if previous is not None
+        else []
+    )
+
+    workloads: list[Workload] = []
+    routes: list[Route] = []
+    for cluster, (answer, health) in plane_answers.items():
+        sources[source_key("control_plane", cluster)] = health
+        if answer is not None:
+            workloads += answer[0]
+            routes += answer[1]
+        elif previous is not None and health.state is SourceState.STALE:
+            routes += [r for r in previous.routes if not cluster or r.cluster == cluster]
+            workloads += [w for w in previous.nodes.values() if not cluster or w.cluster == cluster]
     return build_snapshot(
         generated_at=datetime.fromtimestamp(clock(), UTC),
         window_s=window_s,
-        workloads=(*workloads, *traffic.nodes),
-        edges=traffic.edges,
+        workloads=(*workloads, *traffic.nodes, *stale_nodes),
+        edges=edges,
         routes=routes,
         sources=sources,
     )
+
+
+def _cluster(node_id: str) -> str:
+    return node_id.split("/", 1)[0]
 
 
 def build_snapshot(

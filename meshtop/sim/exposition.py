@@ -205,12 +205,19 @@ class MeshExposition:
     telemetry of `mode` (istio, ambient or linkerd)."""
 
     def __init__(
-        self, sim: Simulation, mode: str = "istio", clock: Callable[[], float] | None = None
+        self,
+        sim: Simulation,
+        mode: str = "istio",
+        clock: Callable[[], float] | None = None,
+        cluster: str | None = None,
     ) -> None:
+        """With `cluster`, only what the proxies of that cluster report: what one
+        cluster's own Prometheus scrapes in a multi-cluster mesh."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.sim = sim
         self.mode = mode
+        self.cluster = cluster
         self.family = LINKERD_FAMILY if mode == "linkerd" else ISTIO_FAMILY
         self._clock = clock or sim.clock
         self._last = self._clock()
@@ -230,12 +237,24 @@ class MeshExposition:
                 for d, side in (("outbound", edge.source), ("inbound", edge.destination))
                 if side.sidecar
             ]
-            return [(linkerd_labels(edge, d), edge.mtls) for d in directions]
+            return [
+                (linkerd_labels(edge, d), edge.mtls)
+                for d in directions
+                if self._here(edge.source if d == "outbound" else edge.destination)
+            ]
         reporters = list(edge.reporters)
         if self.mode == "ambient" and edge.protocol is not Protocol.TCP:
             # a waypoint fronts each meshed destination and reports each request once
             reporters = ["waypoint"] if edge.destination.sidecar else []
-        return [(istio_labels(edge, r), edge.mtls) for r in reporters]
+        return [
+            (istio_labels(edge, r), edge.mtls)
+            for r in reporters
+            if self._here(edge.source if r == "source" else edge.destination)
+        ]
+
+    def _here(self, proxy: SimWorkload) -> bool:
+        """Whether the proxy beside `proxy` is one this exposition speaks for."""
+        return self.cluster is None or proxy.workload.cluster == self.cluster
 
     def _responses(self, base: Labels, o: Outcome, is_tls: bool) -> Labels:
         if self.mode != "linkerd":

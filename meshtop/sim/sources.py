@@ -13,6 +13,7 @@ from typing import Any
 
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, UsageError
+from meshtop.federation import FederatedControlPlane
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
     Edge,
@@ -26,7 +27,7 @@ from meshtop.model import (
     Workload,
     error_kind,
 )
-from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
+from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import Traffic
@@ -41,12 +42,18 @@ class Simulation:
         # The routes as loaded, and every change since: traffic at any past moment is
         # the traffic of the routes then, so history is there from the start.
         self._loaded = dict(mesh.routes)
-        self._changes: list[tuple[float, tuple[str, str], Route]] = []
+        self._changes: list[tuple[float, RouteKey, Route]] = []
         # How each call splits over its targets, per set of routes in force: the same for
         # every past moment between two changes.
         self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
         self.metrics = SimMetrics(self)
-        self.control_plane = SimControlPlane(self)
+        # One control plane per cluster, as a multi-primary mesh has: each holds its own
+        # copy of every route.
+        self.control_plane: SimControlPlane | FederatedControlPlane = (
+            SimControlPlane(self)
+            if len(mesh.clusters) == 1
+            else FederatedControlPlane({c: SimControlPlane(self, c) for c in mesh.clusters})
+        )
         self.traces = SimTraces(self)
 
     def flows(self, at: float | None = None, keep: Keep | None = None) -> list[SimEdge]:
@@ -58,7 +65,7 @@ class Simulation:
         splits = self._splits.setdefault((epoch, len(self._changes)), {})
         return flows(self.mesh, at, self.routes_at(at), keep=keep, splits=splits)
 
-    def routes_at(self, t: float) -> Mapping[tuple[str, str], Route]:
+    def routes_at(self, t: float) -> Mapping[RouteKey, Route]:
         if not self._changes or self._changes[-1][0] <= t:
             return self.mesh.routes
         routes = dict(self._loaded)
@@ -68,20 +75,31 @@ class Simulation:
             routes[key] = route
         return routes
 
-    def route(self, namespace: str, host: str) -> Route:
-        route = self.mesh.routes.get((namespace, host))
+    def route(self, namespace: str, host: str, cluster: str | None = None) -> Route:
+        """The route for `host`: the copy in `cluster`, or in the first cluster."""
+        route = self.mesh.routes.get((cluster or self.mesh.clusters[0], namespace, host))
         if route is None:
             raise UsageError(f"no route for {host} in namespace {namespace}")
         return route
 
     def apply_patch(
-        self, namespace: str, name: str, ops: Sequence[Mapping[str, Any]], dry_run: bool = False
+        self,
+        namespace: str,
+        name: str,
+        ops: Sequence[Mapping[str, Any]],
+        dry_run: bool = False,
+        cluster: str | None = None,
     ) -> Route:
         """A JSON patch of weights, as the Kubernetes API applies one to a route: every
         `test` must hold (else `ConflictError`, nothing changed), then each weight is set;
         the resource version moves on. Only the paths `canary.Plan.patch` writes."""
+        home = cluster or self.mesh.clusters[0]
         key = next(
-            (k for k, r in self.mesh.routes.items() if r.namespace == namespace and r.name == name),
+            (
+                k
+                for k, r in self.mesh.routes.items()
+                if (r.cluster, r.namespace, r.name) == (home, namespace, name)
+            ),
             None,
         )
         if key is None:
@@ -137,10 +155,13 @@ class Simulation:
                 self._changes.append((now, key, updated))
         return updated
 
-    def set_weights(self, namespace: str, host: str, weights: Mapping[str, int]) -> Route:
+    def set_weights(
+        self, namespace: str, host: str, weights: Mapping[str, int], cluster: str | None = None
+    ) -> Route:
         """Set the weights of a route's default rule by subset (or backend) name, as an
-        operator's `kubectl apply` would; the resource version moves on."""
-        route = self.route(namespace, host)
+        operator's `kubectl apply` would, in one cluster (the first by default); the
+        resource version moves on."""
+        route = self.route(namespace, host, cluster)
         rule = default_rule(route)
         if rule is None:
             raise UsageError(f"route {route.name} has no rule without match conditions")
@@ -254,18 +275,28 @@ def _answers(e: SimEdge, share: float) -> list[Answer]:
 
 
 class SimControlPlane:
-    def __init__(self, sim: Simulation) -> None:
+    """The simulated mesh's control plane; with `cluster`, one cluster's of several:
+    its workloads and its copies of the routes."""
+
+    def __init__(self, sim: Simulation, cluster: str | None = None) -> None:
         self._sim = sim
+        self.cluster = cluster
 
     @property
     def name(self) -> str:
-        return f"simulated ({self._sim.mesh.name})"
+        where = f" {self.cluster}" if self.cluster else ""
+        return f"simulated{where} ({self._sim.mesh.name})"
+
+    def _mine(self, cluster: str) -> bool:
+        return self.cluster is None or cluster == self.cluster
 
     async def workloads(self) -> Sequence[Workload]:
-        return [_node(w) for w in self._sim.mesh.workloads.values()]
+        return [
+            _node(w) for w in self._sim.mesh.workloads.values() if self._mine(w.workload.cluster)
+        ]
 
     async def routes(self) -> Sequence[Route]:
-        return list(dict.fromkeys(self._sim.mesh.routes.values()))
+        return [r for r in dict.fromkeys(self._sim.mesh.routes.values()) if self._mine(r.cluster)]
 
     async def subsets(self) -> dict[tuple[str, str], set[str]]:
         """(namespace, host) -> the subsets its DestinationRules define."""
@@ -280,13 +311,17 @@ class SimControlPlane:
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, as the Kubernetes control plane reads one."""
         for route in self._sim.mesh.routes.values():
-            if (route.kind, route.namespace, route.name) == (kind, namespace, name):
+            if (route.kind, route.namespace, route.name) == (kind, namespace, name) and self._mine(
+                route.cluster
+            ):
                 return route, {"metadata": {"resourceVersion": route.resource_version}}
         raise UsageError(f"no {kind} {namespace}/{name} in the simulated mesh")
 
     async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
         r = plan.route
-        return self._sim.apply_patch(r.namespace, r.name, plan.patch(), dry_run=dry_run)
+        return self._sim.apply_patch(
+            r.namespace, r.name, plan.patch(), dry_run=dry_run, cluster=self.cluster
+        )
 
 
 MAX_SPANS = 300

@@ -1,22 +1,24 @@
 """The simulated mesh's static shape: workloads with their behaviour, who calls whom, and
 the routing. `bookinfo()` loads Istio's real Bookinfo manifests; `generated()` builds a
-larger, deterministic mesh for scale work."""
+larger, deterministic mesh for scale work; `spread()` runs either over several clusters."""
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from meshtop.model import Protocol, Route, Workload
+from meshtop.model import NodeKind, Protocol, Route, Workload
 from meshtop.sources.routing import route_from_virtual_service
 
 CLUSTER = "Kubernetes"  # Istio's default cluster name
+RouteKey = tuple[str, str, str]  # (cluster, namespace, host)
 TRUST_DOMAIN = "cluster.local"
 
 
@@ -72,18 +74,25 @@ class SimMesh:
     services: dict[tuple[str, str], list[str]]  # (namespace, service) -> workload ids
     calls: list[SimCall]
     roots: dict[str, float]  # workload id -> requests/s it starts (gateways, clients)
-    routes: dict[tuple[str, str], Route]  # (namespace, host) -> route
+    routes: dict[RouteKey, Route]  # (cluster, namespace, host) -> that cluster's copy
     subsets: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
     external_hosts: frozenset[str] = frozenset()
     # Services that got traffic no workload could take, as graph nodes (made on demand).
     unserved_nodes: dict[str, SimWorkload] = field(default_factory=dict)
+    clusters: tuple[str, ...] = (CLUSTER,)  # the first is where unmeshed clients live
+
+    def home(self, node_id: str) -> str:
+        """The cluster whose control plane routes a workload's calls: its own, or the
+        first one for a peer outside every cluster (an unmeshed client)."""
+        cluster = self.node(node_id).workload.cluster
+        return cluster if cluster in self.clusters else self.clusters[0]
 
     def node(self, node_id: str) -> SimWorkload:
         found = self.workloads.get(node_id)
         return found if found is not None else self.unserved_nodes[node_id]
 
-    def unserved(self, namespace: str, service: str) -> SimWorkload:
-        w = Workload.service(CLUSTER, namespace, service)
+    def unserved(self, cluster: str, namespace: str, service: str) -> SimWorkload:
+        w = Workload.service(cluster, namespace, service)
         if w.id not in self.unserved_nodes:
             # The client's own proxy answers at once: no proxy behind, no time spent.
             self.unserved_nodes[w.id] = SimWorkload(
@@ -199,7 +208,7 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
         for subset in doc["spec"].get("subsets") or []:
             subsets[(ns, host, subset["name"])] = dict(subset["labels"])
 
-    routes: dict[tuple[str, str], Route] = {}
+    routes: dict[RouteKey, Route] = {}
     for filename in BOOKINFO_ROUTE_FILES:
         for doc in _load_manifests(filename):
             if doc["kind"] != "VirtualService":
@@ -207,7 +216,7 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
             doc["metadata"]["resourceVersion"] = "1"
             route = route_from_virtual_service(doc, CLUSTER, ns)
             for host in route.hosts:
-                routes[(ns, host)] = route
+                routes[(CLUSTER, ns, host)] = route
     return SimMesh(
         name="bookinfo",
         workloads=workloads,
@@ -275,7 +284,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
             members.append((ns, name))
         layers.append(members)
 
-    routes: dict[tuple[str, str], Route] = {}
+    routes: dict[RouteKey, Route] = {}
     subsets: dict[tuple[str, str, str], dict[str, str]] = {}
     # Every mesh with a middle layer gets at least one canary; bigger ones about 4%.
     middle = [s for layer in layers[1:-1] for s in layer]
@@ -308,7 +317,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
             svc_index[(ns, name)] = ids
             if canary:
                 weights = [90, 10] if len(versions) == 2 else [80, 15, 5]
-                routes[(ns, name)] = _canary_route(ns, name, versions, weights)
+                routes[(CLUSTER, ns, name)] = _canary_route(ns, name, versions, weights)
                 for v in versions:
                     subsets[(ns, name, v)] = {"version": v}
 
@@ -426,3 +435,88 @@ def _canary_route(namespace: str, service: str, versions: list[str], weights: li
         },
     }
     return route_from_virtual_service(doc, CLUSTER, namespace)
+
+
+DEMO_CLUSTERS = ("east", "west", "south")
+
+
+def spread(mesh: SimMesh, clusters: Sequence[str]) -> SimMesh:
+    """`mesh` run as a multi-primary mesh over `clusters`, as Istio installs one: each
+    cluster has its own ingress gateway (the traffic shared between them) and its own
+    copy of every route; a service's workloads in every cluster answer for it, the
+    caller's own cluster first. The first version of each app runs everywhere; each
+    later version runs in one cluster only (version i in cluster i mod n), so calls
+    to it from the other clusters cross over. The last cluster's copy of the first
+    weighted route has drifted: 10 points moved from its second destination to its first."""
+    if len(clusters) < 2 or len(set(clusters)) != len(clusters):
+        raise ValueError("spread a mesh over two or more distinct clusters")
+    versions: dict[tuple[str, str], list[str]] = {}
+    for w in mesh.workloads.values():
+        if w.workload.kind is NodeKind.WORKLOAD and w.workload.version:
+            versions.setdefault((w.workload.namespace, w.workload.app), []).append(
+                w.workload.version
+            )
+
+    def placed(w: SimWorkload) -> tuple[str, ...]:
+        wl = w.workload
+        if wl.kind is not NodeKind.WORKLOAD:
+            return ()  # outside every cluster: kept as it is
+        known = sorted(versions.get((wl.namespace, wl.app), [wl.version]))
+        i = known.index(wl.version) if wl.version in known else 0
+        return tuple(clusters) if i == 0 else (clusters[i % len(clusters)],)
+
+    workloads: dict[str, SimWorkload] = {}
+    copies: dict[str, list[str]] = {}
+    for wid, w in mesh.workloads.items():
+        where = placed(w)
+        if not where:
+            workloads[wid] = w
+            copies[wid] = [wid]
+            continue
+        copies[wid] = []
+        for c in where:
+            copy = replace(w, workload=replace(w.workload, cluster=c))
+            workloads[copy.id] = copy
+            copies[wid].append(copy.id)
+    services = {key: [c for wid in ids for c in copies[wid]] for key, ids in mesh.services.items()}
+    calls = [replace(call, caller=c) for call in mesh.calls for c in copies[call.caller]]
+    roots = {c: rps / len(copies[wid]) for wid, rps in mesh.roots.items() for c in copies[wid]}
+    routes: dict[RouteKey, Route] = {}
+    drifted = False
+    for c in clusters:
+        made: dict[int, Route] = {}  # one copy per route, whatever number of hosts it has
+        for (_, ns, host), route in mesh.routes.items():
+            mine = made.get(id(route))
+            if mine is None:
+                mine = replace(route, cluster=c)
+                if c == clusters[-1] and not drifted:
+                    mine, drifted = _drift(mine)
+                made[id(route)] = mine
+            routes[(c, ns, host)] = mine
+    return SimMesh(
+        name=f"{mesh.name} on {len(clusters)} clusters",
+        workloads=workloads,
+        services=services,
+        calls=calls,
+        roots=roots,
+        routes=routes,
+        subsets=mesh.subsets,
+        external_hosts=mesh.external_hosts,
+        clusters=tuple(clusters),
+    )
+
+
+def _drift(route: Route) -> tuple[Route, bool]:
+    """The route with 10 points of its first split rule moved from the second
+    destination to the first, and whether there was such a rule."""
+    for i, rule in enumerate(route.rules):
+        ds = rule.destinations
+        if len(ds) >= 2 and ds[1].weight >= 10:
+            moved = (
+                replace(ds[0], weight=ds[0].weight + 10),
+                replace(ds[1], weight=ds[1].weight - 10),
+            )
+            rules = list(route.rules)
+            rules[i] = replace(rule, destinations=(*moved, *ds[2:]))
+            return replace(route, rules=tuple(rules)), True
+    return route, False

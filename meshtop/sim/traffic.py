@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshtop.model import EdgeStats, NodeKind, Protocol, Route
-from meshtop.sim.topology import SimCall, SimMesh, SimWorkload
+from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sources.routing import default_rule
 
 # z-scores of the standard normal at the quantiles meshtop reports.
@@ -143,16 +143,25 @@ def wave(key: str, t: float, amplitude: float) -> float:
 
 
 def split(
-    mesh: SimMesh, call: SimCall, routes: Mapping[tuple[str, str], Route] | None = None
+    mesh: SimMesh, call: SimCall, routes: Mapping[RouteKey, Route] | None = None
 ) -> list[tuple[str, float]]:
-    """Where a call's traffic goes: (workload id, share), by the route's default rule
-    when the service has a route, else evenly over the service's workloads. A share
-    no workload can take (no workloads, a subset matching no pod, weights of 0) goes to
-    the service itself, where the client's proxy answers 503 "no healthy upstream"."""
-    targets = mesh.services.get((call.namespace, call.service), [])
-    route = (mesh.routes if routes is None else routes).get((call.namespace, call.service))
+    """Where a call's traffic goes: (workload id, share), by the default rule of the
+    route in the caller's cluster when the service has one, else evenly over the
+    service's workloads. Locality first, as Istio's failover does: of the workloads
+    that may take a share, those in the caller's cluster do, and only when it has none
+    do the other clusters'. A share no workload can take (no workloads, a subset
+    matching no pod, weights of 0) goes to the service itself, where the client's proxy
+    answers 503 "no healthy upstream"."""
+    home = mesh.home(call.caller)
+
+    def near(pool: list[str]) -> list[str]:
+        local = [t for t in pool if mesh.node(t).workload.cluster == home]
+        return local or pool
+
+    targets = near(mesh.services.get((call.namespace, call.service), []))
+    route = (mesh.routes if routes is None else routes).get((home, call.namespace, call.service))
     rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
-    unserved = mesh.unserved(call.namespace, call.service).id
+    unserved = mesh.unserved(home, call.namespace, call.service).id
     if rule is None:
         return [(t, 1.0 / len(targets)) for t in targets] or [(unserved, 1.0)]
     total = sum(d.weight for d in rule.destinations)
@@ -163,7 +172,7 @@ def split(
     for d in rule.destinations:
         labels = mesh.subsets.get((call.namespace, d.host, d.subset), {})
         pool = mesh.services.get((call.namespace, d.host), [])
-        matched = [t for t in pool if _has_labels(mesh.node(t), labels)]
+        matched = near([t for t in pool if _has_labels(mesh.node(t), labels)])
         share = d.weight / total
         if matched:
             shares.extend((t, share / len(matched)) for t in matched)
@@ -220,7 +229,7 @@ Keep = Callable[[str, str], bool]
 def flows(
     mesh: SimMesh,
     t: float,
-    routes: Mapping[tuple[str, str], Route] | None = None,
+    routes: Mapping[RouteKey, Route] | None = None,
     *,
     keep: Keep | None = None,
     splits: dict[SimCall, list[tuple[str, float]]] | None = None,

@@ -165,6 +165,9 @@ def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
         name = name or labels.get(other, "")
     namespace = labels.get(peer.namespace, "")
     cluster = labels.get(peer.cluster, "") if peer.cluster else ""
+    if cluster in ("", "unknown") and side == "destination" and d.source.cluster:
+        # no proxy answered: the client's proxy did, in the client's cluster
+        cluster = labels.get(d.source.cluster, "")
     if cluster in ("", "unknown"):
         cluster = DEFAULT_CLUSTER
     if name and name != "unknown":

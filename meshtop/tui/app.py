@@ -28,8 +28,10 @@ from meshtop import units
 from meshtop.audit import AuditedStore
 from meshtop.canary import Plan, Split, route_lines, splittable
 from meshtop.config import Settings
+from meshtop.copies import differences
 from meshtop.detail import routes_to
 from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.federation import store_for, where
 from meshtop.graphview import (
     GROUPINGS,
     GraphView,
@@ -37,6 +39,7 @@ from meshtop.graphview import (
     ViewOptions,
     apply_filter,
     build,
+    clusters_of,
     resolve,
 )
 from meshtop.layout import Layout, layout
@@ -85,6 +88,7 @@ class MeshtopApp(App[None]):
         Binding("g", "cycle_grouping", "group"),
         Binding("t", "cycle_labels", "labels"),
         Binding("c", "collapse", "collapse", show=False),
+        Binding("C", "collapse_cluster", "collapse cluster", show=False),
         Binding("r", "refresh_now", "refresh"),
         Binding("p", "toggle_pause", "pause"),
         Binding("s", "cycle_sort", "sort", show=False),
@@ -217,11 +221,18 @@ class MeshtopApp(App[None]):
         topology = view.topology()
         if topology != self._topology or self._layout is None:
             nodes = view.nodes
+            several = len({v.cluster for v in nodes.values() if v.cluster}) > 1
+
+            def group(n: str) -> str:  # a namespace's band, in its cluster's box
+                v = nodes[n]
+                band = "all namespaces" if v.namespace == "*" else v.namespace
+                return f"{v.cluster}/{band}" if several and v.cluster else band
+
             self._layout = layout(
                 nodes,
                 view.edges,
                 label=lambda n: nodes[n].label,
-                group=lambda n: nodes[n].namespace,
+                group=group,
                 previous=self._layout,
             )
             self._topology = topology
@@ -282,8 +293,11 @@ class MeshtopApp(App[None]):
         if self.options.focus:
             names = ",".join(n.rsplit("/", 1)[-1] for n in self.options.focus[0])
             view.append(f"focus {names}±{self.options.focus[1]}")
-        if self.options.collapsed:
-            view.append(f"collapsed {','.join(sorted(self.options.collapsed))}")
+        if self.options.cluster:
+            view.append(f"cluster {self.options.cluster}")
+        collapsed = sorted(self.options.collapsed) + sorted(self.options.collapsed_clusters)
+        if collapsed:
+            view.append(f"collapsed {','.join(collapsed)}")
         self._main(StatusLine).show(
             self.snapshot,
             simulated=self.simulated,
@@ -353,12 +367,21 @@ class MeshtopApp(App[None]):
         except MeshtopError:
             services = None  # not known: no host is flagged for want of a service
         behind = workloads_behind(snapshot)
+        several = len({r.cluster for r in snapshot.routes}) > 1
 
         def observed(route: Route, destination: str) -> float:
+            """What the proxies that follow this copy sent there: with several clusters,
+            the calls from the route's own cluster."""
             nodes = set(behind(route, destination))
-            return sum(e.stats.rps for e in snapshot.edges if e.destination in nodes)
+            return sum(
+                e.stats.rps
+                for e in snapshot.edges
+                if e.destination in nodes
+                and (not several or e.source.startswith(route.cluster + "/"))
+            )
 
         lines = route_lines(snapshot.routes, subsets, services, observed)
+        differ = differences(snapshot.routes)
         table = self._main(DataTable, "#routes")
         if not table.columns:
             for title in ("route", "rule", "matches", "destination", "weight", "configured",
@@ -369,8 +392,10 @@ class MeshtopApp(App[None]):
         for line in lines:
             rule = line.route.rules[line.rule]
             d = rule.destinations[line.destination]
+            where = f"{line.route.cluster}: " if several else ""
+            problem = line.problem or differ.get((line.route.id, line.rule, line.destination), "")
             table.add_row(
-                f"{line.route.kind} {line.route.namespace}/{line.route.name}"
+                f"{where}{line.route.kind} {line.route.namespace}/{line.route.name}"
                 if line.rule == 0 and line.destination == 0 else "",
                 (rule.name or str(line.rule)) if line.destination == 0 else "",
                 (" and ".join(rule.matches) or "everything else") if line.destination == 0 else "",
@@ -378,7 +403,7 @@ class MeshtopApp(App[None]):
                 str(d.weight),
                 f"{line.configured:.0%}",
                 "-" if line.actual is None else f"{line.actual:.1%}",
-                Text(line.problem, style="bold red") if line.problem else "",
+                Text(problem, style="bold red") if problem else "",
                 key=f"{line.route.id}|{line.rule}|{line.destination}",
             )  # fmt: skip
         if table.row_count:
@@ -433,17 +458,18 @@ class MeshtopApp(App[None]):
         """Read the route as it is now (the dialog tests that version), and leave alone a
         route that Flagger or Argo Rollouts steers: a change there would fight it."""
         try:
-            now, obj = await self.writer.read(route.kind, route.namespace, route.name)
+            store = store_for(self.writer, route.cluster)
+            now, obj = await store.read(route.kind, route.namespace, route.name)
         except MeshtopError as exc:
             self._say(f"cannot read {route.name}: {exc}")
             return
         steered = owner(obj)
         if steered:
-            where = f"{route.kind} {route.namespace}/{route.name}"
-            self._say(f"{where} is steered by {steered}: meshtop leaves it alone here "
+            what = f"{route.kind} {route.namespace}/{route.name}"
+            self._say(f"{what} is steered by {steered}: meshtop leaves it alone here "
                       "(meshtop shift --force changes it)")  # fmt: skip
             return
-        writer = AuditedStore(self.writer, self.metrics.name, by="console")
+        writer = AuditedStore(store, where(store), by="console")
         screen = ShiftScreen(writer, now, rule, selected, (self.metrics, self.snapshot))
         self.push_screen(screen, self._shifted)
 
@@ -460,8 +486,9 @@ class MeshtopApp(App[None]):
     def _undo(self, plan: Plan) -> None:
         import asyncio
 
-        writer = AuditedStore(self.writer, self.metrics.name, by="undo")
         route = plan.route
+        store = store_for(self.writer, route.cluster)
+        writer = AuditedStore(store, where(store), by="undo")
         try:
             now, _ = asyncio.run(writer.read(route.kind, route.namespace, route.name))
             current = Split.of(now, now.rules[plan.rule])
@@ -507,6 +534,23 @@ class MeshtopApp(App[None]):
         # keep the selection in that namespace: on its box, or on one of its nodes again
         assert self.view is not None
         here = sorted(n for n, v in self.view.nodes.items() if v.namespace == ns)
+        if here:
+            canvas.select(here[0])
+        self._show_status()
+
+    def action_collapse_cluster(self) -> None:
+        """`C`: the selected node's cluster as one box, or back."""
+        canvas = self._canvas()
+        if self.view is None or canvas.node is None:
+            return
+        cluster = self.view.nodes[canvas.node].cluster
+        if not cluster:
+            self._say("unknown peers and external hosts are in no cluster")
+            return
+        self.options.collapsed_clusters ^= {cluster}
+        self._redraw_graph()
+        assert self.view is not None
+        here = sorted(n for n, v in self.view.nodes.items() if v.cluster == cluster)
         if here:
             canvas.select(here[0])
         self._show_status()
@@ -632,8 +676,8 @@ class MeshtopApp(App[None]):
         self._redraw_graph()
 
     def run_command(self, line: str) -> None:
-        """`:ns shop`, `:focus reviews 2`, `:graph app`, `:labels p99`, `:collapse NS`,
-        `:expand NS`, `:theme NAME`, `:q`."""
+        """`:ns shop`, `:cluster east`, `:focus reviews 2`, `:graph app`, `:labels p99`,
+        `:collapse NS`, `:expand NS`, `:collapse cluster NAME`, `:theme NAME`, `:q`."""
         words = line.removeprefix(":").split()
         if not words:
             return
@@ -642,6 +686,20 @@ class MeshtopApp(App[None]):
             self.exit()
         elif name in ("ns", "namespace"):
             self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
+        elif name == "cluster":
+            cluster = "" if not args or args[0] == "all" else args[0]
+            if cluster and self.snapshot is not None and cluster not in clusters_of(self.snapshot):
+                known = ", ".join(clusters_of(self.snapshot))
+                raise UsageError(f"no cluster {cluster!r} in the mesh; there are {known}")
+            self.options.cluster = cluster
+            self._say("")
+            self._redraw_graph()
+            self._show_status()
+        elif name in ("collapse", "expand") and args[:1] == ["cluster"] and len(args) == 2:
+            change = self.options.collapsed_clusters
+            (change.add if name == "collapse" else change.discard)(args[1])
+            self._redraw_graph()
+            self._show_status()
         elif name == "focus":
             if not args:
                 self.options.focus = None

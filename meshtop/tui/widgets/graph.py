@@ -43,10 +43,12 @@ LABELS = ("rps", "errors", "p95", "p99")
 Put = Callable[[int, str, Style | None], None]
 LOCK = "🔒"
 PLAIN = "!"
+CROSS = "⇄"  # a call from one cluster to another
 
 
 def edge_label(e: ViewEdge, mode: str) -> str:
-    """The text on an edge: the chosen figure, then a lock for mTLS or `!` for plain text."""
+    """The text on an edge: the chosen figure, then a lock for mTLS or `!` for plain text,
+    and `⇄` for a call from one cluster to another."""
     s = e.stats
     if s.protocol is Protocol.TCP and mode != "errors":
         text = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
@@ -56,7 +58,8 @@ def edge_label(e: ViewEdge, mode: str) -> str:
         text = "-" if s.protocol is Protocol.TCP else units.percent(s.error_rate)
     else:
         text = units.ms(s.p95_ms if mode == "p95" else s.p99_ms)
-    return f"{text} {LOCK if s.mtls >= 1.0 else PLAIN}"
+    mark = LOCK if s.mtls >= 1.0 else PLAIN
+    return f"{text} {mark}{CROSS if e.crosses else ''}"
 
 
 def cells(text: str) -> int:
@@ -83,6 +86,7 @@ class _Index:
     labels: dict[int, list[tuple[int, int, tuple[str, str]]]]  # y -> (x0, x1, edge) spans
     nodes: dict[int, list[str]]  # y -> nodes whose box crosses it
     groups: dict[int, list[str]]  # y -> groups whose band crosses it
+    clusters: dict[int, list[str]]  # y -> clusters whose box crosses it
 
 
 def _index(layout: Layout) -> _Index:
@@ -135,7 +139,11 @@ def _index(layout: Layout) -> _Index:
     for g, b in layout.groups.items():
         for y in range(b.y, b.bottom + 1):
             groups[y].append(g)
-    return _Index(lines, arrows, labels, nodes, groups)
+    clusters: dict[int, list[str]] = defaultdict(list)
+    for c, b in layout.clusters.items():
+        for y in range(b.y, b.bottom + 1):
+            clusters[y].append(c)
+    return _Index(lines, arrows, labels, nodes, groups, clusters)
 
 
 class GraphCanvas(ScrollView, can_focus=True):
@@ -231,6 +239,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             Health.FAILING: Style(color=theme.error or "red", bold=True),
             Health.IDLE: Style(dim=True),
             "group": Style(color=theme.secondary or "blue", dim=True),
+            "cluster": Style(color=theme.primary or "blue", bold=True),
             "label": Style(color=theme.foreground or "white"),
             "selected": Style(color=theme.accent or "cyan", bold=True, reverse=True),
             "selected_line": Style(color=theme.accent or "cyan", bold=True),
@@ -278,13 +287,23 @@ class GraphCanvas(ScrollView, can_focus=True):
                     chars[cx] = ch
                     styles[cx] = style
 
+        for c in index.clusters.get(row, ()):  # a cluster: a double line round its bands
+            b = lay.clusters[c]
+            if row in (b.y, b.bottom):
+                corner_l, corner_r = ("╔", "╗") if row == b.y else ("╚", "╝")
+                put(b.x, corner_l + "═" * (b.w - 2) + corner_r, st["cluster"])
+                if row == b.y:
+                    put(b.x + 2, f" cluster {c} ", st["cluster"])
+            else:
+                put(b.x, "║", st["cluster"])
+                put(b.right, "║", st["cluster"])
         for g in index.groups.get(row, ()):
             b = lay.groups[g]
             if row in (b.y, b.bottom):
                 corner_l, corner_r = ("╭", "╮") if row == b.y else ("╰", "╯")
                 put(b.x, corner_l + "─" * (b.w - 2) + corner_r, st["group"])
                 if row == b.y:
-                    put(b.x + 2, f" {g} ", st["group"])
+                    put(b.x + 2, f" {g.rpartition('/')[2]} ", st["group"])
             else:
                 put(b.x, "│", st["group"])
                 put(b.right, "│", st["group"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.widgets import Static
 
 from meshtop import units
-from meshtop.model import MeshSnapshot, Protocol, SourceState
+from meshtop.model import MeshSnapshot, Protocol, SourceHealth, SourceState
 
 STATE_STYLE = {
     SourceState.FRESH: "green",
@@ -15,6 +17,29 @@ STATE_STYLE = {
     SourceState.ABSENT: "dim",
 }
 ROLE_NAMES = {"metrics": "metrics", "control_plane": "control plane", "traces": "traces"}
+
+
+def source_name(key: str) -> str:
+    """`control plane`, or `control plane east` for one cluster's."""
+    role, _, cluster = key.partition(":")
+    return f"{ROLE_NAMES.get(role, role)} {cluster}".strip()
+
+
+_WORSE = (SourceState.FRESH, SourceState.ABSENT, SourceState.STALE, SourceState.FAILED)
+
+
+def _by_place(sources: Mapping[str, SourceHealth]) -> dict[str, SourceHealth]:
+    """A line's worth of health: a source by its role, and a federation's members (keys
+    `role:cluster`) by their cluster, the worst of its sources standing for it, so that
+    three clusters still fit on 80 columns."""
+    out: dict[str, SourceHealth] = {}
+    for key, h in sources.items():
+        role, _, cluster = key.partition(":")
+        name = cluster or ROLE_NAMES.get(role, role)
+        known = out.get(name)
+        if known is None or _WORSE.index(h.state) > _WORSE.index(known.state):
+            out[name] = h
+    return out
 
 
 def status_text(
@@ -33,8 +58,8 @@ def status_text(
     if paused:
         text.append("PAUSED", "bold yellow")
         text.append("  ")
-    for role, health in snapshot.sources.items():
-        text.append(f"{ROLE_NAMES.get(role, role)} ")
+    for name, health in _by_place(snapshot.sources).items():
+        text.append(f"{name} ")
         state = health.state.value
         if health.state is SourceState.STALE:
             age = health.age_s(snapshot.generated_at)
@@ -50,11 +75,7 @@ def status_text(
 
 def problems(snapshot: MeshSnapshot) -> list[str]:
     """One line per source that failed or warned, for the notice under the status line."""
-    return [
-        f"{ROLE_NAMES.get(role, role)}: {h.reason}"
-        for role, h in snapshot.sources.items()
-        if h.reason
-    ]
+    return [f"{source_name(role)}: {h.reason}" for role, h in snapshot.sources.items() if h.reason]
 
 
 class StatusLine(Static):

@@ -1,0 +1,194 @@
+"""Several clusters as one mesh: a control plane per cluster, and either one aggregated
+metrics backend (Thanos, Mimir: series carry `source_cluster`/`destination_cluster`)
+or one per cluster. The members are asked concurrently by `mesh.refresh()`, each with
+its own health, so that one cluster out of reach is marked stale and the rest stay live.
+
+Istio's sidecars report a call from both ends, so a call from one cluster to another
+is in both clusters' Prometheus: once as the client's proxy saw it, once as the
+server's. Counted once, as one aggregated Prometheus would: the client's report, which
+sees what never arrived too, with the server's word on mTLS, which only it knows."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from meshtop.errors import UsageError
+from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
+from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource, Traffic
+
+
+def merge_traffic(parts: Mapping[str, Traffic]) -> Traffic:
+    """What each cluster's metrics backend said (cluster name -> traffic), as one
+    answer: an edge reported in several clusters is counted once, from its source's
+    cluster, with the mTLS share from its destination's cluster."""
+    nodes: dict[str, Workload] = {}
+    for traffic in parts.values():
+        for w in traffic.nodes:
+            nodes.setdefault(w.id, w)
+    reports: dict[tuple[str, str], dict[str, Edge]] = {}
+    for cluster, traffic in parts.items():
+        for e in traffic.edges:
+            reports.setdefault(e.key, {})[cluster] = e
+    edges: list[Edge] = []
+    for (source, destination), by_cluster in reports.items():
+        if len(by_cluster) == 1:
+            edges.extend(by_cluster.values())
+            continue
+        first = next(iter(by_cluster.values()))
+        src = nodes.get(source)
+        dst = nodes.get(destination)
+        edge = by_cluster.get(src.cluster, first) if src is not None else first
+        server = by_cluster.get(dst.cluster) if dst is not None else None
+        if server is not None and server is not edge:
+            edge = replace(edge, stats=replace(edge.stats, mtls=server.stats.mtls))
+        edges.append(edge)
+    warnings = tuple(w for t in parts.values() for w in t.warnings)
+    return Traffic(nodes=list(nodes.values()), edges=edges, warnings=warnings)
+
+
+class FederatedMetrics:
+    """One metrics backend per cluster, as one `MetricsSource`. `mesh.refresh()` asks
+    the members itself, to give each its own health; `traffic()` here is for callers
+    that want one answer or an error."""
+
+    def __init__(self, members: Mapping[str, MetricsSource]) -> None:
+        if len(members) < 2:
+            raise ValueError("a federation needs two or more members")
+        self.members = dict(members)
+
+    @property
+    def name(self) -> str:
+        return ", ".join(f"{c}: {m.name}" for c, m in self.members.items())
+
+    async def traffic(self, window_s: float) -> Traffic:
+        answers = await asyncio.gather(*(m.traffic(window_s) for m in self.members.values()))
+        return merge_traffic(dict(zip(self.members, answers, strict=True)))
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        """From the backend of the source's cluster, whose proxies saw every call it
+        made; for a source outside every cluster, from the destination's."""
+        for end in (source, destination):
+            cluster = end.split("/", 1)[0] if end else ""
+            if cluster in self.members:
+                return await self.members[cluster].history(source, destination, window_s)
+        first = next(iter(self.members.values()))
+        return await first.history(source, destination, window_s)
+
+
+class FederatedControlPlane:
+    """One control plane per cluster, as one `ControlPlane` for reading; writes go to
+    one member at a time (`member(route.cluster)`), each with its own version check."""
+
+    def __init__(self, members: Mapping[str, ControlPlane]) -> None:
+        if len(members) < 2:
+            raise ValueError("a federation needs two or more members")
+        self.members = dict(members)
+
+    @property
+    def name(self) -> str:
+        return ", ".join(m.name for m in self.members.values())
+
+    def member(self, cluster: str) -> Any:
+        found = self.members.get(cluster)
+        if found is None:
+            raise UsageError(
+                f"no cluster {cluster!r} here; the clusters are {', '.join(self.members)}"
+            )
+        return found
+
+    async def workloads(self) -> Sequence[Workload]:
+        answers = await asyncio.gather(*(m.workloads() for m in self.members.values()))
+        return [w for answer in answers for w in answer]
+
+    async def routes(self) -> Sequence[Route]:
+        answers = await asyncio.gather(*(m.routes() for m in self.members.values()))
+        return [r for answer in answers for r in answer]
+
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """(namespace, host) -> the subsets any cluster's DestinationRules define."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for m in self.members.values():
+            ask = getattr(m, "subsets", None)
+            if ask is None:
+                continue
+            for key, names in (await ask()).items():
+                out.setdefault(key, set()).update(names)
+        return out
+
+    async def services(self) -> set[tuple[str, str]] | None:
+        """The Services of every cluster; None when a cluster cannot say (then no route
+        is flagged for want of a Service)."""
+        out: set[tuple[str, str]] = set()
+        for m in self.members.values():
+            ask = getattr(m, "services", None)
+            if ask is None:
+                return None
+            found = ask()
+            if inspect.isawaitable(found):
+                found = await found
+            out |= found
+        return out
+
+
+class FederatedTraces:
+    """One trace backend per cluster, as one `TraceSource`: a search asks them all (a
+    trace that crossed clusters is in each, once), a trace is fetched from whichever
+    has it. A backend that fails is skipped while another answers."""
+
+    def __init__(self, members: Mapping[str, TraceSource]) -> None:
+        if len(members) < 2:
+            raise ValueError("a federation needs two or more members")
+        self.members = dict(members)
+
+    @property
+    def name(self) -> str:
+        return ", ".join(f"{c}: {m.name}" for c, m in self.members.items())
+
+    async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
+        answers = await asyncio.gather(
+            *(m.find_traces(query) for m in self.members.values()), return_exceptions=True
+        )
+        found = [a for a in answers if not isinstance(a, BaseException)]
+        if not found:
+            raise _first_error(answers)
+        by_id: dict[str, TraceSummary] = {}
+        for answer in found:
+            for t in answer:
+                known = by_id.get(t.trace_id)
+                if known is None or (t.span_count or 0) > (known.span_count or 0):
+                    by_id[t.trace_id] = t
+        return sorted(by_id.values(), key=lambda t: -t.duration_us)[: query.limit]
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        answers = await asyncio.gather(
+            *(m.get_trace(trace_id) for m in self.members.values()), return_exceptions=True
+        )
+        found = [a for a in answers if isinstance(a, Trace)]
+        if not found:
+            raise _first_error(answers)
+        return max(found, key=lambda t: len(t.spans))
+
+
+def _first_error(answers: Sequence[object]) -> BaseException:
+    error = next(a for a in answers if isinstance(a, BaseException))
+    if isinstance(error, Exception):
+        return error
+    raise error  # a cancellation or an interrupt goes on as it is
+
+
+def store_for(writer: Any, cluster: str) -> Any:
+    """Where a route of `cluster` is read and written: the member for that cluster of a
+    federation, else the one store there is."""
+    return writer.member(cluster) if isinstance(writer, FederatedControlPlane) else writer
+
+
+def where(store: Any) -> str:
+    """What an audit line names as the place written to: the kubeconfig context, or
+    the store's name (the simulated mesh)."""
+    return str(getattr(store, "context", "") or store.name)
