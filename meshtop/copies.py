@@ -36,12 +36,12 @@ def differences(routes: Sequence[Route]) -> dict[tuple[str, int, int], str]:
             for i, rule in enumerate(r.rules):
                 for j, d in enumerate(rule.destinations):
                     others = [
-                        f"{o.cluster} {_weight_at(o, i, j)}"
+                        f"{o.cluster} has {_weight_at(o, i, j)}"
                         for o in copies
                         if o is not r and _weight_at(o, i, j) != str(d.weight)
                     ]
                     if others:
-                        out[(r.id, i, j)] = "copies differ: " + ", ".join(others)
+                        out[(r.id, i, j)] = ", ".join(others)
     return out
 
 

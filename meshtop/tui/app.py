@@ -28,10 +28,10 @@ from meshtop import units
 from meshtop.audit import AuditedStore
 from meshtop.canary import Plan, Split, route_lines, splittable
 from meshtop.config import Settings
-from meshtop.copies import differences
+from meshtop.copies import differences, same_route
 from meshtop.detail import routes_to
 from meshtop.errors import ConflictError, MeshtopError, UsageError
-from meshtop.federation import store_for, where
+from meshtop.federation import FederatedControlPlane, store_for, where
 from meshtop.graphview import (
     GROUPINGS,
     GraphView,
@@ -110,7 +110,7 @@ class MeshtopApp(App[None]):
         self.traces = traces
         # where weights are written (read(), apply()): the cluster, or the simulated mesh
         self.writer = writer
-        self.last_plan: Plan | None = None  # what :undo takes back
+        self.last_plans: list[Plan] = []  # what :undo takes back (a copy per cluster)
         self.themes = themes or load_themes()
         self.metrics = metrics
         self.control_plane = control_plane
@@ -470,38 +470,59 @@ class MeshtopApp(App[None]):
                       "(meshtop shift --force changes it)")  # fmt: skip
             return
         writer = AuditedStore(store, where(store), by="console")
-        screen = ShiftScreen(writer, now, rule, selected, (self.metrics, self.snapshot))
-        self.push_screen(screen, self._shifted)
+        stores, known = {}, {}
+        if isinstance(self.writer, FederatedControlPlane) and self.snapshot is not None:
+            # every cluster with a copy of this route: `A` in the dialog changes them all
+            for copy in self.snapshot.routes:
+                if same_route(copy) == same_route(route):
+                    there = store_for(self.writer, copy.cluster)
+                    stores[copy.cluster] = AuditedStore(there, where(there), by="console")
+                    known[copy.cluster] = copy
+        screen = ShiftScreen(
+            writer, now, rule, selected, (self.metrics, self.snapshot), stores=stores, known=known
+        )
+        self.push_screen(screen, lambda plan: self._shifted(screen, plan))
 
-    def _shifted(self, plan: Plan | None) -> None:
-        if plan is None:
+    def _shifted(self, screen: ShiftScreen, plan: Plan | None) -> None:
+        """After the dialog: what was written (one copy, or several), for `:undo`."""
+        written = screen.applied or ([plan] if plan is not None else [])
+        if not written:
             return
-        self.last_plan = plan
-        r = plan.route
-        done = f"applied to {r.kind} {r.namespace}/{r.name}: {plan.after.text()}"
+        self.last_plans = written
+        r = written[0].route
+        where_ = f" in {', '.join(p.route.cluster for p in written)}" if screen.applied else ""
+        done = f"applied to {r.kind} {r.namespace}/{r.name}{where_}: {written[0].after.text()}"
+        if screen.report and plan is None:  # not every copy: say which were not
+            done += f" ({screen.report})"
         self._say(f"{done}; :undo takes it back")
         self.request_refresh()
 
     @work(thread=True, group="undo", exit_on_error=False)
-    def _undo(self, plan: Plan) -> None:
+    def _undo(self, plans: list[Plan]) -> None:
+        """Each copy written back to what it was, if it is still as meshtop left it."""
         import asyncio
 
-        route = plan.route
-        store = store_for(self.writer, route.cluster)
-        writer = AuditedStore(store, where(store), by="undo")
-        try:
-            now, _ = asyncio.run(writer.read(route.kind, route.namespace, route.name))
-            current = Split.of(now, now.rules[plan.rule])
-            if current.weights != plan.after.weights:
-                raise ConflictError(
-                    f"{route.name} changed since meshtop's change; :undo leaves it as it is"
-                )
-            asyncio.run(writer.apply(Plan(now, plan.rule, current, plan.before)))
-        except MeshtopError as exc:
-            self.call_from_thread(self._say, f"cannot undo: {exc}")
-            return
-        self.last_plan = None
-        self.call_from_thread(self._say, f"undone: {route.name} is back to what it was")
+        undone: list[str] = []
+        for plan in plans:
+            route = plan.route
+            store = store_for(self.writer, route.cluster)
+            writer = AuditedStore(store, where(store), by="undo")
+            try:
+                now, _ = asyncio.run(writer.read(route.kind, route.namespace, route.name))
+                current = Split.of(now, now.rules[plan.rule])
+                if current.weights != plan.after.weights:
+                    raise ConflictError(
+                        f"{route.name} changed since meshtop's change; :undo leaves it as it is"
+                    )
+                asyncio.run(writer.apply(Plan(now, plan.rule, current, plan.before)))
+            except MeshtopError as exc:
+                done = f"; undone in {', '.join(undone)}" if undone else ""
+                self.call_from_thread(self._say, f"cannot undo in {route.cluster}: {exc}{done}")
+                return
+            undone.append(route.cluster)
+        self.last_plans = []
+        name = plans[0].route.name
+        self.call_from_thread(self._say, f"undone: {name} is back to what it was")
         self.call_from_thread(self.request_refresh)
 
     def action_cycle_grouping(self) -> None:
@@ -735,9 +756,9 @@ class MeshtopApp(App[None]):
         elif name == "undo":
             if self.settings.read_only or self.writer is None:
                 raise UsageError("read-only: nothing to undo here")
-            if self.last_plan is None:
+            if not self.last_plans:
                 raise UsageError("nothing to undo: no weight change in this session")
-            self._undo(self.last_plan)
+            self._undo(self.last_plans)
         elif name == "theme":
             if not args or args[0] not in self.available_themes:
                 raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")

@@ -62,7 +62,7 @@ async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> N
         await _settled(app, pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim) == [54, 20, 26]
-        assert app.last_plan is not None
+        assert app.last_plans
         await pilot.press("colon", *"undo", "enter")
         await _settled(app, pilot)
         assert _weights(sim) == [70, 20, 10]

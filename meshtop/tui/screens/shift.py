@@ -19,7 +19,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from meshtop.canary import PRESETS, Plan, Split, stable_index
+from meshtop import copies
+from meshtop.canary import PRESETS, Plan, Split, parse_set, stable_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.rollout import Gates, rollout, workloads_behind
@@ -33,6 +34,14 @@ class Done(Message):
     plan: Plan | None
     problem: str
     conflict: bool = False
+
+
+@dataclass
+class DoneEverywhere(Message):
+    """What happened to each cluster's copy, and the copies that could not be read."""
+
+    outcomes: list[copies.Outcome]
+    unread: dict[str, str]
 
 
 class ShiftScreen(ModalScreen[Plan | None]):
@@ -56,6 +65,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
         Binding("enter", "review", "review"),
         Binding("y", "apply", "apply", show=False),
         Binding("R", "rollout", "rollout"),
+        Binding("A", "everywhere", "all copies"),
         Binding("s", "stop", "stop", show=False),
     ]
 
@@ -66,9 +76,19 @@ class ShiftScreen(ModalScreen[Plan | None]):
         rule: int,
         selected: int = 0,
         rollout_with: tuple[Any, Any] | None = None,
+        stores: dict[str, Any] | None = None,
+        known: dict[str, Route] | None = None,
     ) -> None:
-        """`rollout_with`: the metrics source and the snapshot a rollout judges by."""
+        """`rollout_with`: the metrics source and the snapshot a rollout judges by;
+        `stores`: where each cluster's copy of the route is read and written, when the
+        route has copies in several clusters (`A` then changes them all), and `known`
+        those copies as the last refresh read them, for the review."""
         super().__init__()
+        self.stores = stores if stores is not None and len(stores) > 1 else {}
+        self.everywhere = False
+        self.known = known or {}
+        self.report = ""  # what happened in each cluster, when all copies were changed
+        self.applied: list[Plan] = []  # the copies written, for :undo
         self.rollout_with = rollout_with
         self.progress: list[str] = []
         self.rolling = False
@@ -96,10 +116,21 @@ class ShiftScreen(ModalScreen[Plan | None]):
     def _draw(self) -> None:
         r = self.route
         rule = r.rules[self.rule]
-        head = Text(f"Shift {r.kind} {r.namespace}/{r.name}", style="bold")
+        there = f" in {r.cluster}" if self.stores else ""
+        head = Text(f"Shift {r.kind} {r.namespace}/{r.name}{there}", style="bold")
         head.append(f"  rule {self.rule}{' ' + rule.name if rule.name else ''}"
                     f"  (resourceVersion {r.resource_version})", style="dim")  # fmt: skip
-        lines: list[Any] = [head, Text("")]
+        lines: list[Any] = [head]
+        if self.stores:
+            names = ", ".join(self.stores)
+            lines.append(
+                Text(f"applies to every copy: {names}   A this copy only", style="bold")
+                if self.everywhere
+                else Text(
+                    f"applies to this copy ({r.cluster})   A every copy: {names}", style="dim"
+                )
+            )
+        lines.append(Text(""))
         for j, (name, w) in enumerate(zip(self.split.names, self.split.weights, strict=True)):
             share = self.split.share(j)
             filled = round(share * BAR)
@@ -115,6 +146,14 @@ class ShiftScreen(ModalScreen[Plan | None]):
         if self.reviewing:
             plan = Plan(self.route, self.rule, self.read, self.split)
             lines += [Text(line) for line in plan.diff()]
+            if self.everywhere:
+                for cluster, copy in self.known.items():
+                    if cluster == r.cluster or self.rule >= len(copy.rules):
+                        continue
+                    then = Split.of(copy, copy.rules[self.rule]).text()
+                    lines.append(Text(f"{cluster}'s copy: {then} → {self.split.text()}"))
+                lines.append(Text("each copy is checked at the version its cluster has when "
+                                  "written", style="dim"))  # fmt: skip
             lines.append(Text("y apply   esc back to editing", style="bold"))
         else:
             keys = ("←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
@@ -174,13 +213,84 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.reviewing = True
         self._draw()
 
+    def action_everywhere(self) -> None:
+        """`A`: the change for every cluster's copy of the route, or for this one."""
+        if not self.stores:
+            self.message = "this route has no copy in another cluster"
+        elif not (self.busy or self.rolling):
+            self.everywhere = not self.everywhere
+            self.message = ""
+        self._draw()
+
     def action_apply(self) -> None:
         if not self.reviewing or self.busy:
             return
         self.busy = True
         self.message = "the server checks the change (dry run)…"
         self._draw()
-        self._write(Plan(self.route, self.rule, self.read, self.split))
+        if self.everywhere:
+            self._write_everywhere(self.split)
+        else:
+            self._write(Plan(self.route, self.rule, self.read, self.split))
+
+    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
+    def _write_everywhere(self, target: Split) -> None:
+        """Every copy read as it is now and given the same weights, each checked by its
+        own server and written against its own version (`copies.apply_all`)."""
+        r = self.route
+
+        async def go() -> tuple[list[copies.Outcome], dict[str, str]]:
+            answers = await asyncio.gather(
+                *(s.read(r.kind, r.namespace, r.name) for s in self.stores.values()),
+                return_exceptions=True,
+            )
+            found: dict[str, Route] = {}
+            unread: dict[str, str] = {}
+            for cluster, answer in zip(self.stores, answers, strict=True):
+                if isinstance(answer, MeshtopError):
+                    unread[cluster] = str(answer)
+                elif isinstance(answer, BaseException):
+                    raise answer
+                else:
+                    found[cluster] = answer[0]
+            plans: dict[str, Plan] = {}
+            for cluster, route in found.items():
+                try:
+                    plans |= copies.plans(
+                        {cluster: route}, lambda _: self.rule, lambda b: parse_set(target.text(), b)
+                    )
+                except (UsageError, IndexError) as exc:
+                    unread[cluster] = f"its copy is not like this one: {exc}"
+            return await copies.apply_all(self.stores, plans), unread
+
+        try:
+            outcomes, unread = asyncio.run(go())
+        except Exception as exc:  # a bug must not take the console down mid-write
+            self.post_message(Done(None, None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(DoneEverywhere(outcomes, unread))
+
+    def on_done_everywhere(self, message: DoneEverywhere) -> None:
+        self.busy = False
+        self.reviewing = False
+        lines = [f"{o.cluster}: {o.result}" for o in message.outcomes]
+        lines += [f"{c}: not changed: {why}" for c, why in message.unread.items()]
+        said = copies.summary(message.outcomes)
+        if message.unread:
+            said += f"; {', '.join(message.unread)} not changed"
+        self.report = said
+        mine = next((o for o in message.outcomes if o.cluster == self.route.cluster), None)
+        if all(o.ok for o in message.outcomes) and not message.unread and mine and mine.plan:
+            self.applied = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
+            self.dismiss(mine.plan)
+            return
+        self.applied = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
+        self.progress = lines
+        self.message = said
+        if mine is not None and mine.applied is not None:  # edit on from what is there now
+            self.route = mine.applied
+            self.read = self.split = Split.of(mine.applied, mine.applied.rules[self.rule])
+        self._draw()
 
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
     def _write(self, plan: Plan) -> None:
