@@ -969,9 +969,7 @@ def _shift_copies(
     )
     stores = {c: audit.AuditedStore(planes[c], where(planes[c]), by="shift") for c in plans}
     for cluster, plan in plans.items():
-        r = plan.route
-        typer.echo(f"{cluster}: {r.kind} {r.namespace}/{r.name} (resourceVersion "
-                   f"{r.resource_version})")  # fmt: skip
+        typer.echo(f"{cluster}:")
         typer.echo("\n".join("  " + line for line in plan.diff()))
     if not any(p.changed for p in plans.values()):
         typer.echo("nothing to change")

@@ -42,6 +42,8 @@ class Emulator:
         }
         self.forbidden: set[tuple[str, str]] = set()  # (verb, namespace)
         self.conflict_next = False  # answer the next write 409, as an update race would
+        # someone else's write, landing just before meshtop's next real (not dry-run) patch
+        self.before_next_write: Any = None
         self.requests: list[dict[str, Any]] = []
         self._version = 1000
         self.lock = threading.Lock()
@@ -199,6 +201,15 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if "All" in parse_qs(url.query).get("dryRun", []):
                 return self._send(200, updated)
+            if e.before_next_write is not None:
+                change, e.before_next_write = e.before_next_write, None
+                e.touch(plural, ns or "", name, change)
+                try:  # meshtop's patch now meets the object as the other write left it
+                    updated = apply_json_patch(e.objects[key], json.loads(body))
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    return self._send(
+                        422, _status(422, "Invalid", f'{plural}.{group} "{name}" is invalid: {exc}')
+                    )
             e._version += 1
             updated["metadata"]["resourceVersion"] = str(e._version)
             e.objects[key] = updated
@@ -218,20 +229,33 @@ class _Handler(BaseHTTPRequestHandler):
 def running(emulator: Emulator, tmp: Path) -> Iterator[Path]:
     """The emulator on a free loopback port, and a kubeconfig whose context `emulator`
     points at it: the path of that kubeconfig."""
-    handler = type("Handler", (_Handler,), {"emulator": emulator})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    with running_clusters({"emulator": emulator}, tmp) as config:
+        yield config
+
+
+@contextmanager
+def running_clusters(emulators: dict[str, Emulator], tmp: Path) -> Iterator[Path]:
+    """Each emulator on a free loopback port, as the API server of one cluster, and one
+    kubeconfig with a context per cluster, named as in `emulators` (the first current)."""
+    servers = []
+    clusters, contexts = [], []
+    for name, emulator in emulators.items():
+        handler = type("Handler", (_Handler,), {"emulator": emulator})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        clusters.append({"name": name, "cluster": {"server": url}})
+        contexts.append({"name": name, "context": {"cluster": name, "user": "meshtop"}})
     config = tmp / "kubeconfig"
     config.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "apiVersion": "v1", "kind": "Config", "current-context": next(iter(emulators)),
+        "clusters": clusters, "contexts": contexts,
         "users": [{"name": "meshtop", "user": {"token": "emulated"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "meshtop"}}],
     }))  # fmt: skip
     try:
         yield config
     finally:
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
