@@ -241,9 +241,12 @@ def read_secret(path: Path, what: str) -> str:
     return secret
 
 
-def _prometheus(layers: list[dict[str, Any]], timeout_s: float) -> PrometheusConfig | None:
+def _prometheus(
+    layers: list[dict[str, Any]], timeout_s: float, *, url_needed: bool = True
+) -> PrometheusConfig | None:
     """Merge the [prometheus] layers (file, environment, flags: later wins) and read the
-    secrets they point at."""
+    secrets they point at. Settings without a URL are an error unless `url_needed` is
+    False (each cluster has a Prometheus of its own, and these settings are theirs)."""
     merged: dict[str, Any] = {}
     token: str | None = None
     password: str | None = None
@@ -259,7 +262,7 @@ def _prometheus(layers: list[dict[str, Any]], timeout_s: float) -> PrometheusCon
         if "password" in layer:
             password = layer["password"]
     if not merged.get("url"):
-        if merged or token or password:
+        if (merged or token or password) and url_needed:
             raise UsageError("Prometheus settings are given but no URL (--prometheus URL)")
         return None
     user = merged.get("user")
@@ -366,9 +369,16 @@ def load(
         env_prom,
         _prometheus_values(flag_prom, "command line"),
     ]
-    prometheus = _prometheus(layers, settings.timeout_s)
+    own = isinstance(file_clusters, list) and any(
+        isinstance(t, dict) and t.get("prometheus") for t in file_clusters
+    )
+    prometheus = _prometheus(layers, settings.timeout_s, url_needed=not own)
+
+    def prometheus_at(url: str) -> PrometheusConfig | None:
+        return _prometheus([*layers, {"url": url}], settings.timeout_s)
+
     clusters = _clusters(
-        file_clusters, where, (flags or {}).get("kubernetes.contexts", ()), kube[1], prometheus
+        file_clusters, where, (flags or {}).get("kubernetes.contexts", ()), kube[1], prometheus_at
     )
     return replace(
         settings,
@@ -392,7 +402,7 @@ def _clusters(
     where: str,
     contexts: tuple[str, ...],
     kubeconfig: Path | None,
-    prometheus: PrometheusConfig | None,
+    prometheus_at: Callable[[str], PrometheusConfig | None],
 ) -> list[ClusterConfig]:
     """The clusters of a multi-cluster mesh: the file's `[[clusters]]` tables, or, given
     `--context` twice or more, those contexts (each the file's cluster of that name or
@@ -412,10 +422,10 @@ def _clusters(
         if not isinstance(name, str) or not name or "/" in name:
             raise UsageError(f"{where}: cluster {i + 1} needs a name (no '/' in it)")
         url = table.get("prometheus")
-        own: PrometheusConfig | None = None
-        if url is not None:
-            base = prometheus or PrometheusConfig(url=str(url))
-            own = replace(base, url=str(url))
+        try:
+            own = prometheus_at(str(url)) if url is not None else None
+        except UsageError as exc:
+            raise UsageError(f"{where}: cluster {name}: {exc}") from None
         trace = table.get("tracing")
         known.append(
             ClusterConfig(

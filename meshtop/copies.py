@@ -83,15 +83,18 @@ async def apply_all(
     stores: Mapping[str, Any], plans: Mapping[str, Plan], *, dry_run: bool = False
 ) -> list[Outcome]:
     """Have every cluster's server check its change first (dry runs, concurrently); if
-    any refuses, write nothing anywhere. Then apply each, with the JSON patch that tests
-    the version that copy was read at: a copy changed since is reported as a conflict
-    and left as it is; the others are written all the same."""
+    any refuses it (forbidden, invalid, unreachable), write nothing anywhere. Then apply
+    each, with the JSON patch that tests the version that copy was read at: a copy
+    changed since (at the check or at the write) is reported as a conflict and left as
+    it is; the others are written all the same."""
     todo = {c: p for c, p in plans.items() if p.changed}
     outcomes = {c: Outcome(c, None, "unchanged") for c, p in plans.items() if not p.changed}
 
     async def check(cluster: str, plan: Plan) -> str:
         try:
             await stores[cluster].apply(plan, dry_run=True)
+        except ConflictError as exc:  # changed since read: that copy alone is left out
+            outcomes[cluster] = Outcome(cluster, plan, f"conflict: {exc}")
         except MeshtopError as exc:
             return f"refused by the server's dry run: {exc}"
         return ""
@@ -99,6 +102,7 @@ async def apply_all(
     refusals = dict(
         zip(todo, await asyncio.gather(*(check(c, p) for c, p in todo.items())), strict=True)
     )
+    todo = {c: p for c, p in todo.items() if c not in outcomes}
     if any(refusals.values()) or dry_run:
         for cluster, plan in todo.items():
             said = refusals[cluster]
