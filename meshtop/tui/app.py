@@ -470,16 +470,15 @@ class MeshtopApp(App[None]):
                       "(meshtop shift --force changes it)")  # fmt: skip
             return
         writer = AuditedStore(store, where(store), by="console")
-        stores, known = {}, {}
+        stores = {}
         if isinstance(self.writer, FederatedControlPlane) and self.snapshot is not None:
             # every cluster with a copy of this route: `A` in the dialog changes them all
             for copy in self.snapshot.routes:
                 if same_route(copy) == same_route(route):
                     there = store_for(self.writer, copy.cluster)
                     stores[copy.cluster] = AuditedStore(there, where(there), by="console")
-                    known[copy.cluster] = copy
         screen = ShiftScreen(
-            writer, now, rule, selected, (self.metrics, self.snapshot), stores=stores, known=known
+            writer, now, rule, selected, (self.metrics, self.snapshot), stores=stores
         )
         self.push_screen(screen, lambda plan: self._shifted(screen, plan))
 

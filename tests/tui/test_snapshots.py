@@ -16,9 +16,10 @@ from textual.pilot import Pilot
 from meshtop.config import Settings
 from meshtop.errors import BackendError
 from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
 
-from ..conftest import ROOT
+from ..conftest import ROOT, Clock
 from .test_console import FlakyMetrics, _first_snapshot
 
 SNAPSHOTS = ROOT / "snapshots"
@@ -223,3 +224,33 @@ def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
         await pilot.press("right_square_bracket", "enter")
 
     assert snap_compare(app, terminal_size=(110, 30), run_before=_ready(app, steps))
+
+
+def _clusters_app(clock: Clock) -> MeshtopApp:
+    sim = Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
+    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
+                      writer=sim.control_plane)  # fmt: skip
+
+
+def test_clusters_graph_160x48(snap_compare: Compare, clock: Clock) -> None:
+    """Two clusters: their boxes round their namespaces, the calls between them marked ⇄."""
+    app = _clusters_app(clock)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=_ready(app))
+
+
+def test_clusters_collapsed(snap_compare: Compare, clock: Clock) -> None:
+    app = _clusters_app(clock)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("colon", *"collapse cluster east", "enter")
+
+    assert snap_compare(app, terminal_size=(160, 40), run_before=_ready(app, steps))
+
+
+def test_clusters_routes(snap_compare: Compare, clock: Clock) -> None:
+    app = _clusters_app(clock)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("3")
+
+    assert snap_compare(app, terminal_size=(130, 24), run_before=_ready(app, steps))

@@ -37,6 +37,12 @@ class Done(Message):
 
 
 @dataclass
+class CopiesRead(Message):
+    found: dict[str, Route]
+    unread: dict[str, str]
+
+
+@dataclass
 class DoneEverywhere(Message):
     """What happened to each cluster's copy, and the copies that could not be read."""
 
@@ -77,16 +83,15 @@ class ShiftScreen(ModalScreen[Plan | None]):
         selected: int = 0,
         rollout_with: tuple[Any, Any] | None = None,
         stores: dict[str, Any] | None = None,
-        known: dict[str, Route] | None = None,
     ) -> None:
         """`rollout_with`: the metrics source and the snapshot a rollout judges by;
         `stores`: where each cluster's copy of the route is read and written, when the
-        route has copies in several clusters (`A` then changes them all), and `known`
-        those copies as the last refresh read them, for the review."""
+        route has copies in several clusters (`A` then changes them all)."""
         super().__init__()
         self.stores = stores if stores is not None and len(stores) > 1 else {}
         self.everywhere = False
-        self.known = known or {}
+        self.known: dict[str, Route] = {}  # every copy, as read when `A` was pressed
+        self.unread: dict[str, str] = {}  # copies that could not be read, and why
         self.report = ""  # what happened in each cluster, when all copies were changed
         self.applied: list[Plan] = []  # the copies written, for :undo
         self.rollout_with = rollout_with
@@ -214,12 +219,45 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._draw()
 
     def action_everywhere(self) -> None:
-        """`A`: the change for every cluster's copy of the route, or for this one."""
+        """`A`: the change for every cluster's copy of the route, or for this one. The
+        other copies are read now: the review shows them as read, and each is written
+        only if it is still at the version read here."""
         if not self.stores:
             self.message = "this route has no copy in another cluster"
-        elif not (self.busy or self.rolling):
+        elif not (self.busy or self.rolling or self.reviewing):
             self.everywhere = not self.everywhere
             self.message = ""
+            if self.everywhere:
+                self.busy = True
+                self.message = "reading every copy…"
+                self._read_copies()
+        self._draw()
+
+    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
+    def _read_copies(self) -> None:
+        r = self.route
+        others = {c: s for c, s in self.stores.items() if c != r.cluster}
+
+        async def go() -> list[Any]:
+            return await asyncio.gather(
+                *(s.read(r.kind, r.namespace, r.name) for s in others.values()),
+                return_exceptions=True,
+            )
+
+        found: dict[str, Route] = {r.cluster: r}  # this copy: as the dialog read it
+        unread: dict[str, str] = {}
+        for cluster, answer in zip(others, asyncio.run(go()), strict=True):
+            if isinstance(answer, Exception):
+                unread[cluster] = str(answer)
+            else:
+                found[cluster] = answer[0]
+        self.post_message(CopiesRead(found, unread))
+
+    def on_copies_read(self, message: CopiesRead) -> None:
+        self.busy = False
+        self.known = {c: message.found[c] for c in self.stores if c in message.found}
+        self.unread = message.unread
+        self.message = "; ".join(f"{c}: cannot read: {why}" for c, why in self.unread.items())
         self._draw()
 
     def action_apply(self) -> None:
@@ -235,26 +273,13 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
     def _write_everywhere(self, target: Split) -> None:
-        """Every copy read as it is now and given the same weights, each checked by its
-        own server and written against its own version (`copies.apply_all`)."""
-        r = self.route
+        """Every copy given the same weights, each checked by its own server and written
+        against the version read when `A` was pressed (`copies.apply_all`)."""
 
         async def go() -> tuple[list[copies.Outcome], dict[str, str]]:
-            answers = await asyncio.gather(
-                *(s.read(r.kind, r.namespace, r.name) for s in self.stores.values()),
-                return_exceptions=True,
-            )
-            found: dict[str, Route] = {}
-            unread: dict[str, str] = {}
-            for cluster, answer in zip(self.stores, answers, strict=True):
-                if isinstance(answer, MeshtopError):
-                    unread[cluster] = str(answer)
-                elif isinstance(answer, BaseException):
-                    raise answer
-                else:
-                    found[cluster] = answer[0]
+            unread = dict(self.unread)
             plans: dict[str, Plan] = {}
-            for cluster, route in found.items():
+            for cluster, route in self.known.items():  # each at the version read
                 try:
                     plans |= copies.plans(
                         {cluster: route}, lambda _: self.rule, lambda b: parse_set(target.text(), b)

@@ -43,7 +43,8 @@ LABELS = ("rps", "errors", "p95", "p99")
 Put = Callable[[int, str, Style | None], None]
 LOCK = "🔒"
 PLAIN = "!"
-CROSS = "⇄"  # a call from one cluster to another
+CROSS = "⇄"  # a call from one cluster to another, on its label
+CROSSING = {"─": "╌", "│": "╎"}  # and its line, dashed
 
 
 def edge_label(e: ViewEdge, mode: str) -> str:
@@ -68,10 +69,12 @@ def cells(text: str) -> int:
 
 def fit(text: str, room: int) -> str:
     """The label, or less of it, in `room` cells: first without the unit, then without
-    the mark, never cut in the middle of a number."""
+    the mark (a call between clusters keeps its `⇄` longest), never cut in the middle
+    of a number."""
     figure, _, mark = text.rpartition(" ")
     bare = re.sub(r"[A-Za-z/]+$", "", figure)  # 12.3rps -> 12.3, 4.2kB/s -> 4.2
-    for candidate in (text, f"{bare} {mark}", figure, bare):
+    keep = [f"{bare} {CROSS}"] if mark.endswith(CROSS) else []  # crossing: the last to go
+    for candidate in (text, f"{bare} {mark}", *keep, figure, bare):
         if cells(candidate) <= room:
             return candidate
     return ""
@@ -309,7 +312,10 @@ class GraphCanvas(ScrollView, can_focus=True):
                 put(b.right, "│", st["group"])
         for x, (bits, keys) in index.lines.get(row, {}).items():
             if x0 <= x < x1:
-                put(x, LINE.get(bits, "┼"), self._line_style(keys))
+                ch = LINE.get(bits, "┼")
+                if ch in CROSSING and all(self._crosses(k) for k in keys):
+                    ch = CROSSING[ch]  # a call between clusters: a dashed line
+                put(x, ch, self._line_style(keys))
         for lo, hi, key in index.labels.get(row, ()):
             e = view.edges.get(key)
             if e is None or hi < x0 or lo >= x1:
@@ -360,6 +366,10 @@ class GraphCanvas(ScrollView, can_focus=True):
                     chars[cx] = ""
                     styles[cx] = style
                 cx += 1
+
+    def _crosses(self, key: tuple[str, str]) -> bool:
+        e = self.view.edges.get(key) if self.view is not None else None
+        return e is not None and e.crosses
 
     def _line_style(self, keys: list[tuple[str, str]]) -> Style:
         assert self.view is not None

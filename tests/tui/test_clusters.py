@@ -1,0 +1,187 @@
+"""The console over a mesh of two clusters (the simulated one, `meshtop demo --clusters
+2`): cluster boxes around namespace bands, calls between clusters marked, `:cluster`,
+collapsing a cluster, the routes of every cluster with copies that differ flagged, and
+the shift dialog changing every copy, each at its own version."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import bookinfo, spread
+from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.graph import CROSS, GraphCanvas, edge_label
+
+from ..conftest import Clock
+from .test_console import _first_snapshot
+from .test_detail import _settled
+
+
+def two_clusters(clock: Clock) -> Simulation:
+    return Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
+
+
+def _app(sim: Simulation) -> MeshtopApp:
+    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
+                      writer=sim.control_plane)  # fmt: skip
+
+
+def _weights(sim: Simulation, cluster: str) -> list[int]:
+    return [d.weight for d in sim.route("bookinfo", "reviews", cluster).rules[0].destinations]
+
+
+async def test_clusters_are_boxes_round_their_namespaces_and_crossings_are_marked(
+    clock: Clock,
+) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(160, 48)):
+        await _first_snapshot(app)
+        assert app.view is not None and app._layout is not None
+        lay = app._layout
+        assert set(lay.clusters) == {"east", "west"}
+        for group, box in lay.groups.items():
+            cluster = group.partition("/")[0] if "/" in group else ""
+            if cluster:  # a namespace band inside its cluster's box
+                outer = lay.clusters[cluster]
+                assert outer.x < box.x and box.right < outer.right
+                assert outer.y < box.y and box.bottom < outer.bottom
+        east, west = lay.clusters["east"], lay.clusters["west"]
+        assert not east.overlaps(west)
+        for node, box in lay.nodes.items():
+            cluster = app.view.nodes[node].cluster
+            if cluster:
+                assert lay.clusters[cluster].contains(box.x, box.y), node
+        crossing = [e for e in app.view.edges.values() if e.crosses]
+        assert {(e.source, e.destination) for e in crossing} == {
+            ("east/bookinfo/app:productpage:v1", "west/bookinfo/app:reviews:v2"),
+            ("west/bookinfo/app:productpage:v1", "east/bookinfo/app:reviews:v3"),
+        }
+        assert all(edge_label(e, "rps").endswith(CROSS) for e in crossing)
+        canvas = app.query_one(GraphCanvas)
+        drawn = "\n".join(canvas.render_line(y).text for y in range(canvas.size.height))
+        assert "cluster east" in drawn and "╔" in drawn
+
+
+async def test_cluster_command_and_collapsing_a_cluster(clock: Clock) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("colon", *"cluster west", "enter")
+        await pilot.pause()
+        assert app.view is not None
+        shown = {v.cluster for v in app.view.nodes.values()}
+        # west's nodes, the east nodes it calls or is called by, the host outside it calls
+        assert shown == {"west", "east", ""}
+        east_nodes = {n for n, v in app.view.nodes.items() if v.cluster == "east"}
+        assert east_nodes == {"east/bookinfo/app:productpage:v1", "east/bookinfo/app:reviews:v3"}
+        await pilot.press("colon", *"cluster north", "enter")
+        await pilot.pause()
+        assert "no cluster 'north'" in str(app.query_one("#notice").render())
+        await pilot.press("colon", *"cluster all", "enter")
+        await pilot.press("colon", *"collapse cluster east", "enter")
+        await pilot.pause()
+        assert app.view is not None
+        east = app.view.nodes["east/*/*"]
+        assert east.label == "east (all)" and len(east.members) > 5
+        assert not any(n.startswith("east/bookinfo") for n in app.view.nodes)
+        # a call from west into the collapsed east still shows, marked as crossing
+        into = app.view.edges[("west/bookinfo/app:productpage:v1", "east/*/*")]
+        assert into.crosses
+        canvas = app.query_one(GraphCanvas)
+        canvas.select("west/bookinfo/app:productpage:v1")
+        await pilot.press("C")  # west too, by key
+        await pilot.pause()
+        assert set(app.view.nodes) >= {"east/*/*", "west/*/*"}
+        assert "collapsed east,west" in str(app.query_one("#status").render())
+
+
+async def test_routes_of_each_cluster_with_copies_that_differ_flagged(clock: Clock) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("3")
+        await _settled(app, pilot)
+        table = app.query_one("#routes", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        heads = [r[0] for r in rows if r[0]]
+        assert "east: VirtualService bookinfo/reviews" in heads
+        assert "west: VirtualService bookinfo/reviews" in heads
+        flagged = {(r[3], r[4], r[7]) for r in rows if r[7]}
+        assert flagged == {
+            ("reviews v1", "70", "west has 80"),
+            ("reviews v2", "20", "west has 10"),
+            ("reviews v1", "80", "east has 70"),
+            ("reviews v2", "10", "east has 20"),
+        }
+
+
+async def _shift_west_reviews(app: MeshtopApp, pilot: object) -> ShiftScreen:
+    await pilot.press("3")  # type: ignore[attr-defined]
+    await _settled(app, pilot)  # type: ignore[arg-type]
+    table = app.query_one("#routes", DataTable)
+    row = next(
+        i for i in range(table.row_count)
+        if str(table.get_row_at(i)[0]) == "west: VirtualService bookinfo/reviews"
+    )  # fmt: skip
+    table.move_cursor(row=row)
+    await pilot.press("w")  # type: ignore[attr-defined]
+    await _settled(app, pilot)  # type: ignore[arg-type]
+    screen = app.screen
+    assert isinstance(screen, ShiftScreen) and screen.route.cluster == "west"
+    return screen
+
+
+async def test_the_shift_dialog_changes_every_copy_and_undo_takes_all_back(
+    clock: Clock,
+) -> None:
+    sim = two_clusters(clock)
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        screen = await _shift_west_reviews(app, pilot)
+        await pilot.press("A")  # every copy, read now
+        await _settled(app, pilot)
+        await pilot.press("right_square_bracket", "enter")  # v1 +10
+        assert screen.everywhere and screen.split.weights == (90, 0, 10)
+        await pilot.press("y")
+        await _settled(app, pilot)
+        assert not isinstance(app.screen, ShiftScreen)
+        assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
+        assert "in east, west" in str(app.query_one("#notice").render())
+        await pilot.press("colon", *"undo", "enter")
+        await _settled(app, pilot)
+        assert _weights(sim, "east") == [70, 20, 10] and _weights(sim, "west") == [80, 10, 10]
+        log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [(e["by"], e["context"].split()[1]) for e in lines] == [
+            ("console", "east"), ("console", "west"), ("undo", "east"), ("undo", "west"),
+        ]  # fmt: skip
+
+
+async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Clock) -> None:
+    sim = two_clusters(clock)
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        screen = await _shift_west_reviews(app, pilot)
+        await pilot.press("A")
+        await _settled(app, pilot)  # every other copy is read now
+        assert set(screen.known) == {"east", "west"}
+        await pilot.press("right_square_bracket", "enter")
+        sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
+        await pilot.press("y")
+        await _settled(app, pilot)
+        assert _weights(sim, "west") == [90, 0, 10]
+        assert _weights(sim, "east") == [60, 30, 10]  # the other writer's change stands
+        assert isinstance(app.screen, ShiftScreen)  # the dialog stays, saying what happened
+        assert screen.message.startswith("applied in west; NOT in east")
+        assert any(line.startswith("east: conflict") for line in screen.progress)
+        await pilot.press("escape")
+        await _settled(app, pilot)
+        assert app.last_plans and [p.route.cluster for p in app.last_plans] == ["west"]
+        assert "NOT in east" in str(app.query_one("#notice").render())
