@@ -95,10 +95,23 @@ class Report:
         return worst_first(self.snapshot.edges, self.grades)
 
     def label(self, node_id: str) -> str:
+        """`namespace/workload`, or `cluster/namespace/workload` in a mesh of several
+        clusters, where the shorter one could be any cluster's."""
         w = self.snapshot.nodes.get(node_id) or (
             self.whole.nodes.get(node_id) if self.whole else None
         )
-        return w.label if isinstance(w, Workload) else node_id
+        if not isinstance(w, Workload):
+            return node_id
+        inside = w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
+        return f"{w.cluster}/{w.label}" if self.several_clusters and inside else w.label
+
+    @cached_property
+    def several_clusters(self) -> bool:
+        judged = self.whole or self.snapshot
+        return (
+            len({w.cluster for w in judged.nodes.values()
+                 if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)}) > 1
+        )  # fmt: skip
 
     @cached_property
     def plaintext(self) -> list[Edge]:

@@ -487,3 +487,16 @@ def test_rollout_promotes_a_good_canary_and_aborts_a_bad_one(tmp_path: Path) -> 
 def test_rollout_asks_or_needs_yes() -> None:
     result = meshtop("rollout", "--demo", "bookinfo/reviews", "--to", "v2")
     assert result.returncode == 2 and "give --yes" in result.stderr
+
+
+def test_clusters_is_for_the_simulated_mesh_and_its_names_are_checked() -> None:
+    result = meshtop("export", "--clusters", "2", "--prometheus", "http://127.0.0.1:9")
+    assert result.returncode == 2 and "give it with --demo" in result.stderr
+    result = meshtop("sim", "serve", "--clusters", "2", "--cluster", "north", "--port", "0")
+    assert result.returncode == 2
+    assert "no cluster 'north' in the simulated mesh; it has east, west" in result.stderr
+    result = meshtop("export", "--demo", "--clusters", "3", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert {"east", "west", "south"} <= {
+        line.split(",")[0].split("/")[0] for line in result.stdout.splitlines()[1:]
+    }

@@ -23,7 +23,7 @@ from meshtop.export import FORMATS, renderer
 from meshtop.mesh import refresh
 from meshtop.report import Report
 from meshtop.sim.sources import Simulation
-from meshtop.sim.topology import bookinfo, generated
+from meshtop.sim.topology import bookinfo, generated, spread
 
 from .conftest import ROOT, need
 
@@ -185,3 +185,55 @@ def test_svg_draws_a_workload_calling_itself_and_escapes_names() -> None:
     edges = [g for g in root.iter(f"{ns}g") if g.get("class", "").startswith("edge ")]
     assert len(edges) == len(report.snapshot.edges) == 2
     assert "<b>" not in svg
+
+
+def _clusters_report() -> Report:
+    sim = Simulation(spread(bookinfo(), ("east", "west")), clock=lambda: AT)
+    return Report(
+        asyncio.run(refresh(sim.metrics, sim.control_plane, window_s=60, clock=lambda: AT))
+    )
+
+
+def test_every_format_over_two_clusters_names_the_cluster() -> None:
+    report = _clusters_report()
+    doc = json.loads(renderer("json")(report))
+    assert {n["cluster"] for n in doc["nodes"]} >= {"east", "west"}
+    assert all(n["id"].startswith(n["cluster"] + "/") for n in doc["nodes"])
+    assert {(r["cluster"], r["name"]) for r in doc["routes"] if r["name"] == "reviews"} == {
+        ("east", "reviews"),
+        ("west", "reviews"),
+    }
+    assert set(doc["sources"]) == {"metrics", "control_plane:east", "control_plane:west"}
+    # a table row names the cluster: the same workload runs in both
+    markdown = renderer("markdown")(report)
+    assert "| west/bookinfo/productpage-v1 | east/bookinfo/reviews-v3 |" in markdown
+    rows = list(csv.DictReader(io.StringIO(renderer("csv")(report))))
+    assert {r["source"] for r in rows} >= {
+        "east/bookinfo/productpage-v1",
+        "west/bookinfo/productpage-v1",
+    }
+    mermaid = renderer("mermaid")(report)
+    assert 'subgraph cl0["cluster east"]' in mermaid and 'subgraph cl1["cluster west"]' in mermaid
+    assert "⇄ west → east" in mermaid
+    svg = renderer("svg")(report)
+    root = ET.fromstring(svg)
+    clusters = [
+        g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "cluster"
+    ]
+    assert len(clusters) == 2
+    assert svg.count(" ⇄</text>") == 2  # the two calls between clusters
+
+
+def test_dot_over_two_clusters_nests_namespaces_in_clusters() -> None:
+    dot = shutil.which("dot")
+    need(dot is not None, "Graphviz's dot is not installed (make test installs it as root)")
+    assert dot is not None
+    report = _clusters_report()
+    text = renderer("dot")(report)
+    assert 'label="cluster east"' in text and 'label="cluster west"' in text
+    done = subprocess.run(
+        [dot, "-Tsvg"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    # Graphviz draws a box per namespace per cluster, and one per mesh cluster round them
+    assert done.stdout.count('class="cluster"') == 2 + 2 * 2 + 2  # + external, unknown

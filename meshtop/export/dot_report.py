@@ -1,11 +1,10 @@
-"""`--format dot`: the topology for Graphviz (`dot -Tsvg`), one cluster per namespace,
+"""`--format dot`: the topology for Graphviz (`dot -Tsvg`), one cluster per namespace
+(inside one per mesh cluster, when there are several),
 nodes and calls coloured and styled by health, each call labelled with its figures."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, group_of, node_label
+from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, nested, node_label
 from meshtop.report import Report
 
 
@@ -23,24 +22,34 @@ def render(report: Report) -> str:
         '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
-    groups: dict[str, list[str]] = defaultdict(list)
-    for node_id, w in sorted(snapshot.nodes.items()):
-        groups[group_of(w)].append(node_id)
-    for i, (group, members) in enumerate(sorted(groups.items())):
-        lines.append(f"  subgraph cluster_{i} {{")
-        lines.append(f'    label={quoted(group)}; style=rounded; color="#bbbbbb";')
-        for node_id in members:
-            health = grades.nodes[node_id]
-            style = "rounded" if STYLES[health] == "solid" else f"rounded,{STYLES[health]}"
-            lines.append(
-                f"    {quoted(node_id)} [label={quoted(node_label(snapshot.nodes[node_id]))}, "
-                f'color="{COLOURS[health]}", style="{style}", penwidth={WIDTHS[health]}];'
-            )
-        lines.append("  }")
+
+    def node(node_id: str, indent: str) -> str:
+        health = grades.nodes[node_id]
+        style = "rounded" if STYLES[health] == "solid" else f"rounded,{STYLES[health]}"
+        return (
+            f"{indent}{quoted(node_id)} [label={quoted(node_label(snapshot.nodes[node_id]))}, "
+            f'color="{COLOURS[health]}", style="{style}", penwidth={WIDTHS[health]}];'
+        )
+
+    i = 0
+    for c, (cluster, namespaces) in enumerate(nested(snapshot.nodes).items()):
+        pad = "    " if cluster else "  "
+        if cluster:
+            lines.append(f"  subgraph cluster_c{c} {{")
+            lines.append(f'    label={quoted("cluster " + cluster)}; style=bold; color="#57606a";')
+        for namespace, members in namespaces.items():
+            lines.append(f"{pad}subgraph cluster_{i} {{")
+            lines.append(f'{pad}  label={quoted(namespace)}; style=rounded; color="#bbbbbb";')
+            lines += [node(n, pad + "  ") for n in members]
+            lines.append(f"{pad}}}")
+            i += 1
+        if cluster:
+            lines.append("  }")
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         health = grades.edges[e.key]
+        label = quoted(edge_label(e, snapshot.nodes))
         lines.append(
-            f"  {quoted(e.source)} -> {quoted(e.destination)} [label={quoted(edge_label(e))}, "
+            f"  {quoted(e.source)} -> {quoted(e.destination)} [label={label}, "
             f'color="{COLOURS[health]}", fontcolor="{COLOURS[health]}", '
             f"style={STYLES[health]}, penwidth={WIDTHS[health]}];"
         )

@@ -1,9 +1,12 @@
 """What the graph formats (DOT, Mermaid, SVG, HTML) share: the colour and line style of
 each health, a node's and an edge's label, and the namespace each node is drawn in. The
 colours are Okabe and Ito's, told apart with colour blindness; the line style tells
-health without colour too (solid, dashed, bold), as the console's borders do."""
+health without colour too (solid, dashed, bold), as the console's borders do. With
+several clusters, namespaces are drawn inside their cluster's box."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from meshtop import units
 from meshtop.model import Edge, Health, NodeKind, Protocol, Workload
@@ -28,12 +31,40 @@ def node_label(w: Workload) -> str:
     return w.name
 
 
-def group_of(w: Workload) -> str:
-    return w.namespace
+def outside(w: Workload) -> bool:
+    """Whether a node is in no cluster: an unknown peer, an external host."""
+    return w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
 
 
-def edge_label(e: Edge) -> str:
-    """`19.5rps · 0.00% · p99 62ms`, and `plaintext` when not all on mTLS."""
+def nested(nodes: Mapping[str, Workload]) -> dict[str, dict[str, list[str]]]:
+    """Node ids by cluster, then namespace, each in order of name. With one cluster (or
+    none) everything is under "": the drawing then has no cluster boxes; nodes outside
+    every cluster are under "" too."""
+    several = len({w.cluster for w in nodes.values() if not outside(w)}) > 1
+    out: dict[str, dict[str, list[str]]] = {}
+    for node_id, w in sorted(nodes.items()):
+        cluster = w.cluster if several and not outside(w) else ""
+        out.setdefault(cluster, {}).setdefault(w.namespace, []).append(node_id)
+    ordered = sorted(out.items(), key=lambda kv: (not kv[0], kv[0]))
+    return {cluster: dict(sorted(namespaces.items())) for cluster, namespaces in ordered}
+
+
+def group_of(w: Workload, several: bool = False) -> str:
+    """The band a node is drawn in: its namespace, inside its cluster when `several`."""
+    return f"{w.cluster}/{w.namespace}" if several and not outside(w) else w.namespace
+
+
+def crossing(e: Edge, nodes: Mapping[str, Workload]) -> str:
+    """`east → west` for a call from one cluster to another, else ""."""
+    a, b = nodes.get(e.source), nodes.get(e.destination)
+    if a is None or b is None or outside(a) or outside(b) or a.cluster == b.cluster:
+        return ""
+    return f"{a.cluster} → {b.cluster}"
+
+
+def edge_label(e: Edge, nodes: Mapping[str, Workload] | None = None) -> str:
+    """`19.5rps · 0.00% · p99 62ms`, `plaintext` when not all on mTLS, and `⇄ east →
+    west` for a call between clusters (given the nodes)."""
     s = e.stats
     if s.protocol is Protocol.TCP:
         parts = [f"{s.tcp_connections_per_s:.2f} conn/s", units.bytes_per_s(s.tcp_request_bps)]
@@ -41,4 +72,7 @@ def edge_label(e: Edge) -> str:
         parts = [units.rps(s.rps), units.percent(s.error_rate), f"p99 {units.ms(s.p99_ms)}"]
     if s.mtls < 1.0:
         parts.append("plaintext" if s.mtls == 0 else f"mTLS {units.percent(s.mtls)}")
+    between = crossing(e, nodes) if nodes is not None else ""
+    if between:
+        parts.append(f"⇄ {between}")
     return " · ".join(parts)

@@ -1,11 +1,10 @@
 """`--format mermaid`: the topology as a Mermaid flowchart, for Markdown that renders it
-(GitHub, GitLab, wikis): one subgraph per namespace, health as classes and link styles."""
+(GitHub, GitLab, wikis): one subgraph per namespace (inside one per cluster, when there
+are several), health as classes and link styles."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, group_of, node_label
+from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, nested, node_label
 from meshtop.model import Health
 from meshtop.report import Report
 
@@ -25,16 +24,23 @@ def render(report: Report) -> str:
     snapshot, grades = report.snapshot, report.grades
     ids = {node_id: f"n{i}" for i, node_id in enumerate(sorted(snapshot.nodes))}
     lines = ["flowchart LR"]
-    groups: dict[str, list[str]] = defaultdict(list)
-    for node_id, w in sorted(snapshot.nodes.items()):
-        groups[group_of(w)].append(node_id)
-    for i, (group, members) in enumerate(sorted(groups.items())):
-        lines.append(f"  subgraph ns{i}[{text(group)}]")
-        lines += [f"    {ids[n]}[{text(node_label(snapshot.nodes[n]))}]" for n in members]
-        lines.append("  end")
+    i = 0
+    for c, (cluster, namespaces) in enumerate(nested(snapshot.nodes).items()):
+        pad = "    " if cluster else "  "
+        if cluster:
+            lines.append(f"  subgraph cl{c}[{text('cluster ' + cluster)}]")
+        for namespace, members in namespaces.items():
+            lines.append(f"{pad}subgraph ns{i}[{text(namespace)}]")
+            lines += [f"{pad}  {ids[n]}[{text(node_label(snapshot.nodes[n]))}]" for n in members]
+            lines.append(f"{pad}end")
+            i += 1
+        if cluster:
+            lines.append("  end")
     edges = sorted(snapshot.edges, key=lambda e: e.key)
     for e in edges:
-        lines.append(f"  {ids[e.source]} -->|{text(edge_label(e))}| {ids[e.destination]}")
+        lines.append(
+            f"  {ids[e.source]} -->|{text(edge_label(e, snapshot.nodes))}| {ids[e.destination]}"
+        )
     for health in Health:
         members = [ids[n] for n in sorted(snapshot.nodes) if grades.nodes[n] is health]
         lines.append(

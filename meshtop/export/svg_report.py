@@ -7,7 +7,16 @@ from __future__ import annotations
 from html import escape
 
 from meshtop import units
-from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, group_of, node_label
+from meshtop.export.drawing import (
+    COLOURS,
+    STYLES,
+    WIDTHS,
+    crossing,
+    edge_label,
+    group_of,
+    nested,
+    node_label,
+)
 from meshtop.layout import layout
 from meshtop.model import Health, Protocol
 from meshtop.report import Report
@@ -31,11 +40,12 @@ def drawing(report: Report) -> str:
     snapshot, grades = report.snapshot, report.grades
     nodes = snapshot.nodes
     labels = {n: node_label(w) for n, w in nodes.items()}
+    several = any(nested(nodes))  # clusters have keys; "" holds the rest
     placed = layout(
         nodes,
         [e.key for e in snapshot.edges],
         label=labels.__getitem__,
-        group=lambda n: group_of(nodes[n]),
+        group=lambda n: group_of(nodes[n], several),
     )
     width, height = (placed.width + 2) * CW, (placed.height + 2) * CH
     out = [
@@ -52,12 +62,20 @@ def drawing(report: Report) -> str:
         "</defs>",
         '<rect width="100%" height="100%" fill="#ffffff"/>',
     ]
+    for cluster, box in sorted(placed.clusters.items()):
+        out.append(
+            f'<g class="cluster"><rect x="{box.x * CW}" y="{box.y * CH + CH // 2}" '
+            f'width="{box.w * CW}" height="{(box.h - 1) * CH}" rx="8" fill="none" '
+            f'stroke="#57606a" stroke-width="2"/><text x="{box.x * CW + 8}" '
+            f'y="{box.y * CH + CH // 2 + 14}" font-weight="bold" fill="#24292f">'
+            f"cluster {escape(cluster)}</text></g>"
+        )
     for group, box in sorted(placed.groups.items()):
         out.append(
             f'<g class="namespace"><rect x="{box.x * CW}" y="{box.y * CH + CH // 2}" '
             f'width="{box.w * CW}" height="{(box.h - 1) * CH}" rx="6" fill="#f6f8fa" '
             f'stroke="#c8cdd2"/><text x="{box.x * CW + 8}" y="{box.y * CH + CH // 2 + 14}" '
-            f'fill="#57606a">{escape(group)}</text></g>'
+            f'fill="#57606a">{escape(group.rpartition("/")[2])}</text></g>'
         )
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         points = placed.routes.get(e.key)
@@ -70,7 +88,7 @@ def drawing(report: Report) -> str:
             # a workload calling itself: a loop from its top edge round to its right side
             xr, top = (home.x + home.w) * CW, home.y * CH + 3
             x0 = xr - 2 * CW
-            title = f"{report.label(e.source)} → itself: {edge_label(e)}"
+            title = f"{report.label(e.source)} → itself: {edge_label(e, snapshot.nodes)}"
             out.append(
                 f'<g class="edge {health.value}"><title>{escape(title)}</title>'
                 f'<path fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
@@ -81,8 +99,11 @@ def drawing(report: Report) -> str:
         short = f"{s.tcp_connections_per_s:.2f} c/s" if tcp else units.rps(s.rps)
         if s.mtls < 1.0:
             short += " !"  # as in the console: not (all) on mutual TLS
+        if crossing(e, nodes):
+            short += " ⇄"  # and between clusters
         (x0, y0) = points[0]
-        title = f"{report.label(e.source)} → {report.label(e.destination)}: {edge_label(e)}"
+        said = edge_label(e, snapshot.nodes)
+        title = f"{report.label(e.source)} → {report.label(e.destination)}: {said}"
         out.append(
             f'<g class="edge {health.value}"><title>{escape(title)}</title>'
             f'<polyline fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
