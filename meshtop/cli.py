@@ -1039,10 +1039,15 @@ def rollout(
     from meshtop.units import parse_duration
 
     settings = _settings(ctx, **{"prometheus.url": prometheus, "prometheus.dialect": dialect,
-                                 "timeout": timeout, "kubernetes.context": context,
-                                 "kubernetes.kubeconfig": kubeconfig})  # fmt: skip
+                                 "timeout": timeout, "kubernetes.kubeconfig": kubeconfig},
+                         **_contexts([context] if context else None))  # fmt: skip
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
+    if settings.clusters and not demo:
+        raise UsageError(
+            "a rollout steps one cluster's copy of a route, judged by that cluster's calls: "
+            f"give --context with one of {', '.join(c.name for c in settings.clusters)}"
+        )
     namespace, sep, name = target.partition("/")
     if not sep or not namespace or not name or "/" in name:
         raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")

@@ -377,16 +377,21 @@ def load(
     def prometheus_at(url: str) -> PrometheusConfig | None:
         return _prometheus([*layers, {"url": url}], settings.timeout_s)
 
-    clusters = _clusters(
-        file_clusters, where, (flags or {}).get("kubernetes.contexts", ()), kube[1], prometheus_at
-    )
+    contexts = (flags or {}).get("kubernetes.contexts", ())
+    clusters = _clusters(file_clusters, where, contexts, kube[1], prometheus_at)
+    context, kubeconfig = kube
+    if len(clusters) == 1:  # one cluster: as [kubernetes] says, with what the file says of it
+        one = clusters.pop()
+        context, kubeconfig = one.context, one.kubeconfig
+        prometheus = one.prometheus or prometheus
+        tracing = one.tracing or tracing
     return replace(
         settings,
         prometheus=prometheus,
         thresholds=thresholds,
         tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),
-        kube_context=kube[0],
-        kubeconfig=kube[1],
+        kube_context=context,
+        kubeconfig=kubeconfig,
         clusters=tuple(
             replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s)) if c.tracing else c
             for c in clusters
@@ -405,8 +410,9 @@ def _clusters(
     prometheus_at: Callable[[str], PrometheusConfig | None],
 ) -> list[ClusterConfig]:
     """The clusters of a multi-cluster mesh: the file's `[[clusters]]` tables, or, given
-    `--context` twice or more, those contexts (each the file's cluster of that name or
-    context, else a cluster named after the context). A cluster's `prometheus` is a URL;
+    `--context` (once or more), those contexts (each the file's cluster of that name or
+    context, else a cluster named after the context). One cluster is no federation: the
+    caller makes it the one cluster. A cluster's `prometheus` is a URL;
     everything else about reaching it (auth, headers, CA, dialect) is [prometheus]'s."""
     if not isinstance(file, list) or not all(isinstance(t, dict) for t in file):
         raise UsageError(f"{where}: clusters must be tables ([[clusters]] with name = …)")
@@ -442,15 +448,11 @@ def _clusters(
         raise UsageError(f"{where}: cluster {twice!r} is named twice")
     if not contexts:
         return known
-    if len(contexts) == 1:  # one cluster, as [kubernetes] context says
-        return []
     chosen = [
         next((c for c in known if context in (c.name, c.context)), None)
         or ClusterConfig(name=context, context=context, kubeconfig=kubeconfig)
         for context in dict.fromkeys(contexts)
     ]
-    if len(chosen) < 2:
-        raise UsageError("give two or more different --context for several clusters")
     return chosen
 
 

@@ -305,8 +305,15 @@ def test_context_twice_is_several_clusters_and_picks_from_the_file(tmp_path: Pat
         ("east", "gke_east"),
         ("kind-west", "kind-west"),
     ]
-    one = load({"kubernetes.context": "gke_east", "kubernetes.contexts": ("gke_east",)})
-    assert one.clusters == () and one.kube_context == "gke_east"
+    one = load({"kubernetes.context": "kind-west", "kubernetes.contexts": ("kind-west",)})
+    assert one.clusters == () and one.kube_context == "kind-west"
+    # one --context naming a cluster of the file: that cluster, as the file describes it
+    path.write_text('[[clusters]]\nname = "east"\ncontext = "gke_east"\n'
+                    'prometheus = "http://prom-east:9090"\n[[clusters]]\nname = "west"\n'
+                    'prometheus = "http://prom-west:9090"\n')  # fmt: skip
+    east = load({"kubernetes.contexts": ("east",)}, config_file=path)
+    assert east.clusters == () and east.kube_context == "gke_east"
+    assert east.prometheus is not None and east.prometheus.url == "http://prom-east:9090"
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,8 @@ def test_explicit_config_file_must_exist(tmp_path: Path) -> None:
         ("refresh = ", "is not valid TOML"),
         (
             'colour = "red"',
-            r"unknown setting .colour.; known settings are \[health\], \[kubernetes\], "
+            r"unknown setting .colour.; known settings are \[\[clusters\]\], \[health\], "
+            r"\[kubernetes\], "
             r"\[prometheus\]",
         ),
         (

@@ -21,13 +21,16 @@ KEYS = (
     ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
     ("enter", "open the selected node or edge: its history (1-6 windows), t its traces"),
-    ("/", "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"),
-    (":", "command: ns NAME, focus NODE [HOPS], graph app|version|workload|service, "
-          "labels rps|errors|p95|p99, collapse NS, expand NS, theme NAME, q"),
+    ("/", "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; "
+          "! inverts"),
+    (":", "command: ns NAME, cluster NAME|all, focus NODE [HOPS], "
+          "graph app|version|workload|service, labels rps|errors|p95|p99, collapse NS, "
+          "expand NS, collapse cluster NAME, expand cluster NAME, undo, theme NAME, q"),
     ("esc", "close the prompt, or clear the filter and the focus"),
     ("g", "group nodes by versioned app, app, workload or service"),
     ("t", "edge labels: rps, errors, p95, p99"),
     ("c", "collapse the selected node's namespace into one box (again: expand)"),
+    ("C", "collapse the selected node's cluster into one box (again: expand)"),
     ("s", "edge table: sort by the next column (or click a header)"),
     ("r / p", "refresh now / pause or resume refreshing"),
     ("shift+arrows, pgup pgdn home end", "pan a large graph"),
@@ -37,7 +40,8 @@ GRAPH = (
     ("boxes", "rounded: healthy; dashed: degraded; heavy: failing (and coloured so)"),
     ("lines", "calls, with an arrowhead at the callee; colour by health"),
     ("labels", "the chosen figure, then 🔒 for mTLS or ! for plain text"),
-    ("bands", "namespaces"),
+    ("bands", "namespaces; a double line round them: their cluster"),
+    ("╌ ⇄", "a dashed line, ⇄ on its label: a call from one cluster to another"),
 )
 COLUMNS = (
     (
