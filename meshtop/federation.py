@@ -14,11 +14,19 @@ import asyncio
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from meshtop.errors import UsageError
 from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource, Traffic
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+M = TypeVar("M", bound=_Named)
 
 
 def merge_traffic(parts: Mapping[str, Traffic]) -> Traffic:
@@ -50,19 +58,23 @@ def merge_traffic(parts: Mapping[str, Traffic]) -> Traffic:
     return Traffic(nodes=list(nodes.values()), edges=edges, warnings=warnings)
 
 
-class FederatedMetrics:
-    """One metrics backend per cluster, as one `MetricsSource`. `mesh.refresh()` asks
-    the members itself, to give each its own health; `traffic()` here is for callers
-    that want one answer or an error."""
+class _Federation(Generic[M]):
+    """Members by cluster name: two or more sources of one kind."""
 
-    def __init__(self, members: Mapping[str, MetricsSource]) -> None:
+    def __init__(self, members: Mapping[str, M]) -> None:
         if len(members) < 2:
             raise ValueError("a federation needs two or more members")
-        self.members = dict(members)
+        self.members: dict[str, M] = dict(members)
 
     @property
     def name(self) -> str:
         return ", ".join(f"{c}: {m.name}" for c, m in self.members.items())
+
+
+class FederatedMetrics(_Federation[MetricsSource]):
+    """One metrics backend per cluster, as one `MetricsSource`. `mesh.refresh()` asks
+    the members itself, to give each its own health; `traffic()` here is for callers
+    that want one answer or an error."""
 
     async def traffic(self, window_s: float) -> Traffic:
         answers = await asyncio.gather(*(m.traffic(window_s) for m in self.members.values()))
@@ -81,14 +93,9 @@ class FederatedMetrics:
         return await first.history(source, destination, window_s)
 
 
-class FederatedControlPlane:
+class FederatedControlPlane(_Federation[ControlPlane]):
     """One control plane per cluster, as one `ControlPlane` for reading; writes go to
     one member at a time (`member(route.cluster)`), each with its own version check."""
-
-    def __init__(self, members: Mapping[str, ControlPlane]) -> None:
-        if len(members) < 2:
-            raise ValueError("a federation needs two or more members")
-        self.members = dict(members)
 
     @property
     def name(self) -> str:
@@ -136,19 +143,10 @@ class FederatedControlPlane:
         return out
 
 
-class FederatedTraces:
+class FederatedTraces(_Federation[TraceSource]):
     """One trace backend per cluster, as one `TraceSource`: a search asks them all (a
     trace that crossed clusters is in each, once), a trace is fetched from whichever
     has it. A backend that fails is skipped while another answers."""
-
-    def __init__(self, members: Mapping[str, TraceSource]) -> None:
-        if len(members) < 2:
-            raise ValueError("a federation needs two or more members")
-        self.members = dict(members)
-
-    @property
-    def name(self) -> str:
-        return ", ".join(f"{c}: {m.name}" for c, m in self.members.items())
 
     async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
         answers = await asyncio.gather(

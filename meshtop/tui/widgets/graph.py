@@ -80,6 +80,20 @@ def fit(text: str, room: int) -> str:
     return ""
 
 
+def _frame(put: Put, b: Box, row: int, chars: str, title: str, style: Style) -> None:
+    """What of a box's border crosses `row`, its title in the top one; `chars` are the
+    corners (top left, top right, bottom left, bottom right), then the lines."""
+    top_l, top_r, bottom_l, bottom_r, across, down = tuple(chars)
+    if row in (b.y, b.bottom):
+        left, right = (top_l, top_r) if row == b.y else (bottom_l, bottom_r)
+        put(b.x, left + across * (b.w - 2) + right, style)
+        if row == b.y:
+            put(b.x + 2, f" {title} ", style)
+    else:
+        put(b.x, down, style)
+        put(b.right, down, style)
+
+
 @dataclass
 class _Index:
     """What crosses each row, built once per layout."""
@@ -291,25 +305,9 @@ class GraphCanvas(ScrollView, can_focus=True):
                     styles[cx] = style
 
         for c in index.clusters.get(row, ()):  # a cluster: a double line round its bands
-            b = lay.clusters[c]
-            if row in (b.y, b.bottom):
-                corner_l, corner_r = ("╔", "╗") if row == b.y else ("╚", "╝")
-                put(b.x, corner_l + "═" * (b.w - 2) + corner_r, st["cluster"])
-                if row == b.y:
-                    put(b.x + 2, f" cluster {c} ", st["cluster"])
-            else:
-                put(b.x, "║", st["cluster"])
-                put(b.right, "║", st["cluster"])
-        for g in index.groups.get(row, ()):
-            b = lay.groups[g]
-            if row in (b.y, b.bottom):
-                corner_l, corner_r = ("╭", "╮") if row == b.y else ("╰", "╯")
-                put(b.x, corner_l + "─" * (b.w - 2) + corner_r, st["group"])
-                if row == b.y:
-                    put(b.x + 2, f" {g.rpartition('/')[2]} ", st["group"])
-            else:
-                put(b.x, "│", st["group"])
-                put(b.right, "│", st["group"])
+            _frame(put, lay.clusters[c], row, "╔╗╚╝═║", f"cluster {c}", st["cluster"])
+        for g in index.groups.get(row, ()):  # a namespace's band (`cluster/namespace`)
+            _frame(put, lay.groups[g], row, "╭╮╰╯─│", g.rpartition("/")[2], st["group"])
         for x, (bits, keys) in index.lines.get(row, {}).items():
             if x0 <= x < x1:
                 ch = LINE.get(bits, "┼")
