@@ -239,14 +239,15 @@ class RouteLine:
 
 def route_lines(
     routes: Sequence[Route],
-    subsets: Mapping[tuple[str, str], set[str]],
+    subsets: Mapping[tuple[str, str], set[str]] | None,
     services: set[tuple[str, str]] | None,
     observed: Callable[[Route, str], float],
 ) -> list[RouteLine]:
     """Every destination of every rule, in order, with its configured share, the share
     observed (for the default rule: the only traffic the metrics can tell apart), and what
-    is wrong with the configuration: a subset missing from the DestinationRules, weights
-    that add up to 0, a host with no service (where the services are known)."""
+    is wrong with the configuration: a subset missing from the DestinationRules (where
+    they are known), weights that add up to 0, a host with no service (where the services
+    are known)."""
     out: list[RouteLine] = []
     for route in routes:
         default = next((i for i, r in enumerate(route.rules) if not r.matches), None)
@@ -260,7 +261,11 @@ def route_lines(
                 problem = ""
                 if total == 0:
                     problem = "weights add up to 0: no traffic can go"
-                elif d.subset and d.subset not in subsets.get((route.namespace, host), set()):
+                elif (
+                    d.subset
+                    and subsets is not None
+                    and d.subset not in subsets.get((route.namespace, host), set())
+                ):
                     problem = f"no subset {d.subset} in a DestinationRule for {host}"
                 elif services is not None and (route.namespace, host) not in services:
                     problem = f"no service {host} in {route.namespace}"

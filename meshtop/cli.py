@@ -214,7 +214,11 @@ class Sources:
     traces: TraceSource | None = None
 
 
-def _sources(settings: Settings, sim: Simulation | None, at: float | None = None) -> Sources:
+def _sources(
+    settings: Settings, sim: Simulation | None, at: float | None = None, *, routes: bool = False
+) -> Sources:
+    """The metrics (and trace) backends; with `routes`, the control plane too: the
+    console's, and an export's over several clusters (each cluster's copies)."""
     if sim is not None:
         return Sources(sim.metrics, sim.control_plane, True, sim.clock, sim.traces)
     from meshtop.sources.prometheus import PrometheusMetrics
@@ -241,7 +245,8 @@ def _sources(settings: Settings, sim: Simulation | None, at: float | None = None
         )
     else:
         metrics = PrometheusMetrics(settings.prometheus, at=at)
-    return Sources(metrics, _control_plane(settings), False, clock, _traces(settings))
+    plane = _control_plane(settings) if routes else None
+    return Sources(metrics, plane, False, clock, _traces(settings))
 
 
 def _control_plane(settings: Settings) -> ControlPlane | None:
@@ -380,7 +385,7 @@ def console(
         settings = _settings(ctx)
         configured = settings.prometheus is not None or any(c.prometheus for c in settings.clusters)
         sim = None if configured else _simulation(None, 1)
-        _run_console(_sources(settings, sim), settings)
+        _run_console(_sources(settings, sim, routes=True), settings)
 
 
 @app.command()
@@ -462,7 +467,7 @@ def export(
     if clusters and not demo:
         raise UsageError("--clusters simulates a mesh: give it with --demo")
     sim = _simulation(services, seed, moment, clusters) if demo else None
-    sources = _sources(settings, sim, moment)
+    sources = _sources(settings, sim, moment, routes=bool(settings.clusters))
     namespaces = (
         settings.prometheus.namespaces
         if settings.prometheus and not demo
@@ -568,7 +573,11 @@ def _snapshot(settings: Settings, sources: Sources) -> MeshSnapshot:
             clock=sources.clock,
         )
     )
-    failed = [h for h in snapshot.sources.values() if h.state is SourceState.FAILED]
+    # no metrics is no report; a control plane out of reach is a warning (no routes from it)
+    failed = [
+        h for key, h in snapshot.sources.items()
+        if h.state is SourceState.FAILED and key.startswith("metrics")
+    ]  # fmt: skip
     if failed:
         raise BackendError(failed[0].reason)
     return snapshot
@@ -990,7 +999,7 @@ def _shift_copies(
     if dry_run and all(o.ok for o in outcomes):
         typer.echo("dry run: every server accepted the change; nothing was written")
     else:
-        typer.echo(copies.summary(outcomes) + (f"; {', '.join(unread)} not read" if unread else ""))
+        typer.echo(copies.summary(outcomes, unread))
     if any(o.result.startswith("conflict") for o in outcomes):
         return EXIT_CONFLICT
     return 3 if unread or not all(o.ok for o in outcomes) else 0

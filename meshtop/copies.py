@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshtop.canary import Plan, Split
-from meshtop.errors import ConflictError, MeshtopError
-from meshtop.model import Route
+from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.model import Route, RouteRule, WeightedDestination
 
 
 def same_route(route: Route) -> tuple[str, str, str]:
@@ -24,32 +24,37 @@ def same_route(route: Route) -> tuple[str, str, str]:
 
 def differences(routes: Sequence[Route]) -> dict[tuple[str, int, int], str]:
     """(route id, rule, destination) -> what the other copies have there, for every
-    destination whose weight is not the same in all copies of its route."""
+    destination whose weight is not the same in all copies of its route. Destinations
+    are matched by name (subset, or host), rules as `matching_rule` matches them."""
     groups: dict[tuple[str, str, str], list[Route]] = {}
     for r in routes:
         groups.setdefault(same_route(r), []).append(r)
     out: dict[tuple[str, int, int], str] = {}
-    for copies in groups.values():
-        if len(copies) < 2:
+    for group in groups.values():
+        if len(group) < 2:
             continue
-        for r in copies:
+        for r in group:
             for i, rule in enumerate(r.rules):
                 for j, d in enumerate(rule.destinations):
                     others = [
-                        f"{o.cluster} has {_weight_at(o, i, j)}"
-                        for o in copies
-                        if o is not r and _weight_at(o, i, j) != str(d.weight)
+                        f"{o.cluster} has {there}"
+                        for o in group
+                        if o is not r and (there := _weight_in(o, rule, i, d)) != str(d.weight)
                     ]
                     if others:
                         out[(r.id, i, j)] = ", ".join(others)
     return out
 
 
-def _weight_at(route: Route, i: int, j: int) -> str:
+def _weight_in(copy: Route, rule: RouteRule, index: int, d: WeightedDestination) -> str:
+    """The weight `copy` gives destination `d` of `rule`, or "none"."""
     try:
-        return str(route.rules[i].destinations[j].weight)
-    except IndexError:
+        theirs = copy.rules[matching_rule(copy, rule, index)]
+    except UsageError:
         return "none"
+    name = d.subset or d.host
+    return next((str(x.weight) for x in theirs.destinations if (x.subset or x.host) == name),
+                "none")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,24 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.result in ("applied", "unchanged", "checked")
+
+
+def matching_rule(copy: Route, rule: RouteRule, index: int) -> int:
+    """The rule of `copy` that is `rule` (rule `index` of another copy): the one of the
+    same name; else, for the default rule (no match conditions), the copy's default
+    rule; else the one at the same index with the same match conditions. Raises
+    `UsageError` when the copy has no such rule."""
+    if rule.name:
+        found = [i for i, r in enumerate(copy.rules) if r.name == rule.name]
+    elif not rule.matches:
+        found = [i for i, r in enumerate(copy.rules) if not r.matches][:1]
+    else:
+        same = index < len(copy.rules) and copy.rules[index].matches == rule.matches
+        found = [index] if same else []
+    if not found:
+        what = rule.name or ("the default rule" if not rule.matches else f"rule {index}")
+        raise UsageError(f"the copy in {copy.cluster} has no {what} like this one's")
+    return found[0]
 
 
 def plans(
@@ -95,7 +118,7 @@ async def apply_all(
             await stores[cluster].apply(plan, dry_run=True)
         except ConflictError as exc:  # changed since read: that copy alone is left out
             outcomes[cluster] = Outcome(cluster, plan, f"conflict: {exc}")
-        except MeshtopError as exc:
+        except Exception as exc:
             return f"refused by the server's dry run: {exc}"
         return ""
 
@@ -123,6 +146,8 @@ async def apply_all(
             return Outcome(cluster, plan, f"conflict: {exc}")
         except MeshtopError as exc:
             return Outcome(cluster, plan, f"failed: {exc}")
+        except Exception as exc:  # a bug in one store: the others' outcomes still said
+            return Outcome(cluster, plan, f"failed: {type(exc).__name__}: {exc}")
         return Outcome(cluster, plan, "applied", applied)
 
     for outcome in await asyncio.gather(*(write(c, p) for c, p in todo.items())):
@@ -130,13 +155,14 @@ async def apply_all(
     return [outcomes[c] for c in plans]
 
 
-def summary(outcomes: Sequence[Outcome]) -> str:
-    """One line for all clusters: what was written where, and what was not."""
+def summary(outcomes: Sequence[Outcome], unread: Mapping[str, str] | None = None) -> str:
+    """One line for all clusters: what was written where, and what was not (`unread`:
+    the clusters whose copy could not be read or planned, with why)."""
     applied = [o.cluster for o in outcomes if o.result == "applied"]
-    missed = [o for o in outcomes if not o.ok]
+    missed = [o.cluster for o in outcomes if not o.ok] + list(unread or {})
     if not missed:
         return "every copy is changed" if applied else "every copy already had these weights"
-    left = ", ".join(o.cluster for o in missed)
+    left = ", ".join(missed)
     if applied:
         return (
             f"applied in {', '.join(applied)}; NOT in {left}: the copies now differ "

@@ -11,7 +11,6 @@ sees what never arrived too, with the server's word on mTLS, which only it knows
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -116,31 +115,6 @@ class FederatedControlPlane(_Federation[ControlPlane]):
     async def routes(self) -> Sequence[Route]:
         answers = await asyncio.gather(*(m.routes() for m in self.members.values()))
         return [r for answer in answers for r in answer]
-
-    async def subsets(self) -> dict[tuple[str, str], set[str]]:
-        """(namespace, host) -> the subsets any cluster's DestinationRules define."""
-        out: dict[tuple[str, str], set[str]] = {}
-        for m in self.members.values():
-            ask = getattr(m, "subsets", None)
-            if ask is None:
-                continue
-            for key, names in (await ask()).items():
-                out.setdefault(key, set()).update(names)
-        return out
-
-    async def services(self) -> set[tuple[str, str]] | None:
-        """The Services of every cluster; None when a cluster cannot say (then no route
-        is flagged for want of a Service)."""
-        out: set[tuple[str, str]] = set()
-        for m in self.members.values():
-            ask = getattr(m, "services", None)
-            if ask is None:
-                return None
-            found = ask()
-            if inspect.isawaitable(found):
-                found = await found
-            out |= found
-        return out
 
 
 class FederatedTraces(_Federation[TraceSource]):

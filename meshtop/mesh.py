@@ -149,6 +149,7 @@ async def refresh(
         elif previous is not None and health.state is SourceState.STALE:
             routes += [r for r in previous.routes if not cluster or r.cluster == cluster]
             workloads += [w for w in previous.nodes.values() if not cluster or w.cluster == cluster]
+    _check_cluster_names(sources, plane_members, traffic)
     return build_snapshot(
         generated_at=datetime.fromtimestamp(clock(), UTC),
         window_s=window_s,
@@ -157,6 +158,28 @@ async def refresh(
         routes=routes,
         sources=sources,
     )
+
+
+def _check_cluster_names(
+    sources: dict[str, SourceHealth], planes: Mapping[str, Any], traffic: Traffic
+) -> None:
+    """A cluster whose name no call in the metrics carries, while they name clusters
+    nobody configured, is misnamed (a kubeconfig context's name, not the mesh's cluster
+    ID): its workloads and routes would never meet its traffic. Say so on its source."""
+    named = {c for c in planes if c}
+    seen = {w.cluster for w in traffic.nodes if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)}
+    strangers = sorted(seen - named)
+    if not named or not strangers:
+        return
+    for cluster in sorted(named - seen):
+        key = source_key("control_plane", cluster)
+        if key in sources and not sources[key].reason:
+            sources[key] = replace(
+                sources[key],
+                reason=f"no call in the metrics is from or to a cluster named {cluster!r}; "
+                f"they name {', '.join(strangers)}: name each cluster as the mesh does "
+                "(Istio's cluster ID), with [[clusters]] name and context in the config file",
+            )
 
 
 def _cluster(node_id: str) -> str:

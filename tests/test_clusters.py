@@ -5,6 +5,7 @@ of a route across clusters, and the `[[clusters]]` configuration."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from meshtop.config import load
 from meshtop.errors import BackendError, UsageError
 from meshtop.federation import FederatedControlPlane, FederatedMetrics, merge_traffic
 from meshtop.mesh import refresh
-from meshtop.model import Edge, EdgeStats, History, SourceState, Workload
+from meshtop.model import (
+    Edge,
+    EdgeStats,
+    History,
+    RouteRule,
+    SourceState,
+    WeightedDestination,
+    Workload,
+)
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
@@ -356,3 +365,64 @@ name = "west"
 def test_a_federation_needs_two_members() -> None:
     with pytest.raises(ValueError, match="two or more"):
         FederatedMetrics({"east": ClusterMetrics(two_clusters(), "east")})
+
+
+def test_a_prometheus_given_on_the_command_line_is_the_one_for_every_cluster(
+    tmp_path: Path,
+) -> None:
+    path = _config(tmp_path, """
+[[clusters]]
+name = "east"
+prometheus = "http://prom-east:9090"
+
+[[clusters]]
+name = "west"
+prometheus = "http://prom-west:9090"
+""")  # fmt: skip
+    settings = load({"prometheus.url": "http://thanos:9090"}, config_file=path)
+    assert settings.prometheus is not None and settings.prometheus.url == "http://thanos:9090"
+    assert [c.prometheus for c in settings.clusters] == [None, None]
+    one = load({"prometheus.url": "http://thanos:9090", "kubernetes.contexts": ("east",)},
+               config_file=path)  # fmt: skip
+    assert one.prometheus is not None and one.prometheus.url == "http://thanos:9090"
+
+
+def test_a_cluster_named_unlike_the_mesh_names_it_is_said() -> None:
+    sim = two_clusters()
+    assert isinstance(sim.control_plane, FederatedControlPlane)
+    east, west = sim.control_plane.members["east"], sim.control_plane.members["west"]
+    misnamed = FederatedControlPlane({"gke_east": east, "west": west})
+    snapshot = asyncio.run(refresh(sim.metrics, misnamed, clock=sim.clock))
+    reason = snapshot.sources["control_plane:gke_east"].reason
+    assert "no call in the metrics is from or to a cluster named 'gke_east'" in reason
+    assert "they name east" in reason
+    assert snapshot.sources["control_plane:west"].reason == ""
+
+
+def test_rules_of_copies_are_matched_by_name_or_as_the_default() -> None:
+    sim = two_clusters()
+    east = sim.route("bookinfo", "reviews", "east")
+    default = east.rules[0]
+    jason = RouteRule((WeightedDestination("reviews", "v2", 100),), ("header end-user = jason",))
+    named = RouteRule(default.destinations, (), "main")
+    west = replace(east, cluster="west", rules=(jason, default))
+    assert copies.matching_rule(west, default, 0) == 1  # the default rule, wherever it is
+    # a rule with match conditions: the one at the same index, if its conditions agree
+    assert copies.matching_rule(replace(west, rules=(default, jason)), jason, 1) == 1
+    with pytest.raises(UsageError, match="the copy in west has no main"):
+        copies.matching_rule(west, named, 0)
+    with pytest.raises(UsageError, match="has no rule 1 like this one's"):
+        copies.matching_rule(replace(east, rules=(default,)), jason, 1)
+
+
+def test_copies_listing_destinations_in_another_order_do_not_differ() -> None:
+    sim = two_clusters()
+    east = sim.route("bookinfo", "reviews", "east")
+    rule = east.rules[0]
+    turned = replace(rule, destinations=tuple(reversed(rule.destinations)))
+    west = replace(east, cluster="west", rules=(turned,))
+    assert copies.differences([east, west]) == {}
+    fewer = replace(
+        east, cluster="west", rules=(replace(rule, destinations=rule.destinations[:2]),)
+    )
+    assert copies.differences([east, fewer])[(east.id, 0, 2)] == "west has none"

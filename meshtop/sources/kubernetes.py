@@ -95,7 +95,10 @@ class KubernetesControlPlane:
                     _, active = kube_config.list_kube_config_contexts(config_file=path)
                     self.context = str(active.get("name", ""))
         except (ConfigException, OSError, TypeError, ValueError) as exc:
-            raise UsageError(f"cannot use the kubeconfig: {str(exc).splitlines()[0]}") from None
+            which = f" for context {config.context}" if config.context else ""
+            raise UsageError(
+                f"cannot use the kubeconfig{which}: {str(exc).splitlines()[0]}"
+            ) from None
         self._custom = client.CustomObjectsApi(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)

@@ -72,6 +72,27 @@ MAIN_SCREEN_ACTIONS = frozenset(
 W = TypeVar("W", bound=Widget)
 
 
+async def _subsets_and_services(plane: Any) -> tuple[Any, Any]:
+    """What a cluster's control plane says of DestinationRule subsets and Services, for
+    the routes tab's problems; None for what it cannot say (then nothing is flagged for
+    want of it, rather than everything)."""
+    subsets: Any = None
+    services: Any = None
+    try:
+        subsets_of = getattr(plane, "subsets", None)
+        subsets = await subsets_of() if subsets_of is not None else None
+    except MeshtopError:
+        subsets = None
+    try:
+        services_of = getattr(plane, "services", None)
+        services = services_of() if services_of is not None else None
+        if inspect.isawaitable(services):  # the cluster's is a call to make
+            services = await services
+    except MeshtopError:
+        services = None
+    return subsets, services
+
+
 class MeshtopApp(App[None]):
     TITLE = "meshtop"
     CSS_PATH = "meshtop.tcss"
@@ -214,9 +235,9 @@ class MeshtopApp(App[None]):
             return
         try:
             view = build(self.snapshot, self.options)
-        except MeshtopError as exc:  # a filter or focus that no longer fits: drop them
-            self._problems = [f"{exc}; filter and focus cleared"]
-            self.options.focus, self.options.filter = None, ""
+        except MeshtopError as exc:  # a filter, focus or cluster that no longer fits
+            self._problems = [f"{exc}; filter, focus and cluster cleared"]
+            self.options.focus, self.options.filter, self.options.cluster = None, "", ""
             view = build(self.snapshot, self.options)
         topology = view.topology()
         if topology != self._topology or self._layout is None:
@@ -353,19 +374,10 @@ class MeshtopApp(App[None]):
         plane = self.control_plane
         if plane is None:
             return
-        subsets_of = getattr(plane, "subsets", None)
-        try:
-            subsets = await subsets_of() if subsets_of is not None else {}
-        except MeshtopError:
-            subsets = {}
-        services_of = getattr(plane, "services", None)
-        services: Any = None
-        try:
-            services = services_of() if services_of is not None else None
-            if inspect.isawaitable(services):  # the cluster's is a call to make
-                services = await services
-        except MeshtopError:
-            services = None  # not known: no host is flagged for want of a service
+        members = plane.members if isinstance(plane, FederatedControlPlane) else {"": plane}
+        said: dict[str, tuple[Any, Any]] = {}  # cluster -> its subsets and Services
+        for cluster, member in members.items():
+            said[cluster] = await _subsets_and_services(member)
         behind = workloads_behind(snapshot)
         several = len({r.cluster for r in snapshot.routes}) > 1
 
@@ -380,7 +392,14 @@ class MeshtopApp(App[None]):
                 and (not several or e.source.startswith(route.cluster + "/"))
             )
 
-        lines = route_lines(snapshot.routes, subsets, services, observed)
+        lines = [
+            line
+            for cluster, (subsets, services) in said.items()
+            for line in route_lines(
+                [r for r in snapshot.routes if not cluster or r.cluster == cluster],
+                subsets, services, observed,
+            )
+        ]  # fmt: skip
         differ = differences(snapshot.routes)
         table = self._main(DataTable, "#routes")
         if not table.columns:
@@ -498,11 +517,13 @@ class MeshtopApp(App[None]):
 
     @work(thread=True, group="undo", exit_on_error=False)
     def _undo(self, plans: list[Plan]) -> None:
-        """Each copy written back to what it was, if it is still as meshtop left it."""
+        """Each copy written back to what it was, if it is still as meshtop left it; the
+        last write first. A copy that cannot be is said, and the others are still undone."""
         import asyncio
 
         undone: list[str] = []
-        for plan in plans:
+        failed: list[str] = []
+        for plan in reversed(plans):
             route = plan.route
             store = store_for(self.writer, route.cluster)
             writer = AuditedStore(store, where(store), by="undo")
@@ -515,13 +536,16 @@ class MeshtopApp(App[None]):
                     )
                 asyncio.run(writer.apply(Plan(now, plan.rule, current, plan.before)))
             except MeshtopError as exc:
-                done = f"; undone in {', '.join(undone)}" if undone else ""
-                self.call_from_thread(self._say, f"cannot undo in {route.cluster}: {exc}{done}")
-                return
+                failed.append(f"{route.cluster}: {exc}" if len(plans) > 1 else str(exc))
+                continue
             undone.append(route.cluster)
         self.last_plans = []
         name = plans[0].route.name
-        self.call_from_thread(self._say, f"undone: {name} is back to what it was")
+        if failed:
+            done = f"; undone in {', '.join(undone)}" if undone else ""
+            self.call_from_thread(self._say, f"cannot undo: {'; '.join(failed)}{done}")
+        else:
+            self.call_from_thread(self._say, f"undone: {name} is back to what it was")
         self.call_from_thread(self.request_refresh)
 
     def action_cycle_grouping(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meshtop.config import PrometheusConfig
 from meshtop.federation import FederatedMetrics
@@ -188,3 +189,35 @@ def test_export_with_one_clusters_prometheus_down_says_which(
     assert result.returncode == 3, result.stderr
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "127.0.0.1:9" in result.stderr
+
+
+def test_export_with_one_clusters_api_server_down_warns_and_reports(
+    proms: tuple[Simulation, dict[str, Prometheus]], api_servers: Path, tmp_path: Path
+) -> None:
+    _, p = proms
+    doc = yaml.safe_load(api_servers.read_text())
+    for cluster in doc["clusters"]:
+        if cluster["name"] == "west":
+            cluster["cluster"]["server"] = "http://127.0.0.1:9"  # nothing listens there
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    result = _export("--context", "east", "--context", "west", "export", "--format", "json",
+                     "--prometheus", p["all"].url, "--window", f"{WINDOW_S}s", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sources"]["control_plane:west"]["state"] == "failed"
+    assert report["sources"]["control_plane:east"]["state"] == "fresh"
+    assert {r["cluster"] for r in report["routes"]} == {"east"}
+    assert report["edges"]  # the metrics stand
+    assert "meshtop: warning: cannot reach the Kubernetes API (west)" in result.stderr
+
+
+def test_export_of_one_cluster_does_not_ask_kubernetes(
+    proms: tuple[Simulation, dict[str, Prometheus]],
+) -> None:
+    _, p = proms
+    env = {**os.environ, "MESHTOP_CONTEXT": "no-such-context"}  # never read by export
+    result = _export("export", "--format", "json", "--prometheus", p["all"].url, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["routes"] == []

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import DataTable
 
+from meshtop.federation import FederatedControlPlane
+from meshtop.model import Route
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
@@ -159,7 +162,7 @@ async def test_the_shift_dialog_changes_every_copy_and_undo_takes_all_back(
         log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
         lines = [json.loads(line) for line in log.read_text().splitlines()]
         assert [(e["by"], e["context"].split()[1]) for e in lines] == [
-            ("console", "east"), ("console", "west"), ("undo", "east"), ("undo", "west"),
+            ("console", "east"), ("console", "west"), ("undo", "west"), ("undo", "east"),
         ]  # fmt: skip
 
 
@@ -185,3 +188,66 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
         await _settled(app, pilot)
         assert app.last_plans and [p.route.cluster for p in app.last_plans] == ["west"]
         assert "NOT in east" in str(app.query_one("#notice").render())
+
+
+async def test_a_cluster_that_is_not_there_is_said_and_the_console_goes_on(clock: Clock) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        # as `:cluster nope` before the first refresh leaves it (nothing to check it by),
+        # or a cluster that has since dropped out of the snapshot
+        app.options.cluster = "nope"
+        await pilot.press("r")
+        await _settled(app, pilot)
+        assert app.is_running and app.options.cluster == ""
+        assert app.view is not None and {v.cluster for v in app.view.nodes.values()} >= {
+            "east", "west",
+        }  # fmt: skip
+        assert "no cluster 'nope' in the graph" in str(app.query_one("#notice").render())
+
+
+async def test_a_copy_flagger_steers_is_left_alone_by_every_copy(clock: Clock) -> None:
+    sim = two_clusters(clock)
+    assert isinstance(sim.control_plane, FederatedControlPlane)
+    east = sim.control_plane.members["east"]
+    read = east.read
+
+    async def steered(kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
+        route, obj = await read(kind, namespace, name)
+        canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": name}
+        return route, {"metadata": {**obj["metadata"], "ownerReferences": [canary]}}
+
+    east.read = steered  # type: ignore[method-assign]
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        screen = await _shift_west_reviews(app, pilot)
+        await pilot.press("A")
+        await _settled(app, pilot)
+        assert set(screen.known) == {"west"}
+        assert "east: steered by Flagger (Canary reviews): left alone" in screen.message
+        await pilot.press("right_square_bracket", "enter", "y")
+        await _settled(app, pilot)
+        assert _weights(sim, "west") == [90, 0, 10]
+        assert _weights(sim, "east") == [70, 20, 10]  # Flagger's, untouched
+        assert screen.report.startswith("applied in west; NOT in east")
+
+
+async def test_undo_goes_on_past_a_copy_that_changed_and_says_it(clock: Clock) -> None:
+    sim = two_clusters(clock)
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _shift_west_reviews(app, pilot)
+        await pilot.press("A")
+        await _settled(app, pilot)
+        await pilot.press("right_square_bracket", "enter", "y")
+        await _settled(app, pilot)
+        assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
+        sim.set_weights("bookinfo", "reviews", {"v1": 50, "v2": 40, "v3": 10}, cluster="west")
+        await pilot.press("colon", *"undo", "enter")
+        await _settled(app, pilot)
+        assert _weights(sim, "east") == [70, 20, 10]  # undone
+        assert _weights(sim, "west") == [50, 40, 10]  # someone else's change stands
+        said = str(app.query_one("#notice").render())
+        assert "cannot undo: west: " in said and "undone in east" in said

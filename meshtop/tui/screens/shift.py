@@ -24,6 +24,7 @@ from meshtop.canary import PRESETS, Plan, Split, parse_set, stable_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.rollout import Gates, rollout, workloads_behind
+from meshtop.sources.kubernetes import owner
 
 BAR = 40
 
@@ -234,21 +235,26 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._draw()
 
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
-    def _read_copies(self) -> None:
+    def _read_copies(self, mine_too: bool = False) -> None:
+        """Every other copy as it is now (and this one too, after a write), and which
+        are steered by Flagger or Argo Rollouts: those are left alone, as `w` leaves
+        this one (`meshtop shift --force` changes them)."""
         r = self.route
-        others = {c: s for c, s in self.stores.items() if c != r.cluster}
+        asked = {c: s for c, s in self.stores.items() if mine_too or c != r.cluster}
 
         async def go() -> list[Any]:
             return await asyncio.gather(
-                *(s.read(r.kind, r.namespace, r.name) for s in others.values()),
+                *(s.read(r.kind, r.namespace, r.name) for s in asked.values()),
                 return_exceptions=True,
             )
 
-        found: dict[str, Route] = {r.cluster: r}  # this copy: as the dialog read it
+        found: dict[str, Route] = {} if mine_too else {r.cluster: r}
         unread: dict[str, str] = {}
-        for cluster, answer in zip(others, asyncio.run(go()), strict=True):
+        for cluster, answer in zip(asked, asyncio.run(go()), strict=True):
             if isinstance(answer, Exception):
-                unread[cluster] = str(answer)
+                unread[cluster] = f"cannot read: {answer}"
+            elif owner(answer[1]):
+                unread[cluster] = f"steered by {owner(answer[1])}: left alone"
             else:
                 found[cluster] = answer[0]
         self.post_message(CopiesRead(found, unread))
@@ -257,7 +263,12 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self.busy = False
         self.known = {c: message.found[c] for c in self.stores if c in message.found}
         self.unread = message.unread
-        self.message = "; ".join(f"{c}: cannot read: {why}" for c, why in self.unread.items())
+        mine = self.known.get(self.route.cluster)
+        if mine is not None and mine is not self.route:  # read again after a write
+            self.route = mine
+            self.read = self.split = Split.of(mine, mine.rules[self.rule])
+        said = [f"{c}: {why}" for c, why in self.unread.items()]
+        self.message = "; ".join([self.message, *said] if self.message else said)
         self._draw()
 
     def action_apply(self) -> None:
@@ -279,12 +290,15 @@ class ShiftScreen(ModalScreen[Plan | None]):
         async def go() -> tuple[list[copies.Outcome], dict[str, str]]:
             unread = dict(self.unread)
             plans: dict[str, Plan] = {}
+            model = self.route.rules[self.rule]
             for cluster, route in self.known.items():  # each at the version read
                 try:
                     plans |= copies.plans(
-                        {cluster: route}, lambda _: self.rule, lambda b: parse_set(target.text(), b)
+                        {cluster: route},
+                        lambda copy: copies.matching_rule(copy, model, self.rule),
+                        lambda b: parse_set(target.text(), b),
                     )
-                except (UsageError, IndexError) as exc:
+                except UsageError as exc:
                     unread[cluster] = f"its copy is not like this one: {exc}"
             return await copies.apply_all(self.stores, plans), unread
 
@@ -298,23 +312,19 @@ class ShiftScreen(ModalScreen[Plan | None]):
     def on_done_everywhere(self, message: DoneEverywhere) -> None:
         self.busy = False
         self.reviewing = False
-        lines = [f"{o.cluster}: {o.result}" for o in message.outcomes]
-        lines += [f"{c}: not changed: {why}" for c, why in message.unread.items()]
-        said = copies.summary(message.outcomes)
-        if message.unread:
-            said += f"; {', '.join(message.unread)} not changed"
+        said = copies.summary(message.outcomes, message.unread)
         self.report = said
+        written = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
+        self.applied += written  # every write of this dialog, for :undo
         mine = next((o for o in message.outcomes if o.cluster == self.route.cluster), None)
         if all(o.ok for o in message.outcomes) and not message.unread and mine and mine.plan:
-            self.applied = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
             self.dismiss(mine.plan)
             return
-        self.applied = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
-        self.progress = lines
+        self.progress = [f"{o.cluster}: {o.result}" for o in message.outcomes]
+        self.progress += [f"{c}: not changed: {why}" for c, why in message.unread.items()]
         self.message = said
-        if mine is not None and mine.applied is not None:  # edit on from what is there now
-            self.route = mine.applied
-            self.read = self.split = Split.of(mine.applied, mine.applied.rules[self.rule])
+        self.busy = True  # every copy read again: edit on from what each has now
+        self._read_copies(mine_too=True)
         self._draw()
 
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
@@ -357,6 +367,10 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def action_rollout(self) -> None:
         """`R`: roll the selected destination out, step by step, inside the gates."""
+        if self.everywhere:
+            self.message = "a rollout steps this copy alone: A first, for this copy only"
+            self._draw()
+            return
         if self.rolling or self.busy or self.rollout_with is None:
             if self.rollout_with is None:
                 self.message = "no metrics to judge a rollout by here"
