@@ -5,6 +5,7 @@ of a route across clusters, and the `[[clusters]]` configuration."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,14 +15,23 @@ from meshtop import copies
 from meshtop.canary import Plan, parse_set, rule_index
 from meshtop.config import load
 from meshtop.errors import BackendError, UsageError
-from meshtop.federation import FederatedControlPlane, FederatedMetrics, merge_traffic
+from meshtop.federation import (
+    FederatedControlPlane,
+    FederatedMetrics,
+    FederatedTraces,
+    merge_traffic,
+)
 from meshtop.mesh import refresh
 from meshtop.model import (
     Edge,
     EdgeStats,
     History,
+    Route,
     RouteRule,
     SourceState,
+    Trace,
+    TraceQuery,
+    TraceSummary,
     WeightedDestination,
     Workload,
 )
@@ -426,3 +436,81 @@ def test_copies_listing_destinations_in_another_order_do_not_differ() -> None:
         east, cluster="west", rules=(replace(rule, destinations=rule.destinations[:2]),)
     )
     assert copies.differences([east, fewer])[(east.id, 0, 2)] == "west has none"
+
+
+def test_every_clusters_backends_are_asked_at_once() -> None:
+    """Each member waits until every other has been asked: asking one after another
+    would hang until the timeout."""
+    names = ("east", "west", "south")
+    asked = {f"{role}:{c}": asyncio.Event() for role in ("metrics", "plane") for c in names}
+
+    async def everyone() -> None:
+        await asyncio.gather(*(e.wait() for e in asked.values()))
+
+    class Metrics:
+        def __init__(self, cluster: str) -> None:
+            self.name, self.cluster = f"prometheus {cluster}", cluster
+
+        async def traffic(self, window_s: float) -> Traffic:
+            asked[f"metrics:{self.cluster}"].set()
+            await everyone()
+            a, b = f"{self.cluster}/shop/web", f"{self.cluster}/shop/api"
+            return Traffic([_node(a), _node(b)], [_edge(a, b, 1.0, 1.0)])
+
+        async def history(self, source: str | None, destination: str | None, w: float) -> History:
+            raise NotImplementedError
+
+    class Plane:
+        def __init__(self, cluster: str) -> None:
+            self.name, self.cluster = f"kubernetes {cluster}", cluster
+
+        async def workloads(self) -> list[Workload]:
+            asked[f"plane:{self.cluster}"].set()
+            await everyone()
+            return []
+
+        async def routes(self) -> list[Route]:
+            return []
+
+    snapshot = asyncio.run(refresh(
+        FederatedMetrics({c: Metrics(c) for c in names}),
+        FederatedControlPlane({c: Plane(c) for c in names}),
+        timeout_s=2,
+    ))  # fmt: skip
+    assert all(h.state is SourceState.FRESH for h in snapshot.sources.values())
+    assert len(snapshot.sources) == 6 and len(snapshot.edges) == 3
+
+
+def test_traces_from_every_clusters_backend_one_down_is_skipped() -> None:
+    east = Simulation(bookinfo(), clock=lambda: T0).traces
+    found = asyncio.run(east.find_traces(TraceQuery("productpage", namespace="bookinfo", limit=5)))
+    assert found
+
+    class Down:
+        name = "jaeger west"
+
+        async def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+            raise BackendError("cannot reach Jaeger at http://jaeger.west: connection refused")
+
+        async def get_trace(self, trace_id: str) -> Trace:
+            raise BackendError(f"no trace {trace_id} in Jaeger")
+
+    class Same:  # west's backend has the same traces: a trace that crossed clusters
+        name = "jaeger south"
+
+        async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
+            return await east.find_traces(query)
+
+        async def get_trace(self, trace_id: str) -> Trace:
+            return await east.get_trace(trace_id)
+
+    traces = FederatedTraces({"east": east, "west": Down(), "south": Same()})
+    listed = asyncio.run(
+        traces.find_traces(TraceQuery("productpage", namespace="bookinfo", limit=5))
+    )
+    assert [t.trace_id for t in listed] == [t.trace_id for t in found]  # once each
+    whole = asyncio.run(traces.get_trace(found[0].trace_id))
+    assert whole.spans
+    only_down = FederatedTraces({"west": Down(), "north": Down()})
+    with pytest.raises(BackendError, match="connection refused"):
+        asyncio.run(only_down.find_traces(TraceQuery("productpage")))
