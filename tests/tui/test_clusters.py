@@ -18,6 +18,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import CROSS, GraphCanvas, edge_label
 
 from ..conftest import Clock
@@ -251,3 +252,18 @@ async def test_undo_goes_on_past_a_copy_that_changed_and_says_it(clock: Clock) -
         assert _weights(sim, "west") == [50, 40, 10]  # someone else's change stands
         said = str(app.query_one("#notice").render())
         assert "cannot undo: west: " in said and "undone in east" in said
+
+
+async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
+    clock: Clock,
+) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await _first_snapshot(app)
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.query_one(EdgeTable)
+        cells = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        cells |= {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
+        # productpage runs in both: its cluster says which; reviews-v3 runs in east only
+        assert {"east/productpage-v1", "west/productpage-v1", "reviews-v3"} <= cells

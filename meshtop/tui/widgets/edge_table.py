@@ -3,6 +3,7 @@ refresh (never rebuilt), sorted worst first unless the user picks another order.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from textual.widgets import DataTable
 
 from meshtop import units
 from meshtop.health import DEFAULT_THRESHOLDS, grade
-from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol
+from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol, Workload
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -73,15 +74,24 @@ SORTS: dict[str, Callable[[Edge, Health], Any]] = {
 
 
 def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
-    """A node's workload name alone where that is unique in the snapshot, else
-    `namespace/workload`: narrow columns that still say exactly which node."""
-    seen: dict[str, int] = {}
-    for w in snapshot.nodes.values():
-        seen[w.name] = seen.get(w.name, 0) + 1
+    """A node's workload name alone where that is unique in the snapshot, else the
+    shortest of `cluster/workload`, `namespace/workload` and the whole id that is:
+    narrow columns that still say exactly which node."""
+    forms: tuple[Callable[[Workload], str], ...] = (
+        lambda w: w.name,
+        lambda w: f"{w.cluster}/{w.name}",
+        lambda w: f"{w.namespace}/{w.name}",
+        lambda w: w.id,
+    )
+    counts = [Counter(form(w) for w in snapshot.nodes.values()) for form in forms]
     labels = {}
     for node_id, w in snapshot.nodes.items():
-        plain = w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL) or seen[w.name] == 1
-        label = w.name if plain else w.label
+        if w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+            label = w.name
+        else:
+            label = next(
+                (form(w) for form, n in zip(forms, counts, strict=True) if n[form(w)] == 1), w.id
+            )
         if len(label) > width:
             # Cut the middle: the end (`-v2`) tells versions apart.
             head = (width - 1) // 2
