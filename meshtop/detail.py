@@ -97,7 +97,8 @@ async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Deta
 def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
     """The routes that send traffic to the nodes' service: a destination host that is
     the app's short name in the route's own namespace, or its name in the node's
-    namespace from anywhere (`reviews`, `reviews.bookinfo.svc.cluster.local`)."""
+    namespace from anywhere (`reviews`, `reviews.bookinfo.svc.cluster.local`); the
+    copies in the nodes' own cluster first."""
     found: list[Route] = []
     for w in (snapshot.nodes[n] for n in node_ids if n in snapshot.nodes):
         name = w.app or w.name.removeprefix(SERVICE_PREFIX)
@@ -112,4 +113,6 @@ def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
                 for h in hosts
             ):
                 found.append(route)
-    return found
+    # In a mesh of several clusters, each has its copy: the nodes' own cluster's first.
+    home = {snapshot.nodes[n].cluster for n in node_ids if n in snapshot.nodes}
+    return sorted(found, key=lambda r: r.cluster not in home)

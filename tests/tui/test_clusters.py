@@ -267,3 +267,20 @@ async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
         cells |= {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         # productpage runs in both: its cluster says which; reviews-v3 runs in east only
         assert {"east/productpage-v1", "west/productpage-v1", "reviews-v3"} <= cells
+
+
+async def test_w_on_a_node_opens_its_own_clusters_copy(clock: Clock) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        canvas = app.query_one(GraphCanvas)
+        for node, cluster in (("west/bookinfo/app:reviews:v1", "west"),
+                              ("east/bookinfo/app:reviews:v1", "east")):  # fmt: skip
+            canvas.select(node)
+            await pilot.press("w")
+            await _settled(app, pilot)
+            screen = app.screen
+            assert isinstance(screen, ShiftScreen) and screen.route.cluster == cluster
+            assert screen.split.names[screen.selected] == "v1"
+            await pilot.press("escape")
+            await pilot.pause()
