@@ -100,14 +100,21 @@ async def refresh(
 
     metric_members = _members(metrics)
     plane_members = _members(control_plane) if control_plane is not None else {}
-    asks: list[Awaitable[tuple[Any, SourceHealth]]] = []
-    for c, m in metric_members.items():
-        asks.append(_ask("metrics", m.name, partial(m.traffic, window_s), timeout_s, clock,
-                         before.get(source_key("metrics", c))))  # fmt: skip
-    for c, p in plane_members.items():
-        asks.append(_ask("control plane", p.name, partial(workloads_and_routes, p), timeout_s,
-                         clock, before.get(source_key("control_plane", c))))  # fmt: skip
-    answers = await asyncio.gather(*asks)
+    # Every name read before any call is made: an adapter whose name raises (a bug) then
+    # leaves no call behind, unawaited.
+    asks = [
+        ("metrics", m.name, partial(m.traffic, window_s), source_key("metrics", c))
+        for c, m in metric_members.items()
+    ] + [
+        ("control plane", p.name, partial(workloads_and_routes, p), source_key("control_plane", c))
+        for c, p in plane_members.items()
+    ]
+    answers = await asyncio.gather(
+        *(
+            _ask(role, name, call, timeout_s, clock, before.get(key))
+            for role, name, call, key in asks
+        )
+    )
     metric_answers = dict(zip(metric_members, answers[: len(metric_members)], strict=True))
     plane_answers = dict(zip(plane_members, answers[len(metric_members) :], strict=True))
 

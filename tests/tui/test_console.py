@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from textual.message import Message
 from textual.pilot import Pilot
 
@@ -161,7 +160,6 @@ class BrokenControlPlane:
         raise RuntimeError("bug in the control plane adapter")
 
 
-@pytest.mark.filterwarnings("ignore:coroutine '_ask' was never awaited")
 async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, BrokenControlPlane(), settings=FAST)  # type: ignore[arg-type]
     async with app.run_test() as pilot:
