@@ -565,36 +565,34 @@ class MeshtopApp(App[None]):
         self._show_status()
 
     def action_collapse(self) -> None:
+        """`c`: the selected node's namespace as one box, or back."""
+        self._collapse("namespace")
+
+    def action_collapse_cluster(self) -> None:
+        """`C`: the selected node's cluster as one box, or back."""
+        self._collapse("cluster")
+
+    def _collapse(self, what: str) -> None:
         canvas = self._canvas()
         if self.view is None or canvas.node is None:
             return
         node = self.view.nodes[canvas.node]
         if node.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
-            self._say("unknown peers and external hosts have no namespace to collapse")
+            self._say(f"unknown peers and external hosts are in no {what}")
             return
-        ns = node.namespace
-        self.options.collapsed ^= {ns}
+        if what == "namespace" and node.namespace == "*":
+            self._say("this box is a whole cluster: C expands it")
+            return
+        key = node.namespace if what == "namespace" else node.cluster
+        box = self.options.collapsed if what == "namespace" else self.options.collapsed_clusters
+        box ^= {key}
         self._redraw_graph()
-        # keep the selection in that namespace: on its box, or on one of its nodes again
+        # keep the selection there: on its box, or on one of its nodes again
         assert self.view is not None
-        here = sorted(n for n, v in self.view.nodes.items() if v.namespace == ns)
-        if here:
-            canvas.select(here[0])
-        self._show_status()
-
-    def action_collapse_cluster(self) -> None:
-        """`C`: the selected node's cluster as one box, or back."""
-        canvas = self._canvas()
-        if self.view is None or canvas.node is None:
-            return
-        cluster = self.view.nodes[canvas.node].cluster
-        if not cluster:
-            self._say("unknown peers and external hosts are in no cluster")
-            return
-        self.options.collapsed_clusters ^= {cluster}
-        self._redraw_graph()
-        assert self.view is not None
-        here = sorted(n for n, v in self.view.nodes.items() if v.cluster == cluster)
+        here = sorted(
+            n for n, v in self.view.nodes.items()
+            if (v.namespace if what == "namespace" else v.cluster) == key
+        )  # fmt: skip
         if here:
             canvas.select(here[0])
         self._show_status()
