@@ -578,7 +578,7 @@ class MeshtopApp(App[None]):
             return
         node = self.view.nodes[canvas.node]
         if node.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
-            self._say(f"unknown peers and external hosts are in no {what}")
+            self._say(f"unknown peers and external hosts have no {what} to collapse")
             return
         if what == "namespace" and node.namespace == "*":
             self._say("this box is a whole cluster: C expands it")
