@@ -1054,8 +1054,8 @@ def rollout(
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     if settings.clusters and not demo:
         raise UsageError(
-            "a rollout steps one cluster's copy of a route, judged by that cluster's calls: "
-            f"give --context with one of {', '.join(c.name for c in settings.clusters)}"
+            "a rollout steps one cluster's copy of a route: give --context with one of "
+            f"{', '.join(c.name for c in settings.clusters)}"
         )
     namespace, sep, name = target.partition("/")
     if not sep or not namespace or not name or "/" in name:

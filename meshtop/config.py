@@ -379,8 +379,11 @@ def load(
 
     contexts = (flags or {}).get("kubernetes.contexts", ())
     clusters = _clusters(file_clusters, where, contexts, kube[1], prometheus_at)
-    if "url" in env_prom or "url" in flag_prom:  # one backend named now beats the file's
+    # one backend named in the environment or on the command line beats the file's own
+    if "url" in env_prom or "url" in flag_prom:
         clusters = [replace(c, prometheus=None) for c in clusters]
+    if (flags or {}).get("tracing.url") or environ.get("MESHTOP_TRACING"):
+        clusters = [replace(c, tracing=None) for c in clusters]
     context, kubeconfig = kube
     if len(clusters) == 1:  # one cluster: as [kubernetes] says, with what the file says of it
         one = clusters.pop()

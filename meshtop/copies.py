@@ -168,4 +168,4 @@ def summary(outcomes: Sequence[Outcome], unread: Mapping[str, str] | None = None
             f"applied in {', '.join(applied)}; NOT in {left}: the copies now differ "
             "(see above for why)"
         )
-    return f"nothing was written; {left} refused (see above for why)"
+    return f"nothing was written: not in {left} (see above for why)"

@@ -380,12 +380,17 @@ class MeshSnapshot:
 
 def resolve_node(nodes: Mapping[str, Workload], text: str) -> str:
     """The id of the node `text` names: a full id `cluster/namespace/workload`, or any
-    unambiguous shorter form (`namespace/workload`, `workload`)."""
+    unambiguous shorter form (`namespace/workload`, `cluster/workload` as the edge table
+    shows a workload that runs in several clusters, `workload`)."""
     from meshtop.errors import UsageError
 
     if text in nodes:
         return text
-    matches = [node_id for node_id in nodes if node_id.endswith("/" + text)]
+    matches = [
+        node_id
+        for node_id, w in nodes.items()
+        if node_id.endswith("/" + text) or f"{w.cluster}/{w.name}" == text
+    ]
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -34,6 +34,7 @@ from meshtop.model import (
     TraceSummary,
     WeightedDestination,
     Workload,
+    resolve_node,
 )
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.sources import Simulation
@@ -514,3 +515,28 @@ def test_traces_from_every_clusters_backend_one_down_is_skipped() -> None:
     only_down = FederatedTraces({"west": Down(), "north": Down()})
     with pytest.raises(BackendError, match="connection refused"):
         asyncio.run(only_down.find_traces(TraceQuery("productpage")))
+
+
+def test_tracing_given_now_is_the_one_for_every_cluster(tmp_path: Path) -> None:
+    path = _config(tmp_path, """
+[[clusters]]
+name = "east"
+tracing = "jaeger=http://jaeger-east:16686"
+
+[[clusters]]
+name = "west"
+tracing = "jaeger=http://jaeger-west:16686"
+""")  # fmt: skip
+    assert all(c.tracing for c in load({}, config_file=path).clusters)
+    settings = load({"tracing.url": "tempo=http://tempo:3200"}, config_file=path)
+    assert [c.tracing for c in settings.clusters] == [None, None]
+    assert settings.tracing is not None and settings.tracing.url == "http://tempo:3200"
+
+
+def test_a_node_is_named_by_cluster_and_workload_too() -> None:
+    sim = two_clusters()
+    nodes = {w.id: w.workload for w in sim.mesh.workloads.values()}
+    assert resolve_node(nodes, "west/productpage-v1") == "west/bookinfo/productpage-v1"
+    assert resolve_node(nodes, "reviews-v3") == "east/bookinfo/reviews-v3"
+    with pytest.raises(UsageError, match="ambiguous"):
+        resolve_node(nodes, "bookinfo/productpage-v1")

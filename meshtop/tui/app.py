@@ -236,9 +236,14 @@ class MeshtopApp(App[None]):
         try:
             view = build(self.snapshot, self.options)
         except MeshtopError as exc:  # a filter, focus or cluster that no longer fits
-            self._problems = [f"{exc}; filter, focus and cluster cleared"]
-            self.options.focus, self.options.filter, self.options.cluster = None, "", ""
-            view = build(self.snapshot, self.options)
+            self.options.focus, self.options.filter = None, ""
+            self._problems = [f"{exc}; filter and focus cleared"]
+            try:
+                view = build(self.snapshot, self.options)
+            except MeshtopError:  # the cluster itself is gone
+                self._problems = [f"{exc}; filter, focus and cluster cleared"]
+                self.options.cluster = ""
+                view = build(self.snapshot, self.options)
         topology = view.topology()
         if topology != self._topology or self._layout is None:
             nodes = view.nodes
@@ -375,9 +380,19 @@ class MeshtopApp(App[None]):
         if plane is None:
             return
         members = plane.members if isinstance(plane, FederatedControlPlane) else {"": plane}
-        said: dict[str, tuple[Any, Any]] = {}  # cluster -> its subsets and Services
-        for cluster, member in members.items():
-            said[cluster] = await _subsets_and_services(member)
+        # cluster -> its subsets and Services, every cluster asked at once, none waited
+        # for longer than a source may take (a silent API server leaves its checks out)
+        answers = await asyncio.gather(
+            *(
+                asyncio.wait_for(_subsets_and_services(m), self.settings.timeout_s)
+                for m in members.values()
+            ),
+            return_exceptions=True,
+        )
+        said = {
+            c: (None, None) if isinstance(a, BaseException) else a
+            for c, a in zip(members, answers, strict=True)
+        }
         behind = workloads_behind(snapshot)
         several = len({r.cluster for r in snapshot.routes}) > 1
 
@@ -502,14 +517,16 @@ class MeshtopApp(App[None]):
         self.push_screen(screen, lambda plan: self._shifted(screen, plan))
 
     def _shifted(self, screen: ShiftScreen, plan: Plan | None) -> None:
-        """After the dialog: what was written (one copy, or several), for `:undo`."""
-        written = screen.applied or ([plan] if plan is not None else [])
-        if not written:
+        """After the dialog: what it wrote (one copy, or several, maybe in rounds), for
+        `:undo`, and said once per cluster with the weights written last."""
+        if not screen.applied:
             return
-        self.last_plans = written
-        r = written[0].route
-        where_ = f" in {', '.join(p.route.cluster for p in written)}" if screen.applied else ""
-        done = f"applied to {r.kind} {r.namespace}/{r.name}{where_}: {written[0].after.text()}"
+        self.last_plans = list(screen.applied)
+        last = {p.route.cluster: p for p in screen.applied}  # the last write in each
+        r = screen.applied[-1].route
+        where_ = f" in {', '.join(last)}" if screen.stores else ""
+        done = f"applied to {r.kind} {r.namespace}/{r.name}{where_}: "
+        done += "; ".join(dict.fromkeys(p.after.text() for p in last.values()))
         if screen.report and plan is None:  # not every copy: say which were not
             done += f" ({screen.report})"
         self._say(f"{done}; :undo takes it back")

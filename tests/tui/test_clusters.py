@@ -185,10 +185,40 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
         assert isinstance(app.screen, ShiftScreen)  # the dialog stays, saying what happened
         assert screen.message.startswith("applied in west; NOT in east")
         assert any(line.startswith("east: conflict") for line in screen.progress)
-        await pilot.press("escape")
+        assert "reading every copy" not in screen.message
+        # every copy read again: east, as the other writer left it, can be done now
+        assert screen.known["east"].resource_version == "2"
+        await pilot.press("enter")
+        assert screen.reviewing  # west has these weights, east not yet
+        await pilot.press("y")
         await _settled(app, pilot)
-        assert app.last_plans and [p.route.cluster for p in app.last_plans] == ["west"]
-        assert "NOT in east" in str(app.query_one("#notice").render())
+        assert not isinstance(app.screen, ShiftScreen)
+        assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
+        assert [p.route.cluster for p in app.last_plans] == ["west", "east"]
+        notice = str(app.query_one("#notice").render())
+        assert "in west, east: v1=90,v2=0,v3=10; :undo" in notice
+
+
+async def test_this_copy_alone_after_every_copy_is_undone_too(clock: Clock) -> None:
+    sim = two_clusters(clock)
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        screen = await _shift_west_reviews(app, pilot)
+        await pilot.press("A")
+        await _settled(app, pilot)
+        sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
+        await pilot.press("right_square_bracket", "enter", "y")  # west 90, east in conflict
+        await _settled(app, pilot)
+        await pilot.press("A", "right_square_bracket", "enter", "y")  # west alone, to 100
+        await _settled(app, pilot)
+        assert not isinstance(app.screen, ShiftScreen) and not screen.everywhere
+        assert _weights(sim, "west") == [100, 0, 0] and _weights(sim, "east") == [60, 30, 10]
+        assert "in west: v1=100,v2=0,v3=0" in str(app.query_one("#notice").render())
+        await pilot.press("colon", *"undo", "enter")
+        await _settled(app, pilot)
+        assert _weights(sim, "west") == [80, 10, 10]  # both of its writes taken back
+        assert _weights(sim, "east") == [60, 30, 10]
 
 
 async def test_a_cluster_that_is_not_there_is_said_and_the_console_goes_on(clock: Clock) -> None:

@@ -153,11 +153,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
             plan = Plan(self.route, self.rule, self.read, self.split)
             lines += [Text(line) for line in plan.diff()]
             if self.everywhere:
-                for cluster, copy in self.known.items():
-                    if cluster == r.cluster or self.rule >= len(copy.rules):
-                        continue
-                    then = Split.of(copy, copy.rules[self.rule]).text()
-                    lines.append(Text(f"{cluster}'s copy: {then} → {self.split.text()}"))
+                for cluster, then in self._others().items():
+                    lines.append(Text(f"{cluster}'s copy: {then.text()} → {self.split.text()}"))
                 lines.append(Text("each copy is checked at the version its cluster has when "
                                   "written", style="dim"))  # fmt: skip
             lines.append(Text("y apply   esc back to editing", style="bold"))
@@ -213,11 +210,31 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.dismiss(None)
 
     def action_review(self) -> None:
-        if self.split.weights == self.read.weights:
-            self.message = "nothing to change"
-        else:
+        changes = self.split.weights != self.read.weights
+        if self.everywhere:  # or another copy's: after a partial write, the ones left
+            changes = changes or any(
+                parse_set(self.split.text(), then) != then for then in self._others().values()
+            )
+        if changes:
             self.reviewing = True
+        else:
+            self.message = "nothing to change"
         self._draw()
+
+    def _others(self) -> dict[str, Split]:
+        """The other copies' splits of the rule being edited, as read when `A` was
+        pressed; a copy without a rule like this one is left out (and said on apply)."""
+        model = self.route.rules[self.rule]
+        out: dict[str, Split] = {}
+        for cluster, copy in self.known.items():
+            if cluster == self.route.cluster:
+                continue
+            try:
+                rule = copy.rules[copies.matching_rule(copy, model, self.rule)]
+            except UsageError:
+                continue
+            out[cluster] = Split.of(copy, rule)
+        return out
 
     def action_everywhere(self) -> None:
         """`A`: the change for every cluster's copy of the route, or for this one. The
@@ -230,6 +247,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.message = ""
             if self.everywhere:
                 self.busy = True
+                self.report = ""
                 self.message = "reading every copy…"
                 self._read_copies()
         self._draw()
@@ -268,7 +286,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.route = mine
             self.read = self.split = Split.of(mine, mine.rules[self.rule])
         said = [f"{c}: {why}" for c, why in self.unread.items()]
-        self.message = "; ".join([self.message, *said] if self.message else said)
+        self.message = "; ".join([self.report, *said] if self.report else said)
         self._draw()
 
     def action_apply(self) -> None:
@@ -316,9 +334,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self.report = said
         written = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
         self.applied += written  # every write of this dialog, for :undo
-        mine = next((o for o in message.outcomes if o.cluster == self.route.cluster), None)
-        if all(o.ok for o in message.outcomes) and not message.unread and mine and mine.plan:
-            self.dismiss(mine.plan)
+        if all(o.ok for o in message.outcomes) and not message.unread:
+            self.dismiss(written[-1] if written else None)
             return
         self.progress = [f"{o.cluster}: {o.result}" for o in message.outcomes]
         self.progress += [f"{c}: not changed: {why}" for c, why in message.unread.items()]
@@ -350,6 +367,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self.busy = False
         self.reviewing = False
         if message.plan is not None:
+            self.applied.append(message.plan)
             self.dismiss(message.plan)
             return
         if message.conflict and message.route is not None:
