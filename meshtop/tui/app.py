@@ -72,6 +72,18 @@ MAIN_SCREEN_ACTIONS = frozenset(
 W = TypeVar("W", bound=Widget)
 
 
+def _live(snapshot: MeshSnapshot) -> bool:
+    """Whether to refresh at the normal pace: every source answered, or, over several
+    clusters, some metrics did (one cluster out of reach must not slow the others'
+    view; it is asked again each refresh, never for longer than the timeout)."""
+    sources = snapshot.sources
+    if any(":" in key for key in sources):
+        return any(
+            h.state is SourceState.FRESH for key, h in sources.items() if key.startswith("metrics")
+        )
+    return all(h.state is SourceState.FRESH for h in sources.values())
+
+
 async def _subsets_and_services(plane: Any) -> tuple[Any, Any]:
     """What a cluster's control plane says of DestinationRule subsets and Services, for
     the routes tab's problems; None for what it cannot say (then nothing is flagged for
@@ -219,8 +231,7 @@ class MeshtopApp(App[None]):
         if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
         self.snapshot = message.snapshot
-        healthy = all(h.state is SourceState.FRESH for h in message.snapshot.sources.values())
-        self._failures = 0 if healthy else self._failures + 1
+        self._failures = 0 if _live(message.snapshot) else self._failures + 1
         self._table().show(message.snapshot)
         if self._main(TabbedContent).active == "routes-tab":  # read only when it shows
             self.run_worker(self._show_routes(message.snapshot), group="routes", exclusive=True)

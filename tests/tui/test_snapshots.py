@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 
 from meshtop.config import Settings
 from meshtop.errors import BackendError
+from meshtop.federation import FederatedControlPlane
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
@@ -254,3 +255,35 @@ def test_clusters_routes(snap_compare: Compare, clock: Clock) -> None:
         await pilot.press("3")
 
     assert snap_compare(app, terminal_size=(130, 24), run_before=_ready(app, steps))
+
+
+class _Unplugged:
+    """One cluster's control plane, answering until unplugged."""
+
+    def __init__(self, plane: Any) -> None:
+        self.plane, self.down = plane, False
+        self.name = plane.name
+
+    async def workloads(self) -> Any:
+        if self.down:
+            raise BackendError("cannot reach the Kubernetes API (west): connection refused")
+        return await self.plane.workloads()
+
+    async def routes(self) -> Any:
+        return await self.plane.routes()
+
+
+def test_clusters_one_stale(snap_compare: Compare, clock: Clock) -> None:
+    """West's API server goes away: west is stale, east stays live."""
+    sim = Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
+    assert isinstance(sim.control_plane, FederatedControlPlane)
+    west = _Unplugged(sim.control_plane.members["west"])
+    planes = FederatedControlPlane({"east": sim.control_plane.members["east"], "west": west})
+    app = MeshtopApp(sim.metrics, planes, simulated=True, clock=sim.clock)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        west.down = True
+        clock.advance(12)
+        await pilot.press("r")
+
+    assert snap_compare(app, terminal_size=(100, 24), run_before=_ready(app, steps))
