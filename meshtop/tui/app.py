@@ -438,7 +438,8 @@ class MeshtopApp(App[None]):
             rule = line.route.rules[line.rule]
             d = rule.destinations[line.destination]
             where = f"{line.route.cluster}: " if several else ""
-            problem = line.problem or differ.get((line.route.id, line.rule, line.destination), "")
+            differs = differ.get((line.route.id, line.rule, line.destination), "")
+            problem = "; ".join(p for p in (line.problem, differs) if p)
             table.add_row(
                 f"{where}{line.route.kind} {line.route.namespace}/{line.route.name}"
                 if line.rule == 0 and line.destination == 0 else "",
