@@ -140,6 +140,14 @@ async def _shift_west_reviews(app: MeshtopApp, pilot: object) -> ShiftScreen:
     return screen
 
 
+async def _every_copy(app: MeshtopApp, pilot: object) -> ShiftScreen:
+    """The dialog on west's copy, with `A` pressed: every other copy read now."""
+    screen = await _shift_west_reviews(app, pilot)
+    await pilot.press("A")  # type: ignore[attr-defined]
+    await _settled(app, pilot)  # type: ignore[arg-type]
+    return screen
+
+
 async def test_the_shift_dialog_changes_every_copy_and_undo_takes_all_back(
     clock: Clock,
 ) -> None:
@@ -147,9 +155,7 @@ async def test_the_shift_dialog_changes_every_copy_and_undo_takes_all_back(
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        screen = await _shift_west_reviews(app, pilot)
-        await pilot.press("A")  # every copy, read now
-        await _settled(app, pilot)
+        screen = await _every_copy(app, pilot)
         await pilot.press("right_square_bracket", "enter")  # v1 +10
         assert screen.everywhere and screen.split.weights == (90, 0, 10)
         await pilot.press("y")
@@ -172,9 +178,7 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        screen = await _shift_west_reviews(app, pilot)
-        await pilot.press("A")
-        await _settled(app, pilot)  # every other copy is read now
+        screen = await _every_copy(app, pilot)  # every other copy is read now
         assert set(screen.known) == {"east", "west"}
         await pilot.press("right_square_bracket", "enter")
         sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
@@ -204,9 +208,7 @@ async def test_this_copy_alone_after_every_copy_is_undone_too(clock: Clock) -> N
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        screen = await _shift_west_reviews(app, pilot)
-        await pilot.press("A")
-        await _settled(app, pilot)
+        screen = await _every_copy(app, pilot)
         sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
         await pilot.press("right_square_bracket", "enter", "y")  # west 90, east in conflict
         await _settled(app, pilot)
@@ -252,9 +254,7 @@ async def test_a_copy_flagger_steers_is_left_alone_by_every_copy(clock: Clock) -
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        screen = await _shift_west_reviews(app, pilot)
-        await pilot.press("A")
-        await _settled(app, pilot)
+        screen = await _every_copy(app, pilot)
         assert set(screen.known) == {"west"}
         assert "east: steered by Flagger (Canary reviews): left alone" in screen.message
         await pilot.press("right_square_bracket", "enter", "y")
