@@ -269,9 +269,7 @@ async def test_undo_goes_on_past_a_copy_that_changed_and_says_it(clock: Clock) -
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        await _shift_west_reviews(app, pilot)
-        await pilot.press("A")
-        await _settled(app, pilot)
+        await _every_copy(app, pilot)
         await pilot.press("right_square_bracket", "enter", "y")
         await _settled(app, pilot)
         assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
