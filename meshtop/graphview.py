@@ -107,7 +107,7 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
 
 def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
     """(view node id, label) for a snapshot node under a grouping."""
-    if w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+    if not w.clustered:
         return w.id, w.label
     app = w.app or w.name
     base = f"{w.cluster}/{w.namespace}"
@@ -143,8 +143,7 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     """The graph to draw for `snapshot` under `options`."""
     node_of: dict[str, tuple[str, str]] = {}
     for node_id, w in snapshot.nodes.items():
-        inside = w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
-        if w.cluster in options.collapsed_clusters and inside:
+        if w.cluster in options.collapsed_clusters and w.clustered:
             node_of[node_id] = (f"{w.cluster}/*/*", f"{w.cluster} (all)")
         elif w.namespace in options.collapsed and w.kind is not NodeKind.UNKNOWN:
             node_of[node_id] = (f"{w.cluster}/{w.namespace}/*", f"{w.namespace} (all)")
@@ -162,7 +161,7 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
         collapsed = view_id.endswith("/*/*")
         namespaces[view_id] = "*" if collapsed else w.namespace
         kinds[view_id] = w.kind
-        clusters[view_id] = w.cluster if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL) else ""
+        clusters[view_id] = w.cluster if w.clustered else ""
     grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
     for e in snapshot.edges:
         a, b = node_of[e.source][0], node_of[e.destination][0]
@@ -201,17 +200,6 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
     if options.focus is not None:
         view = focus(view, *options.focus)
     return view
-
-
-def clusters_of(snapshot: MeshSnapshot) -> list[str]:
-    """The clusters the snapshot's nodes are in, in order of name."""
-    return sorted(
-        {
-            w.cluster
-            for w in snapshot.nodes.values()
-            if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
-        }
-    )
 
 
 def in_cluster(view: GraphView, cluster: str) -> GraphView:

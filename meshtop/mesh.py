@@ -22,6 +22,7 @@ from meshtop.model import (
     SourceHealth,
     SourceState,
     Workload,
+    clusters,
 )
 from meshtop.sources.protocols import ControlPlane, MetricsSource, Traffic
 
@@ -174,7 +175,7 @@ def _check_cluster_names(
     nobody configured, is misnamed (a kubeconfig context's name, not the mesh's cluster
     ID): its workloads and routes would never meet its traffic. Say so on its source."""
     named = {c for c in planes if c}
-    seen = {w.cluster for w in traffic.nodes if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)}
+    seen = set(clusters(traffic.nodes))
     strangers = sorted(seen - named)
     if not named or not strangers:
         return

@@ -56,6 +56,11 @@ class Workload:
         return f"{self.cluster}/{self.namespace}/{self.name}"
 
     @property
+    def clustered(self) -> bool:
+        """Whether the node is in a cluster: not an unknown peer, not an external host."""
+        return self.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
+
+    @property
     def label(self) -> str:
         """Short name for tables: `namespace/workload`, or the host, or `unknown`."""
         if self.kind is NodeKind.UNKNOWN:
@@ -376,6 +381,11 @@ class MeshSnapshot:
     @cached_property
     def _edges_by_key(self) -> dict[tuple[str, str], Edge]:
         return {e.key: e for e in self.edges}
+
+
+def clusters(workloads: Iterable[Workload]) -> list[str]:
+    """The clusters the nodes are in, in order of name (peers outside any left out)."""
+    return sorted({w.cluster for w in workloads if w.clustered})
 
 
 def resolve_node(nodes: Mapping[str, Workload], text: str) -> str:

@@ -9,7 +9,16 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from meshtop.health import DEFAULT_THRESHOLDS, Grades, Thresholds, grade
-from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol, Workload, resolve_node
+from meshtop.model import (
+    Edge,
+    Health,
+    MeshSnapshot,
+    NodeKind,
+    Protocol,
+    Workload,
+    clusters,
+    resolve_node,
+)
 
 RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
 
@@ -102,16 +111,11 @@ class Report:
         )
         if not isinstance(w, Workload):
             return node_id
-        inside = w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
-        return f"{w.cluster}/{w.label}" if self.several_clusters and inside else w.label
+        return f"{w.cluster}/{w.label}" if self.several_clusters and w.clustered else w.label
 
     @cached_property
     def several_clusters(self) -> bool:
-        judged = self.whole or self.snapshot
-        return (
-            len({w.cluster for w in judged.nodes.values()
-                 if w.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)}) > 1
-        )  # fmt: skip
+        return len(clusters((self.whole or self.snapshot).nodes.values())) > 1
 
     @cached_property
     def plaintext(self) -> list[Edge]:

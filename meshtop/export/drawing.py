@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meshtop import units
-from meshtop.model import Edge, Health, NodeKind, Protocol, Workload
+from meshtop.model import Edge, Health, NodeKind, Protocol, Workload, clusters
 
 COLOURS = {
     Health.HEALTHY: "#009E73",  # bluish green
@@ -31,19 +31,14 @@ def node_label(w: Workload) -> str:
     return w.name
 
 
-def outside(w: Workload) -> bool:
-    """Whether a node is in no cluster: an unknown peer, an external host."""
-    return w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
-
-
 def nested(nodes: Mapping[str, Workload]) -> dict[str, dict[str, list[str]]]:
     """Node ids by cluster, then namespace, each in order of name. With one cluster (or
     none) everything is under "": the drawing then has no cluster boxes; nodes outside
     every cluster are under "" too."""
-    several = len({w.cluster for w in nodes.values() if not outside(w)}) > 1
+    several = len(clusters(nodes.values())) > 1
     out: dict[str, dict[str, list[str]]] = {}
     for node_id, w in sorted(nodes.items()):
-        cluster = w.cluster if several and not outside(w) else ""
+        cluster = w.cluster if several and w.clustered else ""
         out.setdefault(cluster, {}).setdefault(w.namespace, []).append(node_id)
     ordered = sorted(out.items(), key=lambda kv: (not kv[0], kv[0]))
     return {cluster: dict(sorted(namespaces.items())) for cluster, namespaces in ordered}
@@ -51,13 +46,13 @@ def nested(nodes: Mapping[str, Workload]) -> dict[str, dict[str, list[str]]]:
 
 def group_of(w: Workload, several: bool = False) -> str:
     """The band a node is drawn in: its namespace, inside its cluster when `several`."""
-    return f"{w.cluster}/{w.namespace}" if several and not outside(w) else w.namespace
+    return f"{w.cluster}/{w.namespace}" if several and w.clustered else w.namespace
 
 
 def crossing(e: Edge, nodes: Mapping[str, Workload]) -> str:
     """`east → west` for a call from one cluster to another, else ""."""
     a, b = nodes.get(e.source), nodes.get(e.destination)
-    if a is None or b is None or outside(a) or outside(b) or a.cluster == b.cluster:
+    if a is None or b is None or not (a.clustered and b.clustered) or a.cluster == b.cluster:
         return ""
     return f"{a.cluster} → {b.cluster}"
 

@@ -8,22 +8,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meshtop.detail import Detail
-from meshtop.export.json_report import SCHEMA, one_item_per_line, rates_by, rfc3339, rounded
+from meshtop.export.json_report import (
+    SCHEMA,
+    figures,
+    one_item_per_line,
+    rates_by,
+    rfc3339,
+    rounded,
+)
 from meshtop.model import History, WindowSummary
 from meshtop.units import duration
 
 
 def _summary(s: WindowSummary) -> dict[str, Any]:
     return {
-        "rps": rounded(s.rps, 4),
-        "error_rate": rounded(s.error_rate, 6),
-        "p50_ms": rounded(s.p50_ms, 3),
-        "p95_ms": rounded(s.p95_ms, 3),
-        "p99_ms": rounded(s.p99_ms, 3),
-        "mtls": rounded(s.mtls, 4),
-        "response_codes": rates_by(s.response_codes),
-        "response_flags": rates_by(s.response_flags),
-        "grpc_statuses": rates_by(s.grpc_statuses),
+        **figures(s),
         "errors": rates_by(s.errors),
         "by_reporter": rates_by(s.by_reporter),
         "source_principals": list(s.source_principals),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from meshtop.model import Edge, Health, Protocol, Route, SourceHealth
+from meshtop.model import Edge, EdgeStats, Health, Protocol, Route, SourceHealth, WindowSummary
 from meshtop.report import Report
 from meshtop.units import duration
 
@@ -28,6 +28,22 @@ def rates_by(rates: Mapping[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in sorted(rates.items()) if math.isfinite(v)}
 
 
+def figures(s: EdgeStats | WindowSummary) -> dict[str, Any]:
+    """Rate, errors, latency, mTLS and the rates by code, flag and gRPC status, as the
+    export writes them: for an edge over the snapshot's window, or a window summed up."""
+    return {
+        "rps": rounded(s.rps, 4),
+        "error_rate": rounded(s.error_rate, 6),
+        "p50_ms": rounded(s.p50_ms, 3),
+        "p95_ms": rounded(s.p95_ms, 3),
+        "p99_ms": rounded(s.p99_ms, 3),
+        "mtls": rounded(s.mtls, 4),
+        "response_codes": rates_by(s.response_codes),
+        "response_flags": rates_by(s.response_flags),
+        "grpc_statuses": rates_by(s.grpc_statuses),
+    }
+
+
 def _source(h: SourceHealth) -> dict[str, Any]:
     return {
         "name": h.name,
@@ -45,15 +61,7 @@ def _edge(e: Edge, health: Health) -> dict[str, Any]:
         "destination": e.destination,
         "service": e.service or None,
         "protocol": s.protocol.value,
-        "rps": rounded(s.rps, 4),
-        "error_rate": rounded(s.error_rate, 6),
-        "p50_ms": rounded(s.p50_ms, 3),
-        "p95_ms": rounded(s.p95_ms, 3),
-        "p99_ms": rounded(s.p99_ms, 3),
-        "mtls": rounded(s.mtls, 4),
-        "response_codes": rates_by(s.response_codes),
-        "response_flags": rates_by(s.response_flags),
-        "grpc_statuses": rates_by(s.grpc_statuses),
+        **figures(s),
         "tcp": None,
         "health": health.value,
     }

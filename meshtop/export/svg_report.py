@@ -14,11 +14,10 @@ from meshtop.export.drawing import (
     crossing,
     edge_label,
     group_of,
-    nested,
     node_label,
 )
 from meshtop.layout import layout
-from meshtop.model import Health, Protocol
+from meshtop.model import Health, Protocol, clusters
 from meshtop.report import Report
 
 CW, CH = 8, 16  # pixels per terminal cell of the layout
@@ -40,7 +39,7 @@ def drawing(report: Report) -> str:
     snapshot, grades = report.snapshot, report.grades
     nodes = snapshot.nodes
     labels = {n: node_label(w) for n, w in nodes.items()}
-    several = any(nested(nodes))  # clusters have keys; "" holds the rest
+    several = len(clusters(nodes.values())) > 1
     placed = layout(
         nodes,
         [e.key for e in snapshot.edges],

@@ -39,12 +39,11 @@ from meshtop.graphview import (
     ViewOptions,
     apply_filter,
     build,
-    clusters_of,
     resolve,
 )
 from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot, NodeKind, Route, SourceState
+from meshtop.model import MeshSnapshot, NodeKind, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
 from meshtop.sources.kubernetes import owner
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
@@ -759,8 +758,9 @@ class MeshtopApp(App[None]):
             self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
         elif name == "cluster":
             cluster = "" if not args or args[0] == "all" else args[0]
-            if cluster and self.snapshot is not None and cluster not in clusters_of(self.snapshot):
-                known = ", ".join(clusters_of(self.snapshot))
+            there = clusters(self.snapshot.nodes.values()) if self.snapshot is not None else []
+            if cluster and self.snapshot is not None and cluster not in there:
+                known = ", ".join(there)
                 raise UsageError(f"no cluster {cluster!r} in the mesh; there are {known}")
             self.options.cluster = cluster
             self._say("")

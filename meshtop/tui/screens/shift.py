@@ -311,11 +311,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
             model = self.route.rules[self.rule]
             for cluster, route in self.known.items():  # each at the version read
                 try:
-                    plans |= copies.plans(
-                        {cluster: route},
-                        lambda copy: copies.matching_rule(copy, model, self.rule),
-                        lambda b: parse_set(target.text(), b),
-                    )
+                    i = copies.matching_rule(route, model, self.rule)
+                    before = Split.of(route, route.rules[i])
+                    plans[cluster] = Plan(route, i, before, parse_set(target.text(), before))
                 except UsageError as exc:
                     unread[cluster] = f"its copy is not like this one: {exc}"
             return await copies.apply_all(self.stores, plans), unread

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 
 from meshtop import units
 from meshtop.health import DEFAULT_THRESHOLDS, grade
-from meshtop.model import Edge, Health, MeshSnapshot, NodeKind, Protocol, Workload
+from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -77,16 +77,17 @@ def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
     """A node's workload name alone where that is unique in the snapshot, else the
     shortest of `cluster/workload`, `namespace/workload` and the whole id that is:
     narrow columns that still say exactly which node."""
+    names = Counter(w.name for w in snapshot.nodes.values())
+    # Only nodes whose name is not unique can share a longer form: count those alone.
+    shared = [w for w in snapshot.nodes.values() if names[w.name] > 1]
     forms: tuple[Callable[[Workload], str], ...] = (
-        lambda w: w.name,
         lambda w: f"{w.cluster}/{w.name}",
         lambda w: f"{w.namespace}/{w.name}",
-        lambda w: w.id,
     )
-    counts = [Counter(form(w) for w in snapshot.nodes.values()) for form in forms]
+    counts = [Counter(form(w) for w in shared) for form in forms]
     labels = {}
     for node_id, w in snapshot.nodes.items():
-        if w.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+        if not w.clustered or names[w.name] == 1:
             label = w.name
         else:
             label = next(
