@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from meshtop import units
 from meshtop.audit import AuditedStore
-from meshtop.canary import Plan, Split, route_lines, splittable
+from meshtop.canary import Plan, RouteLine, Split, route_lines, splittable
 from meshtop.config import Settings
 from meshtop.copies import differences, same_route
 from meshtop.detail import routes_to
@@ -54,6 +54,7 @@ from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas
 from meshtop.tui.widgets.status import StatusLine, problems
+from meshtop.tui.widgets.tables import fill
 
 
 @dataclass
@@ -102,6 +103,38 @@ async def _subsets_and_services(plane: Any) -> tuple[Any, Any]:
     except MeshtopError:
         services = None
     return subsets, services
+
+
+ROUTE_COLUMNS = [
+    (title, title)
+    for title in (
+        "route", "rule", "matches", "destination", "weight", "configured", "actual", "problem"
+    )
+]  # fmt: skip
+
+
+def _route_row(
+    line: RouteLine, differ: dict[tuple[str, int, int], str], several: bool
+) -> tuple[str, list[str | Text]]:
+    """One destination of one rule as the routes tab shows it: the route and the rule named
+    on their first line only, and what is wrong with it, or how the copies differ."""
+    rule = line.route.rules[line.rule]
+    d = rule.destinations[line.destination]
+    where = f"{line.route.cluster}: " if several else ""
+    differs = differ.get((line.route.id, line.rule, line.destination), "")
+    problem = "; ".join(p for p in (line.problem, differs) if p)
+    first = line.destination == 0
+    return f"{line.route.id}|{line.rule}|{line.destination}", [
+        f"{where}{line.route.kind} {line.route.namespace}/{line.route.name}"
+        if first and line.rule == 0 else "",
+        (rule.name or str(line.rule)) if first else "",
+        (" and ".join(rule.matches) or "everything else") if first else "",
+        f"{d.host} {d.subset}".strip(),
+        str(d.weight),
+        f"{line.configured:.0%}",
+        "-" if line.actual is None else f"{line.actual:.1%}",
+        Text(problem, style="bold red") if problem else "",
+    ]  # fmt: skip
 
 
 class MeshtopApp(App[None]):
@@ -427,30 +460,8 @@ class MeshtopApp(App[None]):
         ]  # fmt: skip
         differ = differences(snapshot.routes)
         table = self._main(DataTable, "#routes")
-        if not table.columns:
-            for title in ("route", "rule", "matches", "destination", "weight", "configured",
-                          "actual", "problem"):  # fmt: skip
-                table.add_column(title, key=title)
         keep = table.cursor_row
-        table.clear()
-        for line in lines:
-            rule = line.route.rules[line.rule]
-            d = rule.destinations[line.destination]
-            where = f"{line.route.cluster}: " if several else ""
-            differs = differ.get((line.route.id, line.rule, line.destination), "")
-            problem = "; ".join(p for p in (line.problem, differs) if p)
-            table.add_row(
-                f"{where}{line.route.kind} {line.route.namespace}/{line.route.name}"
-                if line.rule == 0 and line.destination == 0 else "",
-                (rule.name or str(line.rule)) if line.destination == 0 else "",
-                (" and ".join(rule.matches) or "everything else") if line.destination == 0 else "",
-                f"{d.host} {d.subset}".strip(),
-                str(d.weight),
-                f"{line.configured:.0%}",
-                "-" if line.actual is None else f"{line.actual:.1%}",
-                Text(problem, style="bold red") if problem else "",
-                key=f"{line.route.id}|{line.rule}|{line.destination}",
-            )  # fmt: skip
+        fill(table, ROUTE_COLUMNS, (_route_row(line, differ, several) for line in lines))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 

@@ -22,6 +22,7 @@ from meshtop import units
 from meshtop.errors import MeshtopError
 from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sources.protocols import TraceSource
+from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
 from meshtop.units import clock_time
 from meshtop.waterfall import Row, Tree
@@ -38,6 +39,12 @@ class Listed(Message):
 class Fetched(Message):
     trace: Trace | None
     problem: str = ""
+
+
+COLUMNS = [
+    (name or "mark", name)
+    for name in ("", "start", "duration", "spans", "root", "services", "trace id")
+]
 
 
 def _describe(q: TraceQuery) -> str:
@@ -72,7 +79,8 @@ class TraceListScreen(Screen[None]):
         self.ask = query
         self.found: list[TraceSummary] = []
         self.by_start = False
-        self._generation = 0
+        self.asked = 0  # questions put to the backend; only the latest one's answer shows
+        self.answered = 0  # the latest question whose answer is shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="traces-title")
@@ -83,15 +91,14 @@ class TraceListScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in ("", "start", "duration", "spans", "root", "services", "trace id"):
-            table.add_column(column, key=column or "mark")
+        fill(table, COLUMNS, [])
         table.focus()
         self.load()
 
     def load(self) -> None:
-        self._generation += 1
+        self.asked += 1
         self._say(f"asking {self.traces.name}…")
-        self._fetch(self._generation, self.ask)
+        self._fetch(self.asked, self.ask)
 
     @work(thread=True, exclusive=True, group="traces", exit_on_error=False)
     def _fetch(self, generation: int, query: TraceQuery) -> None:
@@ -105,8 +112,9 @@ class TraceListScreen(Screen[None]):
             self.post_message(Listed(generation, found))
 
     def on_listed(self, message: Listed) -> None:
-        if message.generation != self._generation:
+        if message.generation != self.asked:
             return
+        self.answered = message.generation
         if message.found is None:
             self.found = []
             self.query_one(DataTable).clear()  # the old rows are not what the title says now
@@ -122,24 +130,29 @@ class TraceListScreen(Screen[None]):
         self.query_one("#traces-note", Static).update(Text(text, style="dim"))
 
     def _show(self) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
         unique = {s.trace_id: s for s in reversed(self.found)}  # a trace listed twice, once
         rows = sorted(
             unique.values(), key=lambda s: s.start_us if self.by_start else -s.duration_us
         )
-        for s in rows:
-            when = clock_time(s.start_us, "%H:%M:%S.%f")
-            table.add_row(
-                Text("!", style="bold red") if s.error else Text(""),
-                when,
-                units.ms(s.duration_us / 1000),
-                "?" if s.span_count is None else str(s.span_count),
-                s.root,
-                ", ".join(s.services),
-                s.trace_id,
-                key=s.trace_id,
-            )
+        fill(
+            self.query_one(DataTable),
+            COLUMNS,
+            (
+                (
+                    s.trace_id,
+                    (
+                        Text("!", style="bold red") if s.error else "",
+                        clock_time(s.start_us, "%H:%M:%S.%f"),
+                        units.ms(s.duration_us / 1000),
+                        "?" if s.span_count is None else str(s.span_count),
+                        s.root,
+                        ", ".join(s.services),
+                        s.trace_id,
+                    ),
+                )
+                for s in rows
+            ),
+        )
         order = "by start" if self.by_start else "slowest first"
         count = f"{len(rows)} traces, {order}" if rows else "no trace matched"
         self._say(f"{count}   enter opens   e errors only   d slower than   / operation   o order")
@@ -218,6 +231,7 @@ class WaterfallScreen(Screen[None]):
         self.traces = traces
         self.trace_id = trace_id
         self.trace = trace
+        self.shown = False  # the trace, or why there is none, is on the screen
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Trace {self.trace_id}", style="bold"), id="waterfall-title")
@@ -247,6 +261,7 @@ class WaterfallScreen(Screen[None]):
         if message.trace is None:
             note = self.query_one("#waterfall-note", Static)
             note.update(Text(f"trace unavailable: {message.problem}", style="bold"))
+            self.shown = True
             return
         self._show(message.trace)
 
@@ -264,6 +279,7 @@ class WaterfallScreen(Screen[None]):
         view = Waterfall(tree, id="waterfall")
         self.mount(view, before=self.query_one("#span-detail"))
         view.focus()
+        self.shown = True
 
     def on_waterfall_selected(self, message: Waterfall.Selected) -> None:
         self.query_one("#span-text", Static).update(span_detail(message.row))

@@ -1,0 +1,49 @@
+"""Tables filled from a backend's answer draw right at once, and show text as it is."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+from meshtop.tui.widgets.tables import fill
+
+
+class OneTable(App[None]):
+    def compose(self) -> ComposeResult:
+        yield DataTable[str](cursor_type="row")
+
+
+HEADERS = [("root", "root"), ("matches", "matches"), ("mark", "")]
+ROWS = [
+    ("a", ["istio-ingressgateway.istio-system: ingress", "uri regex ^/api/[a-z]+", Text("!")]),
+    ("b", ["productpage: GET /users/[id]", "[bold]not markup[/bold]", ""]),
+]
+
+
+async def test_a_table_painted_before_it_is_idle_shows_whole_cells() -> None:
+    app = OneTable()
+    async with app.run_test(size=(120, 8)) as pilot:
+        table = app.query_one(DataTable)
+        fill(table, HEADERS, [])
+        await pilot.pause()
+        fill(table, HEADERS, ROWS)
+        # drawn now, before the table has been idle (a loaded machine paints here)
+        assert "istio-ingressgateway.istio-system: ingress" in table.render_line(1).text
+        assert "[bold]not markup[/bold]" in table.render_line(2).text
+        await pilot.pause()
+        assert "uri regex ^/api/[a-z]+" in table.render_line(1).text
+        assert "productpage: GET /users/[id]" in table.render_line(2).text
+
+
+async def test_columns_fit_the_widest_cell_or_the_title() -> None:
+    app = OneTable()
+    async with app.run_test(size=(120, 8)):
+        table = app.query_one(DataTable)
+        fill(table, HEADERS, ROWS)
+        widths = {str(k.value): c.width for k, c in table.columns.items()}
+        assert widths == {"root": 42, "matches": 23, "mark": 1}
+        assert [str(k.value) for k in table.rows] == ["a", "b"]
+        fill(table, HEADERS, [])  # nothing: as wide as the titles, and no rows left
+        widths = {str(k.value): c.width for k, c in table.columns.items()}
+        assert widths == {"root": 4, "matches": 7, "mark": 0} and table.row_count == 0
