@@ -265,30 +265,27 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
     from meshtop.tui.app import MeshtopApp
     from meshtop.tui.screens.shift import ShiftScreen
 
+    from ..tui.test_console import _first_snapshot, keys, settled, until
+
     emulator, kubeconfig = cluster
     emulator.load(ISTIO / "platform-kube" / "bookinfo.yaml")
     plane = _plane(kubeconfig, "bookinfo")
     app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
     async with app.run_test(size=(120, 34)) as pilot:
-        while app.snapshot is None:
-            await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
+        await _first_snapshot(app)
+        assert app.snapshot is not None
         assert app.snapshot.sources["control_plane"].state.value == "fresh"
         assert {w.name for w in app.snapshot.nodes.values()} >= {"reviews-v1", "reviews-v2"}
-        await pilot.press("3")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await keys(pilot, "3")
+        await settled(pilot)
         table = app.query_one("#routes", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[3] for r in rows] == ["reviews v1", "reviews v2"]
         assert [r[7] for r in rows] == ["", ""]  # both subsets are in the DestinationRule
-        await pilot.press("w")
-        await app.workers.wait_for_complete()  # the route is read again first
-        await pilot.pause()
-        await pilot.press("4", "enter", "y")  # v1 (selected) to 100%
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert not isinstance(app.screen, ShiftScreen)
+        await keys(pilot, "w")  # the route is read again first
+        await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
+        await keys(pilot, "4", "enter", "y")  # v1 (selected) to 100%
+        await until(pilot, lambda: not isinstance(app.screen, ShiftScreen), "the write")
     stored = emulator.objects[("virtualservices", "bookinfo", "reviews")]
     assert [d["weight"] for d in stored["spec"]["http"][0]["route"]] == [100, 0]
     patches = [r for r in emulator.requests if r["verb"] == "patch"]
@@ -301,6 +298,8 @@ async def test_the_console_leaves_a_route_flagger_steers_alone(
     from meshtop.tui.app import MeshtopApp
     from meshtop.tui.screens.shift import ShiftScreen
 
+    from ..tui.test_console import _first_snapshot, keys, settled, until
+
     emulator, kubeconfig = cluster
     emulator.load(ISTIO / "platform-kube" / "bookinfo.yaml")
     canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "reviews"}
@@ -311,13 +310,14 @@ async def test_the_console_leaves_a_route_flagger_steers_alone(
     plane = _plane(kubeconfig, "bookinfo")
     app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
     async with app.run_test(size=(120, 34)) as pilot:
-        while app.snapshot is None:
-            await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
-        await pilot.press("3")
-        await app.workers.wait_for_complete()
-        await pilot.press("w")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _first_snapshot(app)
+        await keys(pilot, "3")
+        await settled(pilot)
+        await keys(pilot, "w")
+
+        def said() -> bool:
+            return "steered by Flagger" in str(app.query_one("#notice").render())
+
+        await until(pilot, said, "why the route is left alone")
         assert not isinstance(app.screen, ShiftScreen)
         assert "steered by Flagger (Canary reviews)" in str(app.query_one("#notice").render())

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from meshtop.federation import FederatedControlPlane
@@ -22,8 +23,7 @@ from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import CROSS, GraphCanvas, edge_label
 
 from ..conftest import Clock
-from .test_console import _first_snapshot
-from .test_detail import _settled
+from .test_console import _first_snapshot, keys, settled
 
 
 def two_clusters(clock: Clock) -> Simulation:
@@ -75,20 +75,17 @@ async def test_cluster_command_and_collapsing_a_cluster(clock: Clock) -> None:
     app = _app(two_clusters(clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
-        await pilot.press("colon", *"cluster west", "enter")
-        await pilot.pause()
+        await keys(pilot, "colon", *"cluster west", "enter")
         assert app.view is not None
         shown = {v.cluster for v in app.view.nodes.values()}
         # west's nodes, the east nodes it calls or is called by, the host outside it calls
         assert shown == {"west", "east", ""}
         east_nodes = {n for n, v in app.view.nodes.items() if v.cluster == "east"}
         assert east_nodes == {"east/bookinfo/app:productpage:v1", "east/bookinfo/app:reviews:v3"}
-        await pilot.press("colon", *"cluster north", "enter")
-        await pilot.pause()
+        await keys(pilot, "colon", *"cluster north", "enter")
         assert "no cluster 'north'" in str(app.query_one("#notice").render())
-        await pilot.press("colon", *"cluster all", "enter")
-        await pilot.press("colon", *"collapse cluster east", "enter")
-        await pilot.pause()
+        await keys(pilot, "colon", *"cluster all", "enter")
+        await keys(pilot, "colon", *"collapse cluster east", "enter")
         assert app.view is not None
         east = app.view.nodes["east/*/*"]
         assert east.label == "east (all)" and len(east.members) > 5
@@ -98,8 +95,7 @@ async def test_cluster_command_and_collapsing_a_cluster(clock: Clock) -> None:
         assert into.crosses
         canvas = app.query_one(GraphCanvas)
         canvas.select("west/bookinfo/app:productpage:v1")
-        await pilot.press("C")  # west too, by key
-        await pilot.pause()
+        await keys(pilot, "C")  # west too, by key
         assert set(app.view.nodes) >= {"east/*/*", "west/*/*"}
         assert "collapsed east,west" in str(app.query_one("#status").render())
 
@@ -108,8 +104,8 @@ async def test_routes_of_each_cluster_with_copies_that_differ_flagged(clock: Clo
     app = _app(two_clusters(clock))
     async with app.run_test(size=(160, 40)) as pilot:
         await _first_snapshot(app)
-        await pilot.press("3")
-        await _settled(app, pilot)
+        await keys(pilot, "3")
+        await settled(pilot)
         table = app.query_one("#routes", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         heads = [r[0] for r in rows if r[0]]
@@ -124,27 +120,27 @@ async def test_routes_of_each_cluster_with_copies_that_differ_flagged(clock: Clo
         }
 
 
-async def _shift_west_reviews(app: MeshtopApp, pilot: object) -> ShiftScreen:
-    await pilot.press("3")  # type: ignore[attr-defined]
-    await _settled(app, pilot)  # type: ignore[arg-type]
+async def _shift_west_reviews(app: MeshtopApp, pilot: Pilot[None]) -> ShiftScreen:
+    await keys(pilot, "3")
+    await settled(pilot)
     table = app.query_one("#routes", DataTable)
     row = next(
         i for i in range(table.row_count)
         if str(table.get_row_at(i)[0]) == "west: VirtualService bookinfo/reviews"
     )  # fmt: skip
     table.move_cursor(row=row)
-    await pilot.press("w")  # type: ignore[attr-defined]
-    await _settled(app, pilot)  # type: ignore[arg-type]
+    await keys(pilot, "w")
+    await settled(pilot)
     screen = app.screen
     assert isinstance(screen, ShiftScreen) and screen.route.cluster == "west"
     return screen
 
 
-async def _every_copy(app: MeshtopApp, pilot: object) -> ShiftScreen:
+async def _every_copy(app: MeshtopApp, pilot: Pilot[None]) -> ShiftScreen:
     """The dialog on west's copy, with `A` pressed: every other copy read now."""
     screen = await _shift_west_reviews(app, pilot)
-    await pilot.press("A")  # type: ignore[attr-defined]
-    await _settled(app, pilot)  # type: ignore[arg-type]
+    await keys(pilot, "A")
+    await settled(pilot)
     return screen
 
 
@@ -156,15 +152,15 @@ async def test_the_shift_dialog_changes_every_copy_and_undo_takes_all_back(
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         screen = await _every_copy(app, pilot)
-        await pilot.press("right_square_bracket", "enter")  # v1 +10
+        await keys(pilot, "right_square_bracket", "enter")  # v1 +10
         assert screen.everywhere and screen.split.weights == (90, 0, 10)
-        await pilot.press("y")
-        await _settled(app, pilot)
+        await keys(pilot, "y")
+        await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
         assert "in east, west" in str(app.query_one("#notice").render())
-        await pilot.press("colon", *"undo", "enter")
-        await _settled(app, pilot)
+        await keys(pilot, "colon", *"undo", "enter")
+        await settled(pilot)
         assert _weights(sim, "east") == [70, 20, 10] and _weights(sim, "west") == [80, 10, 10]
         log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
         lines = [json.loads(line) for line in log.read_text().splitlines()]
@@ -180,10 +176,10 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
         await _first_snapshot(app)
         screen = await _every_copy(app, pilot)  # every other copy is read now
         assert set(screen.known) == {"east", "west"}
-        await pilot.press("right_square_bracket", "enter")
+        await keys(pilot, "right_square_bracket", "enter")
         sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
-        await pilot.press("y")
-        await _settled(app, pilot)
+        await keys(pilot, "y")
+        await settled(pilot)
         assert _weights(sim, "west") == [90, 0, 10]
         assert _weights(sim, "east") == [60, 30, 10]  # the other writer's change stands
         assert isinstance(app.screen, ShiftScreen)  # the dialog stays, saying what happened
@@ -192,10 +188,10 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
         assert "reading every copy" not in screen.message
         # every copy read again: east, as the other writer left it, can be done now
         assert screen.known["east"].resource_version == "2"
-        await pilot.press("enter")
+        await keys(pilot, "enter")
         assert screen.reviewing  # west has these weights, east not yet
-        await pilot.press("y")
-        await _settled(app, pilot)
+        await keys(pilot, "y")
+        await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
         assert [p.route.cluster for p in app.last_plans] == ["west", "east"]
@@ -210,15 +206,15 @@ async def test_this_copy_alone_after_every_copy_is_undone_too(clock: Clock) -> N
         await _first_snapshot(app)
         screen = await _every_copy(app, pilot)
         sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="east")
-        await pilot.press("right_square_bracket", "enter", "y")  # west 90, east in conflict
-        await _settled(app, pilot)
-        await pilot.press("A", "right_square_bracket", "enter", "y")  # west alone, to 100
-        await _settled(app, pilot)
+        await keys(pilot, "right_square_bracket", "enter", "y")  # west 90, east in conflict
+        await settled(pilot)
+        await keys(pilot, "A", "right_square_bracket", "enter", "y")  # west alone, to 100
+        await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen) and not screen.everywhere
         assert _weights(sim, "west") == [100, 0, 0] and _weights(sim, "east") == [60, 30, 10]
         assert "in west: v1=100,v2=0,v3=0" in str(app.query_one("#notice").render())
-        await pilot.press("colon", *"undo", "enter")
-        await _settled(app, pilot)
+        await keys(pilot, "colon", *"undo", "enter")
+        await settled(pilot)
         assert _weights(sim, "west") == [80, 10, 10]  # both of its writes taken back
         assert _weights(sim, "east") == [60, 30, 10]
 
@@ -230,8 +226,8 @@ async def test_a_cluster_that_is_not_there_is_said_and_the_console_goes_on(clock
         # as `:cluster nope` before the first refresh leaves it (nothing to check it by),
         # or a cluster that has since dropped out of the snapshot
         app.options.cluster = "nope"
-        await pilot.press("r")
-        await _settled(app, pilot)
+        await keys(pilot, "r")
+        await settled(pilot)
         assert app.is_running and app.options.cluster == ""
         assert app.view is not None and {v.cluster for v in app.view.nodes.values()} >= {
             "east", "west",
@@ -257,8 +253,8 @@ async def test_a_copy_flagger_steers_is_left_alone_by_every_copy(clock: Clock) -
         screen = await _every_copy(app, pilot)
         assert set(screen.known) == {"west"}
         assert "east: steered by Flagger (Canary reviews): left alone" in screen.message
-        await pilot.press("right_square_bracket", "enter", "y")
-        await _settled(app, pilot)
+        await keys(pilot, "right_square_bracket", "enter", "y")
+        await settled(pilot)
         assert _weights(sim, "west") == [90, 0, 10]
         assert _weights(sim, "east") == [70, 20, 10]  # Flagger's, untouched
         assert screen.report.startswith("applied in west; NOT in east")
@@ -270,12 +266,12 @@ async def test_undo_goes_on_past_a_copy_that_changed_and_says_it(clock: Clock) -
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _every_copy(app, pilot)
-        await pilot.press("right_square_bracket", "enter", "y")
-        await _settled(app, pilot)
+        await keys(pilot, "right_square_bracket", "enter", "y")
+        await settled(pilot)
         assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
         sim.set_weights("bookinfo", "reviews", {"v1": 50, "v2": 40, "v3": 10}, cluster="west")
-        await pilot.press("colon", *"undo", "enter")
-        await _settled(app, pilot)
+        await keys(pilot, "colon", *"undo", "enter")
+        await settled(pilot)
         assert _weights(sim, "east") == [70, 20, 10]  # undone
         assert _weights(sim, "west") == [50, 40, 10]  # someone else's change stands
         said = str(app.query_one("#notice").render())
@@ -288,8 +284,7 @@ async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
     app = _app(two_clusters(clock))
     async with app.run_test(size=(160, 30)) as pilot:
         await _first_snapshot(app)
-        await pilot.press("2")
-        await pilot.pause()
+        await keys(pilot, "2")
         table = app.query_one(EdgeTable)
         cells = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         cells |= {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
@@ -305,10 +300,9 @@ async def test_w_on_a_node_opens_its_own_clusters_copy(clock: Clock) -> None:
         for node, cluster in (("west/bookinfo/app:reviews:v1", "west"),
                               ("east/bookinfo/app:reviews:v1", "east")):  # fmt: skip
             canvas.select(node)
-            await pilot.press("w")
-            await _settled(app, pilot)
+            await keys(pilot, "w")
+            await settled(pilot)
             screen = app.screen
             assert isinstance(screen, ShiftScreen) and screen.route.cluster == cluster
             assert screen.split.names[screen.selected] == "v1"
-            await pilot.press("escape")
-            await pilot.pause()
+            await keys(pilot, "escape")

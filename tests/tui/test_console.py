@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from textual.message import Message
 from textual.pilot import Pilot
@@ -44,14 +46,46 @@ class FlakyMetrics:
 
 
 async def _first_snapshot(app: MeshtopApp) -> None:
-    while app.snapshot is None:
+    while app.snapshot is None or not _workers_done(app):
         await asyncio.sleep(0.01)
-    await app.workers.wait_for_complete()
+
+
+def _workers_done(app: MeshtopApp) -> bool:
+    """Every worker finished; one a newer one replaced counts as finished (waiting on it
+    with `wait_for_complete` raises instead)."""
+    return all(w.is_finished for w in app.workers)
+
+
+async def settled(pilot: Pilot[None]) -> None:
+    """What the last key or call started is done and on the screen."""
+    await pilot.pause()  # a screen a key pushed has started its workers
+    app = pilot.app
+    assert isinstance(app, MeshtopApp)
+    await until(pilot, lambda: _workers_done(app), "every worker to finish")
+
+
+async def until(pilot: Pilot[None], shown: Callable[[], object], what: str) -> None:
+    """Wait for what the screen must show. Waiting for the workers and for the machine to
+    look idle is not enough on a loaded machine: a screen pushed by a key may not have
+    started its worker yet, and a starved process looks idle."""
+    deadline = time.monotonic() + 30
+    while not shown():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited 30s for {what}")
+        await pilot.pause(0.01)
+    await pilot.pause()  # and every widget has taken in what it was given
+
+
+async def keys(pilot: Pilot[None], *pressed: str) -> None:
+    """Press keys one by one, each handled before the next is sent: a key that opens a
+    prompt moves the focus to it only once handled, and what is typed next belongs there."""
+    for key in pressed:
+        await pilot.press(key)
+        await pilot.pause()
 
 
 async def _edges_tab(pilot: Pilot[None]) -> None:
-    await pilot.press("2")
-    await pilot.pause()
+    await keys(pilot, "2")
 
 
 def _rows(app: MeshtopApp) -> list[list[str]]:
@@ -77,10 +111,10 @@ async def test_sort_key_cycles(sim: Simulation) -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
         await _edges_tab(pilot)
-        await pilot.press("s")
+        await keys(pilot, "s")
         assert app.query_one(EdgeTable).sort_name == "source"
         for _ in range(3):
-            await pilot.press("s")
+            await keys(pilot, "s")
         assert app.query_one(EdgeTable).sort_name == "rps"
         rows = _rows(app)
         assert rows[0][1:3] in (
@@ -94,17 +128,16 @@ async def test_help_opens_and_closes(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane)
     async with app.run_test() as pilot:
         await _first_snapshot(app)
-        await pilot.press("question_mark")
+        await keys(pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
-        await pilot.press("escape")
+        await keys(pilot, "escape")
         assert not isinstance(app.screen, HelpScreen)
 
 
 async def test_q_quits(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane)
     async with app.run_test() as pilot:
-        await pilot.press("q")
-        await pilot.pause()
+        await keys(pilot, "q")
         assert not app.is_running
 
 
@@ -144,7 +177,7 @@ async def test_a_source_that_crashes_is_reported_and_retried(sim: Simulation) ->
         assert "metrics source flaky failed: ZeroDivisionError: division by zero" in notice
         assert "retrying in" in notice
         metrics.failing = None
-        await pilot.press("r")
+        await keys(pilot, "r")
         while app.snapshot.sources["metrics"].state.value != "fresh":  # type: ignore[union-attr]
             await asyncio.sleep(0.02)
         await pilot.pause()
@@ -202,16 +235,15 @@ async def test_refreshes_never_overlap(sim: Simulation) -> None:
     app = MeshtopApp(SlowMetrics(), sim.control_plane, settings=Settings(refresh_s=30))
     async with app.run_test(message_hook=hook) as pilot:
         await _first_snapshot(app)
-        await pilot.press("r")  # starts a refresh, held until the presses below are in
+        await keys(pilot, "r")  # starts a refresh, held until the presses below are in
         for _ in range(3):
-            await pilot.press("r")  # each only asks for one more after it
+            await keys(pilot, "r")  # each only asks for one more after it
         held.set()
         for _ in range(100):
             await asyncio.sleep(0.05)
             if len(ready) >= 3 and not running:
                 break
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settled(pilot)
         assert most == 1
         assert len(ready) == 3  # the first, the one r started, one for the other presses
 
@@ -232,13 +264,12 @@ async def test_refreshing_pauses_with_p_and_while_help_is_open(sim: Simulation) 
         await _first_snapshot(app)
         assert await grows_past(3)  # refreshing on its own every 50ms
         for pause, resume in (("p", "p"), ("question_mark", "escape")):
-            await pilot.press(pause)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await keys(pilot, pause)
+            await settled(pilot)
             seen = len(ready)
             await asyncio.sleep(0.5)
             assert len(ready) == seen, f"refreshed while paused by {pause}"
-            await pilot.press(resume)
+            await keys(pilot, resume)
             assert await grows_past(seen), f"did not resume after {resume}"
 
 

@@ -16,7 +16,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 
-from .test_console import FlakyMetrics, _first_snapshot
+from .test_console import FlakyMetrics, _first_snapshot, keys, settled
 
 NS = "Kubernetes/bookinfo/"
 PAGE = NS + "productpage-v1"
@@ -38,22 +38,17 @@ async def _open_edge(app: MeshtopApp, pilot: Pilot[None], source: str, destinati
     await pilot.pause()
 
 
-async def _settled(app: MeshtopApp, pilot: Pilot[None]) -> None:
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_enter_opens_the_selected_edge_with_its_history(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
-        await pilot.press("tab", "enter")
+        await keys(pilot, "tab", "enter")
         assert isinstance(app.screen, DetailScreen) and app.screen.about.is_edge
-        await _settled(app, pilot)
+        await settled(pilot)
         history = _text(app, "#detail-history")
         assert "Requests" in history and "Latency" in history and "-10m" in history
         assert "Over the last 15m" in _text(app, "#detail-window")
-        await pilot.press("escape")
+        await keys(pilot, "escape")
         assert not isinstance(app.screen, DetailScreen)
 
 
@@ -63,7 +58,7 @@ async def test_edge_detail_answers_what_is_wrong(sim: Simulation) -> None:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
         assert "failing: errors" in _text(app, "#detail-now")  # the snapshot's, at once
-        await _settled(app, pilot)
+        await settled(pilot)
         window = _text(app, "#detail-window")
         assert "upstream connection failure" in window and "never arrived" in window
         assert "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews" in window
@@ -79,15 +74,14 @@ async def test_window_keys_and_command_change_the_window(sim: Simulation) -> Non
         await _open_edge(app, pilot, PAGE, V3)
         screen = app.screen
         assert isinstance(screen, DetailScreen)
-        await pilot.press("3")
-        await _settled(app, pilot)
+        await keys(pilot, "3")
+        await settled(pilot)
         assert screen.window_s == 3600
         assert screen.detail is not None and screen.detail.history.step_s == 30
-        await pilot.press("colon", *"window 2h", "enter")
-        await _settled(app, pilot)
+        await keys(pilot, "colon", *"window 2h", "enter")
+        await settled(pilot)
         assert screen.window_s == 7200 and "window 2h" in _text(app, "#detail-title")
-        await pilot.press("colon", *"window 90d", "enter")
-        await pilot.pause()
+        await keys(pilot, "colon", *"window 90d", "enter")
         assert screen.window_s == 7200  # refused, said in place, the screen goes on
         assert isinstance(app.screen, DetailScreen)
 
@@ -116,14 +110,14 @@ async def test_a_slow_backend_never_holds_the_keyboard(sim: Simulation) -> None:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
         assert "fetching the last 15m" in _text(app, "#detail-history")
-        await pilot.press("1")  # answered at once, while the first answer hangs
+        await keys(pilot, "1")  # answered at once, while the first answer hangs
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.window_s == 300
         while screen.detail is None:
             await pilot.pause(0.02)
         assert screen.detail.history.window_s == 300
         metrics.release.set()  # the old answer arrives late: it must not replace the new
-        await _settled(app, pilot)
+        await settled(pilot)
         assert screen.detail.history.window_s == 300
         assert "window 5m" in _text(app, "#detail-title")
 
@@ -135,14 +129,14 @@ async def test_a_failing_backend_is_said_in_place(sim: Simulation) -> None:
         await _first_snapshot(app)
         metrics.failing = BackendError("Prometheus at http://prom:9090 did not answer within 10s")
         await _open_edge(app, pilot, PAGE, V3)
-        await _settled(app, pilot)
+        await settled(pilot)
         assert "history unavailable: Prometheus at http://prom:9090 did not answer" in _text(
             app, "#detail-history"
         )
         assert "failing: errors" in _text(app, "#detail-now")  # what we had stays
         metrics.failing = None
-        await pilot.press("r")
-        await _settled(app, pilot)
+        await keys(pilot, "r")
+        await settled(pilot)
         assert "Requests" in _text(app, "#detail-history")
 
 
@@ -153,7 +147,7 @@ async def test_node_detail_shows_calls_health_routes_and_versions(sim: Simulatio
         assert app.view is not None
         node = next(n for n, v in app.view.nodes.items() if V3 in v.members)
         app.open_node(node)
-        await _settled(app, pilot)
+        await settled(pilot)
         now = _text(app, "#detail-now")
         assert "its worst inbound call, productpage v1 → reviews v3, is failing" in now
         assert "from  productpage v1" in now and "to    ratings v1" in now
@@ -169,7 +163,7 @@ async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
         grouping = app.options.grouping
-        await pilot.press("g")
+        await keys(pilot, "g")
         assert app.options.grouping is grouping
 
 
@@ -178,10 +172,10 @@ async def test_the_window_chosen_stays_for_the_next_detail(sim: Simulation) -> N
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("4")
-        await pilot.press("escape")
+        await keys(pilot, "4")
+        await keys(pilot, "escape")
         await _open_edge(app, pilot, PAGE, NS + "details-v1")
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.window_s == 6 * 3600
-        await _settled(app, pilot)
+        await settled(pilot)
         assert "window 6h" in _text(app, "#detail-title")

@@ -16,7 +16,7 @@ from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import GraphCanvas, fit
 
 from ..conftest import Clock
-from .test_console import _first_snapshot
+from .test_console import _first_snapshot, keys, settled, until
 
 PAGE = "Kubernetes/bookinfo/app:productpage:v1"
 V3 = "Kubernetes/bookinfo/app:reviews:v3"
@@ -58,9 +58,8 @@ async def test_a_change_of_numbers_moves_no_box(sim: Simulation, clock: Clock) -
         layout_before = _canvas(app).layout_
         clock.advance(90)
         sim.set_weights("bookinfo", "reviews", {"v1": 40, "v2": 40, "v3": 20})
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await keys(pilot, "r")
+        await settled(pilot)
         assert _canvas(app).layout_ is layout_before  # not even recomputed
         assert dict(_canvas(app).layout_.nodes) == before  # type: ignore[union-attr]
 
@@ -72,19 +71,19 @@ async def test_keys_move_the_selection_along_the_calls(sim: Simulation) -> None:
         await pilot.pause()
         canvas = _canvas(app)
         canvas.select(PAGE)
-        await pilot.press("l")  # along a call, to one of productpage's callees
+        await keys(pilot, "l")  # along a call, to one of productpage's callees
         assert canvas.node is not None and canvas.node != PAGE
         callee = canvas.node
         assert (PAGE, callee) in canvas.view.edges  # type: ignore[union-attr]
-        await pilot.press("j")  # down the column
+        await keys(pilot, "j")  # down the column
         assert canvas.node != callee
-        await pilot.press("h")  # back along a call
+        await keys(pilot, "h")  # back along a call
         assert canvas.node == PAGE
-        await pilot.press("tab")
+        await keys(pilot, "tab")
         assert canvas.edge is not None and PAGE in canvas.edge
-        await pilot.press("enter")
-        assert isinstance(app.screen, DetailScreen)
-        await pilot.press("escape")
+        await keys(pilot, "enter")  # the canvas asks the app to open the call
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the call's detail")
+        await keys(pilot, "escape")
         assert not isinstance(app.screen, DetailScreen)
 
 
@@ -95,7 +94,7 @@ async def test_selection_is_shared_with_the_edge_table(sim: Simulation) -> None:
         await pilot.pause()
         canvas = _canvas(app)
         canvas.select(PAGE, (PAGE, V3))
-        await pilot.press("2")
+        await keys(pilot, "2")
         table = app.query_one(EdgeTable)
         row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         assert row == "Kubernetes/bookinfo/productpage-v1>Kubernetes/bookinfo/reviews-v3"
@@ -108,28 +107,28 @@ async def test_filter_focus_and_commands(sim: Simulation) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
-        await pilot.press("slash")
-        await pilot.press(*"error>5%", "enter")
+        await keys(pilot, "slash")
+        await keys(pilot, *"error>5%", "enter")
         assert set(_canvas(app).view.nodes) == {PAGE, V3}  # type: ignore[union-attr]
-        await pilot.press("escape")  # clears the filter
+        await keys(pilot, "escape")  # clears the filter
         assert len(_canvas(app).view.nodes) > 2  # type: ignore[union-attr]
-        await pilot.press("colon")
-        await pilot.press(*"focus ratings 1", "enter")
+        await keys(pilot, "colon")
+        await keys(pilot, *"focus ratings 1", "enter")
         names = {n.label for n in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
         assert names == {"ratings v1", "reviews v2", "reviews v3"}
-        await pilot.press("colon")
-        await pilot.press(*"graph app", "enter")
+        await keys(pilot, "colon")
+        await keys(pilot, *"graph app", "enter")
         assert app.options.grouping is Grouping.APP
         assert "Kubernetes/bookinfo/app:reviews" in _canvas(app).view.nodes  # type: ignore[union-attr]
-        await pilot.press("colon")
-        await pilot.press(*"frobnicate", "enter")
+        await keys(pilot, "colon")
+        await keys(pilot, *"frobnicate", "enter")
         assert "unknown command :frobnicate" in str(app.query_one("#notice").render())
         assert app.is_running
-        await pilot.press("slash")
-        await pilot.press(*"error>lots", "enter")
+        await keys(pilot, "slash")
+        await keys(pilot, *"error>lots", "enter")
         assert "'lots' is not a number" in str(app.query_one("#notice").render())
-        await pilot.press("colon")
-        await pilot.press(*"theme meshtop-colorblind", "enter")
+        await keys(pilot, "colon")
+        await keys(pilot, *"theme meshtop-colorblind", "enter")
         assert app.theme == "meshtop-colorblind"
 
 
@@ -138,15 +137,15 @@ async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
-        await pilot.press("t")
+        await keys(pilot, "t")
         assert _canvas(app).label_mode == "errors"
         assert "11.14% 🔒" in _screen_text(app) or "%" in _screen_text(app)
         _canvas(app).select(PAGE)
-        await pilot.press("c")  # bookinfo collapses into one box
+        await keys(pilot, "c")  # bookinfo collapses into one box
         assert "Kubernetes/bookinfo/*" in _canvas(app).view.nodes  # type: ignore[union-attr]
-        await pilot.press("c")
+        await keys(pilot, "c")
         assert PAGE in _canvas(app).view.nodes  # type: ignore[union-attr]
-        await pilot.press("g")
+        await keys(pilot, "g")
         assert app.options.grouping is Grouping.APP
 
 
@@ -206,11 +205,9 @@ async def test_a_large_graph_pans(sim: Simulation) -> None:
         canvas = _canvas(app)
         canvas.scroll_to(0, 0, animate=False)
         await pilot.pause()
-        await pilot.press("pagedown", "shift+right", "shift+right")
-        await pilot.pause()
+        await keys(pilot, "pagedown", "shift+right", "shift+right")
         assert canvas.scroll_offset.y > 0 and canvas.scroll_offset.x > 0
-        await pilot.press("home")
-        await pilot.pause()
+        await keys(pilot, "home")
         assert canvas.scroll_offset.y == 0
 
 
@@ -267,19 +264,17 @@ async def test_odd_input_never_takes_the_console_down(sim: Simulation) -> None:
     app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock, settings=Settings(timeout_s=30))
     async with app.run_test(size=(120, 40)) as pilot:
         # before the first snapshot: a condition that cannot be, then the data arrives
-        await pilot.press("slash", *"rps>x", "enter")
+        await keys(pilot, "slash", *"rps>x", "enter")
         assert "'x' is not a number" in str(app.query_one("#notice").render())
-        await pilot.press("slash", *"rps>", "enter")
+        await keys(pilot, "slash", *"rps>", "enter")
         assert "is not a condition" in str(app.query_one("#notice").render())
-        await pilot.press("enter")  # nothing selected yet
+        await keys(pilot, "enter")  # nothing selected yet
         metrics.gate.set()
         await _first_snapshot(app)
         await pilot.pause()
         for line in ("focus productpage \u00b2", "focus", "graph", "labels x", "theme", "ns"):
-            await pilot.press("colon", *line, "enter")
-            await pilot.pause()
-        await pilot.press("slash", *"(.+)+!", "enter")  # text, not a pattern: no hang
-        await pilot.pause()
+            await keys(pilot, "colon", *line, "enter")
+        await keys(pilot, "slash", *"(.+)+!", "enter")  # text, not a pattern: no hang
         assert app.is_running
 
 
@@ -290,18 +285,18 @@ async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) ->
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
-        await pilot.press("slash", *"!reviews", "enter")
+        await keys(pilot, "slash", *"!reviews", "enter")
         labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
         assert not any(label.startswith("reviews") for label in labels)
         assert "productpage v1" in labels
-        await pilot.press("escape")
-        await pilot.press("colon", *"focus reviews v3 1", "enter")
+        await keys(pilot, "escape")
+        await keys(pilot, "colon", *"focus reviews v3 1", "enter")
         assert app.options.focus == ((V3,), 1)
-        await pilot.press("slash", *"details", "enter")  # hides the focused node: focus goes
+        await keys(pilot, "slash", *"details", "enter")  # hides the focused node: focus goes
         assert app.options.focus is None and app.options.filter == "details"
-        await pilot.press("escape")
+        await keys(pilot, "escape")
         _canvas(app).select("unknown/unknown/unknown")
-        await pilot.press("c")
+        await keys(pilot, "c")
         assert app.options.collapsed == set()
         assert "no namespace to collapse" in str(app.query_one("#notice").render())
 
@@ -313,7 +308,7 @@ async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
-        await pilot.press("colon", *"focus reviews 2", "enter")
+        await keys(pilot, "colon", *"focus reviews 2", "enter")
         assert app.options.focus is not None and len(app.options.focus[0]) == 3
         labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
         assert {"reviews v1", "reviews v2", "reviews v3", "ratings v1", "productpage v1"} <= labels

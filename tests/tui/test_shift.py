@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from meshtop.config import Settings
@@ -15,8 +16,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
 
-from .test_console import _first_snapshot
-from .test_detail import _settled
+from .test_console import _first_snapshot, keys, settled
 
 
 def _app(sim: Simulation, **kw: object) -> MeshtopApp:
@@ -24,9 +24,9 @@ def _app(sim: Simulation, **kw: object) -> MeshtopApp:
                       writer=sim.control_plane, **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
-async def _to_reviews_v3(app: MeshtopApp, pilot: object) -> DataTable:  # type: ignore[type-arg]
-    await pilot.press("3")  # type: ignore[attr-defined]
-    await _settled(app, pilot)  # type: ignore[arg-type]
+async def _to_reviews_v3(app: MeshtopApp, pilot: Pilot[None]) -> DataTable:  # type: ignore[type-arg]
+    await keys(pilot, "3")
+    await settled(pilot)
     table = app.query_one("#routes", DataTable)
     row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[3]) == "reviews v3")
     table.move_cursor(row=row)
@@ -52,19 +52,19 @@ async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> N
     async with app.run_test(size=(120, 34)) as pilot:
         await _first_snapshot(app)
         await _to_reviews_v3(app, pilot)
-        await pilot.press("w")
-        await _settled(app, pilot)  # the route is read again before the dialog opens
+        await keys(pilot, "w")
+        await settled(pilot)  # the route is read again before the dialog opens
         screen = app.screen
         assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v3"
-        await pilot.press("right_square_bracket", "full_stop", "plus")  # +10 +5 +1
+        await keys(pilot, "right_square_bracket", "full_stop", "plus")  # +10 +5 +1
         assert screen.split.weights == (54, 20, 26) and screen.split.valid
-        await pilot.press("enter", "y")
-        await _settled(app, pilot)
+        await keys(pilot, "enter", "y")
+        await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim) == [54, 20, 26]
         assert app.last_plans
-        await pilot.press("colon", *"undo", "enter")
-        await _settled(app, pilot)
+        await keys(pilot, "colon", *"undo", "enter")
+        await settled(pilot)
         assert _weights(sim) == [70, 20, 10]
         log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
         outcomes = [json.loads(line)["by"] for line in log.read_text().splitlines()]
@@ -76,14 +76,14 @@ async def test_a_concurrent_change_writes_nothing_and_shows_what_is_there(sim: S
     async with app.run_test(size=(120, 34)) as pilot:
         await _first_snapshot(app)
         await _to_reviews_v3(app, pilot)
-        await pilot.press("w")
-        await _settled(app, pilot)
-        await pilot.press("4")  # v3 to 100%
+        await keys(pilot, "w")
+        await settled(pilot)
+        await keys(pilot, "4")  # v3 to 100%
         screen = app.screen
         assert isinstance(screen, ShiftScreen) and screen.split.weights == (0, 0, 100)
         sim.set_weights("bookinfo", "reviews", {"v1": 80, "v2": 10, "v3": 10})  # someone else
-        await pilot.press("enter", "y")
-        await _settled(app, pilot)
+        await keys(pilot, "enter", "y")
+        await settled(pilot)
         assert isinstance(app.screen, ShiftScreen)
         assert "someone changed it meanwhile; nothing was written" in screen.message
         assert screen.split.weights == (80, 10, 10) and _weights(sim) == [80, 10, 10]
@@ -94,9 +94,9 @@ async def test_read_only_binds_no_write_key(sim: Simulation) -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
         await _to_reviews_v3(app, pilot)
-        await pilot.press("w")
+        await keys(pilot, "w")
         assert not isinstance(app.screen, ShiftScreen)
-        await pilot.press("colon", *"undo", "enter")
+        await keys(pilot, "colon", *"undo", "enter")
         assert "read-only" in str(app.query_one("#notice").render())
         assert _weights(sim) == [70, 20, 10]
 
@@ -107,14 +107,14 @@ async def test_a_rollout_from_the_dialog_promotes_step_by_step(sim: Simulation) 
         await _first_snapshot(app)
         table = await _to_reviews_v3(app, pilot)
         table.move_cursor(row=table.cursor_row - 1)  # reviews v2
-        await pilot.press("w")
-        await _settled(app, pilot)
+        await keys(pilot, "w")
+        await settled(pilot)
         screen = app.screen
         assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v2"
-        await pilot.press("R")
+        await keys(pilot, "R")
         prompt = screen.query_one("#rollout-prompt")
         prompt.value = "step 50 interval 1s max-error 1% max-p99 500ms"  # type: ignore[attr-defined]
-        await pilot.press("enter")
+        await keys(pilot, "enter")
         for _ in range(100):
             await pilot.pause(0.1)
             if not screen.rolling:

@@ -19,9 +19,11 @@ from meshtop.federation import FederatedControlPlane
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.shift import ShiftScreen
 
 from ..conftest import ROOT, Clock
-from .test_console import FlakyMetrics, _first_snapshot
+from .test_console import FlakyMetrics, _first_snapshot, keys, settled, until
+from .test_traces import drawn, listed
 
 SNAPSHOTS = ROOT / "snapshots"
 
@@ -45,8 +47,7 @@ def _ready(app: MeshtopApp, then: Steps | None = None) -> Callable[[Pilot[None]]
         await pilot.pause()
         if then is not None:
             await then(pilot)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settled(pilot)
 
     return run_before
 
@@ -74,7 +75,7 @@ def test_help(snap_compare: Compare, sim: Simulation) -> None:
     app = _app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("question_mark")
+        await keys(pilot, "question_mark")
 
     assert snap_compare(app, terminal_size=(100, 36), run_before=_ready(app, steps))
 
@@ -83,7 +84,7 @@ def test_edge_table(snap_compare: Compare, sim: Simulation) -> None:
     app = _app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("2")
+        await keys(pilot, "2")
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=_ready(app, steps))
 
@@ -92,7 +93,7 @@ def test_graph_filtered(snap_compare: Compare, sim: Simulation) -> None:
     app = _app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("slash", *"error>5%", "enter")
+        await keys(pilot, "slash", *"error>5%", "enter")
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=_ready(app, steps))
 
@@ -101,7 +102,7 @@ def test_graph_focused(snap_compare: Compare, sim: Simulation) -> None:
     app = _app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("colon", *"focus ratings 1", "enter")
+        await keys(pilot, "colon", *"focus ratings 1", "enter")
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=_ready(app, steps))
 
@@ -115,7 +116,7 @@ def test_stale_metrics(snap_compare: Compare, sim: Simulation) -> None:
             "cannot reach Prometheus at http://127.0.0.1:9: connection refused"
         )
         sim.clock.advance(12)  # type: ignore[attr-defined]
-        await pilot.press("r")
+        await keys(pilot, "r")
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=_ready(app, steps))
 
@@ -160,9 +161,8 @@ def test_node_detail_scrolled(snap_compare: Compare, sim: Simulation) -> None:
 
     async def steps(pilot: Pilot[None]) -> None:
         await opened(pilot)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("end")
+        await settled(pilot)
+        await keys(pilot, "end")
 
     assert snap_compare(app, terminal_size=(100, 40), run_before=_ready(app, steps))
 
@@ -174,17 +174,18 @@ def _traces_app(sim: Simulation) -> MeshtopApp:
 
 
 def _to_traces(app: MeshtopApp, *then: str) -> Steps:
+    """The trace list of productpage → reviews-v3; with keys `then`, the first trace's
+    waterfall opened and those keys pressed in it."""
     opened = _open(app, ("Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3"))
 
     async def steps(pilot: Pilot[None]) -> None:
         await opened(pilot)
-        await pilot.press("t")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        for key in then:
-            await pilot.press(key)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await keys(pilot, "t")
+        await listed(app, pilot)
+        if then:
+            await keys(pilot, "enter")
+            await drawn(app, pilot)
+            await keys(pilot, *then)
 
     return steps
 
@@ -196,7 +197,7 @@ def test_trace_list(snap_compare: Compare, sim: Simulation) -> None:
 
 def test_waterfall(snap_compare: Compare, sim: Simulation) -> None:
     app = _traces_app(sim)
-    steps = _to_traces(app, "enter", "j", "j", "j", "j", "j")
+    steps = _to_traces(app, "j", "j", "j", "j", "j")
     assert snap_compare(app, terminal_size=(120, 36), run_before=_ready(app, steps))
 
 
@@ -210,7 +211,7 @@ def test_routes_tab(snap_compare: Compare, sim: Simulation) -> None:
     app = _shift_app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("3")
+        await keys(pilot, "3")
 
     assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
 
@@ -219,10 +220,10 @@ def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
     app = _shift_app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("3", "down", "down", "down", "w")
-        await app.workers.wait_for_complete()  # the route is read again before it opens
-        await pilot.pause()
-        await pilot.press("right_square_bracket", "enter")
+        await keys(pilot, "3", "down", "down", "down", "w")
+        # the route is read again before the dialog opens
+        await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
+        await keys(pilot, "right_square_bracket", "enter")
 
     assert snap_compare(app, terminal_size=(110, 30), run_before=_ready(app, steps))
 
@@ -243,7 +244,7 @@ def test_clusters_collapsed(snap_compare: Compare, clock: Clock) -> None:
     app = _clusters_app(clock)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("colon", *"collapse cluster east", "enter")
+        await keys(pilot, "colon", *"collapse cluster east", "enter")
 
     assert snap_compare(app, terminal_size=(160, 40), run_before=_ready(app, steps))
 
@@ -252,7 +253,7 @@ def test_clusters_routes(snap_compare: Compare, clock: Clock) -> None:
     app = _clusters_app(clock)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await pilot.press("3")
+        await keys(pilot, "3")
 
     assert snap_compare(app, terminal_size=(130, 24), run_before=_ready(app, steps))
 
@@ -284,6 +285,6 @@ def test_clusters_one_stale(snap_compare: Compare, clock: Clock) -> None:
     async def steps(pilot: Pilot[None]) -> None:
         west.down = True
         clock.advance(12)
-        await pilot.press("r")
+        await keys(pilot, "r")
 
     assert snap_compare(app, terminal_size=(100, 24), run_before=_ready(app, steps))

@@ -3,6 +3,7 @@ backend that fails, and none configured."""
 
 from __future__ import annotations
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from meshtop.errors import BackendError
@@ -12,10 +13,32 @@ from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.traces import TraceListScreen, WaterfallScreen
 from meshtop.tui.widgets.waterfall import Waterfall
 
-from .test_console import _first_snapshot
-from .test_detail import NS, PAGE, V3, _open_edge, _settled, _text
+from .test_console import _first_snapshot, keys, until
+from .test_detail import NS, PAGE, V3, _open_edge, _text
 
 NS_V1 = NS + "reviews-v1"
+
+
+async def listed(app: MeshtopApp, pilot: Pilot[None], asked: int = 1) -> TraceListScreen:
+    """Wait until the trace list shows the answer to its `asked`th question."""
+
+    def shown() -> bool:
+        return isinstance(app.screen, TraceListScreen) and app.screen.answered == asked
+
+    await until(pilot, shown, f"the answer to question {asked} in the trace list")
+    assert isinstance(app.screen, TraceListScreen)
+    return app.screen
+
+
+async def drawn(app: MeshtopApp, pilot: Pilot[None]) -> WaterfallScreen:
+    """Wait until the waterfall shows its trace, or why there is none."""
+
+    def shown() -> bool:
+        return isinstance(app.screen, WaterfallScreen) and app.screen.shown
+
+    await until(pilot, shown, "the waterfall")
+    assert isinstance(app.screen, WaterfallScreen)
+    return app.screen
 
 
 def _app(sim: Simulation, traces: object = "sim") -> MeshtopApp:
@@ -30,10 +53,8 @@ async def test_t_lists_the_edges_traces_and_enter_opens_a_waterfall(sim: Simulat
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("t")
-        await _settled(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, TraceListScreen)
+        await keys(pilot, "t")
+        screen = await listed(app, pilot)
         assert (screen.ask.service, screen.ask.peer_service, screen.ask.peer_version) == (
             "productpage", "reviews", "v3",
         )  # fmt: skip
@@ -41,22 +62,20 @@ async def test_t_lists_the_edges_traces_and_enter_opens_a_waterfall(sim: Simulat
         assert table.row_count > 0
         durations = [t.duration_us for t in screen.found]
         assert durations == sorted(durations, reverse=True)  # slowest first
-        await pilot.press("enter")
-        await _settled(app, pilot)
-        assert isinstance(app.screen, WaterfallScreen)
-        view = app.screen.query_one(Waterfall)
+        await keys(pilot, "enter")
+        view = (await drawn(app, pilot)).query_one(Waterfall)
         spans = len(view.rows)
         assert spans >= 7
         assert "reviews.bookinfo" in _text(app, "#span-text") or "istio-ingressgateway" in _text(
             app, "#span-text"
         )
-        await pilot.press("enter")  # fold the root: one row left
+        await keys(pilot, "enter")  # fold the root: one row left
         assert len(view.rows) == 1
-        await pilot.press("enter", "j", "j", "j", "z")
+        await keys(pilot, "enter", "j", "j", "j", "z")
         assert view.zoomed and view.t1 - view.t0 == max(view.rows[3].span.duration_us, 1)
-        await pilot.press("0")
+        await keys(pilot, "0")
         assert not view.zoomed
-        await pilot.press("escape", "escape")
+        await keys(pilot, "escape", "escape")
         assert not isinstance(app.screen, TraceListScreen)
 
 
@@ -65,12 +84,11 @@ async def test_errors_only_asks_again(sim: Simulation) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("t")
-        await _settled(app, pilot)
-        await pilot.press("e")
-        await _settled(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, TraceListScreen) and screen.ask.errors_only
+        await keys(pilot, "t")
+        await listed(app, pilot)
+        await keys(pilot, "e")
+        screen = await listed(app, pilot, asked=2)
+        assert screen.ask.errors_only
         assert screen.found and all(t.error for t in screen.found)
 
 
@@ -89,11 +107,11 @@ async def test_a_failing_trace_backend_is_said_in_place(sim: Simulation) -> None
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("t")
-        await _settled(app, pilot)
+        await keys(pilot, "t")
+        await listed(app, pilot)
         assert "traces unavailable: cannot reach Jaeger" in _text(app, "#traces-note")
         app.push_screen(WaterfallScreen(Down(), "00" * 16))  # type: ignore[arg-type]
-        await _settled(app, pilot)
+        await drawn(app, pilot)
         assert "trace unavailable: trace 0000" in _text(app, "#waterfall-note")
 
 
@@ -102,8 +120,7 @@ async def test_without_a_trace_backend_t_says_how_to_give_one(sim: Simulation) -
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("t")
-        await pilot.pause()
+        await keys(pilot, "t")
         assert not isinstance(app.screen, TraceListScreen)
         assert any("--tracing jaeger=URL" in str(n.message) for n in app._notifications)
 
@@ -132,15 +149,13 @@ async def test_odd_lists_are_shown_and_a_failed_reload_clears_them(sim: Simulati
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        await pilot.press("t")
-        await _settled(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, TraceListScreen)
+        await keys(pilot, "t")
+        screen = await listed(app, pilot)
         table = screen.query_one(DataTable)
         assert table.row_count == 1  # listed twice, shown once
         assert str(table.get_row_at(0)[1]) == "?"  # a start no calendar has
-        await pilot.press("e")
-        await _settled(app, pilot)
+        await keys(pilot, "e")
+        await listed(app, pilot, asked=2)
         assert table.row_count == 0 and "traces unavailable" in _text(app, "#traces-note")
 
 
@@ -149,11 +164,10 @@ async def test_slash_lists_only_traces_with_an_operation(sim: Simulation) -> Non
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, NS_V1)
-        await pilot.press("t")
-        await _settled(app, pilot)
+        await keys(pilot, "t")
+        await listed(app, pilot)
         operation = "details.bookinfo.svc.cluster.local:9080/*"
-        await pilot.press("slash", *operation, "enter")
-        await _settled(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, TraceListScreen) and screen.ask.operation == operation
+        await keys(pilot, "slash", *operation, "enter")
+        screen = await listed(app, pilot, asked=2)
+        assert screen.ask.operation == operation
         assert screen.found and "operation details" in _text(app, "#traces-title")
