@@ -275,11 +275,11 @@ def routes_view(routes: Sequence[Route], version: str = "") -> Table:
                 + (" ◂" if version and d.subset == version else "")
                 for d in rule.destinations
             )
-            t.add_row(
-                f"{route.kind} {route.namespace}/{route.name}" if i == 0 else "",
-                rule.name or str(i + 1),
-                " and ".join(rule.matches) or "everything else",
-                to,
+            t.add_row(  # as text: a match such as `uri regex ^/api/[a-z]+` is not markup
+                Text(f"{route.kind} {route.namespace}/{route.name}" if i == 0 else ""),
+                Text(rule.name or str(i + 1)),
+                Text(" and ".join(rule.matches) or "everything else"),
+                Text(to),
             )
     return t
 

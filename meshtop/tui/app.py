@@ -386,7 +386,7 @@ class MeshtopApp(App[None]):
 
     def _notice(self, text: str) -> None:
         notice = self._main(Static, "#notice")
-        notice.update(text)
+        notice.update(Text(text))  # what a backend or the user said, not markup
         notice.set_class(bool(text), "shown")
 
     # -- actions ------------------------------------------------------------------

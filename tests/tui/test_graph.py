@@ -276,6 +276,10 @@ async def test_odd_input_never_takes_the_console_down(sim: Simulation) -> None:
             await keys(pilot, "colon", *line, "enter")
         await keys(pilot, "slash", *"(.+)+!", "enter")  # text, not a pattern: no hang
         assert app.is_running
+        # text, not markup: said back as typed, where a closing tag took the console down
+        await keys(pilot, "colon", *"focus [/x] [bold]", "enter")
+        assert "[/x] [bold]" in str(app.query_one("#notice").render())
+        assert app.is_running
 
 
 async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) -> None:

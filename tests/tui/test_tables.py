@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
+from meshtop.model import Route, RouteRule, Span, WeightedDestination
+from meshtop.panels import routes_view
+from meshtop.tui.screens.traces import span_detail
 from meshtop.tui.widgets.tables import fill
+from meshtop.waterfall import Row
 
 
 class OneTable(App[None]):
@@ -47,3 +54,21 @@ async def test_columns_fit_the_widest_cell_or_the_title() -> None:
         fill(table, HEADERS, [])  # nothing: as wide as the titles, and no rows left
         widths = {str(k.value): c.width for k, c in table.columns.items()}
         assert widths == {"root": 4, "matches": 7, "mark": 0} and table.row_count == 0
+
+
+def _shown(renderable: object) -> str:
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_span_tags_and_route_matches_are_shown_as_sent() -> None:
+    tags = {"http.url": "/search?q=[/x]", "payload": "[object Object]", "route": "/users/[id]"}
+    span = Span("ab", None, "web", "GET /users/[id]", 0, 1000, tags=tags)
+    row = Row(span, 0, 0, False, False, False, False, 0)
+    pane = _shown(span_detail(row))  # a closing tag of its own raised MarkupError here
+    assert all(value in pane for value in tags.values())
+    assert "web  GET /users/[id]" in pane
+    rule = RouteRule((WeightedDestination("api", "v1", 100),), ("uri regex ^/api/[a-z]+",))
+    route = Route("VirtualService", "", "shop", "api", ("api",), (rule,), "1")
+    assert "uri regex ^/api/[a-z]+" in _shown(routes_view([route]))

@@ -214,6 +214,7 @@ class DetailScreen(Screen[None]):
                 "no trace backend: give --tracing jaeger=URL, tempo=URL or zipkin=URL "
                 "(or [tracing] in the config file)",
                 severity="warning",
+                markup=False,
             )
             return
         if self.trace_query is None:
@@ -236,7 +237,7 @@ class DetailScreen(Screen[None]):
         try:
             self.run_command(event.value.strip())
         except MeshtopError as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(str(exc), severity="warning", markup=False)
 
     def run_command(self, line: str) -> None:
         """`:window 15m`; `:q` or `:back` closes."""
@@ -324,7 +325,7 @@ def node_screen(
         for e in sorted(edges, key=lambda e: -e.stats.rps):
             peer = view.nodes[e.source if direction == "from" else e.destination].label
             s = e.stats
-            calls.add_row(direction, peer, units.rps(s.rps), units.percent(s.error_rate),
+            calls.add_row(direction, Text(peer), units.rps(s.rps), units.percent(s.error_rate),
                           units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
                           e.health.value)  # fmt: skip
     intro = Group(

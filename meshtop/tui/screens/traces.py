@@ -197,27 +197,31 @@ class TraceListScreen(Screen[None]):
 
 
 def span_detail(row: Row) -> Table:
-    """A span's tags, events and process, as the detail pane shows them."""
+    """A span's tags, events and process, as the detail pane shows them: as text, for a tag
+    value such as `[object Object]` or `/search?q=[/x]` is not Rich markup."""
     s = row.span
+    lines = [
+        ("span", f"{s.service}  {s.operation}  ({s.kind or 'kind not said'})"),
+        ("duration", units.ms(s.duration_us / 1000) + ("   ERROR" if s.error else "")),
+        ("ids", f"span {s.span_id}  parent {s.parent_id or '-'}"),
+    ]
+    if row.orphan:
+        lines.append(("parent", "not in the trace: shown as a root"))
+    if row.skew_us:
+        lines.append(
+            ("clock skew", f"moved {units.ms(row.skew_us / 1000)} to sit inside its parent")
+        )
+    lines += [(f"tag {key}", value) for key, value in sorted(s.tags.items())]
+    for e in s.events:
+        fields = ", ".join(f"{k}={v}" for k, v in e.fields.items() if k != "event")
+        at = units.ms((e.time_us - s.start_us) / 1000)
+        lines.append(("event", f"+{at} {e.name} {fields}".rstrip()))
+    lines += [(f"process {key}", value) for key, value in sorted(s.process.items())]
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
-    t.add_row("span", f"{s.service}  {s.operation}  ({s.kind or 'kind not said'})")
-    t.add_row("duration", units.ms(s.duration_us / 1000) + ("   ERROR" if s.error else ""))
-    t.add_row("ids", f"span {s.span_id}  parent {s.parent_id or '-'}")
-    if row.orphan:
-        t.add_row("parent", "not in the trace: shown as a root")
-    if row.skew_us:
-        t.add_row("clock skew", f"moved {units.ms(row.skew_us / 1000)} to sit inside its parent")
-    for key, value in sorted(s.tags.items()):
-        t.add_row(f"tag {key}", value)
-    for e in s.events:
-        fields = ", ".join(f"{k}={v}" for k, v in e.fields.items() if k != "event")
-        t.add_row(
-            "event", f"+{units.ms((e.time_us - s.start_us) / 1000)} {e.name} {fields}".rstrip()
-        )
-    for key, value in sorted(s.process.items()):
-        t.add_row(f"process {key}", value)
+    for name, value in lines:
+        t.add_row(Text(name), Text(value))
     return t
 
 
