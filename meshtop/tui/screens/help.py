@@ -64,7 +64,7 @@ def help_table() -> Group:
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
         for key, what in rows:
-            grid.add_row(key, what)
+            grid.add_row(Text(key), Text(what))
         parts += [Text(title, style="bold underline"), grid, Text("")]
     return Group(*parts[:-1])
 
