@@ -16,7 +16,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 
-from .test_console import FlakyMetrics, _first_snapshot, keys, settled
+from .test_console import FlakyMetrics, _first_snapshot, keys, settled, until
 
 NS = "Kubernetes/bookinfo/"
 PAGE = NS + "productpage-v1"
@@ -42,9 +42,13 @@ async def test_enter_opens_the_selected_edge_with_its_history(sim: Simulation) -
     app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
-        await keys(pilot, "tab", "enter")
+        await keys(pilot, "tab", "enter")  # the table asks the app to open the edge
+
+        def drawn() -> bool:
+            return isinstance(app.screen, DetailScreen) and app.screen.detail is not None
+
+        await until(pilot, drawn, "the edge's detail with its history")
         assert isinstance(app.screen, DetailScreen) and app.screen.about.is_edge
-        await settled(pilot)
         history = _text(app, "#detail-history")
         assert "Requests" in history and "Latency" in history and "-10m" in history
         assert "Over the last 15m" in _text(app, "#detail-window")
