@@ -23,7 +23,7 @@ from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import CROSS, GraphCanvas, edge_label
 
 from ..conftest import Clock
-from .test_console import _first_snapshot, keys, settled
+from .test_console import _edges_tab, _first_snapshot, keys, settled
 
 
 def two_clusters(clock: Clock) -> Simulation:
@@ -284,7 +284,7 @@ async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
     app = _app(two_clusters(clock))
     async with app.run_test(size=(160, 30)) as pilot:
         await _first_snapshot(app)
-        await keys(pilot, "2")
+        await _edges_tab(pilot)
         table = app.query_one(EdgeTable)
         cells = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         cells |= {str(table.get_row_at(i)[2]) for i in range(table.row_count)}

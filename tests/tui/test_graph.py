@@ -16,7 +16,7 @@ from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import GraphCanvas, fit
 
 from ..conftest import Clock
-from .test_console import _first_snapshot, keys, settled, until
+from .test_console import _edges_tab, _first_snapshot, keys, settled, until
 
 PAGE = "Kubernetes/bookinfo/app:productpage:v1"
 V3 = "Kubernetes/bookinfo/app:reviews:v3"
@@ -94,7 +94,7 @@ async def test_selection_is_shared_with_the_edge_table(sim: Simulation) -> None:
         await pilot.pause()
         canvas = _canvas(app)
         canvas.select(PAGE, (PAGE, V3))
-        await keys(pilot, "2")
+        await _edges_tab(pilot)
         table = app.query_one(EdgeTable)
         row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         assert row == "Kubernetes/bookinfo/productpage-v1>Kubernetes/bookinfo/reviews-v3"

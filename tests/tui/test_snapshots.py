@@ -22,7 +22,7 @@ from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
 
 from ..conftest import ROOT, Clock
-from .test_console import FlakyMetrics, _first_snapshot, keys, settled, until
+from .test_console import FlakyMetrics, _edges_tab, _first_snapshot, keys, settled, until
 from .test_traces import drawn, listed
 
 SNAPSHOTS = ROOT / "snapshots"
@@ -84,7 +84,7 @@ def test_edge_table(snap_compare: Compare, sim: Simulation) -> None:
     app = _app(sim)
 
     async def steps(pilot: Pilot[None]) -> None:
-        await keys(pilot, "2")
+        await _edges_tab(pilot)
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=_ready(app, steps))
 

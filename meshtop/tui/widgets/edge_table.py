@@ -160,6 +160,11 @@ class EdgeTable(DataTable[Any]):
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
         self._snapshot: MeshSnapshot | None = None
 
+    @property
+    def fitted(self) -> bool:
+        """Shown, with the columns its width has room for (its rows are filled for them)."""
+        return bool(self.size.width) and self._layout == columns_for(self.size.width)
+
     def on_resize(self) -> None:
         if columns_for(self.size.width) != self._layout and self._snapshot is not None:
             self.show(self._snapshot)
