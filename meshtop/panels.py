@@ -131,7 +131,7 @@ def history_view(h: History, width: int, tcp: bool = False) -> Group:
         for kind, series in sorted(h.errors.items(), key=lambda kv: list(KINDS).index(kv[0])):
             over_window = h.summary.errors.get(kind, 0.0)
             kinds.add_row(
-                f"  {KINDS.get(kind, kind)}",
+                Text(f"  {KINDS.get(kind, kind)}"),
                 plot.sparkline(series, room, peak or None),
                 f"{units.rps(over_window)} over the window",
             )
@@ -170,7 +170,7 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
     for side, names in (("client identity", s.source_principals),
                         ("server identity", s.destination_principals)):  # fmt: skip
         if names:
-            figures.add_row(side, "\n".join(names))
+            figures.add_row(side, Text("\n".join(names)))  # label values: text, not markup
     parts.append(figures)
 
     if s.response_codes or s.grpc_statuses:
@@ -179,9 +179,9 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
             codes.add_column(title, justify=justify)  # type: ignore[arg-type]
         total = sum(s.response_codes.values()) or 1.0
         for code, rps in sorted(s.response_codes.items(), key=lambda kv: -kv[1]):
-            codes.add_row(code, units.rps(rps), units.percent(rps / total))
+            codes.add_row(Text(code), units.rps(rps), units.percent(rps / total))
         for status, rps in sorted(s.grpc_statuses.items(), key=lambda kv: -kv[1]):
-            codes.add_row(f"gRPC {status}", units.rps(rps), units.percent(rps / total))
+            codes.add_row(Text(f"gRPC {status}"), units.rps(rps), units.percent(rps / total))
         parts += [Text(""), codes]
     if s.response_flags:
         flags = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
@@ -189,7 +189,7 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
         flags.add_column("rps", justify="right")
         flags.add_column("meaning")
         for flag, rps in sorted(s.response_flags.items(), key=lambda kv: -kv[1]):
-            flags.add_row(flag, units.rps(rps), flag_meaning(flag))
+            flags.add_row(Text(flag), units.rps(rps), Text(flag_meaning(flag)))
         parts += [Text(""), flags]
     lost = reporters_view(s)
     if lost is not None:
@@ -221,7 +221,7 @@ def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = 
     """An app's versions side by side over the same window, each against the version
     taking the most traffic (the stable one): what decides whether to shift more."""
     t = Table(
-        title=f"{app}: versions side by side",
+        title=Text(f"{app}: versions side by side"),
         title_justify="left",
         title_style="bold",
         box=None,
@@ -235,7 +235,7 @@ def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = 
     stable = max(canary, key=lambda vh: vh[1].summary.rps)[1].summary if canary else None
     for version, h in canary:
         s = h.summary
-        name = f"{version} ◂" if version == current else version
+        name = Text(f"{version} ◂" if version == current else version)
         if not s.rps:
             t.add_row(name, "0rps", "0%", "-", "-", "-", "no traffic")
             continue

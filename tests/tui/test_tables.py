@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from meshtop.model import Route, RouteRule, Span, WeightedDestination
-from meshtop.panels import routes_view
+from meshtop.model import Route, RouteRule, Span, WeightedDestination, WindowSummary
+from meshtop.panels import routes_view, window_view
 from meshtop.tui.screens.traces import span_detail
 from meshtop.tui.widgets.tables import fill
 from meshtop.waterfall import Row
@@ -72,3 +72,15 @@ def test_span_tags_and_route_matches_are_shown_as_sent() -> None:
     rule = RouteRule((WeightedDestination("api", "v1", 100),), ("uri regex ^/api/[a-z]+",))
     route = Route("VirtualService", "", "shop", "api", ("api",), (rule,), "1")
     assert "uri regex ^/api/[a-z]+" in _shown(routes_view([route]))
+
+
+def test_label_values_in_the_window_summary_are_shown_as_sent() -> None:
+    s = WindowSummary(
+        rps=2.0,
+        response_codes={"[/x]": 1.0},
+        response_flags={"[bold]": 1.0},
+        grpc_statuses={"[id]": 1.0},
+        source_principals=("spiffe://[/x]",),
+    )
+    pane = _shown(window_view(s, 900))  # each of these raised or vanished as markup
+    assert all(value in pane for value in ("[/x]", "[bold]", "gRPC [id]", "spiffe://[/x]"))

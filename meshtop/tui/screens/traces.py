@@ -47,6 +47,18 @@ COLUMNS = [
 ]
 
 
+def _trace_row(s: TraceSummary) -> tuple[str, list[str | Text]]:
+    return s.trace_id, [
+        Text("!", style="bold red") if s.error else "",
+        clock_time(s.start_us, "%H:%M:%S.%f"),
+        units.ms(s.duration_us / 1000),
+        "?" if s.span_count is None else str(s.span_count),
+        s.root,
+        ", ".join(s.services),
+        s.trace_id,
+    ]
+
+
 def _describe(q: TraceQuery) -> str:
     me = f"{q.service} {q.version}".strip()
     what = f"{me} → {q.peer_service} {q.peer_version}".strip() if q.peer_service else me
@@ -117,7 +129,7 @@ class TraceListScreen(Screen[None]):
         self.answered = message.generation
         if message.found is None:
             self.found = []
-            self.query_one(DataTable).clear()  # the old rows are not what the title says now
+            fill(self.query_one(DataTable), COLUMNS, [])  # the old rows are not what it says
             self._say(f"traces unavailable: {message.problem}")
             return
         self.found = message.found
@@ -134,25 +146,7 @@ class TraceListScreen(Screen[None]):
         rows = sorted(
             unique.values(), key=lambda s: s.start_us if self.by_start else -s.duration_us
         )
-        fill(
-            self.query_one(DataTable),
-            COLUMNS,
-            (
-                (
-                    s.trace_id,
-                    (
-                        Text("!", style="bold red") if s.error else "",
-                        clock_time(s.start_us, "%H:%M:%S.%f"),
-                        units.ms(s.duration_us / 1000),
-                        "?" if s.span_count is None else str(s.span_count),
-                        s.root,
-                        ", ".join(s.services),
-                        s.trace_id,
-                    ),
-                )
-                for s in rows
-            ),
-        )
+        fill(self.query_one(DataTable), COLUMNS, [_trace_row(s) for s in rows])
         order = "by start" if self.by_start else "slowest first"
         count = f"{len(rows)} traces, {order}" if rows else "no trace matched"
         self._say(f"{count}   enter opens   e errors only   d slower than   / operation   o order")
@@ -235,7 +229,7 @@ class WaterfallScreen(Screen[None]):
         self.traces = traces
         self.trace_id = trace_id
         self.trace = trace
-        self.shown = False  # the trace, or why there is none, is on the screen
+        self.shown = False  # the trace and its first span, or why there is none, are drawn
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Trace {self.trace_id}", style="bold"), id="waterfall-title")
@@ -283,7 +277,8 @@ class WaterfallScreen(Screen[None]):
         view = Waterfall(tree, id="waterfall")
         self.mount(view, before=self.query_one("#span-detail"))
         view.focus()
-        self.shown = True
+        self.shown = not trace.spans  # else once the first span's detail is drawn
 
     def on_waterfall_selected(self, message: Waterfall.Selected) -> None:
         self.query_one("#span-text", Static).update(span_detail(message.row))
+        self.shown = True

@@ -162,7 +162,8 @@ class EdgeTable(DataTable[Any]):
 
     @property
     def fitted(self) -> bool:
-        """Shown, with the columns its width has room for (its rows are filled for them)."""
+        """Shown, with the columns its width has room for (its rows are filled for them).
+        What a test waits for: hidden, the table is laid out for 80 columns."""
         return bool(self.size.width) and self._layout == columns_for(self.size.width)
 
     def on_resize(self) -> None:

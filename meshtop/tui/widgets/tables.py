@@ -25,7 +25,10 @@ def fill(
       before that, as on a loaded machine, showed header-wide columns (`isti` for the
       trace's root). Columns given their width when added are right from the first paint.
     """
-    shown = [(key, [Text(c) if isinstance(c, str) else c for c in cells]) for key, cells in rows]
+    shown = [
+        (key, [Text(c, no_wrap=True, end="") if isinstance(c, str) else c for c in cells])
+        for key, cells in rows
+    ]
     widths = [Text(title).cell_len for _, title in headers]
     for _, cells in shown:
         widths = [max(w, c.cell_len) for w, c in zip(widths, cells, strict=True)]
