@@ -221,9 +221,8 @@ def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = 
     """An app's versions side by side over the same window, each against the version
     taking the most traffic (the stable one): what decides whether to shift more."""
     t = Table(
-        title=Text(f"{app}: versions side by side"),
+        title=Text(f"{app}: versions side by side", style="bold"),  # Text: no title_style
         title_justify="left",
-        title_style="bold",
         box=None,
         padding=(0, 2),
         show_edge=False,
