@@ -1,0 +1,221 @@
+"""A real terminal for the console's tests: the installed `meshtop` command runs in a
+pseudo-terminal of a given size, keys go in as bytes, and what it draws is read back
+through a terminal emulator (pyte): the text, the cursor and each cell's attributes. A
+test waits for what the screen must show, never for time to pass."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ptyprocess  # type: ignore[import-untyped]
+import pyte  # type: ignore[import-untyped]
+
+# The command a user runs: the one this environment installed beside its python.
+MESHTOP = str(Path(sys.executable).parent / "meshtop")
+LIMIT_S = 30.0
+ESC_ALONE_S = 0.25  # longer than Textual waits to read a lone ESC as the escape key  # how long a wait may take before it fails, naming what it waited for
+
+KEYS = {
+    "enter": b"\r",
+    "esc": b"\x1b",
+    "tab": b"\t",
+    "backspace": b"\x7f",
+    "up": b"\x1b[A",
+    "down": b"\x1b[B",
+    "right": b"\x1b[C",
+    "left": b"\x1b[D",
+    "ctrl+c": b"\x03",
+}
+
+
+class Terminal:
+    """One `meshtop` in one pseudo-terminal. Use as a context manager: it is killed on exit."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cols: int = 80,
+        rows: int = 24,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self.cols, self.rows = cols, rows
+        self.screen = pyte.Screen(cols, rows)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()  # every byte the program wrote, for what pyte does not keep
+        self._changed = threading.Condition()
+        self._closed = False
+        environ = {
+            k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TMUX")
+        }
+        environ.update({"TERM": "xterm-256color", "COLORTERM": "truecolor", "LANG": "C.UTF-8"})
+        environ.update(env or {})
+        self.proc = ptyprocess.PtyProcess.spawn(
+            command or [MESHTOP, *args], dimensions=(rows, cols), env=environ
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.proc.read(65536)
+            except (EOFError, OSError):
+                break
+            with self._changed:
+                self.raw += data
+                self.stream.feed(data)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    # -- reading the screen -----------------------------------------------------------
+
+    def lines(self) -> list[str]:
+        with self._changed:
+            return [line.rstrip() for line in self.screen.display]
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def row_of(self, needle: str) -> int | None:
+        return next((i for i, line in enumerate(self.lines()) if needle in line), None)
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        """(column, row) of the terminal's cursor."""
+        with self._changed:
+            return self.screen.cursor.x, self.screen.cursor.y
+
+    @property
+    def cursor_hidden(self) -> bool:
+        with self._changed:
+            return bool(self.screen.cursor.hidden)
+
+    def cell(self, x: int, y: int) -> pyte.screens.Char:
+        with self._changed:
+            return self.screen.buffer[y][x]
+
+    def cells_of(self, needle: str) -> list[pyte.screens.Char]:
+        """The cells where `needle` is first drawn, to check their colour and weight."""
+        y = self.row_of(needle)
+        assert y is not None, f"{needle!r} is not on screen:\n{self.text()}"
+        x = self._column(self.lines()[y], needle)
+        return [self.cell(x + i, y) for i in range(len(needle))]
+
+    def _column(self, line: str, needle: str) -> int:
+        """The screen column of `needle` in `line` (wide characters take two)."""
+        with self._changed:
+            row = self.screen.buffer[self.row_of(needle) or 0]
+            text = "".join(row[x].data for x in range(self.cols))
+        return text.index(needle)
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def wait(self, what: str, done: Callable[[], bool], limit: float = LIMIT_S) -> None:
+        """Until `done()` is true of the screen; it is asked again each time the program
+        draws. Fails after `limit` seconds, naming `what` and showing the screen."""
+        deadline = time.monotonic() + limit
+        with self._changed:
+            while True:
+                if self._check(done):
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._closed and not self._check(done)):
+                    break
+                self._changed.wait(min(left, 0.5))
+        raise AssertionError(f"waited {limit:g}s for {what}; the screen:\n{self.text()}")
+
+    def _check(self, done: Callable[[], bool]) -> bool:
+        # the lock is re-entrant only for the reader's sake: release it for `done`
+        self._changed.release()
+        try:
+            return done()
+        finally:
+            self._changed.acquire()
+
+    def wait_for(self, *needles: str, limit: float = LIMIT_S) -> None:
+        """Until every one of `needles` is on screen."""
+        self.wait(
+            " and ".join(repr(n) for n in needles),
+            lambda: all(n in self.text() for n in needles),
+            limit,
+        )
+
+    def wait_for_re(self, pattern: str, limit: float = LIMIT_S) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def match() -> bool:
+            m = re.search(pattern, self.text())
+            if m:
+                found[:] = [m]
+            return m is not None
+
+        self.wait(f"/{pattern}/", match, limit)
+        return found[0]
+
+    def wait_gone(self, needle: str, limit: float = LIMIT_S) -> None:
+        self.wait(f"{needle!r} to go", lambda: needle not in self.text(), limit)
+
+    def ready(self) -> None:
+        """The console has drawn its first snapshot."""
+        self.wait_for_re(r"\d+ (of \d+ )?edges")
+
+    # -- typing -----------------------------------------------------------------------
+
+    def press(self, *keys: str) -> None:
+        """Keys by name (`enter`, `esc`, `up`) or as text typed (`/rev`). A terminal
+        cannot tell `esc` then `q` from alt+q if they arrive together: an escape is given
+        its key-reading delay to stand alone (a property of the input protocol, not a
+        wait for the program)."""
+        for i, key in enumerate(keys):
+            self.proc.write(KEYS.get(key, key.encode()))
+            if key == "esc" and i < len(keys) - 1:
+                time.sleep(ESC_ALONE_S)
+
+    def type(self, text: str) -> None:
+        """Text one character at a time, each seen on screen before the next: how a person
+        types, and what a prompt that draws what is typed must keep up with."""
+        for i, ch in enumerate(text):
+            self.proc.write(ch.encode())
+            typed = text[: i + 1]
+            self.wait(f"{typed!r} typed on screen", lambda t=typed: t in self.text())
+
+    # -- ending -----------------------------------------------------------------------
+
+    def exit_code(self, limit: float = LIMIT_S) -> int:
+        """Wait for the program to end; its exit status (128+N for a signal N)."""
+        deadline = time.monotonic() + limit
+        while self.proc.isalive():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running after {limit:g}s:\n{self.text()}")
+            time.sleep(0.05)
+        self._reader.join(5)
+        self.proc.wait()
+        if self.proc.signalstatus is not None:
+            return 128 + int(self.proc.signalstatus)
+        return int(self.proc.exitstatus or 0)
+
+    def output(self) -> str:
+        with self._changed:
+            return self.raw.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.proc.isalive():
+            self.proc.kill(signal.SIGKILL)
+        self._reader.join(5)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
