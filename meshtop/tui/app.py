@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
@@ -143,8 +144,10 @@ class MeshtopApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
-        Binding("slash", "prompt('/')", "filter", key_display="/"),
-        Binding("colon", "prompt(':')", "command", key_display=":"),
+        # priority: the app takes these before it hands the next key on, so a key typed
+        # right after `/` goes to the prompt, not to the graph (see check_action)
+        Binding("slash", "prompt('/')", "filter", key_display="/", priority=True),
+        Binding("colon", "prompt(':')", "command", key_display=":", priority=True),
         Binding("escape", "go_back", "back", show=False),
         Binding("1", "tab('graph')", "graph", show=False),
         Binding("2", "tab('edges')", "edges", show=False),
@@ -190,6 +193,9 @@ class MeshtopApp(App[None]):
         self._again = False  # asked for while one was in flight
         self._failures = 0  # refreshes in a row that failed: the retry backs off
         self.options = ViewOptions(thresholds=self.settings.thresholds)
+        from meshtop.health import HealthMemory
+
+        self.health_memory = HealthMemory()  # health that does not flap between refreshes
         self.view: GraphView | None = None
         self._layout: Layout | None = None
         self._topology: object = None
@@ -208,7 +214,9 @@ class MeshtopApp(App[None]):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
                 yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
-        yield Input(id="prompt")
+        with Horizontal(id="prompt-row"):
+            yield Static("/", id="prompt-kind")
+            yield Input(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -277,16 +285,16 @@ class MeshtopApp(App[None]):
         if self.snapshot is None:
             return
         try:
-            view = build(self.snapshot, self.options)
+            view = build(self.snapshot, self.options, self.health_memory)
         except MeshtopError as exc:  # a filter, focus or cluster that no longer fits
             self.options.focus, self.options.filter = None, ""
             self._problems = [f"{exc}; filter and focus cleared"]
             try:
-                view = build(self.snapshot, self.options)
+                view = build(self.snapshot, self.options, self.health_memory)
             except MeshtopError:  # the cluster itself is gone
                 self._problems = [f"{exc}; filter, focus and cluster cleared"]
                 self.options.cluster = ""
-                view = build(self.snapshot, self.options)
+                view = build(self.snapshot, self.options, self.health_memory)
         topology = view.topology()
         if topology != self._topology or self._layout is None:
             nodes = view.nodes
@@ -683,6 +691,8 @@ class MeshtopApp(App[None]):
         """While a detail or the help is open, the graph's keys wait for it to close."""
         if action == "shift" and (self.settings.read_only or self.writer is None):
             return False  # --read-only: the write key is not bound at all
+        if action == "prompt" and isinstance(self.focused, Input):
+            return False  # typed into a prompt: `/` and `:` are text there
         return not (len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS)
 
     def on_graph_canvas_selected(self, message: GraphCanvas.Selected) -> None:
@@ -718,13 +728,16 @@ class MeshtopApp(App[None]):
             "| labels rps|errors|p95|p99 | collapse NS | expand NS | theme NAME | q"
         )
         prompt.value = self.options.filter if kind == "/" else ""
-        prompt.add_class("shown")
-        prompt.focus()
+        self._main(Static, "#prompt-kind").update(kind)
+        self._main(Horizontal, "#prompt-row").add_class("shown")
+        # at once, not on the next idle (`focus()`): a key typed right after `/` is the
+        # first letter of the filter, not a command to the graph
+        self.screen_stack[0].set_focus(prompt)
 
     def action_go_back(self) -> None:
-        prompt = self._main(Input, "#prompt")
-        if prompt.has_class("shown"):
-            prompt.remove_class("shown")
+        row = self._main(Horizontal, "#prompt-row")
+        if row.has_class("shown"):
+            row.remove_class("shown")
             self._canvas().focus()
         elif self.options.focus or self.options.filter:
             self.options.focus, self.options.filter = None, ""
@@ -733,7 +746,7 @@ class MeshtopApp(App[None]):
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
-        event.input.remove_class("shown")
+        self._main(Horizontal, "#prompt-row").remove_class("shown")
         self._canvas().focus()
         try:
             if self._prompt_kind == "/":

@@ -182,12 +182,12 @@ class Terminal:
             if key == "esc" and i < len(keys) - 1:
                 time.sleep(ESC_ALONE_S)
 
-    def type(self, text: str) -> None:
-        """Text one character at a time, each seen on screen before the next: how a person
-        types, and what a prompt that draws what is typed must keep up with."""
+    def type(self, text: str, after: str = "") -> None:
+        """Text one character at a time, each seen on screen (after `after`, the prompt's
+        sign, if it has one) before the next: how a person types."""
         for i, ch in enumerate(text):
             self.proc.write(ch.encode())
-            typed = text[: i + 1]
+            typed = after + text[: i + 1]
             self.wait(f"{typed!r} typed on screen", lambda t=typed: t in self.text())
 
     # -- ending -----------------------------------------------------------------------
@@ -204,6 +204,27 @@ class Terminal:
         if self.proc.signalstatus is not None:
             return 128 + int(self.proc.signalstatus)
         return int(self.proc.exitstatus or 0)
+
+    def hang_up(self) -> None:
+        """The terminal goes away, as when an SSH connection drops: the pseudo-terminal's
+        master side is closed (no signal is sent; the kernel hangs the terminal up). The
+        master's descriptor is pointed at /dev/null, so the reader's next read ends it,
+        and a byte written from the program's side wakes the read in progress (a read
+        in progress keeps the master open until it returns)."""
+        slave = os.readlink(f"/proc/{self.proc.pid}/fd/0")  # the program's own terminal
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, self.proc.fd)
+        os.close(null)
+        try:
+            wake = os.open(slave, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:  # already hung up: the read in progress has returned
+            return
+        try:
+            os.write(wake, b" ")
+        except OSError:
+            pass
+        finally:
+            os.close(wake)
 
     def output(self) -> str:
         with self._changed:

@@ -1,0 +1,87 @@
+"""The prompts, as the operator sees them: what is typed shows as it is typed, with the
+cursor after it, at every size and on every screen that has a prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.terminal.term import Terminal
+
+SIZES = [(80, 24), (160, 48)]
+
+
+def cursor_after(t: Terminal, typed: str) -> None:
+    """Until the cell after `typed` on its row is drawn as the cursor (colours swapped);
+    a blinking cursor is off half the time, so this waits for the screen to show it."""
+
+    def shown() -> bool:
+        y = t.row_of(typed)
+        if y is None:
+            return False
+        x = t._column(t.lines()[y], typed) + len(typed)
+        after, before = t.cell(x, y), t.cell(x - 1, y)
+        return bool(after.reverse) or (after.bg, after.fg) != (before.bg, before.fg)
+
+    t.wait(f"the cursor after {typed!r}", shown)
+
+
+@pytest.mark.parametrize(("cols", "rows"), SIZES)
+def test_filter_shows_what_is_typed_as_it_is_typed(cols: int, rows: int) -> None:
+    with Terminal(["demo"], cols=cols, rows=rows) as t:
+        t.ready()
+        t.press("/")
+        t.type("rev", after="/")  # each letter waited for on screen before the next
+        assert t.row_of("/rev") is not None, t.text()
+        assert t.row_of("/rev") < rows - 1, "the prompt is above the footer, not under it"
+        cursor_after(t, "/rev")
+        t.press("enter")
+        t.wait_for("filter rev")  # and it took effect
+
+
+@pytest.mark.parametrize(("cols", "rows"), SIZES)
+def test_command_prompt_shows_undo_as_it_is_typed(cols: int, rows: int) -> None:
+    with Terminal(["demo"], cols=cols, rows=rows) as t:
+        t.ready()
+        t.press(":")
+        t.type("undo", after=":")
+        assert t.row_of(":undo") is not None
+        cursor_after(t, ":undo")
+        t.press("enter")
+        t.wait_for("nothing to undo")
+        t.wait_gone(":undo")  # the prompt closed
+
+
+def test_keys_typed_right_after_the_slash_all_reach_the_prompt() -> None:
+    """A fast typist, or a paste: the letter right after `/` is the filter's, not the
+    graph's (`r` would refresh)."""
+    with Terminal(["demo"]) as t:
+        t.ready()
+        t.press("/rev")
+        t.wait_for("/rev")
+
+
+def test_window_prompt_in_the_detail_screen_is_visible() -> None:
+    with Terminal(["demo"], cols=100, rows=30) as t:
+        t.ready()
+        t.press("enter")  # the selected node's detail
+        t.wait_for("window 15m")
+        t.press(":")
+        t.wait_for("up to 30d")  # the prompt's placeholder: it is on screen
+        t.type("window 2h")
+        cursor_after(t, "window 2h")
+        t.press("enter")
+        t.wait_for("window 2h")
+        t.wait_gone("up to 30d")
+
+
+def test_operation_prompt_in_the_trace_list_is_visible() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        t.ready()
+        t.press("enter")
+        t.wait_for("window 15m")
+        t.press("t")
+        t.wait_for_re(r"\d+ traces?")
+        t.press("/")
+        t.wait_for("operation (empty: any)")
+        t.type("GET")
+        cursor_after(t, "GET")
