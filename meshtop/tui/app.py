@@ -22,7 +22,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from meshtop import units
@@ -44,7 +44,7 @@ from meshtop.graphview import (
 )
 from meshtop.layout import Layout, layout
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot, NodeKind, Route, SourceState, clusters
+from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
 from meshtop.sources.kubernetes import owner
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
@@ -54,7 +54,8 @@ from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.theme import ThemeSet, load_themes
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas
-from meshtop.tui.widgets.status import StatusLine, problems
+from meshtop.tui.widgets.keyline import KeyLine
+from meshtop.tui.widgets.status import Part, StatusLine, part, problems
 from meshtop.tui.widgets.tables import fill
 
 
@@ -64,6 +65,7 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+SAID_FOR_S = 8.0  # how long a line said in place stays (a problem of a source stays)
 DETAIL_WINDOW_S = 900.0
 # The keys of the graph and the table, which do nothing useful behind a dialog.
 MAIN_SCREEN_ACTIONS = frozenset(
@@ -71,6 +73,11 @@ MAIN_SCREEN_ACTIONS = frozenset(
      "refresh_now", "toggle_pause", "shift")
 )  # fmt: skip
 W = TypeVar("W", bound=Widget)
+
+
+def _abbrev(name: str, room: int = 10) -> str:
+    """A name in `room` cells at most, its start kept: `istio-ing…`."""
+    return name if len(name) <= room else name[: room - 1] + "…"
 
 
 def _live(snapshot: MeshSnapshot) -> bool:
@@ -188,6 +195,7 @@ class MeshtopApp(App[None]):
         self.snapshot: MeshSnapshot | None = None
         self.paused = False
         self._next: Timer | None = None
+        self._unsay: Timer | None = None  # clears what _say said
         self._problems: list[str] = []
         self._in_flight = False  # one refresh at a time: a thread cannot be cancelled
         self._again = False  # asked for while one was in flight
@@ -217,7 +225,7 @@ class MeshtopApp(App[None]):
         with Horizontal(id="prompt-row"):
             yield Static("/", id="prompt-kind")
             yield Input(id="prompt")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.sub_title = self.metrics.name
@@ -361,35 +369,79 @@ class MeshtopApp(App[None]):
             f"{self.metrics.name} · window {units.duration(self.settings.window_s)}"
             f" · refresh {units.duration(self.settings.refresh_s)}"
         )
-        view = [
-            f"graph {self.options.grouping.value}",
-            f"labels {self._canvas().label_mode}",
-        ]
-        if self.options.filter:
-            view.append(f"filter {self.options.filter}")
-        if self.options.focus:
-            names = ",".join(n.rsplit("/", 1)[-1] for n in self.options.focus[0])
-            view.append(f"focus {names}±{self.options.focus[1]}")
-        if self.options.cluster:
-            view.append(f"cluster {self.options.cluster}")
-        collapsed = sorted(self.options.collapsed) + sorted(self.options.collapsed_clusters)
+        o = self.options
+        view: list[Part] = []
+        if o.filter:
+            view.append(part(f"filter {o.filter}", f"/{o.filter}", "bold"))
+        if o.focus:
+            labels = ",".join(self._label(n) for n in o.focus[0])
+            view.append(part(f"focus {labels}±{o.focus[1]}", f"@{labels}±{o.focus[1]}", "bold"))
+        if o.cluster:
+            view.append(part(f"cluster {o.cluster}", f"c:{o.cluster}", "bold"))
+        collapsed = ",".join(sorted(o.collapsed) + sorted(o.collapsed_clusters))
         if collapsed:
-            view.append(f"collapsed {','.join(collapsed)}")
+            view.append(part(f"collapsed {collapsed}", f"▣{collapsed}"))
+        selected = self._selection()
+        if selected:
+            view.append(part(f"▸ {selected[0]}", f"▸ {selected[1]}"))
+        view.append(part(f"graph {o.grouping.value}", kept=False))
+        view.append(part(f"labels {self._canvas().label_mode}", kept=False))
+        shown = None
+        if self.view is not None and (o.filter or o.focus or o.cluster):
+            shown = sum(len(e.members) for e in self.view.edges.values())
         self._main(StatusLine).show(
             self.snapshot,
             simulated=self.simulated,
             paused=self.paused,
             sort_name=self._table().sort_name,
-            view="  ".join(view),
+            view=view,
+            shown_edges=shown,
         )
         lines = [*self.themes.problems, *self._problems, *problems(self.snapshot)]
         if self._failures:
             lines.append(f"retrying in {self.retry_delay():g}s")
         self._notice("\n".join(lines))
 
+    def _label(self, node: str) -> str:
+        v = self.view.nodes.get(node) if self.view is not None else None
+        return v.label if v is not None else node.rsplit("/", 1)[-1]
+
+    def _selection(self) -> tuple[str, str]:
+        """The selected edge or node, named, with its figures: what the status line says
+        of what the keys will act on; in full and short."""
+        canvas = self._canvas()
+        if self.view is None:
+            return ("", "")
+        e = self.view.edges.get(canvas.edge) if canvas.edge else None
+        if e is not None:
+            s = e.stats
+            if s.protocol is Protocol.TCP:
+                short = long = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
+            else:
+                short = f"{units.rps(s.rps)} {units.percent(s.error_rate)}"
+                long = f"{short} p99 {units.ms(s.p99_ms)}"
+            a, b = self._label(e.source), self._label(e.destination)
+            return (f"{a}→{b} {long}", f"{_abbrev(a)}→{_abbrev(b)} {short}")
+        node = self.view.nodes.get(canvas.node) if canvas.node else None
+        if node is None:
+            return ("", "")
+        inbound = [e.stats for e in self.view.edges.values() if e.destination == node.id]
+        rps = sum(st.rps for st in inbound)
+        figures = f" {node.health.value}" + (f" {units.rps(rps)} in" if rps else "")
+        return (f"{node.label}{figures}", f"{_abbrev(node.label, 16)}{figures}")
+
     def _say(self, text: str) -> None:
-        """One line in place, for what the user typed or pressed."""
+        """One line in place, for what the user typed or pressed; it goes after a while
+        (SAID_FOR_S), or with the next thing said."""
         self._problems = [text] if text else []
+        self._show_status()
+        if self._unsay is not None:
+            self._unsay.stop()
+        self._unsay = self.set_timer(SAID_FOR_S, self._said_long_enough) if text else None
+
+    def _said_long_enough(self) -> None:
+        self._unsay = None
+        self._problems = []
         self._show_status()
 
     def _notice(self, text: str) -> None:
@@ -696,7 +748,8 @@ class MeshtopApp(App[None]):
         return not (len(self.screen_stack) > 1 and action in MAIN_SCREEN_ACTIONS)
 
     def on_graph_canvas_selected(self, message: GraphCanvas.Selected) -> None:
-        """The edge table follows the graph's selection."""
+        """The edge table follows the graph's selection, and the status line names it."""
+        self._show_status()
         if self.view is None or message.edge is None or message.edge not in self.view.edges:
             return
         a, b = self.view.edges[message.edge].members[0]
@@ -714,6 +767,7 @@ class MeshtopApp(App[None]):
                 if canvas.edge != key:
                     canvas.node, canvas.edge = key[0], key
                     canvas.redraw()
+                    self._show_status()
                 return
 
     # -- filter and commands ------------------------------------------------------------
@@ -722,7 +776,7 @@ class MeshtopApp(App[None]):
         prompt = self._main(Input, "#prompt")
         self._prompt_kind = kind
         prompt.placeholder = (
-            "filter: names (regex), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
+            "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
             if kind == "/"
             else "command: ns NAME | focus NODE [HOPS] | graph app|version|workload|service "
             "| labels rps|errors|p95|p99 | collapse NS | expand NS | theme NAME | q"

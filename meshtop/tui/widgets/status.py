@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.widgets import Static
@@ -42,34 +43,108 @@ def _by_place(sources: Mapping[str, SourceHealth]) -> dict[str, SourceHealth]:
     return out
 
 
+@dataclass(frozen=True)
+class Part:
+    """One piece of the status line, in its long and its short form. A part that is not
+    `kept` may be left out when even the short forms do not fit; a kept one never is."""
+
+    long: Text
+    short: Text
+    kept: bool = True
+
+
+def part(long: str, short: str | None = None, style: str = "", kept: bool = True) -> Part:
+    return Part(Text(long, style), Text(long if short is None else short, style), kept)
+
+
+def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part:
+    long, short = Text(), Text()
+    places = _by_place(snapshot.sources)
+    for name, health in places.items():
+        state = health.state.value
+        if health.state is SourceState.STALE:
+            age = health.age_s(snapshot.generated_at)
+            state = f"stale {age:.0f}s" if age is not None else "stale"
+        if len(long):
+            long.append("  ")
+        long.append(f"{name} ")
+        long.append(state, styles[health.state])
+        if health.state is not SourceState.FRESH:  # short: only what is not fresh
+            if len(short):
+                short.append(" ")
+            short.append(f"{name} ")
+            short.append(state, styles[health.state])
+    if not len(short):
+        short.append("fresh", styles[SourceState.FRESH])
+    return Part(long, short)
+
+
 def status_text(
     snapshot: MeshSnapshot,
     *,
     simulated: bool,
     paused: bool,
     sort_name: str,
-    view: str = "",
+    view: Sequence[Part] = (),
+    shown_edges: int | None = None,
+    width: int = 10_000,
     styles: dict[SourceState, str] | None = None,
 ) -> Text:
-    text = Text()
+    """The status line in `width` cells: where the data comes from and how fresh, the
+    edges (`3 of 9 edges` under a filter), the time, then the `view` parts (filter, focus,
+    selection, …). Too long, it leaves out what may go (the sort, labels, grouping), then
+    takes the short forms, last part first; what is kept is never left out, only cut at
+    the line's end, with `…`."""
+    st = styles or STATE_STYLE
+    parts: list[Part] = []
     if simulated:
-        text.append(" SIMULATED ", "reverse bold")
-        text.append(" ")
+        parts.append(Part(Text(" SIMULATED ", "reverse bold"), Text("SIM", "reverse bold")))
     if paused:
-        text.append("PAUSED", "bold yellow")
-        text.append("  ")
-    for name, health in _by_place(snapshot.sources).items():
-        text.append(f"{name} ")
-        state = health.state.value
-        if health.state is SourceState.STALE:
-            age = health.age_s(snapshot.generated_at)
-            state = f"stale {age:.0f}s" if age is not None else "stale"
-        text.append(state, (styles or STATE_STYLE)[health.state])
-        text.append("  ")
+        parts.append(part("PAUSED", style="bold yellow"))
+    parts.append(_sourcespart(snapshot, st))
     http_rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
-    text.append(f"{len(snapshot.edges)} edges {units.rps(http_rps)}  ")
-    text.append(snapshot.generated_at.strftime("%H:%M:%S"), "dim")
-    text.append(f"  {view}  sort {sort_name}" if view else f"  sort {sort_name}")
+    total = len(snapshot.edges)
+    edges = f"{total} edges" if shown_edges is None else f"{shown_edges} of {total} edges"
+    parts.append(part(f"{edges} {units.rps(http_rps)}", edges))
+    parts.append(part(snapshot.generated_at.strftime("%H:%M:%S"), style="dim"))
+    parts.extend(view)
+    parts.append(part(f"sort {sort_name}", kept=False))
+    return fit_parts(parts, width)
+
+
+def _join(texts: list[Text], gap: str) -> Text:
+    out = Text(no_wrap=True, overflow="crop")
+    for i, t in enumerate(texts):
+        if i:
+            out.append(gap)
+        out.append_text(t)
+    return out
+
+
+def fit_parts(parts: list[Part], width: int) -> Text:
+    forms = [p.long for p in parts]
+    kept = list(range(len(parts)))
+
+    gap = "  "
+
+    def line() -> Text:
+        return _join([forms[i] for i in kept], gap)
+
+    # what may go goes first, from the end; then the short forms, from the end
+    for i in reversed(range(len(parts))):
+        if line().cell_len <= width:
+            return line()
+        if not parts[i].kept:
+            kept.remove(i)
+    for i in reversed(kept):
+        if line().cell_len <= width:
+            return line()
+        forms[i] = parts[i].short
+    gap = " "
+    text = line()
+    if text.cell_len > width:
+        text.truncate(max(width - 1, 0))
+        text.append("…")
     return text
 
 
@@ -80,7 +155,14 @@ def problems(snapshot: MeshSnapshot) -> list[str]:
 
 class StatusLine(Static):
     def show(
-        self, snapshot: MeshSnapshot, *, simulated: bool, paused: bool, sort_name: str, view: str
+        self,
+        snapshot: MeshSnapshot,
+        *,
+        simulated: bool,
+        paused: bool,
+        sort_name: str,
+        view: Sequence[Part],
+        shown_edges: int | None,
     ) -> None:
         theme = self.app.current_theme
         styles = {  # the theme's colours, so that a monochrome theme stays monochrome
@@ -96,6 +178,8 @@ class StatusLine(Static):
                 paused=paused,
                 sort_name=sort_name,
                 view=view,
+                shown_edges=shown_edges,
+                width=max(self.size.width - 2, 20) if self.size.width else 78,
                 styles=styles,
             )
         )
