@@ -1,6 +1,7 @@
-"""The span waterfall: the tree on the left (indented, `▾`/`▸` where it folds), a bar per
-span on the right scaled to the zoomed time range, with a ruler above. Only the rows on
-screen are drawn (Textual's Line API), so a trace of 10,000 spans scrolls as one of ten."""
+"""The span waterfall: the tree on the left (indented, `▾`/`▸` where it folds, `!` just
+before a failed span's fold mark, at its own level), a bar per span on the right scaled
+to the zoomed time range, with a ruler above. Only the rows on screen are drawn
+(Textual's Line API), so a trace of 10,000 spans scrolls as one of ten."""
 
 from __future__ import annotations
 
@@ -179,9 +180,11 @@ class Waterfall(ScrollView, can_focus=True):
         bars = max(0, width - tree_w - 1)
         s = row.span
         fold = ("▸ " if row.collapsed else "▾ ") if row.has_children else "  "
-        mark = "! " if s.error else ""
+        # the mark has a column of its own, just before the fold mark: at the span's own
+        # level, so a failed span's name is indented as its siblings' are
+        mark = "!" if s.error else " "
         orphan = "⤷ " if row.orphan else ""
-        text = f"{'  ' * min(row.depth, 12)}{fold}{orphan}{mark}{s.service} {s.operation}"
+        text = f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{s.service} {s.operation}"
         left = _fit(text, tree_w).ljust(tree_w)
         name_style = styles["error"] if s.error else styles["text"]
         if selected:
