@@ -1,16 +1,27 @@
 """What an edge's or a node's detail is about and what it asks the metrics source for:
 the history of the edges (or the node) it stands for, and, where the destination app
-runs several versions, each version's, for the canary comparison. Headless: the
-console's detail screens and `meshtop edge` both fetch through here."""
+runs several versions, each version's, for the canary comparison; and, for a box that
+stands for several workloads, which of them (and of their calls) make it unhealthy.
+Headless: the console's detail screens and `meshtop edge` both fetch through here."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshtop.health import Grades, worst
 from meshtop.history import merge
-from meshtop.model import SERVICE_PREFIX, History, MeshSnapshot, NodeKind, Route
+from meshtop.model import (
+    SERVICE_PREFIX,
+    EdgeStats,
+    Health,
+    History,
+    MeshSnapshot,
+    NodeKind,
+    Route,
+)
 from meshtop.sources.protocols import MetricsSource
 
 # (source, destination); no source: all a node answers; no destination: all it calls
@@ -116,3 +127,60 @@ def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
     # In a mesh of several clusters, each has its copy: the nodes' own cluster's first.
     home = {snapshot.nodes[n].cluster for n in node_ids if n in snapshot.nodes}
     return sorted(found, key=lambda r: r.cluster not in home)
+
+
+@dataclass(frozen=True, slots=True)
+class Trouble:
+    """A member of a group (a workload), or a call of its members, as unhealthy as the
+    group is."""
+
+    what: str  # `bookinfo/reviews-v3`, or `bookinfo/productpage-v1 → bookinfo/reviews-v3`
+    health: Health
+    stats: EdgeStats  # the call's; for a workload, its worst call's
+    call: bool  # a call, not a workload
+    inside: bool = False  # a call from one member to another: not drawn in the graph
+    via: str = ""  # for a workload, the call that makes it so
+
+
+def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> list[Trouble]:
+    """What makes a group of workloads (an app's versions, a collapsed namespace or
+    cluster) as unhealthy as it is: the member workloads at its health, each with the
+    call that makes it so, then the calls to, from or among them at that health, worst
+    error rate first. Nothing for a group that is healthy or idle."""
+    mine = set(members)
+    level = worst(grades.nodes.get(m, Health.IDLE) for m in mine)
+    if level not in (Health.FAILING, Health.DEGRADED):
+        return []
+
+    def name(node_id: str) -> str:
+        w = snapshot.nodes.get(node_id)
+        return w.label if w is not None else node_id
+
+    def badness(s: EdgeStats) -> tuple[float, float]:
+        return (math.inf if math.isnan(s.error_rate) else s.error_rate, s.rps)  # unknown first
+
+    calls = [
+        e
+        for e in snapshot.edges
+        if (e.source in mine or e.destination in mine) and grades.edges.get(e.key) is level
+    ]
+    found: list[Trouble] = []
+    for m in sorted(mine):
+        if grades.nodes.get(m) is not level:
+            continue
+        answered = [e for e in calls if e.destination == m]
+        why = answered or [e for e in calls if e.source == m]
+        if not why:
+            continue
+        e = max(why, key=lambda e: badness(e.stats))
+        found.append(
+            Trouble(name(m), level, e.stats, call=False,
+                    via=f"{name(e.source)} → {name(e.destination)}")
+        )  # fmt: skip
+    for e in sorted(calls, key=lambda e: badness(e.stats), reverse=True):
+        inside = e.source in mine and e.destination in mine
+        found.append(
+            Trouble(f"{name(e.source)} → {name(e.destination)}", level, e.stats, call=True,
+                    inside=inside)
+        )  # fmt: skip
+    return found

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from meshtop.errors import UsageError
-from meshtop.health import DEFAULT_THRESHOLDS, Thresholds, edge_health, worst
+from meshtop.health import DEFAULT_THRESHOLDS, Grades, HealthMemory, Thresholds, grade, worst
 from meshtop.model import (
     Edge,
     EdgeStats,
@@ -42,18 +42,24 @@ class ViewNode:
     namespace: str
     kind: NodeKind
     members: tuple[str, ...]  # snapshot node ids it stands for
-    health: Health = Health.IDLE
+    health: Health = Health.IDLE  # the worst of its members'
     cluster: str = ""  # "" for a peer outside every cluster (unknown, external)
 
 
 @dataclass(frozen=True, slots=True)
 class ViewEdge:
+    """A line of the graph: one or several workload edges (`members`) drawn as one. Its
+    `stats` are `merge_stats`'s: rates add up, but the error rate is the worst member's,
+    so a failing call is never averaged away; `error_share` is the share of all its
+    requests that failed, for totals. Its health is the worst member's."""
+
     source: str
     destination: str
     stats: EdgeStats
     members: tuple[tuple[str, str], ...]  # snapshot edges it stands for
     health: Health = Health.IDLE
     crosses: bool = False  # from one cluster to another
+    error_share: float = 0.0  # failed requests / all its requests (weighted by traffic)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -64,23 +70,44 @@ class ViewEdge:
 class GraphView:
     nodes: dict[str, ViewNode]
     edges: dict[tuple[str, str], ViewEdge]
+    # the snapshot's own nodes and edges as graded for this view (with the console's
+    # memory, if any): what a group's detail lists of its members
+    grades: Grades = field(default_factory=lambda: Grades({}, {}))
 
     def topology(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
         return (frozenset(self.nodes), frozenset(self.edges))
 
 
+def _weighted(values: Iterable[tuple[float, float]]) -> float:
+    pairs = list(values)
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else 0.0
+
+
+def error_share(stats: list[EdgeStats]) -> float:
+    """The share of all the edges' requests that failed: their error rates weighted by
+    traffic."""
+    return _weighted((s.error_rate, s.rps) for s in stats)
+
+
+def worst_error_rate(stats: list[EdgeStats]) -> float:
+    """The highest error rate of the edges that carry requests (NaN if one is unknown)."""
+    rates = [s.error_rate for s in stats if s.rps > 0]
+    if not all(math.isfinite(r) for r in rates):
+        return math.nan
+    return max(rates, default=0.0)
+
+
 def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
-    """Several edges drawn as one: rates add up; the error rate and mTLS share are
-    weighted by traffic; latency quantiles cannot be added, so the slowest one stands
-    (an upper bound, as a person reading the graph would want)."""
+    """Several edges drawn as one: rates add up; the error rate is the worst edge's
+    (one failing version of four must not read as a quarter of its errors: the share of
+    all the requests is `error_share`, and the response codes still add up); the mTLS
+    share is weighted by traffic; latency quantiles cannot be added, so the slowest one
+    stands (an upper bound, as a person reading the graph would want)."""
     if len(stats) == 1:
         return stats[0]
     rps = sum(s.rps for s in stats)
-
-    def weighted(values: Iterable[tuple[float, float]]) -> float:
-        pairs = list(values)
-        total = sum(w for _, w in pairs)
-        return sum(v * w for v, w in pairs) / total if total else 0.0
+    weighted = _weighted
 
     def slowest(xs: Iterable[float | None]) -> float | None:
         known = [x for x in xs if x is not None and math.isfinite(x)]
@@ -91,7 +118,7 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
     return EdgeStats(
         protocol=Protocol.HTTP if len(protocols) > 1 else protocols.pop(),
         rps=rps,
-        error_rate=weighted((s.error_rate, s.rps) for s in stats),
+        error_rate=worst_error_rate(stats),
         p50_ms=slowest(s.p50_ms for s in stats),
         p95_ms=slowest(s.p95_ms for s in stats),
         p99_ms=slowest(s.p99_ms for s in stats),
@@ -139,8 +166,20 @@ class ViewOptions:
     thresholds: Thresholds = DEFAULT_THRESHOLDS
 
 
-def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
-    """The graph to draw for `snapshot` under `options`."""
+def build(
+    snapshot: MeshSnapshot, options: ViewOptions, memory: HealthMemory | None = None
+) -> GraphView:
+    """The graph to draw for `snapshot` under `options`. Health never hides a failure: a
+    line is as healthy as its worst workload edge, and a box as its worst workload
+    (each as healthy as the requests it answers, so a failing call inside a collapsed
+    namespace or between an app's versions fails the box). With the console's
+    `memory`, the workload edges' health keeps from flapping across refreshes
+    (`HealthMemory`); without it, each snapshot is graded afresh."""
+    grades = (
+        grade(snapshot, options.thresholds)
+        if memory is None
+        else memory.grade(snapshot, options.thresholds)
+    )
     node_of: dict[str, tuple[str, str]] = {}
     for node_id, w in snapshot.nodes.items():
         if w.cluster in options.collapsed_clusters and w.clustered:
@@ -169,17 +208,13 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
             grouped[(a, b)].append(e)
     edges: dict[tuple[str, str], ViewEdge] = {}
     for key, es in grouped.items():
-        stats = merge_stats([e.stats for e in es])
+        stats = [e.stats for e in es]
         a, b = clusters[key[0]], clusters[key[1]]
         edges[key] = ViewEdge(
-            key[0], key[1], stats, tuple(e.key for e in es),
-            edge_health(stats, options.thresholds), crosses=bool(a and b and a != b),
+            key[0], key[1], merge_stats(stats), tuple(e.key for e in es),
+            worst(grades.edges[e.key] for e in es), crosses=bool(a and b and a != b),
+            error_share=error_share(stats),
         )  # fmt: skip
-    inbound: dict[str, list[Health]] = defaultdict(list)
-    outbound: dict[str, list[Health]] = defaultdict(list)
-    for ve in edges.values():
-        inbound[ve.destination].append(ve.health)
-        outbound[ve.source].append(ve.health)
     nodes = {
         v: ViewNode(
             v,
@@ -187,12 +222,12 @@ def build(snapshot: MeshSnapshot, options: ViewOptions) -> GraphView:
             namespaces[v],
             kinds[v],
             tuple(sorted(members[v])),
-            worst(inbound.get(v) or outbound.get(v) or ()),
+            worst(grades.nodes[m] for m in members[v]),
             clusters[v],
         )
         for v in members
     }
-    view = GraphView(nodes, edges)
+    view = GraphView(nodes, edges, grades)
     if options.cluster:
         view = in_cluster(view, options.cluster)
     if options.filter:
@@ -219,6 +254,7 @@ def _drop_idle(
     return GraphView(
         {n: v for n, v in view.nodes.items() if n in keep_nodes},
         {k: e for k, e in view.edges.items() if k in keep_edges},
+        view.grades,
     )
 
 

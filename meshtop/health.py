@@ -4,8 +4,9 @@ The defaults are Kiali's, so the colours mean the same thing to a Kiali user."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 
 from meshtop.model import EdgeStats, Health, MeshSnapshot, Protocol
 
@@ -108,18 +109,88 @@ class Grades:
     nodes: dict[str, Health]
 
 
-def grade(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
-    """Grade each edge once; a node is as healthy as the requests it answers (the worst
-    of its inbound edges), and one that only calls out (a gateway, a client) takes the
-    worst of its outbound ones."""
-    edges = {e.key: edge_health(e.stats, t) for e in snapshot.edges}
+def node_health(
+    edges: Mapping[tuple[str, str], Health], node_ids: Iterable[str]
+) -> dict[str, Health]:
+    """A node is as healthy as the requests it answers (the worst of its inbound edges);
+    one that only calls out (a gateway, a client) takes the worst of its outbound ones."""
     inbound: dict[str, list[Health]] = {}
     outbound: dict[str, list[Health]] = {}
     for (source, destination), h in edges.items():
         inbound.setdefault(destination, []).append(h)
         outbound.setdefault(source, []).append(h)
-    nodes = {
-        node_id: worst(inbound.get(node_id) or outbound.get(node_id) or ())
-        for node_id in snapshot.nodes
-    }
-    return Grades(edges, nodes)
+    return {n: worst(inbound.get(n) or outbound.get(n) or ()) for n in node_ids}
+
+
+def grade(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
+    """Grade each edge once, and each node by `node_health`."""
+    edges = {e.key: edge_health(e.stats, t) for e in snapshot.edges}
+    return Grades(edges, node_health(edges, snapshot.nodes))
+
+
+# -- hysteresis: a health that does not flap --------------------------------------------
+
+MARGIN = 0.10  # of each threshold: failing from 10% is entered at 11% and left under 9%
+_GRADED = (Health.HEALTHY, Health.DEGRADED, Health.FAILING)
+
+
+def scaled(t: Thresholds, factor: float) -> Thresholds:
+    """Every threshold times `factor` (a threshold of 0 stays 0)."""
+    return Thresholds(*(getattr(t, f.name) * factor for f in fields(Thresholds)))
+
+
+def settle(
+    shown: Health | None,
+    previous: Health | None,
+    stats: EdgeStats,
+    t: Thresholds = DEFAULT_THRESHOLDS,
+    margin: float = MARGIN,
+) -> Health:
+    """The health to show for an edge whose figures are now `stats`, given the health
+    shown so far (`shown`) and the one its figures had on the refresh before
+    (`previous`; None for none): it changes between healthy, degraded and failing only
+    when the figures cross a threshold by `margin` of it (as a share of the threshold),
+    or when the new health has held on two refreshes in a row. To and from idle (no
+    traffic), a first sight, and a number we cannot judge change at once."""
+    now = edge_health(stats, t)
+    if shown is None or shown not in _GRADED or now not in _GRADED or now == previous:
+        return now
+    reached = edge_health(stats, scaled(t, 1 + margin))  # past its thresholds by the margin
+    kept = edge_health(stats, scaled(t, 1 - margin))  # not under them by the margin
+    if _ORDER[reached] > _ORDER[shown]:
+        return reached
+    if _ORDER[kept] < _ORDER[shown]:
+        return kept
+    return shown
+
+
+@dataclass
+class HealthMemory:
+    """What the console remembers of each workload edge's health between refreshes, so a
+    figure near a threshold does not flap (see `settle`). A refresh is a snapshot with a
+    new `generated_at`: grading the same snapshot again (a redraw after a key press)
+    gives the same grades and counts nothing. One-shot views (export, the CLI) grade
+    without one."""
+
+    margin: float = MARGIN
+    shown: dict[tuple[str, str], Health] = field(default_factory=dict)
+    seen: dict[tuple[str, str], Health] = field(default_factory=dict)  # on the last refresh
+    _at: tuple[datetime, Thresholds] | None = None
+    _grades: Grades | None = None
+
+    def grade(self, snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
+        at = (snapshot.generated_at, t)
+        if self._grades is not None and self._at == at:
+            return self._grades
+        if self._at is not None and self._at[1] != t:  # other thresholds: start afresh
+            self.shown, self.seen = {}, {}
+        shown: dict[tuple[str, str], Health] = {}
+        seen: dict[tuple[str, str], Health] = {}
+        for e in snapshot.edges:  # an edge gone from the snapshot is forgotten
+            shown[e.key] = settle(
+                self.shown.get(e.key), self.seen.get(e.key), e.stats, t, self.margin
+            )
+            seen[e.key] = edge_health(e.stats, t)
+        self.shown, self.seen, self._at = shown, seen, at
+        self._grades = Grades(dict(shown), node_health(shown, snapshot.nodes))
+        return self._grades

@@ -21,10 +21,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from meshtop import units
-from meshtop.detail import Detail, Subject, fetch, routes_to, subject
+from meshtop.detail import Detail, Subject, Trouble, fetch, routes_to, subject, troubles
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewEdge
-from meshtop.health import Thresholds, explain, worst
+from meshtop.health import (
+    MARGIN,
+    Thresholds,
+    client_error_rate,
+    edge_health,
+    explain,
+    worst,
+)
 from meshtop.history import WINDOWS, parse_window
 from meshtop.model import MeshSnapshot, Protocol, TraceQuery
 from meshtop.panels import (
@@ -306,16 +313,30 @@ def node_screen(
     inbound = [e for e in view.edges.values() if e.destination == node]
     outbound = [e for e in view.edges.values() if e.source == node]
     judged = inbound or outbound
-    health = worst(e.health for e in judged)
+    health = n.health  # the worst of its members', calls among them included
+    problems = troubles(snapshot, view.grades, n.members) if len(n.members) > 1 else []
     worst_call = max(
         (e for e in judged if e.health is health), key=lambda e: e.stats.rps, default=None
     )
-    if worst_call is None:
+    first = next((p for p in problems if not p.call), None)
+    if worst_call is None and first is not None:
+        why = (
+            f"{health.value}: its worst member, {first.what}, is {explain(first.stats, t)} "
+            f"({first.via})"
+        )
+    elif worst_call is None:
         why = "idle: no calls in the window"
     else:
         call = f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}"
         side = "inbound" if inbound else "outbound"
         why = f"its worst {side} call, {call}, is {explain(worst_call.stats, t)}"
+        stats = {e.key: e.stats for e in snapshot.edges}
+        graded = worst(edge_health(stats[k], t) for k in worst_call.members if k in stats)
+        if graded is not health:  # held by the console's memory
+            why += (
+                f" (shown {health.value}: a health changes once past a threshold by "
+                f"{MARGIN:.0%} of it, or after two refreshes in a row)"
+            )
     calls = Table(box=None, padding=(0, 1), header_style="bold")
     for column in ("", "peer", "rps", "errors", "p50", "p99", "mTLS", "health"):
         calls.add_column(
@@ -331,6 +352,7 @@ def node_screen(
     intro = Group(
         Text(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}", style="dim"),
         Text(why),
+        *(_troubles_view(problems) if problems else ()),
         Text(""),
         Text("Calls now", style="bold"),
         calls,
@@ -357,3 +379,22 @@ def node_screen(
             version=w.version if len(versions) == 1 else "",
         )  # fmt: skip
     return screen
+
+
+def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
+    """A group's members that make it unhealthy, and their calls: a failing call among
+    them is not drawn in the graph, so it is named here."""
+    level = problems[0].health.value
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for column in ("", "member", "errors", "4xx", "rps", ""):
+        table.add_column(column, justify="right" if column in ("errors", "4xx", "rps") else "left")
+    for p in problems:
+        s = p.stats
+        note = "inside, not drawn" if p.inside else p.via
+        figures = (
+            units.percent(s.error_rate),
+            units.percent(client_error_rate(s)),
+            units.rps(s.rps),
+        )
+        table.add_row("call" if p.call else "workload", Text(p.what), *figures, Text(note))
+    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table]
