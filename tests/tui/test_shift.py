@@ -122,3 +122,21 @@ async def test_a_rollout_from_the_dialog_promotes_step_by_step(sim: Simulation) 
         assert screen.message.startswith("promoted: v2 takes all traffic"), screen.message
         assert [line.split(":")[0] for line in screen.progress[1:]] == ["step 1", "step 2"]
         assert _weights(sim) == [0, 100, 0]
+
+
+async def test_up_and_down_select_but_not_while_the_rollout_is_typed(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _to_reviews_v3(app, pilot)
+        await keys(pilot, "w")
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, ShiftScreen) and screen.split.names[screen.selected] == "v3"
+        await keys(pilot, "up", "up")
+        assert screen.split.names[screen.selected] == "v1"
+        await keys(pilot, "down", "j")
+        assert screen.split.names[screen.selected] == "v3"
+        await keys(pilot, "R")  # the rollout's settings typed: its target stays v3
+        await keys(pilot, "up", "down", "up")
+        assert screen.split.names[screen.selected] == "v3"

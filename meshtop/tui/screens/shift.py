@@ -58,8 +58,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back"),
-        Binding("left,h", "select(-1)", "prev", show=False),
-        Binding("right,l,tab", "select(1)", "next", show=False),
+        # the destinations are listed top to bottom: ↑ ↓ as well as ← →
+        Binding("up,k,left,h", "select(-1)", "prev", show=False),
+        Binding("down,j,right,l,tab", "select(1)", "next", show=False),
         Binding("plus,equals_sign", "nudge(1)", "+1", key_display="+"),
         Binding("minus", "nudge(-1)", "-1", key_display="-"),
         Binding("full_stop", "nudge(5)", "+5", key_display="."),
@@ -159,7 +160,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
                                   "written", style="dim"))  # fmt: skip
             lines.append(Text("y apply   esc back to editing", style="bold"))
         else:
-            keys = ("←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
+            keys = ("↑↓←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
                     "p promote  a abort  R rollout  enter review  esc cancel")  # fmt: skip
             lines.append(Text(keys, style="dim"))
         if self.progress:
@@ -178,6 +179,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._draw()
 
     def action_select(self, step: int) -> None:
+        if self.query_one("#rollout-prompt", Input).has_class("shown"):
+            return  # ↑ ↓ while the rollout's settings are typed: its target stays
         self.selected = (self.selected + step) % len(self.split.names)
         self._draw()
 
