@@ -20,6 +20,40 @@ SWEEPS = 4
 
 
 @dataclass(frozen=True, slots=True)
+class Density:
+    """How much room a node and a band take. Full: a node is a box (border, label,
+    border) and a band has a row of padding inside and a blank row after it. Compact:
+    a node is its label between two bars, one row per line in or out, and a band costs
+    its two border rows and nothing more."""
+
+    compact: bool = False
+
+    @property
+    def node_frame(self) -> int:  # rows a node takes besides its port rows
+        return 0 if self.compact else NODE_HEIGHT - 1
+
+    @property
+    def side(self) -> int:  # columns a node takes besides its label
+        return 2 if self.compact else 4
+
+    @property
+    def band_pad(self) -> int:
+        return 0 if self.compact else BAND_PAD
+
+    @property
+    def band_gap(self) -> int:  # blank rows after a band
+        return 0 if self.compact else 1
+
+    def gap(self, turning: int) -> int:
+        """Columns between a layer and the next, for `turning` lines that turn there."""
+        return max(7, turning + 5) if self.compact else max(GAP, turning + 6)
+
+
+FULL = Density()
+COMPACT = Density(compact=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Box:
     x: int
     y: int
@@ -59,6 +93,8 @@ class Layout:
     width: int
     height: int
     clusters: dict[str, Box] = field(default_factory=dict)  # cluster -> box around its bands
+    group_of: dict[str, str] = field(default_factory=dict)  # node -> its group
+    density: Density = FULL
 
     @staticmethod
     def topology_key(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Hashable:
@@ -123,10 +159,13 @@ def layout(
     label: Callable[[str], str],
     group: Callable[[str], str],
     previous: Layout | None = None,
+    density: Density = FULL,
+    width: int = 0,
 ) -> Layout:
     """Lay out `nodes` (ids) and `edges` (source, destination). `label` gives a node's
     text (its box is that wide plus borders); `group` its namespace band, or
-    `cluster/namespace` for a band inside its cluster's box."""
+    `cluster/namespace` for a band inside its cluster's box. Given the `width` of the
+    screen, the gaps between layers share what room is left, so a wide terminal is used."""
     node_list = sorted(set(nodes))
     known = set(node_list)
     edge_list = sorted({(u, v) for u, v in edges if u != v and u in known and v in known})
@@ -243,11 +282,11 @@ def layout(
         outs[a].append((a, b))
         ins[b].append((a, b))
     height_of = {
-        n: NODE_HEIGHT - 1 + max(1, len(outs[n]), len(ins[n])) for n in node_list
-    }  # border + ports + border
+        n: density.node_frame + max(1, len(outs[n]), len(ins[n])) for n in node_list
+    }  # border + ports + border, or the ports alone
 
     # Coordinates: layer columns as wide as their widest box; bands stacked top down.
-    width_of = {n: len(label(n)) + 4 for n in node_list}
+    width_of = {n: len(label(n)) + density.side for n in node_list}
     col_width = [0] * n_layers
     for n in node_list:
         col_width[layer[n]] = max(col_width[layer[n]], width_of[n])
@@ -255,7 +294,11 @@ def layout(
     leaving = [0] * n_layers
     for a, _ in hops:
         leaving[layer[a]] += 1
-    gap = [max(GAP, n + 6) for n in leaving]
+    gap = [density.gap(n) for n in leaving]
+    spare = width - (2 + inset) * 2 - sum(max(w, 1) for w in col_width) - sum(gap[:-1])
+    if n_layers > 1 and spare > 0:  # a wide screen: the gaps share the room left
+        for lay in range(n_layers - 1):
+            gap[lay] += spare // (n_layers - 1)
     col_x = []
     x = 2 + inset  # inside the band's border (and the cluster's)
     for lay, w in enumerate(col_width):
@@ -274,7 +317,7 @@ def layout(
         if cluster and (k == 0 or cluster_of[group_order[k - 1]] != cluster):
             cluster_top = y
             y += 1  # the cluster's border row
-        top = y + 1 + BAND_PAD  # the band's border row, then padding
+        top = y + 1 + density.band_pad  # the band's border row, then padding
         deepest = top  # the last row anything in the band takes
         for lay in range(n_layers):
             row = top
@@ -288,13 +331,13 @@ def layout(
                     dummy_row[s] = row
                     deepest = max(deepest, row)
                     row += 2
-        bottom = deepest + BAND_PAD + 1  # padding, then the border row
+        bottom = deepest + density.band_pad + 1  # padding, then the border row
         group_boxes[g] = Box(inset, y, total_width + 2 - inset, bottom - y + 1)
-        y = bottom + 2
+        y = bottom + 1 + density.band_gap
         if cluster and (k == len(group_order) - 1 or cluster_of[group_order[k + 1]] != cluster):
             height = bottom + 2 - cluster_top
             cluster_boxes[cluster] = Box(0, cluster_top, total_width + 2 + inset, height)
-            y += 1  # the cluster's bottom border took the gap's row
+            y = cluster_top + height + density.band_gap
 
     # Port rows, in the order of the other ends, top to bottom: fewer crossings at a box.
     def other_end_row(s: str) -> int:
@@ -304,9 +347,9 @@ def layout(
     port_in: dict[tuple[str, str], int] = {}
     for n in node_list:
         for i, hop in enumerate(sorted(outs[n], key=lambda h: (other_end_row(h[1]), h[1]))):
-            port_out[hop] = boxes[n].y + 1 + i
+            port_out[hop] = boxes[n].y + density.node_frame // 2 + i
         for i, hop in enumerate(sorted(ins[n], key=lambda h: (other_end_row(h[0]), h[0]))):
-            port_in[hop] = boxes[n].y + 1 + i
+            port_in[hop] = boxes[n].y + density.node_frame // 2 + i
 
     def anchor_out(hop: tuple[str, str]) -> Point:
         s = hop[0]
@@ -359,6 +402,8 @@ def layout(
         order=order,
         group_order=tuple(group_order),
         width=total_width + 2 + inset,
-        height=max(y - 1, 0),
+        height=max(y - density.band_gap, 0),
         clusters=cluster_boxes,
+        group_of={n: slot_group[n] for n in node_list},
+        density=density,
     )

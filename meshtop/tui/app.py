@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
@@ -42,7 +42,7 @@ from meshtop.graphview import (
     build,
     resolve,
 )
-from meshtop.layout import Layout, layout
+from meshtop.layout import COMPACT, FULL, Density, Layout, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
@@ -70,9 +70,51 @@ DETAIL_WINDOW_S = 900.0
 # The keys of the graph and the table, which do nothing useful behind a dialog.
 MAIN_SCREEN_ACTIONS = frozenset(
     ("prompt", "go_back", "tab", "cycle_grouping", "cycle_labels", "collapse", "cycle_sort",
-     "refresh_now", "toggle_pause", "shift")
+     "refresh_now", "toggle_pause", "shift", "zoom", "zoom_fit")
 )  # fmt: skip
 W = TypeVar("W", bound=Widget)
+
+
+ZOOMS = ("full", "compact", "namespaces")  # the most detailed first
+
+
+@dataclass
+class Seen:
+    """Every node and call a view shape has shown since it was first drawn, and their
+    layout: what goes keeps its place for when it comes back."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    edges: set[tuple[str, str]] = field(default_factory=set)
+    layout: Layout | None = None
+
+    def add(self, view: GraphView) -> bool:
+        """Take in what `view` shows; whether anything was new."""
+        several = len({v.cluster for v in view.nodes.values() if v.cluster}) > 1
+        grew = False
+        for n, v in view.nodes.items():
+            band = "all namespaces" if v.namespace == "*" else v.namespace
+            group = f"{v.cluster}/{band}" if several and v.cluster else band
+            if self.labels.get(n) != v.label or self.groups.get(n) != group:
+                self.labels[n], self.groups[n] = v.label, group
+                grew = True
+        if not view.edges.keys() <= self.edges:
+            self.edges |= view.edges.keys()
+            grew = True
+        return grew
+
+    def lay_out(self, width: int, density: Density, room: int = 0) -> Layout:
+        """The layout, each box as wide as its label, or `room` cells at most (the
+        canvas cuts a longer name with `…`)."""
+        return layout(
+            self.labels,
+            self.edges,
+            label=lambda n: _abbrev(self.labels[n], room) if room else self.labels[n],
+            group=self.groups.__getitem__,
+            previous=self.layout,
+            density=density,
+            width=width,
+        )
 
 
 def _abbrev(name: str, room: int = 10) -> str:
@@ -167,6 +209,9 @@ class MeshtopApp(App[None]):
         Binding("r", "refresh_now", "refresh"),
         Binding("p", "toggle_pause", "pause"),
         Binding("s", "cycle_sort", "sort", show=False),
+        Binding("plus", "zoom(-1)", "more detail", key_display="+", show=False),
+        Binding("minus", "zoom(1)", "less detail", key_display="-", show=False),
+        Binding("z", "zoom_fit", "fit", show=False),
     ]
 
     def __init__(
@@ -206,7 +251,10 @@ class MeshtopApp(App[None]):
         self.health_memory = HealthMemory()  # health that does not flap between refreshes
         self.view: GraphView | None = None
         self._layout: Layout | None = None
-        self._topology: object = None
+        # what each view shape (zoom level, grouping, collapsed) has shown, and its layout
+        self._seen: dict[tuple[object, ...], Seen] = {}
+        self.zoom = "fit"  # a level of ZOOMS, or fit: the most detailed that fits
+        self.zoom_shown = ZOOMS[0]
         self._prompt_kind = ""
         # The detail screens open on the last window chosen in one, 15m at first.
         self.detail_window_s = DETAIL_WINDOW_S
@@ -303,26 +351,66 @@ class MeshtopApp(App[None]):
                 self._problems = [f"{exc}; filter, focus and cluster cleared"]
                 self.options.cluster = ""
                 view = build(self.snapshot, self.options, self.health_memory)
-        topology = view.topology()
-        if topology != self._topology or self._layout is None:
-            nodes = view.nodes
-            several = len({v.cluster for v in nodes.values() if v.cluster}) > 1
-
-            def group(n: str) -> str:  # a namespace's band, in its cluster's box
-                v = nodes[n]
-                band = "all namespaces" if v.namespace == "*" else v.namespace
-                return f"{v.cluster}/{band}" if several and v.cluster else band
-
-            self._layout = layout(
-                nodes,
-                view.edges,
-                label=lambda n: nodes[n].label,
-                group=group,
-                previous=self._layout,
-            )
-            self._topology = topology
+        self._layout = self._place()
+        if self.zoom_shown == "namespaces":  # every namespace drawn as one box
+            view = build(self.snapshot, self._level_options("namespaces"), self.health_memory)
         self.view = view
-        self._canvas().show(view, self._layout)
+        canvas = self._canvas()
+        if not view.nodes:
+            canvas.empty = self._why_empty()
+        canvas.show(view, self._layout)
+
+    def _level_options(self, level: str) -> ViewOptions:
+        """The options a zoom level draws with: `namespaces` collapses every namespace."""
+        if level != "namespaces" or self.snapshot is None:
+            return self.options
+        every = {w.namespace for w in self.snapshot.nodes.values() if w.namespace}
+        return replace(self.options, collapsed=self.options.collapsed | every)
+
+    def _place(self) -> Layout:
+        """Where the boxes go. The layout is of everything the view's grouping and
+        collapsing have shown since they last changed, not of what the filter, focus or
+        cluster leave: those hide boxes, they never move the others. A node or call that
+        goes (a weight shifted to 0, a filter) keeps its place for when it comes back;
+        a new one is placed around the rest. At `fit`, the most detailed zoom level that
+        fits the canvas is chosen when the layout is made (a new node, a new size),
+        never on a plain refresh."""
+        assert self.snapshot is not None
+        size = self._canvas().scrollable_content_region.size
+        levels = ZOOMS if self.zoom == "fit" else (self.zoom,)
+        chosen: Layout | None = None
+        for level in levels:
+            options = self._level_options(level)
+            base = build(self.snapshot, replace(options, filter="", focus=None, cluster=""))
+            shape = (level, options.grouping, frozenset(options.collapsed),
+                     frozenset(options.collapsed_clusters), size.width)  # fmt: skip
+            seen = self._seen.setdefault(shape, Seen())
+            grew = seen.add(base)
+            if grew or seen.layout is None:
+                density = COMPACT if level != "full" else FULL
+                # compact names give up their ends before a level is given up
+                for room in (0, 16, 13, 10) if level == "compact" else (0,):
+                    seen.layout = seen.lay_out(size.width, density, room)
+                    if seen.layout.width <= size.width:
+                        break
+            chosen = seen.layout
+            if chosen.width <= size.width and chosen.height <= size.height:
+                break
+        assert chosen is not None
+        self.zoom_shown = level
+        return chosen
+
+    def _why_empty(self) -> str:
+        """What the canvas says when nothing is shown."""
+        o = self.options
+        if o.filter.startswith(("ns=", "namespace=")) and " " not in o.filter:
+            ns = o.filter.split("=", 1)[1]
+            return f" no namespace {ns!r} in the graph: esc shows every namespace"
+        if o.filter:
+            return f" nothing matches the filter {o.filter!r}: esc clears it"
+        if o.cluster:
+            return f" nothing in cluster {o.cluster!r}: :cluster all shows every cluster"
+        return " no traffic in the window yet"
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A bug in a refresh must not take the console down: say so and try again later.
@@ -384,6 +472,8 @@ class MeshtopApp(App[None]):
         selected = self._selection()
         if selected:
             view.append(part(f"▸ {selected[0]}", f"▸ {selected[1]}"))
+        zoom = f"{self.zoom_shown} (fit)" if self.zoom == "fit" else self.zoom_shown
+        view.append(part(f"zoom {zoom}", kept=False))
         view.append(part(f"graph {o.grouping.value}", kept=False))
         view.append(part(f"labels {self._canvas().label_mode}", kept=False))
         shown = None
@@ -647,6 +737,26 @@ class MeshtopApp(App[None]):
             self.call_from_thread(self._say, f"undone: {name} is back to what it was")
         self.call_from_thread(self.request_refresh)
 
+    def action_zoom(self, step: int) -> None:
+        """`+` one zoom level more detailed, `-` one less, from the level on screen."""
+        i = ZOOMS.index(self.zoom_shown) + step
+        self.set_zoom(ZOOMS[max(0, min(i, len(ZOOMS) - 1))])
+
+    def action_zoom_fit(self) -> None:
+        self.set_zoom("fit")
+
+    def set_zoom(self, zoom: str) -> None:
+        self.zoom = zoom
+        self._redraw_graph()
+        node = self._canvas().node
+        if node is not None:
+            self._canvas().select(node, self._canvas().edge)  # keep it on screen
+        self._show_status()
+
+    def on_resize(self) -> None:
+        if self.zoom == "fit" and self.snapshot is not None:
+            self.call_after_refresh(self._redraw_graph)  # fit again, once the canvas has its size
+
     def action_cycle_grouping(self) -> None:
         i = GROUPINGS.index(self.options.grouping)
         self.set_grouping(GROUPINGS[(i + 1) % len(GROUPINGS)])
@@ -881,6 +991,10 @@ class MeshtopApp(App[None]):
             )
             self._redraw_graph()
             self._show_status()
+        elif name == "zoom":
+            if not args or args[0] not in (*ZOOMS, "fit"):
+                raise UsageError(f"zoom takes one of {', '.join(ZOOMS)}, fit")
+            self.set_zoom(args[0])
         elif name == "undo":
             if self.settings.read_only or self.writer is None:
                 raise UsageError("read-only: nothing to undo here")

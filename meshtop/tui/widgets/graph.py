@@ -4,7 +4,6 @@ from an index of what crosses each row, and drawn rows are cached until somethin
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,13 +67,12 @@ def cells(text: str) -> int:
 
 
 def fit(text: str, room: int) -> str:
-    """The label, or less of it, in `room` cells: first without the unit, then without
-    the mark (a call between clusters keeps its `⇄` longest), never cut in the middle
-    of a number."""
+    """The label, or less of it, in `room` cells: without the mTLS mark if need be, but
+    never without its unit (a bare `25.6` reads as rps when it is kB/s), and a call
+    between clusters never without its `⇄`. What cannot fit so is not drawn at all."""
     figure, _, mark = text.rpartition(" ")
-    bare = re.sub(r"[A-Za-z/]+$", "", figure)  # 12.3rps -> 12.3, 4.2kB/s -> 4.2
-    keep = [f"{bare} {CROSS}"] if mark.endswith(CROSS) else []  # crossing: the last to go
-    for candidate in (text, f"{bare} {mark}", *keep, figure, bare):
+    shorter = f"{figure} {CROSS}" if mark.endswith(CROSS) else figure
+    for candidate in (text, shorter):
         if cells(candidate) <= room:
             return candidate
     return ""
@@ -106,12 +104,24 @@ class _Index:
     clusters: dict[int, list[str]]  # y -> clusters whose box crosses it
 
 
-def _index(layout: Layout) -> _Index:
+def _index(
+    layout: Layout, shown: set[str] | None = None, calls: set[tuple[str, str]] | None = None
+) -> _Index:
+    """What to draw on each row: of the laid-out nodes and calls, those `shown` (all, if
+    None), so a filter or a focus hides what it leaves out without moving the rest."""
+    routes = {k: r for k, r in layout.routes.items() if calls is None or k in calls}
+    node_boxes = {n: b for n, b in layout.nodes.items() if shown is None or n in shown}
+    groups_shown = {layout.group_of.get(n) for n in node_boxes}
+    group_boxes = {g: b for g, b in layout.groups.items() if shown is None or g in groups_shown}
+    clusters_shown = {g.rpartition("/")[0] for g in group_boxes}
+    cluster_boxes = {
+        c: b for c, b in layout.clusters.items() if shown is None or c in clusters_shown
+    }
     bits_at: dict[tuple[int, int], int] = defaultdict(int)
     keys_at: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
     arrows: dict[tuple[int, int], tuple[str, tuple[str, str]]] = {}
     labels: dict[int, list[tuple[int, int, tuple[str, str]]]] = defaultdict(list)
-    for key, points in layout.routes.items():
+    for key, points in routes.items():
         for (x0, y0), (x1, y1) in pairwise(points):
             if y0 == y1:
                 step, out_bit, in_bit = (1, E, W) if x1 > x0 else (-1, W, E)
@@ -130,7 +140,7 @@ def _index(layout: Layout) -> _Index:
         arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
     # Each line's label goes on a stretch of its own: the last one, before the arrow, or
     # else the first one, after the source; never over another line.
-    for key, points in layout.routes.items():
+    for key, points in routes.items():
         best: tuple[int, int, int] | None = None
         for (ax, ay), (bx, by) in ((points[-2], points[-1]), (points[0], points[1])):
             if ay != by:
@@ -149,15 +159,15 @@ def _index(layout: Layout) -> _Index:
     for (x, y), bits in bits_at.items():
         lines[y][x] = (bits, keys_at[(x, y)])
     nodes: dict[int, list[str]] = defaultdict(list)
-    for n, b in layout.nodes.items():
+    for n, b in node_boxes.items():
         for y in range(b.y, b.bottom + 1):
             nodes[y].append(n)
     groups: dict[int, list[str]] = defaultdict(list)
-    for g, b in layout.groups.items():
+    for g, b in group_boxes.items():
         for y in range(b.y, b.bottom + 1):
             groups[y].append(g)
     clusters: dict[int, list[str]] = defaultdict(list)
-    for c, b in layout.clusters.items():
+    for c, b in cluster_boxes.items():
         for y in range(b.y, b.bottom + 1):
             clusters[y].append(c)
     return _Index(lines, arrows, labels, nodes, groups, clusters)
@@ -208,15 +218,18 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.edge: tuple[str, str] | None = None
         self._cache: OrderedDict[tuple[int, int, int], Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
+        self._shown: object = None  # the view's topology the index was built for
+        self.empty = ""  # said in the middle of the canvas when nothing is shown
 
     # -- feeding ----------------------------------------------------------------------
 
     def show(self, view: GraphView, layout: Layout) -> None:
         """A new snapshot: numbers and colours change; boxes move only with the layout."""
-        full = layout is not self.layout_
+        full = layout is not self.layout_ or view.topology() != self._shown
         if full:
             self.layout_ = layout
-            self._index = _index(layout)
+            self._shown = view.topology()
+            self._index = _index(layout, set(view.nodes), set(view.edges))
             self.virtual_size = Size(layout.width, layout.height)
         self.view = view
         if self.node not in view.nodes:
@@ -292,6 +305,10 @@ class GraphCanvas(ScrollView, can_focus=True):
     def _render_row(self, row: int, x0: int, width: int) -> Strip:
         if self.view is None or self._index is None or self.layout_ is None or width <= 0:
             return Strip.blank(width)
+        if not self.view.nodes:  # say why the canvas is blank, on its first rows
+            said = self.empty.splitlines()
+            text = said[row] if row < len(said) else ""
+            return Strip([Segment(text[:width].ljust(width), self.rich_style)], width)
         chars = [" "] * width
         styles: list[Style | None] = [None] * width
         x1 = x0 + width
@@ -379,22 +396,30 @@ class GraphCanvas(ScrollView, can_focus=True):
         return self._styles[worst]
 
     def _put_box(self, put: Put, n: str, b: Box, row: int) -> None:
-        assert self.view is not None
+        """A node: a box (full), or its label between two bars (compact); the border
+        says its health either way, for a screen without colour."""
+        assert self.view is not None and self.layout_ is not None
         node = self.view.nodes.get(n)
         health = node.health if node else Health.IDLE
         style = self._styles[health]
         tl, h, tr, v, bl, br = tuple(BORDERS[health])
-        if row == b.y:
+        compact = self.layout_.density.compact
+        label_row = b.y if compact else b.y + 1
+        if not compact and row == b.y:
             put(b.x, tl + h * (b.w - 2) + tr, style)
-        elif row == b.bottom:
+        elif not compact and row == b.bottom:
             put(b.x, bl + h * (b.w - 2) + br, style)
         else:
-            inner = " " * (b.w - 2)
-            if row == b.y + 1 and node is not None:
-                inner = f" {node.label} ".ljust(b.w - 2)[: b.w - 2]
+            room = b.w - 2
+            inner = " " * room
+            if row == label_row and node is not None:
+                name = node.label if compact else f" {node.label} "
+                if len(name) > room:  # a name longer than the layout gave it room for
+                    name = name[: room - 1] + "…"
+                inner = name.ljust(room)
             label_style = self._styles["selected"] if n == self.node else self._styles["label"]
             put(b.x, v, style)
-            put(b.x + 1, inner, label_style if row == b.y + 1 else None)
+            put(b.x + 1, inner, label_style if row == label_row else None)
             put(b.right, v, style)
 
     # -- selection ----------------------------------------------------------------------
