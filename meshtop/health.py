@@ -135,8 +135,9 @@ _GRADED = (Health.HEALTHY, Health.DEGRADED, Health.FAILING)
 
 
 def scaled(t: Thresholds, factor: float) -> Thresholds:
-    """Every threshold times `factor` (a threshold of 0 stays 0)."""
-    return Thresholds(*(getattr(t, f.name) * factor for f in fields(Thresholds)))
+    """Every threshold times `factor` (a threshold of 0 stays 0), rounded off so that
+    10% times 1.1 is 11%, not 11.000000000000001%."""
+    return Thresholds(*(round(getattr(t, f.name) * factor, 12) for f in fields(Thresholds)))
 
 
 def settle(
