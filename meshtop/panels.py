@@ -51,6 +51,8 @@ KINDS = {
     "failure": "failed (proxy's verdict)",
     "4xx": "HTTP 4xx (not errors)",
 }
+# each kind's sparkline is labelled where the plots' y axis is: seven columns
+SHORT = {"5xx": "5xx", "grpc": "gRPC", "no response": "no resp", "failure": "proxy", "4xx": "4xx"}
 REPORTERS = {
     "source": "client's proxy",
     "destination": "server's proxy",
@@ -115,27 +117,20 @@ def history_view(h: History, width: int, tcp: bool = False) -> Group:
     parts.append(_heading("Requests", now_and_peak(h.rps, units.rps)))
     parts.extend(Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps))
     parts.append(_heading("Errors", now_and_peak(h.error_rate, units.percent)))
-    parts.extend(
-        Text(line)
-        for line in plot.plot(
-            h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01
-        )
-    )
-    if h.errors:
-        room = max(8, width - 52)  # the kind's name and its rate take the rest
-        peak = max((v for s in h.errors.values() for v in s if v is not None), default=0.0)
-        kinds = Table.grid(padding=(0, 1))
-        kinds.add_column(no_wrap=True)
-        kinds.add_column(no_wrap=True)
-        kinds.add_column(justify="right", no_wrap=True)
-        for kind, series in sorted(h.errors.items(), key=lambda kv: list(KINDS).index(kv[0])):
-            over_window = h.summary.errors.get(kind, 0.0)
-            kinds.add_row(
-                Text(f"  {KINDS.get(kind, kind)}"),
-                plot.sparkline(series, room, peak or None),
-                f"{units.rps(over_window)} over the window",
-            )
-        parts.append(kinds)
+    errors = plot.plot(h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01)
+    # Each kind's sparkline under the error plot and its time ruler: the plot's columns,
+    # the same time in each, all on one scale (the highest rate of any kind).
+    order = list(KINDS)
+    kinds = sorted(h.errors.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+    peak = max((v for _, s in kinds for v in s if v is not None), default=0.0)
+    strips = [plot.axis_sparkline(SHORT.get(k, k), s, width, peak or None) for k, s in kinds]
+    parts.extend(Text(line) for line in [*errors, *strips])
+    if kinds:
+        legend = Text(" " * plot.AXIS_WIDTH + "over the window: ", style="dim")
+        for i, (kind, _) in enumerate(kinds):
+            rate = units.rps(h.summary.errors.get(kind, 0.0))
+            legend.append(f"{' · ' if i else ''}{KINDS.get(kind, kind)} {rate}", style="dim")
+        parts.append(legend)
     parts.append(
         _heading(
             "Latency",

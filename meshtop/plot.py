@@ -99,6 +99,13 @@ def sparkline(series: Series, width: int, top: float | None = None) -> str:
     return bars(values, 1, scale)[0]
 
 
+def axis_sparkline(label: str, series: Series, width: int, top: float | None = None) -> str:
+    """A sparkline to sit under a `plot` of the same `width` and the same times: the label
+    where the y axis is, then one column for each of the plot's, each over the same time."""
+    room = max(1, width - AXIS_WIDTH)
+    return f"{label[: AXIS_WIDTH - 1]:>{AXIS_WIDTH - 1}}│{sparkline(series, room, top)}"
+
+
 TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
          2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)  # fmt: skip
 

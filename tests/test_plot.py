@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from meshtop import units
-from meshtop.plot import BAND, band, bars, columns, nice_top, plot, ruler, sparkline
+from meshtop.plot import (
+    BAND,
+    axis_sparkline,
+    band,
+    bars,
+    columns,
+    nice_top,
+    plot,
+    ruler,
+    sparkline,
+)
 
 
 def test_a_gap_is_blank_and_a_zero_is_a_floor() -> None:
@@ -53,3 +63,17 @@ def test_ruler_of_a_long_window_has_round_ticks() -> None:
     line = ruler([0.0, 30 * 86400.0], 90)
     assert line.startswith("-30d") and "-14d" in line and line.rstrip().endswith("now")
     assert "ms" not in line
+
+
+def test_a_sparkline_under_a_plot_takes_its_columns_and_times() -> None:
+    """One column of the sparkline for each of the plot's, over the same time: a gap in
+    the same place, the label where the y axis is."""
+    series = (1.0, 2.0, None, 4.0, 0.0, 3.0, None, 1.0, 2.0)
+    times = tuple(60.0 * i for i in range(len(series)))
+    lines = plot(series, times, 30, 2, units.rps)
+    under = axis_sparkline("no response", series, 30, 4.0)
+    assert len(under) == len(lines[0]) == 30
+    assert under.startswith("no resp│") and lines[0][7] == lines[1][7] == "┤"
+    for floor, spark in zip(lines[1][8:], under[8:], strict=True):
+        assert (floor == " ") == (spark == " ")  # a gap in the plot is one in the sparkline
+    assert under[8:] == sparkline(series, 22, 4.0)
