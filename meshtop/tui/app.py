@@ -542,7 +542,7 @@ class MeshtopApp(App[None]):
     # -- actions ------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(for_screen=self.screen))  # that screen's keys
 
     def action_refresh_now(self) -> None:
         self.request_refresh()

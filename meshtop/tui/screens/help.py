@@ -1,4 +1,5 @@
-"""`?`: every key and what the columns mean, on one screen."""
+"""`?`: the keys of the screen it is pressed on, and what that screen's marks mean: the
+graph and the edge table, a detail, the trace list, the waterfall, the shift dialog."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from meshtop import units
+from meshtop.canary import PRESETS
+from meshtop.history import WINDOWS
+
+Rows = tuple[tuple[str, str], ...]
+Sections = tuple[tuple[str, Rows], ...]
 
 KEYS = (
     ("q", "quit"),
@@ -56,10 +64,112 @@ COLUMNS = (
 )
 
 
-def help_table() -> Group:
-    """Keys and columns as two aligned tables; long descriptions wrap in their column."""
+CLOSE = ("?", "this help (esc or ? closes it)")
+DETAIL_KEYS = (
+    ("1 … 6", f"window {', '.join(units.duration(w) for w in WINDOWS)} (15m at first; "
+              "the choice stays for the next screen)"),
+    (":window 2h", "any window from 1m to 30d (:q goes back)"),
+    ("r", "fetch again"),
+    ("t", "the traces that crossed the edge (or the node)"),
+    ("↑ ↓, pgup pgdn, home end", "scroll"),
+    ("esc, q", "back to the graph"),
+    CLOSE,
+)  # fmt: skip
+DETAIL_PANELS = (
+    ("Requests, Errors", "over the window: a y axis in the unit, a time ruler, the value "
+                         "at the end"),
+    ("5xx gRPC no resp proxy 4xx", "errors by kind, one sparkline each on the plot's time: "
+     "HTTP 5xx, gRPC non-OK, no response, a proxy's own verdict, HTTP 4xx (not errors)"),
+    ("Latency", "one band: █ up to p50, ▓ up to p95, ░ up to p99"),
+    ("a blank column", "a gap: no data then (no traffic, or no scrape), never a zero; a zero "
+                       "is the lowest bar"),
+    ("◂", "the version this screen is about"),
+)  # fmt: skip
+TRACE_KEYS = (
+    ("↑ ↓, pgup pgdn, home end", "move between traces"),
+    ("enter", "open the trace as a waterfall"),
+    ("e", "only the traces with an error (again: all)"),
+    ("d", "only those slower than 50ms, 100ms, 250ms, 500ms or 1s in turn, then all again"),
+    ("/", "only those with an operation (empty: any)"),
+    ("o", "order by start, or slowest first"),
+    ("r", "ask the trace backend again"),
+    ("esc, q", "back to the detail"),
+    CLOSE,
+)
+TRACE_COLUMNS = (
+    ("!", "a trace with an error"),
+    ("start, duration", "when it started, how long it took"),
+    ("spans", "how many (? where the backend does not count them)"),
+    ("root, services", "its first span's service and operation; every service it crossed"),
+)
+WATERFALL_KEYS = (
+    ("↑ ↓, j k, pgup pgdn, home end", "move between spans; the span's tags, events and "
+                                      "process show below"),
+    ("enter, space", "fold or unfold the span's children"),
+    ("z", "zoom to the selected span's time; a short span keeps a column, however long "
+          "the trace"),
+    ("+ / - / 0", "zoom in, out, back to the whole trace"),
+    ("esc, q", "back to the list"),
+    CLOSE,
+)  # fmt: skip
+WATERFALL_MARKS = (
+    ("▾ ▸", "a span's children shown / folded"),
+    ("█", "the critical path (what the trace waited on), coloured as a warning; ▆ the rest"),
+    ("!", "a failed span, in red: OTLP status ERROR, an error tag, HTTP 5xx, a gRPC status "
+          "other than OK, Envoy response flags"),
+    ("⤷", "a span whose parent is not in the trace, shown as a root"),
+    ("◂ ▸ at a bar's end", "a span before or after the zoomed time"),
+)  # fmt: skip
+SHIFT_KEYS = (
+    ("↑ ↓ ← →, k j h l", "select a destination"),
+    ("+ -, . ,, ] [", "its weight ±1, ±5, ±10 (in a VirtualService the others give or take, "
+                      "largest first, so the weights add up to 100; an HTTPRoute's never "
+                      "all reach 0)"),
+    (f"0 … {len(PRESETS) - 1}", f"it takes {', '.join(f'{p}%' for p in PRESETS[:-1])} or "
+                                f"{PRESETS[-1]}%; the others share the rest as they did"),
+    ("p / a", "promote (all to the selected) / abort (all back to the stable one, which had "
+              "the most)"),
+    ("enter", "review the change as a diff; then y has the server check it (dry run) and "
+              "applies it, as meshtop shift does"),
+    ("R", "a guarded rollout of the selected destination, as meshtop rollout does it; s stops "
+          "it between two steps"),
+    ("A", "the change for every cluster's copy of the route, or for this one only"),
+    ("esc", "back from the review; else close the dialog, changing nothing"),
+    CLOSE,
+)  # fmt: skip
+
+MAIN: Sections = (("Keys", KEYS), ("The graph", GRAPH), ("The edge table", COLUMNS))
+DETAIL: Sections = (
+    ("Keys: an edge's or a node's detail", DETAIL_KEYS),
+    ("The panels", DETAIL_PANELS),
+)
+TRACES: Sections = (("Keys: the trace list", TRACE_KEYS), ("The columns", TRACE_COLUMNS))
+WATERFALL: Sections = (("Keys: the waterfall", WATERFALL_KEYS), ("The marks", WATERFALL_MARKS))
+SHIFT: Sections = (("Keys: the shift dialog", SHIFT_KEYS),)
+
+
+def sections_for(screen: object | None) -> Sections:
+    """The help of the screen `?` was pressed on; the graph's for the main screen."""
+    # here, not at the top: those screens' modules need not load for the console to start
+    from meshtop.tui.screens.detail import DetailScreen
+    from meshtop.tui.screens.shift import ShiftScreen
+    from meshtop.tui.screens.traces import TraceListScreen, WaterfallScreen
+
+    for kind, sections in (
+        (DetailScreen, DETAIL),
+        (TraceListScreen, TRACES),
+        (WaterfallScreen, WATERFALL),
+        (ShiftScreen, SHIFT),
+    ):
+        if isinstance(screen, kind):
+            return sections
+    return MAIN
+
+
+def help_table(sections: Sections = MAIN) -> Group:
+    """Keys and marks as aligned tables; long descriptions wrap in their column."""
     parts: list[Text | Table] = []
-    for title, rows in (("Keys", KEYS), ("The graph", GRAPH), ("The edge table", COLUMNS)):
+    for title, rows in sections:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
@@ -70,10 +180,16 @@ def help_table() -> Group:
 
 
 class HelpScreen(ModalScreen[None]):
+    """The help of `for_screen` (the screen under it), or the graph's."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark", "app.pop_screen", "close", show=True),
     ]
 
+    def __init__(self, for_screen: object | None = None) -> None:
+        super().__init__()
+        self.sections = sections_for(for_screen)
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(help_table(), id="help-text")
+            yield Static(help_table(self.sections), id="help-text")

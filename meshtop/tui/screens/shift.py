@@ -75,6 +75,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
         Binding("R", "rollout", "rollout"),
         Binding("A", "everywhere", "all copies"),
         Binding("s", "stop", "stop", show=False),
+        # a modal screen hides the app's keys: its own `?`, for the dialog's keys
+        Binding("question_mark", "app.help", "help", key_display="?"),
     ]
 
     def __init__(
@@ -161,7 +163,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             lines.append(Text("y apply   esc back to editing", style="bold"))
         else:
             keys = ("↑↓←→ select  + - ±1  . , ±5  ] [ ±10  0-4 presets 0/10/25/50/100%  "
-                    "p promote  a abort  R rollout  enter review  esc cancel")  # fmt: skip
+                    "p promote  a abort  R rollout  enter review  esc cancel  ? help")  # fmt: skip
             lines.append(Text(keys, style="dim"))
         if self.progress:
             lines += [Text(""), *(Text(line) for line in self.progress[-8:])]

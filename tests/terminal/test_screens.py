@@ -1,0 +1,188 @@
+"""The screens beyond the graph, in a real terminal (issue 14): `?` says the keys of the
+screen it is pressed on; a failed span's `!` sits on its own row and level of the
+waterfall; `↑` `↓` select in the shift dialog; the error kinds' sparklines are on the
+plots' time axis, column for column."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from .term import Terminal
+
+BLOCKS = set("▁▂▃▄▅▆▇█")
+GRAPH_KEYS = "the graph / the edge table / the routes"  # a line of the graph's help only
+TREE_WIDTH = 44  # the waterfall's tree column at 120 columns
+
+
+def _worst_edge(t: Terminal) -> None:
+    """The edge table lists the worst edge first, the failing productpage → reviews v3:
+    `enter` opens its detail, whose history shows HTTP 5xx."""
+    t.ready()
+    t.press("2")
+    t.wait_for("SOURCE", "DESTINATION")
+    t.press("enter")
+    t.wait_for("productpage v1 → reviews v3", "Requests", "Latency")
+
+
+def _waterfall_with_errors(t: Terminal) -> None:
+    """The worst edge's traces with an error, and the first of them as a waterfall."""
+    _worst_edge(t)
+    t.press("t")
+    t.wait_for("slowest first")
+    t.press("e")
+    t.wait("the first trace listed to have an error", lambda: _first_trace(t).startswith(" !"))
+    t.press("enter")
+    t.wait_for_re(r"\d+ spans, \d+ services, .*\d+ failed")
+    t.wait_for("tag ")  # the first span's detail: the waterfall is drawn
+
+
+def _first_trace(t: Terminal) -> str:
+    """The trace list's first row, under its header ("" while there is none)."""
+    lines = t.lines()
+    head = next((i for i, line in enumerate(lines) if "duration" in line and "spans" in line), None)
+    return lines[head + 1] if head is not None and head + 1 < len(lines) else ""
+
+
+def _shift_dialog(t: Terminal) -> None:
+    """The routes tab, its second route (reviews: v1 70, v2 20, v3 10), and `w`."""
+    t.ready()
+    t.press("3")
+    t.wait_for("VirtualService bookinfo/reviews")
+    t.press("down")
+    t.press("w")
+    t.wait_for("Shift VirtualService bookinfo/reviews", "▸ v1", "esc cancel")
+
+
+# -- `?`: the keys of the screen it is pressed on ---------------------------------------
+
+
+def test_help_on_the_graph_lists_the_graphs_keys() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        t.ready()
+        t.press("?")
+        t.wait_for(GRAPH_KEYS, "move between nodes")
+        t.press("?")
+        t.wait_gone(GRAPH_KEYS)
+
+
+def test_help_in_a_detail_lists_the_detail_keys() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _worst_edge(t)
+        t.press("?")
+        t.wait_for("Keys: an edge's or a node's detail", ":window 2h", "fetch again",
+                   "window 5m, 15m, 1h, 6h, 1d, 7d", "esc, q", "back to the graph")  # fmt: skip
+        assert GRAPH_KEYS not in t.text()
+        t.press("esc")
+        t.wait_gone("Keys: an edge's or a node's detail")
+        t.wait_for("productpage v1 → reviews v3")
+
+
+def test_help_in_the_trace_list_lists_its_keys() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _worst_edge(t)
+        t.press("t")
+        t.wait_for("slowest first")
+        t.press("?")
+        t.wait_for("Keys: the trace list", "only the traces with an error",
+                   "slower than 50ms", "with an operation", "order by start",
+                   "open the trace as a waterfall", "back to the detail")  # fmt: skip
+        text = t.text()
+        assert GRAPH_KEYS not in text and "fetch again" not in text
+
+
+def test_help_in_the_waterfall_lists_its_keys() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _waterfall_with_errors(t)
+        t.press("?")
+        t.wait_for("Keys: the waterfall", "zoom to the selected span's time",
+                   "fold or unfold", "back to the list")  # fmt: skip
+        text = t.text()
+        assert GRAPH_KEYS not in text and "only the traces with an error" not in text
+
+
+def test_help_in_the_shift_dialog_lists_its_keys() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _shift_dialog(t)
+        t.press("?")
+        t.wait_for("Keys: the shift dialog", "↑ ↓ ← →", "select a destination",
+                   "promote", "review the change")  # fmt: skip
+        assert GRAPH_KEYS not in t.text()
+        t.press("esc")
+        t.wait_gone("Keys: the shift dialog")
+        t.wait_for("Shift VirtualService bookinfo/reviews")
+
+
+# -- the waterfall: a failed span's `!` on its own level --------------------------------
+
+
+def _name_column(tree: str) -> int:
+    """Where the span's own text (its service) starts, after the marks."""
+    return next(i for i, c in enumerate(tree) if c not in " ▾▸!⤷")
+
+
+def test_a_failed_spans_mark_sits_at_its_own_level() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _waterfall_with_errors(t)
+        lines = t.lines()
+        top = next(i for i, line in enumerate(lines) if " trace " in line[:TREE_WIDTH])
+        rows = []
+        for line in lines[top + 1 :]:
+            if not line.strip() or line.startswith("─"):
+                break
+            rows.append(line[:TREE_WIDTH])
+        failed = [r for r in rows if "!" in r]
+        assert failed, "\n".join(rows)
+        for row in rows:
+            name = _name_column(row)
+            for fold in "▾▸":
+                if fold in row:  # the span's name right after its own fold mark
+                    assert name == row.index(fold) + 2, f"{row!r} in\n" + "\n".join(rows)
+            if "!" in row:  # the mark on the span's level: before its fold mark and name
+                assert name - 3 <= row.index("!") < name, row
+        for parent, child in pairwise(rows):
+            if "▾" in parent:  # an open span's first child, one level in: two columns
+                assert _name_column(child) == _name_column(parent) + 2, (
+                    f"{parent!r} then {child!r} in\n" + "\n".join(rows)
+                )
+
+
+# -- the shift dialog: ↑ ↓ select -------------------------------------------------------
+
+
+def test_up_and_down_select_a_destination_in_the_shift_dialog() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _shift_dialog(t)
+        t.wait_for("↑↓")  # said in the dialog's key line
+        t.press("down")
+        t.wait_for("▸ v2")
+        t.press("down")
+        t.wait_for("▸ v3")
+        t.press("up")
+        t.wait_for("▸ v2")
+        t.press("]")  # the selected one takes 10 more
+        t.wait_for_re(r"▸ v2 .*  30  was 20")
+
+
+# -- the detail: error kinds on the plots' time axis ------------------------------------
+
+
+def _blocks(line: str) -> set[int]:
+    return {x for x, c in enumerate(line) if c in BLOCKS}
+
+
+def test_error_kind_sparklines_share_the_plots_columns() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        _worst_edge(t)
+        t.wait_for("5xx")
+        lines = t.lines()
+        requests = next(i for i, line in enumerate(lines) if line.startswith(" Requests"))
+        errors = next(i for i, line in enumerate(lines) if line.startswith(" Errors"))
+        latency = next(i for i, line in enumerate(lines) if line.startswith(" Latency"))
+        # the Requests plot's lowest row: a bar in every column that has a point
+        floor = next(line for line in lines[requests:errors] if "0rps┤" in line)
+        plotted = _blocks(floor)
+        assert len(plotted) > 60, floor
+        kinds = [line for line in lines[errors:latency] if "5xx" in line and _blocks(line)]
+        assert kinds, "\n".join(lines[errors:latency])
+        for line in kinds:
+            assert _blocks(line) == plotted, f"\n{floor}\n{line}"
