@@ -46,7 +46,7 @@ class Density:
 
     def gap(self, turning: int) -> int:
         """Columns between a layer and the next, for `turning` lines that turn there."""
-        return max(7, turning + 5) if self.compact else max(GAP, turning + 6)
+        return max(5, turning + 4) if self.compact else max(GAP, turning + 6)
 
 
 FULL = Density()
@@ -379,7 +379,7 @@ def layout(
     for lay, these in by_layer.items():
         these.sort(key=turn_order)
         start = col_x[lay] + col_width[lay] + 2
-        usable = gap[lay] - 4  # at least one column per line: no two share a vertical run
+        usable = gap[lay] - 3 - (0 if density.compact else 1)  # a column per line at least
         for i, hop in enumerate(these):
             turn[hop] = start + (i * usable // max(len(these), 1))
 

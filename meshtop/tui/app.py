@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
@@ -65,6 +66,7 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+CHROME_ROWS = 5  # header, status line, tabs (two rows), key line
 SAID_FOR_S = 8.0  # how long a line said in place stays (a problem of a source stays)
 DETAIL_WINDOW_S = 900.0
 # The keys of the graph and the table, which do nothing useful behind a dialog.
@@ -103,7 +105,9 @@ class Seen:
             grew = True
         return grew
 
-    def lay_out(self, width: int, density: Density, room: int = 0) -> Layout:
+    def lay_out(
+        self, width: int, density: Density, room: int = 0, seed: Layout | None = None
+    ) -> Layout:
         """The layout, each box as wide as its label, or `room` cells at most (the
         canvas cuts a longer name with `…`)."""
         return layout(
@@ -111,7 +115,7 @@ class Seen:
             self.edges,
             label=lambda n: _abbrev(self.labels[n], room) if room else self.labels[n],
             group=self.groups.__getitem__,
-            previous=self.layout,
+            previous=self.layout or seed,
             density=density,
             width=width,
         )
@@ -359,6 +363,7 @@ class MeshtopApp(App[None]):
         if not view.nodes:
             canvas.empty = self._why_empty()
         canvas.show(view, self._layout)
+        self._show_status()  # its counts and selection are of this view
 
     def _level_options(self, level: str) -> ViewOptions:
         """The options a zoom level draws with: `namespaces` collapses every namespace."""
@@ -376,7 +381,9 @@ class MeshtopApp(App[None]):
         fits the canvas is chosen when the layout is made (a new node, a new size),
         never on a plain refresh."""
         assert self.snapshot is not None
-        size = self._canvas().scrollable_content_region.size
+        # the terminal less the rows always around the graph: not the canvas's size of
+        # the moment, which a prompt or a notice takes a row from for a while
+        size = Size(self.size.width, max(self.size.height - CHROME_ROWS, 1))
         levels = ZOOMS if self.zoom == "fit" else (self.zoom,)
         chosen: Layout | None = None
         for level in levels:
@@ -389,11 +396,12 @@ class MeshtopApp(App[None]):
             if grew or seen.layout is None:
                 density = COMPACT if level != "full" else FULL
                 # compact names give up their ends before a level is given up
-                for room in (0, 16, 13, 10) if level == "compact" else (0,):
-                    seen.layout = seen.lay_out(size.width, density, room)
+                for room in (0, 16, 14, 13, 12, 10) if level == "compact" else (0,):
+                    seen.layout = seen.lay_out(size.width, density, room, self._layout)
                     if seen.layout.width <= size.width:
                         break
             chosen = seen.layout
+            assert chosen is not None
             if chosen.width <= size.width and chosen.height <= size.height:
                 break
         assert chosen is not None

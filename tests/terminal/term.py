@@ -19,8 +19,8 @@ import pyte  # type: ignore[import-untyped]
 
 # The command a user runs: the one this environment installed beside its python.
 MESHTOP = str(Path(sys.executable).parent / "meshtop")
-LIMIT_S = 30.0
-ESC_ALONE_S = 0.25  # longer than Textual waits to read a lone ESC as the escape key  # how long a wait may take before it fails, naming what it waited for
+LIMIT_S = 30.0  # how long a wait may take before it fails, naming what it waited for
+ESC_ALONE_S = 0.25  # longer than Textual waits to read a lone ESC as the escape key
 
 KEYS = {
     "enter": b"\r",
@@ -112,6 +112,15 @@ class Terminal:
         x = self._column(self.lines()[y], needle)
         return [self.cell(x + i, y) for i in range(len(needle))]
 
+    def column_in(self, y: int, needle: str) -> int:
+        """The screen column of `needle` in row `y`: a wide character (🔒) takes two
+        columns and one character, so a string index is not a column."""
+        with self._changed:
+            row = self.screen.buffer[y]
+            chars = [(x, row[x].data) for x in range(self.cols) if row[x].data]
+        text = "".join(ch for _, ch in chars)
+        return chars[text.index(needle)][0]
+
     def _column(self, line: str, needle: str) -> int:
         """The screen column of `needle` in `line` (wide characters take two)."""
         with self._changed:
@@ -187,7 +196,7 @@ class Terminal:
         sign, if it has one) before the next: how a person types."""
         for i, ch in enumerate(text):
             self.proc.write(ch.encode())
-            typed = after + text[: i + 1]
+            typed = (after + text[: i + 1]).rstrip()  # a line's trailing blanks are not kept
             self.wait(f"{typed!r} typed on screen", lambda t=typed: t in self.text())
 
     # -- ending -----------------------------------------------------------------------

@@ -35,7 +35,8 @@ def test_filter_shows_what_is_typed_as_it_is_typed(cols: int, rows: int) -> None
         assert t.row_of("/rev") < rows - 1, "the prompt is above the footer, not under it"
         cursor_after(t, "/rev")
         t.press("enter")
-        t.wait_for("filter rev")  # and it took effect
+        t.wait("the prompt closed", lambda: not t.lines()[-2].strip().startswith("/rev"))
+        t.wait("the filter in the status line", lambda: "rev" in t.lines()[1])
 
 
 @pytest.mark.parametrize(("cols", "rows"), SIZES)

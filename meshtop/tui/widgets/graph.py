@@ -462,7 +462,12 @@ class GraphCanvas(ScrollView, can_focus=True):
     def action_next_edge(self, step: int) -> None:
         if self.view is None or self.node is None:
             return
-        mine = sorted(k for k in self.view.edges if self.node in k)
+        # the worst first: a failing call is what the operator tabs to look at
+        order = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
+        edges = self.view.edges
+        mine = sorted(
+            (k for k in edges if self.node in k), key=lambda k: (order[edges[k].health], k)
+        )
         if not mine:
             return
         i = mine.index(self.edge) + step if self.edge in mine else (0 if step > 0 else -1)

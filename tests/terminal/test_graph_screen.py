@@ -1,0 +1,178 @@
+"""The graph as the operator sees it in a real terminal: what the first screen shows,
+zoom levels, boxes that stay put, labels with units, the status and key lines."""
+
+from __future__ import annotations
+
+import re
+
+from tests.terminal.term import Terminal
+
+APP_NODES = ("productpage", "details", "reviews v1", "reviews v2", "reviews v3", "ratings")
+KEY_PAIRS = {
+    "⏎ open", "q quit", "? help", "/ filter", ": command", "w shift weights", "g group",
+    "t labels", "r refresh", "p pause", "enter apply", "esc cancel",
+}  # fmt: skip
+
+
+def drawn_failing(t: Terminal, name: str) -> bool:
+    """The border drawn left of `name` is the failing one (heavy), whatever the colour."""
+    y = t.row_of(name)
+    if y is None:
+        return False
+    x = t.column_in(y, name)
+    left = next(t.cell(i, y).data for i in range(x - 1, -1, -1) if t.cell(i, y).data != " ")
+    return left == "┃"
+
+
+def positions(t: Terminal, *names: str) -> dict[str, tuple[int, int]]:
+    """Where each name is drawn on the graph (below the status line and the tabs)."""
+    out = {}
+    lines = t.lines()
+    for name in names:
+        y = next((i for i in range(4, len(lines) - 1) if name in lines[i]), None)
+        assert y is not None, f"{name} not on the graph:\n{t.text()}"
+        out[name] = (t.column_in(y, name), y)
+    return out
+
+
+def test_first_screen_at_80x24_shows_every_application_node_and_the_failing_one() -> None:
+    with Terminal(["demo"], cols=80, rows=24) as t:
+        t.ready()
+        t.wait_for(*APP_NODES)
+        t.wait("reviews v3 drawn failing", lambda: drawn_failing(t, "reviews v3"))
+
+
+def test_zoom_levels_with_plus_and_minus_and_fit() -> None:
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("zoom full (fit)", "╭─", "productpage v1")
+        t.press("-")
+        t.wait_for("zoom compact")
+        t.press("-")
+        t.wait_for("zoom namespaces", "bookinfo (all)")
+        t.wait_gone("reviews v3")
+        t.press("+")
+        t.wait_for("zoom compact", "reviews v3")
+        t.press("z")
+        t.wait_for("zoom full (fit)")
+
+
+def test_a_wide_terminal_uses_its_width() -> None:
+    with Terminal(["demo"], cols=220, rows=60) as t:
+        t.ready()
+        t.wait_for("www.googleapis.com")
+        x, _ = positions(t, "www.googleapis.com")["www.googleapis.com"]
+        assert x > 180, t.text()
+
+
+def test_focus_esc_and_filter_never_move_a_box() -> None:
+    names = ("productpage v1", "reviews v3", "ratings v1")
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for(*names)
+        before = positions(t, *names)
+        t.press(":")
+        t.type("focus reviews v3", after=":")
+        t.press("enter")
+        t.wait_for("focus reviews v3±1")
+        t.wait_gone("istio-ingressgateway")  # the focus took effect
+        assert positions(t, *names) == before
+        t.press("esc")
+        t.wait_for("istio-ingressgateway")
+        assert positions(t, *names) == before
+        t.press("/")
+        t.type("ratings", after="/")
+        t.press("enter")
+        t.wait_for("filter ratings")
+        t.wait_gone("productpage v1")
+        assert positions(t, "reviews v3", "ratings v1") == {
+            n: before[n] for n in ("reviews v3", "ratings v1")
+        }
+
+
+def test_expand_puts_boxes_back_where_they_were() -> None:
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("istio-ingressgateway", "reviews v3")
+        before = positions(t, "istio-ingressgateway", "reviews v3")
+        t.press(":")
+        t.type("collapse bookinfo", after=":")
+        t.press("enter")
+        t.wait_for("bookinfo (all)")
+        assert (
+            positions(t, "istio-ingressgateway")["istio-ingressgateway"]
+            == (before["istio-ingressgateway"])
+        )
+        t.press(":")
+        t.type("expand bookinfo", after=":")
+        t.press("enter")
+        t.wait_for("reviews v3")
+        assert positions(t, "istio-ingressgateway", "reviews v3") == before
+
+
+def test_a_blank_canvas_says_why() -> None:
+    with Terminal(["demo"], cols=80, rows=24) as t:
+        t.ready()
+        t.press(":")
+        t.type("ns nosuch", after=":")
+        t.press("enter")
+        t.wait_for("no namespace 'nosuch' in the graph")
+        t.press("esc")
+        t.wait_for("productpage")
+        t.press("/")
+        t.type("zzz", after="/")
+        t.press("enter")
+        t.wait_for("nothing matches the filter 'zzz'", "0 of 9 edges")
+
+
+def test_status_line_at_80_keeps_the_filter_count_and_selection() -> None:
+    with Terminal(["demo"], cols=80, rows=24) as t:
+        t.ready()
+        t.press("/")
+        t.type("!reviews ns=bookinfo", after="/")
+        t.press("enter")
+        t.wait_for("/!reviews ns=bookinfo")
+        t.wait_for_re(r"\d+ of 9 edges")
+        t.press("tab")
+        t.wait("an edge named in the status line", lambda: "→" in t.lines()[1])
+
+
+def test_status_line_at_120_keeps_every_word_of_the_filter() -> None:
+    with Terminal(["demo"], cols=120, rows=40) as t:
+        t.ready()
+        t.press("/")
+        t.type("!reviews ns=bookinfo", after="/")
+        t.press("enter")
+        t.wait_for("!reviews ns=bookinfo")
+
+
+def test_key_line_is_whole_pairs_at_80_columns() -> None:
+    with Terminal(["demo"], cols=80, rows=24) as t:
+        t.ready()
+        t.wait_for("? help")
+        pairs = [p for p in t.lines()[-1].strip().split("  ") if p]
+        assert pairs and set(pairs) <= KEY_PAIRS, pairs
+
+
+def test_edge_labels_always_carry_their_unit() -> None:
+    bare = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?(?=[ ─┐┘▶!])")
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("kB/s")  # the TCP call's label, in rps mode, says it is bytes
+        for mode, unit in (("t", "%"), ("t", "ms")):
+            t.press(mode)
+            t.wait_for(unit)
+        t.press("t", "t")  # p99, then back to rps
+        t.wait_for("rps 🔒")
+        graph = t.lines()[4:-1]
+        assert not [line for line in graph if bare.search(line)], "\n".join(graph)
+
+
+def test_tab_selects_the_failing_edge_first() -> None:
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("▸ istio-ingressgateway")
+        t.press("l")  # along the call, to productpage
+        t.wait_for("▸ productpage v1")
+        t.press("tab")
+        t.wait_for("▸ productpage v1→reviews v3")
