@@ -494,6 +494,7 @@ class MeshtopApp(App[None]):
             sort_name=self._table().sort_name,
             view=view,
             shown_edges=shown,
+            sort_kept=self._main(TabbedContent).active == "edges-tab",  # the table's order
         )
         lines = [*self.themes.problems, *self._problems, *problems(self.snapshot)]
         if self._failures:
@@ -568,6 +569,8 @@ class MeshtopApp(App[None]):
             tab, self._main(DataTable, "#routes")
         )
         widget.focus()
+        if self.snapshot is not None:
+            self._show_status()  # the sort is said on the edge table's tab
         if tab == "routes" and self.snapshot is not None:
             # subsets and Services are read from the cluster only while this tab shows
             self.run_worker(self._show_routes(self.snapshot), group="routes", exclusive=True)

@@ -87,6 +87,7 @@ def status_text(
     sort_name: str,
     view: Sequence[Part] = (),
     shown_edges: int | None = None,
+    sort_kept: bool = False,
     width: int = 10_000,
     styles: dict[SourceState, str] | None = None,
 ) -> Text:
@@ -108,7 +109,7 @@ def status_text(
     parts.append(part(f"{edges} {units.rps(http_rps)}", edges))
     parts.append(part(snapshot.generated_at.strftime("%H:%M:%S"), style="dim"))
     parts.extend(view)
-    parts.append(part(f"sort {sort_name}", kept=False))
+    parts.append(part(f"sort {sort_name}", kept=sort_kept))
     return fit_parts(parts, width)
 
 
@@ -163,6 +164,7 @@ class StatusLine(Static):
         sort_name: str,
         view: Sequence[Part],
         shown_edges: int | None,
+        sort_kept: bool = False,
     ) -> None:
         theme = self.app.current_theme
         styles = {  # the theme's colours, so that a monochrome theme stays monochrome
@@ -179,6 +181,7 @@ class StatusLine(Static):
                 sort_name=sort_name,
                 view=view,
                 shown_edges=shown_edges,
+                sort_kept=sort_kept,
                 width=max(self.size.width - 2, 20) if self.size.width else 78,
                 styles=styles,
             )
