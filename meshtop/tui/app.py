@@ -43,7 +43,7 @@ from meshtop.graphview import (
     build,
     resolve,
 )
-from meshtop.layout import COMPACT, FULL, Density, Layout, layout
+from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layout
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
@@ -257,6 +257,7 @@ class MeshtopApp(App[None]):
         self._layout: Layout | None = None
         # what each view shape (zoom level, grouping, collapsed) has shown, and its layout
         self._seen: dict[tuple[object, ...], Seen] = {}
+        self._in_place: tuple[object, Layout] | None = None  # the last collapsed layout
         self.zoom = "fit"  # a level of ZOOMS, or fit: the most detailed that fits
         self.zoom_shown = ZOOMS[0]
         self._prompt_kind = ""
@@ -266,7 +267,6 @@ class MeshtopApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
         yield StatusLine("connecting…", id="status")
-        yield Static("", id="notice")
         with TabbedContent(initial="graph", id="tabs"):
             with TabPane("Graph", id="graph"):
                 yield GraphCanvas(id="canvas")
@@ -274,6 +274,9 @@ class MeshtopApp(App[None]):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
                 yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
+        # under the graph, not over it: a line said takes the graph's last rows for a
+        # while and never moves what is drawn above
+        yield Static("", id="notice")
         with Horizontal(id="prompt-row"):
             yield Static("/", id="prompt-kind")
             yield Input(id="prompt")
@@ -373,13 +376,14 @@ class MeshtopApp(App[None]):
         return replace(self.options, collapsed=self.options.collapsed | every)
 
     def _place(self) -> Layout:
-        """Where the boxes go. The layout is of everything the view's grouping and
-        collapsing have shown since they last changed, not of what the filter, focus or
-        cluster leave: those hide boxes, they never move the others. A node or call that
-        goes (a weight shifted to 0, a filter) keeps its place for when it comes back;
-        a new one is placed around the rest. At `fit`, the most detailed zoom level that
-        fits the canvas is chosen when the layout is made (a new node, a new size),
-        never on a plain refresh."""
+        """Where the boxes go. The layout is of everything the view's grouping has shown
+        since it last changed, not of what the filter, focus or cluster leave: those hide
+        boxes, they never move the others. A node or call that goes (a weight shifted
+        to 0, a filter) keeps its place for when it comes back; a new one is placed
+        around the rest. A collapsed namespace or cluster is drawn in place, as one box
+        where its band was (`layout.collapsed`), so collapsing and expanding move
+        nothing else. At `fit`, the most detailed zoom level that fits the terminal is
+        chosen when the layout is made (a new node, a new size), never on a refresh."""
         assert self.snapshot is not None
         # the terminal less the rows always around the graph: not the canvas's size of
         # the moment, which a prompt or a notice takes a row from for a while
@@ -388,6 +392,9 @@ class MeshtopApp(App[None]):
         chosen: Layout | None = None
         for level in levels:
             options = self._level_options(level)
+            in_place = level != "namespaces"  # that level is every namespace collapsed
+            if in_place:
+                options = replace(options, collapsed=set(), collapsed_clusters=set())
             base = build(self.snapshot, replace(options, filter="", focus=None, cluster=""))
             shape = (level, options.grouping, frozenset(options.collapsed),
                      frozenset(options.collapsed_clusters), size.width)  # fmt: skip
@@ -406,7 +413,38 @@ class MeshtopApp(App[None]):
                 break
         assert chosen is not None
         self.zoom_shown = level
+        o = self.options
+        if in_place and (o.collapsed or o.collapsed_clusters):
+            chosen = self._collapse_in_place(chosen, base)
         return chosen
+
+    def _collapse_in_place(self, lay: Layout, expanded: GraphView) -> Layout:
+        """The collapsed namespaces and clusters over `lay`, the layout of `expanded`."""
+        assert self.snapshot is not None
+        whole = build(self.snapshot, replace(self.options, filter="", focus=None, cluster=""))
+        key = (id(lay), whole.topology())
+        if self._in_place is not None and self._in_place[0] == key:
+            return self._in_place[1]  # the same on a refresh: the canvas keeps its rows
+        several = len({v.cluster for v in expanded.nodes.values() if v.cluster}) > 1
+        boxes: dict[str, Box] = {}
+        for n, v in whole.nodes.items():
+            if n.endswith("/*/*") and v.namespace == "*":
+                box = lay.clusters.get(v.cluster)
+            elif n.endswith("/*"):
+                box = lay.groups.get(f"{v.cluster}/{v.namespace}" if several else v.namespace)
+            else:
+                continue
+            if box is not None:
+                boxes[n] = box
+        member_of = {m: k for k, e in expanded.edges.items() for m in e.members}
+        follows = {}
+        for k, e in whole.edges.items():
+            followed = next((member_of[m] for m in e.members if m in member_of), None)
+            if followed is not None:
+                follows[k] = followed
+        placed = collapsed(lay, boxes, follows)
+        self._in_place = (key, placed)
+        return placed
 
     def _why_empty(self) -> str:
         """What the canvas says when nothing is shown."""

@@ -90,24 +90,22 @@ def test_focus_esc_and_filter_never_move_a_box() -> None:
         }
 
 
-def test_expand_puts_boxes_back_where_they_were() -> None:
+def test_collapse_and_expand_never_move_another_box() -> None:
+    others = ("istio-ingressgateway", "www.googleapis.com", "unknown")
     with Terminal(["demo"], cols=160, rows=48) as t:
         t.ready()
-        t.wait_for("istio-ingressgateway", "reviews v3")
-        before = positions(t, "istio-ingressgateway", "reviews v3")
+        t.wait_for(*others, "reviews v3")
+        before = positions(t, *others, "reviews v3")
         t.press(":")
         t.type("collapse bookinfo", after=":")
         t.press("enter")
         t.wait_for("bookinfo (all)")
-        assert (
-            positions(t, "istio-ingressgateway")["istio-ingressgateway"]
-            == (before["istio-ingressgateway"])
-        )
+        assert positions(t, *others) == {n: before[n] for n in others}
         t.press(":")
         t.type("expand bookinfo", after=":")
         t.press("enter")
         t.wait_for("reviews v3")
-        assert positions(t, "istio-ingressgateway", "reviews v3") == before
+        assert positions(t, *others, "reviews v3") == before
 
 
 def test_a_blank_canvas_says_why() -> None:
@@ -176,3 +174,30 @@ def test_tab_selects_the_failing_edge_first() -> None:
         t.wait_for("▸ productpage v1")
         t.press("tab")
         t.wait_for("▸ productpage v1→reviews v3")
+
+
+def test_shift_and_undo_never_move_a_box() -> None:
+    """Reviews v3 shifted to 0%: its calls leave the window and its box stays where it
+    was, empty of traffic; so do all the others; `:undo` brings the calls back there."""
+    names = ("istio-ingressgateway", "productpage v1", "reviews v1", "reviews v3", "ratings v1")
+    with Terminal(["demo", "--window", "10s", "--refresh", "1s"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for(*names, "9 edges")
+        before = positions(t, *names)
+        for key in ("l", "l", "j", "j"):  # along the calls, then down the column
+            t.press(key)
+        t.wait_for("▸ reviews v3")
+        t.press("w")
+        t.wait_for("Shift VirtualService bookinfo/reviews")
+        t.press("0", "enter")
+        t.wait_for("y apply")
+        t.press("y")
+        t.wait_for("applied to VirtualService bookinfo/reviews")
+        t.wait_for_re(r"\b7 edges")  # v3's calls, in and out, left the window
+        assert positions(t, *names) == before
+        t.press(":")
+        t.type("undo", after=":")
+        t.press("enter")
+        t.wait_for("undone")
+        t.wait_for_re(r"\b9 edges")
+        assert positions(t, *names) == before

@@ -136,8 +136,11 @@ def _index(
                     bits_at[cell] |= in_bit
                 if key not in keys_at[cell]:
                     keys_at[cell].append(key)
-        (xe, ye), (xp, _) = points[-1], points[-2]
-        arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
+        (xe, ye), (xp, yp) = points[-1], points[-2]
+        if ye != yp:  # a line cut at a collapsed box's top or bottom
+            arrows[(xe, ye)] = ("▼" if ye > yp else "▲", key)
+        else:
+            arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
     # Each line's label goes on a stretch of its own: the last one, before the arrow, or
     # else the first one, after the source; never over another line.
     for key, points in routes.items():
@@ -304,7 +307,8 @@ class GraphCanvas(ScrollView, can_focus=True):
 
     def _render_row(self, row: int, x0: int, width: int) -> Strip:
         if self.view is None or self._index is None or self.layout_ is None or width <= 0:
-            return Strip.blank(width)
+            # in the widget's style, never none: Textual's NO_COLOR filter needs one
+            return Strip.blank(width, self.rich_style)
         if not self.view.nodes:  # say why the canvas is blank, on its first rows
             said = self.empty.splitlines()
             text = said[row] if row < len(said) else ""
@@ -403,12 +407,20 @@ class GraphCanvas(ScrollView, can_focus=True):
         health = node.health if node else Health.IDLE
         style = self._styles[health]
         tl, h, tr, v, bl, br = tuple(BORDERS[health])
-        compact = self.layout_.density.compact
+        framed = n in self.layout_.framed  # a collapsed namespace or cluster, in place
+        compact = self.layout_.density.compact and not framed
         label_row = b.y if compact else b.y + 1
         if not compact and row == b.y:
             put(b.x, tl + h * (b.w - 2) + tr, style)
         elif not compact and row == b.bottom:
             put(b.x, bl + h * (b.w - 2) + br, style)
+        elif framed:  # its sides and name only: lines that pass behind it stay seen
+            put(b.x, v, style)
+            if row == label_row and node is not None:
+                name = f" {node.label} "[: b.w - 2]
+                selected = self._styles["selected"] if n == self.node else self._styles["label"]
+                put(b.x + 1, name, selected)
+            put(b.right, v, style)
         else:
             room = b.w - 2
             inner = " " * room
