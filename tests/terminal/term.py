@@ -227,13 +227,18 @@ class Terminal:
         try:
             wake = os.open(slave, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:  # already hung up: the read in progress has returned
-            return
-        try:
-            os.write(wake, b" ")
-        except OSError:
             pass
-        finally:
-            os.close(wake)
+        else:
+            try:
+                os.write(wake, b" ")
+            except OSError:
+                pass
+            finally:
+                os.close(wake)
+        self._reader.join(LIMIT_S)
+        # ptyprocess, once it read an end of file, waits blocking for the exit status;
+        # `exit_code` must be able to give up on a program that never ends
+        self.proc.flag_eof = False
 
     def output(self) -> str:
         with self._changed:
