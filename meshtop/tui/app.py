@@ -938,7 +938,7 @@ class MeshtopApp(App[None]):
             "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
             if kind == "/"
             else "command: ns NAME | focus NODE [HOPS] | graph app|version|workload|service "
-            "| labels rps|errors|p95|p99 | collapse NS | expand NS | theme NAME | q"
+            "| labels rps|errors|p95|p99 | collapse NS | expand NS | zoom LEVEL | theme NAME | q"
         )
         prompt.value = self.options.filter if kind == "/" else ""
         self._main(Static, "#prompt-kind").update(kind)

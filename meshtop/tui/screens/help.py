@@ -33,21 +33,33 @@ KEYS = (
           "! inverts"),
     (":", "command: ns NAME, cluster NAME|all, focus NODE [HOPS], "
           "graph app|version|workload|service, labels rps|errors|p95|p99, collapse NS, "
-          "expand NS, collapse cluster NAME, expand cluster NAME, undo, theme NAME, q"),
+          "expand NS, collapse cluster NAME, expand cluster NAME, "
+          "zoom full|compact|namespaces|fit, undo, theme NAME, q"),
     ("esc", "close the prompt, or clear the filter and the focus"),
     ("g", "group nodes by versioned app, app, workload or service"),
     ("t", "edge labels: rps, errors, p95, p99"),
     ("c", "collapse the selected node's namespace into one box (again: expand)"),
     ("C", "collapse the selected node's cluster into one box (again: expand)"),
+    ("+ / - / z", "zoom: more detail, less (full boxes, one-line nodes, namespaces only), "
+                  "or fit: the most detailed that fits the screen"),
     ("s", "edge table: sort by the next column (or click a header)"),
     ("r / p", "refresh now / pause or resume refreshing"),
     ("shift+arrows, pgup pgdn home end", "pan a large graph"),
     ("mouse", "click a box to select it; the wheel scrolls"),
 )  # fmt: skip
 GRAPH = (
-    ("boxes", "rounded: healthy; dashed: degraded; heavy: failing (and coloured so)"),
+    (
+        "boxes",
+        "rounded: healthy; dashed: degraded; heavy: failing (and coloured so); "
+        "a group (app, collapsed namespace or cluster) as its worst member",
+    ),
+    ("│name│", "a node at the compact zoom: its bars are its border"),
     ("lines", "calls, with an arrowhead at the callee; colour by health"),
-    ("labels", "the chosen figure, then 🔒 for mTLS or ! for plain text"),
+    (
+        "labels",
+        "the chosen figure with its unit, then 🔒 for mTLS or ! for plain text; "
+        "a line with no room for its unit has no label",
+    ),
     ("bands", "namespaces; a double line round them: their cluster"),
     ("╌ ⇄", "a dashed line, ⇄ on its label: a call from one cluster to another"),
 )
