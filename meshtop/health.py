@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 
 from meshtop.model import EdgeStats, Health, MeshSnapshot, Protocol
 
@@ -168,30 +167,36 @@ def settle(
 @dataclass
 class HealthMemory:
     """What the console remembers of each workload edge's health between refreshes, so a
-    figure near a threshold does not flap (see `settle`). A refresh is a snapshot with a
-    new `generated_at`: grading the same snapshot again (a redraw after a key press)
-    gives the same grades and counts nothing. One-shot views (export, the CLI) grade
-    without one."""
+    figure near a threshold does not flap (see `settle`). A refresh is a new snapshot:
+    grading the same one again (a redraw after a key press), or one with the same time
+    and the same edges, gives the same grades and counts nothing. One-shot views
+    (export, the CLI) grade without one."""
 
     margin: float = MARGIN
     shown: dict[tuple[str, str], Health] = field(default_factory=dict)
     seen: dict[tuple[str, str], Health] = field(default_factory=dict)  # on the last refresh
-    _at: tuple[datetime, Thresholds] | None = None
-    _grades: Grades | None = None
+    _last: MeshSnapshot | None = field(default=None, repr=False, compare=False)
+    _thresholds: Thresholds | None = None
+
+    def _is_new(self, snapshot: MeshSnapshot, t: Thresholds) -> bool:
+        last = self._last
+        if last is None or t != self._thresholds:
+            return True
+        if last is snapshot:
+            return False
+        return last.generated_at != snapshot.generated_at or last.edges != snapshot.edges
 
     def grade(self, snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
-        at = (snapshot.generated_at, t)
-        if self._grades is not None and self._at == at:
-            return self._grades
-        if self._at is not None and self._at[1] != t:  # other thresholds: start afresh
-            self.shown, self.seen = {}, {}
-        shown: dict[tuple[str, str], Health] = {}
-        seen: dict[tuple[str, str], Health] = {}
-        for e in snapshot.edges:  # an edge gone from the snapshot is forgotten
-            shown[e.key] = settle(
-                self.shown.get(e.key), self.seen.get(e.key), e.stats, t, self.margin
-            )
-            seen[e.key] = edge_health(e.stats, t)
-        self.shown, self.seen, self._at = shown, seen, at
-        self._grades = Grades(dict(shown), node_health(shown, snapshot.nodes))
-        return self._grades
+        if self._is_new(snapshot, t):
+            if t != self._thresholds:  # other thresholds: start afresh
+                self.shown, self.seen = {}, {}
+            shown: dict[tuple[str, str], Health] = {}
+            seen: dict[tuple[str, str], Health] = {}
+            for e in snapshot.edges:  # an edge gone from the snapshot is forgotten
+                shown[e.key] = settle(
+                    self.shown.get(e.key), self.seen.get(e.key), e.stats, t, self.margin
+                )
+                seen[e.key] = edge_health(e.stats, t)
+            self.shown, self.seen = shown, seen
+        self._last, self._thresholds = snapshot, t
+        return Grades(dict(self.shown), node_health(self.shown, snapshot.nodes))

@@ -189,6 +189,19 @@ def test_a_redraw_without_a_new_snapshot_is_not_a_refresh() -> None:
     assert _v3(build(snapshot(0.095, T0 + timedelta(seconds=4)), options, memory).nodes) is D
 
 
+def test_a_snapshot_of_the_same_moment_with_other_edges_is_a_refresh() -> None:
+    """A fixed clock (the simulation's in tests) still refreshes: new edges are graded."""
+    memory, options = HealthMemory(), ViewOptions(grouping=Grouping.WORKLOAD)
+    build(snapshot(0.12, T0), options, memory)
+    same = snapshot(0.12, T0)  # another object, the same moment and the same edges
+    assert _v3(build(same, options, memory).nodes) is F
+    build(snapshot(0.095, T0), options, memory)  # the same moment, other figures
+    more = snapshot(0.095, T0, east=True)  # and an edge the memory has not seen
+    view = build(more, options, memory)
+    assert _v3(view.nodes) is D  # degraded on two refreshes in a row
+    assert view.nodes[EAST.id].health is H
+
+
 def test_memory_forgets_an_edge_that_is_gone() -> None:
     memory = HealthMemory()
     memory.grade(snapshot(0.12, T0))
