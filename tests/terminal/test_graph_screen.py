@@ -201,3 +201,15 @@ def test_shift_and_undo_never_move_a_box() -> None:
         t.wait_for("undone")
         t.wait_for_re(r"\b9 edges")
         assert positions(t, *names) == before
+
+
+def test_a_line_said_in_place_goes_after_a_while() -> None:
+    """`undone: …`, `nothing to undo`: said under the graph, gone by itself (8 s), not
+    left there for minutes."""
+    with Terminal(["demo"], cols=100, rows=30) as t:
+        t.ready()
+        t.press(":")
+        t.type("undo", after=":")
+        t.press("enter")
+        t.wait_for("nothing to undo")
+        t.wait_gone("nothing to undo", limit=20)
