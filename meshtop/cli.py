@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -309,9 +310,14 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the console needs a terminal; for scripts use `meshtop export`")
-    from meshtop.tui.app import MeshtopApp
+    if os.environ.get("NO_COLOR") == "":  # https://no-color.org: only a value means it
+        del os.environ["NO_COLOR"]  # (Textual would turn every colour grey for any)
+    from textual.worker import WorkerFailed
 
-    MeshtopApp(
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.terminal import EXIT_TERMINAL_LOST, TerminalWatch
+
+    console = MeshtopApp(
         metrics=sources.metrics,
         control_plane=sources.control_plane,
         settings=settings,
@@ -321,7 +327,24 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         traces=sources.traces,
         # where weights are written: the simulated mesh, or the cluster of --context
         writer=sources.control_plane,
-    ).run()
+    )
+    # A terminal that goes away ends the console, even with SIGHUP ignored (terminal.py).
+    watch = TerminalWatch(sys.stdin.fileno(), lambda: console.exit(return_code=EXIT_TERMINAL_LOST))
+    try:
+        with watch:
+            console.run()
+    except Exception:
+        if not watch.lost:
+            raise  # a bug: main() says it in one line
+    if watch.lost:  # nobody is there to read a word
+        raise typer.Exit(EXIT_TERMINAL_LOST)
+    if console.return_code == EXIT_BUG:
+        # An exception the console did not handle: MeshtopApp kept Textual's traceback off
+        # the screen; main() says it in one line and keeps the traceback in a file.
+        error = getattr(console, "_exception", None)  # Textual's record of the first
+        if isinstance(error, WorkerFailed):
+            error = error.error
+        raise error if isinstance(error, Exception) else RuntimeError("the console failed")
 
 
 def _version(value: bool) -> None:
@@ -1177,6 +1200,28 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _crash_report(error: BaseException) -> Path | None:
+    """The traceback of a bug, for its report, in a file of its own in the user's state
+    directory (`$XDG_STATE_HOME/meshtop` on Linux); None if it cannot be written."""
+    import traceback
+    from datetime import UTC, datetime
+
+    from platformdirs import user_state_path
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    where = user_state_path("meshtop") / f"crash-{stamp}-{os.getpid()}.txt"
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(
+            # not the command line: a header flag may carry a token
+            f"meshtop {__version__}\n\n" + "".join(traceback.format_exception(error)),
+            encoding="utf-8",
+        )
+    except OSError:
+        return None
+    return where
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every user error into one line and an exit code."""
     tune_gc()
@@ -1194,7 +1239,10 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except Exception as exc:  # a bug: said in one line, and never exit 1 (a failed gate)
-        print(f"meshtop: unexpected error, a bug in meshtop: {type(exc).__name__}: {exc}",
+        said = " ".join(f"{type(exc).__name__}: {exc}".split())
+        report = _crash_report(exc)
+        kept = f"the traceback is in {report}; " if report is not None else ""
+        print(f"meshtop: unexpected error, a bug in meshtop: {said} ({kept}please report it)",
               file=sys.stderr)  # fmt: skip
         sys.exit(EXIT_BUG)
     sys.exit(code if isinstance(code, int) else 0)

@@ -294,6 +294,17 @@ class MeshtopApp(App[None]):
         self._table().thresholds = self.settings.thresholds
         self.request_refresh()
 
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception nothing in the console handled. Textual ends the app as it would
+        (and a Pilot test gets the error), but not with its traceback on the screen:
+        `meshtop` says the error in one line, keeps the traceback in a file and exits 70
+        (meshtop.cli). Textual calls this for errors in handlers, drawing and workers."""
+        from meshtop.errors import EXIT_BUG
+
+        super()._handle_exception(error)
+        self._exit_renderables.clear()  # Textual's traceback, printed on the way out
+        self._return_code = EXIT_BUG
+
     # The widgets live on the first screen; a dialog on top must not hide them from a
     # refresh that lands while it is open.
     def _main(self, kind: type[W], selector: str | None = None) -> W:
