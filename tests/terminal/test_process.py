@@ -1,0 +1,118 @@
+"""The console as a process (issue 14): `NO_COLOR` gives a monochrome console that still
+draws the graph and quits cleanly; an exception the console does not handle ends in one
+line on stderr and exit 70, never Textual's traceback and never exit 0; and a terminal
+that goes away ends meshtop within seconds even when SIGHUP is ignored."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .term import MESHTOP, Terminal
+
+ROUNDED = "╭"  # a healthy box's corner
+ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+# -- NO_COLOR ---------------------------------------------------------------------------
+
+
+def _grey(colour: str) -> bool:
+    """pyte's colour of a cell: `default` (the terminal's own), a named colour, or hex."""
+    if colour == "default":
+        return True
+    if len(colour) != 6:
+        return False  # a named ANSI colour: red, green, …
+    r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    return r == g == b
+
+
+def test_no_color_draws_the_graph_in_grey_and_quits_cleanly() -> None:
+    with Terminal(["demo"], cols=160, rows=48, env={"NO_COLOR": "1"}) as t:
+        t.ready()
+        t.wait_for("productpage", "reviews v3")
+        # health still reads from the borders: a healthy box's rounded corner is there
+        productpage = t.row_of("productpage")
+        assert productpage is not None
+        assert ROUNDED in t.lines()[productpage - 1], t.text()
+        # and no colour carries anything: every cell on screen is grey or the default
+        hues = {
+            (c.fg, c.bg)
+            for y in range(t.rows)
+            for x in range(t.cols)
+            if not (_grey((c := t.cell(x, y)).fg) and _grey(c.bg))
+        }
+        assert not hues, f"colours used under NO_COLOR: {sorted(hues)[:5]}"
+        t.press("q")
+        assert t.exit_code() == 0
+        assert "Traceback" not in t.output()
+
+
+# -- a bug in the console: one line, exit 70 ----------------------------------------------
+
+# Each runs `meshtop demo` through meshtop's own entry point, with one of the console's
+# methods replaced by one that raises, as a bug in it would.
+BUGS = {
+    "a message handler": (
+        "from meshtop.tui.app import MeshtopApp as Where\nname = 'on_snapshot_ready'"
+    ),
+    "drawing the graph": (
+        "from meshtop.tui.widgets.graph import GraphCanvas as Where\nname = 'render_line'"
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(BUGS))
+def test_a_bug_in_the_console_is_one_line_and_exit_70(where: str, tmp_path: Path) -> None:
+    script = BUGS[where] + textwrap.dedent(
+        """
+        import sys
+        from meshtop.cli import main
+
+        def broken(*args, **kwargs):
+            raise ZeroDivisionError("the bug under test")
+
+        setattr(Where, name, broken)
+        sys.argv = ["meshtop", "demo"]
+        main()
+        """
+    )
+    state = tmp_path / "state"
+    wide = 300  # the line is long (it names the report's path): one row of the screen
+    with Terminal(
+        [], cols=wide, command=[sys.executable, "-c", script], env={"XDG_STATE_HOME": str(state)}
+    ) as t:
+        t.wait_for("ZeroDivisionError: the bug under test")
+        assert t.exit_code() == 70
+        output = t.output()
+    # what is written once the console has left the alternate screen: one line
+    after = ESCAPES.sub("", output.rsplit("\x1b[?1049l", 1)[-1])
+    said = [line for line in after.splitlines() if line.strip()]
+    assert len(said) == 1, said
+    line = said[0]
+    assert line.startswith("meshtop: unexpected error, a bug in meshtop: "), line
+    assert "ZeroDivisionError: the bug under test" in line and "please report it" in line
+    assert "Traceback" not in output
+    # the traceback is kept for the report, in the state directory, in the file named
+    reports = list(state.rglob("crash-*.txt"))
+    assert len(reports) == 1, reports
+    assert f"the traceback is in {reports[0]};" in line
+    kept = reports[0].read_text()
+    assert "Traceback" in kept and "ZeroDivisionError: the bug under test" in kept
+
+
+# -- a lost terminal ---------------------------------------------------------------------
+
+
+def test_a_lost_terminal_ends_meshtop_even_with_sighup_ignored() -> None:
+    ignoring = f"trap '' HUP; exec {shlex.quote(MESHTOP)} demo"
+    with Terminal([], command=["bash", "-c", ignoring]) as t:
+        t.ready()
+        t.hang_up()
+        # within 5 s, and not 0: a script that started it sees a dropped session
+        assert t.exit_code(limit=5.0) == 129
