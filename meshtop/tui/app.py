@@ -617,7 +617,7 @@ class MeshtopApp(App[None]):
         widget: Widget = {"graph": self._canvas(), "edges": self._table()}.get(
             tab, self._main(DataTable, "#routes")
         )
-        widget.focus()
+        self.screen_stack[0].set_focus(widget)  # at once: the next key is for it
         if self.snapshot is not None:
             self._show_status()  # the sort is said on the edge table's tab
         if tab == "routes" and self.snapshot is not None:

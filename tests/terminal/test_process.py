@@ -62,11 +62,6 @@ def test_no_color_draws_the_graph_in_grey_and_quits_cleanly() -> None:
         assert "Traceback" not in t.output()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="widgets/waterfall.py draws segments with no style (Strip.blank(width), "
-    "Segment(' ')), which Textual's NO_COLOR filter cannot take: the console ends on it",
-)
 def test_no_color_draws_a_waterfall() -> None:
     with Terminal(["demo"], cols=120, rows=40, env={"NO_COLOR": "1"}) as t:
         t.ready()
@@ -144,3 +139,30 @@ def test_a_lost_terminal_ends_meshtop_even_with_sighup_ignored() -> None:
         t.hang_up()
         # within 5 s, and not 0: a script that started it sees a dropped session
         assert t.exit_code(limit=5.0) == 129
+
+
+def test_no_color_every_screen_draws() -> None:
+    """Help, the edge table, the routes tab and the shift dialog, monochrome: each is
+    drawn and the console is still there after (a widget that drew an unstyled segment
+    took the console down under NO_COLOR)."""
+    with Terminal(["demo"], cols=120, rows=40, env={"NO_COLOR": "1"}) as t:
+        t.ready()
+        t.press("?")
+        t.wait_for("this help")
+        t.press("esc")
+        t.wait_gone("this help")
+        t.press("2")
+        t.wait_for("SOURCE", "DESTINATION")
+        t.press("3")
+        t.wait_for("configured", "actual")
+        t.press("1")
+        for key in ("l", "l", "j", "j"):
+            t.press(key)
+        t.wait_for("▸ reviews v3")
+        t.press("w")
+        t.wait_for("Shift VirtualService bookinfo/reviews")
+        t.press("esc")
+        t.wait_gone("Shift VirtualService")
+        t.press("q")
+        assert t.exit_code() == 0
+        assert "Traceback" not in t.output()

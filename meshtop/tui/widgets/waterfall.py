@@ -154,7 +154,8 @@ class Waterfall(ScrollView, can_focus=True):
             return self._ruler(width, styles)
         index = int(self.scroll_offset.y) + y - RULER_ROWS
         if not 0 <= index < len(self.rows) or width <= 0:
-            return Strip.blank(width)
+            # styled: Textual's NO_COLOR filter cannot take a segment without a style
+            return Strip.blank(width, self.rich_style)
         row = self.rows[index]
         return self._row(row, index == self.cursor, width, styles)
 
@@ -189,7 +190,7 @@ class Waterfall(ScrollView, can_focus=True):
         name_style = styles["error"] if s.error else styles["text"]
         if selected:
             name_style = name_style + styles["selected"]
-        segments = [Segment(left, name_style), Segment(" ")]
+        segments = [Segment(left, name_style), Segment(" ", styles["text"])]
         cells = [" "] * bars
         placed = bar(row.start_us, s.duration_us, self.t0, self.t1, bars)
         style = (
