@@ -66,6 +66,7 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+SHAPES_KEPT = 12  # view shapes (level, grouping, width) whose layout is kept to go back to
 CHROME_ROWS = 5  # header, status line, tabs (two rows), key line
 SAID_FOR_S = 8.0  # how long a line said in place stays (a problem of a source stays)
 DETAIL_WINDOW_S = 900.0
@@ -409,7 +410,10 @@ class MeshtopApp(App[None]):
             base = build(self.snapshot, replace(options, filter="", focus=None, cluster=""))
             shape = (level, options.grouping, frozenset(options.collapsed),
                      frozenset(options.collapsed_clusters), size.width)  # fmt: skip
-            seen = self._seen.setdefault(shape, Seen())
+            seen = self._seen.pop(shape, None) or Seen()
+            self._seen[shape] = seen  # the most recent last; the oldest shapes go
+            while len(self._seen) > SHAPES_KEPT:
+                del self._seen[next(iter(self._seen))]
             grew = seen.add(base)
             if grew or seen.layout is None:
                 density = COMPACT if level != "full" else FULL

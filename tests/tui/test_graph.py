@@ -319,3 +319,17 @@ async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
         labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
         assert {"reviews v1", "reviews v2", "reviews v3", "ratings v1", "productpage v1"} <= labels
         assert "www.googleapis.com" not in labels  # three calls away
+
+
+async def test_layouts_kept_for_going_back_are_bounded(sim: Simulation) -> None:
+    """Each terminal width is a view shape with its own layout; a long session of resizes
+    keeps only the most recent few, not one per width ever seen."""
+    from meshtop.tui.app import SHAPES_KEPT
+
+    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _first_snapshot(app)
+        for width in range(81, 81 + 3 * SHAPES_KEPT):
+            await pilot.resize_terminal(width, 30)
+            app._redraw_graph()
+        assert 0 < len(app._seen) <= SHAPES_KEPT
