@@ -213,3 +213,20 @@ def test_a_line_said_in_place_goes_after_a_while() -> None:
         t.press("enter")
         t.wait_for("nothing to undo")
         t.wait_gone("nothing to undo", limit=20)
+
+
+def test_a_call_between_clusters_never_loses_its_crossing_mark() -> None:
+    """A label on a dashed line (a call from one cluster to another) carries `⇄`, at
+    every zoom level; no bare `1.0` on a crossing."""
+    on_dashed = re.compile(r"╌(\d[^╌─│▶◀]*?)[▶┐┘╌]")
+    with Terminal(["demo", "--clusters", "2"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("cluster east", "cluster west", "⇄")
+        for level in ("compact", "full"):
+            t.press(":")
+            t.type(f"zoom {level}", after=":")
+            t.press("enter")
+            t.wait_for(f"zoom {level}")
+            labels = [m.group(1) for line in t.lines()[4:-1] for m in on_dashed.finditer(line)]
+            assert labels, t.text()
+            assert all("⇄" in label and "rps" in label for label in labels), labels
