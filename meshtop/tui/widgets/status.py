@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -155,6 +155,13 @@ def problems(snapshot: MeshSnapshot) -> list[str]:
 
 
 class StatusLine(Static):
+    """The status line, fitted to its width: again whenever that width changes (the first
+    snapshot may come before the line has its size)."""
+
+    def __init__(self, text: str = "", *, id: str | None = None) -> None:
+        super().__init__(text, id=id)
+        self._said: Callable[[int], Text] | None = None  # the line, for a width
+
     def show(
         self,
         snapshot: MeshSnapshot,
@@ -173,16 +180,23 @@ class StatusLine(Static):
             SourceState.FAILED: f"bold {theme.error or 'red'}",
             SourceState.ABSENT: "dim",
         }
-        self.update(
-            status_text(
-                snapshot,
-                simulated=simulated,
-                paused=paused,
-                sort_name=sort_name,
-                view=view,
-                shown_edges=shown_edges,
-                sort_kept=sort_kept,
-                width=max(self.size.width - 2, 20) if self.size.width else 78,
-                styles=styles,
-            )
+        self._said = lambda width: status_text(
+            snapshot,
+            simulated=simulated,
+            paused=paused,
+            sort_name=sort_name,
+            view=view,
+            shown_edges=shown_edges,
+            sort_kept=sort_kept,
+            width=width,
+            styles=styles,
         )
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        if self._said is not None:
+            width = self.content_size.width or self.app.size.width - 2
+            self.update(self._said(max(width, 20)))
