@@ -96,11 +96,15 @@ def test_collapse_and_expand_never_move_another_box() -> None:
         t.ready()
         t.wait_for(*others, "reviews v3")
         before = positions(t, *others, "reviews v3")
+        band = positions(t, "╭─ bookinfo")["╭─ bookinfo"]
         t.press(":")
         t.type("collapse bookinfo", after=":")
         t.press("enter")
         t.wait_for("bookinfo (all)")
         assert positions(t, *others) == {n: before[n] for n in others}
+        # in place: one box where the band was, its name just under the band's top
+        x, y = band
+        assert positions(t, "bookinfo (all)")["bookinfo (all)"] == (x + 2, y + 1), t.text()
         t.press(":")
         t.type("expand bookinfo", after=":")
         t.press("enter")
