@@ -344,6 +344,9 @@ def _run_console(sources: Sources, settings: Settings) -> None:
         error = getattr(console, "_exception", None)  # Textual's record of the first
         if isinstance(error, WorkerFailed):
             error = error.error
+        if isinstance(error, MeshtopError):  # ours, but the console should have said it in
+            # place and gone on: out here it is a bug all the same, not the user's (exit 2)
+            raise RuntimeError(f"{type(error).__name__}: {error}") from error
         raise error if isinstance(error, Exception) else RuntimeError("the console failed")
 
 

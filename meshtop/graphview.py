@@ -107,7 +107,6 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
     if len(stats) == 1:
         return stats[0]
     rps = sum(s.rps for s in stats)
-    weighted = _weighted
 
     def slowest(xs: Iterable[float | None]) -> float | None:
         known = [x for x in xs if x is not None and math.isfinite(x)]
@@ -122,7 +121,7 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
         p50_ms=slowest(s.p50_ms for s in stats),
         p95_ms=slowest(s.p95_ms for s in stats),
         p99_ms=slowest(s.p99_ms for s in stats),
-        mtls=weighted((s.mtls, w) for s, w in traffic),
+        mtls=_weighted((s.mtls, w) for s, w in traffic),
         response_codes=add_rates(s.response_codes for s in stats),
         response_flags=add_rates(s.response_flags for s in stats),
         grpc_statuses=add_rates(s.grpc_statuses for s in stats),

@@ -96,6 +96,11 @@ def _share(x: float) -> str:
     return f"{x * 100:g}%"
 
 
+def severity(health: Health) -> int:
+    """How bad a health is: idle 0, healthy 1, degraded 2, failing 3."""
+    return _ORDER[health]
+
+
 def worst(healths: Iterable[Health]) -> Health:
     return max(healths, key=_ORDER.__getitem__, default=Health.IDLE)
 

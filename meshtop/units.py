@@ -1,5 +1,6 @@
 """How numbers read on screen and in reports, as `linkerd viz stat` writes them:
-`12.3rps`, `99.82%`, `45ms`, `1.2kB/s`. Also the `30s`/`5m`/`1h` durations users type."""
+`12.3rps`, `99.82%`, `45ms`, `1.2kB/s`. Also the `30s`/`5m`/`1h` durations users type,
+and names cut to the room a column has: `istio-ingre…`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import re
 from meshtop.errors import UsageError
 
 DASH = "-"
+
+
+def clip(text: str, room: int) -> str:
+    """`text` in `room` characters at most, its start kept and its cut end marked `…`."""
+    return text if len(text) <= room else text[: max(0, room - 1)] + "…"
 
 
 def rps(value: float) -> str:

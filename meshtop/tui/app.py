@@ -38,6 +38,7 @@ from meshtop.graphview import (
     GROUPINGS,
     GraphView,
     Grouping,
+    ViewNode,
     ViewOptions,
     apply_filter,
     build,
@@ -81,6 +82,13 @@ W = TypeVar("W", bound=Widget)
 ZOOMS = ("full", "compact", "namespaces")  # the most detailed first
 
 
+def band(v: ViewNode, several: bool) -> str:
+    """The band a node is drawn in: its namespace, inside its cluster's box when there
+    are several clusters (`east/bookinfo`); peers outside every cluster in their own."""
+    name = "all namespaces" if v.namespace == "*" else v.namespace
+    return f"{v.cluster}/{name}" if several and v.cluster else name
+
+
 @dataclass
 class Seen:
     """Every node and call a view shape has shown since it was first drawn, and their
@@ -96,8 +104,7 @@ class Seen:
         several = len({v.cluster for v in view.nodes.values() if v.cluster}) > 1
         grew = False
         for n, v in view.nodes.items():
-            band = "all namespaces" if v.namespace == "*" else v.namespace
-            group = f"{v.cluster}/{band}" if several and v.cluster else band
+            group = band(v, several)
             if self.labels.get(n) != v.label or self.groups.get(n) != group:
                 self.labels[n], self.groups[n] = v.label, group
                 grew = True
@@ -114,17 +121,12 @@ class Seen:
         return layout(
             self.labels,
             self.edges,
-            label=lambda n: _abbrev(self.labels[n], room) if room else self.labels[n],
+            label=lambda n: units.clip(self.labels[n], room) if room else self.labels[n],
             group=self.groups.__getitem__,
             previous=self.layout or seed,
             density=density,
             width=width,
         )
-
-
-def _abbrev(name: str, room: int = 10) -> str:
-    """A name in `room` cells at most, its start kept: `istio-ing…`."""
-    return name if len(name) <= room else name[: room - 1] + "…"
 
 
 def _live(snapshot: MeshSnapshot) -> bool:
@@ -258,7 +260,8 @@ class MeshtopApp(App[None]):
         self._layout: Layout | None = None
         # what each view shape (zoom level, grouping, collapsed) has shown, and its layout
         self._seen: dict[tuple[object, ...], Seen] = {}
-        self._in_place: tuple[object, Layout] | None = None  # the last collapsed layout
+        # the last collapsed layout: the layout under it, what it was made for, and it
+        self._in_place: tuple[Layout, object, Layout] | None = None
         self.zoom = "fit"  # a level of ZOOMS, or fit: the most detailed that fits
         self.zoom_shown = ZOOMS[0]
         self._prompt_kind = ""
@@ -291,8 +294,9 @@ class MeshtopApp(App[None]):
             self.theme = self.settings.theme
         if os.environ.get("NO_COLOR") and "meshtop-mono" in self.available_themes:
             self.theme = "meshtop-mono"  # https://no-color.org: no colour to carry meaning
-        self._canvas().focus()
+        self.screen.set_focus(self._canvas())  # at once: a key typed at start is its
         self._table().thresholds = self.settings.thresholds
+        self._table().memory = self.health_memory
         self.request_refresh()
 
     def _handle_exception(self, error: Exception) -> None:
@@ -363,16 +367,21 @@ class MeshtopApp(App[None]):
             view = build(self.snapshot, self.options, self.health_memory)
         except MeshtopError as exc:  # a filter, focus or cluster that no longer fits
             self.options.focus, self.options.filter = None, ""
-            self._problems = [f"{exc}; filter and focus cleared"]
+            self._say(f"{exc}; filter and focus cleared")
             try:
                 view = build(self.snapshot, self.options, self.health_memory)
             except MeshtopError:  # the cluster itself is gone
-                self._problems = [f"{exc}; filter, focus and cluster cleared"]
+                self._say(f"{exc}; filter, focus and cluster cleared")
                 self.options.cluster = ""
                 view = build(self.snapshot, self.options, self.health_memory)
-        self._layout = self._place()
+        self._layout = self._place(view)
         if self.zoom_shown == "namespaces":  # every namespace drawn as one box
-            view = build(self.snapshot, self._level_options("namespaces"), self.health_memory)
+            level = self._level_options("namespaces")
+            try:
+                view = build(self.snapshot, level, self.health_memory)
+            except MeshtopError:  # a focus on a workload, which this level does not draw
+                view = build(self.snapshot, replace(level, focus=None), self.health_memory)
+                self._say("the namespaces zoom level draws no workload to focus on: + does")
         self.view = view
         canvas = self._canvas()
         if not view.nodes:
@@ -387,7 +396,7 @@ class MeshtopApp(App[None]):
         every = {w.namespace for w in self.snapshot.nodes.values() if w.namespace}
         return replace(self.options, collapsed=self.options.collapsed | every)
 
-    def _place(self) -> Layout:
+    def _place(self, view: GraphView) -> Layout:
         """Where the boxes go. The layout is of everything the view's grouping has shown
         since it last changed, not of what the filter, focus or cluster leave: those hide
         boxes, they never move the others. A node or call that goes (a weight shifted
@@ -400,14 +409,28 @@ class MeshtopApp(App[None]):
         # the terminal less the rows always around the graph: not the canvas's size of
         # the moment, which a prompt or a notice takes a row from for a while
         size = Size(self.size.width, max(self.size.height - CHROME_ROWS, 1))
-        levels = ZOOMS if self.zoom == "fit" else (self.zoom,)
+        levels: tuple[str, ...] = (self.zoom,)
+        if self.zoom == "fit":  # a filter or focus names workloads: keep them drawn
+            levels = ZOOMS[:-1] if self.options.filter or self.options.focus else ZOOMS
         chosen: Layout | None = None
+        o = self.options
+        # what is laid out: the view without filter, focus, cluster (or collapse, drawn
+        # in place), one for full and compact, one for namespaces; the view on screen
+        # when it is that already
+        plain = not (o.filter or o.focus or o.cluster or o.collapsed or o.collapsed_clusters)
+        bases: dict[bool, GraphView] = {}
         for level in levels:
             options = self._level_options(level)
             in_place = level != "namespaces"  # that level is every namespace collapsed
             if in_place:
                 options = replace(options, collapsed=set(), collapsed_clusters=set())
-            base = build(self.snapshot, replace(options, filter="", focus=None, cluster=""))
+            if in_place not in bases:
+                bases[in_place] = (
+                    view
+                    if plain and in_place
+                    else build(self.snapshot, replace(options, filter="", focus=None, cluster=""))
+                )
+            base = bases[in_place]
             shape = (level, options.grouping, frozenset(options.collapsed),
                      frozenset(options.collapsed_clusters), size.width)  # fmt: skip
             seen = self._seen.pop(shape, None) or Seen()
@@ -428,7 +451,6 @@ class MeshtopApp(App[None]):
                 break
         assert chosen is not None
         self.zoom_shown = level
-        o = self.options
         if in_place and (o.collapsed or o.collapsed_clusters):
             chosen = self._collapse_in_place(chosen, base)
         return chosen
@@ -436,17 +458,18 @@ class MeshtopApp(App[None]):
     def _collapse_in_place(self, lay: Layout, expanded: GraphView) -> Layout:
         """The collapsed namespaces and clusters over `lay`, the layout of `expanded`."""
         assert self.snapshot is not None
-        whole = build(self.snapshot, replace(self.options, filter="", focus=None, cluster=""))
-        key = (id(lay), whole.topology())
-        if self._in_place is not None and self._in_place[0] == key:
-            return self._in_place[1]  # the same on a refresh: the canvas keeps its rows
+        o = self.options
+        key = (expanded.topology(), frozenset(o.collapsed), frozenset(o.collapsed_clusters))
+        if self._in_place is not None and self._in_place[0] is lay and self._in_place[1] == key:
+            return self._in_place[2]  # the same on a refresh: the canvas keeps its rows
+        whole = build(self.snapshot, replace(o, filter="", focus=None, cluster=""))
         several = len({v.cluster for v in expanded.nodes.values() if v.cluster}) > 1
         boxes: dict[str, Box] = {}
         for n, v in whole.nodes.items():
             if n.endswith("/*/*") and v.namespace == "*":
                 box = lay.clusters.get(v.cluster)
             elif n.endswith("/*"):
-                box = lay.groups.get(f"{v.cluster}/{v.namespace}" if several else v.namespace)
+                box = lay.groups.get(band(v, several))
             else:
                 continue
             if box is not None:
@@ -458,7 +481,7 @@ class MeshtopApp(App[None]):
             if followed is not None:
                 follows[k] = followed
         placed = collapsed(lay, boxes, follows)
-        self._in_place = (key, placed)
+        self._in_place = (lay, key, placed)
         return placed
 
     def _why_empty(self) -> str:
@@ -531,7 +554,7 @@ class MeshtopApp(App[None]):
         if collapsed:
             view.append(part(f"collapsed {collapsed}", f"▣{collapsed}"))
         selected = self._selection()
-        if selected:
+        if selected[0]:
             view.append(part(f"▸ {selected[0]}", f"▸ {selected[1]}"))
         zoom = f"{self.zoom_shown} (fit)" if self.zoom == "fit" else self.zoom_shown
         view.append(part(f"zoom {zoom}", kept=False))
@@ -573,14 +596,14 @@ class MeshtopApp(App[None]):
                 short = f"{units.rps(s.rps)} {units.percent(s.error_rate)}"
                 long = f"{short} p99 {units.ms(s.p99_ms)}"
             a, b = self._label(e.source), self._label(e.destination)
-            return (f"{a}→{b} {long}", f"{_abbrev(a)}→{_abbrev(b)} {short}")
+            return (f"{a}→{b} {long}", f"{units.clip(a, 10)}→{units.clip(b, 10)} {short}")
         node = self.view.nodes.get(canvas.node) if canvas.node else None
         if node is None:
             return ("", "")
         inbound = [e.stats for e in self.view.edges.values() if e.destination == node.id]
         rps = sum(st.rps for st in inbound)
         figures = f" {node.health.value}" + (f" {units.rps(rps)} in" if rps else "")
-        return (f"{node.label}{figures}", f"{_abbrev(node.label, 16)}{figures}")
+        return (f"{node.label}{figures}", f"{units.clip(node.label, 16)}{figures}")
 
     def _say(self, text: str) -> None:
         """One line in place, for what the user typed or pressed; it goes after a while
@@ -811,6 +834,7 @@ class MeshtopApp(App[None]):
 
     def set_zoom(self, zoom: str) -> None:
         self.zoom = zoom
+        self._say("")
         self._redraw_graph()
         node = self._canvas().node
         if node is not None:
@@ -818,8 +842,8 @@ class MeshtopApp(App[None]):
         self._show_status()
 
     def on_resize(self) -> None:
-        if self.zoom == "fit" and self.snapshot is not None:
-            self.call_after_refresh(self._redraw_graph)  # fit again, once the canvas has its size
+        if self.snapshot is not None:  # a layout is for a width: at fit, a level too
+            self.call_after_refresh(self._redraw_graph)
 
     def action_cycle_grouping(self) -> None:
         i = GROUPINGS.index(self.options.grouping)
@@ -966,7 +990,7 @@ class MeshtopApp(App[None]):
         row = self._main(Horizontal, "#prompt-row")
         if row.has_class("shown"):
             row.remove_class("shown")
-            self._canvas().focus()
+            self.screen_stack[0].set_focus(self._canvas())
         elif self.options.focus or self.options.filter:
             self.options.focus, self.options.filter = None, ""
             self._say("")
@@ -975,7 +999,7 @@ class MeshtopApp(App[None]):
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         self._main(Horizontal, "#prompt-row").remove_class("shown")
-        self._canvas().focus()
+        self.screen_stack[0].set_focus(self._canvas())
         try:
             if self._prompt_kind == "/":
                 self.set_filter(event.value.strip())
@@ -1056,7 +1080,7 @@ class MeshtopApp(App[None]):
             self._redraw_graph()
             self._show_status()
         elif name == "zoom":
-            if not args or args[0] not in (*ZOOMS, "fit"):
+            if len(args) != 1 or args[0] not in (*ZOOMS, "fit"):
                 raise UsageError(f"zoom takes one of {', '.join(ZOOMS)}, fit")
             self.set_zoom(args[0])
         elif name == "undo":

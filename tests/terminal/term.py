@@ -199,6 +199,13 @@ class Terminal:
             typed = (after + text[: i + 1]).rstrip()  # a line's trailing blanks are not kept
             self.wait(f"{typed!r} typed on screen", lambda t=typed: t in self.text())
 
+    def resize(self, cols: int, rows: int) -> None:
+        """The terminal made another size, as a window resized: the program gets SIGWINCH."""
+        with self._changed:
+            self.cols, self.rows = cols, rows
+            self.screen.resize(rows, cols)
+        self.proc.setwinsize(rows, cols)
+
     # -- ending -----------------------------------------------------------------------
 
     def exit_code(self, limit: float = LIMIT_S) -> int:

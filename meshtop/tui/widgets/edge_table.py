@@ -12,7 +12,7 @@ from textual.theme import Theme
 from textual.widgets import DataTable
 
 from meshtop import units
-from meshtop.health import DEFAULT_THRESHOLDS, grade
+from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, grade
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
 
 HEALTH_WORD = {
@@ -156,6 +156,7 @@ class EdgeTable(DataTable[Any]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.sort_name = next(iter(SORTS))
         self.thresholds = DEFAULT_THRESHOLDS
+        self.memory: HealthMemory | None = None  # the console's: health that does not flap
         self._shown: dict[str, dict[str, Text | str]] = {}
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
         self._snapshot: MeshSnapshot | None = None
@@ -184,7 +185,9 @@ class EdgeTable(DataTable[Any]):
 
     def show(self, snapshot: MeshSnapshot) -> None:
         self._snapshot = snapshot
-        healths = grade(snapshot, self.thresholds).edges
+        # the console's memory, so the table's health does not flap where the graph's does not
+        graded = self.memory.grade if self.memory is not None else grade
+        healths = graded(snapshot, self.thresholds).edges
         wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
         with self.app.batch_update():
             columns = self._set_columns()

@@ -21,6 +21,7 @@ from textual.strip import Strip
 
 from meshtop import units
 from meshtop.graphview import GraphView, ViewEdge
+from meshtop.health import severity
 from meshtop.layout import Box, Layout
 from meshtop.model import Health, Protocol
 
@@ -425,10 +426,9 @@ class GraphCanvas(ScrollView, can_focus=True):
             room = b.w - 2
             inner = " " * room
             if row == label_row and node is not None:
-                name = node.label if compact else f" {node.label} "
-                if len(name) > room:  # a name longer than the layout gave it room for
-                    name = name[: room - 1] + "…"
-                inner = name.ljust(room)
+                # a name longer than the layout gave it room for is cut, marked `…`
+                name = units.clip(node.label, room if compact else room - 2)
+                inner = (name if compact else f" {name} ").ljust(room)
             label_style = self._styles["selected"] if n == self.node else self._styles["label"]
             put(b.x, v, style)
             put(b.x + 1, inner, label_style if row == label_row else None)
@@ -475,10 +475,9 @@ class GraphCanvas(ScrollView, can_focus=True):
         if self.view is None or self.node is None:
             return
         # the worst first: a failing call is what the operator tabs to look at
-        order = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
         edges = self.view.edges
         mine = sorted(
-            (k for k in edges if self.node in k), key=lambda k: (order[edges[k].health], k)
+            (k for k in edges if self.node in k), key=lambda k: (-severity(edges[k].health), k)
         )
         if not mine:
             return

@@ -125,23 +125,34 @@ def _join(texts: list[Text], gap: str) -> Text:
 def fit_parts(parts: list[Part], width: int) -> Text:
     forms = [p.long for p in parts]
     kept = list(range(len(parts)))
-
     gap = "  "
 
     def line() -> Text:
         return _join([forms[i] for i in kept], gap)
 
-    # what may go goes first, from the end; then the short forms, from the end
+    def fits() -> bool:
+        return line().cell_len <= width
+
+    # 1. what may go goes, from the end
     for i in reversed(range(len(parts))):
-        if line().cell_len <= width:
+        if fits():
             return line()
         if not parts[i].kept:
             kept.remove(i)
+    # 2. the short forms, from the end; then one space between parts
     for i in reversed(kept):
-        if line().cell_len <= width:
-            return line()
+        if fits():
+            break
         forms[i] = parts[i].short
-    gap = " "
+    if not fits():
+        gap = " "
+    # 3. what the short forms made room for comes back, in its place
+    for i in range(len(parts)):
+        if i not in kept:
+            kept = sorted([*kept, i])
+            if not fits():
+                kept.remove(i)
+    # 4. still too long: cut at the end
     text = line()
     if text.cell_len > width:
         text.truncate(max(width - 1, 0))

@@ -23,10 +23,6 @@ TREE_WIDTH = 44  # columns for the span tree; the bars take the rest
 RULER_ROWS = 1
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
 class Waterfall(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j,down", "move(1)", "down", show=False),
@@ -164,7 +160,9 @@ class Waterfall(ScrollView, can_focus=True):
         bars = max(0, width - tree_w - 1)
         span = self.t1 - self.t0
         label = "zoomed " if self.zoomed else ""
-        head = _fit(f"{label}{units.ms((self.t1 - self.t0) / 1000)} trace", tree_w).ljust(tree_w)
+        head = units.clip(f"{label}{units.ms((self.t1 - self.t0) / 1000)} trace", tree_w).ljust(
+            tree_w
+        )
         cells = [" "] * bars
         for k in range(5):
             x = round(k * (bars - 1) / 4) if bars > 1 else 0
@@ -186,7 +184,7 @@ class Waterfall(ScrollView, can_focus=True):
         mark = "!" if s.error else " "
         orphan = "⤷ " if row.orphan else ""
         text = f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{s.service} {s.operation}"
-        left = _fit(text, tree_w).ljust(tree_w)
+        left = units.clip(text, tree_w).ljust(tree_w)
         name_style = styles["error"] if s.error else styles["text"]
         if selected:
             name_style = name_style + styles["selected"]
