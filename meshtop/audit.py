@@ -29,8 +29,13 @@ def record(entry: Mapping[str, Any]) -> Path:
         "user": _user(),
         **entry,
     }
-    where.parent.mkdir(parents=True, exist_ok=True)
-    with open(where, "a", encoding="utf-8") as out:
+    # who changed what, and when, is the user's alone to read: the directory 0700 and the
+    # log 0600 when meshtop makes them (a log made earlier, wider, is narrowed too)
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
         out.write(json.dumps(line, sort_keys=True) + "\n")
         out.flush()
         os.fsync(out.fileno())
