@@ -189,7 +189,10 @@ def _settings(ctx: typer.Context, **flags: Any) -> Settings:
 
     given: Given = ctx.obj if isinstance(ctx.obj, Given) else Given()
     mine = {k: v for k, v in flags.items() if v not in (None, (), False)}
-    return load({**given.flags, **mine}, config_file=given.config)
+    settings = load({**given.flags, **mine}, config_file=given.config)
+    for warning in settings.warnings:  # a secret others can read: said, not refused
+        typer.echo(f"meshtop: warning: {warning}", err=True)
+    return settings
 
 
 def _simulation(

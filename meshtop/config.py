@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -111,6 +112,7 @@ class Settings:
     kube_context: str | None = None  # [kubernetes] context: the cluster routes come from
     kubeconfig: Path | None = None  # [kubernetes] kubeconfig
     clusters: tuple[ClusterConfig, ...] = ()  # [[clusters]] or --context twice or more
+    warnings: tuple[str, ...] = ()  # said once, on stderr and in the console's notice
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -229,6 +231,30 @@ def _prometheus_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     return parsed
 
 
+SECRET_KEYS = frozenset(("token", "password", "headers", "tenant"))
+
+
+def exposed(path: Path, what: str) -> str | None:
+    """A one-line warning, as ssh gives for a key file, when a file that holds a secret
+    can be read by its group or by others; None when only its owner can."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return f"{what} {path} holds a secret and is readable by others (mode {mode:04o}); chmod 600 it"
+
+
+def _holds_secret(value: Any) -> bool:
+    """Whether a config file's tables say a secret themselves (not a file that has one)."""
+    if isinstance(value, dict):
+        return any(k in SECRET_KEYS or _holds_secret(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
+
+
 def read_secret(path: Path, what: str) -> str:
     try:
         secret = path.read_text("utf-8").strip()
@@ -335,9 +361,12 @@ def load(
     )
     path = explicit or default_config_path()
     file_values: dict[str, Any] = {}
+    warnings: list[str] = []
     if explicit is not None or path.is_file():
         file_values = read_file(path)
         settings = replace(settings, config_path=path)
+        if _holds_secret(file_values):
+            warnings.append(exposed(path, "config file") or "")
     where = f"config file {path}"
     thresholds = _thresholds(file_values.pop("health", {}), where)
     tracing = _tracing(file_values.pop("tracing", {}), where, environ, flags or {})
@@ -373,6 +402,10 @@ def load(
         isinstance(t, dict) and t.get("prometheus") for t in file_clusters
     )
     prometheus = _prometheus(layers, settings.timeout_s, url_needed=not own)
+    for layer in layers:
+        for key in ("token_file", "password_file"):
+            if key in layer:
+                warnings.append(exposed(Path(layer[key]), key.replace("_", " ")) or "")
 
     def prometheus_at(url: str) -> PrometheusConfig | None:
         return _prometheus([*layers, {"url": url}], settings.timeout_s)
@@ -392,6 +425,7 @@ def load(
         tracing = one.tracing or tracing
     return replace(
         settings,
+        warnings=tuple(dict.fromkeys(w for w in warnings if w)),
         prometheus=prometheus,
         thresholds=thresholds,
         tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),

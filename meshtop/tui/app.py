@@ -535,7 +535,9 @@ class MeshtopApp(App[None]):
 
     def _show_status(self) -> None:
         if self.snapshot is None:  # nothing to show yet but what the user was told
-            self._notice("\n".join([*self.themes.problems, *self._problems]))
+            self._notice(
+                "\n".join([*self.settings.warnings, *self.themes.problems, *self._problems])
+            )
             return
         self.sub_title = (
             f"{self.metrics.name} · window {units.duration(self.settings.window_s)}"
@@ -572,7 +574,8 @@ class MeshtopApp(App[None]):
             shown_edges=shown,
             sort_kept=self._main(TabbedContent).active == "edges-tab",  # the table's order
         )
-        lines = [*self.themes.problems, *self._problems, *problems(self.snapshot)]
+        lines = [*self.settings.warnings, *self.themes.problems, *self._problems]
+        lines += problems(self.snapshot)
         if self._failures:
             lines.append(f"retrying in {self.retry_delay():g}s")
         self._notice("\n".join(lines))
