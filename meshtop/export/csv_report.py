@@ -1,5 +1,6 @@
 """`--format csv`: one row per edge, worst first, numbers as numbers (no units) and empty
-where there is none, for spreadsheets and `awk`."""
+where there is none, for spreadsheets and `awk`. Names are outside text: shown, and never
+read as a formula (`csv_cell`); our own numbers are left as they are."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 
 from meshtop.model import Protocol
 from meshtop.report import Report
+from meshtop.sanitize import csv_cell
 
 COLUMNS = ("source", "destination", "service", "protocol", "rps", "error_rate", "p50_ms",
            "p95_ms", "p99_ms", "mtls", "health", "tcp_request_bytes_per_s",
@@ -28,7 +30,7 @@ def render(report: Report) -> str:
         tcp = s.protocol is Protocol.TCP
         writer.writerow(
             [
-                e.source, e.destination, e.service, s.protocol.value,
+                csv_cell(e.source), csv_cell(e.destination), csv_cell(e.service), s.protocol.value,
                 number(None if tcp else s.rps), number(None if tcp else s.error_rate),
                 number(s.p50_ms, 3), number(s.p95_ms, 3), number(s.p99_ms, 3),
                 number(s.mtls, 4), report.grades.edges[e.key].value,

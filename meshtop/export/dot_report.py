@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, nested, node_label
 from meshtop.report import Report
+from meshtop.sanitize import dot_string
 
 
 def quoted(text: str) -> str:
-    """A DOT double-quoted ID: backslashes and quotes escaped, newlines as line breaks."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT double-quoted ID: controls shown, backslashes, quotes and `&` escaped,
+    newlines as line breaks (`sanitize.dot_string`)."""
+    return dot_string(text)
 
 
 def render(report: Report) -> str:

@@ -5,7 +5,6 @@ markdown report's tables, each sortable by a click on its header."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
 
 from meshtop import units
 from meshtop.export.drawing import COLOURS
@@ -20,6 +19,7 @@ from meshtop.export.svg_report import drawing
 from meshtop.health import worst
 from meshtop.model import Edge, Health
 from meshtop.report import Report
+from meshtop.sanitize import xml_text
 
 STYLE = """
 body { font: 14px/1.45 Helvetica, Arial, sans-serif; margin: 2em; color: #24292f; }
@@ -74,7 +74,7 @@ def _sort_value(e: Edge, column: int) -> float | None:
 
 
 def _edge_table(report: Report, edges: Sequence[Edge], table_id: str) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in EDGE_COLUMNS)
+    head = "".join(f"<th>{xml_text(c)}</th>" for c in EDGE_COLUMNS)
     rows = []
     for e in edges:
         cells = []
@@ -82,11 +82,11 @@ def _edge_table(report: Report, edges: Sequence[Edge], table_id: str) -> str:
             if i in NUMERIC:
                 v = _sort_value(e, i)
                 data = f' data-v="{v:.6g}"' if v is not None else ' data-v="-1"'
-                cells.append(f'<td class="n"{data}>{escape(text)}</td>')
+                cells.append(f'<td class="n"{data}>{xml_text(text)}</td>')
             elif i == len(EDGE_COLUMNS) - 1:
-                cells.append(f'<td class="health h-{text}">{escape(text)}</td>')
+                cells.append(f'<td class="health h-{text}">{xml_text(text)}</td>')
             else:
-                cells.append(f"<td>{escape(text)}</td>")
+                cells.append(f"<td>{xml_text(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
@@ -95,9 +95,9 @@ def _edge_table(report: Report, edges: Sequence[Edge], table_id: str) -> str:
 
 
 def _simple_table(table_id: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{xml_text(c)}</th>" for c in columns)
     body = "\n".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{xml_text(c)}</td>" for c in row) + "</tr>" for row in rows
     )
     return (
         f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
@@ -110,14 +110,14 @@ def render(report: Report) -> str:
     totals = report.totals
     overall = worst(report.grades.edges.values())
     when = snapshot.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    scope = f" Scope: {escape(', '.join(report.scope))}." if report.scope else ""
+    scope = f" Scope: {xml_text(', '.join(report.scope))}." if report.scope else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>meshtop report {escape(when)}</title>",
+        f"<title>meshtop report {xml_text(when)}</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>meshtop report</h1>",
-        f"<p>Generated {escape(when)} over a {units.duration(snapshot.window_s)} window.{scope} "
+        f"<p>Generated {xml_text(when)} over a {units.duration(snapshot.window_s)} window.{scope} "
         f'Overall: <span class="health h-{overall.value}">{overall.value}</span>.</p>',
         _simple_table(
             "sources",
@@ -166,13 +166,13 @@ def render(report: Report) -> str:
     if report.without_proxy:
         parts.append("<p>Peers without a proxy:</p><ul>")
         parts += [
-            f"<li><code>{escape(w.label)}</code>: {escape(why)}</li>"
+            f"<li><code>{xml_text(w.label)}</code>: {xml_text(why)}</li>"
             for w, why in report.without_proxy
         ]
         parts.append("</ul>")
     parts.append('<h2 id="namespaces">By namespace</h2>')
     for i, (namespace, edges) in enumerate(by_namespace(report).items()):
-        parts.append(f"<h3>{escape(namespace)}</h3>")
+        parts.append(f"<h3>{xml_text(namespace)}</h3>")
         parts.append(_edge_table(report, edges, f"namespace-{i}"))
     parts.append('<h2 id="routes">Routes</h2>')
     rows = route_rows(report)

@@ -10,12 +10,15 @@ from meshtop import units
 from meshtop.health import worst
 from meshtop.model import Edge, Protocol
 from meshtop.report import Report
+from meshtop.sanitize import markdown_code, markdown_text
 
 WORST_SHOWN = 10
 
 
 def cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text that may come from outside, inline: shown on one line, with what Markdown and
+    inline HTML would read escaped (`sanitize.markdown_text`)."""
+    return markdown_text(text)
 
 
 def traffic(e: Edge) -> str:
@@ -102,7 +105,7 @@ def render(report: Report) -> str:
     snapshot = report.snapshot
     totals = report.totals
     when = snapshot.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    scope = f" Scope: {', '.join(report.scope)}." if report.scope else ""
+    scope = f" Scope: {cell(', '.join(report.scope))}." if report.scope else ""
     lines = [
         "# meshtop report",
         "",
@@ -144,9 +147,9 @@ def render(report: Report) -> str:
         lines.append("Every call is on mutual TLS.")
     if report.without_proxy:
         lines += ["", "Peers without a proxy:", ""]
-        lines += [f"- `{cell(w.label)}`: {why}" for w, why in report.without_proxy]
+        lines += [f"- {markdown_code(w.label)}: {cell(why)}" for w, why in report.without_proxy]
     lines += ["", "## By namespace"]
     for namespace, edges in by_namespace(report).items():
-        lines += ["", f"### {namespace}", "", *_edge_table(report, edges)]
+        lines += ["", f"### {cell(namespace)}", "", *_edge_table(report, edges)]
     lines += ["", "## Routes", "", *route_lines(report)]
     return "\n".join(lines) + "\n"

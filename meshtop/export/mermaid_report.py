@@ -7,17 +7,16 @@ from __future__ import annotations
 from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, nested, node_label
 from meshtop.model import Health
 from meshtop.report import Report
+from meshtop.sanitize import mermaid_label
 
 DASHES = {Health.DEGRADED: ",stroke-dasharray:5 3", Health.IDLE: ",stroke-dasharray:2 2"}
 
 
 def text(label: str) -> str:
-    """A Mermaid string: `#` first (it starts an entity), then quotes, backticks (a
-    Markdown string) and angle brackets, as entities."""
-    for char, entity in (("#", "#35;"), ('"', "#quot;"), ("`", "#96;"), ("<", "#lt;"),
-                         (">", "#gt;")):  # fmt: skip
-        label = label.replace(char, entity)
-    return '"' + label + '"'
+    """A Mermaid string: controls shown, `#` first (it starts an entity), then `&`,
+    quotes, backticks (a Markdown string) and angle brackets, as entities
+    (`sanitize.mermaid_label`)."""
+    return mermaid_label(label)
 
 
 def render(report: Report) -> str:

@@ -4,8 +4,6 @@ Each box and line carries its figures as a tooltip (`<title>`); lines show their
 
 from __future__ import annotations
 
-from html import escape
-
 from meshtop import units
 from meshtop.export.drawing import (
     COLOURS,
@@ -19,6 +17,7 @@ from meshtop.export.drawing import (
 from meshtop.layout import layout
 from meshtop.model import Health, Protocol, clusters
 from meshtop.report import Report
+from meshtop.sanitize import xml_text
 
 CW, CH = 8, 16  # pixels per terminal cell of the layout
 DASH = {"dashed": "6 3", "dotted": "2 3"}
@@ -67,14 +66,14 @@ def drawing(report: Report) -> str:
             f'width="{box.w * CW}" height="{(box.h - 1) * CH}" rx="8" fill="none" '
             f'stroke="#57606a" stroke-width="2"/><text x="{box.x * CW + 8}" '
             f'y="{box.y * CH + CH // 2 + 14}" font-weight="bold" fill="#24292f">'
-            f"cluster {escape(cluster)}</text></g>"
+            f"cluster {xml_text(cluster)}</text></g>"
         )
     for group, box in sorted(placed.groups.items()):
         out.append(
             f'<g class="namespace"><rect x="{box.x * CW}" y="{box.y * CH + CH // 2}" '
             f'width="{box.w * CW}" height="{(box.h - 1) * CH}" rx="6" fill="#f6f8fa" '
             f'stroke="#c8cdd2"/><text x="{box.x * CW + 8}" y="{box.y * CH + CH // 2 + 14}" '
-            f'fill="#57606a">{escape(group.rpartition("/")[2])}</text></g>'
+            f'fill="#57606a">{xml_text(group.rpartition("/")[2])}</text></g>'
         )
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         points = placed.routes.get(e.key)
@@ -89,7 +88,7 @@ def drawing(report: Report) -> str:
             x0 = xr - 2 * CW
             title = f"{report.label(e.source)} → itself: {edge_label(e, snapshot.nodes)}"
             out.append(
-                f'<g class="edge {health.value}"><title>{escape(title)}</title>'
+                f'<g class="edge {health.value}"><title>{xml_text(title)}</title>'
                 f'<path fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
                 f'd="M {x0} {top} C {x0} {top - 18}, {xr + 18} {top + 10}, {xr} {top + 10}"/></g>'
             )
@@ -104,22 +103,22 @@ def drawing(report: Report) -> str:
         said = edge_label(e, snapshot.nodes)
         title = f"{report.label(e.source)} → {report.label(e.destination)}: {said}"
         out.append(
-            f'<g class="edge {health.value}"><title>{escape(title)}</title>'
+            f'<g class="edge {health.value}"><title>{xml_text(title)}</title>'
             f'<polyline fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
             f'points="{" ".join(_xy(x, y) for x, y in points)}"/>'
             f'<text x="{x0 * CW + CW + 2}" y="{y0 * CH + CH // 2 - 3}" font-size="10" '
-            f'fill="{COLOURS[health]}">{escape(short)}</text></g>'
+            f'fill="{COLOURS[health]}">{xml_text(short)}</text></g>'
         )
     for node_id, box in sorted(placed.nodes.items()):
         health = grades.nodes[node_id]
         w = nodes[node_id]
         title = f"{w.label} ({w.kind.value}): {health.value}"
         out.append(
-            f'<g class="node {health.value}"><title>{escape(title)}</title>'
+            f'<g class="node {health.value}"><title>{xml_text(title)}</title>'
             f'<rect x="{box.x * CW}" y="{box.y * CH + 3}" width="{box.w * CW}" '
             f'height="{box.h * CH - 6}" rx="6" fill="#ffffff" {_stroke(health)}/>'
             f'<text x="{box.x * CW + box.w * CW // 2}" y="{box.y * CH + CH + 12}" '
-            f'text-anchor="middle" fill="#24292f">{escape(labels[node_id])}</text></g>'
+            f'text-anchor="middle" fill="#24292f">{xml_text(labels[node_id])}</text></g>'
         )
     out.append("</svg>")
     return "\n".join(out)
