@@ -878,15 +878,19 @@ def shift(
     from meshtop import audit
     from meshtop.canary import Plan, Split, parse_set, rule_index
     from meshtop.errors import ConflictError
-    from meshtop.sources.kubernetes import KINDS, KubeConfig, KubernetesControlPlane, owner
+    from meshtop.sources.kubernetes import (
+        KINDS,
+        KubeConfig,
+        KubernetesControlPlane,
+        owner,
+        route_name,
+    )
 
     settings = _settings(ctx, timeout=timeout, **_contexts(context),
                          **{"kubernetes.kubeconfig": kubeconfig})  # fmt: skip
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
-    namespace, sep, name = target.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    namespace, name = route_name(target)
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
 
     async def read(plane: KubernetesControlPlane) -> tuple[Route, dict[str, Any]]:
@@ -1074,6 +1078,7 @@ def rollout(
     from meshtop.gates import parse_gate
     from meshtop.rollout import Gates, workloads_behind
     from meshtop.rollout import rollout as run_rollout
+    from meshtop.sources.kubernetes import route_name
     from meshtop.units import parse_duration
 
     settings = _settings(ctx, **{"prometheus.url": prometheus, "prometheus.dialect": dialect,
@@ -1086,9 +1091,7 @@ def rollout(
             "a rollout steps one cluster's copy of a route: give --context with one of "
             f"{', '.join(c.name for c in settings.clusters)}"
         )
-    namespace, sep, name = target.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    namespace, name = route_name(target)
     interval_s = parse_duration(interval, what="--interval")
     gates = Gates(
         max_error_rate=parse_gate(f"error_rate>{max_error_rate}").value,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +38,36 @@ CONTROLLERS = {
     "argo-rollouts": "Argo Rollouts",
     "rollouts-controller": "Argo Rollouts",
 }
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL = re.compile(rf"{_LABEL}", re.ASCII)  # a namespace: 63 at most
+_DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.ASCII)  # a name: 253 at most
+
+
+def check_names(namespace: str, name: str) -> None:
+    """A namespace (a DNS-1123 label) and an object name (a DNS-1123 subdomain), checked
+    before they become part of a request's path: `bookinfo/..` would otherwise be a GET of
+    the namespace's whole collection."""
+    if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
+        raise UsageError(
+            f"{namespace!r} is not a Kubernetes namespace (lower-case letters, digits and "
+            "'-', 63 at most, starting and ending with a letter or digit)"
+        )
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        raise UsageError(
+            f"{name!r} is not a Kubernetes object name (lower-case letters, digits, '-' and "
+            "'.', 253 at most)"
+        )
+
+
+def route_name(target: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` as a user gives a route, checked."""
+    namespace, sep, name = target.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    check_names(namespace, name)
+    return namespace, name
 
 
 @dataclass(frozen=True)
@@ -224,6 +255,7 @@ class KubernetesControlPlane:
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, and the object itself (for its owners)."""
+        check_names(namespace, name)
         group, versions, plural, _ = KINDS[kind]
         for version in [self._versions[plural]] if plural in self._versions else versions:
             try:
@@ -247,6 +279,7 @@ class KubernetesControlPlane:
         """The plan's JSON patch: the server checks every test (a concurrent change is a
         `ConflictError`, nothing written); with `dry_run` it validates and writes nothing."""
         route = plan.route
+        check_names(route.namespace, route.name)
         group, versions, plural, kind = KINDS[route.kind]
         version = self._versions.get(plural, versions[0])
         ops = plan.patch()
