@@ -52,8 +52,10 @@ class Gate:
         )
 
     def measure(self, e: Edge) -> float | None:
-        """The edge's figure for this gate; None when it has none to judge: latency, rate
-        or errors of a TCP edge, mTLS of an edge without traffic, a value that is NaN."""
+        """The edge's figure for this gate; None when it has none to judge (latency, rate
+        or errors of a TCP edge, mTLS of an edge without traffic, a latency that is not a
+        number, as histogram_quantile gives for no requests), NaN when its request or
+        error rate is not a number (an overflowing rate): a gate on that fails."""
         s = e.stats
         value: float | None
         if self.metric in LATENCIES:
@@ -64,6 +66,8 @@ class Gate:
             value = None  # no requests to rate or fail, whatever the connections do
         else:
             value = s.rps if self.metric == "rps" else s.error_rate
+            if not (math.isfinite(s.rps) and math.isfinite(value)):
+                return math.nan  # no share of an infinite rate can be trusted either
         if value is None or not math.isfinite(value):
             return None
         return round(value, 9) if self.metric in SHARES else value
@@ -119,7 +123,8 @@ class Violation:
         ends = " → ".join(
             snapshot.nodes[n].label if n in snapshot.nodes else n for n in self.edge.key
         )
-        return f"{self.gate.text}: {ends} has {self.gate.metric} {self.gate.show(self.value)}"
+        shown = self.gate.show(self.value) if math.isfinite(self.value) else "unknown"
+        return f"{self.gate.text}: {ends} has {self.gate.metric} {shown}"
 
 
 def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
@@ -131,6 +136,6 @@ def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
             if not gate.applies(snapshot, e):
                 continue
             value = gate.measure(e)
-            if value is not None and test(value, gate.value):
+            if value is not None and (math.isnan(value) or test(value, gate.value)):
                 found.append(Violation(gate, e, value))
     return found

@@ -49,8 +49,10 @@ def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
         )
     if not stats.rps > 0:  # no traffic, or no number at all (NaN)
         return Health.IDLE
-    if not math.isfinite(stats.error_rate):
-        return Health.FAILING  # traffic we cannot judge is not healthy
+    if not (math.isfinite(stats.error_rate) and math.isfinite(stats.rps)):
+        # traffic we cannot judge is not healthy: an overflowing rate (two series at
+        # 1e308 add to infinity) makes any share of it 0, whatever failed
+        return Health.FAILING
     return worst(
         (
             _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True),
@@ -71,8 +73,8 @@ def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
         return "idle: no traffic in the window"
     if stats.protocol is Protocol.TCP:
         return "healthy: TCP traffic is not graded"
-    if not math.isfinite(stats.error_rate):
-        return "failing: the error rate is unknown"
+    if not (math.isfinite(stats.error_rate) and math.isfinite(stats.rps)):
+        return "failing: the request or error rate is unknown (not a finite number)"
     errors, client = stats.error_rate, client_error_rate(stats)
     why = []
     if errors >= t.errors_failing:

@@ -136,9 +136,13 @@ def test_tcp_edges_are_not_judged_on_requests_even_without_new_connections() -> 
     assert [v.edge.key[1] for v in plain] == ["c/a/db"]  # bytes flow in plain text
 
 
-def test_what_cannot_be_judged_passes_no_gate_and_fails_none() -> None:
+def test_what_has_no_figure_passes_no_gate_and_fails_none_but_an_unknown_rate_fails() -> None:
     snapshot = _tcp_snapshot(connections=1.0)
-    assert not check(snapshot, [parse_gate("error_rate>1%"), parse_gate("p99>1ms")])  # NaN
+    assert not check(snapshot, [parse_gate("p99>1ms")])  # no latency (NaN): nothing to judge
+    # requests flow but their error rate is not a number: unknown, so the gate fails (it
+    # used to pass: a backend's garbage must not read as "no errors")
+    (unknown,) = check(snapshot, [parse_gate("error_rate>1%")])
+    assert unknown.edge.key[1] == "c/a/api"
     assert "c/a/idle" not in {v.edge.key[1] for v in check(snapshot, [parse_gate("mtls<100%")])}
 
 
@@ -151,3 +155,24 @@ def test_what_cannot_be_judged_passes_no_gate_and_fails_none() -> None:
 def test_gates_refuse_values_that_cannot_mean_anything(text: str, says: str) -> None:
     with pytest.raises(UsageError, match=says):
         parse_gate(text)
+
+
+def test_an_overflowing_rate_is_unknown_and_fails_the_gate_not_passes_it(sim: Simulation) -> None:
+    """Two series at 1e308 add up to an infinite rate: any share of it comes out 0. The
+    edge is graded failing (unknown is never healthy) and an error gate fails on it."""
+    import math
+    from dataclasses import replace
+
+    from meshtop.health import edge_health, explain
+    from meshtop.model import Health
+
+    snapshot = _snap(sim)
+    e = next(e for e in snapshot.edges if e.stats.rps > 0 and e.stats.error_rate == 0)
+    inf = replace(e, stats=replace(e.stats, rps=math.inf, error_rate=0.0))
+    broken = replace(snapshot, edges=(inf, *snapshot.edges[1:]))
+    assert edge_health(inf.stats) is Health.FAILING
+    assert "unknown" in explain(inf.stats)
+    (violation,) = [v for v in check(broken, [parse_gate("error_rate>1%")]) if v.edge is inf]
+    assert "has error_rate unknown" in violation.describe(broken)
+    nan = replace(e, stats=replace(e.stats, error_rate=math.nan))
+    assert check(replace(snapshot, edges=(nan,)), [parse_gate("error_rate>50%")])
