@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from meshtop import __version__
+from meshtop import __version__, sanitize
 from meshtop.errors import EXIT_BUG, BackendError, GateFailed, MeshtopError, UsageError
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def _settings(ctx: typer.Context, **flags: Any) -> Settings:
     mine = {k: v for k, v in flags.items() if v not in (None, (), False)}
     settings = load({**given.flags, **mine}, config_file=given.config)
     for warning in settings.warnings:  # a secret others can read: said, not refused
-        typer.echo(f"meshtop: warning: {warning}", err=True)
+        typer.echo(sanitize.said(f"meshtop: warning: {warning}"), err=True)
     return settings
 
 
@@ -522,9 +522,9 @@ def export(
         sys.stdout.flush()
     for h in snapshot.sources.values():
         if h.reason:  # fresh, with a warning from the backend: say it, carry on
-            typer.echo(f"meshtop: warning: {h.reason}", err=True)
+            typer.echo(f"meshtop: warning: {sanitize.said(h.reason)}", err=True)
     if not judged.edges and (namespaces or edge) and not gates:
-        typer.echo(f"meshtop: warning: no edge matched {', '.join(scope)}", err=True)
+        typer.echo(f"meshtop: warning: no edge matched {sanitize.said(', '.join(scope))}", err=True)
     if not gates:
         return
     if not judged.edges:
@@ -717,7 +717,8 @@ def trace(
     from meshtop.waterfall import Tree, text
 
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    sys.stdout.write("\n".join([f"trace {found.trace_id}", *text(Tree(found), width)]) + "\n")
+    lines = [f"trace {found.trace_id}", *text(Tree(found), width)]
+    sys.stdout.write(sanitize.shown("\n".join(lines), newlines=True) + "\n")
 
 
 @app.command()
@@ -794,7 +795,7 @@ def traces(
         when = clock_time(t.start_us, "%Y-%m-%d %H:%M:%S.%f")
         spans = "?" if t.span_count is None else str(t.span_count)
         print(f"{'!' if t.error else ' '} {when:<23} {ms(t.duration_us / 1000):>9} {spans:>5}  "
-              f"{t.trace_id:<32}  {t.root}")  # fmt: skip
+              f"{sanitize.shown(t.trace_id):<32}  {sanitize.shown(t.root)}")  # fmt: skip
 
 
 def _services(
@@ -924,7 +925,7 @@ def shift(
             f"{route.kind} {namespace}/{name} is steered by {steered}: a change here would be "
             "undone or fight it; give --force to change it all the same"
         )
-    typer.echo("\n".join(plan.diff()))
+    typer.echo(sanitize.said("\n".join(plan.diff())))
     if not plan.changed:
         typer.echo("nothing to change")
         return
@@ -998,7 +999,7 @@ def _shift_copies(
             if who:
                 steered.append(f"{cluster} (by {who})")
     for cluster, why in unread.items():
-        typer.echo(f"{cluster}: cannot read {target}: {why}")
+        typer.echo(sanitize.said(f"{cluster}: cannot read {target}: {why}"))
     if not found:
         raise UsageError(f"no cluster has {target}: {next(iter(unread.values()))}")
     if steered and not force:
@@ -1012,7 +1013,7 @@ def _shift_copies(
     stores = {c: audit.AuditedStore(planes[c], where(planes[c]), by="shift") for c in plans}
     for cluster, plan in plans.items():
         typer.echo(f"{cluster}:")
-        typer.echo("\n".join("  " + line for line in plan.diff()))
+        typer.echo(sanitize.said("\n".join("  " + line for line in plan.diff())))
     if not any(p.changed for p in plans.values()):
         typer.echo("nothing to change")
         return 3 if unread else 0
@@ -1028,11 +1029,11 @@ def _shift_copies(
     outcomes = asyncio.run(copies.apply_all(stores, plans, dry_run=dry_run))
     for o in outcomes:
         version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
-        typer.echo(f"{o.cluster}: {o.result}{version}")
+        typer.echo(sanitize.said(f"{o.cluster}: {o.result}{version}"))
     if dry_run and all(o.ok for o in outcomes):
         typer.echo("dry run: every server accepted the change; nothing was written")
     else:
-        typer.echo(copies.summary(outcomes, unread))
+        typer.echo(sanitize.said(copies.summary(outcomes, unread)))
     if any(o.result.startswith("conflict") for o in outcomes):
         return EXIT_CONFLICT
     return 3 if unread or not all(o.ok for o in outcomes) else 0
@@ -1123,7 +1124,7 @@ def rollout(
             AuditedStore(store, where, by="rollout"), sources.metrics, kind=route_kind,
             namespace=namespace, name=name, to=to, step=step, interval_s=interval_s,
             gates=gates, nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
-            say=lambda text: typer.echo(text), rule=rule,
+            say=lambda text: typer.echo(sanitize.said(text)), rule=rule,
         )  # fmt: skip
 
     try:
@@ -1135,11 +1136,12 @@ def rollout(
             now = ", ".join(
                 f"{d.subset or d.host}={d.weight}" for r in route.rules[:1] for d in r.destinations
             )
-            typer.echo(f"meshtop: interrupted; {target} is left at {now}", err=True)
+            typer.echo(sanitize.said(f"meshtop: interrupted; {target} is left at {now}"), err=True)
         except MeshtopError as exc:
-            typer.echo(f"meshtop: interrupted; {target} could not be read: {exc}", err=True)
+            typer.echo(sanitize.said(f"meshtop: interrupted; {target} could not be read: {exc}"),
+                       err=True)  # fmt: skip
         raise
-    typer.echo(outcome.reason)
+    typer.echo(sanitize.said(outcome.reason))
     if outcome.promoted:
         return
     if outcome.reason.startswith("stopped"):
@@ -1240,15 +1242,15 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message().replace("Value error, ", "")
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        print(f"meshtop: {message}{hint}", file=sys.stderr)
+        print(sanitize.said(f"meshtop: {message}{hint}"), file=sys.stderr)
         sys.exit(exc.exit_code)
     except MeshtopError as exc:
-        print(f"meshtop: {exc}", file=sys.stderr)
+        print(sanitize.said(f"meshtop: {exc}"), file=sys.stderr)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except Exception as exc:  # a bug: said in one line, and never exit 1 (a failed gate)
-        said = " ".join(f"{type(exc).__name__}: {exc}".split())
+        said = sanitize.said(" ".join(f"{type(exc).__name__}: {exc}".split()))
         report = _crash_report(exc)
         kept = f"the traceback is in {report}; " if report is not None else ""
         print(f"meshtop: unexpected error, a bug in meshtop: {said} ({kept}please report it)",

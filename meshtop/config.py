@@ -146,14 +146,15 @@ def _strings(value: Any) -> tuple[str, ...]:
 def _headers(value: Any) -> dict[str, str]:
     """A table `{"X-Scope-OrgID" = "team-a"}`, or flags `NAME: VALUE`."""
     if not isinstance(value, Mapping | str | list | tuple):
-        raise UsageError(f"{value!r} is not a table of headers")
+        raise UsageError(f"headers: a {type(value).__name__} is not a table of headers")
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     headers = {}
     for text in _strings(value) if isinstance(value, str) else value:
         name, sep, val = str(text).partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"header {text!r} is not NAME: VALUE")
+            # never the text itself: a header may carry a token
+            raise UsageError("a header is not NAME: VALUE (its text is not shown)")
         headers[name.strip()] = val.strip()
     return headers
 

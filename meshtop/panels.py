@@ -1,7 +1,9 @@
 """The detail panels as Rich renderables: the numbers now, the history as plots, the window
 summed up (response codes, Envoy flags in words, mTLS and principals, what each proxy
 counted), the canary comparison, a node's calls and the routes that reach it. Headless:
-the console shows them in its detail screens, `meshtop edge` prints them."""
+the console shows them in its detail screens, `meshtop edge` prints them. Every string
+from outside (names, codes, flags, principals, routes) is `shown()`: no control reaches
+the terminal."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from meshtop.detail import Detail, Subject
 from meshtop.health import Thresholds, explain
 from meshtop.history import known
 from meshtop.model import Edge, EdgeStats, History, Protocol, Route, WindowSummary
+from meshtop.sanitize import shown
 
 FLAGS = {
     "UH": "no healthy upstream",
@@ -69,7 +72,7 @@ def flag_meaning(flag: str) -> str:
 
 
 def _heading(text: str, note: str = "") -> Text:
-    out = Text(text, style="bold")
+    out = Text(shown(text), style="bold")
     if note:
         out.append(f"  {note}", style="dim")
     return out
@@ -165,7 +168,7 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
     for side, names in (("client identity", s.source_principals),
                         ("server identity", s.destination_principals)):  # fmt: skip
         if names:
-            figures.add_row(side, Text("\n".join(names)))  # label values: text, not markup
+            figures.add_row(side, Text("\n".join(shown(n) for n in names)))  # text, not markup
     parts.append(figures)
 
     if s.response_codes or s.grpc_statuses:
@@ -174,9 +177,9 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
             codes.add_column(title, justify=justify)  # type: ignore[arg-type]
         total = sum(s.response_codes.values()) or 1.0
         for code, rps in sorted(s.response_codes.items(), key=lambda kv: -kv[1]):
-            codes.add_row(Text(code), units.rps(rps), units.percent(rps / total))
+            codes.add_row(Text(shown(code)), units.rps(rps), units.percent(rps / total))
         for status, rps in sorted(s.grpc_statuses.items(), key=lambda kv: -kv[1]):
-            codes.add_row(Text(f"gRPC {status}"), units.rps(rps), units.percent(rps / total))
+            codes.add_row(Text(shown(f"gRPC {status}")), units.rps(rps), units.percent(rps / total))
         parts += [Text(""), codes]
     if s.response_flags:
         flags = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
@@ -184,7 +187,7 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
         flags.add_column("rps", justify="right")
         flags.add_column("meaning")
         for flag, rps in sorted(s.response_flags.items(), key=lambda kv: -kv[1]):
-            flags.add_row(Text(flag), units.rps(rps), Text(flag_meaning(flag)))
+            flags.add_row(Text(shown(flag)), units.rps(rps), Text(shown(flag_meaning(flag))))
         parts += [Text(""), flags]
     lost = reporters_view(s)
     if lost is not None:
@@ -216,7 +219,7 @@ def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = 
     """An app's versions side by side over the same window, each against the version
     taking the most traffic (the stable one): what decides whether to shift more."""
     t = Table(
-        title=Text(f"{app}: versions side by side", style="bold"),  # Text: no title_style
+        title=Text(shown(f"{app}: versions side by side"), style="bold"),  # Text: no title_style
         title_justify="left",
         box=None,
         padding=(0, 2),
@@ -229,7 +232,7 @@ def canary_view(app: str, canary: Sequence[tuple[str, History]], current: str = 
     stable = max(canary, key=lambda vh: vh[1].summary.rps)[1].summary if canary else None
     for version, h in canary:
         s = h.summary
-        name = Text(f"{version} ◂" if version == current else version)
+        name = Text(shown(f"{version} ◂" if version == current else version))
         if not s.rps:
             t.add_row(name, "0rps", "0%", "-", "-", "-", "no traffic")
             continue
@@ -270,10 +273,10 @@ def routes_view(routes: Sequence[Route], version: str = "") -> Table:
                 for d in rule.destinations
             )
             t.add_row(  # as text: a match such as `uri regex ^/api/[a-z]+` is not markup
-                Text(f"{route.kind} {route.namespace}/{route.name}" if i == 0 else ""),
-                Text(rule.name or str(i + 1)),
-                Text(" and ".join(rule.matches) or "everything else"),
-                Text(to),
+                Text(shown(f"{route.kind} {route.namespace}/{route.name}" if i == 0 else "")),
+                Text(shown(rule.name or str(i + 1))),
+                Text(shown(" and ".join(rule.matches) or "everything else")),
+                Text(shown(to)),
             )
     return t
 
@@ -289,7 +292,7 @@ def edge_report(
     (and never with NO_COLOR); plots as wide as the terminal, 100 columns in a pipe."""
     out = console or Console(width=None if sys.stdout.isatty() else 100, highlight=False)
     h = detail.history
-    out.print(Text(f"{about.title}   window {units.duration(h.window_s)}", style="bold"))
+    out.print(Text(shown(f"{about.title}   window {units.duration(h.window_s)}"), style="bold"))
     tcp = edge is not None and edge.stats.protocol is Protocol.TCP
     if edge is not None:
         out.print(explain(edge.stats, t))

@@ -2,7 +2,8 @@
 is missing shown as roots and marked), clock skew between services corrected so a child
 sits inside its parent, the critical path, and the rows a view shows with some spans
 collapsed, each with its bar scaled to a time range. Linear in the number of spans, so a
-trace of 10,000 spans opens at once; the console draws only the rows on screen."""
+trace of 10,000 spans opens at once; the console draws only the rows on screen. Span
+fields are outside text: `text()` shows them through `sanitize.shown`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from meshtop.model import Span, Trace
+from meshtop.sanitize import shown
 
 ASYNC_KINDS = ("producer", "consumer")
 
@@ -203,7 +205,7 @@ def text(tree: Tree, width: int = 100) -> list[str]:
         s = row.span
         marks = ("!" if s.error else " ") + ("*" if row.critical else " ")
         orphan = "⤷ " if row.orphan else ""
-        name = f"{'  ' * min(row.depth, 12)}{orphan}{s.service} {s.operation}"
+        name = f"{'  ' * min(row.depth, 12)}{orphan}{shown(s.service)} {shown(s.operation)}"
         if len(name) > name_w:
             name = name[: name_w - 1] + "…"
         cells = [" "] * bars

@@ -158,3 +158,68 @@ def test_mermaid_labels_stay_quoted() -> None:
         if "PWNED" in line:
             assert line.count('"') % 2 == 0, line
             assert "<" not in line and "`" not in line
+
+
+# The other text sinks: `meshtop edge`'s panels, `meshtop trace`'s waterfall, stderr.
+
+
+def test_edge_panels_show_hostile_codes_flags_and_routes() -> None:
+    from rich.console import Console, Group
+
+    from meshtop.model import WindowSummary
+    from meshtop.panels import canary_view, routes_view, window_view
+
+    summary = WindowSummary(rps=1.0, error_rate=0.0, response_codes={HOSTILE: 1.0},
+                            response_flags={HOSTILE: 1.0}, source_principals=(HOSTILE,),
+                            grpc_statuses={HOSTILE: 1.0})  # fmt: skip
+    route = _report().snapshot.routes[0]
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=300, color_system=None)
+    console.print(Group(window_view(summary, 60), routes_view([route]),
+                        canary_view(HOSTILE, [], HOSTILE)))  # fmt: skip
+    printed = out.getvalue()
+    assert "PWNED" in printed and "␛]2;PWNED" in printed
+    for raw in RAW:
+        assert raw not in printed
+
+
+def test_trace_waterfall_text_shows_hostile_span_fields() -> None:
+    from meshtop.model import Span, Trace
+    from meshtop.waterfall import Tree, text
+
+    trace = Trace("t", (Span("a", None, ESCAPES, "\x9b\u202eop", 0, 10),))
+    lines = "\n".join(text(Tree(trace), 200))
+    assert "␛]2;PWNED" in lines
+    for raw in RAW:
+        assert raw not in lines
+
+
+def test_an_error_is_said_shown_and_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meshtop import cli
+    from meshtop.errors import BackendError
+
+    def fail(**_: object) -> None:
+        raise BackendError(f"http://admin:P@ss/w#rd?x@host:9090/x answered {HOSTILE}")
+
+    monkeypatch.setattr(cli, "app", fail)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["export"])
+    assert ended.value.code == 3
+    err = capsys.readouterr().err
+    assert "http://admin:***@host:9090/x answered shop␛]2;PWNED" in err
+    assert "P@ss" not in err and "w#rd" not in err
+    for raw in RAW:
+        assert raw not in err
+
+
+def test_a_malformed_header_is_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    from meshtop import cli
+
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["export", "--demo", "--prometheus-header", "Bearer s3cr3t-token"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "NAME: VALUE" in err
+    assert "s3cr3t" not in err
