@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
-from meshtop.sources.tracing import TracingConfig, parse_tracing
+from meshtop.sources.tracing import DEFAULT_MAX_RESPONSE_MB, TracingConfig, parse_tracing
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
@@ -67,6 +67,7 @@ class PrometheusConfig:
     ca_file: Path | None = None
     insecure: bool = False
     timeout_s: float = 10.0
+    max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # a bigger answer is refused
 
     def __post_init__(self) -> None:
         _check_url(self.url)
@@ -159,6 +160,32 @@ def _headers(value: Any) -> dict[str, str]:
     return headers
 
 
+def _megabytes(value: Any) -> float:
+    """A size cap in MiB: a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise UsageError(f"{value!r} is not a number of MiB")
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"{value!r} is not a number of MiB") from None
+    if not 0 < number < 1e6:
+        raise UsageError(f"{value!r} is not a size between 0 and 1000000 MiB")
+    return number
+
+
+def _count(value: Any) -> int:
+    """A cap on a count: a positive whole number."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise UsageError(f"{value!r} is not a whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise UsageError(f"{value!r} is not a positive whole number")
+    return number
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -180,6 +207,7 @@ _PROMETHEUS_KEYS: dict[str, Callable[[Any], Any]] = {
     "headers": _headers,
     "ca_file": _path,
     "insecure": _bool,
+    "max_response_mb": lambda v: _megabytes(v),
 }
 # Secrets may come straight from the environment, never from a flag (shell history).
 _PROMETHEUS_ENV = {
@@ -305,6 +333,7 @@ def _prometheus(
         ca_file=merged.get("ca_file"),
         insecure=merged.get("insecure", False),
         timeout_s=timeout_s,
+        max_response_mb=merged.get("max_response_mb", DEFAULT_MAX_RESPONSE_MB),
     )
 
 
@@ -370,7 +399,11 @@ def load(
             warnings.append(exposed(path, "config file") or "")
     where = f"config file {path}"
     thresholds = _thresholds(file_values.pop("health", {}), where)
-    tracing = _tracing(file_values.pop("tracing", {}), where, environ, flags or {})
+    file_tracing = file_values.pop("tracing", {})
+    caps = _tracing_caps(file_tracing, where)
+    if caps:
+        file_tracing = {k: v for k, v in file_tracing.items() if k not in _TRACING_CAPS}
+    tracing = _tracing(file_tracing, where, environ, flags or {})
     kube = _kubernetes(file_values.pop("kubernetes", {}), where, environ, flags or {})
     file_clusters = file_values.pop("clusters", [])
     file_prom = file_values.pop("prometheus", {})
@@ -429,11 +462,13 @@ def load(
         warnings=tuple(dict.fromkeys(w for w in warnings if w)),
         prometheus=prometheus,
         thresholds=thresholds,
-        tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s),
+        tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s, **caps),
         kube_context=context,
         kubeconfig=kubeconfig,
         clusters=tuple(
-            replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s)) if c.tracing else c
+            replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s, **caps))
+            if c.tracing
+            else c
             for c in clusters
         ),
     )
@@ -516,7 +551,26 @@ def _kubernetes(
     return (str(context) if context else None), (_path(path).expanduser() if path else None)
 
 
-_TRACING_KEYS = ("backend", "url", "tenant", "headers")
+_TRACING_KEYS = ("backend", "url", "tenant", "headers", "max_response_mb", "max_spans")
+# [tracing] caps -> (TracingConfig field, parser); they hold for every cluster's backend
+_TRACING_CAPS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "max_response_mb": ("max_response_mb", lambda v: _megabytes(v)),
+    "max_spans": ("max_spans", lambda v: _count(v)),
+}
+
+
+def _tracing_caps(file: Any, where: str) -> dict[str, Any]:
+    """[tracing] `max_response_mb` and `max_spans`, as `TracingConfig` fields."""
+    if not isinstance(file, dict):
+        return {}  # `_tracing` says what is wrong
+    caps: dict[str, Any] = {}
+    for key, (name, parse) in _TRACING_CAPS.items():
+        if key in file:
+            try:
+                caps[name] = parse(file[key])
+            except UsageError as exc:
+                raise UsageError(f"{where}: tracing {key}: {exc}") from None
+    return caps
 
 
 def _tracing(

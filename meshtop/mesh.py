@@ -29,6 +29,10 @@ from meshtop.sources.protocols import ControlPlane, MetricsSource, Traffic
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 10.0
+# A source's own deadline (the same `timeout_s`, on each of its requests) ends a hung
+# call first and says more (which request, whether its answer had begun); this one,
+# a little later, is the backstop for a source without one.
+BACKSTOP_S = 0.25
 
 
 async def _ask(
@@ -44,7 +48,7 @@ async def _ask(
     started = time.perf_counter()
     result: T | None = None
     try:
-        result = await asyncio.wait_for(call(), timeout_s)
+        result = await asyncio.wait_for(call(), timeout_s + BACKSTOP_S)
     except TimeoutError:
         reason = f"{role} source {name} did not answer within {timeout_s:g}s"
     except MeshtopError as exc:
@@ -150,6 +154,9 @@ async def refresh(
     workloads: list[Workload] = []
     routes: list[Route] = []
     for cluster, (answer, health) in plane_answers.items():
+        left_out = getattr(plane_members[cluster], "malformed", ())
+        if answer is not None and left_out:  # the rest is shown; these are said
+            health = replace(health, reason=f"left out: {'; '.join(left_out)}")
         sources[source_key("control_plane", cluster)] = health
         if answer is not None:
             workloads += answer[0]

@@ -16,9 +16,11 @@ from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
 from meshtop.sources import otlp
 from meshtop.sources.tracing import (
     NotFound,
+    TooManySpans,
     TraceHTTP,
     TracingConfig,
     backend_service,
+    check_spans,
     hex_id,
     is_error,
     matches,
@@ -66,8 +68,10 @@ def _kv(items: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
     return out
 
 
-def v1_trace(raw: Mapping[str, Any]) -> Trace:
-    """A trace of the older JSON API (`{traceID, spans, processes}`, or api_v2's shape)."""
+def v1_trace(raw: Mapping[str, Any], max_spans: int | None = None) -> Trace:
+    """A trace of the older JSON API (`{traceID, spans, processes}`, or api_v2's shape).
+    More than `max_spans` spans raises `TooManySpans` (None: no cap)."""
+    check_spans(len(raw.get("spans") or ()), max_spans)
     processes = raw.get("processes") or {}
     spans = []
     trace_id = hex_id(raw.get("traceID") or raw.get("traceId"))
@@ -144,6 +148,7 @@ class JaegerTraces:
         service = backend_service(q.service, q.namespace)
         now = time.time()
         depth = max(q.limit * SEARCH_DEPTH, 20)
+        cap = self.http.config.max_spans
         try:
             if await self._has_v3():
                 params: dict[str, Any] = {
@@ -158,7 +163,7 @@ class JaegerTraces:
                 if q.min_duration_ms:
                     params["query.duration_min"] = f"{int(q.min_duration_ms * 1000)}us"
                 doc = await self.http.get("/api/v3/traces", params)
-                found = otlp.traces(doc.get("result") or {}) if isinstance(doc, dict) else None
+                found = otlp.traces(doc.get("result") or {}, cap) if isinstance(doc, dict) else None
             else:
                 params = {"service": service, "limit": depth, "lookback": f"{int(q.lookback_s)}s"}
                 params.update(start=int((now - q.lookback_s) * 1e6), end=int(now * 1e6))
@@ -170,9 +175,11 @@ class JaegerTraces:
                     params["tags"] = '{"error":"true"}'
                 doc = await self.http.get("/api/traces", params)
                 data = doc.get("data") if isinstance(doc, dict) else None
-                found = [v1_trace(t) for t in data] if isinstance(data, list) else None
+                found = [v1_trace(t, cap) for t in data] if isinstance(data, list) else None
         except NotFound:
             return []  # v3 answers 404 when no trace matched
+        except TooManySpans as exc:
+            raise self.http.too_many(exc) from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise self.http.garbled(exc) from None
         if found is None:
@@ -183,13 +190,16 @@ class JaegerTraces:
     async def get_trace(self, trace_id: str) -> Trace:
         trace_id = hex_id(trace_id)  # the backend's own form: lower-case hex
         missing = f"trace {trace_id} not found in Jaeger at {self.http.config.url}"
+        cap = self.http.config.max_spans
         try:
             if await self._has_v3():
                 doc = await self.http.get(f"/api/v3/traces/{trace_id}", missing=missing)
-                found = otlp.traces(doc.get("result") or {})
+                found = otlp.traces(doc.get("result") or {}, cap)
             else:
                 doc = await self.http.get(f"/api/traces/{trace_id}", missing=missing)
-                found = [v1_trace(t) for t in doc.get("data") or ()]
+                found = [v1_trace(t, cap) for t in doc.get("data") or ()]
+        except TooManySpans as exc:
+            raise self.http.too_many(exc) from None
         except BackendError:
             raise
         except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshtop.model import Span, SpanEvent, Trace
-from meshtop.sources.tracing import hex_id, is_error
+from meshtop.sources.tracing import check_spans, hex_id, is_error
 
 KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -94,9 +94,12 @@ def spans(doc: Mapping[str, Any]) -> Iterable[tuple[str, Span]]:
                 )
 
 
-def traces(doc: Mapping[str, Any]) -> list[Trace]:
-    """The traces of an OTLP document, grouped by trace id, in the order first seen."""
+def traces(doc: Mapping[str, Any], max_spans: int | None = None) -> list[Trace]:
+    """The traces of an OTLP document, grouped by trace id, in the order first seen.
+    A trace of more than `max_spans` spans raises `TooManySpans` (None: no cap)."""
     grouped: dict[str, list[Span]] = {}
     for trace_id, span in spans(doc):
-        grouped.setdefault(trace_id, []).append(span)
+        found = grouped.setdefault(trace_id, [])
+        found.append(span)
+        check_spans(len(found), max_spans)
     return [Trace(trace_id, tuple(found)) for trace_id, found in grouped.items()]

@@ -6,17 +6,21 @@ and TCP traffic by edge. Queries run concurrently in worker threads."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import math
 import re
+import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
@@ -374,6 +378,102 @@ def _describe_http(config: PrometheusConfig, response: requests.Response) -> str
     return None
 
 
+MIB = 1024 * 1024
+_CHUNK = 64 * 1024
+
+# When the request under way must have ended (time.monotonic()): one for a whole call of
+# the source (the dialect's probe and the queries after it), set by `_deadline`, or else
+# one per request. A context variable, so that `asyncio.to_thread` carries it along.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "prometheus_deadline", default=None
+)
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Every request made inside (and in threads started inside) ends within `seconds` of
+    now, all of them together; an outer deadline that comes sooner stays."""
+    outer = _DEADLINE.get()
+    mine = time.monotonic() + seconds
+    token = _DEADLINE.set(mine if outer is None else min(outer, mine))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class _BoundedSession(requests.Session):
+    """A session whose every request ends by its deadline (connect, send and every byte
+    of the body, not each read on its own) and whose every body is capped in size.
+    Responses stream; `read_body`, the first response hook, reads them in chunks."""
+
+    def __init__(self, config: PrometheusConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        outer = _DEADLINE.get()
+        deadline = time.monotonic() + self.config.timeout_s if outer is None else outer
+        token = _DEADLINE.set(deadline)
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BackendError(_late(self.config))
+            kwargs["stream"] = True
+            kwargs["timeout"] = remaining  # connecting, and each read until the headers
+            return super().send(request, **kwargs)
+        finally:
+            _DEADLINE.reset(token)
+
+    def read_body(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """The whole body, by the deadline and within the cap, or one clear `BackendError`
+        (and the connection closed, not reused)."""
+        deadline = _DEADLINE.get() or time.monotonic() + self.config.timeout_s
+        cap = int(self.config.max_response_mb * MIB)
+        raw = response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BackendError(_late(self.config))
+                if isinstance(sock, socket.socket):
+                    sock.settimeout(remaining)  # no one read outlasts the deadline
+                chunk = raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > cap:
+                    raise BackendError(_too_big(self.config))
+                chunks.append(chunk)
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            response.close()
+            raise BackendError(_late(self.config)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            response.close()
+            raise BackendError(
+                f"Prometheus at {self.config.url} broke off its answer: {_reason(exc)}"
+            ) from None
+        except BackendError:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+
+
+def _late(config: PrometheusConfig) -> str:
+    return f"Prometheus at {config.url} did not finish answering within {config.timeout_s:g}s"
+
+
+def _too_big(config: PrometheusConfig) -> str:
+    return (
+        f"Prometheus at {config.url} answered more than {config.max_response_mb:g} MiB; "
+        "raise [prometheus] max_response_mb if a query really needs it"
+    )
+
+
 class PrometheusMetrics:
     """The real metrics source. `name` shows the URL, never a credential."""
 
@@ -384,9 +484,9 @@ class PrometheusMetrics:
         self.at = at
         self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
         self._check = _Check()
-        session = requests.Session()
+        session = _BoundedSession(config)
         session.verify = str(config.ca_file) if config.ca_file else not config.insecure
-        session.hooks["response"].append(self._inspect)
+        session.hooks["response"] += [session.read_body, self._inspect]
         headers = dict(config.headers)
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
@@ -425,7 +525,7 @@ class PrometheusMetrics:
         try:
             body = response.json()
         except ValueError:
-            snippet = response.text[:60].replace("\n", " ")
+            snippet = content[:60].decode("utf-8", "replace").replace("\n", " ")
             raise BackendError(
                 f"Prometheus at {self.config.url} answered HTTP {response.status_code} with "
                 f"something that is not JSON ({snippet!r}): is this the Prometheus API?"
@@ -508,9 +608,10 @@ class PrometheusMetrics:
         return self._dialect
 
     async def traffic(self, window_s: float) -> Traffic:
-        d = await self.resolve_dialect()
-        queries = snapshot_queries(d, window_s, self.config.namespaces)
-        answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
+        with _deadline(self.config.timeout_s):  # the probe and the queries, all of them
+            d = await self.resolve_dialect()
+            queries = snapshot_queries(d, window_s, self.config.namespaces)
+            answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
         warnings = sorted({w for _, ws in answers for w in ws})
         traffic = join(
             d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
@@ -546,11 +647,12 @@ class PrometheusMetrics:
         def ask_instant(promql: str) -> list[dict[str, Any]]:
             return self._query(promql, at=end)[0]
 
-        codes, quantiles, window = await asyncio.gather(
-            asyncio.to_thread(ask_range, queries["codes"]),
-            asyncio.to_thread(ask_range, queries["latency"]),
-            asyncio.to_thread(ask_instant, queries["window"]),
-        )
+        with _deadline(self.config.timeout_s):
+            codes, quantiles, window = await asyncio.gather(
+                asyncio.to_thread(ask_range, queries["codes"]),
+                asyncio.to_thread(ask_range, queries["latency"]),
+                asyncio.to_thread(ask_instant, queries["window"]),
+            )
         try:
             return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
         except (KeyError, ValueError, TypeError, IndexError, AttributeError):

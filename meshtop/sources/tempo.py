@@ -14,6 +14,7 @@ from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sources import otlp
 from meshtop.sources.tracing import (
     NotFound,
+    TooManySpans,
     TraceHTTP,
     TracingConfig,
     backend_service,
@@ -96,7 +97,9 @@ class TempoTraces:
         except NotFound:  # no v2 API (Tempo before 2.5), or no such trace: ask the older one
             doc = await self.http.get(f"/api/traces/{trace_id}", missing=missing)
         try:
-            found = otlp.traces(doc)
+            found = otlp.traces(doc, self.http.config.max_spans)
+        except TooManySpans as exc:
+            raise self.http.too_many(exc) from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise self.http.garbled(exc) from None
         if not found or not found[0].spans:

@@ -6,8 +6,10 @@ tags Istio's proxies write (`istio.canonical_service`, `istio.namespace`,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,12 @@ from meshtop.model import Span, Trace, TraceQuery
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 KINDS = ("jaeger", "tempo", "zipkin")
+MIB = 1024 * 1024
+# Caps that no real mesh's answers come near (an answer of a few MiB, a trace of a few
+# thousand spans is already a large one), and that keep a hostile or broken backend from
+# taking meshtop's memory: [prometheus] / [tracing] max_response_mb, [tracing] max_spans.
+DEFAULT_MAX_RESPONSE_MB = 64.0
+DEFAULT_MAX_SPANS = 100_000
 
 
 def hex_id(value: object) -> str:
@@ -152,7 +160,9 @@ class TracingConfig:
     kind: str  # jaeger, tempo, zipkin
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. X-Scope-OrgID for Tempo
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # a deadline for each request, all of it: connect to last byte
+    max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # a bigger answer is refused
+    max_spans: int = DEFAULT_MAX_SPANS  # a trace with more spans is refused
 
 
 def parse_tracing(text: str, headers: Mapping[str, str] | None = None) -> TracingConfig:
@@ -185,29 +195,49 @@ class TraceHTTP:
         """The decoded JSON of `GET url+path`. `missing`: what a 404 means here (an
         unknown trace id); without it a 404 says the URL is wrong."""
         where = f"{self.what} at {self.config.url}"
+        headers_in = False  # whether the answer had begun: then a timeout cut its body
+        cap = int(self.config.max_response_mb * MIB)
+        chunks: list[bytes] = []
         try:
-            async with httpx.AsyncClient(
-                timeout=self.config.timeout_s, headers=dict(self.config.headers)
-            ) as client:
-                response = await client.get(self.config.url + path, params=params)
-        except httpx.TimeoutException:
-            raise BackendError(
-                f"{where} did not answer within {self.config.timeout_s:g}s"
-            ) from None
+            # One deadline for all of it: connecting, sending and every byte of the body.
+            async with asyncio.timeout(self.config.timeout_s):
+                async with (
+                    httpx.AsyncClient(
+                        timeout=self.config.timeout_s, headers=dict(self.config.headers)
+                    ) as client,
+                    client.stream("GET", self.config.url + path, params=params) as response,
+                ):
+                    headers_in = True
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > cap:
+                            raise BackendError(
+                                f"{where} answered more than {self.config.max_response_mb:g} "
+                                "MiB; raise [tracing] max_response_mb if an answer really "
+                                "needs it"
+                            )
+                        chunks.append(chunk)
+        except (TimeoutError, httpx.TimeoutException):
+            said = "finish answering" if headers_in else "answer"
+            timeout = self.config.timeout_s
+            raise BackendError(f"{where} did not {said} within {timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise BackendError(f"cannot reach {where}: {_reason(exc)}") from None
+        body = b"".join(chunks)
+        del chunks
         status = response.status_code
         if status == 404:
             raise NotFound(missing or f"no {self.what} API at {where} (HTTP 404 for {path})")
         if status in (401, 403):
             raise BackendError(f"{where} refused the request (HTTP {status}): check credentials")
         if status >= 400:
-            snippet = response.text[:80].replace("\n", " ")
+            snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise BackendError(f"{where} answered HTTP {status}: {snippet}")
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
-            snippet = response.text[:60].replace("\n", " ")
+            snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
             raise BackendError(
                 f"{where} answered something that is not JSON ({snippet!r}): is this its API?"
             ) from None
@@ -216,9 +246,31 @@ class TraceHTTP:
         """The error for an answer that parsed as JSON but is not what the API promises."""
         return shape_error(self.what, self.config.url, f"{type(exc).__name__} {exc}")
 
+    def too_many(self, exc: TooManySpans) -> BackendError:
+        """The error for a trace over the span cap, naming the backend."""
+        return BackendError(
+            f"{self.what} at {self.config.url} answered a trace of more than {exc.cap:,} "
+            "spans; raise [tracing] max_spans if a trace really has that many"
+        )
+
 
 class NotFound(BackendError):
     """HTTP 404: an unknown trace, or an API the backend does not have."""
+
+
+class TooManySpans(BackendError):
+    """A trace with more spans than the cap; `TraceHTTP.too_many` says whose."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"a trace has more than {cap:,} spans")
+        self.cap = cap
+
+
+def check_spans(count: int, cap: int | None) -> None:
+    """Raise `TooManySpans` when a trace's `count` of spans is over `cap` (None: no cap).
+    Called before the spans are built, so that a huge trace costs no more than its JSON."""
+    if cap is not None and count > cap:
+        raise TooManySpans(cap)
 
 
 def _reason(exc: Exception) -> str:

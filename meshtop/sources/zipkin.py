@@ -11,9 +11,11 @@ from typing import Any
 from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
 from meshtop.sources.tracing import (
+    TooManySpans,
     TraceHTTP,
     TracingConfig,
     backend_service,
+    check_spans,
     hex_id,
     is_error,
     matches,
@@ -23,14 +25,16 @@ from meshtop.sources.tracing import (
 SERVER_HALF = "~server"  # suffix of the id given to the server's half of a shared span
 
 
-def zipkin_trace(raw: Sequence[Mapping[str, Any]]) -> Trace:
-    """A trace from Zipkin's list of spans."""
+def zipkin_trace(raw: Sequence[Mapping[str, Any]], max_spans: int | None = None) -> Trace:
+    """A trace from Zipkin's list of spans. More than `max_spans` of them raises
+    `TooManySpans` (None: no cap)."""
+    check_spans(len(raw), max_spans)
+    clients = {s.get("id") for s in raw if s.get("kind") == "CLIENT"}
     shared = {
         hex_id(s["id"])
         for s in raw
-        if s.get("shared") and s.get("kind") == "SERVER"
-        and any(o.get("id") == s["id"] and o.get("kind") == "CLIENT" for o in raw)
-    }  # fmt: skip
+        if s.get("shared") and s.get("kind") == "SERVER" and s["id"] in clients
+    }
     server_service = {
         hex_id(s["id"]): (s.get("localEndpoint") or {}).get("serviceName", "")
         for s in raw
@@ -103,7 +107,9 @@ class ZipkinTraces:
         if not isinstance(doc, list):
             raise shape_error("Zipkin", self.http.config.url, "not a list of traces")
         try:
-            found = [zipkin_trace(t) for t in doc]
+            found = [zipkin_trace(t, self.http.config.max_spans) for t in doc]
+        except TooManySpans as exc:
+            raise self.http.too_many(exc) from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise self.http.garbled(exc) from None
         wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
@@ -116,7 +122,9 @@ class ZipkinTraces:
         if not isinstance(doc, list):
             raise shape_error("Zipkin", self.http.config.url, "a trace is not a list of spans")
         try:
-            trace = zipkin_trace(doc)
+            trace = zipkin_trace(doc, self.http.config.max_spans)
+        except TooManySpans as exc:
+            raise self.http.too_many(exc) from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise self.http.garbled(exc) from None
         if not trace.spans:
