@@ -8,6 +8,7 @@ simulated mesh all go through here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -183,12 +184,16 @@ class Plan:
         return lines
 
 
+WEIGHT = re.compile(r"[0-9]{1,9}", re.ASCII)  # a weight or an index as a user writes it
+
 def parse_set(text: str, split: Split) -> Split:
     """`--set v1=90,v2=10`: weights by destination name; those not named stay."""
     weights = dict(zip(split.names, split.weights, strict=True))
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, sep, value = part.partition("=")
-        if not sep or not value.strip().isdigit():
+        # ASCII digits, and few: `²` is a digit to str.isdigit() but not to int(), and a
+        # number of 5,000 digits is more than int() will read
+        if not sep or not WEIGHT.fullmatch(value.strip()):
             raise UsageError(f"--set {text!r}: write NAME=WEIGHT,…, e.g. v1=90,v2=10")
         if name.strip() not in weights:
             raise UsageError(
@@ -202,7 +207,7 @@ def rule_index(route: Route, which: str | None) -> int:
     """The rule `--rule` names (its name or index); else the default rule (no match
     conditions), else the only rule. Raises `UsageError`."""
     if which is not None:
-        if which.isdigit() and int(which) < len(route.rules):
+        if WEIGHT.fullmatch(which) and int(which) < len(route.rules):
             return int(which)
         found = [i for i, r in enumerate(route.rules) if r.name == which]
         if found:

@@ -124,3 +124,12 @@ def test_the_simulated_mesh_applies_a_plan_and_refuses_a_stale_one(sim: Simulati
     assert sim.route("bookinfo", "reviews") is updated  # nothing overwritten
     routes = asyncio.run(sim.control_plane.routes())
     assert next(r for r in routes if r.name == "reviews").resource_version == "2"
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "9" * 5000, "1e3", "-5", " "])
+def test_a_weight_that_is_not_plain_digits_is_a_usage_error(value: str) -> None:
+    """`²` is a digit to str.isdigit() but not to int(); 5,000 digits are more than int()
+    reads: each was a crash (exit 70), each is now the user's mistake, said (exit 2)."""
+    split = Split("VirtualService", ("v1", "v2"), (90, 10))
+    with pytest.raises(UsageError, match="write NAME=WEIGHT"):
+        parse_set(f"v1={value}", split)

@@ -187,12 +187,19 @@ class KubernetesControlPlane:
     # -- reading ---------------------------------------------------------------------
 
     async def routes(self) -> Sequence[Route]:
+        """Every route; one the cluster serves malformed is left out and said in
+        `malformed` (the rest of the control plane is still shown)."""
         out: list[Route] = []
+        malformed: list[str] = []
         for namespace in self.config.namespaces or ("",):
             for resource, parse in ((VIRTUAL_SERVICES, route_from_virtual_service),
                                     (HTTP_ROUTES, route_from_httproute)):  # fmt: skip
                 for item in await self._list(resource, namespace):
-                    out.append(parse(item, self.config.cluster, namespace or "default"))
+                    try:
+                        out.append(parse(item, self.config.cluster, namespace or "default"))
+                    except BackendError as exc:
+                        malformed.append(str(exc))
+        self.malformed = malformed
         return out
 
     async def subsets(self) -> dict[tuple[str, str], set[str]]:
@@ -252,6 +259,8 @@ class KubernetesControlPlane:
                         )
                     )
         return out
+
+    malformed: Sequence[str] = ()  # the routes the last `routes()` left out, and why
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, and the object itself (for its owners)."""

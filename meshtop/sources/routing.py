@@ -3,10 +3,10 @@ serves them, or as YAML manifests hold them) into `Route`s, match conditions in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from meshtop.errors import UsageError
+from meshtop.errors import BackendError, UsageError
 from meshtop.model import Route, RouteRule, WeightedDestination
 
 _OPS = {"exact": "=", "prefix": "^=", "regex": "~"}
@@ -46,19 +46,57 @@ def _metadata(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(name), str(meta.get("namespace", "")), str(meta.get("resourceVersion", ""))
 
 
+def _weight(value: Any, default: int, where: str) -> int:
+    """A destination's weight as the cluster has it: a whole number (the CRD's schema says
+    so, but an API server without it, or an emulator, may serve anything)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise BackendError(f"{where}: weight {value!r} is not a whole number from 0")
+    return value
+
+
+def _host(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BackendError(f"{where}: a destination without a host")
+    return value
+
+
+def _malformed(parse: Callable[[Mapping[str, Any], str, str], Route]) -> Callable[..., Route]:
+    """A route the cluster serves malformed is a backend's answer gone wrong (exit 3, or
+    that route flagged on its own), never a crash: a missing key or a wrong type in it
+    becomes a `BackendError` that names the route."""
+
+    def parsed(obj: Mapping[str, Any], cluster: str, default_namespace: str) -> Route:
+        try:
+            return parse(obj, cluster, default_namespace)
+        except BackendError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+            name = meta.get("name", "?") if isinstance(meta, Mapping) else "?"
+            kind = obj.get("kind", "route") if isinstance(obj, Mapping) else "route"
+            what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise BackendError(f"{kind} {default_namespace}/{name} is malformed: {what}") from None
+
+    return parsed
+
+
+@_malformed
 def route_from_virtual_service(
     obj: Mapping[str, Any], cluster: str, default_namespace: str
 ) -> Route:
     name, namespace, version = _metadata(obj)
+    where = f"VirtualService {namespace or default_namespace}/{name}"
     spec = obj.get("spec") or {}
     rules: list[RouteRule] = []
     for http in spec.get("http") or []:
         destinations = tuple(
             WeightedDestination(
-                host=str(d["destination"]["host"]),
+                host=_host(d["destination"].get("host"), where),
                 subset=str(d["destination"].get("subset", "")),
                 # A single destination without a weight takes all traffic.
-                weight=int(d.get("weight", 100 if len(http["route"]) == 1 else 0)),
+                weight=_weight(d.get("weight"), 100 if len(http["route"]) == 1 else 0, where),
                 port=(d["destination"].get("port") or {}).get("number"),
             )
             for d in http.get("route") or []
@@ -92,16 +130,18 @@ def _describe_gateway_match(match: Mapping[str, Any]) -> str:
     return " and ".join(parts)
 
 
+@_malformed
 def route_from_httproute(obj: Mapping[str, Any], cluster: str, default_namespace: str) -> Route:
     name, namespace, version = _metadata(obj)
+    where = f"HTTPRoute {namespace or default_namespace}/{name}"
     spec = obj.get("spec") or {}
     rules: list[RouteRule] = []
     for rule in spec.get("rules") or []:
         destinations = tuple(
             WeightedDestination(
-                host=str(ref["name"]),
+                host=_host(ref.get("name"), where),
                 subset="",
-                weight=int(ref.get("weight", 1)),  # Gateway API's default weight is 1
+                weight=_weight(ref.get("weight"), 1, where),  # Gateway API's default is 1
                 port=ref.get("port"),
             )
             for ref in rule.get("backendRefs") or []

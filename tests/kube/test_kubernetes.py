@@ -321,3 +321,39 @@ async def test_the_console_leaves_a_route_flagger_steers_alone(
         await until(pilot, said, "why the route is left alone")
         assert not isinstance(app.screen, ShiftScreen)
         assert "steered by Flagger (Canary reviews)" in str(app.query_one("#notice").render())
+
+
+def test_a_malformed_route_is_left_out_and_said_the_rest_shown(
+    cluster: tuple[Emulator, Path], tmp_path: Path
+) -> None:
+    """A VirtualService whose weight is "ninety", another without a host: each is said on
+    its own, the others are read; `meshtop shift` of one is one line and exit 3, not 70."""
+    emulator, kubeconfig = cluster
+    bad = {
+        "ninety": {"destination": {"host": "reviews"}, "weight": "ninety"},
+        "hostless": {"destination": {"subset": "v1"}, "weight": 100},
+    }
+    for name, destination in bad.items():
+        emulator.add({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": "bookinfo"},
+            "spec": {"hosts": [name], "http": [{"route": [destination]}]},
+        })  # fmt: skip
+    plane = _plane(kubeconfig, "bookinfo")
+    routes = {r.name for r in asyncio.run(plane.routes())}
+    assert "reviews" in routes and not routes & {"ninety", "hostless"}
+    said = " ".join(plane.malformed)
+    assert "VirtualService bookinfo/ninety: weight 'ninety' is not a whole number" in said
+    assert "VirtualService bookinfo/hostless: a destination without a host" in said
+    from meshtop.mesh import refresh
+    from meshtop.sim.sources import Simulation
+    from meshtop.sim.topology import bookinfo
+
+    snapshot = asyncio.run(refresh(Simulation(bookinfo()).metrics, plane))
+    health = snapshot.sources["control_plane"]
+    assert health.state.value == "fresh" and "bookinfo/ninety" in (health.reason or "")
+    done = _shift(kubeconfig, tmp_path / "state", "bookinfo/ninety", "--set", "v1=100", "--yes")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "meshtop: VirtualService bookinfo/ninety: weight 'ninety' is not a whole number from 0"
+    ]

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from meshtop import copies
-from meshtop.canary import PRESETS, Plan, Split, parse_set, stable_index
+from meshtop.canary import PRESETS, WEIGHT, Plan, Split, parse_set, stable_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.rollout import Gates, rollout, workloads_behind
@@ -492,7 +492,7 @@ def _rollout_words(text: str) -> tuple[int, float, Gates]:
     if unknown or len(words) % 2:
         raise UsageError("write: step 10 interval 1m max-error 1% [max-p99 500ms]")
     step = given.get("step", "10")
-    if not step.isdigit() or not 1 <= int(step) <= 100:
+    if not WEIGHT.fullmatch(step) or not 1 <= int(step) <= 100:
         raise UsageError(f"step {step!r}: give 1 to 100 (percent per step)")
     gates = Gates(
         max_error_rate=parse_gate(f"error_rate>{given.get('max-error', '1%')}").value,
