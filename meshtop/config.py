@@ -68,6 +68,7 @@ class PrometheusConfig:
     insecure: bool = False
     timeout_s: float = 10.0
     max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # a bigger answer is refused
+    unreadable: str = ""  # why a secret file could not be read: said when this is used
 
     def __post_init__(self) -> None:
         _check_url(self.url)
@@ -305,15 +306,22 @@ def _prometheus(
     merged: dict[str, Any] = {}
     token: str | None = None
     password: str | None = None
+    unreadable = ""  # a secret file that cannot be read: said when Prometheus is asked
     for layer in layers:
         merged.update({k: v for k, v in layer.items() if k not in ("token", "password")})
         # A secret given in a layer replaces one from an earlier layer, however given.
         if "token_file" in layer:
-            token = read_secret(layer["token_file"], "token")
+            try:
+                token, unreadable = read_secret(layer["token_file"], "token"), ""
+            except UsageError as exc:  # not when the command never asks (export --demo)
+                token, unreadable = None, str(exc)
         if "token" in layer:
             token = layer["token"]
         if "password_file" in layer:
-            password = read_secret(layer["password_file"], "password")
+            try:
+                password = read_secret(layer["password_file"], "password")
+            except UsageError as exc:
+                password, unreadable = "", str(exc)
         if "password" in layer:
             password = layer["password"]
     if not merged.get("url"):
@@ -334,6 +342,7 @@ def _prometheus(
         insecure=merged.get("insecure", False),
         timeout_s=timeout_s,
         max_response_mb=merged.get("max_response_mb", DEFAULT_MAX_RESPONSE_MB),
+        unreadable=unreadable,
     )
 
 

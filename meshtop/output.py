@@ -27,18 +27,22 @@ def write_report(path: Path, text: str) -> None:
     if str(path) == "-":
         sys.stdout.write(text)
         return
-    target = Path(os.path.realpath(path.expanduser()))
-    if target.is_dir():
-        raise UsageError(f"cannot write the report to {path}: it is a directory")
+    given = path.expanduser()
+    # the path as given, links followed by the system: /dev/stdout into a pipe is a link
+    # to /proc/self/fd/1, itself a "link" to `pipe:[…]`, which realpath makes a path that
+    # is not there
     try:
-        mode = target.stat().st_mode
+        mode: int | None = os.stat(given).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as exc:
         raise UsageError(f"cannot write the report to {path}: {exc.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"cannot write the report to {path}: it is a directory")
+    target = Path(os.path.realpath(given))
     if mode is not None and not stat.S_ISREG(mode):
         try:
-            with open(target, "w", encoding="utf-8") as out:
+            with open(given, "w", encoding="utf-8") as out:
                 out.write(text)
         except OSError as exc:
             raise UsageError(f"cannot write the report to {path}: {exc.strerror}") from None

@@ -154,8 +154,32 @@ def test_config_file_values_of_the_wrong_type(tmp_path: Path) -> None:
         load(config_file=path, environ={})
     binary = tmp_path / "token"
     binary.write_bytes(b"\xff\xfe")
+    settings = load({"prometheus.url": "http://p", "prometheus.token_file": binary}, environ={})
+    # said when Prometheus is asked, not before: `export --demo` never needs the token
+    from meshtop.sources.prometheus import PrometheusMetrics
+
     with pytest.raises(UsageError, match="is not text"):
-        load({"prometheus.url": "http://p", "prometheus.token_file": binary}, environ={})
+        PrometheusMetrics(settings.prometheus)  # type: ignore[arg-type]
+
+
+def test_the_readme_config_does_not_stop_the_demo(tmp_path: Path) -> None:
+    """The README's example names a token file this machine has not got: a command that
+    never asks Prometheus (export --demo) runs; one that does says why it cannot."""
+    from .test_cli import meshtop
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[prometheus]\nurl = "https://thanos.example.com/prom"\n'
+        'token_file = "/nonexistent/prom-token"\n'
+    )
+    demo = meshtop("--config", str(config), "export", "--demo", "--format", "json",
+                   "-o", str(tmp_path / "out.json"))  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    real = meshtop("--config", str(config), "export", "--format", "json", "-o", "-")
+    assert real.returncode == 2
+    assert real.stderr.strip() == (
+        "meshtop: token file /nonexistent/prom-token cannot be read: No such file or directory"
+    )
 
 
 def test_health_thresholds_from_the_config_file(tmp_path: Path) -> None:

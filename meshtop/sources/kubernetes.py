@@ -119,6 +119,10 @@ class KubernetesControlPlane:
                 self.context = "in-cluster"
             else:
                 path = str(config.kubeconfig.expanduser()) if config.kubeconfig else None
+                if path is not None and not Path(path).is_file():
+                    # the client would say "Invalid kube-config file. No configuration found."
+                    what = "no such file" if not Path(path).exists() else "not a file"
+                    raise UsageError(f"kubeconfig {path}: {what}")
                 api_client = kube_config.new_client_from_config(
                     config_file=path, context=config.context
                 )

@@ -26,7 +26,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from meshtop.config import PrometheusConfig
-from meshtop.errors import BackendError
+from meshtop.errors import BackendError, UsageError
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
     SERVICE_PREFIX,
@@ -480,6 +480,8 @@ class PrometheusMetrics:
     def __init__(self, config: PrometheusConfig, *, at: float | None = None) -> None:
         """`at`: evaluate every query at this time (seconds since the epoch) rather than
         now, so that answers can be compared with hand-written queries."""
+        if config.unreadable:  # its token or password file: said now, when it is needed
+            raise UsageError(config.unreadable)
         self.config = config
         self.at = at
         self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
@@ -556,9 +558,13 @@ class PrometheusMetrics:
         except BackendError:
             raise
         except requests.exceptions.SSLError as exc:
+            hint = (
+                "is it serving HTTPS on that port?"  # the check is skipped already
+                if self.config.insecure
+                else "give the CA bundle (--prometheus-ca), or --insecure to skip the check"
+            )
             raise BackendError(
-                f"TLS to Prometheus at {self.config.url} failed ({_reason(exc)}): "
-                "give the CA bundle (--prometheus-ca), or --insecure to skip the check"
+                f"TLS to Prometheus at {self.config.url} failed ({_tls_reason(exc)}): {hint}"
             ) from None
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
             # With retries off, urllib3 reports a read timeout as a connection error.
@@ -789,6 +795,13 @@ def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
     if peer.cluster and cluster != DEFAULT_CLUSTER:
         out.append(f"{peer.cluster}={json.dumps(cluster)}")
     return out
+
+
+def _tls_reason(exc: Exception) -> str:
+    """What OpenSSL said, in its words (`wrong version number`), not the nested reprs
+    (`SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version…`)."""
+    found = re.search(r"\[SSL: [A-Z0-9_]+\] ([^('\"]+)", str(exc))
+    return found[1].strip() if found else _reason(exc)
 
 
 def _reason(exc: Exception) -> str:

@@ -1,0 +1,58 @@
+"""Small CLI failures that looked like bugs: each now works, or says what is wrong."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from .test_cli import meshtop
+
+
+def test_a_report_to_dev_stdout_in_a_pipe_is_written() -> None:
+    done = meshtop("export", "--demo", "--format", "json", "-o", "/dev/stdout")  # a pipe here
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schema"] == 1
+
+
+def test_a_kubeconfig_that_is_not_there_is_said_so() -> None:
+    done = meshtop("--kubeconfig", "/nonexistent/config", "shift", "bookinfo/reviews",
+                   "--set", "v1=100", "--yes")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == "meshtop: kubeconfig /nonexistent/config: no such file"
+
+
+@pytest.fixture
+def plain_http() -> Iterator[int]:
+    """A server that speaks plain HTTP, where https:// is asked for."""
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def test_a_tls_failure_says_what_openssl_said_and_a_hint_that_fits(plain_http: int) -> None:
+    url = f"https://127.0.0.1:{plain_http}"
+    checked = meshtop("export", "--prometheus", url, "--format", "json", "-o", "-")
+    assert checked.returncode == 3
+    assert "failed (wrong version number)" in checked.stderr and "--insecure" in checked.stderr
+    skipped = meshtop("export", "--prometheus", url, "--insecure", "--format", "json", "-o", "-")
+    assert skipped.returncode == 3
+    line = skipped.stderr.strip()
+    assert line == f"meshtop: TLS to Prometheus at {url} failed (wrong version number): " \
+                   "is it serving HTTPS on that port?"  # fmt: skip
+    assert "SSLError" not in line
