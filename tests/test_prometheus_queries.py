@@ -253,3 +253,18 @@ def test_namespace_filter_includes_services_nobody_answered_for() -> None:
     for label in ("source_workload_namespace", "destination_workload_namespace",
                   "destination_service_namespace"):  # fmt: skip
         assert f'{label}=~"shop"' in q
+
+
+def test_a_separator_in_a_label_value_cannot_pass_for_another_edge() -> None:
+    """A pod publishes `destination_workload_namespace="shop|payments"`: joined, its fields
+    would shift, and its calls could be counted as another workload's. They are counted
+    between unknown peers, and said."""
+    honest = req(5.0, "source")
+    forged = req(7.0, "source", destination_workload_namespace="bookinfo|reviews-v1")
+    traffic = join(ISTIO, {"requests": [honest, forged]})
+    real = [e for e in traffic.edges if "reviews-v3" in e.destination]
+    assert [e.stats.rps for e in real] == [pytest.approx(5.0)]  # not 12: nothing added to it
+    assert not [e for e in traffic.edges if "reviews-v1" in e.destination]
+    assert traffic.warnings == (
+        "1 series with '|' in a label value, counted between unknown peers",
+    )

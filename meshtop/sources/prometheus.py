@@ -236,12 +236,20 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
     service_of: dict[tuple[str, str], str] = {}  # the host each edge called
     ends_cache: dict[str, tuple[str, str]] = {}
     edge_labels = d.edge_labels()
+    ambiguous: set[str] = set()  # joined keys whose fields a `|` in a label value shifted
 
     def ends(labels: Mapping[str, str]) -> tuple[str, str]:
         joined = labels.get(EDGE, "")
         found = ends_cache.get(joined)
         if found is None:
-            named = dict(zip(edge_labels, joined.split(SEPARATOR), strict=False))
+            fields = joined.split(SEPARATOR)
+            # every label gives a field, empty if absent: more fields than labels means a
+            # value holds the separator (any pod can publish one), and which is which
+            # cannot be told; such a series is counted between unknown peers, and said
+            if len(fields) != len(edge_labels):
+                ambiguous.add(joined)
+                fields = []
+            named = dict(zip(edge_labels, fields, strict=False))
             src, dst = _node(d, named, "source"), _node(d, named, "destination")
             nodes.setdefault(src.id, src)
             nodes.setdefault(dst.id, dst)
@@ -356,7 +364,13 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
             )
         )
     used = {n for e in edges for n in e.key}
-    return Traffic(nodes=[w for n, w in nodes.items() if n in used], edges=edges)
+    said = (
+        (f"{len(ambiguous)} series with '{SEPARATOR}' in a label value, counted between "
+         "unknown peers",)
+        if ambiguous
+        else ()
+    )  # fmt: skip
+    return Traffic(nodes=[w for n, w in nodes.items() if n in used], edges=edges, warnings=said)
 
 
 # -- talking to the server ------------------------------------------------------------
@@ -622,6 +636,7 @@ class PrometheusMetrics:
         traffic = join(
             d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
         )
+        warnings += traffic.warnings  # the join's own: series it could not key
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
 
     async def history(
