@@ -48,8 +48,10 @@ from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layou
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
+from meshtop.sanitize import said
 from meshtop.sources.kubernetes import owner
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
+from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.shift import ShiftScreen
@@ -234,6 +236,7 @@ class MeshtopApp(App[None]):
         writer: Any = None,
     ) -> None:
         super().__init__()
+        self._filters.append(ControlFilter())  # no control character reaches the terminal
         self.traces = traces
         # where weights are written (read(), apply()): the cluster, or the simulated mesh
         self.writer = writer
@@ -624,8 +627,12 @@ class MeshtopApp(App[None]):
 
     def _notice(self, text: str) -> None:
         notice = self._main(Static, "#notice")
-        notice.update(Text(text))  # what a backend or the user said, not markup
+        notice.update(Text(said(text)))  # what a backend or the user said: shown, not markup
         notice.set_class(bool(text), "shown")
+
+    def notify(self, message: str, **kwargs: Any) -> None:
+        """Every toast, from any screen: shown, with credentials in URLs redacted."""
+        super().notify(said(message), **kwargs)
 
     # -- actions ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from meshtop.panels import (
     routes_view,
     window_view,
 )
+from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
 
 
@@ -155,7 +156,7 @@ class DetailScreen(Screen[None]):
         return max(30, min(width - 2, 140))
 
     def _draw(self) -> None:
-        title = Text(self.about.title, style="bold")
+        title = Text(shown(self.about.title), style="bold")
         title.append(f"   window {units.duration(self.window_s)}", style="bold")
         title.append(f"   {window_keys()}  :window D", style="dim")
         self.query_one("#detail-title", Static).update(title)
@@ -164,12 +165,13 @@ class DetailScreen(Screen[None]):
         canary = self.query_one("#detail-canary", Static)
         w = units.duration(self.window_s)
         if self.problem:
-            history.update(Text(f"history unavailable: {self.problem}", style="bold"))
+            history.update(Text(said(f"history unavailable: {self.problem}"), style="bold"))
             window.update("")
             canary.update("")
             return
         if self.detail is None:
-            history.update(Text(f"fetching the last {w} from {self.metrics.name}…", style="dim"))
+            fetching = said(f"fetching the last {w} from {self.metrics.name}…")
+            history.update(Text(fetching, style="dim"))
             window.update("")
             canary.update("")
             return
@@ -183,7 +185,7 @@ class DetailScreen(Screen[None]):
                 else ""
             )
         except Exception as exc:  # an answer we cannot draw is said in place
-            history.update(Text(f"cannot draw this history: {type(exc).__name__}: {exc}"))
+            history.update(Text(said(f"cannot draw this history: {type(exc).__name__}: {exc}")))
 
     def _current(self) -> str:
         """The version this detail is about, to mark in the canary comparison."""
@@ -283,7 +285,7 @@ def edge_screen(
     ]
     if len(e.members) > 1:
         parts.append(Text(f"{len(e.members)} workload edges, drawn as one:", style="dim"))
-        parts.extend(Text(f"  {a} → {b}", style="dim") for a, b in e.members)
+        parts.extend(Text(shown(f"  {a} → {b}"), style="dim") for a, b in e.members)
     about = subject(snapshot, f"{src} → {dst}", sources, destinations)
     screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
     screen.tcp = e.stats.protocol is Protocol.TCP
@@ -346,12 +348,13 @@ def node_screen(
         for e in sorted(edges, key=lambda e: -e.stats.rps):
             peer = view.nodes[e.source if direction == "from" else e.destination].label
             s = e.stats
-            calls.add_row(direction, Text(peer), units.rps(s.rps), units.percent(s.error_rate),
+            calls.add_row(direction, Text(shown(peer)), units.rps(s.rps),
+                          units.percent(s.error_rate),
                           units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
                           e.health.value)  # fmt: skip
     intro = Group(
-        Text(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}", style="dim"),
-        Text(why),
+        Text(shown(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}"), style="dim"),
+        Text(shown(why)),
         *(_troubles_view(problems) if problems else ()),
         Text(""),
         Text("Calls now", style="bold"),
@@ -396,5 +399,6 @@ def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
             units.percent(client_error_rate(s)),
             units.rps(s.rps),
         )
-        table.add_row("call" if p.call else "workload", Text(p.what), *figures, Text(note))
+        table.add_row("call" if p.call else "workload", Text(shown(p.what)), *figures,
+                      Text(shown(note)))  # fmt: skip
     return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table]

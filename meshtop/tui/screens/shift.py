@@ -24,6 +24,7 @@ from meshtop.canary import PRESETS, WEIGHT, Plan, Split, parse_set, stable_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.rollout import Gates, rollout, workloads_behind
+from meshtop.sanitize import said, shown
 from meshtop.sources.kubernetes import owner
 
 BAR = 40
@@ -126,12 +127,12 @@ class ShiftScreen(ModalScreen[Plan | None]):
         r = self.route
         rule = r.rules[self.rule]
         there = f" in {r.cluster}" if self.stores else ""
-        head = Text(f"Shift {r.kind} {r.namespace}/{r.name}{there}", style="bold")
-        head.append(f"  rule {self.rule}{' ' + rule.name if rule.name else ''}"
-                    f"  (resourceVersion {r.resource_version})", style="dim")  # fmt: skip
+        head = Text(shown(f"Shift {r.kind} {r.namespace}/{r.name}{there}"), style="bold")
+        head.append(shown(f"  rule {self.rule}{' ' + rule.name if rule.name else ''}"
+                          f"  (resourceVersion {r.resource_version})"), style="dim")  # fmt: skip
         lines: list[Any] = [head]
         if self.stores:
-            names = ", ".join(self.stores)
+            names = shown(", ".join(self.stores))
             lines.append(
                 Text(f"applies to every copy: {names}   A this copy only", style="bold")
                 if self.everywhere
@@ -144,7 +145,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             share = self.split.share(j)
             filled = round(share * BAR)
             row = Text("▸ " if j == self.selected else "  ", style="bold")
-            row.append(f"{name:<14}", style="bold" if j == self.selected else "")
+            row.append(f"{shown(name):<14}", style="bold" if j == self.selected else "")
             row.append("█" * filled + "░" * (BAR - filled))
             was = self.read.weights[j]
             row.append(f"  {w:>3}" + ("" if r.kind == "VirtualService" else f" ({share:.0%})"))
@@ -154,10 +155,11 @@ class ShiftScreen(ModalScreen[Plan | None]):
         lines.append(Text(""))
         if self.reviewing:
             plan = Plan(self.route, self.rule, self.read, self.split)
-            lines += [Text(line) for line in plan.diff()]
+            lines += [Text(shown(line)) for line in plan.diff()]
             if self.everywhere:
                 for cluster, then in self._others().items():
-                    lines.append(Text(f"{cluster}'s copy: {then.text()} → {self.split.text()}"))
+                    copy = f"{cluster}'s copy: {then.text()} → {self.split.text()}"
+                    lines.append(Text(shown(copy)))
                 lines.append(Text("each copy is checked at the version its cluster has when "
                                   "written", style="dim"))  # fmt: skip
             lines.append(Text("y apply   esc back to editing", style="bold"))
@@ -166,9 +168,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
                     "p promote  a abort  R rollout  enter review  esc cancel  ? help")  # fmt: skip
             lines.append(Text(keys, style="dim"))
         if self.progress:
-            lines += [Text(""), *(Text(line) for line in self.progress[-8:])]
+            lines += [Text(""), *(Text(said(line)) for line in self.progress[-8:])]
         if self.message:
-            lines += [Text(""), Text(self.message, style="bold")]
+            lines += [Text(""), Text(said(self.message), style="bold")]
         self.query_one("#shift-body", Static).update(Group(*lines))
 
     # -- editing ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from meshtop import units
 from meshtop.errors import MeshtopError
 from meshtop.model import Trace, TraceQuery, TraceSummary
+from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import TraceSource
 from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
@@ -136,10 +137,10 @@ class TraceListScreen(Screen[None]):
         self._show()
 
     def _say(self, text: str) -> None:
-        title = Text(f"Traces: {_describe(self.ask)}", style="bold")
-        title.append(f"   from {self.traces.name}", style="dim")
+        title = Text(shown(f"Traces: {_describe(self.ask)}"), style="bold")
+        title.append(said(f"   from {self.traces.name}"), style="dim")
         self.query_one("#traces-title", Static).update(title)
-        self.query_one("#traces-note", Static).update(Text(text, style="dim"))
+        self.query_one("#traces-note", Static).update(Text(said(text), style="dim"))
 
     def _show(self) -> None:
         unique = {s.trace_id: s for s in reversed(self.found)}  # a trace listed twice, once
@@ -215,7 +216,7 @@ def span_detail(row: Row) -> Table:
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
     for name, value in lines:
-        t.add_row(Text(name), Text(value))
+        t.add_row(Text(shown(name)), Text(shown(value)))
     return t
 
 

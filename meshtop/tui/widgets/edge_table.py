@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 from meshtop import units
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, grade
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
+from meshtop.sanitize import shown
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -134,8 +135,8 @@ def _cells(
     errors = Text("-" if tcp else units.percent(s.error_rate), style if s.error_rate else "")
     return {
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
-        "source": Text(labels.get(edge.source, edge.source)),
-        "destination": Text(labels.get(edge.destination, edge.destination)),
+        "source": Text(shown(labels.get(edge.source, edge.source))),
+        "destination": Text(shown(labels.get(edge.destination, edge.destination))),
         "proto": s.protocol.value,
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"

@@ -24,6 +24,7 @@ from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import severity
 from meshtop.layout import Box, Layout
 from meshtop.model import Health, Protocol
+from meshtop.sanitize import shown
 
 # Directions a line leaves a cell by, as bits; the cell's character follows from them.
 N, E, S, W = 1, 2, 4, 8
@@ -87,7 +88,7 @@ def _frame(put: Put, b: Box, row: int, chars: str, title: str, style: Style) -> 
         left, right = (top_l, top_r) if row == b.y else (bottom_l, bottom_r)
         put(b.x, left + across * (b.w - 2) + right, style)
         if row == b.y:
-            put(b.x + 2, f" {title} ", style)
+            put(b.x + 2, f" {shown(title)} ", style)
     else:
         put(b.x, down, style)
         put(b.right, down, style)
@@ -311,7 +312,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             # in the widget's style, never none: Textual's NO_COLOR filter needs one
             return Strip.blank(width, self.rich_style)
         if not self.view.nodes:  # say why the canvas is blank, on its first rows
-            said = self.empty.splitlines()
+            said = shown(self.empty, newlines=True).splitlines()
             text = said[row] if row < len(said) else ""
             return Strip([Segment(text[:width].ljust(width), self.rich_style)], width)
         chars = [" "] * width
@@ -418,7 +419,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         elif framed:  # its sides and name only: lines that pass behind it stay seen
             put(b.x, v, style)
             if row == label_row and node is not None:
-                name = f" {node.label} "[: b.w - 2]
+                name = f" {shown(node.label)} "[: b.w - 2]
                 selected = self._styles["selected"] if n == self.node else self._styles["label"]
                 put(b.x + 1, name, selected)
             put(b.right, v, style)
@@ -427,7 +428,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             inner = " " * room
             if row == label_row and node is not None:
                 # a name longer than the layout gave it room for is cut, marked `…`
-                name = units.clip(node.label, room if compact else room - 2)
+                name = units.clip(shown(node.label), room if compact else room - 2)
                 inner = (name if compact else f" {name} ").ljust(room)
             label_style = self._styles["selected"] if n == self.node else self._styles["label"]
             put(b.x, v, style)

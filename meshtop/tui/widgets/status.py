@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from meshtop import units
 from meshtop.model import MeshSnapshot, Protocol, SourceHealth, SourceState
+from meshtop.sanitize import shown
 
 STATE_STYLE = {
     SourceState.FRESH: "green",
@@ -67,12 +68,12 @@ def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part
             state = f"stale {age:.0f}s" if age is not None else "stale"
         if len(long):
             long.append("  ")
-        long.append(f"{name} ")
+        long.append(f"{shown(name)} ")
         long.append(state, styles[health.state])
         if health.state is not SourceState.FRESH:  # short: only what is not fresh
             if len(short):
                 short.append(" ")
-            short.append(f"{name} ")
+            short.append(f"{shown(name)} ")
             short.append(state, styles[health.state])
     if not len(short):
         short.append("fresh", styles[SourceState.FRESH])

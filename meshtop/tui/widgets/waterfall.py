@@ -17,6 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from meshtop import units
+from meshtop.sanitize import shown
 from meshtop.waterfall import Row, Tree, bar
 
 TREE_WIDTH = 44  # columns for the span tree; the bars take the rest
@@ -183,7 +184,8 @@ class Waterfall(ScrollView, can_focus=True):
         # level, so a failed span's name is indented as its siblings' are
         mark = "!" if s.error else " "
         orphan = "⤷ " if row.orphan else ""
-        text = f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{s.service} {s.operation}"
+        name = f"{shown(s.service)} {shown(s.operation)}"
+        text = f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{name}"
         left = units.clip(text, tree_w).ljust(tree_w)
         name_style = styles["error"] if s.error else styles["text"]
         if selected:
