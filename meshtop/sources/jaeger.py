@@ -15,6 +15,7 @@ from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
 from meshtop.sources import otlp
 from meshtop.sources.tracing import (
+    GARBLED,
     NotFound,
     TooManySpans,
     TraceHTTP,
@@ -180,7 +181,7 @@ class JaegerTraces:
             return []  # v3 answers 404 when no trace matched
         except TooManySpans as exc:
             raise self.http.too_many(exc) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         if found is None:
             raise shape_error("Jaeger", self.http.config.url, "no traces in the answer")
@@ -202,7 +203,7 @@ class JaegerTraces:
             raise self.http.too_many(exc) from None
         except BackendError:
             raise
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         if not found or not found[0].spans:
             raise BackendError(missing)

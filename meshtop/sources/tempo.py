@@ -13,6 +13,7 @@ from meshtop.errors import BackendError
 from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sources import otlp
 from meshtop.sources.tracing import (
+    GARBLED,
     NotFound,
     TooManySpans,
     TraceHTTP,
@@ -83,7 +84,7 @@ class TempoTraces:
         doc = await self.http.get("/api/search", params)
         try:
             found = [_summary(t, q.errors_only) for t in doc["traces"] or ()]
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         return sorted(found, key=lambda s: -s.duration_us)[: q.limit]
 
@@ -100,7 +101,7 @@ class TempoTraces:
             found = otlp.traces(doc, self.http.config.max_spans)
         except TooManySpans as exc:
             raise self.http.too_many(exc) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         if not found or not found[0].spans:
             raise BackendError(missing)

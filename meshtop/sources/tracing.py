@@ -155,6 +155,13 @@ def is_error(tags: Mapping[str, str], status_code: int | None = None) -> bool:
 # -- HTTP --------------------------------------------------------------------------------
 
 
+# What parsing an answer that is JSON but not what the API promises raises: a missing key,
+# a wrong type, a number too big for an int (`"duration": 1e400` is infinity), too deep.
+GARBLED = (
+    KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError, RecursionError
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TracingConfig:
     kind: str  # jaeger, tempo, zipkin
@@ -236,6 +243,8 @@ class TraceHTTP:
             raise BackendError(f"{where} answered HTTP {status}: {snippet}")
         try:
             return json.loads(body)
+        except RecursionError:  # 200,000 nested `[`: too deep for the decoder, not a crash
+            raise BackendError(f"{where} answered JSON nested too deep to read") from None
         except ValueError:
             snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
             raise BackendError(

@@ -11,6 +11,7 @@ from typing import Any
 from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
 from meshtop.sources.tracing import (
+    GARBLED,
     TooManySpans,
     TraceHTTP,
     TracingConfig,
@@ -110,7 +111,7 @@ class ZipkinTraces:
             found = [zipkin_trace(t, self.http.config.max_spans) for t in doc]
         except TooManySpans as exc:
             raise self.http.too_many(exc) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
         return [TraceSummary.of(t) for t in wanted[: q.limit]]
@@ -125,7 +126,7 @@ class ZipkinTraces:
             trace = zipkin_trace(doc, self.http.config.max_spans)
         except TooManySpans as exc:
             raise self.http.too_many(exc) from None
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except GARBLED as exc:
             raise self.http.garbled(exc) from None
         if not trace.spans:
             raise BackendError(missing)
