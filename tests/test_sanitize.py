@@ -115,3 +115,16 @@ def test_said_is_redacted_and_shown() -> None:
     assert said(f"bad body {HOSTILE} from http://a:b@h") == (
         "bad body shop␛]2;PWNED␛\\␛]52;c;cHduZWQ=␛\\ from http://a:***@h"
     )
+
+
+def test_the_console_filter_removes_any_control_left() -> None:
+    from rich.segment import ControlType, Segment
+    from textual.color import Color
+
+    from meshtop.tui.safety import ControlFilter
+
+    ordinary = [Segment("reviews v2 🔒 ─┐"), Segment("\x1b[2J", None, [(ControlType.CLEAR,)])]
+    assert ControlFilter().apply(ordinary, Color(0, 0, 0)) is ordinary
+    line = [Segment(HOSTILE + "\x9b\u202e!")]
+    (out,) = ControlFilter().apply(line, Color(0, 0, 0))
+    assert out.text == "shop]2;PWNED\\]52;c;cHduZWQ=\\!"

@@ -22,9 +22,9 @@ class ControlFilter(LineFilter):
     """Removes any control or bidi character left in a line's text."""
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
-        if not any(_CONTROL.search(s.text) for s in segments if not s.control):
+        if not any(_CONTROL.search(s.text) for s in segments if s.control is None):
             return segments
         return [
-            s if s.control else Segment(_CONTROL.sub("", s.text), s.style, s.control)
+            s if s.control is not None else Segment(_CONTROL.sub("", s.text), s.style)
             for s in segments
         ]
