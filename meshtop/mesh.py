@@ -5,8 +5,11 @@ said last time is kept and marked stale rather than dropped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -33,6 +36,63 @@ DEFAULT_TIMEOUT_S = 10.0
 # call first and says more (which request, whether its answer had begun); this one,
 # a little later, is the backstop for a source without one.
 BACKSTOP_S = 0.25
+
+
+class DaemonThreads(ThreadPoolExecutor):
+    """An executor whose every call runs on a daemon thread of its own, and whose shutdown
+    waits for none of them: a call blocked on a backend that hangs holds up neither the
+    event loop's end nor the interpreter's exit. Each call ends by itself at its source's
+    deadline; the threads are as many as the calls in flight."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, name="meshtop-call", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass  # nothing to wait for: the threads are the calls' own
+
+
+async def detached(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The result of `make()`, run in an event loop on a daemon thread of its own (its
+    `asyncio.to_thread` calls on daemon threads too). Cancelling the await abandons it:
+    the console quits at once whatever is in flight, and nothing waits for it."""
+    caller = asyncio.get_running_loop()
+    done: asyncio.Future[T] = caller.create_future()
+
+    def settle(outcome: Callable[[Any], None], value: Any) -> None:
+        if not done.done():
+            outcome(value)
+
+    def deliver(outcome: Callable[[Any], None], value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop has closed: no one waits
+            caller.call_soon_threadsafe(settle, outcome, value)
+
+    async def main() -> T:
+        asyncio.get_running_loop().set_default_executor(DaemonThreads())
+        return await make()
+
+    def run() -> None:
+        try:
+            result = asyncio.run(main())
+        except BaseException as exc:
+            deliver(done.set_exception, exc)
+        else:
+            deliver(done.set_result, result)
+
+    threading.Thread(target=run, name="meshtop-refresh", daemon=True).start()
+    return await done
 
 
 async def _ask(

@@ -335,10 +335,14 @@ class MeshtopApp(App[None]):
         self._in_flight = True
         self.poll()
 
-    @work(thread=True, group="refresh", exit_on_error=False)
-    def poll(self) -> None:
-        snapshot = asyncio.run(
-            refresh(
+    @work(group="refresh", exit_on_error=False)
+    async def poll(self) -> None:
+        # On a daemon thread of its own, not in a thread worker, which Textual's exit
+        # would wait for: `q` and ctrl+q quit at once, whatever backend hangs.
+        from meshtop.mesh import detached
+
+        snapshot = await detached(
+            lambda: refresh(
                 self.metrics,
                 self.control_plane,
                 window_s=self.settings.window_s,
