@@ -167,7 +167,8 @@ def test_edge_labels_always_carry_their_unit() -> None:
     """Every label, in each labels mode, at the full and the compact zoom: a figure with
     its unit (a bare `25.6` was kB/s read as rps), or no label at all."""
     bare = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?(?=[ ─┐┘▶!])")
-    with Terminal(["demo"], cols=160, rows=48) as t:
+    # wide enough for the whole status line, whose `labels` part is the first to go
+    with Terminal(["demo"], cols=220, rows=60) as t:
         t.ready()
         t.wait_for("kB/s")  # the TCP call's label, in rps mode, says it is bytes
         for level in ("full", "compact"):
