@@ -6,6 +6,7 @@ and TCP traffic by edge. Queries run concurrently in worker threads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import math
@@ -23,6 +24,7 @@ import requests
 import urllib3.exceptions
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from meshtop.config import PrometheusConfig
@@ -416,6 +418,68 @@ def _deadline(seconds: float) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+class _Cut:
+    """Whether a watchdog cut its request off."""
+
+    fired = False
+
+
+class _Watch(threading.local):
+    """The watchdog of the request under way in this thread, if any."""
+
+    current: _Cut | None = None
+
+
+_WATCH = _Watch()
+
+
+@contextmanager
+def _watchdog(conn: Any) -> Iterator[None]:
+    """Until the answer's headers are in (connecting, TLS, sending, the headers), each
+    read is bounded by the time left, but a server could drip its headers a byte at a
+    time: at the deadline this shuts the connection's socket, which ends any read."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        yield
+        return
+    mine = _WATCH.current = _Cut()
+
+    def cut() -> None:  # on the timer's thread
+        sock = getattr(conn, "sock", None)
+        if isinstance(sock, socket.socket):
+            mine.fired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+class _WatchedPool(HTTPConnectionPool):
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        with _watchdog(conn):
+            return super()._make_request(conn, *args, **kwargs)
+
+
+class _WatchedTLSPool(HTTPSConnectionPool):
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        with _watchdog(conn):
+            return super()._make_request(conn, *args, **kwargs)
+
+
+def _watch_pools(session: requests.Session) -> None:
+    """Every connection pool of the session's adapters under the watchdog."""
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is not None:
+            manager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
+
+
 class _BoundedSession(requests.Session):
     """A session whose every request ends by its deadline (connect, send and every byte
     of the body, not each read on its own) and whose every body is capped in size.
@@ -435,7 +499,16 @@ class _BoundedSession(requests.Session):
                 raise BackendError(_late(self.config))
             kwargs["stream"] = True
             kwargs["timeout"] = remaining  # connecting, and each read until the headers
-            return super().send(request, **kwargs)
+            _WATCH.current = None
+            try:
+                return super().send(request, **kwargs)
+            except requests.exceptions.ConnectionError:
+                if _WATCH.current is not None and _WATCH.current.fired:  # not the server's doing
+                    raise BackendError(
+                        f"Prometheus at {self.config.url} did not answer within "
+                        f"{self.config.timeout_s:g}s"
+                    ) from None
+                raise
         finally:
             _DEADLINE.reset(token)
 
@@ -516,6 +589,7 @@ class PrometheusMetrics:
             retry=Retry(total=0, raise_on_status=False),
             timeout=config.timeout_s,
         )
+        _watch_pools(session)  # after the client has mounted its own adapter
         self.queries_sent = 0
 
     @property

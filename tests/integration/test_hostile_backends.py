@@ -67,9 +67,10 @@ def _jaeger_trace(spans: int) -> dict[str, object]:
 
 
 class Hostile(BaseHTTPRequestHandler):
-    """`/drip/…` sends a valid answer one byte every 0.2 s; `/endless/…` sends a body that
-    never ends; `/big/…` sends 100 MB; `/spans/…` is a Jaeger (no v3) whose trace has 50
-    spans. Every handler gives up after `SERVE_FOR_S` or when the client goes."""
+    """`/drip/…` sends a valid answer one byte every 0.2 s (`/headers/…`: its headers too);
+    `/endless/…` sends a body that never ends; `/big/…` sends 100 MB; `/spans/…` is a
+    Jaeger (no v3) whose trace has 50 spans. Every handler gives up after `SERVE_FOR_S` or
+    when the client goes."""
 
     protocol_version = "HTTP/1.1"
 
@@ -78,6 +79,8 @@ class Hostile(BaseHTTPRequestHandler):
         try:
             if mode == "drip":
                 self._drip()
+            elif mode == "headers":
+                self._drip_headers()
             elif mode == "endless":
                 self._endless()
             elif mode == "big":
@@ -104,6 +107,22 @@ class Hostile(BaseHTTPRequestHandler):
             self.wfile.write(body[i : i + 1])
             self.wfile.flush()
             time.sleep(DRIP_EVERY_S)
+
+    def _drip_headers(self) -> None:
+        """The answer's status line and headers themselves, one byte every 0.2 s."""
+        body = self._body()
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        end = time.monotonic() + SERVE_FOR_S
+        for i in range(len(head)):
+            if time.monotonic() > end:
+                return
+            self.wfile.write(head[i : i + 1])
+            self.wfile.flush()
+            time.sleep(DRIP_EVERY_S)
+        self.wfile.write(body)
 
     def _endless(self) -> None:
         self.send_response(200)
@@ -229,6 +248,13 @@ def _export(url: str) -> Run:
 def test_a_dripping_prometheus_ends_at_the_deadline(hostile: str) -> None:
     run = _export(f"{hostile}/drip")
     _assert_bounded(run, f"Prometheus at {hostile}/drip did not finish answering within 2s")
+
+
+def test_dripping_headers_end_at_the_deadline_too(hostile: str) -> None:
+    run = _export(f"{hostile}/headers")
+    _assert_bounded(run, f"Prometheus at {hostile}/headers did not answer within 2s")
+    run = _trace(f"{hostile}/headers")
+    _assert_bounded(run, f"Jaeger at {hostile}/headers did not answer within 2s")
 
 
 def test_an_endless_prometheus_answer_is_cut_off(hostile: str) -> None:
