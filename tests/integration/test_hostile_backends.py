@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -323,3 +324,43 @@ def test_a_trace_over_the_span_cap_is_refused(hostile: str, tmp_path: Path) -> N
     fits = _trace(f"{hostile}/spans", env={"MESHTOP_CONFIG": str(config)})
     assert fits.code == 0, fits.stderr
     assert len(json.loads(fits.stdout)["spans"]) == 50
+
+
+def test_every_trace_format_has_the_span_cap() -> None:
+    from meshtop.sources import otlp
+    from meshtop.sources.jaeger import v1_trace
+    from meshtop.sources.tracing import TooManySpans
+    from meshtop.sources.zipkin import zipkin_trace
+
+    jaeger: Any = _jaeger_trace(11)["data"]
+    zipkin: Any = [{"traceId": TRACE_ID, "id": f"{i + 1:016x}", "name": "GET"} for i in range(11)]
+    spans = [{"traceId": TRACE_ID, "spanId": f"{i + 1:016x}", "name": "GET"} for i in range(11)]
+    doc: Any = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}
+    with pytest.raises(TooManySpans):
+        v1_trace(jaeger[0], 10)
+    with pytest.raises(TooManySpans):
+        zipkin_trace(zipkin, 10)
+    with pytest.raises(TooManySpans):
+        otlp.traces(doc, 10)
+    assert len(v1_trace(jaeger[0], 11).spans) == 11
+    assert len(zipkin_trace(zipkin, 11).spans) == 11
+    assert len(otlp.traces(doc, 11)[0].spans) == 11
+
+
+@pytest.mark.parametrize(
+    ("table", "setting", "value"),
+    [
+        ("tracing", "max_spans", "0"),
+        ("tracing", "max_spans", '"many"'),
+        ("tracing", "max_response_mb", "-1"),
+        ("prometheus", "max_response_mb", '"big"'),
+    ],
+)
+def test_a_bad_cap_is_a_configuration_error(
+    tmp_path: Path, table: str, setting: str, value: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[{table}]\n{setting} = {value}\n")
+    run = _run("export", "--demo", "--format", "json", env={"MESHTOP_CONFIG": str(config)})
+    assert run.code == 2, run.stderr
+    assert f"{table} {setting}" in run.stderr and run.stderr.count("\n") == 1, run.stderr
