@@ -268,3 +268,22 @@ def test_a_separator_in_a_label_value_cannot_pass_for_another_edge() -> None:
     assert traffic.warnings == (
         "1 series with '|' in a label value, counted between unknown peers",
     )
+
+
+def test_series_that_are_not_what_the_queries_ask_for_are_the_backends_answer() -> None:
+    """JSON, and a vector even, but without the labels the queries put there: a backend
+    error naming it (exit 3, or the source failed in place), not a KeyError of ours."""
+    import asyncio
+
+    from meshtop.config import PrometheusConfig
+    from meshtop.errors import BackendError
+    from meshtop.sources.prometheus import PrometheusMetrics
+
+    source = PrometheusMetrics(PrometheusConfig(url="http://prometheus:9090", dialect="istio"))
+
+    def garbage(promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        return [{"value": [1.0, "1"]}], ()  # a sample without its `metric`
+
+    source._query = garbage  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="answered series that are not what the queries"):
+        asyncio.run(source.traffic(60.0))

@@ -707,9 +707,17 @@ class PrometheusMetrics:
             queries = snapshot_queries(d, window_s, self.config.namespaces)
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
         warnings = sorted({w for _, ws in answers for w in ws})
-        traffic = join(
-            d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
-        )
+        try:
+            traffic = join(
+                d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
+            )
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            # JSON, a vector even, but not what the queries ask for (a sample without its
+            # labels, a value that is not a number): the backend's answer, not our bug
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered series that are not what the "
+                f"queries ask for ({type(exc).__name__} {exc}): is it PromQL-compatible?"
+            ) from None
         warnings += traffic.warnings  # the join's own: series it could not key
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
 

@@ -201,6 +201,8 @@ class MeshtopApp(App[None]):
     CSS_PATH = "meshtop.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
+        # ctrl+c quits at once, as every terminal program's does (Textual asks first)
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("question_mark", "help", "help", key_display="?"),
         # priority: the app takes these before it hands the next key on, so a key typed
         # right after `/` goes to the prompt, not to the graph (see check_action)
