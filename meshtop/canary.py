@@ -186,6 +186,7 @@ class Plan:
 
 WEIGHT = re.compile(r"[0-9]{1,9}", re.ASCII)  # a weight or an index as a user writes it
 
+
 def parse_set(text: str, split: Split) -> Split:
     """`--set v1=90,v2=10`: weights by destination name; those not named stay."""
     weights = dict(zip(split.names, split.weights, strict=True))
