@@ -206,6 +206,18 @@ class Terminal:
             self.screen.resize(rows, cols)
         self.proc.setwinsize(rows, cols)
 
+    def command(self, text: str) -> None:
+        """`:text` and enter, each key seen on screen as it is typed."""
+        self.press(":")
+        self.type(text, after=":")
+        self.press("enter")
+
+    def filter(self, text: str) -> None:
+        """`/text` and enter, likewise."""
+        self.press("/")
+        self.type(text, after="/")
+        self.press("enter")
+
     # -- ending -----------------------------------------------------------------------
 
     def exit_code(self, limit: float = LIMIT_S) -> int:

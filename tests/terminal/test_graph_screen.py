@@ -78,18 +78,14 @@ def test_focus_esc_and_filter_never_move_a_box() -> None:
         t.ready()
         t.wait_for(*names)
         before = positions(t, *names)
-        t.press(":")
-        t.type("focus reviews v3", after=":")
-        t.press("enter")
+        t.command("focus reviews v3")
         t.wait_for("focus reviews v3±1")
         t.wait_gone("istio-ingressgateway")  # the focus took effect
         assert positions(t, *names) == before
         t.press("esc")
         t.wait_for("istio-ingressgateway")
         assert positions(t, *names) == before
-        t.press("/")
-        t.type("ratings", after="/")
-        t.press("enter")
+        t.filter("ratings")
         t.wait_for("filter ratings")
         t.wait_gone("productpage v1")
         assert positions(t, "reviews v3", "ratings v1") == {
@@ -104,17 +100,13 @@ def test_collapse_and_expand_never_move_another_box() -> None:
         t.wait_for(*others, "reviews v3")
         before = positions(t, *others, "reviews v3")
         band = positions(t, "╭─ bookinfo")["╭─ bookinfo"]
-        t.press(":")
-        t.type("collapse bookinfo", after=":")
-        t.press("enter")
+        t.command("collapse bookinfo")
         t.wait_for("bookinfo (all)")
         assert positions(t, *others) == {n: before[n] for n in others}
         # in place: one box where the band was, its name just under the band's top
         x, y = band
         assert positions(t, "bookinfo (all)")["bookinfo (all)"] == (x + 2, y + 1), t.text()
-        t.press(":")
-        t.type("expand bookinfo", after=":")
-        t.press("enter")
+        t.command("expand bookinfo")
         t.wait_for("reviews v3")
         assert positions(t, *others, "reviews v3") == before
 
@@ -122,24 +114,18 @@ def test_collapse_and_expand_never_move_another_box() -> None:
 def test_a_blank_canvas_says_why() -> None:
     with Terminal(["demo"], cols=80, rows=24) as t:
         t.ready()
-        t.press(":")
-        t.type("ns nosuch", after=":")
-        t.press("enter")
+        t.command("ns nosuch")
         t.wait_for("no namespace 'nosuch' in the graph")
         t.press("esc")
         t.wait_for("productpage")
-        t.press("/")
-        t.type("zzz", after="/")
-        t.press("enter")
+        t.filter("zzz")
         t.wait_for("nothing matches the filter 'zzz'", "0 of 9 edges")
 
 
 def test_status_line_at_80_keeps_the_filter_count_and_selection() -> None:
     with Terminal(["demo"], cols=80, rows=24) as t:
         t.ready()
-        t.press("/")
-        t.type("!reviews ns=bookinfo", after="/")
-        t.press("enter")
+        t.filter("!reviews ns=bookinfo")
         t.wait("the filter in the status line", lambda: "/!reviews ns=bookinfo" in status(t))
         t.wait("the count of what it shows", lambda: " of 9 edges" in status(t))
         t.press("tab")
@@ -149,9 +135,7 @@ def test_status_line_at_80_keeps_the_filter_count_and_selection() -> None:
 def test_status_line_at_120_keeps_every_word_of_the_filter() -> None:
     with Terminal(["demo"], cols=120, rows=40) as t:
         t.ready()
-        t.press("/")
-        t.type("!reviews ns=bookinfo", after="/")
-        t.press("enter")
+        t.filter("!reviews ns=bookinfo")
         t.wait("every word in the status line", lambda: "!reviews ns=bookinfo" in status(t))
 
 
@@ -172,9 +156,7 @@ def test_edge_labels_always_carry_their_unit() -> None:
         t.ready()
         t.wait_for("kB/s")  # the TCP call's label, in rps mode, says it is bytes
         for level in ("full", "compact"):
-            t.press(":")
-            t.type(f"zoom {level}", after=":")
-            t.press("enter")
+            t.command(f"zoom {level}")
             t.wait(f"zoom {level}", lambda lv=level: f"zoom {lv} " in status(t))
             for mode in ("errors", "p95", "p99", "rps"):
                 t.press("t")
@@ -212,9 +194,7 @@ def test_shift_and_undo_never_move_a_box() -> None:
         t.wait_for("applied to VirtualService bookinfo/reviews")
         t.wait_for_re(r"\b7 edges")  # v3's calls, in and out, left the window
         assert positions(t, *names) == before
-        t.press(":")
-        t.type("undo", after=":")
-        t.press("enter")
+        t.command("undo")
         t.wait_for("undone")
         t.wait_for_re(r"\b9 edges")
         assert positions(t, *names) == before
@@ -225,9 +205,7 @@ def test_a_line_said_in_place_goes_after_a_while() -> None:
     left there for minutes."""
     with Terminal(["demo"], cols=100, rows=30) as t:
         t.ready()
-        t.press(":")
-        t.type("undo", after=":")
-        t.press("enter")
+        t.command("undo")
         t.wait_for("nothing to undo")
         t.wait_gone("nothing to undo", limit=20)
 
@@ -240,9 +218,7 @@ def test_a_call_between_clusters_never_loses_its_crossing_mark() -> None:
         t.ready()
         t.wait_for("cluster east", "cluster west", "⇄")
         for level in ("full", "compact"):
-            t.press(":")
-            t.type(f"zoom {level}", after=":")
-            t.press("enter")
+            t.command(f"zoom {level}")
             t.wait(f"zoom {level} in the status line", lambda lv=level: f"zoom {lv} " in status(t))
             labels = [m.group(1) for line in t.lines()[4:-1] for m in on_dashed.finditer(line)]
             assert labels, t.text()
@@ -252,9 +228,7 @@ def test_a_call_between_clusters_never_loses_its_crossing_mark() -> None:
 def test_focus_at_the_namespaces_zoom_level_is_said_not_fatal() -> None:
     with Terminal(["demo"], cols=160, rows=48) as t:
         t.ready()
-        t.press(":")
-        t.type("focus reviews v3", after=":")
-        t.press("enter")
+        t.command("focus reviews v3")
         t.wait("the focus in the status line", lambda: "focus reviews v3" in status(t))
         t.press("-", "-")
         t.wait_for("the namespaces zoom level draws no workload to focus on")
@@ -266,9 +240,7 @@ def test_focus_at_the_namespaces_zoom_level_is_said_not_fatal() -> None:
 def test_nothing_selected_names_nothing() -> None:
     with Terminal(["demo"], cols=120, rows=40) as t:
         t.ready()
-        t.press("/")
-        t.type("zzz", after="/")
-        t.press("enter")
+        t.filter("zzz")
         t.wait("the count under the filter", lambda: "0 of 9 edges" in status(t))
         assert "▸" not in status(t), status(t)
 
@@ -277,18 +249,14 @@ def test_a_collapsed_band_outside_the_clusters_is_drawn() -> None:
     with Terminal(["demo", "--clusters", "2"], cols=160, rows=48) as t:
         t.ready()
         t.wait_for("www.googleapis.com")
-        t.press(":")
-        t.type("collapse external", after=":")
-        t.press("enter")
+        t.command("collapse external")
         t.wait_for("external (all)")
 
 
 def test_a_resize_lays_the_graph_out_again_at_a_chosen_zoom() -> None:
     with Terminal(["demo"], cols=160, rows=48) as t:
         t.ready()
-        t.press(":")
-        t.type("zoom compact", after=":")
-        t.press("enter")
+        t.command("zoom compact")
         t.wait("compact", lambda: "zoom compact " in status(t))
         t.press("p")  # paused: no refresh comes to draw it again
         t.wait_for("PAUSED")
