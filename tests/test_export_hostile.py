@@ -30,6 +30,8 @@ from meshtop.model import (
 )
 from meshtop.report import Report
 
+from .conftest import need
+
 ESCAPES = "shop\x1b]2;PWNED\x1b\\\x1b]52;c;cHduZWQ=\x1b\\"
 HOSTILE = ESCAPES + "\n# Owned\r<img src=x onerror=alert(1)>`\u202e\x9b[x](javascript:alert(1))"
 FORMULA = "=cmd|' /C calc'!A0"
@@ -142,8 +144,8 @@ def test_markdown_code_span_is_not_broken_out_of() -> None:
 
 def test_dot_passes_graphviz() -> None:
     dot = shutil.which("dot")
-    if dot is None:
-        pytest.skip("Graphviz's dot is not installed (make tools)")
+    need(dot is not None, "Graphviz's dot is not installed (make tools)")
+    assert dot is not None
     out = subprocess.run(
         [dot, "-Tsvg"], input=renderer("dot")(_report()).encode(), capture_output=True, check=True
     ).stdout

@@ -32,7 +32,7 @@ from meshtop.canary import Plan, RouteLine, Split, route_lines, splittable
 from meshtop.config import Settings
 from meshtop.copies import differences, same_route
 from meshtop.detail import routes_to
-from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.errors import EXIT_BUG, ConflictError, MeshtopError, UsageError
 from meshtop.federation import FederatedControlPlane, store_for, where
 from meshtop.graphview import (
     GROUPINGS,
@@ -44,8 +44,9 @@ from meshtop.graphview import (
     build,
     resolve,
 )
+from meshtop.health import HealthMemory
 from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layout
-from meshtop.mesh import refresh
+from meshtop.mesh import detached, refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
 from meshtop.sanitize import said
@@ -258,7 +259,6 @@ class MeshtopApp(App[None]):
         self._again = False  # asked for while one was in flight
         self._failures = 0  # refreshes in a row that failed: the retry backs off
         self.options = ViewOptions(thresholds=self.settings.thresholds)
-        from meshtop.health import HealthMemory
 
         self.health_memory = HealthMemory()  # health that does not flap between refreshes
         self.view: GraphView | None = None
@@ -309,8 +309,6 @@ class MeshtopApp(App[None]):
         (and a Pilot test gets the error), but not with its traceback on the screen:
         `meshtop` says the error in one line, keeps the traceback in a file and exits 70
         (meshtop.cli). Textual calls this for errors in handlers, drawing and workers."""
-        from meshtop.errors import EXIT_BUG
-
         super()._handle_exception(error)
         self._exit_renderables.clear()  # Textual's traceback, printed on the way out
         self._return_code = EXIT_BUG
@@ -341,8 +339,6 @@ class MeshtopApp(App[None]):
     async def poll(self) -> None:
         # On a daemon thread of its own, not in a thread worker, which Textual's exit
         # would wait for: `q` and ctrl+q quit at once, whatever backend hangs.
-        from meshtop.mesh import detached
-
         snapshot = await detached(
             lambda: refresh(
                 self.metrics,
@@ -364,7 +360,6 @@ class MeshtopApp(App[None]):
         if self._main(TabbedContent).active == "routes-tab":  # read only when it shows
             self.run_worker(self._show_routes(message.snapshot), group="routes", exclusive=True)
         self._redraw_graph()
-        self._show_status()
         self._finished()
 
     def _redraw_graph(self) -> None:
@@ -869,7 +864,6 @@ class MeshtopApp(App[None]):
         self.options.grouping = grouping
         self.options.focus = None  # node names change with the grouping
         self._redraw_graph()
-        self._show_status()
 
     def action_cycle_labels(self) -> None:
         canvas = self._canvas()
@@ -1057,12 +1051,10 @@ class MeshtopApp(App[None]):
             self.options.cluster = cluster
             self._say("")
             self._redraw_graph()
-            self._show_status()
         elif name in ("collapse", "expand") and args[:1] == ["cluster"] and len(args) == 2:
             change = self.options.collapsed_clusters
             (change.add if name == "collapse" else change.discard)(args[1])
             self._redraw_graph()
-            self._show_status()
         elif name == "focus":
             if not args:
                 self.options.focus = None
@@ -1094,7 +1086,6 @@ class MeshtopApp(App[None]):
                 args[0]
             )
             self._redraw_graph()
-            self._show_status()
         elif name == "zoom":
             if len(args) != 1 or args[0] not in (*ZOOMS, "fit"):
                 raise UsageError(f"zoom takes one of {', '.join(ZOOMS)}, fit")
