@@ -36,6 +36,10 @@ tools:
 			echo "            the tests that need it will be skipped"; \
 		fi; \
 	done
+	@# the real servers built or fetched into a cache outside the tree (tests/servers)
+	@for script in tests/servers/*.sh; do \
+		[ -e "$$script" ] || continue; bash "$$script" || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check meshtop tests benchmarks
