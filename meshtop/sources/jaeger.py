@@ -14,6 +14,7 @@ from typing import Any
 from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
 from meshtop.sources import otlp
+from meshtop.sources.traces import listed, search_depth
 from meshtop.sources.tracing import (
     GARBLED,
     NotFound,
@@ -24,11 +25,8 @@ from meshtop.sources.tracing import (
     check_spans,
     hex_id,
     is_error,
-    matches,
     shape_error,
 )
-
-SEARCH_DEPTH = 5  # traces asked for per trace wanted: the edge filter drops some
 
 
 def _time_us(raw: object) -> int:
@@ -146,18 +144,24 @@ class JaegerTraces:
         return [str(s) for s in found]
 
     async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
+        """Jaeger filters each span (a span of the service, of that operation, at least
+        that long, and for the older API failed), and keeps the newest traces with such a
+        span, as many as asked. What it cannot say (the edge, the version, failures in v3)
+        meshtop keeps from more of them."""
         service = backend_service(q.service, q.namespace)
         now = time.time()
-        depth = max(q.limit * SEARCH_DEPTH, 20)
+        since = max(0.0, now - q.lookback_s)  # a lookback of a million days: since 1970
         cap = self.http.config.max_spans
         try:
             if await self._has_v3():
+                # v3's HTTP API takes no attributes (Jaeger 2.13): failures are found here
+                depth = search_depth(q, q.errors_only)
                 params: dict[str, Any] = {
                     "query.service_name": service,
-                    "query.start_time_min": _rfc3339(now - q.lookback_s),
+                    "query.start_time_min": _rfc3339(since),
                     "query.start_time_max": _rfc3339(now),
-                    "query.search_depth": depth,
-                    "query.num_traces": depth,  # the same, as Jaeger 2.0 to 2.4 named it
+                    "query.num_traces": depth,  # what the HTTP API reads (Jaeger 2.13)
+                    "query.search_depth": depth,  # the field's name in api_v3's proto
                 }
                 if q.operation:
                     params["query.operation_name"] = q.operation
@@ -166,8 +170,12 @@ class JaegerTraces:
                 doc = await self.http.get("/api/v3/traces", params)
                 found = otlp.traces(doc.get("result") or {}, cap) if isinstance(doc, dict) else None
             else:
-                params = {"service": service, "limit": depth, "lookback": f"{int(q.lookback_s)}s"}
-                params.update(start=int((now - q.lookback_s) * 1e6), end=int(now * 1e6))
+                params = {
+                    "service": service,
+                    "limit": search_depth(q, False),
+                    "start": int(since * 1e6),  # µs; this API has no lookback
+                    "end": int(now * 1e6),
+                }
                 if q.operation:
                     params["operation"] = q.operation
                 if q.min_duration_ms:
@@ -185,8 +193,7 @@ class JaegerTraces:
             raise self.http.garbled(exc) from None
         if found is None:
             raise shape_error("Jaeger", self.http.config.url, "no traces in the answer")
-        wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
-        return [TraceSummary.of(t) for t in wanted[: q.limit]]
+        return listed(found, q)
 
     async def get_trace(self, trace_id: str) -> Trace:
         trace_id = hex_id(trace_id)  # the backend's own form: lower-case hex

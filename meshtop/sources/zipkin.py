@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
+from meshtop.sources.traces import listed, search_depth
 from meshtop.sources.tracing import (
     GARBLED,
     TooManySpans,
@@ -19,7 +21,6 @@ from meshtop.sources.tracing import (
     check_spans,
     hex_id,
     is_error,
-    matches,
     shape_error,
 )
 
@@ -63,7 +64,9 @@ def zipkin_trace(raw: Sequence[Mapping[str, Any]], max_spans: int | None = None)
                 operation=s.get("name", ""),
                 start_us=int(s.get("timestamp") or 0),
                 duration_us=int(s.get("duration") or 0),
-                error=is_error(tags),
+                # Zipkin's convention: an `error` tag marks a failure, its value is the
+                # message ("error": "timeout"), not "true"
+                error="error" in tags or is_error(tags),
                 tags=tags,
                 kind=str(s.get("kind", "")).lower(),
                 events=tuple(
@@ -96,7 +99,7 @@ class ZipkinTraces:
             "serviceName": backend_service(q.service, q.namespace),
             "endTs": int(time.time() * 1000),
             "lookback": int(q.lookback_s * 1000),
-            "limit": max(q.limit * 5, 20),
+            "limit": search_depth(q, False),
         }
         if q.operation:
             params["spanName"] = q.operation
@@ -113,8 +116,9 @@ class ZipkinTraces:
             raise self.http.too_many(exc) from None
         except GARBLED as exc:
             raise self.http.garbled(exc) from None
-        wanted = sorted((t for t in found if matches(t, q)), key=lambda t: -t.duration_us)
-        return [TraceSummary.of(t) for t in wanted[: q.limit]]
+        if q.operation:  # Zipkin keeps span names in lower case, and searches them so
+            q = replace(q, operation=q.operation.lower())
+        return listed(found, q)
 
     async def get_trace(self, trace_id: str) -> Trace:
         trace_id = hex_id(trace_id)  # the backend's own form: lower-case hex
