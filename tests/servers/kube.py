@@ -476,10 +476,21 @@ class Interposer:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._closed = False
+        self._connections: set[socket.socket] = set()
         interposer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with interposer.lock:
+                    interposer._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with interposer.lock:
+                    interposer._connections.discard(self.connection)
+                super().finish()
 
             def _pass(self) -> None:
                 interposer._pass(self)
@@ -527,11 +538,17 @@ class Interposer:
             upstream.close()
 
     def close(self) -> None:
-        """Out of reach from now on (once; again is nothing)."""
-        if not self._closed:
-            self._closed = True
-            self._http.shutdown()
-            self._http.server_close()
+        """Out of reach from now on: no new connection, and the open ones (a client's
+        keep-alive pool) cut. Once; again is nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._http.shutdown()
+        self._http.server_close()
+        with self.lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
 
 @contextlib.contextmanager
