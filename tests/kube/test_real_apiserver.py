@@ -8,10 +8,12 @@ server answers here itself: resource versions, server-side dry run, the JSON pat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -657,3 +659,85 @@ def test_istio_v1beta1_is_read_where_v1_is_not_served(
     finally:
         served(True)
         real.poll("v1 VirtualServices back", lambda: listing_v1() == 200, 30)
+
+
+@contextlib.contextmanager
+def _schemaless_virtualservices(kube: KubeServer, namespace: str) -> Iterator[None]:
+    """Istio's VirtualService CRD with no schema for `spec` (as CRDs installed without one
+    are) for as long as the block runs, then its real schema back: what was created in the
+    meantime stays as it was written, and the server serves it so."""
+    from kubernetes import client
+
+    ext = client.ApiextensionsV1Api(kube.api())
+    name = "virtualservices.networking.istio.io"
+    crd = json.loads(ext.read_custom_resource_definition(name, _preload_content=False).data)
+    v1 = [v["name"] for v in crd["spec"]["versions"]].index("v1")
+    path = f"/spec/versions/{v1}/schema/openAPIV3Schema/properties/spec"
+    real_schema = crd["spec"]["versions"][v1]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    probe = {"apiVersion": "networking.istio.io/v1", "kind": VS, "metadata": {"name": "probe"},
+             "spec": {"hosts": ["x"], "http": [{"route": [{"weight": "ninety"}]}]}}  # fmt: skip
+    custom = client.CustomObjectsApi(kube.api())
+
+    def accepted() -> bool:
+        try:
+            custom.create_namespaced_custom_object(
+                "networking.istio.io", "v1", namespace, "virtualservices", probe, dry_run="All"
+            )
+        except client.ApiException as exc:
+            if exc.status != 422:
+                raise
+            return False
+        return True
+
+    loose = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    ext.patch_custom_resource_definition(name, [{"op": "replace", "path": path, "value": loose}])
+    try:
+        real.poll("the schemaless VirtualService CRD in force", accepted, 30)
+        yield
+    finally:
+        ext.patch_custom_resource_definition(
+            name, [{"op": "replace", "path": path, "value": real_schema}]
+        )
+        real.poll("the VirtualService CRD's schema back in force", lambda: not accepted(), 30)
+
+
+def test_a_malformed_route_the_server_serves_is_left_out_and_said_the_rest_shown(
+    kube: KubeServer, bookinfo: str, tmp_path: Path
+) -> None:
+    """Routes written while the CRD had no schema (a weight "ninety", a destination without
+    a host) are served as written after the schema is back: each is said on its own, the
+    others are read; `meshtop shift` of one is one line and exit 3, not a crash (70)."""
+    bad = {
+        "ninety": {"destination": {"host": "reviews"}, "weight": "ninety"},
+        "hostless": {"destination": {"subset": "v1"}, "weight": 100},
+    }
+    with _schemaless_virtualservices(kube, bookinfo):
+        for name, destination in bad.items():
+            kube.create(
+                {"apiVersion": "networking.istio.io/v1", "kind": VS,
+                 "metadata": {"name": name},
+                 "spec": {"hosts": [name], "http": [{"route": [destination]}]}},
+                bookinfo,
+            )  # fmt: skip
+    assert kube.get(VS, bookinfo, "ninety")["spec"]["http"][0]["route"][0]["weight"] == "ninety"
+    plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", "reader"), bookinfo)
+    routes = {r.name for r in asyncio.run(plane.routes())}
+    assert "reviews" in routes and not routes & {"ninety", "hostless"}
+    said = " ".join(plane.malformed)
+    assert f"VirtualService {bookinfo}/ninety: weight 'ninety' is not a whole number" in said
+    assert f"VirtualService {bookinfo}/hostless: a destination without a host" in said
+    from meshtop.mesh import refresh
+    from meshtop.sim.sources import Simulation
+    from meshtop.sim.topology import bookinfo as bookinfo_topology
+
+    snapshot = asyncio.run(refresh(Simulation(bookinfo_topology()).metrics, plane))
+    health = snapshot.sources["control_plane"]
+    assert health.state.value == "fresh" and f"{bookinfo}/ninety" in (health.reason or "")
+    done = _shift(
+        kube.kubeconfig(tmp_path / "admin"), tmp_path / "state", f"{bookinfo}/ninety",
+        "--set", "v1=100", "--yes",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"meshtop: VirtualService {bookinfo}/ninety: weight 'ninety' is not a whole number from 0"
+    ]
