@@ -741,3 +741,95 @@ def test_a_malformed_route_the_server_serves_is_left_out_and_said_the_rest_shown
     assert done.stderr.strip().splitlines() == [
         f"meshtop: VirtualService {bookinfo}/ninety: weight 'ninety' is not a whole number from 0"
     ]
+
+
+# -- meshtop rollout's steps, written to the real server ---------------------------------
+
+
+def _rollout(
+    plane: KubernetesControlPlane, sim: Any, clock: Any, namespace: str, to: str,
+    gates: Any, between: Any = None,
+) -> tuple[Any, list[str]]:  # fmt: skip
+    """A guarded rollout of the reviews VirtualService in `namespace` on the real server,
+    judged on the simulated mesh's traffic (reviews v1 70%, v2 20%, v3 10%: v3 fails);
+    `between()` runs in each interval, after a step is written."""
+    from meshtop.mesh import refresh
+    from meshtop.rollout import rollout
+
+    said: list[str] = []
+    asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    clock.advance(120)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        if between is not None:
+            between()
+
+    async def go() -> Any:
+        return await rollout(
+            plane, sim.metrics, kind=VS, namespace=namespace, name="reviews", to=to, step=25,
+            interval_s=60, gates=gates, sleep=sleep, say=said.append,
+            nodes=lambda route, subset: [f"Kubernetes/bookinfo/reviews-{subset}"],
+        )  # fmt: skip
+
+    return asyncio.run(go()), said
+
+
+def test_a_rollout_writes_each_step_to_the_server_and_promotes(
+    kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, clock: Any
+) -> None:
+    from meshtop.rollout import Gates
+
+    seen: list[list[int]] = []
+    with interposed(kube) as proxy:
+        plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
+        outcome, said = _rollout(
+            plane, sim, clock, bookinfo, "v2", Gates(max_error_rate=0.01, max_p99_ms=500),
+            between=lambda: seen.append(_weights(kube, VS, bookinfo)),
+        )  # fmt: skip
+    assert outcome.promoted, said
+    assert [s.weight for s in outcome.steps] == [35, 60, 85, 100]
+    assert seen == [[65, 35], [40, 60], [15, 85], [0, 100]]  # each step on the server
+    assert _weights(kube, VS, bookinfo) == [0, 100]
+    patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
+    assert len(patches) == 4 and all(p["body"][0]["path"] == "/metadata/resourceVersion"
+                                     for p in patches)  # fmt: skip
+
+
+def test_a_bad_canary_is_aborted_back_to_stable_on_the_server(
+    kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, clock: Any
+) -> None:
+    from meshtop.rollout import Gates
+
+    v3 = {"destination": {"host": "reviews", "subset": "v3"}, "weight": 0}
+    kube.patch(VS, bookinfo, "reviews", [{"op": "add", "path": "/spec/http/0/route/-",
+                                          "value": v3}])  # fmt: skip
+    plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig"), bookinfo)
+    outcome, said = _rollout(plane, sim, clock, bookinfo, "v3", Gates(max_error_rate=0.01))
+    assert not outcome.promoted and outcome.reason.startswith("aborted: errors"), said
+    assert len(outcome.steps) == 1
+    assert _weights(kube, VS, bookinfo) == [100, 0, 0]
+
+
+def test_a_rollout_stops_where_a_real_second_writer_changed_the_route(
+    kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, clock: Any
+) -> None:
+    """After step 1, someone else changes the weights between the rollout's read and its
+    write of step 2: the server refuses the patch, the rollout stops there, and the other
+    writer's weights stand."""
+    from meshtop.rollout import Gates
+
+    with interposed(kube) as proxy:
+
+        def someone_else() -> None:
+            proxy.before_next_write = lambda: _set_weights(kube, VS, bookinfo, [50, 50])
+
+        plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
+        outcome, said = _rollout(
+            plane, sim, clock, bookinfo, "v2", Gates(max_error_rate=0.01, max_p99_ms=500),
+            between=someone_else,
+        )  # fmt: skip
+    assert not outcome.promoted, said
+    assert [s.weight for s in outcome.steps] == [35]
+    assert outcome.reason.startswith("stopped: ") and "changed since it was read" in outcome.reason
+    assert _weights(kube, VS, bookinfo) == [50, 50]
