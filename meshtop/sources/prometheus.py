@@ -6,25 +6,19 @@ and TCP traffic by edge. Queries run concurrently in worker threads."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
-import urllib3.exceptions
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from meshtop.config import PrometheusConfig
@@ -41,6 +35,7 @@ from meshtop.model import (
     counts_as_error,
     error_kind,
 )
+from meshtop.sources import bounded
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
 from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
@@ -394,92 +389,6 @@ def _describe_http(config: PrometheusConfig, response: requests.Response) -> str
     return None
 
 
-MIB = 1024 * 1024
-_CHUNK = 64 * 1024
-
-# When the request under way must have ended (time.monotonic()): one for a whole call of
-# the source (the dialect's probe and the queries after it), set by `_deadline`, or else
-# one per request. A context variable, so that `asyncio.to_thread` carries it along.
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "prometheus_deadline", default=None
-)
-
-
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Every request made inside (and in threads started inside) ends within `seconds` of
-    now, all of them together; an outer deadline that comes sooner stays."""
-    outer = _DEADLINE.get()
-    mine = time.monotonic() + seconds
-    token = _DEADLINE.set(mine if outer is None else min(outer, mine))
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
-
-
-class _Cut:
-    """Whether a watchdog cut its request off."""
-
-    fired = False
-
-
-class _Watch(threading.local):
-    """The watchdog of the request under way in this thread, if any."""
-
-    current: _Cut | None = None
-
-
-_WATCH = _Watch()
-
-
-@contextmanager
-def _watchdog(conn: Any) -> Iterator[None]:
-    """Until the answer's headers are in (connecting, TLS, sending, the headers), each
-    read is bounded by the time left, but a server could drip its headers a byte at a
-    time: at the deadline this shuts the connection's socket, which ends any read."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        yield
-        return
-    mine = _WATCH.current = _Cut()
-
-    def cut() -> None:  # on the timer's thread
-        sock = getattr(conn, "sock", None)
-        if isinstance(sock, socket.socket):
-            mine.fired = True
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-class _WatchedPool(HTTPConnectionPool):
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        with _watchdog(conn):
-            return super()._make_request(conn, *args, **kwargs)
-
-
-class _WatchedTLSPool(HTTPSConnectionPool):
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        with _watchdog(conn):
-            return super()._make_request(conn, *args, **kwargs)
-
-
-def _watch_pools(session: requests.Session) -> None:
-    """Every connection pool of the session's adapters under the watchdog."""
-    for adapter in session.adapters.values():
-        manager = getattr(adapter, "poolmanager", None)
-        if manager is not None:
-            manager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
-
-
 class _BoundedSession(requests.Session):
     """A session whose every request ends by its deadline (connect, send and every byte
     of the body, not each read on its own) and whose every body is capped in size.
@@ -490,63 +399,38 @@ class _BoundedSession(requests.Session):
         self.config = config
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        outer = _DEADLINE.get()
-        deadline = time.monotonic() + self.config.timeout_s if outer is None else outer
-        token = _DEADLINE.set(deadline)
-        try:
-            remaining = deadline - time.monotonic()
+        with bounded.deadline(self.config.timeout_s) as until:
+            remaining = until - time.monotonic()
             if remaining <= 0:
                 raise BackendError(_late(self.config))
             kwargs["stream"] = True
             kwargs["timeout"] = remaining  # connecting, and each read until the headers
-            _WATCH.current = None
+            bounded.arm()
             try:
                 return super().send(request, **kwargs)
             except requests.exceptions.ConnectionError:
-                if _WATCH.current is not None and _WATCH.current.fired:  # not the server's doing
+                if bounded.cut_off():  # the watchdog's doing, not the server's
                     raise BackendError(
                         f"Prometheus at {self.config.url} did not answer within "
                         f"{self.config.timeout_s:g}s"
                     ) from None
                 raise
-        finally:
-            _DEADLINE.reset(token)
 
     def read_body(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """The whole body, by the deadline and within the cap, or one clear `BackendError`
         (and the connection closed, not reused)."""
-        deadline = _DEADLINE.get() or time.monotonic() + self.config.timeout_s
-        cap = int(self.config.max_response_mb * MIB)
-        raw = response.raw
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
-        chunks: list[bytes] = []
-        size = 0
+        until = bounded.DEADLINE.get() or time.monotonic() + self.config.timeout_s
+        cap = int(self.config.max_response_mb * bounded.MIB)
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BackendError(_late(self.config))
-                if isinstance(sock, socket.socket):
-                    sock.settimeout(remaining)  # no one read outlasts the deadline
-                chunk = raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > cap:
-                    raise BackendError(_too_big(self.config))
-                chunks.append(chunk)
-        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
-            response.close()
+            response._content = bounded.read_all(response.raw, until=until, cap=cap)
+        except bounded.Late:
             raise BackendError(_late(self.config)) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            response.close()
+        except bounded.TooBig:
+            raise BackendError(_too_big(self.config)) from None
+        except bounded.BrokenOff as exc:
             raise BackendError(
                 f"Prometheus at {self.config.url} broke off its answer: {_reason(exc)}"
             ) from None
-        except BackendError:
-            response.close()
-            raise
-        response._content = b"".join(chunks)
         response._content_consumed = True
 
 
@@ -589,7 +473,8 @@ class PrometheusMetrics:
             retry=Retry(total=0, raise_on_status=False),
             timeout=config.timeout_s,
         )
-        _watch_pools(session)  # after the client has mounted its own adapter
+        for adapter in session.adapters.values():  # after the client has mounted its own
+            bounded.watch(getattr(adapter, "poolmanager", None))
         self.queries_sent = 0
 
     @property
@@ -702,7 +587,7 @@ class PrometheusMetrics:
         return self._dialect
 
     async def traffic(self, window_s: float) -> Traffic:
-        with _deadline(self.config.timeout_s):  # the probe and the queries, all of them
+        with bounded.deadline(self.config.timeout_s):  # the probe and the queries, all of them
             d = await self.resolve_dialect()
             queries = snapshot_queries(d, window_s, self.config.namespaces)
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
@@ -750,7 +635,7 @@ class PrometheusMetrics:
         def ask_instant(promql: str) -> list[dict[str, Any]]:
             return self._query(promql, at=end)[0]
 
-        with _deadline(self.config.timeout_s):
+        with bounded.deadline(self.config.timeout_s):
             codes, quantiles, window = await asyncio.gather(
                 asyncio.to_thread(ask_range, queries["codes"]),
                 asyncio.to_thread(ask_range, queries["latency"]),

@@ -19,14 +19,12 @@ import httpx
 
 from meshtop.errors import BackendError, UsageError
 from meshtop.model import Span, Trace, TraceQuery
+from meshtop.sources.bounded import DEFAULT_MAX_RESPONSE_MB, MIB
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 KINDS = ("jaeger", "tempo", "zipkin")
-MIB = 1024 * 1024
-# Caps that no real mesh's answers come near (an answer of a few MiB, a trace of a few
-# thousand spans is already a large one), and that keep a hostile or broken backend from
-# taking meshtop's memory: [prometheus] / [tracing] max_response_mb, [tracing] max_spans.
-DEFAULT_MAX_RESPONSE_MB = 64.0
+# A cap that no real mesh's traces come near (a trace of a few thousand spans is already a
+# large one) and that keeps a hostile or broken backend from taking meshtop's memory.
 DEFAULT_MAX_SPANS = 100_000
 
 
