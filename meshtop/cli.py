@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,9 +22,10 @@ from meshtop import __version__, sanitize
 from meshtop.errors import EXIT_BUG, BackendError, GateFailed, MeshtopError, UsageError
 
 if TYPE_CHECKING:
-    from meshtop.config import Settings
+    from meshtop.config import ClusterConfig, Settings
     from meshtop.model import MeshSnapshot, Route
     from meshtop.sim.sources import Simulation
+    from meshtop.sources.kubernetes import KubernetesControlPlane
     from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 
 app = typer.Typer(
@@ -263,31 +264,36 @@ def _control_plane(settings: Settings) -> ControlPlane | None:
         planes = _cluster_planes(settings, namespaces)
         return FederatedControlPlane(planes) if len(planes) > 1 else next(iter(planes.values()))
     if settings.kube_context or settings.kubeconfig:
-        from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
-
-        return KubernetesControlPlane(
-            KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
-                       namespaces=namespaces, timeout_s=settings.timeout_s)
-        )  # fmt: skip
+        return _plane(settings, namespaces)
     return None
+
+
+def _plane(
+    settings: Settings,
+    namespaces: tuple[str, ...],
+    cluster: ClusterConfig | None = None,
+) -> KubernetesControlPlane:
+    """The Kubernetes control plane of [kubernetes] (or of one of several clusters), with
+    the settings' deadline and size cap."""
+    from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+
+    config = KubeConfig(
+        context=settings.kube_context,
+        kubeconfig=settings.kubeconfig,
+        namespaces=namespaces,
+        timeout_s=settings.timeout_s,
+        max_response_mb=settings.kube_max_response_mb,
+    )
+    if cluster is not None:
+        config = replace(
+            config, context=cluster.context, kubeconfig=cluster.kubeconfig, cluster=cluster.name
+        )
+    return KubernetesControlPlane(config)
 
 
 def _cluster_planes(settings: Settings, namespaces: tuple[str, ...]) -> dict[str, Any]:
     """A Kubernetes control plane per configured cluster, by cluster name."""
-    from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
-
-    return {
-        c.name: KubernetesControlPlane(
-            KubeConfig(
-                context=c.context,
-                kubeconfig=c.kubeconfig,
-                cluster=c.name,
-                namespaces=namespaces,
-                timeout_s=settings.timeout_s,
-            )
-        )
-        for c in settings.clusters
-    }
+    return {c.name: _plane(settings, namespaces, c) for c in settings.clusters}
 
 
 def _traces(settings: Settings) -> TraceSource | None:
@@ -879,13 +885,7 @@ def shift(
     from meshtop import audit
     from meshtop.canary import Plan, Split, parse_set, rule_index
     from meshtop.errors import ConflictError
-    from meshtop.sources.kubernetes import (
-        KINDS,
-        KubeConfig,
-        KubernetesControlPlane,
-        owner,
-        route_name,
-    )
+    from meshtop.sources.kubernetes import KINDS, owner, route_name
 
     settings = _settings(ctx, timeout=timeout, **_contexts(context),
                          **{"kubernetes.kubeconfig": kubeconfig})  # fmt: skip
@@ -909,10 +909,7 @@ def shift(
         if code:
             raise typer.Exit(code)
         return
-    plane = KubernetesControlPlane(
-        KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
-                   namespaces=(namespace,), timeout_s=settings.timeout_s)
-    )  # fmt: skip
+    plane = _plane(settings, (namespace,))
     route, obj = asyncio.run(read(plane))
     index = rule_index(route, rule)
     before = Split.of(route, route.rules[index])
@@ -1104,12 +1101,7 @@ def rollout(
         store: Any = sim.control_plane
         where = "the simulated mesh"
     else:
-        from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
-
-        store = KubernetesControlPlane(
-            KubeConfig(context=settings.kube_context, kubeconfig=settings.kubeconfig,
-                       namespaces=(namespace,), timeout_s=settings.timeout_s)
-        )  # fmt: skip
+        store = _plane(settings, (namespace,))
         where = store.context
     if not yes:
         if not sys.stdin.isatty():

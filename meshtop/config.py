@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
-from meshtop.sources.tracing import DEFAULT_MAX_RESPONSE_MB, TracingConfig, parse_tracing
+from meshtop.sources.bounded import DEFAULT_MAX_RESPONSE_MB
+from meshtop.sources.tracing import TracingConfig, parse_tracing
 from meshtop.units import parse_duration
 
 APP_NAME = "meshtop"
@@ -113,6 +114,7 @@ class Settings:
     read_only: bool = False  # no write path at all: `meshtop shift` refuses
     kube_context: str | None = None  # [kubernetes] context: the cluster routes come from
     kubeconfig: Path | None = None  # [kubernetes] kubeconfig
+    kube_max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # [kubernetes] a page's size cap
     clusters: tuple[ClusterConfig, ...] = ()  # [[clusters]] or --context twice or more
     warnings: tuple[str, ...] = ()  # said once, on stderr and in the console's notice
 
@@ -460,7 +462,7 @@ def load(
         clusters = [replace(c, prometheus=None) for c in clusters]
     if (flags or {}).get("tracing.url") or environ.get("MESHTOP_TRACING"):
         clusters = [replace(c, tracing=None) for c in clusters]
-    context, kubeconfig = kube
+    context, kubeconfig, kube_cap = kube
     if len(clusters) == 1:  # one cluster: as [kubernetes] says, with what the file says of it
         one = clusters.pop()
         context, kubeconfig = one.context, one.kubeconfig
@@ -474,6 +476,7 @@ def load(
         tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s, **caps),
         kube_context=context,
         kubeconfig=kubeconfig,
+        kube_max_response_mb=kube_cap,
         clusters=tuple(
             replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s, **caps))
             if c.tracing
@@ -542,22 +545,31 @@ def _clusters(
 
 def _kubernetes(
     file: Any, where: str, environ: Mapping[str, str], flags: Mapping[str, Any]
-) -> tuple[str | None, Path | None]:
+) -> tuple[str | None, Path | None, float]:
     """[kubernetes] `context` and `kubeconfig`, then MESHTOP_CONTEXT, then --context and
-    --kubeconfig: the cluster the console reads routes from and writes weights to."""
+    --kubeconfig: the cluster the console reads routes from and writes weights to; and
+    `max_response_mb`, the size cap of one answer of its API."""
     if not isinstance(file, dict):
         raise UsageError(f"{where}: kubernetes must be a table ([kubernetes])")
-    unknown = set(file) - {"context", "kubeconfig"}
+    unknown = set(file) - {"context", "kubeconfig", "max_response_mb"}
     if unknown:
         raise UsageError(
             f"{where}: unknown kubernetes setting {sorted(unknown)[0]!r}; "
-            "known: context, kubeconfig"
+            "known: context, kubeconfig, max_response_mb"
         )
     context = (
         flags.get("kubernetes.context") or environ.get("MESHTOP_CONTEXT") or file.get("context")
     )
     path = flags.get("kubernetes.kubeconfig") or file.get("kubeconfig")
-    return (str(context) if context else None), (_path(path).expanduser() if path else None)
+    try:
+        cap = _megabytes(file.get("max_response_mb", DEFAULT_MAX_RESPONSE_MB))
+    except UsageError as exc:
+        raise UsageError(f"{where}: [kubernetes] max_response_mb: {exc}") from None
+    return (
+        (str(context) if context else None),
+        (_path(path).expanduser() if path else None),
+        cap,
+    )
 
 
 _TRACING_KEYS = ("backend", "url", "tenant", "headers", "max_response_mb", "max_spans")

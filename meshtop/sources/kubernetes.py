@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
+from meshtop.sources import bounded
 from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
 
 # (group, versions newest first, plural, kind)
@@ -30,6 +32,8 @@ DESTINATION_RULES = (
     "DestinationRule",
 )
 HTTP_ROUTES = ("gateway.networking.k8s.io", ("v1", "v1beta1"), "httproutes", "HTTPRoute")
+# Items a list asks for at a time, as kubectl does: no one answer grows with the cluster.
+PAGE = 500
 KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
 
 # Who else steers a route's weights, and how they mark what they own or manage.
@@ -76,7 +80,8 @@ class KubeConfig:
     kubeconfig: Path | None = None  # None: $KUBECONFIG or ~/.kube/config
     namespaces: tuple[str, ...] = ()  # () : every namespace the user may list
     cluster: str = "Kubernetes"
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # a deadline for each request, all of it; a list's pages share one
+    max_response_mb: float = bounded.DEFAULT_MAX_RESPONSE_MB  # a bigger answer (a page) is refused
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -134,9 +139,12 @@ class KubernetesControlPlane:
             raise UsageError(
                 f"cannot use the kubeconfig{which}: {str(exc).splitlines()[0]}"
             ) from None
-        self._custom = client.CustomObjectsApi(api_client)
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
+        manager = api_client.rest_client.pool_manager
+        bounded.watch(manager)
+        # one try per request: meshtop retries a whole refresh, and a retry would start
+        # after the deadline
+        manager.connection_pool_kw["retries"] = False
+        self._cap = int(config.max_response_mb * bounded.MIB)
         self._versions: dict[str, str] = {}  # group/plural -> the version that answered
         self.api_client = api_client
 
@@ -146,16 +154,105 @@ class KubernetesControlPlane:
 
     # -- calling ---------------------------------------------------------------------
 
-    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
+    def _request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """One request (on a worker thread): its answer as JSON, by the deadline (all of
+        it: connecting, the headers and every byte of the body) and within the cap, or one
+        clear error. The client's own API methods read every answer whole, however long it
+        takes and however big it is; this reads it raw, as Prometheus's answers are read."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        until = until or time.monotonic() + self.config.timeout_s
+        token = bounded.DEADLINE.set(until)  # for the watchdog, while the headers come
         try:
-            return await asyncio.to_thread(call)
-        except ApiException as exc:
-            raise _refusal(what, exc, self.context) from None
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                raise BackendError(self._late(what))
+            headers = {"Accept": "application/json"}
+            if body is not None:
+                headers["Content-Type"] = "application/json-patch+json"
+            request = self.api_client.param_serialize(
+                method, path, query_params=list(query), header_params=headers,
+                body=body, auth_settings=["BearerToken"],
+            )  # fmt: skip
+            bounded.arm()
+            answer = self.api_client.call_api(*request, _request_timeout=(remaining, remaining))
+            raw = answer.response
+            text = bounded.read_all(raw, until=until, cap=self._cap)
+        except ApiException as exc:  # TLS, as the client reports it
+            raise BackendError(
+                f"cannot reach the Kubernetes API ({self.context}): "
+                f"{str(exc.reason).splitlines()[-1]}"
+            ) from None
         except HTTPError as exc:
+            if bounded.cut_off() or time.monotonic() >= until:  # the deadline's doing
+                raise BackendError(self._late(what)) from None
             raise BackendError(f"cannot reach the Kubernetes API ({self.context}): {exc}") from None
+        except bounded.Late:
+            raise BackendError(self._late(what)) from None
+        except bounded.TooBig:
+            raise BackendError(
+                f"cannot {what}: the Kubernetes API ({self.context}) answered more than "
+                f"{self.config.max_response_mb:g} MiB; raise [kubernetes] max_response_mb "
+                "if a list really needs it"
+            ) from None
+        except bounded.BrokenOff as exc:
+            raise BackendError(
+                f"cannot {what}: the Kubernetes API ({self.context}) broke off its answer ({exc})"
+            ) from None
+        finally:
+            bounded.DEADLINE.reset(token)
+        if not 200 <= raw.status <= 299:
+            raise _refusal(what, raw.status, text, self.context)
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict):
+            raise BackendError(
+                f"cannot {what}: the Kubernetes API ({self.context}) answered something that "
+                "is not a JSON object"
+            )
+        return doc
+
+    def _late(self, what: str) -> str:
+        return (
+            f"cannot {what}: the Kubernetes API ({self.context}) did not finish answering "
+            f"within {self.config.timeout_s:g}s"
+        )
+
+    async def _call(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(partial(self._request, what, method, path, **kwargs))
+
+    async def _items(self, what: str, path: str) -> list[dict[str, Any]]:
+        """Every item of a list, a page of `PAGE` at a time (as kubectl reads them), all
+        the pages within one deadline: a server that never stops paging cannot keep the
+        caller waiting."""
+        out: list[dict[str, Any]] = []
+        query: list[tuple[str, str]] = [("limit", str(PAGE))]
+        until = time.monotonic() + self.config.timeout_s
+        while True:
+            doc = await self._call(what, "GET", path, query=query, until=until)
+            items = doc.get("items") or []
+            if not isinstance(items, list):
+                raise BackendError(
+                    f"cannot {what}: the Kubernetes API ({self.context}) answered a list "
+                    "without items"
+                )
+            out.extend(item for item in items if isinstance(item, dict))
+            more = (doc.get("metadata") or {}).get("continue")
+            if not more or not isinstance(more, str):
+                return out
+            query = [("limit", str(PAGE)), ("continue", more)]
 
     async def _list(
         self, resource: tuple[str, tuple[str, ...], str, str], namespace: str
@@ -165,27 +262,16 @@ class KubernetesControlPlane:
         group, versions, plural, kind = resource
         tried = [self._versions[plural]] if plural in self._versions else list(versions)
         for version in tried:
+            where = f"/namespaces/{namespace}" if namespace else ""
             try:
-                if namespace:
-                    doc = await self._call(
-                        f"list {kind}s in {namespace}",
-                        partial(
-                            self._custom.list_namespaced_custom_object, group, version,
-                            namespace, plural, _request_timeout=self.config.timeout_s,
-                        ),
-                    )  # fmt: skip
-                else:
-                    doc = await self._call(
-                        f"list {kind}s",
-                        partial(
-                            self._custom.list_cluster_custom_object, group, version, plural,
-                            _request_timeout=self.config.timeout_s,
-                        ),
-                    )  # fmt: skip
+                items = await self._items(
+                    f"list {kind}s{f' in {namespace}' if namespace else ''}",
+                    f"/apis/{group}/{version}{where}/{plural}",
+                )
             except _NotServed:
                 continue
             self._versions[plural] = version
-            return list(doc.get("items") or [])
+            return items
         return []
 
     # -- reading ---------------------------------------------------------------------
@@ -211,11 +297,13 @@ class KubernetesControlPlane:
         out: dict[tuple[str, str], set[str]] = {}
         for namespace in self.config.namespaces or ("",):
             for item in await self._list(DESTINATION_RULES, namespace):
-                meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+                meta, spec = _table(item.get("metadata")), _table(item.get("spec"))
                 host = str(spec.get("host", "")).split(".")[0]
                 key = (str(meta.get("namespace", namespace)), host)
                 out.setdefault(key, set()).update(
-                    str(s.get("name")) for s in spec.get("subsets") or () if s.get("name")
+                    str(s.get("name"))
+                    for s in spec.get("subsets") or ()
+                    if isinstance(s, dict) and s.get("name")
                 )
         return out
 
@@ -223,42 +311,35 @@ class KubernetesControlPlane:
         """(namespace, name) of every Service: a route to a host with none is flagged."""
         out: set[tuple[str, str]] = set()
         for namespace in self.config.namespaces or ("",):
-            if namespace:
-                found = await self._call(
-                    f"list services in {namespace}",
-                    partial(self._core.list_namespaced_service, namespace),
-                )
-            else:
-                found = await self._call(
-                    "list services", self._core.list_service_for_all_namespaces
-                )
-            out |= {(item.metadata.namespace, item.metadata.name) for item in found.items}
+            where = f"/namespaces/{namespace}" if namespace else ""
+            for item in await self._items(
+                f"list services{f' in {namespace}' if namespace else ''}",
+                f"/api/v1{where}/services",
+            ):
+                meta = _table(item.get("metadata"))
+                out.add((str(meta.get("namespace", namespace)), str(meta.get("name", ""))))
         return out
 
     async def workloads(self) -> Sequence[Workload]:
         out: list[Workload] = []
         for namespace in self.config.namespaces or ("",):
-            for kind in ("deployment", "stateful_set"):
-                if namespace:
-                    call = getattr(self._apps, f"list_namespaced_{kind}")
-                    found = await self._call(
-                        f"list {kind}s in {namespace}", partial(call, namespace)
-                    )
-                else:
-                    call = getattr(self._apps, f"list_{kind}_for_all_namespaces")
-                    found = await self._call(f"list {kind}s", call)
-                for item in found.items:
-                    labels = (
-                        item.spec.template.metadata.labels if item.spec.template.metadata else None
-                    ) or {}
+            where = f"/namespaces/{namespace}" if namespace else ""
+            for plural in ("deployments", "statefulsets"):
+                for item in await self._items(
+                    f"list {plural}{f' in {namespace}' if namespace else ''}",
+                    f"/apis/apps/v1{where}/{plural}",
+                ):
+                    meta = _table(item.get("metadata"))
+                    template = _table(_table(item.get("spec")).get("template"))
+                    labels = _table(_table(template.get("metadata")).get("labels"))
                     out.append(
                         Workload(
                             self.config.cluster,
-                            item.metadata.namespace,
-                            item.metadata.name,
-                            app=labels.get("app", labels.get("app.kubernetes.io/name", "")),
-                            version=labels.get(
-                                "version", labels.get("app.kubernetes.io/version", "")
+                            str(meta.get("namespace", namespace)),
+                            str(meta.get("name", "")),
+                            app=str(labels.get("app", labels.get("app.kubernetes.io/name", ""))),
+                            version=str(
+                                labels.get("version", labels.get("app.kubernetes.io/version", ""))
                             ),
                         )
                     )
@@ -272,13 +353,11 @@ class KubernetesControlPlane:
         group, versions, plural, _ = KINDS[kind]
         for version in [self._versions[plural]] if plural in self._versions else versions:
             try:
-                obj: dict[str, Any] = await self._call(
+                obj = await self._call(
                     f"read {kind} {namespace}/{name}",
-                    partial(
-                        self._custom.get_namespaced_custom_object, group, version, namespace,
-                        plural, name, _request_timeout=self.config.timeout_s,
-                    ),
-                )  # fmt: skip
+                    "GET",
+                    f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+                )
             except _NotServed:
                 continue
             self._versions[plural] = version
@@ -298,13 +377,11 @@ class KubernetesControlPlane:
         ops = plan.patch()
         obj = await self._call(
             f"{'check' if dry_run else 'change'} {kind} {route.namespace}/{route.name}",
-            lambda: self._custom.patch_namespaced_custom_object(
-                group, version, route.namespace, plural, route.name, ops,
-                dry_run="All" if dry_run else None,
-                _content_type="application/json-patch+json",
-                _request_timeout=self.config.timeout_s,
-            ),
-        )  # fmt: skip
+            "PATCH",
+            f"/apis/{group}/{version}/namespaces/{route.namespace}/{plural}/{route.name}",
+            query=[("dryRun", "All")] if dry_run else [],
+            body=ops,
+        )
         parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
         return parse(obj, self.config.cluster, route.namespace)
 
@@ -322,16 +399,20 @@ def _in_cluster() -> bool:
     )
 
 
-def _refusal(what: str, exc: Any, context: str) -> MeshtopError:
-    """The Kubernetes API's refusal, in one line for the user."""
-    status = int(getattr(exc, "status", 0) or 0)
-    message = ""
+def _table(value: Any) -> dict[str, Any]:
+    """A field of an object from the API as a mapping, whatever the server sent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _refusal(what: str, status: int, body: bytes, context: str) -> MeshtopError:
+    """The Kubernetes API's refusal, in one line for the user (its message is the
+    server's words: `said` makes them safe to show)."""
     try:
-        body = json.loads(getattr(exc, "body", "") or "{}")
-        message = str(body.get("message", ""))
-        reason = str(body.get("reason", ""))
-    except (ValueError, AttributeError):
-        reason = ""
+        doc = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        doc = None
+    doc = _table(doc)
+    message, reason = str(doc.get("message", "")), str(doc.get("reason", ""))
     if status == 404:
         # a whole group/version not served reads "the server could not find the requested
         # resource"; one object missing names it
