@@ -555,9 +555,20 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
             await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
             await keys(pilot, "4", "enter", "y")  # v1 (selected) to 100%
             await until(pilot, lambda: not isinstance(app.screen, ShiftScreen), "the write")
-    assert _weights(kube, VS, bookinfo) == [100, 0]
+            await until(pilot, lambda: _weights(kube, VS, bookinfo) == [100, 0], "the weights")
+            await keys(pilot, "colon", *"undo", "enter")
+            await until(pilot, lambda: "undone:" in _notice(app), "the undo said")
+    assert _weights(kube, VS, bookinfo) == [90, 10]
     patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
-    assert [p["query"].get("dryRun") for p in patches] == [["All"], None]
+    assert [p["query"].get("dryRun") for p in patches][:2] == [["All"], None]
+    assert patches[-1]["query"].get("dryRun") is None  # the undo, written
+    log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["by"] for e in entries if e.get("outcome") == "applied"] == ["console", "undo"]
+
+
+def _notice(app: Any) -> str:
+    return str(app.query_one("#notice").render())
 
 
 async def test_the_console_leaves_a_route_flagger_steers_alone(
@@ -833,3 +844,40 @@ def test_a_rollout_stops_where_a_real_second_writer_changed_the_route(
     assert [s.weight for s in outcome.steps] == [35]
     assert outcome.reason.startswith("stopped: ") and "changed since it was read" in outcome.reason
     assert _weights(kube, VS, bookinfo) == [50, 50]
+
+
+@pytest.mark.parametrize("when", ["before the undo", "between its read and its write"])
+async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
+    kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, when: str
+) -> None:
+    """A real second writer changes the route after meshtop's change: before `:undo` reads
+    it (meshtop sees it), or between the undo's read and its write (the server's `test`
+    refuses it). Either way the other writer's weights stand and it is said."""
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens.shift import ShiftScreen
+
+    from ..tui.test_console import _first_snapshot, keys, settled, until
+
+    with interposed(kube) as proxy:
+        plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
+        app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+        async with app.run_test(size=(120, 34)) as pilot:
+            await _first_snapshot(app)
+            await keys(pilot, "3")
+            await settled(pilot)
+            _select_reviews(app)
+            await keys(pilot, "w")
+            await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
+            await keys(pilot, "4", "enter", "y")
+            await until(pilot, lambda: _weights(kube, VS, bookinfo) == [100, 0], "the write")
+            if when == "before the undo":
+                _set_weights(kube, VS, bookinfo, [70, 30])
+                says = "changed since meshtop's change"
+            else:
+                proxy.before_next_write = lambda: _set_weights(kube, VS, bookinfo, [70, 30])
+                says = "changed since it was read"
+            await keys(pilot, "colon", *"undo", "enter")
+            await until(pilot, lambda: "cannot undo" in _notice(app), "the undo refused")
+            assert says in _notice(app)
+    assert proxy.before_next_write is None
+    assert _weights(kube, VS, bookinfo) == [70, 30]
