@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from meshtop.federation import FederatedControlPlane
 from meshtop.mesh import refresh
@@ -182,3 +183,32 @@ def test_a_cluster_that_goes_away_is_stale_and_the_other_is_read(
         "east",
         "west",
     }
+
+
+def test_an_unreachable_cluster_is_said_and_the_others_are_changed(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    """A third cluster whose API server is out of reach: said, and the two real ones are
+    changed; the exit code says not every copy is."""
+    config = clusters.kubeconfig()
+    doc = yaml.safe_load(config.read_text())
+    gone = Interposer(clusters.east)
+    gone.close()  # a port that was a server's and is no more
+    doc["clusters"].append({"name": "south", "cluster": {"server": gone.url}})
+    doc["contexts"].append({"name": "south", "context": {"cluster": "south", "user": "east"}})
+    config.write_text(yaml.safe_dump(doc))
+    settings = tmp_path / "config.toml"
+    settings.write_text(
+        "".join(f'[[clusters]]\nname = "{c}"\n\n' for c in ("east", "west", "south"))
+    )
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    ns = clusters.namespace
+    result = subprocess.run(
+        [sys.executable, "-m", "meshtop", "--config", str(settings), "--kubeconfig", str(config),
+         "shift", f"{ns}/reviews", "--set", "v1=50,v2=50", "--yes"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"south: cannot read {ns}/reviews" in result.stdout
+    assert clusters.weights() == ([50, 50], [50, 50])
+    assert "applied in east, west; NOT in south" in result.stdout
