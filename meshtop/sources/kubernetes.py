@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from meshtop import __version__
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
@@ -139,6 +140,7 @@ class KubernetesControlPlane:
             raise UsageError(
                 f"cannot use the kubeconfig{which}: {str(exc).splitlines()[0]}"
             ) from None
+        api_client.user_agent = f"meshtop/{__version__}"
         manager = api_client.rest_client.pool_manager
         bounded.watch(manager)
         # one try per request: meshtop retries a whole refresh, and a retry would start
@@ -379,7 +381,9 @@ class KubernetesControlPlane:
             f"{'check' if dry_run else 'change'} {kind} {route.namespace}/{route.name}",
             "PATCH",
             f"/apis/{group}/{version}/namespaces/{route.namespace}/{plural}/{route.name}",
-            query=[("dryRun", "All")] if dry_run else [],
+            # recorded as meshtop's in managedFields (what Flagger, Argo and `owner()`
+            # go by), not as the client's default "OpenAPI-Generator"
+            query=[("fieldManager", "meshtop"), *([("dryRun", "All")] if dry_run else [])],
             body=ops,
         )
         parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
@@ -419,6 +423,11 @@ def _refusal(what: str, status: int, body: bytes, context: str) -> MeshtopError:
         if reason == "NotFound" and "not found" in message and '"' in message:
             return UsageError(f"cannot {what}: there is none ({message})")
         return _NotServed(f"cannot {what}: not served")
+    causes = _table(doc.get("details")).get("causes")
+    if status == 422 and causes:
+        # a field the object's schema refuses (the value asked for, not a change since the
+        # read): a failed `test` of the patch is a 422 too, but names no field
+        return UsageError(f"cannot {what}: the Kubernetes API refuses it: {message}")
     if status in (409, 422):
         return ConflictError(
             f"cannot {what}: it changed since it was read ({message or reason or status}); "
