@@ -84,8 +84,14 @@ def progress(first: str) -> Iterator[Callable[[str], None]]:
     from rich.console import Console
     from rich.live import Live
     from rich.spinner import Spinner
+    from rich.text import Text
 
-    spinner = Spinner("dots", first)
+    from meshtop.sanitize import said
+
+    def line(text: str) -> Text:  # a backend's name or URL is outside text (and not markup)
+        return Text(said(text))
+
+    spinner = Spinner("dots", line(first))
     live = Live(
         spinner,
         console=Console(stderr=True),
@@ -107,7 +113,7 @@ def progress(first: str) -> Iterator[Callable[[str], None]]:
     timer.daemon = True
     timer.start()
     try:
-        yield lambda text: spinner.update(text=text)
+        yield lambda text: spinner.update(text=line(text))
     finally:
         timer.cancel()
         with lock:

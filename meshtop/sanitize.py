@@ -15,19 +15,24 @@ from __future__ import annotations
 import re
 
 _BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+# Characters that show as nothing, or break a line where no newline is seen: a name with
+# one looks like another name (`reviews\u200b`), or splits a report's line. (The joiners
+# U+200C/U+200D stay: scripts and emoji sequences need them.)
+_INVISIBLE = (0x200B, 0x2028, 0x2029, 0x2060, 0xFEFF)
 
 
 def _table() -> dict[int, str]:
     table: dict[int, str] = {c: chr(0x2400 + c) for c in range(0x20)}  # ␀ … ␟ (ESC is ␛)
     table[0x7F] = "\\x7f"
     table.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
-    table.update({c: f"<U+{c:04X}>" for c in (*_BIDI, *range(0xD800, 0xE000))})
+    table.update({c: f"<U+{c:04X}>" for c in (*_BIDI, *_INVISIBLE, *range(0xD800, 0xE000))})
     return table
 
 
 _SHOWN = _table()
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060"
+    "\u2066-\u2069\ufeff\ud800-\udfff]"
 )
 
 
@@ -138,11 +143,15 @@ def mermaid_label(text: str) -> str:
 # scheme://user:password@ : the password runs to the last `@` of the address (it may hold
 # `/`, `#`, `?` and `@` itself); when unsure, more is hidden, never less.
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@'\"]*(?:@[^\s:/@'\"]*)*):[^\s'\"]*@")
+# scheme://token@ : a user part alone is often the secret itself (a token, an API key)
+# (not the user of a `user:***@` already redacted, which may hold an `@` itself)
+_TOKEN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?![^\s/'\"]*:\*\*\*@)[^\s:/@'\"]+@")
 
 
 def redact(text: str) -> str:
-    """`text` with the password of every `scheme://user:password@host` in it as `***`."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
+    """`text` with the password of every `scheme://user:password@host` in it as `***`,
+    and the user part of `scheme://token@host` too (it is often a token)."""
+    return _TOKEN.sub(r"\1***@", _CREDENTIALS.sub(r"\1:***@", text))
 
 
 def said(message: str) -> str:

@@ -89,6 +89,13 @@ def test_progress_shows_on_a_terminal_only_after_a_moment(monkeypatch: pytest.Mo
         say("rendering html…")
         time.sleep(0.2)
     assert "asking the backend…" in terminal.getvalue()
+    hostile = _Terminal()
+    monkeypatch.setattr("sys.stderr", hostile)
+    with output.progress("asking prometheus http://u:pw@h/[bold]x\x1b]2;PWNED\x07…"):
+        time.sleep(0.3)
+    shown = hostile.getvalue()
+    assert "[bold]x␛]2;PWNED␇" in shown and "http://u:***@h" in shown, shown
+    assert "\x1b]2" not in shown and "pw@" not in shown
     piped = io.StringIO()
     monkeypatch.setattr("sys.stderr", piped)
     with output.progress("asking the backend…"):

@@ -111,6 +111,24 @@ def test_redact_takes_the_password_out_of_every_url() -> None:
     assert redact("http://host:9090/api and host:9090") == "http://host:9090/api and host:9090"
 
 
+def test_redact_takes_a_token_given_as_the_user_part() -> None:
+    assert redact("cannot reach https://ghp_s3cr3t@prom.example/x: refused") == (
+        "cannot reach https://***@prom.example/x: refused"
+    )
+    assert redact("tempo=http://glc_abc@h:3200 and http://u:v@h") == (
+        "tempo=http://***@h:3200 and http://u:***@h"
+    )
+
+
+def test_invisible_characters_and_line_separators_are_shown() -> None:
+    """`reviews\u200b` must not pass for `reviews`, nor U+2028 split a report's line;
+    the joiners scripts and emoji sequences need stay."""
+    assert shown("reviews\u200b") == "reviews<U+200B>"
+    assert shown("a\u2028b\u2029c\u2060d\ufeffe") == "a<U+2028>b<U+2029>c<U+2060>d<U+FEFF>e"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert shown(family) == family and shown("\u0645\u200c\u06cc") == "\u0645\u200c\u06cc"
+
+
 def test_said_is_redacted_and_shown() -> None:
     assert said(f"bad body {HOSTILE} from http://a:b@h") == (
         "bad body shop␛]2;PWNED␛\\␛]52;c;cHduZWQ=␛\\ from http://a:***@h"
