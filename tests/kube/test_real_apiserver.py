@@ -555,7 +555,8 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
             await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
             await keys(pilot, "4", "enter", "y")  # v1 (selected) to 100%
             await until(pilot, lambda: not isinstance(app.screen, ShiftScreen), "the write")
-            await until(pilot, lambda: _weights(kube, VS, bookinfo) == [100, 0], "the weights")
+            await until(pilot, lambda: ":undo takes it back" in _notice(app), "the write said")
+            assert _weights(kube, VS, bookinfo) == [100, 0]
             await keys(pilot, "colon", *"undo", "enter")
             await until(pilot, lambda: "undone:" in _notice(app), "the undo said")
     assert _weights(kube, VS, bookinfo) == [90, 10]
@@ -869,7 +870,8 @@ async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
             await keys(pilot, "w")
             await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
             await keys(pilot, "4", "enter", "y")
-            await until(pilot, lambda: _weights(kube, VS, bookinfo) == [100, 0], "the write")
+            await until(pilot, lambda: ":undo takes it back" in _notice(app), "the write said")
+            assert _weights(kube, VS, bookinfo) == [100, 0]
             if when == "before the undo":
                 _set_weights(kube, VS, bookinfo, [70, 30])
                 says = "changed since meshtop's change"
