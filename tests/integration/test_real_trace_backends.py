@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -412,3 +414,77 @@ def test_startup_times(jaeger: Server, zipkin: Server) -> None:
     """How long each server took to answer (reported with -rP; Zipkin's JVM is slow)."""
     print(f"startup: jaeger {STARTUP['jaeger']:.2f}s, zipkin {STARTUP['zipkin']:.2f}s")
     assert 0 < STARTUP["jaeger"] < 90 and 0 < STARTUP["zipkin"] < 90
+
+
+# -- the console -------------------------------------------------------------------------
+
+
+def test_the_consoles_trace_screens_on_the_real_jaeger(
+    jaeger: Server, jaeger_sent: dict[str, Built], tmp_path: Path
+) -> None:
+    """In a real terminal, on a real Prometheus (scraping the simulated mesh) and the real
+    Jaeger: the productpage → details edge, `t` its traces (all five of the last minute
+    crossed it), `e` the one that failed, `enter` its waterfall, the skew said in place."""
+    from meshtop.sim.exposition import MeshExposition
+    from meshtop.sim.server import MetricsServer
+    from meshtop.sim.sources import Simulation
+    from meshtop.sim.topology import bookinfo
+    from tests.terminal.term import Terminal
+
+    from .prometheus import running_prometheus
+
+    mesh = MetricsServer(MeshExposition(Simulation(bookinfo())), "127.0.0.1", 0)
+    mesh.start_in_thread()
+    try:
+        with running_prometheus([f"127.0.0.1:{mesh.server_address[1]}"], tmp_path) as prom:
+            prom.wait_for(
+                "traffic", lambda: prom.scalar("sum(rate(istio_requests_total[10s]))") is not None
+            )
+            args = ["--prometheus", prom.url, "--tracing", f"jaeger={jaeger.url}",
+                    "--refresh", "1s", "--window", "10s"]  # fmt: skip
+            with Terminal(args, cols=120, rows=40) as t:
+                t.ready()
+                t.filter("details")  # on the graph: the edges into and out of details
+                t.wait_for("2 of 9 edges")
+                for _ in range(3):  # `tab` moves to the next edge
+                    t.press("tab")
+                    t.wait("an edge selected", lambda: "→" in t.lines()[1])
+                    if "▸ productpage v1→details v1" in t.lines()[1]:
+                        break
+                t.press("enter")
+                t.wait_for("productpage v1 → details v1")
+                t.press("t")
+                t.wait_for("slowest first")
+                # slowest first, each as long as the request took (the skewed one: 17ms)
+                listed = ["1.2s 8", "17ms 8", "15ms 9", "14ms 8", "12ms 7"]
+                t.wait("the five traces of the last minute", lambda: _rows(t) == listed)
+                t.press("e")
+                t.wait("only the failing trace", lambda: _rows(t) == ["15ms 9"])
+                assert _first_trace(t).lstrip().startswith("!")
+                t.press("enter")
+                t.wait_for_re(r"9 spans, 5 services, 15ms.*3 failed")
+                t.wait_for("render productp", "!  details.bookinfo details.")
+                t.press("esc")  # back to the list, all of it, and the skewed request
+                t.wait("the list again", lambda: _rows(t) == ["15ms 9"])
+                t.press("e")
+                t.wait("the five traces again", lambda: _rows(t) == listed)
+                t.press("down")
+                t.press("enter")
+                t.wait_for_re(r"8 spans, 5 services, 17ms")  # not the raw 59ms
+                t.press("down", "down", "down", "down", "down")  # reviews' server span
+                t.wait_for("clock skew", "moved 50ms to sit inside its parent")
+    finally:
+        mesh.shutdown()
+        mesh.server_close()
+
+
+TRACE_ROW = re.compile(r"^\s*!?\s+\d\d:\d\d:\d\d\.\d{3}\s+(\S+)\s+(\d+)\s")
+
+
+def _rows(t: Any) -> list[str]:
+    """The trace list's rows as "duration spans"."""
+    return [f"{m[1]} {m[2]}" for line in t.lines() if (m := TRACE_ROW.match(line))]
+
+
+def _first_trace(t: Any) -> str:
+    return next(line for line in t.lines() if TRACE_ROW.match(line))
