@@ -212,3 +212,53 @@ def test_an_unreachable_cluster_is_said_and_the_others_are_changed(
     assert f"south: cannot read {ns}/reviews" in result.stdout
     assert clusters.weights() == ([50, 50], [50, 50])
     assert "applied in east, west; NOT in south" in result.stdout
+
+
+async def test_the_console_shift_dialog_changes_every_copy_and_undo_takes_all_back(
+    clusters: Clusters, sim: Any
+) -> None:
+    """The console over both real servers: west's copy opened, `A` (every copy), v1 -10,
+    applied to each server at its own version; `:undo` puts each back as it was."""
+    from textual.widgets import DataTable
+
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens.shift import ShiftScreen
+
+    from ..tui.test_console import _first_snapshot, keys, settled, until
+
+    ns, config = clusters.namespace, clusters.kubeconfig()
+    planes = FederatedControlPlane({
+        c: KubernetesControlPlane(KubeConfig(context=c, kubeconfig=config, cluster=c,
+                                             namespaces=(ns,)))
+        for c in ("east", "west")
+    })  # fmt: skip
+    app = MeshtopApp(sim.metrics, planes, clock=sim.clock, writer=planes)
+
+    def notice() -> str:
+        return str(app.query_one("#notice").render())
+
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _first_snapshot(app)
+        await keys(pilot, "3")
+        await settled(pilot)
+        table = app.query_one("#routes", DataTable)
+        heads = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        table.move_cursor(row=heads.index(f"west: VirtualService {ns}/reviews"))
+        await keys(pilot, "w")
+        await until(pilot, lambda: isinstance(app.screen, ShiftScreen), "the shift dialog")
+        screen = app.screen
+        assert isinstance(screen, ShiftScreen) and screen.route.cluster == "west"
+        await keys(pilot, "A")
+        await until(pilot, lambda: set(screen.known) == {"east", "west"}, "every copy read")
+        await keys(pilot, "left_square_bracket", "enter")  # v1 -10: 70/30
+        assert screen.everywhere and screen.split.weights == (70, 30)
+        await keys(pilot, "y")
+        await until(pilot, lambda: ":undo takes it back" in notice(), "the write said")
+        assert "in west, east" in notice() or "in east, west" in notice()
+        assert clusters.weights() == ([70, 30], [70, 30])
+        await keys(pilot, "colon", *"undo", "enter")
+        await until(pilot, lambda: "undone:" in notice(), "the undo said")
+    assert clusters.weights() == ([90, 10], [80, 20])
+    for proxy in clusters.proxies.values():  # each server: a dry run, the write, the undo
+        patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
+        assert [p["query"].get("dryRun") for p in patches] == [["All"], None, None]
