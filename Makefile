@@ -19,7 +19,7 @@ demo: $(STAMP)
 # What the tests run for real beside Python: a Prometheus server for the integration
 # tests and Graphviz's dot to read the DOT export. Debian's packages where we may install
 # them (root, as on CI); otherwise those tests say why they skip (and fail under CI=true).
-TOOLS := prometheus:prometheus dot:graphviz
+TOOLS := prometheus:prometheus dot:graphviz victoria-metrics:victoria-metrics
 
 tools:
 	@for pair in $(TOOLS); do \
