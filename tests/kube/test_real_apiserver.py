@@ -883,3 +883,44 @@ async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
             assert says in _notice(app)
     assert proxy.before_next_write is None
     assert _weights(kube, VS, bookinfo) == [70, 30]
+
+
+def test_an_httproutes_rule_without_matches_is_its_default_rule_as_the_server_serves_it(
+    kube: KubeServer, bookinfo: str, tmp_path: Path
+) -> None:
+    """The Gateway API's CRD defaults a rule's `matches` to `[{path: {type: PathPrefix,
+    value: /}}]`, and each match's `path` to the same: the server serves the catch-all
+    rule written without matches with that match, and the header match with that path.
+    A path prefix of / is every path: the catch-all is still the route's default rule (the
+    one `shift` changes without --rule, the console's "everything else"), and the header
+    rule matches on the header alone."""
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "reviews-jason"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "port": 9080}],
+            "rules": [
+                {"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
+                 "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+                {"backendRefs": [{"name": "reviews-v1", "port": 9080, "weight": 50},
+                                 {"name": "reviews-v3", "port": 9080, "weight": 50}]},
+            ],
+        },
+    }  # fmt: skip
+    kube.create(route, bookinfo)
+    served = kube.get(HR, bookinfo, "reviews-jason")["spec"]["rules"]
+    catch_all = {"path": {"type": "PathPrefix", "value": "/"}}
+    assert served[1]["matches"] == [catch_all]  # defaulted, and so is each match's path:
+    assert served[0]["matches"] == [{**catch_all, "headers": [
+        {"name": "end-user", "type": "Exact", "value": "jason"}]}]  # fmt: skip
+    plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig"), bookinfo)
+    read, _ = asyncio.run(plane.read(HR, bookinfo, "reviews-jason"))
+    assert read.rules[0].matches == ("header end-user = jason",)
+    assert read.rules[1].matches == ()  # every request: the default rule
+    done = _shift(
+        kube.kubeconfig(tmp_path / "admin"), tmp_path / "state", f"{bookinfo}/reviews-jason",
+        "--kind", HR, "--set", "reviews-v1=80,reviews-v3=20", "--yes",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rules = kube.get(HR, bookinfo, "reviews-jason")["spec"]["rules"]
+    assert [b.get("weight") for b in rules[1]["backendRefs"]] == [80, 20]
