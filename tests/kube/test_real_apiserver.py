@@ -924,3 +924,28 @@ def test_an_httproutes_rule_without_matches_is_its_default_rule_as_the_server_se
     assert done.returncode == 0, done.stderr
     rules = kube.get(HR, bookinfo, "reviews-jason")["spec"]["rules"]
     assert [b.get("weight") for b in rules[1]["backendRefs"]] == [80, 20]
+
+
+def test_istios_schema_bounds_no_weight_so_meshtop_says_a_negative_one(
+    kube: KubeServer, bookinfo: str, tmp_path: Path
+) -> None:
+    """Istio's CRD types a weight as an int32 and nothing more (istiod's validating webhook,
+    not the API server, refuses a negative weight or a sum other than 100): the server takes
+    -5 and 105 from another writer. meshtop leaves that route out, says why, and its shift
+    is one line, exit 3; and it never writes such weights itself (its own check)."""
+    _set_weights(kube, VS, bookinfo, [-5, 105])
+    assert _weights(kube, VS, bookinfo) == [-5, 105]
+    plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", "reader"), bookinfo)
+    assert "reviews" not in {r.name for r in asyncio.run(plane.routes()) if r.kind == VS}
+    assert f"VirtualService {bookinfo}/reviews: weight -5 is not a whole number" in " ".join(
+        plane.malformed
+    )
+    config = kube.kubeconfig(tmp_path / "admin")
+    done = _shift(
+        config, tmp_path / "state", f"{bookinfo}/reviews", "--set", "v1=50,v2=50", "--yes"
+    )
+    assert done.returncode == 3 and "weight -5 is not a whole number" in _one_line(done)
+    _set_weights(kube, VS, bookinfo, [60, 60])  # whole numbers, but not 100 in all
+    refused = _shift(config, tmp_path / "state", f"{bookinfo}/reviews", "--set", "v1=70", "--yes")
+    assert refused.returncode == 2 and "add up to 130, not 100" in _one_line(refused)
+    assert _weights(kube, VS, bookinfo) == [60, 60]
