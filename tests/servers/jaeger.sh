@@ -30,7 +30,7 @@ start=$SECONDS
 mkdir -p "$DIR"
 SRC="$(mktemp -d "$DIR/build.XXXXXX")"
 trap 'rm -rf "$SRC"' EXIT
-export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=mod"
 
 gomod="$(go mod download -json "$MODULE@$VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
 [ -f "$gomod" ] || { echo "jaeger: cannot download $MODULE@$VERSION" >&2; exit 1; }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -52,14 +53,8 @@ def zipkin_jar() -> Path:
     version = _version("zipkin.sh")
     path = CACHE / f"zipkin-{version}" / f"zipkin-server-{version}-exec.jar"
     need(path.is_file(), f"Zipkin is not fetched at {path}: run `make tools` (needs mvn)")
-    need(_has("java"), "no `java` on PATH to run Zipkin (Java 17 or later)")
+    need(shutil.which("java") is not None, "no `java` on PATH to run Zipkin (Java 17 or later)")
     return path
-
-
-def _has(command: str) -> bool:
-    import shutil
-
-    return shutil.which(command) is not None
 
 
 def free_port() -> int:
