@@ -97,6 +97,11 @@ class Backend:
     def last_search(self) -> Exchange:
         return self.recorder.searches()[-1]
 
+    def asked_depth(self) -> int:
+        """How many traces the last search asked the server for."""
+        params = self.last_search().params
+        return int(params.get("query.num_traces") or params["limit"])
+
     def server_answered(self) -> set[str]:
         """The scenario's names of the traces the server answered the last search with.
         Jaeger's older API writes a 128-bit id without its leading zeros."""
@@ -222,6 +227,7 @@ def test_lookback_is_asked_of_the_server(backend: Backend) -> None:
 def test_limit_is_asked_of_the_server(backend: Backend) -> None:
     """With every filter the server's, it is asked for as many as wanted: the newest."""
     assert backend.find(node("productpage", limit=2)) == ["skewed", "unreached"]
+    assert backend.asked_depth() == 2
     assert backend.server_answered() == {"skewed", "unreached"}
     # an edge: the server cannot say it, so meshtop asks for more and keeps the edge's
     assert backend.find(edge("productpage", "details", limit=2)) == ["slow", "skewed"]
@@ -240,6 +246,19 @@ def test_min_duration_is_asked_of_the_server(backend: Backend) -> None:
 def test_operation_is_asked_of_the_server(backend: Backend) -> None:
     assert backend.find(node("productpage", operation="render productpage")) == ["failing"]
     assert backend.server_answered() == {"failing"}
+
+
+def test_an_edge_to_one_version(backend: Backend) -> None:
+    """Istio's `istio.canonical_revision` as the server keeps it: reviews v2 answered every
+    request, v3 none; the server is asked for more traces than wanted, meshtop keeps the
+    edge's."""
+    to_v2 = edge("productpage", "reviews", peer_version="v2", limit=3)
+    assert backend.find(to_v2) == ["slow", "skewed", "failing"]
+    assert backend.asked_depth() == 20  # 3 wanted: five times as many, at least 20
+    assert backend.find(edge("productpage", "reviews", peer_version="v3")) == []
+    assert backend.find(edge("reviews", "ratings", version="v2")) == [
+        "slow", "skewed", "failing", "ok", "unreached"]  # fmt: skip
+    assert backend.find(edge("reviews", "ratings", version="v1")) == []
 
 
 def test_zipkin_searches_span_names_in_any_case(
