@@ -1,4 +1,5 @@
-"""`--fail-on` gates for CI: `error_rate>1%`, `p99>500ms`, `mtls<100%`, `rps<0.1`, each
+"""`--fail-on` gates for CI: `error_rate>1%`, `client_error_rate>5%`, `p99>500ms`,
+`mtls<100%`, `rps<0.1`, each
 optionally scoped to the edges from or to some workloads (`shop/*:error_rate>1%`). An
 edge a gate cannot judge (no latency on a TCP edge) does not break it."""
 
@@ -26,7 +27,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _LATENCY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 _MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0}
-SHARES = ("error_rate", "mtls")  # written as 1% or 0.01
+SHARES = ("error_rate", "client_error_rate", "mtls")  # written as 1% or 0.01
 LATENCIES = ("p50", "p95", "p99")  # written as 500ms, 1s or a plain number of ms
 METRICS = (*SHARES, *LATENCIES, "rps")
 _GATE = re.compile(
@@ -65,7 +66,9 @@ class Gate:
         elif s.protocol is Protocol.TCP:
             value = None  # no requests to rate or fail, whatever the connections do
         else:
-            value = s.rps if self.metric == "rps" else s.error_rate
+            value = {"rps": s.rps, "client_error_rate": s.client_error_rate}.get(
+                self.metric, s.error_rate
+            )
             if not (math.isfinite(s.rps) and math.isfinite(value)):
                 return math.nan  # no share of an infinite rate can be trusted either
         if value is None or not math.isfinite(value):
@@ -84,8 +87,9 @@ def parse_gate(text: str) -> Gate:
     match = _GATE.match(text.strip())
     if not match:
         raise UsageError(
-            f"--fail-on {text!r}: write METRIC OP VALUE, e.g. error_rate>1%, p99>500ms, "
-            "mtls<100%, rps<0.1, optionally SCOPE: before it (shop/*:error_rate>1%)"
+            f"--fail-on {text!r}: write METRIC OP VALUE, e.g. error_rate>1%, "
+            "client_error_rate>5%, p99>500ms, mtls<100%, rps<0.1, optionally SCOPE: before "
+            "it (shop/*:error_rate>1%)"
         )
     metric, op, raw = match["metric"], match["op"], match["value"]
     if metric not in METRICS:

@@ -35,11 +35,7 @@ def _grade(share: float, degraded: float, failing: float, *, strict_degraded: bo
 
 
 def client_error_rate(stats: EdgeStats) -> float:
-    if not stats.rps:
-        return 0.0
-    return (
-        sum(rps for code, rps in stats.response_codes.items() if code.startswith("4")) / stats.rps
-    )
+    return stats.client_error_rate
 
 
 def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:

@@ -27,6 +27,23 @@ class NodeKind(enum.StrEnum):
     UNKNOWN = "unknown"  # a peer the proxy could not identify (unmeshed client)
 
 
+class NodeMark(enum.StrEnum):
+    """What is doubtful about a node the telemetry named only in part. Kiali drops such
+    nodes as "bad telemetry"; meshtop shows them, marked, so that no traffic vanishes."""
+
+    RAW_IP = "raw_ip"  # a destination known only by an IP address: no service, no workload
+    UNNAMED = "unnamed_workload"  # a caller in a real namespace whose workload was not named
+    UNKNOWN_DESTINATION = "unknown_destination"  # the client's proxy could not tell where
+
+
+# How each mark reads where a node is drawn or listed.
+MARK_WORDS = {
+    NodeMark.RAW_IP: "IP",
+    NodeMark.UNNAMED: "unnamed",
+    NodeMark.UNKNOWN_DESTINATION: "no destination",
+}
+
+
 class Protocol(enum.StrEnum):
     HTTP = "http"
     GRPC = "grpc"
@@ -50,6 +67,7 @@ class Workload:
     app: str = ""
     version: str = ""
     kind: NodeKind = NodeKind.WORKLOAD
+    mark: NodeMark | None = None
 
     @property
     def id(self) -> str:
@@ -74,8 +92,29 @@ class Workload:
         return Workload(UNKNOWN, UNKNOWN, UNKNOWN, kind=NodeKind.UNKNOWN)
 
     @staticmethod
-    def external(host: str) -> Workload:
-        return Workload(EXTERNAL, EXTERNAL, host, app=host, kind=NodeKind.EXTERNAL)
+    def external(host: str, mark: NodeMark | None = None) -> Workload:
+        return Workload(EXTERNAL, EXTERNAL, host, app=host, kind=NodeKind.EXTERNAL, mark=mark)
+
+    @staticmethod
+    def unknown_destination(cluster: str, namespace: str) -> Workload:
+        """Calls whose client's proxy could not tell where they went (a 404 `NR`: no
+        route): one node per caller's namespace, never the unknown *source*'s."""
+        return Workload(
+            cluster,
+            namespace,
+            SERVICE_PREFIX + UNKNOWN,
+            app=UNKNOWN,
+            kind=NodeKind.SERVICE,
+            mark=NodeMark.UNKNOWN_DESTINATION,
+        )
+
+    @staticmethod
+    def unnamed(cluster: str, namespace: str) -> Workload:
+        """A caller the telemetry places in a real namespace without naming its workload
+        or app (Kiali's "bad source telemetry", as while a pod starts or stops)."""
+        return Workload(
+            cluster, namespace, UNKNOWN, app=UNKNOWN, kind=NodeKind.UNKNOWN, mark=NodeMark.UNNAMED
+        )
 
     @staticmethod
     def service(cluster: str, namespace: str, service: str) -> Workload:
@@ -90,7 +129,7 @@ class EdgeStats:
     """Traffic on one edge over the snapshot's window. Rates are per second; latencies are
     milliseconds (None where there is no HTTP/gRPC traffic to measure)."""
 
-    protocol: Protocol = Protocol.HTTP
+    protocol: Protocol = Protocol.HTTP  # the one that carries most of the traffic
     rps: float = 0.0
     error_rate: float = 0.0  # 0..1: HTTP 5xx, gRPC non-OK, no response
     p50_ms: float | None = None
@@ -103,6 +142,26 @@ class EdgeStats:
     tcp_request_bps: float = 0.0  # bytes per second, source to destination
     tcp_response_bps: float = 0.0  # bytes per second, destination to source
     tcp_connections_per_s: float = 0.0
+    # Every protocol the edge carries, most traffic first; empty: `protocol` alone.
+    protocols: tuple[Protocol, ...] = ()
+
+    @property
+    def client_error_rate(self) -> float:
+        """Share 0..1 of requests answered with an HTTP 4xx: the caller's mistakes, shown
+        beside `error_rate`, never counted in it."""
+        return client_errors(self.response_codes, self.rps)
+
+    @property
+    def carried(self) -> tuple[Protocol, ...]:
+        """Every protocol the edge carries, most traffic first."""
+        return self.protocols or (self.protocol,)
+
+
+def client_errors(codes: Mapping[str, float], rps: float) -> float:
+    """The share of `rps` answered with an HTTP 4xx status, by the rates of `codes`."""
+    if not rps:
+        return 0.0
+    return sum(v for code, v in codes.items() if code.startswith("4")) / rps
 
 
 def add_rates(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
@@ -307,6 +366,11 @@ class WindowSummary:
     by_reporter: Mapping[str, float] = field(default_factory=dict)
     source_principals: tuple[str, ...] = ()
     destination_principals: tuple[str, ...] = ()
+
+    @property
+    def client_error_rate(self) -> float | None:
+        """Share 0..1 of requests answered with an HTTP 4xx; None without requests."""
+        return client_errors(self.response_codes, self.rps) if self.rps else None
 
 
 Series = tuple[float | None, ...]  # one value per point; None is a gap (no data)

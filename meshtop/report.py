@@ -14,6 +14,7 @@ from meshtop.model import (
     Health,
     MeshSnapshot,
     NodeKind,
+    NodeMark,
     Protocol,
     Workload,
     clusters,
@@ -21,6 +22,26 @@ from meshtop.model import (
 )
 
 RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
+
+_WITHOUT_PROXY = {
+    NodeKind.UNKNOWN: "called the mesh without a proxy (the server's proxy could not identify it)",
+    NodeKind.EXTERNAL: "outside the mesh: called through the client's proxy only",
+    NodeKind.SERVICE: "no workload answered its calls",
+}
+_MARKED = {
+    NodeMark.RAW_IP: "known only by its IP address, called through the client's proxy: no "
+    "service and no workload known for it (a call by address, or telemetry written while a "
+    "pod started or stopped)",
+    NodeMark.UNNAMED: "a caller its namespace's telemetry did not name (no workload, no app): "
+    "whether it has a proxy is not known",
+    NodeMark.UNKNOWN_DESTINATION: "where the caller's proxy sent calls it could not route "
+    "(no route, no cluster): no workload answered them",
+}
+
+
+def without_proxy(w: Workload) -> str:
+    """Why a node is a peer without a proxy of its own, or a doubtful one, in words."""
+    return _MARKED[w.mark] if w.mark is not None else _WITHOUT_PROXY[w.kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +152,12 @@ class Report:
         """Peers that spoke to the mesh without a proxy of their own, and how we know:
         clients the server's proxy could not identify, hosts outside the mesh, services
         whose calls no workload answered."""
-        why = {
-            NodeKind.UNKNOWN: "called the mesh without a proxy (the server's proxy could "
-            "not identify it)",
-            NodeKind.EXTERNAL: "outside the mesh: called through the client's proxy only",
-            NodeKind.SERVICE: "no workload answered its calls",
-        }
-        return [(w, why[w.kind]) for _, w in sorted(self.snapshot.nodes.items()) if w.kind in why]
+        judged = self.whole or self.snapshot  # a peer of an edge --top left out still counts
+        return [
+            (w, without_proxy(w))
+            for _, w in sorted(judged.nodes.items())
+            if w.kind in _WITHOUT_PROXY or w.mark is not None
+        ]
 
     @cached_property
     def totals(self) -> dict[str, float]:

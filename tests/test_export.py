@@ -43,10 +43,12 @@ def test_json_follows_the_documented_contract(sim: Simulation) -> None:
         "app": "reviews",
         "version": "v3",
         "kind": "workload",
+        "mark": None,
         "health": "failing",  # a node is as healthy as what it answers: 12% errors
     }
     v3 = _edges(doc)[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
     assert v3["protocol"] == "http" and v3["health"] == "failing"
+    assert v3["protocols"] == ["http"] and v3["client_error_rate"] == 0.0
     assert v3["p50_ms"] < v3["p95_ms"] < v3["p99_ms"]
     assert sum(v3["response_codes"].values()) == pytest.approx(v3["rps"], rel=1e-3)
     assert v3["response_flags"]["URX"] > 0

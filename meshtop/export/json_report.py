@@ -34,6 +34,7 @@ def figures(s: EdgeStats | WindowSummary) -> dict[str, Any]:
     return {
         "rps": rounded(s.rps, 4),
         "error_rate": rounded(s.error_rate, 6),
+        "client_error_rate": rounded(s.client_error_rate, 6),
         "p50_ms": rounded(s.p50_ms, 3),
         "p95_ms": rounded(s.p95_ms, 3),
         "p99_ms": rounded(s.p99_ms, 3),
@@ -61,6 +62,7 @@ def _edge(e: Edge, health: Health) -> dict[str, Any]:
         "destination": e.destination,
         "service": e.service or None,
         "protocol": s.protocol.value,
+        "protocols": [p.value for p in s.carried],
         **figures(s),
         "tcp": None,
         "health": health.value,
@@ -115,6 +117,7 @@ def document(report: Report) -> dict[str, Any]:
                 "app": w.app or None,
                 "version": w.version or None,
                 "kind": w.kind.value,
+                "mark": w.mark.value if w.mark else None,
                 "health": grades.nodes[node_id].value,
             }
             for node_id, w in sorted(snapshot.nodes.items())

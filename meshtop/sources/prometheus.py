@@ -6,6 +6,8 @@ and TCP traffic by edge. Queries run concurrently in worker threads."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import itertools
 import json
 import math
 import re
@@ -26,9 +28,11 @@ from meshtop.errors import BackendError, UsageError
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
     SERVICE_PREFIX,
+    UNKNOWN,
     Edge,
     EdgeStats,
     History,
+    NodeMark,
     Protocol,
     WindowSummary,
     Workload,
@@ -42,7 +46,6 @@ from meshtop.units import duration
 
 QUANTILES = (0.5, 0.95, 0.99)
 DEFAULT_CLUSTER = "Kubernetes"  # Istio's name for a cluster that was not given one
-MESH_SUFFIX = ".svc.cluster.local"
 EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
 
 
@@ -61,10 +64,34 @@ def _rate(
     if not namespaces:
         return f"rate({metric}{_selector(*base)}[{window}])"
     pattern = "|".join(namespaces)  # names are checked DNS labels: nothing to escape
-    # The third side: calls to a service in the namespace that no workload answered.
-    labels = (d.source.namespace, d.destination.namespace, d.service_namespace)
-    sides = [f'{label}=~"{pattern}"' for label in labels if label]
-    return " or ".join(f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides)
+    sides = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
+    if d.service_namespace:
+        # The third side: calls to a service in the namespace that no workload answered.
+        # Its host names the namespace even where the proxy wrote the service's namespace
+        # as `unknown` (a 503 from a service with nothing behind it, seen from ingress).
+        sides.append(f"{d.service}=~{json.dumps(_host_pattern(pattern))}")
+    return " or ".join(
+        f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides if side
+    )
+
+
+def _host_pattern(namespaces: str) -> str:
+    """A mesh host (`NAME.NS.svc`, then the cluster's domain, maybe a port) in one of the
+    namespaces `a|b`, as `_mesh_host` reads it."""
+    return rf"[^.]+\.({namespaces})\.svc{_DOMAIN_AND_PORT}"
+
+
+_DOMAIN_AND_PORT = r"(\.[^:]+)?(:[0-9]+)?"  # after `NAME.NS.svc`: any cluster domain, a port
+
+
+_MESH_HOST = re.compile(r"^([^.:]+)\.([^.:]+)\.svc(?:\.[^:]+)?(?::[0-9]+)?$")
+
+
+def _mesh_host(host: str) -> tuple[str, str] | None:
+    """(service, namespace) of a host inside the mesh (`reviews.bookinfo.svc`, with any
+    cluster domain and port), or None for a host outside it."""
+    found = _MESH_HOST.match(host)
+    return (found[1], found[2]) if found else None
 
 
 def _by(*labels: str) -> str:
@@ -125,7 +152,10 @@ def _quantiles(buckets: str) -> str:
 def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()) -> dict[str, str]:
     """The queries of one refresh. Their number does not depend on the mesh's size."""
     window = duration(window_s)
-    outcome = (d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label)
+    outcome = (
+        d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label,
+        d.protocol,
+    )  # fmt: skip
     reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
     requests_q = (
         f"sum by ({_by(EDGE, *outcome)}) "
@@ -180,6 +210,8 @@ def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
             version=_known(labels.get(peer.version, "")),
         )
     if side == "source":
+        if _known(namespace) and not _known(labels.get(peer.app, "")):
+            return Workload.unnamed(cluster, namespace)  # a namespace, but no name
         return Workload.unknown()
     # A destination no workload answered for: a host outside the mesh (through a
     # ServiceEntry or the PassthroughCluster), or a mesh service with nothing behind it.
@@ -188,14 +220,30 @@ def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
     if not host or host in EXTERNAL_CLUSTERS:
         host = service_name
     if not host:
-        return Workload.unknown()
+        # The client's proxy could not tell where the call went (no route): an unknown
+        # destination of its own, in the namespace it is known in, else the caller's.
+        where = (
+            _known(namespace)
+            or _known(labels.get(d.service_namespace, "") if d.service_namespace else "")
+            or _known(labels.get(d.source.namespace, ""))
+            or "unknown"
+        )
+        return Workload.unknown_destination(cluster, where)
+    mesh = _mesh_host(host)
+    if mesh is not None:
+        return Workload.service(cluster, mesh[1], mesh[0])
     bare, colon, port = host.rpartition(":")
-    if colon and port.isdigit():  # Linkerd's authority carries the port
+    if colon and port.isdigit() and not bare.endswith(":"):  # Linkerd's authority has a port
         host = bare
-    if host.endswith(MESH_SUFFIX):
-        name, _, svc_namespace = host[: -len(MESH_SUFFIX)].partition(".")
-        return Workload.service(cluster, svc_namespace or namespace or "unknown", name)
-    return Workload.external(host)
+    return Workload.external(host, NodeMark.RAW_IP if _is_ip(host) else None)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _known(value: str) -> str:
@@ -205,7 +253,7 @@ def _known(value: str) -> str:
 class _Seen:
     """What one reporter said about one edge."""
 
-    __slots__ = ("codes", "errors", "flags", "grpc", "mtls", "rps")
+    __slots__ = ("codes", "errors", "flags", "grpc", "mtls", "protocols", "rps")
 
     def __init__(self) -> None:
         self.rps = 0.0
@@ -214,17 +262,39 @@ class _Seen:
         self.codes: dict[str, float] = {}
         self.flags: dict[str, float] = {}
         self.grpc: dict[str, float] = {}
+        self.protocols: dict[Protocol, float] = {}  # as the proxy said (request_protocol)
+
+    def carried(self) -> tuple[Protocol, ...]:
+        """The protocols of the requests, most first. Where the mesh does not say (no
+        `request_protocol`), gRPC if any answer had a gRPC status, else HTTP."""
+        if not self.protocols:
+            return (Protocol.GRPC if self.grpc else Protocol.HTTP,)
+        return tuple(sorted(self.protocols, key=lambda p: (-self.protocols[p], p.value)))
+
+
+def _grpc_status(d: Dialect, labels: Mapping[str, str]) -> str:
+    """A series' gRPC status; none for a request its proxy says was plain HTTP, whose
+    `grpc_response_status="0"` (seen in the wild) says nothing about it."""
+    if d.protocol and labels.get(d.protocol) == Protocol.HTTP:
+        return ""
+    return labels.get(d.grpc_status, "")
 
 
 def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
-    """The dialect's verdict, or else HTTP 5xx, a gRPC status other than OK, no response."""
+    """The dialect's verdict, or else no response, a gRPC status other than OK, or (with
+    no gRPC status) HTTP 5xx."""
     if d.errors is Errors.CLASSIFICATION:
         return labels.get(d.failure_label) == "failure"
-    grpc = labels.get(d.grpc_status, "")
+    code = labels.get(d.code, "")
+    if code == "0":
+        return True
+    grpc = _grpc_status(d, labels)
     if grpc:
         return grpc != "0"
-    code = labels.get(d.code, "")
-    return code.startswith("5") or code == "0"
+    return code.startswith("5")
+
+
+_PROTOCOLS = {p.value: p for p in Protocol}
 
 
 def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traffic:
@@ -258,7 +328,7 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
     # look labels up once, and find known edges without a function call.
     seen: dict[tuple[str, str], dict[str, _Seen]] = {}  # edge -> reporter -> what it saw
     code_l, grpc_l, flags_l, rep_l = d.code, d.grpc_status, d.flags, d.reporter_label
-    mtls_l, mtls_v = d.mtls_label, d.mtls_value
+    mtls_l, mtls_v, proto_l = d.mtls_label, d.mtls_value, d.protocol
     for sample in answers.get("requests", ()):
         labels = sample["metric"]
         rate = float(sample["value"][1])
@@ -278,7 +348,10 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
         flag = labels.get(flags_l, "-") if flags_l else "-"
         if flag != "-" and flag:
             s.flags[flag] = s.flags.get(flag, 0.0) + rate
-        grpc = labels.get(grpc_l, "")
+        proto = _PROTOCOLS.get(labels.get(proto_l, "").lower()) if proto_l else None
+        if proto is not None:
+            s.protocols[proto] = s.protocols.get(proto, 0.0) + rate
+        grpc = "" if proto is Protocol.HTTP else labels.get(grpc_l, "")
         if grpc:  # set on every gRPC response, "0" for OK
             s.grpc[grpc] = s.grpc.get(grpc, 0.0) + rate
         if _is_error(d, labels):
@@ -320,12 +393,16 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
         secured = next((by_reporter[r] for r in d.mtls_reporters if r in by_reporter), None)
         q = latency.get(key, {})
         t = tcp.pop(key, {})
+        carried = s.carried()
+        if t.get("request_bytes") or t.get("response_bytes") or t.get("opened"):
+            carried = (*(p for p in carried if p is not Protocol.TCP), Protocol.TCP)
         edges.append(
             Edge(
                 key[0],
                 key[1],
                 EdgeStats(
-                    protocol=Protocol.GRPC if s.grpc else Protocol.HTTP,
+                    protocol=carried[0],
+                    protocols=carried if len(carried) > 1 else (),
                     rps=s.rps,
                     error_rate=min(1.0, s.errors / s.rps),
                     p50_ms=q.get("0.5"),
@@ -476,6 +553,8 @@ class PrometheusMetrics:
         for adapter in session.adapters.values():  # after the client has mounted its own
             bounded.watch(getattr(adapter, "poolmanager", None))
         self.queries_sent = 0
+        # why the last empty answer was empty, kept a while: (what was asked, when, why)
+        self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
 
     @property
     def name(self) -> str:
@@ -604,7 +683,88 @@ class PrometheusMetrics:
                 f"queries ask for ({type(exc).__name__} {exc}): is it PromQL-compatible?"
             ) from None
         warnings += traffic.warnings  # the join's own: series it could not key
+        if not traffic.edges:  # never an empty report without a word
+            warnings += await self._why_empty(d, window_s)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
+
+    async def _why_empty(self, d: Dialect, window_s: float) -> tuple[str, ...]:
+        """Why a refresh found no edge, in words: the backend holds no series of the
+        dialect (another mesh's, or none), the namespaces asked for have no calls, or the
+        window is too short for two samples of the series. A few small queries, asked
+        only when an answer is empty, and again at most every `EMPTY_RECHECK_S`."""
+        asked = (d.name, window_s, self.config.namespaces, self.at)
+        kept = self._empty
+        if kept is not None and kept[0] == asked and time.monotonic() - kept[1] < EMPTY_RECHECK_S:
+            return kept[2]
+        try:
+            with bounded.deadline(self.config.timeout_s):
+                why = await self._diagnose(d, window_s)
+        except BackendError as exc:  # the refresh itself went well: say what we could
+            why = f"cannot tell why ({exc})"
+        said = (f"no edge in the last {duration(window_s)}: {why}",)
+        self._empty = (asked, time.monotonic(), said)
+        return said
+
+    async def _diagnose(self, d: Dialect, window_s: float) -> str:
+        url = self.config.url
+        present, _ = await self._ask(DETECT_QUERY)
+        names = {(s["metric"].get("__name__"), s["metric"].get("reporter")) for s in present}
+        names |= {(s["metric"].get("__name__"), s["metric"].get("direction")) for s in present}
+        if not any(n == metric for n, _ in names for metric in _PROBED[d.name]):
+            other = detect([s["metric"] for s in present])
+            if other is None:
+                return (
+                    f"no {MESH_NAMES[d.name]} series at {url}, nor any other mesh's: is this "
+                    "the mesh's Prometheus?"
+                )
+            return (
+                f"no {MESH_NAMES[d.name]} series at {url}, which holds "
+                f"{MESH_NAMES[other.name]}'s: --dialect {other.name} (or auto) reads them"
+            )
+        metric = f"{d.requests}{_selector(d.extra_selector)}"
+        wanted = self.config.namespaces
+        if wanted:
+            by = [x for x in (d.source.namespace, d.destination.namespace) if x]
+            rows, _ = await self._ask(" or ".join(f"group by ({x}) ({metric})" for x in by))
+            seen = sorted({v for r in rows for x in by if _known(v := r["metric"].get(x, ""))})
+            if not set(wanted) & set(seen):
+                shown = ", ".join(seen[:12]) + (", …" if len(seen) > 12 else "")
+                which = ", ".join(wanted)
+                return (
+                    f"no calls from or to namespace {which} at {url} (the namespaces with "
+                    f"calls: {shown or 'none'})"
+                )
+        interval = await self._sample_spacing(metric)
+        if interval is not None and window_s < 2 * interval:
+            return (
+                f"the window ({duration(window_s)}) is shorter than two scrape intervals (the "
+                f"samples are {duration(interval)} apart here), and rate() needs two samples "
+                f"in it: give a window of {duration(4 * interval)} or more"
+            )
+        return "the mesh's series are there, but did not grow: no traffic in the window"
+
+    async def _sample_spacing(self, metric: str) -> float | None:
+        """How far apart one live series' samples are: its scrape interval, read from
+        the backend itself (any PromQL engine keeps the samples' times)."""
+        rows, _ = await self._ask(f"topk(1, {metric})")
+        if not rows:
+            return None
+        labels = rows[0]["metric"]
+        selector = ",".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items())
+        )
+        when = self.at
+        params = {"time": f"{when:.3f}"} if when is not None else None
+        samples = f"{{{selector}}}[{duration(SPACING_LOOKBACK_S)}]"  # raw, with their times
+        result = await asyncio.to_thread(
+            self._call, lambda: self._client.custom_query(samples, params=params)
+        )
+        times = [float(t) for r in result[:1] for t, _ in r.get("values", ())]
+        gaps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+        if not gaps:
+            return None
+        spacing = gaps[len(gaps) // 2]  # the median: a missed scrape is not the interval
+        return float(round(spacing)) if spacing >= 1 else spacing  # scrapes jitter by ms
 
     async def history(
         self, source: str | None, destination: str | None, window_s: float
@@ -680,7 +840,7 @@ def parse_history(
 
 def _kind(d: Dialect, labels: Mapping[str, str]) -> str | None:
     """The kind of error a series counts (`model.error_kind`), by the dialect's verdict."""
-    kind = error_kind(labels.get(d.code, ""), labels.get(d.grpc_status, ""))
+    kind = error_kind(labels.get(d.code, ""), _grpc_status(d, labels))
     if _is_error(d, labels):  # the snapshot's verdict: counted as an error here too
         return kind if counts_as_error(kind) else "failure"
     return kind if kind == "4xx" else None
@@ -702,7 +862,7 @@ def history_queries(
     ]
     # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
     # may be reported by different proxies (an unmeshed one only by the node's).
-    outcome = [x for x in (d.code, d.grpc_status, d.failure_label) if x]
+    outcome = [x for x in (d.code, d.grpc_status, d.failure_label, d.protocol) if x]
     per_edge = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
     buckets = _preferred(d, f"{d.duration}_bucket", d.http_reporters, ["le"], rate_window, selector)
     window_buckets = _preferred(
@@ -741,7 +901,7 @@ def _window_summary(d: Dialect, rows: Sequence[Mapping[str, Any]]) -> WindowSumm
                 reporter=reporter,
                 rps=value,
                 code=labels.get(d.code, ""),
-                grpc_status=labels.get(d.grpc_status, ""),
+                grpc_status=_grpc_status(d, labels),
                 flags=labels.get(d.flags, "-") if d.flags else "-",
                 kind=_kind(d, labels),
                 secured=(security == d.mtls_value) if reporter in d.mtls_reporters else None,
@@ -754,6 +914,17 @@ def _window_summary(d: Dialect, rows: Sequence[Mapping[str, Any]]) -> WindowSumm
     return summarize(answers, d.http_reporters, d.mtls_reporters, quantiles)
 
 
+EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
+SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
+MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
+# the metrics `DETECT_QUERY` finds for each dialect
+_PROBED = {
+    "istio": ("istio_requests_total", "istio_tcp_sent_bytes_total"),
+    "ambient": ("istio_requests_total", "istio_tcp_sent_bytes_total"),
+    "linkerd": ("response_total",),
+}
+
+
 def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
     """Label matchers for one end of a call, the inverse of `_node`."""
     if node_id is None:
@@ -762,15 +933,22 @@ def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
     cluster, namespace, name = node_id.split("/", 2)
     if cluster == "unknown":
         return [f"{peer.workload}={json.dumps(d.unknown)}"]
+    if name == f"{SERVICE_PREFIX}{UNKNOWN}" and side == "destination":
+        # calls that went nowhere known, from the callers in that namespace
+        return [
+            f"{peer.workload}={json.dumps(d.unknown)}",
+            f"{d.service}=~{json.dumps(f'{UNKNOWN}|')}",
+            f"{d.source.namespace}={json.dumps(namespace)}",
+        ]
     if cluster == "external":
         if name in EXTERNAL_CLUSTERS:
             return [f"{d.service_name}={json.dumps(name)}"]
         # Linkerd's authority carries the port
         return [f"{d.service}=~{json.dumps(re.escape(name) + '(:[0-9]+)?')}"]
     if name.startswith(SERVICE_PREFIX):
-        host = f"{name[len(SERVICE_PREFIX) :]}.{namespace}{MESH_SUFFIX}"
+        host = re.escape(f"{name[len(SERVICE_PREFIX) :]}.{namespace}.svc") + _DOMAIN_AND_PORT
         return [
-            f"{d.service}=~{json.dumps(re.escape(host) + '(:[0-9]+)?')}",
+            f"{d.service}=~{json.dumps(host)}",
             f"{peer.workload}={json.dumps(d.unknown)}",
         ]
     out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(name)}"]

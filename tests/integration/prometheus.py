@@ -67,13 +67,15 @@ class Prometheus:
 
 
 @contextmanager
-def running_prometheus(targets: list[str], workdir: Path) -> Iterator[Prometheus]:
+def running_prometheus(
+    targets: list[str], workdir: Path, scrape_interval: str = "1s"
+) -> Iterator[Prometheus]:
     """`targets` are host:port pairs serving /metrics."""
     binary = prometheus_binary()
     port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /metrics\n"
         f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
     )
