@@ -314,3 +314,19 @@ def test_every_shared_fixture_reads_and_shows(fixtures: Path) -> None:
             assert len(Tree(trace).rows()) == len(trace.spans), name
             seen += 1
     assert seen >= 14
+
+
+def test_a_backends_error_answer_is_its_reason_in_one_line() -> None:
+    """Jaeger's older API puts its reason after 60 characters of envelope: cut at 80, the
+    line ended before it."""
+    from meshtop.sources.tracing import error_reason
+
+    legacy = (
+        b'{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":400,'
+        b'"msg":"unable to parse param \'minDuration\': time: invalid duration"}]}'
+    )
+    assert error_reason(legacy) == "unable to parse param 'minDuration': time: invalid duration"
+    v3 = b'{"error":{"httpCode":400,"message":"malformed parameter query.duration_min"}}'
+    assert error_reason(v3) == "malformed parameter query.duration_min"
+    assert error_reason(b"<html>\n oops </html>") == "<html> oops </html>"
+    assert len(error_reason(b"x" * 10_000)) == 200

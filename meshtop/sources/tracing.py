@@ -237,8 +237,7 @@ class TraceHTTP:
         if status in (401, 403):
             raise BackendError(f"{where} refused the request (HTTP {status}): check credentials")
         if status >= 400:
-            snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
-            raise BackendError(f"{where} answered HTTP {status}: {snippet}")
+            raise BackendError(f"{where} answered HTTP {status}: {error_reason(body)}")
         try:
             return json.loads(body)
         except RecursionError:  # 200,000 nested `[`: too deep for the decoder, not a crash
@@ -292,3 +291,25 @@ def shape_error(what: str, url: str, detail: str) -> BackendError:
     return BackendError(
         f"{what} at {url} answered JSON that is not what its API promises: {detail}"
     )
+
+
+def error_reason(body: bytes) -> str:
+    """A trace backend's error answer in one line of 200 characters at most: Jaeger v3's
+    `error.message`, its older API's `errors[0].msg`, a `message` or `error` string, else
+    the body's text (Zipkin's, Tempo's)."""
+    text = body[:65536].decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        doc = None
+    if isinstance(doc, dict):
+        error, errors = doc.get("error"), doc.get("errors")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            text = error["message"]
+        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            text = str(errors[0].get("msg") or text)
+        elif isinstance(doc.get("message"), str):
+            text = doc["message"]
+        elif isinstance(error, str):
+            text = error
+    return " ".join(text.split())[:200]
