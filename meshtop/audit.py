@@ -60,29 +60,3 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-class AuditedStore:
-    """A route store (the cluster, the simulated mesh) whose every write, and every
-    write refused, is a line in the audit log."""
-
-    def __init__(self, store: Any, context: str, by: str) -> None:
-        self.store = store
-        self.context = context
-        self.by = by  # "shift", "rollout", "console", "undo"
-
-    async def read(self, kind: str, namespace: str, name: str) -> Any:
-        return await self.store.read(kind, namespace, name)
-
-    async def apply(self, plan: Any, *, dry_run: bool = False) -> Any:
-        from meshtop.errors import MeshtopError
-
-        entry = {**describe(plan, self.context), "by": self.by}
-        try:
-            applied = await self.store.apply(plan, dry_run=dry_run)
-        except MeshtopError as exc:
-            record({**entry, "outcome": f"failed: {exc}"})
-            raise
-        if not dry_run:  # a check writes nothing: the change it checked is what is logged
-            record({**entry, "outcome": "applied"})
-        return applied

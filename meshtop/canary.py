@@ -91,6 +91,18 @@ class Split:
             return self
         return replace(self, weights=weights)
 
+    def move(self, source: int, to: int, percent: int) -> Split:
+        """`percent` of the traffic from destination `source` to destination `to` (all
+        `source` has, at most); no other destination changes. In a relative split the
+        percent is of the weights' total, whole weights, at least one."""
+        total = sum(self.weights)
+        amount = percent if self.kind == PERCENT else max(1, round(percent * total / 100))
+        moved = min(amount, self.weights[source])
+        w = list(self.weights)
+        w[source] -= moved
+        w[to] += moved
+        return replace(self, weights=tuple(w))
+
     def promote(self, canary: int) -> Split:
         """All traffic to the canary."""
         return self.set(canary, 100)

@@ -23,7 +23,7 @@ from meshtop.errors import EXIT_BUG, BackendError, GateFailed, MeshtopError, Usa
 
 if TYPE_CHECKING:
     from meshtop.config import ClusterConfig, Settings
-    from meshtop.model import MeshSnapshot, Route
+    from meshtop.model import MeshSnapshot
     from meshtop.sim.sources import Simulation
     from meshtop.sources.kubernetes import KubernetesControlPlane
     from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
@@ -882,10 +882,11 @@ def shift(
     overwritten. Every attempt is written to the audit log."""
     import asyncio
 
-    from meshtop import audit
-    from meshtop.canary import Plan, Split, parse_set, rule_index
-    from meshtop.errors import ConflictError
-    from meshtop.sources.kubernetes import KINDS, owner, route_name
+    from meshtop import audit, copies
+    from meshtop.canary import parse_set, rule_index
+    from meshtop.change import workflow
+    from meshtop.errors import EXIT_CONFLICT
+    from meshtop.sources.kubernetes import KINDS, route_name
 
     settings = _settings(ctx, timeout=timeout, **_contexts(context),
                          **{"kubernetes.kubeconfig": kubeconfig})  # fmt: skip
@@ -893,147 +894,86 @@ def shift(
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     namespace, name = route_name(target)
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
-
-    async def read(plane: KubernetesControlPlane) -> tuple[Route, dict[str, Any]]:
-        for k in kinds[:-1]:  # whichever kind exists; the last one's error is the one said
-            try:
-                return await plane.read(k, namespace, name)
-            except UsageError:
-                continue
-        return await plane.read(kinds[-1], namespace, name)
-
-    if settings.clusters:
-        planes = _cluster_planes(settings, (namespace,))
-        code = _shift_copies(planes, read, target, weights, rule, dry_run=dry_run, yes=yes,
-                             force=force)  # fmt: skip
-        if code:
-            raise typer.Exit(code)
-        return
-    plane = _plane(settings, (namespace,))
-    route, obj = asyncio.run(read(plane))
-    index = rule_index(route, rule)
-    before = Split.of(route, route.rules[index])
-    plan = Plan(route, index, before, parse_set(weights, before))
-    entry = audit.describe(plan, plane.context)
-    steered = owner(obj)
-    if steered and not force:
-        audit.record({**entry, "outcome": f"refused: steered by {steered}"})
-        raise UsageError(
-            f"{route.kind} {namespace}/{name} is steered by {steered}: a change here would be "
-            "undone or fight it; give --force to change it all the same"
-        )
-    typer.echo(sanitize.said("\n".join(plan.diff())))
-    if not plan.changed:
-        typer.echo("nothing to change")
-        return
-    try:
-        asyncio.run(plane.apply(plan, dry_run=True))
-    except MeshtopError as exc:
-        audit.record({**entry, "outcome": f"refused by the server's dry run: {exc}"})
-        raise
-    if dry_run:
-        audit.record({**entry, "outcome": "dry run: the server accepted it"})
-        typer.echo("dry run: the server accepted the change; nothing was written")
-        return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
-        if not typer.confirm(f"apply to {plane.context}?", default=False):
-            audit.record({**entry, "outcome": "declined"})
-            typer.echo("nothing was written")
-            return
-    try:
-        applied = asyncio.run(plane.apply(plan))
-    except ConflictError as exc:
-        audit.record({**entry, "outcome": f"conflict: {exc}"})
-        raise
-    except MeshtopError as exc:
-        audit.record({**entry, "outcome": f"failed: {exc}"})
-        raise
-    where = audit.record(
-        {**entry, "outcome": "applied", "new_resource_version": applied.resource_version}
+    several = bool(settings.clusters)  # one cluster: a mesh of one, said as before
+    planes = (
+        _cluster_planes(settings, (namespace,)) if several else {"": _plane(settings, (namespace,))}
     )
-    typer.echo(f"applied: resourceVersion {applied.resource_version} (audit log {where})")
-
-
-def _shift_copies(
-    planes: dict[str, Any],
-    read: Callable[[Any], Any],
-    target: str,
-    weights: str,
-    rule: str | None,
-    *,
-    dry_run: bool,
-    yes: bool,
-    force: bool,
-) -> int:
-    """`meshtop shift` over several clusters: every copy of the route read, changed to
-    the same weights, each checked by its own server, then each written against the
-    version it was read at. Returns the exit code: 0 all written (or checked), 4 a copy
-    changed underneath, 3 a cluster could not be read or written."""
-    import asyncio
-
-    from meshtop import audit, copies
-    from meshtop.canary import parse_set, rule_index
-    from meshtop.errors import EXIT_CONFLICT
-    from meshtop.federation import where
-    from meshtop.sources.kubernetes import owner
-
-    async def read_all() -> list[Any]:
-        return await asyncio.gather(*(read(p) for p in planes.values()), return_exceptions=True)
-
-    found: dict[str, Route] = {}
-    unread: dict[str, str] = {}
-    steered: list[str] = []
-    for cluster, answer in zip(planes, asyncio.run(read_all()), strict=True):
-        if isinstance(answer, MeshtopError):
-            unread[cluster] = str(answer)
-        elif isinstance(answer, BaseException):
-            raise answer
-        else:
-            found[cluster] = answer[0]
-            who = owner(answer[1])
-            if who:
-                steered.append(f"{cluster} (by {who})")
-    for cluster, why in unread.items():
+    stores = {c: workflow.Copy(c, p, p.context) for c, p in planes.items()}
+    reading = asyncio.run(workflow.read(stores, kinds, namespace, name))
+    if not several and reading.unread:
+        raise reading.unread[""]
+    for cluster, why in reading.unread.items():
         typer.echo(sanitize.said(f"{cluster}: cannot read {target}: {why}"))
-    if not found:
-        raise UsageError(f"no cluster has {target}: {next(iter(unread.values()))}")
-    if steered and not force:
-        raise UsageError(
-            f"{target} is steered in {', '.join(steered)}: a change there would be undone or "
-            "fight it; give --force to change it all the same"
-        )
+    if not reading.found:
+        raise UsageError(f"no cluster has {target}: {next(iter(reading.unread.values()))}")
+    routes = reading.routes()
     plans = copies.plans(
-        found, lambda r: rule_index(r, rule), lambda before: parse_set(weights, before)
+        routes, lambda r: rule_index(r, rule), lambda before: parse_set(weights, before)
     )
-    stores = {c: audit.AuditedStore(planes[c], where(planes[c]), by="shift") for c in plans}
+    change = workflow.Workflow(stores, by="shift")
+    steered = reading.steered()
+    if steered and not force:
+        for cluster, who in steered.items():
+            change.record(cluster, plans[cluster], f"refused: steered by {who}")
+        if several:
+            where = ", ".join(f"{c} (by {who})" for c, who in steered.items())
+            raise UsageError(
+                f"{target} is steered in {where}: a change there would be undone or fight "
+                "it; give --force to change it all the same"
+            )
+        route = routes[""]
+        raise UsageError(
+            f"{route.kind} {namespace}/{name} is steered by {steered['']}: a change here "
+            "would be undone or fight it; give --force to change it all the same"
+        )
     for cluster, plan in plans.items():
-        typer.echo(f"{cluster}:")
-        typer.echo(sanitize.said("\n".join("  " + line for line in plan.diff())))
+        if several:
+            typer.echo(f"{cluster}:")
+        typer.echo(sanitize.said("\n".join(("  " if several else "") + line
+                                            for line in plan.diff())))  # fmt: skip
     if not any(p.changed for p in plans.values()):
         typer.echo("nothing to change")
-        return 3 if unread else 0
-    if not dry_run and not yes:
+        if several and reading.unread:
+            raise typer.Exit(3)
+        return
+
+    def ask() -> bool:
         if not sys.stdin.isatty():
             raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
-        if not typer.confirm(f"apply to {', '.join(plans)}?", default=False):
-            for cluster, plan in plans.items():
-                audit.record({**audit.describe(plan, where(planes[cluster])), "by": "shift",
-                              "outcome": "declined"})  # fmt: skip
-            typer.echo("nothing was written")
-            return 0
-    outcomes = asyncio.run(copies.apply_all(stores, plans, dry_run=dry_run))
+        there = ", ".join(plans) if several else planes[""].context
+        return typer.confirm(f"apply to {there}?", default=False)
+
+    outcomes = asyncio.run(
+        change.apply(plans, dry_run=dry_run, confirm=None if dry_run or yes else ask)
+    )
+    for o in outcomes:
+        if o.note:
+            typer.echo(sanitize.said(f"meshtop: {o.cluster or planes[''].context}: {o.note}"),
+                       err=True)  # fmt: skip
+    if any(o.result == "declined" for o in outcomes):
+        typer.echo("nothing was written")
+        return
+    if not several:
+        (one,) = outcomes
+        if one.error is not None:
+            raise one.error
+        if dry_run:
+            typer.echo("dry run: the server accepted the change; nothing was written")
+        else:
+            version = one.applied.resource_version if one.applied else "?"
+            typer.echo(f"applied: resourceVersion {version} (audit log {audit.path()})")
+        return
     for o in outcomes:
         version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
         typer.echo(sanitize.said(f"{o.cluster}: {o.result}{version}"))
     if dry_run and all(o.ok for o in outcomes):
         typer.echo("dry run: every server accepted the change; nothing was written")
     else:
-        typer.echo(sanitize.said(copies.summary(outcomes, unread)))
+        typer.echo(sanitize.said(workflow.summary(outcomes, reading.unread)))
     if any(o.result.startswith("conflict") for o in outcomes):
-        return EXIT_CONFLICT
-    return 3 if unread or not all(o.ok for o in outcomes) else 0
+        raise typer.Exit(EXIT_CONFLICT)
+    if reading.unread or not all(o.ok for o in outcomes):
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -1071,8 +1011,7 @@ def rollout(
     1 aborted by a gate, 4 stopped because someone else changed the route."""
     import asyncio
 
-    from meshtop.audit import AuditedStore
-    from meshtop.errors import EXIT_CONFLICT
+    from meshtop.change.workflow import Copy, Workflow
     from meshtop.gates import parse_gate
     from meshtop.rollout import Gates, workloads_behind
     from meshtop.rollout import rollout as run_rollout
@@ -1111,11 +1050,13 @@ def rollout(
     snapshot = _snapshot(settings, sources)
     route_kind = "VirtualService" if kind is RouteKind.auto else kind.value
 
+    change = Workflow({where: Copy(where, store, where)}, by="rollout")
+
     async def go() -> Any:
         return await run_rollout(
-            AuditedStore(store, where, by="rollout"), sources.metrics, kind=route_kind,
-            namespace=namespace, name=name, to=to, step=step, interval_s=interval_s,
-            gates=gates, nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
+            change, sources.metrics, cluster=where, kind=route_kind, namespace=namespace,
+            name=name, to=to, step=step, interval_s=interval_s, gates=gates,
+            nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
             say=lambda text: typer.echo(sanitize.said(text)), rule=rule,
         )  # fmt: skip
 
@@ -1136,9 +1077,9 @@ def rollout(
     typer.echo(sanitize.said(outcome.reason))
     if outcome.promoted:
         return
-    if outcome.reason.startswith("stopped"):
-        raise typer.Exit(EXIT_CONFLICT)
-    raise typer.Exit(1)
+    # a gate (refused before the first step, or aborted): 1; stopped by a conflict: 4; by
+    # a backend: 3; by a value the server refused: 2
+    raise typer.Exit(1 if outcome.error is None else outcome.error.exit_code)
 
 
 class SimDialect(StrEnum):

@@ -1,19 +1,15 @@
 """The copies of one route across clusters. In a multi-primary mesh each primary has its
 own copy of a VirtualService, and each cluster's proxies follow their own: copies that
 drifted apart split traffic differently depending on where a call starts. This says
-where copies differ, and changes every copy at once, each against the version it was
-read at, reporting what happened in each cluster: a copy changed underneath is left
-alone and said, never overwritten, and the others still apply."""
+where copies differ, which rule of one copy is which of another, and plans the same
+change for every copy; `meshtop.change.workflow` writes them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from meshtop.canary import Plan, Split
-from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.errors import UsageError
 from meshtop.model import Route, RouteRule, WeightedDestination
 
 
@@ -57,20 +53,6 @@ def _weight_in(copy: Route, rule: RouteRule, index: int, d: WeightedDestination)
                 "none")  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one cluster's copy."""
-
-    cluster: str
-    plan: Plan | None  # None: nothing to do there (no copy, or already so)
-    result: str  # "applied", "unchanged", "conflict: …", "failed: …", "not written: …"
-    applied: Route | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result in ("applied", "unchanged", "checked")
-
-
 def matching_rule(copy: Route, rule: RouteRule, index: int) -> int:
     """The rule of `copy` that is `rule` (rule `index` of another copy): the one of the
     same name; else, for the default rule (no match conditions), the copy's default
@@ -100,72 +82,3 @@ def plans(
         before = Split.of(route, route.rules[i])
         out[cluster] = Plan(route, i, before, after(before))
     return out
-
-
-async def apply_all(
-    stores: Mapping[str, Any], plans: Mapping[str, Plan], *, dry_run: bool = False
-) -> list[Outcome]:
-    """Have every cluster's server check its change first (dry runs, concurrently); if
-    any refuses it (forbidden, invalid, unreachable), write nothing anywhere. Then apply
-    each, with the JSON patch that tests the version that copy was read at: a copy
-    changed since (at the check or at the write) is reported as a conflict and left as
-    it is; the others are written all the same."""
-    todo = {c: p for c, p in plans.items() if p.changed}
-    outcomes = {c: Outcome(c, None, "unchanged") for c, p in plans.items() if not p.changed}
-
-    async def check(cluster: str, plan: Plan) -> str:
-        try:
-            await stores[cluster].apply(plan, dry_run=True)
-        except ConflictError as exc:  # changed since read: that copy alone is left out
-            outcomes[cluster] = Outcome(cluster, plan, f"conflict: {exc}")
-        except Exception as exc:
-            return f"refused by the server's dry run: {exc}"
-        return ""
-
-    refusals = dict(
-        zip(todo, await asyncio.gather(*(check(c, p) for c, p in todo.items())), strict=True)
-    )
-    todo = {c: p for c, p in todo.items() if c not in outcomes}
-    if any(refusals.values()) or dry_run:
-        for cluster, plan in todo.items():
-            said = refusals[cluster]
-            if said:
-                outcomes[cluster] = Outcome(cluster, plan, f"failed: {said}")
-            elif dry_run:
-                outcomes[cluster] = Outcome(cluster, plan, "checked")
-            else:
-                outcomes[cluster] = Outcome(
-                    cluster, plan, "not written: another cluster's server refused"
-                )
-        return [outcomes[c] for c in plans]
-
-    async def write(cluster: str, plan: Plan) -> Outcome:
-        try:
-            applied = await stores[cluster].apply(plan)
-        except ConflictError as exc:
-            return Outcome(cluster, plan, f"conflict: {exc}")
-        except MeshtopError as exc:
-            return Outcome(cluster, plan, f"failed: {exc}")
-        except Exception as exc:  # a bug in one store: the others' outcomes still said
-            return Outcome(cluster, plan, f"failed: {type(exc).__name__}: {exc}")
-        return Outcome(cluster, plan, "applied", applied)
-
-    for outcome in await asyncio.gather(*(write(c, p) for c, p in todo.items())):
-        outcomes[outcome.cluster] = outcome
-    return [outcomes[c] for c in plans]
-
-
-def summary(outcomes: Sequence[Outcome], unread: Mapping[str, str] | None = None) -> str:
-    """One line for all clusters: what was written where, and what was not (`unread`:
-    the clusters whose copy could not be read or planned, with why)."""
-    applied = [o.cluster for o in outcomes if o.result == "applied"]
-    missed = [o.cluster for o in outcomes if not o.ok] + list(unread or {})
-    if not missed:
-        return "every copy is changed" if applied else "every copy already had these weights"
-    left = ", ".join(missed)
-    if applied:
-        return (
-            f"applied in {', '.join(applied)}; NOT in {left}: the copies now differ "
-            "(see above for why)"
-        )
-    return f"nothing was written: not in {left} (see above for why)"

@@ -1,30 +1,28 @@
-"""A guarded progressive rollout: the canary's weight moved up a step at a time while its
-own metrics stay inside the gates, as Flagger judges a canary (`request-success-rate`:
-the share of requests not failing; `request-duration`: p99), and everything sent back to
-the stable version at the first breach, or when the canary gets no traffic to judge.
-Each step is a `canary.Plan` applied with its version tests, so a route someone else
-changed meanwhile stops the rollout where it is, and says so."""
+"""A guarded progressive rollout, as Flagger and Argo Rollouts users expect: the canary's
+weight moved up a step at a time, taken from the stable destination alone, while its own
+metrics stay inside the gates, as Flagger judges a canary (`request-success-rate`: the
+share of requests not failing; `request-duration`: p99). A canary that already breaks the
+gates is refused before the first step; at the first breach (or when the canary gets no
+traffic to judge) every weight goes back to what it was before the rollout. Each step is a
+change through `meshtop.change.workflow` (checked, audited as "rollout", tested against
+the version read), so a route someone else changed meanwhile stops the rollout where it
+is, and says so; the whole rollout is one change `:undo` can take back."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from meshtop import units
 from meshtop.canary import Plan, Split, rule_index
-from meshtop.errors import MeshtopError, UsageError
+from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import MeshSnapshot, Route, WindowSummary
 from meshtop.sources.protocols import MetricsSource
 
-
-class RouteStore(Protocol):
-    """Where routes are read and written: the cluster, or the simulated mesh."""
-
-    async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]: ...
-
-    async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route: ...
+if TYPE_CHECKING:
+    from meshtop.change.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +45,15 @@ class Step:
 class Outcome:
     promoted: bool
     steps: tuple[Step, ...]
-    reason: str  # in words: promoted, or why it was aborted or stopped
+    reason: str  # in words: promoted, or why it was refused, aborted or stopped
     final: Split | None  # the route's weights as meshtop last left them
+    error: MeshtopError | None = None  # what stopped it, when not a gate
+    taken_back: Plan | None = None  # the whole rollout as one change: what :undo takes back
+
+    @property
+    def refused(self) -> bool:
+        """Refused before the first step: nothing was written."""
+        return not self.steps and self.reason.startswith("refused")
 
 
 def judge(s: WindowSummary, gates: Gates) -> str:
@@ -65,9 +70,10 @@ def judge(s: WindowSummary, gates: Gates) -> str:
 
 
 async def rollout(
-    store: RouteStore,
+    change: Workflow,
     metrics: MetricsSource,
     *,
+    cluster: str,
     kind: str,
     namespace: str,
     name: str,
@@ -80,71 +86,93 @@ async def rollout(
     say: Callable[[str], None],
     rule: str | None = None,
 ) -> Outcome:
-    """Shift `to` up by `step` percent every `interval_s`, judging it on the interval
-    just passed; promote at 100, or abort to the stable version at the first breach.
-    `nodes(route, subset)` names the workloads behind a destination."""
+    """Move `step` percent of the traffic from the stable destination (the one with the
+    most, the canary aside) to `to` every `interval_s`, judging the canary on the interval
+    just passed; no other destination is touched. Refused before the first step when the
+    canary, already taking traffic, breaks the gates; promoted when the stable one has no
+    weight left; at the first breach, every weight back to what it was before the rollout.
+    Each step is a change of `change` (checked, audited, tested against its version)
+    to the copy in `cluster`. `nodes(route, subset)` names the workloads behind one."""
     if not 1 <= step <= 100:
         raise UsageError(f"--step {step}: give 1 to 100 (percent per step)")
-    route, _ = await store.read(kind, namespace, name)
-    index = rule_index(route, rule)
-    split = Split.of(route, route.rules[index])
-    if to not in split.names:
-        raise UsageError(f"{name} has no destination {to!r}; it has {', '.join(split.names)}")
-    canary = split.names.index(to)
-    others = [j for j in range(len(split.names)) if j != canary]
+    store = change.copies[cluster].store
+    first, _ = await store.read(kind, namespace, name)
+    index = rule_index(first, rule)
+    start = Split.of(first, first.rules[index])
+    if to not in start.names:
+        raise UsageError(f"{name} has no destination {to!r}; it has {', '.join(start.names)}")
+    canary = start.names.index(to)
+    others = [j for j in range(len(start.names)) if j != canary]
     if not others:
         raise UsageError(f"{name} has only {to}: there is nothing to roll out from")
-    stable = max(others, key=lambda j: (split.weights[j], -j))
-    canary_nodes = list(nodes(route, to))
-    version_nodes = {n: list(nodes(route, n)) for n in split.names}
+    stable = max(others, key=lambda j: (start.weights[j], -j))
+    canary_nodes = list(nodes(first, to))
+    version_nodes = {n: list(nodes(first, n)) for n in start.names}
     if not canary_nodes:
         raise UsageError(f"no workload behind {to} is known to the metrics: cannot judge it")
     steps: list[Step] = []
-    last: Split | None = split
-    say(f"rolling out {to} in {route.kind} {namespace}/{name}: {step}% every "
-        f"{units.duration(interval_s)}, from {split.text()}")  # fmt: skip
+    last = start
+    route = first
+
+    async def judged() -> tuple[WindowSummary, float | None]:
+        summaries = {}
+        for n, ids in version_nodes.items():
+            found = [await metrics.history(None, i, interval_s) for i in ids]
+            summaries[n] = _merge([h.summary for h in found])
+        total = sum(x.rps for x in summaries.values())
+        return summaries[to], (summaries[to].rps / total if total else None)
+
+    if start.weights[canary] > 0:  # already taking traffic: judged before any step
+        s, _ = await judged()
+        breach = judge(s, gates) if s.rps > gates.min_rps else ""
+        if breach:
+            return Outcome(False, (), f"refused: {to} already breaks the gates at "
+                           f"{start.text()} ({breach}); nothing was written", start)  # fmt: skip
+    every = units.duration(interval_s)
+    say(f"rolling out {to} in {first.kind} {namespace}/{name}: {step}% of the traffic from "
+        f"{start.names[stable]} every {every}, from {start.text()}")  # fmt: skip
 
     async def move(target: Split) -> Split:
         nonlocal route
         route, _ = await store.read(kind, namespace, name)  # the latest version to test
         now = Split.of(route, route.rules[index])
-        if now.weights != (last.weights if last else now.weights):
-            raise UsageError(
+        if now.weights != last.weights:
+            raise ConflictError(
                 f"{route.kind} {namespace}/{name} was changed by someone else to {now.text()}: "
                 "the rollout stops here and leaves it so"
             )
-        route = await store.apply(Plan(route, index, now, target))
+        (outcome,) = await change.apply({cluster: Plan(route, index, now, target)})
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.applied is not None
+        route = outcome.applied
         return Split.of(route, route.rules[index])
+
+    def ended(promoted: bool, reason: str, error: MeshtopError | None = None) -> Outcome:
+        back = Plan(route, index, start, last) if last != start else None
+        return Outcome(promoted, tuple(steps), reason, last, error, back)
 
     number = 0
     while True:
-        weight = split.weights[canary] if last is None else last.weights[canary]
-        if weight >= 100:
-            return Outcome(True, tuple(steps), f"promoted: {to} takes all traffic", last)
+        if last.weights[stable] <= 0:
+            return ended(True, f"promoted: {to} takes all of {start.names[stable]}'s traffic")
         number += 1
         try:
-            last = await move((last or split).set(canary, min(100, weight + step)))
+            last = await move(last.move(stable, canary, step))
         except MeshtopError as exc:
-            return Outcome(False, tuple(steps), f"stopped: {exc}", last)
+            return ended(False, f"stopped: {exc}", exc)
         await sleep(interval_s)
-        summaries = {}
-        for n, ids in version_nodes.items():
-            found = [await metrics.history(None, i, interval_s) for i in ids]
-            summaries[n] = _merge([h.summary for h in found])
-        s = summaries[to]
-        total = sum(x.rps for x in summaries.values())
-        actual = s.rps / total if total else None
+        s, actual = await judged()
         breach = judge(s, gates)
         record = Step(number, last.weights[canary], actual, s, breach)
         steps.append(record)
         say(_progress(record, to, gates))
         if breach:
             try:
-                last = await move(last.abort(stable))
+                last = await move(start)
             except MeshtopError as exc:
-                return Outcome(False, tuple(steps), f"aborted ({breach}), but: {exc}", last)
-            return Outcome(False, tuple(steps), f"aborted: {breach}; all back to "
-                           f"{split.names[stable]}", last)  # fmt: skip
+                return ended(False, f"aborted ({breach}), but: {exc}", exc)
+            return ended(False, f"aborted: {breach}; back to {start.text()}")
 
 
 def _merge(summaries: list[WindowSummary]) -> WindowSummary:
@@ -160,13 +188,17 @@ def _merge(summaries: list[WindowSummary]) -> WindowSummary:
 def _progress(step: Step, to: str, gates: Gates) -> str:
     s = step.summary
     actual = "-" if step.actual is None else f"{step.actual:.1%}"
-    p99 = units.ms(s.p99_ms)
-    limit = f" ≤ {units.ms(gates.max_p99_ms)}" if gates.max_p99_ms is not None else ""
     errors = "-" if s.error_rate is None else units.percent(s.error_rate)
+    over = s.error_rate is not None and s.error_rate > gates.max_error_rate
+    p99 = f"p99 {units.ms(s.p99_ms)}"
+    if gates.max_p99_ms is not None:
+        slow = s.p99_ms is not None and s.p99_ms > gates.max_p99_ms
+        p99 += f" {'>' if slow else '≤'} {units.ms(gates.max_p99_ms)}"
     verdict = f"ABORT: {step.breach}" if step.breach else "ok"
     return (
         f"step {step.number}: {to} {step.weight}% configured, {actual} actual; "
-        f"errors {errors} ≤ {units.percent(gates.max_error_rate)}, p99 {p99}{limit}: {verdict}"
+        f"errors {errors} {'>' if over else '≤'} {units.percent(gates.max_error_rate)}, "
+        f"{p99}: {verdict}"
     )
 
 

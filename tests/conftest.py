@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,33 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+WRITES: list[tuple[str, str, bool]] = []  # every store write in this process: who, route, dry run
+
+
+@pytest.fixture(autouse=True)
+def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every test, every write meshtop makes to a cluster or to the simulated mesh (a
+    store's `apply`, dry runs included) must come from `meshtop.change.workflow`: any
+    other meshtop code that writes fails the test that made it run (a test may call an
+    adapter itself). Each write is kept in `WRITES`."""
+    from meshtop.sim.sources import SimControlPlane
+    from meshtop.sources.kubernetes import KubernetesControlPlane
+
+    for store in (SimControlPlane, KubernetesControlPlane):
+        real = store.apply
+
+        def guarded(self: Any, plan: Any, *, dry_run: bool = False, _real: Any = real) -> Any:
+            caller = sys._getframe(1)
+            who = f"{caller.f_globals.get('__name__')}.{caller.f_code.co_qualname}"
+            WRITES.append((who, plan.route.name, dry_run))
+            assert not who.startswith("meshtop.") or who.startswith("meshtop.change.workflow."), (
+                f"{who} wrote to a store: only meshtop.change.workflow may"
+            )
+            return _real(self, plan, dry_run=dry_run)
+
+        monkeypatch.setattr(store, "apply", guarded)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import pytest
 
 from meshtop import copies
 from meshtop.canary import Plan, parse_set, rule_index
+from meshtop.change import workflow
 from meshtop.config import load
 from meshtop.errors import BackendError, UsageError
 from meshtop.federation import (
@@ -240,6 +241,13 @@ def test_copies_whose_weights_differ_are_flagged_on_both_sides() -> None:
     }
 
 
+def _apply_all(sim: Simulation, plans: dict[str, Plan]) -> list[workflow.Outcome]:
+    """Every copy written through the change workflow, as `meshtop shift` writes them."""
+    assert isinstance(sim.control_plane, FederatedControlPlane)
+    stores = {c: workflow.Copy(c, m, c) for c, m in sim.control_plane.members.items()}
+    return asyncio.run(workflow.Workflow(stores, by="shift").apply(plans))
+
+
 def _plans(sim: Simulation, weights: str) -> dict[str, Plan]:
     found = {c: sim.route("bookinfo", "reviews", c) for c in sim.mesh.clusters}
     return copies.plans(found, lambda r: rule_index(r, None), lambda b: parse_set(weights, b))
@@ -253,13 +261,13 @@ def test_every_copy_gets_the_same_weights_each_from_its_own() -> None:
         "east": (70, 20, 10),
         "west": (80, 10, 10),
     }
-    outcomes = asyncio.run(copies.apply_all(sim.control_plane.members, plans))
+    outcomes = _apply_all(sim, plans)
     assert [(o.cluster, o.result) for o in outcomes] == [("east", "applied"), ("west", "applied")]
     for c in ("east", "west"):
         route = sim.route("bookinfo", "reviews", c)
         assert [d.weight for d in route.rules[0].destinations] == [50, 25, 25]
         assert route.resource_version == "2"
-    assert copies.summary(outcomes) == "every copy is changed"
+    assert workflow.summary(outcomes) == "every copy is changed"
 
 
 def test_a_copy_changed_since_it_was_read_is_left_alone_and_the_others_apply() -> None:
@@ -267,18 +275,18 @@ def test_a_copy_changed_since_it_was_read_is_left_alone_and_the_others_apply() -
     assert isinstance(sim.control_plane, FederatedControlPlane)
     plans = _plans(sim, "v1=50,v2=25,v3=25")
     sim.set_weights("bookinfo", "reviews", {"v1": 60, "v2": 30, "v3": 10}, cluster="west")
-    outcomes = asyncio.run(copies.apply_all(sim.control_plane.members, plans))
+    outcomes = _apply_all(sim, plans)
     results = {o.cluster: o.result for o in outcomes}
     assert results["east"] == "applied" and results["west"].startswith("conflict: ")
     west = sim.route("bookinfo", "reviews", "west")
     assert [d.weight for d in west.rules[0].destinations] == [60, 30, 10]  # not overwritten
-    assert copies.summary(outcomes).startswith("applied in east; NOT in west")
+    assert workflow.summary(outcomes).startswith("applied in east; NOT in west")
 
 
 def test_a_copy_already_at_the_weights_is_unchanged_not_written() -> None:
     sim = two_clusters()
     assert isinstance(sim.control_plane, FederatedControlPlane)
-    outcomes = asyncio.run(copies.apply_all(sim.control_plane.members, _plans(sim, "v1=80,v2=10")))
+    outcomes = _apply_all(sim, _plans(sim, "v1=80,v2=10"))
     assert {o.cluster: o.result for o in outcomes} == {"east": "applied", "west": "unchanged"}
     assert sim.route("bookinfo", "reviews", "west").resource_version == "1"
 

@@ -1,6 +1,8 @@
-"""The guarded rollout on the simulated mesh: a good canary is promoted step by step, a bad
-one aborted back to the stable version at the first breach, one with no traffic aborted,
-and a route someone else changed stops the rollout where it is."""
+"""The guarded rollout on the simulated mesh: a good canary is promoted step by step, each
+step taken from the stable version alone; a bad one aborted at the first breach, back to
+the weights from before the rollout; one that already breaks the gates refused before the
+first step; one with no traffic aborted; every step written through the change workflow,
+audited as "rollout", and the whole rollout one change that can be taken back."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 
 import pytest
 
+from meshtop.change.workflow import Copy, Workflow
 from meshtop.errors import UsageError
 from meshtop.mesh import refresh
 from meshtop.rollout import Gates, Outcome, rollout, workloads_behind
@@ -17,20 +20,27 @@ from .conftest import Clock
 
 
 def _run(
-    sim: Simulation, clock: Clock, to: str, gates: Gates, step: int = 25, **kw: object
+    sim: Simulation,
+    clock: Clock,
+    to: str,
+    gates: Gates,
+    step: int = 25,
+    start: dict[str, int] | None = None,
+    **kw: object,
 ) -> tuple[Outcome, list[str]]:
     said: list[str] = []
     snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
-    # from reviews v1 only: the canary starts at 0
-    sim.set_weights("bookinfo", "reviews", {"v1": 100, "v2": 0, "v3": 0})
+    # from reviews v1 only (the canary at 0), unless said otherwise
+    sim.set_weights("bookinfo", "reviews", start or {"v1": 100, "v2": 0, "v3": 0})
     clock.advance(120)
+    change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="rollout")
 
     async def sleep(seconds: float) -> None:
         clock.advance(seconds)  # the simulated mesh's time: its traffic follows the weights
 
     async def go() -> Outcome:
         return await rollout(
-            sim.control_plane, sim.metrics, kind="VirtualService", namespace="bookinfo",
+            change, sim.metrics, cluster="sim", kind="VirtualService", namespace="bookinfo",
             name="reviews", to=to, step=step, interval_s=60, gates=gates,
             nodes=workloads_behind(snapshot), sleep=sleep, say=said.append, **kw,  # type: ignore[arg-type]
         )  # fmt: skip
@@ -40,7 +50,7 @@ def _run(
 
 def test_a_good_canary_is_promoted_step_by_step(sim: Simulation, clock: Clock) -> None:
     outcome, said = _run(sim, clock, "v2", Gates(max_error_rate=0.01, max_p99_ms=500))
-    assert outcome.promoted and outcome.reason == "promoted: v2 takes all traffic"
+    assert outcome.promoted and outcome.reason == "promoted: v2 takes all of v1's traffic"
     assert [s.weight for s in outcome.steps] == [25, 50, 75, 100]
     actual = [s.actual for s in outcome.steps]
     assert all(a is not None for a in actual)
@@ -55,7 +65,7 @@ def test_a_bad_canary_is_aborted_back_to_stable(sim: Simulation, clock: Clock) -
     assert not outcome.promoted
     assert len(outcome.steps) == 1 and outcome.steps[0].breach.startswith("errors ")
     assert outcome.reason.startswith("aborted: errors") and outcome.reason.endswith(
-        "all back to v1"
+        "back to v1=100,v2=0,v3=0"
     )
     route = sim.route("bookinfo", "reviews")
     assert [d.weight for d in route.rules[0].destinations] == [100, 0, 0]
@@ -78,3 +88,71 @@ def test_a_canary_without_traffic_is_aborted(sim: Simulation, clock: Clock) -> N
 def test_a_canary_unknown_to_the_route_is_refused(sim: Simulation, clock: Clock) -> None:
     with pytest.raises(UsageError, match="no destination 'v9'"):
         _run(sim, clock, "v9", Gates(max_error_rate=0.01))
+
+
+def _weights(sim: Simulation) -> list[int]:
+    return [d.weight for d in sim.route("bookinfo", "reviews").rules[0].destinations]
+
+
+def test_each_step_takes_from_the_stable_version_alone(sim: Simulation, clock: Clock) -> None:
+    """`--to v3 --step 50` on 70/20/10 (the issue's case: it wrote 31/9/60): v2 keeps its
+    20 at every step; v3 is promoted when v1 has nothing left."""
+    outcome, said = _run(sim, clock, "v2", Gates(max_error_rate=0.01), step=50,
+                         start={"v1": 70, "v2": 10, "v3": 20})  # fmt: skip
+    assert outcome.promoted, outcome.reason
+    assert [s.weight for s in outcome.steps] == [60, 80]
+    assert _weights(sim) == [0, 80, 20]  # v3's 20 never moved
+    assert said[0].startswith("rolling out v2 in VirtualService bookinfo/reviews: 50% of the "
+                              "traffic from v1 every 1m")  # fmt: skip
+
+
+def test_a_canary_already_breaking_the_gates_is_refused_before_any_step(
+    sim: Simulation, clock: Clock
+) -> None:
+    """v3 fails ~10% of its requests: at 10% already, a rollout would move it to 60%."""
+    outcome, said = _run(sim, clock, "v3", Gates(max_error_rate=0.01), step=50,
+                         start={"v1": 70, "v2": 20, "v3": 10})  # fmt: skip
+    assert not outcome.promoted and outcome.refused and outcome.steps == ()
+    assert outcome.reason.startswith("refused: v3 already breaks the gates at v1=70,v2=20,v3=10 "
+                                     "(errors ")  # fmt: skip
+    assert outcome.reason.endswith("; nothing was written")
+    assert _weights(sim) == [70, 20, 10] and said == []
+    assert sim.route("bookinfo", "reviews").resource_version == "2"  # set_weights' only
+
+
+def test_an_abort_restores_the_weights_from_before_the_rollout(
+    sim: Simulation, clock: Clock
+) -> None:
+    """Not everything to the stable version: healthy v2 keeps its 20."""
+    outcome, said = _run(sim, clock, "v3", Gates(max_error_rate=0.01), step=10,
+                         start={"v1": 80, "v2": 20, "v3": 0})  # fmt: skip
+    assert not outcome.promoted and outcome.reason.endswith("back to v1=80,v2=20,v3=0")
+    assert _weights(sim) == [80, 20, 0]
+    step = said[1]
+    assert "errors " in step and " > 1.00%" in step and "ABORT" in step, step
+    assert " ≤ 1.00%" not in step
+
+
+def test_the_whole_rollout_is_one_change_to_take_back(sim: Simulation, clock: Clock) -> None:
+    from meshtop.change.workflow import undo_plan
+
+    outcome, _ = _run(sim, clock, "v2", Gates(max_error_rate=0.01), step=50,
+                      start={"v1": 90, "v2": 0, "v3": 10})  # fmt: skip
+    assert outcome.promoted and outcome.taken_back is not None
+    back = undo_plan(sim.route("bookinfo", "reviews"), outcome.taken_back)
+    assert back.before.weights == (0, 90, 10) and back.after.weights == (90, 0, 10)
+
+
+def test_every_step_is_audited_as_the_rollout(sim: Simulation, clock: Clock) -> None:
+    import json
+
+    from meshtop import audit
+
+    outcome, _ = _run(sim, clock, "v2", Gates(max_error_rate=0.01), step=50)
+    assert outcome.promoted
+    lines = [json.loads(x) for x in audit.path().read_text().splitlines()]
+    assert {e["by"] for e in lines} == {"rollout"}
+    written = [e for e in lines if e["outcome"] == "applied"]
+    assert [e["after"]["v2"] for e in written] == [50, 100]
+    intents = [e for e in lines if e["outcome"] == "about to apply"]
+    assert len(intents) == len(written)  # each write's intent logged before it

@@ -1,12 +1,13 @@
-"""The three small protocols every source implements, real or simulated. Views and
+"""The small protocols every source implements, real or simulated. Views and
 `mesh.refresh()` only ever talk to these."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from meshtop.canary import Plan
 from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
 
 
@@ -63,4 +64,18 @@ class TraceSource(Protocol):
 
     async def get_trace(self, trace_id: str) -> Trace:
         """Raises `BackendError` when the trace is unknown or the backend cannot answer."""
+        ...
+
+
+class RouteStore(Protocol):
+    """Where routes are read and written: a cluster's Kubernetes API, or the simulated
+    mesh. Only `meshtop.change.workflow` calls `apply`."""
+
+    async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
+        """The route as it is now, and the object itself (for who else steers it)."""
+        ...
+
+    async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
+        """The plan's JSON patch (with `dry_run`, checked by the server, nothing
+        written): a route changed since the plan's read is a `ConflictError`."""
         ...

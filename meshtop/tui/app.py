@@ -27,12 +27,13 @@ from textual.widgets import DataTable, Header, Input, Static, TabbedContent, Tab
 from textual.worker import Worker, WorkerState
 
 from meshtop import units
-from meshtop.audit import AuditedStore
-from meshtop.canary import Plan, RouteLine, Split, route_lines, splittable
+from meshtop.canary import Plan, RouteLine, route_lines, splittable
+from meshtop.change import workflow
+from meshtop.change.workflow import Copy, Workflow
 from meshtop.config import Settings
 from meshtop.copies import differences, same_route
 from meshtop.detail import routes_to
-from meshtop.errors import EXIT_BUG, ConflictError, MeshtopError, UsageError
+from meshtop.errors import EXIT_BUG, MeshtopError, UsageError
 from meshtop.federation import FederatedControlPlane, store_for, where
 from meshtop.graphview import (
     GROUPINGS,
@@ -50,9 +51,9 @@ from meshtop.mesh import detached, refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.rollout import workloads_behind
 from meshtop.sanitize import said
-from meshtop.sources.kubernetes import owner
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui.safety import ControlFilter
+from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.detail import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.shift import ShiftScreen
@@ -757,32 +758,40 @@ class MeshtopApp(App[None]):
             return
         self._open_shift(route, rule, selected)
 
+    def _copies(self, route: Route) -> dict[str, Copy]:
+        """Where each cluster's copy of `route` is read and written: every cluster with a
+        copy of it over several clusters (`A` in the dialog changes them all), else the
+        one store there is."""
+        clusters = [route.cluster]
+        if isinstance(self.writer, FederatedControlPlane) and self.snapshot is not None:
+            same = same_route(route)  # in the snapshot's order of clusters
+            clusters = [c.cluster for c in self.snapshot.routes if same_route(c) == same]
+            clusters += [] if route.cluster in clusters else [route.cluster]
+        stores = {c: store_for(self.writer, c) for c in clusters}
+        return {c: Copy(c, store, where(store)) for c, store in stores.items()}
+
     @work(group="shift-open", exclusive=True, exit_on_error=False)
     async def _open_shift(self, route: Route, rule: int, selected: int) -> None:
         """Read the route as it is now (the dialog tests that version), and leave alone a
         route that Flagger or Argo Rollouts steers: a change there would fight it."""
+        copies = self._copies(route)
+        mine = {route.cluster: copies[route.cluster]}
         try:
-            store = store_for(self.writer, route.cluster)
-            now, obj = await store.read(route.kind, route.namespace, route.name)
+            reading = await workflow.read(mine, [route.kind], route.namespace, route.name)
         except MeshtopError as exc:
             self._say(f"cannot read {route.name}: {exc}")
             return
-        steered = owner(obj)
+        if reading.unread:
+            self._say(f"cannot read {route.name}: {reading.unread[route.cluster]}")
+            return
+        now, steered = reading.found[route.cluster]
         if steered:
             what = f"{route.kind} {route.namespace}/{route.name}"
             self._say(f"{what} is steered by {steered}: meshtop leaves it alone here "
                       "(meshtop shift --force changes it)")  # fmt: skip
             return
-        writer = AuditedStore(store, where(store), by="console")
-        stores = {}
-        if isinstance(self.writer, FederatedControlPlane) and self.snapshot is not None:
-            # every cluster with a copy of this route: `A` in the dialog changes them all
-            for copy in self.snapshot.routes:
-                if same_route(copy) == same_route(route):
-                    there = store_for(self.writer, copy.cluster)
-                    stores[copy.cluster] = AuditedStore(there, where(there), by="console")
         screen = ShiftScreen(
-            writer, now, rule, selected, (self.metrics, self.snapshot), stores=stores
+            Workflow(copies, by="console"), now, rule, selected, (self.metrics, self.snapshot)
         )
         self.push_screen(screen, lambda plan: self._shifted(screen, plan))
 
@@ -804,30 +813,55 @@ class MeshtopApp(App[None]):
 
     @work(thread=True, group="undo", exit_on_error=False)
     def _undo(self, plans: list[Plan]) -> None:
-        """Each copy written back to what it was, if it is still as meshtop left it; the
-        last write first. A copy that cannot be is said, and the others are still undone."""
+        """Each copy's way back to what it was, planned from the route as it is now (a
+        copy no longer as meshtop left it is said and left alone), shown for `y`."""
         import asyncio
 
-        undone: list[str] = []
+        last = {p.route.cluster: p for p in plans}  # each copy's last change, on the first's
+        first = {p.route.cluster: p for p in reversed(plans)}
+        copies = {c: self._copies(p.route)[c] for c, p in last.items()}
+        back: dict[str, Plan] = {}
         failed: list[str] = []
-        for plan in reversed(plans):
-            route = plan.route
-            store = store_for(self.writer, route.cluster)
-            writer = AuditedStore(store, where(store), by="undo")
+        for cluster, plan in last.items():
+            r = plan.route
+            whole = Plan(r, plan.rule, first[cluster].before, plan.after)  # every round
             try:
-                now, _ = asyncio.run(writer.read(route.kind, route.namespace, route.name))
-                current = Split.of(now, now.rules[plan.rule])
-                if current.weights != plan.after.weights:
-                    raise ConflictError(
-                        f"{route.name} changed since meshtop's change; :undo leaves it as it is"
-                    )
-                asyncio.run(writer.apply(Plan(now, plan.rule, current, plan.before)))
+                now, _ = asyncio.run(copies[cluster].store.read(r.kind, r.namespace, r.name))
+                back[cluster] = workflow.undo_plan(now, whole)
             except MeshtopError as exc:
-                failed.append(f"{route.cluster}: {exc}" if len(plans) > 1 else str(exc))
-                continue
-            undone.append(route.cluster)
-        self.last_plans = []
+                failed.append(f"{cluster}: {exc}" if len(last) > 1 else str(exc))
+        if not back:
+            self.last_plans = []
+            self.call_from_thread(self._say, f"cannot undo: {'; '.join(failed)}")
+            return
+        lines = [line for p in back.values() for line in p.diff()]
+        lines += [f"not undone: {why}" for why in failed]
         name = plans[0].route.name
+        self.call_from_thread(
+            self.push_screen,
+            ConfirmScreen(f"undo the last change of {name}", lines),
+            lambda yes: self._undo_confirmed(copies, back, failed) if yes else None,
+        )
+
+    @work(thread=True, group="undo", exit_on_error=False)
+    def _undo_confirmed(
+        self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
+    ) -> None:
+        import asyncio
+
+        try:
+            outcomes = asyncio.run(Workflow(copies, by="undo").apply(back))
+        except MeshtopError as exc:  # the audit log: nothing was written
+            self.call_from_thread(self._say, f"cannot undo: {exc}")
+            return
+        self.last_plans = []
+        undone = [o.cluster for o in outcomes if o.ok]
+        failed = failed + [
+            f"{o.cluster}: {o.error}" if len(back) > 1 else str(o.error)
+            for o in outcomes
+            if not o.ok
+        ]
+        name = next(iter(back.values())).route.name
         if failed:
             done = f"; undone in {', '.join(undone)}" if undone else ""
             self.call_from_thread(self._say, f"cannot undo: {'; '.join(failed)}{done}")

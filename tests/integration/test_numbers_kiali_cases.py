@@ -328,3 +328,14 @@ def export(prom: Prometheus, *args: str, check: bool = True) -> tuple[Any, str]:
         assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     return report, proc.stderr
+
+
+def test_top_keeps_every_peer_without_a_proxy_in_the_security_section(mesh: Mesh) -> None:
+    """`--top` shortens what is shown; the security posture judges the whole scope: the
+    unmeshed caller's plaintext edge and the caller itself are both still there."""
+    report, _ = export(mesh.prom, "--top", "1")
+    assert len(report["edges"]) == 1
+    plain = {(e["source"], e["destination"]) for e in report["security"]["plaintext_edges"]}
+    assert ("unknown/unknown/unknown", "Kubernetes/bookinfo/productpage-v1") in plain
+    without = {p["id"] for p in report["security"]["without_proxy"]}
+    assert {"unknown/unknown/unknown", "external/external/10.1.2.3"} <= without

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from meshtop.canary import Plan, Split, parse_set
+from meshtop.change.workflow import Copy, Workflow
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
 
@@ -302,8 +303,17 @@ def _shift(kubeconfig: Path, state: Path, *args: str) -> subprocess.CompletedPro
 
 
 def _audit(state: Path) -> list[dict[str, Any]]:
-    lines = (state / "meshtop" / "audit.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    """The audit log's outcomes; each write's intent, logged before it, checked and left
+    out (`meshtop.change.workflow`)."""
+    lines = [
+        json.loads(line) for line in (state / "meshtop" / "audit.jsonl").read_text().splitlines()
+    ]
+    for i, entry in enumerate(lines):
+        if entry["outcome"] in ("applied",) or entry["outcome"].startswith("conflict"):
+            intent = [e for e in lines[:i] if e["outcome"] == "about to apply"]
+            if entry["outcome"] == "applied":
+                assert intent and intent[-1]["after"] == entry["after"], lines
+    return [e for e in lines if e["outcome"] != "about to apply"]
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -535,7 +545,7 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
     from meshtop.tui.app import MeshtopApp
     from meshtop.tui.screens.shift import ShiftScreen
 
-    from ..tui.test_console import _first_snapshot, keys, settled, until
+    from ..tui.test_console import _first_snapshot, keys, settled, undo, until
 
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
@@ -557,7 +567,7 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
             await until(pilot, lambda: not isinstance(app.screen, ShiftScreen), "the write")
             await until(pilot, lambda: ":undo takes it back" in _notice(app), "the write said")
             assert _weights(kube, VS, bookinfo) == [100, 0]
-            await keys(pilot, "colon", *"undo", "enter")
+            await undo(pilot)
             await until(pilot, lambda: "undone:" in _notice(app), "the undo said")
     assert _weights(kube, VS, bookinfo) == [90, 10]
     patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
@@ -777,9 +787,12 @@ def _rollout(
         if between is not None:
             between()
 
+    change = Workflow({"kube": Copy("kube", plane, plane.context)}, by="rollout")
+
     async def go() -> Any:
         return await rollout(
-            plane, sim.metrics, kind=VS, namespace=namespace, name="reviews", to=to, step=25,
+            change, sim.metrics, cluster="kube", kind=VS, namespace=namespace, name="reviews",
+            to=to, step=25,
             interval_s=60, gates=gates, sleep=sleep, say=said.append,
             nodes=lambda route, subset: [f"Kubernetes/bookinfo/reviews-{subset}"],
         )  # fmt: skip
@@ -804,8 +817,10 @@ def test_a_rollout_writes_each_step_to_the_server_and_promotes(
     assert seen == [[65, 35], [40, 60], [15, 85], [0, 100]]  # each step on the server
     assert _weights(kube, VS, bookinfo) == [0, 100]
     patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
-    assert len(patches) == 4 and all(p["body"][0]["path"] == "/metadata/resourceVersion"
-                                     for p in patches)  # fmt: skip
+    writes = [p for p in patches if not p["query"].get("dryRun")]
+    assert len(writes) == 4 and all(p["body"][0]["path"] == "/metadata/resourceVersion"
+                                    for p in patches)  # fmt: skip
+    assert len(patches) == 8  # each step checked by the server first
 
 
 def test_a_bad_canary_is_aborted_back_to_stable_on_the_server(
@@ -820,7 +835,7 @@ def test_a_bad_canary_is_aborted_back_to_stable_on_the_server(
     outcome, said = _rollout(plane, sim, clock, bookinfo, "v3", Gates(max_error_rate=0.01))
     assert not outcome.promoted and outcome.reason.startswith("aborted: errors"), said
     assert len(outcome.steps) == 1
-    assert _weights(kube, VS, bookinfo) == [100, 0, 0]
+    assert _weights(kube, VS, bookinfo) == [90, 10, 0]  # as before the rollout: v2 keeps 10
 
 
 def test_a_rollout_stops_where_a_real_second_writer_changed_the_route(
@@ -857,7 +872,7 @@ async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
     from meshtop.tui.app import MeshtopApp
     from meshtop.tui.screens.shift import ShiftScreen
 
-    from ..tui.test_console import _first_snapshot, keys, settled, until
+    from ..tui.test_console import _first_snapshot, keys, settled, undo, until
 
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
@@ -878,7 +893,10 @@ async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
             else:
                 proxy.before_next_write = lambda: _set_weights(kube, VS, bookinfo, [70, 30])
                 says = "changed since it was read"
-            await keys(pilot, "colon", *"undo", "enter")
+            if when == "before the undo":  # seen at the undo's read: nothing to confirm
+                await keys(pilot, "colon", *"undo", "enter")
+            else:
+                await undo(pilot)
             await until(pilot, lambda: "cannot undo" in _notice(app), "the undo refused")
             assert says in _notice(app)
     assert proxy.before_next_write is None

@@ -195,6 +195,8 @@ def test_shift_and_undo_never_move_a_box() -> None:
         t.wait_for_re(r"\b7 edges")  # v3's calls, in and out, left the window
         assert positions(t, *names) == before
         t.command("undo")
+        t.wait_for("undo the last change of reviews", "+   reviews v3: weight 10", "y apply")
+        t.press("y")
         t.wait_for("undone")
         t.wait_for_re(r"\b9 edges")
         assert positions(t, *names) == before

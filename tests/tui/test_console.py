@@ -83,6 +83,15 @@ async def until(pilot: Pilot[None], shown: Callable[[], object], what: str) -> N
     await pilot.pause()  # and every widget has taken in what it was given
 
 
+async def undo(pilot: Pilot[None]) -> None:
+    """`:undo`, and `y` once the change it would make is shown."""
+    from meshtop.tui.screens.confirm import ConfirmScreen
+
+    await keys(pilot, "colon", *"undo", "enter")
+    await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), "the undo shown")
+    await keys(pilot, "y")
+
+
 async def keys(pilot: Pilot[None], *pressed: str) -> None:
     """Press keys one by one, each handled before the next is sent: a key that opens a
     prompt moves the focus to it only once handled, and what is typed next belongs there."""

@@ -65,10 +65,16 @@ async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> N
         assert app.last_plans
         await keys(pilot, "colon", *"undo", "enter")
         await settled(pilot)
+        assert _weights(sim) == [54, 20, 26]  # shown first: nothing written before `y`
+        await keys(pilot, "y")
+        await settled(pilot)
         assert _weights(sim) == [70, 20, 10]
         log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
-        outcomes = [json.loads(line)["by"] for line in log.read_text().splitlines()]
-        assert outcomes == ["console", "undo"]
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [(e["by"], e["outcome"]) for e in lines] == [
+            ("console", "about to apply"), ("console", "applied"),
+            ("undo", "about to apply"), ("undo", "applied"),
+        ]  # fmt: skip
 
 
 async def test_a_concurrent_change_writes_nothing_and_shows_what_is_there(sim: Simulation) -> None:
@@ -115,13 +121,31 @@ async def test_a_rollout_from_the_dialog_promotes_step_by_step(sim: Simulation) 
         prompt = screen.query_one("#rollout-prompt")
         prompt.value = "step 50 interval 1s max-error 1% max-p99 500ms"  # type: ignore[attr-defined]
         await keys(pilot, "enter")
+        assert not screen.rolling and screen.message.startswith(
+            "rollout of v2: 50% from v1 every 1s: v1=70,v2=20,v3=10 → v1=20,v2=70,v3=10 → "
+            "v1=0,v2=90,v3=10; a breach restores v1=70,v2=20,v3=10"
+        ), screen.message  # previewed: nothing written yet
+        assert _weights(sim) == [70, 20, 10]
+        await keys(pilot, "y")
         for _ in range(100):
             await pilot.pause(0.1)
             if not screen.rolling:
                 break
-        assert screen.message.startswith("promoted: v2 takes all traffic"), screen.message
+        assert screen.message.startswith("promoted: v2 takes all of v1's traffic"), screen.message
         assert [line.split(":")[0] for line in screen.progress[1:]] == ["step 1", "step 2"]
-        assert _weights(sim) == [0, 100, 0]
+        assert _weights(sim) == [0, 90, 10]  # v3's 10 never moved
+        await keys(pilot, "escape")
+        await settled(pilot)
+        await keys(pilot, "colon", *"undo", "enter")  # the whole rollout, taken back
+        await settled(pilot)
+        await keys(pilot, "y")
+        await settled(pilot)
+        assert _weights(sim) == [70, 20, 10]
+        log = Path(os.environ["XDG_STATE_HOME"]) / "meshtop" / "audit.jsonl"
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [e["by"] for e in lines if e["outcome"] == "applied"] == [
+            "rollout", "rollout", "undo",
+        ]  # fmt: skip
 
 
 async def test_up_and_down_select_but_not_while_the_rollout_is_typed(sim: Simulation) -> None:

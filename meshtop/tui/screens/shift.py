@@ -21,11 +21,12 @@ from textual.widgets import Input, Static
 
 from meshtop import copies
 from meshtop.canary import PRESETS, WEIGHT, Plan, Split, parse_set, stable_index
+from meshtop.change import workflow
+from meshtop.change.workflow import Workflow
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.rollout import Gates, rollout, workloads_behind
 from meshtop.sanitize import said, shown
-from meshtop.sources.kubernetes import owner
 
 BAR = 40
 
@@ -48,7 +49,7 @@ class CopiesRead(Message):
 class DoneEverywhere(Message):
     """What happened to each cluster's copy, and the copies that could not be read."""
 
-    outcomes: list[copies.Outcome]
+    outcomes: list[workflow.Outcome]
     unread: dict[str, str]
 
 
@@ -82,18 +83,18 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def __init__(
         self,
-        store: Any,
+        change: Workflow,
         route: Route,
         rule: int,
         selected: int = 0,
         rollout_with: tuple[Any, Any] | None = None,
-        stores: dict[str, Any] | None = None,
     ) -> None:
-        """`rollout_with`: the metrics source and the snapshot a rollout judges by;
-        `stores`: where each cluster's copy of the route is read and written, when the
-        route has copies in several clusters (`A` then changes them all)."""
+        """`change`: the workflow over every cluster's copy of the route (`A` changes
+        them all when there are several); `rollout_with`: the metrics source and the
+        snapshot a rollout judges by."""
         super().__init__()
-        self.stores = stores if stores is not None and len(stores) > 1 else {}
+        self.change = change
+        self.stores = change.copies if len(change.copies) > 1 else {}
         self.everywhere = False
         self.known: dict[str, Route] = {}  # every copy, as read when `A` was pressed
         self.unread: dict[str, str] = {}  # copies that could not be read, and why
@@ -102,8 +103,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self.rollout_with = rollout_with
         self.progress: list[str] = []
         self.rolling = False
+        self.pending: tuple[str, int, float, Gates] | None = None  # a rollout previewed
         self._stop = False
-        self.store = store  # read(kind, ns, name) and apply(plan, dry_run=…)
         self.route = route
         self.rule = rule
         self.read = Split.of(route, route.rules[rule])  # as read: what the patch tests
@@ -210,6 +211,11 @@ class ShiftScreen(ModalScreen[Plan | None]):
             prompt.remove_class("shown")
             self.set_focus(None)
             return
+        if self.pending is not None:
+            self.pending = None
+            self.message = "rollout not started"
+            self._draw()
+            return
         if self.reviewing:
             self.reviewing = False
             self._draw()
@@ -266,22 +272,18 @@ class ShiftScreen(ModalScreen[Plan | None]):
         this one (`meshtop shift --force` changes them)."""
         r = self.route
         asked = {c: s for c, s in self.stores.items() if mine_too or c != r.cluster}
-
-        async def go() -> list[Any]:
-            return await asyncio.gather(
-                *(s.read(r.kind, r.namespace, r.name) for s in asked.values()),
-                return_exceptions=True,
-            )
-
+        try:
+            reading = asyncio.run(workflow.read(asked, [r.kind], r.namespace, r.name))
+        except Exception as exc:  # a bug must not take the console down
+            self.post_message(CopiesRead({}, {c: f"cannot read: {exc}" for c in asked}))
+            return
         found: dict[str, Route] = {} if mine_too else {r.cluster: r}
-        unread: dict[str, str] = {}
-        for cluster, answer in zip(asked, asyncio.run(go()), strict=True):
-            if isinstance(answer, Exception):
-                unread[cluster] = f"cannot read: {answer}"
-            elif owner(answer[1]):
-                unread[cluster] = f"steered by {owner(answer[1])}: left alone"
+        unread = {c: f"cannot read: {why}" for c, why in reading.unread.items()}
+        for cluster, (route, who) in reading.found.items():
+            if who:
+                unread[cluster] = f"steered by {who}: left alone"
             else:
-                found[cluster] = answer[0]
+                found[cluster] = route
         self.post_message(CopiesRead(found, unread))
 
     def on_copies_read(self, message: CopiesRead) -> None:
@@ -297,6 +299,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._draw()
 
     def action_apply(self) -> None:
+        if self.pending is not None and not (self.busy or self.rolling):
+            self._start_rollout()
+            return
         if not self.reviewing or self.busy:
             return
         self.busy = True
@@ -310,9 +315,9 @@ class ShiftScreen(ModalScreen[Plan | None]):
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
     def _write_everywhere(self, target: Split) -> None:
         """Every copy given the same weights, each checked by its own server and written
-        against the version read when `A` was pressed (`copies.apply_all`)."""
+        against the version read when `A` was pressed (the change workflow)."""
 
-        async def go() -> tuple[list[copies.Outcome], dict[str, str]]:
+        async def go() -> tuple[list[workflow.Outcome], dict[str, str]]:
             unread = dict(self.unread)
             plans: dict[str, Plan] = {}
             model = self.route.rules[self.rule]
@@ -323,7 +328,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
                     plans[cluster] = Plan(route, i, before, parse_set(target.text(), before))
                 except UsageError as exc:
                     unread[cluster] = f"its copy is not like this one: {exc}"
-            return await copies.apply_all(self.stores, plans), unread
+            return await self.change.apply(plans), unread
 
         try:
             outcomes, unread = asyncio.run(go())
@@ -335,7 +340,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
     def on_done_everywhere(self, message: DoneEverywhere) -> None:
         self.busy = False
         self.reviewing = False
-        said = copies.summary(message.outcomes, message.unread)
+        said = workflow.summary(message.outcomes, message.unread)
         self.report = said
         written = [o.plan for o in message.outcomes if o.result == "applied" and o.plan]
         self.applied += written  # every write of this dialog, for :undo
@@ -351,13 +356,14 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
     def _write(self, plan: Plan) -> None:
+        route = plan.route
         try:
-            asyncio.run(self.store.apply(plan, dry_run=True))
-            applied = asyncio.run(self.store.apply(plan))
+            (outcome,) = asyncio.run(self.change.apply({route.cluster: plan}))
+            if outcome.error is not None:
+                raise outcome.error
         except ConflictError as exc:
-            route = plan.route
             try:
-                now, _ = asyncio.run(self.store.read(route.kind, route.namespace, route.name))
+                now, _ = asyncio.run(self._store.read(route.kind, route.namespace, route.name))
             except MeshtopError:
                 now = None
             self.post_message(Done(now, None, str(exc), conflict=True))
@@ -366,13 +372,21 @@ class ShiftScreen(ModalScreen[Plan | None]):
         except Exception as exc:  # a bug must not take the console down mid-write
             self.post_message(Done(None, None, f"{type(exc).__name__}: {exc}"))
         else:
-            self.post_message(Done(applied, plan, ""))
+            note = f" ({outcome.note})" if outcome.note else ""
+            self.post_message(Done(outcome.applied, plan, note))
+
+    @property
+    def _store(self) -> Any:
+        """Where this copy of the route is read."""
+        return self.change.copies[self.route.cluster].store
 
     def on_done(self, message: Done) -> None:
         self.busy = False
         self.reviewing = False
         if message.plan is not None:
             self.applied.append(message.plan)
+            if message.problem:  # written, but the audit log could not say so
+                self.app.notify(said(message.problem), severity="warning")
             self.dismiss(message.plan)
             return
         if message.conflict and message.route is not None:
@@ -413,12 +427,22 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.message = str(exc)
             self._draw()
             return
+        to = self.split.names[self.selected]
+        self.pending = (to, *settings)
+        self.message = _preview(self.read, to, settings[0], settings[1])
+        self._draw()
+
+    def _start_rollout(self) -> None:
+        """`y` after the preview: the rollout starts."""
+        assert self.pending is not None
+        to, step, interval_s, gates = self.pending
+        self.pending = None
         self.rolling = True
         self._stop = False
         self.progress = []
         self.message = "rolling out: s stops between two steps"
         self._draw()
-        self._roll(self.split.names[self.selected], *settings)
+        self._roll(to, step, interval_s, gates)
 
     def action_stop(self) -> None:
         if self.rolling:
@@ -443,22 +467,28 @@ class ShiftScreen(ModalScreen[Plan | None]):
         def say(text: str) -> None:
             self.app.call_from_thread(self._said, text)
 
+        change = Workflow(self.change.copies, by="rollout")
+        taken: list[Plan] = []
         try:
             outcome = asyncio.run(
                 rollout(
-                    self.store, metrics, kind=route.kind, namespace=route.namespace,
-                    name=route.name, to=to, step=step, interval_s=interval_s, gates=gates,
-                    nodes=workloads_behind(snapshot), sleep=sleep, say=say,
-                    rule=str(self.rule),
+                    change, metrics, cluster=route.cluster, kind=route.kind,
+                    namespace=route.namespace, name=route.name, to=to, step=step,
+                    interval_s=interval_s, gates=gates, nodes=workloads_behind(snapshot),
+                    sleep=sleep, say=say, rule=str(self.rule),
                 )
             )  # fmt: skip
             text = outcome.reason
+            if outcome.taken_back is not None:
+                taken.append(outcome.taken_back)
         except _Stopped:
             text = "stopped by you: the route is as the last step left it"
         except MeshtopError as exc:
             text = f"rollout not done: {exc}"
+        if taken:  # the whole rollout, as one change :undo takes back
+            self.app.call_from_thread(self.applied.extend, taken)
         try:
-            now, _ = asyncio.run(self.store.read(route.kind, route.namespace, route.name))
+            now, _ = asyncio.run(self._store.read(route.kind, route.namespace, route.name))
             text += f" (now {Split.of(now, now.rules[self.rule]).text()})"
             self.app.call_from_thread(self._rolled, text, now)
         except MeshtopError as exc:
@@ -477,6 +507,28 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.route = now
             self.read = self.split = Split.of(now, now.rules[self.rule])
         self._draw()
+
+
+def _preview(split: Split, to: str, step: int, interval_s: float) -> str:
+    """What a rollout will do, before it starts: each step's weights, from the stable
+    destination alone, and what an abort restores."""
+    from meshtop.units import duration
+
+    canary = split.names.index(to)
+    others = [j for j in range(len(split.names)) if j != canary]
+    if not others:
+        return f"{to} is the only destination: nothing to roll out"
+    stable = max(others, key=lambda j: (split.weights[j], -j))
+    steps = [split]
+    while steps[-1].weights[stable] > 0 and len(steps) <= 100:
+        steps.append(steps[-1].move(stable, canary, step))
+    shown_steps = [s.text() for s in steps[1:4]] + (["…", steps[-1].text()] if len(steps) > 5
+                                                   else [s.text() for s in steps[4:]])  # fmt: skip
+    return (
+        f"rollout of {to}: {step}% from {split.names[stable]} every {duration(interval_s)}: "
+        f"{split.text()} → {' → '.join(shown_steps)}; a breach restores {split.text()}. "
+        "y starts it, esc cancels"
+    )
 
 
 class _Stopped(Exception):

@@ -1,0 +1,246 @@
+"""The change workflow: the only code that writes to a cluster.
+
+A change of a route's weights, over one copy or every cluster's copy of it:
+
+1. **read** every copy (`read`), with who else steers it (Flagger, Argo Rollouts);
+2. **plan** it (`canary.Plan`: a split valid at every step, against the version read);
+3. **check**: a copy steered by a controller is refused unless forced (`refuse_steered`);
+   every copy's server checks its change first (a dry run): if any refuses it, nothing is
+   written anywhere;
+4. **audit the intent** of every write before the first one: a log that cannot be
+   written means nothing is written (a write with no record is never made);
+5. **apply** each copy with the JSON patch that tests the version it was read at (a copy
+   changed since is a conflict, left as it is, and the others are still written);
+6. **audit the outcome** of each, and return an `Outcome` per copy.
+
+Callers only present the outcomes. `undo_plan` makes a change taken back a plan like any
+other (previewed, checked, audited)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshtop import audit
+from meshtop.canary import Plan, Split
+from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.model import Route
+from meshtop.sources.protocols import RouteStore
+
+# who asks, as the audit log says it
+BY = ("shift", "rollout", "console", "undo")
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One cluster's copy of a route: where it is read and written, and the name the
+    audit log gives that place (the kubeconfig context, or the simulated mesh)."""
+
+    cluster: str
+    store: RouteStore
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Every copy as read now: the route and who else steers it (None: nobody), and the
+    copies that could not be read, with why."""
+
+    found: dict[str, tuple[Route, str | None]] = field(default_factory=dict)
+    unread: dict[str, MeshtopError] = field(default_factory=dict)
+
+    def routes(self) -> dict[str, Route]:
+        return {c: route for c, (route, _) in self.found.items()}
+
+    def steered(self) -> dict[str, str]:
+        return {c: who for c, (_, who) in self.found.items() if who}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one cluster's copy."""
+
+    cluster: str
+    plan: Plan | None  # None: nothing to do there
+    result: str  # "applied", "unchanged", "checked", "conflict: …", "failed: …", "not written: …"
+    applied: Route | None = None
+    error: MeshtopError | None = None  # why it was not written, as raised
+    note: str = ""  # what else the user must know (the audit log failed after the write)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("applied", "unchanged", "checked", "declined")
+
+
+async def read(
+    copies: Mapping[str, Copy], kinds: Sequence[str], namespace: str, name: str
+) -> Reading:
+    """Every copy, concurrently, of whichever of `kinds` exists (the last kind's error is
+    the one kept), with its owner."""
+    from meshtop.sources.kubernetes import owner
+
+    async def one(copy: Copy) -> tuple[Route, dict[str, Any]]:
+        for kind in kinds[:-1]:
+            try:
+                return await copy.store.read(kind, namespace, name)
+            except UsageError:
+                continue
+        return await copy.store.read(kinds[-1], namespace, name)
+
+    answers = await asyncio.gather(*(one(c) for c in copies.values()), return_exceptions=True)
+    reading = Reading()
+    for cluster, answer in zip(copies, answers, strict=True):
+        if isinstance(answer, MeshtopError):
+            reading.unread[cluster] = answer
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            route, obj = answer
+            reading.found[cluster] = (route, owner(obj))
+    return reading
+
+
+class Workflow:
+    """Changes over a set of copies, every one audited under `by`."""
+
+    def __init__(self, copies: Mapping[str, Copy], *, by: str) -> None:
+        if by not in BY:
+            raise ValueError(f"audit 'by' {by!r} is not one of {BY}")
+        self.copies = dict(copies)
+        self.by = by
+
+    def _entry(self, cluster: str, plan: Plan) -> dict[str, Any]:
+        return {**audit.describe(plan, self.copies[cluster].context), "by": self.by}
+
+    def record(self, cluster: str, plan: Plan, outcome: str) -> None:
+        """One audit line for a change that goes no further than its caller: declined,
+        or refused before any request (steered by another controller)."""
+        _record({**self._entry(cluster, plan), "outcome": outcome})
+
+    async def apply(
+        self,
+        plans: Mapping[str, Plan],
+        *,
+        dry_run: bool = False,
+        confirm: Callable[[], bool] | None = None,
+    ) -> list[Outcome]:
+        """Steps 3 to 6 for every copy planned (see the module): the servers' checks
+        first, concurrently (a copy changed since it was read is a conflict and left out;
+        any other refusal writes nothing anywhere); with `dry_run`, no more; then
+        `confirm()`, when given (False: declined, nothing written); else every intent
+        logged, then every copy written, concurrently, and each outcome logged. Raises
+        `UsageError` only when the audit log cannot be written: nothing is written."""
+        outcomes = {c: Outcome(c, p, "unchanged") for c, p in plans.items() if not p.changed}
+        todo = {c: p for c, p in plans.items() if p.changed}
+        checks = await asyncio.gather(
+            *(self.copies[c].store.apply(p, dry_run=True) for c, p in todo.items()),
+            return_exceptions=True,
+        )
+        refused: dict[str, MeshtopError] = {}
+        for (cluster, plan), answer in zip(todo.items(), checks, strict=True):
+            if isinstance(answer, ConflictError):  # changed since read: that copy alone
+                outcomes[cluster] = self._ended(cluster, plan, "conflict", answer)
+            elif isinstance(answer, MeshtopError):
+                refused[cluster] = answer
+            elif isinstance(answer, BaseException):
+                raise answer
+        todo = {c: p for c, p in todo.items() if c not in outcomes}
+        if refused or dry_run:
+            for cluster, plan in todo.items():
+                if cluster in refused:
+                    outcomes[cluster] = self._ended(
+                        cluster, plan, "refused by the server's dry run", refused[cluster],
+                        result="failed: refused by the server's dry run",
+                    )  # fmt: skip
+                elif dry_run:
+                    self.record(cluster, plan, "dry run: the server accepted it")
+                    outcomes[cluster] = Outcome(cluster, plan, "checked")
+                else:
+                    said = "not written: another cluster's server refused"
+                    self.record(cluster, plan, said)
+                    outcomes[cluster] = Outcome(cluster, plan, said)
+            return [outcomes[c] for c in plans]
+        if todo and confirm is not None and not confirm():
+            for cluster, plan in todo.items():
+                self.record(cluster, plan, "declined")
+                outcomes[cluster] = Outcome(cluster, plan, "declined")
+            return [outcomes[c] for c in plans]
+        for cluster, plan in todo.items():  # every intent before the first write
+            self.record(cluster, plan, "about to apply")
+        written = await asyncio.gather(*(self._write(c, p) for c, p in todo.items()))
+        outcomes.update((o.cluster, o) for o in written)
+        return [outcomes[c] for c in plans]
+
+    async def _write(self, cluster: str, plan: Plan) -> Outcome:
+        """The one call in meshtop that writes to a cluster."""
+        try:
+            applied = await self.copies[cluster].store.apply(plan)
+        except ConflictError as exc:
+            return self._ended(cluster, plan, "conflict", exc)
+        except MeshtopError as exc:
+            return self._ended(cluster, plan, "failed", exc)
+        entry = {**self._entry(cluster, plan), "outcome": "applied",
+                 "new_resource_version": applied.resource_version}  # fmt: skip
+        try:
+            audit.record(entry)
+        except OSError as exc:  # written, and its intent is logged: said, not raised
+            return Outcome(cluster, plan, "applied", applied, note=_unlogged(exc))
+        return Outcome(cluster, plan, "applied", applied)
+
+    def _ended(
+        self, cluster: str, plan: Plan, what: str, error: MeshtopError, *, result: str = ""
+    ) -> Outcome:
+        """A copy not written, logged as `what` (said as `result`, when given)."""
+        logged = f"{what}: {error}"
+        result = f"{result or what}: {error}"
+        try:
+            audit.record({**self._entry(cluster, plan), "outcome": logged})
+        except OSError as exc:
+            return Outcome(cluster, plan, result, error=error, note=_unlogged(exc))
+        return Outcome(cluster, plan, result, error=error)
+
+
+def _record(entry: Mapping[str, Any]) -> None:
+    """An audit line that must be written before meshtop goes on."""
+    try:
+        audit.record(entry)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the audit log {audit.path()} ({exc.strerror or exc}): nothing "
+            "was written; make it writable, or set XDG_STATE_HOME"
+        ) from None
+
+
+def _unlogged(exc: OSError) -> str:
+    return f"the audit log {audit.path()} could not record it ({exc.strerror or exc})"
+
+
+def undo_plan(now: Route, plan: Plan) -> Plan:
+    """The change that takes `plan` back, from the route as it is `now`: refused (a
+    `ConflictError`) when the route is no longer as `plan` left it."""
+    current = Split.of(now, now.rules[plan.rule])
+    if current.weights != plan.after.weights:
+        raise ConflictError(
+            f"{now.name} changed since meshtop's change (now {current.text()}); "
+            ":undo leaves it as it is"
+        )
+    return Plan(now, plan.rule, current, plan.before)
+
+
+def summary(outcomes: Iterable[Outcome], unread: Mapping[str, object] | None = None) -> str:
+    """One line for all clusters: what was written where, and what was not (`unread`:
+    the clusters whose copy could not be read or planned, with why)."""
+    outcomes = list(outcomes)
+    applied = [o.cluster for o in outcomes if o.result == "applied"]
+    missed = [o.cluster for o in outcomes if not o.ok] + list(unread or {})
+    if not missed:
+        return "every copy is changed" if applied else "every copy already had these weights"
+    left = ", ".join(missed)
+    if applied:
+        return (
+            f"applied in {', '.join(applied)}; NOT in {left}: the copies now differ "
+            "(see above for why)"
+        )
+    return f"nothing was written: not in {left} (see above for why)"
