@@ -260,6 +260,6 @@ async def test_the_console_shift_dialog_changes_every_copy_and_undo_takes_all_ba
         await undo(pilot)
         await until(pilot, lambda: "undone:" in notice(), "the undo said")
     assert clusters.weights() == ([90, 10], [80, 20])
-    for proxy in clusters.proxies.values():  # each server: a dry run, the write, the undo
-        patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
-        assert [p["query"].get("dryRun") for p in patches] == [["All"], None, None]
+    for proxy in clusters.proxies.values():  # each server: the change and the undo, each
+        patches = [r for r in proxy.requests if r["verb"] == "PATCH"]  # checked, then written
+        assert [p["query"].get("dryRun") for p in patches] == [["All"], None, ["All"], None]
