@@ -30,11 +30,15 @@ class Split:
 
     @staticmethod
     def of(route: Route, rule: RouteRule) -> Split:
-        return Split(
-            route.kind,
-            tuple(d.subset or d.host for d in rule.destinations),
-            tuple(d.weight for d in rule.destinations),
+        """Each destination named by its subset, or its host: a subset name that two
+        hosts share in the rule (`v1` of reviews and of ratings) is named with its host
+        (`reviews/v1`), so that no name changes two destinations."""
+        plain = [d.subset or d.host for d in rule.destinations]
+        names = tuple(
+            f"{d.host.split('.')[0]}/{d.subset}" if d.subset and plain.count(d.subset) > 1 else n
+            for d, n in zip(rule.destinations, plain, strict=True)
         )
+        return Split(route.kind, names, tuple(d.weight for d in rule.destinations))
 
     @property
     def valid(self) -> bool:
@@ -209,6 +213,12 @@ def parse_set(text: str, split: Split) -> Split:
         if not sep or not WEIGHT.fullmatch(value.strip()):
             raise UsageError(f"--set {text!r}: write NAME=WEIGHT,…, e.g. v1=90,v2=10")
         if name.strip() not in weights:
+            shared = [n for n in split.names if n.endswith(f"/{name.strip()}")]
+            if len(shared) > 1:
+                raise UsageError(
+                    f"--set {text!r}: {name.strip()!r} is a subset of {len(shared)} hosts here: "
+                    f"name one as {' or '.join(shared)}"
+                )
             raise UsageError(
                 f"--set {text!r}: no destination {name.strip()!r}; it has {', '.join(split.names)}"
             )

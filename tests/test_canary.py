@@ -133,3 +133,30 @@ def test_a_weight_that_is_not_plain_digits_is_a_usage_error(value: str) -> None:
     split = Split("VirtualService", ("v1", "v2"), (90, 10))
     with pytest.raises(UsageError, match="write NAME=WEIGHT"):
         parse_set(f"v1={value}", split)
+
+
+def test_a_subset_name_two_hosts_share_changes_neither_until_named_with_its_host() -> None:
+    """`v1` of reviews and `v1` of ratings in one rule: `--set v1=45` wrote both."""
+    from meshtop.model import Route, RouteRule, WeightedDestination
+
+    rule = RouteRule(
+        name="",
+        matches=(),
+        destinations=(
+            WeightedDestination("reviews.bookinfo.svc.cluster.local", "v1", 50),
+            WeightedDestination("ratings", "v1", 30),
+            WeightedDestination("reviews", "v2", 20),
+        ),
+    )
+    route = Route("VirtualService", "c", "bookinfo", "mixed", ("reviews",), (rule,), "7")
+    split = Split.of(route, rule)
+    assert split.names == ("reviews/v1", "ratings/v1", "v2")
+    with pytest.raises(UsageError, match=r"'v1' is a subset of 2 hosts here: name one as "
+                       r"reviews/v1 or ratings/v1"):  # fmt: skip
+        parse_set("v1=45", split)
+    assert parse_set("reviews/v1=45,v2=25", split).weights == (45, 30, 25)
+    patch = Plan(route, 0, split, parse_set("reviews/v1=45,v2=25", split)).patch()
+    assert [op["path"] for op in patch if op["op"] == "add"] == [
+        "/spec/http/0/route/0/weight",
+        "/spec/http/0/route/2/weight",
+    ]
