@@ -23,7 +23,6 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError, UsageError
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
@@ -41,6 +40,7 @@ from meshtop.model import (
 )
 from meshtop.sources import bounded
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, Errors, detect, dialect
+from meshtop.sources.prometheus_config import PrometheusConfig
 from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
 
