@@ -116,6 +116,18 @@ class FederatedControlPlane(_Federation[ControlPlane]):
         answers = await asyncio.gather(*(m.routes() for m in self.members.values()))
         return [r for answer in answers for r in answer]
 
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """Every cluster's, together (the routes tab asks each member on its own)."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for answer in await asyncio.gather(*(m.subsets() for m in self.members.values())):
+            for key, names in answer.items():
+                out.setdefault(key, set()).update(names)
+        return out
+
+    async def services(self) -> set[tuple[str, str]]:
+        answers = await asyncio.gather(*(m.services() for m in self.members.values()))
+        return {s for answer in answers for s in answer}
+
 
 class FederatedTraces(_Federation[TraceSource]):
     """One trace backend per cluster, as one `TraceSource`: a search asks them all (a

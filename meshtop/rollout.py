@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from meshtop import units
 from meshtop.canary import Plan, Split, rule_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
-from meshtop.model import MeshSnapshot, Route, WindowSummary
+from meshtop.model import Route, WindowSummary
+from meshtop.routes_view import workloads_behind as workloads_behind  # where it was
 from meshtop.sources.protocols import MetricsSource
 
 if TYPE_CHECKING:
@@ -200,29 +201,3 @@ def _progress(step: Step, to: str, gates: Gates) -> str:
         f"errors {errors} {'>' if over else '≤'} {units.percent(gates.max_error_rate)}, "
         f"{p99}: {verdict}"
     )
-
-
-def workloads_behind(snapshot: MeshSnapshot) -> Callable[[Route, str], list[str]]:
-    """The snapshot's workloads behind a route's destination: for a VirtualService those
-    of the host's app whose version is the subset's name (Istio's convention, as
-    Bookinfo's DestinationRules have it); for an HTTPRoute those its backend service's
-    calls reached."""
-
-    def find(route: Route, destination: str) -> list[str]:
-        if route.kind == "VirtualService":
-            hosts = {
-                d.host.split(".")[0]
-                for rule in route.rules
-                for d in rule.destinations
-                if (d.subset or d.host) == destination
-            }
-            return sorted(
-                n
-                for n, w in snapshot.nodes.items()
-                if w.namespace == route.namespace and w.app in hosts and w.version == destination
-            )
-        return sorted(
-            {e.destination for e in snapshot.edges if e.service.split(".")[0] == destination}
-        )
-
-    return find

@@ -305,7 +305,7 @@ class SimControlPlane:
             out.setdefault((namespace, host.split(".")[0]), set()).add(subset)
         return out
 
-    def services(self) -> set[tuple[str, str]]:
+    async def services(self) -> set[tuple[str, str]]:
         return set(self._sim.mesh.services)
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:

@@ -51,6 +51,14 @@ class ControlPlane(Protocol):
 
     async def routes(self) -> Sequence[Route]: ...
 
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """(namespace, host) -> the subsets its DestinationRules define."""
+        ...
+
+    async def services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every Service."""
+        ...
+
 
 class TraceSource(Protocol):
     """Individual requests, from a trace backend."""

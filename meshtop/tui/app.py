@@ -5,7 +5,6 @@ backend never freezes the keyboard. Refreshing pauses while a dialog is open."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import sys
@@ -26,12 +25,12 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from meshtop import units
-from meshtop.canary import Plan, RouteLine, route_lines, splittable
+from meshtop import routes_view, units
+from meshtop.canary import Plan, splittable
 from meshtop.change import workflow
 from meshtop.change.workflow import Copy, Workflow
 from meshtop.config import Settings
-from meshtop.copies import differences, same_route
+from meshtop.copies import same_route
 from meshtop.detail import routes_to
 from meshtop.errors import EXIT_BUG, MeshtopError, UsageError
 from meshtop.federation import FederatedControlPlane, store_for, where
@@ -49,7 +48,6 @@ from meshtop.health import HealthMemory
 from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layout
 from meshtop.mesh import detached, refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
-from meshtop.rollout import workloads_behind
 from meshtop.sanitize import said
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui.safety import ControlFilter
@@ -145,57 +143,13 @@ def _live(snapshot: MeshSnapshot) -> bool:
     return all(h.state is SourceState.FRESH for h in sources.values())
 
 
-async def _subsets_and_services(plane: Any) -> tuple[Any, Any]:
-    """What a cluster's control plane says of DestinationRule subsets and Services, for
-    the routes tab's problems; None for what it cannot say (then nothing is flagged for
-    want of it, rather than everything)."""
-    subsets: Any = None
-    services: Any = None
-    try:
-        subsets_of = getattr(plane, "subsets", None)
-        subsets = await subsets_of() if subsets_of is not None else None
-    except MeshtopError:
-        subsets = None
-    try:
-        services_of = getattr(plane, "services", None)
-        services = services_of() if services_of is not None else None
-        if inspect.isawaitable(services):  # the cluster's is a call to make
-            services = await services
-    except MeshtopError:
-        services = None
-    return subsets, services
+ROUTE_COLUMNS = [(title, title) for title in routes_view.COLUMNS]
 
 
-ROUTE_COLUMNS = [
-    (title, title)
-    for title in (
-        "route", "rule", "matches", "destination", "weight", "configured", "actual", "problem"
-    )
-]  # fmt: skip
-
-
-def _route_row(
-    line: RouteLine, differ: dict[tuple[str, int, int], str], several: bool
-) -> tuple[str, list[str | Text]]:
-    """One destination of one rule as the routes tab shows it: the route and the rule named
-    on their first line only, and what is wrong with it, or how the copies differ."""
-    rule = line.route.rules[line.rule]
-    d = rule.destinations[line.destination]
-    where = f"{line.route.cluster}: " if several else ""
-    differs = differ.get((line.route.id, line.rule, line.destination), "")
-    problem = "; ".join(p for p in (line.problem, differs) if p)
-    first = line.destination == 0
-    return f"{line.route.id}|{line.rule}|{line.destination}", [
-        f"{where}{line.route.kind} {line.route.namespace}/{line.route.name}"
-        if first and line.rule == 0 else "",
-        (rule.name or str(line.rule)) if first else "",
-        (" and ".join(rule.matches) or "everything else") if first else "",
-        f"{d.host} {d.subset}".strip(),
-        str(d.weight),
-        f"{line.configured:.0%}",
-        "-" if line.actual is None else f"{line.actual:.1%}",
-        Text(problem, style="bold red") if problem else "",
-    ]  # fmt: skip
+def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
+    """A row of the routes tab, its problem in bold red."""
+    *cells, problem = row.cells
+    return [*cells, Text(problem, style="bold red") if problem else ""]
 
 
 class MeshtopApp(App[None]):
@@ -666,51 +620,14 @@ class MeshtopApp(App[None]):
     # -- routes and weights ------------------------------------------------------------
 
     async def _show_routes(self, snapshot: MeshSnapshot) -> None:
-        """The routes tab: every rule's destinations, configured beside observed, and
-        what is wrong with them."""
-        plane = self.control_plane
-        if plane is None:
+        """The routes tab (`routes_view`): every rule's destinations, configured beside
+        observed, and what is wrong with them."""
+        if self.control_plane is None:
             return
-        members = plane.members if isinstance(plane, FederatedControlPlane) else {"": plane}
-        # cluster -> its subsets and Services, every cluster asked at once, none waited
-        # for longer than a source may take (a silent API server leaves its checks out)
-        answers = await asyncio.gather(
-            *(
-                asyncio.wait_for(_subsets_and_services(m), self.settings.timeout_s)
-                for m in members.values()
-            ),
-            return_exceptions=True,
-        )
-        said = {
-            c: (None, None) if isinstance(a, BaseException) else a
-            for c, a in zip(members, answers, strict=True)
-        }
-        behind = workloads_behind(snapshot)
-        several = len({r.cluster for r in snapshot.routes}) > 1
-
-        def observed(route: Route, destination: str) -> float:
-            """What the proxies that follow this copy sent there: with several clusters,
-            the calls from the route's own cluster."""
-            nodes = set(behind(route, destination))
-            return sum(
-                e.stats.rps
-                for e in snapshot.edges
-                if e.destination in nodes
-                and (not several or e.source.startswith(route.cluster + "/"))
-            )
-
-        lines = [
-            line
-            for cluster, (subsets, services) in said.items()
-            for line in route_lines(
-                [r for r in snapshot.routes if not cluster or r.cluster == cluster],
-                subsets, services, observed,
-            )
-        ]  # fmt: skip
-        differ = differences(snapshot.routes)
+        found = await routes_view.rows(snapshot, self.control_plane, self.settings.timeout_s)
         table = self._main(DataTable, "#routes")
         keep = table.cursor_row
-        fill(table, ROUTE_COLUMNS, (_route_row(line, differ, several) for line in lines))
+        fill(table, ROUTE_COLUMNS, ((row.key, _route_cells(row)) for row in found))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
@@ -815,7 +732,6 @@ class MeshtopApp(App[None]):
     def _undo(self, plans: list[Plan]) -> None:
         """Each copy's way back to what it was, planned from the route as it is now (a
         copy no longer as meshtop left it is said and left alone), shown for `y`."""
-        import asyncio
 
         last = {p.route.cluster: p for p in plans}  # each copy's last change, on the first's
         first = {p.route.cluster: p for p in reversed(plans)}
@@ -847,7 +763,6 @@ class MeshtopApp(App[None]):
     def _undo_confirmed(
         self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
     ) -> None:
-        import asyncio
 
         try:
             outcomes = asyncio.run(Workflow(copies, by="undo").apply(back))
