@@ -117,7 +117,9 @@ def route_from_virtual_service(
 def _describe_gateway_match(match: Mapping[str, Any]) -> str:
     parts: list[str] = []
     path = match.get("path")
-    if path:
+    # a prefix of / is every path: the CRD's default for a match, and for a rule written
+    # without matches (the API server serves it so); said as no condition at all
+    if path and (path.get("type", "PathPrefix"), path.get("value", "/")) != ("PathPrefix", "/"):
         path_ops = {"Exact": "=", "PathPrefix": "^=", "RegularExpression": "~"}
         op = path_ops.get(path.get("type", "PathPrefix"), "^=")
         parts.append(f"uri {op} {path.get('value', '/')}")
@@ -147,6 +149,8 @@ def route_from_httproute(obj: Mapping[str, Any], cluster: str, default_namespace
             for ref in rule.get("backendRefs") or []
         )
         matches = tuple(_describe_gateway_match(m) for m in rule.get("matches") or [])
+        if "" in matches:  # one match takes every request: the rule matches everything
+            matches = ()
         rules.append(RouteRule(destinations, matches, str(rule.get("name", ""))))
     hosts = tuple(
         str(p["name"]) for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"
