@@ -429,9 +429,12 @@ def _refusal(what: str, status: int, body: bytes, context: str) -> MeshtopError:
         # read): a failed `test` of the patch is a 422 too, but names no field
         return UsageError(f"cannot {what}: the Kubernetes API refuses it: {message}")
     if status in (409, 422):
+        # a failed `test` of the patch: the API server's words for it ("the server rejected
+        # our request due to an error in our request") tell the user nothing more
+        said = "" if status == 422 and "rejected our request" in message else message
+        why = f" ({said})" if said else ""
         return ConflictError(
-            f"cannot {what}: it changed since it was read ({message or reason or status}); "
-            "nothing was written"
+            f"cannot {what}: it changed since it was read{why}; nothing was written"
         )
     if status == 403:
         return BackendError(f"cannot {what}: forbidden by RBAC in {context} ({message})")
