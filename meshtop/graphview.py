@@ -22,6 +22,7 @@ from meshtop.model import (
     Protocol,
     Workload,
     add_rates,
+    marked,
 )
 
 
@@ -114,8 +115,12 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
 
     traffic = [(s, s.rps or s.tcp_connections_per_s) for s in stats]
     protocols = {s.protocol for s in stats}
+    protocol = Protocol.HTTP if len(protocols) > 1 else protocols.pop()
+    by_traffic = sorted(traffic, key=lambda t: -t[1])
+    carried = tuple(dict.fromkeys([protocol, *(p for s, _ in by_traffic for p in s.carried)]))
     return EdgeStats(
-        protocol=Protocol.HTTP if len(protocols) > 1 else protocols.pop(),
+        protocol=protocol,
+        protocols=carried if len(carried) > 1 else (),
         rps=rps,
         error_rate=worst_error_rate(stats),
         p50_ms=slowest(s.p50_ms for s in stats),
@@ -132,13 +137,15 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
 
 
 def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
-    """(view node id, label) for a snapshot node under a grouping."""
+    """(view node id, label) for a snapshot node under a grouping; a node the telemetry
+    named only in part says so (`10.1.2.3 (IP)`, `unknown (no route)`)."""
     if not w.clustered:
-        return w.id, w.label
+        return w.id, marked(w.mark, w.label)
     app = w.app or w.name
     base = f"{w.cluster}/{w.namespace}"
     if grouping is Grouping.WORKLOAD or w.kind is NodeKind.SERVICE:
-        return w.id, w.name if w.kind is NodeKind.WORKLOAD else w.name.removeprefix("service:")
+        name = w.name if w.kind is NodeKind.WORKLOAD else w.name.removeprefix("service:")
+        return w.id, marked(w.mark, name)
     if grouping is Grouping.APP:
         return f"{base}/app:{app}", app
     if grouping is Grouping.SERVICE:

@@ -40,8 +40,14 @@ class NodeMark(enum.StrEnum):
 MARK_WORDS = {
     NodeMark.RAW_IP: "IP",
     NodeMark.UNNAMED: "unnamed",
-    NodeMark.UNKNOWN_DESTINATION: "no destination",
+    NodeMark.UNKNOWN_DESTINATION: "no route",
 }
+
+
+def marked(mark: NodeMark | None, name: str) -> str:
+    """A node's name with what is doubtful about it, as it is drawn or listed:
+    `10.1.2.3 (IP)`, `unknown (no route)`; the name alone when nothing is."""
+    return name if mark is None else f"{name} ({MARK_WORDS[mark]})"
 
 
 class Protocol(enum.StrEnum):

@@ -89,9 +89,12 @@ def now_table(s: EdgeStats) -> Table:
         t.add_row("bytes out / back", f"{units.bytes_per_s(s.tcp_request_bps)} / "
                   f"{units.bytes_per_s(s.tcp_response_bps)}")  # fmt: skip
     else:
-        t.add_row("protocol", s.protocol.value)
+        t.add_row("protocol", " + ".join(p.value for p in s.carried))
         t.add_row("requests", units.rps(s.rps))
         t.add_row("errors", units.percent(s.error_rate))
+        t.add_row(
+            "4xx", f"{units.percent(s.client_error_rate)} (the callers' mistakes, not errors)"
+        )
         t.add_row(
             "latency",
             f"p50 {units.ms(s.p50_ms)}  p95 {units.ms(s.p95_ms)}  p99 {units.ms(s.p99_ms)}",
@@ -161,6 +164,8 @@ def window_view(s: WindowSummary, window_s: float) -> Group:
     figures.add_column()
     figures.add_row("requests", units.rps(s.rps))
     figures.add_row("errors", "-" if s.error_rate is None else units.percent(s.error_rate))
+    client = s.client_error_rate
+    figures.add_row("4xx", "-" if client is None else units.percent(client))
     figures.add_row(
         "latency", f"p50 {units.ms(s.p50_ms)}  p95 {units.ms(s.p95_ms)}  p99 {units.ms(s.p99_ms)}"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meshtop import units
-from meshtop.model import Edge, Health, NodeKind, Protocol, Workload, clusters
+from meshtop.model import Edge, Health, NodeKind, Protocol, Workload, clusters, marked
 
 COLOURS = {
     Health.HEALTHY: "#009E73",  # bluish green
@@ -24,6 +24,8 @@ WIDTHS = {Health.HEALTHY: 1.5, Health.DEGRADED: 2.0, Health.FAILING: 3.0, Health
 
 def node_label(w: Workload) -> str:
     """The workload (or host) alone: the namespace is the box around it."""
+    if w.mark is not None:  # what is doubtful about it, rather than its kind
+        return marked(w.mark, w.name.removeprefix("service:"))
     if w.kind is NodeKind.SERVICE:
         return w.name.removeprefix("service:") + " (no workload)"
     if w.kind is NodeKind.UNKNOWN:

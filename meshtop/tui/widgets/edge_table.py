@@ -29,16 +29,17 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("health", "", 4),
     ("source", "SOURCE", None),
     ("destination", "DESTINATION", None),
-    ("proto", "PROTO", 5),
+    ("proto", "PROTO", 9),  # grpc+http
     ("rps", "RPS", 7),
     ("errors", "ERR%", 6),
+    ("4xx", "4XX%", 6),
     ("p50", "P50", 6),
     ("p95", "P95", 6),
     ("p99", "P99", 6),
     ("mtls", "MTLS", 4),
 )
 # Dropped in this order when the terminal is narrow; the rest always shows.
-DROPPABLE = ("proto", "p50")
+DROPPABLE = ("proto", "p50", "p95")
 LABEL_MIN, LABEL_MAX = 14, 32
 PADDING = 2  # DataTable's cell padding, both sides
 
@@ -64,14 +65,20 @@ SORTS: dict[str, Callable[[Edge, Health], Any]] = {
     "health": lambda e, h: (_RANK[h], -e.stats.error_rate, -e.stats.rps),
     "source": lambda e, h: e.key,
     "destination": lambda e, h: (e.destination, e.source),
-    "proto": lambda e, h: (e.stats.protocol.value, e.key),
+    "proto": lambda e, h: (proto(e), e.key),
     "rps": lambda e, h: (-e.stats.rps, -e.stats.tcp_connections_per_s),
     "errors": lambda e, h: -e.stats.error_rate,
+    "4xx": lambda e, h: (-e.stats.client_error_rate, -e.stats.rps),
     "p50": lambda e, h: -(e.stats.p50_ms or 0.0),
     "p95": lambda e, h: -(e.stats.p95_ms or 0.0),
     "p99": lambda e, h: -(e.stats.p99_ms or 0.0),
     "mtls": lambda e, h: (e.stats.mtls, e.key),
 }
+
+
+def proto(e: Edge) -> str:
+    """The edge's protocols as the table says them: `http`, or `grpc+http` for both."""
+    return "+".join(p.value for p in e.stats.carried)
 
 
 def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
@@ -133,15 +140,19 @@ def _cells(
     else:
         mtls = Text(f"{s.mtls * 100:.0f}%", styles[Health.DEGRADED])
     errors = Text("-" if tcp else units.percent(s.error_rate), style if s.error_rate else "")
+    client = s.client_error_rate
+    client_style = styles[Health.DEGRADED] if client else ""  # the caller's, not the edge's
+    client_errors = Text("-" if tcp else units.percent(client), client_style)
     return {
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
         "source": Text(shown(labels.get(edge.source, edge.source))),
         "destination": Text(shown(labels.get(edge.destination, edge.destination))),
-        "proto": s.protocol.value,
+        "proto": proto(edge),
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
         ),
         "errors": Text.assemble(errors, justify="right"),
+        "4xx": Text.assemble(client_errors, justify="right"),
         "p50": Text(units.ms(s.p50_ms), justify="right"),
         "p95": Text(units.ms(s.p95_ms), justify="right"),
         "p99": Text(units.ms(s.p99_ms), justify="right"),
