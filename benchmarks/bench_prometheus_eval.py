@@ -1,0 +1,144 @@
+"""What one refresh costs Prometheus itself: its own evaluation time and the samples it
+reads (`stats=all`) for the three snapshot queries, over a real Prometheus scraping a
+generated mesh. With `--baseline-src DIR`, the queries of another checkout of meshtop
+(built there, in a subprocess) are timed against the same server, turn about, so that the
+two sets of figures see the same data and the same noise.
+
+    .venv/bin/python benchmarks/bench_prometheus_eval.py [--services 300] [--repeat 15]
+        [--baseline-src /tmp/before] [--namespace NS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from meshtop.sim.exposition import MeshExposition
+from meshtop.sim.server import MetricsServer
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+from meshtop.sources.dialects import ISTIO
+from meshtop.sources.prometheus import snapshot_queries
+
+WINDOW_S = 60
+QUERIES_OF = """
+import json, sys
+from meshtop.sources.dialects import ISTIO
+from meshtop.sources.prometheus import snapshot_queries
+namespaces = tuple(sys.argv[2:])
+print(json.dumps(snapshot_queries(ISTIO, float(sys.argv[1]), namespaces)))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def queries_of(src: str | None, namespaces: tuple[str, ...]) -> dict[str, str]:
+    if src is None:
+        return snapshot_queries(ISTIO, WINDOW_S, namespaces)
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run(
+        [sys.executable, "-c", QUERIES_OF, str(WINDOW_S), *namespaces],
+        capture_output=True, text=True, check=True, env=env, cwd=src,
+    )  # fmt: skip
+    found: dict[str, str] = json.loads(out.stdout)
+    return found
+
+
+def evaluate(client: httpx.Client, promql: str, at: float) -> tuple[float, int, int]:
+    """(evaluation seconds, samples read, series answered) as Prometheus reports them."""
+    body = client.get("/api/v1/query", params={"query": promql, "time": at, "stats": "all"}).json()
+    assert body["status"] == "success", body
+    stats: dict[str, Any] = body["data"]["stats"]
+    return (
+        float(stats["timings"]["evalTotalTime"]),
+        int(stats["samples"]["totalQueryableSamples"]),
+        len(body["data"]["result"]),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--baseline-src", default=None)
+    parser.add_argument("--namespace", default=None, help="also time -n NS (default: the first)")
+    args = parser.parse_args()
+    binary = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")
+    if binary is None:
+        sys.exit("no prometheus binary on PATH (or MESHTOP_PROMETHEUS_BIN)")
+    sim = Simulation(generated(args.services, seed=1))
+    namespace = args.namespace or sorted({f.source.workload.namespace for f in sim.flows()})[1]
+    server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
+    server.start_in_thread()
+    with tempfile.TemporaryDirectory() as work:
+        port = free_port()
+        config = Path(work) / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mesh\n"
+            f"    static_configs:\n      - targets: ['127.0.0.1:{server.server_address[1]}']\n"
+        )
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        try:
+            while True:
+                try:
+                    if client.get("/-/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            time.sleep(WINDOW_S + 5)  # a full window of samples
+            at = time.time() - 1
+            sets = {"this checkout": None} | (
+                {"baseline": args.baseline_src} if args.baseline_src else {}
+            )
+            edges = len(sim.flows())
+            print(f"{args.services} services, {edges} simulated edges; window {WINDOW_S}s; "
+                  f"repeat {args.repeat}; Prometheus evalTotalTime")  # fmt: skip
+            for scope in ((), (namespace,)):
+                queries = {name: queries_of(src, scope) for name, src in sets.items()}
+                times: dict[tuple[str, str], list[float]] = {}
+                reads: dict[tuple[str, str], tuple[int, int]] = {}
+                for _ in range(args.repeat):
+                    for name, qs in queries.items():  # turn about: the same noise for both
+                        for q, promql in qs.items():
+                            took, samples, series = evaluate(client, promql, at)
+                            times.setdefault((name, q), []).append(took * 1000)
+                            reads[(name, q)] = (samples, series)
+                label = f"-n {namespace}" if scope else "whole mesh"
+                for name in queries:
+                    parts = [
+                        f"{q} {statistics.median(times[(name, q)]):.1f} ms "
+                        f"({reads[(name, q)][0]} samples, {reads[(name, q)][1]} series)"
+                        for q in queries[name]
+                    ]
+                    total = sum(statistics.median(times[(name, q)]) for q in queries[name])
+                    print(f"{label:>22} | {name:<13} | total {total:.1f} ms | " + "; ".join(parts))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
