@@ -1,0 +1,159 @@
+"""`meshtop` and `meshtop demo`: the console, on the configured mesh or the simulated one.
+The options before any command are read here too, for every command to merge its own into."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from meshtop import __version__
+from meshtop.cli import options, wiring
+from meshtop.cli.options import (
+    CaOpt,
+    ClustersOpt,
+    ConfigOpt,
+    ContextsOpt,
+    DialectOpt,
+    HeaderOpt,
+    InsecureOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
+    PasswordFileOpt,
+    PrometheusOpt,
+    RefreshOpt,
+    SeedOpt,
+    ServicesOpt,
+    TenantOpt,
+    ThemeOpt,
+    TimeoutOpt,
+    TokenFileOpt,
+    TracingOpt,
+    UserOpt,
+    WindowOpt,
+)
+from meshtop.errors import EXIT_BUG, MeshtopError, UsageError
+
+if TYPE_CHECKING:
+    from meshtop.config import Settings
+
+
+def _run_console(sources: wiring.Sources, settings: Settings) -> None:
+    from meshtop.tui.theme import load_themes, theme_names
+
+    themes = load_themes()
+    if settings.theme not in theme_names(themes):
+        raise UsageError(
+            f"unknown theme {settings.theme!r}; choose one of {', '.join(theme_names(themes))}"
+        )
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the console needs a terminal; for scripts use `meshtop export`")
+    if os.environ.get("NO_COLOR") == "":  # https://no-color.org: only a value means it
+        del os.environ["NO_COLOR"]  # (Textual would turn every colour grey for any)
+    from textual.worker import WorkerFailed
+
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.terminal import EXIT_TERMINAL_LOST, TerminalWatch
+
+    console = MeshtopApp(
+        metrics=sources.metrics,
+        control_plane=sources.control_plane,
+        settings=settings,
+        simulated=sources.simulated,
+        clock=sources.clock,
+        themes=themes,
+        traces=sources.traces,
+        # where weights are written: the simulated mesh, or the cluster of --context
+        writer=sources.control_plane,
+    )
+    # A terminal that goes away ends the console, even with SIGHUP ignored (terminal.py).
+    watch = TerminalWatch(sys.stdin.fileno(), lambda: console.exit(return_code=EXIT_TERMINAL_LOST))
+    try:
+        with watch:
+            console.run()
+    except Exception:
+        if not watch.lost:
+            raise  # a bug: main() says it in one line
+    if watch.lost:  # nobody is there to read a word
+        raise typer.Exit(EXIT_TERMINAL_LOST)
+    if console.return_code == EXIT_BUG:
+        # An exception the console did not handle: MeshtopApp kept Textual's traceback off
+        # the screen; main() says it in one line and keeps the traceback in a file.
+        error = getattr(console, "_exception", None)  # Textual's record of the first
+        if isinstance(error, WorkerFailed):
+            error = error.error
+        if isinstance(error, MeshtopError):  # ours, but the console should have said it in
+            # place and gone on: out here it is a bug all the same, not the user's (exit 2)
+            raise RuntimeError(f"{type(error).__name__}: {error}") from error
+        raise error if isinstance(error, Exception) else RuntimeError("the console failed")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"meshtop {__version__}")
+        raise typer.Exit()
+
+
+def console(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    refresh: RefreshOpt = None,
+    window: WindowOpt = None,
+    prometheus: PrometheusOpt = None,
+    dialect: DialectOpt = None,
+    namespace: NamespaceOpt = None,
+    prometheus_token_file: TokenFileOpt = None,
+    prometheus_user: UserOpt = None,
+    prometheus_password_file: PasswordFileOpt = None,
+    prometheus_header: HeaderOpt = None,
+    prometheus_ca: CaOpt = None,
+    insecure: InsecureOpt = False,
+    timeout: TimeoutOpt = None,
+    theme: ThemeOpt = None,
+    tracing: TracingOpt = None,
+    tracing_tenant: TenantOpt = None,
+    context: ContextsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Write nothing: no write key, no write command.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Open the console on the configured mesh (--prometheus, or the config file); with
+    no backend configured, on the simulated Bookinfo mesh, marked SIMULATED."""
+    flags = options.backend(
+        prometheus, dialect, namespace, prometheus_token_file, prometheus_user,
+        prometheus_password_file, prometheus_header, prometheus_ca, insecure, timeout,
+    )  # fmt: skip
+    ctx.obj = options.Given(
+        config,
+        {"refresh": refresh, "window": window, "theme": theme, **flags,
+         "tracing.url": tracing, "tracing.tenant": tracing_tenant,
+         "read_only": read_only or None, **options.kubernetes(context, kubeconfig)},
+    )  # fmt: skip
+    if ctx.invoked_subcommand is None:
+        settings = options.settings(ctx)
+        configured = settings.prometheus is not None or any(c.prometheus for c in settings.clusters)
+        sim = None if configured else wiring.simulation(None, 1)
+        _run_console(wiring.sources(settings, sim, routes=True), settings)
+
+
+def demo(
+    ctx: typer.Context,
+    services: ServicesOpt = None,
+    seed: SeedOpt = 1,
+    clusters: ClustersOpt = None,
+    refresh: RefreshOpt = None,
+    window: WindowOpt = None,
+    theme: ThemeOpt = None,
+) -> None:
+    """Open the console on the simulated mesh (Bookinfo, or --services N; on several
+    clusters with --clusters N)."""
+    settings = options.settings(ctx, refresh=refresh, window=window, theme=theme)
+    sim = wiring.simulation(services, seed, clusters=clusters)
+    _run_console(wiring.sources(settings, sim), settings)

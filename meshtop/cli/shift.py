@@ -1,0 +1,143 @@
+"""`meshtop shift`: change a route's weights in the cluster (every cluster's copy, over
+several), through the change workflow, and say what it did."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from meshtop import sanitize
+from meshtop.cli import options, wiring
+from meshtop.cli.options import ContextsOpt, KubeconfigOpt, RouteKind, TimeoutOpt
+from meshtop.errors import UsageError
+
+
+def shift(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="The route: NAMESPACE/NAME.")],
+    weights: Annotated[
+        str, typer.Option("--set", help="Weights by subset or backend: v1=90,v2=10.")
+    ],
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule", help="Which rule, by name or index (default: the one without matches)."
+        ),
+    ] = None,
+    kind: Annotated[
+        RouteKind,
+        typer.Option("--kind", help="VirtualService, HTTPRoute, or auto (whichever exists)."),
+    ] = RouteKind.auto,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
+    ] = False,
+    context: ContextsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Change a route's weights, safely: show the change, have the server check it (a
+    dry run), ask (or --yes), then apply it as a JSON patch that tests the version it was
+    read at and each destination changed; a concurrent change is refused, never
+    overwritten. Every attempt is written to the audit log. With no --context, the
+    kubeconfig's current context."""
+    import asyncio
+
+    from meshtop import audit, copies
+    from meshtop.canary import parse_set, rule_index
+    from meshtop.change import workflow
+    from meshtop.errors import EXIT_CONFLICT
+    from meshtop.sources.kubernetes import KINDS, route_name
+
+    settings = options.settings(ctx, timeout=timeout, **options.kubernetes(context, kubeconfig))
+    if settings.read_only:
+        raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
+    namespace, name = route_name(target)
+    kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
+    several = bool(settings.clusters)  # one cluster: a mesh of one, said as before
+    planes = (
+        wiring.cluster_planes(settings, (namespace,))
+        if several
+        else {"": wiring.plane(settings, (namespace,))}
+    )
+    stores = {c: workflow.Copy(c, p, p.context) for c, p in planes.items()}
+    reading = asyncio.run(workflow.read(stores, kinds, namespace, name))
+    if not several and reading.unread:
+        raise reading.unread[""]
+    for cluster, why in reading.unread.items():
+        typer.echo(sanitize.said(f"{cluster}: cannot read {target}: {why}"))
+    if not reading.found:
+        raise UsageError(f"no cluster has {target}: {next(iter(reading.unread.values()))}")
+    routes = reading.routes()
+    plans = copies.plans(
+        routes, lambda r: rule_index(r, rule), lambda before: parse_set(weights, before)
+    )
+    change = workflow.Workflow(stores, by="shift")
+    steered = reading.steered()
+    if steered and not force:
+        for cluster, who in steered.items():
+            change.record(cluster, plans[cluster], f"refused: steered by {who}")
+        if several:
+            where = ", ".join(f"{c} (by {who})" for c, who in steered.items())
+            raise UsageError(
+                f"{target} is steered in {where}: a change there would be undone or fight "
+                "it; give --force to change it all the same"
+            )
+        route = routes[""]
+        raise UsageError(
+            f"{route.kind} {namespace}/{name} is steered by {steered['']}: a change here "
+            "would be undone or fight it; give --force to change it all the same"
+        )
+    for cluster, plan in plans.items():
+        if several:
+            typer.echo(f"{cluster}:")
+        typer.echo(sanitize.said("\n".join(("  " if several else "") + line
+                                            for line in plan.diff())))  # fmt: skip
+    if not any(p.changed for p in plans.values()):
+        typer.echo("nothing to change")
+        if several and reading.unread:
+            raise typer.Exit(3)
+        return
+
+    def ask() -> bool:
+        if not sys.stdin.isatty():
+            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
+        there = ", ".join(plans) if several else planes[""].context
+        return typer.confirm(f"apply to {there}?", default=False)
+
+    outcomes = asyncio.run(
+        change.apply(plans, dry_run=dry_run, confirm=None if dry_run or yes else ask)
+    )
+    for o in outcomes:
+        if o.note:
+            typer.echo(sanitize.said(f"meshtop: {o.cluster or planes[''].context}: {o.note}"),
+                       err=True)  # fmt: skip
+    if any(o.result == "declined" for o in outcomes):
+        typer.echo("nothing was written")
+        return
+    if not several:
+        (one,) = outcomes
+        if one.error is not None:
+            raise one.error
+        if dry_run:
+            typer.echo("dry run: the server accepted the change; nothing was written")
+        else:
+            version = one.applied.resource_version if one.applied else "?"
+            typer.echo(f"applied: resourceVersion {version} (audit log {audit.path()})")
+        return
+    for o in outcomes:
+        version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
+        typer.echo(sanitize.said(f"{o.cluster}: {o.result}{version}"))
+    if dry_run and all(o.ok for o in outcomes):
+        typer.echo("dry run: every server accepted the change; nothing was written")
+    else:
+        typer.echo(sanitize.said(workflow.summary(outcomes, reading.unread)))
+    if any(o.result.startswith("conflict") for o in outcomes):
+        raise typer.Exit(EXIT_CONFLICT)
+    if reading.unread or not all(o.ok for o in outcomes):
+        raise typer.Exit(3)
