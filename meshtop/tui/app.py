@@ -17,6 +17,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.message import Message
@@ -50,6 +51,7 @@ from meshtop.mesh import detached, refresh
 from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
 from meshtop.sanitize import said
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
+from meshtop.tui import commands
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.detail import edge_screen, node_screen
@@ -155,6 +157,10 @@ def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
 class MeshtopApp(App[None]):
     TITLE = "meshtop"
     CSS_PATH = "meshtop.tcss"
+    # ctrl+p: the same commands as `:`, beside Textual's own (keys, screenshot, quit)
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = App.COMMANDS | {
+        commands.Palette
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         # ctrl+c quits at once, as every terminal program's does (Textual asks first)
@@ -935,8 +941,7 @@ class MeshtopApp(App[None]):
         prompt.placeholder = (
             "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
             if kind == "/"
-            else "command: ns NAME | focus NODE [HOPS] | graph app|version|workload|service "
-            "| labels rps|errors|p95|p99 | collapse NS | expand NS | zoom LEVEL | theme NAME | q"
+            else commands.hint()
         )
         prompt.value = self.options.filter if kind == "/" else ""
         self._main(Static, "#prompt-kind").update(kind)
@@ -981,78 +986,103 @@ class MeshtopApp(App[None]):
         self._redraw_graph()
 
     def run_command(self, line: str) -> None:
-        """`:ns shop`, `:cluster east`, `:focus reviews 2`, `:graph app`, `:labels p99`,
-        `:collapse NS`, `:expand NS`, `:collapse cluster NAME`, `:theme NAME`, `:q`."""
-        words = line.removeprefix(":").split()
-        if not words:
+        """`:ns shop`, `:focus reviews 2`, …: a command of the table in `commands.py`."""
+        commands.run(self, line)
+
+    def start_command(self, command: commands.Command) -> None:
+        """From the command palette: a command that takes nothing runs at once; one that
+        takes words opens the `:` prompt with its name typed."""
+        if not command.words:
+            try:
+                self.run_command(command.name)
+            except MeshtopError as exc:
+                self._say(str(exc))
             return
-        name, args = words[0], words[1:]
-        if name in ("q", "quit"):
-            self.exit()
-        elif name in ("ns", "namespace"):
-            self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
-        elif name == "cluster":
-            cluster = "" if not args or args[0] == "all" else args[0]
-            there = clusters(self.snapshot.nodes.values()) if self.snapshot is not None else []
-            if cluster and self.snapshot is not None and cluster not in there:
-                known = ", ".join(there)
-                raise UsageError(f"no cluster {cluster!r} in the mesh; there are {known}")
-            self.options.cluster = cluster
-            self._say("")
-            self._redraw_graph()
-        elif name in ("collapse", "expand") and args[:1] == ["cluster"] and len(args) == 2:
-            change = self.options.collapsed_clusters
-            (change.add if name == "collapse" else change.discard)(args[1])
-            self._redraw_graph()
-        elif name == "focus":
-            if not args:
-                self.options.focus = None
-            else:
-                if self.snapshot is None:
-                    raise UsageError("no graph yet: wait for the first refresh")
-                hops = 1
-                if len(args) > 1 and re.fullmatch(r"\d{1,3}", args[-1], re.ASCII):
-                    hops, args = int(args[-1]), args[:-1]
-                # any node of the graph, not only those the current focus shows
-                whole = build(self.snapshot, replace(self.options, focus=None))
-                self.options.focus = (resolve(whole, " ".join(args)), hops)
-            self._say("")
-            self._redraw_graph()
-        elif name == "graph":
-            choices = {g.value: g for g in GROUPINGS}
-            if not args or args[0] not in choices:
-                raise UsageError(f"graph takes one of {', '.join(choices)}")
-            self.set_grouping(choices[args[0]])
-        elif name == "labels":
-            if not args or args[0] not in LABELS:
-                raise UsageError(f"labels takes one of {', '.join(LABELS)}")
-            canvas = self._canvas()
-            canvas.label_mode = args[0]
-            canvas.redraw()
-            self._show_status()
-        elif name in ("collapse", "expand") and args:
-            (self.options.collapsed.add if name == "collapse" else self.options.collapsed.discard)(
-                args[0]
-            )
-            self._redraw_graph()
-        elif name == "zoom":
-            if len(args) != 1 or args[0] not in (*ZOOMS, "fit"):
-                raise UsageError(f"zoom takes one of {', '.join(ZOOMS)}, fit")
-            self.set_zoom(args[0])
-        elif name == "undo":
-            if self.settings.read_only or self.writer is None:
-                raise UsageError("read-only: nothing to undo here")
-            if not self.last_plans:
-                raise UsageError("nothing to undo: no weight change in this session")
-            self._undo(self.last_plans)
-        elif name == "theme":
-            if not args or args[0] not in self.available_themes:
-                raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")
-            self.theme = args[0]
-            self._canvas().redraw()
-            self._say("")
+
+        def open_prompt() -> None:  # once the palette is gone and its focus given back
+            self.action_prompt(":")
+            prompt = self._main(Input, "#prompt")
+            prompt.value = f"{command.name} "
+            # after its focus has selected all it holds: the words go after the name
+            self.call_after_refresh(prompt.action_end)
+
+        self.call_after_refresh(open_prompt)
+
+    def cmd_q(self, args: list[str]) -> None:
+        self.exit()
+
+    def cmd_ns(self, args: list[str]) -> None:
+        self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
+
+    def cmd_cluster(self, args: list[str]) -> None:
+        cluster = "" if not args or args[0] == "all" else args[0]
+        there = clusters(self.snapshot.nodes.values()) if self.snapshot is not None else []
+        if cluster and self.snapshot is not None and cluster not in there:
+            raise UsageError(f"no cluster {cluster!r} in the mesh; there are {', '.join(there)}")
+        self.options.cluster = cluster
+        self._say("")
+        self._redraw_graph()
+
+    def cmd_collapse(self, args: list[str], collapse: bool = True) -> None:
+        if args[:1] == ["cluster"] and len(args) == 2:
+            names, name = self.options.collapsed_clusters, args[1]
+        elif len(args) == 1:
+            names, name = self.options.collapsed, args[0]
         else:
-            raise UsageError(f"unknown command :{name}; ? lists them")
+            raise UsageError(f"{'collapse' if collapse else 'expand'} takes NS or cluster NAME")
+        (names.add if collapse else names.discard)(name)
+        self._redraw_graph()
+
+    def cmd_expand(self, args: list[str]) -> None:
+        self.cmd_collapse(args, collapse=False)
+
+    def cmd_focus(self, args: list[str]) -> None:
+        if not args:
+            self.options.focus = None
+        else:
+            if self.snapshot is None:
+                raise UsageError("no graph yet: wait for the first refresh")
+            hops = 1
+            if len(args) > 1 and re.fullmatch(r"\d{1,3}", args[-1], re.ASCII):
+                hops, args = int(args[-1]), args[:-1]
+            # any node of the graph, not only those the current focus shows
+            whole = build(self.snapshot, replace(self.options, focus=None))
+            self.options.focus = (resolve(whole, " ".join(args)), hops)
+        self._say("")
+        self._redraw_graph()
+
+    def cmd_graph(self, args: list[str]) -> None:
+        choices = {g.value: g for g in GROUPINGS}
+        if not args or args[0] not in choices:
+            raise UsageError(f"graph takes one of {', '.join(choices)}")
+        self.set_grouping(choices[args[0]])
+
+    def cmd_labels(self, args: list[str]) -> None:
+        if not args or args[0] not in LABELS:
+            raise UsageError(f"labels takes one of {', '.join(LABELS)}")
+        canvas = self._canvas()
+        canvas.label_mode = args[0]
+        canvas.redraw()
+        self._show_status()
+
+    def cmd_zoom(self, args: list[str]) -> None:
+        if len(args) != 1 or args[0] not in (*ZOOMS, "fit"):
+            raise UsageError(f"zoom takes one of {', '.join(ZOOMS)}, fit")
+        self.set_zoom(args[0])
+
+    def cmd_undo(self, args: list[str]) -> None:
+        if self.settings.read_only or self.writer is None:
+            raise UsageError("read-only: nothing to undo here")
+        if not self.last_plans:
+            raise UsageError("nothing to undo: no weight change in this session")
+        self._undo(self.last_plans)
+
+    def cmd_theme(self, args: list[str]) -> None:
+        if not args or args[0] not in self.available_themes:
+            raise UsageError(f"themes: {', '.join(sorted(self.available_themes))}")
+        self.theme = args[0]
+        self._canvas().redraw()
+        self._say("")
 
     def action_cycle_sort(self) -> None:
         table = self._table()

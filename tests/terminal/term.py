@@ -32,6 +32,7 @@ KEYS = {
     "right": b"\x1b[C",
     "left": b"\x1b[D",
     "ctrl+c": b"\x03",
+    "ctrl+p": b"\x10",
 }
 
 

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from meshtop import units
 from meshtop.canary import PRESETS
 from meshtop.history import WINDOWS
+from meshtop.tui.commands import listed
 
 Rows = tuple[tuple[str, str], ...]
 Sections = tuple[tuple[str, Rows], ...]
@@ -31,10 +32,8 @@ KEYS = (
     ("enter", "open the selected node or edge: its history (1-6 windows), t its traces"),
     ("/", "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; "
           "! inverts"),
-    (":", "command: ns NAME, cluster NAME|all, focus NODE [HOPS], "
-          "graph app|version|workload|service, labels rps|errors|p95|p99, collapse NS, "
-          "expand NS, collapse cluster NAME, expand cluster NAME, "
-          "zoom full|compact|namespaces|fit, undo, theme NAME, q"),
+(":", listed()),
+    ("ctrl+p", "the command palette: the same commands, searched by name"),
     ("esc", "close the prompt, or clear the filter and the focus"),
     ("g", "group nodes by versioned app, app, workload or service"),
     ("t", "edge labels: rps, errors, p95, p99"),
