@@ -23,6 +23,7 @@ from meshtop.model import (
     NodeKind,
     Route,
     SourceHealth,
+    SourceKey,
     SourceState,
     Workload,
     clusters,
@@ -135,10 +136,10 @@ def _members(source: Any) -> dict[str, Any]:
     )
 
 
-def source_key(role: str, cluster: str) -> str:
+def source_key(role: str, cluster: str) -> SourceKey:
     """The key of a source's health in a snapshot: `metrics`, or `metrics:east` for
     one member of a federation."""
-    return f"{role}:{cluster}" if cluster else role
+    return SourceKey(role, cluster)
 
 
 async def refresh(

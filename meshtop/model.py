@@ -422,6 +422,30 @@ class SourceHealth:
         return None if self.fresh_at is None else (now - self.fresh_at).total_seconds()
 
 
+class SourceKey(str):
+    """Which source a health in a snapshot is of: its role (`metrics`, `control_plane`,
+    `traces`) and, for one cluster's member of several, the cluster. It is the string the
+    JSON report writes (`metrics`, `metrics:east`); `SourceKey.of(key)` reads one back."""
+
+    __slots__ = ()
+
+    def __new__(cls, role: str, cluster: str = "") -> SourceKey:
+        return super().__new__(cls, f"{role}:{cluster}" if cluster else role)
+
+    @staticmethod
+    def of(key: str) -> SourceKey:
+        role, _, cluster = key.partition(":")
+        return SourceKey(role, cluster)
+
+    @property
+    def role(self) -> str:
+        return self.partition(":")[0]
+
+    @property
+    def cluster(self) -> str:
+        return self.partition(":")[2]
+
+
 @dataclass(frozen=True)
 class MeshSnapshot:
     """Everything a view needs for one refresh. Immutable; the graph is built on first use."""

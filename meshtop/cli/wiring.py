@@ -143,7 +143,7 @@ def snapshot(settings: Settings, sources: Sources) -> MeshSnapshot:
     import asyncio
 
     from meshtop.mesh import refresh
-    from meshtop.model import SourceState
+    from meshtop.model import SourceKey, SourceState
 
     taken = asyncio.run(
         refresh(
@@ -157,7 +157,7 @@ def snapshot(settings: Settings, sources: Sources) -> MeshSnapshot:
     # no metrics is no report; a control plane out of reach is a warning (no routes from it)
     failed = [
         h for key, h in taken.sources.items()
-        if h.state is SourceState.FAILED and key.startswith("metrics")
+        if h.state is SourceState.FAILED and SourceKey.of(key).role == "metrics"
     ]  # fmt: skip
     if failed:
         raise BackendError(failed[0].reason)

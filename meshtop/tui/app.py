@@ -48,7 +48,15 @@ from meshtop.graphview import (
 from meshtop.health import HealthMemory
 from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layout
 from meshtop.mesh import detached, refresh
-from meshtop.model import MeshSnapshot, NodeKind, Protocol, Route, SourceState, clusters
+from meshtop.model import (
+    MeshSnapshot,
+    NodeKind,
+    Protocol,
+    Route,
+    SourceKey,
+    SourceState,
+    clusters,
+)
 from meshtop.sanitize import said
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
 from meshtop.tui import commands
@@ -137,10 +145,10 @@ def _live(snapshot: MeshSnapshot) -> bool:
     """Whether to refresh at the normal pace: every source answered, or, over several
     clusters, some metrics did (one cluster out of reach must not slow the others'
     view; it is asked again each refresh, never for longer than the timeout)."""
-    sources = snapshot.sources
-    if any(":" in key for key in sources):
+    sources = {SourceKey.of(key): h for key, h in snapshot.sources.items()}
+    if any(key.cluster for key in sources):
         return any(
-            h.state is SourceState.FRESH for key, h in sources.items() if key.startswith("metrics")
+            h.state is SourceState.FRESH for key, h in sources.items() if key.role == "metrics"
         )
     return all(h.state is SourceState.FRESH for h in sources.values())
 

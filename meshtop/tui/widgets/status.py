@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from meshtop import units
-from meshtop.model import MeshSnapshot, Protocol, SourceHealth, SourceState
+from meshtop.model import MeshSnapshot, Protocol, SourceHealth, SourceKey, SourceState
 from meshtop.sanitize import shown
 
 STATE_STYLE = {
@@ -23,8 +23,8 @@ ROLE_NAMES = {"metrics": "metrics", "control_plane": "control plane", "traces": 
 
 def source_name(key: str) -> str:
     """`control plane`, or `control plane east` for one cluster's."""
-    role, _, cluster = key.partition(":")
-    return f"{ROLE_NAMES.get(role, role)} {cluster}".strip()
+    source = SourceKey.of(key)
+    return f"{ROLE_NAMES.get(source.role, source.role)} {source.cluster}".strip()
 
 
 _WORSE = (SourceState.FRESH, SourceState.ABSENT, SourceState.STALE, SourceState.FAILED)
@@ -36,8 +36,8 @@ def _by_place(sources: Mapping[str, SourceHealth]) -> dict[str, SourceHealth]:
     three clusters still fit on 80 columns."""
     out: dict[str, SourceHealth] = {}
     for key, h in sources.items():
-        role, _, cluster = key.partition(":")
-        name = cluster or ROLE_NAMES.get(role, role)
+        source = SourceKey.of(key)
+        name = source.cluster or ROLE_NAMES.get(source.role, source.role)
         known = out.get(name)
         if known is None or _WORSE.index(h.state) > _WORSE.index(known.state):
             out[name] = h
