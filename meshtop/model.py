@@ -87,8 +87,8 @@ class Workload:
     @property
     def label(self) -> str:
         """Short name for tables: `namespace/workload`, or the host, or `unknown`."""
-        if self.kind is NodeKind.UNKNOWN:
-            return UNKNOWN
+        if self.kind is NodeKind.UNKNOWN:  # an unnamed caller still has its namespace
+            return UNKNOWN if self.mark is None else f"{self.namespace}/{self.name}"
         if self.kind is NodeKind.EXTERNAL:
             return self.name
         return f"{self.namespace}/{self.name}"

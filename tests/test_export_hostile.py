@@ -123,7 +123,7 @@ def test_markdown_starts_nothing() -> None:
     for line in out.splitlines():  # every table row keeps its columns
         if line.startswith("| ") and "Owned" in line:
             cells = [c for c in line.replace("\\|", "").split("|")]
-            header_width = {4, 5, 10}  # sources and routes, plaintext, edges
+            header_width = {4, 5, 11}  # sources and routes, plaintext, edges
             assert len(cells) - 2 in header_width, line
 
 

@@ -57,7 +57,9 @@ document.querySelectorAll("table.sortable th").forEach(function (th, _) {
 });
 """
 
-NUMERIC = {3: "rps", 4: "error_rate", 5: "p50", 6: "p95", 7: "p99", 8: "mtls"}
+NUMERIC = {
+    3: "rps", 4: "error_rate", 5: "client_error_rate", 6: "p50", 7: "p95", 8: "p99", 9: "mtls"
+}  # fmt: skip
 
 
 def _sort_value(e: Edge, column: int) -> float | None:
@@ -65,10 +67,11 @@ def _sort_value(e: Edge, column: int) -> float | None:
     values = {
         3: s.rps or s.tcp_connections_per_s,
         4: s.error_rate,
-        5: s.p50_ms,
-        6: s.p95_ms,
-        7: s.p99_ms,
-        8: s.mtls,
+        5: s.client_error_rate,
+        6: s.p50_ms,
+        7: s.p95_ms,
+        8: s.p99_ms,
+        9: s.mtls,
     }
     return values.get(column)
 

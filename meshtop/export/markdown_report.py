@@ -36,9 +36,10 @@ def edge_cells(report: Report, e: Edge) -> list[str]:
     return [
         report.label(e.source),
         report.label(e.destination),
-        s.protocol.value,
+        "+".join(p.value for p in s.carried),
         traffic(e),
         "-" if tcp else units.percent(s.error_rate),
+        "-" if tcp else units.percent(s.client_error_rate),
         units.ms(s.p50_ms),
         units.ms(s.p95_ms),
         units.ms(s.p99_ms),
@@ -47,14 +48,14 @@ def edge_cells(report: Report, e: Edge) -> list[str]:
     ]
 
 
-EDGE_COLUMNS = ("source", "destination", "protocol", "traffic", "errors", "p50", "p95", "p99",
-                "mTLS", "health")  # fmt: skip
+EDGE_COLUMNS = ("source", "destination", "protocol", "traffic", "errors", "4xx", "p50", "p95",
+                "p99", "mTLS", "health")  # fmt: skip
 
 
 def _edge_table(report: Report, edges: Sequence[Edge]) -> list[str]:
     lines = [
         "| " + " | ".join(EDGE_COLUMNS) + " |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += ["| " + " | ".join(cell(c) for c in edge_cells(report, e)) + " |" for e in edges]
     return lines
