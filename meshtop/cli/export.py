@@ -16,10 +16,12 @@ from meshtop.cli import options, wiring
 from meshtop.cli.options import (
     CaOpt,
     ClustersOpt,
+    ContextsOpt,
     DemoOpt,
     DialectOpt,
     HeaderOpt,
     InsecureOpt,
+    KubeconfigOpt,
     NamespaceOpt,
     PasswordFileOpt,
     PrometheusOpt,
@@ -84,9 +86,12 @@ def export(
     prometheus_ca: CaOpt = None,
     insecure: InsecureOpt = False,
     timeout: TimeoutOpt = None,
+    context: ContextsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
-    """Write one snapshot of the mesh as JSON, Markdown, HTML, CSV, DOT, Mermaid or SVG;
-    with --fail-on, exit 1 when an edge breaks a gate."""
+    """Write one snapshot of the mesh as JSON, Markdown, HTML, CSV, DOT, Mermaid or SVG,
+    with the routes of the cluster of --context (or of each); with --fail-on, exit 1 when
+    an edge breaks a gate."""
     from meshtop.export import renderer
     from meshtop.gates import check, parse_gate
     from meshtop.output import progress, write_report
@@ -98,14 +103,20 @@ def export(
     )  # fmt: skip
     if demo:  # the simulated mesh is narrowed here, not by a Prometheus query
         flags["prometheus.namespaces"] = ()
-    settings = options.settings(ctx, window=window, **flags)
+    settings = options.settings(
+        ctx, window=window, **flags, **options.kubernetes(context, kubeconfig)
+    )
     render = renderer(fmt.value)
     gates = [parse_gate(text) for text in fail_on or ()]
     moment = parse_moment(at) if at is not None else None
     if clusters and not demo:
         raise UsageError("--clusters simulates a mesh: give it with --demo")
     sim = wiring.simulation(services, seed, moment, clusters) if demo else None
-    sources = wiring.sources(settings, sim, moment, routes=bool(settings.clusters))
+    # the routes of a cluster the command line names, or of each of several; not of the
+    # console's cluster in MESHTOP_CONTEXT or [kubernetes]: an export asks Kubernetes only
+    # when told to
+    routes = options.cluster_named(ctx, context, kubeconfig) or bool(settings.clusters)
+    sources = wiring.sources(settings, sim, moment, routes=routes)
     namespaces = (
         settings.prometheus.namespaces
         if settings.prometheus and not demo

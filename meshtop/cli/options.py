@@ -148,6 +148,10 @@ class Given:
     flags: dict[str, Any] = field(default_factory=dict)
 
 
+def _given(ctx: typer.Context) -> Given:
+    return ctx.obj if isinstance(ctx.obj, Given) else Given()
+
+
 def kubernetes(contexts: list[str] | None, kubeconfig: Path | None) -> dict[str, Any]:
     """`--context` and `--kubeconfig`: one context names the cluster; two or more, the
     clusters of one view."""
@@ -157,6 +161,15 @@ def kubernetes(contexts: list[str] | None, kubeconfig: Path | None) -> dict[str,
         "kubernetes.contexts": given,
         "kubernetes.kubeconfig": kubeconfig,
     }
+
+
+def cluster_named(ctx: typer.Context, contexts: list[str] | None, kubeconfig: Path | None) -> bool:
+    """Whether --context or --kubeconfig was given, to the command or before it: a cluster
+    asked for on the command line, not one the environment or the config file name for
+    the console (MESHTOP_CONTEXT, [kubernetes])."""
+    flags = _given(ctx).flags
+    before = flags.get("kubernetes.contexts") or flags.get("kubernetes.kubeconfig")
+    return bool(contexts or kubeconfig or before)
 
 
 def backend(
@@ -191,7 +204,7 @@ def settings(ctx: typer.Context, **flags: Any) -> Settings:
     this command's own options."""
     from meshtop.config import load
 
-    given: Given = ctx.obj if isinstance(ctx.obj, Given) else Given()
+    given = _given(ctx)
     mine = {k: v for k, v in flags.items() if v not in (None, (), False)}
     loaded = load({**given.flags, **mine}, config_file=given.config)
     for warning in loaded.warnings:  # a secret others can read: said, not refused

@@ -47,8 +47,8 @@ def simulation(
 def sources(
     settings: Settings, sim: Simulation | None, at: float | None = None, *, routes: bool = False
 ) -> Sources:
-    """The metrics (and trace) backends; with `routes`, the control plane too: the
-    console's, and an export's over several clusters (each cluster's copies)."""
+    """The metrics (and trace) backends; with `routes`, the control plane too, of each
+    cluster named (none named, none): the console's, and an export's."""
     if sim is not None:
         return Sources(sim.metrics, sim.control_plane, True, sim.clock, sim.traces)
     from meshtop.sources.prometheus import PrometheusMetrics
