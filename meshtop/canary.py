@@ -34,9 +34,13 @@ class Split:
         hosts share in the rule (`v1` of reviews and of ratings) is named with its host
         (`reviews/v1`), so that no name changes two destinations."""
         plain = [d.subset or d.host for d in rule.destinations]
-        names = tuple(
+        short = [
             f"{d.host.split('.')[0]}/{d.subset}" if d.subset and plain.count(d.subset) > 1 else n
             for d, n in zip(rule.destinations, plain, strict=True)
+        ]
+        names = tuple(  # two hosts alike in their first label: the whole host
+            f"{d.host}/{d.subset}" if "/" in n and short.count(n) > 1 else n
+            for d, n in zip(rule.destinations, short, strict=True)
         )
         return Split(route.kind, names, tuple(d.weight for d in rule.destinations))
 

@@ -57,6 +57,10 @@ class Outcome:
         return not self.steps and self.reason.startswith("refused")
 
 
+class Stopped(Exception):
+    """Raised by a rollout's `sleep` when the user stops it between two steps."""
+
+
 def judge(s: WindowSummary, gates: Gates) -> str:
     """Why the canary breaks the gates over the last interval, or ""."""
     if not s.rps > gates.min_rps:
@@ -86,6 +90,7 @@ async def rollout(
     sleep: Callable[[float], Awaitable[None]],
     say: Callable[[str], None],
     rule: str | None = None,
+    force: bool = False,
 ) -> Outcome:
     """Move `step` percent of the traffic from the stable destination (the one with the
     most, the canary aside) to `to` every `interval_s`, judging the canary on the interval
@@ -93,13 +98,26 @@ async def rollout(
     canary, already taking traffic, breaks the gates; promoted when the stable one has no
     weight left; at the first breach, every weight back to what it was before the rollout.
     Each step is a change of `change` (checked, audited, tested against its version)
-    to the copy in `cluster`. `nodes(route, subset)` names the workloads behind one."""
+    to the copy in `cluster`. `nodes(route, subset)` names the workloads behind one. A
+    route Flagger or Argo Rollouts steers is refused unless `force`. `sleep` may raise
+    `Stopped` (the user stopped it): the rollout ends there, said, and can be undone."""
+    from meshtop.change import workflow
+
     if not 1 <= step <= 100:
         raise UsageError(f"--step {step}: give 1 to 100 (percent per step)")
     store = change.copies[cluster].store
-    first, _ = await store.read(kind, namespace, name)
+    reading = await workflow.read({cluster: change.copies[cluster]}, [kind], namespace, name)
+    if reading.unread:
+        raise reading.unread[cluster]
+    first, steered = reading.found[cluster]
     index = rule_index(first, rule)
     start = Split.of(first, first.rules[index])
+    if steered and not force:
+        change.record(cluster, Plan(first, index, start, start), f"refused: steered by {steered}")
+        raise UsageError(
+            f"{first.kind} {namespace}/{name} is steered by {steered}: a rollout here would "
+            "fight it; give --force to roll out all the same"
+        )
     if to not in start.names:
         raise UsageError(f"{name} has no destination {to!r}; it has {', '.join(start.names)}")
     canary = start.names.index(to)
@@ -162,9 +180,15 @@ async def rollout(
             last = await move(last.move(stable, canary, step))
         except MeshtopError as exc:
             return ended(False, f"stopped: {exc}", exc)
-        await sleep(interval_s)
-        s, actual = await judged()
-        breach = judge(s, gates)
+        try:
+            await sleep(interval_s)
+        except Stopped:
+            return ended(False, f"stopped by you: the route is left at {last.text()}")
+        try:
+            s, actual = await judged()
+            breach = judge(s, gates)
+        except MeshtopError as exc:  # the metrics gone: no canary is judged blind (Flagger)
+            s, actual, breach = WindowSummary(rps=0.0), None, f"the metrics failed: {exc}"
         record = Step(number, last.weights[canary], actual, s, breach)
         steps.append(record)
         say(_progress(record, to, gates))

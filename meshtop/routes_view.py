@@ -117,16 +117,21 @@ def workloads_behind(snapshot: MeshSnapshot) -> Callable[[Route, str], list[str]
 
     def find(route: Route, destination: str) -> list[str]:
         if route.kind == "VirtualService":
-            hosts = {
-                d.host.split(".")[0]
-                for rule in route.rules
-                for d in rule.destinations
-                if (d.subset or d.host) == destination
-            }
+            if "/" in destination:  # a subset two hosts share, named with its host
+                host, version = destination.rsplit("/", 1)
+                hosts = {host.split(".")[0]}
+            else:
+                version = destination
+                hosts = {
+                    d.host.split(".")[0]
+                    for rule in route.rules
+                    for d in rule.destinations
+                    if (d.subset or d.host) == destination
+                }
             return sorted(
                 n
                 for n, w in snapshot.nodes.items()
-                if w.namespace == route.namespace and w.app in hosts and w.version == destination
+                if w.namespace == route.namespace and w.app in hosts and w.version == version
             )
         return sorted(
             {e.destination for e in snapshot.edges if e.service.split(".")[0] == destination}

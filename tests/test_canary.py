@@ -160,3 +160,44 @@ def test_a_subset_name_two_hosts_share_changes_neither_until_named_with_its_host
         "/spec/http/0/route/0/weight",
         "/spec/http/0/route/2/weight",
     ]
+
+
+def test_the_workloads_behind_a_subset_two_hosts_share_are_its_hosts_own() -> None:
+    """The routes tab's observed share and a rollout's canary are found by the same
+    names as `--set` takes: `reviews/v1` is reviews' v1, not ratings'."""
+    from types import SimpleNamespace
+
+    from meshtop.model import Route, RouteRule, WeightedDestination, Workload
+    from meshtop.routes_view import workloads_behind
+
+    rule = RouteRule(
+        destinations=(
+            WeightedDestination("reviews", "v1", 50),
+            WeightedDestination("ratings", "v1", 50),
+        ),
+    )
+    route = Route("VirtualService", "c", "bookinfo", "mixed", ("reviews",), (rule,), "7")
+    nodes = {
+        w.id: w
+        for w in (
+            Workload("c", "bookinfo", "reviews-v1", app="reviews", version="v1"),
+            Workload("c", "bookinfo", "ratings-v1", app="ratings", version="v1"),
+        )
+    }
+    find = workloads_behind(SimpleNamespace(nodes=nodes, edges=()))  # type: ignore[arg-type]
+    names = Split.of(route, rule).names
+    assert [find(route, n) for n in names] == [
+        [nodes_id for nodes_id in nodes if "reviews" in nodes_id],
+        [nodes_id for nodes_id in nodes if "ratings" in nodes_id],
+    ]
+    twins = RouteRule(
+        destinations=(
+            WeightedDestination("reviews.a.svc.cluster.local", "v1", 50),
+            WeightedDestination("reviews.b.svc.cluster.local", "v1", 50),
+        ),
+    )
+    twin = Route("VirtualService", "c", "a", "twins", ("reviews",), (twins,), "1")
+    assert Split.of(twin, twins).names == (
+        "reviews.a.svc.cluster.local/v1",
+        "reviews.b.svc.cluster.local/v1",
+    )

@@ -95,8 +95,9 @@ def _weights(sim: Simulation) -> list[int]:
 
 
 def test_each_step_takes_from_the_stable_version_alone(sim: Simulation, clock: Clock) -> None:
-    """`--to v3 --step 50` on 70/20/10 (the issue's case: it wrote 31/9/60): v2 keeps its
-    20 at every step; v3 is promoted when v1 has nothing left."""
+    """`--step 50` from v1 with a third destination beside (the issue's case, v3 on
+    70/20/10, wrote 31/9/60): here v2 on 70/10/20; v3 keeps its 20 at every step, and v2
+    is promoted when v1 has nothing left."""
     outcome, said = _run(sim, clock, "v2", Gates(max_error_rate=0.01), step=50,
                          start={"v1": 70, "v2": 10, "v3": 20})  # fmt: skip
     assert outcome.promoted, outcome.reason
@@ -141,6 +142,9 @@ def test_the_whole_rollout_is_one_change_to_take_back(sim: Simulation, clock: Cl
     assert outcome.promoted and outcome.taken_back is not None
     back = undo_plan(sim.route("bookinfo", "reviews"), outcome.taken_back)
     assert back.before.weights == (0, 90, 10) and back.after.weights == (90, 0, 10)
+    change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="undo")
+    (done,) = asyncio.run(change.apply({"sim": back}))
+    assert done.result == "applied" and _weights(sim) == [90, 0, 10]
 
 
 def test_every_step_is_audited_as_the_rollout(sim: Simulation, clock: Clock) -> None:
@@ -154,5 +158,82 @@ def test_every_step_is_audited_as_the_rollout(sim: Simulation, clock: Clock) -> 
     assert {e["by"] for e in lines} == {"rollout"}
     written = [e for e in lines if e["outcome"] == "applied"]
     assert [e["after"]["v2"] for e in written] == [50, 100]
-    intents = [e for e in lines if e["outcome"] == "about to apply"]
-    assert len(intents) == len(written)  # each write's intent logged before it
+    # each write's intent logged right before it, for the same weights
+    for i, entry in enumerate(lines):
+        if entry["outcome"] == "applied":
+            assert lines[i - 1]["outcome"] == "about to apply", lines
+            assert lines[i - 1]["after"] == entry["after"]
+
+
+class _FailingMetrics:
+    """The simulated mesh's metrics, until `fail_after` histories: then the backend is
+    gone."""
+
+    def __init__(self, real: object, fail_after: int) -> None:
+        self.real, self.left = real, fail_after
+
+    @property
+    def name(self) -> str:
+        return "failing"
+
+    async def traffic(self, window_s: float) -> object:
+        return await self.real.traffic(window_s)  # type: ignore[attr-defined]
+
+    async def history(self, source: str | None, destination: str | None, window_s: float) -> object:
+        from meshtop.errors import BackendError
+
+        self.left -= 1
+        if self.left < 0:
+            raise BackendError("Prometheus at http://prom:9090 did not answer within 10s")
+        return await self.real.history(source, destination, window_s)  # type: ignore[attr-defined]
+
+
+def test_metrics_that_fail_mid_rollout_abort_it_back_to_the_weights_from_before(
+    sim: Simulation, clock: Clock
+) -> None:
+    """No canary is judged blind: the route goes back, and the rollout can be undone."""
+    said: list[str] = []
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    sim.set_weights("bookinfo", "reviews", {"v1": 80, "v2": 20, "v3": 0})
+    change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="rollout")
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    outcome = asyncio.run(
+        rollout(
+            change, _FailingMetrics(sim.metrics, 0), cluster="sim", kind="VirtualService",  # type: ignore[arg-type]
+            namespace="bookinfo", name="reviews", to="v3", step=10, interval_s=60,
+            gates=Gates(max_error_rate=0.5), nodes=workloads_behind(snapshot), sleep=sleep,
+            say=said.append,
+        )
+    )  # fmt: skip
+    assert not outcome.promoted and outcome.steps[0].breach.startswith("the metrics failed: ")
+    assert outcome.reason.endswith("back to v1=80,v2=20,v3=0"), outcome.reason
+    assert _weights(sim) == [80, 20, 0]
+
+
+def test_a_rollout_stopped_between_two_steps_says_where_it_left_the_route(
+    sim: Simulation, clock: Clock
+) -> None:
+    """`s` in the dialog: the route stays as the last step left it, and the steps so
+    far are one change to take back."""
+    from meshtop.rollout import Stopped
+
+    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    sim.set_weights("bookinfo", "reviews", {"v1": 100, "v2": 0, "v3": 0})
+    change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="rollout")
+
+    async def sleep(seconds: float) -> None:
+        raise Stopped
+
+    outcome = asyncio.run(
+        rollout(
+            change, sim.metrics, cluster="sim", kind="VirtualService", namespace="bookinfo",
+            name="reviews", to="v2", step=25, interval_s=60, gates=Gates(max_error_rate=0.01),
+            nodes=workloads_behind(snapshot), sleep=sleep, say=lambda _: None,
+        )
+    )  # fmt: skip
+    assert outcome.reason == "stopped by you: the route is left at v1=75,v2=25,v3=0"
+    assert _weights(sim) == [75, 25, 0]
+    assert outcome.taken_back is not None and outcome.taken_back.before.weights == (100, 0, 0)

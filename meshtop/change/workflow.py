@@ -181,6 +181,10 @@ class Workflow:
             return self._ended(cluster, plan, "conflict", exc)
         except MeshtopError as exc:
             return self._ended(cluster, plan, "failed", exc)
+        except Exception as exc:  # a bug in one store: the others' outcomes are still said
+            return self._ended(
+                cluster, plan, "failed", MeshtopError(f"{type(exc).__name__}: {exc}")
+            )
         entry = {**self._entry(cluster, plan), "outcome": "applied",
                  "new_resource_version": applied.resource_version}  # fmt: skip
         try:

@@ -31,6 +31,9 @@ def rollout(
         RouteKind, typer.Option("--kind", help="VirtualService or HTTPRoute.")
     ] = RouteKind.VirtualService,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start without asking.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Roll out a route that Flagger or Argo Rollouts steers.")
+    ] = False,
     demo: Annotated[bool, typer.Option("--demo", help="Roll out in the simulated mesh.")] = False,
     context: Annotated[
         str | None, typer.Option("--context", help="The kubeconfig context.")
@@ -40,12 +43,15 @@ def rollout(
     dialect: DialectOpt = None,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """Move the canary's weight up a step at a time while its own metrics stay inside the
-    gates (Flagger's request-success-rate and request-duration); abort to the stable
-    version at the first breach, or when the canary gets no traffic. Exit 0 promoted,
-    1 aborted by a gate, 4 stopped because someone else changed the route."""
+    """Move the canary's weight up a step at a time, from the stable version alone, while
+    its own metrics stay inside the gates (Flagger's request-success-rate and
+    request-duration); refuse a canary that already breaks them; abort back to the weights
+    from before at the first breach, or when the canary gets no traffic or the metrics
+    fail. Exit 0 promoted, 1 refused or aborted by a gate, 3 a backend failed, 4 stopped
+    because someone else changed the route."""
     import asyncio
 
+    from meshtop.canary import Split, rule_index
     from meshtop.change.workflow import Copy, Workflow
     from meshtop.gates import parse_gate
     from meshtop.rollout import Gates, workloads_behind
@@ -92,7 +98,7 @@ def rollout(
             change, sources.metrics, cluster=where, kind=route_kind, namespace=namespace,
             name=name, to=to, step=step, interval_s=interval_s, gates=gates,
             nodes=workloads_behind(snapshot), sleep=asyncio.sleep,
-            say=lambda text: typer.echo(sanitize.said(text)), rule=rule,
+            say=lambda text: typer.echo(sanitize.said(text)), rule=rule, force=force,
         )  # fmt: skip
 
     try:
@@ -101,9 +107,8 @@ def rollout(
         # say which state the route is in, as read now, so that nothing is left unsaid
         try:
             route, _ = asyncio.run(store.read(route_kind, namespace, name))
-            now = ", ".join(
-                f"{d.subset or d.host}={d.weight}" for r in route.rules[:1] for d in r.destinations
-            )
+            i = rule_index(route, rule)
+            now = Split.of(route, route.rules[i]).text()
             typer.echo(sanitize.said(f"meshtop: interrupted; {target} is left at {now}"), err=True)
         except MeshtopError as exc:
             typer.echo(sanitize.said(f"meshtop: interrupted; {target} could not be read: {exc}"),

@@ -11,7 +11,7 @@ import typer
 from meshtop import sanitize
 from meshtop.cli import options, wiring
 from meshtop.cli.options import ContextsOpt, KubeconfigOpt, RouteKind, TimeoutOpt
-from meshtop.errors import UsageError
+from meshtop.errors import BackendError, UsageError
 
 
 def shift(
@@ -72,7 +72,11 @@ def shift(
     for cluster, why in reading.unread.items():
         typer.echo(sanitize.said(f"{cluster}: cannot read {target}: {why}"))
     if not reading.found:
-        raise UsageError(f"no cluster has {target}: {next(iter(reading.unread.values()))}")
+        unread = list(reading.unread.values())
+        backend = next((e for e in unread if isinstance(e, BackendError)), None)
+        if backend is not None:  # out of reach, refused: the backends', exit 3
+            raise BackendError(f"no cluster could be read for {target}: {backend}")
+        raise UsageError(f"no cluster has {target}: {unread[0]}")
     routes = reading.routes()
     plans = copies.plans(
         routes, lambda r: rule_index(r, rule), lambda before: parse_set(weights, before)

@@ -11,11 +11,11 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from meshtop import __version__
 from meshtop.canary import Plan
@@ -23,6 +23,8 @@ from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
 from meshtop.sources import bounded
 from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
+
+T = TypeVar("T")
 
 # (group, versions newest first, plural, kind)
 VIRTUAL_SERVICES = ("networking.istio.io", ("v1", "v1beta1"), "virtualservices", "VirtualService")
@@ -35,6 +37,9 @@ DESTINATION_RULES = (
 HTTP_ROUTES = ("gateway.networking.k8s.io", ("v1", "v1beta1"), "httproutes", "HTTPRoute")
 # Items a list asks for at a time, as kubectl does: no one answer grows with the cluster.
 PAGE = 500
+# A whole list (all its pages) may be this many times one answer's cap: 512 MiB of
+# Deployments is some 80,000 of them; a server that pages for ever stops there.
+LIST_PAGES_CAPPED = 8
 KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
 
 # Who else steers a route's weights, and how they mark what they own or manage.
@@ -89,19 +94,19 @@ class KubeConfig:
 def owner(obj: Mapping[str, Any]) -> str | None:
     """The controller that owns or manages this object, in words, or None: owner
     references to a Flagger Canary or an Argo Rollout, their managed fields, their labels."""
-    meta = obj.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or ():
+    meta = _table(obj.get("metadata"))
+    for ref in _entries(meta.get("ownerReferences")):
         api = str(ref.get("apiVersion", ""))
         if api.startswith("flagger.app/"):
             return f"Flagger (Canary {ref.get('name', '?')})"
         if api.startswith("argoproj.io/"):
             return f"Argo Rollouts ({ref.get('kind', 'Rollout')} {ref.get('name', '?')})"
-    for entry in meta.get("managedFields") or ():
+    for entry in _entries(meta.get("managedFields")):
         manager = str(entry.get("manager", "")).lower()
         for key, who in CONTROLLERS.items():
             if key in manager:
                 return f"{who} (manages its fields)"
-    labels = meta.get("labels") or {}
+    labels = _table(meta.get("labels"))
     managed = str(labels.get("app.kubernetes.io/managed-by", "")).lower()
     for key, who in CONTROLLERS.items():
         if key in managed:
@@ -165,7 +170,7 @@ class KubernetesControlPlane:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         until: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], int]:
         """One request (on a worker thread): its answer as JSON, by the deadline (all of
         it: connecting, the headers and every byte of the body) and within the cap, or one
         clear error. The client's own API methods read every answer whole, however long it
@@ -224,7 +229,7 @@ class KubernetesControlPlane:
                 f"cannot {what}: the Kubernetes API ({self.context}) answered something that "
                 "is not a JSON object"
             )
-        return doc
+        return doc, len(text)
 
     def _late(self, what: str) -> str:
         return (
@@ -233,25 +238,41 @@ class KubernetesControlPlane:
         )
 
     async def _call(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        doc, _ = await self._sized(what, method, path, **kwargs)
+        return doc
+
+    async def _sized(
+        self, what: str, method: str, path: str, **kwargs: Any
+    ) -> tuple[dict[str, Any], int]:
+        """The answer, and how many bytes it took."""
         return await asyncio.to_thread(partial(self._request, what, method, path, **kwargs))
 
-    async def _items(self, what: str, path: str) -> list[dict[str, Any]]:
-        """Every item of a list, a page of `PAGE` at a time (as kubectl reads them), all
-        the pages within one deadline: a server that never stops paging cannot keep the
-        caller waiting."""
-        out: list[dict[str, Any]] = []
+    async def _items(self, what: str, path: str, keep: Callable[[dict[str, Any]], T]) -> list[T]:
+        """What `keep` takes of every item of a list, a page of `PAGE` at a time (as
+        kubectl reads them), all the pages within one deadline and `LIST_PAGES_CAPPED`
+        caps in all: a server that never stops paging cannot keep the caller waiting, nor
+        fill its memory."""
+        out: list[T] = []
         query: list[tuple[str, str]] = [("limit", str(PAGE))]
         until = time.monotonic() + self.config.timeout_s
+        budget = LIST_PAGES_CAPPED * self._cap
         while True:
-            doc = await self._call(what, "GET", path, query=query, until=until)
+            doc, size = await self._sized(what, "GET", path, query=query, until=until)
+            budget -= size
+            if budget < 0:
+                raise BackendError(
+                    f"cannot {what}: the Kubernetes API ({self.context}) answered more than "
+                    f"{LIST_PAGES_CAPPED * self.config.max_response_mb:g} MiB in all; raise "
+                    "[kubernetes] max_response_mb if a list really needs it"
+                )
             items = doc.get("items") or []
             if not isinstance(items, list):
                 raise BackendError(
                     f"cannot {what}: the Kubernetes API ({self.context}) answered a list "
                     "without items"
                 )
-            out.extend(item for item in items if isinstance(item, dict))
-            more = (doc.get("metadata") or {}).get("continue")
+            out.extend(keep(item) for item in items if isinstance(item, dict))
+            more = _table(doc.get("metadata")).get("continue")
             if not more or not isinstance(more, str):
                 return out
             query = [("limit", str(PAGE)), ("continue", more)]
@@ -269,6 +290,7 @@ class KubernetesControlPlane:
                 items = await self._items(
                     f"list {kind}s{f' in {namespace}' if namespace else ''}",
                     f"/apis/{group}/{version}{where}/{plural}",
+                    _whole,
                 )
             except _NotServed:
                 continue
@@ -314,37 +336,43 @@ class KubernetesControlPlane:
         out: set[tuple[str, str]] = set()
         for namespace in self.config.namespaces or ("",):
             where = f"/namespaces/{namespace}" if namespace else ""
-            for item in await self._items(
-                f"list services{f' in {namespace}' if namespace else ''}",
-                f"/api/v1{where}/services",
-            ):
+
+            def name(item: dict[str, Any], namespace: str = namespace) -> tuple[str, str]:
                 meta = _table(item.get("metadata"))
-                out.add((str(meta.get("namespace", namespace)), str(meta.get("name", ""))))
+                return str(meta.get("namespace", namespace)), str(meta.get("name", ""))
+
+            out.update(
+                await self._items(
+                    f"list services{f' in {namespace}' if namespace else ''}",
+                    f"/api/v1{where}/services",
+                    name,
+                )
+            )
         return out
 
     async def workloads(self) -> Sequence[Workload]:
         out: list[Workload] = []
         for namespace in self.config.namespaces or ("",):
             where = f"/namespaces/{namespace}" if namespace else ""
-            for plural in ("deployments", "statefulsets"):
-                for item in await self._items(
+
+            def workload(item: dict[str, Any], namespace: str = namespace) -> Workload:
+                meta = _table(item.get("metadata"))
+                template = _table(_table(item.get("spec")).get("template"))
+                labels = _table(_table(template.get("metadata")).get("labels"))
+                return Workload(
+                    self.config.cluster,
+                    str(meta.get("namespace", namespace)),
+                    str(meta.get("name", "")),
+                    app=str(labels.get("app", labels.get("app.kubernetes.io/name", ""))),
+                    version=str(labels.get("version", labels.get("app.kubernetes.io/version", ""))),
+                )
+
+            for plural in ("deployments", "statefulsets"):  # each item kept as a Workload
+                out += await self._items(
                     f"list {plural}{f' in {namespace}' if namespace else ''}",
                     f"/apis/apps/v1{where}/{plural}",
-                ):
-                    meta = _table(item.get("metadata"))
-                    template = _table(_table(item.get("spec")).get("template"))
-                    labels = _table(_table(template.get("metadata")).get("labels"))
-                    out.append(
-                        Workload(
-                            self.config.cluster,
-                            str(meta.get("namespace", namespace)),
-                            str(meta.get("name", "")),
-                            app=str(labels.get("app", labels.get("app.kubernetes.io/name", ""))),
-                            version=str(
-                                labels.get("version", labels.get("app.kubernetes.io/version", ""))
-                            ),
-                        )
-                    )
+                    workload,
+                )
         return out
 
     malformed: Sequence[str] = ()  # the routes the last `routes()` left out, and why
@@ -406,6 +434,15 @@ def _in_cluster() -> bool:
 def _table(value: Any) -> dict[str, Any]:
     """A field of an object from the API as a mapping, whatever the server sent."""
     return value if isinstance(value, dict) else {}
+
+
+def _whole(item: dict[str, Any]) -> dict[str, Any]:
+    return item
+
+
+def _entries(value: Any) -> list[dict[str, Any]]:
+    """A list field of an object from the API: its mappings, whatever else it holds."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _refusal(what: str, status: int, body: bytes, context: str) -> MeshtopError:

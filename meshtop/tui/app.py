@@ -786,7 +786,7 @@ class MeshtopApp(App[None]):
         self.last_plans = []
         undone = [o.cluster for o in outcomes if o.ok]
         failed = failed + [
-            f"{o.cluster}: {o.error}" if len(back) > 1 else str(o.error)
+            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
             for o in outcomes
             if not o.ok
         ]

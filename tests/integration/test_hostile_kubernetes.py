@@ -121,6 +121,17 @@ class HostileAPI(BaseHTTPRequestHandler):
         page = {"kind": "List", "metadata": {"continue": f"c{time.monotonic_ns()}"}, "items": []}
         self._send(200, json.dumps(page).encode())
 
+    def _heavy(self) -> None:
+        """A list whose every page is half a MiB and names another, for ever."""
+        item = {**VIRTUAL_SERVICE, "pad": "x" * (512 * 1024)}
+        page = {"kind": "List", "metadata": {"continue": "more"}, "items": [item]}
+        self._send(200, json.dumps(page).encode())
+
+    def _odd(self) -> None:
+        """A list whose metadata and items are not what the API promises."""
+        page = {"kind": "List", "metadata": "nonsense", "items": ["x", 3, VIRTUAL_SERVICE]}
+        self._send(200, json.dumps(page).encode())
+
     def _forbidden(self) -> None:
         status = {
             "kind": "Status",
@@ -276,3 +287,34 @@ def _plane(tmp_path: Path, server: str) -> KubernetesControlPlane:
             timeout_s=TIMEOUT_S,
         )
     )
+
+
+def test_a_list_that_pages_for_ever_is_capped_in_all_not_only_by_page(
+    api: str, tmp_path: Path
+) -> None:
+    """Every page is under the cap, but a list is held to eight caps in all: memory does
+    not grow with a server that never stops paging."""
+    plane = KubernetesControlPlane(
+        KubeConfig(
+            kubeconfig=_kubeconfig(tmp_path, f"{api}/heavy"),
+            namespaces=("bookinfo",),
+            timeout_s=30,
+            max_response_mb=1,
+        )
+    )
+    with pytest.raises(BackendError) as caught:
+        asyncio.run(plane.routes())
+    assert str(caught.value) == (
+        "cannot list VirtualServices in bookinfo: the Kubernetes API (hostile) answered more "
+        "than 8 MiB in all; raise [kubernetes] max_response_mb if a list really needs it"
+    )
+
+
+def test_a_list_whose_fields_are_not_as_promised_is_read_for_what_it_holds(
+    api: str, tmp_path: Path
+) -> None:
+    """`metadata` a string, items that are not objects: no crash, the one route kept."""
+    plane = _plane(tmp_path, f"{api}/odd")
+    routes = asyncio.run(plane.routes())
+    assert [r.name for r in routes if r.kind == "VirtualService"] == ["reviews"]
+    assert asyncio.run(plane.services()) == {("bookinfo", "reviews")}

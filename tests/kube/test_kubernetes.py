@@ -62,3 +62,36 @@ def test_routes_steered_by_flagger_or_argo_are_known() -> None:
     )
     assert owner({"metadata": {"labels": {"app.kubernetes.io/managed-by": "flagger"}}})
     assert owner({"metadata": {"managedFields": [{"manager": "kubectl"}]}}) is None
+
+
+def test_shift_over_clusters_none_of_which_answers_is_the_backends_exit_3(
+    tmp_path: Path,
+) -> None:
+    """Out of reach everywhere is a backend's failure (3), not "no cluster has it" (2)."""
+    import socket
+
+    import yaml
+
+    from ..test_cli import meshtop
+
+    def closed_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    names = ("east", "west")
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "east",
+        "clusters": [{"name": n, "cluster": {"server": f"http://127.0.0.1:{closed_port()}"}}
+                     for n in names],
+        "contexts": [{"name": n, "context": {"cluster": n, "user": "u"}} for n in names],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))  # fmt: skip
+    config.chmod(0o600)
+    result = meshtop("shift", "bookinfo/reviews", "--set", "v1=50,v2=50", "--kubeconfig",
+                     str(config), "--context", "east", "--context", "west", "--yes")  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("meshtop: no cluster could be read for bookinfo/reviews: "), last
+    assert "cannot reach the Kubernetes API" in last

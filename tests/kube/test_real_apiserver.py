@@ -828,6 +828,37 @@ def test_a_rollout_writes_each_step_to_the_server_and_promotes(
     assert len(patches) == 8  # each step checked by the server first
 
 
+def test_a_rollout_leaves_a_route_flagger_steers_unless_forced(
+    kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, clock: Any
+) -> None:
+    """As `shift` does: a rollout would fight Flagger's own."""
+    from meshtop.rollout import Gates
+
+    canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "reviews",
+              "uid": "0b0c6f3e-2a8e-4a51-9d0f-3c1a5e7d9b21", "controller": True}  # fmt: skip
+    kube.patch(VS, bookinfo, "reviews",
+               [{"op": "add", "path": "/metadata/ownerReferences", "value": [canary]}])  # fmt: skip
+    plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig"), bookinfo)
+    with pytest.raises(UsageError, match=r"is steered by Flagger \(Canary reviews\)"):
+        _rollout(plane, sim, clock, bookinfo, "v2", Gates(max_error_rate=0.01))
+    assert _weights(kube, VS, bookinfo) == [90, 10]
+
+
+def test_a_malformed_owner_reference_is_no_crash(
+    kube: KubeServer, bookinfo: str, tmp_path: Path
+) -> None:
+    """What the server keeps of an owner reference is what another writer sent; whatever
+    it is, reading the route is no bug (exit 70)."""
+    from meshtop.sources.kubernetes import owner
+
+    assert owner({"metadata": {"ownerReferences": ["x", 3], "managedFields": "y"}}) is None
+    assert owner({"metadata": "nonsense"}) is None
+    config = kube.kubeconfig(tmp_path / "kubeconfig")
+    result = _shift(config, tmp_path / "state", f"{bookinfo}/reviews", "--set", "v1=50,v2=50",
+                    "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_bad_canary_is_aborted_back_to_stable_on_the_server(
     kube: KubeServer, bookinfo: str, tmp_path: Path, sim: Any, clock: Any
 ) -> None:

@@ -25,7 +25,7 @@ from meshtop.change import workflow
 from meshtop.change.workflow import Workflow
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
-from meshtop.rollout import Gates, rollout, workloads_behind
+from meshtop.rollout import Gates, Stopped, rollout, workloads_behind
 from meshtop.sanitize import said, shown
 
 BAR = 40
@@ -177,7 +177,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
     # -- editing ---------------------------------------------------------------------
 
     def _edit(self, new: Split) -> None:
-        if self.busy or self.reviewing:
+        if self.busy or self.reviewing or self.rolling:
             return
         self.split = new
         self.message = ""
@@ -223,6 +223,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.dismiss(None)
 
     def action_review(self) -> None:
+        if self.rolling:  # the rollout writes this route: nothing else does meanwhile
+            return
         changes = self.split.weights != self.read.weights
         if self.everywhere:  # or another copy's: after a partial write, the ones left
             changes = changes or any(
@@ -302,7 +304,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
         if self.pending is not None and not (self.busy or self.rolling):
             self._start_rollout()
             return
-        if not self.reviewing or self.busy:
+        if not self.reviewing or self.busy or self.rolling:
             return
         self.busy = True
         self.message = "the server checks the change (dry run)…"
@@ -460,7 +462,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             waited = 0.0
             while waited < seconds:
                 if self._stop:
-                    raise _Stopped
+                    raise Stopped
                 await asyncio.sleep(min(0.2, seconds - waited))
                 waited += 0.2
 
@@ -481,8 +483,6 @@ class ShiftScreen(ModalScreen[Plan | None]):
             text = outcome.reason
             if outcome.taken_back is not None:
                 taken.append(outcome.taken_back)
-        except _Stopped:
-            text = "stopped by you: the route is as the last step left it"
         except MeshtopError as exc:
             text = f"rollout not done: {exc}"
         if taken:  # the whole rollout, as one change :undo takes back
@@ -529,10 +529,6 @@ def _preview(split: Split, to: str, step: int, interval_s: float) -> str:
         f"{split.text()} → {' → '.join(shown_steps)}; a breach restores {split.text()}. "
         "y starts it, esc cancels"
     )
-
-
-class _Stopped(Exception):
-    """The user stopped a rollout between two steps."""
 
 
 def _rollout_words(text: str) -> tuple[int, float, Gates]:
