@@ -339,3 +339,28 @@ def test_top_keeps_every_peer_without_a_proxy_in_the_security_section(mesh: Mesh
     assert ("unknown/unknown/unknown", "Kubernetes/bookinfo/productpage-v1") in plain
     without = {p["id"] for p in report["security"]["without_proxy"]}
     assert {"unknown/unknown/unknown", "external/external/10.1.2.3"} <= without
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "rps", "kinds"),
+    [
+        ("Kubernetes/istio-system/istio-ingressgateway", "Kubernetes/bookinfo/service:reviews",
+         2.0, {"5xx"}),
+        ("Kubernetes/bookinfo/reviews-v3", "Kubernetes/bookinfo/service:unknown", 1.0, {"4xx"}),
+        ("Kubernetes/shop/unknown", "Kubernetes/shop/api", 0.75, set()),
+        ("Kubernetes/shop/web", "external/external/10.1.2.3", 0.5, set()),
+        ("Kubernetes/shop/frontend", "Kubernetes/shop/checkout", 1.5, {"no response"}),
+    ],
+)  # fmt: skip
+def test_the_detail_of_each_marked_edge_finds_its_series(
+    mesh: Mesh, source: str, destination: str, rps: float, kinds: set[str]
+) -> None:
+    """An edge's detail asks for its own series: the node ids of the new shapes turn back
+    into the right label matchers (the host's namespace, the caller's for an unknown
+    destination, the unnamed caller's namespace, the raw IP)."""
+    config = PrometheusConfig(mesh.prom.url, dialect="istio")
+    history = asyncio.run(  # over the window the series fill: a longer one reads low
+        PrometheusMetrics(config, at=time.time() - 1).history(source, destination, WINDOW_S)
+    )
+    assert history.summary.rps == pytest.approx(rps, rel=0.05)
+    assert set(history.summary.errors) == kinds
