@@ -951,7 +951,9 @@ def _peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
             f"{d.service}=~{json.dumps(host)}",
             f"{peer.workload}={json.dumps(d.unknown)}",
         ]
-    out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(name)}"]
+    # an unnamed caller (`namespace/unknown`) is the one whose proxy wrote no name
+    named = d.unknown if name == UNKNOWN else name
+    out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(named)}"]
     if peer.cluster and cluster != DEFAULT_CLUSTER:
         out.append(f"{peer.cluster}={json.dumps(cluster)}")
     return out
