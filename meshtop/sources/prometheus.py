@@ -666,7 +666,7 @@ class PrometheusMetrics:
         return self._dialect
 
     async def traffic(self, window_s: float) -> Traffic:
-        with bounded.deadline(self.config.timeout_s):  # the probe and the queries, all of them
+        with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             queries = snapshot_queries(d, window_s, self.config.namespaces)
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
@@ -684,23 +684,24 @@ class PrometheusMetrics:
             ) from None
         warnings += traffic.warnings  # the join's own: series it could not key
         if not traffic.edges:  # never an empty report without a word
-            warnings += await self._why_empty(d, window_s)
+            warnings += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
 
-    async def _why_empty(self, d: Dialect, window_s: float) -> tuple[str, ...]:
+    async def _why_empty(self, d: Dialect, window_s: float, until: float) -> tuple[str, ...]:
         """Why a refresh found no edge, in words: the backend holds no series of the
         dialect (another mesh's, or none), the namespaces asked for have no calls, or the
         window is too short for two samples of the series. A few small queries, asked
-        only when an answer is empty, and again at most every `EMPTY_RECHECK_S`."""
+        only when an answer is empty, again at most every `EMPTY_RECHECK_S`, and within
+        the refresh's own deadline (`until`): an empty answer never makes it late."""
         asked = (d.name, window_s, self.config.namespaces, self.at)
         kept = self._empty
         if kept is not None and kept[0] == asked and time.monotonic() - kept[1] < EMPTY_RECHECK_S:
             return kept[2]
         try:
-            with bounded.deadline(self.config.timeout_s):
+            with bounded.deadline(until - time.monotonic()):
                 why = await self._diagnose(d, window_s)
         except BackendError as exc:  # the refresh itself went well: say what we could
-            why = f"cannot tell why ({exc})"
+            return (f"no edge in the last {duration(window_s)}: cannot tell why ({exc})",)
         said = (f"no edge in the last {duration(window_s)}: {why}",)
         self._empty = (asked, time.monotonic(), said)
         return said
