@@ -58,6 +58,7 @@ test-starved: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_snapshot.py
 	$(BIN)/python benchmarks/bench_prometheus_join.py
+	$(BIN)/python benchmarks/bench_prometheus_eval.py
 	$(BIN)/python benchmarks/bench_layout.py
 	$(BIN)/python benchmarks/bench_terminal_bytes.py
 	$(BIN)/python benchmarks/bench_detail.py

@@ -189,8 +189,9 @@ async def refresh(
     kept: list[Edge] = []  # what a stale member said last time
     for cluster, (traffic, health) in metric_answers.items():
         if traffic is not None and traffic.warnings:
+            # the backend's own warnings, or why meshtop reads its answer as doubtful
             warned = "; ".join(traffic.warnings)
-            health = replace(health, reason=f"{health.name} warned: {warned}")
+            health = replace(health, reason=f"{health.name}: {warned}")
         sources[source_key("metrics", cluster)] = health
         if traffic is not None:
             parts[cluster] = traffic
