@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,16 @@ import yaml
 from meshtop.errors import BackendError
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
 
-from .test_hostile_backends import SLACK_S, TIMEOUT_S, Run, _assert_bounded, _run
+from .test_hostile_backends import (
+    SERVE_FOR_S,
+    SLACK_S,
+    TIMEOUT_S,
+    Hostile,
+    Run,
+    _assert_bounded,
+    _run,
+)
 
-SERVE_FOR_S = 30.0  # no handler runs longer than this, whatever the client does
-DRIP_EVERY_S = 0.2
 HOSTILE = "shop\x1b]2;PWNED\x1b\\\x1b]52;c;cHduZWQ=\x1b\\\x9b31m\u202e"
 
 VIRTUAL_SERVICE = {
@@ -45,50 +51,25 @@ VIRTUAL_SERVICE = {
 }
 
 
-class HostileAPI(BaseHTTPRequestHandler):
+class HostileAPI(Hostile):
     """The first path segment is the mode, the rest a Kubernetes API path: `/drip/…` sends
-    a valid answer one byte every 0.2 s (`/headers/…`: its headers too); `/endless/…` a list
-    that never ends; `/big/…` 100 MB; `/pages/…` a list whose every page names another;
-    `/forbidden/…` a 403 whose message carries terminal escapes; `/garbage/…` a 200 that is
-    not JSON. Every handler gives up after `SERVE_FOR_S` or when the client goes."""
-
-    protocol_version = "HTTP/1.1"
+    a valid answer one byte every 0.2 s (`/headers/…`: its headers too), as the hostile
+    Prometheus does; `/endless/…` a list that never ends; `/big/…` 100 MB; `/pages/…` a
+    list whose every page names another; `/heavy/…` the same with half a MiB a page;
+    `/odd/…` a list whose fields are not as promised; `/forbidden/…` a 403 whose message
+    carries terminal escapes; `/garbage/…` a 200 that is not JSON. Every handler gives up
+    after `SERVE_FOR_S` or when the client goes."""
 
     def do_GET(self) -> None:
         mode = self.path.strip("/").partition("/")[0]
+        handler = {"drip": self._drip, "headers": self._drip_headers}.get(mode)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            getattr(self, f"_{mode}", self._missing)()
+            (handler or getattr(self, f"_{mode}", self._missing))()
 
     def _body(self) -> bytes:
         if self.path.rstrip("/").endswith("/reviews"):
             return json.dumps(VIRTUAL_SERVICE).encode()
         return json.dumps({"kind": "List", "metadata": {}, "items": []}).encode()
-
-    def _drip(self) -> None:
-        body = self._body()
-        self._head(200, len(body))
-        end = time.monotonic() + SERVE_FOR_S
-        for i in range(len(body)):
-            if time.monotonic() > end:
-                return
-            self.wfile.write(body[i : i + 1])
-            self.wfile.flush()
-            time.sleep(DRIP_EVERY_S)
-
-    def _headers(self) -> None:
-        body = self._body()
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        end = time.monotonic() + SERVE_FOR_S
-        for i in range(len(head)):
-            if time.monotonic() > end:
-                return
-            self.wfile.write(head[i : i + 1])
-            self.wfile.flush()
-            time.sleep(DRIP_EVERY_S)
-        self.wfile.write(body)
 
     def _endless(self) -> None:
         self.send_response(200)
@@ -148,19 +129,6 @@ class HostileAPI(BaseHTTPRequestHandler):
 
     def _missing(self) -> None:
         self._send(404, b"404 page not found")
-
-    def _head(self, status: int, length: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-
-    def _send(self, status: int, data: bytes) -> None:
-        self._head(status, len(data))
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
