@@ -219,12 +219,18 @@ def test_a_call_between_clusters_never_loses_its_crossing_mark() -> None:
     with Terminal(["demo", "--clusters", "2"], cols=160, rows=48) as t:
         t.ready()
         t.wait_for("cluster east", "cluster west", "⇄")
+
+        def labels() -> list[str]:
+            return [m.group(1) for line in t.lines()[4:-1] for m in on_dashed.finditer(line)]
+
         for level in ("full", "compact"):
             t.command(f"zoom {level}")
+            # the command taken (its prompt closed: the status line may have said the
+            # level before), and the graph drawn again with its labels
+            t.wait_gone(f":zoom {level}")
             t.wait(f"zoom {level} in the status line", lambda lv=level: f"zoom {lv} " in status(t))
-            labels = [m.group(1) for line in t.lines()[4:-1] for m in on_dashed.finditer(line)]
-            assert labels, t.text()
-            assert all("⇄" in label and "rps" in label for label in labels), labels
+            t.wait("a label on a crossing", lambda: bool(labels()))
+            assert all("⇄" in label and "rps" in label for label in labels()), labels()
 
 
 def test_focus_at_the_namespaces_zoom_level_is_said_not_fatal() -> None:
