@@ -36,12 +36,32 @@ class Clock:
 WRITES: list[tuple[str, str, bool]] = []  # every store write in this process: who, route, dry run
 
 
+def _intent_logged(plan: Any) -> bool:
+    """Whether the audit log's last lines hold this write's intent: its route and the
+    weights it writes, logged before it."""
+    import json
+
+    from meshtop import audit
+
+    log = audit.path()
+    lines = log.read_text().splitlines()[-50:] if log.exists() else []
+    route = plan.route
+    resource = f"{route.kind} {route.namespace}/{route.name}"
+    after = dict(zip(plan.after.names, plan.after.weights, strict=True))
+    return any(
+        e.get("outcome") == "about to apply" and e.get("resource") == resource
+        and e.get("after") == after
+        for e in map(json.loads, lines)
+    )  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
     """In every test, every write meshtop makes to a cluster or to the simulated mesh (a
-    store's `apply`, dry runs included) must come from `meshtop.change.workflow`: any
-    other meshtop code that writes fails the test that made it run (a test may call an
-    adapter itself). Each write is kept in `WRITES`."""
+    store's `apply`, dry runs included) must come from `meshtop.change.workflow`, and a
+    write (not a dry run) must have its intent in the audit log already: any other meshtop
+    code that writes, or a write with no record, fails the test that made it run (a test
+    may call an adapter itself). Each write is kept in `WRITES`."""
     from meshtop.sim.sources import SimControlPlane
     from meshtop.sources.kubernetes import KubernetesControlPlane
 
@@ -55,6 +75,8 @@ def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) ->
             assert not who.startswith("meshtop.") or who.startswith("meshtop.change.workflow."), (
                 f"{who} wrote to a store: only meshtop.change.workflow may"
             )
+            if who.startswith("meshtop.") and not dry_run:
+                assert _intent_logged(plan), f"{who} wrote with no intent in the audit log"
             return _real(self, plan, dry_run=dry_run)
 
         monkeypatch.setattr(store, "apply", guarded)

@@ -61,3 +61,13 @@ def test_an_audit_log_that_cannot_be_written_means_nothing_is_written(
     with pytest.raises(UsageError, match=r"cannot write the audit log .*: nothing was written"):
         asyncio.run(change.apply({"sim": _plan(sim, "v1=50,v2=40,v3=10")}))
     assert _weights(sim) == [70, 20, 10]
+
+
+def test_a_write_whose_intent_is_not_logged_fails_the_test(sim: Simulation) -> None:
+    """Even from inside the workflow: `_write` called without `apply` (no intent, no
+    server check) is caught by the guard."""
+    change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="shift")
+    plan = _plan(sim, "v1=50,v2=40,v3=10")
+    with pytest.raises(AssertionError, match="wrote with no intent in the audit log"):
+        asyncio.run(change._write("sim", plan))
+    assert _weights(sim) == [70, 20, 10]

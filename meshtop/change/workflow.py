@@ -169,8 +169,15 @@ class Workflow:
             return [outcomes[c] for c in plans]
         for cluster, plan in todo.items():  # every intent before the first write
             self.record(cluster, plan, "about to apply")
-        written = await asyncio.gather(*(self._write(c, p) for c, p in todo.items()))
-        outcomes.update((o.cluster, o) for o in written)
+        # every copy's write runs to its end and is logged; a bug in one (not a refusal)
+        # is raised after the others are done, not taken for the cluster's answer
+        written = await asyncio.gather(
+            *(self._write(c, p) for c, p in todo.items()), return_exceptions=True
+        )
+        bugs = [w for w in written if isinstance(w, BaseException)]
+        if bugs:
+            raise bugs[0]
+        outcomes.update((o.cluster, o) for o in written if isinstance(o, Outcome))
         return [outcomes[c] for c in plans]
 
     async def _write(self, cluster: str, plan: Plan) -> Outcome:
@@ -181,10 +188,6 @@ class Workflow:
             return self._ended(cluster, plan, "conflict", exc)
         except MeshtopError as exc:
             return self._ended(cluster, plan, "failed", exc)
-        except Exception as exc:  # a bug in one store: the others' outcomes are still said
-            return self._ended(
-                cluster, plan, "failed", MeshtopError(f"{type(exc).__name__}: {exc}")
-            )
         entry = {**self._entry(cluster, plan), "outcome": "applied",
                  "new_resource_version": applied.resource_version}  # fmt: skip
         try:
