@@ -698,8 +698,12 @@ class MeshtopApp(App[None]):
             same = same_route(route)  # in the snapshot's order of clusters
             clusters = [c.cluster for c in self.snapshot.routes if same_route(c) == same]
             clusters += [] if route.cluster in clusters else [route.cluster]
-        stores = {c: store_for(self.writer, c) for c in clusters}
-        return {c: Copy(c, store, where(store)) for c, store in stores.items()}
+        return {c: self._copy(c) for c in clusters}
+
+    def _copy(self, cluster: str) -> Copy:
+        """Where the copy of a route in `cluster` is read and written."""
+        store = store_for(self.writer, cluster)
+        return Copy(cluster, store, where(store))
 
     @work(group="shift-open", exclusive=True, exit_on_error=False)
     async def _open_shift(self, route: Route, rule: int, selected: int) -> None:
@@ -749,7 +753,7 @@ class MeshtopApp(App[None]):
 
         last = {p.route.cluster: p for p in plans}  # each copy's last change, on the first's
         first = {p.route.cluster: p for p in reversed(plans)}
-        copies = {c: self._copies(p.route)[c] for c, p in last.items()}
+        copies = {c: self._copy(c) for c in last}
         back: dict[str, Plan] = {}
         failed: list[str] = []
         for cluster, plan in last.items():

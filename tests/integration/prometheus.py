@@ -29,6 +29,17 @@ def prometheus_binary() -> str:
     return found
 
 
+def scrape_config(targets: list[str], interval: str, evaluation_interval: str = "") -> str:
+    """A Prometheus scrape configuration (VictoriaMetrics reads the same) for `targets`,
+    host:port pairs serving /metrics, every `interval`."""
+    evaluation = f"  evaluation_interval: {evaluation_interval}\n" if evaluation_interval else ""
+    return (
+        f"global:\n  scrape_interval: {interval}\n{evaluation}"
+        "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /metrics\n"
+        f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,11 +85,7 @@ def running_prometheus(
     binary = prometheus_binary()
     port = free_port()
     config = workdir / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /metrics\n"
-        f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
-    )
+    config.write_text(scrape_config(targets, scrape_interval, evaluation_interval="1s"))
     log = (workdir / "prometheus.log").open("w")
     proc = subprocess.Popen(
         [

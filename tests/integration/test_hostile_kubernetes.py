@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from .test_hostile_backends import (
     Run,
     _assert_bounded,
     _run,
+    serving,
 )
 
 HOSTILE = "shop\x1b]2;PWNED\x1b\\\x1b]52;c;cHduZWQ=\x1b\\\x9b31m\u202e"
@@ -133,15 +132,8 @@ class HostileAPI(Hostile):
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileAPI)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HostileAPI) as url:
+        yield url
 
 
 def _kubeconfig(tmp_path: Path, server: str) -> Path:

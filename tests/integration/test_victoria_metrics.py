@@ -45,7 +45,7 @@ from meshtop.sim.topology import bookinfo, generated
 from meshtop.sources.prometheus import PrometheusMetrics
 from tests.conftest import need
 
-from .prometheus import free_port, running_prometheus
+from .prometheus import free_port, running_prometheus, scrape_config
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +85,7 @@ def running_victoria(targets: list[str], workdir: Path) -> Iterator[str]:
     binary = victoria_binary()
     port = free_port()
     config = workdir / "scrape.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /metrics\n"
-        f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
-    )
+    config.write_text(scrape_config(targets, "1s"))
     log = (workdir / "victoria.log").open("w")
     proc = subprocess.Popen(
         [
