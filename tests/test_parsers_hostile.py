@@ -16,11 +16,10 @@ from hypothesis import strategies as st
 from meshtop.canary import Split, parse_set
 from meshtop.errors import MeshtopError
 from meshtop.gates import parse_gate
-from meshtop.sources import otlp
-from meshtop.sources.jaeger import v1_trace
 from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
-from meshtop.sources.tracing import GARBLED
-from meshtop.sources.zipkin import zipkin_trace
+from meshtop.sources.tracing import GARBLED, otlp
+from meshtop.sources.tracing.jaeger import v1_trace
+from meshtop.sources.tracing.zipkin import zipkin_trace
 from meshtop.units import parse_duration
 
 from .test_cli import meshtop

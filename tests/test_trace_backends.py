@@ -18,10 +18,10 @@ import pytest
 
 from meshtop.errors import BackendError, UsageError
 from meshtop.model import TraceQuery
-from meshtop.sources.jaeger import JaegerTraces
-from meshtop.sources.tempo import TempoTraces, traceql
 from meshtop.sources.tracing import TracingConfig, hex_id, parse_tracing, user_trace_id
-from meshtop.sources.zipkin import ZipkinTraces
+from meshtop.sources.tracing.jaeger import JaegerTraces
+from meshtop.sources.tracing.tempo import TempoTraces, traceql
+from meshtop.sources.tracing.zipkin import ZipkinTraces
 from meshtop.waterfall import Tree
 
 from .conftest import FIXTURES
@@ -121,7 +121,7 @@ def test_jaeger_before_v3_uses_the_older_api(backend: str) -> None:
 
 
 def test_jaeger_api_v2_json_has_base64_ids_and_rfc3339_times() -> None:
-    from meshtop.sources.jaeger import v1_trace
+    from meshtop.sources.tracing.jaeger import v1_trace
 
     ui, domain = v1_trace(_load("jaeger/ui_01.json")), v1_trace(_load("jaeger/domain_01.json"))
     assert domain.trace_id == "00000000000000000000000000000001"
@@ -201,7 +201,7 @@ def test_zipkin_search_keeps_the_service_and_sorts_slowest_first(backend: str) -
 
 
 def test_an_envoy_span_with_istio_tags_is_read() -> None:
-    from meshtop.sources.zipkin import zipkin_trace
+    from meshtop.sources.tracing.zipkin import zipkin_trace
 
     (span,) = zipkin_trace(_load("zipkin/envoy.json")).spans
     assert span.tags["upstream_cluster"] == "service_google" and not span.error
@@ -294,9 +294,9 @@ def test_tempo_lists_say_span_counts_and_errors_where_tempo_does(backend: str) -
 
 def test_every_shared_fixture_reads_and_shows(fixtures: Path) -> None:
     """Each real payload: parsed, built into a tree, its rows all shown."""
-    from meshtop.sources import otlp
-    from meshtop.sources.jaeger import v1_trace
-    from meshtop.sources.zipkin import zipkin_trace
+    from meshtop.sources.tracing import otlp
+    from meshtop.sources.tracing.jaeger import v1_trace
+    from meshtop.sources.tracing.zipkin import zipkin_trace
 
     seen = 0
     for path in sorted((fixtures / "zipkin").glob("*.json")):

@@ -126,7 +126,7 @@ def cluster_planes(
 
 def traces(settings: Settings) -> TraceSource | None:
     """The trace backend: each cluster's own (one view over several), else [tracing]'s."""
-    from meshtop.sources.traces import trace_source
+    from meshtop.sources.tracing import trace_source
 
     own = {c.name: trace_source(c.tracing) for c in settings.clusters if c.tracing is not None}
     if len(own) > 1:

@@ -335,10 +335,9 @@ def test_a_trace_over_the_span_cap_is_refused(hostile: str, tmp_path: Path) -> N
 
 
 def test_every_trace_format_has_the_span_cap() -> None:
-    from meshtop.sources import otlp
-    from meshtop.sources.jaeger import v1_trace
-    from meshtop.sources.tracing import TooManySpans
-    from meshtop.sources.zipkin import zipkin_trace
+    from meshtop.sources.tracing import TooManySpans, otlp
+    from meshtop.sources.tracing.jaeger import v1_trace
+    from meshtop.sources.tracing.zipkin import zipkin_trace
 
     jaeger: Any = _jaeger_trace(11)["data"]
     zipkin: Any = [{"traceId": TRACE_ID, "id": f"{i + 1:016x}", "name": "GET"} for i in range(11)]

@@ -23,10 +23,10 @@ import pytest
 
 from meshtop.errors import BackendError
 from meshtop.model import Trace, TraceQuery, TraceSummary
-from meshtop.sources.jaeger import JaegerTraces
 from meshtop.sources.protocols import TraceSource
 from meshtop.sources.tracing import TracingConfig
-from meshtop.sources.zipkin import ZipkinTraces
+from meshtop.sources.tracing.jaeger import JaegerTraces
+from meshtop.sources.tracing.zipkin import ZipkinTraces
 from meshtop.waterfall import Tree
 from tests.servers.traces import (
     STARTUP,

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshtop.model import Span, SpanEvent, Trace
-from meshtop.sources.tracing import check_spans, hex_id, is_error
+from meshtop.sources.tracing.ids import hex_id
+from meshtop.sources.tracing.spans import check_spans, is_error
 
 KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 

@@ -11,16 +11,12 @@ from typing import Any
 
 from meshtop.errors import BackendError
 from meshtop.model import Trace, TraceQuery, TraceSummary
-from meshtop.sources import otlp
-from meshtop.sources.tracing import (
-    GARBLED,
-    NotFound,
-    TooManySpans,
-    TraceHTTP,
-    TracingConfig,
-    backend_service,
-    hex_id,
-)
+from meshtop.sources.tracing import otlp
+from meshtop.sources.tracing.config import TracingConfig
+from meshtop.sources.tracing.http import NotFound, TraceHTTP
+from meshtop.sources.tracing.ids import hex_id
+from meshtop.sources.tracing.query import backend_service
+from meshtop.sources.tracing.spans import GARBLED, TooManySpans
 
 
 def traceql(q: TraceQuery) -> str:

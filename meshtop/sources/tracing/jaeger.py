@@ -13,20 +13,12 @@ from typing import Any
 
 from meshtop.errors import BackendError
 from meshtop.model import Span, SpanEvent, Trace, TraceQuery, TraceSummary
-from meshtop.sources import otlp
-from meshtop.sources.traces import listed, search_depth
-from meshtop.sources.tracing import (
-    GARBLED,
-    NotFound,
-    TooManySpans,
-    TraceHTTP,
-    TracingConfig,
-    backend_service,
-    check_spans,
-    hex_id,
-    is_error,
-    shape_error,
-)
+from meshtop.sources.tracing import otlp
+from meshtop.sources.tracing.config import TracingConfig
+from meshtop.sources.tracing.http import NotFound, TraceHTTP, shape_error
+from meshtop.sources.tracing.ids import hex_id
+from meshtop.sources.tracing.query import backend_service, listed, search_depth
+from meshtop.sources.tracing.spans import GARBLED, TooManySpans, check_spans, is_error
 
 
 def _time_us(raw: object) -> int:
