@@ -51,7 +51,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for services in (100, 1000):
         sim = Simulation(generated(services, seed=1), clock=lambda: 1.8e9)
-        snap = asyncio.run(refresh(sim.metrics, sim.control_plane))
+        snap = asyncio.run(refresh(sim.clusters))
         used = sorted({n for e in snap.edges for n in e.key})
         edges = [e.key for e in snap.edges]
         ms = run(snap, used, edges, args.repeat)

@@ -23,15 +23,22 @@ APP_NAME = "meshtop"
 
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
-    """One cluster of several: `name` as the mesh names it (Istio's cluster ID, the
-    `source_cluster` of its metrics), the kubeconfig context its control plane is
-    reached through, and its own metrics and trace backends, if it has them."""
+    """One cluster of the mesh: `name` as the mesh names it (Istio's cluster ID, the
+    `source_cluster` of its metrics; "" for the one cluster of a mesh of one, whose
+    workloads carry no cluster), the kubeconfig context its control plane is reached
+    through (none: no control plane is read), and its metrics and trace backends: its
+    own, or the one every cluster shares."""
 
-    name: str
+    name: str = ""
     context: str | None = None
     kubeconfig: Path | None = None
     prometheus: PrometheusConfig | None = None
     tracing: TracingConfig | None = None
+
+    @property
+    def reaches_kubernetes(self) -> bool:
+        """Whether a control plane is named for it (a context or a kubeconfig)."""
+        return bool(self.context or self.kubeconfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +47,23 @@ class Settings:
     window_s: float = 60.0  # the window rates and latencies are computed over
     timeout_s: float = 10.0  # how long one source may take to answer
     theme: str = "meshtop"
-    prometheus: PrometheusConfig | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     config_path: Path | None = None  # the file these came from, if any
-    tracing: TracingConfig | None = None
     read_only: bool = False  # no write path at all: `meshtop shift` refuses
-    kube_context: str | None = None  # [kubernetes] context: the cluster routes come from
-    kubeconfig: Path | None = None  # [kubernetes] kubeconfig
     kube_max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # [kubernetes] a page's size cap
-    clusters: tuple[ClusterConfig, ...] = ()  # [[clusters]] or --context twice or more
+    # the mesh, a cluster at a time: one ("" named) unless [[clusters]] or --context twice
+    clusters: tuple[ClusterConfig, ...] = (ClusterConfig(),)
     warnings: tuple[str, ...] = ()  # said once, on stderr and in the console's notice
+
+    @property
+    def several(self) -> bool:
+        """Whether the mesh spans several clusters (its workloads named `cluster/ns/name`)."""
+        return len(self.clusters) > 1
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces the metrics are scoped to (-n), none for all."""
+        return next((c.prometheus.namespaces for c in self.clusters if c.prometheus), ())
 
 
 def _duration(what: str) -> Callable[[Any], float]:
@@ -396,19 +410,18 @@ def load(
     if (flags or {}).get("tracing.url") or environ.get("MESHTOP_TRACING"):
         clusters = [replace(c, tracing=None) for c in clusters]
     context, kubeconfig, kube_cap = kube
-    if len(clusters) == 1:  # one cluster: as [kubernetes] says, with what the file says of it
-        one = clusters.pop()
-        context, kubeconfig = one.context, one.kubeconfig
-        prometheus = one.prometheus or prometheus
-        tracing = one.tracing or tracing
+    if len(clusters) <= 1:  # a mesh of one: as [kubernetes] says, with what the file says of it
+        one = clusters[0] if clusters else ClusterConfig(context=context, kubeconfig=kubeconfig)
+        clusters = [ClusterConfig("", one.context, one.kubeconfig, one.prometheus, one.tracing)]
+    # the backend every cluster shares, unless some cluster has its own (then each says)
+    if not any(c.prometheus for c in clusters):
+        clusters = [replace(c, prometheus=prometheus) for c in clusters]
+    if not any(c.tracing for c in clusters):
+        clusters = [replace(c, tracing=tracing) for c in clusters]
     return replace(
         settings,
         warnings=tuple(dict.fromkeys(w for w in warnings if w)),
-        prometheus=prometheus,
         thresholds=thresholds,
-        tracing=None if tracing is None else replace(tracing, timeout_s=settings.timeout_s, **caps),
-        kube_context=context,
-        kubeconfig=kubeconfig,
         kube_max_response_mb=kube_cap,
         clusters=tuple(
             replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s, **caps))

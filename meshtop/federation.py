@@ -26,6 +26,7 @@ class _Named(Protocol):
 
 
 M = TypeVar("M", bound=_Named)
+B = TypeVar("B")
 
 
 def merge_traffic(parts: Mapping[str, Traffic]) -> Traffic:
@@ -157,6 +158,38 @@ class FederatedTraces(_Federation[TraceSource]):
         if not found:
             raise _first_error(answers)
         return max(found, key=lambda t: len(t.spans))
+
+
+def distinct(backends: Mapping[str, B | None]) -> dict[str, B]:
+    """Each distinct backend (cluster name -> backend, the same object where clusters
+    share one) once: by the cluster it serves, or by "" when it serves several (one
+    aggregated backend) or the one cluster of a mesh of one. None is no backend."""
+    served: dict[int, tuple[B, list[str]]] = {}
+    for name, backend in backends.items():
+        if backend is not None:
+            served.setdefault(id(backend), (backend, []))[1].append(name)
+    keyed = {(names[0] if len(names) == 1 else ""): b for b, names in served.values()}
+    if len(keyed) != len(served):
+        raise ValueError("several backends of one kind each serve several clusters")
+    return keyed
+
+
+def one_metrics(backends: Mapping[str, MetricsSource]) -> MetricsSource:
+    """Every cluster's metrics (cluster name -> backend) as one source."""
+    each = distinct(backends)
+    return FederatedMetrics(each) if len(each) > 1 else next(iter(each.values()))
+
+
+def one_control_plane(planes: Mapping[str, ControlPlane | None]) -> ControlPlane | None:
+    """Every cluster's control plane as one, for reading; None when none is named."""
+    each = distinct(planes)
+    return FederatedControlPlane(each) if len(each) > 1 else next(iter(each.values()), None)
+
+
+def one_traces(backends: Mapping[str, TraceSource | None]) -> TraceSource | None:
+    """Every cluster's trace backend as one (a search asks each); None when none is."""
+    each = distinct(backends)
+    return FederatedTraces(each) if len(each) > 1 else next(iter(each.values()), None)
 
 
 def _first_error(answers: Sequence[object]) -> BaseException:

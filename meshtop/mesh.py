@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from meshtop.errors import BackendError, MeshtopError
-from meshtop.federation import FederatedControlPlane, FederatedMetrics, merge_traffic
+from meshtop.federation import distinct, merge_traffic
 from meshtop.model import (
     Edge,
     MeshSnapshot,
@@ -28,7 +28,7 @@ from meshtop.model import (
     Workload,
     clusters,
 )
-from meshtop.sources.protocols import ControlPlane, MetricsSource, Traffic
+from meshtop.sources.protocols import ClusterSources, ControlPlane, Traffic
 
 T = TypeVar("T")
 
@@ -127,15 +127,6 @@ async def _ask(
     return None, SourceHealth(name, SourceState.FAILED, checked, reason, took)
 
 
-def _members(source: Any) -> dict[str, Any]:
-    """A federation's members by cluster, or the one source under the cluster ""."""
-    return (
-        dict(source.members)
-        if isinstance(source, FederatedMetrics | FederatedControlPlane)
-        else {"": source}
-    )
-
-
 def source_key(role: str, cluster: str) -> SourceKey:
     """The key of a source's health in a snapshot: `metrics`, or `metrics:east` for
     one member of a federation."""
@@ -143,8 +134,7 @@ def source_key(role: str, cluster: str) -> SourceKey:
 
 
 async def refresh(
-    metrics: MetricsSource,
-    control_plane: ControlPlane | None = None,
+    clusters: Mapping[str, ClusterSources],
     *,
     window_s: float = 60.0,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -153,9 +143,10 @@ async def refresh(
 ) -> MeshSnapshot:
     """Ask every source at once and build the snapshot. Never raises for a source's
     failure: the snapshot's `sources` say what failed and why, and a failed source's
-    last answer (from `previous`) is kept, marked stale. A federation's members (one
-    per cluster) are asked one by one in the same way: a cluster out of reach keeps
-    what it said last, marked stale, and the others stay live."""
+    last answer (from `previous`) is kept, marked stale. Each cluster's control plane,
+    and each metrics backend (once, whichever clusters share it), is asked in the same
+    way: a cluster out of reach keeps what it said last, marked stale, and the others
+    stay live."""
     before = previous.sources if previous is not None else {}
 
     async def workloads_and_routes(
@@ -164,11 +155,11 @@ async def refresh(
         workloads, routes = await asyncio.gather(plane.workloads(), plane.routes())
         return workloads, routes
 
-    metric_members = _members(metrics)
-    plane_members = _members(control_plane) if control_plane is not None else {}
+    metric_members = distinct({c: s.metrics for c, s in clusters.items()})
+    plane_members = distinct({c: s.control_plane for c, s in clusters.items()})
     # Every name read before any call is made: an adapter whose name raises (a bug) then
     # leaves no call behind, unawaited.
-    asks = [
+    asks: list[tuple[str, str, Callable[[], Awaitable[Any]], SourceKey]] = [
         ("metrics", m.name, partial(m.traffic, window_s), source_key("metrics", c))
         for c, m in metric_members.items()
     ] + [
@@ -181,7 +172,10 @@ async def refresh(
             for role, name, call, key in asks
         )
     )
-    metric_answers = dict(zip(metric_members, answers[: len(metric_members)], strict=True))
+    metric_answers: dict[str, tuple[Traffic | None, SourceHealth]] = dict(
+        zip(metric_members, answers[: len(metric_members)], strict=True)
+    )
+    plane_answers: dict[str, tuple[tuple[Sequence[Workload], Sequence[Route]] | None, SourceHealth]]
     plane_answers = dict(zip(plane_members, answers[len(metric_members) :], strict=True))
 
     sources: dict[str, SourceHealth] = {}

@@ -15,6 +15,7 @@ from meshtop import copies
 from meshtop.canary import Plan, parse_set, rule_index
 from meshtop.change import workflow
 from meshtop.config import load
+from meshtop.connect import connect
 from meshtop.errors import BackendError, UsageError
 from meshtop.federation import (
     FederatedControlPlane,
@@ -40,7 +41,7 @@ from meshtop.model import (
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
-from meshtop.sources.protocols import Traffic
+from meshtop.sources.protocols import ClusterSources, Traffic
 
 from .conftest import T0, Clock
 
@@ -169,15 +170,18 @@ class ClusterMetrics:
 def test_one_cluster_out_of_reach_goes_stale_and_the_others_stay_live(clock: Clock) -> None:
     sim = two_clusters(clock)
     east, west = ClusterMetrics(sim, "east"), ClusterMetrics(sim, "west")
-    metrics = FederatedMetrics({"east": east, "west": west})
-    first = asyncio.run(refresh(metrics, sim.control_plane, clock=clock))
+    clusters = {
+        "east": ClusterSources(east, sim.planes["east"]),
+        "west": ClusterSources(west, sim.planes["west"]),
+    }
+    first = asyncio.run(refresh(clusters, clock=clock))
     assert first.sources["metrics:east"].state is SourceState.FRESH
-    whole = asyncio.run(refresh(sim.metrics, None, clock=clock))
+    whole = asyncio.run(refresh(ClusterSources.one(sim.metrics), clock=clock))
     assert {e.key for e in first.edges} == {e.key for e in whole.edges}
 
     west.down = "cannot reach Prometheus at http://west:9090: connection refused"
     clock.advance(10)
-    second = asyncio.run(refresh(metrics, sim.control_plane, previous=first, clock=clock))
+    second = asyncio.run(refresh(clusters, previous=first, clock=clock))
     assert second.sources["metrics:east"].state is SourceState.FRESH
     assert second.sources["metrics:west"].state is SourceState.STALE
     assert "connection refused" in second.sources["metrics:west"].reason
@@ -193,7 +197,8 @@ def test_one_cluster_never_reached_is_failed_and_the_rest_is_shown(clock: Clock)
     sim = two_clusters(clock)
     east, west = ClusterMetrics(sim, "east"), ClusterMetrics(sim, "west")
     west.down = "cannot reach Prometheus at http://west:9090: connection refused"
-    snapshot = asyncio.run(refresh(FederatedMetrics({"east": east, "west": west}), None))
+    clusters = {"east": ClusterSources(east), "west": ClusterSources(west)}
+    snapshot = asyncio.run(refresh(clusters))
     assert snapshot.sources["metrics:west"].state is SourceState.FAILED
     assert snapshot.edges and all(
         e.source.startswith("east/") or e.destination.startswith("east/") for e in snapshot.edges
@@ -218,7 +223,7 @@ def test_history_is_asked_of_the_sources_cluster() -> None:
 def test_the_demo_control_planes_report_per_cluster() -> None:
     sim = two_clusters()
     assert isinstance(sim.control_plane, FederatedControlPlane)
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=sim.clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
     assert set(snapshot.sources) == {"metrics", "control_plane:east", "control_plane:west"}
     assert {r.id for r in snapshot.routes if r.name == "reviews"} == {
         "east/bookinfo/VirtualService/reviews",
@@ -334,14 +339,15 @@ def test_context_twice_is_several_clusters_and_picks_from_the_file(tmp_path: Pat
         ("kind-west", "kind-west"),
     ]
     one = load({"kubernetes.context": "kind-west", "kubernetes.contexts": ("kind-west",)})
-    assert one.clusters == () and one.kube_context == "kind-west"
+    assert [(c.name, c.context) for c in one.clusters] == [("", "kind-west")]  # a mesh of one
     # one --context naming a cluster of the file: that cluster, as the file describes it
     path.write_text('[[clusters]]\nname = "east"\ncontext = "gke_east"\n'
                     'prometheus = "http://prom-east:9090"\n[[clusters]]\nname = "west"\n'
                     'prometheus = "http://prom-west:9090"\n')  # fmt: skip
     east = load({"kubernetes.contexts": ("east",)}, config_file=path)
-    assert east.clusters == () and east.kube_context == "gke_east"
-    assert east.prometheus is not None and east.prometheus.url == "http://prom-east:9090"
+    assert [(c.name, c.context) for c in east.clusters] == [("", "gke_east")]
+    prometheus = east.clusters[0].prometheus
+    assert prometheus is not None and prometheus.url == "http://prom-east:9090"
 
 
 @pytest.mark.parametrize(
@@ -364,7 +370,7 @@ def test_bad_clusters_are_one_clear_line(tmp_path: Path, text: str, says: str) -
 def test_some_clusters_with_their_own_prometheus_and_some_without_is_refused(
     tmp_path: Path,
 ) -> None:
-    from meshtop.cli import _sources
+    from meshtop.connect import connect
 
     path = _config(tmp_path, """
 [prometheus]
@@ -378,7 +384,7 @@ prometheus = "http://prom-east:9090"
 name = "west"
 """)  # fmt: skip
     with pytest.raises(UsageError, match="west has no prometheus of its own"):
-        _sources(load({}, config_file=path), None)
+        connect(load({}, config_file=path))
 
 
 def test_a_federation_needs_two_members() -> None:
@@ -399,19 +405,27 @@ name = "west"
 prometheus = "http://prom-west:9090"
 """)  # fmt: skip
     settings = load({"prometheus.url": "http://thanos:9090"}, config_file=path)
-    assert settings.prometheus is not None and settings.prometheus.url == "http://thanos:9090"
-    assert [c.prometheus for c in settings.clusters] == [None, None]
+    assert [c.prometheus and c.prometheus.url for c in settings.clusters] == [
+        "http://thanos:9090",
+        "http://thanos:9090",
+    ]
+    sources = connect(settings)  # one backend, asked once for both clusters
+    assert sources.clusters["east"].metrics is sources.clusters["west"].metrics
+    assert sources.metrics is sources.clusters["east"].metrics
     one = load({"prometheus.url": "http://thanos:9090", "kubernetes.contexts": ("east",)},
                config_file=path)  # fmt: skip
-    assert one.prometheus is not None and one.prometheus.url == "http://thanos:9090"
+    prometheus = one.clusters[0].prometheus
+    assert prometheus is not None and prometheus.url == "http://thanos:9090"
 
 
 def test_a_cluster_named_unlike_the_mesh_names_it_is_said() -> None:
     sim = two_clusters()
-    assert isinstance(sim.control_plane, FederatedControlPlane)
-    east, west = sim.control_plane.members["east"], sim.control_plane.members["west"]
-    misnamed = FederatedControlPlane({"gke_east": east, "west": west})
-    snapshot = asyncio.run(refresh(sim.metrics, misnamed, clock=sim.clock))
+    east, west = sim.planes["east"], sim.planes["west"]
+    misnamed = {
+        "gke_east": ClusterSources(sim.metrics, east),
+        "west": ClusterSources(sim.metrics, west),
+    }
+    snapshot = asyncio.run(refresh(misnamed, clock=sim.clock))
     reason = snapshot.sources["control_plane:gke_east"].reason
     assert "no call in the metrics is from or to a cluster named 'gke_east'" in reason
     assert "they name east" in reason
@@ -481,11 +495,8 @@ def test_every_clusters_backends_are_asked_at_once() -> None:
         async def routes(self) -> list[Route]:
             return []
 
-    snapshot = asyncio.run(refresh(
-        FederatedMetrics({c: Metrics(c) for c in names}),
-        FederatedControlPlane({c: Plane(c) for c in names}),
-        timeout_s=2,
-    ))  # fmt: skip
+    clusters = {c: ClusterSources(Metrics(c), Plane(c)) for c in names}
+    snapshot = asyncio.run(refresh(clusters, timeout_s=2))
     assert all(h.state is SourceState.FRESH for h in snapshot.sources.values())
     assert len(snapshot.sources) == 6 and len(snapshot.edges) == 3
 
@@ -537,8 +548,10 @@ tracing = "jaeger=http://jaeger-west:16686"
 """)  # fmt: skip
     assert all(c.tracing for c in load({}, config_file=path).clusters)
     settings = load({"tracing.url": "tempo=http://tempo:3200"}, config_file=path)
-    assert [c.tracing for c in settings.clusters] == [None, None]
-    assert settings.tracing is not None and settings.tracing.url == "http://tempo:3200"
+    assert [c.tracing and c.tracing.url for c in settings.clusters] == [
+        "http://tempo:3200",
+        "http://tempo:3200",
+    ]
 
 
 def test_a_node_is_named_by_cluster_and_workload_too() -> None:

@@ -73,19 +73,27 @@ def test_prometheus_from_file_environment_and_flags(tmp_path: Path) -> None:
         'headers = { "X-Scope-OrgID" = "team-a" }\n'
     )
     settings = load(config_file=config, environ={})
-    p = settings.prometheus
+    p = settings.clusters[0].prometheus
     assert p is not None
     assert (p.url, p.token, p.namespaces, dict(p.headers)) == (
         "https://thanos.example/prom", "from-file", ("bookinfo",), {"X-Scope-OrgID": "team-a"},
     )  # fmt: skip
     assert "from-file" not in repr(p)  # a secret is never shown
-    env = load(config_file=config, environ={"MESHTOP_PROMETHEUS_TOKEN": "from-env"}).prometheus
+    env = (
+        load(config_file=config, environ={"MESHTOP_PROMETHEUS_TOKEN": "from-env"})
+        .clusters[0]
+        .prometheus
+    )
     assert env is not None and env.token == "from-env"
-    flags = load(
-        {"prometheus.url": "http://127.0.0.1:9090", "prometheus.dialect": "linkerd"},
-        config_file=config,
-        environ={},
-    ).prometheus
+    flags = (
+        load(
+            {"prometheus.url": "http://127.0.0.1:9090", "prometheus.dialect": "linkerd"},
+            config_file=config,
+            environ={},
+        )
+        .clusters[0]
+        .prometheus
+    )
     assert flags is not None and (flags.url, flags.dialect) == ("http://127.0.0.1:9090", "linkerd")
 
 
@@ -159,7 +167,7 @@ def test_config_file_values_of_the_wrong_type(tmp_path: Path) -> None:
     from meshtop.sources.prometheus import PrometheusMetrics
 
     with pytest.raises(UsageError, match="is not text"):
-        PrometheusMetrics(settings.prometheus)  # type: ignore[arg-type]
+        PrometheusMetrics(settings.clusters[0].prometheus)  # type: ignore[arg-type]
 
 
 def test_the_readme_config_does_not_stop_the_demo(tmp_path: Path) -> None:
@@ -210,16 +218,19 @@ def test_tracing_from_file_environment_and_flags(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[tracing]\nbackend = "tempo"\nurl = "http://tempo:3200"\ntenant = "team-a"\n')
     settings = load(config_file=path, environ={})
-    assert settings.tracing is not None
-    assert (settings.tracing.kind, settings.tracing.url) == ("tempo", "http://tempo:3200")
-    assert settings.tracing.headers == {"X-Scope-OrgID": "team-a"}
+    assert settings.clusters[0].tracing is not None
+    assert (settings.clusters[0].tracing.kind, settings.clusters[0].tracing.url) == (
+        "tempo",
+        "http://tempo:3200",
+    )
+    assert settings.clusters[0].tracing.headers == {"X-Scope-OrgID": "team-a"}
     env = load(config_file=path, environ={"MESHTOP_TRACING": "zipkin=http://zipkin:9411"})
-    assert env.tracing is not None and env.tracing.kind == "zipkin"
+    assert env.clusters[0].tracing is not None and env.clusters[0].tracing.kind == "zipkin"
     flag = load({"tracing.url": "jaeger=http://jaeger:16686", "tracing.tenant": "b"},
                 config_file=path, environ={})  # fmt: skip
-    assert flag.tracing is not None and flag.tracing.kind == "jaeger"
-    assert flag.tracing.headers["X-Scope-OrgID"] == "b"
-    assert load(environ={}).tracing is None
+    assert flag.clusters[0].tracing is not None and flag.clusters[0].tracing.kind == "jaeger"
+    assert flag.clusters[0].tracing.headers["X-Scope-OrgID"] == "b"
+    assert load(environ={}).clusters[0].tracing is None
 
 
 @pytest.mark.parametrize(
@@ -243,14 +254,14 @@ def test_kubernetes_from_file_environment_and_flags(tmp_path: Path) -> None:
     path.write_text('[kubernetes]\ncontext = "staging"\nkubeconfig = "~/kube/config"\n')
     settings = load(config_file=path, environ={})
     assert (
-        settings.kube_context == "staging"
-        and settings.kubeconfig == Path("~/kube/config").expanduser()
+        settings.clusters[0].context == "staging"
+        and settings.clusters[0].kubeconfig == Path("~/kube/config").expanduser()
     )
-    assert load(config_file=path, environ={"MESHTOP_CONTEXT": "prod"}).kube_context == "prod"
+    assert load(config_file=path, environ={"MESHTOP_CONTEXT": "prod"}).clusters[0].context == "prod"
     flagged = load(
         {"kubernetes.context": "dev"}, config_file=path, environ={"MESHTOP_CONTEXT": "prod"}
     )
-    assert flagged.kube_context == "dev"
+    assert flagged.clusters[0].context == "dev"
     path.write_text('[kubernetes]\ncluster = "x"\n')
     with pytest.raises(UsageError, match="unknown kubernetes setting 'cluster'"):
         load(config_file=path, environ={})

@@ -21,7 +21,7 @@ PAGE = "Kubernetes/bookinfo/productpage-v1"
 
 
 def _snap(sim: Simulation) -> MeshSnapshot:
-    return asyncio.run(refresh(sim.metrics, sim.control_plane, window_s=300))
+    return asyncio.run(refresh(sim.clusters, window_s=300))
 
 
 def _edges(doc: dict) -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]

@@ -42,7 +42,7 @@ def test_bad_gates_say_how_to_write_one(text: str) -> None:
 
 
 def _snap(sim: Simulation) -> MeshSnapshot:
-    return asyncio.run(refresh(sim.metrics, sim.control_plane, window_s=60))
+    return asyncio.run(refresh(sim.clusters, window_s=60))
 
 
 def test_gates_find_every_edge_that_breaks_them(sim: Simulation) -> None:

@@ -181,7 +181,7 @@ def test_a_node_that_answers_nothing_has_the_history_of_its_calls(sim: Simulatio
     from meshtop.detail import fetch, subject
     from meshtop.mesh import refresh
 
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=sim.clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
     gateway = "Kubernetes/istio-system/istio-ingressgateway"
     about = subject(snapshot, "gateway", (), [gateway], outbound=True)
     h = asyncio.run(fetch(sim.metrics, about, 300)).history
@@ -195,7 +195,7 @@ def test_routes_to_a_node_include_those_from_other_namespaces(sim: Simulation) -
     from meshtop.mesh import refresh
     from meshtop.model import RouteRule, WeightedDestination
 
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=sim.clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
     reviews = next(r for r in snapshot.routes if r.name == "reviews")
     gateway_route = replace(
         reviews, namespace="istio-system", name="edge",

@@ -59,11 +59,11 @@ def _check(lay: Layout, edges: list[tuple[str, str]]) -> None:
 @pytest.fixture(scope="module")
 def mesh() -> MeshSnapshot:
     sim = Simulation(generated(300, seed=4), clock=lambda: 1.8e9)
-    return asyncio.run(refresh(sim.metrics, sim.control_plane))
+    return asyncio.run(refresh(sim.clusters))
 
 
 def test_bookinfo_flows_left_to_right(sim: Simulation) -> None:
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    snapshot = asyncio.run(refresh(sim.clusters))
     used = {n for e in snapshot.edges for n in e.key}
     snap = MeshSnapshot(snapshot.generated_at, 60, {n: snapshot.nodes[n] for n in used},
                         snapshot.edges, (), {})  # fmt: skip
@@ -129,7 +129,7 @@ def test_box_geometry() -> None:
 def test_a_thousand_services_lay_out_cleanly() -> None:
     """Structure at scale: every node and edge placed, no overlaps, no line through a box."""
     sim = Simulation(generated(1000, seed=2), clock=lambda: 1.8e9)
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    snapshot = asyncio.run(refresh(sim.clusters))
     lay = _lay(snapshot)
     used = {n for e in snapshot.edges for n in e.key}
     assert used <= set(lay.nodes)

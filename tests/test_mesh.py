@@ -7,7 +7,7 @@ from meshtop.errors import BackendError
 from meshtop.mesh import refresh
 from meshtop.model import Edge, EdgeStats, Route, SourceState, Workload
 from meshtop.sim.sources import Simulation
-from meshtop.sources.protocols import Traffic
+from meshtop.sources.protocols import ClusterSources, Traffic
 
 from .conftest import Clock
 
@@ -28,7 +28,7 @@ class HangingMetrics:
 
 
 def test_failed_metrics_leave_the_control_plane_intact(sim: Simulation) -> None:
-    snapshot = asyncio.run(refresh(BrokenMetrics(), sim.control_plane))
+    snapshot = asyncio.run(refresh(ClusterSources.one(BrokenMetrics(), sim.control_plane)))
     metrics = snapshot.sources["metrics"]
     assert metrics.state is SourceState.FAILED
     assert "connection refused" in metrics.reason
@@ -39,22 +39,29 @@ def test_failed_metrics_leave_the_control_plane_intact(sim: Simulation) -> None:
 
 
 def test_a_source_that_hangs_times_out_with_its_reason(sim: Simulation) -> None:
-    snapshot = asyncio.run(refresh(HangingMetrics(), sim.control_plane, timeout_s=0.05))
+    snapshot = asyncio.run(
+        refresh(ClusterSources.one(HangingMetrics(), sim.control_plane), timeout_s=0.05)
+    )
     assert snapshot.sources["metrics"].state is SourceState.FAILED
     assert snapshot.sources["metrics"].reason == "metrics source slow did not answer within 0.05s"
     assert snapshot.sources["control_plane"].state is SourceState.FRESH
 
 
 def test_last_good_edges_are_kept_and_marked_stale(sim: Simulation, clock: Clock) -> None:
-    good = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    good = asyncio.run(refresh(sim.clusters, clock=clock))
     clock.advance(34)
-    stale = asyncio.run(refresh(BrokenMetrics(), sim.control_plane, previous=good, clock=clock))
+    stale = asyncio.run(
+        refresh(ClusterSources.one(BrokenMetrics(), sim.control_plane), previous=good, clock=clock)
+    )
     health = stale.sources["metrics"]
     assert health.state is SourceState.STALE
     assert health.age_s(stale.generated_at) == 34
     assert stale.edges == good.edges
     # and a source that never answered is failed, not stale
-    assert asyncio.run(refresh(BrokenMetrics())).sources["metrics"].state is SourceState.FAILED
+    assert (
+        asyncio.run(refresh(ClusterSources.one(BrokenMetrics()))).sources["metrics"].state
+        is SourceState.FAILED
+    )
 
 
 def test_sources_are_asked_concurrently() -> None:
@@ -80,7 +87,7 @@ def test_sources_are_asked_concurrently() -> None:
         async def routes(self) -> Sequence[Route]:
             return []
 
-    snapshot = asyncio.run(refresh(Metrics(), ControlPlane(), timeout_s=2))
+    snapshot = asyncio.run(refresh(ClusterSources.one(Metrics(), ControlPlane()), timeout_s=2))
     assert snapshot.sources["metrics"].state is SourceState.FRESH
     assert snapshot.sources["control_plane"].state is SourceState.FRESH
     # the control plane's word on a workload wins; an edge end nobody described is a node too

@@ -21,7 +21,7 @@ def test_node_ids_are_cluster_namespace_workload() -> None:
 
 
 def test_short_forms_resolve_when_unambiguous(sim: Simulation) -> None:
-    nodes = asyncio.run(refresh(sim.metrics, sim.control_plane)).nodes
+    nodes = asyncio.run(refresh(sim.clusters)).nodes
     full = "Kubernetes/bookinfo/reviews-v3"
     assert resolve_node(nodes, full) == full
     assert resolve_node(nodes, "bookinfo/reviews-v3") == full
@@ -37,7 +37,7 @@ def test_ambiguous_and_unknown_names_are_usage_errors() -> None:
 
 
 def test_snapshot_graph_answers_topology_questions(sim: Simulation) -> None:
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    snapshot = asyncio.run(refresh(sim.clusters))
     g = snapshot.graph
     assert isinstance(g, nx.DiGraph)
     assert g.number_of_edges() == len(snapshot.edges)

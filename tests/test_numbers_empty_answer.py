@@ -17,6 +17,7 @@ from meshtop.config import PrometheusConfig
 from meshtop.mesh import refresh
 from meshtop.model import SourceState
 from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.protocols import ClusterSources
 
 EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
 
@@ -55,7 +56,7 @@ def slow() -> Iterator[str]:
 def test_a_slow_diagnosis_leaves_the_empty_refresh_on_time(slow: str) -> None:
     source = PrometheusMetrics(PrometheusConfig(slow, dialect="istio", timeout_s=1.0))
     started = time.monotonic()
-    snapshot = asyncio.run(refresh(source, window_s=60, timeout_s=1.0))
+    snapshot = asyncio.run(refresh(ClusterSources.one(source), window_s=60, timeout_s=1.0))
     assert time.monotonic() - started < 2.0
     health = snapshot.sources["metrics"]
     assert health.state is SourceState.FRESH and not snapshot.edges

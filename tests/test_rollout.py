@@ -29,7 +29,7 @@ def _run(
     **kw: object,
 ) -> tuple[Outcome, list[str]]:
     said: list[str] = []
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=clock))
     # from reviews v1 only (the canary at 0), unless said otherwise
     sim.set_weights("bookinfo", "reviews", start or {"v1": 100, "v2": 0, "v3": 0})
     clock.advance(120)
@@ -193,7 +193,7 @@ def test_metrics_that_fail_mid_rollout_abort_it_back_to_the_weights_from_before(
 ) -> None:
     """No canary is judged blind: the route goes back, and the rollout can be undone."""
     said: list[str] = []
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=clock))
     sim.set_weights("bookinfo", "reviews", {"v1": 80, "v2": 20, "v3": 0})
     change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="rollout")
 
@@ -220,7 +220,7 @@ def test_a_rollout_stopped_between_two_steps_says_where_it_left_the_route(
     far are one change to take back."""
     from meshtop.rollout import Stopped
 
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    snapshot = asyncio.run(refresh(sim.clusters, clock=clock))
     sim.set_weights("bookinfo", "reviews", {"v1": 100, "v2": 0, "v3": 0})
     change = Workflow({"sim": Copy("sim", sim.control_plane, "the simulated mesh")}, by="rollout")
 

@@ -19,7 +19,7 @@ PRODUCTPAGE = NS + "productpage-v1"
 
 
 def _snap(sim: Simulation) -> MeshSnapshot:
-    return asyncio.run(refresh(sim.metrics, sim.control_plane))
+    return asyncio.run(refresh(sim.clusters))
 
 
 def test_bundled_manifests_are_the_real_bookinfo_files(fixtures: Path) -> None:
@@ -119,9 +119,9 @@ def test_numbers_drift_over_time_but_repeat_for_the_same_moment(
 
 
 def test_generated_mesh_is_deterministic_per_seed() -> None:
-    a = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).metrics))
-    b = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).metrics))
-    c = asyncio.run(refresh(Simulation(generated(200, seed=8), clock=lambda: 1e9).metrics))
+    a = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).clusters))
+    b = asyncio.run(refresh(Simulation(generated(200, seed=7), clock=lambda: 1e9).clusters))
+    c = asyncio.run(refresh(Simulation(generated(200, seed=8), clock=lambda: 1e9).clusters))
     assert [(e.key, e.stats.rps) for e in a.edges] == [(e.key, e.stats.rps) for e in b.edges]
     assert {e.key for e in a.edges} != {e.key for e in c.edges}
 
@@ -139,7 +139,7 @@ def test_generated_mesh_has_the_services_asked_for(services: int) -> None:
 
 def test_generated_mesh_is_realistic() -> None:
     sim = Simulation(generated(1000, seed=1), clock=lambda: 1e9)
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    snapshot = asyncio.run(refresh(sim.clusters))
     g = snapshot.graph
     assert nx.is_directed_acyclic_graph(g)  # layered: callers call lower layers
     namespaces = {w.namespace for w in snapshot.nodes.values() if w.kind is NodeKind.WORKLOAD}

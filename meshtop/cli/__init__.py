@@ -1,6 +1,6 @@
 """The `meshtop` command: the console, the demo, exports, one edge, traces, weight changes,
 rollouts and the simulator's server, one module each; the options they share in
-`options.py`, the sources they read in `wiring.py`. Every error a user can cause
+`options.py`; the sources they read come from `meshtop.connect`. Every error a user can cause
 ends here as one line on stderr and a documented exit code. Heavy modules (Textual,
 networkx, the simulator) load inside the commands that need them, so `meshtop --help`
 stays quick."""
@@ -16,10 +16,9 @@ import typer
 
 from meshtop import __version__, sanitize
 from meshtop.cli import console, edge, export, rollout, shift, sim, traces
-from meshtop.cli.wiring import sources as _sources
 from meshtop.errors import EXIT_BUG, MeshtopError
 
-__all__ = ["_sources", "app", "main", "sim_app", "tune_gc"]
+__all__ = ["app", "main", "sim_app", "tune_gc"]
 
 app = typer.Typer(
     name="meshtop",

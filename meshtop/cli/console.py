@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshtop import __version__
-from meshtop.cli import options, wiring
+from meshtop import __version__, connect
+from meshtop.cli import options
 from meshtop.cli.options import (
     CaOpt,
     ClustersOpt,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from meshtop.config import Settings
 
 
-def _run_console(sources: wiring.Sources, settings: Settings) -> None:
+def _run_console(sources: connect.Sources, settings: Settings) -> None:
     from meshtop.tui.theme import load_themes, theme_names
 
     themes = load_themes()
@@ -67,6 +67,7 @@ def _run_console(sources: wiring.Sources, settings: Settings) -> None:
         traces=sources.traces,
         # where weights are written: the simulated mesh, or the cluster of --context
         writer=sources.control_plane,
+        clusters=sources.clusters,
     )
     # A terminal that goes away ends the console, even with SIGHUP ignored (terminal.py).
     watch = TerminalWatch(sys.stdin.fileno(), lambda: console.exit(return_code=EXIT_TERMINAL_LOST))
@@ -138,9 +139,9 @@ def console(
     )  # fmt: skip
     if ctx.invoked_subcommand is None:
         settings = options.settings(ctx)
-        configured = settings.prometheus is not None or any(c.prometheus for c in settings.clusters)
-        sim = None if configured else wiring.simulation(None, 1)
-        _run_console(wiring.sources(settings, sim, routes=True), settings)
+        configured = any(c.prometheus for c in settings.clusters)
+        sim = None if configured else connect.simulation(None, 1)
+        _run_console(connect.connect(settings, sim, routes=True), settings)
 
 
 def demo(
@@ -155,5 +156,5 @@ def demo(
     """Open the console on the simulated mesh (Bookinfo, or --services N; on several
     clusters with --clusters N)."""
     settings = options.settings(ctx, refresh=refresh, window=window, theme=theme)
-    sim = wiring.simulation(services, seed, clusters=clusters)
-    _run_console(wiring.sources(settings, sim), settings)
+    sim = connect.simulation(services, seed, clusters=clusters)
+    _run_console(connect.connect(settings, sim), settings)

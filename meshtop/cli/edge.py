@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from meshtop.cli import options, wiring
+from meshtop import connect
+from meshtop.cli import options
 from meshtop.cli.options import (
     DemoOpt,
     DialectOpt,
@@ -51,8 +52,8 @@ def edge(
     window_s = parse_window(window)
     flags = {"prometheus.url": prometheus, "prometheus.dialect": dialect, "timeout": timeout}
     settings = options.settings(ctx, **flags)
-    sources = wiring.sources(settings, wiring.simulation(services, seed) if demo else None)
-    snapshot = wiring.snapshot(settings, sources)
+    sources = connect.connect(settings, connect.simulation(services, seed) if demo else None)
+    snapshot = connect.snapshot(settings, sources)
 
     def node(text: str) -> str:
         # A full id stands as given: the node may have been quiet in the last minute

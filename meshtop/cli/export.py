@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from meshtop import sanitize
-from meshtop.cli import options, wiring
+from meshtop import connect, sanitize
+from meshtop.cli import options
 from meshtop.cli.options import (
     CaOpt,
     ClustersOpt,
@@ -111,20 +111,16 @@ def export(
     moment = parse_moment(at) if at is not None else None
     if clusters and not demo:
         raise UsageError("--clusters simulates a mesh: give it with --demo")
-    sim = wiring.simulation(services, seed, moment, clusters) if demo else None
+    sim = connect.simulation(services, seed, moment, clusters) if demo else None
     # the routes of a cluster the command line names, or of each of several; not of the
     # console's cluster in MESHTOP_CONTEXT or [kubernetes]: an export asks Kubernetes only
     # when told to
-    routes = options.cluster_named(ctx, context, kubeconfig) or bool(settings.clusters)
-    sources = wiring.sources(settings, sim, moment, routes=routes)
-    namespaces = (
-        settings.prometheus.namespaces
-        if settings.prometheus and not demo
-        else tuple(namespace or ())
-    )
+    routes = options.cluster_named(ctx, context, kubeconfig) or settings.several
+    sources = connect.connect(settings, sim, moment, routes=routes)
+    namespaces = settings.namespaces if not demo else tuple(namespace or ())
     chosen = Selection(namespaces=namespaces, top=top, edge=edge)
     with progress(f"asking {sources.metrics.name}…") as say:
-        snapshot = wiring.snapshot(settings, sources)
+        snapshot = connect.snapshot(settings, sources)
         say(f"rendering {fmt.value}…")
         judged = scoped(snapshot, chosen)  # what gates and the security posture judge
         scope = [f"namespace {n}" for n in namespaces]

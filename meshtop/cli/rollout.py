@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from meshtop import sanitize
-from meshtop.cli import options, wiring
+from meshtop import connect, sanitize
+from meshtop.cli import options
 from meshtop.cli.options import DialectOpt, KubeconfigOpt, PrometheusOpt, RouteKind, TimeoutOpt
 from meshtop.errors import MeshtopError, UsageError
 
@@ -64,7 +64,7 @@ def rollout(
     settings = options.settings(ctx, **flags, **kube)
     if settings.read_only:
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
-    if settings.clusters and not demo:
+    if settings.several and not demo:
         raise UsageError(
             "a rollout steps one cluster's copy of a route: give --context with one of "
             f"{', '.join(c.name for c in settings.clusters)}"
@@ -75,20 +75,20 @@ def rollout(
         max_error_rate=parse_gate(f"error_rate>{max_error_rate}").value,
         max_p99_ms=parse_gate(f"p99>{max_p99}").value if max_p99 else None,
     )
-    sim = wiring.simulation(None, 1) if demo else None
-    sources = wiring.sources(settings, sim)
+    sim = connect.simulation(None, 1) if demo else None
+    sources = connect.connect(settings, sim)
     if sim is not None:
         store: Any = sim.control_plane
         where = "the simulated mesh"
     else:
-        store = wiring.plane(settings, (namespace,))
+        store = connect.stores(settings, (namespace,))[""]
         where = store.context
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("not a terminal to ask on: give --yes to start the rollout")
         if not typer.confirm(f"roll out {to} in {target} on {where}?", default=False):
             return
-    snapshot = wiring.snapshot(settings, sources)
+    snapshot = connect.snapshot(settings, sources)
     route_kind = "VirtualService" if kind is RouteKind.auto else kind.value
 
     change = Workflow({where: Copy(where, store, where)}, by="rollout")

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from meshtop import sanitize
-from meshtop.cli import options, wiring
+from meshtop import connect, sanitize
+from meshtop.cli import options
 from meshtop.cli.options import ContextsOpt, KubeconfigOpt, RouteKind, TimeoutOpt
 from meshtop.errors import BackendError, UsageError
 
@@ -59,12 +59,8 @@ def shift(
         raise UsageError("read-only: meshtop writes nothing here (read_only in the config file)")
     namespace, name = route_name(target)
     kinds = list(KINDS) if kind is RouteKind.auto else [kind.value]
-    several = bool(settings.clusters)  # one cluster: a mesh of one, said as before
-    planes = (
-        wiring.cluster_planes(settings, (namespace,))
-        if several
-        else {"": wiring.plane(settings, (namespace,))}
-    )
+    several = settings.several  # one cluster: a mesh of one, said as before
+    planes = connect.stores(settings, (namespace,))
     stores = {c: workflow.Copy(c, p, p.context) for c, p in planes.items()}
     reading = asyncio.run(workflow.read(stores, kinds, namespace, name))
     if not several and reading.unread:

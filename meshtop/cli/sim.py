@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from meshtop.cli import wiring
+from meshtop import connect
 from meshtop.cli.options import ClustersOpt, SeedOpt, ServicesOpt
 from meshtop.errors import UsageError
 
@@ -45,7 +45,7 @@ def sim_serve(
     from meshtop.sim.exposition import MeshExposition
     from meshtop.sim.server import MetricsServer
 
-    sim = wiring.simulation(services, seed, clusters=clusters)
+    sim = connect.simulation(services, seed, clusters=clusters)
     if cluster is not None and cluster not in sim.mesh.clusters:
         raise UsageError(
             f"no cluster {cluster!r} in the simulated mesh; it has {', '.join(sim.mesh.clusters)}"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshtop import sanitize
-from meshtop.cli import options, wiring
+from meshtop import connect, sanitize
+from meshtop.cli import options
 from meshtop.cli.options import (
     DemoOpt,
     SeedOpt,
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 def _trace_backend(settings: Settings, demo: bool, services: int | None, seed: int) -> TraceSource:
     if demo:
-        return wiring.simulation(services, seed).traces
-    found = wiring.traces(settings)
+        return connect.simulation(services, seed).traces
+    found = connect.traces(settings)
     if found is None:
         raise UsageError(
             "no trace backend is configured: give --tracing jaeger=URL, tempo=URL or "
@@ -115,7 +115,7 @@ def traces(
         raise UsageError("give --edge SRC DST or --node NODE")
     settings = options.settings(ctx, **{"tracing.url": tracing, "tracing.tenant": tracing_tenant,
                                         "timeout": timeout})  # fmt: skip
-    sim = wiring.simulation(services, seed) if demo else None
+    sim = connect.simulation(services, seed) if demo else None
     source = sim.traces if sim is not None else _trace_backend(settings, False, None, seed)
     names = _services(settings, sim, [*(edge or ()), *([node] if node else [])])
     query = TraceQuery(
@@ -158,8 +158,8 @@ def _services(
     """(app, namespace, version) for each name: through the mesh's nodes where a metrics
     source is at hand, else read from the name itself (`namespace/app`, `app.namespace`),
     any version."""
-    if sim is not None or settings.prometheus is not None:
-        snapshot = wiring.snapshot(settings, wiring.sources(settings, sim))
+    if sim is not None or any(c.prometheus for c in settings.clusters):
+        snapshot = connect.snapshot(settings, connect.connect(settings, sim))
         from meshtop.model import resolve_node
 
         out = []

@@ -30,7 +30,7 @@ from meshtop.model import (
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
-from meshtop.sources.protocols import Traffic
+from meshtop.sources.protocols import ClusterSources, Traffic
 from meshtop.sources.routing import default_rule
 from meshtop.sources.tracing import matches
 
@@ -49,12 +49,24 @@ class Simulation:
         self.metrics = SimMetrics(self)
         # One control plane per cluster, as a multi-primary mesh has: each holds its own
         # copy of every route.
-        self.control_plane: SimControlPlane | FederatedControlPlane = (
-            SimControlPlane(self)
+        self.planes: dict[str, SimControlPlane] = (
+            {"": SimControlPlane(self)}
             if len(mesh.clusters) == 1
-            else FederatedControlPlane({c: SimControlPlane(self, c) for c in mesh.clusters})
+            else {c: SimControlPlane(self, c) for c in mesh.clusters}
+        )
+        self.control_plane: SimControlPlane | FederatedControlPlane = (
+            FederatedControlPlane(self.planes) if len(self.planes) > 1 else self.planes[""]
         )
         self.traces = SimTraces(self)
+
+    @property
+    def clusters(self) -> dict[str, ClusterSources]:
+        """The simulated mesh by cluster: one metrics and one trace backend for all, a
+        control plane (and route store) per cluster."""
+        return {
+            c: ClusterSources(self.metrics, plane, self.traces, plane)
+            for c, plane in self.planes.items()
+        }
 
     def flows(self, at: float | None = None, keep: Keep | None = None) -> list[SimEdge]:
         """The traffic now, or at an earlier moment `at` with the routes of then; only

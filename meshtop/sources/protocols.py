@@ -87,3 +87,25 @@ class RouteStore(Protocol):
         """The plan's JSON patch (with `dry_run`, checked by the server, nothing
         written): a route changed since the plan's read is a `ConflictError`."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSources:
+    """What meshtop reads one cluster through: its metrics backend (its own, or the one
+    every cluster shares: then the same object in each), its control plane (also the
+    store its routes are written to), if one is named, and its trace backend, if any."""
+
+    metrics: MetricsSource
+    control_plane: ControlPlane | None = None
+    traces: TraceSource | None = None
+    store: RouteStore | None = None  # the control plane, as where its routes are written
+
+    @staticmethod
+    def one(
+        metrics: MetricsSource,
+        control_plane: ControlPlane | None = None,
+        traces: TraceSource | None = None,
+        store: RouteStore | None = None,
+    ) -> dict[str, ClusterSources]:
+        """A mesh of one cluster (named "": its workloads carry no cluster)."""
+        return {"": ClusterSources(metrics, control_plane, traces, store)}

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -58,7 +58,7 @@ from meshtop.model import (
     clusters,
 )
 from meshtop.sanitize import said
-from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
+from meshtop.sources.protocols import ClusterSources, ControlPlane, MetricsSource, TraceSource
 from meshtop.tui import commands
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.confirm import ConfirmScreen
@@ -206,8 +206,11 @@ class MeshtopApp(App[None]):
         themes: ThemeSet | None = None,
         traces: TraceSource | None = None,
         writer: Any = None,
+        clusters: Mapping[str, ClusterSources] | None = None,
     ) -> None:
         super().__init__()
+        # what a refresh asks, cluster by cluster
+        self.clusters = clusters or ClusterSources.one(metrics, control_plane, traces, writer)
         self._filters.append(ControlFilter())  # no control character reaches the terminal
         self.traces = traces
         # where weights are written (read(), apply()): the cluster, or the simulated mesh
@@ -310,8 +313,7 @@ class MeshtopApp(App[None]):
         # would wait for: `q` and ctrl+q quit at once, whatever backend hangs.
         snapshot = await detached(
             lambda: refresh(
-                self.metrics,
-                self.control_plane,
+                self.clusters,
                 window_s=self.settings.window_s,
                 timeout_s=self.settings.timeout_s,
                 previous=self.snapshot,

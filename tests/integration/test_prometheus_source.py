@@ -323,10 +323,11 @@ def test_concurrent_histories_leave_a_live_source_live(backends: dict[str, Backe
     live source (no fixed moment) must stay live for the snapshots after it."""
     from meshtop.detail import fetch, subject
     from meshtop.mesh import refresh
+    from meshtop.sources.protocols import ClusterSources
 
     b = backends["istio"]
     live = PrometheusMetrics(PrometheusConfig(b.prom.url, dialect="istio"))
-    snapshot = asyncio.run(refresh(live, window_s=WINDOW_S))
+    snapshot = asyncio.run(refresh(ClusterSources.one(live), window_s=WINDOW_S))
     v3 = "Kubernetes/bookinfo/reviews-v3"
     about = subject(snapshot, "edge", [PAGE], [v3])
     assert len(about.versions) == 3

@@ -756,8 +756,11 @@ def test_a_malformed_route_the_server_serves_is_left_out_and_said_the_rest_shown
     from meshtop.mesh import refresh
     from meshtop.sim.sources import Simulation
     from meshtop.sim.topology import bookinfo as bookinfo_topology
+    from meshtop.sources.protocols import ClusterSources
 
-    snapshot = asyncio.run(refresh(Simulation(bookinfo_topology()).metrics, plane))
+    snapshot = asyncio.run(
+        refresh(ClusterSources.one(Simulation(bookinfo_topology()).metrics, plane))
+    )
     health = snapshot.sources["control_plane"]
     assert health.state.value == "fresh" and f"{bookinfo}/ninety" in (health.reason or "")
     done = _shift(
@@ -784,7 +787,7 @@ def _rollout(
     from meshtop.rollout import rollout
 
     said: list[str] = []
-    asyncio.run(refresh(sim.metrics, sim.control_plane, clock=clock))
+    asyncio.run(refresh(sim.clusters, clock=clock))
     clock.advance(120)
 
     async def sleep(seconds: float) -> None:

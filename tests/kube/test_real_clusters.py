@@ -26,6 +26,7 @@ from meshtop.mesh import refresh
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+from meshtop.sources.protocols import ClusterSources
 
 from ..servers import kube as real
 from ..servers.kube import Interposer, KubeServer, interposed, write_kubeconfig
@@ -160,13 +161,14 @@ def test_a_cluster_that_goes_away_is_stale_and_the_other_is_read(
     clusters: Clusters,
 ) -> None:
     config = clusters.kubeconfig()
-    planes = FederatedControlPlane({
-        c: KubernetesControlPlane(KubeConfig(context=c, kubeconfig=config, cluster=c,
-                                             namespaces=(clusters.namespace,), timeout_s=5))
-        for c in ("east", "west")
-    })  # fmt: skip
     sim = Simulation(bookinfo(), clock=lambda: 1_800_000_000.0)
-    first = asyncio.run(refresh(sim.metrics, planes, clock=sim.clock))
+    planes = {
+        c: ClusterSources(sim.metrics, KubernetesControlPlane(KubeConfig(
+            context=c, kubeconfig=config, cluster=c, namespaces=(clusters.namespace,),
+            timeout_s=5)))
+        for c in ("east", "west")
+    }  # fmt: skip
+    first = asyncio.run(refresh(planes, clock=sim.clock))
     reviews = {r.cluster: r for r in first.routes if r.name == "reviews" and r.kind == VS}
     assert {c: [d.weight for d in r.rules[0].destinations] for c, r in reviews.items()} == {
         "east": [90, 10],
@@ -174,7 +176,7 @@ def test_a_cluster_that_goes_away_is_stale_and_the_other_is_read(
     }
     assert first.sources["control_plane:west"].state.value == "fresh"
     clusters.proxies["west"].close()  # west's API server is out of reach from now on
-    second = asyncio.run(refresh(sim.metrics, planes, previous=first, clock=sim.clock))
+    second = asyncio.run(refresh(planes, previous=first, clock=sim.clock))
     assert second.sources["control_plane:east"].state.value == "fresh"
     assert second.sources["control_plane:west"].state.value == "stale"
     assert "cannot reach the Kubernetes API (west)" in (

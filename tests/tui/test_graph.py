@@ -163,7 +163,7 @@ async def test_a_click_selects_a_box(sim: Simulation) -> None:
 
 
 def test_view_groups_filters_and_focuses(sim: Simulation) -> None:
-    snapshot = asyncio.run(refresh(sim.metrics, sim.control_plane))
+    snapshot = asyncio.run(refresh(sim.clusters))
     workloads = build(snapshot, ViewOptions(grouping=Grouping.WORKLOAD))
     assert "Kubernetes/bookinfo/reviews-v3" in workloads.nodes
     apps = build(snapshot, ViewOptions(grouping=Grouping.APP))
@@ -221,7 +221,7 @@ def test_labels_never_cover_another_line_and_turns_never_share_a_column() -> Non
     from meshtop.tui.widgets.graph import _index
 
     sim60 = Simulation(generated(60, seed=5), clock=lambda: 1.8e9)
-    snap = aio.run(refresh(sim60.metrics, sim60.control_plane))
+    snap = aio.run(refresh(sim60.clusters))
     view = build(snap, ViewOptions())
     lay = layout(view.nodes, view.edges, label=lambda n: view.nodes[n].label,
                  group=lambda n: view.nodes[n].namespace)  # fmt: skip
