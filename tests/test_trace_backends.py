@@ -330,3 +330,63 @@ def test_a_backends_error_answer_is_its_reason_in_one_line() -> None:
     assert error_reason(v3) == "malformed parameter query.duration_min"
     assert error_reason(b"<html>\n oops </html>") == "<html> oops </html>"
     assert len(error_reason(b"x" * 10_000)) == 200
+
+
+# -- the adapter's client ---------------------------------------------------------------
+
+
+class KeepAlive(Backend):
+    protocol_version = "HTTP/1.1"  # keeps a connection open between requests, as real backends do
+
+
+class CountingServer(ThreadingHTTPServer):
+    """Counts the TCP connections it accepted, and those still open."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), KeepAlive)
+        self.accepted = 0
+        self.open = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.accepted += 1
+        self.open += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:  # once its handler saw the client go
+        self.open -= 1
+        super().shutdown_request(request)
+
+    def wait_closed(self) -> None:
+        deadline = time.monotonic() + 5
+        while self.open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.open == 0, "the client left its connection open"
+
+
+def test_an_adapter_asks_over_one_connection_per_event_loop_and_closes_it() -> None:
+    Backend.routes = {"/api/v2/trace/1e223ff1f80f1c69": FIXTURES / "zipkin/skew.json"}
+    server = CountingServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        zipkin = ZipkinTraces(TracingConfig("zipkin", f"http://127.0.0.1:{server.server_port}"))
+
+        async def three(close: bool) -> None:
+            for _ in range(3):
+                assert (await zipkin.get_trace("1e223ff1f80f1c69")).spans
+            if close:
+                await zipkin.aclose()
+
+        asyncio.run(three(close=True))
+        assert server.accepted == 1  # three requests, one connection
+        server.wait_closed()  # aclose() closed it
+        asyncio.run(three(close=False))
+        assert server.accepted == 2  # a new client after aclose(), reused too
+        server.wait_closed()  # closed with its event loop, though nobody called aclose()
+        asyncio.run(three(close=False))  # the client of a closed loop is not used again
+        assert server.accepted == 3
+        server.wait_closed()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,11 +1,16 @@
 """GETs against one trace backend, each within one deadline for all of it and a size
-cap, with every way they fail turned into one clear `BackendError`."""
+cap, with every way they fail turned into one clear `BackendError`, over a client the
+adapter keeps: one per running event loop, its connections reused from one request to the
+next, closed by `aclose()` or with its loop."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,16 +21,66 @@ from meshtop.sources.tracing.config import TracingConfig
 from meshtop.sources.tracing.spans import TooManySpans
 
 
+@dataclass(frozen=True, slots=True)
+class _LoopClient:
+    client: httpx.AsyncClient
+    closer: AsyncGenerator[None, None]  # `_closed_with_the_loop(client)`, started
+
+
+async def _closed_with_the_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Started once on the client's loop, this generator is one the loop closes when it
+    ends (`asyncio.run`'s `shutdown_asyncgens`, Textual's too): the client's connections
+    are closed on their own loop, not left to the garbage collector."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
 class TraceHTTP:
-    """GETs against one trace backend; every failure is one clear `BackendError`."""
+    """GETs against one trace backend; every failure is one clear `BackendError`.
+
+    An `httpx.AsyncClient` is bound to the event loop it runs on, and meshtop runs more
+    than one: the console's, one per CLI command, a test's. So there is one client per
+    running loop, keyed weakly by the loop: a closed loop never runs again, so its client
+    is never handed out again, and is dropped once its loop is gone."""
 
     def __init__(self, config: TracingConfig, what: str) -> None:
         self.config = config
         self.what = what  # "Jaeger", "Tempo", "Zipkin"
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()  # loops on several threads may ask at once
 
     @property
     def name(self) -> str:
         return f"{self.config.kind} {self.config.url}"
+
+    async def _client(self) -> httpx.AsyncClient:
+        """The running loop's client, made on its first request."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for gone in [other for other in self._clients if other.is_closed()]:
+                del self._clients[gone]  # a loop closed without closing its generators
+            held = self._clients.get(loop)
+            if held is not None and not held.client.is_closed:
+                return held.client
+            client = httpx.AsyncClient(
+                timeout=self.config.timeout_s, headers=dict(self.config.headers)
+            )
+            closer = _closed_with_the_loop(client)
+            self._clients[loop] = _LoopClient(client, closer)
+        await anext(closer)  # runs to its `yield` at once: the loop now knows it
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client and its connections; a later request opens a
+        new one. (The clients of other loops are closed with their loops.)"""
+        with self._lock:
+            held = self._clients.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held.closer.aclose()  # its `finally` closes the client
 
     async def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, missing: str = ""
@@ -39,12 +94,8 @@ class TraceHTTP:
         try:
             # One deadline for all of it: connecting, sending and every byte of the body.
             async with asyncio.timeout(self.config.timeout_s):
-                async with (
-                    httpx.AsyncClient(
-                        timeout=self.config.timeout_s, headers=dict(self.config.headers)
-                    ) as client,
-                    client.stream("GET", self.config.url + path, params=params) as response,
-                ):
+                client = await self._client()
+                async with client.stream("GET", self.config.url + path, params=params) as response:
                     headers_in = True
                     size = 0
                     async for chunk in response.aiter_bytes():

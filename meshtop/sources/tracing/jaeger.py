@@ -111,6 +111,10 @@ class JaegerTraces:
     def name(self) -> str:
         return self.http.name
 
+    async def aclose(self) -> None:
+        """Close this event loop's connections to the backend (see `TraceHTTP`)."""
+        await self.http.aclose()
+
     async def _has_v3(self) -> bool:
         """Whether the v3 API answers. An older Jaeger answers an unknown path with 404,
         or, before that, with its UI's page (HTTP 200, HTML): both mean no v3."""

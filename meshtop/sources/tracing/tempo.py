@@ -73,6 +73,10 @@ class TempoTraces:
     def name(self) -> str:
         return self.http.name
 
+    async def aclose(self) -> None:
+        """Close this event loop's connections to the backend (see `TraceHTTP`)."""
+        await self.http.aclose()
+
     async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
         now = time.time()
         params = {"q": traceql(q), "limit": q.limit, "start": int(now - q.lookback_s),

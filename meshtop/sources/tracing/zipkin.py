@@ -87,6 +87,10 @@ class ZipkinTraces:
     def name(self) -> str:
         return self.http.name
 
+    async def aclose(self) -> None:
+        """Close this event loop's connections to the backend (see `TraceHTTP`)."""
+        await self.http.aclose()
+
     async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
         params: dict[str, Any] = {
             "serviceName": backend_service(q.service, q.namespace),
