@@ -1,17 +1,15 @@
 """Weight shifting, the one thing meshtop writes: a rule's split edited so that it stays
 valid at every step (non-negative whole weights; a VirtualService's adding up to 100; an
-HTTPRoute's relative, never all 0), a plan of the change with the version it was read at,
-and the JSON patch that applies it only to what was read: `test` operations pin the
-resource version and each destination changed, so a concurrent change is refused by the
-server (409/422), never overwritten. Headless: the console, `meshtop shift` and the
-simulated mesh all go through here."""
+HTTPRoute's relative, never all 0), and a plan of the change with the version it was read
+at. The JSON patch that applies a plan to the resource is built beside the resource's
+parser (`sources/routing.py`). Headless: the console, `meshtop shift` and the simulated
+mesh all go through here."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from meshtop.errors import UsageError
 from meshtop.model import Route, RouteRule
@@ -150,39 +148,6 @@ class Plan:
             for j, (a, b) in enumerate(zip(self.before.weights, self.after.weights, strict=True))
             if a != b
         ]
-
-    def patch(self) -> list[dict[str, Any]]:
-        """The JSON patch (RFC 6902) that makes the change only if nothing changed since
-        it was read: the resource version and each changed destination are tested first."""
-        rule = self.route.rules[self.rule]
-        ops: list[dict[str, Any]] = [
-            {
-                "op": "test",
-                "path": "/metadata/resourceVersion",
-                "value": self.route.resource_version,
-            }
-        ]
-        for j in self.changed:
-            d = rule.destinations[j]
-            if self.route.kind == PERCENT:
-                base = f"/spec/http/{self.rule}/route/{j}"
-                ops.append({"op": "test", "path": f"{base}/destination/host", "value": d.host})
-                if d.subset:
-                    ops.append(
-                        {"op": "test", "path": f"{base}/destination/subset", "value": d.subset}
-                    )
-            else:
-                base = f"/spec/rules/{self.rule}/backendRefs/{j}"
-                ops.append({"op": "test", "path": f"{base}/name", "value": d.host})
-        for j in self.changed:
-            base = (
-                f"/spec/http/{self.rule}/route/{j}"
-                if self.route.kind == PERCENT
-                else f"/spec/rules/{self.rule}/backendRefs/{j}"
-            )
-            # `add` sets a member whether it is there or not (a lone destination has none)
-            ops.append({"op": "add", "path": f"{base}/weight", "value": self.after.weights[j]})
-        return ops
 
     def diff(self) -> list[str]:
         """The change as a person reviews it: the rule's destinations, before and after."""

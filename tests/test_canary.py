@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from meshtop.canary import PRESETS, Plan, Split, parse_set, rule_index, stable_index
 from meshtop.errors import ConflictError, UsageError
 from meshtop.sim.sources import Simulation
+from meshtop.sources.routing import json_patch
 
 Op = tuple[str, int, int]
 STEPS = (1, -1, 5, -5, 10, -10)
@@ -102,7 +103,7 @@ def test_a_plan_must_be_valid_and_its_patch_pins_what_was_read(sim: Simulation) 
     with pytest.raises(UsageError, match="add up to 110, not 100"):
         _plan(sim, (80, 20, 10))
     plan = _plan(sim, (60, 20, 20))
-    assert plan.patch() == [
+    assert json_patch(plan) == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
         {"op": "test", "path": "/spec/http/0/route/0/destination/host", "value": "reviews"},
         {"op": "test", "path": "/spec/http/0/route/0/destination/subset", "value": "v1"},
@@ -116,11 +117,11 @@ def test_a_plan_must_be_valid_and_its_patch_pins_what_was_read(sim: Simulation) 
 
 def test_the_simulated_mesh_applies_a_plan_and_refuses_a_stale_one(sim: Simulation) -> None:
     first, second = _plan(sim, (60, 20, 20)), _plan(sim, (50, 0, 50))
-    updated = sim.apply_patch("bookinfo", "reviews", first.patch())
+    updated = sim.apply_patch("bookinfo", "reviews", json_patch(first))
     assert updated.resource_version == "2"
     assert [d.weight for d in updated.rules[0].destinations] == [60, 20, 20]
     with pytest.raises(ConflictError, match="changed since it was read"):
-        sim.apply_patch("bookinfo", "reviews", second.patch())  # planned against version 1
+        sim.apply_patch("bookinfo", "reviews", json_patch(second))  # planned against version 1
     assert sim.route("bookinfo", "reviews") is updated  # nothing overwritten
     routes = asyncio.run(sim.control_plane.routes())
     assert next(r for r in routes if r.name == "reviews").resource_version == "2"
@@ -155,7 +156,7 @@ def test_a_subset_name_two_hosts_share_changes_neither_until_named_with_its_host
                        r"reviews/v1 or ratings/v1"):  # fmt: skip
         parse_set("v1=45", split)
     assert parse_set("reviews/v1=45,v2=25", split).weights == (45, 30, 25)
-    patch = Plan(route, 0, split, parse_set("reviews/v1=45,v2=25", split)).patch()
+    patch = json_patch(Plan(route, 0, split, parse_set("reviews/v1=45,v2=25", split)))
     assert [op["path"] for op in patch if op["op"] == "add"] == [
         "/spec/http/0/route/0/weight",
         "/spec/http/0/route/2/weight",

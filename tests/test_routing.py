@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from meshtop.sources.routing import default_rule, route_from_httproute, route_from_virtual_service
+from meshtop.canary import Plan, Split, rule_index
+from meshtop.sources.routing import (
+    default_rule,
+    json_patch,
+    route_from_httproute,
+    route_from_virtual_service,
+)
+
+from .kube.emulator import apply_json_patch
 
 
 def _docs(path: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -63,3 +74,40 @@ def test_httproute_backend_weights_are_relative(fixtures: Path) -> None:
         ("reviews-v1", 90, 9080),
         ("reviews-v2", 10, 9080),
     ]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "parse", "weights"),
+    [
+        (
+            "istio/networking/virtual-service-reviews-90-10.yaml",
+            route_from_virtual_service,
+            (25, 75),
+        ),
+        (
+            "istio/networking/virtual-service-reviews-50-v3.yaml",
+            route_from_virtual_service,
+            (0, 100),
+        ),
+        ("istio/gateway-api/route-reviews-90-10.yaml", route_from_httproute, (3, 1)),
+    ],
+)
+def test_a_plans_patch_writes_where_the_parser_reads(
+    fixtures: Path, fixture: str, parse: Any, weights: tuple[int, ...]
+) -> None:
+    """The patch, applied to the object as it was read, gives back the plan's weights
+    when the same parser reads it; applied to the object changed since, it is refused."""
+    (doc,) = _docs(fixtures / fixture)
+    doc["metadata"]["resourceVersion"] = "7"
+    route = parse(doc, "c", "bookinfo")
+    i = rule_index(route, None)
+    before = Split.of(route, route.rules[i])
+    plan = Plan(route, i, before, replace(before, weights=weights))
+    written = parse(apply_json_patch(doc, json_patch(plan)), "c", "bookinfo")
+    assert [d.weight for d in written.rules[i].destinations] == list(weights)
+    assert [d.host for d in written.rules[i].destinations] == [
+        d.host for d in route.rules[i].destinations
+    ]
+    doc["metadata"]["resourceVersion"] = "8"
+    with pytest.raises(ValueError, match="resourceVersion"):
+        apply_json_patch(doc, json_patch(plan))

@@ -31,7 +31,7 @@ from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, Traffic
-from meshtop.sources.routing import default_rule
+from meshtop.sources.routing import default_rule, json_patch
 from meshtop.sources.tracing import matches
 
 
@@ -104,7 +104,7 @@ class Simulation:
     ) -> Route:
         """A JSON patch of weights, as the Kubernetes API applies one to a route: every
         `test` must hold (else `ConflictError`, nothing changed), then each weight is set;
-        the resource version moves on. Only the paths `canary.Plan.patch` writes."""
+        the resource version moves on. Only the paths `routing.json_patch` writes."""
         home = cluster or self.mesh.clusters[0]
         key = next(
             (
@@ -332,7 +332,7 @@ class SimControlPlane:
     async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
         r = plan.route
         return self._sim.apply_patch(
-            r.namespace, r.name, plan.patch(), dry_run=dry_run, cluster=self.cluster
+            r.namespace, r.name, json_patch(plan), dry_run=dry_run, cluster=self.cluster
         )
 
 

@@ -22,7 +22,7 @@ from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
 from meshtop.sources import bounded
-from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
+from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
 
 T = TypeVar("T")
 
@@ -404,7 +404,7 @@ class KubernetesControlPlane:
         check_names(route.namespace, route.name)
         group, versions, plural, kind = KINDS[route.kind]
         version = self._versions.get(plural, versions[0])
-        ops = plan.patch()
+        ops = json_patch(plan)
         obj = await self._call(
             f"{'check' if dry_run else 'change'} {kind} {route.namespace}/{route.name}",
             "PATCH",

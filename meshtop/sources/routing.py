@@ -1,11 +1,13 @@
 """Turns Istio `VirtualService` and Gateway API `HTTPRoute` objects (as the Kubernetes API
-serves them, or as YAML manifests hold them) into `Route`s, match conditions in words."""
+serves them, or as YAML manifests hold them) into `Route`s, match conditions in words; and
+back: the JSON patch that writes a weight plan to the same paths it was read from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from meshtop.canary import PERCENT, Plan
 from meshtop.errors import BackendError, UsageError
 from meshtop.model import Route, RouteRule, WeightedDestination
 
@@ -172,3 +174,35 @@ def default_rule(route: Route) -> RouteRule | None:
         if not rule.matches:
             return rule
     return None
+
+
+def _destination_path(plan: Plan, j: int) -> str:
+    """Where destination `j` of the plan's rule is in the object, as the parsers read it."""
+    if plan.route.kind == PERCENT:
+        return f"/spec/http/{plan.rule}/route/{j}"
+    return f"/spec/rules/{plan.rule}/backendRefs/{j}"
+
+
+def json_patch(plan: Plan) -> list[dict[str, Any]]:
+    """The JSON patch (RFC 6902) that makes the plan's change only if nothing changed
+    since it was read: `test` operations pin the resource version and each changed
+    destination first, so a concurrent change is refused by the server (409/422), never
+    overwritten."""
+    route = plan.route
+    rule = route.rules[plan.rule]
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": route.resource_version}
+    ]
+    for j in plan.changed:
+        d, base = rule.destinations[j], _destination_path(plan, j)
+        if route.kind == PERCENT:
+            ops.append({"op": "test", "path": f"{base}/destination/host", "value": d.host})
+            if d.subset:
+                ops.append({"op": "test", "path": f"{base}/destination/subset", "value": d.subset})
+        else:
+            ops.append({"op": "test", "path": f"{base}/name", "value": d.host})
+    for j in plan.changed:
+        # `add` sets a member whether it is there or not (a lone destination has none)
+        weight = plan.after.weights[j]
+        ops.append({"op": "add", "path": f"{_destination_path(plan, j)}/weight", "value": weight})
+    return ops

@@ -23,6 +23,7 @@ from meshtop.canary import Plan, Split, parse_set
 from meshtop.change.workflow import Copy, Workflow
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+from meshtop.sources.routing import json_patch
 
 from ..servers import kube as real
 from ..servers.kube import KubeServer, interposed
@@ -182,7 +183,7 @@ def test_a_change_is_a_json_patch_that_tests_first(
     )
     patches = [r for r in proxy.requests if r["verb"] == "PATCH"]
     assert [p["query"].get("dryRun") for p in patches] == [["All"], None]
-    assert patches[-1]["body"] == plan.patch()
+    assert patches[-1]["body"] == json_patch(plan)
     assert patches[-1]["body"][0] == {"op": "test", "path": "/metadata/resourceVersion",
                                       "value": plan.route.resource_version}  # fmt: skip
 
