@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from meshtop import units
 from meshtop.errors import UsageError
 from meshtop.model import Edge, MeshSnapshot, Protocol
-from meshtop.report import carries_traffic
+from meshtop.posture import carries_traffic
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

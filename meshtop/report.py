@@ -20,6 +20,7 @@ from meshtop.model import (
     clusters,
     resolve_node,
 )
+from meshtop.posture import in_plain_text, volume
 
 RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
 
@@ -99,11 +100,6 @@ def worst_first(edges: Sequence[Edge], grades: Grades) -> list[Edge]:
     )
 
 
-def carries_traffic(e: Edge) -> bool:
-    s = e.stats
-    return bool(s.rps > 0 or s.tcp_connections_per_s > 0 or s.tcp_request_bps > 0)
-
-
 @dataclass(frozen=True)
 class Report:
     """A snapshot as a report sees it: graded once, ordered once."""
@@ -142,10 +138,7 @@ class Report:
     def plaintext(self) -> list[Edge]:
         """Calls not entirely on mutual TLS, most traffic first."""
         judged = self.whole or self.snapshot
-        return sorted(
-            (e for e in judged.edges if carries_traffic(e) and not e.stats.mtls >= 1.0),
-            key=lambda e: -(e.stats.rps or e.stats.tcp_connections_per_s),
-        )
+        return sorted((e for e in judged.edges if in_plain_text(e)), key=lambda e: -volume(e))
 
     @cached_property
     def without_proxy(self) -> list[tuple[Workload, str]]:
