@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from meshtop.errors import BackendError, UsageError
+from meshtop.errors import BackendError, MeshtopError, UsageError
 from meshtop.federation import one_control_plane, one_metrics, one_traces
 from meshtop.sources.protocols import ClusterSources
 
@@ -22,6 +22,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from meshtop.config import ClusterConfig, Settings
     from meshtop.model import MeshSnapshot
+    from meshtop.posture import SecurityConfig
     from meshtop.sim.sources import Simulation
     from meshtop.sources.kubernetes import KubernetesControlPlane
     from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource
@@ -100,6 +101,7 @@ def connect(
             control_plane=plane,
             traces=traces[c.name],
             store=plane,
+            security=plane,
         )
     clock = time.time if at is None else (lambda: at)
     return Sources(each, False, clock)
@@ -155,6 +157,41 @@ def stores(settings: Settings, namespaces: tuple[str, ...]) -> dict[str, Kuberne
     """Where each cluster's routes are read and written, by cluster name; a cluster with
     no context named is the kubeconfig's current one."""
     return {c.name: cluster_plane(settings, c, namespaces) for c in settings.clusters}
+
+
+def security(
+    sources: Sources,
+) -> tuple[dict[str, SecurityConfig], dict[str, MeshtopError]]:
+    """Each cluster's security configuration, by cluster name, asked concurrently (each
+    list within the settings' deadline), and the clusters that could not answer, with
+    why. Raises `UsageError` where no cluster has a control plane to read it from, and
+    the error itself where none answered."""
+    import asyncio
+
+    readers = {c: s.security for c, s in sources.clusters.items() if s.security is not None}
+    if not readers:
+        raise UsageError(
+            "the security posture is read from the cluster's configuration: give --context "
+            "(or --kubeconfig) for the cluster, or --demo for the simulated mesh"
+        )
+
+    async def ask() -> list[SecurityConfig | BaseException]:
+        return await asyncio.gather(
+            *(r.security() for r in readers.values()), return_exceptions=True
+        )
+
+    found: dict[str, SecurityConfig] = {}
+    failed: dict[str, MeshtopError] = {}
+    for cluster, answer in zip(readers, asyncio.run(ask()), strict=True):
+        if isinstance(answer, MeshtopError):
+            failed[cluster] = answer
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            found[cluster] = answer
+    if not found:
+        raise next(iter(failed.values()))
+    return found, failed
 
 
 def snapshot(settings: Settings, sources: Sources) -> MeshSnapshot:

@@ -21,6 +21,7 @@ from meshtop import __version__
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
+from meshtop.posture import SecurityConfig
 from meshtop.sources import bounded
 from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
 
@@ -35,6 +36,21 @@ DESTINATION_RULES = (
     "DestinationRule",
 )
 HTTP_ROUTES = ("gateway.networking.k8s.io", ("v1", "v1beta1"), "httproutes", "HTTPRoute")
+# the security configuration (issue 22): read, never written here
+PEER_AUTHENTICATIONS = (
+    "security.istio.io",
+    ("v1", "v1beta1"),
+    "peerauthentications",
+    "PeerAuthentication",
+)
+AUTHORIZATION_POLICIES = (
+    "security.istio.io",
+    ("v1", "v1beta1"),
+    "authorizationpolicies",
+    "AuthorizationPolicy",
+)
+SERVICE_ENTRIES = ("networking.istio.io", ("v1", "v1beta1"), "serviceentries", "ServiceEntry")
+WORKLOAD_ENTRIES = ("networking.istio.io", ("v1", "v1beta1"), "workloadentries", "WorkloadEntry")
 # Items a list asks for at a time, as kubectl does: no one answer grows with the cluster.
 PAGE = 500
 # A whole list (all its pages) may be this many times one answer's cap: 512 MiB of
@@ -377,6 +393,38 @@ class KubernetesControlPlane:
 
     malformed: Sequence[str] = ()  # the routes the last `routes()` left out, and why
 
+    async def security(self) -> SecurityConfig:
+        """The security configuration (`sources/security.py`): PeerAuthentications,
+        AuthorizationPolicies, DestinationRules' tls, ServiceEntries and WorkloadEntries
+        (with the root namespace's mesh-wide policies when namespaces are scoped), and each
+        Deployment's and StatefulSet's pod labels and service account; one list of each,
+        concurrently, each bounded as every list is. Malformed objects are left out and
+        said in the answer's `malformed`."""
+        from meshtop.posture import ROOT_NAMESPACE
+        from meshtop.sources.security import security_config
+
+        scoped = self.config.namespaces
+        wanted = [(r, ns) for ns in scoped or ("",) for r in (
+            PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES, DESTINATION_RULES, SERVICE_ENTRIES,
+            WORKLOAD_ENTRIES)]  # fmt: skip
+        if scoped and ROOT_NAMESPACE not in scoped:  # the mesh-wide ones
+            wanted += [(r, ROOT_NAMESPACE) for r in (PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES)]
+        pods = [
+            self._items(
+                f"list {plural}{f' in {ns}' if ns else ''}",
+                f"/apis/apps/v1{f'/namespaces/{ns}' if ns else ''}/{plural}",
+                _pod_template,
+            )
+            for ns in scoped or ("",)
+            for plural in ("deployments", "statefulsets")
+        ]
+        lists = await asyncio.gather(*(self._list(r, ns) for r, ns in wanted), *pods)
+        objects: dict[str, list[dict[str, Any]]] = {}
+        for (resource, _), items in zip(wanted, lists, strict=False):
+            objects.setdefault(resource[3], []).extend(items)
+        workloads = [item for found in lists[len(wanted) :] for item in found]
+        return security_config(objects, workloads)
+
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, and the object itself (for its owners)."""
         check_names(namespace, name)
@@ -438,6 +486,19 @@ def _table(value: Any) -> dict[str, Any]:
 
 def _whole(item: dict[str, Any]) -> dict[str, Any]:
     return item
+
+
+def _pod_template(item: dict[str, Any]) -> dict[str, Any]:
+    """Of a Deployment or StatefulSet, what the security posture needs: its name and its
+    pods' labels and service account (not the whole object, kept for every workload)."""
+    meta, template = _table(item.get("metadata")), _table(_table(item.get("spec")).get("template"))
+    labels = _table(template.get("metadata")).get("labels")
+    account = _table(template.get("spec")).get("serviceAccountName")
+    return {
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": {"template": {"metadata": {"labels": labels},
+                              "spec": {"serviceAccountName": account}}},
+    }  # fmt: skip
 
 
 def _entries(value: Any) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from meshtop.canary import Plan
 from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
+from meshtop.posture import SecurityConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +90,31 @@ class RouteStore(Protocol):
         ...
 
 
+class SecuritySource(Protocol):
+    """The security configuration (PeerAuthentication, AuthorizationPolicy,
+    DestinationRule tls, ServiceEntry, WorkloadEntry), from a cluster's control plane.
+    Read by the posture's views only, never by a refresh."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def security(self) -> SecurityConfig:
+        """Raises `BackendError` when the control plane cannot answer."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterSources:
     """What meshtop reads one cluster through: its metrics backend (its own, or the one
     every cluster shares: then the same object in each), its control plane (also the
-    store its routes are written to), if one is named, and its trace backend, if any."""
+    store its routes are written to, and where its security configuration is read), if
+    one is named, and its trace backend, if any."""
 
     metrics: MetricsSource
     control_plane: ControlPlane | None = None
     traces: TraceSource | None = None
     store: RouteStore | None = None  # the control plane, as where its routes are written
+    security: SecuritySource | None = None  # the control plane, as its security config
 
     @staticmethod
     def one(

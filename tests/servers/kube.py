@@ -65,13 +65,19 @@ CUSTOM = {  # kind -> (group, plural)
     "VirtualService": ("networking.istio.io", "virtualservices"),
     "DestinationRule": ("networking.istio.io", "destinationrules"),
     "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
+    "PeerAuthentication": ("security.istio.io", "peerauthentications"),
+    "AuthorizationPolicy": ("security.istio.io", "authorizationpolicies"),
+    "ServiceEntry": ("networking.istio.io", "serviceentries"),
+    "WorkloadEntry": ("networking.istio.io", "workloadentries"),
 }
 READS = [  # what meshtop reads: the reader's and the restricted user's rules
     {"apiGroups": [""], "resources": ["services", "namespaces"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
      "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules"],
-     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules",
+     "serviceentries", "workloadentries"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["security.istio.io"], "resources": ["peerauthentications",
+     "authorizationpolicies"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"],
      "verbs": ["get", "list", "watch"]},
 ]  # fmt: skip
