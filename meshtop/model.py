@@ -222,6 +222,7 @@ class Route:
     hosts: tuple[str, ...]
     rules: tuple[RouteRule, ...]
     resource_version: str
+    steered_by: str = ""  # who else steers its weights (Flagger, Argo Rollouts), in words
 
     @property
     def id(self) -> str:

@@ -111,3 +111,25 @@ def test_a_plans_patch_writes_where_the_parser_reads(
     doc["metadata"]["resourceVersion"] = "8"
     with pytest.raises(ValueError, match="resourceVersion"):
         apply_json_patch(doc, json_patch(plan))
+
+
+def test_a_route_knows_who_steers_it(fixtures: Path) -> None:
+    (vs,) = _docs(fixtures / "istio/networking/virtual-service-reviews-90-10.yaml")
+    assert route_from_virtual_service(vs, "c", "bookinfo").steered_by == ""
+    flagger = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "reviews"}
+    vs["metadata"]["ownerReferences"] = [flagger]
+    assert route_from_virtual_service(vs, "c", "bookinfo").steered_by == (
+        "Flagger (Canary reviews)"
+    )
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": "reviews",
+            "labels": {"app.kubernetes.io/managed-by": "argo-rollouts"},
+        },
+        "spec": {"rules": [{"backendRefs": [{"name": "reviews-v1", "port": 9080}]}]},
+    }
+    assert route_from_httproute(route, "c", "bookinfo").steered_by == (
+        "Argo Rollouts (app.kubernetes.io/managed-by)"
+    )

@@ -78,8 +78,7 @@ async def read(
     copies: Mapping[str, Copy], kinds: Sequence[str], namespace: str, name: str
 ) -> Reading:
     """Every copy, concurrently, of whichever of `kinds` exists (the last kind's error is
-    the one kept), with its owner."""
-    from meshtop.sources.kubernetes import owner
+    the one kept), with who else steers it."""
 
     async def one(copy: Copy) -> tuple[Route, dict[str, Any]]:
         for kind in kinds[:-1]:
@@ -97,8 +96,8 @@ async def read(
         elif isinstance(answer, BaseException):
             raise answer
         else:
-            route, obj = answer
-            reading.found[cluster] = (route, owner(obj))
+            route, _ = answer
+            reading.found[cluster] = (route, route.steered_by or None)
     return reading
 
 

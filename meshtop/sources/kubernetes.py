@@ -23,7 +23,11 @@ from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, Workload
 from meshtop.posture import SecurityConfig
 from meshtop.sources import bounded
-from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
+from meshtop.sources.routing import (
+    json_patch,
+    route_from_httproute,
+    route_from_virtual_service,
+)
 
 T = TypeVar("T")
 
@@ -59,13 +63,6 @@ LIST_PAGES_CAPPED = 8
 KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
 
 # Who else steers a route's weights, and how they mark what they own or manage.
-CONTROLLERS = {
-    "flagger": "Flagger",
-    "argo-rollouts": "Argo Rollouts",
-    "rollouts-controller": "Argo Rollouts",
-}
-
-
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL = re.compile(rf"{_LABEL}", re.ASCII)  # a namespace: 63 at most
 _DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.ASCII)  # a name: 253 at most
@@ -105,29 +102,6 @@ class KubeConfig:
     timeout_s: float = 10.0  # a deadline for each request, all of it; a list's pages share one
     max_response_mb: float = bounded.DEFAULT_MAX_RESPONSE_MB  # a bigger answer (a page) is refused
     extra: Mapping[str, str] = field(default_factory=dict)
-
-
-def owner(obj: Mapping[str, Any]) -> str | None:
-    """The controller that owns or manages this object, in words, or None: owner
-    references to a Flagger Canary or an Argo Rollout, their managed fields, their labels."""
-    meta = _table(obj.get("metadata"))
-    for ref in _entries(meta.get("ownerReferences")):
-        api = str(ref.get("apiVersion", ""))
-        if api.startswith("flagger.app/"):
-            return f"Flagger (Canary {ref.get('name', '?')})"
-        if api.startswith("argoproj.io/"):
-            return f"Argo Rollouts ({ref.get('kind', 'Rollout')} {ref.get('name', '?')})"
-    for entry in _entries(meta.get("managedFields")):
-        manager = str(entry.get("manager", "")).lower()
-        for key, who in CONTROLLERS.items():
-            if key in manager:
-                return f"{who} (manages its fields)"
-    labels = _table(meta.get("labels"))
-    managed = str(labels.get("app.kubernetes.io/managed-by", "")).lower()
-    for key, who in CONTROLLERS.items():
-        if key in managed:
-            return f"{who} (app.kubernetes.io/managed-by)"
-    return None
 
 
 class KubernetesControlPlane:

@@ -113,6 +113,7 @@ def route_from_virtual_service(
         hosts=tuple(str(h) for h in spec.get("hosts") or []),
         rules=tuple(rules),
         resource_version=version,
+        steered_by=owner(obj) or "",
     )
 
 
@@ -165,7 +166,45 @@ def route_from_httproute(obj: Mapping[str, Any], cluster: str, default_namespace
         hosts=hosts,
         rules=tuple(rules),
         resource_version=version,
+        steered_by=owner(obj) or "",
     )
+
+
+# who may steer a route's weights besides meshtop: a field manager or managed-by label
+CONTROLLERS = {
+    "flagger": "Flagger",
+    "argo-rollouts": "Argo Rollouts",
+    "rollouts-controller": "Argo Rollouts",
+}
+
+
+def owner(obj: Mapping[str, Any]) -> str | None:
+    """The controller that owns or manages this object, in words, or None: owner
+    references to a Flagger Canary or an Argo Rollout, their managed fields, their labels."""
+
+    def table(value: Any) -> Mapping[str, Any]:
+        return value if isinstance(value, Mapping) else {}
+
+    def entries(value: Any) -> list[Mapping[str, Any]]:
+        return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
+
+    meta = table(obj.get("metadata"))
+    for ref in entries(meta.get("ownerReferences")):
+        api = str(ref.get("apiVersion", ""))
+        if api.startswith("flagger.app/"):
+            return f"Flagger (Canary {ref.get('name', '?')})"
+        if api.startswith("argoproj.io/"):
+            return f"Argo Rollouts ({ref.get('kind', 'Rollout')} {ref.get('name', '?')})"
+    for entry in entries(meta.get("managedFields")):
+        manager = str(entry.get("manager", "")).lower()
+        for key, who in CONTROLLERS.items():
+            if key in manager:
+                return f"{who} (manages its fields)"
+    managed = str(table(meta.get("labels")).get("app.kubernetes.io/managed-by", "")).lower()
+    for key, who in CONTROLLERS.items():
+        if key in managed:
+            return f"{who} (app.kubernetes.io/managed-by)"
+    return None
 
 
 def default_rule(route: Route) -> RouteRule | None:

@@ -15,7 +15,8 @@ import pytest
 
 from meshtop.canary import Plan, Split, parse_set
 from meshtop.errors import ConflictError
-from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane, owner
+from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+from meshtop.sources.routing import owner
 
 from ..conftest import FIXTURES
 from .emulator import Emulator, running

@@ -853,7 +853,7 @@ def test_a_malformed_owner_reference_is_no_crash(
 ) -> None:
     """What the server keeps of an owner reference is what another writer sent; whatever
     it is, reading the route is no bug (exit 70)."""
-    from meshtop.sources.kubernetes import owner
+    from meshtop.sources.routing import owner
 
     assert owner({"metadata": {"ownerReferences": ["x", 3], "managedFields": "y"}}) is None
     assert owner({"metadata": "nonsense"}) is None
