@@ -67,10 +67,13 @@ def connect(
     at: float | None = None,
     *,
     routes: bool = False,
+    security: bool = False,
 ) -> Sources:
     """Every cluster's sources: the simulated mesh's, else each cluster's metrics and
     trace backends (one object where clusters share one) and, with `routes`, its control
-    plane (where a context names one: the console's, an export's, a change's)."""
+    plane (where a context names one: the console's, an export's, a change's); with
+    `security`, where its security configuration is read (the control plane, else the
+    kubeconfig's current context: the posture's, a mode change's)."""
     if sim is not None:
         return Sources(sim.clusters, True, sim.clock)
     from meshtop.sources.prometheus import PrometheusMetrics
@@ -96,12 +99,15 @@ def connect(
         p = c.prometheus
         assert p is not None
         plane = cluster_plane(settings, c, namespaces) if routes and c.reaches_kubernetes else None
+        # the security configuration is read where asked, from the kubeconfig's current
+        # context when none is named, as a change is
+        config = plane or (cluster_plane(settings, c, namespaces) if security else None)
         each[c.name] = ClusterSources(
             metrics=_shared(metrics, p, partial(PrometheusMetrics, p, at=at)),
             control_plane=plane,
             traces=traces[c.name],
             store=plane,
-            security=plane,
+            security=config,
         )
     clock = time.time if at is None else (lambda: at)
     return Sources(each, False, clock)

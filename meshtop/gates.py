@@ -1,7 +1,9 @@
 """`--fail-on` gates for CI: `error_rate>1%`, `client_error_rate>5%`, `p99>500ms`,
-`mtls<100%`, `rps<0.1`, each
-optionally scoped to the edges from or to some workloads (`shop/*:error_rate>1%`). An
-edge a gate cannot judge (no latency on a TCP edge) does not break it."""
+`mtls<100%`, `rps<0.1`, `plaintext>0`, each
+optionally scoped to the edges from or to some workloads (`shop/*:error_rate>1%`) or to
+the calls into a namespace (`plaintext>0 ns=prod`). An edge a gate cannot judge (no
+latency on a TCP edge) does not break it. `mtls-mode!=STRICT ns=prod` judges each
+workload's effective mTLS mode (the security posture), not an edge."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from meshtop import units
 from meshtop.errors import UsageError
 from meshtop.model import Edge, MeshSnapshot, Protocol
-from meshtop.posture import carries_traffic
+from meshtop.posture import MtlsMode, Posture, WorkloadPosture, carries_traffic, plaintext_rate
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -24,14 +26,17 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": operator.eq,
     "=": operator.eq,
+    "!=": operator.ne,
 }
 _LATENCY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 _MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0}
 SHARES = ("error_rate", "client_error_rate", "mtls")  # written as 1% or 0.01
 LATENCIES = ("p50", "p95", "p99")  # written as 500ms, 1s or a plain number of ms
-METRICS = (*SHARES, *LATENCIES, "rps")
+MODE = "mtls-mode"  # a workload's effective mTLS mode: STRICT, PERMISSIVE, DISABLE
+METRICS = (*SHARES, *LATENCIES, "rps", "plaintext", MODE)
 _GATE = re.compile(
-    r"^(?:(?P<scope>[^:]+):)?(?P<metric>[a-z_0-9]+)\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>\S+)$"
+    r"^(?:(?P<scope>[^:]+):)?(?P<metric>[a-z_0-9-]+)\s*(?P<op>>=|<=|==|!=|=|>|<)\s*"
+    r"(?P<value>[^\s]+)(?:\s+ns=(?P<namespace>\S+))?$"
 )
 
 
@@ -42,8 +47,19 @@ class Gate:
     metric: str
     op: str
     value: float  # shares 0..1, latencies in ms, rates per second
+    namespace: str = ""  # `ns=`: a glob on the namespace called into; "" for any
+    mode: MtlsMode | None = None  # what `mtls-mode` is compared with
+
+    @property
+    def on_workloads(self) -> bool:
+        """Whether the gate judges workloads' modes (the posture), not edges."""
+        return self.metric == MODE
 
     def applies(self, snapshot: MeshSnapshot, e: Edge) -> bool:
+        if self.namespace:
+            called = snapshot.nodes.get(e.destination)
+            if called is None or not fnmatch.fnmatchcase(called.namespace, self.namespace):
+                return False
         if not self.scope:
             return True
         return any(
@@ -51,6 +67,12 @@ class Gate:
             for n in e.key
             if n in snapshot.nodes
         )
+
+    def judges(self, w: WorkloadPosture) -> bool:
+        """Whether a mode gate is about this workload (its namespace, its scope)."""
+        if self.namespace and not fnmatch.fnmatchcase(w.workload.namespace, self.namespace):
+            return False
+        return not self.scope or fnmatch.fnmatchcase(w.workload.label, self.scope)
 
     def measure(self, e: Edge) -> float | None:
         """The edge's figure for this gate; None when it has none to judge (latency, rate
@@ -63,6 +85,8 @@ class Gate:
             value = {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms}[self.metric]
         elif self.metric == "mtls":
             value = s.mtls if carries_traffic(e) else None
+        elif self.metric == "plaintext":  # plaintext requests (TCP connections) per second
+            value = plaintext_rate(e) if carries_traffic(e) else None
         elif s.protocol is Protocol.TCP:
             value = None  # no requests to rate or fail, whatever the connections do
         else:
@@ -88,12 +112,25 @@ def parse_gate(text: str) -> Gate:
     if not match:
         raise UsageError(
             f"--fail-on {text!r}: write METRIC OP VALUE, e.g. error_rate>1%, "
-            "client_error_rate>5%, p99>500ms, mtls<100%, rps<0.1, optionally SCOPE: before "
-            "it (shop/*:error_rate>1%)"
+            "client_error_rate>5%, p99>500ms, mtls<100%, rps<0.1, plaintext>0, "
+            "mtls-mode!=STRICT, optionally SCOPE: before it (shop/*:error_rate>1%) or "
+            "ns=NAMESPACE after it (plaintext>0 ns=prod)"
         )
     metric, op, raw = match["metric"], match["op"], match["value"]
     if metric not in METRICS:
         raise UsageError(f"--fail-on {text!r}: no metric {metric!r}; choose {', '.join(METRICS)}")
+    scope, namespace = (match["scope"] or "").strip(), match["namespace"] or ""
+    if metric == MODE:
+        if op not in ("=", "==", "!="):
+            raise UsageError(f"--fail-on {text!r}: compare mtls-mode with = or !=")
+        modes = [m.value for m in MtlsMode if m is not MtlsMode.UNSET]
+        if raw.upper() not in modes:
+            raise UsageError(
+                f"--fail-on {text!r}: {raw!r} is not a mode; choose {', '.join(modes)}"
+            )
+        return Gate(text.strip(), scope, metric, op, 0.0, namespace, MtlsMode(raw.upper()))
+    if op == "!=":
+        raise UsageError(f"--fail-on {text!r}: != compares mtls-mode only")
     try:
         if metric in SHARES:
             value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
@@ -114,7 +151,7 @@ def parse_gate(text: str) -> Gate:
         raise UsageError(f"--fail-on {text!r}: {raw!r} is not a value for {metric}") from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"--fail-on {text!r}: {raw!r} is not a value for {metric}")
-    return Gate(text.strip(), (match["scope"] or "").strip(), metric, op, value)
+    return Gate(text.strip(), scope, metric, op, value, namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +169,12 @@ class Violation:
 
 
 def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
-    """Every edge that breaks a gate, gate by gate, in the snapshot's edge order."""
+    """Every edge that breaks a gate, gate by gate, in the snapshot's edge order (the
+    mode gates are `check_modes`')."""
     found = []
     for gate in gates:
+        if gate.on_workloads:
+            continue
         test = OPS[gate.op]
         for e in snapshot.edges:
             if not gate.applies(snapshot, e):
@@ -143,3 +183,28 @@ def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
             if value is not None and (math.isnan(value) or test(value, gate.value)):
                 found.append(Violation(gate, e, value))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class ModeViolation:
+    gate: Gate
+    workload: WorkloadPosture
+
+    def describe(self) -> str:
+        w = self.workload
+        return f"{self.gate.text}: {w.workload.label} is {w.effective.text()} ({w.effective.why()})"
+
+
+def check_modes(found: Posture, gates: Sequence[Gate]) -> list[ModeViolation]:
+    """Every workload whose effective mode breaks a `mtls-mode` gate, gate by gate."""
+    out = []
+    for gate in gates:
+        if not gate.on_workloads:
+            continue
+        out += [
+            ModeViolation(gate, w)
+            for w in found.workloads
+            # the gate says what breaks it: `mtls-mode!=STRICT` fails where it is not
+            if gate.judges(w) and (w.effective.mode is gate.mode) == (gate.op != "!=")
+        ]
+    return out

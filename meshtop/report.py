@@ -4,7 +4,7 @@ the security posture (calls not on mutual TLS, peers without a proxy)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -20,7 +20,17 @@ from meshtop.model import (
     clusters,
     resolve_node,
 )
-from meshtop.posture import in_plain_text, volume
+from meshtop.posture import (
+    Caller,
+    MtlsMode,
+    Posture,
+    SecurityConfig,
+    config_for,
+    in_plain_text,
+    plan_mode,
+    posture,
+    volume,
+)
 
 RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
 
@@ -111,6 +121,10 @@ class Report:
     # The report's whole scope, before only the worst edges were kept: what the security
     # posture is about, so that a short report does not hide a plaintext call.
     whole: MeshSnapshot | None = None
+    # Each cluster's security configuration, where it was read (the mTLS modes beside the
+    # traffic), and the namespaces asked for (none: every namespace).
+    security: Mapping[str, SecurityConfig] | None = None
+    namespaces: tuple[str, ...] = ()
 
     @cached_property
     def grades(self) -> Grades:
@@ -151,6 +165,37 @@ class Report:
             for _, w in sorted(judged.nodes.items())
             if w.kind in _WITHOUT_PROXY or w.mark is not None
         ]
+
+    @cached_property
+    def posture(self) -> Posture | None:
+        """Each namespace's and workload's effective mTLS mode beside its traffic, where
+        the configuration was read; only the namespaces asked for, when some were."""
+        if self.security is None:
+            return None
+        found = posture(self.whole or self.snapshot, self.security)
+        if not self.namespaces:
+            return found
+        wanted = set(self.namespaces)
+        kept = tuple(n for n in found.namespaces if n.namespace in wanted)
+        conflicts = tuple(c for n in kept for w in n.workloads for c in w.conflicts)
+        return replace(found, namespaces=kept, conflicts=conflicts)
+
+    @cached_property
+    def strict_would_break(self) -> dict[tuple[str, str], tuple[Caller, ...]]:
+        """(cluster, namespace) -> the plaintext callers STRICT on the namespace would
+        refuse, for each namespace of the posture that is not STRICT throughout."""
+        found = self.posture
+        if found is None or self.security is None:
+            return {}
+        out: dict[tuple[str, str], tuple[Caller, ...]] = {}
+        for n in found.namespaces:
+            config = config_for(self.security, n.cluster)
+            if config is None or all(w.effective.mode is MtlsMode.STRICT for w in n.workloads):
+                continue
+            judged = self.whole or self.snapshot
+            plan = plan_mode(judged, config, n.cluster, n.namespace, "", MtlsMode.STRICT)
+            out[(n.cluster, n.namespace)] = plan.breaks
+        return out
 
     @cached_property
     def totals(self) -> dict[str, float]:

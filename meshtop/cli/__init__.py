@@ -1,9 +1,9 @@
 """The `meshtop` command: the console, the demo, exports, one edge, traces, weight changes,
-rollouts and the simulator's server, one module each; the options they share in
-`options.py`; the sources they read come from `meshtop.connect`. Every error a user can cause
-ends here as one line on stderr and a documented exit code. Heavy modules (Textual,
-networkx, the simulator) load inside the commands that need them, so `meshtop --help`
-stays quick."""
+rollouts, the security posture and the simulator's server, one module each; the options
+they share in `options.py`; the sources they read come from `meshtop.connect`. Every
+error a user can cause ends here as one line on stderr and a documented exit code. Heavy
+modules (Textual, networkx, the simulator) load inside the commands that need them, so
+`meshtop --help` stays quick."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from meshtop import __version__, sanitize
-from meshtop.cli import console, edge, export, rollout, shift, sim, traces
+from meshtop.cli import console, edge, export, posture, rollout, shift, sim, traces
 from meshtop.errors import EXIT_BUG, MeshtopError
 
 __all__ = ["app", "main", "sim_app", "tune_gc"]
@@ -40,6 +40,7 @@ app.command()(traces.trace)
 app.command()(traces.traces)
 app.command()(shift.shift)
 app.command()(rollout.rollout)
+app.command()(posture.posture)
 sim_app.command("serve")(sim.sim_serve)
 
 

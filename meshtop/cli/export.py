@@ -7,7 +7,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,6 +33,9 @@ from meshtop.cli.options import (
     WindowOpt,
 )
 from meshtop.errors import GateFailed, UsageError
+
+if TYPE_CHECKING:
+    from meshtop.posture import SecurityConfig
 
 
 class Format(StrEnum):
@@ -73,7 +76,9 @@ def export(
         typer.Option(
             "--fail-on",
             help="Exit 1 when an edge breaks EXPR: error_rate>1%, p99>500ms, mtls<100%, "
-            "rps<0.1; SCOPE:EXPR for some workloads (shop/*:error_rate>1%); repeatable.",
+            "rps<0.1, plaintext>0; SCOPE:EXPR for some workloads (shop/*:error_rate>1%), "
+            "EXPR ns=NS for the calls into a namespace; mtls-mode!=STRICT ns=NS for the "
+            "workloads' modes (with --context or --demo); repeatable.",
         ),
     ] = None,
     prometheus: PrometheusOpt = None,
@@ -93,7 +98,7 @@ def export(
     with the routes of the cluster of --context (or of each); with --fail-on, exit 1 when
     an edge breaks a gate."""
     from meshtop.export import renderer
-    from meshtop.gates import check, parse_gate
+    from meshtop.gates import check, check_modes, parse_gate
     from meshtop.output import progress, write_report
     from meshtop.report import Report, Selection, scoped, worst
 
@@ -118,6 +123,7 @@ def export(
     routes = options.cluster_named(ctx, context, kubeconfig) or settings.several
     sources = connect.connect(settings, sim, moment, routes=routes)
     namespaces = settings.namespaces if not demo else tuple(namespace or ())
+    configs = _security(sources, any(g.on_workloads for g in gates))
     chosen = Selection(namespaces=namespaces, top=top, edge=edge)
     with progress(f"asking {sources.metrics.name}…") as say:
         snapshot = connect.snapshot(settings, sources)
@@ -127,7 +133,8 @@ def export(
         scope += [f"edge {edge[0]} → {edge[1]}"] if edge else []
         scope += [f"the {top} worst edges"] if top else []
         shown = worst(judged, top, settings.thresholds)
-        report = Report(shown, settings.thresholds, tuple(scope), whole=judged)
+        report = Report(shown, settings.thresholds, tuple(scope), whole=judged,
+                        security=configs, namespaces=namespaces)  # fmt: skip
         text = render(report)
         if output is not None:
             say(f"writing {output}…")
@@ -145,16 +152,48 @@ def export(
         return
     if not judged.edges:
         raise GateFailed("no edges to check: a gate cannot pass on no traffic")
-    unmatched = [
-        g.text for g in gates if g.scope and not any(g.applies(judged, e) for e in judged.edges)
-    ]
-    if unmatched:
-        raise GateFailed(f"gate {unmatched[0]!r}: its scope matches no edge to check")
-    broken = check(judged, gates)
-    if broken:
-        lines = [f"{len(broken)} gate violation{'s' if len(broken) > 1 else ''}:"]
-        lines += [f"  {v.describe(judged)}" for v in broken]
+    workloads = report.posture.workloads if report.posture is not None else ()
+    for g in gates:
+        if not (g.scope or g.namespace):
+            continue
+        if g.on_workloads and not any(g.judges(w) for w in workloads):
+            raise GateFailed(f"gate {g.text!r}: its scope matches no workload to check")
+        if not g.on_workloads and not any(g.applies(judged, e) for e in judged.edges):
+            raise GateFailed(f"gate {g.text!r}: its scope matches no edge to check")
+    said = [v.describe(judged) for v in check(judged, gates)]
+    if report.posture is not None:
+        said += [v.describe() for v in check_modes(report.posture, gates)]
+    if said:
+        lines = [f"{len(said)} gate violation{'s' if len(said) > 1 else ''}:"]
+        lines += [f"  {line}" for line in said]
         raise GateFailed("\n".join(lines))
+
+
+def _security(sources: connect.Sources, needed: bool) -> dict[str, SecurityConfig] | None:
+    """Each cluster's security configuration, where there is a control plane to read it
+    from; a cluster that cannot answer is a warning (the report has no modes from it),
+    unless a gate needs the modes."""
+    from meshtop.errors import MeshtopError
+
+    if not any(s.security for s in sources.clusters.values()):
+        if needed:
+            raise UsageError(
+                "--fail-on mtls-mode judges the mesh's configuration: give --context (or "
+                "--kubeconfig) for the cluster, or --demo"
+            )
+        return None
+    try:
+        configs, unread = connect.security(sources)
+    except MeshtopError as exc:
+        if needed:
+            raise
+        typer.echo(sanitize.said(f"meshtop: warning: no mTLS modes: {exc}"), err=True)
+        return None
+    for cluster, why in unread.items():
+        if needed:
+            raise why
+        typer.echo(sanitize.said(f"meshtop: warning: {cluster}: no mTLS modes: {why}"), err=True)
+    return configs
 
 
 def parse_moment(text: str) -> float:

@@ -1,6 +1,7 @@
 """`--format csv`: one row per edge, worst first, numbers as numbers (no units) and empty
-where there is none, for spreadsheets and `awk`. Names are outside text: shown, and never
-read as a formula (`csv_cell`); our own numbers are left as they are."""
+where there is none, for spreadsheets and `awk`; where the security configuration was
+read, the destination's effective mTLS mode in a last column. Names are outside text:
+shown, and never read as a formula (`csv_cell`); our own numbers are left as they are."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import csv
 import io
 import math
 
+from meshtop.export import security
 from meshtop.model import Protocol
 from meshtop.report import Report
 from meshtop.sanitize import csv_cell
@@ -24,10 +26,12 @@ def number(value: float | None, digits: int = 6) -> str:
 def render(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    modes = report.posture is not None  # the configuration was read: a column more
+    writer.writerow((*COLUMNS, "destination_mtls_mode") if modes else COLUMNS)
     for e in report.edges:
         s = e.stats
         tcp = s.protocol is Protocol.TCP
+        mode = [security.mode_of(report, e.destination)] if modes else []
         writer.writerow(
             [
                 csv_cell(e.source), csv_cell(e.destination), csv_cell(e.service), s.protocol.value,
@@ -37,6 +41,7 @@ def render(report: Report) -> str:
                 number(s.tcp_request_bps if tcp else None, 2),
                 number(s.tcp_response_bps if tcp else None, 2),
                 number(s.tcp_connections_per_s if tcp else None, 4),
+                *mode,
             ]
         )  # fmt: skip
     return out.getvalue()

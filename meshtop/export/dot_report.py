@@ -4,6 +4,7 @@ nodes and calls coloured and styled by health, each call labelled with its figur
 
 from __future__ import annotations
 
+from meshtop.export import security
 from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, nested, node_label
 from meshtop.report import Report
 from meshtop.sanitize import dot_string
@@ -41,7 +42,8 @@ def render(report: Report) -> str:
             lines.append(f'    label={quoted("cluster " + cluster)}; style=bold; color="#57606a";')
         for namespace, members in namespaces.items():
             lines.append(f"{pad}subgraph cluster_{i} {{")
-            lines.append(f'{pad}  label={quoted(namespace)}; style=rounded; color="#bbbbbb";')
+            title = security.namespace_title(report, cluster, namespace)
+            lines.append(f'{pad}  label={quoted(title)}; style=rounded; color="#bbbbbb";')
             lines += [node(n, pad + "  ") for n in members]
             lines.append(f"{pad}}}")
             i += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meshtop import units
+from meshtop.export import security
 from meshtop.export.drawing import COLOURS
 from meshtop.export.markdown_report import (
     EDGE_COLUMNS,
@@ -108,6 +109,22 @@ def _simple_table(table_id: str, columns: Sequence[str], rows: Sequence[Sequence
     )
 
 
+def _modes(report: Report) -> list[str]:
+    """The mTLS modes beside the traffic, where the configuration was read."""
+    found = report.posture
+    if found is None:
+        return []
+    parts = [
+        '<h3 id="modes">mTLS modes</h3>',
+        _simple_table("modes", security.NAMESPACE_COLUMNS, security.namespace_rows(report)),
+        _simple_table("workload-modes", security.WORKLOAD_COLUMNS, security.workload_rows(report)),
+    ]
+    lines = security.said(found) + [f"policy: {p}" for p in found.policies]
+    if lines:
+        parts += ["<ul>", *(f"<li>{xml_text(line)}</li>" for line in lines), "</ul>"]
+    return parts
+
+
 def render(report: Report) -> str:
     snapshot = report.snapshot
     totals = report.totals
@@ -173,6 +190,7 @@ def render(report: Report) -> str:
             for w, why in report.without_proxy
         ]
         parts.append("</ul>")
+    parts += _modes(report)
     parts.append('<h2 id="namespaces">By namespace</h2>')
     for i, (namespace, edges) in enumerate(by_namespace(report).items()):
         parts.append(f"<h3>{xml_text(namespace)}</h3>")

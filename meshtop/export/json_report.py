@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from meshtop.export import security
 from meshtop.model import Edge, EdgeStats, Health, Protocol, Route, SourceHealth, WindowSummary
 from meshtop.report import Report
 from meshtop.units import duration
@@ -132,6 +133,7 @@ def document(report: Report) -> dict[str, Any]:
                 for e in report.plaintext
             ],
             "without_proxy": [{"id": w.id, "reason": why} for w, why in report.without_proxy],
+            **({"modes": modes} if (modes := security.document(report)) is not None else {}),
         },
     }
 

@@ -1,5 +1,6 @@
 """`--format markdown`: a report a person reads: the sources, a summary, the worst edges,
-the security posture, one table per namespace, and the routes with their weights."""
+the security posture (with the mTLS modes, where the configuration was read), one table
+per namespace, and the routes with their weights."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from meshtop import units
+from meshtop.export import security
 from meshtop.health import worst
 from meshtop.model import Edge, Protocol
 from meshtop.report import Report
@@ -27,6 +29,30 @@ def traffic(e: Edge) -> str:
         out, back = units.bytes_per_s(s.tcp_request_bps), units.bytes_per_s(s.tcp_response_bps)
         return f"{s.tcp_connections_per_s:.2f} conn/s, {out} out, {back} back"
     return units.rps(s.rps)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table of outside text."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def modes(report: Report) -> list[str]:
+    """The mTLS modes beside the traffic, where the configuration was read."""
+    found = report.posture
+    if found is None:
+        return []
+    lines = ["", "### mTLS modes", ""]
+    lines += table(security.NAMESPACE_COLUMNS, security.namespace_rows(report))
+    lines += ["", *table(security.WORKLOAD_COLUMNS, security.workload_rows(report))]
+    if found.conflicts or found.notes:
+        lines += ["", *(f"- {cell(line)}" for line in security.said(found))]
+    if found.policies:
+        lines += ["", "Authorization policies:", "", *(f"- {cell(p)}" for p in found.policies)]
+    return lines
 
 
 def edge_cells(report: Report, e: Edge) -> list[str]:
@@ -149,6 +175,7 @@ def render(report: Report) -> str:
     if report.without_proxy:
         lines += ["", "Peers without a proxy:", ""]
         lines += [f"- {markdown_code(w.label)}: {cell(why)}" for w, why in report.without_proxy]
+    lines += modes(report)
     lines += ["", "## By namespace"]
     for namespace, edges in by_namespace(report).items():
         lines += ["", f"### {cell(namespace)}", "", *_edge_table(report, edges)]

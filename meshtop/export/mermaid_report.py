@@ -4,6 +4,7 @@ are several), health as classes and link styles."""
 
 from __future__ import annotations
 
+from meshtop.export import security
 from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, nested, node_label
 from meshtop.model import Health
 from meshtop.report import Report
@@ -29,7 +30,8 @@ def render(report: Report) -> str:
         if cluster:
             lines.append(f"  subgraph cl{c}[{text('cluster ' + cluster)}]")
         for namespace, members in namespaces.items():
-            lines.append(f"{pad}subgraph ns{i}[{text(namespace)}]")
+            title = security.namespace_title(report, cluster, namespace)
+            lines.append(f"{pad}subgraph ns{i}[{text(title)}]")
             lines += [f"{pad}  {ids[n]}[{text(node_label(snapshot.nodes[n]))}]" for n in members]
             lines.append(f"{pad}end")
             i += 1

@@ -5,6 +5,7 @@ Each box and line carries its figures as a tooltip (`<title>`); lines show their
 from __future__ import annotations
 
 from meshtop import units
+from meshtop.export import security
 from meshtop.export.drawing import (
     COLOURS,
     STYLES,
@@ -31,6 +32,12 @@ def _stroke(health: Health) -> str:
     dash = DASH.get(STYLES[health])
     out = f'stroke="{COLOURS[health]}" stroke-width="{WIDTHS[health]}"'
     return out + (f' stroke-dasharray="{dash}"' if dash else "")
+
+
+def _title(report: Report, group: str) -> str:
+    """A namespace band's title: `namespace`, or `cluster/namespace` with several."""
+    cluster, _, namespace = group.rpartition("/")
+    return security.namespace_title(report, cluster, namespace)
 
 
 def drawing(report: Report) -> str:
@@ -73,7 +80,7 @@ def drawing(report: Report) -> str:
             f'<g class="namespace"><rect x="{box.x * CW}" y="{box.y * CH + CH // 2}" '
             f'width="{box.w * CW}" height="{(box.h - 1) * CH}" rx="6" fill="#f6f8fa" '
             f'stroke="#c8cdd2"/><text x="{box.x * CW + 8}" y="{box.y * CH + CH // 2 + 14}" '
-            f'fill="#57606a">{xml_text(group.rpartition("/")[2])}</text></g>'
+            f'fill="#57606a">{xml_text(_title(report, group))}</text></g>'
         )
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         points = placed.routes.get(e.key)
