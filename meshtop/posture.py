@@ -19,6 +19,7 @@ import enum
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from meshtop import units
 from meshtop.errors import UsageError
@@ -177,7 +178,7 @@ class WorkloadInfo:
         return f"{CLUSTER_DOMAIN}/ns/{self.namespace}/sa/{self.service_account}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SecurityConfig:
     """One cluster's security configuration, as read."""
 
@@ -190,7 +191,11 @@ class SecurityConfig:
     malformed: tuple[str, ...] = ()  # what was left out, and why
 
     def info(self, namespace: str, name: str) -> WorkloadInfo | None:
-        return next((w for w in self.workloads if (w.namespace, w.name) == (namespace, name)), None)
+        return self._by_name.get((namespace, name))
+
+    @cached_property
+    def _by_name(self) -> dict[tuple[str, str], WorkloadInfo]:
+        return {(w.namespace, w.name): w for w in reversed(self.workloads)}  # the first wins
 
 
 # -- the effective mTLS mode -------------------------------------------------------------
@@ -616,19 +621,42 @@ class HostPosture:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeVerdict:
+    """Which AuthorizationPolicy allows or denies an observed call, in words, and the
+    denials the proxies reported on it (403 with Envoy's RBAC flag)."""
+
+    source: str  # node ids
+    destination: str
+    verdict: Verdict
+    denied_rps: float = 0.0
+
+    def text(self, label: Mapping[str, str]) -> str:
+        source, destination = (label.get(n, n) for n in (self.source, self.destination))
+        ends = f"{source} → {destination}"
+        seen = f"; observed: {units.rps(self.denied_rps)} denied by RBAC" if self.denied_rps else ""
+        return f"{ends}: {self.verdict.words}{seen}"
+
+
+@dataclass(frozen=True)
 class Posture:
     namespaces: tuple[NamespacePosture, ...]
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # policies Istio ignores, configuration left out
     hosts: tuple[HostPosture, ...] = ()
     policies: tuple[str, ...] = ()  # every AuthorizationPolicy, in words
+    # the observed calls some AuthorizationPolicy decides (or the proxies denied)
+    authorizations: tuple[EdgeVerdict, ...] = ()
 
     @property
     def workloads(self) -> tuple[WorkloadPosture, ...]:
         return tuple(w for n in self.namespaces for w in n.workloads)
 
     def workload(self, node: str) -> WorkloadPosture | None:
-        return next((w for w in self.workloads if w.node == node), None)
+        return self._by_node.get(node)
+
+    @cached_property
+    def _by_node(self) -> dict[str, WorkloadPosture]:
+        return {w.node: w for w in self.workloads}
 
     def namespace(self, namespace: str) -> list[NamespacePosture]:
         return [n for n in self.namespaces if n.namespace == namespace]
@@ -723,13 +751,55 @@ def posture(snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig]) -> Po
         notes += each.malformed
         policies += [policy_words(p) for p in each.authorization_policies]
     hosts = [_host(se, snapshot) for each in configs.values() for se in each.service_entries]
+    verdicts = _authorizations(snapshot, configs)
+    decided = {ref for v in verdicts for ref in v.verdict.policies}
+    for each in configs.values():
+        notes += [
+            f"{p.ref} decided no observed call: possibly stale"
+            for p in each.authorization_policies
+            if p.ref not in decided and p.action in (Action.ALLOW, Action.DENY)
+        ]
     return Posture(
         tuple(namespaces),
         tuple(conflicts),
         tuple(dict.fromkeys(notes)),
         tuple(hosts),
         tuple(policies),
+        verdicts,
     )
+
+
+def _authorizations(
+    snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig]
+) -> tuple[EdgeVerdict, ...]:
+    """The verdict on each observed call into a workload that some AuthorizationPolicy
+    decides, or that the proxies denied (403 with Envoy's RBAC flag)."""
+    out: list[EdgeVerdict] = []
+    for e in snapshot.edges:
+        target = snapshot.nodes.get(e.destination)
+        caller = snapshot.nodes.get(e.source)
+        if target is None or target.kind is not NodeKind.WORKLOAD:
+            continue
+        config = config_for(configs, target.cluster)
+        if config is None:
+            continue
+        denied = e.stats.response_flags.get("RBAC", 0.0)
+        if not config.authorization_policies and not denied:
+            continue
+        info = config.info(target.namespace, target.name) or WorkloadInfo(
+            target.namespace, target.name, labels_of(target, None)
+        )
+        peer = Peer(mtls=0.0)
+        if caller is not None and caller.kind is NodeKind.WORKLOAD:
+            mine = config_for(configs, caller.cluster)
+            known = mine.info(caller.namespace, caller.name) if mine else None
+            account = known.service_account if known else DEFAULT_ACCOUNT
+            principal = WorkloadInfo(caller.namespace, caller.name, {}, account).principal
+            peer = Peer(principal, caller.namespace, max(0.0, min(1.0, e.stats.mtls)))
+        verdict = authorize(config.authorization_policies, info, peer, config.root_namespace)
+        if verdict.policies or denied:
+            out.append(EdgeVerdict(e.source, e.destination, verdict, denied))
+    return tuple(out)
 
 
 def _members(
@@ -904,17 +974,38 @@ def plan_mode(
         else PeerAuthentication(namespace, name, mode, selector)
     )
     rest = tuple(p for p in pas if p is not before)
-    changed = replace(config, peer_authentications=(*rest, after))
-    now = posture(snapshot, {cluster: config})
-    then = posture(snapshot, {cluster: changed})
+    changes, breaks = _effect(snapshot, config, cluster, namespace, (*rest, after))
+    return MtlsPlan(cluster, namespace, workload, mode, before, after, changes, breaks)
+
+
+def _effect(
+    snapshot: MeshSnapshot,
+    config: SecurityConfig,
+    cluster: str,
+    namespace: str,
+    policies: Sequence[PeerAuthentication],
+) -> tuple[tuple[tuple[str, str, str], ...], tuple[Caller, ...]]:
+    """What `policies` instead of the configuration's would change in a namespace (a
+    policy of one namespace changes no other's; one of the root namespace, every one's):
+    each workload whose effective mode changes (label, before, after), and the plaintext
+    callers of those that become STRICT."""
+    root = config.root_namespace
+    members, _ = _members(snapshot, {cluster: config})
+    into: dict[str, list[Edge]] = {}
+    for e in snapshot.edges:
+        into.setdefault(e.destination, []).append(e)
     changes: list[tuple[str, str, str]] = []
     breaks: list[Edge] = []
-    for old, new in zip(now.workloads, then.workloads, strict=True):
-        if old.effective.text() != new.effective.text():
-            changes.append((old.workload.label, old.effective.text(), new.effective.text()))
-            if new.effective.mode is MtlsMode.STRICT:
-                breaks += [e for e in snapshot.edges if e.destination == old.node]
+    for (_, ns), nodes in sorted(members.items()):
+        if namespace not in (ns, root):
+            continue
+        for node, w in sorted(nodes.items()):
+            labels = labels_of(w, config)
+            old = effective(config.peer_authentications, ns, labels, root)
+            new = effective(policies, ns, labels, root)
+            if old.text() != new.text():
+                changes.append((w.label, old.text(), new.text()))
+                if new.mode is MtlsMode.STRICT:
+                    breaks += into.get(node, [])
     names = {n: w.label for n, w in snapshot.nodes.items()}
-    return MtlsPlan(
-        cluster, namespace, workload, mode, before, after, tuple(changes), _callers(breaks, names)
-    )
+    return tuple(changes), _callers(breaks, names)

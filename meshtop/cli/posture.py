@@ -167,6 +167,9 @@ def _text(report: Report) -> str:
         lines += ["", *said]
     if found.policies:
         lines += ["", "authorization policies:", *(f"  {p}" for p in found.policies)]
+    calls = security.authorizations(report)
+    if calls:
+        lines += ["", "observed calls they decide:", *(f"  {c}" for c in calls)]
     if found.hosts:
         lines += ["", "service entries:"]
         lines += [

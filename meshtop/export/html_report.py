@@ -120,6 +120,7 @@ def _modes(report: Report) -> list[str]:
         _simple_table("workload-modes", security.WORKLOAD_COLUMNS, security.workload_rows(report)),
     ]
     lines = security.said(found) + [f"policy: {p}" for p in found.policies]
+    lines += [f"call: {c}" for c in security.authorizations(report)]
     if lines:
         parts += ["<ul>", *(f"<li>{xml_text(line)}</li>" for line in lines), "</ul>"]
     return parts

@@ -52,6 +52,9 @@ def modes(report: Report) -> list[str]:
         lines += ["", *(f"- {cell(line)}" for line in security.said(found))]
     if found.policies:
         lines += ["", "Authorization policies:", "", *(f"- {cell(p)}" for p in found.policies)]
+    calls = security.authorizations(report)
+    if calls:
+        lines += ["", "Observed calls they decide:", "", *(f"- {cell(c)}" for c in calls)]
     return lines
 
 

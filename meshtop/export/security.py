@@ -70,14 +70,27 @@ def document(report: Report) -> dict[str, Any] | None:
             for h in found.hosts
         ],
         "authorization_policies": list(found.policies),
+        "authorizations": [
+            {
+                "source": v.source,
+                "destination": v.destination,
+                "decision": v.verdict.decision.value,
+                "why": v.verdict.words,
+                "policies": list(v.verdict.policies),
+                "denied_rps": round(v.denied_rps, 6),
+            }
+            for v in found.authorizations
+        ],
     }
 
 
 def refused_text(callers: tuple[Caller, ...] | None) -> str:
-    """`unknown 1.02rps, legacy 0.50rps`; `-` when STRICT would refuse no one (or the
-    namespace is STRICT already: None)."""
-    if not callers:
+    """`unknown 1.02rps, legacy 0.50rps`; `no observed caller`; `-` where the namespace
+    is STRICT throughout already (None)."""
+    if callers is None:
         return "-"
+    if not callers:
+        return "no observed plaintext caller"
     return ", ".join(f"{c.label} {units.rps(c.rps)}" for c in callers)
 
 
@@ -125,6 +138,19 @@ def _label(w: WorkloadPosture, report: Report) -> str:
 def said(found: Posture) -> list[str]:
     """The conflicts, then the notes (policies Istio ignores, objects left out)."""
     return [f"conflict: {c}" for c in found.conflicts] + [f"note: {n}" for n in found.notes]
+
+
+def authorizations(report: Report) -> list[str]:
+    """Each observed call an AuthorizationPolicy decides, in words."""
+    found = report.posture
+    if found is None:
+        return []
+    return [v.text(_labels(report)) for v in found.authorizations]
+
+
+def _labels(report: Report) -> dict[str, str]:
+    nodes = {**(report.whole.nodes if report.whole else {}), **report.snapshot.nodes}
+    return {n: report.label(n) for n in nodes}
 
 
 def mode_of(report: Report, node: str) -> str:

@@ -27,6 +27,7 @@ from meshtop.model import (
     Workload,
     error_kind,
 )
+from meshtop.sim.security import SimSecurity, refusing
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
@@ -58,13 +59,16 @@ class Simulation:
             FederatedControlPlane(self.planes) if len(self.planes) > 1 else self.planes[""]
         )
         self.traces = SimTraces(self)
+        # Each cluster's security configuration, which the traffic obeys (sim/security.py)
+        self.security = {c: SimSecurity(mesh, clock, c or None) for c in self.planes}
+        mesh.refuses = refusing(self.security)
 
     @property
     def clusters(self) -> dict[str, ClusterSources]:
         """The simulated mesh by cluster: one metrics and one trace backend for all, a
         control plane (and route store) per cluster."""
         return {
-            c: ClusterSources(self.metrics, plane, self.traces, plane)
+            c: ClusterSources(self.metrics, plane, self.traces, plane, self.security[c])
             for c, plane in self.planes.items()
         }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -80,6 +80,9 @@ class SimMesh:
     # Services that got traffic no workload could take, as graph nodes (made on demand).
     unserved_nodes: dict[str, SimWorkload] = field(default_factory=dict)
     clusters: tuple[str, ...] = (CLUSTER,)  # the first is where unmeshed clients live
+    # Whether calls from a workload to another are refused at a moment (plain text into
+    # STRICT), where the simulation carries a security configuration (sim/security.py).
+    refuses: Callable[[SimWorkload, SimWorkload, float], bool] | None = None
 
     def home(self, node_id: str) -> str:
         """The cluster whose control plane routes a workload's calls: its own, or the

@@ -223,6 +223,16 @@ def _outcomes(
     )
 
 
+def _answers(
+    mesh: SimMesh, call: SimCall, source: SimWorkload, dest: SimWorkload, rate: float,
+    key: str, t: float,
+) -> tuple[Outcome, ...]:  # fmt: skip
+    """How a call is answered; plain text into STRICT is refused, every call (503)."""
+    if mesh.refuses is not None and mesh.refuses(source, dest, t):
+        return (Outcome("503", "-", "", rate),)
+    return _outcomes(call, dest, rate, key, t)
+
+
 Keep = Callable[[str, str], bool]
 
 
@@ -302,7 +312,7 @@ def _edges(
                 service_fqdn=mesh.service_fqdn(call.namespace, call.service),
                 protocol=call.protocol,
                 rate=r,
-                outcomes=() if tcp else _outcomes(call, dest, r, key, t),
+                outcomes=() if tcp else _answers(mesh, call, source, dest, r, key, t),
                 median_ms=median.get(target, dest.behaviour.median_ms),
                 sigma=dest.behaviour.sigma,
                 request_bps=r * call.request_bytes,
