@@ -4,10 +4,12 @@ from an index of what crosses each row, and drawn rows are cached until somethin
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import itemgetter
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -94,23 +96,147 @@ def _frame(put: Put, b: Box, row: int, chars: str, title: str, style: Style) -> 
         put(b.right, down, style)
 
 
+Key = tuple[str, str]
+Cell = tuple[int, list[Key]]  # a cell of a line: its directions (bits), the edges through it
+
+
 @dataclass
 class _Index:
-    """What crosses each row, built once per layout."""
+    """What to draw on each row, sized by the lines and boxes laid out, never by the
+    layout's area (which grows about as the square of the mesh): each line's straight
+    stretches, across by row and down by column within bands of rows, its arrow by row,
+    and the boxes by the rows they cross. A cell's character and a line's label are
+    worked out when their row is drawn; a label's place is kept once found."""
 
-    lines: dict[int, dict[int, tuple[int, list[tuple[str, str]]]]]  # y -> x -> (bits, edges)
-    arrows: dict[tuple[int, int], tuple[str, tuple[str, str]]]  # cell -> (char, edge)
-    labels: dict[int, list[tuple[int, int, tuple[str, str]]]]  # y -> (x0, x1, edge) spans
+    across: dict[int, list[tuple[int, int, Key]]]  # y -> (x_lo, x_hi, edge), by x_lo
+    down: dict[int, list[tuple[int, int, int, Key]]]  # band -> (x, y_lo, y_hi, edge), by x
+    band: int  # rows per band of `down`
+    ends: dict[int, list[Key]]  # y -> edges whose first or last stretch runs across it
+    arrows: dict[int, dict[int, tuple[str, Key]]]  # y -> x -> (char, edge)
     nodes: dict[int, list[str]]  # y -> nodes whose box crosses it
     groups: dict[int, list[str]]  # y -> groups whose band crosses it
     clusters: dict[int, list[str]]  # y -> clusters whose box crosses it
+    routes: dict[Key, tuple[tuple[int, int], ...]]  # the lines drawn
+    width: int
+    placed: dict[Key, tuple[int, int, int] | None] = field(default_factory=dict)  # labels
+
+    def cells(self, y: int, x0: int, x1: int) -> dict[int, Cell]:
+        """The cells of lines on row `y` from column `x0` to before `x1`: each one's
+        directions (a stretch's end leaves one way, its inside both) and its edges."""
+        out: dict[int, Cell] = {}
+
+        def add(x: int, bits: int, key: Key) -> None:
+            cell = out.get(x)
+            if cell is None:
+                out[x] = (bits, [key])
+            else:
+                if key not in cell[1]:
+                    cell[1].append(key)
+                out[x] = (cell[0] | bits, cell[1])
+
+        for lo, hi, key in self.across.get(y, ()):
+            if lo >= x1:
+                break
+            for x in range(max(lo, x0), min(hi, x1 - 1) + 1):
+                add(x, (E if x < hi else 0) | (W if x > lo else 0), key)
+        for x, lo, hi, key in self._down_between(y, x0, x1):
+            add(x, (S if y < hi else 0) | (N if y > lo else 0), key)
+        return out
+
+    def _down_between(self, y: int, x0: int, x1: int) -> list[tuple[int, int, int, Key]]:
+        """The stretches down that cross row `y` between columns `x0` and `x1` (excluded)."""
+        runs = self.down.get(y // self.band, ())
+        i = bisect_left(runs, x0, key=itemgetter(0))
+        found = []
+        while i < len(runs) and runs[i][0] < x1:
+            if runs[i][1] <= y <= runs[i][2]:
+                found.append(runs[i])
+            i += 1
+        return found
+
+    def _crossed_last(self, y: int, lo: int, hi: int, key: Key) -> int | None:
+        """The last column from `lo` to `hi` on row `y` where a line other than `key`
+        passes, if any."""
+        if lo > hi:
+            return None
+        last = None
+        for a, b, other in self.across.get(y, ()):
+            if a > hi:
+                break
+            if other != key and b >= lo:
+                last = max(last if last is not None else lo, min(b, hi))
+        for x, _, _, other in self._down_between(y, lo, hi + 1):
+            if other != key:
+                last = max(last if last is not None else lo, x)
+        return last
+
+    def label(self, key: Key) -> tuple[int, int, int] | None:
+        """Where a line's label goes, (from, to, row): on a stretch of its own, the last
+        one, before the arrow, or else the first one, after the source; never over
+        another line; nowhere without room for three cells."""
+        if key not in self.placed:
+            points = self.routes[key]
+            best: tuple[int, int, int] | None = None
+            for (ax, ay), (bx, by) in ((points[-2], points[-1]), (points[0], points[1])):
+                if ay != by:
+                    continue
+                lo, hi = (min(ax, bx) + 1, max(ax, bx) - 1)  # between the stretch's ends
+                crossed = self._crossed_last(ay, lo, hi, key)
+                free_lo = lo if crossed is None else crossed + 1
+                if best is None or hi - free_lo > best[1] - best[0]:
+                    best = (free_lo, hi, ay)
+            self.placed[key] = best if best is not None and best[1] - best[0] >= 3 else None
+        return self.placed[key]
+
+    def labels_on(self, y: int) -> list[tuple[int, int, Key]]:
+        """The labels on row `y`: (from, to, edge)."""
+        out = []
+        for key in self.ends.get(y, ()):
+            spot = self.label(key)
+            if spot is not None and spot[2] == y:
+                out.append((spot[0], spot[1], key))
+        return out
+
+    # What the whole layout holds, row by row: for tests, never for drawing.
+    @property
+    def labels(self) -> dict[int, list[tuple[int, int, Key]]]:
+        found = {y: self.labels_on(y) for y in self.ends}
+        return {y: spans for y, spans in found.items() if spans}
+
+    @property
+    def lines(self) -> Mapping[int, dict[int, Cell]]:
+        return _Rows(self)
+
+
+class _Rows(Mapping[int, dict[int, Cell]]):
+    """Every row's cells of lines, over the layout's whole width, made when asked."""
+
+    def __init__(self, index: _Index) -> None:
+        self._index = index
+
+    def __getitem__(self, y: int) -> dict[int, Cell]:
+        cells = self._index.cells(y, 0, self._index.width + 1)
+        if not cells:
+            raise KeyError(y)
+        return cells
+
+    def __iter__(self) -> Iterator[int]:
+        i = self._index
+        rows = set(i.across)
+        for runs in i.down.values():
+            rows.update(y for _, lo, hi, _ in runs for y in range(lo, hi + 1))
+        return iter(sorted(rows))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _index(
     layout: Layout, shown: set[str] | None = None, calls: set[tuple[str, str]] | None = None
 ) -> _Index:
     """What to draw on each row: of the laid-out nodes and calls, those `shown` (all, if
-    None), so a filter or a focus hides what it leaves out without moving the rest."""
+    None), so a filter or a focus hides what it leaves out without moving the rest.
+    Linear in the nodes and the lines' bends."""
     routes = {k: r for k, r in layout.routes.items() if calls is None or k in calls}
     node_boxes = {n: b for n, b in layout.nodes.items() if shown is None or n in shown}
     groups_shown = {layout.group_of.get(n) for n in node_boxes}
@@ -119,50 +245,32 @@ def _index(
     cluster_boxes = {
         c: b for c, b in layout.clusters.items() if shown is None or c in clusters_shown
     }
-    bits_at: dict[tuple[int, int], int] = defaultdict(int)
-    keys_at: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
-    arrows: dict[tuple[int, int], tuple[str, tuple[str, str]]] = {}
-    labels: dict[int, list[tuple[int, int, tuple[str, str]]]] = defaultdict(list)
+    # a line down is kept in every band of rows it crosses: 16 bands or fewer in all
+    band = max(64, layout.height // 16 + 1)
+    across: dict[int, list[tuple[int, int, Key]]] = defaultdict(list)
+    down: dict[int, list[tuple[int, int, int, Key]]] = defaultdict(list)
+    ends: dict[int, list[Key]] = defaultdict(list)
+    arrows: dict[int, dict[int, tuple[str, Key]]] = defaultdict(dict)
     for key, points in routes.items():
         for (x0, y0), (x1, y1) in pairwise(points):
             if y0 == y1:
-                step, out_bit, in_bit = (1, E, W) if x1 > x0 else (-1, W, E)
-                path = [(x, y0) for x in range(x0, x1 + step, step)]
+                across[y0].append((min(x0, x1), max(x0, x1), key))
             else:
-                step, out_bit, in_bit = (1, S, N) if y1 > y0 else (-1, N, S)
-                path = [(x0, y) for y in range(y0, y1 + step, step)]
-            for i, cell in enumerate(path):
-                if i < len(path) - 1:
-                    bits_at[cell] |= out_bit
-                if i > 0:
-                    bits_at[cell] |= in_bit
-                if key not in keys_at[cell]:
-                    keys_at[cell].append(key)
+                lo, hi = min(y0, y1), max(y0, y1)
+                for part in range(lo // band, hi // band + 1):
+                    down[part].append((x0, lo, hi, key))
         (xe, ye), (xp, yp) = points[-1], points[-2]
         if ye != yp:  # a line cut at a collapsed box's top or bottom
-            arrows[(xe, ye)] = ("▼" if ye > yp else "▲", key)
+            arrows[ye][xe] = ("▼" if ye > yp else "▲", key)
         else:
-            arrows[(xe, ye)] = ("▶" if xp < xe else "◀", key)
-    # Each line's label goes on a stretch of its own: the last one, before the arrow, or
-    # else the first one, after the source; never over another line.
-    for key, points in routes.items():
-        best: tuple[int, int, int] | None = None
-        for (ax, ay), (bx, by) in ((points[-2], points[-1]), (points[0], points[1])):
-            if ay != by:
-                continue
-            lo, hi = (min(ax, bx) + 1, max(ax, bx) - 1)  # between the stretch's ends
-            free_lo = lo
-            for x in range(hi, lo - 1, -1):
-                if any(k != key for k in keys_at.get((x, ay), ())):
-                    free_lo = x + 1
-                    break
-            if best is None or hi - free_lo > best[1] - best[0]:
-                best = (free_lo, hi, ay)
-        if best is not None and best[1] - best[0] >= 3:
-            labels[best[2]].append((best[0], best[1], key))
-    lines: dict[int, dict[int, tuple[int, list[tuple[str, str]]]]] = defaultdict(dict)
-    for (x, y), bits in bits_at.items():
-        lines[y][x] = (bits, keys_at[(x, y)])
+            arrows[ye][xe] = ("▶" if xp < xe else "◀", key)
+        for (_, ay), (_, by) in ((points[-2], points[-1]), (points[0], points[1])):
+            if ay == by and key not in ends[ay][-1:]:
+                ends[ay].append(key)
+    for stretches in across.values():
+        stretches.sort(key=itemgetter(0))
+    for runs in down.values():
+        runs.sort(key=itemgetter(0))
     nodes: dict[int, list[str]] = defaultdict(list)
     for n, b in node_boxes.items():
         for y in range(b.y, b.bottom + 1):
@@ -175,7 +283,10 @@ def _index(
     for c, b in cluster_boxes.items():
         for y in range(b.y, b.bottom + 1):
             clusters[y].append(c)
-    return _Index(lines, arrows, labels, nodes, groups, clusters)
+    return _Index(
+        dict(across), dict(down), band, dict(ends), dict(arrows), dict(nodes), dict(groups),
+        dict(clusters), routes, layout.width,
+    )  # fmt: skip
 
 
 class GraphCanvas(ScrollView, can_focus=True):
@@ -238,7 +349,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.virtual_size = Size(layout.width, layout.height)
         self.view = view
         if self.node not in view.nodes:
-            self.node = next(iter(sorted(view.nodes, key=self._reading_order)), None)
+            self.node = min(view.nodes, key=self._reading_order, default=None)
         if self.edge not in view.edges:
             self.edge = None
         self.redraw(full=full)
@@ -331,13 +442,12 @@ class GraphCanvas(ScrollView, can_focus=True):
             _frame(put, lay.clusters[c], row, "╔╗╚╝═║", f"cluster {c}", st["cluster"])
         for g in index.groups.get(row, ()):  # a namespace's band (`cluster/namespace`)
             _frame(put, lay.groups[g], row, "╭╮╰╯─│", g.rpartition("/")[2], st["group"])
-        for x, (bits, keys) in index.lines.get(row, {}).items():
-            if x0 <= x < x1:
-                ch = LINE.get(bits, "┼")
-                if ch in CROSSING and all(self._crosses(k) for k in keys):
-                    ch = CROSSING[ch]  # a call between clusters: a dashed line
-                put(x, ch, self._line_style(keys))
-        for lo, hi, key in index.labels.get(row, ()):
+        for x, (bits, keys) in index.cells(row, x0, x1).items():
+            ch = LINE.get(bits, "┼")
+            if ch in CROSSING and all(self._crosses(k) for k in keys):
+                ch = CROSSING[ch]  # a call between clusters: a dashed line
+            put(x, ch, self._line_style(keys))
+        for lo, hi, key in index.labels_on(row):
             e = view.edges.get(key)
             if e is None or hi < x0 or lo >= x1:
                 continue
@@ -346,8 +456,8 @@ class GraphCanvas(ScrollView, can_focus=True):
                 continue
             start = hi - cells(text) + 1
             self._put_label(chars, styles, start - x0, text, self._line_style([key]))
-        for (x, y), (ch, key) in index.arrows.items():
-            if y == row and x0 <= x < x1:
+        for x, (ch, key) in index.arrows.get(row, {}).items():
+            if x0 <= x < x1:
                 put(x, ch, self._line_style([key]))
         for n in index.nodes.get(row, ()):
             b = lay.nodes[n]
