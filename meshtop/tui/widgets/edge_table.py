@@ -1,15 +1,17 @@
-"""The live edge table: one row per edge, updated in place by diffing rows on each
-refresh (never rebuilt), sorted worst first unless the user picks another order."""
+"""The live edge table: one row per edge, sorted worst first unless the user picks another
+order; virtual, so that only the rows on screen are made and drawn again on a refresh."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Self, overload
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.theme import Theme
 from textual.widgets import DataTable
+from textual.widgets._data_table import Row, RowKey
 
 from meshtop import units
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, grade
@@ -128,7 +130,7 @@ class KeyedText(Text):
 
 
 def _cells(
-    edge: Edge, health: Health, labels: dict[str, str], styles: dict[Health, str]
+    edge: Edge, health: Health, label: Callable[[str], str], styles: dict[Health, str]
 ) -> dict[str, Text | str]:
     s = edge.stats
     word, style = HEALTH_WORD[health], styles[health]
@@ -145,8 +147,8 @@ def _cells(
     client_errors = Text("-" if tcp else units.percent(client), client_style)
     return {
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
-        "source": Text(shown(labels.get(edge.source, edge.source))),
-        "destination": Text(shown(labels.get(edge.destination, edge.destination))),
+        "source": Text(shown(label(edge.source))),
+        "destination": Text(shown(label(edge.destination))),
         "proto": proto(edge),
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
@@ -160,79 +162,297 @@ def _cells(
     }
 
 
+class _Order:
+    """DataTable's `_row_locations` (row key <-> index) over the table's own list of row
+    keys; the index of each key is made when first asked for."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self._at: dict[str, int] | None = None
+
+    def get(self, key: RowKey | str) -> int | None:
+        if self._at is None:
+            self._at = {k: i for i, k in enumerate(self.keys)}
+        return self._at.get(key.value if isinstance(key, RowKey) else key)  # type: ignore[arg-type]
+
+    def get_key(self, index: int) -> RowKey | None:
+        return RowKey(self.keys[index]) if 0 <= index < len(self.keys) else None
+
+    def contains_value(self, index: int) -> bool:
+        return 0 <= index < len(self.keys)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, RowKey | str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[RowKey]:
+        return (RowKey(k) for k in self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _Lines(Sequence[Any]):
+    """DataTable's list of rows or lines in order (`ordered_rows`, `_y_offsets`), made
+    row by row when asked: every row is one line high."""
+
+    def __init__(self, order: Callable[[], _Order], item: Callable[[RowKey], Any]) -> None:
+        self._order, self._item = order, item
+
+    def __len__(self) -> int:
+        return len(self._order())
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        keys = self._order().keys
+        if isinstance(i, slice):
+            return [self._item(RowKey(k)) for k in keys[i]]
+        return self._item(RowKey(keys[i]))
+
+    def clear(self) -> None:
+        pass
+
+
+class _Made(Mapping[Any, Any]):
+    """DataTable's rows (`rows`) or their cells (`_data`) by row key, made when asked."""
+
+    def __init__(self, table: EdgeTable, make: Callable[[str], Any]) -> None:
+        self._table, self._make = table, make
+
+    def __getitem__(self, key: object) -> Any:
+        value = key.value if isinstance(key, RowKey) else key
+        if not isinstance(value, str) or value not in self._table._edges:
+            raise KeyError(key)
+        return self._make(value)
+
+    def __iter__(self) -> Iterator[RowKey]:
+        return (RowKey(k) for k in self._table._order.keys)
+
+    def __len__(self) -> int:
+        return len(self._table._order)
+
+    def clear(self) -> None:
+        pass
+
+
+ROWS_KEPT = 512  # rows whose cells are kept made between draws
+
+
 class EdgeTable(DataTable[Any]):
     """Edges of the current snapshot. Row keys are `source>destination`. Columns follow
-    the width of the terminal: the least needed go first when it is narrow."""
+    the width of the terminal: the least needed go first when it is narrow.
+
+    Virtual, so that a mesh of any size costs what is on screen: a row's cells are made
+    when it is drawn; a snapshot is taken in (graded, keyed, sorted) only while the table
+    shows, or when asked for its rows; rows on screen are drawn again only where their
+    cells changed. DataTable draws, scrolls, moves the cursor and says what is selected
+    as ever, reading the rows, their cells and their order through `_Made`, `_Order` and
+    `_Lines` instead of its own dictionaries."""
 
     def __init__(self, **kwargs: Any) -> None:
+        self._order = _Order([])  # DataTable's own set-up reads it
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.sort_name = next(iter(SORTS))
         self.thresholds = DEFAULT_THRESHOLDS
         self.memory: HealthMemory | None = None  # the console's: health that does not flap
-        self._shown: dict[str, dict[str, Text | str]] = {}
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
         self._snapshot: MeshSnapshot | None = None
+        self._taken: MeshSnapshot | None = None  # the snapshot the rows below are of
+        self._edges: dict[str, Edge] = {}  # by row key, in the order first seen
+        self._healths: dict[tuple[str, str], Health] = {}
+        self._labels: dict[str, str] | None = None  # short labels, made when first drawn
+        self._styles: dict[Health, str] = {}
+        self._made: OrderedDict[str, dict[str, Text | str]] = OrderedDict()
+        self._sorted = False  # the rows are in the order of `sort_name`
+        self._install(_Order([]))
+
+    # -- what DataTable reads ------------------------------------------------------------
+
+    def _install(self, order: _Order) -> None:
+        self._order = order
+        self._row_locations = order  # type: ignore[assignment]
+        self._data = _Made(self, self._row_cells)  # type: ignore[assignment]
+        self.rows = _Made(self, lambda k: Row(RowKey(k), 1))  # type: ignore[assignment]
+        self._update_count += 1
+
+    @property
+    def _y_offsets(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: (key, 0))
+
+    @property
+    def ordered_rows(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: Row(key, 1))
+
+    @property
+    def row_count(self) -> int:
+        self._take()
+        return len(self._order)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        """A row's region without summing the heights of the rows above: each is 1."""
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(c.get_render_width(self) for c in self.columns.values())
+        top = row_index + (self.header_height if self.show_header else 0)
+        return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
+
+    def clear(self, columns: bool = False) -> Self:
+        keys = self._order.keys
+        self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
+        super().clear(columns)
+        self._install(_Order(keys))
+        return self
+
+    def _row_cells(self, key: str) -> dict[str, Text | str]:
+        """The cells of a row for the columns shown, made when it is drawn."""
+        cells = self._made.get(key)
+        if cells is None:
+            edge = self._edges[key]
+            cells = _cells(edge, self._healths[edge.key], self._label, self._styles)
+            self._made[key] = cells
+            while len(self._made) > ROWS_KEPT:
+                self._made.popitem(last=False)
+        else:
+            self._made.move_to_end(key)
+        return {c: cells[c] for c in self._layout[0]}
+
+    def _label(self, node: str) -> str:
+        if self._labels is None:
+            snapshot = self._taken
+            self._labels = short_labels(snapshot, self._layout[1]) if snapshot else {}
+        return self._labels.get(node, node)
+
+    # -- taking a snapshot in ---------------------------------------------------------------
 
     @property
     def fitted(self) -> bool:
-        """Shown, with the columns its width has room for (its rows are filled for them).
-        What a test waits for: hidden, the table is laid out for 80 columns."""
-        return bool(self.size.width) and self._layout == columns_for(self.size.width)
+        """Shown, with the columns its width has room for, its rows in order. What a test
+        waits for: hidden, the table is laid out for 80 columns and its rows unsorted."""
+        return (
+            bool(self.size.width)
+            and self._layout == columns_for(self.size.width)
+            and self._sorted
+            and self._taken is self._snapshot
+        )
+
+    @property
+    def _on_screen(self) -> bool:
+        return self.region.width > 0  # in the screen's layout (empty, it is 0 rows high)
 
     def on_resize(self) -> None:
         if columns_for(self.size.width) != self._layout and self._snapshot is not None:
+            self._taken = None
             self.show(self._snapshot)
+
+    def on_show(self) -> None:
+        """Shown again: sorted now, the cursor kept on its edge."""
+        if self._snapshot is None or (self._taken is self._snapshot and self._sorted):
+            return
+        at = self._order.get_key(self.cursor_row)
+        before = self._visible_rows()
+        self._take(sort=True)
+        index = self._order.get(at) if at is not None else None
+        if index is not None and index != self.cursor_row:
+            self.move_cursor(row=index)
+        self._refresh_changed(before)
+
+    def show(self, snapshot: MeshSnapshot) -> None:
+        """A snapshot's edges: taken in at once if the table shows (the rows on screen
+        drawn again where they changed), else when it next shows or is asked."""
+        self._snapshot = snapshot
+        if not self._on_screen:
+            return
+        before = self._visible_rows()
+        self._take(sort=True)
+        self._refresh_changed(before)
+
+    def _take(self, sort: bool = False) -> None:
+        """Take in the last snapshot shown, if not yet: its grades, its rows by key in the
+        order they were first seen; sorted if `sort`."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        if self._taken is not snapshot:
+            # the console's memory, so the table's health does not flap where the graph's
+            # does not
+            graded = self.memory.grade if self.memory is not None else grade
+            self._healths = graded(snapshot, self.thresholds).edges
+            wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
+            # rows keep the order they were first seen in: the sort's ties do not move
+            kept = {k: wanted[k] for k in self._edges if k in wanted}
+            self._edges = kept | wanted if len(kept) != len(wanted) else kept
+            if self._taken is None or self._taken.nodes.keys() != snapshot.nodes.keys():
+                self._labels = None
+            self._taken = snapshot
+            self._styles = health_styles(self.app.current_theme)
+            self._made.clear()
+            was_empty = not self._order.keys
+            self._set_columns()
+            self._sorted = False
+            self._install(_Order(list(self._edges)))
+            if was_empty and self._order.keys and self.is_mounted:
+                self.cursor_coordinate = self.cursor_coordinate  # within the rows there are
+                self._highlight_cursor()
+        if sort and not self._sorted:
+            order = SORTS[self.sort_name]
+            edges, healths = self._edges, self._healths
+            keys = sorted(edges, key=lambda k: order(edges[k], healths[edges[k].key]))
+            self._install(_Order(keys))
+            self._sorted = True
 
     def _set_columns(self) -> tuple[str, ...]:
         wanted = columns_for(self.size.width or 80)
         if wanted != self._layout:
             self.clear(columns=True)
-            self._shown.clear()
             columns, label_width = wanted
             for key, header, width in COLUMNS:
                 if key in columns:
                     self.add_column(header, key=key, width=width or label_width)
             self._layout = wanted
+            self._labels = None
+            self._made.clear()
         return self._layout[0]
 
-    def show(self, snapshot: MeshSnapshot) -> None:
-        self._snapshot = snapshot
-        # the console's memory, so the table's health does not flap where the graph's does not
-        graded = self.memory.grade if self.memory is not None else grade
-        healths = graded(snapshot, self.thresholds).edges
-        wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
-        with self.app.batch_update():
-            columns = self._set_columns()
-            labels = short_labels(snapshot, self._layout[1])
-            styles = health_styles(self.app.current_theme)
-            for gone in set(self._shown) - set(wanted):
-                self.remove_row(gone)
-                del self._shown[gone]
-            for row_key, edge in wanted.items():
-                cells = _cells(edge, healths[edge.key], labels, styles)
-                before = self._shown.get(row_key)
-                if before is None:
-                    self.add_row(*(cells[c] for c in columns), key=row_key)
-                else:
-                    for column in columns:
-                        if before[column] != cells[column]:
-                            self.update_cell(row_key, column, cells[column])
-                self._shown[row_key] = cells
-            order = SORTS[self.sort_name]
-            rank = {k: order(e, healths[e.key]) for k, e in wanted.items()}
-            # DataTable.sort hands the key function cells, not row keys: the health cell
-            # carries its row's key.
-            self.sort("health", key=lambda cell: rank[cell.row_key])
+    def _visible_rows(self) -> dict[int, dict[str, Text | str] | None]:
+        """The rows on screen, by index: their cells as last drawn (None: not drawn)."""
+        if not self._on_screen:
+            return {}
+        top = max(0, int(self.scroll_offset.y))
+        keys = self._order.keys
+        rows = range(top, min(top + self.size.height, len(keys)))
+        return {i: self._made.get(keys[i]) for i in rows}
+
+    def _refresh_changed(self, before: dict[int, dict[str, Text | str] | None]) -> None:
+        """Draw again the rows on screen whose cells changed, not the whole table: on a
+        refresh, what a slow link carries is the figures that moved."""
+        keys = self._order.keys
+        top = max(0, int(self.scroll_offset.y))
+        for i in range(top, top + self.size.height):
+            was = before.get(i)
+            if i >= len(keys) or was is None:
+                self.refresh_row(i)
+                continue
+            now = self._made.get(keys[i])
+            if now is None or any(was.get(c) != now.get(c) for c in self._layout[0]):
+                self.refresh_row(i)
+        self._require_update_dimensions = True
+        self.check_idle()
+
+    # -- what the console asks ---------------------------------------------------------------
 
     def select(self, source: str, destination: str) -> None:
         """Put the cursor on an edge's row (the graph's selection, shared)."""
-        key = f"{source}>{destination}"
-        if key in self._shown:
-            self.move_cursor(row=self.get_row_index(key))
+        self._take()
+        index = self._order.get(f"{source}>{destination}")
+        if index is not None:
+            self.move_cursor(row=index)
 
     def sort_by(self, column: str) -> None:
         if column in SORTS:
             self.sort_name = column
+            self._sorted = False
             if self._snapshot is not None:
                 self.show(self._snapshot)
 
@@ -243,4 +463,5 @@ class EdgeTable(DataTable[Any]):
     def cycle_sort(self) -> str:
         names = list(SORTS)
         self.sort_name = names[(names.index(self.sort_name) + 1) % len(names)]
+        self._sorted = False
         return self.sort_name

@@ -1,0 +1,105 @@
+"""The console at scale (issue 17): what it keeps and draws is sized by what is on screen,
+not by the mesh or the layout's area, and a large mesh opens answering every key."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+
+from meshtop.layout import Box, Layout
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+from meshtop.tui.widgets import edge_table
+from meshtop.tui.widgets.edge_table import EdgeTable
+from meshtop.tui.widgets.graph import _index
+
+FAR = 100_000  # cells: a layout as wide and as tall as a mesh of several thousand services
+
+
+def test_the_drawing_index_grows_with_the_lines_not_with_the_area_they_cross() -> None:
+    a, b = "east/shop/a", "east/shop/b"
+    # one call from a box at the top left to one 100,000 columns right, 100,000 rows down
+    route = ((5, 1), (FAR, 1), (FAR, FAR), (FAR + 5, FAR))
+    lay = Layout(
+        nodes={a: Box(0, 0, 5, 3), b: Box(FAR + 6, FAR - 1, 5, 3)},
+        groups={},
+        routes={(a, b): route},
+        order={a: (0, 0), b: (1, 0)},
+        group_order=(),
+        width=FAR + 12,
+        height=FAR + 3,
+    )
+    tracemalloc.start()
+    try:
+        index = _index(lay)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024, f"{peak / 2**20:.1f} MiB for one line"  # cell by cell: ~50 MiB
+    # and every cell of the line is still drawn right, wherever the screen is
+    assert index.cells(1, FAR - 1, FAR + 1) == {FAR - 1: (2 | 8, [(a, b)]), FAR: (4 | 8, [(a, b)])}
+    assert index.cells(FAR // 2, FAR - 2, FAR + 3) == {FAR: (1 | 4, [(a, b)])}
+    assert index.cells(FAR, FAR, FAR + 2) == {FAR: (1 | 2, [(a, b)]), FAR + 1: (2 | 8, [(a, b)])}
+    assert index.arrows[FAR] == {FAR + 5: ("▶", (a, b))}
+    assert index.label((a, b)) == (6, FAR - 1, 1)  # on its longer stretch, after the source
+
+
+async def _snapshot(services: int, at: float = 1.8e9) -> MeshSnapshot:
+    sim = Simulation(generated(services, seed=1), clock=lambda: at)
+    return await refresh(sim.clusters)
+
+
+class _TableOnly(App[None]):
+    def __init__(self, visible: bool) -> None:
+        super().__init__()
+        self.visible = visible
+
+    def compose(self) -> ComposeResult:
+        table = EdgeTable(id="edges")
+        table.display = self.visible
+        yield table
+
+
+async def test_the_edge_table_makes_only_the_rows_it_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    snapshot = await _snapshot(1000)  # 2,438 edges
+    made: list[Any] = []
+    real = edge_table._cells
+
+    def counted(edge: Any, *args: Any) -> Any:
+        made.append(edge.key)
+        return real(edge, *args)
+
+    monkeypatch.setattr(edge_table, "_cells", counted)
+    hidden = _TableOnly(visible=False)
+    async with hidden.run_test(size=(120, 30)) as pilot:
+        table = hidden.query_one(EdgeTable)
+        table.show(snapshot)
+        await pilot.pause()
+        assert table.row_count == len(snapshot.edges)  # counted, when asked
+        assert made == []  # but no row made: none is drawn
+
+    shown = _TableOnly(visible=True)
+    async with shown.run_test(size=(120, 30)) as pilot:
+        table = shown.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(snapshot)
+        await pilot.pause()
+        assert table.fitted
+        assert str(table.get_row_at(0)[0]) == "FAIL"  # worst first, as ever
+        assert 0 < len(set(made)) <= 40, f"{len(set(made))} rows made for a 30-row screen"
+        made.clear()
+        table.show(await _snapshot(1000, 1.8e9 + 10))  # a refresh: the rows on screen again
+        await pilot.pause()
+        assert 0 < len(set(made)) <= 40
+        made.clear()
+        await pilot.press("ctrl+end")  # the last row: made when reached
+        await pilot.pause()
+        assert table.cursor_row == table.row_count - 1
+        assert 0 < len(set(made)) <= 40
