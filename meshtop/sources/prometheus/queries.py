@@ -1,0 +1,213 @@
+"""The PromQL a refresh and an edge's history send, built from the mesh's dialect: a
+refresh is three aggregated queries, whatever the mesh's size (requests by edge and
+outcome, latency quantiles by edge, TCP traffic by edge)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+
+from meshtop.model import SERVICE_PREFIX, UNKNOWN
+from meshtop.sources.dialects import Dialect
+from meshtop.units import duration
+
+QUANTILES = (0.5, 0.95, 0.99)
+EDGE = "meshtop_edge"  # one label naming both ends, so each series is small and cheap to key
+SEPARATOR = "|"  # cannot appear in Kubernetes names, hosts or cluster names
+DEFAULT_CLUSTER = "Kubernetes"  # Istio's name for a cluster that was not given one
+EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
+
+
+def _selector(*parts: str) -> str:
+    return "{" + ",".join(p for p in parts if p) + "}"
+
+
+def _rate(
+    metric: str, window: str, selector: Iterable[str], d: Dialect, namespaces: Sequence[str]
+) -> str:
+    """`rate(metric{…}[window])`; with namespaces, the calls from *or* to any of them."""
+    base = [d.extra_selector, *selector]
+    if not namespaces:
+        return f"rate({metric}{_selector(*base)}[{window}])"
+    pattern = "|".join(namespaces)  # names are checked DNS labels: nothing to escape
+    sides = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
+    if d.service_namespace:
+        # The third side: calls to a service in the namespace that no workload answered.
+        # Its host names the namespace even where the proxy wrote the service's namespace
+        # as `unknown` (a 503 from a service with nothing behind it, seen from ingress).
+        sides.append(f"{d.service}=~{json.dumps(_host_pattern(pattern))}")
+    return " or ".join(
+        f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides if side
+    )
+
+
+def _host_pattern(namespaces: str) -> str:
+    """A mesh host (`NAME.NS.svc`, then the cluster's domain, maybe a port) in one of the
+    namespaces `a|b`, as the answers' `_mesh_host` reads it."""
+    return rf"[^.]+\.({namespaces})\.svc{DOMAIN_AND_PORT}"
+
+
+DOMAIN_AND_PORT = r"(\.[^:]+)?(:[0-9]+)?"  # after `NAME.NS.svc`: any cluster domain, a port
+
+
+def _by(*labels: str) -> str:
+    return ", ".join(dict.fromkeys(x for x in labels if x))
+
+
+def _reporters(d: Dialect, reporters: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(reporters))
+    op = "=" if len(unique) == 1 else "=~"
+    return f"{d.reporter_label}{op}{json.dumps('|'.join(unique))}"
+
+
+def _joined(d: Dialect, vector: str) -> str:
+    """`vector` with the edge's labels joined into one `meshtop_edge` label."""
+    labels = ", ".join(json.dumps(x) for x in d.edge_labels())
+    return f'label_join({vector}, "{EDGE}", "{SEPARATOR}", {labels})'
+
+
+def _edge_rate(
+    d: Dialect, metric: str, window: str, selector: Sequence[str], namespaces: Sequence[str]
+) -> str:
+    """The per-series rate with the edge's labels joined into one `meshtop_edge` label."""
+    return _joined(d, _rate(metric, window, selector, d, namespaces))
+
+
+def _preferred(
+    d: Dialect,
+    metric: str,
+    reporters: Sequence[str],
+    by: Sequence[str],
+    window: str,
+    selector: Sequence[str] = (),
+    namespaces: Sequence[str] = (),
+) -> str:
+    """Per edge, the series of the first reporter that reported it at all: a reporter's
+    series count only for the edges no reporter before it has (`unless on` the edge), so
+    that an outcome only a later reporter saw is not added on top."""
+    parts = [
+        f"sum by ({_by(EDGE, *by)}) "
+        f"({_edge_rate(d, metric, window, [_reporters(d, [r]), *selector], namespaces)})"
+        for r in reporters
+    ]
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], 1):
+        out.append(f"({part} unless on ({EDGE}) ({' or '.join(parts[:i])}))")
+    return " or ".join(out)
+
+
+def _quantiles(buckets: str) -> str:
+    return " or ".join(
+        f'label_replace(histogram_quantile({q}, {buckets}), "quantile", "{q}", "", "")'
+        for q in QUANTILES
+    )
+
+
+def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()) -> dict[str, str]:
+    """The queries of one refresh. Their number does not depend on the mesh's size."""
+    window = duration(window_s)
+    outcome = (
+        d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label,
+        d.protocol,
+    )  # fmt: skip
+    reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
+    requests_q = (
+        f"sum by ({_by(EDGE, *outcome)}) "
+        f"({_edge_rate(d, d.requests, window, [reporters], namespaces)})"
+    )
+    buckets = _preferred(
+        d, f"{d.duration}_bucket", d.http_reporters, ["le"], window, (), namespaces
+    )
+    tcp_parts = [
+        (name, _preferred(d, metric, d.tcp_reporters, [], window, [d.tcp_selector], namespaces))
+        for name, metric in (
+            ("request_bytes", d.tcp_request_bytes),
+            ("response_bytes", d.tcp_response_bytes),
+            ("opened", d.tcp_opened),
+        )
+    ]
+    # How the bytes travelled, from the reporters that know it: by bytes, not by new
+    # connections, since a long-lived pooled connection opens nothing in the window.
+    secured_by = [_reporters(d, d.mtls_reporters), d.tcp_selector]
+    security = (
+        f"sum by ({_by(EDGE, d.mtls_label)}) "
+        f"({_edge_rate(d, d.tcp_request_bytes, window, secured_by, namespaces)})"
+    )
+    tcp = " or ".join(
+        f'label_replace({q}, "metric", "{name}", "", "")'
+        for name, q in [*tcp_parts, ("security", security)]
+    )
+    return {"requests": requests_q, "latency": _quantiles(buckets), "tcp": tcp}
+
+
+def history_queries(
+    d: Dialect, source: str | None, destination: str | None, window_s: float, step: float
+) -> dict[str, str]:
+    """The queries behind a `History`: answers by outcome and latency quantiles as range
+    queries, and the window summed up (by reporter, outcome, security and principals,
+    and its quantiles) as one instant query."""
+    # Each point's rate covers its own step (at least a minute, for scrapes to fall in),
+    # so that a spike shows at its point rather than smeared over the next ones.
+    rate_window = duration(max(step, 60))
+    window = duration(window_s)
+    selector = [
+        *peer_selector(d, source, "source"),
+        *peer_selector(d, destination, "destination"),
+    ]
+    # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
+    # may be reported by different proxies (an unmeshed one only by the node's).
+    outcome = [x for x in (d.code, d.grpc_status, d.failure_label, d.protocol) if x]
+    per_edge = _preferred(d, d.requests, d.http_reporters, outcome, rate_window, selector)
+    buckets = _preferred(d, f"{d.duration}_bucket", d.http_reporters, ["le"], rate_window, selector)
+    window_buckets = _preferred(
+        d, f"{d.duration}_bucket", d.http_reporters, ["le"], window, selector
+    )
+    reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
+    answers = (
+        d.reporter_label, *outcome, d.flags, d.mtls_label,
+        d.source_principal, d.destination_principal,
+    )  # fmt: skip
+    summary = (
+        f"sum by ({_by(EDGE, *answers)}) "
+        f"({_edge_rate(d, d.requests, window, [reporters, *selector], ())})"
+    )
+    return {
+        "codes": f"sum by ({_by(*outcome)}) ({per_edge})",
+        "latency": _quantiles(f"sum by (le) ({buckets})"),
+        "window": f"{summary} or {_quantiles(f'sum by (le) ({window_buckets})')}",
+    }
+
+
+def peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
+    """Label matchers for one end of a call, the inverse of `answers.node`."""
+    if node_id is None:
+        return []
+    peer = d.source if side == "source" else d.destination
+    cluster, namespace, name = node_id.split("/", 2)
+    if cluster == UNKNOWN:
+        return [f"{peer.workload}={json.dumps(d.unknown)}"]
+    if name == f"{SERVICE_PREFIX}{UNKNOWN}" and side == "destination":
+        # calls that went nowhere known, from the callers in that namespace
+        return [
+            f"{peer.workload}={json.dumps(d.unknown)}",
+            f"{d.service}=~{json.dumps(f'{UNKNOWN}|')}",
+            f"{d.source.namespace}={json.dumps(namespace)}",
+        ]
+    if cluster == "external":
+        if name in EXTERNAL_CLUSTERS:
+            return [f"{d.service_name}={json.dumps(name)}"]
+        # Linkerd's authority carries the port
+        return [f"{d.service}=~{json.dumps(re.escape(name) + '(:[0-9]+)?')}"]
+    if name.startswith(SERVICE_PREFIX):
+        host = re.escape(f"{name[len(SERVICE_PREFIX) :]}.{namespace}.svc") + DOMAIN_AND_PORT
+        return [
+            f"{d.service}=~{json.dumps(host)}",
+            f"{peer.workload}={json.dumps(d.unknown)}",
+        ]
+    # an unnamed caller (`namespace/unknown`) is the one whose proxy wrote no name
+    named = d.unknown if name == UNKNOWN else name
+    out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(named)}"]
+    if peer.cluster and cluster != DEFAULT_CLUSTER:
+        out.append(f"{peer.cluster}={json.dumps(cluster)}")
+    return out

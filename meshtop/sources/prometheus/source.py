@@ -1,0 +1,346 @@
+"""`PrometheusMetrics`, the metrics source over the Prometheus HTTP API (Prometheus,
+Thanos, Mimir, Cortex, VictoriaMetrics) through prometheus-api-client: a refresh's
+queries (`queries`), asked concurrently in worker threads within one deadline, and
+their answers joined into edges (`answers`); an edge's history; and, when a refresh
+finds nothing, why."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from meshtop.errors import BackendError, UsageError
+from meshtop.history import history_step
+from meshtop.model import History
+from meshtop.sources import bounded
+from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, detect, dialect
+from meshtop.sources.prometheus.answers import _known, join, parse_history
+from meshtop.sources.prometheus.queries import (
+    _selector,
+    history_queries,
+    snapshot_queries,
+)
+from meshtop.sources.prometheus.wire import (
+    BoundedSession,
+    describe_http,
+    reason,
+    tls_reason,
+)
+from meshtop.sources.prometheus_config import PrometheusConfig
+from meshtop.sources.protocols import Traffic
+from meshtop.units import duration
+
+EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
+SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
+MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
+# the metrics `DETECT_QUERY` finds for each dialect
+_PROBED = {
+    "istio": ("istio_requests_total", "istio_tcp_sent_bytes_total"),
+    "ambient": ("istio_requests_total", "istio_tcp_sent_bytes_total"),
+    "linkerd": ("response_total",),
+}
+
+
+class _Check(threading.local):
+    warnings: tuple[str, ...] = ()
+
+
+class PrometheusMetrics:
+    """The real metrics source. `name` shows the URL, never a credential."""
+
+    def __init__(self, config: PrometheusConfig, *, at: float | None = None) -> None:
+        """`at`: evaluate every query at this time (seconds since the epoch) rather than
+        now, so that answers can be compared with hand-written queries."""
+        if config.unreadable:  # its token or password file: said now, when it is needed
+            raise UsageError(config.unreadable)
+        self.config = config
+        self.at = at
+        self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
+        self._check = _Check()
+        session = BoundedSession(config)
+        session.verify = str(config.ca_file) if config.ca_file else not config.insecure
+        session.hooks["response"] += [session.read_body, self._inspect]
+        headers = dict(config.headers)
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self._client = PrometheusConnect(
+            url=config.url.rstrip("/"),
+            headers=headers,
+            auth=config.basic_auth,
+            session=session,
+            # meshtop retries a whole refresh with backoff; a retry per query would
+            # only multiply the wait on a dead backend.
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=config.timeout_s,
+        )
+        for adapter in session.adapters.values():  # after the client has mounted its own
+            bounded.watch(getattr(adapter, "poolmanager", None))
+        self.queries_sent = 0
+        # why the last empty answer was empty, kept a while: (what was asked, when, why)
+        self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"prometheus {self.config.url}"
+
+    @property
+    def dialect(self) -> Dialect | None:
+        return self._dialect
+
+    def _inspect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every answer passes here first: refusals, garbage and errors become one clear
+        `BackendError`; warnings are kept for the caller. A plain good answer is not
+        decoded here: the client decodes it, and decoding twice would double the cost."""
+        problem = describe_http(self.config, response)
+        if problem:
+            raise BackendError(problem)
+        content = response.content
+        looks_fine = response.status_code == 200 and b'"status":"success"' in content[:64]
+        if looks_fine and b'"warnings"' not in content:
+            self._check.warnings = ()
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            snippet = content[:60].decode("utf-8", "replace").replace("\n", " ")
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered HTTP {response.status_code} with "
+                f"something that is not JSON ({snippet!r}): is this the Prometheus API?"
+            ) from None
+        if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered JSON that is not an API response"
+            )
+        if body["status"] == "error":
+            raise BackendError(
+                f"Prometheus at {self.config.url} rejected a query: "
+                f"{body.get('errorType', 'error')}: {body.get('error', 'no reason given')}"
+            )
+        if response.status_code != 200:
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered HTTP {response.status_code}"
+            )
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise BackendError(f"Prometheus at {self.config.url} answered without a result")
+        self._check.warnings = tuple(str(w) for w in body.get("warnings") or ())
+
+    def _call(self, ask: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Run one API call; every way it can fail becomes one clear `BackendError`."""
+        self.queries_sent += 1
+        try:
+            return list(ask())
+        except BackendError:
+            raise
+        except requests.exceptions.SSLError as exc:
+            hint = (
+                "is it serving HTTPS on that port?"  # the check is skipped already
+                if self.config.insecure
+                else "give the CA bundle (--prometheus-ca), or --insecure to skip the check"
+            )
+            raise BackendError(
+                f"TLS to Prometheus at {self.config.url} failed ({tls_reason(exc)}): {hint}"
+            ) from None
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            # With retries off, urllib3 reports a read timeout as a connection error.
+            if isinstance(exc, requests.exceptions.Timeout) or reason(exc) == "timed out":
+                raise BackendError(
+                    f"Prometheus at {self.config.url} did not answer within "
+                    f"{self.config.timeout_s:g}s"
+                ) from None
+            raise BackendError(
+                f"cannot reach Prometheus at {self.config.url}: {reason(exc)}"
+            ) from None
+        except (ValueError, KeyError, TypeError):  # a body the quick look let through
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered something that is not an API response"
+            ) from None
+        except (requests.exceptions.RequestException, PrometheusApiClientException) as exc:
+            raise BackendError(f"Prometheus at {self.config.url}: {exc}") from None
+
+    def _query(
+        self, promql: str, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """One instant query, at `at`, else at the source's own moment, else now."""
+        self._check.warnings = ()
+        when = at if at is not None else self.at
+        params = {"time": f"{when:.3f}"} if when is not None else None
+        result = self._call(lambda: self._client.custom_query(promql, params=params))
+        if any(not isinstance(r, dict) or "value" not in r for r in result[:1]):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered something other than an instant "
+                "vector: is this the Prometheus API?"
+            )
+        return result, self._check.warnings
+
+    async def _ask(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        return await asyncio.to_thread(self._query, promql)
+
+    async def resolve_dialect(self) -> Dialect:
+        if self._dialect is None:
+            series, _ = await self._ask(DETECT_QUERY)
+            found = detect([s["metric"] for s in series])
+            if found is None:
+                raise BackendError(
+                    f"no Istio or Linkerd metrics at {self.config.url}: is this the mesh's "
+                    "Prometheus? (--dialect istio|ambient|linkerd skips the check)"
+                )
+            self._dialect = found
+        return self._dialect
+
+    async def traffic(self, window_s: float) -> Traffic:
+        with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
+            d = await self.resolve_dialect()
+            queries = snapshot_queries(d, window_s, self.config.namespaces)
+            answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
+        warnings = sorted({w for _, ws in answers for w in ws})
+        try:
+            traffic = join(
+                d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
+            )
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            # JSON, a vector even, but not what the queries ask for (a sample without its
+            # labels, a value that is not a number): the backend's answer, not our bug
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered series that are not what the "
+                f"queries ask for ({type(exc).__name__} {exc}): is it PromQL-compatible?"
+            ) from None
+        warnings += traffic.warnings  # the join's own: series it could not key
+        if not traffic.edges:  # never an empty report without a word
+            warnings += await self._why_empty(d, window_s, until)
+        return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
+
+    async def _why_empty(self, d: Dialect, window_s: float, until: float) -> tuple[str, ...]:
+        """Why a refresh found no edge, in words: the backend holds no series of the
+        dialect (another mesh's, or none), the namespaces asked for have no calls, or the
+        window is too short for two samples of the series. A few small queries, asked
+        only when an answer is empty, again at most every `EMPTY_RECHECK_S`, and within
+        the refresh's own deadline (`until`): an empty answer never makes it late."""
+        asked = (d.name, window_s, self.config.namespaces, self.at)
+        kept = self._empty
+        if kept is not None and kept[0] == asked and time.monotonic() - kept[1] < EMPTY_RECHECK_S:
+            return kept[2]
+        try:
+            with bounded.deadline(until - time.monotonic()):
+                why = await self._diagnose(d, window_s)
+        except BackendError as exc:  # the refresh itself went well: say what we could
+            return (f"no edge in the last {duration(window_s)}: cannot tell why ({exc})",)
+        said = (f"no edge in the last {duration(window_s)}: {why}",)
+        self._empty = (asked, time.monotonic(), said)
+        return said
+
+    async def _diagnose(self, d: Dialect, window_s: float) -> str:
+        url = self.config.url
+        present, _ = await self._ask(DETECT_QUERY)
+        names = {(s["metric"].get("__name__"), s["metric"].get("reporter")) for s in present}
+        names |= {(s["metric"].get("__name__"), s["metric"].get("direction")) for s in present}
+        if not any(n == metric for n, _ in names for metric in _PROBED[d.name]):
+            other = detect([s["metric"] for s in present])
+            if other is None:
+                return (
+                    f"no {MESH_NAMES[d.name]} series at {url}, nor any other mesh's: is this "
+                    "the mesh's Prometheus?"
+                )
+            return (
+                f"no {MESH_NAMES[d.name]} series at {url}, which holds "
+                f"{MESH_NAMES[other.name]}'s: --dialect {other.name} (or auto) reads them"
+            )
+        metric = f"{d.requests}{_selector(d.extra_selector)}"
+        wanted = self.config.namespaces
+        if wanted:
+            by = [x for x in (d.source.namespace, d.destination.namespace) if x]
+            rows, _ = await self._ask(" or ".join(f"group by ({x}) ({metric})" for x in by))
+            seen = sorted({v for r in rows for x in by if _known(v := r["metric"].get(x, ""))})
+            if not set(wanted) & set(seen):
+                shown = ", ".join(seen[:12]) + (", …" if len(seen) > 12 else "")
+                which = ", ".join(wanted)
+                return (
+                    f"no calls from or to namespace {which} at {url} (the namespaces with "
+                    f"calls: {shown or 'none'})"
+                )
+        interval = await self._sample_spacing(metric)
+        if interval is not None and window_s < 2 * interval:
+            return (
+                f"the window ({duration(window_s)}) is shorter than two scrape intervals (the "
+                f"samples are {duration(interval)} apart here), and rate() needs two samples "
+                f"in it: give a window of {duration(4 * interval)} or more"
+            )
+        return "the mesh's series are there, but did not grow: no traffic in the window"
+
+    async def _sample_spacing(self, metric: str) -> float | None:
+        """How far apart one live series' samples are: its scrape interval, read from
+        the backend itself (any PromQL engine keeps the samples' times)."""
+        rows, _ = await self._ask(f"topk(1, {metric})")
+        if not rows:
+            return None
+        labels = rows[0]["metric"]
+        selector = ",".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items())
+        )
+        when = self.at
+        params = {"time": f"{when:.3f}"} if when is not None else None
+        samples = f"{{{selector}}}[{duration(SPACING_LOOKBACK_S)}]"  # raw, with their times
+        result = await asyncio.to_thread(
+            self._call, lambda: self._client.custom_query(samples, params=params)
+        )
+        times = [float(t) for r in result[:1] for t, _ in r.get("values", ())]
+        gaps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+        if not gaps:
+            return None
+        spacing = gaps[len(gaps) // 2]  # the median: a missed scrape is not the interval
+        return float(round(spacing)) if spacing >= 1 else spacing  # scrapes jitter by ms
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        """Rate, errors by kind and latency quantiles of one edge (or of everything a node
+        answers, with `source=None`) over the last `window_s`, at a step chosen from it,
+        and the window summed up: three queries, whatever the window."""
+        d = await self.resolve_dialect()
+        # prometheus-api-client sends whole seconds: align to them, so the points' times
+        # are the times Prometheus evaluated.
+        end = float(math.floor(self.at if self.at is not None else time.time()))
+        step = history_step(window_s)
+        queries = history_queries(d, source, destination, window_s, step)
+        start_dt = datetime.fromtimestamp(end - window_s, UTC)
+        end_dt = datetime.fromtimestamp(end, UTC)
+
+        def ask_range(promql: str) -> list[dict[str, Any]]:
+            step_text = f"{step:g}s"
+            result = self._call(
+                lambda: self._client.custom_query_range(promql, start_dt, end_dt, step_text)
+            )
+            if any(not isinstance(r, dict) or "values" not in r for r in result[:1]):
+                raise BackendError(
+                    f"Prometheus at {self.config.url} answered something other than a matrix"
+                )
+            return result
+
+        def ask_instant(promql: str) -> list[dict[str, Any]]:
+            return self._query(promql, at=end)[0]
+
+        with bounded.deadline(self.config.timeout_s):
+            codes, quantiles, window = await asyncio.gather(
+                asyncio.to_thread(ask_range, queries["codes"]),
+                asyncio.to_thread(ask_range, queries["latency"]),
+                asyncio.to_thread(ask_instant, queries["window"]),
+            )
+        try:
+            return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+            raise BackendError(
+                f"Prometheus at {self.config.url} answered a range query with something "
+                "that is not a matrix of samples"
+            ) from None
