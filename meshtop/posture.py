@@ -879,21 +879,36 @@ def _conflicts(
 @dataclass(frozen=True, slots=True)
 class MtlsPlan:
     """Setting `mode` on a namespace or one workload: the PeerAuthentication as it is
-    (None: there is none, it is created) and as it will be, which workloads change mode,
-    and the plaintext callers that the change would cut off."""
+    (None: there is none, it is created) and as it will be (None: it is deleted, as the
+    way back from a creation), which workloads change mode, and the plaintext callers the
+    change would cut off (`observed` False: no traffic was known to judge by)."""
 
     cluster: str
     namespace: str
     workload: str  # "" for the whole namespace
     mode: MtlsMode
     before: PeerAuthentication | None
-    after: PeerAuthentication
+    after: PeerAuthentication | None
     changes: tuple[tuple[str, str, str], ...] = ()  # (workload label, mode before, after)
     breaks: tuple[Caller, ...] = ()
+    observed: bool = True
+
+    @property
+    def policy(self) -> PeerAuthentication:
+        """The object written: as it will be, or (deleted) as it was."""
+        found = self.after or self.before
+        assert found is not None, "a plan changes a policy"
+        return found
+
+    @property
+    def action(self) -> str:
+        return "create" if self.before is None else "delete" if self.after is None else "change"
 
     @property
     def changed(self) -> bool:
-        return self.before is None or self.before.mode is not self.after.mode
+        if self.before is None or self.after is None:
+            return True
+        return self.before.mode is not self.after.mode
 
     @property
     def target(self) -> str:
@@ -901,25 +916,30 @@ class MtlsPlan:
 
     def preview(self) -> list[str]:
         """The change as a person reviews it, with what STRICT would break."""
-        was = (
-            f"{self.before.ref} (resourceVersion {self.before.resource_version}): "
-            f"mode {self.before.mode.value}"
-            if self.before is not None
-            else f"no PeerAuthentication of its own: {self.after.ref} is created"
-        )
-        selector = ", ".join(f"{k}={v}" for k, v in sorted(self.after.selector.items()))
+        policy = self.policy
+        if self.before is None:
+            was = f"no PeerAuthentication of its own: {policy.ref} is created"
+        else:
+            was = f"{policy.ref} (resourceVersion {self.before.resource_version})"
+            was += (
+                " is deleted: the wider policies' modes apply again" if self.after is None else ""
+            )
+        selector = ", ".join(f"{k}={v}" for k, v in sorted(policy.selector.items()))
         lines = [
             was,
             f"-   mode: {self.before.mode.value if self.before else '(none)'}",
-            f"+   mode: {self.after.mode.value}" + (f" (selector {selector})" if selector else ""),
+            f"+   mode: {self.after.mode.value if self.after else '(none)'}"
+            + (f" (selector {selector})" if selector else ""),
         ]
         if self.changes:
             lines.append("workloads whose effective mode changes:")
             lines += [f"  {name}: {a} → {b}" for name, a, b in self.changes]
-        else:
+        elif self.observed:
             lines.append("no workload's effective mode changes")
-        if self.mode is MtlsMode.STRICT:
-            if self.breaks:
+        if self.mode is MtlsMode.STRICT and self.after is not None:
+            if not self.observed:
+                lines.append("what STRICT would refuse is not known: no metrics were read")
+            elif self.breaks:
                 lines.append(f"STRICT would refuse {callers_text(self.breaks)}:")
                 lines += [f"  {c.label}: {units.rps(c.rps)} in plain text" for c in self.breaks]
             else:

@@ -45,9 +45,15 @@ def _intent_logged(plan: Any) -> bool:
 
     log = audit.path()
     lines = log.read_text().splitlines()[-50:] if log.exists() else []
-    route = plan.route
-    resource = f"{route.kind} {route.namespace}/{route.name}"
-    after = dict(zip(plan.after.names, plan.after.weights, strict=True))
+    if not hasattr(plan, "route"):  # a PeerAuthentication's mode (posture.MtlsPlan)
+        from meshtop.change.workflow import describe_mode
+
+        said = describe_mode(plan, "")
+        resource, after = said["resource"], said["after"]
+    else:
+        route = plan.route
+        resource = f"{route.kind} {route.namespace}/{route.name}"
+        after = dict(zip(plan.after.names, plan.after.weights, strict=True))
     return any(
         e.get("outcome") == "about to apply" and e.get("resource") == resource
         and e.get("after") == after
@@ -62,16 +68,20 @@ def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) ->
     write (not a dry run) must have its intent in the audit log already: any other meshtop
     code that writes, or a write with no record, fails the test that made it run (a test
     may call an adapter itself). Each write is kept in `WRITES`."""
+    from meshtop.sim.security import SimSecurity
     from meshtop.sim.sources import SimControlPlane
     from meshtop.sources.kubernetes import KubernetesControlPlane
+    from meshtop.sources.security import KubernetesPolicies
 
-    for store in (SimControlPlane, KubernetesControlPlane):
+    # a route's weights, and a PeerAuthentication's mode (issue 22)
+    for store in (SimControlPlane, KubernetesControlPlane, SimSecurity, KubernetesPolicies):
         real = store.apply
 
         def guarded(self: Any, plan: Any, *, dry_run: bool = False, _real: Any = real) -> Any:
             caller = sys._getframe(1)
             who = f"{caller.f_globals.get('__name__')}.{caller.f_code.co_qualname}"
-            WRITES.append((who, plan.route.name, dry_run))
+            name = plan.route.name if hasattr(plan, "route") else plan.policy.name
+            WRITES.append((who, name, dry_run))
             assert not who.startswith("meshtop.") or who.startswith("meshtop.change.workflow."), (
                 f"{who} wrote to a store: only meshtop.change.workflow may"
             )

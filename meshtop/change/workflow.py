@@ -14,23 +14,30 @@ A change of a route's weights, over one copy or every cluster's copy of it:
 6. **audit the outcome** of each, and return an `Outcome` per copy.
 
 Callers only present the outcomes. `undo_plan` makes a change taken back a plan like any
-other (previewed, checked, audited)."""
+other (previewed, checked, audited).
+
+A change of a PeerAuthentication's mode (`meshtop mtls`, issue 22) goes the same steps,
+typed as its own: a `posture.MtlsPlan` (read from each cluster's security configuration,
+with the workloads it changes and what STRICT would refuse) over `PolicyCopy`s, written
+as a creation, a JSON patch that tests the version read, or a deletion with it as a
+precondition, each answered by a `ModeOutcome`; `undo_mode` takes one back."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, overload
 
 from meshtop import audit
 from meshtop.canary import Plan, Split
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
-from meshtop.sources.protocols import RouteStore
+from meshtop.posture import MtlsPlan, PeerAuthentication
+from meshtop.sources.protocols import PolicyStore, RouteStore
 
 # who asks, as the audit log says it
-BY = ("shift", "rollout", "console", "undo")
+BY = ("shift", "rollout", "console", "undo", "mtls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,16 @@ class Copy:
 
     cluster: str
     store: RouteStore
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCopy:
+    """One cluster's PeerAuthentications: where they are read and written, and the name
+    the audit log gives that place."""
+
+    cluster: str
+    store: PolicyStore
     context: str
 
 
@@ -71,7 +88,27 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in ("applied", "unchanged", "checked", "declined")
+        return self.result in OK
+
+
+@dataclass(frozen=True, slots=True)
+class ModeOutcome:
+    """What happened to one cluster's PeerAuthentication (`applied` None: deleted, or
+    not written)."""
+
+    cluster: str
+    plan: MtlsPlan | None
+    result: str  # as `Outcome.result`
+    applied: PeerAuthentication | None = None
+    error: MeshtopError | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result in OK
+
+
+OK = ("applied", "unchanged", "checked", "declined")
 
 
 async def read(
@@ -101,40 +138,77 @@ async def read(
     return reading
 
 
-class Workflow:
-    """Changes over a set of copies, every one audited under `by`."""
+Change = Plan | MtlsPlan  # a typed plan: a route's weights, a PeerAuthentication's mode
 
-    def __init__(self, copies: Mapping[str, Copy], *, by: str) -> None:
+
+class Workflow:
+    """Changes over a set of copies, every one audited under `by`: of a route's weights
+    (`Copy`, `canary.Plan`, each answered by an `Outcome`) or of a PeerAuthentication's
+    mode (`PolicyCopy`, `posture.MtlsPlan`, each answered by a `ModeOutcome`)."""
+
+    def __init__(self, copies: Mapping[str, Copy] | Mapping[str, PolicyCopy], *, by: str) -> None:
         if by not in BY:
             raise ValueError(f"audit 'by' {by!r} is not one of {BY}")
-        self.copies = dict(copies)
+        self.copies: dict[str, Copy] = {}
+        self.policies: dict[str, PolicyCopy] = {}
+        for cluster, copy in copies.items():
+            if isinstance(copy, PolicyCopy):
+                self.policies[cluster] = copy
+            else:
+                self.copies[cluster] = copy
         self.by = by
 
-    def _entry(self, cluster: str, plan: Plan) -> dict[str, Any]:
+    def _store(self, cluster: str, plan: Change) -> Any:
+        """Where a plan is written: the route's copy, or the cluster's policies."""
+        return (self.policies if isinstance(plan, MtlsPlan) else self.copies)[cluster].store
+
+    def _entry(self, cluster: str, plan: Change) -> dict[str, Any]:
+        if isinstance(plan, MtlsPlan):
+            return {**describe_mode(plan, self.policies[cluster].context), "by": self.by}
         return {**audit.describe(plan, self.copies[cluster].context), "by": self.by}
 
-    def record(self, cluster: str, plan: Plan, outcome: str) -> None:
+    def record(self, cluster: str, plan: Change, outcome: str) -> None:
         """One audit line for a change that goes no further than its caller: declined,
         or refused before any request (steered by another controller)."""
         _record({**self._entry(cluster, plan), "outcome": outcome})
 
+    @overload
     async def apply(
         self,
         plans: Mapping[str, Plan],
         *,
         dry_run: bool = False,
         confirm: Callable[[], bool] | None = None,
-    ) -> list[Outcome]:
+    ) -> list[Outcome]: ...
+
+    @overload
+    async def apply(
+        self,
+        plans: Mapping[str, MtlsPlan],
+        *,
+        dry_run: bool = False,
+        confirm: Callable[[], bool] | None = None,
+    ) -> list[ModeOutcome]: ...
+
+    async def apply(
+        self,
+        plans: Mapping[str, Plan] | Mapping[str, MtlsPlan],
+        *,
+        dry_run: bool = False,
+        confirm: Callable[[], bool] | None = None,
+    ) -> list[Outcome] | list[ModeOutcome]:
         """Steps 3 to 6 for every copy planned (see the module): the servers' checks
         first, concurrently (a copy changed since it was read is a conflict and left out;
         any other refusal writes nothing anywhere); with `dry_run`, no more; then
         `confirm()`, when given (False: declined, nothing written); else every intent
         logged, then every copy written, concurrently, and each outcome logged. Raises
         `UsageError` only when the audit log cannot be written: nothing is written."""
-        outcomes = {c: Outcome(c, p, "unchanged") for c, p in plans.items() if not p.changed}
-        todo = {c: p for c, p in plans.items() if p.changed}
+        outcomes: dict[str, Any] = {
+            c: _outcome(c, p, "unchanged") for c, p in plans.items() if not p.changed
+        }
+        todo: dict[str, Change] = {c: p for c, p in plans.items() if p.changed}
         checks = await asyncio.gather(
-            *(self.copies[c].store.apply(p, dry_run=True) for c, p in todo.items()),
+            *(self._store(c, p).apply(p, dry_run=True) for c, p in todo.items()),
             return_exceptions=True,
         )
         refused: dict[str, MeshtopError] = {}
@@ -155,16 +229,16 @@ class Workflow:
                     )  # fmt: skip
                 elif dry_run:
                     self.record(cluster, plan, "dry run: the server accepted it")
-                    outcomes[cluster] = Outcome(cluster, plan, "checked")
+                    outcomes[cluster] = _outcome(cluster, plan, "checked")
                 else:
                     said = "not written: another cluster's server refused"
                     self.record(cluster, plan, said)
-                    outcomes[cluster] = Outcome(cluster, plan, said)
+                    outcomes[cluster] = _outcome(cluster, plan, said)
             return [outcomes[c] for c in plans]
         if todo and confirm is not None and not confirm():
             for cluster, plan in todo.items():
                 self.record(cluster, plan, "declined")
-                outcomes[cluster] = Outcome(cluster, plan, "declined")
+                outcomes[cluster] = _outcome(cluster, plan, "declined")
             return [outcomes[c] for c in plans]
         for cluster, plan in todo.items():  # every intent before the first write
             self.record(cluster, plan, "about to apply")
@@ -176,36 +250,69 @@ class Workflow:
         bugs = [w for w in written if isinstance(w, BaseException)]
         if bugs:
             raise bugs[0]
-        outcomes.update((o.cluster, o) for o in written if isinstance(o, Outcome))
+        outcomes.update((o.cluster, o) for o in written if isinstance(o, Outcome | ModeOutcome))
         return [outcomes[c] for c in plans]
 
-    async def _write(self, cluster: str, plan: Plan) -> Outcome:
+    async def _write(self, cluster: str, plan: Change) -> Outcome | ModeOutcome:
         """The one call in meshtop that writes to a cluster."""
         try:
-            applied = await self.copies[cluster].store.apply(plan)
+            applied = await self._store(cluster, plan).apply(plan)
         except ConflictError as exc:
             return self._ended(cluster, plan, "conflict", exc)
         except MeshtopError as exc:
             return self._ended(cluster, plan, "failed", exc)
+        version = applied.resource_version if applied is not None else ""  # None: deleted
         entry = {**self._entry(cluster, plan), "outcome": "applied",
-                 "new_resource_version": applied.resource_version}  # fmt: skip
+                 "new_resource_version": version}  # fmt: skip
         try:
             audit.record(entry)
         except OSError as exc:  # written, and its intent is logged: said, not raised
-            return Outcome(cluster, plan, "applied", applied, note=_unlogged(exc))
-        return Outcome(cluster, plan, "applied", applied)
+            return _outcome(cluster, plan, "applied", applied, note=_unlogged(exc))
+        return _outcome(cluster, plan, "applied", applied)
 
     def _ended(
-        self, cluster: str, plan: Plan, what: str, error: MeshtopError, *, result: str = ""
-    ) -> Outcome:
+        self, cluster: str, plan: Change, what: str, error: MeshtopError, *, result: str = ""
+    ) -> Outcome | ModeOutcome:
         """A copy not written, logged as `what` (said as `result`, when given)."""
         logged = f"{what}: {error}"
         result = f"{result or what}: {error}"
         try:
             audit.record({**self._entry(cluster, plan), "outcome": logged})
         except OSError as exc:
-            return Outcome(cluster, plan, result, error=error, note=_unlogged(exc))
-        return Outcome(cluster, plan, result, error=error)
+            return _outcome(cluster, plan, result, error=error, note=_unlogged(exc))
+        return _outcome(cluster, plan, result, error=error)
+
+
+def _outcome(
+    cluster: str,
+    plan: Change,
+    result: str,
+    applied: Any = None,
+    *,
+    error: MeshtopError | None = None,
+    note: str = "",
+) -> Outcome | ModeOutcome:
+    """What happened to a copy, as its kind of plan is answered."""
+    if isinstance(plan, MtlsPlan):
+        return ModeOutcome(cluster, plan, result, applied, error, note)
+    return Outcome(cluster, plan, result, applied, error, note)
+
+
+def describe_mode(plan: MtlsPlan, context: str) -> dict[str, Any]:
+    """What an audit line says of a PeerAuthentication's change: where, which policy,
+    from what to what (None: there was none, or there is none after)."""
+
+    def said(p: PeerAuthentication | None) -> dict[str, Any] | None:
+        return None if p is None else {"mode": p.mode.value, "selector": dict(p.selector)}
+
+    return {
+        "context": context,
+        "resource": plan.policy.ref,
+        "action": plan.action,
+        "resource_version": plan.before.resource_version if plan.before else "",
+        "before": said(plan.before),
+        "after": said(plan.after),
+    }
 
 
 def _record(entry: Mapping[str, Any]) -> None:
@@ -235,7 +342,33 @@ def undo_plan(now: Route, plan: Plan) -> Plan:
     return Plan(now, plan.rule, current, plan.before)
 
 
-def summary(outcomes: Iterable[Outcome], unread: Mapping[str, object] | None = None) -> str:
+def undo_mode(now: PeerAuthentication | None, plan: MtlsPlan) -> MtlsPlan:
+    """The change that takes `plan` back, from the policy as it is `now` (None: there is
+    none): a created policy deleted, a changed one set back, a deleted one made again;
+    refused (a `ConflictError`) when the policy is no longer as `plan` left it."""
+    after = plan.after
+    if after is None:
+        if now is not None:
+            raise ConflictError(
+                f"{plan.policy.ref} was made again since meshtop deleted it; :undo leaves it"
+            )
+        before = plan.before
+        assert before is not None
+        return replace(plan, before=None, after=replace(before, resource_version=""),
+                       mode=before.mode, changes=(), breaks=(), observed=False)  # fmt: skip
+    if now is None or now.mode is not after.mode or dict(now.selector) != dict(after.selector):
+        said = "deleted" if now is None else f"now {now.mode.value}"
+        raise ConflictError(
+            f"{after.ref} changed since meshtop's change ({said}); :undo leaves it as it is"
+        )
+    back = None if plan.before is None else replace(now, mode=plan.before.mode)
+    mode = plan.before.mode if plan.before else after.mode
+    return replace(plan, before=now, after=back, mode=mode, changes=(), breaks=(), observed=False)
+
+
+def summary(
+    outcomes: Iterable[Outcome | ModeOutcome], unread: Mapping[str, object] | None = None
+) -> str:
     """One line for all clusters: what was written where, and what was not (`unread`:
     the clusters whose copy could not be read or planned, with why)."""
     outcomes = list(outcomes)

@@ -1,5 +1,5 @@
 """The `meshtop` command: the console, the demo, exports, one edge, traces, weight changes,
-rollouts, the security posture and the simulator's server, one module each; the options
+rollouts, the security posture, mTLS modes and the simulator's server, one module each; the options
 they share in `options.py`; the sources they read come from `meshtop.connect`. Every
 error a user can cause ends here as one line on stderr and a documented exit code. Heavy
 modules (Textual, networkx, the simulator) load inside the commands that need them, so
@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from meshtop import __version__, sanitize
-from meshtop.cli import console, edge, export, posture, rollout, shift, sim, traces
+from meshtop.cli import console, edge, export, mtls, posture, rollout, shift, sim, traces
 from meshtop.errors import EXIT_BUG, MeshtopError
 
 __all__ = ["app", "main", "sim_app", "tune_gc"]
@@ -41,6 +41,7 @@ app.command()(traces.traces)
 app.command()(shift.shift)
 app.command()(rollout.rollout)
 app.command()(posture.posture)
+app.command()(mtls.mtls)
 sim_app.command("serve")(sim.sim_serve)
 
 

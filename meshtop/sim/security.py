@@ -20,12 +20,14 @@ from importlib import resources
 
 import yaml
 
+from meshtop.errors import ConflictError
 from meshtop.model import NodeKind
 from meshtop.posture import (
     ROOT_NAMESPACE,
     Action,
     AuthorizationPolicy,
     MtlsMode,
+    MtlsPlan,
     Operation,
     PeerAuthentication,
     Rule,
@@ -162,6 +164,35 @@ class SimSecurity:
         )
         self._changes.append((self.clock(), (*(p for p in now if p is not old), made)))
         return made
+
+    async def apply(self, plan: MtlsPlan, *, dry_run: bool = False) -> PeerAuthentication | None:
+        """A PeerAuthentication created, changed or deleted as the Kubernetes API does it:
+        only if it is still as the plan read it (else `ConflictError`, nothing changed);
+        with `dry_run`, checked and not written. Only the change workflow calls it."""
+        policy = plan.policy
+        now = self.policies()
+        current = next(
+            (p for p in now if (p.namespace, p.name) == (policy.namespace, policy.name)), None
+        )
+        if plan.before is None and current is not None:
+            raise ConflictError(
+                f"{policy.ref} exists since it was read (resourceVersion "
+                f"{current.resource_version}); nothing was written"
+            )
+        if plan.before is not None and (
+            current is None or current.resource_version != plan.before.resource_version
+        ):
+            now_said = "deleted" if current is None else f"now {current.resource_version}"
+            raise ConflictError(
+                f"{policy.ref} changed since it was read (resourceVersion "
+                f"{plan.before.resource_version}, {now_said}); nothing was written"
+            )
+        if dry_run:
+            return plan.after
+        if plan.after is None:
+            self._changes.append((self.clock(), tuple(p for p in now if p is not current)))
+            return None
+        return self.set_policy(plan.after)
 
     def refuses(self, source: SimWorkload, destination: SimWorkload, at: float) -> bool:
         """Whether calls from `source` to `destination` at `at` are refused: plain text

@@ -160,6 +160,7 @@ class KubernetesControlPlane:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         until: float | None = None,
+        content_type: str = "application/json-patch+json",  # of a body: a patch, or an object
     ) -> tuple[dict[str, Any], int]:
         """One request (on a worker thread): its answer as JSON, by the deadline (all of
         it: connecting, the headers and every byte of the body) and within the cap, or one
@@ -176,7 +177,7 @@ class KubernetesControlPlane:
                 raise BackendError(self._late(what))
             headers = {"Accept": "application/json"}
             if body is not None:
-                headers["Content-Type"] = "application/json-patch+json"
+                headers["Content-Type"] = content_type
             request = self.api_client.param_serialize(
                 method, path, query_params=list(query), header_params=headers,
                 body=body, auth_settings=["BearerToken"],

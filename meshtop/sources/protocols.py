@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from meshtop.canary import Plan
 from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
-from meshtop.posture import SecurityConfig
+from meshtop.posture import MtlsPlan, PeerAuthentication, SecurityConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,18 @@ class SecuritySource(Protocol):
 
     async def security(self) -> SecurityConfig:
         """Raises `BackendError` when the control plane cannot answer."""
+        ...
+
+
+class PolicyStore(SecuritySource, Protocol):
+    """Where a cluster's PeerAuthentications are read (with the rest of its security
+    configuration) and written: its Kubernetes API, or the simulated mesh. Only
+    `meshtop.change.workflow` calls `apply`."""
+
+    async def apply(self, plan: MtlsPlan, *, dry_run: bool = False) -> PeerAuthentication | None:
+        """The plan's creation, change or deletion (with `dry_run`, checked by the server,
+        nothing written), only if the policy is still as it was read: else a
+        `ConflictError`. The policy as written (None: deleted)."""
         ...
 
 

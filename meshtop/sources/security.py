@@ -4,12 +4,13 @@ hold them), into the posture's model: PeerAuthentication and AuthorizationPolicy
 WorkloadEntry (`networking.istio.io`), and the labels and service account of each
 Deployment's or StatefulSet's pods. Outside text is hostile: an object with a field of the
 wrong shape is left out and said (in `SecurityConfig.malformed`), never a crash, and the
-rest is still read."""
+rest is still read. And back: a PeerAuthentication written (`KubernetesPolicies`), only
+through the change workflow."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshtop.errors import BackendError
 from meshtop.posture import (
@@ -19,6 +20,7 @@ from meshtop.posture import (
     Condition,
     DestinationRuleTls,
     MtlsMode,
+    MtlsPlan,
     Operation,
     PeerAuthentication,
     Rule,
@@ -29,6 +31,9 @@ from meshtop.posture import (
     TlsSetting,
     WorkloadInfo,
 )
+
+if TYPE_CHECKING:
+    from meshtop.sources.kubernetes import KubernetesControlPlane
 
 T = TypeVar("T")
 KINDS = (
@@ -314,3 +319,84 @@ def security_config(
         root_namespace=root,
         malformed=tuple(bad),
     )
+
+
+class KubernetesPolicies:
+    """Where a cluster's PeerAuthentications are read and written: its Kubernetes API,
+    through the control plane's bounded requests. A creation is refused by the server if
+    one of that name exists by then (409); a change is a JSON patch that tests the
+    resource version it was planned on; a deletion has it as a precondition: a policy
+    changed since it was read is a `ConflictError`, never overwritten. Only the change
+    workflow calls `apply`."""
+
+    def __init__(self, plane: KubernetesControlPlane) -> None:
+        self.plane = plane
+
+    @property
+    def name(self) -> str:
+        return self.plane.name
+
+    @property
+    def context(self) -> str:
+        return self.plane.context
+
+    async def security(self) -> SecurityConfig:
+        return await self.plane.security()
+
+    async def apply(self, plan: MtlsPlan, *, dry_run: bool = False) -> PeerAuthentication | None:
+        from meshtop.sources.kubernetes import PEER_AUTHENTICATIONS, check_names
+
+        policy = plan.policy
+        check_names(policy.namespace, policy.name)
+        group, versions, plural, kind = PEER_AUTHENTICATIONS
+        version = self.plane._versions.get(plural, versions[0])
+        where = f"/apis/{group}/{version}/namespaces/{policy.namespace}/{plural}"
+        what = f"{'check' if dry_run else plan.action} {kind} {policy.namespace}/{policy.name}"
+        query = [("fieldManager", "meshtop"), *([("dryRun", "All")] if dry_run else [])]
+        if plan.before is None:
+            obj = await self.plane._call(
+                what, "POST", where, query=query, body=_manifest(policy, group, version),
+                content_type="application/json",
+            )  # fmt: skip
+        elif plan.after is None:
+            # with a body, the API server reads a deletion's options from it alone: a
+            # `dryRun` in the query would be ignored, and the check would delete
+            options: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": plan.before.resource_version},
+                **({"dryRun": ["All"]} if dry_run else {}),
+            }
+            await self.plane._call(
+                what, "DELETE", f"{where}/{policy.name}", body=options,
+                content_type="application/json",
+            )  # fmt: skip
+            return None
+        else:
+            ops = [
+                {"op": "test", "path": "/metadata/resourceVersion",
+                 "value": plan.before.resource_version},
+                {"op": "add", "path": "/spec/mtls", "value": {"mode": plan.after.mode.value}},
+            ]  # fmt: skip
+            obj = await self.plane._call(
+                what, "PATCH", f"{where}/{policy.name}", query=query, body=ops
+            )
+        try:
+            return peer_authentication(obj, policy.namespace)
+        except (Malformed, ValueError) as exc:
+            raise BackendError(f"cannot {what}: the Kubernetes API answered {exc}") from None
+
+
+def _manifest(policy: PeerAuthentication, group: str, version: str) -> dict[str, Any]:
+    """A PeerAuthentication as the Kubernetes API takes one."""
+    spec: dict[str, Any] = {"mtls": {"mode": policy.mode.value}}
+    if policy.selector:
+        spec["selector"] = {"matchLabels": dict(policy.selector)}
+    if policy.ports:
+        spec["portLevelMtls"] = {str(p): {"mode": m.value} for p, m in policy.ports.items()}
+    return {
+        "apiVersion": f"{group}/{version}",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": policy.name, "namespace": policy.namespace},
+        "spec": spec,
+    }
