@@ -34,9 +34,7 @@ SUFFIX = {"markdown": "md", "mermaid": "mmd"}
 
 def _report(services: int | None = None) -> Report:
     sim = Simulation(generated(services, seed=3) if services else bookinfo(), clock=lambda: AT)
-    return Report(
-        asyncio.run(refresh(sim.clusters, window_s=60, clock=lambda: AT))
-    )
+    return Report(asyncio.run(refresh(sim.clusters, window_s=60, clock=lambda: AT)))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -189,9 +187,7 @@ def test_svg_draws_a_workload_calling_itself_and_escapes_names() -> None:
 
 def _clusters_report() -> Report:
     sim = Simulation(spread(bookinfo(), ("east", "west")), clock=lambda: AT)
-    return Report(
-        asyncio.run(refresh(sim.clusters, window_s=60, clock=lambda: AT))
-    )
+    return Report(asyncio.run(refresh(sim.clusters, window_s=60, clock=lambda: AT)))
 
 
 def test_every_format_over_two_clusters_names_the_cluster() -> None:
