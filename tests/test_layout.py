@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import networkx as nx
 import pytest
 
-from meshtop.layout import Box, Layout, layout
+from meshtop.layout import Box, Layout, Ranking, back_edges, drawn, layout, ranking
 from meshtop.mesh import refresh
 from meshtop.model import MeshSnapshot
 from meshtop.sim.sources import Simulation
@@ -139,3 +140,65 @@ def test_a_thousand_services_lay_out_cleanly() -> None:
     for n in used:
         band = lay.groups[snapshot.nodes[n].namespace]
         assert band.y < lay.nodes[n].y and lay.nodes[n].bottom < band.bottom
+
+
+def _ranked(nodes: list[str], edges: list[tuple[str, str]]) -> tuple[Ranking, Layout]:
+    """The ranking of the drawn graph, and the layout built on it (one band)."""
+    return ranking(drawn(nodes, edges)), layout(nodes, edges, label=str, group=lambda n: "ns")
+
+
+def test_a_cycle_turns_its_back_edge_and_ranks_from_the_first_node_by_name() -> None:
+    ranked, lay = _ranked(["z", "y", "x"], [("z", "x"), ("y", "z"), ("x", "y")])
+    assert ranked.turned == {("z", "x")}  # the search from x, the first by name, returns
+    assert ranked.layer == {"x": 0, "y": 1, "z": 2}
+    assert ranked.dag == [("x", "y"), ("y", "z"), ("x", "z")]
+    assert {n: lay.order[n][0] for n in "xyz"} == ranked.layer
+    # the turned edge is still drawn from z to x: its chain backwards, from z's left side
+    # to x's right side
+    points = lay.routes[("z", "x")]
+    assert points[0][0] == lay.nodes["z"].x - 1 and points[-1][0] == lay.nodes["x"].right + 1
+
+
+def test_a_two_way_call_turns_the_later_direction() -> None:
+    ranked, lay = _ranked(["a", "b"], [("b", "a"), ("a", "b")])
+    assert ranked.turned == {("b", "a")} and ranked.layer == {"a": 0, "b": 1}
+    assert set(lay.routes) == {("a", "b"), ("b", "a")}
+
+
+def test_a_self_loop_is_not_drawn_and_ranks_nothing() -> None:
+    g = nx.DiGraph([("a", "a"), ("a", "b")])
+    assert back_edges(g) == {("a", "a")}  # to the search, a back edge like any other
+    ranked = ranking(g)
+    assert ranked.layer == {"a": 0, "b": 1} and not ranked.turned
+    assert ranked.edges == ranked.dag == [("a", "b")]
+    assert list(drawn(["a", "b"], [("a", "a"), ("a", "b")]).edges) == [("a", "b")]
+    with_loop = layout(["a", "b"], [("a", "a"), ("a", "b")], label=str, group=str)
+    without = layout(["a", "b"], [("a", "b")], label=str, group=str)
+    assert with_loop == without and ("a", "a") not in with_loop.routes
+
+
+def test_two_components_each_start_at_the_left() -> None:
+    ranked, lay = _ranked(["p", "q", "r", "s", "t"], [("s", "t"), ("p", "q"), ("q", "r")])
+    assert ranked.layer == {"p": 0, "q": 1, "r": 2, "s": 0, "t": 1}
+    assert not ranked.turned
+    assert lay.nodes["s"].x == lay.nodes["p"].x and lay.nodes["t"].x == lay.nodes["q"].x
+
+
+def test_a_diamond_ranks_by_longest_path_and_a_shortcut_runs_through_a_dummy_slot() -> None:
+    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("a", "d"), ("c", "b")]
+    ranked, lay = _ranked(["a", "b", "c", "d"], edges)
+    # c -> b puts b a layer right of c, and d right of b: the longest path, not the shortest
+    assert ranked.layer == {"a": 0, "c": 1, "b": 2, "d": 3} and not ranked.turned
+    # a -> d crosses two layers: three hops through two dummy slots, each hop with a
+    # column where it leaves, one where it turns in the gap, one where it enters
+    xs = {x for x, _ in lay.routes[("a", "d")]}
+    assert len(xs) == 9 and min(xs) == lay.nodes["a"].right + 1 and max(xs) == lay.nodes["d"].x - 1
+    assert [lay.order[n][0] for n in "abcd"] == [0, 2, 1, 3]
+
+
+def test_the_snapshots_own_graph_ranks_as_the_layout_lays_out(sim: Simulation) -> None:
+    snapshot = asyncio.run(refresh(sim.clusters))
+    ranked = ranking(snapshot.graph)  # nodes in the snapshot's order, with the idle ones
+    lay = _lay(snapshot)
+    assert {n: lay.order[n][0] for n in snapshot.nodes} == ranked.layer
+    assert not ranked.turned and len(ranked.edges) == len(snapshot.edges)
