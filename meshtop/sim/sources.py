@@ -29,7 +29,7 @@ from meshtop.model import (
 )
 from meshtop.sim.security import SimSecurity, refusing
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
-from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, flows, mixture_quantile, split
+from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, Splits, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, Traffic
 from meshtop.sources.routing import default_rule, json_patch
@@ -47,6 +47,7 @@ class Simulation:
         # How each call splits over its targets, per set of routes in force: the same for
         # every past moment between two changes.
         self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
+        self._live_splits: Splits = {}  # and now, for as long as what they read holds
         self.metrics = SimMetrics(self)
         # One control plane per cluster, as a multi-primary mesh has: each holds its own
         # copy of every route.
@@ -76,7 +77,7 @@ class Simulation:
         """The traffic now, or at an earlier moment `at` with the routes of then; only
         the edges `keep(source, destination)` wants, when given."""
         if at is None:
-            return flows(self.mesh, self.clock(), keep=keep)
+            return flows(self.mesh, self.clock(), keep=keep, kept=self._live_splits)
         epoch = sum(when <= at for when, _, _ in self._changes)
         splits = self._splits.setdefault((epoch, len(self._changes)), {})
         return flows(self.mesh, at, self.routes_at(at), keep=keep, splits=splits)

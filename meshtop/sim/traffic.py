@@ -183,6 +183,41 @@ def split(
     return shares
 
 
+Split = list[tuple[str, float]]
+Splits = dict[SimCall, tuple[tuple[object, ...], Split]]
+
+
+def kept_split(
+    mesh: SimMesh, call: SimCall, routes: Mapping[RouteKey, Route] | None, kept: Splits
+) -> Split:
+    """`split`, worked out again only when what it reads is not the same object as when
+    it was kept: the service's workloads, the route, each destination's subset and
+    workloads (a route written anew, a service scaled to zero are new objects)."""
+    home = mesh.home(call.caller)
+    route = (mesh.routes if routes is None else routes).get((home, call.namespace, call.service))
+    reads: tuple[object, ...] = (mesh.services.get((call.namespace, call.service)), route)
+    if route is not None:
+        reads += tuple(
+            x
+            for rule in route.rules
+            for d in rule.destinations
+            for x in (
+                mesh.subsets.get((call.namespace, d.host, d.subset)),
+                mesh.services.get((call.namespace, d.host)),
+            )
+        )
+    found = kept.get(call)
+    if (
+        found is not None
+        and len(found[0]) == len(reads)
+        and all(a is b for a, b in zip(found[0], reads, strict=True))
+    ):
+        return found[1]
+    shares = split(mesh, call, routes)
+    kept[call] = (reads, shares)
+    return shares
+
+
 def _has_labels(w: SimWorkload, labels: dict[str, str]) -> bool:
     known = {"version": w.workload.version, "app": w.workload.app}
     return all(known.get(k) == v for k, v in labels.items())
@@ -243,11 +278,13 @@ def flows(
     *,
     keep: Keep | None = None,
     splits: dict[SimCall, list[tuple[str, float]]] | None = None,
+    kept: Splits | None = None,
 ) -> list[SimEdge]:
     """Every edge carrying traffic at time `t` (seconds since the epoch), routed by
     `routes` (the mesh's current routes when None). `keep(source, destination)` picks
     the edges wanted (all are still walked: rates come from upstream, latencies from
-    downstream); `splits` keeps `split`'s answers between calls with the same routes."""
+    downstream); `splits` keeps `split`'s answers between calls with the same routes;
+    `kept` keeps them for as long as what they read is the same (`kept_split`)."""
     inbound: dict[str, float] = defaultdict(float)
     for root, rps in mesh.roots.items():
         inbound[root] += rps * wave(root, t, 0.08)
@@ -262,7 +299,10 @@ def flows(
             rate = served * call.per_request
             shares = splits.get(call) if splits is not None else None
             if shares is None:
-                shares = split(mesh, call, routes)
+                if kept is not None:
+                    shares = kept_split(mesh, call, routes, kept)
+                else:
+                    shares = split(mesh, call, routes)
                 if splits is not None:
                     splits[call] = shares
             for target, share in shares:
@@ -286,37 +326,47 @@ def _edges(
     by_caller: dict[str, list[tuple[SimCall, str, float]]] = defaultdict(list)
     for item in routed:
         by_caller[item[0].caller].append(item)
+    workloads = mesh.workloads
+    node = mesh.node
+    tcp = Protocol.TCP
     median: dict[str, float] = {}
     for wid in reversed(mesh.call_order):
-        total = mesh.node(wid).behaviour.median_ms
+        total = workloads[wid].behaviour.median_ms
         served = inbound.get(wid, 0.0)
         for call, target, r in by_caller.get(wid, ()):
-            if call.protocol is not Protocol.TCP and served > 0:
-                total += r / served * median.get(target, mesh.node(target).behaviour.median_ms)
+            if call.protocol is not tcp and served > 0:
+                below = median.get(target)
+                if below is None:
+                    below = node(target).behaviour.median_ms
+                total += r / served * below
         median[wid] = total
 
     edges: list[SimEdge] = []
+    add = edges.append
+    fqdn = mesh.service_fqdn
     for call, target, r in routed:
         if keep is not None and not keep(call.caller, target):
             continue
-        source = mesh.node(call.caller)
-        dest = mesh.node(target)
-        key = f"{call.caller}>{target}"
-        tcp = call.protocol is Protocol.TCP
-        edges.append(
+        source = node(call.caller)
+        dest = node(target)
+        behaviour = dest.behaviour
+        below = median.get(target)
+        add(
             SimEdge(
-                source=source,
-                destination=dest,
-                service_namespace=call.namespace,
-                service_name=call.service,
-                service_fqdn=mesh.service_fqdn(call.namespace, call.service),
-                protocol=call.protocol,
-                rate=r,
-                outcomes=() if tcp else _answers(mesh, call, source, dest, r, key, t),
-                median_ms=median.get(target, dest.behaviour.median_ms),
-                sigma=dest.behaviour.sigma,
-                request_bps=r * call.request_bytes,
-                response_bps=r * call.response_bytes,
+                source,
+                dest,
+                call.namespace,
+                call.service,
+                fqdn(call.namespace, call.service),
+                call.protocol,
+                r,
+                ()
+                if call.protocol is tcp
+                else _answers(mesh, call, source, dest, r, f"{call.caller}>{target}", t),
+                behaviour.median_ms if below is None else below,
+                behaviour.sigma,
+                r * call.request_bytes,
+                r * call.response_bytes,
             )
         )
     return edges

@@ -103,3 +103,35 @@ async def test_the_edge_table_makes_only_the_rows_it_draws(
         await pilot.pause()
         assert table.cursor_row == table.row_count - 1
         assert 0 < len(set(made)) <= 40
+
+
+def test_the_simulator_works_each_split_out_once_until_what_it_reads_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from meshtop.sim import traffic
+    from meshtop.sim.topology import bookinfo
+
+    sim = Simulation(bookinfo(), clock=lambda: 1.8e9)
+    worked: list[Any] = []
+    real = traffic.split
+
+    def counted(mesh: Any, call: Any, routes: Any = None) -> Any:
+        worked.append(call)
+        return real(mesh, call, routes)
+
+    monkeypatch.setattr(traffic, "split", counted)
+    first = sim.flows()
+    assert worked  # the first refresh works every call's split out
+    worked.clear()
+    assert sim.flows() == first  # the same moment, the same traffic
+    assert worked == []  # and no split worked out again: a live mesh's refresh is lighter
+    # ratings scaled to zero (a new list of workloads): its callers' splits again
+    sim.mesh.services[("bookinfo", "ratings")] = []
+    lost = {(e.source.id, e.destination.id): e for e in sim.flows()}
+    assert {c.service for c in worked} == {"ratings"}
+    gone = ("Kubernetes/bookinfo/reviews-v3", "Kubernetes/bookinfo/service:ratings")
+    assert lost[gone].outcomes[0].code == "503"
+    worked.clear()
+    sim.set_weights("bookinfo", "reviews", {"v1": 0, "v2": 50, "v3": 50})  # a route written
+    sim.flows()
+    assert {c.service for c in worked} == {"reviews"}
