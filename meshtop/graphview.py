@@ -7,7 +7,9 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections import defaultdict
+import threading
+import weakref
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -172,6 +174,33 @@ class ViewOptions:
     thresholds: Thresholds = DEFAULT_THRESHOLDS
 
 
+GRADED_KEPT = 4  # snapshots whose grades are kept: the last few, never their edges
+_graded: OrderedDict[
+    tuple[int, Thresholds, int], tuple[weakref.ref[MeshSnapshot], HealthMemory | None, Grades]
+] = OrderedDict()
+_graded_lock = threading.Lock()
+
+
+def grades_of(
+    snapshot: MeshSnapshot, thresholds: Thresholds, memory: HealthMemory | None = None
+) -> Grades:
+    """A snapshot's grades (with the console's `memory`, or afresh), worked out once: the
+    views built again for a key (a filter, a grouping, a collapse, a zoom level) and the
+    edge table read them instead of grading every edge again. Shared: never changed."""
+    key = (id(snapshot), thresholds, id(memory))
+    with _graded_lock:
+        kept = _graded.get(key)
+        if kept is not None and kept[0]() is snapshot and kept[1] is memory:
+            _graded.move_to_end(key)
+            return kept[2]
+    grades = grade(snapshot, thresholds) if memory is None else memory.grade(snapshot, thresholds)
+    with _graded_lock:
+        _graded[key] = (weakref.ref(snapshot), memory, grades)
+        while len(_graded) > GRADED_KEPT:
+            _graded.popitem(last=False)
+    return grades
+
+
 def build(
     snapshot: MeshSnapshot, options: ViewOptions, memory: HealthMemory | None = None
 ) -> GraphView:
@@ -181,11 +210,7 @@ def build(
     namespace or between an app's versions fails the box). With the console's
     `memory`, the workload edges' health keeps from flapping across refreshes
     (`HealthMemory`); without it, each snapshot is graded afresh."""
-    grades = (
-        grade(snapshot, options.thresholds)
-        if memory is None
-        else memory.grade(snapshot, options.thresholds)
-    )
+    grades = grades_of(snapshot, options.thresholds, memory)
     node_of: dict[str, tuple[str, str]] = {}
     for node_id, w in snapshot.nodes.items():
         if w.cluster in options.collapsed_clusters and w.clustered:

@@ -135,3 +135,50 @@ def test_the_simulator_works_each_split_out_once_until_what_it_reads_changes(
     sim.set_weights("bookinfo", "reviews", {"v1": 0, "v2": 50, "v3": 50})  # a route written
     sim.flows()
     assert {c.service for c in worked} == {"reviews"}
+
+
+async def test_a_snapshot_is_graded_once_for_every_view_and_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from meshtop import graphview
+    from meshtop.graphview import ViewOptions, build
+    from meshtop.health import HealthMemory
+
+    snapshot = await _snapshot(200)
+    graded: list[object] = []
+    real_grade, real_memory = graphview.grade, HealthMemory.grade
+
+    def grade(*args: Any) -> Any:
+        graded.append("afresh")
+        return real_grade(*args)
+
+    def remembered(self: HealthMemory, *args: Any) -> Any:
+        graded.append("memory")
+        return real_memory(self, *args)
+
+    monkeypatch.setattr(graphview, "grade", grade)
+    monkeypatch.setattr(HealthMemory, "grade", remembered)
+    memory = HealthMemory()
+    namespaces = {w.namespace for w in snapshot.nodes.values()}
+    # the views a key builds again over one snapshot: a filter, a grouping, a zoom level
+    views = [
+        build(snapshot, options, memory)
+        for options in (
+            ViewOptions(),
+            ViewOptions(filter="pricing"),
+            ViewOptions(grouping=graphview.Grouping.APP),
+            ViewOptions(collapsed=namespaces),
+        )
+    ]
+    build(snapshot, ViewOptions())  # and one without the console's memory
+    assert graded == ["memory", "afresh"]
+    assert all(v.grades is views[0].grades for v in views)
+    app = _TableOnly(visible=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        table.memory = memory
+        await pilot.pause()
+        table.show(snapshot)
+        await pilot.pause()
+        assert table.fitted
+    assert graded == ["memory", "afresh"]  # the table read the graph's grades

@@ -14,7 +14,8 @@ from textual.widgets import DataTable
 from textual.widgets._data_table import Row, RowKey
 
 from meshtop import units
-from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, grade
+from meshtop.graphview import grades_of
+from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
 from meshtop.sanitize import shown
 
@@ -376,9 +377,8 @@ class EdgeTable(DataTable[Any]):
             return
         if self._taken is not snapshot:
             # the console's memory, so the table's health does not flap where the graph's
-            # does not
-            graded = self.memory.grade if self.memory is not None else grade
-            self._healths = graded(snapshot, self.thresholds).edges
+            # does not; graded once per snapshot, for the graph and the table
+            self._healths = grades_of(snapshot, self.thresholds, self.memory).edges
             wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
             # rows keep the order they were first seen in: the sort's ties do not move
             kept = {k: wanted[k] for k in self._edges if k in wanted}
