@@ -803,17 +803,20 @@ def _authorizations(
 
 
 def _members(
-    snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig]
+    snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig], only: str | None = None
 ) -> tuple[dict[tuple[str, str], dict[str, Workload]], dict[str, str]]:
     """The workloads by (cluster, namespace): those with traffic, and those the
-    configuration knows without it; and the ones outside Kubernetes, with their entry."""
+    configuration knows without it; and the ones outside Kubernetes, with their entry.
+    `only`: those of one namespace."""
     members: dict[tuple[str, str], dict[str, Workload]] = {}
     for node, w in snapshot.nodes.items():
-        if w.kind is NodeKind.WORKLOAD and w.clustered:
+        if w.kind is NodeKind.WORKLOAD and w.clustered and only in (None, w.namespace):
             members.setdefault((w.cluster, w.namespace), {})[node] = w
     entries: dict[str, str] = {}
     for cluster, config in configs.items():
         for info in config.workloads:
+            if only not in (None, info.namespace):
+                continue
             home = cluster or _cluster_of(snapshot, info.namespace)
             app, version = info.labels.get("app", ""), info.labels.get("version", "")
             w = Workload(home, info.namespace, info.name, app, version)
@@ -984,18 +987,53 @@ def plan_mode(
             for p in pas
             if p.namespace == namespace and p.selector and selects(p.selector, labels)
         )
-        name = f"{workload}-mtls"
+        after = (
+            replace(before, mode=mode)
+            if before is not None
+            else PeerAuthentication(namespace, f"{workload}-mtls", mode, selector)
+        )
     else:
-        before = _oldest(p for p in pas if p.namespace == namespace and not p.selector)
-        selector, name = {}, "default"
-    after = (
-        replace(before, mode=mode)
-        if before is not None
-        else PeerAuthentication(namespace, name, mode, selector)
-    )
+        before, after = _namespace_wide(config, namespace, mode)
     rest = tuple(p for p in pas if p is not before)
     changes, breaks = _effect(snapshot, config, cluster, namespace, (*rest, after))
     return MtlsPlan(cluster, namespace, workload, mode, before, after, changes, breaks)
+
+
+def _namespace_wide(
+    config: SecurityConfig, namespace: str, mode: MtlsMode
+) -> tuple[PeerAuthentication | None, PeerAuthentication]:
+    """A namespace's mode set: its namespace-wide policy as it is (the one Istio applies;
+    None: none) and as it will be (a new `default`, where there is none)."""
+    pas = config.peer_authentications
+    before = _oldest(p for p in pas if p.namespace == namespace and not p.selector)
+    if before is not None:
+        return before, replace(before, mode=mode)
+    return None, PeerAuthentication(namespace, "default", mode)
+
+
+def strict_would_refuse(n: NamespacePosture, config: SecurityConfig) -> tuple[Caller, ...]:
+    """The plaintext callers STRICT on a namespace (`plan_mode` for the namespace) would
+    refuse, from its workloads' posture as judged already: those of each workload it
+    would make STRICT (one with a mode of its own keeps it), one per caller."""
+    before, after = _namespace_wide(config, n.namespace, MtlsMode.STRICT)
+    policies = (*(p for p in config.peer_authentications if p is not before), after)
+    root = config.root_namespace
+    rates: dict[str, Caller] = {}
+    for w in n.workloads:
+        if w.effective.mode is MtlsMode.STRICT or not w.callers:
+            continue
+        labels = labels_of(w.workload, config)
+        if effective(policies, n.namespace, labels, root).mode is not MtlsMode.STRICT:
+            continue
+        for c in w.callers:
+            had = rates.get(c.node)
+            if had is None:
+                rates[c.node] = c
+                continue
+            rps = had.rps + c.rps
+            refused = (had.refused * had.rps + c.refused * c.rps) / rps if rps else 0.0
+            rates[c.node] = replace(had, rps=rps, refused=refused)
+    return tuple(sorted(rates.values(), key=lambda c: (-c.rps, c.label)))
 
 
 def _effect(
@@ -1010,15 +1048,11 @@ def _effect(
     each workload whose effective mode changes (label, before, after), and the plaintext
     callers of those that become STRICT."""
     root = config.root_namespace
-    members, _ = _members(snapshot, {cluster: config})
-    into: dict[str, list[Edge]] = {}
-    for e in snapshot.edges:
-        into.setdefault(e.destination, []).append(e)
+    # a namespace's policy changes its own workloads only; the root namespace's, all
+    members, _ = _members(snapshot, {cluster: config}, None if namespace == root else namespace)
     changes: list[tuple[str, str, str]] = []
-    breaks: list[Edge] = []
+    stricter: set[str] = set()
     for (_, ns), nodes in sorted(members.items()):
-        if namespace not in (ns, root):
-            continue
         for node, w in sorted(nodes.items()):
             labels = labels_of(w, config)
             old = effective(config.peer_authentications, ns, labels, root)
@@ -1026,6 +1060,12 @@ def _effect(
             if old.text() != new.text():
                 changes.append((w.label, old.text(), new.text()))
                 if new.mode is MtlsMode.STRICT:
-                    breaks += into.get(node, [])
-    names = {n: w.label for n, w in snapshot.nodes.items()}
+                    stricter.add(node)
+    breaks = [e for e in snapshot.edges if e.destination in stricter] if stricter else []
+    names = {e.source: _label(snapshot, e.source) for e in breaks}
     return tuple(changes), _callers(breaks, names)
+
+
+def _label(snapshot: MeshSnapshot, node: str) -> str:
+    w = snapshot.nodes.get(node)
+    return w.label if w is not None else node

@@ -27,8 +27,8 @@ from meshtop.posture import (
     SecurityConfig,
     config_for,
     in_plain_text,
-    plan_mode,
     posture,
+    strict_would_refuse,
     volume,
 )
 
@@ -192,9 +192,7 @@ class Report:
             config = config_for(self.security, n.cluster)
             if config is None or all(w.effective.mode is MtlsMode.STRICT for w in n.workloads):
                 continue
-            judged = self.whole or self.snapshot
-            plan = plan_mode(judged, config, n.cluster, n.namespace, "", MtlsMode.STRICT)
-            out[(n.cluster, n.namespace)] = plan.breaks
+            out[(n.cluster, n.namespace)] = strict_would_refuse(n, config)
         return out
 
     @cached_property
