@@ -62,7 +62,7 @@ from meshtop.sources.protocols import ClusterSources, ControlPlane, MetricsSourc
 from meshtop.tui import commands
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.confirm import ConfirmScreen
-from meshtop.tui.screens.detail import edge_screen, node_screen
+from meshtop.tui.screens.detail_intro import edge_screen, node_screen
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.theme import ThemeSet, load_themes

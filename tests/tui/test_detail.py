@@ -3,6 +3,7 @@ history when it arrives, a slow or failing backend that never holds the keyboard
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 
@@ -103,7 +104,7 @@ class SlowHistory(FlakyMetrics):
     ) -> History:
         self.asked.append(window_s)
         if window_s == 900:  # the first window asked for hangs until released
-            self.release.wait(10)
+            await asyncio.to_thread(self.release.wait, 10)  # as the adapters' calls do
         return await super().history(source, destination, window_s)
 
 

@@ -4,13 +4,11 @@ worker and fills the plots when it arrives, so a slow backend never holds the ke
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -21,24 +19,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from meshtop import units
-from meshtop.detail import Detail, Subject, Trouble, fetch, routes_to, subject, troubles
+from meshtop.detail import Detail, Subject, fetch
 from meshtop.errors import MeshtopError, UsageError
-from meshtop.graphview import GraphView, ViewEdge
-from meshtop.health import (
-    MARGIN,
-    Thresholds,
-    client_error_rate,
-    edge_health,
-    explain,
-    worst,
-)
 from meshtop.history import WINDOWS, parse_window
-from meshtop.model import MeshSnapshot, Protocol, TraceQuery
+from meshtop.model import TraceQuery
 from meshtop.panels import (
     canary_view,
     history_view,
-    now_table,
-    routes_view,
     window_view,
 )
 from meshtop.sanitize import said, shown
@@ -125,12 +112,12 @@ class DetailScreen(Screen[None]):
         self._fetch(self._generation, self.window_s)
         self._draw()
 
-    # Exclusive: a new window's fetch cancels the one before (whose late answer, if its
-    # thread still delivers one, is dropped by its generation).
-    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
-    def _fetch(self, generation: int, window_s: float) -> None:
+    # Exclusive: a new window's fetch cancels the one before, and its requests (an answer
+    # that was already on its way is dropped by its generation).
+    @work(exclusive=True, group="detail", exit_on_error=False)
+    async def _fetch(self, generation: int, window_s: float) -> None:
         try:
-            detail = asyncio.run(fetch(self.metrics, self.about, window_s))
+            detail = await fetch(self.metrics, self.about, window_s)
         except MeshtopError as exc:
             self.post_message(DetailFailed(generation, str(exc)))
         except Exception as exc:  # a source's bug must not take the screen down
@@ -259,146 +246,3 @@ class DetailScreen(Screen[None]):
             self.action_window(parse_window(words[1]))
         else:
             raise UsageError(f"here: window DURATION (e.g. window 15m), or q; not {line!r}")
-
-
-# -- what each screen shows first, from the snapshot --------------------------------------
-
-
-def edge_screen(
-    metrics: MetricsSource,
-    snapshot: MeshSnapshot,
-    view: GraphView,
-    e: ViewEdge,
-    window_s: float,
-    t: Thresholds,
-    chosen: Callable[[float], None] | None = None,
-    traces: TraceSource | None = None,
-) -> DetailScreen:
-    src, dst = view.nodes[e.source].label, view.nodes[e.destination].label
-    sources = sorted({a for a, _ in e.members})
-    destinations = sorted({b for _, b in e.members})
-    parts: list[RenderableType] = [
-        Text(explain(e.stats, t)),
-        Text(""),
-        Text("Now", style="bold"),
-        now_table(e.stats),
-    ]
-    if len(e.members) > 1:
-        parts.append(Text(f"{len(e.members)} workload edges, drawn as one:", style="dim"))
-        parts.extend(Text(shown(f"  {a} → {b}"), style="dim") for a, b in e.members)
-    about = subject(snapshot, f"{src} → {dst}", sources, destinations)
-    screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
-    screen.tcp = e.stats.protocol is Protocol.TCP
-    screen.traces = traces
-    a, b = snapshot.nodes.get(sources[0]), snapshot.nodes.get(destinations[0])
-    if a is not None and b is not None:
-        one = len(sources) == 1 and len(destinations) == 1  # else any version of the apps
-        screen.trace_query = TraceQuery(
-            a.app or a.name, b.app or b.name.removeprefix("service:"),
-            namespace=a.namespace, peer_namespace=b.namespace,
-            version=a.version if one else "", peer_version=b.version if one else "",
-        )  # fmt: skip
-    return screen
-
-
-def node_screen(
-    metrics: MetricsSource,
-    snapshot: MeshSnapshot,
-    view: GraphView,
-    node: str,
-    window_s: float,
-    t: Thresholds,
-    chosen: Callable[[float], None] | None = None,
-    traces: TraceSource | None = None,
-) -> DetailScreen:
-    n = view.nodes[node]
-    inbound = [e for e in view.edges.values() if e.destination == node]
-    outbound = [e for e in view.edges.values() if e.source == node]
-    judged = inbound or outbound
-    health = n.health  # the worst of its members', calls among them included
-    problems = troubles(snapshot, view.grades, n.members) if len(n.members) > 1 else []
-    worst_call = max(
-        (e for e in judged if e.health is health), key=lambda e: e.stats.rps, default=None
-    )
-    first = next((p for p in problems if not p.call), None)
-    if worst_call is None and first is not None:
-        why = (
-            f"{health.value}: its worst member, {first.what}, is {explain(first.stats, t)} "
-            f"({first.via})"
-        )
-    elif worst_call is None:
-        why = "idle: no calls in the window"
-    else:
-        call = f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}"
-        side = "inbound" if inbound else "outbound"
-        why = f"its worst {side} call, {call}, is {explain(worst_call.stats, t)}"
-        stats = {e.key: e.stats for e in snapshot.edges}
-        graded = worst(edge_health(stats[k], t) for k in worst_call.members if k in stats)
-        if graded is not health:  # held by the console's memory
-            why += (
-                f" (shown {health.value}: a health changes once past a threshold by "
-                f"{MARGIN:.0%} of it, or after two refreshes in a row)"
-            )
-    calls = Table(box=None, padding=(0, 1), header_style="bold")
-    for column in ("", "peer", "rps", "errors", "p50", "p99", "mTLS", "health"):
-        calls.add_column(
-            column, justify="right" if column in ("rps", "errors", "p50", "p99", "mTLS") else "left"
-        )
-    for direction, edges in (("from", inbound), ("to", outbound)):
-        for e in sorted(edges, key=lambda e: -e.stats.rps):
-            peer = view.nodes[e.source if direction == "from" else e.destination].label
-            s = e.stats
-            calls.add_row(direction, Text(shown(peer)), units.rps(s.rps),
-                          units.percent(s.error_rate),
-                          units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
-                          e.health.value)  # fmt: skip
-    intro = Group(
-        Text(shown(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}"), style="dim"),
-        Text(shown(why)),
-        *(_troubles_view(problems) if problems else ()),
-        Text(""),
-        Text("Calls now", style="bold"),
-        calls,
-    )
-    routes = routes_to(snapshot, n.members)
-    version = next(iter({snapshot.nodes[m].version for m in n.members if m in snapshot.nodes}), "")
-    after = (
-        Group(Text(""), Text("Routes to it", style="bold"), routes_view(routes, version))
-        if routes
-        else Text(
-            "\nno route sends traffic here by weight (or the control plane is not read)",
-            style="dim",
-        )
-    )
-    # what a node answers; for one that answers nothing (a gateway, a client), what it calls
-    about = subject(snapshot, n.label, (), n.members, outbound=not inbound and bool(outbound))
-    screen = DetailScreen(metrics, about, window_s, intro, after, chosen=chosen)
-    screen.traces = traces
-    w = snapshot.nodes.get(n.members[0])
-    if w is not None:
-        versions = {snapshot.nodes[m].version for m in n.members if m in snapshot.nodes}
-        screen.trace_query = TraceQuery(
-            w.app or w.name, namespace=w.namespace,
-            version=w.version if len(versions) == 1 else "",
-        )  # fmt: skip
-    return screen
-
-
-def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
-    """A group's members that make it unhealthy, and their calls: a failing call among
-    them is not drawn in the graph, so it is named here."""
-    level = problems[0].health.value
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for column in ("", "member", "errors", "4xx", "rps", ""):
-        table.add_column(column, justify="right" if column in ("errors", "4xx", "rps") else "left")
-    for p in problems:
-        s = p.stats
-        note = "inside, not drawn" if p.inside else p.via
-        figures = (
-            units.percent(s.error_rate),
-            units.percent(client_error_rate(s)),
-            units.rps(s.rps),
-        )
-        table.add_row("call" if p.call else "workload", Text(shown(p.what)), *figures,
-                      Text(shown(note)))  # fmt: skip
-    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table]

@@ -5,7 +5,6 @@ written: the dialog reads it again, shows what is there now, and says so."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,14 +18,21 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from meshtop import copies
-from meshtop.canary import PRESETS, WEIGHT, Plan, Split, parse_set, stable_index
+from meshtop.canary import PRESETS, Plan, Split, parse_set, stable_index
 from meshtop.change import workflow
 from meshtop.change.workflow import Workflow
-from meshtop.errors import ConflictError, MeshtopError, UsageError
+from meshtop.errors import ConflictError, MeshtopError
 from meshtop.model import Route
-from meshtop.rollout import Gates, Stopped, rollout, workloads_behind
+from meshtop.rollout import Gates
 from meshtop.sanitize import said, shown
+from meshtop.tui.screens.shift_copies import (
+    CopiesRead,
+    DoneEverywhere,
+    others,
+    read_copies,
+    write_everywhere,
+)
+from meshtop.tui.screens.shift_rollout import ask_settings, start, take_settings
 
 BAR = 40
 
@@ -37,20 +43,6 @@ class Done(Message):
     plan: Plan | None
     problem: str
     conflict: bool = False
-
-
-@dataclass
-class CopiesRead(Message):
-    found: dict[str, Route]
-    unread: dict[str, str]
-
-
-@dataclass
-class DoneEverywhere(Message):
-    """What happened to each cluster's copy, and the copies that could not be read."""
-
-    outcomes: list[workflow.Outcome]
-    unread: dict[str, str]
 
 
 class ShiftScreen(ModalScreen[Plan | None]):
@@ -104,7 +96,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self.progress: list[str] = []
         self.rolling = False
         self.pending: tuple[str, int, float, Gates] | None = None  # a rollout previewed
-        self._stop = False
+        self.stopping = False
         self.route = route
         self.rule = rule
         self.read = Split.of(route, route.rules[rule])  # as read: what the patch tests
@@ -174,14 +166,18 @@ class ShiftScreen(ModalScreen[Plan | None]):
             lines += [Text(""), Text(said(self.message), style="bold")]
         self.query_one("#shift-body", Static).update(Group(*lines))
 
+    def say(self, message: str) -> None:
+        """`message` under the bars, until the next."""
+        self.message = message
+        self._draw()
+
     # -- editing ---------------------------------------------------------------------
 
     def _edit(self, new: Split) -> None:
         if self.busy or self.reviewing or self.rolling:
             return
         self.split = new
-        self.message = ""
-        self._draw()
+        self.say("")
 
     def action_select(self, step: int) -> None:
         if self.query_one("#rollout-prompt", Input).has_class("shown"):
@@ -203,8 +199,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def action_back(self) -> None:
         if self.rolling:
-            self.message = "a rollout is running: s stops it between two steps"
-            self._draw()
+            self.say("a rollout is running: s stops it between two steps")
             return
         prompt = self.query_one("#rollout-prompt", Input)
         if prompt.has_class("shown"):
@@ -213,8 +208,7 @@ class ShiftScreen(ModalScreen[Plan | None]):
             return
         if self.pending is not None:
             self.pending = None
-            self.message = "rollout not started"
-            self._draw()
+            self.say("rollout not started")
             return
         if self.reviewing:
             self.reviewing = False
@@ -238,18 +232,8 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def _others(self) -> dict[str, Split]:
         """The other copies' splits of the rule being edited, as read when `A` was
-        pressed; a copy without a rule like this one is left out (and said on apply)."""
-        model = self.route.rules[self.rule]
-        out: dict[str, Split] = {}
-        for cluster, copy in self.known.items():
-            if cluster == self.route.cluster:
-                continue
-            try:
-                rule = copy.rules[copies.matching_rule(copy, model, self.rule)]
-            except UsageError:
-                continue
-            out[cluster] = Split.of(copy, rule)
-        return out
+        pressed."""
+        return others(self.route, self.rule, self.known)
 
     def action_everywhere(self) -> None:
         """`A`: the change for every cluster's copy of the route, or for this one. The
@@ -267,26 +251,10 @@ class ShiftScreen(ModalScreen[Plan | None]):
                 self._read_copies()
         self._draw()
 
-    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
-    def _read_copies(self, mine_too: bool = False) -> None:
-        """Every other copy as it is now (and this one too, after a write), and which
-        are steered by Flagger or Argo Rollouts: those are left alone, as `w` leaves
-        this one (`meshtop shift --force` changes them)."""
-        r = self.route
-        asked = {c: s for c, s in self.stores.items() if mine_too or c != r.cluster}
-        try:
-            reading = asyncio.run(workflow.read(asked, [r.kind], r.namespace, r.name))
-        except Exception as exc:  # a bug must not take the console down
-            self.post_message(CopiesRead({}, {c: f"cannot read: {exc}" for c in asked}))
-            return
-        found: dict[str, Route] = {} if mine_too else {r.cluster: r}
-        unread = {c: f"cannot read: {why}" for c, why in reading.unread.items()}
-        for cluster, (route, who) in reading.found.items():
-            if who:
-                unread[cluster] = f"steered by {who}: left alone"
-            else:
-                found[cluster] = route
-        self.post_message(CopiesRead(found, unread))
+    @work(exclusive=True, group="shift", exit_on_error=False)
+    async def _read_copies(self, mine_too: bool = False) -> None:
+        """Every other copy as it is now (and this one too, after a write)."""
+        self.post_message(await read_copies(self.stores, self.route, mine_too))
 
     def on_copies_read(self, message: CopiesRead) -> None:
         self.busy = False
@@ -297,47 +265,32 @@ class ShiftScreen(ModalScreen[Plan | None]):
             self.route = mine
             self.read = self.split = Split.of(mine, mine.rules[self.rule])
         said = [f"{c}: {why}" for c, why in self.unread.items()]
-        self.message = "; ".join([self.report, *said] if self.report else said)
-        self._draw()
+        self.say("; ".join([self.report, *said] if self.report else said))
 
     def action_apply(self) -> None:
         if self.pending is not None and not (self.busy or self.rolling):
-            self._start_rollout()
+            start(self)
             return
         if not self.reviewing or self.busy or self.rolling:
             return
         self.busy = True
-        self.message = "the server checks the change (dry run)…"
-        self._draw()
+        self.say("the server checks the change (dry run)…")
         if self.everywhere:
             self._write_everywhere(self.split)
         else:
             self._write(Plan(self.route, self.rule, self.read, self.split))
 
-    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
-    def _write_everywhere(self, target: Split) -> None:
-        """Every copy given the same weights, each checked by its own server and written
-        against the version read when `A` was pressed (the change workflow)."""
-
-        async def go() -> tuple[list[workflow.Outcome], dict[str, str]]:
-            unread = dict(self.unread)
-            plans: dict[str, Plan] = {}
-            model = self.route.rules[self.rule]
-            for cluster, route in self.known.items():  # each at the version read
-                try:
-                    i = copies.matching_rule(route, model, self.rule)
-                    before = Split.of(route, route.rules[i])
-                    plans[cluster] = Plan(route, i, before, parse_set(target.text(), before))
-                except UsageError as exc:
-                    unread[cluster] = f"its copy is not like this one: {exc}"
-            return await self.change.apply(plans), unread
-
+    @work(exclusive=True, group="shift", exit_on_error=False)
+    async def _write_everywhere(self, target: Split) -> None:
+        """Every copy given the same weights, each at the version read when `A` was
+        pressed."""
+        change, route, rule = self.change, self.route, self.rule
         try:
-            outcomes, unread = asyncio.run(go())
+            done = await write_everywhere(change, route, rule, self.known, self.unread, target)
         except Exception as exc:  # a bug must not take the console down mid-write
             self.post_message(Done(None, None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(DoneEverywhere(outcomes, unread))
+        self.post_message(done)
 
     def on_done_everywhere(self, message: DoneEverywhere) -> None:
         self.busy = False
@@ -356,16 +309,17 @@ class ShiftScreen(ModalScreen[Plan | None]):
         self._read_copies(mine_too=True)
         self._draw()
 
-    @work(thread=True, exclusive=True, group="shift", exit_on_error=False)
-    def _write(self, plan: Plan) -> None:
+    @work(exclusive=True, group="shift", exit_on_error=False)
+    async def _write(self, plan: Plan) -> None:
         route = plan.route
         try:
-            (outcome,) = asyncio.run(self.change.apply({route.cluster: plan}))
+            (outcome,) = await self.change.apply({route.cluster: plan})
             if outcome.error is not None:
                 raise outcome.error
         except ConflictError as exc:
             try:
-                now, _ = asyncio.run(self._store.read(route.kind, route.namespace, route.name))
+                store = self.change.copies[route.cluster].store
+                now, _ = await store.read(route.kind, route.namespace, route.name)
             except MeshtopError:
                 now = None
             self.post_message(Done(now, None, str(exc), conflict=True))
@@ -376,11 +330,6 @@ class ShiftScreen(ModalScreen[Plan | None]):
         else:
             note = f" ({outcome.note})" if outcome.note else ""
             self.post_message(Done(outcome.applied, plan, note))
-
-    @property
-    def _store(self) -> Any:
-        """Where this copy of the route is read."""
-        return self.change.copies[self.route.cluster].store
 
     def on_done(self, message: Done) -> None:
         self.busy = False
@@ -406,146 +355,19 @@ class ShiftScreen(ModalScreen[Plan | None]):
 
     def action_rollout(self) -> None:
         """`R`: roll the selected destination out, step by step, inside the gates."""
-        if self.everywhere:
-            self.message = "a rollout steps this copy alone: A first, for this copy only"
-            self._draw()
-            return
-        if self.rolling or self.busy or self.rollout_with is None:
-            if self.rollout_with is None:
-                self.message = "no metrics to judge a rollout by here"
-                self._draw()
-            return
-        prompt = self.query_one("#rollout-prompt", Input)
-        prompt.value = "step 10 interval 1m max-error 1%"
-        prompt.add_class("shown")
-        prompt.focus()
+        ask_settings(self)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.input.remove_class("shown")
         self.set_focus(None)
-        try:
-            settings = _rollout_words(event.value)
-        except MeshtopError as exc:
-            self.message = str(exc)
-            self._draw()
-            return
-        to = self.split.names[self.selected]
-        self.pending = (to, *settings)
-        self.message = _preview(self.read, to, settings[0], settings[1])
-        self._draw()
-
-    def _start_rollout(self) -> None:
-        """`y` after the preview: the rollout starts."""
-        assert self.pending is not None
-        to, step, interval_s, gates = self.pending
-        self.pending = None
-        self.rolling = True
-        self._stop = False
-        self.progress = []
-        self.message = "rolling out: s stops between two steps"
-        self._draw()
-        self._roll(to, step, interval_s, gates)
+        take_settings(self, event.value)
 
     def action_stop(self) -> None:
         if self.rolling:
-            self._stop = True
-            self.message = "stopping at the next step…"
-            self._draw()
+            self.stopping = True
+            self.say("stopping at the next step…")
 
-    @work(thread=True, exclusive=True, group="rollout", exit_on_error=False)
-    def _roll(self, to: str, step: int, interval_s: float, gates: Gates) -> None:
-        assert self.rollout_with is not None
-        metrics, snapshot = self.rollout_with
-        route = self.route
-
-        async def sleep(seconds: float) -> None:
-            waited = 0.0
-            while waited < seconds:
-                if self._stop:
-                    raise Stopped
-                await asyncio.sleep(min(0.2, seconds - waited))
-                waited += 0.2
-
-        def say(text: str) -> None:
-            self.app.call_from_thread(self._said, text)
-
-        change = Workflow(self.change.copies, by="rollout")
-        taken: list[Plan] = []
-        try:
-            outcome = asyncio.run(
-                rollout(
-                    change, metrics, cluster=route.cluster, kind=route.kind,
-                    namespace=route.namespace, name=route.name, to=to, step=step,
-                    interval_s=interval_s, gates=gates, nodes=workloads_behind(snapshot),
-                    sleep=sleep, say=say, rule=str(self.rule),
-                )
-            )  # fmt: skip
-            text = outcome.reason
-            if outcome.taken_back is not None:
-                taken.append(outcome.taken_back)
-        except MeshtopError as exc:
-            text = f"rollout not done: {exc}"
-        if taken:  # the whole rollout, as one change :undo takes back
-            self.app.call_from_thread(self.applied.extend, taken)
-        try:
-            now, _ = asyncio.run(self._store.read(route.kind, route.namespace, route.name))
-            text += f" (now {Split.of(now, now.rules[self.rule]).text()})"
-            self.app.call_from_thread(self._rolled, text, now)
-        except MeshtopError as exc:
-            self.app.call_from_thread(
-                self._rolled, f"{text}; the route could not be read: {exc}", None
-            )
-
-    def _said(self, text: str) -> None:
+    def add_progress(self, text: str) -> None:
+        """A step of the rollout, said."""
         self.progress.append(text)
         self._draw()
-
-    def _rolled(self, text: str, now: Route | None) -> None:
-        self.rolling = False
-        self.message = text
-        if now is not None:
-            self.route = now
-            self.read = self.split = Split.of(now, now.rules[self.rule])
-        self._draw()
-
-
-def _preview(split: Split, to: str, step: int, interval_s: float) -> str:
-    """What a rollout will do, before it starts: each step's weights, from the stable
-    destination alone, and what an abort restores."""
-    from meshtop.units import duration
-
-    canary = split.names.index(to)
-    others = [j for j in range(len(split.names)) if j != canary]
-    if not others:
-        return f"{to} is the only destination: nothing to roll out"
-    stable = max(others, key=lambda j: (split.weights[j], -j))
-    steps = [split]
-    while steps[-1].weights[stable] > 0 and len(steps) <= 100:
-        steps.append(steps[-1].move(stable, canary, step))
-    shown_steps = [s.text() for s in steps[1:4]] + (["…", steps[-1].text()] if len(steps) > 5
-                                                   else [s.text() for s in steps[4:]])  # fmt: skip
-    return (
-        f"rollout of {to}: {step}% from {split.names[stable]} every {duration(interval_s)}: "
-        f"{split.text()} → {' → '.join(shown_steps)}; a breach restores {split.text()}. "
-        "y starts it, esc cancels"
-    )
-
-
-def _rollout_words(text: str) -> tuple[int, float, Gates]:
-    """`step 10 interval 1m max-error 1% max-p99 500ms`: the rollout's settings."""
-    from meshtop.gates import parse_gate
-    from meshtop.units import parse_duration
-
-    words = text.split()
-    given = dict(zip(words[::2], words[1::2], strict=False))
-    unknown = set(given) - {"step", "interval", "max-error", "max-p99"}
-    if unknown or len(words) % 2:
-        raise UsageError("write: step 10 interval 1m max-error 1% [max-p99 500ms]")
-    step = given.get("step", "10")
-    if not WEIGHT.fullmatch(step) or not 1 <= int(step) <= 100:
-        raise UsageError(f"step {step!r}: give 1 to 100 (percent per step)")
-    gates = Gates(
-        max_error_rate=parse_gate(f"error_rate>{given.get('max-error', '1%')}").value,
-        max_p99_ms=parse_gate(f"p99>{given['max-p99']}").value if "max-p99" in given else None,
-    )
-    return int(step), parse_duration(given.get("interval", "1m"), what="interval"), gates

@@ -4,7 +4,6 @@ place and the console goes on."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -113,10 +112,10 @@ class TraceListScreen(Screen[None]):
         self._say(f"asking {self.traces.name}…")
         self._fetch(self.asked, self.ask)
 
-    @work(thread=True, exclusive=True, group="traces", exit_on_error=False)
-    def _fetch(self, generation: int, query: TraceQuery) -> None:
+    @work(exclusive=True, group="traces", exit_on_error=False)
+    async def _fetch(self, generation: int, query: TraceQuery) -> None:
         try:
-            found = list(asyncio.run(self.traces.find_traces(query)))
+            found = list(await self.traces.find_traces(query))
         except MeshtopError as exc:
             self.post_message(Listed(generation, None, str(exc)))
         except Exception as exc:  # a source's bug must not take the console down
@@ -245,10 +244,10 @@ class WaterfallScreen(Screen[None]):
         else:
             self._fetch()
 
-    @work(thread=True, exclusive=True, group="trace", exit_on_error=False)
-    def _fetch(self) -> None:
+    @work(exclusive=True, group="trace", exit_on_error=False)
+    async def _fetch(self) -> None:
         try:
-            trace = asyncio.run(self.traces.get_trace(self.trace_id))
+            trace = await self.traces.get_trace(self.trace_id)
         except MeshtopError as exc:
             self.post_message(Fetched(None, str(exc)))
         except Exception as exc:
