@@ -127,12 +127,12 @@ async def screen_ms(repeat: int) -> tuple[float, float]:
     app = MeshtopApp(Ready(sim, histories), sim.control_plane, clock=lambda: END)  # type: ignore[arg-type]
     times = []
     async with app.run_test(size=(120, 60)) as pilot:
-        while app.view is None:
+        while app.main.graph.view is None:
             await pilot.pause(0.01)
-        key = next(k for k, e in app.view.edges.items() if (page, v3) in e.members)
+        key = next(k for k, e in app.main.graph.view.edges.items() if (page, v3) in e.members)
         for _ in range(repeat):
             started = time.perf_counter()
-            app.open_edge(key)
+            app.main.open_edge(key)
             await pilot.pause()
             screen = app.screen
             assert isinstance(screen, DetailScreen)

@@ -5,10 +5,9 @@ said last time is kept and marked stale rather than dropped."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,7 +42,8 @@ class DaemonThreads(ThreadPoolExecutor):
     """An executor whose every call runs on a daemon thread of its own, and whose shutdown
     waits for none of them: a call blocked on a backend that hangs holds up neither the
     event loop's end nor the interpreter's exit. Each call ends by itself at its source's
-    deadline; the threads are as many as the calls in flight."""
+    deadline; the threads are as many as the calls in flight. The console makes it its
+    loop's default executor, which `asyncio.to_thread` uses."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -63,37 +63,6 @@ class DaemonThreads(ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         pass  # nothing to wait for: the threads are the calls' own
-
-
-async def detached(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """The result of `make()`, run in an event loop on a daemon thread of its own (its
-    `asyncio.to_thread` calls on daemon threads too). Cancelling the await abandons it:
-    the console quits at once whatever is in flight, and nothing waits for it."""
-    caller = asyncio.get_running_loop()
-    done: asyncio.Future[T] = caller.create_future()
-
-    def settle(outcome: Callable[[Any], None], value: Any) -> None:
-        if not done.done():
-            outcome(value)
-
-    def deliver(outcome: Callable[[Any], None], value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the caller's loop has closed: no one waits
-            caller.call_soon_threadsafe(settle, outcome, value)
-
-    async def main() -> T:
-        asyncio.get_running_loop().set_default_executor(DaemonThreads())
-        return await make()
-
-    def run() -> None:
-        try:
-            result = asyncio.run(main())
-        except BaseException as exc:
-            deliver(done.set_exception, exc)
-        else:
-            deliver(done.set_result, result)
-
-    threading.Thread(target=run, name="meshtop-refresh", daemon=True).start()
-    return await done
 
 
 async def _ask(

@@ -1,19 +1,29 @@
 """The console's commands, in one table: what `:` runs, what the `:` prompt's hint and
-the help list, and what the command palette (ctrl+p) offers. A command is a name, the
-words it takes, what it does, and the `MeshtopApp` method that does it (`cmd_NAME`,
-given the words after the name)."""
+the help list, and what the command palette (ctrl+p) offers on the main screen. A command
+is a name, the words it takes, what it does, and the main screen's method that does it
+(`cmd_NAME`, given the words after the name): they are here, beside the table, in
+`Commands`, which `MainScreen` is made of."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.screen import Screen
+
+from meshtop.errors import MeshtopError, UsageError
+from meshtop.graphview import GROUPINGS, Grouping
+from meshtop.tui.placement import ZOOMS
+from meshtop.tui.widgets.graph import LABELS, GraphCanvas
 
 if TYPE_CHECKING:
     from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.changes import Changes
+    from meshtop.tui.graph_state import GraphState
+    from meshtop.tui.screens.main import MainScreen
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +70,8 @@ class Palette(Provider):
     at once; one that does opens the `:` prompt with its name typed."""
 
     def _hit(self, command: Command) -> tuple[str, object]:
-        app = self.app
-        assert hasattr(app, "start_command")
         text = f":{command.usage}"
-        return text, partial(app.start_command, command)
+        return text, partial(start, self.screen, command)
 
     async def discover(self) -> Hits:
         for command in COMMANDS:
@@ -80,14 +88,107 @@ class Palette(Provider):
                 yield Hit(score, Content(text), run, text=text, help=command.does)  # type: ignore[arg-type]
 
 
-def run(app: MeshtopApp, line: str) -> None:
+def run(screen: MainScreen, line: str) -> None:
     """`:NAME WORDS…`: the command's method, given the words; an unknown name is one line."""
-    from meshtop.errors import UsageError
-
     words = line.removeprefix(":").split()
     if not words:
         return
     command = BY_NAME.get(words[0])
     if command is None:
         raise UsageError(f"unknown command :{words[0]}; ? lists them")
-    getattr(app, f"cmd_{command.name}")(words[1:])
+    getattr(screen, f"cmd_{command.name}")(words[1:])
+
+
+def start(screen: Screen[object], command: Command) -> None:
+    """From the command palette: a command that takes nothing runs at once; one that
+    takes words opens the `:` prompt with its name typed."""
+    from meshtop.tui.screens.main import MainScreen
+
+    assert isinstance(screen, MainScreen)  # the palette offers these only there
+    if not command.words:
+        try:
+            run(screen, command.name)
+        except MeshtopError as exc:
+            screen.say(str(exc))
+        return
+
+    def open_prompt() -> None:  # once the palette is gone and its focus given back
+        prompt = screen.action_prompt(":")
+        prompt.value = f"{command.name} "
+        # after its focus has selected all it holds: the words go after the name
+        screen.app.call_after_refresh(prompt.action_end)
+
+    screen.app.call_after_refresh(open_prompt)
+
+
+def one_of(name: str, words: list[str], choices: tuple[str, ...], alone: bool = False) -> str:
+    """The one word `name` takes, which must be one of `choices` (and the only word,
+    when `alone`)."""
+    if not words or words[0] not in choices or (alone and len(words) > 1):
+        raise UsageError(f"{name} takes one of {', '.join(choices)}")
+    return words[0]
+
+
+class _Main(Protocol):
+    """What the commands use of the main screen."""
+
+    app: MeshtopApp
+    graph: GraphState
+    changes: Changes
+
+    def _canvas(self) -> GraphCanvas: ...
+    def say(self, text: str) -> None: ...
+    def redraw_graph(self) -> None: ...
+    def set_filter(self, text: str) -> None: ...
+    def set_grouping(self, grouping: Grouping) -> None: ...
+    def set_labels(self, mode: str) -> None: ...
+    def set_zoom(self, zoom: str) -> None: ...
+
+
+class Commands:
+    """The `:` commands, as the main screen's methods: each given the words after its
+    name; a command that cannot be done raises a `MeshtopError`, said in place."""
+
+    def cmd_q(self: _Main, args: list[str]) -> None:
+        self.app.exit()
+
+    def cmd_ns(self: _Main, args: list[str]) -> None:
+        self.set_filter("" if not args or args[0] == "all" else f"ns={args[0]}")
+
+    def cmd_cluster(self: _Main, args: list[str]) -> None:
+        self.graph.set_cluster(args[0] if args else "all", self.app.snapshot)
+        self.say("")
+        self.redraw_graph()
+
+    def cmd_collapse(self: _Main, args: list[str]) -> None:
+        self.graph.collapse(args)
+        self.redraw_graph()
+
+    def cmd_expand(self: _Main, args: list[str]) -> None:
+        self.graph.collapse(args, collapse=False)
+        self.redraw_graph()
+
+    def cmd_focus(self: _Main, args: list[str]) -> None:
+        self.graph.set_focus(args, self.app.snapshot)
+        self.say("")
+        self.redraw_graph()
+
+    def cmd_graph(self: _Main, args: list[str]) -> None:
+        choices = {g.value: g for g in GROUPINGS}
+        self.set_grouping(choices[one_of("graph", args, tuple(choices))])
+
+    def cmd_labels(self: _Main, args: list[str]) -> None:
+        self.set_labels(one_of("labels", args, LABELS))
+
+    def cmd_zoom(self: _Main, args: list[str]) -> None:
+        self.set_zoom(one_of("zoom", args, (*ZOOMS, "fit"), alone=True))
+
+    def cmd_undo(self: _Main, args: list[str]) -> None:
+        self.changes.undo()
+
+    def cmd_theme(self: _Main, args: list[str]) -> None:
+        if not args or args[0] not in self.app.available_themes:
+            raise UsageError(f"themes: {', '.join(sorted(self.app.available_themes))}")
+        self.app.theme = args[0]
+        self._canvas().redraw()
+        self.say("")

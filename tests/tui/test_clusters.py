@@ -45,8 +45,8 @@ async def test_clusters_are_boxes_round_their_namespaces_and_crossings_are_marke
     app = _app(two_clusters(clock))
     async with app.run_test(size=(160, 48)):
         await _first_snapshot(app)
-        assert app.view is not None and app._layout is not None
-        lay = app._layout
+        assert app.main.graph.view is not None and app.main.graph.placement.layout is not None
+        lay = app.main.graph.placement.layout
         assert set(lay.clusters) == {"east", "west"}
         for group, box in lay.groups.items():
             cluster = group.partition("/")[0] if "/" in group else ""
@@ -57,10 +57,10 @@ async def test_clusters_are_boxes_round_their_namespaces_and_crossings_are_marke
         east, west = lay.clusters["east"], lay.clusters["west"]
         assert not east.overlaps(west)
         for node, box in lay.nodes.items():
-            cluster = app.view.nodes[node].cluster
+            cluster = app.main.graph.view.nodes[node].cluster
             if cluster:
                 assert lay.clusters[cluster].contains(box.x, box.y), node
-        crossing = [e for e in app.view.edges.values() if e.crosses]
+        crossing = [e for e in app.main.graph.view.edges.values() if e.crosses]
         assert {(e.source, e.destination) for e in crossing} == {
             ("east/bookinfo/app:productpage:v1", "west/bookinfo/app:reviews:v2"),
             ("west/bookinfo/app:productpage:v1", "east/bookinfo/app:reviews:v3"),
@@ -76,27 +76,27 @@ async def test_cluster_command_and_collapsing_a_cluster(clock: Clock) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await keys(pilot, "colon", *"cluster west", "enter")
-        assert app.view is not None
-        shown = {v.cluster for v in app.view.nodes.values()}
+        assert app.main.graph.view is not None
+        shown = {v.cluster for v in app.main.graph.view.nodes.values()}
         # west's nodes, the east nodes it calls or is called by, the host outside it calls
         assert shown == {"west", "east", ""}
-        east_nodes = {n for n, v in app.view.nodes.items() if v.cluster == "east"}
+        east_nodes = {n for n, v in app.main.graph.view.nodes.items() if v.cluster == "east"}
         assert east_nodes == {"east/bookinfo/app:productpage:v1", "east/bookinfo/app:reviews:v3"}
         await keys(pilot, "colon", *"cluster north", "enter")
         assert "no cluster 'north'" in str(app.query_one("#notice").render())
         await keys(pilot, "colon", *"cluster all", "enter")
         await keys(pilot, "colon", *"collapse cluster east", "enter")
-        assert app.view is not None
-        east = app.view.nodes["east/*/*"]
+        assert app.main.graph.view is not None
+        east = app.main.graph.view.nodes["east/*/*"]
         assert east.label == "east (all)" and len(east.members) > 5
-        assert not any(n.startswith("east/bookinfo") for n in app.view.nodes)
+        assert not any(n.startswith("east/bookinfo") for n in app.main.graph.view.nodes)
         # a call from west into the collapsed east still shows, marked as crossing
-        into = app.view.edges[("west/bookinfo/app:productpage:v1", "east/*/*")]
+        into = app.main.graph.view.edges[("west/bookinfo/app:productpage:v1", "east/*/*")]
         assert into.crosses
         canvas = app.query_one(GraphCanvas)
         canvas.select("west/bookinfo/app:productpage:v1")
         await keys(pilot, "C")  # west too, by key
-        assert set(app.view.nodes) >= {"east/*/*", "west/*/*"}
+        assert set(app.main.graph.view.nodes) >= {"east/*/*", "west/*/*"}
         status = str(app.query_one("#status").render())
         assert "collapsed east,west" in status or "▣east,west" in status
 
@@ -195,7 +195,7 @@ async def test_a_copy_changed_underneath_is_said_and_the_other_applies(clock: Cl
         await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim, "east") == [90, 0, 10] and _weights(sim, "west") == [90, 0, 10]
-        assert [p.route.cluster for p in app.last_plans] == ["west", "east"]
+        assert [p.route.cluster for p in app.main.changes.last_plans] == ["west", "east"]
         notice = str(app.query_one("#notice").render())
         assert "in west, east: v1=90,v2=0,v3=10; :undo" in notice
 
@@ -226,11 +226,12 @@ async def test_a_cluster_that_is_not_there_is_said_and_the_console_goes_on(clock
         await _first_snapshot(app)
         # as `:cluster nope` before the first refresh leaves it (nothing to check it by),
         # or a cluster that has since dropped out of the snapshot
-        app.options.cluster = "nope"
+        app.main.graph.options.cluster = "nope"
         await keys(pilot, "r")
         await settled(pilot)
-        assert app.is_running and app.options.cluster == ""
-        assert app.view is not None and {v.cluster for v in app.view.nodes.values()} >= {
+        assert app.is_running and app.main.graph.options.cluster == ""
+        view = app.main.graph.view
+        assert view is not None and {v.cluster for v in view.nodes.values()} >= {
             "east", "west",
         }  # fmt: skip
         assert "no cluster 'nope' in the graph" in str(app.query_one("#notice").render())

@@ -33,9 +33,11 @@ def _text(app: MeshtopApp, selector: str) -> str:
 
 
 async def _open_edge(app: MeshtopApp, pilot: Pilot[None], source: str, destination: str) -> None:
-    assert app.view is not None
-    key = next(k for k, e in app.view.edges.items() if (source, destination) in e.members)
-    app.open_edge(key)
+    assert app.main.graph.view is not None
+    key = next(
+        k for k, e in app.main.graph.view.edges.items() if (source, destination) in e.members
+    )
+    app.main.open_edge(key)
     await pilot.pause()
 
 
@@ -149,9 +151,9 @@ async def test_node_detail_shows_calls_health_routes_and_versions(sim: Simulatio
     app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
-        assert app.view is not None
-        node = next(n for n, v in app.view.nodes.items() if V3 in v.members)
-        app.open_node(node)
+        assert app.main.graph.view is not None
+        node = next(n for n, v in app.main.graph.view.nodes.items() if V3 in v.members)
+        app.main.open_node(node)
         await settled(pilot)
         now = _text(app, "#detail-now")
         assert "its worst inbound call, productpage v1 → reviews v3, is failing" in now
@@ -167,9 +169,9 @@ async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
-        grouping = app.options.grouping
+        grouping = app.main.graph.options.grouping
         await keys(pilot, "g")
-        assert app.options.grouping is grouping
+        assert app.main.graph.options.grouping is grouping
 
 
 async def test_the_window_chosen_stays_for_the_next_detail(sim: Simulation) -> None:

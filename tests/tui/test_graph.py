@@ -118,7 +118,7 @@ async def test_filter_focus_and_commands(sim: Simulation) -> None:
         assert names == {"ratings v1", "reviews v2", "reviews v3"}
         await keys(pilot, "colon")
         await keys(pilot, *"graph app", "enter")
-        assert app.options.grouping is Grouping.APP
+        assert app.main.graph.options.grouping is Grouping.APP
         assert "Kubernetes/bookinfo/app:reviews" in _canvas(app).view.nodes  # type: ignore[union-attr]
         await keys(pilot, "colon")
         await keys(pilot, *"frobnicate", "enter")
@@ -146,7 +146,7 @@ async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
         await keys(pilot, "c")
         assert PAGE in _canvas(app).view.nodes  # type: ignore[union-attr]
         await keys(pilot, "g")
-        assert app.options.grouping is Grouping.APP
+        assert app.main.graph.options.grouping is Grouping.APP
 
 
 async def test_a_click_selects_a_box(sim: Simulation) -> None:
@@ -202,7 +202,7 @@ async def test_a_large_graph_pans(sim: Simulation) -> None:
     app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await _first_snapshot(app)
-        app.set_zoom("full")  # Bookinfo's compact graph fits 80x24: its boxes do not
+        app.main.set_zoom("full")  # Bookinfo's compact graph fits 80x24: its boxes do not
         await pilot.pause()
         canvas = _canvas(app)
         canvas.scroll_to(0, 0, animate=False)
@@ -297,13 +297,13 @@ async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) ->
         assert "productpage v1" in labels
         await keys(pilot, "escape")
         await keys(pilot, "colon", *"focus reviews v3 1", "enter")
-        assert app.options.focus == ((V3,), 1)
+        assert app.main.graph.options.focus == ((V3,), 1)
         await keys(pilot, "slash", *"details", "enter")  # hides the focused node: focus goes
-        assert app.options.focus is None and app.options.filter == "details"
+        assert app.main.graph.options.focus is None and app.main.graph.options.filter == "details"
         await keys(pilot, "escape")
         _canvas(app).select("unknown/unknown/unknown")
         await keys(pilot, "c")
-        assert app.options.collapsed == set()
+        assert app.main.graph.options.collapsed == set()
         assert "no namespace to collapse" in str(app.query_one("#notice").render())
 
 
@@ -315,7 +315,9 @@ async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
         await _first_snapshot(app)
         await pilot.pause()
         await keys(pilot, "colon", *"focus reviews 2", "enter")
-        assert app.options.focus is not None and len(app.options.focus[0]) == 3
+        assert (
+            app.main.graph.options.focus is not None and len(app.main.graph.options.focus[0]) == 3
+        )
         labels = {v.label for v in _canvas(app).view.nodes.values()}  # type: ignore[union-attr]
         assert {"reviews v1", "reviews v2", "reviews v3", "ratings v1", "productpage v1"} <= labels
         assert "www.googleapis.com" not in labels  # three calls away
@@ -324,12 +326,12 @@ async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
 async def test_layouts_kept_for_going_back_are_bounded(sim: Simulation) -> None:
     """Each terminal width is a view shape with its own layout; a long session of resizes
     keeps only the most recent few, not one per width ever seen."""
-    from meshtop.tui.app import SHAPES_KEPT
+    from meshtop.tui.placement import SHAPES_KEPT
 
     app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await _first_snapshot(app)
         for width in range(81, 81 + 3 * SHAPES_KEPT):
             await pilot.resize_terminal(width, 30)
-            app._redraw_graph()
-        assert 0 < len(app._seen) <= SHAPES_KEPT
+            app.main.redraw_graph()
+        assert 0 < len(app.main.graph.placement.seen) <= SHAPES_KEPT

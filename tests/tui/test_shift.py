@@ -62,7 +62,7 @@ async def test_shift_review_apply_and_undo(sim: Simulation, tmp_path: Path) -> N
         await settled(pilot)
         assert not isinstance(app.screen, ShiftScreen)
         assert _weights(sim) == [54, 20, 26]
-        assert app.last_plans
+        assert app.main.changes.last_plans
         await keys(pilot, "colon", *"undo", "enter")
         await settled(pilot)
         assert _weights(sim) == [54, 20, 26]  # shown first: nothing written before `y`

@@ -133,11 +133,15 @@ def test_snapshots_live_in_the_top_level_folder() -> None:
 
 def _open(app: MeshtopApp, edge: tuple[str, str] | None = None, node: str = "") -> Steps:
     async def steps(pilot: Pilot[None]) -> None:
-        assert app.view is not None
+        assert app.main.graph.view is not None
         if edge is not None:
-            app.open_edge(next(k for k, e in app.view.edges.items() if edge in e.members))
+            app.main.open_edge(
+                next(k for k, e in app.main.graph.view.edges.items() if edge in e.members)
+            )
         else:
-            app.open_node(next(n for n, v in app.view.nodes.items() if node in v.members))
+            app.main.open_node(
+                next(n for n, v in app.main.graph.view.nodes.items() if node in v.members)
+            )
         await pilot.pause()
 
     return steps

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from meshtop import units
+from meshtop.graphview import GraphView, ViewOptions
 from meshtop.model import MeshSnapshot, Protocol, SourceHealth, SourceKey, SourceState
 from meshtop.sanitize import shown
 
@@ -159,6 +160,68 @@ def fit_parts(parts: list[Part], width: int) -> Text:
         text.truncate(max(width - 1, 0))
         text.append("…")
     return text
+
+
+def label(view: GraphView | None, node: str) -> str:
+    """A node's label in the view, or the last part of its id."""
+    v = view.nodes.get(node) if view is not None else None
+    return v.label if v is not None else node.rsplit("/", 1)[-1]
+
+
+def selection(
+    view: GraphView | None, node: str | None, edge: tuple[str, str] | None
+) -> tuple[str, str]:
+    """The selected edge or node, named, with its figures: what the status line says
+    of what the keys will act on; in full and short."""
+    if view is None:
+        return ("", "")
+    e = view.edges.get(edge) if edge else None
+    if e is not None:
+        s = e.stats
+        if s.protocol is Protocol.TCP:
+            short = long = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
+        else:
+            short = f"{units.rps(s.rps)} {units.percent(s.error_rate)}"
+            long = f"{short} p99 {units.ms(s.p99_ms)}"
+        a, b = label(view, e.source), label(view, e.destination)
+        return (f"{a}→{b} {long}", f"{units.clip(a, 10)}→{units.clip(b, 10)} {short}")
+    n = view.nodes.get(node) if node else None
+    if n is None:
+        return ("", "")
+    inbound = [e.stats for e in view.edges.values() if e.destination == n.id]
+    rps = sum(st.rps for st in inbound)
+    figures = f" {n.health.value}" + (f" {units.rps(rps)} in" if rps else "")
+    return (f"{n.label}{figures}", f"{units.clip(n.label, 16)}{figures}")
+
+
+def view_parts(
+    o: ViewOptions,
+    view: GraphView | None,
+    selected: tuple[str | None, tuple[str, str] | None],
+    zoom: tuple[str, str],
+    label_mode: str,
+) -> list[Part]:
+    """The parts that say how the graph is drawn: filter, focus, cluster, collapsed, the
+    selection, then the zoom (asked, shown), grouping and labels, which may go."""
+    parts: list[Part] = []
+    if o.filter:
+        parts.append(part(f"filter {o.filter}", f"/{o.filter}", "bold"))
+    if o.focus:
+        labels = ",".join(label(view, n) for n in o.focus[0])
+        parts.append(part(f"focus {labels}±{o.focus[1]}", f"@{labels}±{o.focus[1]}", "bold"))
+    if o.cluster:
+        parts.append(part(f"cluster {o.cluster}", f"c:{o.cluster}", "bold"))
+    collapsed = ",".join(sorted(o.collapsed) + sorted(o.collapsed_clusters))
+    if collapsed:
+        parts.append(part(f"collapsed {collapsed}", f"▣{collapsed}"))
+    chosen = selection(view, *selected)
+    if chosen[0]:
+        parts.append(part(f"▸ {chosen[0]}", f"▸ {chosen[1]}"))
+    asked, drawn = zoom
+    parts.append(part(f"zoom {drawn} (fit)" if asked == "fit" else f"zoom {drawn}", kept=False))
+    parts.append(part(f"graph {o.grouping.value}", kept=False))
+    parts.append(part(f"labels {label_mode}", kept=False))
+    return parts
 
 
 def problems(snapshot: MeshSnapshot) -> list[str]:

@@ -1,0 +1,241 @@
+"""The main screen's routes tab and the weight changes made from it: the table filled from
+`routes_view`, the route a key acts on, the shift dialog opened on it, what the dialog
+wrote (for `:undo`), and `:undo` itself, shown before it is made. Every write goes through
+the change workflow; reads and writes are awaited on the console's own event loop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from meshtop import routes_view
+from meshtop.canary import Plan, splittable
+from meshtop.change import workflow
+from meshtop.change.workflow import Copy, Workflow
+from meshtop.copies import same_route
+from meshtop.detail import routes_to
+from meshtop.errors import MeshtopError, UsageError
+from meshtop.federation import FederatedControlPlane, store_for, where
+from meshtop.graphview import GraphView
+from meshtop.model import MeshSnapshot, Route
+from meshtop.sources.protocols import ControlPlane
+from meshtop.tui.screens.confirm import ConfirmScreen
+from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.tables import fill
+
+if TYPE_CHECKING:
+    from meshtop.tui.screens.main import MainScreen
+
+ROUTE_COLUMNS = [(title, title) for title in routes_view.COLUMNS]
+
+
+def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
+    """A row of the routes tab, its problem in bold red."""
+    *cells, problem = row.cells
+    return [*cells, Text(problem, style="bold red") if problem else ""]
+
+
+async def show_routes(
+    table: DataTable[str | Text],
+    snapshot: MeshSnapshot,
+    control_plane: ControlPlane | None,
+    timeout_s: float,
+) -> None:
+    """The routes tab (`routes_view`): every rule's destinations, configured beside
+    observed, and what is wrong with them."""
+    if control_plane is None:
+        return
+    found = await routes_view.rows(snapshot, control_plane, timeout_s)
+    keep = table.cursor_row
+    fill(table, ROUTE_COLUMNS, ((row.key, _route_cells(row)) for row in found))
+    if table.row_count:
+        table.move_cursor(row=min(keep, table.row_count - 1))
+
+
+def row_route(
+    table: DataTable[str | Text], snapshot: MeshSnapshot | None
+) -> tuple[Route, int, int] | None:
+    """The route, rule and destination of the routes tab's selected row."""
+    if snapshot is None or not table.row_count:
+        return None
+    key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
+    route_id, rule, destination = key.rsplit("|", 2)
+    route = next((r for r in snapshot.routes if r.id == route_id), None)
+    return (route, int(rule), int(destination)) if route is not None else None
+
+
+def node_route(
+    view: GraphView | None, snapshot: MeshSnapshot | None, selected: str | None
+) -> tuple[Route, int, int] | None:
+    """The route that splits the selected node's traffic, with the node's version."""
+    if view is None or snapshot is None or selected is None:
+        return None
+    node = view.nodes.get(selected)
+    if node is None:
+        return None
+    versions = {snapshot.nodes[m].version for m in node.members if m in snapshot.nodes}
+    for route in routes_to(snapshot, node.members):
+        for i in splittable(route.rules):
+            names = [d.subset or d.host for d in route.rules[i].destinations]
+            hit = next((j for j, n in enumerate(names) if n in versions), 0)
+            if not route.rules[i].matches:
+                return route, i, hit
+    return None
+
+
+class Changes:
+    """The weight changes of one console session: the shift dialog opened on a route,
+    and `:undo` of what it wrote last. `last_plans` is what `:undo` takes back (a copy
+    per cluster, maybe in rounds)."""
+
+    def __init__(self, screen: MainScreen) -> None:
+        self.screen = screen
+        self.last_plans: list[Plan] = []
+
+    def shift(self, found: tuple[Route, int, int] | None) -> None:
+        """`w`: the shift dialog for `found` (a route, its rule, the destination to
+        select), once it has been read as it is now."""
+        screen = self.screen
+        if screen.app.writer is None:
+            screen.say("no control plane to write to: the console reads metrics only here")
+            return
+        if found is None:
+            screen.say("no route splits this one's traffic by weight")
+            return
+        route, rule, selected = found
+        if len(route.rules[rule].destinations) < 2:
+            screen.say(f"{route.name} rule {rule} has one destination: nothing to shift")
+            return
+        screen.run_worker(
+            self._open_shift(route, rule, selected),
+            group="shift-open",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def _copies(self, route: Route) -> dict[str, Copy]:
+        """Where each cluster's copy of `route` is read and written: every cluster with a
+        copy of it over several clusters (`A` in the dialog changes them all), else the
+        one store there is."""
+        snapshot = self.screen.app.snapshot
+        clusters = [route.cluster]
+        if isinstance(self.screen.app.writer, FederatedControlPlane) and snapshot is not None:
+            same = same_route(route)  # in the snapshot's order of clusters
+            clusters = [c.cluster for c in snapshot.routes if same_route(c) == same]
+            clusters += [] if route.cluster in clusters else [route.cluster]
+        return {c: self._copy(c) for c in clusters}
+
+    def _copy(self, cluster: str) -> Copy:
+        """Where the copy of a route in `cluster` is read and written."""
+        store = store_for(self.screen.app.writer, cluster)
+        return Copy(cluster, store, where(store))
+
+    async def _open_shift(self, route: Route, rule: int, selected: int) -> None:
+        """Read the route as it is now (the dialog tests that version), and leave alone a
+        route that Flagger or Argo Rollouts steers: a change there would fight it."""
+        app = self.screen.app
+        copies = self._copies(route)
+        mine = {route.cluster: copies[route.cluster]}
+        try:
+            reading = await workflow.read(mine, [route.kind], route.namespace, route.name)
+        except MeshtopError as exc:
+            self.screen.say(f"cannot read {route.name}: {exc}")
+            return
+        if reading.unread:
+            self.screen.say(f"cannot read {route.name}: {reading.unread[route.cluster]}")
+            return
+        now, steered = reading.found[route.cluster]
+        if steered:
+            what = f"{route.kind} {route.namespace}/{route.name}"
+            self.screen.say(f"{what} is steered by {steered}: meshtop leaves it alone here "
+                            "(meshtop shift --force changes it)")  # fmt: skip
+            return
+        dialog = ShiftScreen(
+            Workflow(copies, by="console"), now, rule, selected, (app.metrics, app.snapshot)
+        )
+        app.push_screen(dialog, lambda plan: self._shifted(dialog, plan))
+
+    def _shifted(self, dialog: ShiftScreen, plan: Plan | None) -> None:
+        """After the dialog: what it wrote (one copy, or several, maybe in rounds), for
+        `:undo`, and said once per cluster with the weights written last."""
+        if not dialog.applied:
+            return
+        self.last_plans = list(dialog.applied)
+        last = {p.route.cluster: p for p in dialog.applied}  # the last write in each
+        r = dialog.applied[-1].route
+        where_ = f" in {', '.join(last)}" if dialog.stores else ""
+        done = f"applied to {r.kind} {r.namespace}/{r.name}{where_}: "
+        done += "; ".join(dict.fromkeys(p.after.text() for p in last.values()))
+        if dialog.report and plan is None:  # not every copy: say which were not
+            done += f" ({dialog.report})"
+        self.screen.say(f"{done}; :undo takes it back")
+        self.screen.app.request_refresh()
+
+    def undo(self) -> None:
+        """`:undo`: the last change of this session taken back, once shown and confirmed."""
+        app = self.screen.app
+        if app.settings.read_only or app.writer is None:
+            raise UsageError("read-only: nothing to undo here")
+        if not self.last_plans:
+            raise UsageError("nothing to undo: no weight change in this session")
+        self.screen.run_worker(self._undo(self.last_plans), group="undo", exit_on_error=False)
+
+    async def _undo(self, plans: list[Plan]) -> None:
+        """Each copy's way back to what it was, planned from the route as it is now (a
+        copy no longer as meshtop left it is said and left alone), shown for `y`."""
+        last = {p.route.cluster: p for p in plans}  # each copy's last change, on the first's
+        first = {p.route.cluster: p for p in reversed(plans)}
+        copies = {c: self._copy(c) for c in last}
+        back: dict[str, Plan] = {}
+        failed: list[str] = []
+        for cluster, plan in last.items():
+            r = plan.route
+            whole = Plan(r, plan.rule, first[cluster].before, plan.after)  # every round
+            try:
+                now, _ = await copies[cluster].store.read(r.kind, r.namespace, r.name)
+                back[cluster] = workflow.undo_plan(now, whole)
+            except MeshtopError as exc:
+                failed.append(f"{cluster}: {exc}" if len(last) > 1 else str(exc))
+        if not back:
+            self.last_plans = []
+            self.screen.say(f"cannot undo: {'; '.join(failed)}")
+            return
+        lines = [line for p in back.values() for line in p.diff()]
+        lines += [f"not undone: {why}" for why in failed]
+        name = plans[0].route.name
+        self.screen.app.push_screen(
+            ConfirmScreen(f"undo the last change of {name}", lines),
+            lambda yes: self._undo_confirmed(copies, back, failed) if yes else None,
+        )
+
+    def _undo_confirmed(
+        self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
+    ) -> None:
+        self.screen.run_worker(
+            self._apply_undo(copies, back, failed), group="undo", exit_on_error=False
+        )
+
+    async def _apply_undo(
+        self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
+    ) -> None:
+        try:
+            outcomes = await Workflow(copies, by="undo").apply(back)
+        except MeshtopError as exc:  # the audit log: nothing was written
+            self.screen.say(f"cannot undo: {exc}")
+            return
+        self.last_plans = []
+        undone = [o.cluster for o in outcomes if o.ok]
+        failed = failed + [
+            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
+            for o in outcomes
+            if not o.ok
+        ]
+        name = next(iter(back.values())).route.name
+        if failed:
+            done = f"; undone in {', '.join(undone)}" if undone else ""
+            self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
+        else:
+            self.screen.say(f"undone: {name} is back to what it was")
+        self.screen.app.request_refresh()
