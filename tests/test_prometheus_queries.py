@@ -133,38 +133,78 @@ def test_grpc_errors_come_from_the_grpc_status() -> None:
     assert edge.stats.grpc_statuses == {"0": 9.0, "14": 1.0}
 
 
+def bucket(le: str, value: float, reporter: str = "source", **ends: str) -> dict[str, Any]:
+    """A latency bucket's rate, as the latency query answers it: by edge, reporter, `le`."""
+    return sample(value, reporter=reporter, le=le, **{**SRC, **DST, **ends})
+
+
+def buckets(counts: dict[str, float], reporter: str = "source", **ends: str) -> list[Any]:
+    return [bucket(le, v, reporter, **ends) for le, v in counts.items()]
+
+
+# p50 31, p95 112, p99 232 (interpolated inside the buckets 25-50 and 100-250)
+SHAPED = {"25": 476.0, "50": 576.0, "100": 946.0, "250": 996.0, "+Inf": 1000.0}
+
+
 def test_latency_and_tcp_answers_join_the_same_edges() -> None:
     ends = {**SRC, **DST}
+    db = {**ends, "destination_workload": "db-v1"}
+    idle = {"source_workload": "cron-v1"}  # requests counted, but no bucket grew: NaN
     traffic = join(
         ISTIO,
         {
-            "requests": [req(4.0, "source")],
+            "requests": [req(4.0, "source"), req(1.0, "source", **idle)],
             "latency": [
-                sample(31.0, quantile="0.5", **ends),
-                sample(112.0, quantile="0.95", **ends),
-                sample(float("nan"), quantile="0.99", **ends),
+                *buckets(SHAPED),
+                *buckets({"25": 0.0, "+Inf": 0.0}, **idle),
             ],
             "tcp": [
-                sample(850.0, metric="request_bytes", **{**ends, "destination_workload": "db-v1"}),
+                sample(850.0, reporter="source", metric="request_bytes", **db),
+                sample(5200.0, reporter="source", metric="response_bytes", **db),
+                sample(1.0, reporter="source", metric="opened", **db),
                 sample(
-                    5200.0, metric="response_bytes", **{**ends, "destination_workload": "db-v1"}
-                ),
-                sample(1.0, metric="opened", **{**ends, "destination_workload": "db-v1"}),
-                sample(
-                    1.0,
-                    metric="security",
+                    850.0,
+                    reporter="destination",
+                    metric="request_bytes",
                     connection_security_policy="mutual_tls",
-                    **{**ends, "destination_workload": "db-v1"},
+                    **db,
                 ),
             ],
         },
     )
-    http = next(e for e in traffic.edges if e.stats.protocol is Protocol.HTTP)
-    assert (http.stats.p50_ms, http.stats.p95_ms, http.stats.p99_ms) == (31.0, 112.0, None)
+    http = next(e for e in traffic.edges if e.destination.endswith("reviews-v3") and
+                "productpage" in e.source)  # fmt: skip
+    assert (http.stats.p50_ms, http.stats.p95_ms, http.stats.p99_ms) == (31.0, 112.0, 232.0)
+    cron = next(e for e in traffic.edges if "cron" in e.source)
+    assert (cron.stats.p50_ms, cron.stats.p95_ms, cron.stats.p99_ms) == (None, None, None)
     tcp = next(e for e in traffic.edges if e.stats.protocol is Protocol.TCP)
     assert tcp.destination == "Kubernetes/bookinfo/db-v1"
     assert (tcp.stats.tcp_request_bps, tcp.stats.tcp_response_bps) == (850.0, 5200.0)
     assert tcp.stats.mtls == 1.0
+
+
+def test_latency_comes_from_the_first_reporter_with_buckets() -> None:
+    """Both proxies time a call between sidecars: the client's histogram is the one, as
+    its requests are; the server's only where the client's proxy kept none."""
+    slow = {"25": 0.0, "50": 0.0, "100": 0.0, "250": 500.0, "+Inf": 1000.0}
+    unmeshed = {**UNKNOWN_SRC}
+    traffic = join(
+        ISTIO,
+        {
+            "requests": [
+                req(4.0, "source"),
+                req(4.0, "destination", policy="mutual_tls"),
+                req(2.0, "destination", policy="none", **unmeshed),
+            ],
+            "latency": [
+                *buckets(slow, "destination"),
+                *buckets(SHAPED, "source"),
+                *buckets(slow, "destination", **unmeshed),
+            ],
+        },
+    )
+    p50 = {e.source: e.stats.p50_ms for e in traffic.edges}
+    assert p50 == {"Kubernetes/bookinfo/productpage-v1": 31.0, "unknown/unknown/unknown": 250.0}
 
 
 def test_linkerd_failures_are_its_classification() -> None:
@@ -210,19 +250,23 @@ def test_history_step_follows_the_window(window: float, step: float) -> None:
 def test_tcp_mtls_comes_from_bytes_so_pooled_connections_count() -> None:
     """A database pool opens nothing in the window but its bytes still travel on mTLS."""
     ends = {**SRC, **DST, "destination_workload": "db-v1"}
+    secured = {"connection_security_policy": "mutual_tls"}
     traffic = join(
         ISTIO,
         {
             "tcp": [
-                sample(900.0, metric="request_bytes", **ends),
-                sample(9000.0, metric="response_bytes", **ends),
-                sample(0.0, metric="opened", **ends),
-                sample(900.0, metric="security", connection_security_policy="mutual_tls", **ends),
+                sample(900.0, reporter="source", metric="request_bytes", **ends),
+                sample(9000.0, reporter="source", metric="response_bytes", **ends),
+                sample(0.0, reporter="source", metric="opened", **ends),
+                sample(900.0, reporter="destination", metric="request_bytes", **secured, **ends),
+                sample(9000.0, reporter="destination", metric="response_bytes", **ends),
+                sample(0.0, reporter="destination", metric="opened", **ends),
             ]
         },
     )
     (edge,) = traffic.edges
     assert edge.stats.mtls == 1.0 and edge.stats.tcp_connections_per_s == 0.0
+    assert edge.stats.tcp_request_bps == 900.0  # the client's count, not both added
 
 
 def test_ambient_keeps_sidecar_edges_in_a_mixed_mesh() -> None:
@@ -289,3 +333,163 @@ def test_series_that_are_not_what_the_queries_ask_for_are_the_backends_answer() 
     source._query = garbage  # type: ignore[method-assign]
     with pytest.raises(BackendError, match="answered series that are not what the queries"):
         asyncio.run(source.traffic(60.0))
+
+
+class _Backend:
+    """Answers a refresh's queries from a table of series, as a PromQL engine would: the
+    latency query's buckets only for the reporters, source workloads and bounds each of
+    its selectors names."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.latency: list[dict[str, Any]] = []
+        self.asked: list[str] = []
+
+    def __call__(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        import re
+
+        self.asked.append(promql)
+        if promql.startswith("sum by (meshtop_edge, reporter, response_code"):
+            return self.requests, ()
+        if not promql.startswith("sum by (meshtop_edge, reporter, le)"):
+            return [], ()  # TCP: none here
+
+        def values(pattern: str) -> set[str]:  # the PromQL string's escapes, the regex's
+            return set(re.sub(r"\\(.)", r"\1", pattern.replace("\\\\", "\\")).split("|"))
+
+        found = []
+        for selector in re.findall(r"_bucket\{([^}]*)\}", promql):
+            matchers = dict(re.findall(r'(\w+(?:=~|!~|=))"((?:[^"\\]|\\.)*)"', selector))
+            for row in self.latency:
+                labels = row["metric"]
+                workload = labels[EDGE].split(SEPARATOR)[2]
+                if labels["reporter"] != matchers["reporter="] or (
+                    "source_workload=~" in matchers
+                    and workload not in values(matchers["source_workload=~"])
+                ):
+                    continue
+                if "le!~" in matchers and labels["le"] in values(matchers["le!~"]):
+                    continue
+                if "le=~" in matchers and labels["le"] not in values(matchers["le=~"]):
+                    continue
+                found.append(row)
+        return found, ()
+
+
+def test_the_server_is_asked_only_about_the_calls_it_alone_reports() -> None:
+    """A call between sidecars has its buckets read once, from the client's proxy: the
+    server's proxy is asked only about the callers it alone reported the last time (the
+    first time, about the callers no proxy named); a caller it alone reports that it was
+    not asked about (here, one whose proxy is in another cluster) costs one more query,
+    that refresh only."""
+    import asyncio
+
+    from meshtop.config import PrometheusConfig
+    from meshtop.sources.prometheus import PrometheusMetrics
+
+    backend = _Backend()
+    unmeshed, remote = {**UNKNOWN_SRC}, {**SRC, "source_workload": "frontend-v1"}
+    slow = {"25": 0.0, "50": 0.0, "100": 0.0, "250": 500.0, "+Inf": 1000.0}
+    backend.requests = [
+        req(4.0, "source"),
+        req(4.0, "destination", policy="mutual_tls"),
+        req(2.0, "destination", policy="none", **unmeshed),
+    ]
+    backend.latency = [
+        *buckets(SHAPED, "source"),
+        *buckets(slow, "destination"),
+        *buckets(slow, "destination", **unmeshed),
+        *buckets(SHAPED, "destination", **remote),
+    ]
+    source = PrometheusMetrics(PrometheusConfig(url="http://prometheus:9090", dialect="istio"))
+    source._query = backend  # type: ignore[method-assign]
+
+    def refresh() -> tuple[list[str], dict[str, float | None]]:
+        before = len(backend.asked)
+        edges = asyncio.run(source.traffic(60.0)).edges
+        latency = [
+            q for q in backend.asked[before:] if q.startswith("sum by (meshtop_edge, reporter, le)")
+        ]
+        return latency, {e.source: e.stats.p50_ms for e in edges}
+
+    first, p50 = refresh()
+    assert len(first) == 1 and 'reporter="destination",source_workload=~"unknown"' in first[0]
+    assert p50 == {"Kubernetes/bookinfo/productpage-v1": 31.0, "unknown/unknown/unknown": 250.0}
+    steady, again = refresh()
+    assert len(steady) == 1 and 'reporter="destination",source_workload=~"unknown"' in steady[0]
+    assert again == p50
+    backend.requests.append(req(3.0, "destination", policy="mutual_tls", **remote))
+    sent = len(backend.asked)
+    latency, p50 = refresh()
+    assert len(backend.asked) == sent + 4  # the new caller asked about once more
+    assert 'source_workload=~"frontend\\\\-v1"' in latency[1]
+    assert p50["Kubernetes/bookinfo/frontend-v1"] == 31.0
+    assert p50["unknown/unknown/unknown"] == 250.0
+    latency, _ = refresh()
+    assert len(backend.asked) == sent + 7 and len(latency) == 1  # and asked with the rest
+    assert 'source_workload=~"frontend\\\\-v1|unknown"' in latency[0]
+
+
+def test_buckets_no_quantile_came_near_are_left_out_until_one_does() -> None:
+    """Once a refresh has seen where the quantiles fall, the next asks only for the
+    buckets up to one past the highest any fell in, and +Inf; a quantile that then falls
+    beyond them is worked out from all of its buckets, asked for once more: the figures
+    are those of the whole histogram every time."""
+    import asyncio
+    import math
+
+    from meshtop.config import PrometheusConfig
+    from meshtop.sim.exposition import DURATION_BUCKETS_MS
+    from meshtop.sources.prometheus import PrometheusMetrics
+    from meshtop.sources.prometheus.quantiles import quantiles, upper_bound
+
+    def shaped(median: float) -> dict[str, float]:  # 1,000 calls, log-normal about `median`
+        return {
+            "+Inf" if le == math.inf else f"{le:g}": 1000
+            * 0.5
+            * math.erfc(-math.log(le / median) / (0.5 * math.sqrt(2)))
+            for le in (*DURATION_BUCKETS_MS, math.inf)
+        }
+
+    backend = _Backend()
+    backend.requests = [req(4.0, "source")]
+    source = PrometheusMetrics(PrometheusConfig(url="http://prometheus:9090", dialect="istio"))
+    source._query = backend  # type: ignore[method-assign]
+    for median, queries, left_out in ((20, 3, False), (20, 3, True), (3000, 4, True)):
+        counts = shaped(median)
+        backend.latency = buckets(counts)
+        before = len(backend.asked)
+        (edge,) = asyncio.run(source.traffic(60.0)).edges
+        sent = backend.asked[before:]
+        assert len(sent) == queries
+        assert ("le!~" in sent[1]) is left_out
+        whole = quantiles((0.5, 0.95, 0.99), ((upper_bound(le), v) for le, v in counts.items()))
+        # With buckets left out, the same to rounding: the buckets below +Inf that differ
+        # from it by float noise (1e-12) are not read, and Prometheus would count the
+        # observations from them (see `latency.leave_out`).
+        got = [edge.stats.p50_ms, edge.stats.p95_ms, edge.stats.p99_ms]
+        assert got == pytest.approx(whole, rel=1e-12)
+    assert '"500|' not in sent[1] and "le=~" in sent[-1]  # 250 and one more bucket kept
+
+
+def test_a_large_answer_is_decoded_as_json_loads_decodes_it() -> None:
+    """A large answer is decoded a piece at a time (other threads run in between): the
+    same document, written compactly as Prometheus writes it or with spaces, and the same
+    refusal of what is not JSON."""
+    import json
+
+    from meshtop.sources.prometheus.wire import STEPPED_BYTES, decode
+
+    rows = [bucket(f"{le}", le * 0.5, f"r{le % 3}") for le in range(1, 5000)]
+    rows[7]["metric"]["destination_workload"] = '},{"metric": a "hostile" value'
+    body = {"status": "success", "data": {"resultType": "vector", "result": rows}}
+    for text in (json.dumps(body, separators=(",", ":")), json.dumps(body, indent=1)):
+        assert len(text) > STEPPED_BYTES
+        assert decode(text.encode()) == json.loads(text)
+    truncated = json.dumps(body, separators=(",", ":"))[: STEPPED_BYTES + 10]
+    with pytest.raises(ValueError):
+        decode(truncated.encode())
+    empty = (
+        json.dumps({**body, "data": {"resultType": "vector", "result": []}}) + " " * STEPPED_BYTES
+    )
+    assert decode(empty.encode())["data"]["result"] == []

@@ -5,6 +5,7 @@ Prometheus's own answers to hand-written PromQL and the rates the simulator was 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -61,8 +62,27 @@ class Backend:
         return out
 
 
+class _WithoutClientBuckets(MeshExposition):
+    """The mesh's telemetry with the client proxies' latency buckets dropped, as a
+    Prometheus relabelling rule that saves their cardinality drops them."""
+
+    def render(self) -> str:
+        return "\n".join(
+            line
+            for line in super().render().split("\n")
+            if not (line.startswith(f"{BUCKETS}{{") and 'reporter="source"' in line)
+        )
+
+
+BUCKETS = "istio_request_duration_milliseconds_bucket"
+
+
 def _serve(stack: ExitStack, sim: Simulation, mode: str) -> str:
-    server = MetricsServer(MeshExposition(sim, mode), "127.0.0.1", 0)
+    if mode == "clientless":
+        exposition: MeshExposition = _WithoutClientBuckets(sim, "istio")
+    else:
+        exposition = MeshExposition(sim, mode)
+    server = MetricsServer(exposition, "127.0.0.1", 0)
     server.start_in_thread()
     stack.callback(server.server_close)
     stack.callback(server.shutdown)
@@ -72,7 +92,7 @@ def _serve(stack: ExitStack, sim: Simulation, mode: str) -> str:
 
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
-    """Three Prometheus servers, started together so one wait fills all their windows."""
+    """Prometheus servers, started together so one wait fills all their windows."""
     ratings_gone = Simulation(bookinfo())
     # ratings scaled to zero: reviews' calls to it end in 503 "no healthy upstream"
     ratings_gone.mesh.services[("bookinfo", "ratings")] = []
@@ -81,11 +101,12 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
         "ambient": [Simulation(bookinfo())],
         "linkerd": [Simulation(bookinfo())],
         "unserved": [ratings_gone],
+        "clientless": [Simulation(bookinfo())],
     }
     with ExitStack() as stack:
         found = {}
         for name, group in sims.items():
-            mode = name if name in ("ambient", "linkerd") else "istio"
+            mode = name if name in ("ambient", "linkerd", "clientless") else "istio"
             targets = [_serve(stack, sim, mode) for sim in group]
             prom = stack.enter_context(running_prometheus(targets, tmp_path_factory.mktemp(name)))
             found[name] = Backend(prom, group)
@@ -336,3 +357,193 @@ def test_concurrent_histories_leave_a_live_source_live(backends: dict[str, Backe
         assert live.at is None
     assert [v for v, _ in detail.canary] == ["v1", "v2", "v3"]
     assert all(h.rps[-1] is not None for _, h in detail.canary)
+
+
+# (bucket metric, reporter label, reporters best first, source and destination labels)
+LATENCY_OF = {
+    "istio": (BUCKETS, "reporter", ("source", "destination"),
+              ("source_workload_namespace", "source_workload"),
+              ("destination_workload_namespace", "destination_workload")),
+    "ambient": (BUCKETS, "reporter", ("waypoint", "source", "destination"),
+                ("source_workload_namespace", "source_workload"),
+                ("destination_workload_namespace", "destination_workload")),
+    "linkerd": ("response_latency_ms_bucket", "direction", ("outbound",),
+                ("namespace", "deployment"), ("dst_namespace", "dst_deployment")),
+}  # fmt: skip
+
+
+def _node_id(namespace: str, workload: str) -> str:
+    return (
+        "unknown/unknown/unknown" if workload == "unknown" else f"Kubernetes/{namespace}/{workload}"
+    )
+
+
+def _hand_written_quantiles(
+    b: Backend, dialect: str, at: float
+) -> dict[tuple[str, str], tuple[float | None, ...]]:
+    """Each edge's p50, p95 and p99 as Prometheus's own `histogram_quantile` gives them,
+    from the first reporter that has the edge's buckets."""
+    metric, label, reporters, src, dst = LATENCY_OF[dialect]
+    by = ", ".join((*src, *dst))
+    found: dict[tuple[str, str], tuple[float | None, ...]] = {}
+    for reporter in reporters:
+        per_q: list[dict[tuple[str, str], float]] = []
+        for q in (0.5, 0.95, 0.99):
+            promql = (
+                f"histogram_quantile({q}, sum by ({by}, le) "
+                f'(rate({metric}{{{label}="{reporter}"}}[{WINDOW_S}s])))'
+            )
+            rows = b.prom.client.get("/api/v1/query", params={"query": promql, "time": at})
+            answer = {}
+            for r in rows.json()["data"]["result"]:
+                labels = r["metric"]
+                if labels[dst[1]] in ("unknown", ""):
+                    continue  # no workload answered: a node of another shape
+                ends = (_node_id(labels[src[0]], labels[src[1]]),
+                        _node_id(labels[dst[0]], labels[dst[1]]))  # fmt: skip
+                answer[ends] = float(r["value"][1])
+            per_q.append(answer)
+        for key in per_q[0]:
+            if key not in found:  # else a reporter before this one has its buckets
+                found[key] = tuple(v if math.isfinite(v := q[key]) else None for q in per_q)
+    return found
+
+
+@pytest.mark.parametrize("dialect", ["istio", "ambient", "linkerd"])
+def test_every_edges_quantiles_are_prometheus_histogram_quantiles(
+    backends: dict[str, Backend], dialect: str
+) -> None:
+    """meshtop works p50, p95 and p99 out from the buckets' rates, as Prometheus's
+    `histogram_quantile` does, for every HTTP edge, from the client's proxy, the
+    waypoint, or, for an unmeshed client, the server's: the same figures, the first
+    refresh (every bucket read) and the next (the buckets no quantile came near left
+    out). To 1e-9, not to the digit: where the buckets just below +Inf differ from it by
+    float noise, the newer Prometheus meshtop follows counts the observations from them,
+    2.42 (Debian's, here) does not."""
+    b = backends[dialect]
+    source = b.source(dialect)
+    assert source.at is not None
+    expected = _hand_written_quantiles(b, dialect, source.at)
+    for _refresh in ("first", "next"):
+        edges = b.edges(source)
+        checked = 0
+        for key, quantiles in expected.items():
+            stats = edges[key].stats
+            got = (stats.p50_ms, stats.p95_ms, stats.p99_ms)
+            for mine, want in zip(got, quantiles, strict=True):
+                assert (mine is None and want is None) or _same(mine, want), (key, got, want)
+            checked += 1
+        assert checked >= (40 if dialect == "istio" else 7)  # Bookinfo: 7 calls between workloads
+    if dialect == "istio":  # an unmeshed client's latency, from productpage's own proxy
+        assert ("unknown/unknown/unknown", PAGE) in expected
+
+
+def test_where_client_buckets_are_dropped_the_servers_are_read(
+    backends: dict[str, Backend],
+) -> None:
+    """Histograms of the client proxies dropped by relabelling: the latency is the
+    server's, as `unless` chose it before. The first refresh asks the servers about the
+    callers no proxy named, finds calls without a latency, and asks about them once
+    more; from then on, the three queries ask for them."""
+    b = backends["clientless"]
+    source = b.source("istio")
+    assert source.at is not None
+    expected = _hand_written_quantiles(b, "istio", source.at)
+    v3 = expected[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
+    assert v3[0] is not None  # from the server's proxy: the client's buckets are gone
+    for queries in (4, 3, 3):
+        sent = source.queries_sent
+        edges = b.edges(source)
+        assert source.queries_sent - sent == queries
+        for key, quantiles in expected.items():
+            stats = edges[key].stats
+            got = (stats.p50_ms, stats.p95_ms, stats.p99_ms)
+            assert all(_same(a, b) for a, b in zip(got, quantiles, strict=True)), key
+
+
+def test_a_namespace_reads_the_same_figures_as_the_whole_mesh(
+    backends: dict[str, Backend],
+) -> None:
+    """`-n` selects the calls from or to the namespace by selectors no series matches
+    twice: each series read once, and every figure of those edges the same as in the
+    whole mesh, digit for digit."""
+    b = backends["istio"]
+    at = time.time() - 1
+    config = PrometheusConfig(b.prom.url, dialect="istio")
+    whole = b.edges(PrometheusMetrics(config, at=at))
+    scoped_config = PrometheusConfig(b.prom.url, dialect="istio", namespaces=("bookinfo",))
+    scoped = b.edges(PrometheusMetrics(scoped_config, at=at))
+    assert len(scoped) >= 9 and len(whole) > len(scoped)  # Bookinfo; not the 40 others
+    for key, edge in scoped.items():
+        assert edge.stats == whole[key].stats, key
+
+
+def _samples_read(b: Backend, promql: str, at: float) -> int:
+    """The samples Prometheus read to answer (`stats=all`)."""
+    params = {"query": promql, "time": at, "stats": "all"}
+    body = b.prom.client.get("/api/v1/query", params=params).json()
+    assert body["status"] == "success", body
+    return int(body["data"]["stats"]["samples"]["totalQueryableSamples"])
+
+
+@pytest.mark.parametrize("namespace", ["", "bookinfo"])
+def test_a_refresh_reads_each_series_once(backends: dict[str, Backend], namespace: str) -> None:
+    """What a refresh costs Prometheus: every series its queries need (requests, latency
+    buckets, TCP counters, of the whole mesh or of the calls from or to a namespace) is
+    read at most once, the first refresh as the later ones; a later one reads the client
+    proxies' buckets and, of the servers', only those of the calls no client reported."""
+    b = backends["istio"]
+    at = time.time() - 1
+    scope = (namespace,) if namespace else ()
+    source = PrometheusMetrics(
+        PrometheusConfig(b.prom.url, dialect="istio", namespaces=scope), at=at
+    )
+    sent: list[str] = []
+    ask = source._query
+
+    def recorded(promql: str) -> tuple[list[dict[str, object]], tuple[str, ...]]:
+        sent.append(promql)
+        return ask(promql)
+
+    source._query = recorded  # type: ignore[method-assign]
+    metrics = (
+        "istio_requests_total", BUCKETS, "istio_tcp_received_bytes_total",
+        "istio_tcp_sent_bytes_total", "istio_tcp_connections_opened_total",
+    )  # fmt: skip
+    sides = [f'source_workload_namespace="{namespace}"']
+    if namespace:  # the calls from it, else to it, else to a host in it: each series once
+        sides += [
+            f'source_workload_namespace!="{namespace}",destination_workload_namespace="{namespace}"',
+            f'source_workload_namespace!="{namespace}",destination_workload_namespace!="{namespace}",'
+            f'destination_service=~"[^.]+\\\\.{namespace}\\\\.svc.*"',
+        ]
+    else:
+        sides = [""]
+    every_series_once = sum(
+        _samples_read(b, f"sum(count_over_time({metric}{{{side}}}[{WINDOW_S}s]))", at)
+        for metric in metrics
+        for side in sides
+    )
+
+    def buckets(selector: str) -> int:
+        return sum(
+            _samples_read(
+                b, f"sum(count_over_time({BUCKETS}{{{selector}{side}}}[{WINDOW_S}s]))", at
+            )
+            for side in ("," + side if side else "" for side in sides)
+        )
+
+    needed = buckets('reporter="source"') + buckets(
+        'reporter="destination",source_workload="unknown"'
+    )
+    for refresh in ("first", "later"):
+        del sent[:]
+        b.edges(source)
+        assert len(sent) == 3, refresh
+        read = {q.split(" (")[0]: _samples_read(b, q, at) for q in sent}
+        assert sum(read.values()) <= every_series_once, (refresh, read, every_series_once)
+    # the client's buckets, and the unmeshed client's from the server, no higher than
+    # where the first refresh found the quantiles
+    latency = next(q for q in sent if q.startswith("sum by (meshtop_edge, reporter, le)"))
+    assert 'le!~"' in latency
+    assert 0.3 * needed < _samples_read(b, latency, at) < needed

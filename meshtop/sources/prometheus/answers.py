@@ -24,10 +24,12 @@ from meshtop.model import (
     error_kind,
 )
 from meshtop.sources.dialects import Dialect, Errors
+from meshtop.sources.prometheus.latency import edge_quantiles
 from meshtop.sources.prometheus.queries import (
     DEFAULT_CLUSTER,
     EDGE,
     EXTERNAL_CLUSTERS,
+    QUANTILES,
     SEPARATOR,
 )
 from meshtop.sources.protocols import Traffic
@@ -150,8 +152,13 @@ def _is_error(d: Dialect, labels: Mapping[str, str]) -> bool:
 _PROTOCOLS = {p.value: p for p in Protocol}
 
 
-def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traffic:
-    """Edges and nodes from the three answers of `snapshot_queries`."""
+def join(
+    d: Dialect,
+    answers: Mapping[str, Sequence[Mapping[str, Any]]],
+    quantiles: Mapping[str, Sequence[float]] | None = None,
+) -> Traffic:
+    """Edges and nodes from the three answers of `snapshot_queries`; the latency answer's
+    quantiles per call, if they were worked out already (`latency.edge_quantiles`)."""
     nodes: dict[str, Workload] = {}
     service_of: dict[tuple[str, str], str] = {}  # the host each edge called
     ends_cache: dict[str, tuple[str, str]] = {}
@@ -212,30 +219,39 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
         if labels.get(mtls_l) == mtls_v:
             s.mtls += rate
 
-    latency: dict[tuple[str, str], dict[str, float]] = {}
-    for sample in answers.get("latency", ()):
-        v = float(sample["value"][1])
-        if not -math.inf < v < math.inf:  # NaN: no requests; +Inf: beyond the last bucket
-            continue
-        labels = sample["metric"]
-        key = ends_cache.get(labels.get(EDGE, "")) or ends(labels)
-        found = latency.get(key)
-        if found is None:
-            found = latency[key] = {}
-        found[labels["quantile"]] = v
+    latency: dict[tuple[str, str], dict[float, float]] = {}
+    if quantiles is None:
+        quantiles = edge_quantiles(d, answers.get("latency", ())).quantiles
+    for joined, values in quantiles.items():
+        key = ends_cache.get(joined) or ends({EDGE: joined})
+        timed = latency.get(key)
+        if timed is None:
+            timed = latency[key] = {}
+        for quantile, value in zip(QUANTILES, values, strict=True):
+            if -math.inf < value < math.inf:  # NaN: no requests in the window
+                timed[quantile] = value
 
+    # TCP: each counter by reporter, the first reporter that has the edge's series
+    # giving its figure; the bytes' security from every reporter that knows it.
+    counted: dict[str, dict[str, dict[str, float]]] = {}  # edge -> counter -> reporter
     tcp: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    secured_by = set(d.mtls_reporters)
     for sample in answers.get("tcp", ()):
-        v = float(sample["value"][1])
-        if not -math.inf < v < math.inf:
-            continue
         labels = sample["metric"]
-        key = ends(labels)
+        value = float(sample["value"][1])
         metric = labels["metric"]
-        if metric == "security":
-            tcp[key]["secured" if labels.get(d.mtls_label) == d.mtls_value else "plain"] += v
-            continue
-        tcp[key][metric] = v
+        rep = labels.get(rep_l, "")
+        if metric == "request_bytes" and rep in secured_by and -math.inf < value < math.inf:
+            tcp[ends(labels)]["secured" if labels.get(mtls_l) == mtls_v else "plain"] += value
+        if rep in d.tcp_reporters:
+            counter = counted.setdefault(labels.get(EDGE, ""), {}).setdefault(metric, {})
+            counter[rep] = counter.get(rep, 0.0) + value
+    for joined, counters in counted.items():
+        key = ends({EDGE: joined})
+        for metric, counter in counters.items():
+            value = counter[next(r for r in d.tcp_reporters if r in counter)]
+            if -math.inf < value < math.inf:
+                tcp[key][metric] = value
 
     edges: list[Edge] = []
     for key, by_reporter in seen.items():
@@ -258,9 +274,9 @@ def join(d: Dialect, answers: Mapping[str, Sequence[Mapping[str, Any]]]) -> Traf
                     protocols=carried if len(carried) > 1 else (),
                     rps=s.rps,
                     error_rate=min(1.0, s.errors / s.rps),
-                    p50_ms=q.get("0.5"),
-                    p95_ms=q.get("0.95"),
-                    p99_ms=q.get("0.99"),
+                    p50_ms=q.get(0.5),
+                    p95_ms=q.get(0.95),
+                    p99_ms=q.get(0.99),
                     mtls=secured.mtls / secured.rps if secured else 0.0,
                     response_codes=s.codes,
                     response_flags=s.flags,

@@ -1,12 +1,16 @@
-"""The PromQL a refresh and an edge's history send, built from the mesh's dialect: a
-refresh is three aggregated queries, whatever the mesh's size (requests by edge and
-outcome, latency quantiles by edge, TCP traffic by edge)."""
+"""The PromQL a refresh and an edge's history send, built from the mesh's dialect.
+
+A refresh is three queries, whatever the mesh's size, asked at once: requests by edge,
+reporter and outcome; TCP traffic by edge and reporter; the latency histogram's bucket
+rates by edge and reporter, from which the quantiles are worked out here (`latency`,
+`quantiles`). Each reads each series it needs once: the reporter an edge's figures come
+from is chosen from the answers, not by `unless` over a second reading."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from meshtop.model import SERVICE_PREFIX, UNKNOWN
 from meshtop.sources.dialects import Dialect
@@ -18,9 +22,32 @@ SEPARATOR = "|"  # cannot appear in Kubernetes names, hosts or cluster names
 DEFAULT_CLUSTER = "Kubernetes"  # Istio's name for a cluster that was not given one
 EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
 
+# Per reporter, the source workloads whose calls it is asked about, None for every call
+# (`latency_query`); `Later`: the same for the reporters after the first.
+Whom = Mapping[str, Collection[str] | None]
+Later = Whom
+
 
 def _selector(*parts: str) -> str:
     return "{" + ",".join(p for p in parts if p) + "}"
+
+
+def _sides(d: Dialect, namespaces: Sequence[str]) -> list[list[str]]:
+    """The calls from or to any of the namespaces, as selectors that no series matches
+    twice: from them; else to a workload in them; else (Istio) to a host in them. Each
+    series is read once, where overlapping sides joined by `or` read a call within a
+    namespace two or three times."""
+    if not namespaces:
+        return [[]]
+    pattern = "|".join(namespaces)  # names are checked DNS labels: nothing to escape
+    within = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
+    if d.service_namespace:
+        # Calls to a service in the namespace that no workload answered. Its host names
+        # the namespace even where the proxy wrote the service's namespace as `unknown`
+        # (a 503 from a service with nothing behind it, seen from ingress).
+        within.append(f"{d.service}=~{json.dumps(_host_pattern(pattern))}")
+    outside = [m.replace("=~", "!~", 1) for m in within]
+    return [[*outside[:i], side] for i, side in enumerate(within)]
 
 
 def _rate(
@@ -28,17 +55,8 @@ def _rate(
 ) -> str:
     """`rate(metric{…}[window])`; with namespaces, the calls from *or* to any of them."""
     base = [d.extra_selector, *selector]
-    if not namespaces:
-        return f"rate({metric}{_selector(*base)}[{window}])"
-    pattern = "|".join(namespaces)  # names are checked DNS labels: nothing to escape
-    sides = [f'{label}=~"{pattern}"' for label in (d.source.namespace, d.destination.namespace)]
-    if d.service_namespace:
-        # The third side: calls to a service in the namespace that no workload answered.
-        # Its host names the namespace even where the proxy wrote the service's namespace
-        # as `unknown` (a 503 from a service with nothing behind it, seen from ingress).
-        sides.append(f"{d.service}=~{json.dumps(_host_pattern(pattern))}")
     return " or ".join(
-        f"rate({metric}{_selector(*base, side)}[{window}])" for side in sides if side
+        f"rate({metric}{_selector(*base, *side)}[{window}])" for side in _sides(d, namespaces)
     )
 
 
@@ -59,6 +77,13 @@ def _reporters(d: Dialect, reporters: Sequence[str]) -> str:
     unique = list(dict.fromkeys(reporters))
     op = "=" if len(unique) == 1 else "=~"
     return f"{d.reporter_label}{op}{json.dumps('|'.join(unique))}"
+
+
+def _named(label: str, values: Collection[str]) -> str:
+    """A matcher for any of these label values, written as Prometheus reads them (RE2,
+    anchored; any character other than a letter or digit escaped is itself)."""
+    pattern = "|".join(re.escape(v) for v in sorted(values))
+    return f"{label}=~{json.dumps(pattern, ensure_ascii=False)}"
 
 
 def _joined(d: Dialect, vector: str) -> str:
@@ -85,7 +110,8 @@ def _preferred(
 ) -> str:
     """Per edge, the series of the first reporter that reported it at all: a reporter's
     series count only for the edges no reporter before it has (`unless on` the edge), so
-    that an outcome only a later reporter saw is not added on top."""
+    that an outcome only a later reporter saw is not added on top. For one edge's
+    history, where the series are few."""
     parts = [
         f"sum by ({_by(EDGE, *by)}) "
         f"({_edge_rate(d, metric, window, [_reporters(d, [r]), *selector], namespaces)})"
@@ -104,8 +130,55 @@ def _quantiles(buckets: str) -> str:
     )
 
 
-def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()) -> dict[str, str]:
-    """The queries of one refresh. Their number does not depend on the mesh's size."""
+def latency_query(
+    d: Dialect,
+    window_s: float,
+    namespaces: Sequence[str] = (),
+    whom: Whom | None = None,
+    le: str = "",
+) -> str:
+    """The latency histogram's bucket rates by edge, reporter and bucket, each bucket
+    series read once. `whom`: per reporter, the source workloads whose calls it is asked
+    about (None: every call; a reporter left out, or with no names: not asked); None:
+    every reporter about every call. `le`: a matcher on the buckets' bounds (`le!~"…"`),
+    empty for every bucket. Which reporter's buckets an edge's quantiles come from is
+    chosen from the answer (`latency`)."""
+    window = duration(window_s)
+    parts = []
+    for reporter in d.http_reporters:
+        names = None if whom is None else whom.get(reporter, ())
+        if names is None:
+            parts.append([_reporters(d, [reporter]), le])
+        elif names:
+            parts.append([_reporters(d, [reporter]), _named(d.source.workload, names), le])
+    rates = " or ".join(_rate(f"{d.duration}_bucket", window, p, d, namespaces) for p in parts)
+    return f"sum by ({_by(EDGE, d.reporter_label, 'le')}) ({_joined(d, rates)})"
+
+
+def first_and(d: Dialect, later: Later | None) -> dict[str, Collection[str] | None]:
+    """Whom a refresh's latency query asks: the first reporter about every call, each later
+    one as `later` says (None: every reporter about every call)."""
+    rest = {r: None if later is None else later.get(r, ()) for r in d.http_reporters[1:]}
+    return {d.http_reporters[0]: None, **rest}
+
+
+def bounds_matcher(op: str, les: Collection[str]) -> str:
+    """A matcher on the `le` label (`op` `=~` or `!~`) for these exact bounds."""
+    if not les:
+        return ""
+    return f"le{op}{json.dumps('|'.join(re.escape(x) for x in sorted(les)), ensure_ascii=False)}"
+
+
+def snapshot_queries(
+    d: Dialect,
+    window_s: float,
+    namespaces: Sequence[str] = (),
+    later: Later | None = None,
+    leave_out: Collection[str] = (),
+) -> dict[str, str]:
+    """The queries of one refresh. Their number does not depend on the mesh's size.
+    `later`: which calls the reporters after the first are asked about, for their
+    latency (`first_and`); `leave_out`: the buckets' bounds not asked for (`latency`)."""
     window = duration(window_s)
     outcome = (
         d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label,
@@ -116,29 +189,29 @@ def snapshot_queries(d: Dialect, window_s: float, namespaces: Sequence[str] = ()
         f"sum by ({_by(EDGE, *outcome)}) "
         f"({_edge_rate(d, d.requests, window, [reporters], namespaces)})"
     )
-    buckets = _preferred(
-        d, f"{d.duration}_bucket", d.http_reporters, ["le"], window, (), namespaces
-    )
+    # Each TCP counter once, by reporter: which reporter an edge's figure comes from is
+    # chosen after. The request bytes also say how they travelled, from the reporters that
+    # know it: by bytes, not by new connections, since a long-lived pooled connection
+    # opens nothing in the window.
     tcp_parts = [
-        (name, _preferred(d, metric, d.tcp_reporters, [], window, [d.tcp_selector], namespaces))
-        for name, metric in (
-            ("request_bytes", d.tcp_request_bytes),
-            ("response_bytes", d.tcp_response_bytes),
-            ("opened", d.tcp_opened),
-        )
-    ]
-    # How the bytes travelled, from the reporters that know it: by bytes, not by new
-    # connections, since a long-lived pooled connection opens nothing in the window.
-    secured_by = [_reporters(d, d.mtls_reporters), d.tcp_selector]
-    security = (
-        f"sum by ({_by(EDGE, d.mtls_label)}) "
-        f"({_edge_rate(d, d.tcp_request_bytes, window, secured_by, namespaces)})"
-    )
+        ("request_bytes", d.tcp_request_bytes, (*d.tcp_reporters, *d.mtls_reporters),
+         d.mtls_label),
+        ("response_bytes", d.tcp_response_bytes, d.tcp_reporters, ""),
+        ("opened", d.tcp_opened, d.tcp_reporters, ""),
+    ]  # fmt: skip
     tcp = " or ".join(
-        f'label_replace({q}, "metric", "{name}", "", "")'
-        for name, q in [*tcp_parts, ("security", security)]
+        f"label_replace(sum by ({_by(EDGE, d.reporter_label, by)}) "
+        f"({_edge_rate(d, metric, window, [_reporters(d, who), d.tcp_selector], namespaces)}), "
+        f'"metric", "{name}", "", "")'
+        for name, metric, who, by in tcp_parts
     )
-    return {"requests": requests_q, "latency": _quantiles(buckets), "tcp": tcp}
+    return {
+        "requests": requests_q,
+        "latency": latency_query(
+            d, window_s, namespaces, first_and(d, later), bounds_matcher("!~", leave_out)
+        ),
+        "tcp": tcp,
+    }
 
 
 def history_queries(

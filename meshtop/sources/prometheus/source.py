@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from prometheus_api_client import PrometheusConnect
@@ -27,13 +27,31 @@ from meshtop.model import History
 from meshtop.sources import bounded
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, detect, dialect
 from meshtop.sources.prometheus.answers import _known, join, parse_history
+from meshtop.sources.prometheus.latency import (
+    edge_quantiles,
+    fresh,
+    leave_out,
+    merge,
+    missing,
+    needed,
+    unanswered,
+    unmeshed,
+    unsure,
+    used,
+)
 from meshtop.sources.prometheus.queries import (
+    Later,
+    Whom,
     _selector,
+    bounds_matcher,
     history_queries,
+    latency_query,
     snapshot_queries,
 )
 from meshtop.sources.prometheus.wire import (
+    STEPPED_BYTES,
     BoundedSession,
+    decode,
     describe_http,
     reason,
     tls_reason,
@@ -41,6 +59,8 @@ from meshtop.sources.prometheus.wire import (
 from meshtop.sources.prometheus_config import PrometheusConfig
 from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
+
+_T = TypeVar("_T")
 
 EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
 SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
@@ -88,6 +108,11 @@ class PrometheusMetrics:
         for adapter in session.adapters.values():  # after the client has mounted its own
             bounded.watch(getattr(adapter, "poolmanager", None))
         self.queries_sent = 0
+        # per dialect, whom the last refresh asked about which calls' latency, the
+        # buckets' bounds seen, and those the next refresh leaves out (`latency`)
+        self._asked: dict[str, Later | None] = {}
+        self._bounds: dict[str, dict[str, float]] = {}
+        self._left_out: dict[str, frozenset[str]] = {}
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
 
@@ -101,8 +126,9 @@ class PrometheusMetrics:
 
     def _inspect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """Every answer passes here first: refusals, garbage and errors become one clear
-        `BackendError`; warnings are kept for the caller. A plain good answer is not
-        decoded here: the client decodes it, and decoding twice would double the cost."""
+        `BackendError`; warnings are kept for the caller. A plain good answer is decoded
+        by the client, once; a large one here, a series at a time (`wire.decode`), and
+        handed to the client decoded."""
         problem = describe_http(self.config, response)
         if problem:
             raise BackendError(problem)
@@ -110,6 +136,12 @@ class PrometheusMetrics:
         looks_fine = response.status_code == 200 and b'"status":"success"' in content[:64]
         if looks_fine and b'"warnings"' not in content:
             self._check.warnings = ()
+            if len(content) >= STEPPED_BYTES:
+                try:
+                    decoded = decode(content)
+                except ValueError:
+                    return  # the client's own decoding says it is not JSON
+                response.json = lambda **_: decoded  # type: ignore[method-assign]
             return
         try:
             body = response.json()
@@ -201,26 +233,69 @@ class PrometheusMetrics:
         return self._dialect
 
     async def traffic(self, window_s: float) -> Traffic:
+        """The mesh's edges over the last `window_s`: the requests, the latency buckets and
+        the TCP traffic asked at once, each series read once; rarely, one more query for
+        the latency of calls the last refresh gave no reason to ask about (`latency`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
-            queries = snapshot_queries(d, window_s, self.config.namespaces)
+            asked: Later | None = self._asked.get(d.name) or unmeshed(d)
+            left_out = self._left_out.get(d.name, frozenset())
+            not_left_out = bounds_matcher("!~", left_out)
+            queries = snapshot_queries(d, window_s, self.config.namespaces, asked, left_out)
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
-        warnings = sorted({w for _, ws in answers for w in ws})
+            found = {name: rows for name, (rows, _) in zip(queries, answers, strict=True)}
+            warnings = {w for _, ws in answers for w in ws}
+            requests_rows, latency_rows = found["requests"], found["latency"]
+            wanted = self._read(lambda: needed(d, requests_rows))
+            more = self._read(lambda: missing(wanted, asked))
+            if more is not None:  # calls the later reporters were not asked about
+                rows = await self._latency(d, window_s, more, not_left_out, warnings)
+                latency_rows = [*latency_rows, *self._read(lambda: fresh(d, rows, asked))]
+                asked = merge(asked, more)
+            again = self._read(lambda: unanswered(d, requests_rows, latency_rows, asked))
+            if again is not None:  # calls whose first reporter kept no buckets
+                rows = await self._latency(d, window_s, again, not_left_out, warnings)
+                latency_rows = [*latency_rows, *self._read(lambda: fresh(d, rows, asked))]
+            beyond = min((self._bounds[d.name][le] for le in left_out), default=math.inf)
+            timed = self._read(lambda: edge_quantiles(d, latency_rows, beyond))
+            if timed.unsure:  # quantiles among the buckets left out: those buckets too
+                rows = await self._latency(
+                    d, window_s, unsure(d, timed), bounds_matcher("=~", left_out), warnings
+                )
+                latency_rows = [*latency_rows, *rows]
+                timed = self._read(lambda: edge_quantiles(d, latency_rows))
+            found["latency"] = latency_rows
+            # next time, ask the later reporters about what they were needed for now, and
+            # leave out the buckets no quantile came near
+            self._asked[d.name] = merge(wanted, used(d, timed))
+            bounds = self._bounds.setdefault(d.name, {})
+            bounds.update(timed.bounds)
+            self._left_out[d.name] = leave_out(bounds, timed.reached)
+        traffic = self._read(lambda: join(d, found, timed.quantiles))
+        said = (*sorted(warnings), *traffic.warnings)  # and the join's: series it could not key
+        if not traffic.edges:  # never an empty report without a word
+            said += await self._why_empty(d, window_s, until)
+        return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
+
+    async def _latency(
+        self, d: Dialect, window_s: float, whom: Whom, le: str, warnings: set[str]
+    ) -> list[dict[str, Any]]:
+        """The latency buckets of the calls `whom` names, of the bounds `le` matches."""
+        promql = latency_query(d, window_s, self.config.namespaces, whom, le)
+        rows, said = await self._ask(promql)
+        warnings.update(said)
+        return rows
+
+    def _read(self, work: Callable[[], _T]) -> _T:
+        """`work` on the answers; an answer that is not what the queries ask for (a sample
+        without its labels, a value that is not a number) is the backend's, not our bug."""
         try:
-            traffic = join(
-                d, {name: result for name, (result, _) in zip(queries, answers, strict=True)}
-            )
+            return work()
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-            # JSON, a vector even, but not what the queries ask for (a sample without its
-            # labels, a value that is not a number): the backend's answer, not our bug
             raise BackendError(
                 f"Prometheus at {self.config.url} answered series that are not what the "
                 f"queries ask for ({type(exc).__name__} {exc}): is it PromQL-compatible?"
             ) from None
-        warnings += traffic.warnings  # the join's own: series it could not key
-        if not traffic.edges:  # never an empty report without a word
-            warnings += await self._why_empty(d, window_s, until)
-        return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=tuple(warnings))
 
     async def _why_empty(self, d: Dialect, window_s: float, until: float) -> tuple[str, ...]:
         """Why a refresh found no edge, in words: the backend holds no series of the

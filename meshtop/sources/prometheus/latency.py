@@ -1,0 +1,252 @@
+"""Which proxy's latency histogram each edge's quantiles come from, and the quantiles.
+
+A call between two sidecars is reported by both proxies; its latency is the first
+reporter's (the client's, which also times the failures the server never saw), a later
+reporter's only where no reporter before it has the call's buckets (an unmeshed client,
+whose calls only the server's proxy sees). Asking every reporter about every call would
+make the backend read the buckets of most calls twice. So a later reporter is asked only
+about the calls of the source workloads it was first to report last time (`Later`,
+`needed`; the first time, the callers no proxy named: `unmeshed`), and the requests
+answer, asked at the same time, checks that this covered every call it is first to
+report now; calls it did not cover (a caller whose own proxy reports to another
+cluster's Prometheus) are asked about in one more query (`missing`). A proxy's
+histogram counts the requests it counts, so a reporter with no requests for a call has
+no buckets for it either; where one has requests but no buckets (histograms dropped by
+relabelling), the calls left without a latency are asked of the reporters after it
+(`unanswered`).
+
+And once a refresh has seen where the quantiles fall, the next leaves out the buckets
+well above them (`leave_out`), every histogram's buckets below those still read; a
+quantile that falls among the buckets left out is worked out from all of its
+histogram's buckets, asked for once more (`edge_quantiles`, `unsure`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meshtop.sources.dialects import Dialect
+from meshtop.sources.prometheus.quantiles import quantiles_at, upper_bound
+from meshtop.sources.prometheus.queries import EDGE, QUANTILES, SEPARATOR, Later
+
+# Above this length the source workloads are not named: the reporter is asked about every
+# call (its buckets read in full), and the query stays a short URL.
+MAX_NAMES_CHARS = 2000
+
+Rows = Sequence[Mapping[str, Any]]
+Names = dict[str, set[str] | None]  # for each reporter after the first, as `Later`
+
+
+def _first_reporters(d: Dialect, requests: Rows) -> dict[str, int]:
+    """Per call (`meshtop_edge`), the index of the first HTTP reporter with any series."""
+    rank = {r: i for i, r in enumerate(d.http_reporters)}
+    first: dict[str, int] = {}
+    reporter_label = d.reporter_label
+    for row in requests:
+        labels = row["metric"]
+        i = rank.get(labels.get(reporter_label, ""))
+        if i is None:
+            continue
+        key = labels.get(EDGE, "")
+        if i < first.get(key, len(rank)):
+            first[key] = i
+    return first
+
+
+def _workload(d: Dialect, key: str) -> str | None:
+    """The source workload named in a call's joined labels; None where a `|` in a label
+    value makes its fields impossible to tell apart."""
+    fields = d.edge_labels()
+    parts = key.split(SEPARATOR)
+    if d.source.workload not in fields or len(parts) != len(fields):
+        return None
+    return parts[fields.index(d.source.workload)]
+
+
+def _names(d: Dialect, wanted: Iterable[tuple[str, str]], first: bool = False) -> Names:
+    """For each later reporter (and the first, with `first`), the source workloads of the
+    calls `wanted` pairs it with (call, reporter); None where one cannot be named, or they
+    would make too long a query."""
+    out: Names = {r: set() for r in d.http_reporters[0 if first else 1 :]}
+    for key, reporter in wanted:
+        names = out[reporter]
+        if names is None:
+            continue
+        name = _workload(d, key)
+        if name is None:
+            out[reporter] = None
+        else:
+            names.add(name)
+    for reporter, names in out.items():
+        if names is not None and sum(len(n) + 1 for n in names) > MAX_NAMES_CHARS:
+            out[reporter] = None
+    return out
+
+
+def unmeshed(d: Dialect) -> Names:
+    """Whom the first refresh asks, before any answer says: the reporters after the first
+    about the callers no proxy named (an unmeshed client is the usual caller only the
+    server's proxy sees); the requests answer says if others were needed (`missing`)."""
+    return {r: {d.unknown} for r in d.http_reporters[1:]}
+
+
+def needed(d: Dialect, requests: Rows) -> Names:
+    """Whom to ask about which calls, by the requests answer: each reporter after the
+    first about the calls it is the first to report."""
+    first = _first_reporters(d, requests)
+    return _names(d, ((k, d.http_reporters[i]) for k, i in first.items() if i > 0))
+
+
+def _asked(asked: Later | None, reporter: str, name: str | None) -> bool:
+    if asked is None:
+        return True
+    names = asked.get(reporter, set())
+    return names is None or (name is not None and name in names)
+
+
+def _nothing(names: Names) -> bool:
+    return all(n is not None and not n for n in names.values())
+
+
+def missing(wanted: Names, asked: Later | None) -> Names | None:
+    """What `wanted` asks that `asked` did not (None: nothing): the names not asked yet, or
+    every call (None) where the names wanted cannot be told."""
+    out: Names = {}
+    for reporter, names in wanted.items():
+        before = None if asked is None else asked.get(reporter, set())
+        if before is None:
+            out[reporter] = set()
+        elif names is None:
+            out[reporter] = None
+        else:
+            out[reporter] = names - set(before)
+    return None if _nothing(out) else out
+
+
+def merge(asked: Later | None, more: Later | None) -> Names | None:
+    """Everything `asked` and `more` ask about (None: every reporter about every call)."""
+    if asked is None:
+        return None
+    out: Names = {}
+    for reporter in {*asked, *(more or {})}:
+        a = asked.get(reporter, set())
+        b = (more or {}).get(reporter, set())
+        out[reporter] = None if a is None or b is None else {*a, *b}
+    return out
+
+
+def unanswered(d: Dialect, requests: Rows, latency: Rows, asked: Later | None) -> Names | None:
+    """After the latency answer: the calls some reporter counted requests of but no
+    reporter answered buckets for, asked of the reporters after that one not asked about
+    them yet. None: every call's latency is decided."""
+    have: set[str] = {row["metric"].get(EDGE, "") for row in latency}
+    wanted = [
+        (key, reporter)
+        for key, i in _first_reporters(d, requests).items()
+        if key not in have
+        for reporter in d.http_reporters[i + 1 :]
+        if not _asked(asked, reporter, _workload(d, key))
+    ]
+    if not wanted:
+        return None
+    names = _names(d, wanted)
+    return None if _nothing(names) else names
+
+
+def fresh(d: Dialect, rows: Sequence[dict[str, Any]], asked: Later | None) -> list[dict[str, Any]]:
+    """The rows of a further latency answer that the answers before it did not hold:
+    those of the reporters and source workloads not `asked` about before."""
+    out = []
+    for row in rows:
+        labels = row["metric"]
+        reporter = labels.get(d.reporter_label, "")
+        if reporter == d.http_reporters[0] or asked is None:
+            continue  # every call of that reporter was in the first answer
+        before = asked.get(reporter, set())
+        if before is None:
+            continue
+        name = _workload(d, labels.get(EDGE, ""))
+        if (name is None and before) or (name is not None and name in before):
+            continue  # in an answer before, or it cannot be told that it was not
+        out.append(row)
+    return out
+
+
+@dataclass(slots=True)
+class Latencies:
+    """The quantiles of every call, and where they came from."""
+
+    quantiles: dict[str, list[float]]  # per call (`meshtop_edge`): p50, p95, p99, or NaN
+    chosen: dict[str, str]  # per call, the reporter whose buckets they came from
+    unsure: dict[str, str]  # calls with a quantile in a bucket not all read: their reporter
+    reached: float  # the highest bucket bound a quantile fell in (-inf: none)
+    bounds: dict[str, float]  # the buckets' `le` labels seen, as read
+
+
+def edge_quantiles(d: Dialect, rows: Rows, beyond: float = math.inf) -> Latencies:
+    """Per call, p50, p95 and p99 from the buckets of the first reporter with any, as
+    `histogram_quantile` gives them. The buckets from `beyond` up (but +Inf) were left
+    out: a quantile that falls in a bucket from there up is not sure (`unsure`)."""
+    # tens of thousands of rows per refresh: each label read once, bounds parsed once
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    bounds: dict[str, float | None] = {}
+    reporter_label = d.reporter_label
+    for row in rows:
+        labels = row["metric"]
+        le = labels.get("le", "")
+        bound = bounds[le] if le in bounds else bounds.setdefault(le, upper_bound(le))
+        if bound is None:
+            continue  # as Prometheus skips a bucket without a readable bound
+        group = (labels.get(EDGE, ""), labels.get(reporter_label, ""))
+        found = buckets.get(group)
+        if found is None:
+            found = buckets[group] = []
+        found.append((bound, float(row["value"][1])))
+    rank = {r: i for i, r in enumerate(d.http_reporters)}
+    chosen: dict[str, str] = {}  # per call, its first reporter with buckets
+    for key, reporter in buckets:
+        i = rank.get(reporter)
+        if i is not None and (key not in chosen or i < rank[chosen[key]]):
+            chosen[key] = reporter
+    read = {le: b for le, b in bounds.items() if b is not None}
+    out = Latencies({}, chosen, {}, -math.inf, read)
+    for key, reporter in chosen.items():
+        found_at = quantiles_at(QUANTILES, buckets[key, reporter])
+        out.quantiles[key] = [value for value, _ in found_at]
+        for _, bound in found_at:
+            if beyond < bound or beyond == bound < math.inf:  # (never NaN: none found)
+                out.unsure[key] = reporter
+            if bound > out.reached:
+                out.reached = bound
+    return out
+
+
+def used(d: Dialect, latencies: Latencies) -> Names:
+    """Whom the quantiles came from, the reporters after the first: what the next refresh
+    asks them about, with what the requests say they are first to report (`needed`)."""
+    return _names(d, ((k, r) for k, r in latencies.chosen.items() if r != d.http_reporters[0]))
+
+
+def unsure(d: Dialect, latencies: Latencies) -> Names:
+    """Whom to ask about the calls whose quantiles are not sure, for the buckets left out."""
+    return _names(d, latencies.unsure.items(), first=True)
+
+
+def leave_out(bounds: Mapping[str, float], reached: float) -> frozenset[str]:
+    """The buckets the next refresh need not ask for: those above the bucket after the
+    highest one a quantile fell in (a bucket of margin), +Inf always asked. Every
+    histogram's buckets below the lowest left out are then all read, and a quantile that
+    falls among them is the quantile of the whole histogram (`edge_quantiles` says which
+    do not), for any histogram whose +Inf bucket counts at least every bucket (every
+    histogram a proxy writes, and every rate and sum of them); but for rounding: where
+    the buckets just below +Inf differ from it by float noise (a relative 1e-12 or
+    less), Prometheus counts the histogram's observations from them (`quantiles`), a
+    difference of the same order in the quantiles."""
+    if not math.isfinite(reached):
+        return frozenset()
+    above = sorted({b for b in bounds.values() if reached < b < math.inf})
+    if len(above) < 2:
+        return frozenset()
+    return frozenset(le for le, b in bounds.items() if above[0] < b < math.inf)
