@@ -33,6 +33,7 @@ from bench_snapshot import median_ms
 from rich.console import Console
 
 from meshtop.cli import tune_gc
+from meshtop.connect import Sources
 from meshtop.detail import Detail
 from meshtop.history import history_step, point_times
 from meshtop.model import History
@@ -41,6 +42,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, generated
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, parse_history
+from meshtop.sources.protocols import ClusterSources
 
 END = 1_800_000_000.0
 OUTCOMES = (("200", "", "-"), ("503", "", "UF"), ("500", "", "-"), ("404", "", "-"))
@@ -124,7 +126,9 @@ async def screen_ms(repeat: int) -> tuple[float, float]:
     page, v3 = "Kubernetes/bookinfo/productpage-v1", "Kubernetes/bookinfo/reviews-v3"
     pairs = [(page, f"Kubernetes/bookinfo/reviews-v{i}") for i in (1, 2, 3)]
     histories = {p: await sim.metrics.history(*p, 900) for p in pairs}
-    app = MeshtopApp(Ready(sim, histories), sim.control_plane, clock=lambda: END)  # type: ignore[arg-type]
+    app = MeshtopApp(
+        Sources(ClusterSources.one(Ready(sim, histories), sim.control_plane), False, lambda: END)
+    )  # type: ignore[arg-type]
     times = []
     async with app.run_test(size=(120, 60)) as pilot:
         while app.main.graph.view is None:

@@ -199,12 +199,6 @@ def _first_error(answers: Sequence[object]) -> BaseException:
     raise error  # a cancellation or an interrupt goes on as it is
 
 
-def store_for(writer: Any, cluster: str) -> Any:
-    """Where a route of `cluster` is read and written: the member for that cluster of a
-    federation, else the one store there is."""
-    return writer.member(cluster) if isinstance(writer, FederatedControlPlane) else writer
-
-
 def where(store: Any) -> str:
     """What an audit line names as the place written to: the kubeconfig context, or
     the store's name (the simulated mesh)."""

@@ -7,13 +7,12 @@ the rows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from meshtop.canary import RouteLine, route_lines
 from meshtop.copies import differences
 from meshtop.errors import MeshtopError
-from meshtop.federation import FederatedControlPlane
 from meshtop.model import MeshSnapshot, Route
 from meshtop.sources.protocols import ControlPlane
 
@@ -46,10 +45,13 @@ async def _checks(plane: ControlPlane) -> tuple[Subsets | None, Services | None]
     return subsets, services
 
 
-async def rows(snapshot: MeshSnapshot, plane: ControlPlane, timeout_s: float) -> list[RouteRow]:
-    """The routes tab's rows. Every cluster's control plane is asked at once, none waited
-    for longer than `timeout_s` (a silent API server leaves its checks out)."""
-    members = plane.members if isinstance(plane, FederatedControlPlane) else {"": plane}
+async def rows(
+    snapshot: MeshSnapshot, planes: Mapping[str, ControlPlane], timeout_s: float
+) -> list[RouteRow]:
+    """The routes tab's rows. Every cluster's control plane (by cluster name; "" for the
+    one of a mesh of one) is asked at once, none waited for longer than `timeout_s` (a
+    silent API server leaves its checks out)."""
+    members = dict(planes)
     answers = await asyncio.gather(
         *(asyncio.wait_for(_checks(m), timeout_s) for m in members.values()),
         return_exceptions=True,

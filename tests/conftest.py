@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo
+from meshtop.sources.protocols import ClusterSources
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared fixtures (real payloads, see SOURCES.md there) sit beside the repository.
@@ -142,3 +144,14 @@ def need(condition: bool, why: str) -> None:
 
 
 ClockFactory = Callable[[], Clock]
+
+
+def only(
+    clusters: Mapping[str, ClusterSources], *, traces: bool = False, writable: bool = False
+) -> dict[str, ClusterSources]:
+    """The clusters' sources without their trace backend or route store unless asked: a
+    console that reads metrics and routes only, or that traces and writes too."""
+    return {
+        c: replace(s, traces=s.traces if traces else None, store=s.store if writable else None)
+        for c, s in clusters.items()
+    }

@@ -57,18 +57,7 @@ def _run_console(sources: connect.Sources, settings: Settings) -> None:
     from meshtop.tui.app import MeshtopApp
     from meshtop.tui.terminal import EXIT_TERMINAL_LOST, TerminalWatch
 
-    console = MeshtopApp(
-        metrics=sources.metrics,
-        control_plane=sources.control_plane,
-        settings=settings,
-        simulated=sources.simulated,
-        clock=sources.clock,
-        themes=themes,
-        traces=sources.traces,
-        # where weights are written: the simulated mesh, or the cluster of --context
-        writer=sources.control_plane,
-        clusters=sources.clusters,
-    )
+    console = MeshtopApp(sources, settings=settings, themes=themes)
     # A terminal that goes away ends the console, even with SIGHUP ignored (terminal.py).
     watch = TerminalWatch(sys.stdin.fileno(), lambda: console.exit(return_code=EXIT_TERMINAL_LOST))
     try:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,11 +26,12 @@ from textual.worker import Worker, WorkerState
 
 from meshtop import units
 from meshtop.config import Settings
+from meshtop.connect import Sources
 from meshtop.errors import EXIT_BUG
 from meshtop.mesh import DaemonThreads, refresh
 from meshtop.model import MeshSnapshot, SourceKey, SourceState
 from meshtop.sanitize import said
-from meshtop.sources.protocols import ClusterSources, ControlPlane, MetricsSource, TraceSource
+from meshtop.sources.protocols import ControlPlane, MetricsSource, RouteStore, TraceSource
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.main import MainScreen
@@ -73,30 +72,26 @@ class MeshtopApp(App[None]):
 
     def __init__(
         self,
-        metrics: MetricsSource,
-        control_plane: ControlPlane | None = None,
+        sources: Sources,
         *,
         settings: Settings | None = None,
-        simulated: bool = False,
-        clock: Callable[[], float] = time.time,
         themes: ThemeSet | None = None,
-        traces: TraceSource | None = None,
-        writer: Any = None,
-        clusters: Mapping[str, ClusterSources] | None = None,
     ) -> None:
         super().__init__()
-        # what a refresh asks, cluster by cluster
-        self.clusters = clusters or ClusterSources.one(metrics, control_plane, traces, writer)
         self._filters.append(ControlFilter())  # no control character reaches the terminal
-        self.traces = traces
-        # where weights are written (read(), apply()): the cluster, or the simulated mesh
-        self.writer = writer
+        self.clusters = sources.clusters  # what a refresh asks, cluster by cluster
+        # the views over every cluster at once
+        self.metrics: MetricsSource = sources.metrics
+        self.control_plane: ControlPlane | None = sources.control_plane
+        self.traces: TraceSource | None = sources.traces
+        # where weights are written, by cluster: each one's route store (none: read only)
+        self.stores: dict[str, RouteStore] = {
+            c: s.store for c, s in sources.clusters.items() if s.store is not None
+        }
+        self.simulated = sources.simulated
+        self.clock = sources.clock
         self.themes = themes or load_themes()
-        self.metrics = metrics
-        self.control_plane = control_plane
         self.settings = settings or Settings()
-        self.simulated = simulated
-        self.clock = clock
         self.snapshot: MeshSnapshot | None = None
         self.paused = False
         self.failures = 0  # refreshes in a row that failed: the retry backs off

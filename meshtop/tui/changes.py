@@ -5,6 +5,7 @@ the change workflow; reads and writes are awaited on the console's own event loo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -17,7 +18,7 @@ from meshtop.change.workflow import Copy, Workflow
 from meshtop.copies import same_route
 from meshtop.detail import routes_to
 from meshtop.errors import MeshtopError, UsageError
-from meshtop.federation import FederatedControlPlane, store_for, where
+from meshtop.federation import where
 from meshtop.graphview import GraphView
 from meshtop.model import MeshSnapshot, Route
 from meshtop.sources.protocols import ControlPlane
@@ -40,14 +41,14 @@ def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
 async def show_routes(
     table: DataTable[str | Text],
     snapshot: MeshSnapshot,
-    control_plane: ControlPlane | None,
+    planes: Mapping[str, ControlPlane],
     timeout_s: float,
 ) -> None:
     """The routes tab (`routes_view`): every rule's destinations, configured beside
-    observed, and what is wrong with them."""
-    if control_plane is None:
+    observed, and what is wrong with them, from each cluster's control plane."""
+    if not planes:
         return
-    found = await routes_view.rows(snapshot, control_plane, timeout_s)
+    found = await routes_view.rows(snapshot, planes, timeout_s)
     keep = table.cursor_row
     fill(table, ROUTE_COLUMNS, ((row.key, _route_cells(row)) for row in found))
     if table.row_count:
@@ -98,7 +99,7 @@ class Changes:
         """`w`: the shift dialog for `found` (a route, its rule, the destination to
         select), once it has been read as it is now."""
         screen = self.screen
-        if screen.app.writer is None:
+        if not screen.app.stores:
             screen.say("no control plane to write to: the console reads metrics only here")
             return
         if found is None:
@@ -121,7 +122,7 @@ class Changes:
         one store there is."""
         snapshot = self.screen.app.snapshot
         clusters = [route.cluster]
-        if isinstance(self.screen.app.writer, FederatedControlPlane) and snapshot is not None:
+        if len(self.screen.app.stores) > 1 and snapshot is not None:
             same = same_route(route)  # in the snapshot's order of clusters
             clusters = [c.cluster for c in snapshot.routes if same_route(c) == same]
             clusters += [] if route.cluster in clusters else [route.cluster]
@@ -129,7 +130,11 @@ class Changes:
 
     def _copy(self, cluster: str) -> Copy:
         """Where the copy of a route in `cluster` is read and written."""
-        store = store_for(self.screen.app.writer, cluster)
+        stores = self.screen.app.stores
+        # a mesh of one has one store, "" (its routes name their cluster as the API does)
+        store = stores.get("" if list(stores) == [""] else cluster)
+        if store is None:
+            raise UsageError(f"no cluster {cluster!r} here; the clusters are {', '.join(stores)}")
         return Copy(cluster, store, where(store))
 
     async def _open_shift(self, route: Route, rule: int, selected: int) -> None:
@@ -176,7 +181,7 @@ class Changes:
     def undo(self) -> None:
         """`:undo`: the last change of this session taken back, once shown and confirmed."""
         app = self.screen.app
-        if app.settings.read_only or app.writer is None:
+        if app.settings.read_only or not app.stores:
             raise UsageError("read-only: nothing to undo here")
         if not self.last_plans:
             raise UsageError("nothing to undo: no weight change in this session")

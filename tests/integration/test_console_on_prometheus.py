@@ -4,17 +4,20 @@ stale with their age, the reason shows in place, and retries back off."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from meshtop.config import PrometheusConfig, Settings
+from meshtop.connect import Sources
 from meshtop.model import SourceState
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo
 from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.widgets.edge_table import EdgeTable
 
@@ -33,7 +36,10 @@ async def test_prometheus_going_away_leaves_stale_edges_and_a_reason(tmp_path: P
                 lambda: prom.scalar("sum(rate(istio_requests_total[10s]))") is not None,
             )
             metrics = PrometheusMetrics(PrometheusConfig(prom.url, timeout_s=2))
-            app = MeshtopApp(metrics, settings=Settings(refresh_s=0.2, window_s=10))
+            app = MeshtopApp(
+                Sources(ClusterSources.one(metrics), False, time.time),
+                settings=Settings(refresh_s=0.2, window_s=10),
+            )
             async with app.run_test(size=(120, 30)) as pilot:
                 while app.snapshot is None or not app.snapshot.edges:
                     await asyncio.sleep(0.1)

@@ -21,8 +21,10 @@ import pytest
 
 from meshtop.canary import Plan, Split, parse_set
 from meshtop.change.workflow import Copy, Workflow
+from meshtop.connect import Sources
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+from meshtop.sources.protocols import ClusterSources
 from meshtop.sources.routing import json_patch
 
 from ..servers import kube as real
@@ -555,7 +557,9 @@ async def test_the_console_reads_and_shifts_routes_in_the_cluster(
 
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
-        app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+        app = MeshtopApp(
+            Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock)
+        )
         async with app.run_test(size=(120, 34)) as pilot:
             await _first_snapshot(app)
             assert app.snapshot is not None
@@ -601,7 +605,7 @@ async def test_the_console_leaves_a_route_flagger_steers_alone(
     owned = {"op": "add", "path": "/metadata/ownerReferences", "value": [canary]}
     kube.patch(VS, bookinfo, "reviews", [owned])
     plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig"), bookinfo)
-    app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+    app = MeshtopApp(Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock))
     async with app.run_test(size=(120, 34)) as pilot:
         await _first_snapshot(app)
         await keys(pilot, "3")
@@ -916,7 +920,9 @@ async def test_the_console_undo_leaves_a_route_someone_else_changed_since(
 
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
-        app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+        app = MeshtopApp(
+            Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock)
+        )
         async with app.run_test(size=(120, 34)) as pilot:
             await _first_snapshot(app)
             await keys(pilot, "3")

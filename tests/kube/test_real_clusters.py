@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshtop.federation import FederatedControlPlane
+from meshtop.connect import Sources
 from meshtop.mesh import refresh
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo
@@ -230,12 +230,13 @@ async def test_the_console_shift_dialog_changes_every_copy_and_undo_takes_all_ba
     from ..tui.test_console import _first_snapshot, keys, settled, undo, until
 
     ns, config = clusters.namespace, clusters.kubeconfig()
-    planes = FederatedControlPlane({
+    planes = {
         c: KubernetesControlPlane(KubeConfig(context=c, kubeconfig=config, cluster=c,
                                              namespaces=(ns,)))
         for c in ("east", "west")
-    })  # fmt: skip
-    app = MeshtopApp(sim.metrics, planes, clock=sim.clock, writer=planes)
+    }  # fmt: skip
+    each = {c: ClusterSources(sim.metrics, p, store=p) for c, p in planes.items()}
+    app = MeshtopApp(Sources(each, False, sim.clock))
 
     def notice() -> str:
         return str(app.query_one("#notice").render())

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from meshtop.connect import Sources
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
+from meshtop.sources.protocols import ClusterSources
 
 from ..servers import kube as real
 from ..servers.kube import KubeServer, interposed
@@ -56,7 +58,7 @@ async def test_reads_rbac_refuses_are_said_in_place_and_the_console_goes_on(
     from ..tui.test_console import _first_snapshot
 
     plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", "nobody"), bookinfo)
-    app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+    app = MeshtopApp(Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock))
     async with app.run_test(size=(120, 34)):
         await _first_snapshot(app)
         assert app.snapshot is not None
@@ -80,7 +82,9 @@ async def test_the_shift_dialog_of_a_read_only_user_is_refused_and_writes_nothin
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", "reader", server=proxy.url),
                        bookinfo)  # fmt: skip
-        app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+        app = MeshtopApp(
+            Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock)
+        )
         async with app.run_test(size=(120, 34)) as pilot:
             await _first_snapshot(app)
             screen = await _open_shift_dialog(app, pilot)
@@ -106,7 +110,9 @@ async def test_the_shift_dialog_meets_a_real_second_writer_and_writes_nothing(
 
     with interposed(kube) as proxy:
         plane = _plane(kube.kubeconfig(tmp_path / "kubeconfig", server=proxy.url), bookinfo)
-        app = MeshtopApp(sim.metrics, plane, clock=sim.clock, writer=plane)
+        app = MeshtopApp(
+            Sources(ClusterSources.one(sim.metrics, plane, None, plane), False, sim.clock)
+        )
         async with app.run_test(size=(120, 34)) as pilot:
             await _first_snapshot(app)
             screen = await _open_shift_dialog(app, pilot)

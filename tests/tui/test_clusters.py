@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from meshtop.federation import FederatedControlPlane
+from meshtop.connect import Sources
 from meshtop.model import Route
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
@@ -22,7 +23,7 @@ from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import CROSS, GraphCanvas, edge_label
 
-from ..conftest import Clock
+from ..conftest import Clock, only
 from .test_console import _edges_tab, _first_snapshot, keys, settled, undo
 
 
@@ -31,8 +32,7 @@ def two_clusters(clock: Clock) -> Simulation:
 
 
 def _app(sim: Simulation) -> MeshtopApp:
-    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
-                      writer=sim.control_plane)  # fmt: skip
+    return MeshtopApp(Sources(only(sim.clusters, writable=True), True, sim.clock))
 
 
 def _weights(sim: Simulation, cluster: str) -> list[int]:
@@ -239,14 +239,12 @@ async def test_a_cluster_that_is_not_there_is_said_and_the_console_goes_on(clock
 
 async def test_a_copy_flagger_steers_is_left_alone_by_every_copy(clock: Clock) -> None:
     sim = two_clusters(clock)
-    assert isinstance(sim.control_plane, FederatedControlPlane)
-    east = sim.control_plane.members["east"]
+    east = sim.planes["east"]
     read = east.read
 
     async def steered(kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
-        route, obj = await read(kind, namespace, name)
-        canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": name}
-        return route, {"metadata": {**obj["metadata"], "ownerReferences": [canary]}}
+        route, obj = await read(kind, namespace, name)  # as read from a Flagger-owned object
+        return replace(route, steered_by=f"Flagger (Canary {name})"), obj
 
     east.read = steered  # type: ignore[method-assign]
     app = _app(sim)

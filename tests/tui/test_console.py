@@ -10,13 +10,16 @@ from textual.message import Message
 from textual.pilot import Pilot
 
 from meshtop.config import Settings
+from meshtop.connect import Sources
 from meshtop.errors import BackendError
 from meshtop.model import History
 from meshtop.sim.sources import Simulation
-from meshtop.sources.protocols import Traffic
+from meshtop.sources.protocols import ClusterSources, Traffic
 from meshtop.tui.app import MeshtopApp, SnapshotReady
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.widgets.edge_table import EdgeTable, columns_for
+
+from ..conftest import only
 
 FAST = Settings(refresh_s=0.05)
 
@@ -114,7 +117,7 @@ def _rows(app: MeshtopApp) -> list[list[str]]:
 
 
 async def test_edges_are_listed_worst_first(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True)
+    app = MeshtopApp(Sources(only(sim.clusters), True, time.time))
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
         await _edges_tab(pilot)
@@ -127,7 +130,7 @@ async def test_edges_are_listed_worst_first(sim: Simulation) -> None:
 
 
 async def test_sort_key_cycles(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane)
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time))
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
         await _edges_tab(pilot)
@@ -145,7 +148,7 @@ async def test_sort_key_cycles(sim: Simulation) -> None:
 
 
 async def test_help_opens_and_closes(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane)
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time))
     async with app.run_test() as pilot:
         await _first_snapshot(app)
         await keys(pilot, "question_mark")
@@ -155,7 +158,7 @@ async def test_help_opens_and_closes(sim: Simulation) -> None:
 
 
 async def test_q_quits(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane)
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time))
     async with app.run_test() as pilot:
         await keys(pilot, "q")
         assert not app.is_running
@@ -163,7 +166,9 @@ async def test_q_quits(sim: Simulation) -> None:
 
 async def test_backend_failure_is_shown_in_place_and_last_edges_kept(sim: Simulation) -> None:
     metrics = FlakyMetrics(sim)
-    app = MeshtopApp(metrics, sim.control_plane, settings=FAST)
+    app = MeshtopApp(
+        Sources(ClusterSources.one(metrics, sim.control_plane), False, time.time), settings=FAST
+    )
     async with app.run_test(size=(120, 30)) as pilot:
         await _first_snapshot(app)
         metrics.failing = BackendError(
@@ -189,7 +194,9 @@ async def test_backend_failure_is_shown_in_place_and_last_edges_kept(sim: Simula
 async def test_a_source_that_crashes_is_reported_and_retried(sim: Simulation) -> None:
     metrics = FlakyMetrics(sim)
     metrics.failing = ZeroDivisionError("division by zero")
-    app = MeshtopApp(metrics, sim.control_plane, settings=FAST)
+    app = MeshtopApp(
+        Sources(ClusterSources.one(metrics, sim.control_plane), False, time.time), settings=FAST
+    )
     async with app.run_test() as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -214,7 +221,10 @@ class BrokenControlPlane:
 
 
 async def test_a_bug_in_a_refresh_does_not_take_the_console_down(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, BrokenControlPlane(), settings=FAST)  # type: ignore[arg-type]
+    app = MeshtopApp(
+        Sources(ClusterSources.one(sim.metrics, BrokenControlPlane()), False, time.time),
+        settings=FAST,
+    )  # type: ignore[arg-type]
     async with app.run_test() as pilot:
         for _ in range(200):
             await asyncio.sleep(0.02)
@@ -259,7 +269,10 @@ async def test_refreshes_never_overlap(sim: Simulation) -> None:
 
     ready: list[Message] = []
     hook = lambda m: ready.append(m) if isinstance(m, SnapshotReady) else None  # noqa: E731
-    app = MeshtopApp(SlowMetrics(), sim.control_plane, settings=Settings(refresh_s=30))
+    app = MeshtopApp(
+        Sources(ClusterSources.one(SlowMetrics(), sim.control_plane), False, time.time),
+        settings=Settings(refresh_s=30),
+    )
     async with app.run_test(message_hook=hook) as pilot:
         await _first_snapshot(app)
         await keys(pilot, "r")  # starts a refresh, held until the presses below are in
@@ -278,7 +291,7 @@ async def test_refreshes_never_overlap(sim: Simulation) -> None:
 
 async def test_refreshing_pauses_with_p_and_while_help_is_open(sim: Simulation) -> None:
     ready: list[Message] = []
-    app = MeshtopApp(sim.metrics, sim.control_plane, settings=FAST)
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time), settings=FAST)
     hook = lambda m: ready.append(m) if isinstance(m, SnapshotReady) else None  # noqa: E731
 
     async def grows_past(count: int) -> bool:

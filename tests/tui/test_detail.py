@@ -11,12 +11,15 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from meshtop.connect import Sources
 from meshtop.errors import BackendError
 from meshtop.model import History
 from meshtop.sim.sources import Simulation
+from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 
+from ..conftest import only
 from .test_console import FlakyMetrics, _first_snapshot, keys, settled, until
 
 NS = "Kubernetes/bookinfo/"
@@ -42,7 +45,7 @@ async def _open_edge(app: MeshtopApp, pilot: Pilot[None], source: str, destinati
 
 
 async def test_enter_opens_the_selected_edge_with_its_history(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
         await keys(pilot, "tab", "enter")  # the table asks the app to open the edge
@@ -60,7 +63,7 @@ async def test_enter_opens_the_selected_edge_with_its_history(sim: Simulation) -
 
 
 async def test_edge_detail_answers_what_is_wrong(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
@@ -75,7 +78,7 @@ async def test_edge_detail_answers_what_is_wrong(sim: Simulation) -> None:
 
 
 async def test_window_keys_and_command_change_the_window(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
@@ -112,7 +115,7 @@ class SlowHistory(FlakyMetrics):
 
 async def test_a_slow_backend_never_holds_the_keyboard(sim: Simulation) -> None:
     metrics = SlowHistory(sim)
-    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock))
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
@@ -131,7 +134,7 @@ async def test_a_slow_backend_never_holds_the_keyboard(sim: Simulation) -> None:
 
 async def test_a_failing_backend_is_said_in_place(sim: Simulation) -> None:
     metrics = FlakyMetrics(sim)
-    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         metrics.failing = BackendError("Prometheus at http://prom:9090 did not answer within 10s")
@@ -148,7 +151,7 @@ async def test_a_failing_backend_is_said_in_place(sim: Simulation) -> None:
 
 
 async def test_node_detail_shows_calls_health_routes_and_versions(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 60)) as pilot:
         await _first_snapshot(app)
         assert app.main.graph.view is not None
@@ -165,7 +168,7 @@ async def test_node_detail_shows_calls_health_routes_and_versions(sim: Simulatio
 
 
 async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
@@ -175,7 +178,7 @@ async def test_graph_keys_wait_while_a_detail_is_open(sim: Simulation) -> None:
 
 
 async def test_the_window_chosen_stays_for_the_next_detail(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)

@@ -7,15 +7,17 @@ import itertools
 import threading
 
 from meshtop.config import Settings
+from meshtop.connect import Sources
 from meshtop.graphview import Grouping, ViewOptions, apply_filter, build, focus
 from meshtop.mesh import refresh
 from meshtop.sim.sources import Simulation
+from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import GraphCanvas, fit
 
-from ..conftest import Clock
+from ..conftest import Clock, only
 from .test_console import _edges_tab, _first_snapshot, keys, settled, until
 
 PAGE = "Kubernetes/bookinfo/app:productpage:v1"
@@ -32,7 +34,7 @@ def _screen_text(app: MeshtopApp) -> str:
 
 
 async def test_the_graph_draws_bookinfo(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -50,7 +52,7 @@ async def test_the_graph_draws_bookinfo(sim: Simulation) -> None:
 
 
 async def test_a_change_of_numbers_moves_no_box(sim: Simulation, clock: Clock) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -65,7 +67,7 @@ async def test_a_change_of_numbers_moves_no_box(sim: Simulation, clock: Clock) -
 
 
 async def test_keys_move_the_selection_along_the_calls(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -88,7 +90,7 @@ async def test_keys_move_the_selection_along_the_calls(sim: Simulation) -> None:
 
 
 async def test_selection_is_shared_with_the_edge_table(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -101,9 +103,7 @@ async def test_selection_is_shared_with_the_edge_table(sim: Simulation) -> None:
 
 
 async def test_filter_focus_and_commands(sim: Simulation) -> None:
-    app = MeshtopApp(
-        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
-    )
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock), settings=Settings(refresh_s=60))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -133,7 +133,7 @@ async def test_filter_focus_and_commands(sim: Simulation) -> None:
 
 
 async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -150,7 +150,7 @@ async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
 
 
 async def test_a_click_selects_a_box(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -199,7 +199,7 @@ def test_labels_shrink_to_fit_but_never_lose_their_unit_or_crossing() -> None:
 
 
 async def test_a_large_graph_pans(sim: Simulation) -> None:
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(80, 24)) as pilot:
         await _first_snapshot(app)
         app.main.set_zoom("full")  # Bookinfo's compact graph fits 80x24: its boxes do not
@@ -263,7 +263,10 @@ class SilentMetrics:
 
 async def test_odd_input_never_takes_the_console_down(sim: Simulation) -> None:
     metrics = SilentMetrics(sim)
-    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock, settings=Settings(timeout_s=30))
+    app = MeshtopApp(
+        Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock),
+        settings=Settings(timeout_s=30),
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         # before the first snapshot: a condition that cannot be, then the data arrives
         await keys(pilot, "slash", *"rps>x", "enter")
@@ -285,9 +288,7 @@ async def test_odd_input_never_takes_the_console_down(sim: Simulation) -> None:
 
 
 async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) -> None:
-    app = MeshtopApp(
-        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
-    )
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock), settings=Settings(refresh_s=60))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -308,9 +309,7 @@ async def test_inverted_words_exclude_and_focus_takes_labels(sim: Simulation) ->
 
 
 async def test_focus_on_an_app_takes_all_its_versions(sim: Simulation) -> None:
-    app = MeshtopApp(
-        sim.metrics, sim.control_plane, clock=sim.clock, settings=Settings(refresh_s=60)
-    )
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock), settings=Settings(refresh_s=60))
     async with app.run_test(size=(160, 48)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -328,7 +327,7 @@ async def test_layouts_kept_for_going_back_are_bounded(sim: Simulation) -> None:
     keeps only the most recent few, not one per width ever seen."""
     from meshtop.tui.placement import SHAPES_KEPT
 
-    app = MeshtopApp(sim.metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(80, 24)) as pilot:
         await _first_snapshot(app)
         for width in range(81, 81 + 3 * SHAPES_KEPT):

@@ -12,16 +12,17 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from meshtop.config import Settings
+from meshtop.connect import Sources
 from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
 
+from ..conftest import only
 from .test_console import _first_snapshot, keys, settled
 
 
 def _app(sim: Simulation, **kw: object) -> MeshtopApp:
-    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
-                      writer=sim.control_plane, **kw)  # type: ignore[arg-type]  # fmt: skip
+    return MeshtopApp(Sources(only(sim.clusters, writable=True), True, sim.clock), **kw)  # type: ignore[arg-type]
 
 
 async def _to_reviews_v3(app: MeshtopApp, pilot: Pilot[None]) -> DataTable:  # type: ignore[type-arg]

@@ -14,14 +14,15 @@ from pytest_textual_snapshot import SVGImageExtension
 from textual.pilot import Pilot
 
 from meshtop.config import Settings
+from meshtop.connect import Sources
 from meshtop.errors import BackendError
-from meshtop.federation import FederatedControlPlane
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
+from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
 
-from ..conftest import ROOT, Clock
+from ..conftest import ROOT, Clock, only
 from .test_console import FlakyMetrics, _edges_tab, _first_snapshot, keys, settled, until
 from .test_traces import drawn, listed
 
@@ -53,7 +54,7 @@ def _ready(app: MeshtopApp, then: Steps | None = None) -> Callable[[Pilot[None]]
 
 
 def _app(sim: Simulation, **kw: Any) -> MeshtopApp:
-    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock, **kw)
+    return MeshtopApp(Sources(only(sim.clusters), True, sim.clock), **kw)
 
 
 def test_bookinfo_120x30(snap_compare: Compare, sim: Simulation) -> None:
@@ -109,7 +110,7 @@ def test_graph_focused(snap_compare: Compare, sim: Simulation) -> None:
 
 def test_stale_metrics(snap_compare: Compare, sim: Simulation) -> None:
     metrics = FlakyMetrics(sim)
-    app = MeshtopApp(metrics, sim.control_plane, clock=sim.clock)
+    app = MeshtopApp(Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock))
 
     async def steps(pilot: Pilot[None]) -> None:
         metrics.failing = BackendError(
@@ -172,9 +173,7 @@ def test_node_detail_scrolled(snap_compare: Compare, sim: Simulation) -> None:
 
 
 def _traces_app(sim: Simulation) -> MeshtopApp:
-    return MeshtopApp(
-        sim.metrics, sim.control_plane, simulated=True, clock=sim.clock, traces=sim.traces
-    )
+    return MeshtopApp(Sources(only(sim.clusters, traces=True), True, sim.clock))
 
 
 def _to_traces(app: MeshtopApp, *then: str) -> Steps:
@@ -206,9 +205,7 @@ def test_waterfall(snap_compare: Compare, sim: Simulation) -> None:
 
 
 def _shift_app(sim: Simulation) -> MeshtopApp:
-    return MeshtopApp(
-        sim.metrics, sim.control_plane, simulated=True, clock=sim.clock, writer=sim.control_plane
-    )
+    return MeshtopApp(Sources(only(sim.clusters, writable=True), True, sim.clock))
 
 
 def test_routes_tab(snap_compare: Compare, sim: Simulation) -> None:
@@ -234,8 +231,7 @@ def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
 
 def _clusters_app(clock: Clock) -> MeshtopApp:
     sim = Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
-    return MeshtopApp(sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
-                      writer=sim.control_plane)  # fmt: skip
+    return MeshtopApp(Sources(only(sim.clusters, writable=True), True, sim.clock))
 
 
 def test_clusters_graph_160x48(snap_compare: Compare, clock: Clock) -> None:
@@ -281,10 +277,12 @@ class _Unplugged:
 def test_clusters_one_stale(snap_compare: Compare, clock: Clock) -> None:
     """West's API server goes away: west is stale, east stays live."""
     sim = Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
-    assert isinstance(sim.control_plane, FederatedControlPlane)
-    west = _Unplugged(sim.control_plane.members["west"])
-    planes = FederatedControlPlane({"east": sim.control_plane.members["east"], "west": west})
-    app = MeshtopApp(sim.metrics, planes, simulated=True, clock=sim.clock)
+    west = _Unplugged(sim.planes["west"])
+    clusters = {
+        "east": ClusterSources(sim.metrics, sim.planes["east"]),
+        "west": ClusterSources(sim.metrics, west),  # type: ignore[arg-type]
+    }
+    app = MeshtopApp(Sources(clusters, True, sim.clock))
 
     async def steps(pilot: Pilot[None]) -> None:
         west.down = True

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from meshtop.connect import Sources
 from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.theme import load_themes, shipped_themes_dir, theme_from_file, user_themes_dir
 
+from ..conftest import only
 from ..test_cli import meshtop
 from .test_console import _first_snapshot
 
@@ -32,7 +35,7 @@ async def test_console_runs_with_a_broken_user_theme_and_says_so(sim: Simulation
     folder = user_themes_dir()
     folder.mkdir(parents=True)
     (folder / "oops.toml").write_text('name = "oops"\ncolour = "red"\n')
-    app = MeshtopApp(sim.metrics, sim.control_plane)
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time))
     async with app.run_test() as pilot:
         await _first_snapshot(app)
         await pilot.pause()
@@ -51,7 +54,7 @@ def test_unknown_theme_is_a_usage_error() -> None:
 async def test_configured_theme_is_used(sim: Simulation, name: str) -> None:
     from meshtop.config import Settings
 
-    app = MeshtopApp(sim.metrics, sim.control_plane, settings=Settings(theme=name))
+    app = MeshtopApp(Sources(only(sim.clusters), False, time.time), settings=Settings(theme=name))
     async with app.run_test() as pilot:
         await _first_snapshot(app)
         await pilot.pause()

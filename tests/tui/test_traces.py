@@ -6,9 +6,11 @@ from __future__ import annotations
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
+from meshtop.connect import Sources
 from meshtop.errors import BackendError
 from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sim.sources import Simulation
+from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.traces import TraceListScreen, WaterfallScreen
 from meshtop.tui.widgets.waterfall import Waterfall
@@ -43,9 +45,14 @@ async def drawn(app: MeshtopApp, pilot: Pilot[None]) -> WaterfallScreen:
 
 def _app(sim: Simulation, traces: object = "sim") -> MeshtopApp:
     return MeshtopApp(
-        sim.metrics, sim.control_plane, simulated=True, clock=sim.clock,
-        traces=sim.traces if traces == "sim" else traces,  # type: ignore[arg-type]
-    )  # fmt: skip
+        Sources(
+            ClusterSources.one(
+                sim.metrics, sim.control_plane, sim.traces if traces == "sim" else traces
+            ),
+            True,
+            sim.clock,
+        )
+    )
 
 
 async def test_t_lists_the_edges_traces_and_enter_opens_a_waterfall(sim: Simulation) -> None:

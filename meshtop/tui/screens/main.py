@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, TabbedContent, TabPane
 
 from meshtop.errors import MeshtopError, UsageError
+from meshtop.federation import distinct
 from meshtop.graphview import GROUPINGS, Grouping
 from meshtop.health import Thresholds
 from meshtop.model import MeshSnapshot
@@ -130,7 +131,8 @@ class MainScreen(commands.Commands, Screen[None]):
 
     def _read_routes(self, snapshot: MeshSnapshot) -> None:
         app = self.app
-        reading = show_routes(self._routes(), snapshot, app.control_plane, app.settings.timeout_s)
+        planes = distinct({c: s.control_plane for c, s in app.clusters.items()})
+        reading = show_routes(self._routes(), snapshot, planes, app.settings.timeout_s)
         self.run_worker(reading, group="routes", exclusive=True)
 
     def redraw_graph(self) -> None:
@@ -194,7 +196,7 @@ class MainScreen(commands.Commands, Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.is_active:
             return False  # a dialog is on top: these keys wait for it (the key line says)
-        if action == "shift" and (self.app.settings.read_only or self.app.writer is None):
+        if action == "shift" and (self.app.settings.read_only or not self.app.stores):
             return False  # --read-only: the write key is not bound at all
         # typed into a prompt: `/` and `:` are text there
         return not (action == "prompt" and isinstance(self.focused, Input))
