@@ -190,7 +190,9 @@ async def refresh(
             routes += [r for r in previous.routes if not cluster or r.cluster == cluster]
             workloads += [w for w in previous.nodes.values() if not cluster or w.cluster == cluster]
     _check_cluster_names(sources, plane_members, traffic)
-    return build_snapshot(
+    # on a thread of its own: the console awaits this on its event loop, which draws
+    return await asyncio.to_thread(
+        build_snapshot,
         generated_at=datetime.fromtimestamp(clock(), UTC),
         window_s=window_s,
         workloads=(*workloads, *traffic.nodes, *stale_nodes),

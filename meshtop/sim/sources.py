@@ -3,6 +3,7 @@ mesh and the clock; its metrics, control plane and traces all see the same weigh
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -225,6 +226,11 @@ class SimMetrics:
         return f"simulated ({self._sim.mesh.name})"
 
     async def traffic(self, window_s: float) -> Traffic:
+        # worked out on a thread, as a real backend's answer is read and joined on one:
+        # the console awaits it on the event loop that draws
+        return await asyncio.to_thread(self._traffic)
+
+    def _traffic(self) -> Traffic:
         edges = [
             Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
             for e in self._sim.flows()
