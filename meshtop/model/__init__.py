@@ -1,5 +1,7 @@
-"""The data meshtop passes around: workloads, edges and their stats, routes, traces, and
-the immutable `MeshSnapshot` that joins them, with its topology as a networkx graph."""
+"""The data meshtop passes around: workloads, edges and their stats, routes, and the
+immutable `MeshSnapshot` that joins them, with its topology as a networkx graph; traces
+(`model/traces.py`) and figures over a window (`model/stats.py`) are importable from
+here too."""
 
 from __future__ import annotations
 
@@ -9,6 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
+
+from meshtop.model.stats import ERROR_KINDS as ERROR_KINDS
+from meshtop.model.stats import History as History
+from meshtop.model.stats import Series as Series
+from meshtop.model.stats import WindowSummary as WindowSummary
+from meshtop.model.stats import add_rates as add_rates
+from meshtop.model.stats import client_errors as client_errors
+from meshtop.model.stats import counts_as_error as counts_as_error
+from meshtop.model.stats import error_kind as error_kind
+from meshtop.model.traces import Span as Span
+from meshtop.model.traces import SpanEvent as SpanEvent
+from meshtop.model.traces import Trace as Trace
+from meshtop.model.traces import TraceQuery as TraceQuery
+from meshtop.model.traces import TraceSummary as TraceSummary
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -163,22 +179,6 @@ class EdgeStats:
         return self.protocols or (self.protocol,)
 
 
-def client_errors(codes: Mapping[str, float], rps: float) -> float:
-    """The share of `rps` answered with an HTTP 4xx status, by the rates of `codes`."""
-    if not rps:
-        return 0.0
-    return sum(v for code, v in codes.items() if code.startswith("4")) / rps
-
-
-def add_rates(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Rates by key (`{"200": 4.0, "503": 0.1}`) of several edges, added up."""
-    out: dict[str, float] = {}
-    for m in maps:
-        for k, v in m.items():
-            out[k] = out.get(k, 0.0) + v
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Edge:
     """Calls from one node to another, as seen by the mesh's proxies."""
@@ -227,179 +227,6 @@ class Route:
     @property
     def id(self) -> str:
         return f"{self.cluster}/{self.namespace}/{self.kind}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class SpanEvent:
-    """A log line or event inside a span: when, what, and its fields."""
-
-    time_us: int
-    name: str
-    fields: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    span_id: str  # lower-case hex, whatever the backend sent
-    parent_id: str | None
-    service: str
-    operation: str
-    start_us: int  # microseconds since the epoch
-    duration_us: int
-    error: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
-    kind: str = ""  # client, server, producer, consumer, internal ("" when not said)
-    events: tuple[SpanEvent, ...] = ()
-    process: Mapping[str, str] = field(default_factory=dict)  # the resource's attributes
-
-    @property
-    def end_us(self) -> int:
-        return self.start_us + self.duration_us
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    trace_id: str
-    spans: tuple[Span, ...]
-
-    @property
-    def root(self) -> Span | None:
-        ids = {s.span_id for s in self.spans}
-        roots = [s for s in self.spans if s.parent_id is None or s.parent_id not in ids]
-        return min(roots, key=lambda s: s.start_us) if roots else None
-
-    @property
-    def start_us(self) -> int:
-        return min((s.start_us for s in self.spans), default=0)
-
-    @property
-    def duration_us(self) -> int:
-        if not self.spans:
-            return 0
-        return max(s.end_us for s in self.spans) - self.start_us
-
-    @property
-    def has_error(self) -> bool:
-        return any(s.error for s in self.spans)
-
-
-@dataclass(frozen=True, slots=True)
-class TraceSummary:
-    """One line of a trace list. A search API may not say everything (Tempo's tells the
-    matched spans, not all): what it does not say is None."""
-
-    trace_id: str
-    start_us: int
-    duration_us: int
-    root: str  # "service: operation" of the root span
-    services: tuple[str, ...]
-    span_count: int | None
-    error: bool | None
-
-    @staticmethod
-    def of(trace: Trace) -> TraceSummary:
-        root = trace.root
-        return TraceSummary(
-            trace.trace_id,
-            trace.start_us,
-            trace.duration_us,
-            f"{root.service}: {root.operation}" if root else "",
-            tuple(sorted({s.service for s in trace.spans})),
-            len(trace.spans),
-            trace.has_error,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TraceQuery:
-    """Which traces to list: those that touched `service` (and, for an edge, where it
-    called `peer_service`), optionally only failing ones, slower than `min_duration_ms`,
-    or of one operation; over the last `lookback_s`. Services are canonical names (the
-    app), with their namespace where known: Istio names a service `app.namespace`."""
-
-    service: str
-    peer_service: str | None = None
-    errors_only: bool = False
-    min_duration_ms: float | None = None
-    limit: int = 20
-    namespace: str = ""
-    peer_namespace: str = ""
-    operation: str | None = None
-    lookback_s: float = 3600.0
-    version: str = ""  # a workload's version (Istio's canonical revision), "" for any
-    peer_version: str = ""
-
-
-ERROR_KINDS = ("5xx", "4xx", "grpc", "no response", "failure")
-
-
-def error_kind(code: str, grpc_status: str = "", failed: bool | None = None) -> str | None:
-    """What kind of error one answer was, or None for a success. `failed` is the proxy's
-    own verdict where the mesh gives one (Linkerd's classification). 4xx is a kind of its
-    own: the caller's mistake, shown but not counted in the error rate."""
-    if code == "0":
-        return "no response"
-    if grpc_status and grpc_status != "0":
-        return "grpc"
-    if code.startswith("5") and not grpc_status:
-        return "5xx"
-    if code.startswith("4"):
-        return "4xx"
-    return "failure" if failed else None
-
-
-def counts_as_error(kind: str | None) -> bool:
-    """Whether an answer of this kind counts in `error_rate`."""
-    return kind is not None and kind != "4xx"
-
-
-@dataclass(frozen=True, slots=True)
-class WindowSummary:
-    """One edge (or everything one node answers) over a whole window: rates are averages
-    per second, latencies `histogram_quantile` over the window. None: no such figure."""
-
-    rps: float = 0.0
-    error_rate: float | None = None
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    mtls: float | None = None  # share on mutual TLS, from the proxies that know it
-    response_codes: Mapping[str, float] = field(default_factory=dict)
-    response_flags: Mapping[str, float] = field(default_factory=dict)
-    grpc_statuses: Mapping[str, float] = field(default_factory=dict)
-    errors: Mapping[str, float] = field(default_factory=dict)  # error kind -> rps
-    # rps as each proxy reported it ("source", "destination", "waypoint", "outbound"):
-    # a client proxy's count above the server's is requests that never arrived.
-    by_reporter: Mapping[str, float] = field(default_factory=dict)
-    source_principals: tuple[str, ...] = ()
-    destination_principals: tuple[str, ...] = ()
-
-    @property
-    def client_error_rate(self) -> float | None:
-        """Share 0..1 of requests answered with an HTTP 4xx; None without requests."""
-        return client_errors(self.response_codes, self.rps) if self.rps else None
-
-
-Series = tuple[float | None, ...]  # one value per point; None is a gap (no data)
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """An edge (or, with `source` None, everything a node answers) over a window, as
-    points `step_s` apart ending at the window's end, and summed up over the window."""
-
-    source: str | None
-    destination: str | None
-    window_s: float
-    step_s: float
-    times: tuple[float, ...]  # seconds since the epoch
-    rps: Series
-    error_rate: Series
-    p50_ms: Series
-    p95_ms: Series
-    p99_ms: Series
-    errors: Mapping[str, Series]  # error kind -> rps of that kind
-    summary: WindowSummary
 
 
 class SourceState(enum.StrEnum):
