@@ -182,3 +182,28 @@ async def test_a_snapshot_is_graded_once_for_every_view_and_the_table(
         await pilot.pause()
         assert table.fitted
     assert graded == ["memory", "afresh"]  # the table read the graph's grades
+
+
+async def test_a_table_counted_hidden_then_shown_makes_only_the_rows_on_screen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    snapshot = await _snapshot(1000)
+    made: list[Any] = []
+    real = edge_table._cells
+
+    def counted(edge: Any, *args: Any) -> Any:
+        made.append(edge.key)
+        return real(edge, *args)
+
+    monkeypatch.setattr(edge_table, "_cells", counted)
+    app = _TableOnly(visible=False)
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        table.show(snapshot)
+        assert table.row_count == len(snapshot.edges)  # taken in hidden, for 80 columns
+        table.display = True  # shown, 160 columns wide: its columns change with its rows in
+        await pilot.pause()
+        await pilot.pause()
+        assert table.fitted
+        # a screen as first drawn, and again once sorted: never the 2,438 rows
+        assert 0 < len(set(made)) <= 80, f"{len(set(made))} rows made for a 30-row screen"

@@ -306,6 +306,25 @@ class EdgeTable(DataTable[Any]):
         self._install(_Order(keys))
         return self
 
+    def _set_columns(self) -> tuple[str, ...]:
+        wanted = columns_for(self.size.width or 80)
+        if wanted != self._layout:
+            keys = self._order.keys
+            self.clear(columns=True)
+            # no rows while the columns go in: DataTable would fill every row's new cell
+            # and measure the whole column for each
+            self._install(_Order([]))
+            columns, label_width = wanted
+            for key, header, width in COLUMNS:
+                if key in columns:
+                    self.add_column(header, key=key, width=width or label_width)
+            self._updated_cells.clear()
+            self._install(_Order(keys))
+            self._layout = wanted
+            self._labels = None
+            self._made.clear()
+        return self._layout[0]
+
     def _row_cells(self, key: str) -> dict[str, Text | str]:
         """The cells of a row for the columns shown, made when it is drawn."""
         cells = self._made.get(key)
@@ -401,19 +420,6 @@ class EdgeTable(DataTable[Any]):
             keys = sorted(edges, key=lambda k: order(edges[k], healths[edges[k].key]))
             self._install(_Order(keys))
             self._sorted = True
-
-    def _set_columns(self) -> tuple[str, ...]:
-        wanted = columns_for(self.size.width or 80)
-        if wanted != self._layout:
-            self.clear(columns=True)
-            columns, label_width = wanted
-            for key, header, width in COLUMNS:
-                if key in columns:
-                    self.add_column(header, key=key, width=width or label_width)
-            self._layout = wanted
-            self._labels = None
-            self._made.clear()
-        return self._layout[0]
 
     def _visible_rows(self) -> dict[int, dict[str, Text | str] | None]:
         """The rows on screen, by index: their cells as last drawn (None: not drawn)."""
