@@ -1,0 +1,261 @@
+"""`ControlPlane` over the Kubernetes API, through the official Kubernetes client (which
+reads kubeconfig contexts, exec credential plugins and in-cluster config): Istio
+VirtualServices (`networking.istio.io/v1`, else `v1beta1`) and DestinationRules, Gateway
+API HTTPRoutes (`v1`, else `v1beta1`), the Deployments and StatefulSets behind them and
+the security configuration; and the one write, a weight change as a JSON patch that
+tests what it was planned on. Every request goes through `api.py`'s bounded calls."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from meshtop.canary import Plan
+from meshtop.errors import BackendError, UsageError
+from meshtop.model import Route, Workload
+from meshtop.posture import SecurityConfig
+from meshtop.sources.kubernetes.api import LIST_PAGES_CAPPED as LIST_PAGES_CAPPED
+from meshtop.sources.kubernetes.api import PAGE as PAGE
+from meshtop.sources.kubernetes.api import KubeAPI, _NotServed, _table
+from meshtop.sources.kubernetes.api import KubeConfig as KubeConfig
+from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
+
+# (group, versions newest first, plural, kind)
+VIRTUAL_SERVICES = ("networking.istio.io", ("v1", "v1beta1"), "virtualservices", "VirtualService")
+
+
+DESTINATION_RULES = (
+    "networking.istio.io",
+    ("v1", "v1beta1"),
+    "destinationrules",
+    "DestinationRule",
+)
+
+
+HTTP_ROUTES = ("gateway.networking.k8s.io", ("v1", "v1beta1"), "httproutes", "HTTPRoute")
+
+
+# the security configuration (issue 22): read, never written here
+PEER_AUTHENTICATIONS = (
+    "security.istio.io",
+    ("v1", "v1beta1"),
+    "peerauthentications",
+    "PeerAuthentication",
+)
+
+
+AUTHORIZATION_POLICIES = (
+    "security.istio.io",
+    ("v1", "v1beta1"),
+    "authorizationpolicies",
+    "AuthorizationPolicy",
+)
+
+
+SERVICE_ENTRIES = ("networking.istio.io", ("v1", "v1beta1"), "serviceentries", "ServiceEntry")
+
+
+WORKLOAD_ENTRIES = ("networking.istio.io", ("v1", "v1beta1"), "workloadentries", "WorkloadEntry")
+
+
+KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
+
+
+# Who else steers a route's weights, and how they mark what they own or manage.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+
+_DNS1123_LABEL = re.compile(rf"{_LABEL}", re.ASCII)  # a namespace: 63 at most
+
+
+_DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.ASCII)  # a name: 253 at most
+
+
+def check_names(namespace: str, name: str) -> None:
+    """A namespace (a DNS-1123 label) and an object name (a DNS-1123 subdomain), checked
+    before they become part of a request's path: `bookinfo/..` would otherwise be a GET of
+    the namespace's whole collection."""
+    if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
+        raise UsageError(
+            f"{namespace!r} is not a Kubernetes namespace (lower-case letters, digits and "
+            "'-', 63 at most, starting and ending with a letter or digit)"
+        )
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        raise UsageError(
+            f"{name!r} is not a Kubernetes object name (lower-case letters, digits, '-' and "
+            "'.', 253 at most)"
+        )
+
+
+def route_name(target: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` as a user gives a route, checked."""
+    namespace, sep, name = target.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(f"{target!r}: give the route as NAMESPACE/NAME")
+    check_names(namespace, name)
+    return namespace, name
+
+
+def _pod_template(item: dict[str, Any]) -> dict[str, Any]:
+    """Of a Deployment or StatefulSet, what the security posture needs: its name and its
+    pods' labels and service account (not the whole object, kept for every workload)."""
+    meta, template = _table(item.get("metadata")), _table(_table(item.get("spec")).get("template"))
+    labels = _table(template.get("metadata")).get("labels")
+    account = _table(template.get("spec")).get("serviceAccountName")
+    return {
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": {"template": {"metadata": {"labels": labels},
+                              "spec": {"serviceAccountName": account}}},
+    }  # fmt: skip
+
+
+class KubernetesControlPlane(KubeAPI):
+    """Routes, subsets, services, workloads and the security configuration of one
+    cluster, and the one write of a route's weights."""
+
+    async def routes(self) -> Sequence[Route]:
+        """Every route; one the cluster serves malformed is left out and said in
+        `malformed` (the rest of the control plane is still shown)."""
+        out: list[Route] = []
+        malformed: list[str] = []
+        for namespace in self.config.namespaces or ("",):
+            for resource, parse in ((VIRTUAL_SERVICES, route_from_virtual_service),
+                                    (HTTP_ROUTES, route_from_httproute)):  # fmt: skip
+                for item in await self._list(resource, namespace):
+                    try:
+                        out.append(parse(item, self.config.cluster, namespace or "default"))
+                    except BackendError as exc:
+                        malformed.append(str(exc))
+        self.malformed = malformed
+        return out
+
+    async def subsets(self) -> dict[tuple[str, str], set[str]]:
+        """(namespace, host) -> the subsets its DestinationRules define."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for namespace in self.config.namespaces or ("",):
+            for item in await self._list(DESTINATION_RULES, namespace):
+                meta, spec = _table(item.get("metadata")), _table(item.get("spec"))
+                host = str(spec.get("host", "")).split(".")[0]
+                key = (str(meta.get("namespace", namespace)), host)
+                out.setdefault(key, set()).update(
+                    str(s.get("name"))
+                    for s in spec.get("subsets") or ()
+                    if isinstance(s, dict) and s.get("name")
+                )
+        return out
+
+    async def services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every Service: a route to a host with none is flagged."""
+        out: set[tuple[str, str]] = set()
+        for namespace in self.config.namespaces or ("",):
+            where = f"/namespaces/{namespace}" if namespace else ""
+
+            def name(item: dict[str, Any], namespace: str = namespace) -> tuple[str, str]:
+                meta = _table(item.get("metadata"))
+                return str(meta.get("namespace", namespace)), str(meta.get("name", ""))
+
+            out.update(
+                await self._items(
+                    f"list services{f' in {namespace}' if namespace else ''}",
+                    f"/api/v1{where}/services",
+                    name,
+                )
+            )
+        return out
+
+    async def workloads(self) -> Sequence[Workload]:
+        out: list[Workload] = []
+        for namespace in self.config.namespaces or ("",):
+            where = f"/namespaces/{namespace}" if namespace else ""
+
+            def workload(item: dict[str, Any], namespace: str = namespace) -> Workload:
+                meta = _table(item.get("metadata"))
+                template = _table(_table(item.get("spec")).get("template"))
+                labels = _table(_table(template.get("metadata")).get("labels"))
+                return Workload(
+                    self.config.cluster,
+                    str(meta.get("namespace", namespace)),
+                    str(meta.get("name", "")),
+                    app=str(labels.get("app", labels.get("app.kubernetes.io/name", ""))),
+                    version=str(labels.get("version", labels.get("app.kubernetes.io/version", ""))),
+                )
+
+            for plural in ("deployments", "statefulsets"):  # each item kept as a Workload
+                out += await self._items(
+                    f"list {plural}{f' in {namespace}' if namespace else ''}",
+                    f"/apis/apps/v1{where}/{plural}",
+                    workload,
+                )
+        return out
+
+    async def security(self) -> SecurityConfig:
+        """The security configuration (`sources/security.py`): PeerAuthentications,
+        AuthorizationPolicies, DestinationRules' tls, ServiceEntries and WorkloadEntries
+        (with the root namespace's mesh-wide policies when namespaces are scoped), and each
+        Deployment's and StatefulSet's pod labels and service account; one list of each,
+        concurrently, each bounded as every list is. Malformed objects are left out and
+        said in the answer's `malformed`."""
+        from meshtop.posture import ROOT_NAMESPACE
+        from meshtop.sources.security import security_config
+
+        scoped = self.config.namespaces
+        wanted = [(r, ns) for ns in scoped or ("",) for r in (
+            PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES, DESTINATION_RULES, SERVICE_ENTRIES,
+            WORKLOAD_ENTRIES)]  # fmt: skip
+        if scoped and ROOT_NAMESPACE not in scoped:  # the mesh-wide ones
+            wanted += [(r, ROOT_NAMESPACE) for r in (PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES)]
+        pods = [
+            self._items(
+                f"list {plural}{f' in {ns}' if ns else ''}",
+                f"/apis/apps/v1{f'/namespaces/{ns}' if ns else ''}/{plural}",
+                _pod_template,
+            )
+            for ns in scoped or ("",)
+            for plural in ("deployments", "statefulsets")
+        ]
+        lists = await asyncio.gather(*(self._list(r, ns) for r, ns in wanted), *pods)
+        objects: dict[str, list[dict[str, Any]]] = {}
+        for (resource, _), items in zip(wanted, lists, strict=False):
+            objects.setdefault(resource[3], []).extend(items)
+        workloads = [item for found in lists[len(wanted) :] for item in found]
+        return security_config(objects, workloads)
+
+    async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
+        """One route as it is now, and the object itself (for its owners)."""
+        check_names(namespace, name)
+        group, versions, plural, _ = KINDS[kind]
+        for version in [self._versions[plural]] if plural in self._versions else versions:
+            try:
+                obj = await self._call(
+                    f"read {kind} {namespace}/{name}",
+                    "GET",
+                    f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+                )
+            except _NotServed:
+                continue
+            self._versions[plural] = version
+            parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
+            return parse(obj, self.config.cluster, namespace), obj
+        raise UsageError(f"no {kind} {namespace}/{name}: this cluster does not serve {group}")
+
+    async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
+        """The plan's JSON patch: the server checks every test (a concurrent change is a
+        `ConflictError`, nothing written); with `dry_run` it validates and writes nothing."""
+        route = plan.route
+        check_names(route.namespace, route.name)
+        group, versions, plural, kind = KINDS[route.kind]
+        version = self._versions.get(plural, versions[0])
+        ops = json_patch(plan)
+        obj = await self._call(
+            f"{'check' if dry_run else 'change'} {kind} {route.namespace}/{route.name}",
+            "PATCH",
+            f"/apis/{group}/{version}/namespaces/{route.namespace}/{plural}/{route.name}",
+            # recorded as meshtop's in managedFields (what Flagger, Argo and `owner()`
+            # go by), not as the client's default "OpenAPI-Generator"
+            query=[("fieldManager", "meshtop"), *([("dryRun", "All")] if dry_run else [])],
+            body=ops,
+        )
+        parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
+        return parse(obj, self.config.cluster, route.namespace)
