@@ -242,7 +242,12 @@ class SimMetrics:
         self, source: str | None, destination: str | None, window_s: float
     ) -> History:
         """What Prometheus would answer for the simulated mesh: the same points, the
-        traffic at each with the routes of that moment, a gap where an edge had none."""
+        traffic at each with the routes of that moment, a gap where an edge had none.
+        Worked out on a thread: a large mesh's takes seconds, which the screen that
+        awaits it on its event loop must not wait for."""
+        return await asyncio.to_thread(self._history, source, destination, window_s)
+
+    def _history(self, source: str | None, destination: str | None, window_s: float) -> History:
         end = float(math.floor(self._sim.clock()))
         step = history_step(window_s)
         points = Points(point_times(end, window_s, step), step)
