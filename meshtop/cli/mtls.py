@@ -7,13 +7,12 @@ as it was read."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from meshtop import connect, sanitize
-from meshtop.cli import options
+from meshtop.cli import applying, options
 from meshtop.cli.options import (
     ContextsOpt,
     DemoOpt,
@@ -22,7 +21,7 @@ from meshtop.cli.options import (
     TimeoutOpt,
     WindowOpt,
 )
-from meshtop.errors import EXIT_BACKEND, EXIT_CONFLICT, BackendError, MeshtopError, UsageError
+from meshtop.errors import EXIT_BACKEND, BackendError, MeshtopError, UsageError
 
 if TYPE_CHECKING:
     from meshtop.change.workflow import PolicyCopy
@@ -105,42 +104,9 @@ def mtls(
             raise typer.Exit(EXIT_BACKEND)
         return
 
-    def ask() -> bool:
-        if not sys.stdin.isatty():
-            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
-        there = ", ".join(plans) if several else stores[""].context
-        return typer.confirm(f"apply to {there}?", default=False)
-
     change = workflow.Workflow({c: stores[c] for c in plans}, by="mtls")
-    outcomes = asyncio.run(
-        change.apply(plans, dry_run=dry_run, confirm=None if dry_run or yes else ask)
-    )
-    for o in outcomes:
-        if o.note:
-            where = o.cluster or stores[""].context
-            typer.echo(sanitize.said(f"meshtop: {where}: {o.note}"), err=True)
-    if any(o.result == "declined" for o in outcomes):
-        typer.echo("nothing was written")
-        return
-    if not several:
-        (one,) = outcomes
-        if one.error is not None:
-            raise one.error
-        if dry_run:
-            typer.echo("dry run: the server accepted the change; nothing was written")
-        else:
-            from meshtop import audit
-
-            version = one.applied.resource_version if one.applied else "?"
-            typer.echo(f"applied: resourceVersion {version} (audit log {audit.path()})")
-        return
-    for o in outcomes:
-        version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
-        typer.echo(sanitize.said(f"{o.cluster}: {o.result}{version}"))
-    if any(o.result.startswith("conflict") for o in outcomes):
-        raise typer.Exit(EXIT_CONFLICT)
-    if unread or not all(o.ok for o in outcomes):
-        raise typer.Exit(EXIT_BACKEND)
+    here = stores[""].context if "" in stores else ""
+    applying.apply_and_say(change, plans, here, dry_run=dry_run, yes=yes, unread=unread)
 
 
 def _stores(

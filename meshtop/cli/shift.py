@@ -3,13 +3,12 @@ several), through the change workflow, and say what it did."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from meshtop import connect, sanitize
-from meshtop.cli import options
+from meshtop.cli import applying, options
 from meshtop.cli.options import ContextsOpt, KubeconfigOpt, RouteKind, TimeoutOpt
 from meshtop.errors import BackendError, UsageError
 
@@ -48,10 +47,9 @@ def shift(
     kubeconfig's current context."""
     import asyncio
 
-    from meshtop import audit, copies
+    from meshtop import copies
     from meshtop.canary import parse_set, rule_index
     from meshtop.change import workflow
-    from meshtop.errors import EXIT_CONFLICT
     from meshtop.sources.kubernetes import KINDS, route_name
 
     settings = options.settings(ctx, timeout=timeout, **options.kubernetes(context, kubeconfig))
@@ -104,40 +102,5 @@ def shift(
             raise typer.Exit(3)
         return
 
-    def ask() -> bool:
-        if not sys.stdin.isatty():
-            raise UsageError("not a terminal to ask on: give --yes to apply, or --dry-run")
-        there = ", ".join(plans) if several else planes[""].context
-        return typer.confirm(f"apply to {there}?", default=False)
-
-    outcomes = asyncio.run(
-        change.apply(plans, dry_run=dry_run, confirm=None if dry_run or yes else ask)
-    )
-    for o in outcomes:
-        if o.note:
-            typer.echo(sanitize.said(f"meshtop: {o.cluster or planes[''].context}: {o.note}"),
-                       err=True)  # fmt: skip
-    if any(o.result == "declined" for o in outcomes):
-        typer.echo("nothing was written")
-        return
-    if not several:
-        (one,) = outcomes
-        if one.error is not None:
-            raise one.error
-        if dry_run:
-            typer.echo("dry run: the server accepted the change; nothing was written")
-        else:
-            version = one.applied.resource_version if one.applied else "?"
-            typer.echo(f"applied: resourceVersion {version} (audit log {audit.path()})")
-        return
-    for o in outcomes:
-        version = f" (resourceVersion {o.applied.resource_version})" if o.applied else ""
-        typer.echo(sanitize.said(f"{o.cluster}: {o.result}{version}"))
-    if dry_run and all(o.ok for o in outcomes):
-        typer.echo("dry run: every server accepted the change; nothing was written")
-    else:
-        typer.echo(sanitize.said(workflow.summary(outcomes, reading.unread)))
-    if any(o.result.startswith("conflict") for o in outcomes):
-        raise typer.Exit(EXIT_CONFLICT)
-    if reading.unread or not all(o.ok for o in outcomes):
-        raise typer.Exit(3)
+    here = planes[""].context if "" in planes else ""
+    applying.apply_and_say(change, plans, here, dry_run=dry_run, yes=yes, unread=reading.unread)
