@@ -77,6 +77,7 @@ def connect(
     if sim is not None:
         return Sources(sim.clusters, True, sim.clock)
     from meshtop.sources.prometheus import PrometheusMetrics
+    from meshtop.sources.security import KubernetesPolicies
 
     clusters = settings.clusters
     own = [c for c in clusters if c.prometheus is not None]
@@ -107,7 +108,7 @@ def connect(
             control_plane=plane,
             traces=traces[c.name],
             store=plane,
-            security=config,
+            security=None if config is None else KubernetesPolicies(config),
         )
     clock = time.time if at is None else (lambda: at)
     return Sources(each, False, clock)

@@ -126,7 +126,9 @@ class ClusterSources:
     control_plane: ControlPlane | None = None
     traces: TraceSource | None = None
     store: RouteStore | None = None  # the control plane, as where its routes are written
-    security: SecuritySource | None = None  # the control plane, as its security config
+    # the control plane, as where its security configuration is read and its
+    # PeerAuthentications written
+    security: PolicyStore | None = None
 
     @staticmethod
     def one(
