@@ -31,7 +31,13 @@ from meshtop.errors import EXIT_BUG
 from meshtop.mesh import DaemonThreads, refresh
 from meshtop.model import MeshSnapshot, SourceKey, SourceState
 from meshtop.sanitize import said
-from meshtop.sources.protocols import ControlPlane, MetricsSource, RouteStore, TraceSource
+from meshtop.sources.protocols import (
+    ControlPlane,
+    MetricsSource,
+    PolicyStore,
+    RouteStore,
+    TraceSource,
+)
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.main import MainScreen
@@ -87,6 +93,11 @@ class MeshtopApp(App[None]):
         # where weights are written, by cluster: each one's route store (none: read only)
         self.stores: dict[str, RouteStore] = {
             c: s.store for c, s in sources.clusters.items() if s.store is not None
+        }
+        # where each cluster's security configuration is read (the posture tab) and its
+        # PeerAuthentications written (:mtls), by cluster
+        self.policies: dict[str, PolicyStore] = {
+            c: s.security for c, s in sources.clusters.items() if s.security is not None
         }
         self.simulated = sources.simulated
         self.clock = sources.clock

@@ -1,10 +1,12 @@
-"""The main screen's routes tab and the weight changes made from it: the table filled from
-`routes_view`, the route a key acts on, the shift dialog opened on it, what the dialog
-wrote (for `:undo`), and `:undo` itself, shown before it is made. Every write goes through
-the change workflow; reads and writes are awaited on the console's own event loop."""
+"""The main screen's routes tab and the changes made from the console: the table filled
+from `routes_view`, the route a key acts on, the shift dialog opened on it, what the dialog
+wrote (for `:undo`), an mTLS mode set by `:mtls`, and `:undo` itself, shown before it is
+made. Every write goes through the change workflow; reads and writes are awaited on the
+console's own event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -14,22 +16,40 @@ from textual.widgets import DataTable
 from meshtop import routes_view
 from meshtop.canary import Plan, splittable
 from meshtop.change import workflow
-from meshtop.change.workflow import Copy, Workflow
+from meshtop.change.workflow import Copy, PolicyCopy, Workflow
 from meshtop.copies import same_route
 from meshtop.detail import routes_to
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.federation import where
 from meshtop.graphview import GraphView
 from meshtop.model import MeshSnapshot, Route
+from meshtop.posture import MtlsMode, MtlsPlan, plan_mode
 from meshtop.sources.protocols import ControlPlane
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.posture import read_configs
 from meshtop.tui.widgets.tables import fill
 
 if TYPE_CHECKING:
     from meshtop.tui.screens.main import MainScreen
 
 ROUTE_COLUMNS = [(title, title) for title in routes_view.COLUMNS]
+LISTED = 6  # of a long list in a preview (the workloads a mode changes), the first ones
+
+
+def condensed(lines: list[str], most: int = LISTED) -> list[str]:
+    """A preview that fits a screen: of each list (the indented lines under a line of its
+    own), the first `most` and how many more."""
+    out: list[str] = []
+    run = 0
+    for i, line in enumerate(lines):
+        run = run + 1 if line.startswith("  ") else 0
+        if run <= most:
+            out.append(line)
+        nested = i + 1 < len(lines) and lines[i + 1].startswith("  ")
+        if run > most and not nested:
+            out.append(f"  … and {run - most} more")
+    return out
 
 
 def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
@@ -87,13 +107,15 @@ def node_route(
 
 
 class Changes:
-    """The weight changes of one console session: the shift dialog opened on a route,
-    and `:undo` of what it wrote last. `last_plans` is what `:undo` takes back (a copy
-    per cluster, maybe in rounds)."""
+    """The changes of one console session: the shift dialog opened on a route, `:mtls`,
+    and `:undo` of the last change, whichever kind: `last_plans` (a route's copy per
+    cluster, maybe in rounds) or `last_modes` (a PeerAuthentication per cluster); one
+    change leaves the other empty."""
 
     def __init__(self, screen: MainScreen) -> None:
         self.screen = screen
         self.last_plans: list[Plan] = []
+        self.last_modes: dict[str, MtlsPlan] = {}
 
     def shift(self, found: tuple[Route, int, int] | None) -> None:
         """`w`: the shift dialog for `found` (a route, its rule, the destination to
@@ -167,7 +189,7 @@ class Changes:
         `:undo`, and said once per cluster with the weights written last."""
         if not dialog.applied:
             return
-        self.last_plans = list(dialog.applied)
+        self.last_plans, self.last_modes = list(dialog.applied), {}
         last = {p.route.cluster: p for p in dialog.applied}  # the last write in each
         r = dialog.applied[-1].route
         where_ = f" in {', '.join(last)}" if dialog.stores else ""
@@ -181,10 +203,14 @@ class Changes:
     def undo(self) -> None:
         """`:undo`: the last change of this session taken back, once shown and confirmed."""
         app = self.screen.app
-        if app.settings.read_only or not app.stores:
+        if app.settings.read_only or not (app.stores or app.policies):
             raise UsageError("read-only: nothing to undo here")
+        if self.last_modes:
+            work = self._undo_mode(self.last_modes)
+            self.screen.run_worker(work, group="undo", exit_on_error=False)
+            return
         if not self.last_plans:
-            raise UsageError("nothing to undo: no weight change in this session")
+            raise UsageError("nothing to undo: no weight change in this session, no mTLS mode")
         self.screen.run_worker(self._undo(self.last_plans), group="undo", exit_on_error=False)
 
     async def _undo(self, plans: list[Plan]) -> None:
@@ -243,4 +269,145 @@ class Changes:
             self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
         else:
             self.screen.say(f"undone: {name} is back to what it was")
+        self.screen.app.request_refresh()
+
+    # -- an mTLS mode (:mtls) ---------------------------------------------------------------
+
+    def mtls(self, namespace: str, workload: str, mode: MtlsMode) -> None:
+        """`:mtls NAMESPACE[/WORKLOAD] strict|permissive`: planned from each cluster's
+        PeerAuthentications as they are now and the traffic on screen, shown with the
+        workloads whose mode changes and what STRICT would refuse; `y` writes it."""
+        app = self.screen.app
+        if app.settings.read_only:
+            raise UsageError("read-only: :mtls writes nothing here")
+        if not app.policies:
+            raise UsageError(
+                "no control plane to write to: PeerAuthentications are written to the "
+                "cluster of --context"
+            )
+        if app.snapshot is None:
+            raise UsageError("no traffic read yet to judge the change by: try again")
+        work = self._plan_mode(app.snapshot, namespace, workload, mode)
+        self.screen.run_worker(work, group="mtls", exclusive=True, exit_on_error=False)
+
+    def _policy_copy(self, cluster: str) -> PolicyCopy:
+        store = self.screen.app.policies[cluster]
+        return PolicyCopy(cluster, store, where(store))
+
+    async def _plan_mode(
+        self, snapshot: MeshSnapshot, namespace: str, workload: str, mode: MtlsMode
+    ) -> None:
+        app = self.screen.app
+        target = f"{namespace}/{workload}" if workload else namespace
+        configs, failed = await read_configs(app.policies, app.settings.timeout_s)
+        plans: dict[str, MtlsPlan] = {}
+        for cluster, config in configs.items():
+            try:  # on a thread: at 20,000 services a namespace's effect takes a while
+                plans[cluster] = await asyncio.to_thread(
+                    plan_mode, snapshot, config, cluster, namespace, workload, mode
+                )
+            except UsageError as exc:
+                failed[cluster] = str(exc)
+        several = len(app.policies) > 1
+        if not plans:
+            self.screen.say(f"cannot plan :mtls {target}: {'; '.join(failed.values())}")
+            return
+        if not any(p.changed for p in plans.values()):
+            self.screen.say(f"nothing to change: {target} is {mode.value} already")
+            return
+        lines = []
+        for cluster, plan in plans.items():
+            pad = "  " if several else ""
+            lines += [f"{cluster}:"] if several else []
+            lines += [pad + line for line in condensed(plan.preview())]
+        lines += [f"not planned in {c or 'the cluster'}: {why}" for c, why in failed.items()]
+        self.screen.app.push_screen(
+            ConfirmScreen(f"set {target} to {mode.value}", lines),
+            lambda yes: self._mode_confirmed(plans, target) if yes else None,
+        )
+
+    def _mode_confirmed(self, plans: dict[str, MtlsPlan], target: str) -> None:
+        work = self._apply_mode(plans, target)
+        self.screen.run_worker(work, group="mtls", exclusive=True, exit_on_error=False)
+
+    async def _apply_mode(self, plans: dict[str, MtlsPlan], target: str) -> None:
+        copies = {c: self._policy_copy(c) for c in plans}
+        try:
+            outcomes = await Workflow(copies, by="console").apply(plans)
+        except MeshtopError as exc:  # the audit log: nothing was written
+            self.screen.say(f"cannot set the mode of {target}: {exc}")
+            return
+        done = {o.cluster: o.plan for o in outcomes if o.result == "applied" and o.plan}
+        if done:
+            self.last_modes, self.last_plans = done, []
+        several = len(plans) > 1
+        failed = [f"{o.cluster}: {o.result}" if several else o.result for o in outcomes if not o.ok]
+        if done:
+            where_ = f" in {', '.join(done)}" if several else ""
+            said = f"{target} is {next(iter(done.values())).mode.value}{where_}"
+            said += f"; NOT in {'; '.join(failed)}" if failed else ""
+            said += "; :undo takes it back"
+        else:
+            said = f"nothing was written: {'; '.join(failed)}"
+        self.screen.say("; ".join([said, *(o.note for o in outcomes if o.note)]))
+        self.screen.app.request_refresh()
+
+    async def _undo_mode(self, plans: dict[str, MtlsPlan]) -> None:
+        """Each cluster's way back, planned from its PeerAuthentication as it is now (one
+        no longer as meshtop left it is said and left alone), shown for `y`."""
+        copies = {c: self._policy_copy(c) for c in plans}
+        configs, unread = await read_configs(
+            {c: copy.store for c, copy in copies.items()}, self.screen.app.settings.timeout_s
+        )
+        back: dict[str, MtlsPlan] = {}
+        failed = [f"{c or 'the cluster'}: {why}" for c, why in unread.items()]
+        for cluster, config in configs.items():
+            plan = plans[cluster]
+            key = (plan.policy.namespace, plan.policy.name)
+            now = next(
+                (p for p in config.peer_authentications if (p.namespace, p.name) == key), None
+            )
+            try:
+                back[cluster] = workflow.undo_mode(now, plan)
+            except MeshtopError as exc:
+                failed.append(f"{cluster}: {exc}" if len(plans) > 1 else str(exc))
+        if not back:
+            self.last_modes = {}
+            self.screen.say(f"cannot undo: {'; '.join(failed)}")
+            return
+        lines = [line for p in back.values() for line in p.preview()]
+        lines += [f"not undone: {why}" for why in failed]
+        ref = next(iter(plans.values())).policy.ref
+        self.screen.app.push_screen(
+            ConfirmScreen(f"undo the last change of {ref}", lines),
+            lambda yes: self._undo_mode_confirmed(copies, back, failed) if yes else None,
+        )
+
+    def _undo_mode_confirmed(
+        self, copies: dict[str, PolicyCopy], back: dict[str, MtlsPlan], failed: list[str]
+    ) -> None:
+        work = self._apply_undo_mode(copies, back, failed)
+        self.screen.run_worker(work, group="undo", exit_on_error=False)
+
+    async def _apply_undo_mode(
+        self, copies: dict[str, PolicyCopy], back: dict[str, MtlsPlan], failed: list[str]
+    ) -> None:
+        try:
+            outcomes = await Workflow(copies, by="undo").apply(back)
+        except MeshtopError as exc:  # the audit log: nothing was written
+            self.screen.say(f"cannot undo: {exc}")
+            return
+        self.last_modes = {}
+        failed = failed + [
+            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
+            for o in outcomes
+            if not o.ok
+        ]
+        plan = next(iter(back.values()))
+        if failed:
+            undone = [o.cluster for o in outcomes if o.ok]
+            done = f"; undone in {', '.join(undone)}" if undone else ""
+            self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
+        else:
+            self.screen.say(f"undone: {plan.target} is back to what it was")
         self.screen.app.request_refresh()

@@ -16,6 +16,7 @@ from textual.screen import Screen
 
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GROUPINGS, Grouping
+from meshtop.posture import MtlsMode
 from meshtop.tui.placement import ZOOMS
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas
 
@@ -47,7 +48,12 @@ COMMANDS = (
     Command("collapse", "NS|cluster NAME", "a namespace or a cluster as one box"),
     Command("expand", "NS|cluster NAME", "a collapsed namespace or cluster opened again"),
     Command("zoom", "full|compact|namespaces|fit", "how much of each node is drawn"),
-    Command("undo", "", "take back the last weight change (shown first, y makes it)"),
+    Command(
+        "mtls",
+        "NAMESPACE[/WORKLOAD] strict|permissive",
+        "set an mTLS mode (shown first, with what STRICT would refuse; y makes it)",
+    ),
+    Command("undo", "", "take back the last weight change or mTLS mode (shown first, y makes it)"),
     Command("theme", "NAME", "the colours"),
     Command("q", "", "quit", ("quit",)),
 )
@@ -182,6 +188,20 @@ class Commands:
 
     def cmd_zoom(self: _Main, args: list[str]) -> None:
         self.set_zoom(one_of("zoom", args, (*ZOOMS, "fit"), alone=True))
+
+    def cmd_mtls(self: _Main, args: list[str]) -> None:
+        if self.app.settings.read_only:
+            raise UsageError("read-only: :mtls writes nothing here")
+        modes = {m.value.lower(): m for m in (MtlsMode.STRICT, MtlsMode.PERMISSIVE)}
+        target = args[0] if args else ""
+        namespace, _, workload = target.partition("/")
+        mode = modes.get(args[-1].lower()) if len(args) == 2 else None
+        if mode is None or not namespace or "/" in workload or target.endswith("/"):
+            raise UsageError("mtls takes NAMESPACE[/WORKLOAD] and one of strict, permissive")
+        from meshtop.sources.kubernetes import check_names
+
+        check_names(namespace, workload or "x")  # names the API could hold, said in one line
+        self.changes.mtls(namespace, workload, mode)
 
     def cmd_undo(self: _Main, args: list[str]) -> None:
         self.changes.undo()

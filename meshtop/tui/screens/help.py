@@ -25,7 +25,7 @@ Sections = tuple[tuple[str, Rows], ...]
 KEYS = (
     ("q", "quit"),
     ("?", "this help (esc closes it)"),
-    ("1 / 2 / 3", "the graph / the edge table / the routes"),
+    ("1 / 2 / 3 / 5", "the graph / the edge table / the routes / the mTLS posture"),
     ("w", "shift the weights of the selected route, or of the selected node's route"),
     ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
