@@ -217,6 +217,17 @@ def test_routes_tab(snap_compare: Compare, sim: Simulation) -> None:
     assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
 
 
+def test_posture_tab(snap_compare: Compare, sim: Simulation) -> None:
+    """Each namespace's and workload's mTLS mode beside the traffic into it, and what
+    STRICT would refuse (issue 22)."""
+    app = _shift_app(sim)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await keys(pilot, "5")
+
+    assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
+
+
 def test_shift_dialog(snap_compare: Compare, sim: Simulation) -> None:
     app = _shift_app(sim)
 
