@@ -7,6 +7,7 @@ fields are outside text: `text()` shows them through `sanitize.shown`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -218,3 +219,36 @@ def text(tree: Tree, width: int = 100) -> list[str]:
             f"{name:<{name_w}} {''.join(cells)} {marks}{units.ms(s.duration_us / 1000)}{skew}"
         )
     return lines
+
+
+def _nice_step(least: float) -> int:
+    """The next of 1, 2, 5 times 10^k microseconds at or above `least` (at least 1µs)."""
+    power = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * power >= least:
+                return m * power
+        power *= 10
+
+
+def ticks(t0: int, t1: int, origin: int, width: int, room: int = 12) -> list[tuple[int, str]]:
+    """A ruler's ticks for the time range [t0, t1] over `width` columns: round times since
+    `origin` (the trace's start), at most one per `room` columns, each as precise as its
+    step needs, so that no two read the same however far the view is zoomed (`49.5ms
+    50.0ms 50.5ms`, not `49ms 50ms 50ms`). Each is (column, label)."""
+    span = t1 - t0
+    if width <= 0 or span <= 0:
+        return []
+    step = _nice_step(span / max(1, width // room))
+    end = t1 - origin
+    unit, scale = (
+        ("s", 1_000_000) if end >= 1_000_000 else ("ms", 1000) if end >= 1000 else ("µs", 1)
+    )
+    decimals = max(0, math.ceil(-math.log10(step / scale) - 1e-9))
+    out = []
+    at = -(-(t0 - origin) // step) * step  # the first round time in the range
+    while origin + at <= t1:
+        x = round((origin + at - t0) / span * (width - 1))
+        out.append((x, f"{at / scale:.{decimals}f}{unit}"))
+        at += step
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from meshtop.model import Span, Trace
-from meshtop.waterfall import Tree, bar, text
+from meshtop.waterfall import Tree, bar, text, ticks
 
 
 def _span(i: str, parent: str | None, start: int, duration: int, error: bool = False) -> Span:
@@ -106,3 +106,18 @@ def test_text_waterfall_marks_errors_and_the_critical_path() -> None:
     lines = text(Tree(trace), 100)
     assert lines[1].startswith("svc op-a") and "*" in lines[1]
     assert ("!" in lines[2] and "50µs" in lines[2]) or "0.1ms" in lines[2] or "!" in lines[2]
+
+
+def test_the_rulers_ticks_read_distinct_at_every_zoom() -> None:
+    """Zoomed to 2ms around 50ms of a 100ms trace the ruler read `49ms 50ms 50ms 51ms`."""
+    for t0, t1 in ((0, 100_000), (49_000, 51_000), (50_000, 50_020), (50_000, 50_003),
+                   (0, 3_000_000), (1_234_500, 1_234_510)):  # fmt: skip
+        for width in (40, 76, 115):
+            marks = ticks(t0, t1, 0, width)
+            labels = [label for _, label in marks]
+            assert len(marks) >= 2, (t0, t1, width)
+            assert len(set(labels)) == len(labels), (t0, t1, width, labels)
+            columns = [x for x, _ in marks]
+            assert columns == sorted(columns) and columns[0] >= 0 and columns[-1] < width
+    assert [label for _, label in ticks(49_000, 51_000, 0, 76)] == [
+        "49.0ms", "49.5ms", "50.0ms", "50.5ms", "51.0ms"]  # fmt: skip

@@ -86,17 +86,54 @@ async def test_t_lists_the_edges_traces_and_enter_opens_a_waterfall(sim: Simulat
         assert not isinstance(app.screen, TraceListScreen)
 
 
-async def test_errors_only_asks_again(sim: Simulation) -> None:
+async def test_e_and_d_filter_the_sample_and_keep_the_trace_looked_at(sim: Simulation) -> None:
     app = _app(sim)
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await _open_edge(app, pilot, PAGE, V3)
         await keys(pilot, "t")
-        await listed(app, pilot)
+        screen = await listed(app, pilot)
+        table = screen.query_one(DataTable)
+        sample = list(screen.found)
+        failed = [i for i, s in enumerate(screen.shown_traces()) if s.error]
+        passed = [s for s in screen.shown_traces() if not s.error]
+        assert failed and passed  # a sample with both, or the test says nothing
+        table.move_cursor(row=failed[-1], animate=False)
+        looked_at = screen.shown_traces()[failed[-1]].trace_id
         await keys(pilot, "e")
-        screen = await listed(app, pilot, asked=2)
-        assert screen.ask.errors_only
-        assert screen.found and all(t.error for t in screen.found)
+        await pilot.pause()
+        assert screen.asked == 1 and screen.found == sample  # filtered, not fetched again
+        assert "errors only" in _text(app, "#traces-title")
+        shown = screen.shown_traces()
+        assert shown and all(s.error for s in shown) and table.row_count == len(shown)
+        assert table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value == looked_at
+        await keys(pilot, "e")
+        await pilot.pause()
+        assert table.row_count == len({s.trace_id for s in sample})
+        assert table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value == looked_at
+        await keys(pilot, "d")
+        await pilot.pause()
+        assert screen.asked == 1 and "≥ 50ms" in _text(app, "#traces-title")
+        assert all(s.duration_us >= 50_000 for s in screen.shown_traces())
+
+
+async def test_f_adds_to_the_sample_and_r_fetches_a_new_one(sim: Simulation) -> None:
+    app = _app(sim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await _open_edge(app, pilot, PAGE, V3)
+        await keys(pilot, "t")
+        screen = await listed(app, pilot)
+        before = {s.trace_id for s in screen.found}
+        await keys(pilot, "e", "f")  # more of the traces with an error
+        await listed(app, pilot, asked=2)
+        after = {s.trace_id for s in screen.found}
+        assert before < after  # what was listed stays, more joined it
+        added = [s for s in screen.found if s.trace_id not in before]
+        assert added and all(s.error for s in added)
+        await keys(pilot, "e", "r")  # a new sample of them all
+        await listed(app, pilot, asked=3)
+        assert len(screen.found) <= screen.ask.limit
 
 
 class Down:
@@ -161,7 +198,7 @@ async def test_odd_lists_are_shown_and_a_failed_reload_clears_them(sim: Simulati
         table = screen.query_one(DataTable)
         assert table.row_count == 1  # listed twice, shown once
         assert str(table.get_row_at(0)[1]) == "?"  # a start no calendar has
-        await keys(pilot, "e")
+        await keys(pilot, "r")
         await listed(app, pilot, asked=2)
         assert table.row_count == 0 and "traces unavailable" in _text(app, "#traces-note")
 
@@ -178,3 +215,34 @@ async def test_slash_lists_only_traces_with_an_operation(sim: Simulation) -> Non
         screen = await listed(app, pilot, asked=2)
         assert screen.ask.operation == operation
         assert screen.found and "operation details" in _text(app, "#traces-title")
+
+
+def _long_names() -> Trace:
+    """A 100ms trace whose root takes all of it, under names longer than 44 columns."""
+    from meshtop.model import Span
+
+    name = "checkout-orchestrator.payments-production"
+    return Trace("cd" * 16, (
+        Span("a", None, name, "POST /api/v2/checkout/confirm", 0, 100_000, False),
+        Span("b", "a", name, "GET /api/v2/inventory/reserve", 10_000, 30_000, False),
+        Span("c", "b", "ratings.bookinfo", "GET /ratings", 60_000, 2_000, True),
+    ))  # fmt: skip
+
+
+async def test_the_waterfall_sizes_its_names_to_the_screen_and_says_long_bars(
+    sim: Simulation,
+) -> None:
+    for cols, whole in ((160, True), (80, False)):
+        app = _app(sim)
+        async with app.run_test(size=(cols, 30)) as pilot:
+            app.push_screen(WaterfallScreen(sim.traces, "cd" * 16, _long_names()))
+            await drawn(app, pilot)
+            view = app.screen.query_one(Waterfall)
+            await pilot.pause()
+            lines = [view.render_line(y).text for y in range(4)]
+            root = lines[1]
+            name = "checkout-orchestrator.payments-production POST /api/v2/checkout/confirm"
+            assert (name in root) is whole, root  # cut only where the screen is narrow
+            assert root.index("█") <= cols // 2 + 1, root  # the bars have half at least
+            assert "100ms" in root, root  # a bar as wide as the trace carries its duration
+            assert "30ms" in lines[2] and "2.0ms" in lines[3], lines

@@ -4,6 +4,7 @@ place and the console goes on."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
@@ -45,18 +47,67 @@ COLUMNS = [
     (name or "mark", name)
     for name in ("", "start", "duration", "spans", "root", "services", "trace id")
 ]
+CELL_PADDING = 2  # a DataTable's cell padding, both sides of every column
+ROOT_LEAST = 12  # the root's columns at least, where the width has them
 
 
-def _trace_row(s: TraceSummary) -> tuple[str, list[str | Text]]:
-    return s.trace_id, [
-        Text("!", style="bold red") if s.error else "",
-        clock_time(s.start_us, "%H:%M:%S.%f"),
-        units.ms(s.duration_us / 1000),
-        "?" if s.span_count is None else str(s.span_count),
-        s.root,
-        ", ".join(s.services),
-        s.trace_id,
-    ]
+def fit_services(services: Sequence[str], room: int) -> str:
+    """Every service the trace crossed in `room` columns: as many whole names as fit,
+    then how many more (`productpage, reviews +3`), never a name cut to `pro`."""
+    names = [shown(s) for s in services]
+    whole = ", ".join(names)
+    if len(whole) <= room:
+        return whole
+    for n in range(len(names) - 1, 0, -1):
+        text = f"{', '.join(names[:n])} +{len(names) - n}"
+        if len(text) <= room:
+            return text
+    return units.clip(f"{len(names)} services", room) if room > 0 else ""
+
+
+Rows = list[tuple[str, list[str | Text]]]
+
+
+def _trace_rows(found: Sequence[TraceSummary], width: int) -> tuple[list[tuple[str, str]], Rows]:
+    """The columns and rows fitted to `width`: the trace id always whole (it is what is
+    looked up in another tool), the root and the services in what is left; where that
+    is too little, the services, then the span count, left out."""
+    cells = {
+        s.trace_id: {
+            "mark": Text("!", style="bold red") if s.error else "",
+            "start": clock_time(s.start_us, "%H:%M:%S.%f"),
+            "duration": units.ms(s.duration_us / 1000),
+            "spans": "?" if s.span_count is None else str(s.span_count),
+            "trace id": s.trace_id,
+        }
+        for s in found
+    }
+
+    def widest(key: str, title: str) -> int:
+        return max([len(title), *(len(str(c[key])) for c in cells.values())])
+
+    fixed = {key: widest(key, title) for key, title in COLUMNS if key not in ("root", "services")}
+    roots = max([len("root"), *(len(shown(s.root)) for s in found)])
+    everyone = max([len("services"), *(len(", ".join(map(shown, s.services))) for s in found)])
+    keys = [key for key, _ in COLUMNS]
+
+    def left() -> int:  # what the root and the services have
+        return width - sum(fixed[k] for k in keys if k in fixed) - CELL_PADDING * len(keys)
+
+    if left() < ROOT_LEAST + len("services"):
+        keys.remove("services")
+    if left() < ROOT_LEAST:
+        keys.remove("spans")
+    root_room = max(len("root"), min(roots, left()))
+    if "services" in keys:
+        share = max(ROOT_LEAST, left() - everyone, left() * 2 // 5)
+        root_room = max(len("root"), min(roots, share, left() // 2))
+    room = max(len("services"), left() - root_room)
+    for s in found:
+        cells[s.trace_id]["root"] = units.clip(shown(s.root), root_room)
+        cells[s.trace_id]["services"] = fit_services(s.services, room)
+    headers = [(key, title) for key, title in COLUMNS if key in keys]
+    return headers, [(s.trace_id, [cells[s.trace_id][k] for k in keys]) for s in found]
 
 
 def _describe(q: TraceQuery) -> str:
@@ -81,18 +132,24 @@ class TraceListScreen(Screen[None]):
         Binding("d", "slower", "slower than…"),
         Binding("o", "order", "order"),
         Binding("slash", "operation", "operation", key_display="/"),
-        Binding("r", "reload", "reload"),
+        Binding("f", "more", "fetch more"),
+        Binding("r", "reload", "new sample"),
     ]
     SLOWER = (None, 50.0, 100.0, 250.0, 500.0, 1000.0)
 
     def __init__(self, traces: TraceSource, query: TraceQuery) -> None:
         super().__init__()
         self.traces = traces
-        self.ask = query
-        self.found: list[TraceSummary] = []
+        self.ask = query  # what the backend is asked: whose traces, of which operation
+        # what is shown of the sample: `e` and `d` filter what was fetched, never fetch
+        self.errors_only = query.errors_only
+        self.slower = query.min_duration_ms
+        self.found: list[TraceSummary] = []  # the sample fetched, kept until `r`
         self.by_start = False
         self.asked = 0  # questions put to the backend; only the latest one's answer shows
         self.answered = 0  # the latest question whose answer is shown
+        self.adding = False  # the question in flight adds to the sample (`f`)
+        self.problem = ""  # why the latest answer is no list
 
     def compose(self) -> ComposeResult:
         yield Static(id="traces-title")
@@ -107,10 +164,17 @@ class TraceListScreen(Screen[None]):
         table.focus()
         self.load()
 
-    def load(self) -> None:
+    @property
+    def shown_query(self) -> TraceQuery:
+        """The question with the filters on: what the list shows of the sample, and what
+        `f` and `r` ask the backend for."""
+        return replace(self.ask, errors_only=self.errors_only, min_duration_ms=self.slower)
+
+    def load(self, *, adding: bool = False) -> None:
         self.asked += 1
+        self.adding = adding
         self._say(f"asking {self.traces.name}…")
-        self._fetch(self.asked, self.ask)
+        self._fetch(self.asked, self.shown_query)
 
     @work(exclusive=True, group="traces", exit_on_error=False)
     async def _fetch(self, generation: int, query: TraceQuery) -> None:
@@ -127,42 +191,72 @@ class TraceListScreen(Screen[None]):
         if message.generation != self.asked:
             return
         self.answered = message.generation
+        self.problem = message.problem
         if message.found is None:
             self.found = []
             fill(self.query_one(DataTable), COLUMNS, [])  # the old rows are not what it says
             self._say(f"traces unavailable: {message.problem}")
             return
-        self.found = message.found
+        if self.adding:  # `f`: what was listed stays, the new ones join it
+            known = {s.trace_id for s in self.found}
+            self.found = [*self.found, *(s for s in message.found if s.trace_id not in known)]
+        else:
+            self.found = message.found
         self._show()
 
     def _say(self, text: str) -> None:
-        title = Text(shown(f"Traces: {_describe(self.ask)}"), style="bold")
+        title = Text(shown(f"Traces: {_describe(self.shown_query)}"), style="bold")
         title.append(said(f"   from {self.traces.name}"), style="dim")
         self.query_one("#traces-title", Static).update(title)
         self.query_one("#traces-note", Static).update(Text(said(text), style="dim"))
 
-    def _show(self) -> None:
+    def shown_traces(self) -> list[TraceSummary]:
+        """The sample as the filters and the order have it."""
         unique = {s.trace_id: s for s in reversed(self.found)}  # a trace listed twice, once
-        rows = sorted(
-            unique.values(), key=lambda s: s.start_us if self.by_start else -s.duration_us
+        least_us = (self.slower or 0.0) * 1000
+        kept = [
+            s
+            for s in unique.values()
+            if (s.error or not self.errors_only) and s.duration_us >= least_us
+        ]
+        return sorted(kept, key=lambda s: s.start_us if self.by_start else -s.duration_us)
+
+    def _show(self) -> None:
+        table = self.query_one(DataTable)
+        was = (
+            table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+            if table.row_count
+            else None
         )
-        fill(self.query_one(DataTable), COLUMNS, [_trace_row(s) for s in rows])
+        rows = self.shown_traces()
+        width = table.size.width or self.app.size.width
+        fill(table, *_trace_rows(rows, width - 2))  # 2: the scrollbar's, if any
+        ids = [s.trace_id for s in rows]
+        if was in ids:  # the trace looked at stays selected whatever the filter
+            table.move_cursor(row=ids.index(was), animate=False)
         order = "by start" if self.by_start else "slowest first"
-        count = f"{len(rows)} traces, {order}" if rows else "no trace matched"
-        self._say(f"{count}   enter opens   e errors only   d slower than   / operation   o order")
+        fetched = len({s.trace_id for s in self.found})
+        if len(rows) == fetched:
+            count = f"{fetched} traces, {order}" if rows else "no trace matched"
+        else:
+            count = f"{len(rows)} of {fetched} traces fetched, {order}"
+        self._say(
+            f"{count}   e errors only   d slower than   / operation   o order   "
+            "f fetch more   r new sample"
+        )
+
+    def on_resize(self) -> None:
+        if self.answered and not self.problem:
+            self._show()
 
     def action_errors(self) -> None:
-        self.ask = replace(self.ask, errors_only=not self.ask.errors_only)
-        self.load()
+        self.errors_only = not self.errors_only
+        self._show()
 
     def action_slower(self) -> None:
-        i = (
-            self.SLOWER.index(self.ask.min_duration_ms)
-            if self.ask.min_duration_ms in self.SLOWER
-            else 0
-        )
-        self.ask = replace(self.ask, min_duration_ms=self.SLOWER[(i + 1) % len(self.SLOWER)])
-        self.load()
+        i = self.SLOWER.index(self.slower) if self.slower in self.SLOWER else 0
+        self.slower = self.SLOWER[(i + 1) % len(self.SLOWER)]
+        self._show()
 
     def action_order(self) -> None:
         self.by_start = not self.by_start
@@ -170,6 +264,9 @@ class TraceListScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_more(self) -> None:
+        self.load(adding=True)
 
     def action_operation(self) -> None:
         prompt = self.query_one("#traces-prompt", Input)

@@ -18,10 +18,27 @@ from textual.strip import Strip
 
 from meshtop import units
 from meshtop.sanitize import shown
-from meshtop.waterfall import Row, Tree, bar
+from meshtop.waterfall import Row, Tree, bar, ticks
 
-TREE_WIDTH = 44  # columns for the span tree; the bars take the rest
+TREE_LEAST = 16  # columns the span tree has at least; at most half the width
 RULER_ROWS = 1
+
+
+def _name(row: Row) -> str:
+    """A row's place in the tree: indented, its error mark, fold mark, orphan mark, name."""
+    s = row.span
+    fold = ("▸ " if row.collapsed else "▾ ") if row.has_children else "  "
+    # the mark has a column of its own, just before the fold mark: at the span's own
+    # level, so a failed span's name is indented as its siblings' are
+    mark = "!" if s.error else " "
+    orphan = "⤷ " if row.orphan else ""
+    return f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{shown(s.service)} {shown(s.operation)}"
+
+
+def tree_width(widest: int, width: int) -> int:
+    """The span tree's columns: as wide as its widest name, up to half the width (the
+    bars have the rest), and never under `TREE_LEAST` where there is room for it."""
+    return max(min(TREE_LEAST, width // 2), min(widest + 1, width // 2))
 
 
 class Waterfall(ScrollView, can_focus=True):
@@ -51,6 +68,8 @@ class Waterfall(ScrollView, can_focus=True):
         self.spans_tree = tree
         self.collapsed: set[str] = set()
         self.rows = tree.rows()
+        # the widest name with every span shown: folding never makes the columns jump
+        self.widest = max((len(_name(r)) for r in self.rows), default=0)
         self.cursor = 0
         self.t0, self.t1 = tree.bounds
         self.virtual_size = Size(0, len(self.rows) + RULER_ROWS)
@@ -139,6 +158,7 @@ class Waterfall(ScrollView, can_focus=True):
             "dim": Style(dim=True),
             "text": Style(color=theme.foreground or "white"),
             "selected": Style(reverse=True, bold=True),
+            "inside": Style(reverse=True, bold=True),  # a duration written in its bar
             "ruler": Style(color=theme.secondary or "cyan", dim=True),
         }
         self._style_cache = styles
@@ -157,36 +177,24 @@ class Waterfall(ScrollView, can_focus=True):
         return self._row(row, index == self.cursor, width, styles)
 
     def _ruler(self, width: int, styles: dict[str, Style]) -> Strip:
-        tree_w = min(TREE_WIDTH, width // 2)
+        tree_w = tree_width(self.widest, width)
         bars = max(0, width - tree_w - 1)
-        span = self.t1 - self.t0
         label = "zoomed " if self.zoomed else ""
         head = units.clip(f"{label}{units.ms((self.t1 - self.t0) / 1000)} trace", tree_w).ljust(
             tree_w
         )
         cells = [" "] * bars
-        for k in range(5):
-            x = round(k * (bars - 1) / 4) if bars > 1 else 0
-            text = units.ms((self.t0 - self.spans_tree.bounds[0] + span * k / 4) / 1000)
+        for x, text in ticks(self.t0, self.t1, self.spans_tree.bounds[0], bars):
             start = min(max(0, x - len(text) // 2), max(0, bars - len(text)))
-            if k == 0:
-                start = 0
             if all(c == " " for c in cells[max(0, start - 1) : start + len(text) + 1]):
                 cells[start : start + len(text)] = text
         return Strip([Segment(head + " ", styles["dim"]), Segment("".join(cells), styles["ruler"])])
 
     def _row(self, row: Row, selected: bool, width: int, styles: dict[str, Style]) -> Strip:
-        tree_w = min(TREE_WIDTH, width // 2)
+        tree_w = tree_width(self.widest, width)
         bars = max(0, width - tree_w - 1)
         s = row.span
-        fold = ("▸ " if row.collapsed else "▾ ") if row.has_children else "  "
-        # the mark has a column of its own, just before the fold mark: at the span's own
-        # level, so a failed span's name is indented as its siblings' are
-        mark = "!" if s.error else " "
-        orphan = "⤷ " if row.orphan else ""
-        name = f"{shown(s.service)} {shown(s.operation)}"
-        text = f"{'  ' * min(row.depth, 12)}{mark}{fold}{orphan}{name}"
-        left = units.clip(text, tree_w).ljust(tree_w)
+        left = units.clip(_name(row), tree_w).ljust(tree_w)
         name_style = styles["error"] if s.error else styles["text"]
         if selected:
             name_style = name_style + styles["selected"]
@@ -204,13 +212,22 @@ class Waterfall(ScrollView, can_focus=True):
             return Strip(segments)
         a, b = placed
         label = f" {units.ms(s.duration_us / 1000)}"
-        after = b + len(label) <= bars
         for x in range(a, b):
             cells[x] = "█" if row.critical else "▆"
-        if after:
+        if b + len(label) <= bars:  # after the bar
             cells[b : b + len(label)] = label
-        elif a >= len(label):
+        elif a >= len(label):  # before it
             cells[a - len(label) : a] = label[1:] + " "
+        elif b - a >= len(label) + 1:  # a long bar: in it, as its colour's reverse
+            inside = label[1:]
+            segments += [
+                Segment("".join(cells[:a]), styles["dim"]),
+                Segment(cells[a], style),
+                Segment(inside, style + styles["inside"]),
+                Segment("".join(cells[a + 1 + len(inside) : b]), style),
+                Segment("".join(cells[b:]), styles["dim"]),
+            ]
+            return Strip(segments)
         segments += [
             Segment("".join(cells[:a]), styles["dim"]),
             Segment("".join(cells[a:b]), style),
