@@ -1,6 +1,7 @@
 """The audit log of weight changes: one JSON line per attempt (applied, refused, in
 conflict, dry run), in the user's state directory, so that what meshtop wrote, and who
-asked, can be read back later."""
+asked, can be read back later (`changes`: the weight changes applied, for the detail
+screens' charts)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import getpass
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,46 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class WeightChange:
+    """A weight change the log says was applied. Its text is as the log has it: outside
+    text, for `sanitize.shown` before it reaches a terminal."""
+
+    time: float  # seconds since the epoch
+    resource: str  # `VirtualService bookinfo/reviews`, as `describe` names it
+    before: tuple[tuple[str, int], ...]  # destination -> weight, as the log lists them
+    after: tuple[tuple[str, int], ...]
+    by: str  # shift, rollout, console, undo
+    context: str
+
+
+def changes(where: Path | None = None) -> list[WeightChange]:
+    """The weight changes applied, in the log's order: lines of anything else (an intent,
+    a refusal, a mode, a line cut short) left out. No log: none. Raises `OSError` when
+    there is a log that cannot be read."""
+    try:
+        with (where or path()).open(encoding="utf-8", errors="replace") as log:
+            lines = log.readlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            if entry.get("outcome") != "applied":
+                continue
+            found.append(
+                WeightChange(
+                    datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp(),
+                    str(entry["resource"]),
+                    tuple((str(k), int(v)) for k, v in entry["before"].items()),
+                    tuple((str(k), int(v)) for k, v in entry["after"].items()),
+                    str(entry.get("by", "")),
+                    str(entry.get("context", "")),
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a weight change as meshtop writes one
+    return found

@@ -2,7 +2,9 @@
 the history of the edges (or the node) it stands for, and, where the destination app
 runs several versions, each version's, for the canary comparison; and, for a box that
 stands for several workloads, which of them (and of their calls) make it unhealthy.
-Headless: the console's detail screens and `meshtop edge` both fetch through here."""
+And the weight changes the audit log says were applied to the routes that send to it,
+to mark on the charts. Headless: the console's detail screens and `meshtop edge` both
+fetch through here."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshtop import audit
 from meshtop.health import Grades, worst
 from meshtop.history import merge
 from meshtop.model import (
@@ -40,6 +43,8 @@ class Subject:
     # The destination's app and its versions, when it runs several: version -> node ids.
     app: str = ""
     versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The routes that send to its destinations, as the audit log names them.
+    routes: tuple[str, ...] = ()
 
     @property
     def is_edge(self) -> bool:
@@ -83,17 +88,38 @@ def subject(
     outbound: bool = False,
 ) -> Subject:
     app, versions = versions_of(snapshot, destinations)
-    return Subject(title, tuple(sources), tuple(destinations), outbound, app, tuple(versions))
+    routes = dict.fromkeys(
+        f"{r.kind} {r.namespace}/{r.name}" for r in routes_to(snapshot, destinations)
+    )
+    return Subject(title, tuple(sources), tuple(destinations), outbound, app, tuple(versions),
+                   tuple(routes))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Detail:
     history: History
     canary: tuple[tuple[str, History], ...]  # version -> its history, same window
+    # the weight changes applied to its routes within the window, oldest first
+    changes: tuple[audit.WeightChange, ...] = ()
+    unread: str = ""  # why the audit log could not be read, if it could not
+
+
+def changes_in(
+    about: Subject, times: Sequence[float], log: Sequence[audit.WeightChange]
+) -> tuple[audit.WeightChange, ...]:
+    """The changes to the subject's routes from a step before the window's first point
+    to its last (the first point's rate covers that step)."""
+    if not times:
+        return ()
+    step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
+    return tuple(
+        c for c in log if c.resource in about.routes and times[0] - step <= c.time <= times[-1]
+    )
 
 
 async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Detail:
-    """Every history the detail shows, asked for at once."""
+    """Every history the detail shows, asked for at once; the audit log read beside them
+    (on a thread: it is a file), a log that cannot be read said, not raised."""
 
     async def merged(pairs: list[Pair]) -> History:
         found = await asyncio.gather(*(metrics.history(s, d, window_s) for s, d in pairs))
@@ -102,7 +128,15 @@ async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Deta
     main = merged(about.pairs())
     versions = [merged(about.pairs(ids)) for _, ids in about.versions]
     history, *canary = await asyncio.gather(main, *versions)
-    return Detail(history, tuple((v, h) for (v, _), h in zip(about.versions, canary, strict=True)))
+    found = tuple((v, h) for (v, _), h in zip(about.versions, canary, strict=True))
+    if not about.routes:
+        return Detail(history, found)
+    try:
+        log = await asyncio.to_thread(audit.changes)
+    except OSError as exc:
+        why = f"cannot read the audit log {audit.path()} ({exc.strerror or exc})"
+        return Detail(history, found, unread=why)
+    return Detail(history, found, changes_in(about, history.times, log))
 
 
 def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:

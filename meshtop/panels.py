@@ -1,20 +1,23 @@
-"""The detail panels as Rich renderables: the numbers now, the history as plots, the window
-summed up (response codes, Envoy flags in words, mTLS and principals, what each proxy
-counted), the canary comparison, a node's calls and the routes that reach it. Headless:
-the console shows them in its detail screens, `meshtop edge` prints them. Every string
-from outside (names, codes, flags, principals, routes) is `shown()`: no control reaches
-the terminal."""
+"""The detail panels as Rich renderables: the numbers now, the history as plots (the
+weight changes from the audit log marked on them), the window summed up (response codes,
+Envoy flags in words, mTLS and principals, what each proxy counted), the canary
+comparison, a node's calls and the routes that reach it. Headless: the console shows them
+in its detail screens, `meshtop edge` prints them. Every string from outside (names,
+codes, flags, principals, routes, the audit log's) is `shown()`: no control reaches the
+terminal."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from meshtop import plot, units
+from meshtop.audit import WeightChange
 from meshtop.detail import Detail, Subject
 from meshtop.health import Thresholds, explain
 from meshtop.history import known
@@ -107,9 +110,29 @@ def _last(series: Sequence[float | None]) -> float | None:
     return next((v for v in reversed(series) if v is not None), None)
 
 
-def history_view(h: History, width: int, tcp: bool = False) -> Group:
-    """Requests, errors (with each kind on its own line) and latency over the window."""
+def change_words(c: WeightChange) -> str:
+    """A weight change as the legend says it: `▲ 10:02 reviews 90/10 → 50/50 (console)`
+    (the local time; the route's name; the weights before and after, in the log's
+    order of the destinations)."""
+    at = datetime.fromtimestamp(c.time).strftime("%H:%M")
+    name = c.resource.rpartition("/")[2] or c.resource
+    before = "/".join(str(w) for _, w in c.before)
+    after = "/".join(str(w) for _, w in c.after)
+    return shown(f"{plot.MARK} {at} {name} {before} → {after} ({c.by})")
+
+
+def history_view(
+    h: History,
+    width: int,
+    tcp: bool = False,
+    changes: Sequence[WeightChange] = (),
+    unread: str = "",
+) -> Group:
+    """Requests, errors (with each kind on its own line) and latency over the window,
+    each weight change of `changes` marked `▲` under them at its time, and said once
+    under the requests; `unread`: why the audit log could not be read, said there."""
     parts: list[RenderableType] = []
+    marks = [c.time for c in changes]
     if not known(h.rps):
         why = ": a TCP edge's bytes and connections are under Now" if tcp else ""
         window = units.duration(h.window_s)
@@ -121,9 +144,17 @@ def history_view(h: History, width: int, tcp: bool = False) -> Group:
         return f"{shown} at the end · peak {fmt(max(values))}" if values else "no data"
 
     parts.append(_heading("Requests", now_and_peak(h.rps, units.rps)))
-    parts.extend(Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps))
+    parts.extend(
+        Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps, marks=marks)
+    )
+    pad = " " * plot.AXIS_WIDTH
+    parts.extend(Text(pad + change_words(c), style="dim") for c in changes)
+    if unread:
+        parts.append(Text(pad + shown(f"no change markers: {unread}"), style="dim"))
     parts.append(_heading("Errors", now_and_peak(h.error_rate, units.percent)))
-    errors = plot.plot(h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01)
+    errors = plot.plot(
+        h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01, marks=marks
+    )
     # Each kind's sparkline under the error plot and its time ruler: the plot's columns,
     # the same time in each, all on one scale (the highest rate of any kind).
     order = list(KINDS)
@@ -147,7 +178,9 @@ def history_view(h: History, width: int, tcp: bool = False) -> Group:
     )
     parts.extend(
         Text(line)
-        for line in plot.latency_plot(h.p50_ms, h.p95_ms, h.p99_ms, h.times, width, LATENCY_HEIGHT)
+        for line in plot.latency_plot(
+            h.p50_ms, h.p95_ms, h.p99_ms, h.times, width, LATENCY_HEIGHT, marks=marks
+        )
     )
     return Group(*parts)
 
@@ -306,7 +339,7 @@ def edge_report(
     else:
         out.print(Text("no traffic in the last snapshot", style="dim"))
     out.print()
-    out.print(history_view(h, min(out.width, 140), tcp))
+    out.print(history_view(h, min(out.width, 140), tcp, detail.changes, detail.unread))
     out.print()
     out.print(window_view(h.summary, h.window_s))
     if detail.canary:

@@ -14,6 +14,7 @@ from meshtop.model import Series
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 BAND = ("█", "▓", "░")  # up to p50, p50 to p95, p95 to p99
 AXIS_WIDTH = 8
+MARK = "▲"  # a change (a weight shift) under the column of its time
 
 Format = Callable[[float], str]
 
@@ -132,6 +133,31 @@ def ruler(times: Sequence[float], width: int) -> str:
     return "".join(line)
 
 
+def mark_columns(times: Sequence[float], width: int, moments: Sequence[float]) -> list[int]:
+    """The columns, of a plot's `width`, whose time holds each of `moments` (as `columns`
+    fits the points to them); a moment outside the window has none."""
+    n = len(times)
+    if n == 0 or width <= 0:
+        return []
+    step = (times[-1] - times[0]) / (n - 1) if n > 1 else 0.0
+    out = []
+    for moment in moments:
+        if not times[0] - step <= moment <= times[-1]:
+            continue
+        i = next((k for k, t in enumerate(times) if t >= moment), n - 1)  # its point
+        out.append(min(width - 1, i * width // n))
+    return out
+
+
+def marks_line(times: Sequence[float], width: int, moments: Sequence[float]) -> str:
+    """A line to sit under a plot's bars: `▲` at each moment's column, after the axis."""
+    room = max(1, width - AXIS_WIDTH)
+    cells = [" "] * room
+    for x in mark_columns(times, room, moments):
+        cells[x] = MARK
+    return " " * (AXIS_WIDTH - 1) + "│" + "".join(cells)
+
+
 def _axis(rows: list[str], top: float, fmt: Format) -> list[str]:
     """The y axis: the top value on the first row, 0 on the last."""
     out = []
@@ -149,22 +175,33 @@ def plot(
     height: int,
     fmt: Format,
     least_top: float = 0.0,
+    marks: Sequence[float] = (),
 ) -> list[str]:
     """A bar plot with its axes, `width` columns wide in all; the axis reaches at least
-    `least_top`, so that small values do not fill a plot alone."""
+    `least_top`, so that small values do not fill a plot alone; `marks` (moments, as
+    `times` are) marked `▲` under the bars."""
     room = max(1, width - AXIS_WIDTH)
     values = columns(series, room)
     known = [v for v in values if v is not None]
     top = nice_top(max([*known, least_top]))
-    return [*_axis(bars(values, height, top), top, fmt), " " * AXIS_WIDTH + ruler(times, room)]
+    under = [marks_line(times, width, marks)] if marks else []
+    return [*_axis(bars(values, height, top), top, fmt), *under,
+            " " * AXIS_WIDTH + ruler(times, room)]  # fmt: skip
 
 
 def latency_plot(
-    p50: Series, p95: Series, p99: Series, times: Sequence[float], width: int, height: int
+    p50: Series,
+    p95: Series,
+    p99: Series,
+    times: Sequence[float],
+    width: int,
+    height: int,
+    marks: Sequence[float] = (),
 ) -> list[str]:
     room = max(1, width - AXIS_WIDTH)
     c50, c95, c99 = (columns(s, room) for s in (p50, p95, p99))
     known = [v for v in c99 if v is not None]
     top = nice_top(max(known) if known else 0.0)
     rows = band(c50, c95, c99, height, top)
-    return [*_axis(rows, top, units.ms), " " * AXIS_WIDTH + ruler(times, room)]
+    under = [marks_line(times, width, marks)] if marks else []
+    return [*_axis(rows, top, units.ms), *under, " " * AXIS_WIDTH + ruler(times, room)]

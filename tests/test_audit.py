@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 from meshtop import audit
@@ -34,3 +35,22 @@ def test_a_log_left_readable_by_others_is_narrowed(tmp_path: Path, monkeypatch) 
     audit.record({"what": "after"})
     assert _mode(where) == 0o600
     assert where.read_text().splitlines()[0] == '{"what": "before"}'  # nothing lost
+
+
+def test_changes_reads_the_weight_shifts_applied_and_nothing_else(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert audit.changes() == []  # no log yet: no change
+    shift = {"resource": "VirtualService bookinfo/reviews", "context": "sim", "by": "console",
+             "before": {"v1": 90, "v2": 10}, "after": {"v1": 50, "v2": 50}}  # fmt: skip
+    audit.record({**shift, "outcome": "about to apply"})
+    audit.record({**shift, "outcome": "applied"})
+    audit.record({**shift, "outcome": "conflict: changed since read"})
+    audit.record({"resource": "PeerAuthentication bookinfo/default", "outcome": "applied"})
+    with audit.path().open("a") as log:
+        log.write('{"time": "2024-01-01T10:0\n')  # a line cut short
+    (found,) = audit.changes()
+    assert found.resource == "VirtualService bookinfo/reviews" and found.by == "console"
+    assert found.before == (("v1", 90), ("v2", 10)) and found.after == (("v1", 50), ("v2", 50))
+    assert abs(found.time - time.time()) < 60

@@ -189,3 +189,65 @@ async def test_the_window_chosen_stays_for_the_next_detail(sim: Simulation) -> N
         assert isinstance(screen, DetailScreen) and screen.window_s == 6 * 3600
         await settled(pilot)
         assert "window 6h" in _text(app, "#detail-title")
+
+
+def _shifted(
+    minutes_ago: float, now: float, resource: str = "VirtualService bookinfo/reviews"
+) -> None:
+    """An audit line of a weight shift applied `minutes_ago`, as meshtop writes one."""
+    import json
+    from datetime import UTC, datetime
+
+    from meshtop import audit
+
+    at = datetime.fromtimestamp(now - minutes_ago * 60, UTC).isoformat().replace("+00:00", "Z")
+    line = {"time": at, "user": "ops", "context": "sim", "resource": resource, "rule": 0,
+            "resource_version": "7", "before": {"v1": 90, "v3": 10},
+            "after": {"v1": 50, "v3": 50}, "by": "console", "outcome": "applied"}  # fmt: skip
+    where = audit.path()
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with where.open("a") as out:
+        out.write(json.dumps({**line, "outcome": "about to apply"}) + "\n")  # not a change
+        out.write(json.dumps(line) + "\n")
+
+
+async def _edge_history(app: MeshtopApp, pilot: Pilot[None]) -> str:
+    await _first_snapshot(app)
+    await _open_edge(app, pilot, PAGE, V3)
+
+    def drawn() -> bool:
+        return isinstance(app.screen, DetailScreen) and app.screen.detail is not None
+
+    await until(pilot, drawn, "the edge's detail with its history")
+    return _text(app, "#detail-history")
+
+
+async def test_a_weight_shift_five_minutes_ago_is_marked_on_the_charts(sim: Simulation) -> None:
+    from datetime import datetime
+
+    _shifted(5, sim.clock())
+    _shifted(3, sim.clock(), "VirtualService bookinfo/ratings")  # another route's: not here
+    _shifted(60, sim.clock())  # before the window (15m): not on it
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
+    async with app.run_test(size=(120, 80)) as pilot:
+        history = await _edge_history(app, pilot)
+        at = datetime.fromtimestamp(sim.clock() - 300).strftime("%H:%M")
+        lines = history.splitlines()
+        assert f"▲ {at} reviews 90/10 → 50/50 (console)" in history
+        assert sum("▲" in line for line in lines) == 4  # three plots' marks, one legend
+        marks = [line for line in lines if "│" in line and "▲" in line]
+        ruler = next(line for line in lines if "-6m" in line and "-4m" in line)
+        after, before = ruler.index("-6m") + 1, ruler.index("-4m") + 1  # labels centred
+        assert len(marks) == 3
+        assert all(after < line.index("▲") < before for line in marks), (ruler, marks)
+
+
+async def test_an_audit_log_that_cannot_be_read_is_said_in_place(sim: Simulation) -> None:
+    from meshtop import audit
+
+    audit.path().mkdir(parents=True)  # a directory where the log should be
+    app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
+    async with app.run_test(size=(120, 80)) as pilot:
+        history = await _edge_history(app, pilot)
+        assert "no change markers: cannot read the audit log" in history
+        assert "Latency" in history  # the rest is drawn

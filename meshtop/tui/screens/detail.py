@@ -164,7 +164,9 @@ class DetailScreen(Screen[None]):
             return
         h = self.detail.history
         try:
-            history.update(Group(Text(""), history_view(h, self._plot_width(), self.tcp)))
+            d = self.detail
+            plots = history_view(h, self._plot_width(), self.tcp, d.changes, d.unread)
+            history.update(Group(Text(""), plots))
             window.update(Group(Text(""), window_view(h.summary, h.window_s)))
             canary.update(
                 Group(Text(""), canary_view(self.about.app, self.detail.canary, self._current()))
