@@ -95,15 +95,18 @@ DETAIL_PANELS = (
     ("a blank column", "a gap: no data then (no traffic, or no scrape), never a zero; a zero "
                        "is the lowest bar"),
     ("◂", "the version this screen is about"),
+    ("▲", "a weight change meshtop made to a route that sends here (its audit log), at its "
+          "time, said under the requests"),
 )  # fmt: skip
 TRACE_KEYS = (
     ("↑ ↓, pgup pgdn, home end", "move between traces"),
     ("enter", "open the trace as a waterfall"),
-    ("e", "only the traces with an error (again: all)"),
+    ("e", "only the traces with an error, of the sample (again: all): nothing is fetched"),
     ("d", "only those slower than 50ms, 100ms, 250ms, 500ms or 1s in turn, then all again"),
     ("/", "only those with an operation (empty: any)"),
     ("o", "order by start, or slowest first"),
-    ("r", "ask the trace backend again"),
+    ("f", "fetch more: the backend's traces as filtered, added to the sample"),
+    ("r", "a new sample from the trace backend, in place of this one"),
     ("esc, q", "back to the detail"),
     CLOSE,
 )
@@ -130,6 +133,7 @@ WATERFALL_MARKS = (
           "other than OK, Envoy response flags"),
     ("⤷", "a span whose parent is not in the trace, shown as a root"),
     ("◂ ▸ at a bar's end", "a span before or after the zoomed time"),
+    ("12ms", "a span's duration: after its bar, before it, or in it where neither has room"),
 )  # fmt: skip
 SHIFT_KEYS = (
     ("↑ ↓ ← →, k j h l", "select a destination"),
