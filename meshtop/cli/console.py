@@ -78,6 +78,12 @@ def _run_console(sources: connect.Sources, settings: Settings) -> None:
             # place and gone on: out here it is a bug all the same, not the user's (exit 2)
             raise RuntimeError(f"{type(error).__name__}: {error}") from error
         raise error if isinstance(error, Exception) else RuntimeError("the console failed")
+    if not console.return_code:
+        # The terminal is restored. A large mesh's objects would take seconds to be freed
+        # one by one at the interpreter's end: q ends the process at once (issue 17)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _version(value: bool) -> None:

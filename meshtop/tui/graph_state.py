@@ -28,7 +28,17 @@ class GraphState:
     def draw(self, snapshot: MeshSnapshot, size: Size) -> tuple[GraphView, Layout, str]:
         """The view of `snapshot` and its layout in `size` cells, and what to say about
         it ("" for nothing): a filter, focus or cluster that no longer fits is cleared."""
-        o, memory, told = self.options, self.memory, ""
+        view, lay, told = self.make(snapshot, size, self.options)
+        self.view = view
+        return view, lay, told
+
+    def make(
+        self, snapshot: MeshSnapshot, size: Size, o: ViewOptions
+    ) -> tuple[GraphView, Layout, str]:
+        """`draw` with the options `o` (cleared there as need be), leaving `view` as it
+        is: what a worker makes for a large mesh, on a copy of the options, while the
+        screen keeps the view it shows (`options_copy`)."""
+        memory, told = self.memory, ""
         try:
             view = build(snapshot, o, memory)
         except MeshtopError as exc:  # a filter, focus or cluster that no longer fits
@@ -48,8 +58,12 @@ class GraphState:
             except MeshtopError:  # a focus on a workload, which this level does not draw
                 view = build(snapshot, replace(level, focus=None), memory)
                 told = "the namespaces zoom level draws no workload to focus on: + does"
-        self.view = view
         return view, lay, told
+
+    def options_copy(self) -> ViewOptions:
+        """The options as they are, for a worker: the keys change the screen's own."""
+        o = self.options
+        return replace(o, collapsed=set(o.collapsed), collapsed_clusters=set(o.collapsed_clusters))
 
     def why_empty(self) -> str:
         """What the canvas says when nothing is shown."""

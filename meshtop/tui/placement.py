@@ -11,11 +11,15 @@ from textual.geometry import Size
 
 from meshtop import units
 from meshtop.graphview import GraphView, ViewNode, ViewOptions, build
+from meshtop.health import severity
 from meshtop.layout import COMPACT, FULL, Box, Density, Layout, collapsed, layout
 from meshtop.model import MeshSnapshot
 
 ZOOMS = ("full", "compact", "namespaces")  # the most detailed first
 SHAPES_KEPT = 12  # view shapes (level, grouping, width) whose layout is kept to go back to
+# A mesh of more workloads opens at the namespaces level, worst namespaces first, without
+# laying the workloads out first to see whether they fit (issue 17; README)
+OPEN_AT_NAMESPACES = 1_000
 
 
 def band(v: ViewNode, several: bool) -> str:
@@ -65,6 +69,18 @@ class Seen:
         )
 
 
+def worst_first(view: GraphView) -> Layout:
+    """A layout that seeds another with the bands of `view` worst first (then by name):
+    a large mesh opens with its failing namespaces on screen."""
+    several = len({v.cluster for v in view.nodes.values() if v.cluster}) > 1
+    worst: dict[str, int] = {}
+    for v in view.nodes.values():
+        g = band(v, several)
+        worst[g] = max(worst.get(g, 0), severity(v.health))
+    order = tuple(sorted(worst, key=lambda g: (-worst[g], g)))
+    return Layout({}, {}, {}, {}, order, 0, 0)
+
+
 def level_options(options: ViewOptions, snapshot: MeshSnapshot, level: str) -> ViewOptions:
     """The options a zoom level draws with: `namespaces` collapses every namespace."""
     if level != "namespaces":
@@ -97,8 +113,9 @@ class Placement:
         `fit`, the most detailed zoom level that fits is chosen when the layout is made
         (a new node, a new size), never on a refresh."""
         levels: tuple[str, ...] = (self.zoom,)
+        large = len(snapshot.nodes) > OPEN_AT_NAMESPACES
         if self.zoom == "fit":  # a filter or focus names workloads: keep them drawn
-            levels = ZOOMS[:-1] if o.filter or o.focus else ZOOMS
+            levels = ZOOMS[:-1] if o.filter or o.focus else ZOOMS[-1:] if large else ZOOMS
         chosen: Layout | None = None
         # what is laid out: the view without filter, focus, cluster (or collapse, drawn
         # in place), one for full and compact, one for namespaces; the view on screen
@@ -111,10 +128,14 @@ class Placement:
             if in_place:
                 options = replace(options, collapsed=set(), collapsed_clusters=set())
             if in_place not in bases:
+                # a large mesh lays out what the filter, focus or cluster leave: the
+                # whole of it would take longer than a key may (it is still kept for
+                # when they come back)
+                shown = {} if large else {"filter": "", "focus": None, "cluster": ""}
                 bases[in_place] = (
                     view
                     if plain and in_place
-                    else build(snapshot, replace(options, filter="", focus=None, cluster=""))
+                    else build(snapshot, replace(options, **shown))  # type: ignore[arg-type]
                 )
             base = bases[in_place]
             shape = (level, options.grouping, frozenset(options.collapsed),
@@ -127,8 +148,11 @@ class Placement:
             if grew or seen.layout is None:
                 density = COMPACT if level != "full" else FULL
                 # compact names give up their ends before a level is given up
+                seed = self.layout
+                if seed is None and large and level == "namespaces":
+                    seed = worst_first(base)
                 for room in (0, 16, 14, 13, 12, 10) if level == "compact" else (0,):
-                    seen.layout = seen.lay_out(size.width, density, room, self.layout)
+                    seen.layout = seen.lay_out(size.width, density, room, seed)
                     if seen.layout.width <= size.width:
                         break
             chosen = seen.layout

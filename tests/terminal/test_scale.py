@@ -3,6 +3,8 @@ not by the mesh or the layout's area, and a large mesh opens answering every key
 
 from __future__ import annotations
 
+import re
+import time
 import tracemalloc
 from typing import Any
 
@@ -17,6 +19,8 @@ from meshtop.sim.topology import generated
 from meshtop.tui.widgets import edge_table
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import _index
+
+from .term import Terminal
 
 FAR = 100_000  # cells: a layout as wide and as tall as a mesh of several thousand services
 
@@ -207,3 +211,44 @@ async def test_a_table_counted_hidden_then_shown_makes_only_the_rows_on_screen(
         assert table.fitted
         # a screen as first drawn, and again once sorted: never the 2,438 rows
         assert 0 < len(set(made)) <= 80, f"{len(set(made))} rows made for a 30-row screen"
+
+
+# -- in a real terminal ---------------------------------------------------------------------
+
+LARGE = ["demo", "--services", "20000"]  # its namespaces take seconds to lay out
+
+
+def test_a_filter_typed_while_a_large_mesh_is_laid_out_sets_the_filter_and_runs_no_key() -> None:
+    """`/pricing⏎` typed at once, while the graph is still being made: every letter goes
+    to the prompt (p would pause, r refresh, c collapse, g regroup, ⏎ open a detail)."""
+    with Terminal(LARGE, cols=200, rows=50) as t:
+        t.wait_for("laying out", limit=120)
+        t.press("/", *"pricing", "enter")
+        t.wait(
+            "the graph drawn with the filter",
+            lambda: _drawn(t) and "filter pricing" in t.text(),
+            120,
+        )
+        status = next(line for line in t.lines() if "edges" in line)
+        assert "PAUSED" not in status and "collapsed" not in status, status
+        assert "graph version" in status, status  # g did not regroup
+        assert "esc back" not in t.text()  # no detail opened
+        assert re.search(r"\d+ of [\d,]+ edges", status), status  # the filter's edges drawn
+        quitting = time.monotonic()
+        t.press("q")
+        assert t.exit_code(limit=5) == 0
+        assert time.monotonic() - quitting < 1.0
+
+
+def test_q_quits_within_a_second_while_a_large_mesh_is_laid_out() -> None:
+    with Terminal(LARGE, cols=160, rows=48) as t:
+        t.wait_for("laying out", limit=120)
+        quitting = time.monotonic()
+        t.press("q")
+        assert t.exit_code(limit=10) == 0
+        assert time.monotonic() - quitting < 1.0
+
+
+def _drawn(t: Terminal) -> bool:
+    """The graph drawn: a namespace's band on screen, nothing being laid out."""
+    return "╭─" in t.text() and "laying out" not in t.text()

@@ -1,28 +1,34 @@
-"""The console's main screen: the graph, the edge table, the routes and the posture tabs,
-under the status line, with the notice, the `/` and `:` prompt and the key line. It owns
-how the snapshot is drawn (filter, focus, cluster, collapsed, zoom, grouping, labels,
-sort), the selection, and the keys and `:` commands that change them; the app hands it
-each snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them."""
+"""The console's main screen: the graph, the edge table and the routes tab, under the
+status line, with the notice, the `/` and `:` prompt and the key line. It owns how the
+snapshot is drawn (filter, focus, cluster, collapsed, zoom, grouping, labels, sort), the
+selection, and the keys and `:` commands that change them; the app hands it each
+snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.geometry import Size
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
 
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.federation import distinct
-from meshtop.graphview import GROUPINGS, Grouping
+from meshtop.graphview import GROUPINGS, GraphView, Grouping, ViewOptions
 from meshtop.health import Thresholds
+from meshtop.layout import Layout
 from meshtop.model import MeshSnapshot
 from meshtop.tui import commands
 from meshtop.tui.changes import Changes, node_route, row_route, show_routes
@@ -31,10 +37,9 @@ from meshtop.tui.placement import ZOOMS
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.screens.detail_intro import edge_screen, node_screen
 from meshtop.tui.widgets.edge_table import EdgeTable
-from meshtop.tui.widgets.graph import LABELS, GraphCanvas
+from meshtop.tui.widgets.graph import LABELS, GraphCanvas, index_for
 from meshtop.tui.widgets.keyline import KeyLine
 from meshtop.tui.widgets.notice import Notice
-from meshtop.tui.widgets.posture import PostureTab
 from meshtop.tui.widgets.prompt import Prompt
 from meshtop.tui.widgets.status import StatusLine, problems, view_parts
 
@@ -42,6 +47,10 @@ if TYPE_CHECKING:
     from meshtop.tui.app import MeshtopApp
 
 CHROME_ROWS = 5  # header, status line, tabs (two rows), key line
+# A snapshot of more edges is drawn from a worker, the screen answering meanwhile (issue 17)
+DRAWN_AT_ONCE = 2_000
+PROGRESS_AFTER_S = 0.15  # a drawing that takes longer says so
+SWITCH_S = 0.001
 DETAIL_WINDOW_S = 900.0
 FILTER_HINT = (
     "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
@@ -65,7 +74,6 @@ class MainScreen(commands.Commands, Screen[None]):
         Binding("1", "tab('graph')", "graph", show=False),
         Binding("2", "tab('edges')", "edges", show=False),
         Binding("3", "tab('routes')", "routes", show=False),
-        Binding("5", "tab('posture')", "posture", show=False),  # 4: issue 19's stat view
         Binding("w", "shift", "shift weights"),
         Binding("g", "cycle_grouping", "group"),
         Binding("t", "cycle_labels", "labels"),
@@ -79,11 +87,26 @@ class MainScreen(commands.Commands, Screen[None]):
         Binding("z", "zoom_fit", "fit", show=False),
     ]
 
+    @dataclass
+    class Drawn(Message):
+        """A drawing made by the worker: what it was asked for, and what it made."""
+
+        asked: tuple[MeshSnapshot, Size, ViewOptions, str]
+        options: ViewOptions  # as it drew them (a filter that no longer fits cleared)
+        view: GraphView
+        layout: Layout
+        told: str
+        index: object
+
     def __init__(self, thresholds: Thresholds) -> None:
         super().__init__()
         self.graph = GraphState(thresholds)
         self.changes = Changes(self)
         self._drawn = False
+        self._drawing = False  # a worker draws the graph
+        self._wanted: tuple[MeshSnapshot, Size] | None = None  # the newest drawing asked for
+        self._then: list[Callable[[], None]] = []  # once the graph asked for is drawn
+        self.working = ""  # what the worker does, said while it takes long
         # The detail screens open on the last window chosen in one, 15m at first.
         self.detail_window_s = DETAIL_WINDOW_S
 
@@ -97,8 +120,6 @@ class MainScreen(commands.Commands, Screen[None]):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
                 yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
-            with TabPane("Posture", id="posture-tab"):
-                yield PostureTab()
         # under the graph, not over it: a line said takes the graph's last rows for a
         # while and never moves what is drawn above
         yield Notice()
@@ -106,6 +127,9 @@ class MainScreen(commands.Commands, Screen[None]):
         yield KeyLine()
 
     def on_mount(self) -> None:
+        # the screen's thread takes the GIL back within a millisecond from a worker that
+        # lays out a large mesh (or a refresh's thread): keys and q answer meanwhile
+        sys.setswitchinterval(SWITCH_S)
         self._drawn = True  # its widgets are there: a snapshot is drawn from now on
         self.set_focus(self._canvas())  # at once: a key typed at start is its
         self._table().thresholds = self.app.settings.thresholds
@@ -131,8 +155,6 @@ class MainScreen(commands.Commands, Screen[None]):
         self._table().show(snapshot)
         if self.query_one(TabbedContent).active == "routes-tab":  # read only when it shows
             self._read_routes(snapshot)
-        if self.query_one(TabbedContent).active == "posture-tab":  # likewise
-            self._read_posture(snapshot)
         self.redraw_graph()
 
     def _read_routes(self, snapshot: MeshSnapshot) -> None:
@@ -141,29 +163,92 @@ class MainScreen(commands.Commands, Screen[None]):
         reading = show_routes(self._routes(), snapshot, planes, app.settings.timeout_s)
         self.run_worker(reading, group="routes", exclusive=True)
 
-    def _read_posture(self, snapshot: MeshSnapshot) -> None:
-        app, writable = self.app, not self.app.settings.read_only
-        reading = self.query_one(PostureTab).load(
-            snapshot, app.policies, app.settings.thresholds, app.settings.timeout_s, writable
-        )
-        self.run_worker(reading, group="posture", exclusive=True)
-
-    def redraw_graph(self) -> None:
+    def redraw_graph(self, then: Callable[[], None] | None = None) -> None:
         """A new graph for the snapshot and the view options; a new layout only when
-        the topology changed, seeded with the old one so boxes stay put."""
+        the topology changed, seeded with the old one so boxes stay put; `then` once it
+        is drawn. Above DRAWN_AT_ONCE edges it is made by a worker, one at a time: the
+        keys act on the graph on screen meanwhile, a progress line says what is made,
+        and a change asked for meanwhile is made next, instead of what was asked before."""
         snapshot = self.app.snapshot
         if snapshot is None or not self._drawn:
             return
         # the terminal less the rows always around the graph: not the canvas's size of
         # the moment, which a prompt or a notice takes a row from for a while
         size = Size(self.app.size.width, max(self.app.size.height - CHROME_ROWS, 1))
+        if then is not None:
+            self._then.append(then)
+        if len(snapshot.edges) > DRAWN_AT_ONCE or self._drawing:
+            self._wanted = (snapshot, size)
+            if not self._drawing:
+                self._draw_next()
+            return
         view, lay, told = self.graph.draw(snapshot, size)
+        self._show_drawn(view, lay, told, None)
+
+    def _draw_next(self) -> None:
+        if self._wanted is None:
+            return
+        snapshot, size = self._wanted
+        self._wanted = None
+        self._drawing = True
+        asked = (snapshot, size, self.graph.options_copy(), self.graph.placement.zoom)
+        self._draw_in_worker(asked, self.graph.options_copy())
+        self.set_timer(PROGRESS_AFTER_S, partial(self._say_working, asked))
+
+    @work(thread=True, group="graph", exit_on_error=False)
+    def _draw_in_worker(
+        self, asked: tuple[MeshSnapshot, Size, ViewOptions, str], options: ViewOptions
+    ) -> None:
+        snapshot, size, _, _ = asked
+        view, lay, told = self.graph.make(snapshot, size, options)
+        self.post_message(self.Drawn(asked, options, view, lay, told, index_for(view, lay)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in the worker that draws: said, and the next drawing asked for made."""
+        if event.worker.group == "graph" and event.state is WorkerState.ERROR:
+            self._drawing, self.working = False, ""
+            self.say(f"cannot draw the graph: {event.worker.error}")
+            self._draw_next()
+
+    def _say_working(self, asked: tuple[MeshSnapshot, Size, ViewOptions, str]) -> None:
+        if self._drawing and not self.working:
+            nodes = len(asked[0].nodes)
+            self.working = f"laying out {nodes:,} nodes…"
+            self.show_status()
+
+    def on_main_screen_drawn(self, drawn: MainScreen.Drawn) -> None:
+        self._drawing = False
+        _, size, options, zoom = drawn.asked
+        o = self.graph.options
+        # asked for since, by a key or a resize: that one is made instead of this one
+        if (o, self.graph.placement.zoom) != (options, zoom) or (
+            self._wanted is not None and self._wanted[1] != size
+        ):
+            if self._wanted is None and self.app.snapshot is not None:
+                self._wanted = (self.app.snapshot, size)
+            self._draw_next()
+            return
+        # what the drawing cleared: a filter, focus or cluster that no longer fits
+        o.filter, o.focus, o.cluster = (
+            drawn.options.filter,
+            drawn.options.focus,
+            (drawn.options.cluster),
+        )
+        self.graph.view = drawn.view
+        self.working = ""
+        self._show_drawn(drawn.view, drawn.layout, drawn.told, drawn.index)
+        self._draw_next()  # a newer snapshot, if one came meanwhile
+
+    def _show_drawn(self, view: GraphView, lay: Layout, told: str, index: object) -> None:
         if told:
             self.say(told)
         canvas = self._canvas()
         if not view.nodes:
             canvas.empty = self.graph.why_empty()
-        canvas.show(view, lay)
+        canvas.show(view, lay, index)  # type: ignore[arg-type]
+        then, self._then = self._then, []
+        for do in then:
+            do()
         self.show_status()  # its counts and selection are of this view
 
     # -- the status line and the notice ---------------------------------------------------
@@ -173,6 +258,7 @@ class MainScreen(commands.Commands, Screen[None]):
         if not self._drawn:
             return
         told = [*app.settings.warnings, *app.themes.problems, *self.query_one(Notice).said]
+        told += [self.working] if self.working else []
         if app.snapshot is None:  # nothing to show yet but what the user was told
             self.notice("\n".join(told))
             return
@@ -216,10 +302,8 @@ class MainScreen(commands.Commands, Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
-        tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab",
-                       "posture": "posture-tab"}[tab]  # fmt: skip
-        widget: Widget = {"graph": self._canvas(), "edges": self._table(), "routes": self._routes(),
-                          "posture": self.query_one(PostureTab).table}[tab]  # fmt: skip
+        tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab"}[tab]
+        widget: Widget = {"graph": self._canvas(), "edges": self._table()}.get(tab, self._routes())
         self.set_focus(widget)  # at once: the next key is for it
         snapshot = self.app.snapshot
         if snapshot is not None:
@@ -227,8 +311,6 @@ class MainScreen(commands.Commands, Screen[None]):
         if tab == "routes" and snapshot is not None:
             # subsets and Services are read from the cluster only while this tab shows
             self._read_routes(snapshot)
-        if tab == "posture" and snapshot is not None:  # the security configuration too
-            self._read_posture(snapshot)
 
     def action_refresh_now(self) -> None:
         self.app.request_refresh()
@@ -248,11 +330,13 @@ class MainScreen(commands.Commands, Screen[None]):
     def set_zoom(self, zoom: str) -> None:
         self.graph.placement.zoom = zoom
         self.say("")
-        self.redraw_graph()
+        self.redraw_graph(then=self._keep_selection)
+        self.show_status()
+
+    def _keep_selection(self) -> None:
         canvas = self._canvas()
         if canvas.node is not None:
             canvas.select(canvas.node, canvas.edge)  # keep it on screen
-        self.show_status()
 
     def action_cycle_grouping(self) -> None:
         i = GROUPINGS.index(self.graph.options.grouping)
@@ -283,11 +367,13 @@ class MainScreen(commands.Commands, Screen[None]):
         except UsageError as exc:
             self.say(str(exc))
             return
-        self.redraw_graph()
+        self.redraw_graph(then=partial(self._select_in, what, key))
+        self.show_status()
+
+    def _select_in(self, what: str, key: str) -> None:
         here = self.graph.nodes_in(what, key)  # keep the selection there: on its box, or
         if here:  # on one of its nodes again
-            canvas.select(here[0])
-        self.show_status()
+            self._canvas().select(here[0])
 
     def action_cycle_sort(self) -> None:
         table = self._table()

@@ -289,6 +289,12 @@ def _index(
     )  # fmt: skip
 
 
+def index_for(view: GraphView, layout: Layout) -> _Index:
+    """What to draw of `view` placed by `layout`, made off the screen's thread (a worker)
+    for a large mesh, then handed to `GraphCanvas.show`."""
+    return _index(layout, set(view.nodes), set(view.edges))
+
+
 class GraphCanvas(ScrollView, can_focus=True):
     """Draws a `GraphView` placed by a `Layout`. Arrow keys and hjkl move the selection."""
 
@@ -339,13 +345,14 @@ class GraphCanvas(ScrollView, can_focus=True):
 
     # -- feeding ----------------------------------------------------------------------
 
-    def show(self, view: GraphView, layout: Layout) -> None:
-        """A new snapshot: numbers and colours change; boxes move only with the layout."""
+    def show(self, view: GraphView, layout: Layout, index: _Index | None = None) -> None:
+        """A new snapshot: numbers and colours change; boxes move only with the layout.
+        `index`: what to draw, made already (`index_for`), else made here if needed."""
         full = layout is not self.layout_ or view.topology() != self._shown
         if full:
             self.layout_ = layout
             self._shown = view.topology()
-            self._index = _index(layout, set(view.nodes), set(view.edges))
+            self._index = index if index is not None else index_for(view, layout)
             self.virtual_size = Size(layout.width, layout.height)
         self.view = view
         if self.node not in view.nodes:
