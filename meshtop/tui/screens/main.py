@@ -1,8 +1,8 @@
-"""The console's main screen: the graph, the edge table and the routes tab, under the
-status line, with the notice, the `/` and `:` prompt and the key line. It owns how the
-snapshot is drawn (filter, focus, cluster, collapsed, zoom, grouping, labels, sort), the
-selection, and the keys and `:` commands that change them; the app hands it each
-snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them."""
+"""The console's main screen: the graph, the edge table, the routes and the posture tabs,
+under the status line, with the notice, the `/` and `:` prompt and the key line. It owns
+how the snapshot is drawn (filter, focus, cluster, collapsed, zoom, grouping, labels,
+sort), the selection, and the keys and `:` commands that change them; the app hands it
+each snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas, index_for
 from meshtop.tui.widgets.keyline import KeyLine
 from meshtop.tui.widgets.notice import Notice
+from meshtop.tui.widgets.posture import PostureTab
 from meshtop.tui.widgets.prompt import Prompt
 from meshtop.tui.widgets.status import StatusLine, problems, view_parts
 
@@ -74,6 +75,7 @@ class MainScreen(commands.Commands, Screen[None]):
         Binding("1", "tab('graph')", "graph", show=False),
         Binding("2", "tab('edges')", "edges", show=False),
         Binding("3", "tab('routes')", "routes", show=False),
+        Binding("5", "tab('posture')", "posture", show=False),  # 4: issue 19's stat view
         Binding("w", "shift", "shift weights"),
         Binding("g", "cycle_grouping", "group"),
         Binding("t", "cycle_labels", "labels"),
@@ -120,6 +122,8 @@ class MainScreen(commands.Commands, Screen[None]):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
                 yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
+            with TabPane("Posture", id="posture-tab"):
+                yield PostureTab()
         # under the graph, not over it: a line said takes the graph's last rows for a
         # while and never moves what is drawn above
         yield Notice()
@@ -155,6 +159,8 @@ class MainScreen(commands.Commands, Screen[None]):
         self._table().show(snapshot)
         if self.query_one(TabbedContent).active == "routes-tab":  # read only when it shows
             self._read_routes(snapshot)
+        if self.query_one(TabbedContent).active == "posture-tab":  # likewise
+            self._read_posture(snapshot)
         self.redraw_graph()
 
     def _read_routes(self, snapshot: MeshSnapshot) -> None:
@@ -162,6 +168,13 @@ class MainScreen(commands.Commands, Screen[None]):
         planes = distinct({c: s.control_plane for c, s in app.clusters.items()})
         reading = show_routes(self._routes(), snapshot, planes, app.settings.timeout_s)
         self.run_worker(reading, group="routes", exclusive=True)
+
+    def _read_posture(self, snapshot: MeshSnapshot) -> None:
+        app, writable = self.app, not self.app.settings.read_only
+        reading = self.query_one(PostureTab).load(
+            snapshot, app.policies, app.settings.thresholds, app.settings.timeout_s, writable
+        )
+        self.run_worker(reading, group="posture", exclusive=True)
 
     def redraw_graph(self, then: Callable[[], None] | None = None) -> None:
         """A new graph for the snapshot and the view options; a new layout only when
@@ -302,8 +315,10 @@ class MainScreen(commands.Commands, Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
-        tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab"}[tab]
-        widget: Widget = {"graph": self._canvas(), "edges": self._table()}.get(tab, self._routes())
+        tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab",
+                       "posture": "posture-tab"}[tab]  # fmt: skip
+        widget: Widget = {"graph": self._canvas(), "edges": self._table(), "routes": self._routes(),
+                          "posture": self.query_one(PostureTab).table}[tab]  # fmt: skip
         self.set_focus(widget)  # at once: the next key is for it
         snapshot = self.app.snapshot
         if snapshot is not None:
@@ -311,6 +326,8 @@ class MainScreen(commands.Commands, Screen[None]):
         if tab == "routes" and snapshot is not None:
             # subsets and Services are read from the cluster only while this tab shows
             self._read_routes(snapshot)
+        if tab == "posture" and snapshot is not None:  # the security configuration too
+            self._read_posture(snapshot)
 
     def action_refresh_now(self) -> None:
         self.app.request_refresh()
