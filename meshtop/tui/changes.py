@@ -52,6 +52,16 @@ def condensed(lines: list[str], most: int = LISTED) -> list[str]:
     return out
 
 
+def previews(plans: Mapping[str, MtlsPlan], several: bool) -> list[str]:
+    """Each cluster's mode change as a person reviews it, under its name when there are
+    several clusters."""
+    lines: list[str] = []
+    for cluster, plan in plans.items():
+        lines += [f"{cluster}:"] if several else []
+        lines += [("  " if several else "") + line for line in condensed(plan.preview())]
+    return lines
+
+
 def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
     """A row of the routes tab, its problem in bold red."""
     *cells, problem = row.cells
@@ -308,18 +318,13 @@ class Changes:
                 )
             except UsageError as exc:
                 failed[cluster] = str(exc)
-        several = len(app.policies) > 1
         if not plans:
             self.screen.say(f"cannot plan :mtls {target}: {'; '.join(failed.values())}")
             return
         if not any(p.changed for p in plans.values()):
             self.screen.say(f"nothing to change: {target} is {mode.value} already")
             return
-        lines = []
-        for cluster, plan in plans.items():
-            pad = "  " if several else ""
-            lines += [f"{cluster}:"] if several else []
-            lines += [pad + line for line in condensed(plan.preview())]
+        lines = previews(plans, len(app.policies) > 1)
         lines += [f"not planned in {c or 'the cluster'}: {why}" for c, why in failed.items()]
         self.screen.app.push_screen(
             ConfirmScreen(f"set {target} to {mode.value}", lines),
@@ -375,7 +380,7 @@ class Changes:
             self.last_modes = {}
             self.screen.say(f"cannot undo: {'; '.join(failed)}")
             return
-        lines = [line for p in back.values() for line in p.preview()]
+        lines = previews(back, len(plans) > 1)
         lines += [f"not undone: {why}" for why in failed]
         ref = next(iter(plans.values())).policy.ref
         self.screen.app.push_screen(

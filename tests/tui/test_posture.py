@@ -19,11 +19,12 @@ from meshtop.connect import Sources
 from meshtop.errors import BackendError
 from meshtop.posture import MtlsMode, PeerAuthentication, SecurityConfig
 from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import bookinfo, spread
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.shift import ShiftScreen
 
-from ..conftest import only
+from ..conftest import Clock, only
 from .test_console import _first_snapshot, keys, settled, until
 
 UNKNOWN = "unknown/unknown/unknown"
@@ -56,7 +57,8 @@ def _mode(sim: Simulation) -> MtlsMode:
 
 async def _posture_tab(app: MeshtopApp, pilot: Pilot[None]) -> None:
     await keys(pilot, "5")
-    await until(pilot, lambda: "bookinfo" in _rows(app), "the posture tab's rows")
+    table = app.query_one("#posture", DataTable)
+    await until(pilot, lambda: table.row_count > 0, "the posture tab's rows")
 
 
 async def _command(pilot: Pilot[None], line: str) -> None:
@@ -283,7 +285,7 @@ class _Hostile:
 
 async def test_outside_text_in_the_tab_is_shown_never_obeyed(sim: Simulation) -> None:
     clusters = {c: replace(s, security=_Hostile()) for c, s in only(sim.clusters).items()}
-    app = MeshtopApp(Sources(clusters, True, sim.clock))  # type: ignore[arg-type]
+    app = MeshtopApp(Sources(clusters, True, sim.clock))
     async with app.run_test(size=(160, 30)) as pilot:
         await _first_snapshot(app)
         await keys(pilot, "5")
@@ -304,3 +306,38 @@ def test_a_long_preview_lists_the_first_ones_and_how_many_more() -> None:
         "  … and 6 more",
         "STRICT would refuse 2 plaintext callers (a, b):", "  a: 1rps", "  b: 1rps",
     ]  # fmt: skip
+
+
+async def test_over_several_clusters_each_copy_is_shown_by_name_written_and_undone(
+    clock: Clock,
+) -> None:
+    sim = Simulation(spread(bookinfo(), ("east", "west")), clock=clock)
+    app = MeshtopApp(Sources(only(sim.clusters, writable=True), True, sim.clock))
+
+    def modes() -> dict[str, MtlsMode]:
+        return {
+            c: next(
+                p.mode for p in s.policies() if (p.namespace, p.name) == ("bookinfo", "default")
+            )
+            for c, s in sim.security.items()
+        }
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _first_snapshot(app)
+        await _posture_tab(app, pilot)
+        assert {"east/bookinfo", "west/bookinfo"} <= set(_rows(app))
+        await _command(pilot, "mtls bookinfo strict")
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        assert "east:" in screen.lines and "west:" in screen.lines
+        await keys(pilot, "y")
+        await settled(pilot)
+        assert modes() == {"east": MtlsMode.STRICT, "west": MtlsMode.STRICT}
+        assert "bookinfo is STRICT in east, west" in _notice(app)
+        await _command(pilot, "undo")
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        assert screen.lines[0] == "east:" and "west:" in screen.lines
+        await keys(pilot, "y")
+        await settled(pilot)
+        assert modes() == {"east": MtlsMode.PERMISSIVE, "west": MtlsMode.PERMISSIVE}
