@@ -152,7 +152,10 @@ def latency_query(
         elif names:
             parts.append([_reporters(d, [reporter]), _named(d.source.workload, names), le])
     rates = " or ".join(_rate(f"{d.duration}_bucket", window, p, d, namespaces) for p in parts)
-    return f"sum by ({_by(EDGE, d.reporter_label, 'le')}) ({_joined(d, rates)})"
+    # summed by the edge's labels before they are joined: fewer series to join (`label_join`
+    # costs Prometheus more per series than the sum), the same sums
+    summed = f"sum by ({_by(*d.edge_labels(), d.reporter_label, 'le')}) ({rates})"
+    return f"sum by ({_by(EDGE, d.reporter_label, 'le')}) ({_joined(d, summed)})"
 
 
 def first_and(d: Dialect, later: Later | None) -> dict[str, Collection[str] | None]:

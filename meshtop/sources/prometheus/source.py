@@ -1,8 +1,10 @@
 """`PrometheusMetrics`, the metrics source over the Prometheus HTTP API (Prometheus,
 Thanos, Mimir, Cortex, VictoriaMetrics) through prometheus-api-client: a refresh's
-queries (`queries`), asked concurrently in worker threads within one deadline, and
-their answers joined into edges (`answers`); an edge's history; and, when a refresh
-finds nothing, why."""
+queries (`queries`), asked concurrently in worker threads within one deadline, the
+latency answer made whole (`latency`), and the answers joined into edges (`answers`); an
+edge's history; and, when a refresh finds nothing, why. (Over 400 lines: each of these
+asks through the one client, its deadline and its check of every answer, and keeps
+what it learnt for the next refresh on the source.)"""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from meshtop.sources import bounded
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, detect, dialect
 from meshtop.sources.prometheus.answers import _known, join, parse_history
 from meshtop.sources.prometheus.latency import (
+    Latencies,
     edge_quantiles,
     fresh,
     leave_out,
@@ -238,44 +241,62 @@ class PrometheusMetrics:
         the latency of calls the last refresh gave no reason to ask about (`latency`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
-            asked: Later | None = self._asked.get(d.name) or unmeshed(d)
+            asked = self._asked.get(d.name) or unmeshed(d)
             left_out = self._left_out.get(d.name, frozenset())
-            not_left_out = bounds_matcher("!~", left_out)
             queries = snapshot_queries(d, window_s, self.config.namespaces, asked, left_out)
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
             found = {name: rows for name, (rows, _) in zip(queries, answers, strict=True)}
             warnings = {w for _, ws in answers for w in ws}
-            requests_rows, latency_rows = found["requests"], found["latency"]
-            wanted = self._read(lambda: needed(d, requests_rows))
-            more = self._read(lambda: missing(wanted, asked))
-            if more is not None:  # calls the later reporters were not asked about
-                rows = await self._latency(d, window_s, more, not_left_out, warnings)
-                latency_rows = [*latency_rows, *self._read(lambda: fresh(d, rows, asked))]
-                asked = merge(asked, more)
-            again = self._read(lambda: unanswered(d, requests_rows, latency_rows, asked))
-            if again is not None:  # calls whose first reporter kept no buckets
-                rows = await self._latency(d, window_s, again, not_left_out, warnings)
-                latency_rows = [*latency_rows, *self._read(lambda: fresh(d, rows, asked))]
-            beyond = min((self._bounds[d.name][le] for le in left_out), default=math.inf)
-            timed = self._read(lambda: edge_quantiles(d, latency_rows, beyond))
-            if timed.unsure:  # quantiles among the buckets left out: those buckets too
-                rows = await self._latency(
-                    d, window_s, unsure(d, timed), bounds_matcher("=~", left_out), warnings
-                )
-                latency_rows = [*latency_rows, *rows]
-                timed = self._read(lambda: edge_quantiles(d, latency_rows))
-            found["latency"] = latency_rows
-            # next time, ask the later reporters about what they were needed for now, and
-            # leave out the buckets no quantile came near
-            self._asked[d.name] = merge(wanted, used(d, timed))
-            bounds = self._bounds.setdefault(d.name, {})
-            bounds.update(timed.bounds)
-            self._left_out[d.name] = leave_out(bounds, timed.reached)
+            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
         traffic = self._read(lambda: join(d, found, timed.quantiles))
         said = (*sorted(warnings), *traffic.warnings)  # and the join's: series it could not key
         if not traffic.edges:  # never an empty report without a word
             said += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
+
+    async def _whole_latency(
+        self,
+        d: Dialect,
+        window_s: float,
+        found: dict[str, list[dict[str, Any]]],
+        asked: Later,
+        left_out: frozenset[str],
+        warnings: set[str],
+    ) -> Latencies:
+        """Every call's quantiles, the latency answer (`found`) made whole where it is
+        not: the calls the later reporters were not asked about, those whose first
+        reporter kept no buckets, and the buckets left out where a quantile fell among
+        them, each asked once more if any; and what the next refresh asks (`latency`)."""
+        requests_rows, rows = found["requests"], found["latency"]
+        within = bounds_matcher("!~", left_out)
+        asking: Later | None = asked
+        wanted = self._read(lambda: needed(d, requests_rows))
+        more = self._read(lambda: missing(wanted, asking))
+        if more is not None:  # calls the reporters after the first were not asked about
+            extra = await self._latency(d, window_s, more, within, warnings)
+            rows = [*rows, *self._read(lambda: fresh(d, extra, asking))]
+            asking = merge(asking, more)
+        again = self._read(lambda: unanswered(d, requests_rows, rows, asking))
+        if again is not None:  # calls whose first reporter kept no buckets
+            extra = await self._latency(d, window_s, again, within, warnings)
+            rows = [*rows, *self._read(lambda: fresh(d, extra, asking))]
+        beyond = min((self._bounds[d.name][le] for le in left_out), default=math.inf)
+        timed = self._read(lambda: edge_quantiles(d, rows, beyond))
+        if timed.unsure:  # quantiles among the buckets left out: those buckets too
+            beyond_rows = bounds_matcher("=~", left_out)
+            rows = [
+                *rows,
+                *await self._latency(d, window_s, unsure(d, timed), beyond_rows, warnings),
+            ]
+            timed = self._read(lambda: edge_quantiles(d, rows))
+        found["latency"] = rows
+        # next time, the later reporters are asked about what they were needed for now,
+        # and the buckets no quantile came near are left out
+        self._asked[d.name] = merge(wanted, used(d, timed))
+        bounds = self._bounds.setdefault(d.name, {})
+        bounds.update(timed.bounds)
+        self._left_out[d.name] = leave_out(bounds, timed.reached)
+        return timed
 
     async def _latency(
         self, d: Dialect, window_s: float, whom: Whom, le: str, warnings: set[str]
