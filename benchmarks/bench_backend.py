@@ -4,10 +4,12 @@ A real Prometheus scrapes a generated mesh (`meshtop sim serve`'s exposition, Is
 sidecars) at 200 and 1,000 services; once a window is full the mesh stops being scraped, so
 that the server does nothing else while it answers. Then, at one moment:
 
-- **meshtop**: the queries one refresh really sends (`PrometheusMetrics.traffic`,
-  recorded as it asks them, its later questions built from its earlier answers), from
-  this checkout and, with `--baseline-src DIR`, from another checkout (built there, in a
-  subprocess), whose edges are also compared with this checkout's, figure by figure;
+- **meshtop**: the queries a refresh really sends (`PrometheusMetrics.traffic`, recorded
+  as it asks them), the second of two: a refresh as every one after the first is (which
+  reporters to ask about which calls, and which buckets, come from the refresh before;
+  the first refresh is shown apart, as "1st refresh", where it differs); from this
+  checkout and, with `--baseline-src DIR`, from another checkout (built there, in a
+  subprocess), whose edges are compared with this checkout's, figure by figure;
 - **Kiali**: the queries Kiali's graph sends for the same graph (rates, p95 and mTLS), per
   namespace, reconstructed from its source (`graph/telemetry/istio/istio.go`: three HTTP
   and three TCP traffic queries; `appender/response_time.go`: two histogram_quantile
@@ -65,12 +67,16 @@ def recorded(promql, *args, **kwargs):
     sent.append(promql)
     return ask(promql, *args, **kwargs)
 source._query = recorded
-traffic = asyncio.run(source.traffic(float(window)))
 figures = ("rps", "error_rate", "client_error_rate", "p50_ms", "p95_ms", "p99_ms", "mtls",
            "tcp_request_bps", "tcp_response_bps", "tcp_connections_per_s")
-edges = {f"{e.source} {e.destination}": {f: getattr(e.stats, f) for f in figures}
-         for e in traffic.edges}
-print(json.dumps({"sent": sent, "edges": edges}))
+made = []
+for _ in range(2):  # the first refresh, then one as every later refresh is
+    del sent[:]
+    traffic = asyncio.run(source.traffic(float(window)))
+    edges = {f"{e.source} {e.destination}": {f: getattr(e.stats, f) for f in figures}
+             for e in traffic.edges}
+    made.append({"sent": list(sent), "edges": edges})
+print(json.dumps({"first": made[0], **made[1]}))
 """
 
 # Kiali's group-by label lists, as its graph queries write them
@@ -234,6 +240,8 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                 made = {name: record(src, url, at, args.window, scope) for name, src in
                         sources.items()}  # fmt: skip
                 sets = {name: m["sent"] for name, m in made.items()}
+                if made["meshtop"]["first"]["sent"] != made["meshtop"]["sent"]:
+                    sets["1st refresh"] = made["meshtop"]["first"]["sent"]
                 sets["kiali"] = [
                     q for ns in (scope or namespaces) for q in kiali_queries(ns, args.window)
                 ]
@@ -260,7 +268,7 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                     samples, series, size = read[name]
                     ratio = median([a / b for a, b in zip(totals[name], kiali, strict=True)])
                     say(
-                        f"  {name:<9} {len(queries):>4} queries  {median(totals[name]):8.3f} s  "
+                        f"  {name:<11} {len(queries):>4} queries  {median(totals[name]):8.3f} s  "
                         f"{samples:>10,} samples  {series:>7,} series  {size / 1e6:6.2f} MB  "
                         f"x{ratio:.2f} of Kiali's"
                     )
@@ -268,10 +276,12 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                         parts = "; ".join(
                             f"{median(t):.3f} s" for t in per_query[name] if t
                         )  # fmt: skip
-                        say(f"            each query: {parts}")
+                        say(f"              each query: {parts}")
                 if "baseline" in made:
-                    say("  figures: " + differences(made["baseline"]["edges"],
-                                                    made["meshtop"]["edges"]))  # fmt: skip
+                    for which, edges in (("1st refresh", made["meshtop"]["first"]["edges"]),
+                                         ("meshtop", made["meshtop"]["edges"])):  # fmt: skip
+                        said = differences(made["baseline"]["edges"], edges)
+                        say(f"  figures of {which} against the baseline's: {said}")
         finally:
             proc.terminate()
             proc.wait(timeout=30)
