@@ -7,6 +7,7 @@ import asyncio
 import math
 import random
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -220,6 +221,9 @@ class SimMetrics:
 
     def __init__(self, sim: Simulation) -> None:
         self._sim = sim
+        # one history worked out at a time, per event loop that asks
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
 
     @property
     def name(self) -> str:
@@ -244,8 +248,15 @@ class SimMetrics:
         """What Prometheus would answer for the simulated mesh: the same points, the
         traffic at each with the routes of that moment, a gap where an edge had none.
         Worked out on a thread: a large mesh's takes seconds, which the screen that
-        awaits it on its event loop must not wait for."""
-        return await asyncio.to_thread(self._history, source, destination, window_s)
+        awaits it on its event loop must not wait for; one at a time, so that a node's
+        many do not crowd the screen's thread out of the GIL, and those of a screen
+        closed meanwhile (their await cancelled) never start."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(1)
+        async with gate:
+            return await asyncio.to_thread(self._history, source, destination, window_s)
 
     def _history(self, source: str | None, destination: str | None, window_s: float) -> History:
         end = float(math.floor(self._sim.clock()))

@@ -208,7 +208,9 @@ class MainScreen(commands.Commands, Screen[None]):
         self._draw_in_worker(asked, self.graph.options_copy())
         self.set_timer(PROGRESS_AFTER_S, partial(self._say_working, asked))
 
-    @work(thread=True, group="graph", exit_on_error=False)
+    # described: Textual's default description is the repr of every argument, here a
+    # snapshot of every edge (seconds of the screen's thread at 2,000 services)
+    @work(thread=True, group="graph", exit_on_error=False, description="drawing the graph")
     def _draw_in_worker(
         self, asked: tuple[MeshSnapshot, Size, ViewOptions, str], options: ViewOptions
     ) -> None:
