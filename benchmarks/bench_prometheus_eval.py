@@ -1,8 +1,10 @@
 """What one refresh costs Prometheus itself: its own evaluation time and the samples it
-reads (`stats=all`) for the three snapshot queries, over a real Prometheus scraping a
-generated mesh. With `--baseline-src DIR`, the queries of another checkout of meshtop
-(built there, in a subprocess) are timed against the same server, turn about, so that the
-two sets of figures see the same data and the same noise.
+reads (`stats=all`) for the snapshot queries a refresh sends (recorded as it sends them,
+a refresh as every one after the first is: `bench_backend.record`), over a real
+Prometheus scraping a generated mesh. With `--baseline-src DIR`, the queries of another
+checkout of meshtop (run there, in a subprocess) are timed against the same server, turn
+about, so that the two sets of figures see the same data and the same noise.
+`bench_backend.py` sets them beside Kiali's.
 
     .venv/bin/python benchmarks/bench_prometheus_eval.py [--services 300] [--repeat 15]
         [--baseline-src /tmp/before] [--namespace NS]
@@ -11,7 +13,6 @@ two sets of figures see the same data and the same noise.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -24,22 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_backend import record  # beside this file: run as benchmarks/bench_prometheus_eval.py
 
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
-from meshtop.sources.dialects import ISTIO
-from meshtop.sources.prometheus import snapshot_queries
 
 WINDOW_S = 60
-QUERIES_OF = """
-import json, sys
-from meshtop.sources.dialects import ISTIO
-from meshtop.sources.prometheus import snapshot_queries
-namespaces = tuple(sys.argv[2:])
-print(json.dumps(snapshot_queries(ISTIO, float(sys.argv[1]), namespaces)))
-"""
 
 
 def free_port() -> int:
@@ -48,16 +41,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def queries_of(src: str | None, namespaces: tuple[str, ...]) -> dict[str, str]:
-    if src is None:
-        return snapshot_queries(ISTIO, WINDOW_S, namespaces)
-    env = {**os.environ, "PYTHONPATH": src}
-    out = subprocess.run(
-        [sys.executable, "-c", QUERIES_OF, str(WINDOW_S), *namespaces],
-        capture_output=True, text=True, check=True, env=env, cwd=src,
-    )  # fmt: skip
-    found: dict[str, str] = json.loads(out.stdout)
-    return found
+def queries_of(src: str | None, url: str, at: float, namespaces: tuple[str, ...]) -> list[str]:
+    """The queries a refresh of this checkout (or of the one at `src`) sends."""
+    sent: list[str] = record(src, url, at, WINDOW_S, namespaces)["sent"]
+    return sent
 
 
 def evaluate(client: httpx.Client, promql: str, at: float) -> tuple[float, int, int]:
@@ -98,7 +85,8 @@ def main() -> None:
              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=url, timeout=600)
         try:
             while True:
                 try:
@@ -116,23 +104,25 @@ def main() -> None:
             print(f"{args.services} services, {edges} simulated edges; window {WINDOW_S}s; "
                   f"repeat {args.repeat}; Prometheus evalTotalTime")  # fmt: skip
             for scope in ((), (namespace,)):
-                queries = {name: queries_of(src, scope) for name, src in sets.items()}
-                times: dict[tuple[str, str], list[float]] = {}
-                reads: dict[tuple[str, str], tuple[int, int]] = {}
+                queries = {name: queries_of(src, url, at, scope) for name, src in sets.items()}
+                times: dict[tuple[str, int], list[float]] = {}
+                reads: dict[tuple[str, int], tuple[int, int]] = {}
                 for _ in range(args.repeat):
                     for name, qs in queries.items():  # turn about: the same noise for both
-                        for q, promql in qs.items():
+                        for q, promql in enumerate(qs):
                             took, samples, series = evaluate(client, promql, at)
                             times.setdefault((name, q), []).append(took * 1000)
                             reads[(name, q)] = (samples, series)
                 label = f"-n {namespace}" if scope else "whole mesh"
                 for name in queries:
                     parts = [
-                        f"{q} {statistics.median(times[(name, q)]):.1f} ms "
+                        f"{promql.split(' (')[0]} {statistics.median(times[(name, q)]):.1f} ms "
                         f"({reads[(name, q)][0]} samples, {reads[(name, q)][1]} series)"
-                        for q in queries[name]
+                        for q, promql in enumerate(queries[name])
                     ]
-                    total = sum(statistics.median(times[(name, q)]) for q in queries[name])
+                    total = sum(
+                        statistics.median(times[(name, q)]) for q in range(len(queries[name]))
+                    )
                     print(f"{label:>22} | {name:<13} | total {total:.1f} ms | " + "; ".join(parts))
         finally:
             proc.terminate()
