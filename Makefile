@@ -65,6 +65,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_waterfall.py
 	$(BIN)/python benchmarks/bench_clusters.py
+	$(BIN)/python benchmarks/bench_backend.py
+	$(BIN)/python benchmarks/bench_console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
