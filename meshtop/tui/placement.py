@@ -133,9 +133,7 @@ class Placement:
                 # when they come back)
                 shown = {} if large else {"filter": "", "focus": None, "cluster": ""}
                 bases[in_place] = (
-                    view
-                    if plain and in_place
-                    else build(snapshot, replace(options, **shown))  # type: ignore[arg-type]
+                    view if plain and in_place else build(snapshot, replace(options, **shown))  # type: ignore[arg-type]
                 )
             base = bases[in_place]
             shape = (level, options.grouping, frozenset(options.collapsed),
