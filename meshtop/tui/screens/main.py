@@ -2,7 +2,10 @@
 under the status line, with the notice, the `/` and `:` prompt and the key line. It owns
 how the snapshot is drawn (filter, focus, cluster, collapsed, zoom, grouping, labels,
 sort), the selection, and the keys and `:` commands that change them; the app hands it
-each snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them."""
+each snapshot. Its keys are its own, so a dialog or a detail on top of it never takes them.
+Over 400 lines since drawing a large mesh in a worker (issue 17) and the posture
+tab (issue 22) came to it; the keys on the graph could leave for a mixin, as the `:`
+commands did (`commands.py`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The topology graph: boxes for nodes, lines with arrowheads for calls, bands for
 namespaces. A `ScrollView` on Textual's Line API: only the rows on screen are drawn,
-from an index of what crosses each row, and drawn rows are cached until something changes."""
+from an index of what crosses each row, and drawn rows are cached until something changes.
+Over 400 lines: the drawing, its index of what crosses each row (sized by the lines,
+not the layout's area) and the canvas's keys serve one widget and change together."""
 
 from __future__ import annotations
 
