@@ -197,6 +197,7 @@ class MainScreen(commands.Commands, Screen[None]):
             self._wanted = (snapshot, size)
             if not self._drawing:
                 self._draw_next()
+            self.show_status()  # what was asked for (`g`: the grouping) is said at once
             return
         view, lay, told = self.graph.draw(snapshot, size)
         self._show_drawn(view, lay, told, None)
@@ -208,18 +209,26 @@ class MainScreen(commands.Commands, Screen[None]):
         self._wanted = None
         self._drawing = True
         asked = (snapshot, size, self.graph.options_copy(), self.graph.placement.zoom)
-        self._draw_in_worker(asked, self.graph.options_copy())
+        canvas = self._canvas()
+        on_screen = (canvas.layout_, canvas.view.topology() if canvas.view else None)
+        self._draw_in_worker(asked, self.graph.options_copy(), on_screen)
         self.set_timer(PROGRESS_AFTER_S, partial(self._say_working, asked))
 
     # described: Textual's default description is the repr of every argument, here a
     # snapshot of every edge (seconds of the screen's thread at 2,000 services)
     @work(thread=True, group="graph", exit_on_error=False, description="drawing the graph")
     def _draw_in_worker(
-        self, asked: tuple[MeshSnapshot, Size, ViewOptions, str], options: ViewOptions
+        self,
+        asked: tuple[MeshSnapshot, Size, ViewOptions, str],
+        options: ViewOptions,
+        on_screen: tuple[Layout | None, object],
     ) -> None:
         snapshot, size, _, _ = asked
         view, lay, told = self.graph.make(snapshot, size, options)
-        self.post_message(self.Drawn(asked, options, view, lay, told, index_for(view, lay)))
+        # what to draw, made again only for another layout or topology than on screen
+        same = lay is on_screen[0] and view.topology() == on_screen[1]
+        index = None if same else index_for(view, lay)
+        self.post_message(self.Drawn(asked, options, view, lay, told, index))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in the worker that draws: said, and the next drawing asked for made."""
