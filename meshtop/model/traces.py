@@ -73,6 +73,9 @@ class TraceSummary:
     services: tuple[str, ...]
     span_count: int | None
     error: bool | None
+    # whether a span of the service the list was asked for failed (its "errors only");
+    # None where the search does not say
+    failed_here: bool | None = None
 
     @staticmethod
     def of(trace: Trace) -> TraceSummary:

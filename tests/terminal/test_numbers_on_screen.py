@@ -32,8 +32,10 @@ def test_the_edge_table_shows_the_4xx_share_beside_the_errors_at_80x24() -> None
         header = _table_row(t, "4XX%")
         assert header.index("ERR%") < header.index("4XX%") < header.index("P99")
         # the ingress's callers get 1% 404s in the simulated Bookinfo: not errors, 4xx
-        row = _table_row(t, "gateway")  # cut to istio-…gateway at 80 columns
         column = header.index("4XX%")
+        # the row once drawn whole (a look at the screen may fall between two writes)
+        t.wait("the gateway's row", lambda: "%" in _table_row(t, "gateway")[column - 2 :])
+        row = _table_row(t, "gateway")  # cut to istio-…gateway at 80 columns
         assert "1.00%" in row[column - 2 : column + 6], (header, row)
         assert "0.00%" in row[header.index("ERR%") - 2 : column - 1]
 

@@ -96,7 +96,12 @@ def listed(found: Iterable[Trace], q: TraceQuery) -> list[TraceSummary]:
         if not matches(trace, q) or (q.errors_only and not failed_in(trace, q)):
             continue
         first, last = Tree(trace).bounds if trace.spans else (0, 0)
-        summary = replace(TraceSummary.of(trace), start_us=first, duration_us=last - first)
+        summary = replace(
+            TraceSummary.of(trace),
+            start_us=first,
+            duration_us=last - first,
+            failed_here=failed_in(trace, q),
+        )
         if q.min_duration_ms is None or summary.duration_us >= q.min_duration_ms * 1000:
             out.append(summary)
     out.sort(key=lambda t: -t.duration_us)

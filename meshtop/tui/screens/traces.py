@@ -110,6 +110,12 @@ def _trace_rows(found: Sequence[TraceSummary], width: int) -> tuple[list[tuple[s
     return headers, [(s.trace_id, [cells[s.trace_id][k] for k in keys]) for s in found]
 
 
+def _failed(summary: TraceSummary) -> bool:
+    """ "Errors only" as a search asks it: a span of the service listed failed, where the
+    backend's answer says; else a span anywhere in the trace."""
+    return bool(summary.error if summary.failed_here is None else summary.failed_here)
+
+
 def _describe(q: TraceQuery) -> str:
     me = f"{q.service} {q.version}".strip()
     what = f"{me} → {q.peer_service} {q.peer_version}".strip() if q.peer_service else me
@@ -217,7 +223,7 @@ class TraceListScreen(Screen[None]):
         kept = [
             s
             for s in unique.values()
-            if (s.error or not self.errors_only) and s.duration_us >= least_us
+            if (not self.errors_only or _failed(s)) and s.duration_us >= least_us
         ]
         return sorted(kept, key=lambda s: s.start_us if self.by_start else -s.duration_us)
 
