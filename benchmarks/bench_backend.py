@@ -35,7 +35,6 @@ import math
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,9 @@ from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' servers
+from tests.integration.prometheus import running_prometheus
 
 # Run in this checkout or in the baseline's: the queries one refresh sends, in the order
 # sent, and the edges it made of the answers.
@@ -133,12 +135,6 @@ def kiali_queries(namespace: str, window_s: int) -> list[str]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def record(src: str | None, url: str, at: float, window_s: int, scope: Sequence[str]) -> Any:
     """What one refresh of meshtop (this checkout, or the one at `src`) sends and makes."""
     env = {**os.environ, "PYTHONPATH": src or str(Path(__file__).resolve().parents[1])}
@@ -196,29 +192,14 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
     busiest = max(namespaces, key=lambda n: (touching[n], n))
     server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
     server.start_in_thread()
-    with tempfile.TemporaryDirectory() as work:
-        port = free_port()
-        config = Path(work) / "prometheus.yml"
-        config.write_text(
-            f"global:\n  scrape_interval: {args.scrape_interval}\n"
-            "scrape_configs:\n  - job_name: mesh\n    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{server.server_address[1]}']\n"
-        )
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        client = httpx.Client(base_url=url, timeout=600)
+    target = f"127.0.0.1:{server.server_address[1]}"
+    with (
+        tempfile.TemporaryDirectory() as work,
+        running_prometheus([target], Path(work), args.scrape_interval) as prom,
+    ):
+        url = prom.url
+        client = httpx.Client(base_url=url, timeout=600)  # a heavy set takes seconds
         try:
-            while True:
-                try:
-                    if client.get("/-/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
             started = time.time()
             time.sleep(args.window + 10)  # a full window of samples, and a scrape or two
             at = time.time() - 1
@@ -283,8 +264,7 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                         said = differences(made["baseline"]["edges"], edges)
                         say(f"  figures of {which} against the baseline's: {said}")
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            client.close()
             server.server_close()
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,13 +30,10 @@ from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' servers
+from tests.integration.prometheus import running_prometheus
+
 WINDOW_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def queries_of(src: str | None, url: str, at: float, namespaces: tuple[str, ...]) -> list[str]:
@@ -73,28 +68,10 @@ def main() -> None:
     namespace = args.namespace or sorted({f.source.workload.namespace for f in sim.flows()})[1]
     server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
     server.start_in_thread()
-    with tempfile.TemporaryDirectory() as work:
-        port = free_port()
-        config = Path(work) / "prometheus.yml"
-        config.write_text(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mesh\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{server.server_address[1]}']\n"
-        )
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        client = httpx.Client(base_url=url, timeout=600)
+    target = f"127.0.0.1:{server.server_address[1]}"
+    with tempfile.TemporaryDirectory() as work, running_prometheus([target], Path(work)) as prom:
+        client = httpx.Client(base_url=prom.url, timeout=600)  # a heavy query takes seconds
         try:
-            while True:
-                try:
-                    if client.get("/-/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
             time.sleep(WINDOW_S + 5)  # a full window of samples
             at = time.time() - 1
             sets = {"this checkout": None} | (
@@ -104,7 +81,7 @@ def main() -> None:
             print(f"{args.services} services, {edges} simulated edges; window {WINDOW_S}s; "
                   f"repeat {args.repeat}; Prometheus evalTotalTime")  # fmt: skip
             for scope in ((), (namespace,)):
-                queries = {name: queries_of(src, url, at, scope) for name, src in sets.items()}
+                queries = {name: queries_of(src, prom.url, at, scope) for name, src in sets.items()}
                 times: dict[tuple[str, int], list[float]] = {}
                 reads: dict[tuple[str, int], tuple[int, int]] = {}
                 for _ in range(args.repeat):
@@ -125,8 +102,7 @@ def main() -> None:
                     )
                     print(f"{label:>22} | {name:<13} | total {total:.1f} ms | " + "; ".join(parts))
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            client.close()
             server.shutdown()
 
 
