@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
-from meshtop.model import EdgeStats, Health, MeshSnapshot, Protocol
+from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol
 
 _ORDER = {Health.IDLE: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
 
@@ -203,3 +203,77 @@ class HealthMemory:
             self.shown, self.seen = shown, seen
         self._last, self._thresholds = snapshot, t
         return Grades(dict(self.shown), node_health(self.shown, snapshot.nodes))
+
+
+# -- problems: what `n` goes to, worst first ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A node in trouble (degraded or failing), with the requests it answers (or, for a
+    node that only calls out, sends) over its graded edges: how many per second, how
+    many failed (its impact), how many the callers got wrong (4xx); and its worst edge,
+    the one to show in a table."""
+
+    node: str
+    health: Health
+    rps: float
+    errors_per_s: float
+    client_errors_per_s: float
+    edge: tuple[str, str] | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors_per_s / self.rps if self.rps > 0 else 0.0
+
+    @property
+    def client_error_rate(self) -> float:
+        return self.client_errors_per_s / self.rps if self.rps > 0 else 0.0
+
+
+def _per_s(rps: float, share: float) -> float:
+    """rps times share, 0 for a figure that is not a number (its health already says so)."""
+    value = rps * share
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def errors_per_s(stats: EdgeStats) -> float:
+    """An edge's failed requests per second (5xx, gRPC errors, no response): its impact."""
+    return 0.0 if stats.protocol is Protocol.TCP else _per_s(stats.rps, stats.error_rate)
+
+
+def problems(
+    snapshot: MeshSnapshot, grades: Grades, groups: Mapping[str, Iterable[str]]
+) -> list[Problem]:
+    """The nodes drawn (`groups`: each drawn node's id and the snapshot nodes it stands
+    for) that are failing or degraded, worst first: failing before degraded, then by
+    failed requests per second (a busy edge at 1.6% before an idle one at 2%), then by
+    4xx per second and by traffic. A node's figures are those of the edges that grade
+    it (`node_health`): the calls into its members, or out of a member nobody calls."""
+    inbound: dict[str, list[Edge]] = {}
+    outbound: dict[str, list[Edge]] = {}
+    for e in snapshot.edges:
+        inbound.setdefault(e.destination, []).append(e)
+        outbound.setdefault(e.source, []).append(e)
+    found = []
+    for node, members in groups.items():
+        ids = tuple(members)
+        health = worst(grades.nodes.get(m, Health.IDLE) for m in ids)
+        if health not in (Health.DEGRADED, Health.FAILING):
+            continue
+        edges = [e for m in ids for e in (inbound.get(m) or outbound.get(m) or ())]
+        rps = sum(e.stats.rps for e in edges if math.isfinite(e.stats.rps))
+        errors = sum(errors_per_s(e.stats) for e in edges)
+        client = sum(_per_s(e.stats.rps, e.stats.client_error_rate) for e in edges)
+        graded = [(severity(grades.edges.get(e.key, Health.IDLE)), e) for e in edges]
+        worst_edge = max(
+            graded,
+            key=lambda g: (g[0], errors_per_s(g[1].stats), _per_s(g[1].stats.rps, 1.0)),
+            default=None,
+        )
+        edge = worst_edge[1].key if worst_edge is not None else None
+        found.append(Problem(node, health, rps, errors, client, edge))
+    found.sort(
+        key=lambda p: (-severity(p.health), -p.errors_per_s, -p.client_errors_per_s, -p.rps, p.node)
+    )
+    return found
