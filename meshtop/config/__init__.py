@@ -11,6 +11,7 @@ from typing import Any
 
 from meshtop.config import backends, values
 from meshtop.config.files import exposed, holds_secret, read_file
+from meshtop.config.links import clipboard, links
 from meshtop.config.settings import ClusterConfig, Settings
 from meshtop.config.values import boolean, duration, share
 from meshtop.errors import UsageError
@@ -51,10 +52,8 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
     for key, value in values.items():
         if key not in _KEYS:
             known = ", ".join(
-                sorted(
-                    [*_KEYS, "[[clusters]]", "[health]", "[kubernetes]", "[prometheus]",
-                     "[tracing]"]
-                )
+                [*sorted([*_KEYS, "[[clusters]]", "[health]", "[kubernetes]", "[prometheus]",
+                          "[tracing]"]), "[console]", "[links]"]
             )  # fmt: skip
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
@@ -105,6 +104,9 @@ def load(
             warnings.append(exposed(path, "config file") or "")
     where = f"config file {path}"
     thresholds = _thresholds(file_values.pop("health", {}), where)
+    # the console's hand-off to other tools: checked at start, as everything else is
+    copies = clipboard(file_values.pop("console", {}), where)
+    bases = links(file_values.pop("links", {}), where)
     file_tracing = file_values.pop("tracing", {})
     caps = backends.tracing_caps(file_tracing, where)
     if caps:
@@ -171,6 +173,8 @@ def load(
         warnings=tuple(dict.fromkeys(w for w in warnings if w)),
         thresholds=thresholds,
         kube_max_response_mb=kube_cap,
+        clipboard=copies,
+        links=bases,
         clusters=tuple(
             replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s, **caps))
             if c.tracing

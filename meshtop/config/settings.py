@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshtop.config.links import NO_LINKS, Links
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
 from meshtop.sources.bounded import DEFAULT_MAX_RESPONSE_MB
 from meshtop.sources.prometheus_config import PrometheusConfig
@@ -44,6 +45,8 @@ class Settings:
     # the mesh, a cluster at a time: one ("" named) unless [[clusters]] or --context twice
     clusters: tuple[ClusterConfig, ...] = (ClusterConfig(),)
     warnings: tuple[str, ...] = ()  # said once, on stderr and in the console's notice
+    clipboard: bool = True  # [console] `y` copies to the terminal's clipboard (OSC 52)
+    links: Links = NO_LINKS  # [links] where `:open` points (Grafana, Jaeger, Zipkin)
 
     @property
     def several(self) -> bool:
