@@ -3,17 +3,20 @@ the history of the edges (or the node) it stands for, and, where the destination
 runs several versions, each version's, for the canary comparison; and, for a box that
 stands for several workloads, which of them (and of their calls) make it unhealthy.
 And the weight changes the audit log says were applied to the routes that send to it,
-to mark on the charts. Headless: the console's detail screens and `meshtop edge` both
+and when the control plane says those routes or its Deployments last changed, to mark on
+the charts. Headless: the console's detail screens and `meshtop edge` both
 fetch through here."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from meshtop import audit
+from meshtop.errors import MeshtopError
+from meshtop.federation import distinct
 from meshtop.health import Grades, worst
 from meshtop.history import merge
 from meshtop.model import (
@@ -25,7 +28,7 @@ from meshtop.model import (
     NodeKind,
     Route,
 )
-from meshtop.sources.protocols import MetricsSource
+from meshtop.sources.protocols import ChangeSource, ConfigChange, MetricsSource
 
 # (source, destination); no source: all a node answers; no destination: all it calls
 Pair = tuple[str | None, str | None]
@@ -102,6 +105,64 @@ class Detail:
     # the weight changes applied to its routes within the window, oldest first
     changes: tuple[audit.WeightChange, ...] = ()
     unread: str = ""  # why the audit log could not be read, if it could not
+    # when the control plane says its routes or Deployments changed within the window
+    config: tuple[ConfigChange, ...] = ()
+    config_unread: str = ""  # why a control plane could not say, if one could not
+
+
+SAME_CHANGE_S = 5.0  # meshtop's own write, in the audit log and in the managed fields
+
+
+def config_in(
+    resources: Sequence[str],
+    start: float,
+    end: float,
+    found: Sequence[ConfigChange],
+    audited: Sequence[audit.WeightChange] = (),
+) -> tuple[ConfigChange, ...]:
+    """The control plane's changes to `resources` (`VirtualService ns/name`,
+    `Deployment ns/name`) from `start` to `end`, oldest first; one meshtop wrote that the
+    audit log already has (`audited`) is left out: it is marked once."""
+    wanted = set(resources)
+    return tuple(
+        sorted(
+            (
+                c
+                for c in found
+                if c.resource in wanted
+                and start <= c.time <= end
+                and not any(
+                    a.resource == c.resource and abs(a.time - c.time) <= SAME_CHANGE_S
+                    for a in audited
+                )
+            ),
+            key=lambda c: c.time,
+        )
+    )
+
+
+def change_sources(planes: Mapping[str, object]) -> list[ChangeSource]:
+    """Of each cluster's control plane (by cluster name), each distinct one that says
+    when its routes and Deployments changed."""
+    return [p for p in distinct(dict(planes)).values() if isinstance(p, ChangeSource)]
+
+
+async def config_changes(
+    planes: Sequence[ChangeSource],
+) -> tuple[list[ConfigChange], str]:
+    """What every control plane says changed, asked at once; why one could not say."""
+    answers = await asyncio.gather(*(p.changes() for p in planes), return_exceptions=True)
+    found = [c for a in answers if not isinstance(a, BaseException) for c in a]
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    for a in failed:
+        if not isinstance(a, MeshtopError):
+            raise a
+    return found, "; ".join(str(a) for a in failed)
+
+
+def deployments(node_ids: Sequence[str]) -> list[str]:
+    """The Deployments behind the nodes, as `config_in` names them."""
+    return [f"Deployment {n.split('/', 1)[-1]}" for n in node_ids if n.count("/") == 2]
 
 
 def changes_in(
@@ -117,9 +178,16 @@ def changes_in(
     )
 
 
-async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Detail:
+async def fetch(
+    metrics: MetricsSource,
+    about: Subject,
+    window_s: float,
+    planes: Sequence[ChangeSource] = (),
+) -> Detail:
     """Every history the detail shows, asked for at once; the audit log read beside them
-    (on a thread: it is a file), a log that cannot be read said, not raised."""
+    (on a thread: it is a file), and when the control planes (`planes`) say its routes
+    and Deployments changed; a log that cannot be read, or a control plane that cannot
+    say, said, not raised."""
 
     async def merged(pairs: list[Pair]) -> History:
         found = await asyncio.gather(*(metrics.history(s, d, window_s) for s, d in pairs))
@@ -127,16 +195,30 @@ async def fetch(metrics: MetricsSource, about: Subject, window_s: float) -> Deta
 
     main = merged(about.pairs())
     versions = [merged(about.pairs(ids)) for _, ids in about.versions]
-    history, *canary = await asyncio.gather(main, *versions)
-    found = tuple((v, h) for (v, _), h in zip(about.versions, canary, strict=True))
-    if not about.routes:
-        return Detail(history, found)
+    said = asyncio.ensure_future(config_changes(planes))  # beside the histories
     try:
-        log = await asyncio.to_thread(audit.changes)
-    except OSError as exc:
-        why = f"cannot read the audit log {audit.path()} ({exc.strerror or exc})"
-        return Detail(history, found, unread=why)
-    return Detail(history, found, changes_in(about, history.times, log))
+        history, *canary = await asyncio.gather(main, *versions)
+    except BaseException:
+        said.cancel()
+        raise
+    told, config_unread = await said
+    found = tuple((v, h) for (v, _), h in zip(about.versions, canary, strict=True))
+    marked = Detail(history, found, config_unread=config_unread)
+    if about.routes:
+        try:
+            log = await asyncio.to_thread(audit.changes)
+        except OSError as exc:
+            why = f"cannot read the audit log {audit.path()} ({exc.strerror or exc})"
+            marked = replace(marked, unread=why)
+        else:
+            marked = replace(marked, changes=changes_in(about, history.times, log))
+    times = history.times
+    if told and times:
+        step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
+        resources = [*about.routes, *deployments([*about.sources, *about.destinations])]
+        within = config_in(resources, times[0] - step, times[-1], told, marked.changes)
+        marked = replace(marked, config=within)
+    return marked
 
 
 def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:

@@ -23,6 +23,7 @@ from meshtop.health import Thresholds, explain
 from meshtop.history import known
 from meshtop.model import Edge, EdgeStats, History, Protocol, Route, WindowSummary
 from meshtop.sanitize import shown
+from meshtop.sources.protocols import ConfigChange
 
 FLAGS = {
     "UH": "no healthy upstream",
@@ -121,18 +122,33 @@ def change_words(c: WeightChange) -> str:
     return shown(f"{plot.MARK} {at} {name} {before} → {after} ({c.by})")
 
 
+def config_words(c: ConfigChange) -> str:
+    """A change the control plane says was made, as the legend says it:
+    `◆ 10:02 VirtualService reviews generation 4 (kubectl-edit)`."""
+    at = datetime.fromtimestamp(c.time).strftime("%H:%M")
+    generation = f" generation {c.generation}" if c.generation else ""
+    by = f" ({c.manager})" if c.manager else ""
+    return shown(f"{plot.CONFIG_MARK} {at} {c.kind} {c.name}{generation}{by}")
+
+
 def history_view(
     h: History,
     width: int,
     tcp: bool = False,
     changes: Sequence[WeightChange] = (),
     unread: str = "",
+    config: Sequence[ConfigChange] = (),
+    config_unread: str = "",
 ) -> Group:
     """Requests, errors (with each kind on its own line) and latency over the window,
-    each weight change of `changes` marked `▲` under them at its time, and said once
-    under the requests; `unread`: why the audit log could not be read, said there."""
+    each weight change of `changes` marked `▲` under them at its time, and each change
+    the control plane says was made (`config`) `◆`, each said once under the requests;
+    `unread`, `config_unread`: why the audit log, or a control plane, could not say."""
     parts: list[RenderableType] = []
-    marks = [c.time for c in changes]
+    marks: list[plot.Mark] = [
+        *((c.time, plot.CONFIG_MARK) for c in config),
+        *(float(c.time) for c in changes),
+    ]
     if not known(h.rps):
         why = ": a TCP edge's bytes and connections are under Now" if tcp else ""
         window = units.duration(h.window_s)
@@ -148,9 +164,13 @@ def history_view(
         Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps, marks=marks)
     )
     pad = " " * plot.AXIS_WIDTH
-    parts.extend(Text(pad + change_words(c), style="dim") for c in changes)
+    said = sorted([*((c.time, change_words(c)) for c in changes),
+                   *((c.time, config_words(c)) for c in config)])  # fmt: skip
+    parts.extend(Text(pad + words, style="dim") for _, words in said)
     if unread:
         parts.append(Text(pad + shown(f"no change markers: {unread}"), style="dim"))
+    if config_unread:
+        parts.append(Text(pad + shown(f"no control plane markers: {config_unread}"), style="dim"))
     parts.append(_heading("Errors", now_and_peak(h.error_rate, units.percent)))
     errors = plot.plot(
         h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01, marks=marks
@@ -339,7 +359,8 @@ def edge_report(
     else:
         out.print(Text("no traffic in the last snapshot", style="dim"))
     out.print()
-    out.print(history_view(h, min(out.width, 140), tcp, detail.changes, detail.unread))
+    out.print(history_view(h, min(out.width, 140), tcp, detail.changes, detail.unread,
+                           detail.config, detail.config_unread))  # fmt: skip
     out.print()
     out.print(window_view(h.summary, h.window_s))
     if detail.canary:

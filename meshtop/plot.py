@@ -15,6 +15,9 @@ EIGHTHS = " ▁▂▃▄▅▆▇█"
 BAND = ("█", "▓", "░")  # up to p50, p50 to p95, p95 to p99
 AXIS_WIDTH = 8
 MARK = "▲"  # a change (a weight shift) under the column of its time
+CONFIG_MARK = "◆"  # a change the control plane says was made (a route's, a Deployment's)
+# a moment to mark: a weight shift's (`MARK`), or with the glyph to mark it with
+Mark = float | tuple[float, str]
 
 Format = Callable[[float], str]
 
@@ -149,12 +152,15 @@ def mark_columns(times: Sequence[float], width: int, moments: Sequence[float]) -
     return out
 
 
-def marks_line(times: Sequence[float], width: int, moments: Sequence[float]) -> str:
-    """A line to sit under a plot's bars: `▲` at each moment's column, after the axis."""
+def marks_line(times: Sequence[float], width: int, moments: Sequence[Mark]) -> str:
+    """A line to sit under a plot's bars: `▲` (or the moment's own glyph) at each
+    moment's column, after the axis; where two share a column, a weight shift's shows."""
     room = max(1, width - AXIS_WIDTH)
     cells = [" "] * room
-    for x in mark_columns(times, room, moments):
-        cells[x] = MARK
+    pairs = [(m, MARK) if isinstance(m, float | int) else m for m in moments]
+    for moment, glyph in sorted(pairs, key=lambda p: p[1] == MARK):  # ▲ drawn last
+        for x in mark_columns(times, room, [moment]):
+            cells[x] = glyph
     return " " * (AXIS_WIDTH - 1) + "│" + "".join(cells)
 
 
@@ -175,11 +181,11 @@ def plot(
     height: int,
     fmt: Format,
     least_top: float = 0.0,
-    marks: Sequence[float] = (),
+    marks: Sequence[Mark] = (),
 ) -> list[str]:
     """A bar plot with its axes, `width` columns wide in all; the axis reaches at least
     `least_top`, so that small values do not fill a plot alone; `marks` (moments, as
-    `times` are) marked `▲` under the bars."""
+    `times` are) marked `▲` (or their own glyph) under the bars."""
     room = max(1, width - AXIS_WIDTH)
     values = columns(series, room)
     known = [v for v in values if v is not None]
@@ -196,7 +202,7 @@ def latency_plot(
     times: Sequence[float],
     width: int,
     height: int,
-    marks: Sequence[float] = (),
+    marks: Sequence[Mark] = (),
 ) -> list[str]:
     room = max(1, width - AXIS_WIDTH)
     c50, c95, c99 = (columns(s, room) for s in (p50, p95, p99))

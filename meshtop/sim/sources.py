@@ -35,7 +35,7 @@ from meshtop.sim.security import SimSecurity, refusing
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, Splits, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
-from meshtop.sources.protocols import ClusterSources, Traffic
+from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
 from meshtop.sources.routing import default_rule, json_patch
 from meshtop.sources.tracing import matches
 
@@ -48,6 +48,7 @@ class Simulation:
         # the traffic of the routes then, so history is there from the start.
         self._loaded = dict(mesh.routes)
         self._changes: list[tuple[float, RouteKey, Route]] = []
+        self._writers: list[str] = []  # who made each change: meshtop, or an operator
         # How each call splits over its targets, per set of routes in force: the same for
         # every past moment between two changes.
         self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
@@ -166,15 +167,29 @@ class Simulation:
             return replace(route, rules=rules)
         return self._replace_route(route, replace(
             route, rules=rules, resource_version=str(int(route.resource_version or "0") + 1)
-        ))  # fmt: skip
+        ), "meshtop")  # fmt: skip
 
-    def _replace_route(self, route: Route, updated: Route) -> Route:
+    def _replace_route(self, route: Route, updated: Route, by: str) -> Route:
         now = self.clock()
         for key, r in self.mesh.routes.items():
             if r is route:
                 self.mesh.routes[key] = updated
                 self._changes.append((now, key, updated))
+                self._writers.append(by)
         return updated
+
+    def route_changes(self, cluster: str | None = None) -> list[ConfigChange]:
+        """Every change made to a route since the simulation began (of one cluster's
+        copies, when given), as a Kubernetes control plane says its last one: the
+        generation it made (the routes as loaded are the first) and who made it."""
+        made: dict[RouteKey, int] = {}
+        out = []
+        for (when, key, route), by in zip(self._changes, self._writers, strict=True):
+            made[key] = made.get(key, 1) + 1
+            if cluster is None or route.cluster == cluster:
+                out.append(ConfigChange(when, route.kind, route.cluster, route.namespace,
+                                        route.name, made[key], by))  # fmt: skip
+        return out
 
     def set_weights(
         self, namespace: str, host: str, weights: Mapping[str, int], cluster: str | None = None
@@ -211,7 +226,7 @@ class Simulation:
             rules=tuple(new_rule if r is rule else r for r in route.rules),
             resource_version=str(int(route.resource_version or "0") + 1),
         )
-        return self._replace_route(route, updated)
+        return self._replace_route(route, updated, "kubectl")
 
 
 def _node(w: SimWorkload) -> Workload:
@@ -219,13 +234,21 @@ def _node(w: SimWorkload) -> Workload:
 
 
 class SimMetrics:
-    """Edge stats straight from the simulation's current flows."""
+    """Edge stats straight from the simulation's flows: now, or at the moment `at`
+    (the traffic is a function of time, routed by the routes of that moment)."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, at: float | None = None) -> None:
         self._sim = sim
+        self.at = at
         # one history worked out at a time, per event loop that asks
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
         self._gates = weakref.WeakKeyDictionary()
+
+    def moment(self, at: float | None) -> SimMetrics:
+        """These metrics evaluated at `at` (None: now), as `PrometheusMetrics.moment`."""
+        moved = SimMetrics(self._sim, at)
+        moved._gates = self._gates  # still one history at a time
+        return moved
 
     @property
     def name(self) -> str:
@@ -239,7 +262,7 @@ class SimMetrics:
     def _traffic(self) -> Traffic:
         edges = [
             Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
-            for e in self._sim.flows()
+            for e in self._sim.flows(at=self.at)
         ]
         used = {n for e in edges for n in e.key}
         return Traffic(nodes=[self._sim.mesh.node(n).workload for n in sorted(used)], edges=edges)
@@ -261,7 +284,7 @@ class SimMetrics:
             return await asyncio.to_thread(self._history, source, destination, window_s)
 
     def _history(self, source: str | None, destination: str | None, window_s: float) -> History:
-        end = float(math.floor(self._sim.clock()))
+        end = float(math.floor(self._sim.clock() if self.at is None else self.at))
         step = history_step(window_s)
         points = Points(point_times(end, window_s, step), step)
         answers: list[Answer] = []
@@ -348,6 +371,10 @@ class SimControlPlane:
 
     async def services(self) -> set[tuple[str, str]]:
         return set(self._sim.mesh.services)
+
+    async def changes(self) -> Sequence[ConfigChange]:
+        """Its routes' changes since the simulation began (`Simulation.route_changes`)."""
+        return self._sim.route_changes(self.cluster)
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, as the Kubernetes control plane reads one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from meshtop.canary import Plan
 from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
@@ -19,6 +19,37 @@ class Traffic:
     nodes: Sequence[Workload]
     edges: Sequence[Edge]
     warnings: tuple[str, ...] = ()  # what the backend said was doubtful about its answer
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """When the control plane says a route or a Deployment last changed: its
+    `metadata.generation` and the latest time of its managed fields (a status write left
+    out: a rollout's progress or a route's status is no change of configuration). The
+    names are outside text, for `sanitize` before a terminal."""
+
+    time: float  # seconds since the epoch
+    kind: str  # VirtualService, HTTPRoute, Deployment
+    cluster: str
+    namespace: str
+    name: str
+    generation: int  # 0: not said
+    manager: str = ""  # who wrote it then (kubectl-edit, meshtop, flagger), when said
+
+    @property
+    def resource(self) -> str:
+        """As the audit log names a route: `VirtualService bookinfo/reviews`."""
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """A control plane that says when its routes and Deployments changed (issue 19)."""
+
+    async def changes(self) -> Sequence[ConfigChange]:
+        """Every route's and Deployment's last change, as far as the control plane
+        keeps it. Raises `BackendError` when it cannot answer."""
+        ...
 
 
 class MetricsSource(Protocol):

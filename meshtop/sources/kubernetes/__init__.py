@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from meshtop.canary import Plan
@@ -18,8 +19,9 @@ from meshtop.model import Route, Workload
 from meshtop.posture import SecurityConfig
 from meshtop.sources.kubernetes.api import LIST_PAGES_CAPPED as LIST_PAGES_CAPPED
 from meshtop.sources.kubernetes.api import PAGE as PAGE
-from meshtop.sources.kubernetes.api import KubeAPI, _NotServed, _table
+from meshtop.sources.kubernetes.api import KubeAPI, _entries, _NotServed, _table
 from meshtop.sources.kubernetes.api import KubeConfig as KubeConfig
+from meshtop.sources.protocols import ConfigChange
 from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
 
 # (group, versions newest first, plural, kind)
@@ -111,6 +113,42 @@ def _pod_template(item: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _moment(text: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def config_change(item: dict[str, Any], kind: str, cluster: str) -> ConfigChange | None:
+    """When an object last changed, as its metadata says: the latest `time` of its
+    managed fields written to the object itself (a write to its status subresource is
+    the controllers' progress, not a change), by whom, and its `generation`; the creation
+    time when no managed field has a time. None when it says neither."""
+    meta = _table(item.get("metadata"))
+    written = [
+        (when, str(entry.get("manager") or ""))
+        for entry in _entries(meta.get("managedFields"))
+        if not entry.get("subresource")
+        for when in [_moment(entry.get("time"))]
+        if when is not None
+    ]
+    created = _moment(meta.get("creationTimestamp"))
+    time, manager = max(written) if written else (created, "")
+    if time is None:
+        return None
+    generation = meta.get("generation")
+    return ConfigChange(
+        time,
+        kind,
+        cluster,
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        generation if isinstance(generation, int) else 0,
+        manager,
+    )
+
+
 class KubernetesControlPlane(KubeAPI):
     """Routes, subsets, services, workloads and the security configuration of one
     cluster, and the one write of a route's weights."""
@@ -189,6 +227,34 @@ class KubernetesControlPlane(KubeAPI):
                     workload,
                 )
         return out
+
+    async def changes(self) -> Sequence[ConfigChange]:
+        """When each VirtualService, HTTPRoute and Deployment last changed
+        (`config_change`): the latest the API server keeps of each, not every change.
+        One list of each, concurrently, bounded as every list is."""
+        cluster = self.config.cluster
+        scoped = self.config.namespaces or ("",)
+
+        def deployment(item: dict[str, Any]) -> ConfigChange | None:
+            return config_change(item, "Deployment", cluster)
+
+        async def routes(
+            resource: tuple[str, tuple[str, ...], str, str], ns: str
+        ) -> list[ConfigChange | None]:
+            return [config_change(i, resource[3], cluster) for i in await self._list(resource, ns)]
+
+        lists = await asyncio.gather(
+            *(routes(r, ns) for ns in scoped for r in (VIRTUAL_SERVICES, HTTP_ROUTES)),
+            *(
+                self._items(
+                    f"list deployments{f' in {ns}' if ns else ''}",
+                    f"/apis/apps/v1{f'/namespaces/{ns}' if ns else ''}/deployments",
+                    deployment,
+                )
+                for ns in scoped
+            ),
+        )
+        return [c for found in lists for c in found if c is not None]
 
     async def security(self) -> SecurityConfig:
         """The security configuration (`sources/security.py`): PeerAuthentications,

@@ -9,6 +9,7 @@ what it learnt for the next refresh on the source.)"""
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 import math
@@ -119,6 +120,17 @@ class PrometheusMetrics:
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
 
+    def moment(self, at: float | None) -> PrometheusMetrics:
+        """This backend with every query evaluated at `at` (None: now): the console's time
+        travel, where `--at` gives the constructor its moment. A copy that shares the
+        client, its connections and what the source learnt of the mesh (which calls'
+        latency to ask about, the buckets' bounds: true at any moment, and each answer
+        made whole where it is not), so that two moments can be asked at once."""
+        moved = copy.copy(self)
+        moved.at = at
+        moved._empty = None
+        return moved
+
     @property
     def name(self) -> str:
         return f"prometheus {self.config.url}"
@@ -227,6 +239,12 @@ class PrometheusMetrics:
         if self._dialect is None:
             series, _ = await self._ask(DETECT_QUERY)
             found = detect([s["metric"] for s in series])
+            if found is None and self.at is not None:
+                when = datetime.fromtimestamp(self.at).strftime("%Y-%m-%d %H:%M:%S")
+                raise BackendError(
+                    f"no Istio or Linkerd metrics at {self.config.url} at {when}: before "
+                    "what it keeps (its retention), or before the mesh ran"
+                )
             if found is None:
                 raise BackendError(
                     f"no Istio or Linkerd metrics at {self.config.url}: is this the mesh's "
@@ -342,6 +360,12 @@ class PrometheusMetrics:
         present, _ = await self._ask(DETECT_QUERY)
         names = {(s["metric"].get("__name__"), s["metric"].get("reporter")) for s in present}
         names |= {(s["metric"].get("__name__"), s["metric"].get("direction")) for s in present}
+        if not present and self.at is not None:  # the console's time travel, `--at`
+            when = datetime.fromtimestamp(self.at).strftime("%Y-%m-%d %H:%M:%S")
+            return (
+                f"no series at all at {url} at {when}: before what it keeps (its "
+                "retention), or before the mesh ran"
+            )
         if not any(n == metric for n, _ in names for metric in _PROBED[d.name]):
             other = detect([s["metric"] for s in present])
             if other is None:

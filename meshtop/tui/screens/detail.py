@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from meshtop import units
-from meshtop.detail import Detail, Subject, fetch
+from meshtop.detail import Detail, Subject, change_sources, fetch
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.history import WINDOWS, parse_window
 from meshtop.model import TraceQuery
@@ -117,7 +117,10 @@ class DetailScreen(Screen[None]):
     @work(exclusive=True, group="detail", exit_on_error=False)
     async def _fetch(self, generation: int, window_s: float) -> None:
         try:
-            detail = await fetch(self.metrics, self.about, window_s)
+            planes = change_sources(  # when its routes and Deployments changed
+                {c: s.control_plane for c, s in getattr(self.app, "clusters", {}).items()}
+            )
+            detail = await fetch(self.metrics, self.about, window_s, planes)
         except MeshtopError as exc:
             self.post_message(DetailFailed(generation, str(exc)))
         except Exception as exc:  # a source's bug must not take the screen down
@@ -165,7 +168,8 @@ class DetailScreen(Screen[None]):
         h = self.detail.history
         try:
             d = self.detail
-            plots = history_view(h, self._plot_width(), self.tcp, d.changes, d.unread)
+            plots = history_view(h, self._plot_width(), self.tcp, d.changes, d.unread,
+                                 d.config, d.config_unread)  # fmt: skip
             history.update(Group(Text(""), plots))
             window.update(Group(Text(""), window_view(h.summary, h.window_s)))
             canary.update(
