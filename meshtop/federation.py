@@ -16,7 +16,16 @@ from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from meshtop.errors import UsageError
-from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
+from meshtop.model import (
+    CircuitBreaker,
+    Edge,
+    History,
+    Route,
+    Trace,
+    TraceQuery,
+    TraceSummary,
+    Workload,
+)
 from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource, Traffic
 
 
@@ -128,6 +137,10 @@ class FederatedControlPlane(_Federation[ControlPlane]):
     async def services(self) -> set[tuple[str, str]]:
         answers = await asyncio.gather(*(m.services() for m in self.members.values()))
         return {s for answer in answers for s in answer}
+
+    async def breakers(self) -> Sequence[CircuitBreaker]:
+        answers = await asyncio.gather(*(m.breakers() for m in self.members.values()))
+        return [b for answer in answers for b in answer]
 
 
 class FederatedTraces(_Federation[TraceSource]):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from meshtop.errors import BackendError, MeshtopError
 from meshtop.federation import distinct, merge_traffic
 from meshtop.model import (
+    CircuitBreaker,
     Edge,
     MeshSnapshot,
     NodeKind,
@@ -120,9 +121,8 @@ async def refresh(
 
     async def workloads_and_routes(
         plane: ControlPlane,
-    ) -> tuple[Sequence[Workload], Sequence[Route]]:
-        workloads, routes = await asyncio.gather(plane.workloads(), plane.routes())
-        return workloads, routes
+    ) -> tuple[Sequence[Workload], Sequence[Route], Sequence[CircuitBreaker]]:
+        return await asyncio.gather(plane.workloads(), plane.routes(), plane.breakers())
 
     metric_members = distinct({c: s.metrics for c, s in clusters.items()})
     plane_members = distinct({c: s.control_plane for c, s in clusters.items()})
@@ -144,7 +144,13 @@ async def refresh(
     metric_answers: dict[str, tuple[Traffic | None, SourceHealth]] = dict(
         zip(metric_members, answers[: len(metric_members)], strict=True)
     )
-    plane_answers: dict[str, tuple[tuple[Sequence[Workload], Sequence[Route]] | None, SourceHealth]]
+    plane_answers: dict[
+        str,
+        tuple[
+            tuple[Sequence[Workload], Sequence[Route], Sequence[CircuitBreaker]] | None,
+            SourceHealth,
+        ],
+    ]
     plane_answers = dict(zip(plane_members, answers[len(metric_members) :], strict=True))
 
     sources: dict[str, SourceHealth] = {}
@@ -178,6 +184,7 @@ async def refresh(
 
     workloads: list[Workload] = []
     routes: list[Route] = []
+    breakers: list[CircuitBreaker] = []
     for cluster, (answer, health) in plane_answers.items():
         left_out = getattr(plane_members[cluster], "malformed", ())
         if answer is not None and left_out:  # the rest is shown; these are said
@@ -186,8 +193,10 @@ async def refresh(
         if answer is not None:
             workloads += answer[0]
             routes += answer[1]
+            breakers += answer[2]
         elif previous is not None and health.state is SourceState.STALE:
             routes += [r for r in previous.routes if not cluster or r.cluster == cluster]
+            breakers += [b for b in previous.breakers if not cluster or b.cluster == cluster]
             workloads += [w for w in previous.nodes.values() if not cluster or w.cluster == cluster]
     _check_cluster_names(sources, plane_members, traffic)
     # on a thread of its own: the console awaits this on its event loop, which draws
@@ -199,6 +208,7 @@ async def refresh(
         edges=edges,
         routes=routes,
         sources=sources,
+        breakers=breakers,
     )
 
 
@@ -236,6 +246,7 @@ def build_snapshot(
     edges: Sequence[Edge],
     routes: Sequence[Route],
     sources: Mapping[str, SourceHealth],
+    breakers: Sequence[CircuitBreaker] = (),
 ) -> MeshSnapshot:
     """Join what the sources said. The first word on a workload wins (callers pass the
     control plane's first: it knows workloads without traffic); every edge end is a node."""
@@ -257,4 +268,5 @@ def build_snapshot(
         edges=tuple(edges),
         routes=tuple(routes),
         sources=dict(sources),
+        breakers=tuple(breakers),
     )

@@ -47,7 +47,9 @@ def _intent_logged(plan: Any) -> bool:
 
     log = audit.path()
     lines = log.read_text().splitlines()[-50:] if log.exists() else []
-    if not hasattr(plan, "route"):  # a PeerAuthentication's mode (posture.MtlsPlan)
+    if hasattr(plan, "json_patch"):  # an object's spec (steering.edit.EditPlan, issue 21)
+        resource, after = plan.ref, dict(plan.after)
+    elif not hasattr(plan, "route"):  # a PeerAuthentication's mode (posture.MtlsPlan)
         from meshtop.change.workflow import describe_mode
 
         said = describe_mode(plan, "")
@@ -66,7 +68,7 @@ def _intent_logged(plan: Any) -> bool:
 @pytest.fixture(autouse=True)
 def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
     """In every test, every write meshtop makes to a cluster or to the simulated mesh (a
-    store's `apply`, dry runs included) must come from `meshtop.change.workflow`, and a
+    store's `apply` or `edit`, dry runs included) must come from `meshtop.change.workflow`, and a
     write (not a dry run) must have its intent in the audit log already: any other meshtop
     code that writes, or a write with no record, fails the test that made it run (a test
     may call an adapter itself). Each write is kept in `WRITES`."""
@@ -75,14 +77,24 @@ def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) ->
     from meshtop.sources.kubernetes import KubernetesControlPlane
     from meshtop.sources.security import KubernetesPolicies
 
-    # a route's weights, and a PeerAuthentication's mode (issue 22)
-    for store in (SimControlPlane, KubernetesControlPlane, SimSecurity, KubernetesPolicies):
-        real = store.apply
+    # a route's weights, a PeerAuthentication's mode (issue 22), an object's spec (issue 21)
+    for store, method in (
+        (SimControlPlane, "apply"),
+        (KubernetesControlPlane, "apply"),
+        (SimSecurity, "apply"),
+        (KubernetesPolicies, "apply"),
+        (SimControlPlane, "edit"),
+        (KubernetesControlPlane, "edit"),
+    ):
+        real = getattr(store, method)
 
         def guarded(self: Any, plan: Any, *, dry_run: bool = False, _real: Any = real) -> Any:
             caller = sys._getframe(1)
             who = f"{caller.f_globals.get('__name__')}.{caller.f_code.co_qualname}"
-            name = plan.route.name if hasattr(plan, "route") else plan.policy.name
+            name = (
+                plan.route.name if hasattr(plan, "route")
+                else plan.policy.name if hasattr(plan, "policy") else plan.name
+            )  # fmt: skip
             WRITES.append((who, name, dry_run))
             assert not who.startswith("meshtop.") or who.startswith("meshtop.change.workflow."), (
                 f"{who} wrote to a store: only meshtop.change.workflow may"
@@ -91,7 +103,7 @@ def _writes_only_through_the_change_workflow(monkeypatch: pytest.MonkeyPatch) ->
                 assert _intent_logged(plan), f"{who} wrote with no intent in the audit log"
             return _real(self, plan, dry_run=dry_run)
 
-        monkeypatch.setattr(store, "apply", guarded)
+        monkeypatch.setattr(store, method, guarded)
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,8 @@ def test_the_guard_sees_every_write_and_who_made_it(sim: Simulation) -> None:
     (outcome,) = asyncio.run(change.apply({"sim": _plan(sim, "v1=50,v2=40,v3=10")}))
     assert outcome.result == "applied"
     assert [(who.removeprefix("meshtop.change.workflow."), dry) for who, _, dry in WRITES] == [
-        ("Workflow.apply.<locals>.<genexpr>", True),  # the server's check
-        ("Workflow._write", False),  # the write itself
+        ("Workflow._send", True),  # the server's check
+        ("Workflow._send", False),  # the write itself
     ]
     assert all(who.startswith("meshtop.change.workflow.Workflow.") for who, _, _ in WRITES)
 

@@ -495,6 +495,9 @@ def test_every_clusters_backends_are_asked_at_once() -> None:
         async def routes(self) -> list[Route]:
             return []
 
+        async def breakers(self) -> list[object]:
+            return []
+
     clusters = {c: ClusterSources(Metrics(c), Plane(c)) for c in names}
     snapshot = asyncio.run(refresh(clusters, timeout_s=2))
     assert all(h.state is SourceState.FRESH for h in snapshot.sources.values())

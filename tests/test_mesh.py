@@ -87,6 +87,9 @@ def test_sources_are_asked_concurrently() -> None:
         async def routes(self) -> Sequence[Route]:
             return []
 
+        async def breakers(self) -> list[object]:
+            return []
+
     snapshot = asyncio.run(refresh(ClusterSources.one(Metrics(), ControlPlane()), timeout_s=2))
     assert snapshot.sources["metrics"].state is SourceState.FRESH
     assert snapshot.sources["control_plane"].state is SourceState.FRESH

@@ -63,9 +63,9 @@ def test_strict_is_checked_audited_written_and_obeyed(sim: Simulation, clock: Cl
     assert (done.applied.mode, done.applied.resource_version) == (MtlsMode.STRICT, "2")
     assert _mode(sim) is MtlsMode.STRICT
     assert [(who.removeprefix("meshtop.change.workflow."), dry) for who, _, dry in WRITES] == [
-        ("Workflow.apply.<locals>.<genexpr>", True),
-        ("Workflow.apply.<locals>.<genexpr>", True),
-        ("Workflow._write", False),
+        ("Workflow._send", True),
+        ("Workflow._send", True),
+        ("Workflow._send", False),
     ]
     log = [json.loads(line) for line in audit.path().read_text().splitlines()]
     assert [e["outcome"] for e in log] == [

@@ -20,7 +20,12 @@ A change of a PeerAuthentication's mode (`meshtop mtls`, issue 22) goes the same
 typed as its own: a `posture.MtlsPlan` (read from each cluster's security configuration,
 with the workloads it changes and what STRICT would refuse) over `PolicyCopy`s, written
 as a creation, a JSON patch that tests the version read, or a deletion with it as a
-precondition, each answered by a `ModeOutcome`; `undo_mode` takes one back."""
+precondition, each answered by a `ModeOutcome`; `undo_mode` takes one back.
+
+A change of a route's rules, faults, timeouts and retries or a DestinationRule's circuit
+breaker (issue 21) is a `steering.edit.EditPlan` over the same `Copy`s, written by the
+store's `edit` as a JSON patch that tests the version and the spec read, answered by an
+`EditOutcome` (with the object as written); `steering.edit.undo_edit` takes one back."""
 
 from __future__ import annotations
 
@@ -35,9 +40,10 @@ from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.posture import MtlsPlan, PeerAuthentication
 from meshtop.sources.protocols import PolicyStore, RouteStore
+from meshtop.steering.edit import EditPlan
 
 # who asks, as the audit log says it
-BY = ("shift", "rollout", "console", "undo", "mtls")
+BY = ("shift", "rollout", "console", "undo", "mtls", "steer", "fault", "resilience", "expiry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,23 @@ class ModeOutcome:
         return self.result in OK
 
 
+@dataclass(frozen=True, slots=True)
+class EditOutcome:
+    """What happened to one cluster's object under an `EditPlan` (`applied`: the object
+    as the server wrote it)."""
+
+    cluster: str
+    plan: EditPlan | None
+    result: str  # as `Outcome.result`
+    applied: dict[str, Any] | None = None
+    error: MeshtopError | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result in OK
+
+
 OK = ("applied", "unchanged", "checked", "declined")
 
 
@@ -138,7 +161,9 @@ async def read(
     return reading
 
 
-Change = Plan | MtlsPlan  # a typed plan: a route's weights, a PeerAuthentication's mode
+# a typed plan: a route's weights, a PeerAuthentication's mode, an object's spec
+Change = Plan | MtlsPlan | EditPlan
+Answer = Outcome | ModeOutcome | EditOutcome
 
 
 class Workflow:
@@ -158,13 +183,20 @@ class Workflow:
                 self.copies[cluster] = copy
         self.by = by
 
-    def _store(self, cluster: str, plan: Change) -> Any:
-        """Where a plan is written: the route's copy, or the cluster's policies."""
-        return (self.policies if isinstance(plan, MtlsPlan) else self.copies)[cluster].store
+    async def _send(self, cluster: str, plan: Change, dry_run: bool = False) -> Any:
+        """A plan to its store: the route's copy (weights, or an object's spec), or the
+        cluster's policies."""
+        if isinstance(plan, MtlsPlan):
+            return await self.policies[cluster].store.apply(plan, dry_run=dry_run)
+        if isinstance(plan, EditPlan):
+            return await self.copies[cluster].store.edit(plan, dry_run=dry_run)
+        return await self.copies[cluster].store.apply(plan, dry_run=dry_run)
 
     def _entry(self, cluster: str, plan: Change) -> dict[str, Any]:
         if isinstance(plan, MtlsPlan):
             return {**describe_mode(plan, self.policies[cluster].context), "by": self.by}
+        if isinstance(plan, EditPlan):
+            return {**describe_edit(plan, self.copies[cluster].context), "by": self.by}
         return {**audit.describe(plan, self.copies[cluster].context), "by": self.by}
 
     def record(self, cluster: str, plan: Change, outcome: str) -> None:
@@ -190,13 +222,22 @@ class Workflow:
         confirm: Callable[[], bool] | None = None,
     ) -> list[ModeOutcome]: ...
 
+    @overload
     async def apply(
         self,
-        plans: Mapping[str, Plan] | Mapping[str, MtlsPlan],
+        plans: Mapping[str, EditPlan],
         *,
         dry_run: bool = False,
         confirm: Callable[[], bool] | None = None,
-    ) -> list[Outcome] | list[ModeOutcome]:
+    ) -> list[EditOutcome]: ...
+
+    async def apply(
+        self,
+        plans: Mapping[str, Plan] | Mapping[str, MtlsPlan] | Mapping[str, EditPlan],
+        *,
+        dry_run: bool = False,
+        confirm: Callable[[], bool] | None = None,
+    ) -> list[Outcome] | list[ModeOutcome] | list[EditOutcome]:
         """Steps 3 to 6 for every copy planned (see the module): the servers' checks
         first, concurrently (a copy changed since it was read is a conflict and left out;
         any other refusal writes nothing anywhere); with `dry_run`, no more; then
@@ -208,7 +249,7 @@ class Workflow:
         }
         todo: dict[str, Change] = {c: p for c, p in plans.items() if p.changed}
         checks = await asyncio.gather(
-            *(self._store(c, p).apply(p, dry_run=True) for c, p in todo.items()),
+            *(self._send(c, p, dry_run=True) for c, p in todo.items()),
             return_exceptions=True,
         )
         refused: dict[str, MeshtopError] = {}
@@ -250,18 +291,21 @@ class Workflow:
         bugs = [w for w in written if isinstance(w, BaseException)]
         if bugs:
             raise bugs[0]
-        outcomes.update((o.cluster, o) for o in written if isinstance(o, Outcome | ModeOutcome))
+        outcomes.update((o.cluster, o) for o in written if isinstance(o, Answer))
         return [outcomes[c] for c in plans]
 
-    async def _write(self, cluster: str, plan: Change) -> Outcome | ModeOutcome:
+    async def _write(self, cluster: str, plan: Change) -> Answer:
         """The one call in meshtop that writes to a cluster."""
         try:
-            applied = await self._store(cluster, plan).apply(plan)
+            applied = await self._send(cluster, plan)
         except ConflictError as exc:
             return self._ended(cluster, plan, "conflict", exc)
         except MeshtopError as exc:
             return self._ended(cluster, plan, "failed", exc)
-        version = applied.resource_version if applied is not None else ""  # None: deleted
+        if isinstance(applied, dict):  # an object's spec, as written
+            version = str((applied.get("metadata") or {}).get("resourceVersion", ""))
+        else:
+            version = applied.resource_version if applied is not None else ""  # None: deleted
         entry = {**self._entry(cluster, plan), "outcome": "applied",
                  "new_resource_version": version}  # fmt: skip
         try:
@@ -272,7 +316,7 @@ class Workflow:
 
     def _ended(
         self, cluster: str, plan: Change, what: str, error: MeshtopError, *, result: str = ""
-    ) -> Outcome | ModeOutcome:
+    ) -> Answer:
         """A copy not written, logged as `what` (said as `result`, when given)."""
         logged = f"{what}: {error}"
         result = f"{result or what}: {error}"
@@ -291,10 +335,12 @@ def _outcome(
     *,
     error: MeshtopError | None = None,
     note: str = "",
-) -> Outcome | ModeOutcome:
+) -> Answer:
     """What happened to a copy, as its kind of plan is answered."""
     if isinstance(plan, MtlsPlan):
         return ModeOutcome(cluster, plan, result, applied, error, note)
+    if isinstance(plan, EditPlan):
+        return EditOutcome(cluster, plan, result, applied, error, note)
     return Outcome(cluster, plan, result, applied, error, note)
 
 
@@ -312,6 +358,21 @@ def describe_mode(plan: MtlsPlan, context: str) -> dict[str, Any]:
         "resource_version": plan.before.resource_version if plan.before else "",
         "before": said(plan.before),
         "after": said(plan.after),
+    }
+
+
+def describe_edit(plan: EditPlan, context: str) -> dict[str, Any]:
+    """What an audit line says of an object's change: where, which object, what in words,
+    and the spec before and after (so that it can be read back, or undone by hand)."""
+    return {
+        "context": context,
+        "resource": plan.ref,
+        "action": plan.action,
+        "change": plan.what,
+        "resource_version": plan.resource_version,
+        "before": dict(plan.before),
+        "after": dict(plan.after),
+        "annotations": dict(plan.annotations),
     }
 
 
@@ -366,16 +427,18 @@ def undo_mode(now: PeerAuthentication | None, plan: MtlsPlan) -> MtlsPlan:
     return replace(plan, before=now, after=back, mode=mode, changes=(), breaks=(), observed=False)
 
 
-def summary(
-    outcomes: Iterable[Outcome | ModeOutcome], unread: Mapping[str, object] | None = None
-) -> str:
+def summary(outcomes: Iterable[Answer], unread: Mapping[str, object] | None = None) -> str:
     """One line for all clusters: what was written where, and what was not (`unread`:
     the clusters whose copy could not be read or planned, with why)."""
     outcomes = list(outcomes)
     applied = [o.cluster for o in outcomes if o.result == "applied"]
     missed = [o.cluster for o in outcomes if not o.ok] + list(unread or {})
     if not missed:
-        return "every copy is changed" if applied else "every copy already had these weights"
+        if applied:
+            return "every copy is changed"
+        if any(isinstance(o, EditOutcome) for o in outcomes):
+            return "every copy already was as asked"
+        return "every copy already had these weights"
     left = ", ".join(missed)
     if applied:
         return (

@@ -1,7 +1,7 @@
-"""The data meshtop passes around: workloads, edges and their stats, routes, and the
-immutable `MeshSnapshot` that joins them, with its topology as a networkx graph; traces
-(`model/traces.py`) and figures over a window (`model/stats.py`) are importable from
-here too."""
+"""The data meshtop passes around: workloads, edges and their stats, routes (with their
+resilience policy, `model/policy.py`), and the immutable `MeshSnapshot` that joins them,
+with its topology as a networkx graph; traces (`model/traces.py`) and figures over a
+window (`model/stats.py`) are importable from here too."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from meshtop.model.policy import CircuitBreaker as CircuitBreaker
+from meshtop.model.policy import Fault as Fault
+from meshtop.model.policy import Retries as Retries
+from meshtop.model.policy import RulePolicy as RulePolicy
 from meshtop.model.stats import ERROR_KINDS as ERROR_KINDS
 from meshtop.model.stats import History as History
 from meshtop.model.stats import Series as Series
@@ -208,6 +212,7 @@ class RouteRule:
     destinations: tuple[WeightedDestination, ...]
     matches: tuple[str, ...] = ()  # empty: matches everything
     name: str = ""
+    policy: RulePolicy = field(default_factory=RulePolicy)  # fault, timeout, retries (issue 21)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,7 @@ class Route:
     rules: tuple[RouteRule, ...]
     resource_version: str
     steered_by: str = ""  # who else steers its weights (Flagger, Argo Rollouts), in words
+    fault_expires: datetime | None = None  # when meshtop's injected fault ends (annotation)
 
     @property
     def id(self) -> str:
@@ -284,6 +290,7 @@ class MeshSnapshot:
     edges: tuple[Edge, ...]
     routes: tuple[Route, ...]
     sources: Mapping[str, SourceHealth]  # role ("metrics", "control_plane", "traces") -> health
+    breakers: tuple[CircuitBreaker, ...] = ()  # DestinationRules' pools and outlier detection
 
     @cached_property
     def graph(self) -> nx.DiGraph:

@@ -20,6 +20,7 @@ from meshtop.errors import BackendError, ConflictError, UsageError
 from meshtop.federation import FederatedControlPlane
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
+    CircuitBreaker,
     Edge,
     History,
     Protocol,
@@ -38,6 +39,7 @@ from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
 from meshtop.sources.routing import default_rule, json_patch
 from meshtop.sources.tracing import matches
+from meshtop.steering.edit import EditPlan
 
 
 class Simulation:
@@ -375,6 +377,15 @@ class SimControlPlane:
     async def changes(self) -> Sequence[ConfigChange]:
         """Its routes' changes since the simulation began (`Simulation.route_changes`)."""
         return self._sim.route_changes(self.cluster)
+
+    async def breakers(self) -> list[CircuitBreaker]:
+        return []  # issue 21: the simulated DestinationRules' policies come with their objects
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        raise UsageError("the simulated mesh does not serve whole objects yet (issue 21)")
+
+    async def edit(self, plan: EditPlan, *, dry_run: bool = False) -> dict[str, Any]:
+        raise UsageError("the simulated mesh does not change whole objects yet (issue 21)")
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, as the Kubernetes control plane reads one."""

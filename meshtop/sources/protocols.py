@@ -8,8 +8,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from meshtop.canary import Plan
-from meshtop.model import Edge, History, Route, Trace, TraceQuery, TraceSummary, Workload
+from meshtop.model import (
+    CircuitBreaker,
+    Edge,
+    History,
+    Route,
+    Trace,
+    TraceQuery,
+    TraceSummary,
+    Workload,
+)
 from meshtop.posture import MtlsPlan, PeerAuthentication, SecurityConfig
+from meshtop.steering.edit import EditPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,10 @@ class ControlPlane(Protocol):
         """(namespace, name) of every Service."""
         ...
 
+    async def breakers(self) -> Sequence[CircuitBreaker]:
+        """Every DestinationRule's connection pool and outlier detection (issue 21)."""
+        ...
+
 
 class TraceSource(Protocol):
     """Individual requests, from a trace backend."""
@@ -118,6 +132,17 @@ class RouteStore(Protocol):
     async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
         """The plan's JSON patch (with `dry_run`, checked by the server, nothing
         written): a route changed since the plan's read is a `ConflictError`."""
+        ...
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """The object itself as it is now (a VirtualService, an HTTPRoute or a
+        DestinationRule, with `kind` and `metadata`), for an `EditPlan` to be made from.
+        Raises `UsageError` when there is none."""
+        ...
+
+    async def edit(self, plan: EditPlan, *, dry_run: bool = False) -> dict[str, Any]:
+        """The plan's JSON patch (`EditPlan.json_patch`), the object as written (with
+        `dry_run`, as it would be): changed since the plan's read is a `ConflictError`."""
         ...
 
 

@@ -4,12 +4,23 @@ back: the JSON patch that writes a weight plan to the same paths it was read fro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from meshtop.canary import PERCENT, Plan
 from meshtop.errors import BackendError, UsageError
-from meshtop.model import Route, RouteRule, WeightedDestination
+from meshtop.model import (
+    CircuitBreaker,
+    Fault,
+    Retries,
+    Route,
+    RouteRule,
+    RulePolicy,
+    WeightedDestination,
+)
+from meshtop.model.policy import FAULT_EXPIRES
 
 _OPS = {"exact": "=", "prefix": "^=", "regex": "~"}
 
@@ -104,7 +115,8 @@ def route_from_virtual_service(
             for d in http.get("route") or []
         )
         matches = tuple(_describe_istio_match(m) for m in http.get("match") or [])
-        rules.append(RouteRule(destinations, matches, str(http.get("name", ""))))
+        policy = _istio_policy(http, where)
+        rules.append(RouteRule(destinations, matches, str(http.get("name", "")), policy))
     return Route(
         kind="VirtualService",
         cluster=cluster,
@@ -114,7 +126,70 @@ def route_from_virtual_service(
         rules=tuple(rules),
         resource_version=version,
         steered_by=owner(obj) or "",
+        fault_expires=_expires(obj, where),
     )
+
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def go_duration(value: Any, where: str) -> float:
+    """A duration as Istio's and the Gateway API's CRDs hold one (Go's form: `2s`,
+    `0.5s`, `100ms`, `1h30m`), in seconds; anything else is the backend's malformed
+    answer, said with where it is."""
+    text = str(value).strip()
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise BackendError(f"{where}: {text[:40]!r} is not a duration")
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def _percent(value: Any, where: str) -> float:
+    """A fault's share: `percentage.value` (a float), 100 when absent, as Istio has it."""
+    share = (value or {}).get("value", 100.0) if isinstance(value, Mapping) else 100.0
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 100:
+        raise BackendError(f"{where}: fault percentage {share!r} is not from 0 to 100")
+    return float(share)
+
+
+def _istio_policy(http: Mapping[str, Any], where: str) -> RulePolicy:
+    """A VirtualService rule's fault, timeout and retries."""
+    fault = None
+    if isinstance(spec := http.get("fault"), Mapping):
+        abort, delay = spec.get("abort") or {}, spec.get("delay") or {}
+        fault = Fault(
+            abort_status=int(abort["httpStatus"]) if "httpStatus" in abort else None,
+            abort_percent=_percent(abort.get("percentage"), where) if abort else 0.0,
+            delay_s=go_duration(delay["fixedDelay"], where) if "fixedDelay" in delay else None,
+            delay_percent=_percent(delay.get("percentage"), where) if delay else 0.0,
+        )
+    retries = None
+    if isinstance(spec := http.get("retries"), Mapping):
+        per_try = spec.get("perTryTimeout")
+        retries = Retries(
+            attempts=int(spec.get("attempts", 0)),
+            per_try_timeout_s=go_duration(per_try, where) if per_try else None,
+            retry_on=str(spec.get("retryOn", "")),
+        )
+    timeout = http.get("timeout")
+    return RulePolicy(fault, go_duration(timeout, where) if timeout else None, retries)
+
+
+def _expires(obj: Mapping[str, Any], where: str) -> datetime | None:
+    """When meshtop's fault on this route ends, from its annotation (None: no end set)."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    said = annotations.get(FAULT_EXPIRES) if isinstance(annotations, Mapping) else None
+    if not said:
+        return None
+    try:
+        when = datetime.fromisoformat(str(said))
+    except ValueError:
+        raise BackendError(f"{where}: {FAULT_EXPIRES} {str(said)[:40]!r} is not a time") from None
+    if when.tzinfo is None:
+        raise BackendError(f"{where}: {FAULT_EXPIRES} {str(said)[:40]!r} has no time zone")
+    return when
 
 
 def _describe_gateway_match(match: Mapping[str, Any]) -> str:
@@ -154,7 +229,10 @@ def route_from_httproute(obj: Mapping[str, Any], cluster: str, default_namespace
         matches = tuple(_describe_gateway_match(m) for m in rule.get("matches") or [])
         if "" in matches:  # one match takes every request: the rule matches everything
             matches = ()
-        rules.append(RouteRule(destinations, matches, str(rule.get("name", ""))))
+        timeouts = rule.get("timeouts") or {}
+        timeout = go_duration(timeouts["request"], where) if timeouts.get("request") else None
+        policy = RulePolicy(timeout_s=timeout or None)  # "0s": no timeout, as Envoy takes it
+        rules.append(RouteRule(destinations, matches, str(rule.get("name", "")), policy))
     hosts = tuple(
         str(p["name"]) for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"
     ) or tuple(str(h) for h in spec.get("hostnames") or [])
@@ -205,6 +283,60 @@ def owner(obj: Mapping[str, Any]) -> str | None:
         if key in managed:
             return f"{who} (app.kubernetes.io/managed-by)"
     return None
+
+
+def _count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BackendError(f"{where}: {value!r} is not a whole number from 0")
+    return value
+
+
+def _breaker(policy: Mapping[str, Any], where: str, **names: str) -> CircuitBreaker | None:
+    """A traffic policy's connection pool and outlier detection (None: it sets neither)."""
+    pool = policy.get("connectionPool") or {}
+    outlier = policy.get("outlierDetection") or {}
+    if not pool and not outlier:
+        return None
+    tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
+    errors = outlier.get("consecutive5xxErrors", outlier.get("consecutiveErrors"))
+    if errors is None and outlier:
+        errors = 5  # Istio's default once outlier detection is there
+    interval, ejection = outlier.get("interval"), outlier.get("baseEjectionTime")
+    return CircuitBreaker(
+        **names,
+        max_connections=_count(tcp.get("maxConnections"), where),
+        max_pending=_count(http.get("http1MaxPendingRequests"), where),
+        max_requests=_count(http.get("http2MaxRequests"), where),
+        max_retries=_count(http.get("maxRetries"), where),
+        consecutive_errors=_count(errors, where),
+        interval_s=go_duration(interval, where) if interval else None,
+        base_ejection_s=go_duration(ejection, where) if ejection else None,
+        max_ejection_percent=_count(outlier.get("maxEjectionPercent"), where),
+    )
+
+
+def breakers_from_destination_rule(
+    obj: Mapping[str, Any], cluster: str, default_namespace: str
+) -> list[CircuitBreaker]:
+    """A DestinationRule's circuit breakers: the host's traffic policy, and each subset's
+    own (which Istio applies instead of the host's for that subset). A malformed one is a
+    `BackendError` that names it."""
+    name, namespace, _ = _metadata(obj)
+    namespace = namespace or default_namespace
+    where = f"DestinationRule {namespace}/{name}"
+    try:
+        spec = obj.get("spec") or {}
+        host = str(spec.get("host", "")).split(".")[0]
+        names = {"cluster": cluster, "namespace": namespace, "name": name, "host": host}
+        found = [_breaker(spec.get("trafficPolicy") or {}, where, **names)]
+        for subset in spec.get("subsets") or []:
+            policy = subset.get("trafficPolicy") or {}
+            found.append(_breaker(policy, where, **names, subset=str(subset.get("name", ""))))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BackendError(f"{where} is malformed: {exc}") from None
+    return [b for b in found if b is not None]
 
 
 def default_rule(route: Route) -> RouteRule | None:

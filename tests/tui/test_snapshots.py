@@ -284,6 +284,9 @@ class _Unplugged:
     async def routes(self) -> Any:
         return await self.plane.routes()
 
+    async def breakers(self) -> Any:
+        return await self.plane.breakers()
+
 
 def test_clusters_one_stale(snap_compare: Compare, clock: Clock) -> None:
     """West's API server goes away: west is stale, east stays live."""

@@ -15,14 +15,20 @@ from typing import Any
 
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, UsageError
-from meshtop.model import Route, Workload
+from meshtop.model import CircuitBreaker, Route, Workload
 from meshtop.posture import SecurityConfig
 from meshtop.sources.kubernetes.api import LIST_PAGES_CAPPED as LIST_PAGES_CAPPED
 from meshtop.sources.kubernetes.api import PAGE as PAGE
 from meshtop.sources.kubernetes.api import KubeAPI, _entries, _NotServed, _table
 from meshtop.sources.kubernetes.api import KubeConfig as KubeConfig
 from meshtop.sources.protocols import ConfigChange
-from meshtop.sources.routing import json_patch, route_from_httproute, route_from_virtual_service
+from meshtop.sources.routing import (
+    breakers_from_destination_rule,
+    json_patch,
+    route_from_httproute,
+    route_from_virtual_service,
+)
+from meshtop.steering.edit import EditPlan
 
 # (group, versions newest first, plural, kind)
 VIRTUAL_SERVICES = ("networking.istio.io", ("v1", "v1beta1"), "virtualservices", "VirtualService")
@@ -63,6 +69,7 @@ WORKLOAD_ENTRIES = ("networking.istio.io", ("v1", "v1beta1"), "workloadentries",
 
 
 KINDS = {"VirtualService": VIRTUAL_SERVICES, "HTTPRoute": HTTP_ROUTES}
+EDITABLE = {**KINDS, "DestinationRule": DESTINATION_RULES}  # what an `EditPlan` may change
 
 
 # Who else steers a route's weights, and how they mark what they own or manage.
@@ -166,8 +173,13 @@ class KubernetesControlPlane(KubeAPI):
                         out.append(parse(item, self.config.cluster, namespace or "default"))
                     except BackendError as exc:
                         malformed.append(str(exc))
-        self.malformed = malformed
+        self._malformed_routes = malformed
         return out
+
+    @property
+    def malformed(self) -> list[str]:
+        """What the last refresh's reads left out: malformed routes and DestinationRules."""
+        return [*getattr(self, "_malformed_routes", []), *getattr(self, "_malformed_rules", [])]
 
     async def subsets(self) -> dict[tuple[str, str], set[str]]:
         """(namespace, host) -> the subsets its DestinationRules define."""
@@ -182,6 +194,22 @@ class KubernetesControlPlane(KubeAPI):
                     for s in spec.get("subsets") or ()
                     if isinstance(s, dict) and s.get("name")
                 )
+        return out
+
+    async def breakers(self) -> Sequence[CircuitBreaker]:
+        """Every DestinationRule's connection pool and outlier detection; a malformed one
+        is left out and said in `malformed`, as a malformed route is."""
+        out: list[CircuitBreaker] = []
+        malformed: list[str] = []
+        for namespace in self.config.namespaces or ("",):
+            for item in await self._list(DESTINATION_RULES, namespace):
+                try:
+                    out += breakers_from_destination_rule(
+                        item, self.config.cluster, namespace or "default"
+                    )
+                except (BackendError, UsageError) as exc:
+                    malformed.append(str(exc))
+        self._malformed_rules = malformed
         return out
 
     async def services(self) -> set[tuple[str, str]]:
@@ -290,8 +318,16 @@ class KubernetesControlPlane(KubeAPI):
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, and the object itself (for its owners)."""
+        obj = await self.get(kind, namespace, name)
+        parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
+        return parse(obj, self.config.cluster, namespace), obj
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """A VirtualService, HTTPRoute or DestinationRule as it is now, whole."""
         check_names(namespace, name)
-        group, versions, plural, _ = KINDS[kind]
+        if kind not in EDITABLE:
+            raise UsageError(f"meshtop does not change a {kind}")
+        group, versions, plural, _ = EDITABLE[kind]
         for version in [self._versions[plural]] if plural in self._versions else versions:
             try:
                 obj = await self._call(
@@ -302,8 +338,10 @@ class KubernetesControlPlane(KubeAPI):
             except _NotServed:
                 continue
             self._versions[plural] = version
-            parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
-            return parse(obj, self.config.cluster, namespace), obj
+            if not isinstance(obj, dict):
+                raise BackendError(f"read {kind} {namespace}/{name}: the answer is not an object")
+            obj.setdefault("kind", kind)
+            return obj
         raise UsageError(f"no {kind} {namespace}/{name}: this cluster does not serve {group}")
 
     async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:
@@ -325,3 +363,23 @@ class KubernetesControlPlane(KubeAPI):
         )
         parse = route_from_virtual_service if kind == "VirtualService" else route_from_httproute
         return parse(obj, self.config.cluster, route.namespace)
+
+    async def edit(self, plan: EditPlan, *, dry_run: bool = False) -> dict[str, Any]:
+        """The plan's JSON patch: the server tests the version and the spec read (a
+        concurrent change is a `ConflictError`, nothing written); with `dry_run` it
+        validates (the CRD's schema, Istio's and the Gateway API's rules) and writes
+        nothing. The object as written."""
+        check_names(plan.namespace, plan.name)
+        group, versions, plural, kind = EDITABLE[plan.kind]
+        version = self._versions.get(plural, versions[0])
+        obj = await self._call(
+            f"{'check' if dry_run else 'change'} {kind} {plan.namespace}/{plan.name}",
+            "PATCH",
+            f"/apis/{group}/{version}/namespaces/{plan.namespace}/{plural}/{plan.name}",
+            query=[("fieldManager", "meshtop"), *([("dryRun", "All")] if dry_run else [])],
+            body=plan.json_patch(),
+        )
+        if not isinstance(obj, dict):
+            raise BackendError(f"change {kind} {plan.namespace}/{plan.name}: no object answered")
+        obj.setdefault("kind", kind)
+        return obj

@@ -1,0 +1,531 @@
+"""A change to a route's or a DestinationRule's spec (issue 21): steering rules, faults,
+timeouts, retries, circuit breakers. Each is an `EditPlan`: the spec as read, the spec to
+write, and meshtop's annotations (the fault's expiry), made by a pure function of the
+object as read. The change workflow (`meshtop.change.workflow`) checks, audits and writes
+it like a weight change; its JSON patch tests the resource version and the spec as read,
+so a concurrent change is refused, never overwritten; `undo_edit` takes one back."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from meshtop.errors import ConflictError, UsageError
+from meshtop.model.policy import FAULT_EXPIRES
+from meshtop.steering.match import Condition, gateway_match, istio_match
+from meshtop.units import duration
+
+FAULT_RULE = "meshtop-fault"  # the name of a rule meshtop adds to inject a fault on a match
+
+
+@dataclass(frozen=True, slots=True)
+class EditPlan:
+    """`before` and `after` are the whole spec; `annotations` are meshtop's to set
+    (None: to remove) and `had` what those keys held when read (absent: not there)."""
+
+    kind: str  # "VirtualService", "HTTPRoute" or "DestinationRule"
+    cluster: str
+    namespace: str
+    name: str
+    resource_version: str
+    action: str  # "steer", "fault", "clear fault", "expire fault", "timeout", "retries", …
+    what: str  # the change in words
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
+    had: Mapping[str, str] = field(default_factory=dict)
+    annotated: bool = False  # whether the object had an annotations map when read
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+    @property
+    def changed(self) -> bool:
+        return dict(self.before) != dict(self.after) or any(
+            self.had.get(k) != v for k, v in self.annotations.items()
+        )
+
+    def diff(self) -> list[str]:
+        """The change as a unified diff of the spec (YAML), then the annotations."""
+        import yaml  # not at start-up: `meshtop --help` pays for no YAML
+
+        def lines(spec: Mapping[str, Any]) -> list[str]:
+            return yaml.safe_dump(dict(spec), sort_keys=False, width=1000).splitlines()
+
+        out = list(
+            difflib.unified_diff(
+                lines(self.before), lines(self.after), "before", "after", n=2, lineterm=""
+            )
+        )
+        for key, value in self.annotations.items():
+            if self.had.get(key) != value:
+                if key in self.had:
+                    out.append(f"-annotation {key}: {self.had[key]}")
+                if value is not None:
+                    out.append(f"+annotation {key}: {value}")
+        return out
+
+    def json_patch(self) -> list[dict[str, Any]]:
+        """RFC 6902: the resource version and the spec as read are tested first (a change
+        since is refused by the server), then the spec and the annotations written."""
+        ops: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": self.resource_version},
+            {"op": "test", "path": "/spec", "value": dict(self.before)},
+            {"op": "replace", "path": "/spec", "value": dict(self.after)},
+        ]
+        todo = {k: v for k, v in self.annotations.items() if self.had.get(k) != v}
+        if not self.annotated and any(v is not None for v in todo.values()):
+            ops.append({"op": "add", "path": "/metadata/annotations",
+                        "value": {k: v for k, v in todo.items() if v is not None}})  # fmt: skip
+            return ops
+        for key, value in todo.items():
+            path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+            if value is None:
+                if key in self.had:
+                    ops.append({"op": "remove", "path": path})
+            else:
+                ops.append({"op": "add", "path": path, "value": value})
+        return ops
+
+
+def _read(
+    obj: Mapping[str, Any],
+) -> tuple[str, str, str, str, dict[str, Any], dict[str, str], bool]:
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations")
+    mine = {k: str(v) for k, v in (annotations or {}).items() if k == FAULT_EXPIRES}
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        raise UsageError(f"{obj.get('kind', 'the object')} has no spec to change")
+    return (
+        str(obj.get("kind", "")),
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        str(meta.get("resourceVersion", "")),
+        copy.deepcopy(dict(spec)),
+        mine,
+        isinstance(annotations, Mapping),
+    )
+
+
+def _plan(
+    obj: Mapping[str, Any],
+    cluster: str,
+    action: str,
+    what: str,
+    after: Mapping[str, Any],
+    annotations: Mapping[str, str | None] | None = None,
+) -> EditPlan:
+    kind, namespace, name, version, before, had, annotated = _read(obj)
+    return EditPlan(kind, cluster, namespace, name, version, action, what, before, after,
+                    dict(annotations or {}), had, annotated)  # fmt: skip
+
+
+def _rules(spec: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    key = "http" if kind == "VirtualService" else "rules"
+    return [copy.deepcopy(dict(r)) for r in spec.get(key) or []]
+
+
+def _is_default(rule: Mapping[str, Any], kind: str) -> bool:
+    """A rule that takes every request no earlier rule took."""
+    if kind == "VirtualService":
+        return not rule.get("match")
+    matches = rule.get("matches") or []
+    return not matches or any(
+        m == {} or m == {"path": {"type": "PathPrefix", "value": "/"}} for m in matches
+    )
+
+
+def _rule_index(rules: Sequence[Mapping[str, Any]], which: str, ref: str) -> int:
+    """A rule by its index or its name."""
+    if which.isdigit() and int(which) < len(rules):
+        return int(which)
+    for i, rule in enumerate(rules):
+        if rule.get("name") == which:
+            return i
+    names = ", ".join(
+        f"{i}" + (f" ({r['name']})" if r.get("name") else "") for i, r in enumerate(rules)
+    )
+    raise UsageError(f"{ref} has no rule {which!r}: its rules are {names or 'none'}")
+
+
+def describe_targets(targets: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{t}={w}" if len(targets) > 1 else t for t, w in targets)
+
+
+def parse_targets(text: str) -> list[tuple[str, int]]:
+    """`v3`, or a weighted split `v1=80,v3=20` (whole percents that add up to 100)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UsageError("--to names a subset (v3) or a split of subsets (v1=80,v3=20)")
+    if len(parts) == 1 and "=" not in parts[0]:
+        return [(parts[0], 100)]
+    targets = []
+    for part in parts:
+        name, sep, weight = part.partition("=")
+        if not sep or not weight.strip().isdigit():
+            raise UsageError(f"--to {text!r}: {part!r} is not SUBSET=PERCENT")
+        targets.append((name.strip(), int(weight)))
+    if sum(w for _, w in targets) != 100:
+        raise UsageError(
+            f"--to {text!r}: the weights add up to {sum(w for _, w in targets)}, not 100"
+        )
+    return targets
+
+
+def _destinations(
+    kind: str, rules: Sequence[Mapping[str, Any]], targets: Sequence[tuple[str, int]], ref: str
+) -> list[dict[str, Any]]:
+    """Where a steered rule sends: for a VirtualService, subsets of the host its default
+    rule routes to; for an HTTPRoute, backend Services (with the default's port)."""
+    default = next(
+        (r for r in reversed(rules) if _is_default(r, kind)), rules[-1] if rules else None
+    )
+    if default is None:
+        raise UsageError(f"{ref} has no rule to take the destination's host from")
+    if kind == "VirtualService":
+        first = (default.get("route") or [{}])[0].get("destination") or {}
+        host = first.get("host")
+        if not host:
+            raise UsageError(f"{ref}'s default rule has no destination host")
+        out = []
+        for subset, weight in targets:
+            d: dict[str, Any] = {"destination": {"host": host, "subset": subset}}
+            if "port" in first:
+                d["destination"]["port"] = first["port"]
+            if len(targets) > 1:
+                d["weight"] = weight
+            out.append(d)
+        return out
+    port = (default.get("backendRefs") or [{}])[0].get("port")
+    return [
+        {"name": service, **({"port": port} if port else {}), "weight": weight}
+        for service, weight in targets
+    ]
+
+
+def steer(
+    obj: Mapping[str, Any],
+    cluster: str,
+    *,
+    conditions: Sequence[Condition] = (),
+    targets: Sequence[tuple[str, int]] = (),
+    position: int | None = None,
+    remove: str | None = None,
+    edit: str | None = None,
+    move: str | None = None,
+    subsets: Sequence[str] | None = None,
+) -> EditPlan:
+    """Add a rule (matching `conditions`, sending to `targets`) before the default rule
+    or at `position`; or `edit` a rule's match and/or destinations; `move` one to
+    `position`; `remove` one. Refused, with why: a rule after the default one (it would
+    never match), removing the last default rule (unmatched requests would get 404),
+    a subset the DestinationRules do not define (`subsets`, when known)."""
+    kind, namespace, name, *_ = _read(obj)
+    ref = f"{kind} {namespace}/{name}"
+    if kind not in ("VirtualService", "HTTPRoute"):
+        raise UsageError(f"{ref}: only a VirtualService or an HTTPRoute is steered")
+    spec = copy.deepcopy(dict(obj.get("spec") or {}))
+    rules = _rules(spec, kind)
+    if subsets is not None and kind == "VirtualService":
+        unknown = [t for t, _ in targets if t not in subsets]
+        if unknown:
+            known = ", ".join(sorted(subsets)) or "none"
+            raise UsageError(
+                f"{ref}: no subset {', '.join(unknown)} in its DestinationRules "
+                f"(they define {known})"
+            )
+    if kind == "HTTPRoute" and (position is not None or move is not None):
+        raise UsageError(
+            f"{ref}: an HTTPRoute's rules are ranked by how specific their matches are "
+            "(Gateway API), not by order: --position and --move do not apply"
+        )
+
+    def match_of(conds: Sequence[Condition]) -> dict[str, Any]:
+        return istio_match(conds) if kind == "VirtualService" else gateway_match(conds)
+
+    match_key = "match" if kind == "VirtualService" else "matches"
+    route_key = "route" if kind == "VirtualService" else "backendRefs"
+    if remove is not None:
+        i = _rule_index(rules, remove, ref)
+        if _is_default(rules[i], kind) and sum(_is_default(r, kind) for r in rules) == 1:
+            raise UsageError(
+                f"{ref}: rule {i} is the default route; without it, requests no rule "
+                "matches are answered 404 (NR): steer them elsewhere first"
+            )
+        gone = rules.pop(i)
+        what = f"remove rule {i}" + (f" ({gone['name']})" if gone.get("name") else "")
+    elif move is not None:
+        i = _rule_index(rules, move, ref)
+        rule = rules.pop(i)
+        to = len(rules) if position is None else min(position, len(rules))
+        rules.insert(to, rule)
+        what = f"move rule {i} to {to}"
+    elif edit is not None:
+        i = _rule_index(rules, edit, ref)
+        if conditions:
+            rules[i][match_key] = [match_of(conditions)]
+        if targets:
+            rules[i][route_key] = _destinations(kind, rules, targets, ref)
+        if not conditions and not targets:
+            raise UsageError("--edit changes a rule's --match and/or --to: give one")
+        what = f"edit rule {i}: " + " and ".join(
+            ([" and ".join(c.words() for c in conditions)] if conditions else [])
+            + ([f"→ {describe_targets(targets)}"] if targets else [])
+        )
+    else:
+        if not conditions or not targets:
+            raise UsageError("a new steering rule needs --match and --to")
+        new = {
+            match_key: [match_of(conditions)],
+            route_key: _destinations(kind, rules, targets, ref),
+        }
+        first_default = next((i for i, r in enumerate(rules) if _is_default(r, kind)), len(rules))
+        at = first_default if position is None else position
+        if kind == "VirtualService" and at > first_default:
+            raise UsageError(
+                f"{ref}: at position {at} the rule would come after rule {first_default}, "
+                "which takes every request: it would never match"
+            )
+        rules.insert(min(at, len(rules)), new)
+        said = " and ".join(c.words() for c in conditions)
+        what = f"add rule {at}: {said} → {describe_targets(targets)}"
+    if kind == "VirtualService" and move is not None:
+        shadow = next((i for i, r in enumerate(rules) if _is_default(r, kind)), len(rules) - 1)
+        if shadow < len(rules) - 1:
+            raise UsageError(
+                f"{ref}: rule {shadow} takes every request; rules after it would never match"
+            )
+    spec["http" if kind == "VirtualService" else "rules"] = rules
+    return _plan(obj, cluster, "steer", what, spec)
+
+
+def fault(
+    obj: Mapping[str, Any],
+    cluster: str,
+    *,
+    abort: tuple[int, float] | None = None,
+    delay: tuple[float, float] | None = None,
+    conditions: Sequence[Condition] = (),
+    rule: str | None = None,
+    expires: datetime | None = None,
+) -> EditPlan:
+    """Inject a fault: on `rule` (default: the default rule), or only for requests that
+    meet `conditions` (a rule of meshtop's, named `meshtop-fault`, just before the
+    default rule, routed as the default is); `expires` is written as meshtop's annotation."""
+    kind, namespace, name, *_ = _read(obj)
+    ref = f"{kind} {namespace}/{name}"
+    if kind != "VirtualService":
+        raise UsageError(
+            f"{ref}: faults are injected by a VirtualService (the Gateway API has none)"
+        )
+    if abort is None and delay is None:
+        raise UsageError("a fault needs --abort STATUS:PERCENT and/or --delay DURATION:PERCENT")
+    spec = copy.deepcopy(dict(obj.get("spec") or {}))
+    rules = _rules(spec, kind)
+    if not rules:
+        raise UsageError(f"{ref} has no rule to inject a fault into")
+    injected: dict[str, Any] = {}
+    if abort is not None:
+        injected["abort"] = {"httpStatus": abort[0], "percentage": {"value": abort[1]}}
+    if delay is not None:
+        injected["delay"] = {"fixedDelay": duration(delay[0]), "percentage": {"value": delay[1]}}
+    said = ", ".join(
+        ([f"abort {abort[0]} to {abort[1]:g}%"] if abort else [])
+        + ([f"delay {duration(delay[0])} to {delay[1]:g}%"] if delay else [])
+    )
+    default = next((i for i, r in enumerate(rules) if _is_default(r, kind)), len(rules) - 1)
+    if conditions:
+        rules = [r for r in rules if r.get("name") != FAULT_RULE]
+        default = next((i for i, r in enumerate(rules) if _is_default(r, kind)), len(rules) - 1)
+        base = copy.deepcopy(rules[default])
+        base.pop("match", None)
+        base.update(name=FAULT_RULE, match=[istio_match(conditions)], fault=injected)
+        rules.insert(default, base)
+        where = f"for {' and '.join(c.words() for c in conditions)}"
+    else:
+        i = default if rule is None else _rule_index(rules, rule, ref)
+        rules[i]["fault"] = injected
+        where = f"on rule {i}"
+    spec["http"] = rules
+    end = expires.isoformat(timespec="seconds") if expires else None
+    until = f" until {end}" if end else ""
+    return _plan(obj, cluster, "fault", f"fault {said} {where}{until}", spec, {FAULT_EXPIRES: end})
+
+
+def clear_fault(obj: Mapping[str, Any], cluster: str, *, action: str = "clear fault") -> EditPlan:
+    """Every injected fault taken out: meshtop's own fault rules removed, other rules'
+    `fault` dropped, the expiry annotation removed. `action` "expire fault" when the
+    time box ran out."""
+    kind, namespace, name, *_ = _read(obj)
+    if kind != "VirtualService":
+        raise UsageError(f"{kind} {namespace}/{name}: only a VirtualService has faults")
+    spec = copy.deepcopy(dict(obj.get("spec") or {}))
+    rules = [r for r in _rules(spec, kind) if r.get("name") != FAULT_RULE]
+    for r in rules:
+        r.pop("fault", None)
+    spec["http"] = rules
+    return _plan(obj, cluster, action, "remove every injected fault", spec, {FAULT_EXPIRES: None})
+
+
+OFF = -1.0  # a timeout or retries to remove (back to Istio's default)
+
+
+def resilience(
+    obj: Mapping[str, Any],
+    cluster: str,
+    *,
+    rule: str | None = None,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    per_try_timeout: float | None = None,
+    retry_on: str | None = None,
+) -> EditPlan:
+    """A rule's (default: the default rule's) timeout and retries: `timeout` OFF removes
+    it; `attempts` 0 turns retries off; OFF removes the retry policy (Istio's default,
+    2 attempts, is then in force). An HTTPRoute has a request timeout only."""
+    kind, namespace, name, *_ = _read(obj)
+    ref = f"{kind} {namespace}/{name}"
+    spec = copy.deepcopy(dict(obj.get("spec") or {}))
+    rules = _rules(spec, kind)
+    if not rules:
+        raise UsageError(f"{ref} has no rule to set a timeout or retries on")
+    i = (
+        next((j for j, r in enumerate(rules) if _is_default(r, kind)), 0)
+        if rule is None
+        else _rule_index(rules, rule, ref)
+    )
+    target = rules[i]
+    said = []
+    if kind == "HTTPRoute":
+        if attempts is not None or per_try_timeout is not None or retry_on is not None:
+            raise UsageError(f"{ref}: meshtop sets an HTTPRoute's request timeout only")
+        if timeout is not None:
+            if timeout == OFF:
+                (target.get("timeouts") or {}).pop("request", None)
+                if not target.get("timeouts"):
+                    target.pop("timeouts", None)
+            else:
+                target.setdefault("timeouts", {})["request"] = duration(timeout)
+    else:
+        if timeout is not None:
+            if timeout == OFF:
+                target.pop("timeout", None)
+            else:
+                target["timeout"] = duration(timeout)
+        if attempts is not None and attempts < 0:
+            target.pop("retries", None)
+        elif attempts is not None or per_try_timeout is not None or retry_on is not None:
+            retries = dict(target.get("retries") or {"attempts": 2})
+            if attempts is not None:
+                retries["attempts"] = attempts
+            if per_try_timeout is not None:
+                retries["perTryTimeout"] = duration(per_try_timeout)
+            if retry_on is not None:
+                retries["retryOn"] = retry_on
+            target["retries"] = retries
+    if timeout is not None:
+        said.append("no timeout" if timeout == OFF else f"timeout {duration(timeout)}")
+    if attempts is not None and attempts < 0:
+        said.append("retries back to Istio's default")
+    elif attempts == 0:
+        said.append("no retries")
+    elif attempts is not None or per_try_timeout is not None or retry_on is not None:
+        said.append(f"retries {target.get('retries')}")
+    if not said:
+        raise UsageError("give --timeout and/or --retries/--per-try-timeout/--retry-on")
+    spec["http" if kind == "VirtualService" else "rules"] = rules
+    return _plan(obj, cluster, "resilience", f"rule {i}: {', '.join(said)}", spec)
+
+
+POOL = {
+    "max_connections": ("tcp", "maxConnections"),
+    "max_pending": ("http", "http1MaxPendingRequests"),
+    "max_requests": ("http", "http2MaxRequests"),
+    "max_retries": ("http", "maxRetries"),
+}
+OUTLIER = {
+    "consecutive_errors": "consecutive5xxErrors",
+    "interval": "interval",
+    "base_ejection": "baseEjectionTime",
+    "max_ejection_percent": "maxEjectionPercent",
+}
+
+
+def circuit_breaker(
+    obj: Mapping[str, Any],
+    cluster: str,
+    *,
+    subset: str = "",
+    clear: bool = False,
+    **settings: float | int | None,
+) -> EditPlan:
+    """A DestinationRule's connection pool and outlier detection, for the host or one
+    `subset` (`settings`: the keys of `POOL` and `OUTLIER`; durations in seconds; None
+    leaves one as it is). `clear` removes both."""
+    kind, namespace, name, *_ = _read(obj)
+    ref = f"{kind} {namespace}/{name}"
+    if kind != "DestinationRule":
+        raise UsageError(f"{ref}: circuit breaking is a DestinationRule's")
+    unknown = set(settings) - set(POOL) - set(OUTLIER)
+    if unknown:
+        raise UsageError(f"no circuit breaker setting {', '.join(sorted(unknown))}")
+    spec = copy.deepcopy(dict(obj.get("spec") or {}))
+    if subset:
+        found = [s for s in spec.get("subsets") or [] if s.get("name") == subset]
+        if not found:
+            names = ", ".join(str(s.get("name")) for s in spec.get("subsets") or []) or "none"
+            raise UsageError(f"{ref} has no subset {subset} (it has {names})")
+        holder = found[0]
+    else:
+        holder = spec
+    policy = holder.setdefault("trafficPolicy", {})
+    said = []
+    if clear:
+        policy.pop("connectionPool", None)
+        policy.pop("outlierDetection", None)
+        said.append("no connection pool limits, no outlier detection")
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key in POOL:
+            group, field_ = POOL[key]
+            policy.setdefault("connectionPool", {}).setdefault(group, {})[field_] = int(value)
+        else:
+            field_ = OUTLIER[key]
+            policy.setdefault("outlierDetection", {})[field_] = (
+                duration(float(value)) if key in ("interval", "base_ejection") else int(value)
+            )
+        said.append(
+            f"{key.replace('_', ' ')} {value:g}"
+            if isinstance(value, float)
+            else f"{key.replace('_', ' ')} {value}"
+        )
+    if not policy:
+        holder.pop("trafficPolicy", None)
+    if not said:
+        raise UsageError("give a connection pool or outlier detection setting, or --clear")
+    where = f" for subset {subset}" if subset else ""
+    return _plan(obj, cluster, "circuit breaker", f"{', '.join(said)}{where}", spec)
+
+
+def undo_edit(
+    now: Mapping[str, Any], plan: EditPlan, applied: Mapping[str, Any] | None = None
+) -> EditPlan:
+    """The change that takes `plan` back, from the object as it is `now`: refused (a
+    `ConflictError`) when its spec is no longer as the change left it (`applied`, the
+    object the server answered the write with, else the plan's own `after`)."""
+    _, _, _, version, spec, had, annotated = _read(now)
+    left = dict((applied or {}).get("spec") or plan.after)
+    if spec != left:
+        raise ConflictError(f"{plan.ref} changed since meshtop's change; :undo leaves it as it is")
+    back = {k: plan.had.get(k) for k in plan.annotations}
+    before = copy.deepcopy(dict(plan.before))
+    what = f"undo: {plan.what}"
+    return EditPlan(plan.kind, plan.cluster, plan.namespace, plan.name, version, plan.action,
+                    what, spec, before, back, had, annotated)  # fmt: skip
