@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -278,3 +278,17 @@ def test_a_malformed_duration_names_where_it_is() -> None:
         Exception, match="VirtualService bookinfo/reviews: 'soon' is not a duration"
     ):
         route_from_virtual_service(bad, "", "bookinfo")
+
+
+def test_only_a_fault_past_its_end_is_planned_for_removal() -> None:
+    from meshtop.change.edits import expiry_plans
+
+    until = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    plan = fault(_reviews(), "", abort=(503, 10.0), expires=until)
+    meta = {**_reviews()["metadata"], "annotations": {FAULT_EXPIRES: until.isoformat()}}
+    written = {**_reviews(), "spec": plan.after, "metadata": meta}
+    never = {**_reviews(), "spec": plan.after}  # a fault with no end set is not meshtop's
+    objects = {"west": written, "east": never}
+    assert expiry_plans(objects, until - timedelta(seconds=1)) == {}
+    (gone,) = expiry_plans(objects, until).values()
+    assert (gone.cluster, gone.action, gone.after) == ("west", "expire fault", _reviews()["spec"])

@@ -126,7 +126,7 @@ def route_from_virtual_service(
         rules=tuple(rules),
         resource_version=version,
         steered_by=owner(obj) or "",
-        fault_expires=_expires(obj, where),
+        fault_expires=fault_expiry(obj, where),
     )
 
 
@@ -176,7 +176,7 @@ def _istio_policy(http: Mapping[str, Any], where: str) -> RulePolicy:
     return RulePolicy(fault, go_duration(timeout, where) if timeout else None, retries)
 
 
-def _expires(obj: Mapping[str, Any], where: str) -> datetime | None:
+def fault_expiry(obj: Mapping[str, Any], where: str) -> datetime | None:
     """When meshtop's fault on this route ends, from its annotation (None: no end set)."""
     meta = obj.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
