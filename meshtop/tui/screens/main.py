@@ -45,6 +45,7 @@ from meshtop.tui.widgets.keyline import KeyLine
 from meshtop.tui.widgets.notice import Notice
 from meshtop.tui.widgets.posture import PostureTab
 from meshtop.tui.widgets.prompt import Prompt
+from meshtop.tui.widgets.stat_table import StatTable
 from meshtop.tui.widgets.status import StatusLine, problems, view_parts
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ class MainScreen(commands.Commands, Screen[None]):
         Binding("1", "tab('graph')", "graph", show=False),
         Binding("2", "tab('edges')", "edges", show=False),
         Binding("3", "tab('routes')", "routes", show=False),
-        Binding("5", "tab('posture')", "posture", show=False),  # 4: issue 19's stat view
+        Binding("4", "tab('stats')", "stats", show=False),
+        Binding("5", "tab('posture')", "posture", show=False),
         Binding("w", "shift", "shift weights"),
         Binding("g", "cycle_grouping", "group"),
         Binding("t", "cycle_labels", "labels"),
@@ -125,6 +127,8 @@ class MainScreen(commands.Commands, Screen[None]):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
                 yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
+            with TabPane("Stats", id="stats-tab"):
+                yield StatTable(id="stats")
             with TabPane("Posture", id="posture-tab"):
                 yield PostureTab()
         # under the graph, not over it: a line said takes the graph's last rows for a
@@ -141,6 +145,8 @@ class MainScreen(commands.Commands, Screen[None]):
         self.set_focus(self._canvas())  # at once: a key typed at start is its
         self._table().thresholds = self.app.settings.thresholds
         self._table().memory = self.graph.memory
+        self._stats().thresholds = self.app.settings.thresholds
+        self._stats().memory = self.graph.memory
         if self.app.snapshot is not None:  # a refresh that ended before this was drawn
             self.show_snapshot(self.app.snapshot)
 
@@ -149,6 +155,9 @@ class MainScreen(commands.Commands, Screen[None]):
 
     def _table(self) -> EdgeTable:
         return self.query_one(EdgeTable)
+
+    def _stats(self) -> StatTable:
+        return self.query_one(StatTable)
 
     def _routes(self) -> DataTable[str | Text]:
         return self.query_one("#routes", DataTable)
@@ -160,6 +169,7 @@ class MainScreen(commands.Commands, Screen[None]):
         if not self._drawn:
             return  # drawn on mount
         self._table().show(snapshot)
+        self._stats().show(snapshot, self.graph.options.grouping)  # made while it shows
         if self.query_one(TabbedContent).active == "routes-tab":  # read only when it shows
             self._read_routes(snapshot)
         if self.query_one(TabbedContent).active == "posture-tab":  # likewise
@@ -330,8 +340,9 @@ class MainScreen(commands.Commands, Screen[None]):
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = {"graph": "graph", "edges": "edges-tab", "routes": "routes-tab",
-                       "posture": "posture-tab"}[tab]  # fmt: skip
+                       "stats": "stats-tab", "posture": "posture-tab"}[tab]  # fmt: skip
         widget: Widget = {"graph": self._canvas(), "edges": self._table(), "routes": self._routes(),
+                          "stats": self._stats(),
                           "posture": self.query_one(PostureTab).table}[tab]  # fmt: skip
         self.set_focus(widget)  # at once: the next key is for it
         snapshot = self.app.snapshot
@@ -376,6 +387,8 @@ class MainScreen(commands.Commands, Screen[None]):
     def set_grouping(self, grouping: Grouping) -> None:
         self.graph.options.grouping = grouping
         self.graph.options.focus = None  # node names change with the grouping
+        if self.app.snapshot is not None:  # the stat tab's rows follow it
+            self._stats().show(self.app.snapshot, grouping)
         self.redraw_graph()
 
     def action_cycle_labels(self) -> None:
@@ -460,6 +473,19 @@ class MainScreen(commands.Commands, Screen[None]):
             (key for key, e in self.graph.view.edges.items() if (source, destination) in e.members),
             None,
         )
+
+    @on(DataTable.RowSelected, "#stats")
+    def _stats_enter(self, event: DataTable.RowSelected) -> None:
+        """`enter` in the stat tab opens the row's node, as in the graph: on the view and
+        the snapshot the row was made of."""
+        found = self._stats().opened(event.row_key.value)
+        if found is not None:
+            snapshot, view, node = found
+            app, window, t = self.app, self.detail_window_s, self.app.settings.thresholds
+            app.push_screen(
+                node_screen(app.metrics, snapshot, view, node, window, t, self._chose_window,
+                            app.traces)
+            )  # fmt: skip
 
     def on_graph_canvas_open(self, message: GraphCanvas.Open) -> None:
         if message.edge is not None:

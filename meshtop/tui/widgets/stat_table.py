@@ -1,0 +1,567 @@
+"""The stat tab (`4`): one row per node of the graph's grouping (versioned app, app,
+workload or service), what it answers and what it calls, as `linkerd viz stat` lists
+them: success rate, requests and errors per second, the 4xx share, latency, mTLS, TCP
+connections, and its request rate over the last window as a sparkline; worst first by
+impact. The figures are the snapshot's, added up per node (`model/node_stats.py`); the
+rows are made by a worker, off the screen's thread, and drawn as the edge table draws
+its own: virtually, only the rows on screen."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding, BindingType
+from textual.geometry import Region
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets._data_table import Row, RowKey
+from textual.worker import Worker, WorkerState
+
+from meshtop import plot, units
+from meshtop.graphview import GraphView, Grouping, ViewNode, ViewOptions, build
+from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory
+from meshtop.model import Health, MeshSnapshot
+from meshtop.model.node_stats import Rates, Side, impact, sides
+from meshtop.sanitize import shown
+from meshtop.tui.widgets.edge_table import HEALTH_WORD, _Lines, _Order, health_styles
+
+SPARK = 10  # the sparkline's columns, each a tenth of the window
+
+
+@dataclass(frozen=True, slots=True)
+class StatRow:
+    node: ViewNode
+    inbound: Side
+    outbound: Side
+
+
+Value = Callable[[StatRow], Any]  # a column's figure, for its sort; None: none (last)
+
+
+def _nan_is(value: float | None, instead: float) -> float | None:
+    return instead if value is not None and math.isnan(value) else value
+
+
+def _figures(pick: Callable[[StatRow], Side]) -> dict[str, Value]:
+    """A side's figures as sort values; an unknown error figure is the worst there is."""
+    return {
+        "sr": lambda r: _nan_is(pick(r).success_rate, -1.0),
+        "rps": lambda r: pick(r).rps if pick(r).calls else None,
+        "errors": lambda r: _nan_is(pick(r).errors_per_s, math.inf) if pick(r).rps else None,
+        "4xx": lambda r: pick(r).client_errors,
+        "p50": lambda r: pick(r).p50_ms,
+        "p95": lambda r: pick(r).p95_ms,
+        "p99": lambda r: pick(r).p99_ms,
+        "mtls": lambda r: pick(r).mtls,
+        "tcp": lambda r: pick(r).tcp_connections_per_s,
+    }
+
+
+_IN, _OUT = _figures(lambda r: r.inbound), _figures(lambda r: r.outbound)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str  # what `:sort` names it
+    header: str
+    width: int  # None-free: the name's is worked out from the room left
+    value: Value | None  # None: not sortable (the sparkline)
+    descending: bool = True  # its first direction: the most (the worst) first
+
+
+def _health(r: StatRow) -> tuple[float, ...]:
+    rank, errors, rps = impact(r.node.health, r.inbound, r.outbound)
+    return (-rank, -errors, -rps)  # the larger, the worse
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("health", "", 4, _health),
+    Column("name", "NAME", 0, lambda r: r.node.label.casefold(), descending=False),
+    Column("sr", "SR", 7, _IN["sr"], descending=False),  # the lowest success first
+    Column("rps", "RPS", 7, _IN["rps"]),
+    Column("errors", "ERR/S", 6, _IN["errors"]),
+    Column("4xx", "4XX", 6, _IN["4xx"]),
+    Column("p50", "P50", 6, _IN["p50"]),
+    Column("p95", "P95", 6, _IN["p95"]),
+    Column("p99", "P99", 6, _IN["p99"]),
+    Column("mtls", "MTLS", 5, _IN["mtls"], descending=False),  # the least encrypted first
+    Column("tcp", "TCP", 7, _IN["tcp"]),
+    Column("out-sr", "OUT SR", 7, _OUT["sr"], descending=False),
+    Column("out-rps", "OUT RPS", 8, _OUT["rps"]),
+    Column("out-errors", "OUT ERR/S", 10, _OUT["errors"]),
+    Column("out-4xx", "OUT 4XX", 8, _OUT["4xx"]),
+    Column("out-p50", "OUT P50", 8, _OUT["p50"]),
+    Column("out-p95", "OUT P95", 8, _OUT["p95"]),
+    Column("out-p99", "OUT P99", 8, _OUT["p99"]),
+    Column("out-mtls", "OUT MTLS", 9, _OUT["mtls"], descending=False),
+    Column("out-tcp", "OUT TCP", 8, _OUT["tcp"]),
+    Column("trend", "LAST", SPARK, None),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+SORTS = tuple(c.key for c in COLUMNS if c.value is not None)
+# Dropped in this order when the terminal is narrow; the rest always shows.
+DROPPABLE = ("out-tcp", "out-mtls", "out-p50", "out-p95", "out-4xx", "tcp", "out-p99", "p50",
+             "out-sr", "p95", "4xx", "out-errors", "out-rps", "mtls")  # fmt: skip
+NAME_MIN, NAME_MAX = 16, 32
+PADDING = 2  # DataTable's cell padding, both sides
+SCROLLBAR = 2  # a vertical scroll bar, when the rows overflow
+ROWS_KEPT = 512  # rows whose cells are kept made between draws
+
+
+def columns_for(width: int) -> tuple[tuple[str, ...], int]:
+    """Which columns fit in `width` cells, and how wide the name may be."""
+    keys = [c.key for c in COLUMNS]
+
+    def name_width() -> int:
+        fixed = sum(c.width + PADDING for c in COLUMNS if c.key in keys)
+        return width - fixed - SCROLLBAR
+
+    for dropped in DROPPABLE:
+        if name_width() >= NAME_MIN:
+            break
+        keys.remove(dropped)
+    return tuple(keys), max(NAME_MIN, min(NAME_MAX, name_width()))
+
+
+def ordered(rows: Mapping[str, StatRow], column: str, descending: bool) -> list[str]:
+    """The rows' keys in the column's order; rows without the figure last, whichever
+    way; ties worst first by impact, then by name."""
+    keys = sorted(rows, key=lambda k: (*impact(rows[k].node.health, rows[k].inbound,
+                                                rows[k].outbound), rows[k].node.label))  # fmt: skip
+    value = BY_KEY[column].value
+    assert value is not None
+    values = {k: value(rows[k]) for k in keys}
+    have = sorted((k for k in keys if values[k] is not None), key=values.__getitem__,
+                  reverse=descending)  # fmt: skip
+    return have + [k for k in keys if values[k] is None]
+
+
+def names(view: GraphView, width: int) -> dict[str, str]:
+    """Each node's name: its label where that is unique, else with its namespace, else
+    with its cluster too; cut in the middle to `width` (the end tells versions apart)."""
+    forms: tuple[Callable[[ViewNode], str], ...] = (
+        lambda n: n.label,
+        lambda n: f"{n.namespace}/{n.label}",
+        lambda n: f"{n.cluster}/{n.namespace}/{n.label}",
+    )
+    counts = [dict[str, int]() for _ in forms]
+    for n in view.nodes.values():
+        for count, form in zip(counts, forms, strict=True):
+            count[form(n)] = count.get(form(n), 0) + 1
+    out = {}
+    for node_id, n in view.nodes.items():
+        name = next((form(n) for form, c in zip(forms, counts, strict=True) if c[form(n)] == 1),
+                    node_id)  # fmt: skip
+        if len(name) > width:
+            head = (width - 1) // 2
+            name = name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+        out[node_id] = shown(name)
+    return out
+
+
+def per_s(value: float, unit: str = "/s") -> str:
+    """A rate as `units.rps` writes it, in another unit: errors `0.05/s`, `174/s`,
+    `1.2k/s`; connections `83.2c/s`, `110c/s`."""
+    text = units.rps(value)
+    return text.removesuffix("rps") + unit if text.endswith("rps") else text
+
+
+def _side_cells(
+    s: Side, prefix: str, styles: Mapping[Health, str], health: Health
+) -> dict[str, Text]:
+    def right(text: str, style: str = "") -> Text:
+        return Text(text, style, justify="right")
+
+    dash = right(units.DASH)
+    if not s.calls:
+        return {f"{prefix}{k}": dash for k in _IN}
+    bad = styles[health] if health in (Health.FAILING, Health.DEGRADED) else ""
+    sr, errors = s.success_rate, s.errors_per_s
+    failed = bad if errors != 0 else ""  # NaN too: an unknown error rate
+    if s.mtls is None:
+        mtls = dash
+    elif s.mtls >= 1.0:
+        mtls = right("yes", styles[Health.HEALTHY])
+    elif s.mtls <= 0.0:
+        mtls = right("no", styles[Health.DEGRADED])
+    else:
+        mtls = right(f"{s.mtls * 100:.0f}%", styles[Health.DEGRADED])
+    client = s.client_errors
+    tcp = s.tcp_connections_per_s
+    return {
+        f"{prefix}sr": right(units.DASH if sr is None else units.percent(sr), failed),
+        f"{prefix}rps": right(units.rps(s.rps) if s.rps else units.DASH if tcp else "0rps"),
+        f"{prefix}errors": right(per_s(errors) if s.rps else units.DASH, failed),
+        f"{prefix}4xx": right(
+            units.DASH if client is None else units.percent(client),
+            styles[Health.DEGRADED] if client else "",
+        ),
+        f"{prefix}p50": right(units.ms(s.p50_ms)),
+        f"{prefix}p95": right(units.ms(s.p95_ms)),
+        f"{prefix}p99": right(units.ms(s.p99_ms)),
+        f"{prefix}mtls": mtls,
+        f"{prefix}tcp": right(units.DASH if tcp is None else per_s(tcp, "c/s")),
+    }
+
+
+class _Cells(Mapping[Any, Any]):
+    """DataTable's rows (`rows`) or their cells (`_data`) by row key, made when asked."""
+
+    def __init__(self, table: StatTable, make: Callable[[str], Any]) -> None:
+        self._table, self._make = table, make
+
+    def __getitem__(self, key: object) -> Any:
+        value = key.value if isinstance(key, RowKey) else key
+        if not isinstance(value, str) or value not in self._table.rows_by_key:
+            raise KeyError(key)
+        return self._make(value)
+
+    def __iter__(self) -> Iterator[RowKey]:
+        return (RowKey(k) for k in self._table._order.keys)
+
+    def __len__(self) -> int:
+        return len(self._table._order)
+
+    def clear(self) -> None:
+        pass
+
+
+class StatTable(DataTable[Any]):
+    """One row per node of the grouping; row keys are the graph's node ids. Columns
+    follow the width (the least needed go first when it is narrow); the header marks the
+    sort (▼ the most first, ▲ the least). `s` takes the next column, `sort_by` and
+    `reverse_sort` any column either way; `enter` says `RowSelected` (the screen opens
+    the node's detail, `opened`)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "cycle_sort", "sort", show=False),
+    ]
+
+    @dataclass
+    class Taken(Message):
+        """What the worker made of a snapshot: the rows (None: only its rates recorded)."""
+
+        snapshot: MeshSnapshot
+        grouping: Grouping
+        view: GraphView | None
+        rows: dict[str, StatRow] | None
+        order: list[str]
+        sort: tuple[str, bool]
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._order = _Order([])  # DataTable's own set-up reads it
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.thresholds = DEFAULT_THRESHOLDS
+        self.memory: HealthMemory | None = None  # the console's: health that does not flap
+        self.sort_name, self.descending = "health", True
+        self.rates = Rates(SPARK)
+        self.rows_by_key: dict[str, StatRow] = {}
+        self._view: GraphView | None = None
+        self._taken: tuple[MeshSnapshot, Grouping] | None = None  # what the rows are of
+        self._wanted: tuple[MeshSnapshot, Grouping] | None = None  # the last asked for
+        self._recorded: MeshSnapshot | None = None
+        self._working = False
+        self._layout: tuple[tuple[str, ...], int, str, bool, float] | None = None
+        self._names: dict[str, str] | None = None
+        self._styles: dict[Health, str] = {}
+        self._made: OrderedDict[str, dict[str, Text]] = OrderedDict()
+        self._install(_Order([]))
+
+    # -- what DataTable reads (as the edge table does) -----------------------------------
+
+    def _install(self, order: _Order) -> None:
+        self._order = order
+        self._row_locations = order  # type: ignore[assignment]
+        self._data = _Cells(self, self._row_cells)  # type: ignore[assignment]
+        self.rows = _Cells(self, lambda k: Row(RowKey(k), 1))  # type: ignore[assignment]
+        self._update_count += 1
+
+    @property
+    def _y_offsets(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: (key, 0))
+
+    @property
+    def ordered_rows(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: Row(key, 1))
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(c.get_render_width(self) for c in self.columns.values())
+        top = row_index + (self.header_height if self.show_header else 0)
+        return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
+
+    def clear(self, columns: bool = False) -> Self:
+        keys = self._order.keys
+        self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
+        super().clear(columns)
+        self._install(_Order(keys))
+        return self
+
+    def _set_columns(self) -> tuple[str, ...]:
+        columns, name_width = columns_for(self.size.width or 80)
+        window_s = self._taken[0].window_s if self._taken else 0.0
+        wanted = (columns, name_width, self.sort_name, self.descending, window_s)
+        if wanted != self._layout:
+            keys = self._order.keys
+            self.clear(columns=True)
+            self._install(_Order([]))  # no rows while the columns go in (see the edge table)
+            window = units.duration(window_s) if window_s else ""
+            for c in COLUMNS:
+                if c.key not in columns:
+                    continue
+                header = f"{c.header} {window}" if c.key == "trend" else c.header
+                if c.key == self.sort_name:
+                    header += "▼" if self.descending else "▲"
+                width = c.width or name_width
+                self.add_column(header, key=c.key, width=max(width, len(header)))
+            self._updated_cells.clear()
+            self._install(_Order(keys))
+            if self._layout is None or self._layout[1] != name_width:
+                self._names = None
+            self._layout = wanted
+            self._made.clear()
+        return columns
+
+    def _row_cells(self, key: str) -> dict[str, Text]:
+        cells = self._made.get(key)
+        if cells is None:
+            cells = self._cells(self.rows_by_key[key])
+            self._made[key] = cells
+            while len(self._made) > ROWS_KEPT:
+                self._made.popitem(last=False)
+        else:
+            self._made.move_to_end(key)
+        return {c: cells[c] for c in (self._layout[0] if self._layout else ())}
+
+    def _cells(self, row: StatRow) -> dict[str, Text]:
+        node, styles = row.node, self._styles
+        health = node.health
+        if self._names is None:
+            view, width = self._view, self._layout[1] if self._layout else NAME_MIN
+            self._names = names(view, width) if view is not None else {}
+        cells = {
+            "health": Text(HEALTH_WORD[health], styles[health]),
+            "name": Text(self._names.get(node.id, shown(node.label))),
+            **_side_cells(row.inbound, "", styles, health),
+            **_side_cells(row.outbound, "out-", styles, health),
+        }
+        trend = Text(" " * SPARK)
+        if self._taken is not None:
+            outbound = not row.inbound.calls and bool(row.outbound.calls)
+            series = self.rates.series(node.members, outbound, self._taken[0])
+            if any(v is not None for v in series):
+                trend = Text(plot.sparkline(series, SPARK), styles[health])
+        cells["trend"] = trend
+        return cells
+
+    # -- taking a snapshot in -----------------------------------------------------------
+
+    @property
+    def _on_screen(self) -> bool:
+        return self.region.width > 0
+
+    @property
+    def ready(self) -> bool:
+        """Its rows are of the last snapshot and grouping asked for, in order, in columns
+        for its width: what a test waits for."""
+        return (
+            _same(self._taken, self._wanted)
+            and bool(self.size.width)
+            and self._layout is not None
+            and self._layout[:2] == columns_for(self.size.width)
+        )
+
+    def show(self, snapshot: MeshSnapshot, grouping: Grouping) -> None:
+        """A snapshot, under the graph's grouping: its rates recorded whether the tab
+        shows or not (the sparklines cover the window when it is opened), its rows made
+        while it shows, or when it next does."""
+        self._wanted = (snapshot, grouping)
+        self._next()
+
+    def on_show(self) -> None:
+        self._next()
+
+    def on_resize(self) -> None:
+        layout = self._layout
+        if (
+            self._taken is not None
+            and layout is not None
+            and layout[:2] != columns_for(self.size.width)
+        ):
+            self._set_columns()
+            self.refresh()
+
+    def _next(self) -> None:
+        """Start the worker on what is wanted, if it is idle and there is something to do."""
+        wanted = self._wanted
+        if self._working or wanted is None:
+            return
+        record = wanted[0] is not self._recorded
+        rows = self._on_screen and not _same(wanted, self._taken)
+        if not (record or rows):
+            return
+        self._working = True
+        self._make(wanted[0], wanted[1], record, rows, (self.sort_name, self.descending))
+
+    # described: Textual's default description is the repr of the arguments, a snapshot
+    @work(thread=True, group="stats", exit_on_error=False, description="listing the stats")
+    def _make(
+        self,
+        snapshot: MeshSnapshot,
+        grouping: Grouping,
+        record: bool,
+        rows: bool,
+        sort: tuple[str, bool],
+    ) -> None:
+        if record:
+            self.rates.record(snapshot)
+        if not rows:
+            self.post_message(self.Taken(snapshot, grouping, None, None, [], sort))
+            return
+        options = ViewOptions(grouping=grouping, thresholds=self.thresholds)
+        view = build(snapshot, options, self.memory)
+        node_of = {m: v.id for v in view.nodes.values() for m in v.members}
+        found = {
+            n: StatRow(view.nodes[n], inbound, outbound)
+            for n, (inbound, outbound) in sides(snapshot.edges, node_of).items()
+        }
+        order = ordered(found, *sort)
+        self.post_message(self.Taken(snapshot, grouping, view, found, order, sort))
+
+    def on_stat_table_taken(self, taken: StatTable.Taken) -> None:
+        self._working = False
+        self._recorded = taken.snapshot
+        if taken.rows is not None:
+            at = self._order.get_key(self.cursor_row) if self._order.keys else None
+            before = self._visible_rows()
+            self._taken = (taken.snapshot, taken.grouping)
+            self._view, self.rows_by_key = taken.view, taken.rows
+            self._styles = health_styles(self.app.current_theme)
+            self._names = None
+            self._made.clear()
+            self._set_columns()
+            order = taken.order
+            if taken.sort != (self.sort_name, self.descending):  # asked for meanwhile
+                order = ordered(taken.rows, self.sort_name, self.descending)
+            self._show_order(order, at, before)
+        self._next()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in the worker: said in place, and the next snapshot tried."""
+        if event.worker.group == "stats" and event.state is WorkerState.ERROR:
+            self._working = False
+            self.notify(f"cannot list the stats: {event.worker.error}", severity="error")
+
+    def _show_order(
+        self,
+        order: list[str],
+        at: RowKey | None,
+        before: dict[int, dict[str, Text] | None],
+    ) -> None:
+        """The rows in `order`, the cursor kept on its node; the rows on screen drawn
+        again only where their cells changed (little to send over a slow link)."""
+        was_empty = not self._order.keys
+        self._install(_Order(order))
+        index = self._order.get(at) if at is not None else None
+        if index is not None and index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
+        elif was_empty and order and self.is_mounted:
+            self.cursor_coordinate = self.cursor_coordinate  # within the rows there are
+            self._highlight_cursor()
+        keys = self._order.keys
+        top = max(0, int(self.scroll_offset.y))
+        for i in range(top, top + self.size.height):
+            was = before.get(i)
+            now = self._row_cells(keys[i]) if i < len(keys) else None
+            if was is None or now is None or was != now:
+                self.refresh_row(i)
+        self._require_update_dimensions = True
+        self.check_idle()
+
+    def _visible_rows(self) -> dict[int, dict[str, Text] | None]:
+        if not self._on_screen:
+            return {}
+        top = max(0, int(self.scroll_offset.y))
+        keys = self._order.keys
+        layout = self._layout[0] if self._layout else ()
+        rows = range(top, min(top + self.size.height, len(keys)))
+        return {
+            i: {c: v for c, v in made.items() if c in layout} if made is not None else None
+            for i, made in ((i, self._made.get(keys[i])) for i in rows)
+        }
+
+    # -- the sort ------------------------------------------------------------------------
+
+    def sort_by(self, column: str, descending: bool | None = None) -> str | None:
+        """Sort by `column` (its key, or its header: `p99`, `err/s`, `out rps`), the most
+        first if `descending`, else the least; None: the column's own first direction
+        (the worst first). None on success, else one line naming the valid columns."""
+        key = _column_named(column)
+        if key is None:
+            return f"no column {shown(column)!r} to sort by: {', '.join(SORTS)}"
+        self.sort_name = key
+        self.descending = BY_KEY[key].descending if descending is None else descending
+        self._resort()
+        return None
+
+    def reverse_sort(self) -> None:
+        """The same column, the other way."""
+        self.descending = not self.descending
+        self._resort()
+
+    def action_cycle_sort(self) -> None:
+        """`s`: the next column, in its own first direction."""
+        i = SORTS.index(self.sort_name)
+        self.sort_by(SORTS[(i + 1) % len(SORTS)])
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; on the sorted one, the other way."""
+        key = str(event.column_key.value)
+        if key == self.sort_name:
+            self.reverse_sort()
+        elif key in SORTS:
+            self.sort_by(key)
+
+    def _resort(self) -> None:
+        self._set_columns()  # the marker moves
+        if self.rows_by_key:
+            at = self._order.get_key(self.cursor_row)
+            before = self._visible_rows()
+            order = ordered(self.rows_by_key, self.sort_name, self.descending)
+            self._show_order(order, at, before)
+        self.refresh()
+
+    # -- what the screen asks -----------------------------------------------------------
+
+    def opened(self, key: str | None) -> tuple[MeshSnapshot, GraphView, str] | None:
+        """The snapshot, the view and the node a row stands for: what its detail opens on."""
+        if key is None or self._taken is None or self._view is None:
+            return None
+        return (self._taken[0], self._view, key) if key in self._view.nodes else None
+
+
+def _same(a: tuple[MeshSnapshot, Grouping] | None, b: tuple[MeshSnapshot, Grouping] | None) -> bool:
+    """The same snapshot (the very one: comparing two would compare every edge) and
+    grouping."""
+    return a is not None and b is not None and a[0] is b[0] and a[1] is b[1]
+
+
+def _column_named(text: str) -> str | None:
+    """A column's key from what was typed: its key or its header, any case, spaces or
+    dashes alike (`p99`, `ERR/S`, `out rps`, `out-errors`)."""
+    wanted = text.strip().casefold().replace(" ", "-")
+    for c in COLUMNS:
+        if c.value is not None and wanted in (c.key, c.header.casefold().replace(" ", "-")):
+            return c.key
+    return None
