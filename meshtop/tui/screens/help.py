@@ -25,7 +25,7 @@ Sections = tuple[tuple[str, Rows], ...]
 KEYS = (
     ("q", "quit"),
     ("?", "this help (esc closes it)"),
-    ("1 / 2 / 3 / 5", "the graph / the edge table / the routes / the mTLS posture"),
+    ("1 … 5", "the graph / the edge table / the routes / the stat tab / the mTLS posture"),
     ("w", "shift the weights of the selected route, or of the selected node's route"),
     ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
@@ -73,6 +73,18 @@ COLUMNS = (
     ("P50 P95 P99", "latency percentiles over the window"),
     ("MTLS", "yes: all traffic on mutual TLS; no: none; else the share"),
 )
+
+STATS = (
+    ("rows", "one per node of the grouping (g), worst first: failing, then degraded, each by "
+             "errors/s; enter opens its detail"),
+    ("SR RPS ERR/S", "what it answers: success rate, requests and failed requests a second"),
+    ("4XX", "share answered with an HTTP 4xx, of the requests whose codes are known"),
+    ("P50 P95 P99", "the slowest call's into it: quantiles of several calls do not add up"),
+    ("MTLS TCP", "share on mutual TLS; TCP connections a second"),
+    ("OUT …", "the same of what it calls"),
+    ("LAST 1m", "its requests a second over the window, a bar a tenth of it, since the "
+                "console started; each row on its own scale"),
+)  # fmt: skip
 
 
 CLOSE = ("?", "this help (esc or ? closes it)")
@@ -153,7 +165,12 @@ SHIFT_KEYS = (
     CLOSE,
 )  # fmt: skip
 
-MAIN: Sections = (("Keys", KEYS), ("The graph", GRAPH), ("The edge table", COLUMNS))
+MAIN: Sections = (
+    ("Keys", KEYS),
+    ("The graph", GRAPH),
+    ("The edge table", COLUMNS),
+    ("The stat tab", STATS),
+)
 DETAIL: Sections = (
     ("Keys: an edge's or a node's detail", DETAIL_KEYS),
     ("The panels", DETAIL_PANELS),
