@@ -188,8 +188,10 @@ class MeshtopApp(App[None]):
         self._next = self.set_timer(self.retry_delay(), self._tick)
 
     def _tick(self) -> None:
-        if self.paused or len(self.screen_stack) > 1:
-            self._schedule()  # a dialog is open or the user paused: look again later
+        if self.paused or self.main.travel.at is not None or len(self.screen_stack) > 1:
+            # a dialog is open, the user paused, or a moment is shown (fixed: r reads it
+            # again): look again later
+            self._schedule()
             return
         self.request_refresh()
 

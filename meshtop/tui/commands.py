@@ -54,6 +54,8 @@ COMMANDS = (
         "set an mTLS mode (shown first, with what STRICT would refuse; y makes it)",
     ),
     Command("undo", "", "take back the last weight change or mTLS mode (shown first, y makes it)"),
+    Command("at", "-30m|10:02|TIME|now", "the whole console at that moment ([ ] step, esc: live)"),
+    Command("compare", "[-30m|10:02|off]", "each edge beside a moment before, and what changed"),
     Command("theme", "NAME", "the colours"),
     Command("q", "", "quit", ("quit",)),
 )

@@ -43,6 +43,8 @@ KEYS = (
                   "or fit: the most detailed that fits the screen"),
     ("s", "edge table: sort by the next column (or click a header)"),
     ("r / p", "refresh now / pause or resume refreshing"),
+    ("[ / ]", "the whole console one window back / forward in time (:at -30m, :at 10:02); "
+              "past now, or esc: live again; :compare -30m: each edge now beside then"),
     ("shift+arrows, pgup pgdn home end", "pan a large graph"),
     ("mouse", "click a box to select it; the wheel scrolls"),
 )  # fmt: skip

@@ -39,6 +39,7 @@ from meshtop.tui.graph_state import GraphState
 from meshtop.tui.placement import ZOOMS
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.screens.detail_intro import edge_screen, node_screen
+from meshtop.tui.travel import TimeTravel
 from meshtop.tui.widgets.edge_table import EdgeTable
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas, index_for
 from meshtop.tui.widgets.keyline import KeyLine
@@ -62,7 +63,7 @@ FILTER_HINT = (
 )
 
 
-class MainScreen(commands.Commands, Screen[None]):
+class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     if TYPE_CHECKING:
         app: MeshtopApp
 
@@ -92,6 +93,8 @@ class MainScreen(commands.Commands, Screen[None]):
         Binding("plus", "zoom(-1)", "more detail", key_display="+", show=False),
         Binding("minus", "zoom(1)", "less detail", key_display="-", show=False),
         Binding("z", "zoom_fit", "fit", show=False),
+        Binding("left_square_bracket", "travel(-1)", "back", key_display="[", show=False),
+        Binding("right_square_bracket", "travel(1)", "forward", key_display="]", show=False),
     ]
 
     @dataclass
@@ -304,6 +307,7 @@ class MainScreen(commands.Commands, Screen[None]):
         if view is not None and (o.filter or o.focus or o.cluster):
             shown = sum(len(e.members) for e in view.edges.values())
         zoom = (self.graph.placement.zoom, self.graph.placement.zoom_shown)
+        moment, compared, comparing = self.travel_status(app.snapshot, view)
         self.query_one(StatusLine).show(
             app.snapshot,
             simulated=app.simulated,
@@ -312,8 +316,10 @@ class MainScreen(commands.Commands, Screen[None]):
             view=view_parts(o, view, (canvas.node, canvas.edge), zoom, canvas.label_mode),
             shown_edges=shown,
             sort_kept=self.query_one(TabbedContent).active == "edges-tab",  # the table's order
+            moment=moment,
+            compared=compared,
         )
-        lines = told + problems(app.snapshot)
+        lines = told + problems(app.snapshot) + comparing
         if app.failures:
             lines.append(f"retrying in {app.retry_delay():g}s")
         self.notice("\n".join(lines))
@@ -535,6 +541,8 @@ class MainScreen(commands.Commands, Screen[None]):
             o.focus, o.filter = None, ""
             self.say("")
             self.redraw_graph()
+        elif self.travel.at is not None:  # then back to live
+            self.cmd_at(["now"])
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -92,14 +92,20 @@ def status_text(
     sort_kept: bool = False,
     width: int = 10_000,
     styles: dict[SourceState, str] | None = None,
+    moment: tuple[str, str] | None = None,
+    compared: str = "",
 ) -> Text:
     """The status line in `width` cells: where the data comes from and how fresh, the
     edges (`3 of 9 edges` under a filter), the time, then the `view` parts (filter, focus,
     selection, …). Too long, it leaves out what may go (the sort, labels, grouping), then
     takes the short forms, last part first; what is kept is never left out, only cut at
-    the line's end, with `…`."""
+    the line's end, with `…`. `moment`: the moment shown, not live (`AT 10:02 (-30m)`,
+    short `AT 10:02`), first and in reverse video, readable without colour; `compared`:
+    the moment compare mode compares with."""
     st = styles or STATE_STYLE
     parts: list[Part] = []
+    if moment is not None:
+        parts.append(Part(Text(f" {moment[0]} ", "reverse bold"), Text(moment[1], "reverse bold")))
     if simulated:
         parts.append(Part(Text(" SIMULATED ", "reverse bold"), Text("SIM", "reverse bold")))
     if paused:
@@ -110,6 +116,8 @@ def status_text(
     edges = f"{total} edges" if shown_edges is None else f"{shown_edges} of {total} edges"
     parts.append(part(f"{edges} {units.rps(http_rps)}", edges))
     parts.append(part(snapshot.generated_at.strftime("%H:%M:%S"), style="dim"))
+    if compared:
+        parts.append(part(f"compare {compared}", f"vs {compared}", "bold"))
     parts.extend(view)
     parts.append(part(f"sort {sort_name}", kept=sort_kept))
     return fit_parts(parts, width)
@@ -247,6 +255,8 @@ class StatusLine(Static):
         view: Sequence[Part],
         shown_edges: int | None,
         sort_kept: bool = False,
+        moment: tuple[str, str] | None = None,
+        compared: str = "",
     ) -> None:
         theme = self.app.current_theme
         styles = {  # the theme's colours, so that a monochrome theme stays monochrome
@@ -265,6 +275,8 @@ class StatusLine(Static):
             sort_kept=sort_kept,
             width=width,
             styles=styles,
+            moment=moment,
+            compared=compared,
         )
         self._fit()
 
