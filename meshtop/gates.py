@@ -3,7 +3,9 @@
 optionally scoped to the edges from or to some workloads (`shop/*:error_rate>1%`) or to
 the calls into a namespace (`plaintext>0 ns=prod`). An edge a gate cannot judge (no
 latency on a TCP edge) does not break it. `mtls-mode!=STRICT ns=prod` judges each
-workload's effective mTLS mode (the security posture), not an edge."""
+workload's effective mTLS mode (the security posture), not an edge. `fault-active` (and
+`fault-expired`, a fault past the end meshtop set for it), optionally `ns=prod`, judges
+the routes: a route that injects a fault breaks it (issue 21)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from meshtop import units
 from meshtop.errors import UsageError
 from meshtop.model import Edge, MeshSnapshot, Protocol
+from meshtop.policy_view import InjectedFault, faults
 from meshtop.posture import MtlsMode, Posture, WorkloadPosture, carries_traffic, plaintext_rate
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -33,7 +37,8 @@ _MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0}
 SHARES = ("error_rate", "client_error_rate", "mtls")  # written as 1% or 0.01
 LATENCIES = ("p50", "p95", "p99")  # written as 500ms, 1s or a plain number of ms
 MODE = "mtls-mode"  # a workload's effective mTLS mode: STRICT, PERMISSIVE, DISABLE
-METRICS = (*SHARES, *LATENCIES, "rps", "plaintext", MODE)
+FAULTS = ("fault-active", "fault-expired")  # judged on the routes, written alone
+METRICS = (*SHARES, *LATENCIES, "rps", "plaintext", MODE, *FAULTS)
 _GATE = re.compile(
     r"^(?:(?P<scope>[^:]+):)?(?P<metric>[a-z_0-9-]+)\s*(?P<op>>=|<=|==|!=|=|>|<)\s*"
     r"(?P<value>[^\s]+)(?:\s+ns=(?P<namespace>\S+))?$"
@@ -54,6 +59,11 @@ class Gate:
     def on_workloads(self) -> bool:
         """Whether the gate judges workloads' modes (the posture), not edges."""
         return self.metric == MODE
+
+    @property
+    def on_routes(self) -> bool:
+        """Whether the gate judges the routes' injected faults, not edges."""
+        return self.metric in FAULTS
 
     def applies(self, snapshot: MeshSnapshot, e: Edge) -> bool:
         if self.namespace:
@@ -107,16 +117,23 @@ class Gate:
         return units.rps(value)
 
 
+_FAULT_GATE = re.compile(r"^(?P<metric>fault-active|fault-expired)(?:\s+ns=(?P<namespace>\S+))?$")
+
+
 def parse_gate(text: str) -> Gate:
+    if found := _FAULT_GATE.match(text.strip()):
+        return Gate(text.strip(), "", found["metric"], "", 0.0, found["namespace"] or "")
     match = _GATE.match(text.strip())
     if not match:
         raise UsageError(
             f"--fail-on {text!r}: write METRIC OP VALUE, e.g. error_rate>1%, "
             "client_error_rate>5%, p99>500ms, mtls<100%, rps<0.1, plaintext>0, "
-            "mtls-mode!=STRICT, optionally SCOPE: before it (shop/*:error_rate>1%) or "
-            "ns=NAMESPACE after it (plaintext>0 ns=prod)"
+            "mtls-mode!=STRICT, or fault-active, optionally SCOPE: before it "
+            "(shop/*:error_rate>1%) or ns=NAMESPACE after it (plaintext>0 ns=prod)"
         )
     metric, op, raw = match["metric"], match["op"], match["value"]
+    if metric in FAULTS:
+        raise UsageError(f"--fail-on {text!r}: write {metric} alone, or {metric} ns=NAMESPACE")
     if metric not in METRICS:
         raise UsageError(f"--fail-on {text!r}: no metric {metric!r}; choose {', '.join(METRICS)}")
     scope, namespace = (match["scope"] or "").strip(), match["namespace"] or ""
@@ -173,7 +190,7 @@ def check(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[Violation]:
     mode gates are `check_modes`')."""
     found = []
     for gate in gates:
-        if gate.on_workloads:
+        if gate.on_workloads or gate.on_routes:
             continue
         test = OPS[gate.op]
         for e in snapshot.edges:
@@ -207,4 +224,31 @@ def check_modes(found: Posture, gates: Sequence[Gate]) -> list[ModeViolation]:
             # the gate says what breaks it: `mtls-mode!=STRICT` fails where it is not
             if gate.judges(w) and (w.effective.mode is gate.mode) == (gate.op != "!=")
         ]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FaultViolation:
+    gate: Gate
+    fault: InjectedFault
+    now: datetime
+
+    def describe(self) -> str:
+        return f"{self.gate.text}: {self.fault.words(self.now)}"
+
+
+def check_faults(snapshot: MeshSnapshot, gates: Sequence[Gate]) -> list[FaultViolation]:
+    """Every injected fault that breaks a `fault-active` gate (any fault in the gate's
+    namespaces) or a `fault-expired` one (a fault past its end), gate by gate; "now" is
+    when the snapshot was taken."""
+    now = snapshot.generated_at
+    out = []
+    for gate in gates:
+        if not gate.on_routes:
+            continue
+        for f in faults(snapshot.routes):
+            if gate.namespace and not fnmatch.fnmatchcase(f.route.namespace, gate.namespace):
+                continue
+            if gate.metric == "fault-active" or f.expired(now):
+                out.append(FaultViolation(gate, f, now))
     return out

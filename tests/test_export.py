@@ -136,7 +136,7 @@ def test_numbers_that_are_not_numbers_become_null() -> None:
 def test_schema_checks_dates() -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
     doc = {"schema": 1, "generated_at": "not a date", "window": "1m", "window_seconds": 60,
-           "sources": {}, "nodes": [], "edges": [], "routes": [], "scope": [],
+           "sources": {}, "nodes": [], "edges": [], "routes": [], "breakers": [], "scope": [],
            "security": {"plaintext_edges": [], "without_proxy": []}}  # fmt: skip
     assert not validator.is_valid(doc)
     doc["generated_at"] = "2027-01-01T00:00:00Z"

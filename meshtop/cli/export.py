@@ -98,7 +98,7 @@ def export(
     with the routes of the cluster of --context (or of each); with --fail-on, exit 1 when
     an edge breaks a gate."""
     from meshtop.export import renderer
-    from meshtop.gates import check, check_modes, parse_gate
+    from meshtop.gates import check, check_faults, check_modes, parse_gate
     from meshtop.output import progress, write_report
     from meshtop.report import Report, Selection, scoped, worst
 
@@ -121,6 +121,7 @@ def export(
     # console's cluster in MESHTOP_CONTEXT or [kubernetes]: an export asks Kubernetes only
     # when told to
     routes = options.cluster_named(ctx, context, kubeconfig) or settings.several
+    routes = routes or any(g.on_routes for g in gates)  # a fault gate reads the routes
     sources = connect.connect(settings, sim, moment, routes=routes)
     namespaces = settings.namespaces if not demo else tuple(namespace or ())
     configs = _security(sources, any(g.on_workloads for g in gates))
@@ -150,11 +151,17 @@ def export(
         typer.echo(f"meshtop: warning: no edge matched {sanitize.said(', '.join(scope))}", err=True)
     if not gates:
         return
-    if not judged.edges:
+    if any(g.on_routes for g in gates):
+        plane = [h for k, h in snapshot.sources.items() if k.startswith("control_plane")]
+        if not plane or any(h.state.value in ("failed", "absent") for h in plane):
+            raise GateFailed("a fault gate reads the routes, and the control plane did not answer")
+    if not judged.edges and not all(g.on_routes for g in gates):
         raise GateFailed("no edges to check: a gate cannot pass on no traffic")
     workloads = report.posture.workloads if report.posture is not None else ()
     for g in gates:
         if not (g.scope or g.namespace):
+            continue
+        if g.on_routes:  # a namespace with no route injects no fault: the gate holds
             continue
         if g.on_workloads and not any(g.judges(w) for w in workloads):
             raise GateFailed(f"gate {g.text!r}: its scope matches no workload to check")
@@ -163,6 +170,7 @@ def export(
     said = [v.describe(judged) for v in check(judged, gates)]
     if report.posture is not None:
         said += [v.describe() for v in check_modes(report.posture, gates)]
+    said += [sanitize.said(v.describe()) for v in check_faults(snapshot, gates)]
     if said:
         lines = [f"{len(said)} gate violation{'s' if len(said) > 1 else ''}:"]
         lines += [f"  {line}" for line in said]

@@ -5,7 +5,15 @@ nodes and calls coloured and styled by health, each call labelled with its figur
 from __future__ import annotations
 
 from meshtop.export import security
-from meshtop.export.drawing import COLOURS, STYLES, WIDTHS, edge_label, nested, node_label
+from meshtop.export.drawing import (
+    COLOURS,
+    STYLES,
+    WIDTHS,
+    edge_label,
+    fault_marks,
+    nested,
+    node_label,
+)
 from meshtop.report import Report
 from meshtop.sanitize import dot_string
 
@@ -49,9 +57,10 @@ def render(report: Report) -> str:
             i += 1
         if cluster:
             lines.append("  }")
+    faults = fault_marks(snapshot)
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         health = grades.edges[e.key]
-        label = quoted(edge_label(e, snapshot.nodes))
+        label = quoted(edge_label(e, snapshot.nodes, faults.get(e.destination, "")))
         lines.append(
             f"  {quoted(e.source)} -> {quoted(e.destination)} [label={label}, "
             f'color="{COLOURS[health]}", fontcolor="{COLOURS[health]}", '

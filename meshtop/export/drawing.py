@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from meshtop import units
-from meshtop.model import Edge, Health, NodeKind, Protocol, Workload, clusters, marked
+from meshtop import policy_view, units
+from meshtop.model import (
+    Edge,
+    Health,
+    MeshSnapshot,
+    NodeKind,
+    Protocol,
+    Workload,
+    clusters,
+    marked,
+)
 
 COLOURS = {
     Health.HEALTHY: "#009E73",  # bluish green
@@ -59,9 +68,24 @@ def crossing(e: Edge, nodes: Mapping[str, Workload]) -> str:
     return f"{a.cluster} → {b.cluster}"
 
 
-def edge_label(e: Edge, nodes: Mapping[str, Workload] | None = None) -> str:
-    """`19.5rps · 0.00% · p99 62ms`, `plaintext` when not all on mTLS, and `⇄ east →
-    west` for a call between clusters (given the nodes)."""
+def fault_marks(snapshot: MeshSnapshot) -> dict[str, str]:
+    """Node id -> `fault injected` (or `fault EXPIRED`, past the end meshtop set) for
+    every node whose incoming calls a route injects a fault into, so that a drawing
+    tells a test from an outage (issue 21)."""
+    if not policy_view.faults(snapshot.routes):
+        return {}
+    now = snapshot.generated_at
+    return {
+        node_id: "fault EXPIRED" if found.expired(now) else "fault injected"
+        for node_id, found in policy_view.by_destination(snapshot).items()
+        if found.faults
+    }
+
+
+def edge_label(e: Edge, nodes: Mapping[str, Workload] | None = None, fault: str = "") -> str:
+    """`19.5rps · 0.00% · p99 62ms`, `plaintext` when not all on mTLS, `⇄ east →
+    west` for a call between clusters (given the nodes), and `fault injected` (given
+    `fault_marks`' word for its destination)."""
     s = e.stats
     if s.protocol is Protocol.TCP:
         parts = [f"{s.tcp_connections_per_s:.2f} conn/s", units.bytes_per_s(s.tcp_request_bps)]
@@ -72,4 +96,6 @@ def edge_label(e: Edge, nodes: Mapping[str, Workload] | None = None) -> str:
     between = crossing(e, nodes) if nodes is not None else ""
     if between:
         parts.append(f"⇄ {between}")
+    if fault:
+        parts.append(fault)
     return " · ".join(parts)

@@ -10,7 +10,10 @@ from meshtop import units
 from meshtop.export import security
 from meshtop.export.drawing import COLOURS
 from meshtop.export.markdown_report import (
+    BREAKER_COLUMNS,
     EDGE_COLUMNS,
+    ROUTE_COLUMNS,
+    breaker_rows,
     by_namespace,
     edge_cells,
     route_rows,
@@ -199,10 +202,11 @@ def render(report: Report) -> str:
     parts.append('<h2 id="routes">Routes</h2>')
     rows = route_rows(report)
     if rows:
-        parts.append(
-            _simple_table("routes-table", ("route", "hosts", "rule", "destinations"), rows)
-        )
+        parts.append(_simple_table("routes-table", ROUTE_COLUMNS, rows))
     else:
         parts.append("<p>No routing rules were read.</p>")
+    if breakers := breaker_rows(report):
+        parts.append("<h3>Circuit breakers</h3>")
+        parts.append(_simple_table("breakers-table", BREAKER_COLUMNS, breakers))
     parts += [f"<script>{SCRIPT}</script>", "</body></html>"]
     return "\n".join(parts) + "\n"

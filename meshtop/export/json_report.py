@@ -9,7 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from meshtop.export import security
-from meshtop.model import Edge, EdgeStats, Health, Protocol, Route, SourceHealth, WindowSummary
+from meshtop.model import (
+    CircuitBreaker,
+    Edge,
+    EdgeStats,
+    Health,
+    Protocol,
+    Route,
+    RulePolicy,
+    SourceHealth,
+    WindowSummary,
+)
 from meshtop.report import Report
 from meshtop.units import duration
 
@@ -77,7 +87,35 @@ def _edge(e: Edge, health: Health) -> dict[str, Any]:
     return doc
 
 
-def _route(r: Route) -> dict[str, Any]:
+def _policy(policy: RulePolicy) -> dict[str, Any]:
+    """A rule's fault, timeout and retries (None: not set); durations in seconds."""
+    f, retries = policy.fault, policy.retries
+    return {
+        "fault": None if f is None else {
+            "abort_status": f.abort_status, "abort_percent": f.abort_percent,
+            "delay_seconds": f.delay_s, "delay_percent": f.delay_percent,
+        },
+        "timeout_seconds": policy.timeout_s,
+        "retries": None if retries is None else {
+            "attempts": retries.attempts, "per_try_timeout_seconds": retries.per_try_timeout_s,
+            "retry_on": retries.retry_on or None,
+        },
+    }  # fmt: skip
+
+
+def _breaker(b: CircuitBreaker) -> dict[str, Any]:
+    return {
+        "cluster": b.cluster, "namespace": b.namespace, "destination_rule": b.name,
+        "host": b.host, "subset": b.subset or None,
+        "max_connections": b.max_connections, "max_pending_requests": b.max_pending,
+        "max_requests": b.max_requests, "max_retries": b.max_retries,
+        "consecutive_5xx_errors": b.consecutive_errors, "interval_seconds": b.interval_s,
+        "base_ejection_seconds": b.base_ejection_s,
+        "max_ejection_percent": b.max_ejection_percent,
+    }  # fmt: skip
+
+
+def _route(r: Route, now: datetime) -> dict[str, Any]:
     return {
         "id": r.id,
         "kind": r.kind,
@@ -86,10 +124,13 @@ def _route(r: Route) -> dict[str, Any]:
         "name": r.name,
         "hosts": list(r.hosts),
         "resource_version": r.resource_version,
+        "fault_expires": rfc3339(r.fault_expires) if r.fault_expires else None,
+        "fault_expired": r.fault_expires is not None and now >= r.fault_expires,
         "rules": [
             {
                 "name": rule.name or None,
                 "matches": list(rule.matches),
+                **_policy(rule.policy),
                 "destinations": [
                     {"host": d.host, "subset": d.subset or None, "weight": d.weight, "port": d.port}
                     for d in rule.destinations
@@ -126,7 +167,13 @@ def document(report: Report) -> dict[str, Any]:
         "edges": [
             _edge(e, grades.edges[e.key]) for e in sorted(snapshot.edges, key=lambda e: e.key)
         ],
-        "routes": [_route(r) for r in sorted(snapshot.routes, key=lambda r: r.id)],
+        "routes": [
+            _route(r, snapshot.generated_at) for r in sorted(snapshot.routes, key=lambda r: r.id)
+        ],
+        "breakers": [
+            _breaker(b)
+            for b in sorted(snapshot.breakers, key=lambda b: (b.cluster, b.namespace, b.target))
+        ],
         "security": {
             "plaintext_edges": [
                 {"source": e.source, "destination": e.destination, "mtls": rounded(e.stats.mtls, 4)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from meshtop import units
+from meshtop import policy_view, units
 from meshtop.export import security
 from meshtop.health import worst
 from meshtop.model import Edge, Protocol
@@ -102,33 +102,64 @@ def by_namespace(report: Report) -> dict[str, list[Edge]]:
     return dict(sorted(out.items()))
 
 
-def route_rows(report: Report) -> list[tuple[str, str, str, str]]:
-    """(route, hosts, rule, destinations) for each rule of each route, in order."""
+def route_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """(route, hosts, rule, destinations, policy) for each rule of each route, in order:
+    the policy is the rule's fault (with the end meshtop set, or EXPIRED), timeout and
+    retries, in words."""
     rows = []
+    now = report.snapshot.generated_at
     for r in sorted(report.snapshot.routes, key=lambda r: r.id):
+        faults = {f.rule: f for f in policy_view.faults([r])}
         for i, rule in enumerate(r.rules):
             dests = ", ".join(
                 f"{d.host}{' ' + d.subset if d.subset else ''} {d.weight}"
                 + ("%" if r.kind == "VirtualService" else "")
                 for d in rule.destinations
             )
+            policy = [w for w in rule.policy.words() if not w.startswith("fault: ")]
+            if i in faults:
+                f = faults[i]
+                end = ""
+                if f.expires is not None:
+                    ends = f.expires.isoformat(timespec="seconds")
+                    end = " EXPIRED" if f.expired(now) else f" until {ends}"
+                policy.insert(0, f"fault: {f.fault.words()}{end}")
             rows.append(
                 (
                     f"{r.kind} {r.namespace}/{r.name}" if i == 0 else "",
                     ", ".join(r.hosts) if i == 0 else "",
                     " and ".join(rule.matches) if rule.matches else "default",
                     dests,
+                    "; ".join(policy),
                 )
             )
     return rows
+
+
+ROUTE_COLUMNS = ("route", "hosts", "rule", "destinations", "policy")
+BREAKER_COLUMNS = ("destination rule", "host", "circuit breaker")
+
+
+def breaker_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(DestinationRule, host or host/subset, its pool and outlier detection in words)."""
+    return [
+        (f"{b.namespace}/{b.name}", b.target, "; ".join(b.words()))
+        for b in sorted(report.snapshot.breakers, key=lambda b: (b.namespace, b.name, b.target))
+    ]
 
 
 def route_lines(report: Report) -> list[str]:
     rows = route_rows(report)
     if not rows:
         return ["No routing rules were read."]
-    lines = ["| route | hosts | rule | destinations |", "|---|---|---|---|"]
-    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(ROUTE_COLUMNS) + " |", "|---" * len(ROUTE_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    breakers = breaker_rows(report)
+    if breakers:
+        lines += ["", "Circuit breakers:", ""]
+        lines += ["| " + " | ".join(BREAKER_COLUMNS) + " |", "|---" * len(BREAKER_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in breakers]
+    return lines
 
 
 def render(report: Report) -> str:

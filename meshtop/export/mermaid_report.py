@@ -5,7 +5,7 @@ are several), health as classes and link styles."""
 from __future__ import annotations
 
 from meshtop.export import security
-from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, nested, node_label
+from meshtop.export.drawing import COLOURS, WIDTHS, edge_label, fault_marks, nested, node_label
 from meshtop.model import Health
 from meshtop.report import Report
 from meshtop.sanitize import mermaid_label
@@ -38,10 +38,10 @@ def render(report: Report) -> str:
         if cluster:
             lines.append("  end")
     edges = sorted(snapshot.edges, key=lambda e: e.key)
+    faults = fault_marks(snapshot)
     for e in edges:
-        lines.append(
-            f"  {ids[e.source]} -->|{text(edge_label(e, snapshot.nodes))}| {ids[e.destination]}"
-        )
+        said = edge_label(e, snapshot.nodes, faults.get(e.destination, ""))
+        lines.append(f"  {ids[e.source]} -->|{text(said)}| {ids[e.destination]}")
     for health in Health:
         members = [ids[n] for n in sorted(snapshot.nodes) if grades.nodes[n] is health]
         lines.append(

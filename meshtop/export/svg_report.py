@@ -12,6 +12,7 @@ from meshtop.export.drawing import (
     WIDTHS,
     crossing,
     edge_label,
+    fault_marks,
     group_of,
     node_label,
 )
@@ -82,8 +83,10 @@ def drawing(report: Report) -> str:
             f'stroke="#c8cdd2"/><text x="{box.x * CW + 8}" y="{box.y * CH + CH // 2 + 14}" '
             f'fill="#57606a">{xml_text(_title(report, group))}</text></g>'
         )
+    faults = fault_marks(snapshot)
     for e in sorted(snapshot.edges, key=lambda e: e.key):
         points = placed.routes.get(e.key)
+        fault = faults.get(e.destination, "")
         health = grades.edges[e.key]
         s = e.stats
         if not points:
@@ -93,7 +96,7 @@ def drawing(report: Report) -> str:
             # a workload calling itself: a loop from its top edge round to its right side
             xr, top = (home.x + home.w) * CW, home.y * CH + 3
             x0 = xr - 2 * CW
-            title = f"{report.label(e.source)} → itself: {edge_label(e, snapshot.nodes)}"
+            title = f"{report.label(e.source)} → itself: {edge_label(e, snapshot.nodes, fault)}"
             out.append(
                 f'<g class="edge {health.value}"><title>{xml_text(title)}</title>'
                 f'<path fill="none" {_stroke(health)} marker-end="url(#arrow-{health.value})" '
@@ -106,8 +109,10 @@ def drawing(report: Report) -> str:
             short += " !"  # as in the console: not (all) on mutual TLS
         if crossing(e, nodes):
             short += " ⇄"  # and between clusters
+        if fault:
+            short += " FAULT"  # injected: a test, not an outage
         (x0, y0) = points[0]
-        said = edge_label(e, snapshot.nodes)
+        said = edge_label(e, snapshot.nodes, fault)
         title = f"{report.label(e.source)} → {report.label(e.destination)}: {said}"
         out.append(
             f'<g class="edge {health.value}"><title>{xml_text(title)}</title>'
