@@ -12,11 +12,10 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from meshtop.canary import Plan
-from meshtop.errors import BackendError, ConflictError, UsageError
+from meshtop.errors import BackendError, UsageError
 from meshtop.federation import FederatedControlPlane
 from meshtop.history import Answer, Points, history_step, point_times, summarize
 from meshtop.model import (
@@ -31,6 +30,18 @@ from meshtop.model import (
     TraceSummary,
     Workload,
     error_kind,
+)
+from meshtop.sim.objects import (
+    DESTINATION_RULE,
+    ROUTE_KINDS,
+    ObjectKey,
+    breakers_of,
+    checked,
+    patched,
+    ref,
+    route_of,
+    served,
+    subsets_of,
 )
 from meshtop.sim.security import SimSecurity, refusing
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
@@ -51,6 +62,7 @@ class Simulation:
         self._loaded = dict(mesh.routes)
         self._changes: list[tuple[float, RouteKey, Route]] = []
         self._writers: list[str] = []  # who made each change: meshtop, or an operator
+        self._rule_changes: list[ConfigChange] = []  # and each DestinationRule's
         # How each call splits over its targets, per set of routes in force: the same for
         # every past moment between two changes.
         self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
@@ -114,71 +126,97 @@ class Simulation:
         dry_run: bool = False,
         cluster: str | None = None,
     ) -> Route:
-        """A JSON patch of weights, as the Kubernetes API applies one to a route: every
-        `test` must hold (else `ConflictError`, nothing changed), then each weight is set;
-        the resource version moves on. Only the paths `routing.json_patch` writes."""
+        """A JSON patch of weights (`routing.json_patch`) to the route object, as the
+        Kubernetes API applies one: every `test` must hold (else `ConflictError`, nothing
+        changed); the resource version moves on; the route is what the object now says."""
         home = cluster or self.mesh.clusters[0]
-        key = next(
+        route = next(
             (
-                k
-                for k, r in self.mesh.routes.items()
+                r
+                for r in self.mesh.routes.values()
                 if (r.cluster, r.namespace, r.name) == (home, namespace, name)
             ),
             None,
         )
-        if key is None:
+        if route is None:
             raise UsageError(f"no route {namespace}/{name} in the simulated mesh")
-        route = self.mesh.routes[key]
-        weights: dict[tuple[int, int], int] = {}
-        for op in ops:
-            path = str(op["path"]).strip("/").split("/")
-            if op["op"] == "test" and path == ["metadata", "resourceVersion"]:
-                if op["value"] != route.resource_version:
-                    raise ConflictError(
-                        f"{route.kind} {namespace}/{name} changed since it was read "
-                        f"(version {op['value']}, now {route.resource_version})"
-                    )
-                continue
-            i, j, field = int(path[2]), int(path[4]), "/".join(path[5:])
-            try:
-                d = route.rules[i].destinations[j]
-            except IndexError:
-                raise ConflictError(
-                    f"{route.kind} {namespace}/{name} changed: no {op['path']}"
-                ) from None
-            if op["op"] == "test":
-                now = {"destination/host": d.host, "name": d.host, "destination/subset": d.subset}
-                if now.get(field) != op["value"]:
-                    raise ConflictError(f"{route.kind} {namespace}/{name} changed at {op['path']}")
-            elif op["op"] in ("add", "replace") and field == "weight":
-                weights[(i, j)] = int(op["value"])
-            else:
-                raise UsageError(f"the simulated mesh does not apply {op['op']} {op['path']}")
-        rules = tuple(
-            replace(rule, destinations=tuple(
-                replace(d, weight=weights.get((i, j), d.weight))
-                for j, d in enumerate(rule.destinations)
-            ))
-            for i, rule in enumerate(route.rules)
-        )  # fmt: skip
-        for rule in rules:
-            total = sum(d.weight for d in rule.destinations)
-            if route.kind == "VirtualService" and len(rule.destinations) > 1 and total != 100:
-                raise UsageError(f"a VirtualService's weights must add up to 100, not {total}")
-        if dry_run:  # checked, not written
-            return replace(route, rules=rules)
-        return self._replace_route(route, replace(
-            route, rules=rules, resource_version=str(int(route.resource_version or "0") + 1)
-        ), "meshtop")  # fmt: skip
+        key = (home, route.kind, namespace, name)
+        written = self._patch(key, ops, dry_run, "meshtop")
+        return route_of(written, home) if dry_run else self._route_now(key)
 
-    def _replace_route(self, route: Route, updated: Route, by: str) -> Route:
-        now = self.clock()
-        for key, r in self.mesh.routes.items():
-            if r is route:
-                self.mesh.routes[key] = updated
-                self._changes.append((now, key, updated))
+    def get(
+        self, kind: str, namespace: str, name: str, cluster: str | None = None
+    ) -> dict[str, Any]:
+        """A VirtualService, HTTPRoute or DestinationRule as it is now, whole (a copy), in
+        `cluster` (the first by default)."""
+        return served(self._object((cluster or self.mesh.clusters[0], kind, namespace, name)))
+
+    def edit(
+        self, plan: EditPlan, dry_run: bool = False, cluster: str | None = None
+    ) -> dict[str, Any]:
+        """The plan's JSON patch, as the Kubernetes API applies it (`apply_patch`); with
+        `dry_run` checked, not written. The object as written (or as it would be)."""
+        key = (cluster or self.mesh.clusters[0], plan.kind, plan.namespace, plan.name)
+        return self._patch(key, plan.json_patch(), dry_run, "meshtop")
+
+    def _route_now(self, key: ObjectKey) -> Route:
+        """The route a route object says now, as the traffic reads it."""
+        cluster, _, namespace, _ = key
+        route = route_of(self.mesh.objects[key], cluster)
+        return self.mesh.routes[(cluster, namespace, route.hosts[0])] if route.hosts else route
+
+    def _object(self, key: ObjectKey) -> dict[str, Any]:
+        found = self.mesh.objects.get(key)
+        if found is None:
+            raise UsageError(f"no {ref(key)} in the simulated mesh")
+        return found
+
+    def _patch(
+        self, key: ObjectKey, ops: Sequence[Mapping[str, Any]], dry_run: bool, by: str
+    ) -> dict[str, Any]:
+        """`ops` applied to the object as the API server applies a JSON patch: tested
+        and checked first, then (unless `dry_run`) written, what it says derived again."""
+        now = patched(self._object(key), ops, ref(key))
+        checked(now, key[0])
+        if not dry_run:
+            self._write(key, now, by)
+        return served(now)
+
+    def _write(self, key: ObjectKey, obj: dict[str, Any], by: str) -> None:
+        """Write an object, as the API server does (its resource version moves on, its
+        generation too when its spec changed), and derive again what it says: a route
+        for each of its hosts, or a DestinationRule's subsets and circuit breakers. The
+        change is recorded, for the history and the change markers."""
+        cluster, kind, namespace, name = key
+        old = self.mesh.objects[key]
+        meta, was = obj["metadata"], old["metadata"]
+        meta["resourceVersion"] = str(int(was.get("resourceVersion") or "0") + 1)
+        generation = int(was.get("generation") or 1)
+        meta["generation"] = generation + (obj.get("spec") != old.get("spec"))
+        self.mesh.objects[key] = obj
+        when = self.clock()
+        if kind in ROUTE_KINDS:
+            route = route_of(obj, cluster)
+            for host in route.hosts:
+                self.mesh.routes[(cluster, namespace, host)] = route
+                self._changes.append((when, (cluster, namespace, host), route))
                 self._writers.append(by)
-        return updated
+            return
+        for k in [k for k in self.mesh.subsets if k[:2] == (namespace, _host(old))]:
+            del self.mesh.subsets[k]
+        self.mesh.subsets.update(subsets_of(obj))
+        breakers = {
+            k: v for k, v in self.mesh.breakers.items() if k != (cluster, namespace, _host(old))
+        }
+        for b in breakers_of(obj, cluster):
+            breakers[(cluster, namespace, b.host)] = (
+                *breakers.get((cluster, namespace, b.host), ()),
+                b,
+            )
+        self.mesh.breakers = breakers
+        self._rule_changes.append(
+            ConfigChange(when, kind, cluster, namespace, name, meta["generation"], by)
+        )
 
     def route_changes(self, cluster: str | None = None) -> list[ConfigChange]:
         """Every change made to a route since the simulation began (of one cluster's
@@ -191,7 +229,8 @@ class Simulation:
             if cluster is None or route.cluster == cluster:
                 out.append(ConfigChange(when, route.kind, route.cluster, route.namespace,
                                         route.name, made[key], by))  # fmt: skip
-        return out
+        rules = [c for c in self._rule_changes if cluster is None or c.cluster == cluster]
+        return sorted([*out, *rules], key=lambda c: c.time) if rules else out
 
     def set_weights(
         self, namespace: str, host: str, weights: Mapping[str, int], cluster: str | None = None
@@ -212,23 +251,26 @@ class Simulation:
                 f"route {route.name} has no destination {', '.join(sorted(unknown))}; "
                 f"it has {', '.join(sorted(names))}"
             )
-        new_rule = replace(
-            rule,
-            destinations=tuple(
-                replace(d, weight=weights.get(d.subset or d.host, d.weight))
-                for d in rule.destinations
-            ),
-        )
+        weighted = {d.subset or d.host: weights[d.subset or d.host]
+                    for d in rule.destinations if (d.subset or d.host) in weights}  # fmt: skip
         if route.kind == "VirtualService":
-            total = sum(d.weight for d in new_rule.destinations)
+            total = sum(weighted.get(d.subset or d.host, d.weight) for d in rule.destinations)
             if total != 100:
                 raise UsageError(f"a VirtualService's weights must add up to 100, not {total}")
-        updated = replace(
-            route,
-            rules=tuple(new_rule if r is rule else r for r in route.rules),
-            resource_version=str(int(route.resource_version or "0") + 1),
-        )
-        return self._replace_route(route, updated, "kubectl")
+        key = (route.cluster, route.kind, route.namespace, route.name)
+        obj = served(self._object(key))
+        i = route.rules.index(rule)
+        spec_rule = obj["spec"]["http" if route.kind == "VirtualService" else "rules"][i]
+        targets = spec_rule["route" if route.kind == "VirtualService" else "backendRefs"]
+        for d, target in zip(rule.destinations, targets, strict=True):
+            if (d.subset or d.host) in weighted:
+                target["weight"] = weighted[d.subset or d.host]
+        self._write(key, obj, "kubectl")
+        return self._route_now(key)
+
+
+def _host(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("spec") or {}).get("host", "")).split(".")[0]
 
 
 def _node(w: SimWorkload) -> Workload:
@@ -379,13 +421,21 @@ class SimControlPlane:
         return self._sim.route_changes(self.cluster)
 
     async def breakers(self) -> list[CircuitBreaker]:
-        return []  # issue 21: the simulated DestinationRules' policies come with their objects
+        """Its DestinationRules' connection pools and outlier detection."""
+        return [
+            b
+            for (cluster, kind, _, _), obj in self._sim.mesh.objects.items()
+            if kind == DESTINATION_RULE and self._mine(cluster)
+            for b in breakers_of(obj, cluster)
+        ]
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        raise UsageError("the simulated mesh does not serve whole objects yet (issue 21)")
+        """Its copy of a VirtualService, HTTPRoute or DestinationRule, whole."""
+        return self._sim.get(kind, namespace, name, self.cluster)
 
     async def edit(self, plan: EditPlan, *, dry_run: bool = False) -> dict[str, Any]:
-        raise UsageError("the simulated mesh does not change whole objects yet (issue 21)")
+        """The plan's JSON patch to its copy (`Simulation.edit`)."""
+        return self._sim.edit(plan, dry_run, self.cluster)
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, as the Kubernetes control plane reads one."""
@@ -393,7 +443,7 @@ class SimControlPlane:
             if (route.kind, route.namespace, route.name) == (kind, namespace, name) and self._mine(
                 route.cluster
             ):
-                return route, {"metadata": {"resourceVersion": route.resource_version}}
+                return route, self._sim.get(kind, namespace, name, route.cluster)
         raise UsageError(f"no {kind} {namespace}/{name} in the simulated mesh")
 
     async def apply(self, plan: Plan, *, dry_run: bool = False) -> Route:

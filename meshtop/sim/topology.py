@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -16,8 +17,16 @@ from typing import Any
 
 import yaml
 
-from meshtop.model import NodeKind, Protocol, Route, Workload
-from meshtop.sources.routing import route_from_virtual_service
+from meshtop.model import CircuitBreaker, NodeKind, Protocol, Route, Workload
+from meshtop.sim.objects import (
+    DESTINATION_RULE,
+    BreakerKey,
+    ObjectKey,
+    breakers_by_host,
+    key_of,
+    routes_of,
+    subsets_of,
+)
 
 CLUSTER = "Kubernetes"  # Istio's default cluster name
 RouteKey = tuple[str, str, str]  # (cluster, namespace, host)
@@ -69,7 +78,8 @@ class SimCall:
 
 @dataclass
 class SimMesh:
-    """Mutable only through the routes (the simulator's control plane writes them)."""
+    """Mutable only through its control plane's objects (the simulator's control plane
+    writes them): `routes` and `subsets` are what they say (`sim/objects.py`)."""
 
     name: str
     workloads: dict[str, SimWorkload]
@@ -85,6 +95,14 @@ class SimMesh:
     # Whether calls from a workload to another are refused at a moment (plain text into
     # STRICT), where the simulation carries a security configuration (sim/security.py).
     refuses: Callable[[SimWorkload, SimWorkload, float], bool] | None = None
+    # Each cluster's VirtualServices, HTTPRoutes and DestinationRules, whole, as the
+    # Kubernetes API serves them: `routes` and `subsets` are derived from them.
+    objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    # (cluster, namespace, host) -> its DestinationRules' circuit breakers (from `objects`)
+    breakers: dict[BreakerKey, tuple[CircuitBreaker, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breakers = breakers_by_host(self.objects)
 
     def home(self, node_id: str) -> str:
         """The cluster whose control plane routes a workload's calls: its own, or the
@@ -207,21 +225,19 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
         ),
     ]
 
-    subsets: dict[tuple[str, str, str], dict[str, str]] = {}
-    for doc in _load_manifests("destination-rule-all-mtls.yaml"):
-        host = doc["spec"]["host"]
-        for subset in doc["spec"].get("subsets") or []:
-            subsets[(ns, host, subset["name"])] = dict(subset["labels"])
-
-    routes: dict[RouteKey, Route] = {}
-    for filename in BOOKINFO_ROUTE_FILES:
+    # The routes and DestinationRules as the manifests have them, as applied to the
+    # namespace (a later file's object replaces an earlier one of the same name).
+    objects: dict[ObjectKey, dict[str, Any]] = {}
+    for filename in (*BOOKINFO_ROUTE_FILES, "destination-rule-all-mtls.yaml"):
         for doc in _load_manifests(filename):
-            if doc["kind"] != "VirtualService":
-                continue
-            doc["metadata"]["resourceVersion"] = "1"
-            route = route_from_virtual_service(doc, CLUSTER, ns)
-            for host in route.hosts:
-                routes[(CLUSTER, ns, host)] = route
+            if doc["kind"] in ("VirtualService", DESTINATION_RULE):
+                doc["metadata"].update(namespace=ns, resourceVersion="1", generation=1)
+                objects[key_of(doc, CLUSTER)] = doc
+    subsets = {
+        k: v for obj in objects.values() if obj["kind"] == DESTINATION_RULE
+        for k, v in subsets_of(obj).items()
+    }  # fmt: skip
+    routes: dict[RouteKey, Route] = routes_of(objects)
     return SimMesh(
         name="bookinfo",
         workloads=workloads,
@@ -231,6 +247,7 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
         routes=routes,
         subsets=subsets,
         external_hosts=frozenset({GOOGLEAPIS}),
+        objects=objects,
     )
 
 
@@ -289,7 +306,7 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
             members.append((ns, name))
         layers.append(members)
 
-    routes: dict[RouteKey, Route] = {}
+    objects: dict[ObjectKey, dict[str, Any]] = {}
     subsets: dict[tuple[str, str, str], dict[str, str]] = {}
     # Every mesh with a middle layer gets at least one canary; bigger ones about 4%.
     middle = [s for layer in layers[1:-1] for s in layer]
@@ -322,7 +339,8 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
             svc_index[(ns, name)] = ids
             if canary:
                 weights = [90, 10] if len(versions) == 2 else [80, 15, 5]
-                routes[(CLUSTER, ns, name)] = _canary_route(ns, name, versions, weights)
+                for doc in _canary_objects(ns, name, versions, weights):
+                    objects[key_of(doc, CLUSTER)] = doc
                 for v in versions:
                     subsets[(ns, name, v)] = {"version": v}
 
@@ -407,9 +425,10 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
         services=svc_index,
         calls=calls,
         roots={gateway.id: ingress_rps, client.id: ingress_rps * 0.01},
-        routes=routes,
+        routes=routes_of(objects),
         subsets=subsets,
         external_hosts=frozenset(externals),
+        objects=objects,
     )
 
 
@@ -422,11 +441,18 @@ def _ingress_gateway() -> SimWorkload:
     )
 
 
-def _canary_route(namespace: str, service: str, versions: list[str], weights: list[int]) -> Route:
-    doc = {
+def _canary_objects(
+    namespace: str, service: str, versions: list[str], weights: list[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A canary's VirtualService (its weights) and DestinationRule (its subsets)."""
+
+    def meta() -> dict[str, Any]:
+        return {"name": service, "namespace": namespace, "resourceVersion": "1", "generation": 1}
+
+    route = {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
-        "metadata": {"name": service, "namespace": namespace, "resourceVersion": "1"},
+        "metadata": meta(),
         "spec": {
             "hosts": [service],
             "http": [
@@ -439,7 +465,16 @@ def _canary_route(namespace: str, service: str, versions: list[str], weights: li
             ],
         },
     }
-    return route_from_virtual_service(doc, CLUSTER, namespace)
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": DESTINATION_RULE,
+        "metadata": meta(),
+        "spec": {
+            "host": service,
+            "subsets": [{"name": v, "labels": {"version": v}} for v in versions],
+        },
+    }
+    return route, rule
 
 
 DEMO_CLUSTERS = ("east", "west", "south")
@@ -452,7 +487,8 @@ def spread(mesh: SimMesh, clusters: Sequence[str]) -> SimMesh:
     caller's own cluster first. The first version of each app runs everywhere; each
     later version runs in one cluster only (version i in cluster i mod n), so calls
     to it from the other clusters cross over. The last cluster's copy of the first
-    weighted route has drifted: 10 points moved from its second destination to its first."""
+    weighted route has drifted: 10 points moved from its second destination to its first.
+    Every cluster holds its own copy of each object; the routes are what they say."""
     if len(clusters) < 2 or len(set(clusters)) != len(clusters):
         raise ValueError("spread a mesh over two or more distinct clusters")
     versions: dict[tuple[str, str], list[str]] = {}
@@ -486,42 +522,36 @@ def spread(mesh: SimMesh, clusters: Sequence[str]) -> SimMesh:
     services = {key: [c for wid in ids for c in copies[wid]] for key, ids in mesh.services.items()}
     calls = [replace(call, caller=c) for call in mesh.calls for c in copies[call.caller]]
     roots = {c: rps / len(copies[wid]) for wid, rps in mesh.roots.items() for c in copies[wid]}
-    routes: dict[RouteKey, Route] = {}
+    objects: dict[ObjectKey, dict[str, Any]] = {}
     drifted = False
     for c in clusters:
-        made: dict[int, Route] = {}  # one copy per route, whatever number of hosts it has
-        for (_, ns, host), route in mesh.routes.items():
-            mine = made.get(id(route))
-            if mine is None:
-                mine = replace(route, cluster=c)
-                if c == clusters[-1] and not drifted:
-                    mine, drifted = _drift(mine)
-                made[id(route)] = mine
-            routes[(c, ns, host)] = mine
+        for (_, kind, ns, name), obj in mesh.objects.items():
+            mine = deepcopy(obj)
+            if c == clusters[-1] and not drifted and kind != DESTINATION_RULE:
+                drifted = _drift(mine)
+            objects[(c, kind, ns, name)] = mine
     return SimMesh(
         name=f"{mesh.name} on {len(clusters)} clusters",
         workloads=workloads,
         services=services,
         calls=calls,
         roots=roots,
-        routes=routes,
+        routes=routes_of(objects),
         subsets=mesh.subsets,
         external_hosts=mesh.external_hosts,
         clusters=tuple(clusters),
+        objects=objects,
     )
 
 
-def _drift(route: Route) -> tuple[Route, bool]:
-    """The route with 10 points of its first split rule moved from the second
-    destination to the first, and whether there was such a rule."""
-    for i, rule in enumerate(route.rules):
-        ds = rule.destinations
-        if len(ds) >= 2 and ds[1].weight >= 10:
-            moved = (
-                replace(ds[0], weight=ds[0].weight + 10),
-                replace(ds[1], weight=ds[1].weight - 10),
-            )
-            rules = list(route.rules)
-            rules[i] = replace(rule, destinations=(*moved, *ds[2:]))
-            return replace(route, rules=tuple(rules)), True
-    return route, False
+def _drift(obj: dict[str, Any]) -> bool:
+    """Whether the route object had a rule whose second destination has 10 points or
+    more, the first rule of such moved to its first destination."""
+    key, default = ("http", 0) if obj["kind"] == "VirtualService" else ("rules", 1)
+    for rule in obj["spec"].get(key) or []:
+        ds = rule.get("route" if key == "http" else "backendRefs") or []
+        if len(ds) >= 2 and ds[1].get("weight", default) >= 10:
+            ds[0]["weight"] = ds[0].get("weight", default) + 10
+            ds[1]["weight"] = ds[1].get("weight", default) - 10
+            return True
+    return False
