@@ -436,7 +436,12 @@ def resilience(
     elif attempts == 0:
         said.append("no retries")
     elif attempts is not None or per_try_timeout is not None or retry_on is not None:
-        said.append(f"retries {target.get('retries')}")
+        kept = target.get("retries") or {}
+        said.append(
+            f"retries: {kept.get('attempts')} attempts"
+            + (f", {kept['perTryTimeout']} each" if kept.get("perTryTimeout") else "")
+            + (f", on {kept['retryOn']}" if kept.get("retryOn") else "")
+        )
     if not said:
         raise UsageError("give --timeout and/or --retries/--per-try-timeout/--retry-on")
     spec["http" if kind == "VirtualService" else "rules"] = rules
@@ -502,8 +507,8 @@ def circuit_breaker(
                 duration(float(value)) if key in ("interval", "base_ejection") else int(value)
             )
         said.append(
-            f"{key.replace('_', ' ')} {value:g}"
-            if isinstance(value, float)
+            f"{key.replace('_', ' ')} {duration(float(value))}"
+            if key in ("interval", "base_ejection")
             else f"{key.replace('_', ' ')} {value}"
         )
     if not policy:
