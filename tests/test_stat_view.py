@@ -298,3 +298,19 @@ async def test_enter_opens_the_nodes_detail_and_g_regroups_the_rows(sim: Simulat
         await keys(pilot, "g")  # versioned apps -> apps: one reviews row for three versions
         await until(pilot, lambda: table.ready and "reviews" in _names(table), "apps")
         assert not any(n.startswith("reviews v") for n in _names(table))
+
+
+async def test_the_cursor_stays_on_its_node_whatever_the_sort(sim: Simulation) -> None:
+    app = MeshtopApp(Sources(only(sim.clusters), True, time.time))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        table = await _stats_tab(pilot, app)
+        await keys(pilot, "down", "down")
+        node = table.ordered_rows[table.cursor_row].key.value
+        for column in ("name", "sr", "rps", "errors", "p99", "out-rps"):
+            assert table.sort_by(column) is None
+            await settled(pilot)
+            assert table.ordered_rows[table.cursor_row].key.value == node, column
+        table.reverse_sort()
+        await settled(pilot)
+        assert table.ordered_rows[table.cursor_row].key.value == node

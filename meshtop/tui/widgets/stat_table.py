@@ -534,12 +534,12 @@ class StatTable(DataTable[Any]):
             self.sort_by(key)
 
     def _resort(self) -> None:
+        """The rows in the order asked for, the cursor kept on its node."""
+        at = self._order.get_key(self.cursor_row)  # before the columns go: the cursor too
         self._set_columns()  # the marker moves
         if self.rows_by_key:
-            at = self._order.get_key(self.cursor_row)
-            before = self._visible_rows()
             order = ordered(self.rows_by_key, self.sort_name, self.descending)
-            self._show_order(order, at, before)
+            self._show_order(order, at, {})
         self.refresh()
 
     # -- what the screen asks -----------------------------------------------------------
