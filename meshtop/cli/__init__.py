@@ -1,5 +1,7 @@
 """The `meshtop` command: the console, the demo, exports, one edge, traces, weight changes,
-rollouts, the security posture, mTLS modes and the simulator's server, one module each; the options
+rollouts, content-based steering and its route test, faults, timeouts and retries,
+circuit breakers, the security posture, mTLS modes and the simulator's server, one module
+each (resilience and breaker share one); the options
 they share in `options.py`; the sources they read come from `meshtop.connect`. Every
 error a user can cause ends here as one line on stderr and a documented exit code. Heavy
 modules (Textual, networkx, the simulator) load inside the commands that need them, so
@@ -15,7 +17,21 @@ from pathlib import Path
 import typer
 
 from meshtop import __version__, sanitize
-from meshtop.cli import console, edge, export, mtls, posture, rollout, shift, sim, traces
+from meshtop.cli import (
+    console,
+    edge,
+    export,
+    fault,
+    mtls,
+    posture,
+    resilience,
+    rollout,
+    route_test,
+    shift,
+    sim,
+    steer,
+    traces,
+)
 from meshtop.errors import EXIT_BUG, MeshtopError
 
 __all__ = ["app", "main", "sim_app", "tune_gc"]
@@ -42,6 +58,11 @@ app.command()(shift.shift)
 app.command()(rollout.rollout)
 app.command()(posture.posture)
 app.command()(mtls.mtls)
+app.command()(steer.steer)
+app.command("route-test")(route_test.route_test)
+app.command()(fault.fault)
+app.command()(resilience.resilience)
+app.command()(resilience.breaker)
 sim_app.command("serve")(sim.sim_serve)
 
 
