@@ -37,6 +37,10 @@ class Grouping(enum.StrEnum):
 
 GROUPINGS = tuple(Grouping)
 
+# The glyph before a node's name for a kind outside Kubernetes, so that it reads without
+# colour: a VM (a WorkloadEntry's workload), a host a ServiceEntry declares.
+GLYPHS = {NodeKind.VM: "▣", NodeKind.SERVICE_ENTRY: "◇"}
+
 
 @dataclass(frozen=True, slots=True)
 class ViewNode:
@@ -146,7 +150,7 @@ def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
     app = w.app or w.name
     base = f"{w.cluster}/{w.namespace}"
     if grouping is Grouping.WORKLOAD or w.kind is NodeKind.SERVICE:
-        name = w.name if w.kind is NodeKind.WORKLOAD else w.name.removeprefix("service:")
+        name = w.name if w.is_workload else w.name.removeprefix("service:")
         return w.id, marked(w.mark, name)
     if grouping is Grouping.APP:
         return f"{base}/app:{app}", app
@@ -230,7 +234,8 @@ def build(
         labels[view_id] = label
         collapsed = view_id.endswith("/*/*")
         namespaces[view_id] = "*" if collapsed else w.namespace
-        kinds[view_id] = w.kind
+        # a group of VMs and Kubernetes workloads (an app moving) is a workload
+        kinds[view_id] = w.kind if kinds.get(view_id, w.kind) is w.kind else NodeKind.WORKLOAD
         clusters[view_id] = w.cluster if w.clustered else ""
     grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
     for e in snapshot.edges:
@@ -246,6 +251,9 @@ def build(
             worst(grades.edges[e.key] for e in es), crosses=bool(a and b and a != b),
             error_share=error_share(stats),
         )  # fmt: skip
+    for v, kind in kinds.items():
+        if kind in GLYPHS and not v.endswith("/*"):  # not a collapsed namespace or cluster
+            labels[v] = f"{GLYPHS[kind]} {labels[v]}"
     nodes = {
         v: ViewNode(
             v,

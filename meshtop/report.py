@@ -37,6 +37,7 @@ RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3
 _WITHOUT_PROXY = {
     NodeKind.UNKNOWN: "called the mesh without a proxy (the server's proxy could not identify it)",
     NodeKind.EXTERNAL: "outside the mesh: called through the client's proxy only",
+    NodeKind.SERVICE_ENTRY: "a ServiceEntry's host: called through the client's proxy only",
     NodeKind.SERVICE: "no workload answered its calls",
 }
 _MARKED = {

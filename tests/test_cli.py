@@ -85,7 +85,7 @@ def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
 
 def test_export_demo_prints_json_and_markdown() -> None:
     doc = json.loads(meshtop("export", "--demo").stdout)
-    assert doc["schema"] == 1 and len(doc["edges"]) == 9
+    assert doc["schema"] == 1 and len(doc["edges"]) == 10  # the VM's call to ratings among them
     text = meshtop("export", "--demo", "--format", "markdown", "--window", "5m").stdout
     assert text.startswith("# meshtop report") and "over a 5m window" in text
 

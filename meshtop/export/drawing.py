@@ -39,6 +39,8 @@ def node_label(w: Workload) -> str:
         return w.name.removeprefix("service:") + " (no workload)"
     if w.kind is NodeKind.UNKNOWN:
         return "unknown (no proxy)"
+    if w.kind is NodeKind.VM:
+        return f"{w.name} (VM)"
     return w.name
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 UNKNOWN = "unknown"
 EXTERNAL = "external"
 SERVICE_PREFIX = "service:"
+RBAC = "RBAC"  # Envoy's response flag for a request its RBAC filter denied
 
 
 class NodeKind(enum.StrEnum):
@@ -43,8 +44,16 @@ class NodeKind(enum.StrEnum):
 
     WORKLOAD = "workload"  # a Deployment, StatefulSet, … with a proxy or without
     SERVICE = "service"  # a service no workload answered for (no route, no healthy upstream)
-    EXTERNAL = "external"  # a host outside the mesh (ServiceEntry or PassthroughCluster)
+    EXTERNAL = "external"  # a host outside the mesh (PassthroughCluster, no ServiceEntry)
     UNKNOWN = "unknown"  # a peer the proxy could not identify (unmeshed client)
+    # outside Kubernetes (issue 22): a workload on a VM (a WorkloadEntry, or a
+    # WorkloadGroup's), with a proxy; and a host a ServiceEntry declares
+    VM = "vm"
+    SERVICE_ENTRY = "service_entry"
+
+
+# The kinds that are workloads: they run a proxy (or may), have a namespace and an identity.
+WORKLOAD_KINDS = frozenset({NodeKind.WORKLOAD, NodeKind.VM})
 
 
 class NodeMark(enum.StrEnum):
@@ -102,14 +111,19 @@ class Workload:
     @property
     def clustered(self) -> bool:
         """Whether the node is in a cluster: not an unknown peer, not an external host."""
-        return self.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL)
+        return self.kind not in (NodeKind.UNKNOWN, NodeKind.EXTERNAL, NodeKind.SERVICE_ENTRY)
+
+    @property
+    def is_workload(self) -> bool:
+        """Whether it is a workload, in Kubernetes or on a VM."""
+        return self.kind in WORKLOAD_KINDS
 
     @property
     def label(self) -> str:
         """Short name for tables: `namespace/workload`, or the host, or `unknown`."""
         if self.kind is NodeKind.UNKNOWN:  # an unnamed caller still has its namespace
             return UNKNOWN if self.mark is None else f"{self.namespace}/{self.name}"
-        if self.kind is NodeKind.EXTERNAL:
+        if self.kind in (NodeKind.EXTERNAL, NodeKind.SERVICE_ENTRY):
             return self.name
         return f"{self.namespace}/{self.name}"
 
@@ -120,6 +134,12 @@ class Workload:
     @staticmethod
     def external(host: str, mark: NodeMark | None = None) -> Workload:
         return Workload(EXTERNAL, EXTERNAL, host, app=host, kind=NodeKind.EXTERNAL, mark=mark)
+
+    @staticmethod
+    def service_entry(host: str) -> Workload:
+        """A host a ServiceEntry declares: the node of the same id as the telemetry's
+        external host, of its own kind."""
+        return Workload(EXTERNAL, EXTERNAL, host, app=host, kind=NodeKind.SERVICE_ENTRY)
 
     @staticmethod
     def unknown_destination(cluster: str, namespace: str) -> Workload:
@@ -176,6 +196,12 @@ class EdgeStats:
         """Share 0..1 of requests answered with an HTTP 4xx: the caller's mistakes, shown
         beside `error_rate`, never counted in it."""
         return client_errors(self.response_codes, self.rps)
+
+    @property
+    def denied_rps(self) -> float:
+        """Requests per second an Envoy RBAC filter denied (the `RBAC` response flag, as
+        Istio's `response_flags` label carries it: an AuthorizationPolicy's 403)."""
+        return sum(v for flags, v in self.response_flags.items() if RBAC in flags.split(","))
 
     @property
     def carried(self) -> tuple[Protocol, ...]:

@@ -52,6 +52,7 @@ from meshtop.posture.judge import (
     labels_of,
     posture,
     rules_towards,
+    verdict_on,
 )
 from meshtop.posture.modes import Effective, effective, ignored, scope
 from meshtop.posture.plan import MtlsPlan, plan_mode, strict_would_refuse
@@ -119,5 +120,6 @@ __all__ = [
     "strict_would_refuse",
     "traffic_text",
     "value_matches",
+    "verdict_on",
     "volume",
 ]

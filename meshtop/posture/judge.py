@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from meshtop import units
-from meshtop.model import Edge, MeshSnapshot, NodeKind, Workload
+from meshtop.model import Edge, MeshSnapshot, Workload
 from meshtop.posture.authorization import Peer, Verdict, authorize, policy_words
 from meshtop.posture.config import (
     CLUSTER_DOMAIN,
@@ -108,6 +108,8 @@ class Posture:
     policies: tuple[str, ...] = ()  # every AuthorizationPolicy, in words
     # the observed calls some AuthorizationPolicy decides (or the proxies denied)
     authorizations: tuple[EdgeVerdict, ...] = ()
+    # the ALLOW and DENY policies that decided no observed call: possibly stale
+    stale: tuple[str, ...] = ()
 
     @property
     def workloads(self) -> tuple[WorkloadPosture, ...]:
@@ -217,12 +219,13 @@ def posture(snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig]) -> Po
     hosts = [_host(se, snapshot) for each in configs.values() for se in each.service_entries]
     verdicts = _authorizations(snapshot, configs)
     decided = {ref for v in verdicts for ref in v.verdict.policies}
-    for each in configs.values():
-        notes += [
-            f"{p.ref} decided no observed call: possibly stale"
-            for p in each.authorization_policies
-            if p.ref not in decided and p.action in (Action.ALLOW, Action.DENY)
-        ]
+    stale = [
+        p.ref
+        for each in configs.values()
+        for p in each.authorization_policies
+        if p.ref not in decided and p.action in (Action.ALLOW, Action.DENY)
+    ]
+    notes += [f"{ref} decided no observed call: possibly stale" for ref in stale]
     return Posture(
         tuple(namespaces),
         tuple(conflicts),
@@ -230,6 +233,7 @@ def posture(snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig]) -> Po
         tuple(hosts),
         tuple(policies),
         verdicts,
+        tuple(dict.fromkeys(stale)),
     )
 
 
@@ -240,30 +244,36 @@ def _authorizations(
     decides, or that the proxies denied (403 with Envoy's RBAC flag)."""
     out: list[EdgeVerdict] = []
     for e in snapshot.edges:
-        target = snapshot.nodes.get(e.destination)
-        caller = snapshot.nodes.get(e.source)
-        if target is None or target.kind is not NodeKind.WORKLOAD:
-            continue
-        config = config_for(configs, target.cluster)
-        if config is None:
-            continue
-        denied = e.stats.response_flags.get("RBAC", 0.0)
-        if not config.authorization_policies and not denied:
-            continue
-        info = config.info(target.namespace, target.name) or WorkloadInfo(
-            target.namespace, target.name, labels_of(target, None)
-        )
-        peer = Peer(mtls=0.0)
-        if caller is not None and caller.kind is NodeKind.WORKLOAD:
-            mine = config_for(configs, caller.cluster)
-            known = mine.info(caller.namespace, caller.name) if mine else None
-            account = known.service_account if known else DEFAULT_ACCOUNT
-            principal = WorkloadInfo(caller.namespace, caller.name, {}, account).principal
-            peer = Peer(principal, caller.namespace, max(0.0, min(1.0, e.stats.mtls)))
-        verdict = authorize(config.authorization_policies, info, peer, config.root_namespace)
-        if verdict.policies or denied:
-            out.append(EdgeVerdict(e.source, e.destination, verdict, denied))
+        v = verdict_on(e, snapshot.nodes, configs)
+        if v is not None and (v.verdict.policies or v.denied_rps):
+            out.append(v)
     return tuple(out)
+
+
+def verdict_on(
+    e: Edge, nodes: Mapping[str, Workload], configs: Mapping[str, SecurityConfig]
+) -> EdgeVerdict | None:
+    """Which AuthorizationPolicy allows or denies an observed call, in words, with the
+    requests the proxies denied on it; None for a call into no workload (a host, a
+    service without workloads) or into a cluster whose configuration is not known."""
+    target, caller = nodes.get(e.destination), nodes.get(e.source)
+    if target is None or not target.is_workload:
+        return None
+    config = config_for(configs, target.cluster)
+    if config is None:
+        return None
+    info = config.info(target.namespace, target.name) or WorkloadInfo(
+        target.namespace, target.name, labels_of(target, None)
+    )
+    peer = Peer(mtls=0.0)
+    if caller is not None and caller.is_workload:
+        mine = config_for(configs, caller.cluster)
+        known = mine.info(caller.namespace, caller.name) if mine else None
+        account = known.service_account if known else DEFAULT_ACCOUNT
+        principal = WorkloadInfo(caller.namespace, caller.name, {}, account).principal
+        peer = Peer(principal, caller.namespace, max(0.0, min(1.0, e.stats.mtls)))
+    verdict = authorize(config.authorization_policies, info, peer, config.root_namespace)
+    return EdgeVerdict(e.source, e.destination, verdict, e.stats.denied_rps)
 
 
 def workloads_by_namespace(
@@ -274,7 +284,7 @@ def workloads_by_namespace(
     `only`: those of one namespace."""
     members: dict[tuple[str, str], dict[str, Workload]] = {}
     for node, w in snapshot.nodes.items():
-        if w.kind is NodeKind.WORKLOAD and w.clustered and only in (None, w.namespace):
+        if w.is_workload and only in (None, w.namespace):
             members.setdefault((w.cluster, w.namespace), {})[node] = w
     entries: dict[str, str] = {}
     for cluster, config in configs.items():

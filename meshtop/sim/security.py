@@ -5,39 +5,60 @@ shows beside it: bookinfo's own namespace-wide PERMISSIVE policy, its Destinatio
 ISTIO_MUTUAL, an AuthorizationPolicy letting only reviews read ratings, a DENY for a
 legacy namespace, a ServiceEntry for Google's book API and a VM (a WorkloadEntry).
 
-The traffic obeys it: a caller without a proxy (plain text) into a workload whose
-effective mode is STRICT is refused, its calls answered 503 (`refuses`, asked by
-`sim/traffic.py` at every moment, so a change shows in the next refresh and in history
-from the moment it was made). PeerAuthentications are written as a cluster's API server
-writes them (`apply`: a resource version that moves on, a change since the read a
-conflict), only through the change workflow."""
+The traffic obeys it (`guard`, asked by `sim/traffic.py` at every moment, so a change
+shows in the next refresh and in history from the moment it was made), as Istio's
+proxies would: a caller without a proxy (plain text) into a workload whose effective
+mode is STRICT is answered 503 by the server's proxy; a client whose DestinationRule
+says `tls.mode: DISABLE` sends plain text, which a STRICT server refuses (the client's
+proxy counts 503 `UC`: the connection closed before any answer); a call an
+AuthorizationPolicy denies is answered 403 with Envoy's `RBAC` flag. PeerAuthentications
+are written as a cluster's API server writes them (`apply`: a resource version that moves
+on, a change since the read a conflict), only through the change workflow; an operator's
+DestinationRules and AuthorizationPolicies with `set_destination_rule` and
+`set_authorization_policy`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import resources
 
 import yaml
 
 from meshtop.errors import ConflictError
-from meshtop.model import NodeKind
+from meshtop.model import RBAC, NodeKind
 from meshtop.posture import (
     ROOT_NAMESPACE,
     Action,
     AuthorizationPolicy,
+    Decision,
+    DestinationRuleTls,
     MtlsMode,
     MtlsPlan,
     Operation,
+    Peer,
     PeerAuthentication,
     Rule,
     SecurityConfig,
     ServiceEntry,
     Source,
+    TlsMode,
     WorkloadInfo,
+    authorize,
     effective,
+    rules_towards,
 )
-from meshtop.sim.topology import BOOKINFO_NAMESPACE, GOOGLEAPIS, SimMesh, SimWorkload
+from meshtop.sim.topology import (
+    BOOKINFO_NAMESPACE,
+    GOOGLEAPIS,
+    LEGACY_NAMESPACE,
+    TRUST_DOMAIN,
+    VM_NAME,
+    Guard,
+    Refusal,
+    SimMesh,
+    SimWorkload,
+)
 from meshtop.sources.security import destination_rule
 
 CREATED = "2025-01-01T00:00:00Z"  # when the simulated mesh's policies were made
@@ -77,12 +98,12 @@ def bookinfo_extras(namespace: str = BOOKINFO_NAMESPACE) -> SecurityConfig:
         ),
         workloads=(
             WorkloadInfo(
-                "legacy",
-                "legacy-batch",
-                {"app": "legacy-batch"},
-                "legacy-batch",
+                LEGACY_NAMESPACE,
+                VM_NAME,
+                {"app": VM_NAME},
+                VM_NAME,
                 "10.0.0.7",
-                "WorkloadEntry legacy/legacy-batch",
+                f"WorkloadEntry {LEGACY_NAMESPACE}/{VM_NAME}",
             ),
         ),
     )
@@ -97,7 +118,7 @@ class SimSecurity:
         self.mesh = mesh
         self.clock = clock
         self.cluster = cluster
-        mine = [
+        mine = [  # a VM's is its WorkloadEntry, in the extras
             w
             for w in mesh.workloads.values()
             if w.workload.kind is NodeKind.WORKLOAD and self._mine(w.workload.cluster)
@@ -123,6 +144,8 @@ class SimSecurity:
         # every change of the policies since loading, with when: traffic at a past moment
         # obeys the policies of then
         self._changes: list[tuple[float, tuple[PeerAuthentication, ...]]] = []
+        self._rule_changes: list[tuple[float, tuple[DestinationRuleTls, ...]]] = []
+        self._grant_changes: list[tuple[float, tuple[AuthorizationPolicy, ...]]] = []
         self._version = 1  # as an API server's: every write moves it on, for every object
 
     def _next_version(self) -> str:
@@ -146,8 +169,49 @@ class SimSecurity:
             now = policies
         return now
 
+    def rules(self, at: float | None = None) -> tuple[DestinationRuleTls, ...]:
+        """The DestinationRules' TLS settings now, or at an earlier moment."""
+        now = self._config.destination_rules
+        for when, rules in self._rule_changes:
+            if at is not None and when > at:
+                break
+            now = rules
+        return now
+
+    def grants(self, at: float | None = None) -> tuple[AuthorizationPolicy, ...]:
+        """The AuthorizationPolicies now, or at an earlier moment."""
+        now = self._config.authorization_policies
+        for when, grants in self._grant_changes:
+            if at is not None and when > at:
+                break
+            now = grants
+        return now
+
     async def security(self) -> SecurityConfig:
-        return replace(self._config, peer_authentications=self.policies())
+        return replace(
+            self._config,
+            peer_authentications=self.policies(),
+            destination_rules=self.rules(),
+            authorization_policies=self.grants(),
+        )
+
+    def set_authorization_policy(self, policy: AuthorizationPolicy) -> AuthorizationPolicy:
+        """Create or replace an AuthorizationPolicy (by namespace and name), as an
+        operator's `kubectl apply` would: the traffic obeys it from now on."""
+        now = self.grants()
+        kept = tuple(p for p in now if (p.namespace, p.name) != (policy.namespace, policy.name))
+        self._next_version()
+        self._grant_changes.append((self.clock(), (*kept, policy)))
+        return policy
+
+    def set_destination_rule(self, rule: DestinationRuleTls) -> DestinationRuleTls:
+        """Create or replace a DestinationRule's TLS settings (by namespace and name), as
+        an operator's `kubectl apply` would: the traffic obeys it from now on."""
+        now = self.rules()
+        kept = tuple(r for r in now if (r.namespace, r.name) != (rule.namespace, rule.name))
+        self._next_version()
+        self._rule_changes.append((self.clock(), (*kept, rule)))
+        return rule
 
     def set_policy(self, policy: PeerAuthentication) -> PeerAuthentication:
         """Create or replace a PeerAuthentication (by namespace and name) as an operator's
@@ -194,29 +258,74 @@ class SimSecurity:
             return None
         return self.set_policy(plan.after)
 
-    def refuses(self, source: SimWorkload, destination: SimWorkload, at: float) -> bool:
-        """Whether calls from `source` to `destination` at `at` are refused: plain text
-        (the caller has no proxy) into a workload whose effective mode is STRICT."""
-        if source.sidecar or not destination.sidecar:
+    def guard(self, source: SimWorkload, destination: SimWorkload, at: float) -> Guard:
+        """What this cluster's configuration at `at` does to calls from `source` to
+        `destination`: plain text where the caller has no proxy or its DestinationRule
+        says DISABLE; refused where plain text meets STRICT (Istio checks the connection
+        first), else where an AuthorizationPolicy denies the caller."""
+        w = destination.workload
+        if not destination.sidecar or not w.is_workload or not self._mine(w.cluster):
+            return OPEN
+        rules, policies = self.rules(at), self.grants(at)
+        if source.sidecar and not rules and not policies:
+            return OPEN  # a generated mesh's every call: nothing to judge
+        labels = {k: v for k, v in (("app", w.app), ("version", w.version)) if v}
+        disabled = source.sidecar and self._disabled(destination, rules, labels)
+        plaintext = not source.sidecar or disabled
+        root = self._config.root_namespace
+        if plaintext and effective(self.policies(at), w.namespace, labels, root).mode is (
+            MtlsMode.STRICT
+        ):
+            # no proxy on the caller: the server's proxy answers; a proxy sending plain
+            # text: the server closes the connection, its client's proxy says 503 UC
+            refused = Refusal("503") if not source.sidecar else Refusal("503", "UC", False)
+            return Guard(plaintext, refused)
+        if not policies:
+            return Guard(plaintext) if plaintext else OPEN
+        caller = source.workload
+        peer = (
+            Peer(mtls=0.0)
+            if plaintext or not caller.is_workload
+            else Peer(
+                WorkloadInfo(caller.namespace, caller.name, {}, source.service_account).principal,
+                caller.namespace,
+            )
+        )
+        verdict = authorize(policies, WorkloadInfo(w.namespace, w.name, labels), peer, root)
+        # a verdict that depends on the request (a path, a method) lets the simulated
+        # requests through: they are the GETs the policies of the demo allow
+        denied = Refusal("403", RBAC) if verdict.decision is Decision.DENIED else None
+        return Guard(plaintext, denied)
+
+    @staticmethod
+    def _disabled(
+        destination: SimWorkload, rules: Sequence[DestinationRuleTls], labels: dict[str, str]
+    ) -> bool:
+        """Whether one of `rules` towards `destination` sends plain text: its subset's
+        `tls` over the rule's own (the simulated calls name no port)."""
+        if not rules or not destination.service:
             return False
         w = destination.workload
-        if w.kind is not NodeKind.WORKLOAD or not self._mine(w.cluster):
-            return False
-        labels = {k: v for k, v in (("app", w.app), ("version", w.version)) if v}
-        return effective(self.policies(at), w.namespace, labels).mode is MtlsMode.STRICT
+        host = f"{destination.service}.{w.namespace}.svc.{TRUST_DOMAIN}"
+        found = [s for _, s in rules_towards(rules, [host], labels) if s.port is None]
+        found.sort(key=lambda s: not s.subset)  # a subset's setting first
+        return bool(found) and found[0].mode is TlsMode.DISABLE
 
 
-def refusing(
+OPEN = Guard()  # a call the configuration lets through, on mutual TLS where both have a proxy
+
+
+def guarding(
     securities: dict[str, SimSecurity],
-) -> Callable[[SimWorkload, SimWorkload, float], bool]:
-    """The mesh's `refuses`: the destination's cluster's copy decides."""
+) -> Callable[[SimWorkload, SimWorkload, float], Guard]:
+    """The mesh's `guard`: the destination's cluster's copy decides."""
     only = next(iter(securities.values())) if len(securities) == 1 else None
 
-    def refuses(source: SimWorkload, destination: SimWorkload, at: float) -> bool:
+    def guard(source: SimWorkload, destination: SimWorkload, at: float) -> Guard:
         copy = only or securities.get(destination.workload.cluster)
-        return copy is not None and copy.refuses(source, destination, at)
+        return copy.guard(source, destination, at) if copy is not None else OPEN
 
-    return refuses
+    return guard
 
 
 def _stamp(t: float) -> str:

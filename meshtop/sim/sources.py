@@ -43,7 +43,7 @@ from meshtop.sim.objects import (
     served,
     subsets_of,
 )
-from meshtop.sim.security import SimSecurity, refusing
+from meshtop.sim.security import SimSecurity, guarding
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, Splits, flows, mixture_quantile, split
 from meshtop.sources.dialects import ISTIO
@@ -81,7 +81,7 @@ class Simulation:
         self.traces = SimTraces(self)
         # Each cluster's security configuration, which the traffic obeys (sim/security.py)
         self.security = {c: SimSecurity(mesh, clock, c or None) for c in self.planes}
-        mesh.refuses = refusing(self.security)
+        mesh.guard = guarding(self.security)
 
     @property
     def clusters(self) -> dict[str, ClusterSources]:

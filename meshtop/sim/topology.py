@@ -63,6 +63,27 @@ class SimWorkload:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """How the mesh's security refuses a call at a moment, as the proxies count it: the
+    code and Envoy flags it is answered with, and whether the server's proxy saw it (a
+    connection it closed is counted by the client's proxy only)."""
+
+    code: str
+    flags: str = "-"
+    arrived: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What the mesh's security does to a call at a moment: whether the client's proxy
+    sends it in plain text (a DestinationRule's `tls.mode: DISABLE`), and how it is
+    refused, if it is."""
+
+    plaintext: bool = False
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SimCall:
     """Each request `caller` serves makes `per_request` calls to a service."""
 
@@ -92,9 +113,9 @@ class SimMesh:
     # Services that got traffic no workload could take, as graph nodes (made on demand).
     unserved_nodes: dict[str, SimWorkload] = field(default_factory=dict)
     clusters: tuple[str, ...] = (CLUSTER,)  # the first is where unmeshed clients live
-    # Whether calls from a workload to another are refused at a moment (plain text into
-    # STRICT), where the simulation carries a security configuration (sim/security.py).
-    refuses: Callable[[SimWorkload, SimWorkload, float], bool] | None = None
+    # What the security configuration does to calls from a workload to another at a
+    # moment (plain text, refused), where the simulation carries one (sim/security.py).
+    guard: Callable[[SimWorkload, SimWorkload, float], Guard] | None = None
     # Each cluster's VirtualServices, HTTPRoutes and DestinationRules, whole, as the
     # Kubernetes API serves them: `routes` and `subsets` are derived from them.
     objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
@@ -167,12 +188,16 @@ BOOKINFO_BEHAVIOUR = {
 }
 BOOKINFO_ROUTE_FILES = ("virtual-service-all-v1.yaml", "virtual-service-reviews-canary.yaml")
 GOOGLEAPIS = "www.googleapis.com"
+LEGACY_NAMESPACE = "legacy"
+VM_NAME = "legacy-batch"  # a batch job on a VM (a WorkloadEntry), outside Kubernetes
 
 
 def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
     """Istio's Bookinfo from its real manifests, behind the ingress gateway, plus what a
     real installation shows beside it: an unmeshed client calling productpage in plain
-    text, and details reaching Google's book API over TCP outside the mesh."""
+    text, details reaching Google's book API (a ServiceEntry's host) over TCP outside the
+    mesh, and asking a legacy system on a VM (a WorkloadEntry in namespace `legacy`,
+    with a proxy) for stock."""
     ns = BOOKINFO_NAMESPACE
     workloads: dict[str, SimWorkload] = {}
     services: dict[tuple[str, str], list[str]] = {}
@@ -197,9 +222,16 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
 
     gateway = _ingress_gateway()
     client = SimWorkload(Workload.unknown(), service="", sidecar=False)
-    google = SimWorkload(Workload.external(GOOGLEAPIS), service=GOOGLEAPIS, sidecar=False)
-    for extra in (gateway, client, google):
+    google = SimWorkload(Workload.service_entry(GOOGLEAPIS), service=GOOGLEAPIS, sidecar=False)
+    vm = SimWorkload(
+        Workload(CLUSTER, LEGACY_NAMESPACE, VM_NAME, VM_NAME, kind=NodeKind.VM),
+        service=VM_NAME,
+        behaviour=Behaviour(median_ms=4.0, sigma=0.4),
+        service_account=VM_NAME,
+    )
+    for extra in (gateway, client, google, vm):
         workloads[extra.id] = extra
+    services[(LEGACY_NAMESPACE, VM_NAME)] = [vm.id]
     services[(ns, GOOGLEAPIS)] = [google.id]
 
     def wid(name: str) -> str:
@@ -214,6 +246,7 @@ def bookinfo(ingress_rps: float = 20.0) -> SimMesh:
         SimCall(wid("productpage-v1"), ns, "reviews"),
         SimCall(wid("reviews-v2"), ns, "ratings"),
         SimCall(wid("reviews-v3"), ns, "ratings"),
+        SimCall(wid("details-v1"), LEGACY_NAMESPACE, VM_NAME, per_request=0.1),
         SimCall(
             wid("details-v1"),
             ns,
@@ -491,6 +524,7 @@ def spread(mesh: SimMesh, clusters: Sequence[str]) -> SimMesh:
     Every cluster holds its own copy of each object; the routes are what they say."""
     if len(clusters) < 2 or len(set(clusters)) != len(clusters):
         raise ValueError("spread a mesh over two or more distinct clusters")
+    mesh = _without_vms(mesh)
     versions: dict[tuple[str, str], list[str]] = {}
     for w in mesh.workloads.values():
         if w.workload.kind is NodeKind.WORKLOAD and w.workload.version:
@@ -542,6 +576,23 @@ def spread(mesh: SimMesh, clusters: Sequence[str]) -> SimMesh:
         clusters=tuple(clusters),
         objects=objects,
     )
+
+
+def _without_vms(mesh: SimMesh) -> SimMesh:
+    """The mesh without its workloads on VMs, nor the calls to and from them: a VM joins
+    one cluster's network, and a mesh spread over clusters keeps to what each runs."""
+    vms = {n for n, w in mesh.workloads.items() if w.workload.kind is NodeKind.VM}
+    if not vms:
+        return mesh
+    theirs = {k for k, ids in mesh.services.items() if set(ids) & vms}
+    return replace(
+        mesh,
+        workloads={n: w for n, w in mesh.workloads.items() if n not in vms},
+        services={k: ids for k, ids in mesh.services.items() if k not in theirs},
+        calls=[c for c in mesh.calls
+               if c.caller not in vms and (c.namespace, c.service) not in theirs],
+        roots={n: r for n, r in mesh.roots.items() if n not in vms},
+    )  # fmt: skip
 
 
 def _drift(obj: dict[str, Any]) -> bool:

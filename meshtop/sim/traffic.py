@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshtop.model import EdgeStats, NodeKind, Protocol, Route
-from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
+from meshtop.sim.topology import Guard, RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sources.routing import default_rule
 
 # z-scores of the standard normal at the quantiles meshtop reports.
@@ -53,10 +53,11 @@ class SimEdge:
     sigma: float
     request_bps: float = 0.0
     response_bps: float = 0.0
+    plaintext: bool = False  # sent in plain text by the client's proxy (tls DISABLE)
 
     @property
     def mtls(self) -> bool:
-        return self.source.sidecar and self.destination.sidecar
+        return self.source.sidecar and self.destination.sidecar and not self.plaintext
 
     @property
     def reporters(self) -> tuple[str, ...]:
@@ -259,12 +260,13 @@ def _outcomes(
 
 
 def _answers(
-    mesh: SimMesh, call: SimCall, source: SimWorkload, dest: SimWorkload, rate: float,
-    key: str, t: float,
-) -> tuple[Outcome, ...]:  # fmt: skip
-    """How a call is answered; plain text into STRICT is refused, every call (503)."""
-    if mesh.refuses is not None and mesh.refuses(source, dest, t):
-        return (Outcome("503", "-", "", rate),)
+    call: SimCall, dest: SimWorkload, rate: float, key: str, t: float, guard: Guard | None
+) -> tuple[Outcome, ...]:
+    """How a call is answered; one the security configuration refuses (plain text into
+    STRICT, an AuthorizationPolicy's denial), every request as it says."""
+    refusal = guard.refusal if guard is not None else None
+    if refusal is not None:
+        return (Outcome(refusal.code, refusal.flags, "", rate, arrived=refusal.arrived),)
     return _outcomes(call, dest, rate, key, t)
 
 
@@ -351,6 +353,7 @@ def _edges(
         dest = node(target)
         behaviour = dest.behaviour
         below = median.get(target)
+        guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
         add(
             SimEdge(
                 source,
@@ -362,11 +365,12 @@ def _edges(
                 r,
                 ()
                 if call.protocol is tcp
-                else _answers(mesh, call, source, dest, r, f"{call.caller}>{target}", t),
+                else _answers(call, dest, r, f"{call.caller}>{target}", t, guard),
                 behaviour.median_ms if below is None else below,
                 behaviour.sigma,
                 r * call.request_bytes,
                 r * call.response_bytes,
+                guard is not None and guard.plaintext,
             )
         )
     return edges

@@ -128,7 +128,7 @@ class GraphState:
         key of what was toggled. A node without one raises, saying why."""
         assert self.view is not None
         node = self.view.nodes[node_id]
-        if node.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL):
+        if node.kind in (NodeKind.UNKNOWN, NodeKind.EXTERNAL, NodeKind.SERVICE_ENTRY):
             raise UsageError(f"unknown peers and external hosts have no {what} to collapse")
         if what == "namespace" and node.namespace == "*":
             raise UsageError("this box is a whole cluster: C expands it")
