@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -17,6 +17,7 @@ from textual.screen import Screen
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GROUPINGS, Grouping
 from meshtop.posture import MtlsMode
+from meshtop.tui import handoff
 from meshtop.tui.placement import ZOOMS
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas
 
@@ -54,6 +55,12 @@ COMMANDS = (
         "set an mTLS mode (shown first, with what STRICT would refuse; y makes it)",
     ),
     Command("undo", "", "take back the last weight change or mTLS mode (shown first, y makes it)"),
+    Command("promql", "", "the PromQL behind the selected node or edge (y copies one)"),
+    Command(
+        "open",
+        "[grafana|jaeger|zipkin]",
+        "a link to the selection in Grafana, Jaeger or Zipkin ([links] in the config), copied",
+    ),
     Command("at", "-30m|10:02|TIME|now", "the whole console at that moment ([ ] step, esc: live)"),
     Command("compare", "[-30m|10:02|off]", "each edge beside a moment before, and what changed"),
     Command("theme", "NAME", "the colours"),
@@ -207,6 +214,12 @@ class Commands:
 
     def cmd_undo(self: _Main, args: list[str]) -> None:
         self.changes.undo()
+
+    def cmd_promql(self: _Main, args: list[str]) -> None:
+        handoff.show_promql(cast("handoff.MainScreen", self))
+
+    def cmd_open(self: _Main, args: list[str]) -> None:
+        handoff.open_selected(cast("handoff.MainScreen", self), args)
 
     def cmd_theme(self: _Main, args: list[str]) -> None:
         if not args or args[0] not in self.app.available_themes:

@@ -43,6 +43,8 @@ KEYS = (
                   "or fit: the most detailed that fits the screen"),
     ("s", "edge table: sort by the next column (or click a header)"),
     ("r / p", "refresh now / pause or resume refreshing"),
+    ("y", "copy the selected node's or edge's name (in the edge table, its row's) to the "
+          "clipboard; :promql its queries, :open a link to it"),
     ("[ / ]", "the whole console one window back / forward in time (:at -30m, :at 10:02); "
               "past now, or esc: live again; :compare -30m: each edge now beside then"),
     ("shift+arrows, pgup pgdn home end", "pan a large graph"),
@@ -121,6 +123,7 @@ TRACE_KEYS = (
     ("o", "order by start, or slowest first"),
     ("f", "fetch more: the backend's traces as filtered, added to the sample"),
     ("r", "a new sample from the trace backend, in place of this one"),
+    ("y / O", "copy the trace's id / its page in Jaeger or Zipkin ([links] in the config)"),
     ("esc, q", "back to the detail"),
     CLOSE,
 )
@@ -137,6 +140,7 @@ WATERFALL_KEYS = (
     ("z", "zoom to the selected span's time; a short span keeps a column, however long "
           "the trace"),
     ("+ / - / 0", "zoom in, out, back to the whole trace"),
+    ("y / O", "copy the trace's id / its page in Jaeger or Zipkin ([links] in the config)"),
     ("esc, q", "back to the list"),
     CLOSE,
 )  # fmt: skip

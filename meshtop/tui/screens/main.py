@@ -33,7 +33,7 @@ from meshtop.graphview import GROUPINGS, GraphView, Grouping, ViewOptions
 from meshtop.health import Thresholds
 from meshtop.layout import Layout
 from meshtop.model import MeshSnapshot
-from meshtop.tui import commands
+from meshtop.tui import commands, handoff
 from meshtop.tui.changes import Changes, node_route, row_route, show_routes
 from meshtop.tui.graph_state import GraphState
 from meshtop.tui.placement import ZOOMS
@@ -93,6 +93,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         Binding("plus", "zoom(-1)", "more detail", key_display="+", show=False),
         Binding("minus", "zoom(1)", "less detail", key_display="-", show=False),
         Binding("z", "zoom_fit", "fit", show=False),
+        Binding("y", "copy", "copy id", show=False),
         Binding("left_square_bracket", "travel(-1)", "back", key_display="[", show=False),
         Binding("right_square_bracket", "travel(1)", "forward", key_display="]", show=False),
     ]
@@ -431,6 +432,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         if self.app.snapshot is not None:
             table.show(self.app.snapshot)
         self.show_status()
+
+    def action_copy(self) -> None:
+        """`y`: the selected node's or edge's name to the clipboard (`handoff`)."""
+        handoff.copy_selected(self)
 
     def action_shift(self) -> None:
         """`w`: the shift dialog for the route of the selected row or node."""

@@ -24,6 +24,7 @@ from meshtop.errors import MeshtopError
 from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import TraceSource
+from meshtop.tui import handoff
 from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
 from meshtop.units import clock_time
@@ -140,6 +141,8 @@ class TraceListScreen(Screen[None]):
         Binding("slash", "operation", "operation", key_display="/"),
         Binding("f", "more", "fetch more"),
         Binding("r", "reload", "new sample"),
+        Binding("y", "copy", "copy id", show=False),
+        Binding("O", "link", "link", show=False),
     ]
     SLOWER = (None, 50.0, 100.0, 250.0, 500.0, 1000.0)
 
@@ -271,6 +274,22 @@ class TraceListScreen(Screen[None]):
     def action_reload(self) -> None:
         self.load()
 
+    def _highlighted(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+
+    def action_copy(self) -> None:
+        """`y`: the highlighted trace's id to the clipboard (`handoff`)."""
+        note = self.query_one("#traces-note", Static)
+        handoff.say_in(note, handoff.trace_id_line(self.app, self._highlighted()))
+
+    def action_link(self) -> None:
+        """`O`: the highlighted trace's page in Jaeger or Zipkin ([links]), copied."""
+        line = handoff.trace_link_line(self.app, self.traces, self._highlighted())
+        handoff.say_in(self.query_one("#traces-note", Static), line)
+
     def action_more(self) -> None:
         self.load(adding=True)
 
@@ -325,7 +344,11 @@ def span_detail(row: Row) -> Table:
 class WaterfallScreen(Screen[None]):
     """One trace as a waterfall, with the selected span's detail below."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "back"),
+        Binding("y", "copy", "copy id", show=False),
+        Binding("O", "link", "link", show=False),
+    ]
 
     def __init__(self, traces: TraceSource, trace_id: str, trace: Trace | None = None) -> None:
         super().__init__()
@@ -381,6 +404,16 @@ class WaterfallScreen(Screen[None]):
         self.mount(view, before=self.query_one("#span-detail"))
         view.focus()
         self.shown = not trace.spans  # else once the first span's detail is drawn
+
+    def action_copy(self) -> None:
+        """`y`: the trace's id to the clipboard (`handoff`)."""
+        note = self.query_one("#waterfall-note", Static)
+        handoff.say_in(note, handoff.trace_id_line(self.app, self.trace_id))
+
+    def action_link(self) -> None:
+        """`O`: the trace's page in Jaeger or Zipkin ([links]), copied."""
+        line = handoff.trace_link_line(self.app, self.traces, self.trace_id)
+        handoff.say_in(self.query_one("#waterfall-note", Static), line)
 
     def on_waterfall_selected(self, message: Waterfall.Selected) -> None:
         self.query_one("#span-text", Static).update(span_detail(message.row))
