@@ -21,6 +21,7 @@ from meshtop.sim.topology import bookinfo, spread
 from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.stat_table import StatTable
 
 from ..conftest import ROOT, Clock, only
 from .test_console import FlakyMetrics, _edges_tab, _first_snapshot, keys, settled, until
@@ -213,6 +214,19 @@ def test_routes_tab(snap_compare: Compare, sim: Simulation) -> None:
 
     async def steps(pilot: Pilot[None]) -> None:
         await keys(pilot, "3")
+
+    assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
+
+
+def test_stat_tab(snap_compare: Compare, sim: Simulation) -> None:
+    """A row per node, worst first, what it answers and what it calls, a sparkline of
+    the one snapshot seen (issue 19)."""
+    app = _app(sim)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await keys(pilot, "4")
+        table = app.query_one(StatTable)
+        await until(pilot, lambda: table.ready and table.row_count > 0, "the stat tab's rows")
 
     assert snap_compare(app, terminal_size=(120, 24), run_before=_ready(app, steps))
 
