@@ -14,21 +14,25 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from meshtop import audit
+from meshtop import audit, units
 from meshtop.errors import MeshtopError
 from meshtop.federation import distinct
 from meshtop.health import Grades, worst
 from meshtop.history import merge
 from meshtop.model import (
     SERVICE_PREFIX,
+    Edge,
     EdgeStats,
     Health,
     History,
     MeshSnapshot,
     NodeKind,
     Route,
+    Workload,
 )
-from meshtop.sources.protocols import ChangeSource, ConfigChange, MetricsSource
+from meshtop.posture import Decision, SecurityConfig, verdict_on
+from meshtop.sources.protocols import ChangeSource, ConfigChange, MetricsSource, SecuritySource
+from meshtop.sources.security import read_configs
 
 # (source, destination); no source: all a node answers; no destination: all it calls
 Pair = tuple[str | None, str | None]
@@ -48,6 +52,10 @@ class Subject:
     versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The routes that send to its destinations, as the audit log names them.
     routes: tuple[str, ...] = ()
+    # An edge's calls in the snapshot and the nodes at their ends: what authorization
+    # is judged on (`authorization`).
+    calls: tuple[Edge, ...] = ()
+    ends: tuple[Workload, ...] = ()
 
     @property
     def is_edge(self) -> bool:
@@ -94,8 +102,13 @@ def subject(
     routes = dict.fromkeys(
         f"{r.kind} {r.namespace}/{r.name}" for r in routes_to(snapshot, destinations)
     )
+    calls = tuple(
+        e for s in sources for d in destinations if (e := snapshot.edge(s, d)) is not None
+    )
+    ends = tuple(snapshot.nodes[n] for n in dict.fromkeys([*sources, *destinations])
+                 if n in snapshot.nodes)  # fmt: skip
     return Subject(title, tuple(sources), tuple(destinations), outbound, app, tuple(versions),
-                   tuple(routes))  # fmt: skip
+                   tuple(routes), calls, ends)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +232,73 @@ async def fetch(
         within = config_in(resources, times[0] - step, times[-1], told, marked.changes)
         marked = replace(marked, config=within)
     return marked
+
+
+NO_CONFIG = (
+    "not known: no security configuration is read (it is read from each cluster's control "
+    "plane: --context, or --kubeconfig)"
+)
+
+
+async def authorization(
+    about: Subject, security: Mapping[str, SecuritySource], timeout_s: float
+) -> tuple[str, ...]:
+    """For an edge, which AuthorizationPolicy allows or denies its calls (`access`), from
+    each cluster's security configuration, read at once, none waited for longer than
+    `timeout_s`; nothing for a node."""
+    if not about.is_edge:
+        return ()
+    configs, unread = await read_configs(security, timeout_s) if security else ({}, {})
+    return access(about, configs, unread)
+
+
+def access(
+    about: Subject, configs: Mapping[str, SecurityConfig], unread: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Which AuthorizationPolicy allows or denies the edge's calls, in words, a line per
+    call (named when the edge stands for several), with the requests the proxies denied
+    (403 with Envoy's RBAC flag) and their share; a call into no workload, or into a
+    cluster whose configuration could not be read, says so."""
+    if not configs:
+        why = "; ".join(f"{c or 'the cluster'}: {w}" for c, w in unread.items())
+        return (
+            (f"not known: cannot read the security configuration: {why}",) if why else (NO_CONFIG,)
+        )
+    nodes = {w.id: w for w in about.ends}
+    several = len(about.calls) > 1
+    lines: list[str] = []
+    for e in about.calls:
+        named = f"{_label(nodes, e.source)} → {_label(nodes, e.destination)}: " if several else ""
+        v = verdict_on(e, nodes, configs)
+        target = nodes.get(e.destination)
+        if v is None:
+            if target is None or not target.is_workload:
+                why = "no AuthorizationPolicy applies: the callee is not a workload"
+            else:
+                why = "not known: " + unread.get(
+                    target.cluster, "its cluster's configuration is not read"
+                )
+            lines.append(named + why)
+            continue
+        lines.append(f"{named}{v.verdict.words}")
+        forbidden = e.stats.response_codes.get("403", 0.0)
+        if v.denied_rps:
+            rps = e.stats.rps
+            share = f", {units.percent(v.denied_rps / rps)} of its requests" if rps else ""
+            lines.append(
+                f"{named}observed: {units.rps(v.denied_rps)} denied (403, Envoy's RBAC flag){share}"
+            )
+        elif forbidden and v.verdict.decision is Decision.DENIED:
+            lines.append(
+                f"{named}observed: {units.rps(forbidden)} answered 403 (the telemetry carries "
+                "no RBAC flag: the denial, or the application's own)"
+            )
+    return tuple(lines)
+
+
+def _label(nodes: Mapping[str, Workload], node_id: str) -> str:
+    w = nodes.get(node_id)
+    return w.label if w is not None else node_id
 
 
 def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:

@@ -41,7 +41,9 @@ def edge(
     timeout: TimeoutOpt = None,
 ) -> None:
     """Print one edge's panels over a window: rate, errors by kind, latency, response
-    codes and flags, mTLS, and its destination's versions side by side. Credentials and
+    codes and flags, mTLS, and its destination's versions side by side; and which
+    AuthorizationPolicy allows or denies its calls, where the cluster's security
+    configuration is read (a context in the config file, or --demo). Credentials and
     TLS options come from the config file or go before the command."""
     import asyncio
 
@@ -52,7 +54,11 @@ def edge(
     window_s = parse_window(window)
     flags = {"prometheus.url": prometheus, "prometheus.dialect": dialect, "timeout": timeout}
     settings = options.settings(ctx, **flags)
-    sources = connect.connect(settings, connect.simulation(services, seed) if demo else None)
+    # the security configuration where a control plane is named: not the kubeconfig's
+    # current context unasked, as `meshtop posture` reads it
+    named = demo or any(c.reaches_kubernetes for c in settings.clusters)
+    sim = connect.simulation(services, seed) if demo else None
+    sources = connect.connect(settings, sim, security=named)
     snapshot = connect.snapshot(settings, sources)
 
     def node(text: str) -> str:
@@ -74,6 +80,11 @@ def edge(
 
         sys.stdout.write(render(detail, src, dst))
         return
+    from meshtop.detail import authorization
     from meshtop.panels import edge_report
+    from meshtop.sanitize import said
 
     edge_report(snapshot.edge(src, dst), about, detail, settings.thresholds)
+    readers = {c: s.security for c, s in sources.clusters.items() if s.security is not None}
+    lines = asyncio.run(authorization(about, readers, settings.timeout_s))
+    sys.stdout.write("\nAuthorization\n" + "".join(f"  {said(line)}\n" for line in lines))

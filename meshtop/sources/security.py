@@ -9,10 +9,11 @@ through the change workflow."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from meshtop.errors import BackendError
+from meshtop.errors import BackendError, MeshtopError
 from meshtop.posture import (
     ROOT_NAMESPACE,
     Action,
@@ -34,6 +35,7 @@ from meshtop.posture import (
 
 if TYPE_CHECKING:
     from meshtop.sources.kubernetes import KubernetesControlPlane
+    from meshtop.sources.protocols import SecuritySource
 
 T = TypeVar("T")
 KINDS = (
@@ -319,6 +321,29 @@ def security_config(
         root_namespace=root,
         malformed=tuple(bad),
     )
+
+
+async def read_configs(
+    sources: Mapping[str, SecuritySource], timeout_s: float
+) -> tuple[dict[str, SecurityConfig], dict[str, str]]:
+    """Each cluster's security configuration, asked at once and none waited for longer
+    than `timeout_s`, and the clusters that could not answer, with why."""
+    answers = await asyncio.gather(
+        *(asyncio.wait_for(s.security(), timeout_s) for s in sources.values()),
+        return_exceptions=True,
+    )
+    found: dict[str, SecurityConfig] = {}
+    unread: dict[str, str] = {}
+    for cluster, answer in zip(sources, answers, strict=True):
+        if isinstance(answer, MeshtopError):
+            unread[cluster] = str(answer)
+        elif isinstance(answer, TimeoutError):
+            unread[cluster] = f"no answer within {timeout_s:g}s"
+        elif isinstance(answer, BaseException):
+            raise answer  # a bug, not the cluster's answer
+        else:
+            found[cluster] = answer
+    return found, unread
 
 
 class KubernetesPolicies:

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from meshtop import units
-from meshtop.detail import Detail, Subject, change_sources, fetch
+from meshtop.detail import Detail, Subject, authorization, change_sources, fetch
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.history import WINDOWS, parse_window
 from meshtop.model import TraceQuery
@@ -91,6 +91,7 @@ class DetailScreen(Screen[None]):
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(self.intro, id="detail-now")
+            yield Static(id="detail-access")  # an edge's authorization (issue 22)
             yield Static(id="detail-history")
             yield Static(id="detail-window")
             yield Static(id="detail-canary")
@@ -102,6 +103,24 @@ class DetailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#detail-body").focus()
         self.load()
+        self._authorize()
+
+    @work(exclusive=True, group="access", exit_on_error=False)
+    async def _authorize(self) -> None:
+        """For an edge, which AuthorizationPolicy allows or denies its calls, read from each
+        cluster's security configuration once (meshtop.detail.authorization)."""
+        if not self.about.is_edge:
+            return
+        settings = getattr(self.app, "settings", None)
+        timeout_s = settings.timeout_s if settings is not None else 10.0
+        try:
+            lines = await authorization(self.about, getattr(self.app, "policies", {}), timeout_s)
+        except Exception as exc:  # a source's bug must not take the screen down
+            lines = (f"not known: {type(exc).__name__}: {exc}",)
+        said_lines = [Text(said(f"  {line}"), style="bold" if " denied" in f" {line}" else "")
+                      for line in lines]  # fmt: skip
+        body = Group(Text(""), Text("Authorization", style="bold"), *said_lines)
+        self.query_one("#detail-access", Static).update(body)
 
     # -- fetching -------------------------------------------------------------------
 

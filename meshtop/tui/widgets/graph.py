@@ -49,12 +49,14 @@ Put = Callable[[int, str, Style | None], None]
 LOCK = "🔒"
 PLAIN = "!"
 CROSS = "⇄"  # a call from one cluster to another, on its label
+DENIED = "⊘"  # a call with requests an AuthorizationPolicy denied (403, Envoy's RBAC flag)
 CROSSING = {"─": "╌", "│": "╎"}  # and its line, dashed
 
 
 def edge_label(e: ViewEdge, mode: str) -> str:
     """The text on an edge: the chosen figure, then a lock for mTLS or `!` for plain text,
-    and `⇄` for a call from one cluster to another."""
+    `⊘` for requests denied by an AuthorizationPolicy, and `⇄` for a call from one cluster
+    to another."""
     s = e.stats
     if s.protocol is Protocol.TCP and mode != "errors":
         text = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
@@ -65,7 +67,7 @@ def edge_label(e: ViewEdge, mode: str) -> str:
     else:
         text = units.ms(s.p95_ms if mode == "p95" else s.p99_ms)
     mark = LOCK if s.mtls >= 1.0 else PLAIN
-    return f"{text} {mark}{CROSS if e.crosses else ''}"
+    return f"{text} {mark}{DENIED if s.denied_rps > 0 else ''}{CROSS if e.crosses else ''}"
 
 
 def cells(text: str) -> int:
@@ -75,9 +77,11 @@ def cells(text: str) -> int:
 def fit(text: str, room: int) -> str:
     """The label, or less of it, in `room` cells: without the mTLS mark if need be, but
     never without its unit (a bare `25.6` reads as rps when it is kB/s), and a call
-    between clusters never without its `⇄`. What cannot fit so is not drawn at all."""
+    between clusters never without its `⇄`, nor a denied one without its `⊘`. What cannot
+    fit so is not drawn at all."""
     figure, _, mark = text.rpartition(" ")
-    shorter = f"{figure} {CROSS}" if mark.endswith(CROSS) else figure
+    kept = "".join(m for m in (DENIED, CROSS) if m in mark)
+    shorter = f"{figure} {kept}" if kept else figure
     for candidate in (text, shorter):
         if cells(candidate) <= room:
             return candidate

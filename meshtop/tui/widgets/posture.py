@@ -14,13 +14,13 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from meshtop import units
-from meshtop.errors import MeshtopError
 from meshtop.health import Thresholds
 from meshtop.model import MeshSnapshot
 from meshtop.posture import Caller, MtlsMode, SecurityConfig, traffic_text
 from meshtop.report import Report
 from meshtop.sanitize import said
 from meshtop.sources.protocols import SecuritySource
+from meshtop.sources.security import read_configs as read_configs
 from meshtop.tui.widgets.tables import Cell, fill
 
 COLUMNS = [
@@ -37,29 +37,6 @@ NOT_READ = (
 )
 
 Row = tuple[str, Sequence[Cell]]
-
-
-async def read_configs(
-    sources: Mapping[str, SecuritySource], timeout_s: float
-) -> tuple[dict[str, SecurityConfig], dict[str, str]]:
-    """Each cluster's security configuration, asked at once and none waited for longer
-    than `timeout_s`, and the clusters that could not answer, with why."""
-    answers = await asyncio.gather(
-        *(asyncio.wait_for(s.security(), timeout_s) for s in sources.values()),
-        return_exceptions=True,
-    )
-    found: dict[str, SecurityConfig] = {}
-    unread: dict[str, str] = {}
-    for cluster, answer in zip(sources, answers, strict=True):
-        if isinstance(answer, MeshtopError):
-            unread[cluster] = str(answer)
-        elif isinstance(answer, TimeoutError):
-            unread[cluster] = f"no answer within {timeout_s:g}s"
-        elif isinstance(answer, BaseException):
-            raise answer  # a bug, not the cluster's answer
-        else:
-            found[cluster] = answer
-    return found, unread
 
 
 def _refused(callers: Sequence[Caller] | None) -> str:
@@ -92,7 +69,8 @@ def rows(
     snapshot: MeshSnapshot, configs: Mapping[str, SecurityConfig], thresholds: Thresholds
 ) -> list[Row]:
     """A row per namespace (its own mode, the traffic into it from outside, what STRICT on
-    it would refuse), then one per workload of it, indented."""
+    it would refuse), then one per workload of it, indented; then one per
+    AuthorizationPolicy that decided no observed call (possibly stale)."""
     report = Report(snapshot, thresholds, security=configs)
     found = report.posture
     if found is None:
@@ -127,6 +105,10 @@ def rows(
                     ],
                 )
             )
+    for ref in found.stale:
+        stale = Text("decided no observed call: possibly stale", style="yellow")
+        name = "policy " + ref.removeprefix("AuthorizationPolicy ")
+        out.append((f"stale|{ref}", [name, "-", "-", "-", stale]))
     return out
 
 
