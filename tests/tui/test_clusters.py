@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from textual.widgets._data_table import ColumnKey
 
 from meshtop.connect import Sources
 from meshtop.model import Route
@@ -282,7 +283,7 @@ async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
     clock: Clock,
 ) -> None:
     app = _app(two_clusters(clock))
-    async with app.run_test(size=(160, 30)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:  # no room for a cluster column
         await _first_snapshot(app)
         await _edges_tab(pilot)
         table = app.query_one(EdgeTable)
@@ -290,6 +291,30 @@ async def test_the_edge_table_names_the_cluster_where_the_name_is_in_several(
         cells |= {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         # productpage runs in both: its cluster says which; reviews-v3 runs in east only
         assert {"east/productpage-v1", "west/productpage-v1", "reviews-v3"} <= cells
+
+
+async def test_a_wide_edge_table_says_the_cluster_in_a_column_of_its_own(
+    clock: Clock,
+) -> None:
+    app = _app(two_clusters(clock))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await _first_snapshot(app)
+        await _edges_tab(pilot)
+        table = app.query_one(EdgeTable)
+        assert [str(c.label) for c in table.columns.values()][:4] == [
+            "▼", "CLUSTER", "SOURCE", "DESTINATION"
+        ]  # fmt: skip
+        rows = {tuple(str(c) for c in table.get_row_at(i)[1:4]) for i in range(table.row_count)}
+        # the names say no cluster: the column does, `west→east` for a call between two
+        assert ("east", "productpage-v1", "reviews-v3") in rows
+        assert ("west→east", "productpage-v1", "reviews-v3") in rows
+        assert ("west", "productpage-v1", "details-v1") in rows
+        assert not any("/" in name for row in rows for name in row[1:])
+        assert table.sort_by("CLUSTER", descending=False) is None
+        await settled(pilot)
+        clusters = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert clusters == sorted(clusters)
+        assert str(table.columns[ColumnKey("cluster")].label) == "CLUSTER ▲"
 
 
 async def test_w_on_a_node_opens_its_own_clusters_copy(clock: Clock) -> None:

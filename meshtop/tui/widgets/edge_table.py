@@ -5,6 +5,7 @@ holds, and the sort, are one widget's."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self, overload
@@ -13,12 +14,12 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.theme import Theme
 from textual.widgets import DataTable
-from textual.widgets._data_table import Row, RowKey
+from textual.widgets._data_table import ColumnKey, Row, RowKey
 
 from meshtop import units
 from meshtop.graphview import grades_of
-from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory
-from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload
+from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, errors_per_s
+from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
 
 HEALTH_WORD = {
@@ -29,56 +30,99 @@ HEALTH_WORD = {
 }
 _RANK = {Health.FAILING: 0, Health.DEGRADED: 1, Health.HEALTHY: 2, Health.IDLE: 3}
 
-# key, header, width (None: a node label, sized to what the screen has left)
+# key, header, width (None: a node label, sized to what the screen has left; 0: the
+# cluster, as wide as its longest name)
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("health", "", 4),
+    ("cluster", "CLUSTER", 0),  # only with several clusters
     ("source", "SOURCE", None),
     ("destination", "DESTINATION", None),
     ("proto", "PROTO", 9),  # grpc+http
     ("rps", "RPS", 7),
     ("errors", "ERR%", 6),
     ("4xx", "4XX%", 6),
+    ("err/s", "ERR/S", 7),  # room for its header and the sort's mark
     ("p50", "P50", 6),
     ("p95", "P95", 6),
     ("p99", "P99", 6),
-    ("mtls", "MTLS", 4),
+    ("mtls", "MTLS", 5),
 )
-# Dropped in this order when the terminal is narrow; the rest always shows.
-DROPPABLE = ("proto", "p50", "p95")
+# Dropped in this order when the terminal is narrow; the rest always shows. Without its
+# column, a cluster is said in the names again (`west/productpage-v1`).
+DROPPABLE = ("proto", "p50", "p95", "err/s", "cluster")
 LABEL_MIN, LABEL_MAX = 14, 32
+LABEL_WANTED = 18  # a column gives way before the names are cut shorter (`www.googleapis.com`)
+CLUSTER_MIN, CLUSTER_MAX = 9, 16  # `CLUSTER ▲`; `west→east`
 PADDING = 2  # DataTable's cell padding, both sides
+DESCENDING, ASCENDING = "▼", "▲"
 
 
-def columns_for(width: int) -> tuple[tuple[str, ...], int]:
-    """Which columns fit in `width` cells, and how wide each node label may be."""
-    shown = [c[0] for c in COLUMNS]
+def columns_for(width: int, cluster_width: int = 0) -> tuple[tuple[str, ...], int]:
+    """Which columns fit in `width` cells, and how wide each node label may be; the
+    cluster's column (`cluster_width` wide) only if it is more than 0."""
+    shown = [c[0] for c in COLUMNS if c[0] != "cluster" or cluster_width]
 
     def label_width() -> int:
-        fixed = sum((w or 0) + PADDING for k, _, w in COLUMNS if k in shown) + 2 * PADDING
-        return (width - fixed) // 2
+        fixed = sum(
+            (cluster_width if k == "cluster" else w or 0) + PADDING
+            for k, _, w in COLUMNS
+            if k in shown
+        )
+        return (width - fixed - 2 * PADDING) // 2
 
     for dropped in DROPPABLE:
-        if label_width() >= LABEL_MIN:
+        if label_width() >= LABEL_WANTED:
             break
-        shown.remove(dropped)
+        if dropped in shown:
+            shown.remove(dropped)
     return tuple(shown), max(LABEL_MIN, min(LABEL_MAX, label_width()))
 
 
-# name (a column) -> key on (edge, health); the first is the default. Figures sort
-# largest first, names A to Z, as `linkerd viz top` does.
-SORTS: dict[str, Callable[[Edge, Health], Any]] = {
-    "health": lambda e, h: (_RANK[h], -e.stats.error_rate, -e.stats.rps),
-    "source": lambda e, h: e.key,
-    "destination": lambda e, h: (e.destination, e.source),
-    "proto": lambda e, h: (proto(e), e.key),
-    "rps": lambda e, h: (-e.stats.rps, -e.stats.tcp_connections_per_s),
-    "errors": lambda e, h: -e.stats.error_rate,
-    "4xx": lambda e, h: (-e.stats.client_error_rate, -e.stats.rps),
-    "p50": lambda e, h: -(e.stats.p50_ms or 0.0),
-    "p95": lambda e, h: -(e.stats.p95_ms or 0.0),
-    "p99": lambda e, h: -(e.stats.p99_ms or 0.0),
-    "mtls": lambda e, h: (e.stats.mtls, e.key),
+def per_s(value: float) -> str:
+    """Failed requests a second, without a unit (the header says it), to two significant
+    figures where they are few: `0.15`, `2.8`, `17`, `1.2k`; `0` for none."""
+    if not math.isfinite(value):
+        return "-"
+    if value <= 0:
+        return "0"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    if value >= 100:
+        return f"{value:.0f}"
+    digits = 1 if value >= 1 else 2 if value >= 0.01 else 3
+    return f"{value:.{digits}f}"
+
+
+def edge_cluster(snapshot: MeshSnapshot, e: Edge) -> str:
+    """The cluster of an edge's row: its ends', `west→east` for a call between two, the
+    one end's for a call from or to a peer outside every cluster."""
+    ends = [snapshot.nodes.get(n) for n in (e.source, e.destination)]
+    names = list(dict.fromkeys(w.cluster for w in ends if w is not None and w.clustered))
+    return "→".join(names)
+
+
+# name (a column) -> key on (edge, health, cluster), in the column's own order: figures
+# largest first, names A to Z, as `linkerd viz top` does; health worst first, the more
+# failed requests a second first. `s` steps through them in this order.
+SORTS: dict[str, Callable[[Edge, Health, str], Any]] = {
+    "health": lambda e, h, c: (_RANK[h], -errors_per_s(e.stats), -e.stats.error_rate, -e.stats.rps),
+    "cluster": lambda e, h, c: (c, e.key),
+    "source": lambda e, h, c: e.key,
+    "destination": lambda e, h, c: (e.destination, e.source),
+    "proto": lambda e, h, c: (proto(e), e.key),
+    "rps": lambda e, h, c: (-e.stats.rps, -e.stats.tcp_connections_per_s),
+    "errors": lambda e, h, c: -e.stats.error_rate,
+    "4xx": lambda e, h, c: (-e.stats.client_error_rate, -e.stats.rps),
+    "err/s": lambda e, h, c: (-errors_per_s(e.stats), -e.stats.error_rate),
+    "p50": lambda e, h, c: -(e.stats.p50_ms or 0.0),
+    "p95": lambda e, h, c: -(e.stats.p95_ms or 0.0),
+    "p99": lambda e, h, c: -(e.stats.p99_ms or 0.0),
+    "mtls": lambda e, h, c: (e.stats.mtls, e.key),
 }
+# the columns whose own order is ascending (A to Z, least encrypted first): ▲
+ASCENDING_FIRST = frozenset({"cluster", "source", "destination", "proto", "mtls"})
+HEADERS = {k: (h or k).lower() for k, h, _ in COLUMNS}  # what `:sort` takes: `err/s`, `p99`
+SORT_NAMES = {**{k: k for k in SORTS}, **{h: k for k, h in HEADERS.items()}}
 
 
 def proto(e: Edge) -> str:
@@ -86,25 +130,35 @@ def proto(e: Edge) -> str:
     return "+".join(p.value for p in e.stats.carried)
 
 
-def short_labels(snapshot: MeshSnapshot, width: int) -> dict[str, str]:
+def short_labels(snapshot: MeshSnapshot, width: int, by_cluster: bool = False) -> dict[str, str]:
     """A node's workload name alone where that is unique in the snapshot, else the
     shortest of `cluster/workload`, `namespace/workload` and the whole id that is:
-    narrow columns that still say exactly which node."""
-    names = Counter(w.name for w in snapshot.nodes.values())
+    narrow columns that still say exactly which node. `by_cluster`: the table has a
+    cluster column, which says the cluster; a name need only be unique in its own."""
+    names = Counter((w.cluster if by_cluster else "", w.name) for w in snapshot.nodes.values())
+
+    def name_of(w: Workload) -> tuple[str, str]:
+        return (w.cluster if by_cluster else "", w.name)
+
     # Only nodes whose name is not unique can share a longer form: count those alone.
-    shared = [w for w in snapshot.nodes.values() if names[w.name] > 1]
+    shared = [w for w in snapshot.nodes.values() if names[name_of(w)] > 1]
     forms: tuple[Callable[[Workload], str], ...] = (
-        lambda w: f"{w.cluster}/{w.name}",
+        *(() if by_cluster else (lambda w: f"{w.cluster}/{w.name}",)),
         lambda w: f"{w.namespace}/{w.name}",
     )
-    counts = [Counter(form(w) for w in shared) for form in forms]
+    counts = [Counter((name_of(w)[0], form(w)) for w in shared) for form in forms]
     labels = {}
     for node_id, w in snapshot.nodes.items():
-        if not w.clustered or names[w.name] == 1:
+        if not w.clustered or names[name_of(w)] == 1:
             label = w.name
         else:
             label = next(
-                (form(w) for form, n in zip(forms, counts, strict=True) if n[form(w)] == 1), w.id
+                (
+                    form(w)
+                    for form, n in zip(forms, counts, strict=True)
+                    if n[(name_of(w)[0], form(w))] == 1
+                ),
+                w.id,
             )
         if len(label) > width:
             # Cut the middle: the end (`-v2`) tells versions apart.
@@ -133,7 +187,11 @@ class KeyedText(Text):
 
 
 def _cells(
-    edge: Edge, health: Health, label: Callable[[str], str], styles: dict[Health, str]
+    edge: Edge,
+    health: Health,
+    label: Callable[[str], str],
+    styles: dict[Health, str],
+    cluster: str = "",
 ) -> dict[str, Text | str]:
     s = edge.stats
     word, style = HEALTH_WORD[health], styles[health]
@@ -148,8 +206,11 @@ def _cells(
     client = s.client_error_rate
     client_style = styles[Health.DEGRADED] if client else ""  # the caller's, not the edge's
     client_errors = Text("-" if tcp else units.percent(client), client_style)
+    failed = errors_per_s(s)
+    failed_per_s = "-" if tcp else per_s(failed)
     return {
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
+        "cluster": Text(units.clip(shown(cluster), CLUSTER_MAX)),
         "source": Text(shown(label(edge.source))),
         "destination": Text(shown(label(edge.destination))),
         "proto": proto(edge),
@@ -158,6 +219,7 @@ def _cells(
         ),
         "errors": Text.assemble(errors, justify="right"),
         "4xx": Text.assemble(client_errors, justify="right"),
+        "err/s": Text(failed_per_s, style if failed else "", justify="right"),
         "p50": Text(units.ms(s.p50_ms), justify="right"),
         "p95": Text(units.ms(s.p95_ms), justify="right"),
         "p99": Text(units.ms(s.p99_ms), justify="right"),
@@ -258,6 +320,7 @@ class EdgeTable(DataTable[Any]):
         self._order = _Order([])  # DataTable's own set-up reads it
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.sort_name = next(iter(SORTS))
+        self.sort_reversed = False  # against the column's own order (`S`)
         self.thresholds = DEFAULT_THRESHOLDS
         self.memory: HealthMemory | None = None  # the console's: health that does not flap
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
@@ -269,6 +332,8 @@ class EdgeTable(DataTable[Any]):
         self._styles: dict[Health, str] = {}
         self._made: OrderedDict[str, dict[str, Text | str]] = OrderedDict()
         self._sorted = False  # the rows are in the order of `sort_name`
+        self._clusters: dict[str, str] = {}  # by row key, with several clusters
+        self._cluster_width = 0  # the cluster column's, 0 for none
         self._install(_Order([]))
 
     # -- what DataTable reads ------------------------------------------------------------
@@ -308,8 +373,11 @@ class EdgeTable(DataTable[Any]):
         self._install(_Order(keys))
         return self
 
+    def _wanted(self, width: int | None = None) -> tuple[tuple[str, ...], int]:
+        return columns_for(width or self.size.width or 80, self._cluster_width)
+
     def _set_columns(self) -> tuple[str, ...]:
-        wanted = columns_for(self.size.width or 80)
+        wanted = self._wanted()
         if wanted != self._layout:
             keys = self._order.keys
             self.clear(columns=True)
@@ -319,7 +387,8 @@ class EdgeTable(DataTable[Any]):
             columns, label_width = wanted
             for key, header, width in COLUMNS:
                 if key in columns:
-                    self.add_column(header, key=key, width=width or label_width)
+                    wide = self._cluster_width if key == "cluster" else width or label_width
+                    self.add_column(self._header(key, header), key=key, width=wide)
             self._updated_cells.clear()
             self._install(_Order(keys))
             self._layout = wanted
@@ -332,7 +401,8 @@ class EdgeTable(DataTable[Any]):
         cells = self._made.get(key)
         if cells is None:
             edge = self._edges[key]
-            cells = _cells(edge, self._healths[edge.key], self._label, self._styles)
+            cluster = self._clusters.get(key, "")
+            cells = _cells(edge, self._healths[edge.key], self._label, self._styles, cluster)
             self._made[key] = cells
             while len(self._made) > ROWS_KEPT:
                 self._made.popitem(last=False)
@@ -343,7 +413,8 @@ class EdgeTable(DataTable[Any]):
     def _label(self, node: str) -> str:
         if self._labels is None:
             snapshot = self._taken
-            self._labels = short_labels(snapshot, self._layout[1]) if snapshot else {}
+            by_cluster = "cluster" in self._layout[0]
+            self._labels = short_labels(snapshot, self._layout[1], by_cluster) if snapshot else {}
         return self._labels.get(node, node)
 
     # -- taking a snapshot in ---------------------------------------------------------------
@@ -354,7 +425,7 @@ class EdgeTable(DataTable[Any]):
         waits for: hidden, the table is laid out for 80 columns and its rows unsorted."""
         return (
             bool(self.size.width)
-            and self._layout == columns_for(self.size.width)
+            and self._layout == self._wanted(self.size.width)
             and self._sorted
             and self._taken is self._snapshot
         )
@@ -364,7 +435,7 @@ class EdgeTable(DataTable[Any]):
         return self.region.width > 0  # in the screen's layout (empty, it is 0 rows high)
 
     def on_resize(self) -> None:
-        if columns_for(self.size.width) != self._layout and self._snapshot is not None:
+        if self._wanted(self.size.width) != self._layout and self._snapshot is not None:
             self._taken = None
             self.show(self._snapshot)
 
@@ -408,6 +479,7 @@ class EdgeTable(DataTable[Any]):
                 self._labels = None
             self._taken = snapshot
             self._styles = health_styles(self.app.current_theme)
+            self._take_clusters(snapshot)
             self._made.clear()
             was_empty = not self._order.keys
             self._set_columns()
@@ -418,8 +490,12 @@ class EdgeTable(DataTable[Any]):
                 self._highlight_cursor()
         if sort and not self._sorted:
             order = SORTS[self.sort_name]
-            edges, healths = self._edges, self._healths
-            keys = sorted(edges, key=lambda k: order(edges[k], healths[edges[k].key]))
+            edges, healths, where = self._edges, self._healths, self._clusters
+            keys = sorted(
+                edges,
+                key=lambda k: order(edges[k], healths[edges[k].key], where.get(k, "")),
+                reverse=self.sort_reversed,  # stable still: ties keep their order
+            )
             self._install(_Order(keys))
             self._sorted = True
 
@@ -457,19 +533,77 @@ class EdgeTable(DataTable[Any]):
         if index is not None:
             self.move_cursor(row=index)
 
-    def sort_by(self, column: str) -> None:
-        if column in SORTS:
-            self.sort_name = column
-            self._sorted = False
-            if self._snapshot is not None:
-                self.show(self._snapshot)
+    @property
+    def descending(self) -> bool:
+        """Whether the rows go down from the largest (or worst, or Z) as sorted now."""
+        return (self.sort_name not in ASCENDING_FIRST) != self.sort_reversed
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_by(str(event.column_key.value))
-        self.app.call_later(self.app.refresh_bindings)
+    @property
+    def sort_said(self) -> str:
+        """The sort as the status line says it: `err/s ▼`."""
+        return f"{self.sort_name} {DESCENDING if self.descending else ASCENDING}"
+
+    def sort_names(self) -> list[str]:
+        """The columns it sorts by, as its header names them, in any case (`err/s`); the
+        health's, which has none, `health`."""
+        return [HEADERS[k] for k in SORTS if k != "cluster" or self._clusters]
+
+    def sort_by(self, column: str, descending: bool | None = None) -> str | None:
+        """Sorted by `column` (a header's name, any case, or a column's key), descending
+        or ascending (None: the column's own order); what is wrong, in one line, else None."""
+        key = SORT_NAMES.get(column.lower())
+        if key is None or (key == "cluster" and not self._clusters):
+            return f"sort takes {' '.join(self.sort_names())}"  # one line at 80 columns
+        own = key not in ASCENDING_FIRST
+        self._resort(key, descending is not None and descending != own)
+        return None
+
+    def reverse_sort(self) -> None:
+        """The same column, the other way round."""
+        self._resort(self.sort_name, not self.sort_reversed)
 
     def cycle_sort(self) -> str:
-        names = list(SORTS)
-        self.sort_name = names[(names.index(self.sort_name) + 1) % len(names)]
-        self._sorted = False
+        """The next column, in its own order."""
+        names = [k for k in SORTS if k != "cluster" or self._clusters]
+        at = names.index(self.sort_name) if self.sort_name in names else -1
+        self._resort(names[(at + 1) % len(names)], False, show=False)
         return self.sort_name
+
+    def _resort(self, key: str, reversed_: bool, show: bool = True) -> None:
+        self.sort_name, self.sort_reversed = key, reversed_
+        self._sorted = False
+        self._mark_header()
+        if show and self._snapshot is not None:
+            self.show(self._snapshot)
+
+    def _header(self, key: str, header: str) -> Text:
+        """A column's header, marked ▼ or ▲ if the rows are sorted by it."""
+        if key != self.sort_name:
+            return Text(header)
+        mark = DESCENDING if self.descending else ASCENDING
+        return Text(f"{header} {mark}".strip(), style="bold")
+
+    def _mark_header(self) -> None:
+        for key, header, _ in COLUMNS:
+            column = self.columns.get(ColumnKey(key))
+            if column is not None:
+                column.label = self._header(key, header)
+        self._clear_caches()
+        self.refresh()
+
+    def _take_clusters(self, snapshot: MeshSnapshot) -> None:
+        """With several clusters, each row's (`west→east`) and the column's width."""
+        if len(clusters(snapshot.nodes.values())) < 2:
+            self._clusters, self._cluster_width = {}, 0
+            return
+        self._clusters = {k: edge_cluster(snapshot, e) for k, e in self._edges.items()}
+        longest = max((len(shown(c)) for c in self._clusters.values()), default=0)
+        self._cluster_width = max(CLUSTER_MIN, min(CLUSTER_MAX, longest))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == self.sort_name:  # a click on the sorted column: the other way round
+            self.reverse_sort()
+        else:
+            self.sort_by(key)
+        self.app.call_later(self.app.refresh_bindings)
