@@ -509,7 +509,8 @@ class StatTable(DataTable[Any]):
         (the worst first). None on success, else one line naming the valid columns."""
         key = _column_named(column)
         if key is None:
-            return f"no column {shown(column)!r} to sort by: {', '.join(SORTS)}"
+            inbound = " ".join(k for k in SORTS if not k.startswith("out-"))
+            return f"no column {shown(column)!r}: sort by {inbound}, or out-… (what it calls)"
         self.sort_name = key
         self.descending = BY_KEY[key].descending if descending is None else descending
         self._resort()
