@@ -287,7 +287,9 @@ def open_selected(screen: MainScreen, args: list[str]) -> None:
     screen.say(line)
     if len(line) > NOTICE_ROWS * (screen.app.size.width - 2):
         title = f"Link: {sel.name} in {tool.capitalize()}"
-        screen.app.push_screen(HandoffScreen(title, line, [(f"{tool} link", url)]))
+        copied = "copied" if screen.app.settings.clipboard else "not copied ([console] clipboard)"
+        note = f"{copied}: the whole link below, {len(url):,} characters"
+        screen.app.push_screen(HandoffScreen(title, note, [(f"{tool} link", url)]))
 
 
 # -- on the trace list and the waterfall: `y` and `O` ------------------------------------

@@ -144,6 +144,9 @@ async def test_open_links_the_selection_and_copies_the_link(sim: Simulation) -> 
         assert _text(app, "#handoff-title").strip() == (
             "Link: productpage-v1 → reviews-v3 in Grafana"
         )
+        assert _text(app, "#handoff-note").strip() == (
+            f"copied: the whole link below, {len(app.clipboard):,} characters"
+        )
 
 
 async def test_y_and_o_on_the_trace_list_and_the_waterfall(sim: Simulation) -> None:
