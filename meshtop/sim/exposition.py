@@ -196,10 +196,6 @@ def linkerd_labels(edge: SimEdge, direction: str) -> Labels:
     return labels
 
 
-def _lognormal_mean(edge: SimEdge) -> float:
-    return edge.median_ms * math.exp(edge.sigma**2 / 2)
-
-
 class MeshExposition:
     """Accumulates the simulation's traffic into counters and renders them, in the
     telemetry of `mode` (istio, ambient or linkerd)."""
@@ -302,7 +298,7 @@ class MeshExposition:
                             f"{f.duration}_bucket", f'{labels},le="{le:g}"', requests * edge.cdf(le)
                         )
                     self._add(f"{f.duration}_bucket", f'{labels},le="+Inf"', requests)
-                    self._add(f"{f.duration}_sum", labels, requests * _lognormal_mean(edge))
+                    self._add(f"{f.duration}_sum", labels, requests * edge.mean_ms())
                     self._add(f"{f.duration}_count", labels, requests)
 
     def render(self) -> str:

@@ -45,7 +45,19 @@ from meshtop.sim.objects import (
 )
 from meshtop.sim.security import SimSecurity, guarding
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
-from meshtop.sim.traffic import QUANTILES, Keep, SimEdge, Splits, flows, mixture_quantile, split
+from meshtop.sim.traffic import (
+    QUANTILES,
+    Breakers,
+    Keep,
+    Shaping,
+    SimEdge,
+    Splits,
+    choices,
+    flows,
+    latency_guess,
+    mixture_quantile,
+    policies_in_force,
+)
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
 from meshtop.sources.routing import default_rule, json_patch
@@ -63,6 +75,8 @@ class Simulation:
         self._changes: list[tuple[float, RouteKey, Route]] = []
         self._writers: list[str] = []  # who made each change: meshtop, or an operator
         self._rule_changes: list[ConfigChange] = []  # and each DestinationRule's
+        # the circuit breakers as loaded, and after each DestinationRule's change
+        self._breakers: list[tuple[float, Breakers]] = [(-math.inf, dict(mesh.breakers))]
         # How each call splits over its targets, per set of routes in force: the same for
         # every past moment between two changes.
         self._splits: dict[tuple[int, int], dict[SimCall, list[tuple[str, float]]]] = {}
@@ -99,7 +113,14 @@ class Simulation:
             return flows(self.mesh, self.clock(), keep=keep, kept=self._live_splits)
         epoch = sum(when <= at for when, _, _ in self._changes)
         splits = self._splits.setdefault((epoch, len(self._changes)), {})
-        return flows(self.mesh, at, self.routes_at(at), keep=keep, splits=splits)
+        return flows(
+            self.mesh, at, self.routes_at(at), keep=keep, splits=splits,
+            breakers=self.breakers_at(at),
+        )  # fmt: skip
+
+    def breakers_at(self, t: float) -> Breakers:
+        """The DestinationRules' circuit breakers in force at `t`."""
+        return next(held for when, held in reversed(self._breakers) if when <= t)
 
     def routes_at(self, t: float) -> Mapping[RouteKey, Route]:
         if not self._changes or self._changes[-1][0] <= t:
@@ -197,6 +218,7 @@ class Simulation:
         when = self.clock()
         if kind in ROUTE_KINDS:
             route = route_of(obj, cluster)
+            self.mesh.remember(route, obj)
             for host in route.hosts:
                 self.mesh.routes[(cluster, namespace, host)] = route
                 self._changes.append((when, (cluster, namespace, host), route))
@@ -214,6 +236,7 @@ class Simulation:
                 b,
             )
         self.mesh.breakers = breakers
+        self._breakers.append((when, breakers))
         self._rule_changes.append(
             ConfigChange(when, kind, cluster, namespace, name, meta["generation"], by)
         )
@@ -515,6 +538,9 @@ class SimTraces:
         root = rng.choices(roots, weights=[mesh.roots[r] for r in roots])[0]
         trace_id = f"{second:016x}{i:016x}"
         routes = self._sim.routes_at(at)  # the weights of that moment
+        held = self._sim.breakers_at(at)  # and the circuit breakers
+        shaped = policies_in_force(routes, held)
+        latency = latency_guess(mesh, routes)
         spans: list[Span] = []
 
         def ids() -> str:
@@ -543,12 +569,14 @@ class SimTraces:
             for call in mesh.calls_by_caller[wid]:
                 n = int(call.per_request) + (rng.random() < call.per_request % 1)
                 for _ in range(n):
-                    options = split(mesh, call, routes)
-                    if not options or len(spans) >= MAX_SPANS or call.protocol is Protocol.TCP:
+                    if len(spans) >= MAX_SPANS or call.protocol is Protocol.TCP:
                         continue
-                    target = rng.choices([t for t, _ in options], [s for _, s in options])[0]
+                    options = choices(mesh, call, at, routes, held, latency, shaped)
+                    if not options:
+                        continue
+                    target, _, shaping = rng.choices(options, [s for _, s, _ in options])[0]
                     if w.sidecar:
-                        cursor = client(w, call, target, span_id, cursor)
+                        cursor = client(w, call, target, span_id, cursor, shaping)
                     else:  # no proxy of its own: the callee's proxy starts the trace
                         fqdn = mesh.service_fqdn(call.namespace, call.service)
                         cursor = serve(target, None, cursor, f"{fqdn}:9080/*")[0]
@@ -566,8 +594,17 @@ class SimTraces:
                                 "server")  # fmt: skip
             return end, status
 
-        def client(w: SimWorkload, call: SimCall, target: str, parent: str, start_us: int) -> int:
-            """The caller's client span for one call, and the callee's work under it."""
+        def client(
+            w: SimWorkload,
+            call: SimCall,
+            target: str,
+            parent: str,
+            start_us: int,
+            shaping: Shaping | None = None,
+        ) -> int:
+            """The caller's client span for one call, and the callee's work under it, as
+            the caller's proxy's policies have it (`response_flags`: FI, DI, UT, UO, UH,
+            NR, as the metrics say them)."""
             callee = mesh.node(target)
             fqdn = mesh.service_fqdn(call.namespace, call.service)
             operation = f"{fqdn}:9080/*"
@@ -576,13 +613,24 @@ class SimTraces:
             spans.append(Span(span_id, parent, "", operation, 0, 0))
             b = callee.behaviour
             flags = "-"
-            if not callee.sidecar and callee.workload.kind.value == "service":
+            if shaping is not None and shaping.local:  # answered by the caller's proxy
+                said = rng.choices(shaping.local, [o.rps for o in shaping.local])[0]
+                end, status, flags = start_us + 300, said.code, said.flags
+            elif not callee.sidecar and callee.workload.kind.value == "service":
                 end, status, flags = start_us + 300, "503", "UH"  # nothing behind the service
             elif b.error_rate and rng.random() < b.error_rate * FAILED_CONNECTIONS:
                 end, status, flags = start_us + 1000, "503", "UF"  # never reached the callee
             else:
-                end, status = serve(target, span_id, start_us + 200, operation)
+                delayed = shaping is not None and rng.random() < shaping.delay_share
+                waited = int(shaping.delay_ms * 1000) if shaping is not None and delayed else 0
+                begin = start_us + 200 + waited
+                flags = "DI" if delayed else "-"
+                end, status = serve(target, span_id, begin, operation)
                 end += 200
+                limit = shaping.timeout_ms if shaping is not None else None
+                if limit is not None and end - start_us > limit * 1000:  # the proxy gives up
+                    end, status = start_us + int(limit * 1000), "504"
+                    flags = "UT,DI" if delayed else "UT"
             subset = callee.workload.version or ""
             tags = {**istio(w), "http.status_code": status, "response_flags": flags,
                     "upstream_cluster": f"outbound|9080|{subset}|{fqdn}"}  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -122,8 +122,27 @@ class SimMesh:
     # (cluster, namespace, host) -> its DestinationRules' circuit breakers (from `objects`)
     breakers: dict[BreakerKey, tuple[CircuitBreaker, ...]] = field(init=False)
 
+    # id(route) -> the route and its object's rules, as written (`rules_of`)
+    specs: dict[int, tuple[Route, list[Any]]] = field(init=False)
+
     def __post_init__(self) -> None:
         self.breakers = breakers_by_host(self.objects)
+        self.specs = {}
+        for route in self.routes.values():
+            obj = self.objects.get((route.cluster, route.kind, route.namespace, route.name))
+            if obj is not None and id(route) not in self.specs:
+                self.remember(route, obj)
+
+    def remember(self, route: Route, obj: Mapping[str, Any]) -> None:
+        """Keep the rules of the object a route was read from, for `rules_of`."""
+        rules = (obj.get("spec") or {}).get("http" if route.kind == "VirtualService" else "rules")
+        self.specs[id(route)] = (route, list(rules or []))
+
+    def rules_of(self, route: Route) -> list[Any] | None:
+        """The rules of the object a route was read from, as written (their match
+        conditions whole, which the route says in words only); None if unknown."""
+        found = self.specs.get(id(route))
+        return found[1] if found is not None and found[0] is route else None
 
     def home(self, node_id: str) -> str:
         """The cluster whose control plane routes a workload's calls: its own, or the

@@ -1,7 +1,11 @@
 """The simulated mesh's traffic at a moment: requests flow from the roots down the call
 graph, split by the current route weights, so a weight change moves rates, errors and
 latencies at once. Latency on an edge is log-normal around the callee's own time plus
-what it waits for downstream."""
+what it waits for downstream. Where a route or a DestinationRule sets a policy (a rule
+for some callers, a fault, a timeout, retries, a circuit breaker), the caller's proxy
+applies it (`sim/policies.py`): answers of its own, on the edge to the service (`FI`,
+`UO`, `UH`, `NR`), and the callee's answers and latency shaped (`DI`, `UT`, `URX`).
+Over 400 lines: the walk and the policies it applies on the way read the same state."""
 
 from __future__ import annotations
 
@@ -11,7 +15,22 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from meshtop.model import EdgeStats, NodeKind, Protocol, Route
+from meshtop.model import CircuitBreaker, EdgeStats, NodeKind, Protocol, Route, RouteRule
+from meshtop.sim.objects import BreakerKey
+from meshtop.sim.policies import (
+    DEFAULT_RETRY,
+    Attempts,
+    Retry,
+    capacity,
+    chosen_rule,
+    ejected,
+    grpc_status,
+    is_shaping,
+    merged,
+    most_ejected,
+    overflow,
+    retry_of,
+)
 from meshtop.sim.topology import Guard, RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sources.routing import default_rule
 
@@ -54,6 +73,10 @@ class SimEdge:
     request_bps: float = 0.0
     response_bps: float = 0.0
     plaintext: bool = False  # sent in plain text by the client's proxy (tls DISABLE)
+    # a fault's delay (of a share of the requests), a timeout: the latency's shape
+    delay_ms: float = 0.0
+    delay_share: float = 0.0
+    timeout_ms: float | None = None
 
     @property
     def mtls(self) -> bool:
@@ -70,15 +93,64 @@ class SimEdge:
             out.append("destination")
         return tuple(out)
 
-    def quantile_ms(self, q: float) -> float:
-        return self.median_ms * math.exp(Z[q] * self.sigma)
+    @property
+    def shaped(self) -> bool:
+        """Whether a delay or a timeout bends its latency away from the log-normal."""
+        return self.delay_share > 0 or self.timeout_ms is not None
 
-    def cdf(self, ms: float) -> float:
-        """Share of requests answered within `ms` milliseconds."""
+    def quantile_ms(self, q: float) -> float:
+        if not self.shaped:
+            return self.median_ms * math.exp(Z[q] * self.sigma)
+        lo, hi = (
+            1e-3,
+            self.timeout_ms or (self.delay_ms + self.median_ms * math.exp(8 * self.sigma)),
+        )
+        if self.cdf(hi) < q:
+            return hi
+        for _ in range(60):  # bisection in log space
+            mid = math.sqrt(lo * hi)
+            if self.cdf(mid) < q:
+                lo = mid
+            else:
+                hi = mid
+        return math.sqrt(lo * hi)
+
+    def _lognormal_cdf(self, ms: float) -> float:
         if ms <= 0:
             return 0.0
         z = (math.log(ms) - math.log(self.median_ms)) / self.sigma
         return 0.5 * math.erfc(-z / math.sqrt(2))
+
+    def cdf(self, ms: float) -> float:
+        """Share of requests answered within `ms` milliseconds."""
+        if not self.shaped:
+            return self._lognormal_cdf(ms)
+        if self.timeout_ms is not None and ms >= self.timeout_ms:
+            return 1.0
+        d = self.delay_share
+        return (1 - d) * self._lognormal_cdf(ms) + d * self._lognormal_cdf(ms - self.delay_ms)
+
+    def mean_ms(self) -> float:
+        """The mean latency (a histogram's sum over its count)."""
+        if not self.shaped:
+            return self.median_ms * math.exp(self.sigma**2 / 2)
+        m, s = math.log(self.median_ms), self.sigma
+        mean = math.exp(m + s * s / 2)
+
+        def capped(cap: float) -> float:  # E[min(X, cap)] of the log-normal X
+            if cap <= 0:
+                return 0.0
+            z = (math.log(cap) - m) / s
+            below = 0.5 * math.erfc(-(z - s) / math.sqrt(2))
+            return mean * below + cap * (1 - 0.5 * math.erfc(-z / math.sqrt(2)))
+
+        t = self.timeout_ms
+        plain = mean if t is None else capped(t)
+        if t is None:
+            late = self.delay_ms + mean
+        else:
+            late = t if t <= self.delay_ms else self.delay_ms + capped(t - self.delay_ms)
+        return (1 - self.delay_share) * plain + self.delay_share * late
 
     def stats(self) -> EdgeStats:
         if self.protocol is Protocol.TCP:
@@ -154,21 +226,37 @@ def split(
     matching no pod, weights of 0) goes to the service itself, where the client's proxy
     answers 503 "no healthy upstream"."""
     home = mesh.home(call.caller)
+    route = (mesh.routes if routes is None else routes).get((home, call.namespace, call.service))
+    rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
+    unserved = mesh.unserved(home, call.namespace, call.service).id
+    groups, lost = _groups(mesh, call, rule, home)
+    shares = [(t, share / len(targets)) for _, _, share, targets in groups for t in targets]
+    if lost > 0:
+        shares.append((unserved, lost))
+    return shares
+
+
+Group = tuple[str, str, float, list[str]]  # subset, host, share, the workloads taking it
+
+
+def _groups(
+    mesh: SimMesh, call: SimCall, rule: RouteRule | None, home: str
+) -> tuple[list[Group], float]:
+    """Each destination of a rule (none: the service, evenly): its share and the
+    workloads that take it (those of the caller's cluster first); and the share no
+    workload can take."""
 
     def near(pool: list[str]) -> list[str]:
         local = [t for t in pool if mesh.node(t).workload.cluster == home]
         return local or pool
 
-    targets = near(mesh.services.get((call.namespace, call.service), []))
-    route = (mesh.routes if routes is None else routes).get((home, call.namespace, call.service))
-    rule = (default_rule(route) or (route.rules[0] if route.rules else None)) if route else None
-    unserved = mesh.unserved(home, call.namespace, call.service).id
     if rule is None:
-        return [(t, 1.0 / len(targets)) for t in targets] or [(unserved, 1.0)]
+        targets = near(mesh.services.get((call.namespace, call.service), []))
+        return ([("", call.service, 1.0, targets)], 0.0) if targets else ([], 1.0)
     total = sum(d.weight for d in rule.destinations)
     if total <= 0:
-        return [(unserved, 1.0)]
-    shares: list[tuple[str, float]] = []
+        return [], 1.0
+    groups: list[Group] = []
     lost = 0.0
     for d in rule.destinations:
         labels = mesh.subsets.get((call.namespace, d.host, d.subset), {})
@@ -176,12 +264,10 @@ def split(
         matched = near([t for t in pool if _has_labels(mesh.node(t), labels)])
         share = d.weight / total
         if matched:
-            shares.extend((t, share / len(matched)) for t in matched)
+            groups.append((d.subset, d.host, share, matched))
         else:
             lost += share
-    if lost > 0:
-        shares.append((unserved, lost))
-    return shares
+    return groups, lost
 
 
 Split = list[tuple[str, float]]
@@ -234,7 +320,7 @@ def _outcomes(
             else (Outcome("503", "UH", "", rate),)
         )
     b = dest.behaviour
-    err = min(1.0, b.error_rate * wave(key + "/err", t, 0.3)) if b.error_rate else 0.0
+    err = _err(dest, key, t)
     if call.protocol is Protocol.GRPC:
         return tuple(
             o
@@ -259,6 +345,13 @@ def _outcomes(
     )
 
 
+def _err(dest: SimWorkload, key: str, t: float) -> float:
+    """The share of requests the callee fails at `t`, as a caller sees them (Istio's
+    default retries done)."""
+    b = dest.behaviour
+    return min(1.0, b.error_rate * wave(key + "/err", t, 0.3)) if b.error_rate else 0.0
+
+
 def _answers(
     call: SimCall, dest: SimWorkload, rate: float, key: str, t: float, guard: Guard | None
 ) -> tuple[Outcome, ...]:
@@ -271,6 +364,197 @@ def _answers(
 
 
 Keep = Callable[[str, str], bool]
+Breakers = Mapping[BreakerKey, tuple[CircuitBreaker, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Shaping:
+    """How the caller's proxy answers an edge's requests beyond the callee's own
+    answers: all of them itself (`local`, on the edge to the service: an abort, an
+    overflow, no healthy or no matching upstream), or the callee's answers under a retry
+    policy other than the default, a fault's delay and a timeout."""
+
+    local: tuple[Outcome, ...] = ()
+    retry: Retry = DEFAULT_RETRY
+    attempts: Attempts | None = None  # None: the default retry policy
+    timeout_ms: float | None = None
+    delay_ms: float = 0.0
+    delay_share: float = 0.0
+
+
+Routed = tuple[SimCall, str, float, Shaping | None]  # a call, its target, requests/s, how
+
+
+def policies_in_force(routes: Mapping[RouteKey, Route], breakers: Breakers) -> bool:
+    """Whether any route picks its callers or shapes its answers, or any DestinationRule
+    sets a circuit breaker: else every call is split as it is, at no cost."""
+    if breakers:
+        return True
+    seen: set[int] = set()
+    for route in routes.values():
+        if id(route) in seen:
+            continue
+        seen.add(id(route))
+        if any(r.matches or is_shaping(r.policy) for r in route.rules):
+            return True
+    return False
+
+
+def _labels(w: SimWorkload) -> dict[str, str]:
+    return {"app": w.workload.app, "version": w.workload.version}
+
+
+def _legs(
+    mesh: SimMesh,
+    call: SimCall,
+    rate: float,
+    t: float,
+    route: Route | None,
+    breakers: Breakers,
+    latency: Callable[[str], float],
+) -> tuple[list[Routed], dict[str, float]] | None:
+    """A call's requests through the caller's proxy, under the rule that takes them
+    (by the caller's labels), its fault, retries and timeout, and the destinations'
+    circuit breakers: the edges, and what each target serves for them (its attempts);
+    None when nothing of that touches the call (split as it is)."""
+    source = mesh.node(call.caller)
+    if not source.sidecar or call.protocol is Protocol.TCP:
+        return None  # no proxy of its own: nothing applies a policy
+    ns, home = call.namespace, mesh.home(call.caller)
+    rule: RouteRule | None = None
+    selective = False
+    if route is not None and route.rules:
+        selective = any(r.matches for r in route.rules)
+        rule = (
+            chosen_rule(route, mesh.rules_of(route), _labels(source))
+            if selective
+            else default_rule(route) or route.rules[0]
+        )
+    policy = rule.policy if rule is not None else None
+    hosts = {d.host for d in rule.destinations} if rule is not None else {call.service}
+    held = {h: breakers.get((home, ns, h), ()) for h in hosts}
+    if not selective and not (policy is not None and is_shaping(policy)) and not any(held.values()):
+        return None
+    grpc = call.protocol is Protocol.GRPC
+    local: dict[tuple[str, str, str], float] = defaultdict(float)
+
+    def answer(status: int, flags: str, rps: float) -> None:
+        if rps > 0:
+            local[("200", flags, grpc_status(status)) if grpc else (str(status), flags, "")] += rps
+
+    unserved = mesh.unserved(home, ns, call.service).id
+    legs: list[Routed] = []
+    serves: dict[str, float] = {}
+    if route is not None and route.rules and rule is None:  # no rule takes it: 404 NR
+        answer(404, "NR", rate * wave(f"{call.caller}>{unserved}", t, 0.05))
+        groups: list[Group] = []
+        lost = 0.0
+    else:
+        groups, lost = _groups(mesh, call, rule, home)
+    fault = policy.fault if policy is not None else None
+    abort = fault.abort_percent / 100 if fault is not None and fault.abort_status else 0.0
+    delay = fault.delay_percent / 100 if fault is not None and fault.delay_s else 0.0
+    retry = retry_of(policy)
+    timeout = policy.timeout_s * 1000 if policy is not None and policy.timeout_s else None
+    for subset, host, share, targets in groups:
+        b = merged(held.get(host, ()), subset)
+        sent = {
+            x: rate * share / len(targets) * wave(f"{call.caller}>{x}", t, 0.05) for x in targets
+        }
+        if abort and fault is not None and fault.abort_status:  # never sent upstream
+            answer(fault.abort_status, "FI", sum(sent.values()) * abort)
+            sent = {x: r * (1 - abort) for x, r in sent.items()}
+        tried = {
+            x: Attempts.of(
+                call.protocol,
+                _err(mesh.node(x), f"{call.caller}>{x}", t),
+                mesh.node(x).behaviour.client_error_rate,
+            )
+            for x in targets
+        }
+        if b is not None and b.consecutive_errors is not None:
+            out = {x: ejected(b, tried[x].failing(), sent[x] * tried[x].tries(retry)) for x in sent}
+            most, total_out = most_ejected(b, len(targets)), sum(out.values())
+            if total_out > most:
+                out = {x: q * most / total_out for x, q in out.items()}
+            all_out = math.prod(out.values()) if len(targets) <= most else 0.0
+            total = sum(sent.values())
+            answer(503, "UH", total * all_out)  # every endpoint ejected
+            weights = {x: r * (1 - out[x]) for x, r in sent.items()}
+            left = sum(weights.values())
+            sent = {
+                x: total * (1 - all_out) * w / left if left > 0 else 0.0 for x, w in weights.items()
+            }
+        held_at_once = capacity(b)
+        if not math.isinf(held_at_once):
+            load = sum(r * tried[x].tries(retry) * latency(x) / 1000 for x, r in sent.items())
+            refused = overflow(held_at_once, load)
+            answer(503, "UO", sum(sent.values()) * refused)
+            sent = {x: r * (1 - refused) for x, r in sent.items()}
+        for x, r in sent.items():
+            if r <= 0:
+                continue
+            a = tried[x]
+            served = r * a.tries(retry) / a.tries(DEFAULT_RETRY)  # the callee's attempts
+            shaping = Shaping(
+                retry=retry,
+                attempts=None if retry == DEFAULT_RETRY else a,
+                timeout_ms=timeout,
+                delay_ms=fault.delay_s * 1000 if delay and fault and fault.delay_s else 0.0,
+                delay_share=delay,
+            )
+            legs.append((call, x, r, shaping))
+            serves[x] = served
+    answer(503, "UH", rate * lost * wave(f"{call.caller}>{unserved}", t, 0.05))
+    if local:
+        said = tuple(Outcome(c, f, g, rps, arrived=False) for (c, f, g), rps in local.items())
+        legs.append((call, unserved, sum(local.values()), Shaping(local=said)))
+        serves[unserved] = sum(local.values())
+    return legs, serves
+
+
+def choices(
+    mesh: SimMesh,
+    call: SimCall,
+    t: float,
+    routes: Mapping[RouteKey, Route],
+    breakers: Breakers,
+    latency: Callable[[str], float],
+    shaped: bool,
+) -> list[tuple[str, float, Shaping | None]]:
+    """Where one request of a call goes, and how the caller's proxy answers it there:
+    each target with its chance (`shaped`: whether `policies_in_force`, else `split`)."""
+    if shaped:
+        route = routes.get((mesh.home(call.caller), call.namespace, call.service))
+        treated = _legs(mesh, call, 1.0, t, route, breakers, latency)
+        if treated is not None:
+            return [(target, r, shaping) for _, target, r, shaping in treated[0]]
+    return [(target, share, None) for target, share in split(mesh, call, routes)]
+
+
+def latency_guess(mesh: SimMesh, routes: Mapping[RouteKey, Route] | None) -> Callable[[str], float]:
+    """A workload's mean latency (ms), its own and what it waits for below, as the
+    walk would find it: what a connection pool's load (rps x latency) needs ahead of it."""
+
+    memo: dict[str, float] = {}
+
+    def below(wid: str) -> float:
+        if wid in memo:
+            return memo[wid]
+        w = mesh.node(wid)
+        memo[wid] = w.behaviour.median_ms  # a cycle, were there one, ends here
+        total = w.behaviour.median_ms
+        for call in mesh.calls_by_caller.get(wid, ()):
+            if call.protocol is not Protocol.TCP:
+                for x, share in split(mesh, call, routes):
+                    total += call.per_request * share * below(x)
+        memo[wid] = total
+        return total
+
+    def mean(wid: str) -> float:
+        return below(wid) * math.exp(mesh.node(wid).behaviour.sigma ** 2 / 2)
+
+    return mean
 
 
 def flows(
@@ -281,24 +565,39 @@ def flows(
     keep: Keep | None = None,
     splits: dict[SimCall, list[tuple[str, float]]] | None = None,
     kept: Splits | None = None,
+    breakers: Breakers | None = None,
 ) -> list[SimEdge]:
     """Every edge carrying traffic at time `t` (seconds since the epoch), routed by
-    `routes` (the mesh's current routes when None). `keep(source, destination)` picks
-    the edges wanted (all are still walked: rates come from upstream, latencies from
-    downstream); `splits` keeps `split`'s answers between calls with the same routes;
-    `kept` keeps them for as long as what they read is the same (`kept_split`)."""
+    `routes` (the mesh's current routes when None) under `breakers` (the mesh's current
+    circuit breakers when None). `keep(source, destination)` picks the edges wanted (all
+    are still walked: rates come from upstream, latencies from downstream); `splits`
+    keeps `split`'s answers between calls with the same routes; `kept` keeps them for as
+    long as what they read is the same (`kept_split`)."""
     inbound: dict[str, float] = defaultdict(float)
     for root, rps in mesh.roots.items():
         inbound[root] += rps * wave(root, t, 0.08)
     by_caller = mesh.calls_by_caller
     order = mesh.call_order
-    routed: list[tuple[SimCall, str, float]] = []
+    in_force = mesh.routes if routes is None else routes
+    held = mesh.breakers if breakers is None else breakers
+    shaped = policies_in_force(in_force, held)
+    latency = latency_guess(mesh, routes)
+    routed: list[Routed] = []
     for wid in order:
         served = inbound.get(wid, 0.0)
         if served <= 0:
             continue
         for call in by_caller[wid]:
             rate = served * call.per_request
+            if shaped:
+                home = mesh.home(wid)
+                route = in_force.get((home, call.namespace, call.service))
+                treated = _legs(mesh, call, rate, t, route, held, latency)
+                if treated is not None:
+                    routed += treated[0]
+                    for target, load in treated[1].items():
+                        inbound[target] += load
+                    continue
             shares = splits.get(call) if splits is not None else None
             if shares is None:
                 if kept is not None:
@@ -311,21 +610,94 @@ def flows(
                 r = rate * share * wave(f"{wid}>{target}", t, 0.05)
                 if r > 0:
                     inbound[target] += r
-                    routed.append((call, target, r))
+                    routed.append((call, target, r, None))
 
     return _edges(mesh, routed, inbound, t, keep)
 
 
+def _with(flags: str, flag: str) -> str:
+    return flag if flags == "-" else f"{flags},{flag}"
+
+
+def _retried(call: SimCall, rate: float, attempts: Attempts, retry: Retry) -> list[Outcome]:
+    """The callee's answers as the caller sees them under `retry`: retried failures
+    rarer (exhausted: `URX`), the others as they are."""
+    seen = attempts.answers(retry)
+    exhausted = "URX" if retry.retries > 0 else "-"
+    if call.protocol is Protocol.GRPC:
+        said = [
+            Outcome("200", exhausted if "14" in retry.on else "-", "14", rate * seen.get("14", 0)),
+            Outcome("200", exhausted if "2" in retry.on else "-", "2", rate * seen.get("2", 0)),
+        ]
+        ok = Outcome("200", "-", "0", rate - sum(o.rps for o in said))
+    else:
+        said = [
+            Outcome("500", exhausted if "500" in retry.on else "-", "", rate * seen.get("500", 0)),
+            Outcome("503", exhausted if "503" in retry.on else "-", "", rate * seen.get("503", 0)),
+            Outcome("503", "UF", "", rate * seen.get("UF", 0), arrived=False),
+            Outcome("404", "-", "", rate * seen.get("404", 0)),
+        ]
+        ok = Outcome("200", "-", "", rate - sum(o.rps for o in said))
+    return [o for o in (ok, *said) if o.rps > 0]
+
+
+def _shaped(
+    call: SimCall,
+    dest: SimWorkload,
+    rate: float,
+    key: str,
+    t: float,
+    guard: Guard | None,
+    shaping: Shaping,
+    median_ms: float,
+) -> tuple[Outcome, ...]:
+    """The callee's answers under the caller's proxy's retries, a fault's delay (`DI`)
+    and a timeout: a request slower than it answered 504 `UT` at the timeout."""
+    refusal = guard.refusal if guard is not None else None
+    if refusal is not None:
+        return (Outcome(refusal.code, refusal.flags, "", rate, arrived=refusal.arrived),)
+    base = (
+        _outcomes(call, dest, rate, key, t)
+        if shaping.attempts is None
+        else tuple(_retried(call, rate, shaping.attempts, shaping.retry))
+    )
+    d, delay, timeout = shaping.delay_share, shaping.delay_ms, shaping.timeout_ms
+    if not d and timeout is None:
+        return base
+    sigma = dest.behaviour.sigma
+
+    def slower(ms: float) -> float:  # share of the callee's answers slower than `ms`
+        if ms <= 0:
+            return 1.0
+        z = (math.log(ms) - math.log(median_ms)) / sigma
+        return 1.0 - 0.5 * math.erfc(-z / math.sqrt(2))
+
+    late_plain = slower(timeout) if timeout is not None else 0.0
+    late_delayed = slower(timeout - delay) if timeout is not None else 0.0
+    out: list[Outcome] = []
+    for o in base:
+        out.append(Outcome(o.code, o.flags, o.grpc_status, o.rps * (1 - d) * (1 - late_plain),
+                           o.arrived))  # fmt: skip
+        if d:
+            out.append(Outcome(o.code, _with(o.flags, "DI"), o.grpc_status,
+                               o.rps * d * (1 - late_delayed), o.arrived))  # fmt: skip
+    grpc = call.protocol is Protocol.GRPC
+    code, status = ("200", "4") if grpc else ("504", "")
+    out.append(Outcome(code, "UT", status, rate * (1 - d) * late_plain))
+    out.append(Outcome(code, "UT,DI", status, rate * d * late_delayed))
+    return tuple(o for o in out if o.rps > rate * 1e-6)  # a share no counter would show
+
+
 def _edges(
     mesh: SimMesh,
-    routed: list[tuple[SimCall, str, float]],
+    routed: list[Routed],
     inbound: dict[str, float],
     t: float,
     keep: Keep | None = None,
 ) -> list[SimEdge]:
     # A workload's answer takes its own time plus what it waits for downstream: walk
     # callees before callers, adding each callee's median, weighted by calls per request.
-    by_caller: dict[str, list[tuple[SimCall, str, float]]] = defaultdict(list)
+    by_caller: dict[str, list[Routed]] = defaultdict(list)
     for item in routed:
         by_caller[item[0].caller].append(item)
     workloads = mesh.workloads
@@ -335,7 +707,7 @@ def _edges(
     for wid in reversed(mesh.call_order):
         total = workloads[wid].behaviour.median_ms
         served = inbound.get(wid, 0.0)
-        for call, target, r in by_caller.get(wid, ()):
+        for call, target, r, _ in by_caller.get(wid, ()):
             if call.protocol is not tcp and served > 0:
                 below = median.get(target)
                 if below is None:
@@ -346,7 +718,7 @@ def _edges(
     edges: list[SimEdge] = []
     add = edges.append
     fqdn = mesh.service_fqdn
-    for call, target, r in routed:
+    for call, target, r, shaping in routed:
         if keep is not None and not keep(call.caller, target):
             continue
         source = node(call.caller)
@@ -354,6 +726,17 @@ def _edges(
         behaviour = dest.behaviour
         below = median.get(target)
         guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
+        median_ms = behaviour.median_ms if below is None else below
+        key = f"{call.caller}>{target}"
+        if call.protocol is tcp:
+            answers: tuple[Outcome, ...] = ()
+        elif shaping is None:
+            answers = _answers(call, dest, r, key, t, guard)
+        elif shaping.local:
+            answers = shaping.local
+        else:
+            answers = _shaped(call, dest, r, key, t, guard, shaping, median_ms)
+        shape = shaping if shaping is not None and not shaping.local else None
         add(
             SimEdge(
                 source,
@@ -363,14 +746,15 @@ def _edges(
                 fqdn(call.namespace, call.service),
                 call.protocol,
                 r,
-                ()
-                if call.protocol is tcp
-                else _answers(call, dest, r, f"{call.caller}>{target}", t, guard),
-                behaviour.median_ms if below is None else below,
+                answers,
+                median_ms,
                 behaviour.sigma,
                 r * call.request_bytes,
                 r * call.response_bytes,
                 guard is not None and guard.plaintext,
+                delay_ms=shape.delay_ms if shape is not None else 0.0,
+                delay_share=shape.delay_share if shape is not None else 0.0,
+                timeout_ms=shape.timeout_ms if shape is not None else None,
             )
         )
     return edges
