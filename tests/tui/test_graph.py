@@ -35,7 +35,8 @@ def _screen_text(app: MeshtopApp) -> str:
 
 async def test_the_graph_draws_bookinfo(sim: Simulation) -> None:
     app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
-    async with app.run_test(size=(160, 48)) as pilot:
+    # room for the full boxes of the demo and the VM's namespace (issue 22)
+    async with app.run_test(size=(170, 60)) as pilot:
         await _first_snapshot(app)
         await pilot.pause()
         text = _screen_text(app)
@@ -151,7 +152,7 @@ async def test_labels_grouping_and_collapse_keys(sim: Simulation) -> None:
 
 async def test_a_click_selects_a_box(sim: Simulation) -> None:
     app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(170, 60)) as pilot:  # full boxes, as in the test above
         await _first_snapshot(app)
         await pilot.pause()
         canvas = _canvas(app)
