@@ -49,6 +49,8 @@ COMMANDS = (
     Command("collapse", "NS|cluster NAME", "a namespace or a cluster as one box"),
     Command("expand", "NS|cluster NAME", "a collapsed namespace or cluster opened again"),
     Command("zoom", "full|compact|namespaces|fit", "how much of each node is drawn"),
+    Command("find", "NAME", "select a node by name and mark every match, hiding none (f)"),
+    Command("sort", "COLUMN [asc|desc]", "sort the table shown by a column (S reverses it)"),
     Command(
         "mtls",
         "NAMESPACE[/WORKLOAD] strict|permissive",
@@ -158,6 +160,8 @@ class _Main(Protocol):
     def set_grouping(self, grouping: Grouping) -> None: ...
     def set_labels(self, mode: str) -> None: ...
     def set_zoom(self, zoom: str) -> None: ...
+    def find(self, text: str) -> None: ...
+    def sort_table(self, column: str, descending: bool | None) -> None: ...
 
 
 class Commands:
@@ -197,6 +201,15 @@ class Commands:
 
     def cmd_zoom(self: _Main, args: list[str]) -> None:
         self.set_zoom(one_of("zoom", args, (*ZOOMS, "fit"), alone=True))
+
+    def cmd_find(self: _Main, args: list[str]) -> None:
+        self.find(" ".join(args))
+
+    def cmd_sort(self: _Main, args: list[str]) -> None:
+        ways = {"asc": False, "desc": True}
+        if not args or len(args) > 2 or (len(args) == 2 and args[1].lower() not in ways):
+            raise UsageError("sort takes COLUMN [asc|desc], as in :sort p99 desc")
+        self.sort_table(args[0], ways[args[1].lower()] if len(args) == 2 else None)
 
     def cmd_mtls(self: _Main, args: list[str]) -> None:
         if self.app.settings.read_only:

@@ -6,13 +6,14 @@ snapshot. The main screen draws the result and says what these say."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual.geometry import Size
 
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.graphview import GraphView, ViewOptions, apply_filter, build, resolve
-from meshtop.health import HealthMemory, Thresholds
+from meshtop.health import HealthMemory, Problem, Thresholds, problems
 from meshtop.layout import Layout
 from meshtop.model import MeshSnapshot, NodeKind, clusters
 from meshtop.tui.placement import Placement, level_options
@@ -146,3 +147,40 @@ class GraphState:
             n for n, v in self.view.nodes.items()
             if (v.namespace if what == "namespace" else v.cluster) == key
         )  # fmt: skip
+
+    def problems(self, snapshot: MeshSnapshot) -> list[Problem]:
+        """The nodes drawn that are failing or degraded, worst first (`health.problems`)."""
+        view = self.view
+        if view is None:
+            return []
+        return problems(snapshot, view.grades, {n: v.members for n, v in view.nodes.items()})
+
+    @staticmethod
+    def find(
+        text: str, view: GraphView | None, order: Callable[[str], object] | None = None
+    ) -> list[str]:
+        """The nodes drawn whose name is `text` (any case), then those it starts, then
+        those that hold it; by `order` (where they are drawn) within each. A name is the
+        label drawn (`reviews v3`) or a member's workload name, alone or with its
+        namespace (`reviews-v3`, `bookinfo/reviews-v3`)."""
+        needle = text.strip().lower()
+        if view is None or not needle:
+            return []
+        tiers: dict[str, int] = {}
+        for n, v in view.nodes.items():
+            names = [v.label.lower()]
+            for m in v.members:  # `cluster/namespace/workload`
+                parts = m.lower().split("/")
+                names += [parts[-1], "/".join(parts[-2:])]
+            tier = min(
+                (
+                    0 if x == needle else 1 if x.startswith(needle) else 2
+                    for x in names
+                    if needle in x
+                ),
+                default=None,
+            )
+            if tier is not None:
+                tiers[n] = tier
+        key = order or (lambda n: view.nodes[n].label)
+        return sorted(tiers, key=lambda n: (tiers[n], key(n), n))

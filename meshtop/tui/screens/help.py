@@ -34,14 +34,19 @@ KEYS = (
           "! inverts"),
 (":", listed()),
     ("ctrl+p", "the command palette: the same commands, searched by name"),
-    ("esc", "close the prompt, or clear the filter and the focus"),
+    ("esc", "close the prompt, or take find's marks away, or clear the filter and the focus"),
     ("g", "group nodes by versioned app, app, workload or service"),
     ("t", "edge labels: rps, errors, p95, p99"),
     ("c", "collapse the selected node's namespace into one box (again: expand)"),
     ("C", "collapse the selected node's cluster into one box (again: expand)"),
     ("+ / - / z", "zoom: more detail, less (full boxes, one-line nodes, namespaces only), "
                   "or fit: the most detailed that fits the screen"),
-    ("s", "edge table: sort by the next column (or click a header)"),
+    ("n / N", "the next / previous problem, worst first (failing, then degraded, by "
+              "errors/s): its node in the graph, its worst edge in the edge table"),
+    ("f", "find a node by name (whole, then start, then part): the best match selected, every "
+          "match marked, nothing hidden; f and enter again: the next; esc unmarks"),
+    ("s / S", "sort the table by the next column (or click a header) / the other way round; "
+              ":sort COLUMN [asc|desc] by any; ▼ ▲ mark the sorted column"),
     ("r / p", "refresh now / pause or resume refreshing"),
     ("y", "copy the selected node's or edge's name (in the edge table, its row's) to the "
           "clipboard; :promql its queries, :open a link to it"),
@@ -73,7 +78,9 @@ COLUMNS = (
         "from 10% fails; 4xx from 10% warns, from 20% fails",
     ),
     ("RPS", "requests per second over the window (c/s: TCP connections per second)"),
+    ("CLUSTER", "with several clusters: the edge's, west→east for a call between two"),
     ("ERR%", "share of requests failing: HTTP 5xx, gRPC non-OK, no response"),
+    ("ERR/S", "requests failing per second (RPS times ERR%): what a failure costs"),
     ("P50 P95 P99", "latency percentiles over the window"),
     ("MTLS", "yes: all traffic on mutual TLS; no: none; else the share"),
 )

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from rich.text import Text
 from textual import on, work
@@ -27,12 +27,14 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from meshtop import units
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.federation import distinct
 from meshtop.graphview import GROUPINGS, GraphView, Grouping, ViewOptions
 from meshtop.health import Thresholds
 from meshtop.layout import Layout
 from meshtop.model import MeshSnapshot
+from meshtop.sanitize import shown
 from meshtop.tui import commands, handoff
 from meshtop.tui.changes import Changes, node_route, row_route, show_routes
 from meshtop.tui.graph_state import GraphState
@@ -40,14 +42,14 @@ from meshtop.tui.placement import ZOOMS
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.screens.detail_intro import edge_screen, node_screen
 from meshtop.tui.travel import TimeTravel
-from meshtop.tui.widgets.edge_table import EdgeTable
+from meshtop.tui.widgets.edge_table import EdgeTable, per_s
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas, index_for
 from meshtop.tui.widgets.keyline import KeyLine
 from meshtop.tui.widgets.notice import Notice
 from meshtop.tui.widgets.posture import PostureTab
 from meshtop.tui.widgets.prompt import Prompt
 from meshtop.tui.widgets.stat_table import StatTable
-from meshtop.tui.widgets.status import StatusLine, problems, view_parts
+from meshtop.tui.widgets.status import Part, StatusLine, label, part, problems, view_parts
 
 if TYPE_CHECKING:
     from meshtop.tui.app import MeshtopApp
@@ -61,6 +63,16 @@ DETAIL_WINDOW_S = 900.0
 FILTER_HINT = (
     "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; ! inverts"
 )
+FIND = "find: "  # the find prompt's sign
+FIND_HINT = "a node by name: the same again goes to the next one; esc unmarks them"
+
+
+@runtime_checkable
+class Sortable(Protocol):
+    """A table `S` and `:sort` sort (the edge table, the stat view's): duck-typed."""
+
+    def sort_by(self, column: str, descending: bool | None) -> str | None: ...
+    def reverse_sort(self) -> None: ...
 
 
 class MainScreen(commands.Commands, TimeTravel, Screen[None]):
@@ -90,6 +102,11 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         Binding("r", "refresh_now", "refresh"),
         Binding("p", "toggle_pause", "pause"),
         Binding("s", "cycle_sort", "sort", show=False),
+        Binding("S", "reverse_sort", "reverse sort", show=False),
+        Binding("n", "problem(1)", "next problem", show=False),
+        Binding("N", "problem(-1)", "previous problem", show=False),
+        # priority, as `/`: a key typed right after `f` is the first letter found
+        Binding("f", "prompt('find')", "find", show=False, priority=True),
         Binding("plus", "zoom(-1)", "more detail", key_display="+", show=False),
         Binding("minus", "zoom(1)", "less detail", key_display="-", show=False),
         Binding("z", "zoom_fit", "fit", show=False),
@@ -118,6 +135,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         self._wanted: tuple[MeshSnapshot, Size] | None = None  # the newest drawing asked for
         self._then: list[Callable[[], None]] = []  # once the graph asked for is drawn
         self.working = ""  # what the worker does, said while it takes long
+        self._problem: tuple[str, set[tuple[str | None, object]]] | None = None  # n's
+        self._found = ""  # what find looked for, while its matches are marked
         # The detail screens open on the last window chosen in one, 15m at first.
         self.detail_window_s = DETAIL_WINDOW_S
 
@@ -286,6 +305,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         canvas = self._canvas()
         if not view.nodes:
             canvas.empty = self.graph.why_empty()
+        if self._found:  # find's marks on this view's nodes
+            canvas.matches = frozenset(self.graph.find(self._found, view))
         canvas.show(view, lay, index)  # type: ignore[arg-type]
         then, self._then = self._then, []
         for do in then:
@@ -308,13 +329,19 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         if view is not None and (o.filter or o.focus or o.cluster):
             shown = sum(len(e.members) for e in view.edges.values())
         zoom = (self.graph.placement.zoom, self.graph.placement.zoom_shown)
+        problem = self._problem_part(app.snapshot)
+        selected = (None, None) if problem else (canvas.node, canvas.edge)
+        parts = view_parts(o, view, selected, zoom, canvas.label_mode)
+        if problem:  # in the selection's place: before the parts that may go
+            at = next((i for i, p in enumerate(parts) if not p.kept), len(parts))
+            parts.insert(at, problem)
         moment, compared, comparing = self.travel_status(app.snapshot, view)
         self.query_one(StatusLine).show(
             app.snapshot,
             simulated=app.simulated,
             paused=app.paused,
-            sort_name=self._table().sort_name,
-            view=view_parts(o, view, (canvas.node, canvas.edge), zoom, canvas.label_mode),
+            sort_name=self._table().sort_said,
+            view=parts,
             shown_edges=shown,
             sort_kept=self.query_one(TabbedContent).active == "edges-tab",  # the table's order
             moment=moment,
@@ -437,6 +464,142 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         """`y`: the selected node's or edge's name to the clipboard (`handoff`)."""
         handoff.copy_selected(self)
 
+    def action_reverse_sort(self) -> None:
+        """`S`: the table shown (from the graph, the edge table) the other way round."""
+        self.sortable().reverse_sort()
+        self.show_status()
+
+    def sort_table(self, column: str, descending: bool | None) -> None:
+        """`:sort COLUMN [asc|desc]`, on the table shown (from the graph, the edge table),
+        which keeps the focus the prompt gave the graph back to."""
+        table = self.sortable()
+        wrong = table.sort_by(column, descending)
+        if wrong:
+            raise UsageError(wrong)
+        if isinstance(table, Widget) and self._on_tab_shown(table):
+            self.set_focus(table)
+        self.say("")
+        self.show_status()
+
+    def sortable(self) -> Sortable:
+        shown = [w for w in self._tab_shown().query("*") if isinstance(w, Sortable)]
+        return shown[0] if shown else self._table()
+
+    def _tab_shown(self) -> Widget:
+        return self.query_one(TabbedContent).active_pane or self._canvas()
+
+    def _on_tab_shown(self, widget: Widget) -> bool:
+        return self._tab_shown() in widget.ancestors
+
+    # -- going to the problem, and finding a node -------------------------------------------
+
+    def action_problem(self, step: int) -> None:
+        """`n` / `N`: the next / previous problem, worst first (`health.problems`): its
+        node selected in the graph (zoomed in to workloads from the namespaces level),
+        its worst edge in the edge table, itself named on the status line."""
+        self._at_nodes(partial(self._go_to_problem, step))
+
+    def _at_nodes(self, then: Callable[[], None]) -> None:
+        """`then`, once the graph draws nodes rather than whole namespaces."""
+        if self.graph.placement.zoom_shown == "namespaces":
+            self.graph.placement.zoom = "compact"
+            self.redraw_graph(then=then)
+        else:
+            then()
+
+    def _go_to_problem(self, step: int) -> None:
+        snapshot = self.app.snapshot
+        if snapshot is None or self.graph.view is None:
+            return
+        found = self.graph.problems(snapshot)
+        if not found:
+            self._problem = None
+            self.say("no problem: nothing drawn is failing or degraded")
+            return
+        canvas, ids = self._canvas(), [p.node for p in found]
+        here = self._problem_here()
+        if here is not None and here in ids:
+            i = (ids.index(here) + step) % len(ids)
+        else:
+            i = 0 if step > 0 else len(ids) - 1
+        problem = found[i]
+        line = self._view_edge(problem.edge)
+        # where it stays the problem: on its node, or on its edge from the table
+        self._problem = (problem.node, {(problem.node, None), (line[0] if line else None, line)})
+        canvas.select(problem.node)
+        if problem.edge is not None:
+            self._table().select(*problem.edge)
+        self.say("")
+        self.show_status()
+
+    def _problem_here(self) -> str | None:
+        """The problem `n` went to, if it is still what is selected."""
+        canvas = self._canvas()
+        if self._problem is None or (canvas.node, canvas.edge) not in self._problem[1]:
+            return None
+        return self._problem[0]
+
+    def _view_edge(self, edge: tuple[str, str] | None) -> tuple[str, str] | None:
+        """The graph's line that draws the snapshot's `edge`."""
+        view = self.graph.view
+        if view is None or edge is None:
+            return None
+        return next((k for k, e in view.edges.items() if edge in e.members), None)
+
+    def _problem_part(self, snapshot: MeshSnapshot) -> Part | None:
+        """`problem 1/4: reviews v3 failing, 11.90% errors, 0.8 err/s`, while `n`'s
+        problem is selected; its figures of this snapshot."""
+        here = self._problem_here()
+        if here is None:
+            return None
+        found = self.graph.problems(snapshot)
+        i = next((i for i, p in enumerate(found) if p.node == here), None)
+        if i is None:
+            return None  # no longer a problem: the selection is said as ever
+        p = found[i]
+        name = shown(label(self.graph.view, p.node))
+        figures = (f"{units.percent(p.error_rate)} errors, ", f"{per_s(p.errors_per_s)} err/s")
+        if not p.errors_per_s and p.client_errors_per_s:  # in trouble by the callers' 4xx
+            figures = ("", f"{units.percent(p.client_error_rate)} 4xx")
+        return part(
+            f"problem {i + 1}/{len(found)}: {name} {p.health.value}, {''.join(figures)}",
+            f"{i + 1}/{len(found)} {units.clip(name, 16)} {p.health.value}, {figures[1]}",
+            "bold",
+        )
+
+    def find(self, text: str) -> None:
+        """`f` and a name, enter: the best match selected (the name, then the start of
+        one, then a part), every match marked, nothing hidden; the same text again: the
+        next match; nothing: the marks go."""
+        if not text:
+            self._unmark()
+            return
+        self._at_nodes(partial(self._find, text))
+
+    def _find(self, text: str) -> None:
+        canvas = self._canvas()
+        matches = self.graph.find(text, self.graph.view, canvas.reading_order)
+        if not matches:
+            self._unmark()
+            self.say(f"find: no node drawn is named {text!r}")
+            return
+        here = canvas.node if text == self._found else None
+        i = (matches.index(here) + 1) % len(matches) if here in matches else 0
+        self._found = text
+        canvas.matches = frozenset(matches)
+        canvas.select(matches[i])
+        name = label(self.graph.view, matches[i])
+        more = f"; f and enter: the next of {len(matches)}" if len(matches) > 1 else ""
+        self.say(f"found {name} ({i + 1}/{len(matches)}){more}")
+
+    def _unmark(self) -> bool:
+        """Find's marks gone; whether there were any."""
+        canvas, marked = self._canvas(), bool(self._found)
+        self._found, canvas.matches = "", frozenset()
+        if marked:
+            canvas.redraw()
+        return marked
+
     def action_shift(self) -> None:
         """`w`: the shift dialog for the route of the selected row or node."""
         if self.query_one(TabbedContent).active == "routes-tab":
@@ -530,9 +693,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     def action_prompt(self, kind: str) -> Input:
         filtering = kind == "/"
         hint = FILTER_HINT if filtering else commands.hint()
-        prompt = self.query_one(Prompt).open(
-            kind, self.graph.options.filter if filtering else "", hint
-        )
+        value = self.graph.options.filter if filtering else ""
+        if kind == "find":  # what was found last, so that enter goes to the next one
+            kind, hint, value = FIND, FIND_HINT, self._found
+        prompt = self.query_one(Prompt).open(kind, value, hint)
         # at once, not on the next idle (`focus()`): a key typed right after `/` is the
         # first letter of the filter, not a command to the graph
         self.set_focus(prompt)
@@ -542,6 +706,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         o = self.graph.options
         if self.query_one(Prompt).close():
             self.set_focus(self._canvas())
+        elif self._unmark():  # find's marks first, then the filter and the focus
+            self.say("")
         elif o.focus or o.filter:
             o.focus, o.filter = None, ""
             self.say("")
@@ -557,6 +723,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         try:
             if prompt.kind == "/":
                 self.set_filter(event.value.strip())
+            elif prompt.kind == FIND:
+                self.find(event.value.strip())
             else:
                 self.run_command(event.value.strip())
         except MeshtopError as exc:

@@ -344,6 +344,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.label_mode = LABELS[0]
         self.node: str | None = None
         self.edge: tuple[str, str] | None = None
+        self.matches: frozenset[str] = frozenset()  # what find found: marked, none hidden
         self._cache: OrderedDict[tuple[int, int, int], Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
         self._shown: object = None  # the view's topology the index was built for
@@ -362,7 +363,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.virtual_size = Size(layout.width, layout.height)
         self.view = view
         if self.node not in view.nodes:
-            self.node = min(view.nodes, key=self._reading_order, default=None)
+            self.node = min(view.nodes, key=self.reading_order, default=None)
         if self.edge not in view.edges:
             self.edge = None
         self.redraw(full=full)
@@ -401,6 +402,8 @@ class GraphCanvas(ScrollView, can_focus=True):
             "cluster": Style(color=theme.primary or "blue", bold=True),
             "label": Style(color=theme.foreground or "white"),
             "selected": Style(color=theme.accent or "cyan", bold=True, reverse=True),
+            # underlined too, for a screen without colour
+            "match": Style(color=theme.accent or "cyan", bold=True, underline=True),
             "selected_line": Style(color=theme.accent or "cyan", bold=True),
         }
 
@@ -411,7 +414,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             self._cache.clear()
             self._styles = self._make_styles()
 
-    def _reading_order(self, n: str) -> tuple[int, int]:
+    def reading_order(self, n: str) -> tuple[int, int]:
         assert self.layout_ is not None
         b = self.layout_.nodes.get(n)
         return (b.y, b.x) if b else (0, 0)
@@ -543,8 +546,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             put(b.x, v, style)
             if row == label_row and node is not None:
                 name = f" {shown(node.label)} "[: b.w - 2]
-                selected = self._styles["selected"] if n == self.node else self._styles["label"]
-                put(b.x + 1, name, selected)
+                put(b.x + 1, name, self._label_style(n))
             put(b.right, v, style)
         else:
             room = b.w - 2
@@ -553,10 +555,15 @@ class GraphCanvas(ScrollView, can_focus=True):
                 # a name longer than the layout gave it room for is cut, marked `…`
                 name = units.clip(shown(node.label), room if compact else room - 2)
                 inner = (name if compact else f" {name} ").ljust(room)
-            label_style = self._styles["selected"] if n == self.node else self._styles["label"]
             put(b.x, v, style)
-            put(b.x + 1, inner, label_style if row == label_row else None)
+            put(b.x + 1, inner, self._label_style(n) if row == label_row else None)
             put(b.right, v, style)
+
+    def _label_style(self, n: str) -> Style:
+        """A node's name: reversed when selected, underlined when find found it."""
+        if n == self.node:
+            return self._styles["selected"]
+        return self._styles["match" if n in self.matches else "label"]
 
     # -- selection ----------------------------------------------------------------------
 
@@ -574,7 +581,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         boxes = self.layout_.nodes
         here = boxes.get(self.node) if self.node else None
         if here is None:
-            self.select(min(self.view.nodes, key=self._reading_order))
+            self.select(min(self.view.nodes, key=self.reading_order))
             return
         if dy:
             column = [n for n, b in boxes.items() if b.x == here.x and n in self.view.nodes]

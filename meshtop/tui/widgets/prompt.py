@@ -24,7 +24,9 @@ class Prompt(Horizontal):
         self.kind = kind
         prompt.placeholder = hint
         prompt.value = value
-        self.query_one("#prompt-kind", Static).update(kind)
+        sign = self.query_one("#prompt-kind", Static)
+        sign.update(kind)
+        sign.styles.width = len(kind) + 1  # `find:` as well as `/`
         self.add_class("shown")
         return prompt
 
