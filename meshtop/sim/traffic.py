@@ -504,7 +504,7 @@ def _legs(
                 delay_share=delay,
             )
             legs.append((call, x, r, shaping))
-            serves[x] = served
+            serves[x] = serves.get(x, 0.0) + served
     answer(503, "UH", rate * lost * wave(f"{call.caller}>{unserved}", t, 0.05))
     if local:
         said = tuple(Outcome(c, f, g, rps, arrived=False) for (c, f, g), rps in local.items())
