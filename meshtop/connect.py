@@ -154,6 +154,7 @@ def cluster_plane(
         namespaces=namespaces,
         timeout_s=settings.timeout_s,
         max_response_mb=settings.kube_max_response_mb,
+        root_namespace=settings.root_namespace,
     )
     if cluster.name:  # one of several: its workloads carry its name
         config = replace(config, cluster=cluster.name)

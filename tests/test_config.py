@@ -265,3 +265,53 @@ def test_kubernetes_from_file_environment_and_flags(tmp_path: Path) -> None:
     path.write_text('[kubernetes]\ncluster = "x"\n')
     with pytest.raises(UsageError, match="unknown kubernetes setting 'cluster'"):
         load(config_file=path, environ={})
+
+
+def test_the_root_namespace_from_the_config_file_reaches_the_control_plane(
+    tmp_path: Path,
+) -> None:
+    """[mesh] root_namespace: Istio's istio-system without it; with it, the Kubernetes
+    control plane the posture is read from takes it (its mesh-wide policies are there)."""
+    from meshtop.connect import cluster_plane
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: c, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: c}}]\n"
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(f'[kubernetes]\nkubeconfig = "{kubeconfig}"\n')
+    default = load(config_file=path, environ={})
+    assert default.root_namespace == "istio-system"
+    assert cluster_plane(default, default.clusters[0], ()).config.root_namespace == "istio-system"
+    path.write_text(path.read_text() + '[mesh]\nroot_namespace = "istio-config"\n')
+    settings = load(config_file=path, environ={})
+    assert settings.root_namespace == "istio-config"
+    plane = cluster_plane(settings, settings.clusters[0], ("bookinfo",))
+    assert plane.config.root_namespace == "istio-config"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[mesh]\nroot_namespace = "Istio-System"', r"'Istio-System' is not a Kubernetes"),
+        ('[mesh]\nroot_namespace = "istio.config"', r"'istio.config' is not a Kubernetes"),
+        ('[mesh]\nroot_namespace = "-istio"', r"'-istio' is not a Kubernetes namespace"),
+        ('[mesh]\nroot_namespace = ""', r"'' is not a Kubernetes namespace"),
+        (f'[mesh]\nroot_namespace = "{"a" * 64}"', r"is not a Kubernetes namespace \(.*63 at most"),
+        ("[mesh]\nroot_namespace = 42", r"42 is not a Kubernetes namespace"),
+        ('[mesh]\nroot_namespace = "a\\u001b[31m"', r"'a\\x1b\[31m' is not a Kubernetes"),
+        ('[mesh]\nroot = "istio-config"', "unknown mesh setting 'root'; known: root_namespace"),
+        ('mesh = "istio-config"', r"mesh must be a table \(\[mesh\]\)"),
+        ('colour = "red"', r"known settings are .*\[links\], \[mesh\]$"),
+    ],
+)
+def test_bad_mesh_settings(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message) as refused:
+        load(config_file=path, environ={})
+    assert "\n" not in str(refused.value) and "\x1b" not in str(refused.value)
+    assert str(refused.value).startswith(f"config file {path}: ")

@@ -281,3 +281,91 @@ def test_a_verdict_names_the_policies_that_decided_it() -> None:
     )
     assert authorize([EXAMPLE], HTTPBIN, SLEEP).policies == ("AuthorizationPolicy foo/httpbin",)
     assert authorize([], HTTPBIN, SLEEP).policies == ()
+
+
+# -- another root namespace ([mesh] root_namespace; Istio's MeshConfig rootNamespace) ------
+
+OTHER_ROOT = [
+    # (case, root, policies as the Kubernetes API serves them, what foo/finance-v1 gets)
+    ("istio-config's own policy is mesh-wide where it is the root", "istio-config",
+     [("istio-config", "default", "STRICT", None)],
+     "STRICT", "mesh-wide PeerAuthentication istio-config/default"),
+    ("istio-config's policy is its namespace's alone where the root is istio-system",
+     "istio-system", [("istio-config", "default", "STRICT", None)],
+     "PERMISSIVE", "no PeerAuthentication applies: Istio's default"),
+    ("istio-system's policy is its namespace's alone where the root is istio-config",
+     "istio-config", [("istio-system", "default", "STRICT", None)],
+     "PERMISSIVE", "no PeerAuthentication applies: Istio's default"),
+    ("the namespace's still over the other root's", "istio-config",
+     [("istio-config", "default", "STRICT", None), ("foo", "default", "PERMISSIVE", None)],
+     "PERMISSIVE", "namespace-wide PeerAuthentication foo/default"),
+    ("a namespace UNSET inherits the other root's", "istio-config",
+     [("istio-config", "default", "DISABLE", None), ("foo", "default", "UNSET", None)],
+     "DISABLE", "mesh-wide PeerAuthentication istio-config/default"),
+]  # fmt: skip
+
+
+def _served(namespace: str, name: str, mode: str, selector: dict[str, str] | None) -> dict:
+    spec: dict[str, object] = {"mtls": {"mode": mode}}
+    if selector:
+        spec["selector"] = {"matchLabels": selector}
+    return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": {"name": name, "namespace": namespace,
+                         "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": spec}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("root", "policies", "mode", "why"),
+    [case[1:] for case in OTHER_ROOT],
+    ids=[case[0] for case in OTHER_ROOT],
+)
+def test_a_mesh_wide_policy_is_the_configured_roots(
+    root: str, policies: list[tuple[str, str, str, dict[str, str] | None]], mode: str, why: str
+) -> None:
+    """The posture of a workload, judged from a configuration read with `root` as the
+    root namespace: only that namespace's policies without a selector are mesh-wide."""
+    from datetime import UTC, datetime
+
+    from meshtop.model import MeshSnapshot, Workload
+    from meshtop.posture import posture
+    from meshtop.sources.security import security_config
+
+    finance = {"metadata": {"name": "finance-v1", "namespace": "foo"}, "spec": {"template": {
+        "metadata": {"labels": FINANCE}, "spec": {"serviceAccountName": "finance"}}}}  # fmt: skip
+    config = security_config(
+        {"PeerAuthentication": [_served(*p) for p in policies]}, [finance], root
+    )
+    node = Workload("Kubernetes", "foo", "finance-v1", "finance")
+    snapshot = MeshSnapshot(datetime.now(UTC), 60.0, {node.id: node}, (), (), {})
+    judged = posture(snapshot, {"": config}).workload(node.id)
+    assert judged is not None
+    assert (judged.effective.text(), judged.effective.why()) == (mode, why)
+
+
+def test_a_selector_in_the_configured_root_is_ignored_and_elsewhere_a_workloads() -> None:
+    from meshtop.sources.security import security_config
+
+    objects = {"PeerAuthentication": [
+        _served("istio-config", "finance", "DISABLE", FINANCE),
+        _served("istio-system", "finance", "DISABLE", FINANCE),
+    ]}  # fmt: skip
+    config = security_config(objects, root="istio-config")
+    assert ignored(config.peer_authentications, config.root_namespace) == [
+        "PeerAuthentication istio-config/finance: a selector in the root namespace is "
+        "ignored by Istio"
+    ]
+    config = security_config(objects)
+    assert config.root_namespace == "istio-system"
+    assert ignored(config.peer_authentications, config.root_namespace) == [
+        "PeerAuthentication istio-system/finance: a selector in the root namespace is "
+        "ignored by Istio"
+    ]
+
+
+def test_an_authorization_policy_in_the_configured_root_applies_to_every_namespace() -> None:
+    deny = AuthorizationPolicy("istio-config", "deny-test", Action.DENY,
+                               rules=(Rule(sources=(src(namespaces=["test"]),)),))  # fmt: skip
+    caller = Peer("cluster.local/ns/test/sa/sleep", "test")
+    assert authorize([deny], HTTPBIN, caller, "istio-config").decision is Decision.DENIED
+    assert authorize([deny], HTTPBIN, caller).decision is Decision.ALLOWED  # istio-system's

@@ -12,6 +12,7 @@ from typing import Any
 from meshtop.config import backends, values
 from meshtop.config.files import exposed, holds_secret, read_file
 from meshtop.config.links import clipboard, links
+from meshtop.config.mesh import root_namespace
 from meshtop.config.settings import ClusterConfig, Settings
 from meshtop.config.values import boolean, duration, share
 from meshtop.errors import UsageError
@@ -53,7 +54,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], where: str) -> Setting
         if key not in _KEYS:
             known = ", ".join(
                 [*sorted([*_KEYS, "[[clusters]]", "[health]", "[kubernetes]", "[prometheus]",
-                          "[tracing]"]), "[console]", "[links]"]
+                          "[tracing]"]), "[console]", "[links]", "[mesh]"]
             )  # fmt: skip
             raise UsageError(f"{where}: unknown setting {key!r}; known settings are {known}")
         name, parse = _KEYS[key]
@@ -107,6 +108,7 @@ def load(
     # the console's hand-off to other tools: checked at start, as everything else is
     copies = clipboard(file_values.pop("console", {}), where)
     bases = links(file_values.pop("links", {}), where)
+    root = root_namespace(file_values.pop("mesh", {}), where)
     file_tracing = file_values.pop("tracing", {})
     caps = backends.tracing_caps(file_tracing, where)
     if caps:
@@ -175,6 +177,7 @@ def load(
         kube_max_response_mb=kube_cap,
         clipboard=copies,
         links=bases,
+        root_namespace=root,
         clusters=tuple(
             replace(c, tracing=replace(c.tracing, timeout_s=settings.timeout_s, **caps))
             if c.tracing

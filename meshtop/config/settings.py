@@ -7,6 +7,7 @@ from pathlib import Path
 
 from meshtop.config.links import NO_LINKS, Links
 from meshtop.health import DEFAULT_THRESHOLDS, Thresholds
+from meshtop.posture.config import ROOT_NAMESPACE
 from meshtop.sources.bounded import DEFAULT_MAX_RESPONSE_MB
 from meshtop.sources.prometheus_config import PrometheusConfig
 from meshtop.sources.tracing import TracingConfig
@@ -47,6 +48,8 @@ class Settings:
     warnings: tuple[str, ...] = ()  # said once, on stderr and in the console's notice
     clipboard: bool = True  # [console] `y` copies to the terminal's clipboard (OSC 52)
     links: Links = NO_LINKS  # [links] where `:open` points (Grafana, Jaeger, Zipkin)
+    # [mesh] where mesh-wide PeerAuthentications and AuthorizationPolicies are (issue 22)
+    root_namespace: str = ROOT_NAMESPACE
 
     @property
     def several(self) -> bool:

@@ -3,11 +3,13 @@ line for a value that is not one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from meshtop.errors import UsageError
+from meshtop.sanitize import said
 from meshtop.units import parse_duration
 
 
@@ -91,3 +93,18 @@ def share(value: Any) -> float:
     if not 0 <= share <= 1:
         raise UsageError(f"{value!r} is not between 0% and 100%")
     return share
+
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", re.ASCII)
+
+
+def namespace(value: Any) -> str:
+    """A Kubernetes namespace: a DNS-1123 label (lower-case letters, digits and '-', 63 at
+    most, starting and ending with a letter or digit)."""
+    if not isinstance(value, str) or len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
+        shown = said(repr(value)) if isinstance(value, str) else repr(value)
+        raise UsageError(
+            f"{shown} is not a Kubernetes namespace (lower-case letters, digits and '-', "
+            "63 at most, starting and ending with a letter or digit)"
+        )
+    return value

@@ -287,19 +287,20 @@ class KubernetesControlPlane(KubeAPI):
     async def security(self) -> SecurityConfig:
         """The security configuration (`sources/security.py`): PeerAuthentications,
         AuthorizationPolicies, DestinationRules' tls, ServiceEntries and WorkloadEntries
-        (with the root namespace's mesh-wide policies when namespaces are scoped), and each
-        Deployment's and StatefulSet's pod labels and service account; one list of each,
-        concurrently, each bounded as every list is. Malformed objects are left out and
-        said in the answer's `malformed`."""
-        from meshtop.posture import ROOT_NAMESPACE
+        (with the root namespace's mesh-wide policies when namespaces are scoped: `[mesh]
+        root_namespace`, Istio's `istio-system` by default), and each Deployment's and
+        StatefulSet's pod labels and service account; one list of each, concurrently, each
+        bounded as every list is. Malformed objects are left out and said in the answer's
+        `malformed`."""
         from meshtop.sources.security import security_config
 
-        scoped = self.config.namespaces
+        scoped, root = self.config.namespaces, self.config.root_namespace
         wanted = [(r, ns) for ns in scoped or ("",) for r in (
             PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES, DESTINATION_RULES, SERVICE_ENTRIES,
             WORKLOAD_ENTRIES)]  # fmt: skip
-        if scoped and ROOT_NAMESPACE not in scoped:  # the mesh-wide ones
-            wanted += [(r, ROOT_NAMESPACE) for r in (PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES)]
+        if scoped and root not in scoped:  # the mesh-wide ones
+            check_names(root, "root")  # it becomes part of a path
+            wanted += [(r, root) for r in (PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES)]
         pods = [
             self._items(
                 f"list {plural}{f' in {ns}' if ns else ''}",
@@ -314,7 +315,7 @@ class KubernetesControlPlane(KubeAPI):
         for (resource, _), items in zip(wanted, lists, strict=False):
             objects.setdefault(resource[3], []).extend(items)
         workloads = [item for found in lists[len(wanted) :] for item in found]
-        return security_config(objects, workloads)
+        return security_config(objects, workloads, root)
 
     async def read(self, kind: str, namespace: str, name: str) -> tuple[Route, dict[str, Any]]:
         """One route as it is now, and the object itself (for its owners)."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from meshtop import __version__
 from meshtop.errors import BackendError, ConflictError, MeshtopError, UsageError
+from meshtop.posture.config import ROOT_NAMESPACE
 from meshtop.sources import bounded
 
 T = TypeVar("T")
@@ -39,6 +40,8 @@ class KubeConfig:
     timeout_s: float = 10.0  # a deadline for each request, all of it; a list's pages share one
     max_response_mb: float = bounded.DEFAULT_MAX_RESPONSE_MB  # a bigger answer (a page) is refused
     extra: Mapping[str, str] = field(default_factory=dict)
+    # where the mesh-wide security policies are ([mesh] root_namespace), read with them
+    root_namespace: str = ROOT_NAMESPACE
 
 
 class _NotServed(BackendError):
