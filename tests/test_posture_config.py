@@ -145,3 +145,62 @@ def test_an_object_without_a_name_or_with_garbage_metadata_is_said_too() -> None
         "PeerAuthentication /? is malformed: metadata is not a mapping",
         "PeerAuthentication /? is malformed: metadata.name is not text",
     )
+
+
+def _entry(name: str, owners: Any = None, **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {} if owners is None else {"ownerReferences": owners}
+    return obj("WorkloadEntry", name, spec, namespace="legacy", **meta)
+
+
+def test_a_workload_entry_is_named_by_its_workload_group() -> None:
+    """Istio's auto-registration makes a WorkloadEntry per VM, owned by its group: the
+    telemetry names the workload by the group, so the identity is read under that name."""
+    group = {"apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
+             "name": "legacy-batch", "uid": "u"}  # fmt: skip
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "not-a-group", "uid": "c"}
+    config = security_config({"WorkloadEntry": [
+        _entry("legacy-batch-10.0.0.7", [other, group], address="10.0.0.7",
+               serviceAccount="batch"),
+        _entry("mainframe", [other], address="10.0.1.1"),
+        _entry("odd", [{**group, "name": "../x\x1b[2J"}]),
+    ]})  # fmt: skip
+    batch = config.info("legacy", "legacy-batch")
+    assert batch is not None
+    assert (batch.principal, batch.entry) == (
+        "cluster.local/ns/legacy/sa/batch",
+        "WorkloadEntry legacy/legacy-batch-10.0.0.7",
+    )
+    assert config.info("legacy", "mainframe") is not None  # no group: its own name
+    assert config.malformed == (
+        "WorkloadEntry legacy/odd is malformed: its WorkloadGroup '../x\\x1b[2J' is not an "
+        "object name",
+    )
+
+
+def test_outside_nodes_are_vms_and_the_external_entries_hosts() -> None:
+    from meshtop.model import NodeKind
+    from meshtop.sources.kubernetes import outside_nodes
+
+    config = security_config({
+        "WorkloadEntry": [
+            _entry("a", labels={"app": "batch", "version": "v2"}),
+            _entry("b", labels={"app.kubernetes.io/name": "ledger"}),
+        ],
+        "ServiceEntry": [
+            obj("ServiceEntry", "out", {"hosts": ["api.example.com", "*.example.com",
+                                                  "evil\x1b[31m.example", "api.example.com"]}),
+            obj("ServiceEntry", "in", {"hosts": ["db.internal"], "location": "MESH_INTERNAL"}),
+        ],
+    })  # fmt: skip
+    bad: list[str] = []
+    nodes = outside_nodes(
+        "east", [w for w in config.workloads if w.entry], config.service_entries, bad
+    )
+    assert [(n.id, n.kind, n.app, n.version) for n in nodes] == [
+        ("east/legacy/a", NodeKind.VM, "batch", "v2"),
+        ("east/legacy/b", NodeKind.VM, "ledger", ""),
+        ("external/external/api.example.com", NodeKind.SERVICE_ENTRY, "api.example.com", ""),
+    ]
+    assert bad == [
+        "ServiceEntry foo/out is malformed: host 'evil\\x1b[31m.example' is not a host name"
+    ]

@@ -10,6 +10,7 @@ through the change workflow."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -244,13 +245,31 @@ def service_entry(obj: Mapping[str, Any], namespace: str = "") -> ServiceEntry:
     )
 
 
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", re.ASCII)  # a DNS-1123 subdomain
+
+
+def _group(obj: Mapping[str, Any]) -> str:
+    """The WorkloadGroup that owns a WorkloadEntry (Istio's auto-registration makes one
+    per VM that joins the group), by its name; "" for an entry of its own."""
+    refs = _items(_map(obj.get("metadata"), "metadata").get("ownerReferences"),
+                  "metadata.ownerReferences")  # fmt: skip
+    for ref in refs:
+        if ref.get("kind") == "WorkloadGroup":
+            name = _text(ref.get("name"), "metadata.ownerReferences.name")
+            if len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
+                raise Malformed(f"its WorkloadGroup {name[:64]!r} is not an object name")
+            return name
+    return ""
+
+
 def workload_entry(obj: Mapping[str, Any], namespace: str = "") -> WorkloadInfo:
-    """A WorkloadEntry: a workload outside Kubernetes (a VM), as a workload of its own."""
+    """A WorkloadEntry: a workload outside Kubernetes (a VM), as a workload of its own,
+    named as Istio's telemetry names it: by its WorkloadGroup, else by its own name."""
     ns, name, _, _ = _meta(obj)
     spec = _map(obj.get("spec"), "spec")
     return WorkloadInfo(
         ns or namespace,
-        name,
+        _group(obj) or name,
         _labels(spec.get("labels"), "spec.labels"),
         _text(spec.get("serviceAccount"), "spec.serviceAccount") or "default",
         _text(spec.get("address"), "spec.address"),

@@ -15,11 +15,11 @@ from typing import Any
 
 from meshtop.canary import Plan
 from meshtop.errors import BackendError, UsageError
-from meshtop.model import CircuitBreaker, Route, Workload
-from meshtop.posture import SecurityConfig
+from meshtop.model import CircuitBreaker, NodeKind, Route, Workload
+from meshtop.posture import SecurityConfig, ServiceEntry, WorkloadInfo
 from meshtop.sources.kubernetes.api import LIST_PAGES_CAPPED as LIST_PAGES_CAPPED
 from meshtop.sources.kubernetes.api import PAGE as PAGE
-from meshtop.sources.kubernetes.api import KubeAPI, _entries, _NotServed, _table
+from meshtop.sources.kubernetes.api import Forbidden, KubeAPI, _entries, _NotServed, _table
 from meshtop.sources.kubernetes.api import KubeConfig as KubeConfig
 from meshtop.sources.protocols import ConfigChange
 from meshtop.sources.routing import (
@@ -156,6 +156,48 @@ def config_change(item: dict[str, Any], kind: str, cluster: str) -> ConfigChange
     )
 
 
+# A ServiceEntry's host as a node's name: a DNS name (or an address); a wildcard host is
+# no node of its own (the telemetry names the host each call went to).
+_HOST = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?", re.ASCII)
+
+
+def outside_nodes(
+    cluster: str,
+    entries: Sequence[WorkloadInfo],
+    services: Sequence[ServiceEntry],
+    malformed: list[str],
+) -> list[Workload]:
+    """The nodes of what runs or answers outside Kubernetes: a VM per WorkloadEntry (one
+    per WorkloadGroup: its entries are one workload, as the telemetry names it), with its
+    `app` and `version` labels (its name for an app without one, as the telemetry does),
+    and a node per host of a `MESH_EXTERNAL` ServiceEntry (a `MESH_INTERNAL` one's hosts
+    are in the mesh). A host that is no host name is left out and said in `malformed`."""
+    nodes: dict[str, Workload] = {}
+    for info in entries:
+        labels = info.labels
+        vm = Workload(
+            cluster,
+            info.namespace,
+            info.name,
+            app=labels.get("app") or labels.get("app.kubernetes.io/name") or info.name,
+            version=labels.get("version", labels.get("app.kubernetes.io/version", "")),
+            kind=NodeKind.VM,
+        )
+        nodes.setdefault(vm.id, vm)
+    for entry in services:
+        if entry.location != "MESH_EXTERNAL":
+            continue
+        for host in entry.hosts:
+            if host.startswith("*"):
+                continue
+            if len(host) > 253 or not _HOST.fullmatch(host):
+                malformed.append(f"{entry.ref} is malformed: host {host[:64]!r} is not a host name")
+                continue
+            node = Workload.service_entry(host)
+            nodes.setdefault(node.id, node)
+    return list(nodes.values())
+
+
 class KubernetesControlPlane(KubeAPI):
     """Routes, subsets, services, workloads and the security configuration of one
     cluster, and the one write of a route's weights."""
@@ -178,8 +220,13 @@ class KubernetesControlPlane(KubeAPI):
 
     @property
     def malformed(self) -> list[str]:
-        """What the last refresh's reads left out: malformed routes and DestinationRules."""
-        return [*getattr(self, "_malformed_routes", []), *getattr(self, "_malformed_rules", [])]
+        """What the last refresh's reads left out: malformed routes, DestinationRules and
+        entries, and the entries the user may not list."""
+        return [
+            *getattr(self, "_malformed_routes", []),
+            *getattr(self, "_malformed_rules", []),
+            *getattr(self, "_malformed_entries", []),
+        ]
 
     async def subsets(self) -> dict[tuple[str, str], set[str]]:
         """(namespace, host) -> the subsets its DestinationRules define."""
@@ -232,6 +279,52 @@ class KubernetesControlPlane(KubeAPI):
         return out
 
     async def workloads(self) -> Sequence[Workload]:
+        """The Deployments and StatefulSets, each a workload, and what runs or answers
+        outside Kubernetes (`outside`): the VMs of the WorkloadEntries and the hosts of
+        the ServiceEntries, each a node of its own kind."""
+        kubernetes, outside = await asyncio.gather(self._deployed(), self._outside())
+        return [*kubernetes, *outside]
+
+    async def _outside(self) -> list[Workload]:
+        """The WorkloadEntries' VMs and the `MESH_EXTERNAL` ServiceEntries' hosts
+        (`outside_nodes`), one list of each per namespace read, concurrently and bounded
+        as every list is. A list the user may not read (403) is none, said once in
+        `malformed` with the first refusal; a malformed entry is left out and said."""
+        from meshtop.sources.security import parsed, service_entry, workload_entry
+
+        wanted = [(r, ns) for ns in self.config.namespaces or ("",)
+                  for r in (WORKLOAD_ENTRIES, SERVICE_ENTRIES)]  # fmt: skip
+
+        async def listed(
+            resource: tuple[str, tuple[str, ...], str, str], namespace: str
+        ) -> list[dict[str, Any]] | Forbidden:
+            try:
+                return await self._list(resource, namespace)
+            except Forbidden as refused:
+                return refused
+
+        answers = await asyncio.gather(*(listed(r, ns) for r, ns in wanted))
+        bad: list[str] = []
+        refused: dict[str, Forbidden] = {}
+        entries, services = [], []
+        for (resource, namespace), answer in zip(wanted, answers, strict=True):
+            kind = resource[3]
+            if isinstance(answer, Forbidden):
+                refused.setdefault(kind, answer)
+            elif resource is WORKLOAD_ENTRIES:
+                entries += parsed(kind, workload_entry, answer, bad, namespace)
+            else:
+                services += parsed(kind, service_entry, answer, bad, namespace)
+        nodes = outside_nodes(self.config.cluster, entries, services, bad)
+        if refused:
+            unseen = {"WorkloadEntry": "VMs (WorkloadEntries)",
+                      "ServiceEntry": "ServiceEntry hosts"}  # fmt: skip
+            what = " nor ".join(unseen[kind] for kind in refused)
+            bad.append(f"no {what} shown: {next(iter(refused.values()))}")
+        self._malformed_entries = bad
+        return nodes
+
+    async def _deployed(self) -> list[Workload]:
         out: list[Workload] = []
         for namespace in self.config.namespaces or ("",):
             where = f"/namespaces/{namespace}" if namespace else ""

@@ -48,6 +48,11 @@ class _NotServed(BackendError):
     """404 for a whole API version: try the next one."""
 
 
+class Forbidden(BackendError):
+    """403: RBAC does not let the user do it (a list meshtop can do without is then said,
+    not a failure)."""
+
+
 def _in_cluster() -> bool:
     import os
 
@@ -96,7 +101,7 @@ def _refusal(what: str, status: int, body: bytes, context: str) -> MeshtopError:
             f"cannot {what}: it changed since it was read{why}; nothing was written"
         )
     if status == 403:
-        return BackendError(f"cannot {what}: forbidden by RBAC in {context} ({message})")
+        return Forbidden(f"cannot {what}: forbidden by RBAC in {context} ({message})")
     if status == 401:
         return BackendError(
             f"cannot {what}: the Kubernetes API refused the credentials of {context}"
