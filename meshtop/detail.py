@@ -13,6 +13,7 @@ import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from meshtop import audit, units
 from meshtop.errors import MeshtopError
@@ -380,3 +381,113 @@ def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> 
                     inside=inside)
         )  # fmt: skip
     return found
+
+
+# -- the configuration beside the flags it causes (issue 21) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLine:
+    """A line of an edge's traffic policy: `expired` for a fault past its end (shown in
+    the error style), `heading` for the rule or DestinationRule the lines under it are of."""
+
+    text: str
+    expired: bool = False
+    heading: bool = False
+
+
+def _share(stats: EdgeStats | None, flag: str) -> str:
+    """` · UT 3.10%`: the share of the edge's requests that carry an Envoy flag (several
+    flags are written as one, comma-separated)."""
+    if stats is None or not stats.rps:
+        return ""
+    rps = sum(v for f, v in stats.response_flags.items() if flag in f.split(","))
+    return f" · {flag} {units.percent(rps / stats.rps)}"
+
+
+def _roughly(seconds: float) -> str:
+    """`45s`, `8m`, `3h`: how long ago or from now, as a person says it."""
+    s = abs(seconds)
+    if s < 90:
+        return f"{s:.0f}s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.0f}h"
+
+
+def fault_words(fault_text: str, expires: datetime | None, now: datetime) -> PolicyLine:
+    """`fault: abort 503 to 10% until 16:40 (in 8m)`, or `… EXPIRED 3m ago` once past
+    the end meshtop set for it (Istio injects it until it is removed)."""
+    said = f"fault: {fault_text}"
+    if expires is None:
+        return PolicyLine(f"{said} (no end set)")
+    left = (expires - now).total_seconds()
+    if left <= 0:
+        return PolicyLine(f"{said} EXPIRED {_roughly(left)} ago", expired=True)
+    at = expires.astimezone().strftime("%H:%M")
+    return PolicyLine(f"{said} until {at} (in {_roughly(left)})")
+
+
+def traffic_policy(
+    snapshot: MeshSnapshot, destinations: Sequence[str], stats: EdgeStats | None, now: datetime
+) -> tuple[PolicyLine, ...]:
+    """What the routes and DestinationRules say of the calls into `destinations`, beside
+    the flags it causes in `stats`: each rule that sends there, its timeout beside the
+    p99 and `UT`, its retries beside `URX`, its fault (and its end) beside `FI`/`DI`;
+    the destination's circuit breaker beside `UO` and `UH`."""
+    nodes = [snapshot.nodes[n] for n in destinations if n in snapshot.nodes]
+    versions = {w.version for w in nodes}
+    apps = {w.app or w.name for w in nodes}
+    lines: list[PolicyLine] = []
+    seen: set[tuple[str, str, str]] = set()
+    for route in routes_to(snapshot, destinations):
+        if (route.kind, route.namespace, route.name) in seen:
+            continue  # another cluster's copy: the nodes' own cluster's is first
+        seen.add((route.kind, route.namespace, route.name))
+        for i, rule in enumerate(route.rules):
+            if not any(
+                d.host.split(".")[0] in apps and d.subset in ("", *versions)
+                for d in rule.destinations
+            ):
+                continue
+            matches = " and ".join(rule.matches) or "default"
+            lines.append(
+                PolicyLine(f"{route.kind} {route.namespace}/{route.name}, rule {i} ({matches}):",
+                           heading=True)
+            )  # fmt: skip
+            p = rule.policy
+            p99 = f" · p99 {units.ms(stats.p99_ms)}" if stats is not None else ""
+            timeout = f"timeout {units.duration(p.timeout_s)}" if p.timeout_s else "no timeout"
+            lines.append(PolicyLine(f"{timeout}{p99}{_share(stats, 'UT')}"))
+            if p.retries is None:
+                retries = "retries: Istio's default (2 attempts)"
+            elif p.retries.attempts == 0:
+                retries = "no retries"
+            else:
+                retries = f"retries {p.retries.words()}"
+            lines.append(PolicyLine(f"{retries}{_share(stats, 'URX')}"))
+            if p.fault is not None:
+                f = fault_words(p.fault.words(), route.fault_expires, now)
+                flags = _share(stats, "FI") if p.fault.abort_status is not None else ""
+                flags += _share(stats, "DI") if p.fault.delay_s is not None else ""
+                lines.append(replace(f, text=f.text + flags))
+    breakers = [
+        b
+        for b in snapshot.breakers
+        if any(
+            b.host == (w.app or w.name) and b.namespace == w.namespace
+            and b.subset in ("", w.version) for w in nodes
+        )
+    ]  # fmt: skip
+    # a subset's own policy replaces the host's for that subset
+    own = [b for b in breakers if b.subset] or breakers
+    flags = _share(stats, "UO") + _share(stats, "UH")
+    for b in own:
+        said = "; ".join(b.words()) or "no limits"
+        lines.append(
+            PolicyLine(f"circuit breaker (DestinationRule {b.namespace}/{b.name}, {b.target}): "
+                       f"{said}{flags}")
+        )  # fmt: skip
+    if not own:
+        lines.append(PolicyLine(f"no circuit breaker{flags}"))
+    return tuple(lines)

@@ -1,25 +1,31 @@
 """The routes tab, headless: every rule's destinations with the share the weights give
 each (configured) beside the share of the rule's traffic the metrics saw (actual), and
 what is wrong with each: a subset no DestinationRule defines, a host with no Service,
-weights that add up to 0, a copy in another cluster that differs. The console only draws
-the rows."""
+weights that add up to 0, a copy in another cluster that differs; and each rule's policy
+in words (its fault, flagged EXPIRED past its end, timeout and retries). The console only
+draws the rows."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from meshtop.canary import RouteLine, route_lines
 from meshtop.copies import differences
 from meshtop.errors import MeshtopError
 from meshtop.model import MeshSnapshot, Route
+from meshtop.model.policy import expired
 from meshtop.sources.protocols import ControlPlane
 
 Subsets = dict[tuple[str, str], set[str]]
 Services = set[tuple[str, str]]
 
-COLUMNS = ("route", "rule", "matches", "destination", "weight", "configured", "actual", "problem")
+COLUMNS = (
+    "route", "rule", "matches", "destination", "weight", "configured", "actual", "problem",
+    "policy",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,7 @@ class RouteRow:
     """One destination of one rule: `key` names it (route id, rule, destination)."""
 
     key: str
-    cells: tuple[str, ...]  # as COLUMNS, the problem last
+    cells: tuple[str, ...]  # as COLUMNS
     problem: str
 
 
@@ -82,10 +88,21 @@ async def rows(
         )
     ]  # fmt: skip
     differ = differences(snapshot.routes)
-    return [_row(line, differ, several) for line in lines]
+    return [_row(line, differ, several, snapshot.generated_at) for line in lines]
 
 
-def _row(line: RouteLine, differ: dict[tuple[str, int, int], str], several: bool) -> RouteRow:
+def policy_words(route: Route, rule: int, now: datetime) -> str:
+    """A rule's fault (`EXPIRED` once past the end meshtop set for it), timeout and
+    retries, in words; "" for none."""
+    said = list(route.rules[rule].policy.words())
+    if said and said[0].startswith("fault:") and expired(route.fault_expires, now):
+        said[0] += " EXPIRED"
+    return "; ".join(said)
+
+
+def _row(
+    line: RouteLine, differ: dict[tuple[str, int, int], str], several: bool, now: datetime
+) -> RouteRow:
     """The route and the rule named on their first line only; what is wrong with the
     destination, or how the copies differ."""
     rule = line.route.rules[line.rule]
@@ -106,6 +123,7 @@ def _row(line: RouteLine, differ: dict[tuple[str, int, int], str], several: bool
             f"{line.configured:.0%}",
             "-" if line.actual is None else f"{line.actual:.1%}",
             problem,
+            policy_words(line.route, line.rule, now) if first else "",
         ),
         problem,
     )  # fmt: skip

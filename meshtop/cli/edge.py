@@ -85,6 +85,14 @@ def edge(
     from meshtop.sanitize import said
 
     edge_report(snapshot.edge(src, dst), about, detail, settings.thresholds)
+    from meshtop.detail import traffic_policy
+
+    calls = snapshot.edge(src, dst)
+    policy = traffic_policy(snapshot, [dst], calls.stats if calls else None, snapshot.generated_at)
+    sys.stdout.write(
+        "\nTraffic policy\n"
+        + "".join(f"{'  ' if p.heading else '    '}{said(p.text)}\n" for p in policy)
+    )
     readers = {c: s.security for c, s in sources.clusters.items() if s.security is not None}
     lines = asyncio.run(authorization(about, readers, settings.timeout_s))
     sys.stdout.write("\nAuthorization\n" + "".join(f"  {said(line)}\n" for line in lines))

@@ -63,9 +63,10 @@ def previews(plans: Mapping[str, MtlsPlan], several: bool) -> list[str]:
 
 
 def _route_cells(row: routes_view.RouteRow) -> list[str | Text]:
-    """A row of the routes tab, its problem in bold red."""
-    *cells, problem = row.cells
-    return [*cells, Text(problem, style="bold red") if problem else ""]
+    """A row of the routes tab, its problem in bold red, a fault past its end too."""
+    *cells, problem, policy = row.cells
+    late = "bold red" if "EXPIRED" in policy else ""
+    return [*cells, Text(problem, style="bold red") if problem else "", Text(policy, style=late)]
 
 
 async def show_routes(

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from meshtop import units
-from meshtop.detail import Detail, Subject, authorization, change_sources, fetch
+from meshtop.detail import Detail, PolicyLine, Subject, authorization, change_sources, fetch
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.history import WINDOWS, parse_window
 from meshtop.model import TraceQuery
@@ -85,12 +85,14 @@ class DetailScreen(Screen[None]):
         self.tcp = False  # a TCP edge: no requests to plot, and the screen says why
         self.traces: TraceSource | None = None
         self.trace_query: TraceQuery | None = None  # what `t` lists
+        self.policy: tuple[PolicyLine, ...] = ()  # an edge's traffic policy (issue 21)
         self._generation = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(self.intro, id="detail-now")
+            yield Static(id="detail-policy")  # an edge's traffic policy (issue 21)
             yield Static(id="detail-access")  # an edge's authorization (issue 22)
             yield Static(id="detail-history")
             yield Static(id="detail-window")
@@ -102,6 +104,7 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#detail-body").focus()
+        self._show_policy()
         self.load()
         self._authorize()
 
@@ -121,6 +124,21 @@ class DetailScreen(Screen[None]):
                       for line in lines]  # fmt: skip
         body = Group(Text(""), Text("Authorization", style="bold"), *said_lines)
         self.query_one("#detail-access", Static).update(body)
+
+    def _show_policy(self) -> None:
+        """The routes' timeout, retries and fault and the circuit breaker beside the
+        flags they cause; a fault past its end in the theme's error style, reversed (so
+        that it reads without colour too)."""
+        if not self.policy:
+            return
+        error = self.app.current_theme.error or "red"
+        lines = [
+            Text(said(f"  {p.text}" if p.heading else f"    {p.text}"),
+                 style=f"bold {error} reverse" if p.expired else "bold" if p.heading else "")
+            for p in self.policy
+        ]  # fmt: skip
+        body = Group(Text(""), Text("Traffic policy", style="bold"), *lines)
+        self.query_one("#detail-policy", Static).update(body)
 
     # -- fetching -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtop import units
-from meshtop.detail import Trouble, routes_to, subject, troubles
+from meshtop.detail import Trouble, routes_to, subject, traffic_policy, troubles
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import MARGIN, Thresholds, client_error_rate, edge_health, explain, worst
 from meshtop.model import MeshSnapshot, Protocol, TraceQuery
@@ -47,6 +47,7 @@ def edge_screen(
     screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
     screen.tcp = e.stats.protocol is Protocol.TCP
     screen.traces = traces
+    screen.policy = traffic_policy(snapshot, destinations, e.stats, snapshot.generated_at)
     a, b = snapshot.nodes.get(sources[0]), snapshot.nodes.get(destinations[0])
     if a is not None and b is not None:
         one = len(sources) == 1 and len(destinations) == 1  # else any version of the apps

@@ -17,7 +17,7 @@ from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
 from meshtop import units
-from meshtop.graphview import grades_of
+from meshtop.graphview import EXPIRED, fault_marks, grades_of
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, errors_per_s
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
@@ -192,6 +192,7 @@ def _cells(
     label: Callable[[str], str],
     styles: dict[Health, str],
     cluster: str = "",
+    fault: str = "",
 ) -> dict[str, Text | str]:
     s = edge.stats
     word, style = HEALTH_WORD[health], styles[health]
@@ -212,7 +213,7 @@ def _cells(
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
         "cluster": Text(units.clip(shown(cluster), CLUSTER_MAX)),
         "source": Text(shown(label(edge.source))),
-        "destination": Text(shown(label(edge.destination))),
+        "destination": _destination(shown(label(edge.destination)), fault, styles),
         "proto": proto(edge),
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
@@ -225,6 +226,16 @@ def _cells(
         "p99": Text(units.ms(s.p99_ms), justify="right"),
         "mtls": mtls,
     }
+
+
+def _destination(name: str, fault: str, styles: dict[Health, str]) -> Text:
+    """The callee's name, marked `↯` when a route injects a fault into it (issue 21),
+    `↯ EXPIRED` in the failing style once past its end: a test, not an outage."""
+    if not fault:
+        return Text(name)
+    if fault == EXPIRED:
+        return Text.assemble(name, " ", ("↯ EXPIRED", f"{styles[Health.FAILING]} reverse"))
+    return Text.assemble(name, " ", ("↯", "bold"))
 
 
 class _Order:
@@ -333,6 +344,7 @@ class EdgeTable(DataTable[Any]):
         self._made: OrderedDict[str, dict[str, Text | str]] = OrderedDict()
         self._sorted = False  # the rows are in the order of `sort_name`
         self._clusters: dict[str, str] = {}  # by row key, with several clusters
+        self._faults: dict[str, str] = {}  # destinations a fault is injected into (issue 21)
         self._cluster_width = 0  # the cluster column's, 0 for none
         self._install(_Order([]))
 
@@ -402,7 +414,8 @@ class EdgeTable(DataTable[Any]):
         if cells is None:
             edge = self._edges[key]
             cluster = self._clusters.get(key, "")
-            cells = _cells(edge, self._healths[edge.key], self._label, self._styles, cluster)
+            fault = self._faults.get(edge.destination, "")
+            cells = _cells(edge, self._healths[edge.key], self._label, self._styles, cluster, fault)
             self._made[key] = cells
             while len(self._made) > ROWS_KEPT:
                 self._made.popitem(last=False)
@@ -480,6 +493,7 @@ class EdgeTable(DataTable[Any]):
             self._taken = snapshot
             self._styles = health_styles(self.app.current_theme)
             self._take_clusters(snapshot)
+            self._faults = fault_marks(snapshot)
             self._made.clear()
             was_empty = not self._order.keys
             self._set_columns()

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from meshtop import units
-from meshtop.graphview import GraphView, ViewEdge
+from meshtop.graphview import EXPIRED, FAULT, GraphView, ViewEdge
 from meshtop.health import severity
 from meshtop.layout import Box, Layout
 from meshtop.model import Health, Protocol
@@ -51,12 +51,15 @@ PLAIN = "!"
 CROSS = "⇄"  # a call from one cluster to another, on its label
 DENIED = "⊘"  # a call with requests an AuthorizationPolicy denied (403, Envoy's RBAC flag)
 CROSSING = {"─": "╌", "│": "╎"}  # and its line, dashed
+# A call into a destination a route injects a fault into (issue 21): on its label and as
+# its arrowhead, so that a test reads as one, not as an outage; `↯✗` past its end.
+FAULTED = {FAULT: "↯", EXPIRED: "↯✗"}
 
 
 def edge_label(e: ViewEdge, mode: str) -> str:
     """The text on an edge: the chosen figure, then a lock for mTLS or `!` for plain text,
-    `⊘` for requests denied by an AuthorizationPolicy, and `⇄` for a call from one cluster
-    to another."""
+    `⊘` for requests denied by an AuthorizationPolicy, `⇄` for a call from one cluster
+    to another, and `↯` (`↯✗` past its end) into a destination a fault is injected into."""
     s = e.stats
     if s.protocol is Protocol.TCP and mode != "errors":
         text = units.bytes_per_s(s.tcp_request_bps + s.tcp_response_bps)
@@ -67,7 +70,8 @@ def edge_label(e: ViewEdge, mode: str) -> str:
     else:
         text = units.ms(s.p95_ms if mode == "p95" else s.p99_ms)
     mark = LOCK if s.mtls >= 1.0 else PLAIN
-    return f"{text} {mark}{DENIED if s.denied_rps > 0 else ''}{CROSS if e.crosses else ''}"
+    fault = FAULTED.get(e.fault, "")
+    return f"{text} {mark}{DENIED if s.denied_rps > 0 else ''}{CROSS if e.crosses else ''}{fault}"
 
 
 def cells(text: str) -> int:
@@ -77,10 +81,11 @@ def cells(text: str) -> int:
 def fit(text: str, room: int) -> str:
     """The label, or less of it, in `room` cells: without the mTLS mark if need be, but
     never without its unit (a bare `25.6` reads as rps when it is kB/s), and a call
-    between clusters never without its `⇄`, nor a denied one without its `⊘`. What cannot
-    fit so is not drawn at all."""
+    between clusters never without its `⇄`, nor a denied one without its `⊘`, nor one into
+    an injected fault without its `↯`. What cannot fit so is not drawn at all."""
     figure, _, mark = text.rpartition(" ")
     kept = "".join(m for m in (DENIED, CROSS) if m in mark)
+    kept += next((f for f in (FAULTED[EXPIRED], FAULTED[FAULT]) if f in mark), "")
     shorter = f"{figure} {kept}" if kept else figure
     for candidate in (text, shorter):
         if cells(candidate) <= room:
@@ -474,7 +479,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             self._put_label(chars, styles, start - x0, text, self._line_style([key]))
         for x, (ch, key) in index.arrows.get(row, {}).items():
             if x0 <= x < x1:
-                put(x, ch, self._line_style([key]))
+                put(x, *self._arrow(ch, key))
         for n in index.nodes.get(row, ()):
             b = lay.nodes[n]
             if b.right < x0 or b.x >= x1:
@@ -517,6 +522,15 @@ class GraphCanvas(ScrollView, can_focus=True):
     def _crosses(self, key: tuple[str, str]) -> bool:
         e = self.view.edges.get(key) if self.view is not None else None
         return e is not None and e.crosses
+
+    def _arrow(self, ch: str, key: tuple[str, str]) -> tuple[str, Style]:
+        """A line's arrowhead: `↯` into a destination a fault is injected into, in
+        reverse video once past its end (for a screen without colour too)."""
+        style = self._line_style([key])
+        e = self.view.edges.get(key) if self.view is not None else None
+        if e is None or not e.fault:
+            return ch, style
+        return FAULTED[FAULT], style + Style(reverse=True) if e.fault == EXPIRED else style
 
     def _line_style(self, keys: list[tuple[str, str]]) -> Style:
         assert self.view is not None
