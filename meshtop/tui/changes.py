@@ -1,13 +1,14 @@
 """The main screen's routes tab and the changes made from the console: the table filled
 from `routes_view`, the route a key acts on, the shift dialog opened on it, what the dialog
-wrote (for `:undo`), an mTLS mode set by `:mtls`, and `:undo` itself, shown before it is
-made. Every write goes through the change workflow; reads and writes are awaited on the
-console's own event loop."""
+wrote (for `:undo`), an mTLS mode set by `:mtls`, what a traffic-policy command wrote
+(`tui/policy.py`), and `:undo` itself, shown before it is made. Every write goes through
+the change workflow; reads and writes are awaited on the console's own event loop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -15,8 +16,8 @@ from textual.widgets import DataTable
 
 from meshtop import routes_view
 from meshtop.canary import Plan, splittable
-from meshtop.change import workflow
-from meshtop.change.workflow import Copy, PolicyCopy, Workflow
+from meshtop.change import edits, workflow
+from meshtop.change.workflow import Copy, EditOutcome, PolicyCopy, Workflow
 from meshtop.copies import same_route
 from meshtop.detail import routes_to
 from meshtop.errors import MeshtopError, UsageError
@@ -25,12 +26,14 @@ from meshtop.graphview import GraphView
 from meshtop.model import MeshSnapshot, Route
 from meshtop.posture import MtlsMode, MtlsPlan, plan_mode
 from meshtop.sources.protocols import ControlPlane
+from meshtop.steering.edit import EditPlan
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.widgets.posture import read_configs
 from meshtop.tui.widgets.tables import fill
 
 if TYPE_CHECKING:
+    from meshtop.tui.policy import Policy
     from meshtop.tui.screens.main import MainScreen
 
 ROUTE_COLUMNS = [(title, title) for title in routes_view.COLUMNS]
@@ -120,13 +123,22 @@ def node_route(
 class Changes:
     """The changes of one console session: the shift dialog opened on a route, `:mtls`,
     and `:undo` of the last change, whichever kind: `last_plans` (a route's copy per
-    cluster, maybe in rounds) or `last_modes` (a PeerAuthentication per cluster); one
-    change leaves the other empty."""
+    cluster, maybe in rounds), `last_modes` (a PeerAuthentication per cluster) or
+    `last_edits` (an object's spec per cluster: a steering rule, a fault, a timeout or
+    retries, a circuit breaker); one change leaves the others empty."""
 
     def __init__(self, screen: MainScreen) -> None:
         self.screen = screen
         self.last_plans: list[Plan] = []
         self.last_modes: dict[str, MtlsPlan] = {}
+        self.last_edits: tuple[dict[str, Copy], list[EditOutcome]] | None = None
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The traffic-policy commands (`:steer`, `:fault`, …) and the end of a fault."""
+        from meshtop.tui.policy import Policy
+
+        return Policy(self.screen)
 
     def shift(self, found: tuple[Route, int, int] | None) -> None:
         """`w`: the shift dialog for `found` (a route, its rule, the destination to
@@ -149,7 +161,7 @@ class Changes:
             exit_on_error=False,
         )
 
-    def _copies(self, route: Route) -> dict[str, Copy]:
+    def copies_of(self, route: Route) -> dict[str, Copy]:
         """Where each cluster's copy of `route` is read and written: every cluster with a
         copy of it over several clusters (`A` in the dialog changes them all), else the
         one store there is."""
@@ -159,9 +171,9 @@ class Changes:
             same = same_route(route)  # in the snapshot's order of clusters
             clusters = [c.cluster for c in snapshot.routes if same_route(c) == same]
             clusters += [] if route.cluster in clusters else [route.cluster]
-        return {c: self._copy(c) for c in clusters}
+        return {c: self.copy_of(c) for c in clusters}
 
-    def _copy(self, cluster: str) -> Copy:
+    def copy_of(self, cluster: str) -> Copy:
         """Where the copy of a route in `cluster` is read and written."""
         stores = self.screen.app.stores
         # a mesh of one has one store, "" (its routes name their cluster as the API does)
@@ -174,7 +186,7 @@ class Changes:
         """Read the route as it is now (the dialog tests that version), and leave alone a
         route that Flagger or Argo Rollouts steers: a change there would fight it."""
         app = self.screen.app
-        copies = self._copies(route)
+        copies = self.copies_of(route)
         mine = {route.cluster: copies[route.cluster]}
         try:
             reading = await workflow.read(mine, [route.kind], route.namespace, route.name)
@@ -200,7 +212,7 @@ class Changes:
         `:undo`, and said once per cluster with the weights written last."""
         if not dialog.applied:
             return
-        self.last_plans, self.last_modes = list(dialog.applied), {}
+        self.last_plans, self.last_modes, self.last_edits = list(dialog.applied), {}, None
         last = {p.route.cluster: p for p in dialog.applied}  # the last write in each
         r = dialog.applied[-1].route
         where_ = f" in {', '.join(last)}" if dialog.stores else ""
@@ -216,12 +228,18 @@ class Changes:
         app = self.screen.app
         if app.settings.read_only or not (app.stores or app.policies):
             raise UsageError("read-only: nothing to undo here")
+        if self.last_edits is not None:
+            work = self._undo_edits(*self.last_edits)
+            self.screen.run_worker(work, group="undo", exit_on_error=False)
+            return
         if self.last_modes:
             work = self._undo_mode(self.last_modes)
             self.screen.run_worker(work, group="undo", exit_on_error=False)
             return
         if not self.last_plans:
-            raise UsageError("nothing to undo: no weight change in this session, no mTLS mode")
+            raise UsageError(
+                "nothing to undo: no weight change in this session, no mTLS mode, no traffic policy"
+            )
         self.screen.run_worker(self._undo(self.last_plans), group="undo", exit_on_error=False)
 
     async def _undo(self, plans: list[Plan]) -> None:
@@ -229,7 +247,7 @@ class Changes:
         copy no longer as meshtop left it is said and left alone), shown for `y`."""
         last = {p.route.cluster: p for p in plans}  # each copy's last change, on the first's
         first = {p.route.cluster: p for p in reversed(plans)}
-        copies = {c: self._copy(c) for c in last}
+        copies = {c: self.copy_of(c) for c in last}
         back: dict[str, Plan] = {}
         failed: list[str] = []
         for cluster, plan in last.items():
@@ -345,7 +363,7 @@ class Changes:
             return
         done = {o.cluster: o.plan for o in outcomes if o.result == "applied" and o.plan}
         if done:
-            self.last_modes, self.last_plans = done, []
+            self.last_modes, self.last_plans, self.last_edits = done, [], None
         several = len(plans) > 1
         failed = [f"{o.cluster}: {o.result}" if several else o.result for o in outcomes if not o.ok]
         if done:
@@ -416,4 +434,64 @@ class Changes:
             self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
         else:
             self.screen.say(f"undone: {plan.target} is back to what it was")
+        self.screen.app.request_refresh()
+
+    # -- a route's or a DestinationRule's spec (tui/policy.py) ------------------------------
+
+    def edited(self, copies: dict[str, Copy], outcomes: list[EditOutcome]) -> None:
+        """What a traffic-policy command wrote, for `:undo`."""
+        self.last_edits, self.last_plans, self.last_modes = (copies, outcomes), [], {}
+
+    async def _undo_edits(self, copies: dict[str, Copy], outcomes: list[EditOutcome]) -> None:
+        """Each copy's way back, planned from the object as it is now (one no longer as
+        meshtop left it is said and left alone), shown for `y`."""
+        try:
+            back, refused = await edits.undo_plans(copies, outcomes)
+        except MeshtopError as exc:
+            self.screen.say(f"cannot undo: {exc}")
+            return
+        several = len(copies) > 1
+        failed = [f"{c}: {why}" if several else str(why) for c, why in refused.items()]
+        if not back:
+            self.last_edits = None
+            self.screen.say(f"cannot undo: {'; '.join(failed) or 'nothing was applied'}")
+            return
+        lines: list[str] = []
+        for cluster, plan in back.items():
+            lines += [f"{cluster}:"] if several else []
+            lines += [("  " if several else "") + line for line in plan.diff()]
+        lines += [f"not undone: {why}" for why in failed]
+        first = next(iter(back.values()))
+        self.screen.app.push_screen(
+            ConfirmScreen(f"undo the last change of {first.ref}", lines),
+            lambda yes: self._undo_edits_confirmed(copies, back, failed) if yes else None,
+        )
+
+    def _undo_edits_confirmed(
+        self, copies: dict[str, Copy], back: dict[str, EditPlan], failed: list[str]
+    ) -> None:
+        work = self._apply_undo_edits(copies, back, failed)
+        self.screen.run_worker(work, group="undo", exit_on_error=False)
+
+    async def _apply_undo_edits(
+        self, copies: dict[str, Copy], back: dict[str, EditPlan], failed: list[str]
+    ) -> None:
+        try:
+            outcomes = await Workflow({c: copies[c] for c in back}, by="undo").apply(back)
+        except MeshtopError as exc:  # the audit log: nothing was written
+            self.screen.say(f"cannot undo: {exc}")
+            return
+        self.last_edits = None
+        failed = failed + [
+            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
+            for o in outcomes
+            if not o.ok
+        ]
+        first = next(iter(back.values()))
+        if failed:
+            undone = [o.cluster for o in outcomes if o.ok]
+            done = f"; undone in {', '.join(undone)}" if undone else ""
+            self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
+        else:
+            self.screen.say(f"undone: {first.ref} is back to what it was")
         self.screen.app.request_refresh()

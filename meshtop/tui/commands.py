@@ -34,6 +34,7 @@ class Command:
     words: str  # what it takes after its name, as the help writes it; "" for nothing
     does: str
     aliases: tuple[str, ...] = ()
+    raw: bool = False  # given the rest of the line as typed (quotes, a regex), not words
 
     @property
     def usage(self) -> str:
@@ -56,7 +57,38 @@ COMMANDS = (
         "NAMESPACE[/WORKLOAD] strict|permissive",
         "set an mTLS mode (shown first, with what STRICT would refuse; y makes it)",
     ),
-    Command("undo", "", "take back the last weight change or mTLS mode (shown first, y makes it)"),
+    Command(
+        "route-test",
+        "[NS/NAME] REQUEST…",
+        'which rule takes a request (user-agent="…" uri=/api) and why not the ones before',
+        raw=True,
+    ),
+    Command(
+        "steer",
+        "[NS/NAME] --match COND --to v3 | --edit|--move|--remove RULE",
+        "send requests a match picks to a subset (shown first, y makes it)",
+        raw=True,
+    ),
+    Command(
+        "fault",
+        "[NS/NAME] --abort 503:10% | --delay 2s:25% [--match COND] [--for 10m] | --clear",
+        "inject a fault for a while, or remove it (shown first, y makes it)",
+        raw=True,
+    ),
+    Command("timeout", "[NS/NAME] 2s|off", "a route's timeout (shown first, y makes it)", raw=True),
+    Command(
+        "retries",
+        "[NS/NAME] N [500ms] [5xx]|off|default",
+        "a route's retries (shown first, y makes it)",
+        raw=True,
+    ),
+    Command(
+        "breaker",
+        "[NS/NAME] [--subset v3] --max-connections N … | --clear",
+        "a DestinationRule's circuit breaker (shown first, y makes it)",
+        raw=True,
+    ),
+    Command("undo", "", "take back the last change, whichever kind (shown first, y makes it)"),
     Command("promql", "", "the PromQL behind the selected node or edge (y copies one)"),
     Command(
         "open",
@@ -113,7 +145,11 @@ def run(screen: MainScreen, line: str) -> None:
     command = BY_NAME.get(words[0])
     if command is None:
         raise UsageError(f"unknown command :{words[0]}; ? lists them")
-    getattr(screen, f"cmd_{command.name}")(words[1:])
+    args = words[1:]
+    if command.raw:  # the rest as typed: `user-agent="Mozilla/5.0 (iPhone…)"`, a regex
+        rest = line.removeprefix(":").strip()[len(words[0]) :].strip()
+        args = [rest] if rest else []
+    getattr(screen, f"cmd_{command.name.replace('-', '_')}")(args)
 
 
 def start(screen: Screen[object], command: Command) -> None:
@@ -227,6 +263,26 @@ class Commands:
 
     def cmd_undo(self: _Main, args: list[str]) -> None:
         self.changes.undo()
+
+    # the traffic-policy commands (issue 21): tui/policy.py, given the line as typed
+
+    def cmd_route_test(self: _Main, args: list[str]) -> None:
+        self.changes.policy.route_test(" ".join(args))
+
+    def cmd_steer(self: _Main, args: list[str]) -> None:
+        self.changes.policy.steer(" ".join(args))
+
+    def cmd_fault(self: _Main, args: list[str]) -> None:
+        self.changes.policy.fault(" ".join(args))
+
+    def cmd_timeout(self: _Main, args: list[str]) -> None:
+        self.changes.policy.timeout(" ".join(args))
+
+    def cmd_retries(self: _Main, args: list[str]) -> None:
+        self.changes.policy.retries(" ".join(args))
+
+    def cmd_breaker(self: _Main, args: list[str]) -> None:
+        self.changes.policy.breaker(" ".join(args))
 
     def cmd_promql(self: _Main, args: list[str]) -> None:
         handoff.show_promql(cast("handoff.MainScreen", self))

@@ -197,6 +197,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
             self._read_routes(snapshot)
         if self.query_one(TabbedContent).active == "posture-tab":  # likewise
             self._read_posture(snapshot)
+        self.changes.policy.seen(snapshot)  # a fault past its end: removed (issue 21)
         self.redraw_graph()
 
     def _read_routes(self, snapshot: MeshSnapshot) -> None:
