@@ -5,7 +5,8 @@ the change workflow (audited, by `console`) and taken back by `:undo`; and the e
 fault: the one the console applied, at its time (a timer), and any it sees past its end
 on a refresh, removed through the workflow (by `expiry`, audited). The words are the
 CLI's (`--match`, `--to`, `--abort`, `--for`, …); the route is the selection's unless
-named (`NAMESPACE/NAME`)."""
+named (`NAMESPACE/NAME`). Over 400 lines: the commands' words, where each acts and the one
+preview-and-write path they share change together, as the CLI's do across its modules."""
 
 from __future__ import annotations
 

@@ -70,6 +70,12 @@ GRAPH = (
     ),
     ("bands", "namespaces; a double line round them: their cluster"),
     ("╌ ⇄", "a dashed line, ⇄ on its label: a call from one cluster to another"),
+    (
+        "↯ ↯✗",
+        "on a label and as the arrowhead: a call into a destination a route injects a "
+        "fault into (a test, not an outage); ↯✗ and a reversed arrowhead: past the end "
+        "meshtop set for it (the console removes it; :fault --clear too)",
+    ),
 )
 COLUMNS = (
     (
@@ -114,6 +120,9 @@ DETAIL_PANELS = (
                          "at the end"),
     ("5xx gRPC no resp proxy 4xx", "errors by kind, one sparkline each on the plot's time: "
      "HTTP 5xx, gRPC non-OK, no response, a proxy's own verdict, HTTP 4xx (not errors)"),
+    ("Traffic policy", "an edge's route rules: timeout beside the p99 and UT, retries beside "
+                       "URX, a fault and its end (EXPIRED past it) beside FI/DI; the circuit "
+                       "breaker beside UO/UH"),
     ("Latency", "one band: █ up to p50, ▓ up to p95, ░ up to p99"),
     ("a blank column", "a gap: no data then (no traffic, or no scrape), never a zero; a zero "
                        "is the lowest bar"),
