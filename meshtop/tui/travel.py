@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from meshtop import audit, units
 from meshtop.config import Settings
@@ -25,6 +25,9 @@ from meshtop.model import Protocol as Proto
 from meshtop.panels import change_words, config_words
 from meshtop.sources.protocols import ClusterSources, MetricsSource
 from meshtop.tui.widgets.status import label
+
+if TYPE_CHECKING:
+    from meshtop.tui.widgets.edge_table import EdgeTable
 
 LIVE_WORDS = ("now", "live")
 EARLIEST = 946_684_800.0  # 2000-01-01: before it, a moment is a mistake
@@ -162,26 +165,80 @@ def rate_delta(now: float, then: float) -> str:
     return f"{'+' if change > 0 else MINUS}{abs(change) * 100:.0f}%"
 
 
-def then_cells(now: EdgeStats, then: EdgeStats | None) -> dict[str, str]:
-    """The compare columns of an edge: its rps, errors and p99 then, each with how it
-    moved since (`12rps +23%`, `0.10% +2.0pp`, `45ms +12ms`); `new` for a new edge."""
+# compare mode's columns in the edge table, as their headers name them
+COMPARE_COLUMNS = ("rps-then", "Δrps", "err-then", "Δerr", "p99-then", "Δp99")
+NEW, GONE = "new", "gone"
+
+
+def _points(now: float, then: float) -> str:
+    """An error rate's change in percentage points: `+2.10pp`, `-12.3pp` (a minus sign),
+    `=`."""
+    points = (now - then) * 100
+    if abs(points) < 0.005:
+        return "="
+    digits = 2 if abs(points) < 10 else 1
+    return f"{'+' if points > 0 else MINUS}{abs(points):.{digits}f}pp"
+
+
+def _ms_delta(now: float | None, then: float | None) -> str:
+    if now is None or then is None or not (math.isfinite(now) and math.isfinite(then)):
+        return "-"
+    d = now - then
+    return "=" if abs(d) < 0.5 else f"{'+' if d > 0 else MINUS}{units.ms(abs(d))}"
+
+
+def then_cells(now: EdgeStats | None, then: EdgeStats | None) -> dict[str, str]:
+    """Compare mode's columns of an edge: its rps, errors and p99 then, and how each
+    moved since (`+23%`, `+2.10pp`, `+12ms`); `new` for an edge there was not then,
+    `gone` for one there is no longer (None now), its figures then kept."""
     if then is None:
-        return {"rps_then": "new", "errors_then": "new", "p99_then": "new"}
-    if now.protocol is Proto.TCP or then.protocol is Proto.TCP:
+        return dict.fromkeys(COMPARE_COLUMNS[::2], "-") | dict.fromkeys(COMPARE_COLUMNS[1::2], NEW)
+    tcp = then.protocol is Proto.TCP or (now is not None and now.protocol is Proto.TCP)
+    if tcp:
         c = then.tcp_connections_per_s
-        return {"rps_then": f"{c:.1f}c/s {rate_delta(now.tcp_connections_per_s, c)}",
-                "errors_then": "-", "p99_then": "-"}  # fmt: skip
-    errors = "-"
-    if math.isfinite(now.error_rate) and math.isfinite(then.error_rate):
-        points = (now.error_rate - then.error_rate) * 100
-        sign = "=" if abs(points) < 0.005 else f"{'+' if points > 0 else MINUS}{abs(points):.2f}pp"
-        errors = f"{units.percent(then.error_rate)} {sign}"
-    p99 = units.ms(then.p99_ms)
-    if now.p99_ms is not None and then.p99_ms is not None:
-        d = now.p99_ms - then.p99_ms
-        p99 += " =" if abs(d) < 0.5 else f" {'+' if d > 0 else MINUS}{units.ms(abs(d))}"
-    return {"rps_then": f"{units.rps(then.rps)} {rate_delta(now.rps, then.rps)}",
-            "errors_then": errors, "p99_then": p99}  # fmt: skip
+        cells = {"rps-then": f"{c:.1f}c/s", "err-then": "-", "p99-then": "-", "Δerr": "-",
+                 "Δp99": "-"}  # fmt: skip
+        cells["Δrps"] = GONE if now is None else rate_delta(now.tcp_connections_per_s, c)
+        return cells
+    cells = {
+        "rps-then": units.rps(then.rps),
+        "err-then": units.percent(then.error_rate),
+        "p99-then": units.ms(then.p99_ms),
+    }
+    if now is None:
+        return cells | dict.fromkeys(COMPARE_COLUMNS[1::2], GONE)
+    known = math.isfinite(now.error_rate) and math.isfinite(then.error_rate)
+    return cells | {
+        "Δrps": rate_delta(now.rps, then.rps),
+        "Δerr": _points(now.error_rate, then.error_rate) if known else "-",
+        "Δp99": _ms_delta(now.p99_ms, then.p99_ms),
+    }
+
+
+def then_order(now: EdgeStats | None, then: EdgeStats | None) -> dict[str, float]:
+    """What compare mode's columns sort by, largest first: each figure then (none: the
+    least), each change since (a new edge's the most, a gone edge's the least): the
+    relative change of the rate, the error rate's points, p99's milliseconds."""
+    inf = math.inf
+    if then is None:
+        return dict.fromkeys(COMPARE_COLUMNS[::2], -inf) | dict.fromkeys(COMPARE_COLUMNS[1::2], inf)
+    tcp = then.protocol is Proto.TCP
+    rate = then.tcp_connections_per_s if tcp else then.rps
+    order = {
+        "rps-then": rate,
+        "err-then": -inf if tcp or not math.isfinite(then.error_rate) else then.error_rate,
+        "p99-then": -inf if then.p99_ms is None else then.p99_ms,
+    }
+    if now is None:
+        return order | dict.fromkeys(COMPARE_COLUMNS[1::2], -inf)
+    now_rate = now.tcp_connections_per_s if tcp else now.rps
+    errors = now.error_rate - then.error_rate
+    p99 = None if now.p99_ms is None or then.p99_ms is None else now.p99_ms - then.p99_ms
+    return order | {
+        "Δrps": (now_rate - rate) / rate if rate > 0 else (inf if now_rate > 0 else 0.0),
+        "Δerr": -inf if tcp or not math.isfinite(errors) else errors,
+        "Δp99": -inf if tcp or p99 is None or not math.isfinite(p99) else p99,
+    }
 
 
 def summary(c: Comparison, now: MeshSnapshot, now_at: float, names: Callable[[str], str]) -> str:
@@ -352,6 +409,7 @@ class _Screen(Protocol):
     def show_status(self) -> None: ...
     def run_worker(self, work: Any, *, group: str = ..., exclusive: bool = ...) -> Any: ...
     def compared(self, comparison: Comparison | None) -> None: ...
+    def query_one(self, selector: type[EdgeTable]) -> EdgeTable: ...
 
 
 class TimeTravel:
@@ -400,8 +458,13 @@ class TimeTravel:
         travel.compare_at, travel.then, travel.problem = then, None, ""
         TimeTravel._read_then(self)
 
-    def compared(self, comparison: Comparison | None) -> None:
-        """Compare mode's figures beside the edge table's (None: compare mode ended)."""
+    def compared(self: _Screen, comparison: Comparison | None) -> None:
+        """Compare mode's figures beside the edge table's (None: compare mode ended):
+        the table is given the mesh then, and keeps it for each refresh until the next."""
+        from meshtop.tui.widgets.edge_table import EdgeTable
+
+        then = self.travel.then if comparison is not None else None
+        self.query_one(EdgeTable).compare_with(then)
 
     def _moved(self: _Screen) -> None:
         if self.travel.compare_at is not None:  # what changed in between: to the new moment

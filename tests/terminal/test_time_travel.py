@@ -72,3 +72,41 @@ def test_compare_says_what_changed_since_a_moment_before() -> None:
         t.wait_for_re(r"compare \d\d:\d\d")  # the status line says what it compares with
         t.command("compare off")
         t.wait_gone("vs ")
+
+
+@pytest.mark.parametrize(("cols", "rows"), [(80, 24), (160, 48)])
+def test_compare_shows_a_weight_shift_on_the_reviews_edges(cols: int, rows: int) -> None:
+    """All of reviews shifted to v1 on the demo: `:compare -5m` puts beside each edge how
+    it moved, v1's calls up by what v2 and v3 had, their calls rows of their own, gone,
+    with their figures then; at 80 columns the changes at least, at 160 the figures then
+    too."""
+    with Terminal(["demo", "--window", "10s", "--refresh", "1s"], cols=cols, rows=rows) as t:
+        t.ready()
+        t.press("3")
+        t.wait_for("VirtualService bookinfo/reviews")
+        t.press("down", "w")
+        t.wait_for("Shift VirtualService bookinfo/reviews", "▸ v1")
+        t.press("4", "enter")  # v1 to 100%
+        t.wait_for("+   reviews v1: weight 100", "y apply")
+        t.press("y")
+        t.wait_for("applied to VirtualService bookinfo/reviews")
+        t.wait_for_re(r"\b6 edges")  # v2's and v3's calls left the 10s window
+        t.command("compare -5m")
+        t.wait_for_re(r"vs \d\d:\d\d \(−5m\): 6 edges, 0 new, 4 gone")
+        t.press("2")
+        t.wait_for("SOURCE", "ΔRPS", "ΔERR")
+        then = r"\s+[\d.]+rps\s+[\d.]+rps" if cols >= 160 else r"\s+[\d.]+rps"
+        # v1 had 70% of the calls: all of them is +43%, more than the traffic's drift
+        up = t.wait_for_re(rf"ok\s+productpage-v1\s+reviews-v1{then}\s+\+(\d+)%")
+        assert int(up.group(1)) >= 20, up.group(0)
+        for callee in ("reviews-v2", "reviews-v3"):
+            t.wait_for_re(rf"gone\s+productpage-v1\s+{callee}\s+[\d.]+rps\s+gone")
+            t.wait_for_re(rf"gone\s+{callee}\s+ratings-v1\s+[\d.]+rps\s+gone")
+        # v3's error rate then, said once: in its own column at 160, in ERR% at 80
+        failing = t.wait_for_re(
+            r"gone\s+productpage-v1\s+reviews-v3\s+[\d.]+rps\s+gone\s+([\d.]+)%"
+        )
+        assert float(failing.group(1)) > 5, failing.group(0)
+        t.command("compare off")
+        t.wait_gone("ΔRPS")
+        t.wait_gone("gone ")

@@ -1,13 +1,15 @@
 """The live edge table: one row per edge, sorted worst first unless the user picks another
-order; virtual, so that only the rows on screen are made and drawn again on a refresh.
-Over 400 lines: the lazy views that let DataTable draw, scroll and select rows it never
-holds, and the sort, are one widget's."""
+order; virtual, so that only the rows on screen are made and drawn again on a refresh;
+in compare mode each edge's figures then beside now, and the edges gone since as rows of
+their own. Over 400 lines: the lazy views that let DataTable draw, scroll and select rows
+it never holds, and the sort, are one widget's."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Self, overload
 
 from rich.text import Text
@@ -19,8 +21,9 @@ from textual.widgets._data_table import ColumnKey, Row, RowKey
 from meshtop import units
 from meshtop.graphview import EXPIRED, fault_marks, grades_of
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, errors_per_s
-from meshtop.model import Edge, Health, MeshSnapshot, Protocol, Workload, clusters
+from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
+from meshtop.tui.travel import COMPARE_COLUMNS, GONE, MINUS, NEW, then_cells, then_order
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -39,17 +42,26 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("destination", "DESTINATION", None),
     ("proto", "PROTO", 9),  # grpc+http
     ("rps", "RPS", 7),
+    ("rps-then", "RPS THEN", 10),  # compare mode's (issue 19), beside the figure now
+    ("Δrps", "ΔRPS", 7),
     ("errors", "ERR%", 6),
+    ("err-then", "ERR THEN", 10),
+    ("Δerr", "ΔERR", 8),
     ("4xx", "4XX%", 6),
     ("err/s", "ERR/S", 7),  # room for its header and the sort's mark
     ("p50", "P50", 6),
     ("p95", "P95", 6),
     ("p99", "P99", 6),
+    ("p99-then", "P99 THEN", 10),
+    ("Δp99", "ΔP99", 7),
     ("mtls", "MTLS", 5),
 )
 # Dropped in this order when the terminal is narrow; the rest always shows. Without its
-# column, a cluster is said in the names again (`west/productpage-v1`).
+# column, a cluster is said in the names again (`west/productpage-v1`). In compare mode
+# the figures then go next, then what the changes leave least needed: at 80 columns the
+# names, rps and errors now, and how each moved.
 DROPPABLE = ("proto", "p50", "p95", "err/s", "cluster")
+COMPARE_DROPPABLE = ("p99-then", "err-then", "rps-then", "4xx", "mtls", "Δp99", "p99")
 LABEL_MIN, LABEL_MAX = 14, 32
 LABEL_WANTED = 18  # a column gives way before the names are cut shorter (`www.googleapis.com`)
 CLUSTER_MIN, CLUSTER_MAX = 9, 16  # `CLUSTER ▲`; `west→east`
@@ -57,10 +69,17 @@ PADDING = 2  # DataTable's cell padding, both sides
 DESCENDING, ASCENDING = "▼", "▲"
 
 
-def columns_for(width: int, cluster_width: int = 0) -> tuple[tuple[str, ...], int]:
+def columns_for(
+    width: int, cluster_width: int = 0, compare: bool = False
+) -> tuple[tuple[str, ...], int]:
     """Which columns fit in `width` cells, and how wide each node label may be; the
-    cluster's column (`cluster_width` wide) only if it is more than 0."""
-    shown = [c[0] for c in COLUMNS if c[0] != "cluster" or cluster_width]
+    cluster's column (`cluster_width` wide) only if it is more than 0; compare mode's
+    columns only in compare mode."""
+    shown = [
+        k
+        for k, _, _ in COLUMNS
+        if (k != "cluster" or cluster_width) and (compare or k not in COMPARE_COLUMNS)
+    ]
 
     def label_width() -> int:
         fixed = sum(
@@ -70,7 +89,7 @@ def columns_for(width: int, cluster_width: int = 0) -> tuple[tuple[str, ...], in
         )
         return (width - fixed - 2 * PADDING) // 2
 
-    for dropped in DROPPABLE:
+    for dropped in DROPPABLE + (COMPARE_DROPPABLE if compare else ()):
         if label_width() >= LABEL_WANTED:
             break
         if dropped in shown:
@@ -121,8 +140,13 @@ SORTS: dict[str, Callable[[Edge, Health, str], Any]] = {
 }
 # the columns whose own order is ascending (A to Z, least encrypted first): ▲
 ASCENDING_FIRST = frozenset({"cluster", "source", "destination", "proto", "mtls"})
-HEADERS = {k: (h or k).lower() for k, h, _ in COLUMNS}  # what `:sort` takes: `err/s`, `p99`
-SORT_NAMES = {**{k: k for k in SORTS}, **{h: k for k, h in HEADERS.items()}}
+# what `:sort` takes, in any case: `err/s`, `p99`, `rps-then`, `Δerr` (or `derr`)
+HEADERS = {k: k if k in COMPARE_COLUMNS else (h or k).lower() for k, h, _ in COLUMNS}
+SORT_NAMES = {
+    **{k.lower(): k for k in (*SORTS, *COMPARE_COLUMNS)},
+    **{h.lower(): k for k, h in HEADERS.items()},
+    **{k.replace("Δ", "d"): k for k in COMPARE_COLUMNS if k.startswith("Δ")},
+}
 
 
 def proto(e: Edge) -> str:
@@ -238,6 +262,42 @@ def _destination(name: str, fault: str, styles: dict[Health, str]) -> Text:
     return Text.assemble(name, " ", ("↯", "bold"))
 
 
+def _compare_cells(
+    now: EdgeStats | None, then: EdgeStats | None, styles: dict[Health, str]
+) -> dict[str, Text | str]:
+    """Compare mode's cells of a row: the figures then, and how they moved, more errors
+    or a slower p99 in the degraded style, fewer or faster in the healthy one; `new` in
+    bold; `gone` dim."""
+    cells: dict[str, Text | str] = {}
+    for key, text in then_cells(now, then).items():
+        style = ""
+        if text == NEW:
+            style = "bold"
+        elif text == GONE:
+            style = "dim"
+        elif key in ("Δerr", "Δp99") and text[:1] in ("+", MINUS):
+            style = styles[Health.DEGRADED if text[0] == "+" else Health.HEALTHY]
+        cells[key] = Text(text, style, justify="right")
+    return cells
+
+
+# a figure now and its column then: a gone edge's figure is said once, in the latter
+THEN_OF = {"rps": "rps-then", "errors": "err-then", "p99": "p99-then"}
+
+
+def _gone(
+    cells: dict[str, Text | str], row_key: str, columns: Sequence[str]
+) -> dict[str, Text | str]:
+    """A row of an edge there was then and is no longer: `gone`, its figures then dim,
+    each once: in its column then where that shows, else in the figure's own."""
+    dim: dict[str, Text | str] = {
+        k: Text(c.plain, "dim", justify=c.justify) if isinstance(c, Text) else Text(c, "dim")
+        for k, c in cells.items()
+    }
+    blank = {k: Text("") for k, then in THEN_OF.items() if then in columns}
+    return dim | blank | {"health": KeyedText(GONE, "dim", row_key)}
+
+
 class _Order:
     """DataTable's `_row_locations` (row key <-> index) over the table's own list of row
     keys; the index of each key is made when first asked for."""
@@ -346,6 +406,10 @@ class EdgeTable(DataTable[Any]):
         self._clusters: dict[str, str] = {}  # by row key, with several clusters
         self._faults: dict[str, str] = {}  # destinations a fault is injected into (issue 21)
         self._cluster_width = 0  # the cluster column's, 0 for none
+        # compare mode (`:compare`): the mesh then, and the rows of edges gone since
+        self._then: MeshSnapshot | None = None
+        self._then_stats: dict[tuple[str, str], EdgeStats] = {}
+        self._gone: set[str] = set()
         self._install(_Order([]))
 
     # -- what DataTable reads ------------------------------------------------------------
@@ -386,7 +450,8 @@ class EdgeTable(DataTable[Any]):
         return self
 
     def _wanted(self, width: int | None = None) -> tuple[tuple[str, ...], int]:
-        return columns_for(width or self.size.width or 80, self._cluster_width)
+        compare = self._then is not None
+        return columns_for(width or self.size.width or 80, self._cluster_width, compare)
 
     def _set_columns(self) -> tuple[str, ...]:
         wanted = self._wanted()
@@ -415,7 +480,13 @@ class EdgeTable(DataTable[Any]):
             edge = self._edges[key]
             cluster = self._clusters.get(key, "")
             fault = self._faults.get(edge.destination, "")
-            cells = _cells(edge, self._healths[edge.key], self._label, self._styles, cluster, fault)
+            health = self._healths.get(edge.key, Health.IDLE)  # a gone edge has none
+            cells = _cells(edge, health, self._label, self._styles, cluster, fault)
+            if self._then is not None:
+                gone = key in self._gone
+                then = edge.stats if gone else self._then_stats.get(edge.key)
+                cells |= _compare_cells(None if gone else edge.stats, then, self._styles)
+                cells = _gone(cells, key, self._layout[0]) if gone else cells
             self._made[key] = cells
             while len(self._made) > ROWS_KEPT:
                 self._made.popitem(last=False)
@@ -426,6 +497,10 @@ class EdgeTable(DataTable[Any]):
     def _label(self, node: str) -> str:
         if self._labels is None:
             snapshot = self._taken
+            if snapshot is not None and self._then is not None:  # a gone edge's nodes too
+                nodes = {**self._then.nodes, **snapshot.nodes}
+                if len(nodes) > len(snapshot.nodes):
+                    snapshot = replace(snapshot, nodes=nodes)
             by_cluster = "cluster" in self._layout[0]
             self._labels = short_labels(snapshot, self._layout[1], by_cluster) if snapshot else {}
         return self._labels.get(node, node)
@@ -485,6 +560,13 @@ class EdgeTable(DataTable[Any]):
             # does not; graded once per snapshot, for the graph and the table
             self._healths = grades_of(snapshot, self.thresholds, self.memory).edges
             wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
+            gone = {
+                f"{a}>{b}": Edge(a, b, stats)
+                for (a, b), stats in self._then_stats.items()
+                if f"{a}>{b}" not in wanted
+            }
+            self._gone = set(gone)
+            wanted |= gone  # compare mode: a gone edge is a row with its figures then
             # rows keep the order they were first seen in: the sort's ties do not move
             kept = {k: wanted[k] for k in self._edges if k in wanted}
             self._edges = kept | wanted if len(kept) != len(wanted) else kept
@@ -503,15 +585,22 @@ class EdgeTable(DataTable[Any]):
                 self.cursor_coordinate = self.cursor_coordinate  # within the rows there are
                 self._highlight_cursor()
         if sort and not self._sorted:
-            order = SORTS[self.sort_name]
-            edges, healths, where = self._edges, self._healths, self._clusters
-            keys = sorted(
-                edges,
-                key=lambda k: order(edges[k], healths[edges[k].key], where.get(k, "")),
-                reverse=self.sort_reversed,  # stable still: ties keep their order
-            )
-            self._install(_Order(keys))
+            keys = sorted(self._edges, key=self._sort_key, reverse=self.sort_reversed)
+            self._install(_Order(keys))  # stable still: ties keep their order
             self._sorted = True
+
+    def _sort_key(self, key: str) -> Any:
+        """Where a row goes in the sort: by its column's key of the edge, its health and
+        cluster; by compare mode's figures then and changes; a gone edge by its figures
+        then, after every edge there is now when sorted by health."""
+        edge = self._edges[key]
+        gone = key in self._gone
+        if self.sort_name in COMPARE_COLUMNS:
+            then = edge.stats if gone else self._then_stats.get(edge.key)
+            return -then_order(None if gone else edge.stats, then)[self.sort_name]
+        health = self._healths.get(edge.key, Health.IDLE)
+        found = SORTS[self.sort_name](edge, health, self._clusters.get(key, ""))
+        return (gone, found) if self.sort_name == "health" else found
 
     def _visible_rows(self) -> dict[int, dict[str, Text | str] | None]:
         """The rows on screen, by index: their cells as last drawn (None: not drawn)."""
@@ -557,16 +646,22 @@ class EdgeTable(DataTable[Any]):
         """The sort as the status line says it: `err/s ▼`."""
         return f"{self.sort_name} {DESCENDING if self.descending else ASCENDING}"
 
+    def _sortable(self) -> list[str]:
+        """The columns it sorts by now, in their order: the cluster's with clusters,
+        compare mode's while it is on."""
+        compare = COMPARE_COLUMNS if self._then is not None else ()
+        return [k for k in (*SORTS, *compare) if k != "cluster" or self._clusters]
+
     def sort_names(self) -> list[str]:
         """The columns it sorts by, as its header names them, in any case (`err/s`); the
-        health's, which has none, `health`."""
-        return [HEADERS[k] for k in SORTS if k != "cluster" or self._clusters]
+        health's, which has none, `health`; compare mode's as `rps-then`, `Δerr`."""
+        return [HEADERS[k] for k in self._sortable()]
 
     def sort_by(self, column: str, descending: bool | None = None) -> str | None:
         """Sorted by `column` (a header's name, any case, or a column's key), descending
         or ascending (None: the column's own order); what is wrong, in one line, else None."""
         key = SORT_NAMES.get(column.lower())
-        if key is None or (key == "cluster" and not self._clusters):
+        if key is None or key not in self._sortable():
             return f"sort takes {' '.join(self.sort_names())}"  # one line at 80 columns
         own = key not in ASCENDING_FIRST
         self._resort(key, descending is not None and descending != own)
@@ -578,7 +673,7 @@ class EdgeTable(DataTable[Any]):
 
     def cycle_sort(self) -> str:
         """The next column, in its own order."""
-        names = [k for k in SORTS if k != "cluster" or self._clusters]
+        names = self._sortable()
         at = names.index(self.sort_name) if self.sort_name in names else -1
         self._resort(names[(at + 1) % len(names)], False, show=False)
         return self.sort_name
@@ -604,6 +699,21 @@ class EdgeTable(DataTable[Any]):
                 column.label = self._header(key, header)
         self._clear_caches()
         self.refresh()
+
+    def compare_with(self, then: MeshSnapshot | None) -> None:
+        """Compare mode: each edge beside its figures in `then`, and the edges of `then`
+        there are no longer as rows of their own; None: compare mode off, its columns
+        and rows gone (a sort by one of its columns back to health)."""
+        if then is None and self._then is None:
+            return
+        self._then = then
+        self._then_stats = {} if then is None else {e.key: e.stats for e in then.edges}
+        if then is None and self.sort_name in COMPARE_COLUMNS:
+            self.sort_name, self.sort_reversed = next(iter(SORTS)), False
+        self._taken, self._labels, self._sorted = None, None, False
+        self._mark_header()
+        if self._snapshot is not None:
+            self.show(self._snapshot)
 
     def _take_clusters(self, snapshot: MeshSnapshot) -> None:
         """With several clusters, each row's (`west→east`) and the column's width."""
