@@ -288,10 +288,10 @@ def fault(
     if detach:
         typer.echo(sanitize.said(f"the fault ends at {_when(end)}: {later}"))
         return
-    typer.echo(sanitize.said(
-        f"waiting until {_when(end)} to remove the fault (Ctrl-C leaves it in place)"
-    ))  # fmt: skip
-    try:
+    try:  # the line inside: a Ctrl-C right after it is said as one too
+        typer.echo(sanitize.said(
+            f"waiting until {_when(end)} to remove the fault (Ctrl-C leaves it in place)"
+        ))  # fmt: skip
         while (left := (end - datetime.now(UTC)).total_seconds()) > 0:
             time.sleep(min(left, 1.0))
     except KeyboardInterrupt:
