@@ -139,11 +139,13 @@ def history_view(
     unread: str = "",
     config: Sequence[ConfigChange] = (),
     config_unread: str = "",
+    end: str = "now",
 ) -> Group:
     """Requests, errors (with each kind on its own line) and latency over the window,
     each weight change of `changes` marked `▲` under them at its time, and each change
     the control plane says was made (`config`) `◆`, each said once under the requests;
-    `unread`, `config_unread`: why the audit log, or a control plane, could not say."""
+    `unread`, `config_unread`: why the audit log, or a control plane, could not say;
+    `end`: what the time rulers call the window's end (`now`, or a moment past)."""
     parts: list[RenderableType] = []
     marks: list[plot.Mark] = [
         *((c.time, plot.CONFIG_MARK) for c in config),
@@ -160,9 +162,8 @@ def history_view(
         return f"{shown} at the end · peak {fmt(max(values))}" if values else "no data"
 
     parts.append(_heading("Requests", now_and_peak(h.rps, units.rps)))
-    parts.extend(
-        Text(line) for line in plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps, marks=marks)
-    )
+    requests = plot.plot(h.rps, h.times, width, PLOT_HEIGHT, units.rps, marks=marks, end=end)
+    parts.extend(Text(line) for line in requests)
     pad = " " * plot.AXIS_WIDTH
     said = sorted([*((c.time, change_words(c)) for c in changes),
                    *((c.time, config_words(c)) for c in config)])  # fmt: skip
@@ -173,8 +174,9 @@ def history_view(
         parts.append(Text(pad + shown(f"no control plane markers: {config_unread}"), style="dim"))
     parts.append(_heading("Errors", now_and_peak(h.error_rate, units.percent)))
     errors = plot.plot(
-        h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01, marks=marks
-    )
+        h.error_rate, h.times, width, PLOT_HEIGHT, units.percent, least_top=0.01, marks=marks,
+        end=end,
+    )  # fmt: skip
     # Each kind's sparkline under the error plot and its time ruler: the plot's columns,
     # the same time in each, all on one scale (the highest rate of any kind).
     order = list(KINDS)
@@ -199,7 +201,7 @@ def history_view(
     parts.extend(
         Text(line)
         for line in plot.latency_plot(
-            h.p50_ms, h.p95_ms, h.p99_ms, h.times, width, LATENCY_HEIGHT, marks=marks
+            h.p50_ms, h.p95_ms, h.p99_ms, h.times, width, LATENCY_HEIGHT, marks=marks, end=end
         )
     )
     return Group(*parts)

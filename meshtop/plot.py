@@ -114,9 +114,9 @@ TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600
          2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)  # fmt: skip
 
 
-def ruler(times: Sequence[float], width: int) -> str:
+def ruler(times: Sequence[float], width: int, end: str = "now") -> str:
     """Time ticks under a plot: the window's start, round times before its end (`-10m`),
-    and `now` at the end."""
+    and `end` at the end: `now`, or the moment it is (`10:02`) when that is past."""
     if not times or width < 8:
         return ""
     span = times[-1] - times[0]
@@ -128,7 +128,7 @@ def ruler(times: Sequence[float], width: int) -> str:
     k = 0
     while k * step <= span:
         x = round((span - k * step) / span * (width - 1)) if span else width - 1
-        text = "now" if k == 0 else "-" + units.duration(k * step)
+        text = end if k == 0 else "-" + units.duration(k * step)
         start = min(max(0, x - len(text) // 2), width - len(text))
         if all(c == " " for c in line[max(0, start - 4) : start + len(text) + 1]):
             line[start : start + len(text)] = text
@@ -182,17 +182,19 @@ def plot(
     fmt: Format,
     least_top: float = 0.0,
     marks: Sequence[Mark] = (),
+    end: str = "now",
 ) -> list[str]:
     """A bar plot with its axes, `width` columns wide in all; the axis reaches at least
     `least_top`, so that small values do not fill a plot alone; `marks` (moments, as
-    `times` are) marked `▲` (or their own glyph) under the bars."""
+    `times` are) marked `▲` (or their own glyph) under the bars; `end`: what the ruler
+    calls the last moment."""
     room = max(1, width - AXIS_WIDTH)
     values = columns(series, room)
     known = [v for v in values if v is not None]
     top = nice_top(max([*known, least_top]))
     under = [marks_line(times, width, marks)] if marks else []
     return [*_axis(bars(values, height, top), top, fmt), *under,
-            " " * AXIS_WIDTH + ruler(times, room)]  # fmt: skip
+            " " * AXIS_WIDTH + ruler(times, room, end)]  # fmt: skip
 
 
 def latency_plot(
@@ -203,6 +205,7 @@ def latency_plot(
     width: int,
     height: int,
     marks: Sequence[Mark] = (),
+    end: str = "now",
 ) -> list[str]:
     room = max(1, width - AXIS_WIDTH)
     c50, c95, c99 = (columns(s, room) for s in (p50, p95, p99))
@@ -210,4 +213,4 @@ def latency_plot(
     top = nice_top(max(known) if known else 0.0)
     rows = band(c50, c95, c99, height, top)
     under = [marks_line(times, width, marks)] if marks else []
-    return [*_axis(rows, top, units.ms), *under, " " * AXIS_WIDTH + ruler(times, room)]
+    return [*_axis(rows, top, units.ms), *under, " " * AXIS_WIDTH + ruler(times, room, end)]

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -150,6 +151,10 @@ def test_tempo_search_asks_traceql_for_the_edge(backend: str) -> None:
         '{ resource.service.name = "productpage.bookinfo" }) && { status = error }'
     )
     assert headers["X-Scope-OrgID"] == "team-a"
+    # the console at a past moment: the search ends there (issue 19)
+    asyncio.run(TempoTraces(config).find_traces(replace(q, end_s=1_800_000_000.0)))
+    _, params, _ = Backend.asked[-1]
+    assert (params["start"], params["end"]) == (["1799996400"], ["1800000001"])
 
 
 def test_tempo_trace_by_id_v2_then_the_older_api(backend: str) -> None:

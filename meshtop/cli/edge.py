@@ -43,11 +43,13 @@ def edge(
     """Print one edge's panels over a window: rate, errors by kind, latency, response
     codes and flags, mTLS, and its destination's versions side by side; and which
     AuthorizationPolicy allows or denies its calls, where the cluster's security
-    configuration is read (a context in the config file, or --demo). Credentials and
-    TLS options come from the config file or go before the command."""
+    configuration is read (a context in the config file, or --demo); weight changes from
+    the audit log (▲) and the control plane's changes to its routes and Deployments (◆)
+    are marked on the charts. Credentials and TLS options come from the config file or go
+    before the command."""
     import asyncio
 
-    from meshtop.detail import fetch, subject
+    from meshtop.detail import change_sources, fetch, subject
     from meshtop.history import parse_window
     from meshtop.model import resolve_node
 
@@ -74,7 +76,9 @@ def edge(
 
     src, dst = node(source), node(destination)
     about = subject(snapshot, f"{label(src)} → {label(dst)}", [src], [dst])
-    detail = asyncio.run(fetch(sources.metrics, about, window_s))
+    # when the control planes say its routes and Deployments changed (◆), as the console
+    planes = change_sources({c: s.control_plane for c, s in sources.clusters.items()})
+    detail = asyncio.run(fetch(sources.metrics, about, window_s, planes))
     if fmt is TextOrJson.json:
         from meshtop.export.history_json import render
 

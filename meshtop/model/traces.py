@@ -95,8 +95,9 @@ class TraceSummary:
 class TraceQuery:
     """Which traces to list: those that touched `service` (and, for an edge, where it
     called `peer_service`), optionally only failing ones, slower than `min_duration_ms`,
-    or of one operation; over the last `lookback_s`. Services are canonical names (the
-    app), with their namespace where known: Istio names a service `app.namespace`."""
+    or of one operation; over the `lookback_s` before `end_s` (a Unix time; None: now,
+    the console's past moment otherwise). Services are canonical names (the app), with
+    their namespace where known: Istio names a service `app.namespace`."""
 
     service: str
     peer_service: str | None = None
@@ -107,5 +108,6 @@ class TraceQuery:
     peer_namespace: str = ""
     operation: str | None = None
     lookback_s: float = 3600.0
+    end_s: float | None = None  # the search's end; None: now
     version: str = ""  # a workload's version (Istio's canonical revision), "" for any
     peer_version: str = ""

@@ -497,7 +497,7 @@ class SimTraces:
         return f"simulated ({self._sim.mesh.name})"
 
     async def find_traces(self, query: TraceQuery) -> Sequence[TraceSummary]:
-        now = self._sim.clock()
+        now = self._sim.clock() if query.end_s is None else query.end_s  # the walks then
         found: list[Trace] = []
         for i in range(600):
             trace = self._walk(int(now), i)

@@ -29,6 +29,7 @@ from meshtop.sources.protocols import ControlPlane
 from meshtop.steering.edit import EditPlan
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.travel import clock_words, past_moment
 from meshtop.tui.widgets.posture import read_configs
 from meshtop.tui.widgets.tables import fill
 
@@ -79,9 +80,16 @@ async def show_routes(
     timeout_s: float,
 ) -> None:
     """The routes tab (`routes_view`): every rule's destinations, configured beside
-    observed, and what is wrong with them, from each cluster's control plane."""
+    observed, and what is wrong with them, from each cluster's control plane. At a past
+    moment the routes are still as they are now (the control plane keeps no past): one
+    line says so."""
     if not planes:
         return
+    moment = past_moment(table.app)
+    main = getattr(table.app, "main", None)
+    if moment is not None and main is not None:
+        when = clock_words(*moment)
+        main.say(f"routes as they are now, not at {when}: the control plane keeps no past")
     found = await routes_view.rows(snapshot, planes, timeout_s)
     keep = table.cursor_row
     fill(table, ROUTE_COLUMNS, ((row.key, _route_cells(row)) for row in found))

@@ -377,6 +377,21 @@ class Travel:
         return replace(c, changes=self.changes, unread=self.unread)
 
 
+def past_moment(app: object) -> tuple[float, float] | None:
+    """The moment the console shows and now, while it is not live (None: live, or an
+    app without a main screen's travel, as a test's)."""
+    travel = getattr(getattr(app, "main", None), "travel", None)
+    if not isinstance(travel, Travel) or travel.at is None:
+        return None
+    return travel.at, travel.now(app)  # type: ignore[arg-type]
+
+
+def end_words(app: object) -> str:
+    """What a chart's time ruler calls its end: `now`, or the moment shown (`10:02`)."""
+    moment = past_moment(app)
+    return "now" if moment is None else clock_words(*moment)
+
+
 def _fixed(at: float) -> Callable[[], float]:
     return lambda: at
 

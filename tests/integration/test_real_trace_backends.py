@@ -224,6 +224,14 @@ def test_lookback_is_asked_of_the_server(backend: Backend) -> None:
     assert "old" in backend.server_answered()
 
 
+def test_end_time_is_asked_of_the_server(backend: Backend) -> None:
+    """The console at a moment an hour and a half ago searches the hour before it: the
+    request two hours old is in, the recent ones are not (issue 19)."""
+    then = time.time() - 90 * 60
+    assert backend.find(node("productpage", lookback_s=3600, end_s=then)) == ["old"]
+    assert backend.server_answered() == {"old"}
+
+
 def test_limit_is_asked_of_the_server(backend: Backend) -> None:
     """With every filter the server's, it is asked for as many as wanted: the newest."""
     assert backend.find(node("productpage", limit=2)) == ["skewed", "unreached"]

@@ -145,7 +145,7 @@ class JaegerTraces:
         span, as many as asked. What it cannot say (the edge, the version, failures in v3)
         meshtop keeps from more of them."""
         service = backend_service(q.service, q.namespace)
-        now = time.time()
+        now = time.time() if q.end_s is None else q.end_s
         since = max(0.0, now - q.lookback_s)  # a lookback of a million days: since 1970
         cap = self.http.config.max_spans
         try:

@@ -78,7 +78,7 @@ class TempoTraces:
         await self.http.aclose()
 
     async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
-        now = time.time()
+        now = time.time() if q.end_s is None else q.end_s
         params = {"q": traceql(q), "limit": q.limit, "start": int(now - q.lookback_s),
                   "end": int(now) + 1}  # fmt: skip
         doc = await self.http.get("/api/search", params)

@@ -94,7 +94,7 @@ class ZipkinTraces:
     async def find_traces(self, q: TraceQuery) -> Sequence[TraceSummary]:
         params: dict[str, Any] = {
             "serviceName": backend_service(q.service, q.namespace),
-            "endTs": int(time.time() * 1000),
+            "endTs": int((time.time() if q.end_s is None else q.end_s) * 1000),
             "lookback": int(q.lookback_s * 1000),
             "limit": search_depth(q, False),
         }

@@ -30,6 +30,7 @@ from meshtop.panels import (
 )
 from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
+from meshtop.tui.travel import end_words
 
 
 @dataclass
@@ -206,7 +207,7 @@ class DetailScreen(Screen[None]):
         try:
             d = self.detail
             plots = history_view(h, self._plot_width(), self.tcp, d.changes, d.unread,
-                                 d.config, d.config_unread)  # fmt: skip
+                                 d.config, d.config_unread, end_words(self.app))  # fmt: skip
             history.update(Group(Text(""), plots))
             window.update(Group(Text(""), window_view(h.summary, h.window_s)))
             canary.update(

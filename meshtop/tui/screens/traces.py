@@ -25,6 +25,7 @@ from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import TraceSource
 from meshtop.tui import handoff
+from meshtop.tui.travel import clock_words, past_moment
 from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
 from meshtop.units import clock_time
@@ -117,7 +118,8 @@ def _failed(summary: TraceSummary) -> bool:
     return bool(summary.error if summary.failed_here is None else summary.failed_here)
 
 
-def _describe(q: TraceQuery) -> str:
+def _describe(q: TraceQuery, until: str = "") -> str:
+    """The question in words; `until`: the moment the search ends at (`10:02`), if past."""
     me = f"{q.service} {q.version}".strip()
     what = f"{me} → {q.peer_service} {q.peer_version}".strip() if q.peer_service else me
     parts = [what]
@@ -127,6 +129,8 @@ def _describe(q: TraceQuery) -> str:
         parts.append(f"≥ {units.ms(q.min_duration_ms)}")
     if q.operation:
         parts.append(f"operation {q.operation}")
+    if until:  # the console at a past moment
+        parts.append(f"the {units.duration(q.lookback_s)} up to {until}")
     return ", ".join(parts)
 
 
@@ -159,6 +163,7 @@ class TraceListScreen(Screen[None]):
         self.answered = 0  # the latest question whose answer is shown
         self.adding = False  # the question in flight adds to the sample (`f`)
         self.problem = ""  # why the latest answer is no list
+        self.until = ""  # the moment the search ends at, said, while the console is there
 
     def compose(self) -> ComposeResult:
         yield Static(id="traces-title")
@@ -168,6 +173,10 @@ class TraceListScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        moment = past_moment(self.app)
+        if moment is not None and self.ask.end_s is None:  # the traces up to the moment
+            self.ask = replace(self.ask, end_s=moment[0])
+            self.until = clock_words(*moment)
         table = self.query_one(DataTable)
         fill(table, COLUMNS, [])
         table.focus()
@@ -214,7 +223,7 @@ class TraceListScreen(Screen[None]):
         self._show()
 
     def _say(self, text: str) -> None:
-        title = Text(shown(f"Traces: {_describe(self.shown_query)}"), style="bold")
+        title = Text(shown(f"Traces: {_describe(self.shown_query, self.until)}"), style="bold")
         title.append(said(f"   from {self.traces.name}"), style="dim")
         self.query_one("#traces-title", Static).update(title)
         self.query_one("#traces-note", Static).update(Text(said(text), style="dim"))
