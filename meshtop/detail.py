@@ -436,8 +436,10 @@ def traffic_policy(
     p99 and `UT`, its retries beside `URX`, its fault (and its end) beside `FI`/`DI`;
     the destination's circuit breaker beside `UO` and `UH`."""
     nodes = [snapshot.nodes[n] for n in destinations if n in snapshot.nodes]
+    # a service's node (the calls a route's abort answers) is every subset's
+    service = any(w.kind is NodeKind.SERVICE for w in nodes)
     versions = {w.version for w in nodes}
-    apps = {w.app or w.name for w in nodes}
+    apps = {w.app or w.name.removeprefix(SERVICE_PREFIX) for w in nodes}
     lines: list[PolicyLine] = []
     seen: set[tuple[str, str, str]] = set()
     for route in routes_to(snapshot, destinations):
@@ -446,7 +448,7 @@ def traffic_policy(
         seen.add((route.kind, route.namespace, route.name))
         for i, rule in enumerate(route.rules):
             if not any(
-                d.host.split(".")[0] in apps and d.subset in ("", *versions)
+                d.host.split(".")[0] in apps and (service or d.subset in ("", *versions))
                 for d in rule.destinations
             ):
                 continue
@@ -475,7 +477,7 @@ def traffic_policy(
         b
         for b in snapshot.breakers
         if any(
-            b.host == (w.app or w.name) and b.namespace == w.namespace
+            b.host == (w.app or w.name.removeprefix(SERVICE_PREFIX)) and b.namespace == w.namespace
             and b.subset in ("", w.version) for w in nodes
         )
     ]  # fmt: skip

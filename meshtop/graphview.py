@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Grades, HealthMemory, Thresholds, grade, worst
 from meshtop.model import (
+    SERVICE_PREFIX,
     Edge,
     EdgeStats,
     Health,
@@ -40,6 +41,7 @@ GROUPINGS = tuple(Grouping)
 # A line into a destination whose route injects a fault (issue 21), and one whose fault is
 # past the end meshtop set for it (still injected until removed): a test, not an outage.
 FAULT, EXPIRED = "fault", "expired"
+FAULTED = {FAULT: "↯", EXPIRED: "↯✗"}  # how each is marked, readable without colour
 
 # The glyph before a node's name for a kind outside Kubernetes, so that it reads without
 # colour: a VM (a WorkloadEntry's workload), a host a ServiceEntry declares.
@@ -243,6 +245,10 @@ def build(
         kinds[view_id] = w.kind if kinds.get(view_id, w.kind) is w.kind else NodeKind.WORKLOAD
         clusters[view_id] = w.cluster if w.clustered else ""
     faults = fault_marks(snapshot)
+    into: dict[str, list[Edge]] = defaultdict(list)  # the calls into a faulted node
+    for e in snapshot.edges if faults else ():
+        if e.destination in faults:
+            into[e.destination].append(e)
     grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
     for e in snapshot.edges:
         a, b = node_of[e.source][0], node_of[e.destination][0]
@@ -260,6 +266,12 @@ def build(
     for v, kind in kinds.items():
         if kind in GLYPHS and not v.endswith("/*"):  # not a collapsed namespace or cluster
             labels[v] = f"{GLYPHS[kind]} {labels[v]}"
+    for v in (v for v in members if faults and v.endswith("/*")):
+        # a collapsed namespace or cluster holds the lines into a faulted callee: its box
+        # says so instead
+        held = _fault_of(faults, [e for m in members[v] for e in into.get(m, ())])
+        if held:
+            labels[v] = f"{labels[v]} {FAULTED[held]}"
     nodes = {
         v: ViewNode(
             v,
@@ -307,13 +319,17 @@ def fault_marks(snapshot: MeshSnapshot) -> dict[str, str]:
     several = len({r.cluster for r in snapshot.routes}) > 1
     out: dict[str, str] = {}
     for node_id, w in snapshot.nodes.items():
-        if not w.app:
+        # a service's node (the calls an abort answers before any workload) takes every
+        # subset's fault
+        service = w.kind is NodeKind.SERVICE
+        name = w.name.removeprefix(SERVICE_PREFIX) if service else w.app
+        if not name:
             continue
         found = {
             mark
             for (cluster, namespace, app, subset), mark in marks.items()
-            if (namespace, app) == (w.namespace, w.app)
-            and subset in ("", w.version)
+            if (namespace, app) == (w.namespace, name)
+            and (service or subset in ("", w.version))
             and (not several or cluster == w.cluster)
         }
         if found:

@@ -6,19 +6,22 @@ beside the p99 and `UT`, `URX`, `FI`, `UO`, `UH`, and the routes tab's policy wo
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
 from meshtop import routes_view
+from meshtop.change import edits
+from meshtop.change.workflow import Copy, Workflow
 from meshtop.connect import Sources
 from meshtop.detail import traffic_policy
 from meshtop.graphview import ViewOptions, build
 from meshtop.mesh import refresh
 from meshtop.model import CircuitBreaker, Fault, MeshSnapshot, Retries, RulePolicy
 from meshtop.sim.sources import Simulation
+from meshtop.steering import edit
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.widgets.edge_table import EdgeTable
@@ -62,6 +65,9 @@ async def test_a_fault_marks_the_lines_into_its_destinations_and_flags_its_end(
     assert set(into.values()) == {"fault"}
     label = edge_label(next(e for e in view.edges.values() if e.fault), "rps")
     assert label.endswith("↯") and fit(label, len(label) - 1).endswith("↯")  # the lock goes
+    # a collapsed namespace holds those lines: its box says so
+    boxes = build(faulted, ViewOptions(collapsed={"bookinfo"})).nodes
+    assert [n.label for n in boxes.values() if "↯" in n.label] == ["bookinfo (all) ↯"]
     ended = _with_policy(snapshot, RulePolicy(Fault(503, 10.0)), snapshot.generated_at)
     view = build(ended, ViewOptions())
     assert {e.fault for e in view.edges.values() if e.fault} == {"expired"}
@@ -136,4 +142,30 @@ async def test_the_edge_detail_and_the_edge_table_flag_an_expired_fault(sim: Sim
         table = app.query_one(EdgeTable)
         table.show(app.snapshot)
         cells = {str(c) for i in range(table.row_count) for c in table.get_row_at(i)}
-        assert "reviews-v3 ↯ EXPIRED" in cells and "ratings-v1" in cells
+        assert {"reviews-v3 ↯ EXPIRED", "reviews-v3 ↯✗"} & cells and "ratings-v1" in cells, cells
+
+
+async def test_the_call_an_abort_answers_at_the_service_is_marked_with_its_policy(
+    sim: Simulation,
+) -> None:
+    """On the simulated mesh, an abort answers at the caller's proxy: the call to the
+    service (not to a workload) carries `FI`; it is marked too, with the route's fault."""
+    cluster = next(iter(sim.clusters))
+    store = sim.clusters[cluster].store
+    assert store is not None
+    copies = {cluster: Copy(cluster, store, "sim")}
+    read = await edits.read(copies, ["VirtualService"], "bookinfo", "reviews")
+    ends = datetime.fromtimestamp(sim.clock(), UTC) + timedelta(minutes=10)
+    plans = edits.plans(read.objects(), lambda obj, c: edit.fault(obj, c, abort=(503, 50.0),
+                                                                 expires=ends))  # fmt: skip
+    assert [o.result for o in await Workflow(copies, by="console").apply(plans)] == ["applied"]
+    snapshot = await refresh(sim.clusters)
+    into = next(e for e in snapshot.edges if e.destination.endswith("/service:reviews"))
+    assert into.stats.response_flags.get("FI", 0) > 0
+    view = build(snapshot, ViewOptions())
+    assert next(e for e in view.edges.values() if into.key in e.members).fault == "fault"
+    now = snapshot.generated_at
+    lines = [p.text for p in traffic_policy(snapshot, [into.destination], into.stats, now)]
+    assert lines[0] == "VirtualService bookinfo/reviews, rule 0 (default):"
+    # every call that edge carries is one the proxy aborted
+    assert "fault: abort 503 to 50% until" in lines[3] and lines[3].endswith("FI 100.00%")

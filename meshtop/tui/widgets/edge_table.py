@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Self, overload
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Region
 from textual.theme import Theme
@@ -19,7 +20,7 @@ from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
 from meshtop import units
-from meshtop.graphview import EXPIRED, fault_marks, grades_of
+from meshtop.graphview import EXPIRED, FAULT, FAULTED, fault_marks, grades_of
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, errors_per_s
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
@@ -217,6 +218,7 @@ def _cells(
     styles: dict[Health, str],
     cluster: str = "",
     fault: str = "",
+    room: int = 0,
 ) -> dict[str, Text | str]:
     s = edge.stats
     word, style = HEALTH_WORD[health], styles[health]
@@ -237,7 +239,7 @@ def _cells(
         "health": KeyedText(word, style, f"{edge.source}>{edge.destination}"),
         "cluster": Text(units.clip(shown(cluster), CLUSTER_MAX)),
         "source": Text(shown(label(edge.source))),
-        "destination": _destination(shown(label(edge.destination)), fault, styles),
+        "destination": _destination(shown(label(edge.destination)), fault, styles, room),
         "proto": proto(edge),
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
@@ -252,14 +254,23 @@ def _cells(
     }
 
 
-def _destination(name: str, fault: str, styles: dict[Health, str]) -> Text:
+def _destination(name: str, fault: str, styles: dict[Health, str], room: int = 0) -> Text:
     """The callee's name, marked `↯` when a route injects a fault into it (issue 21),
-    `↯ EXPIRED` in the failing style once past its end: a test, not an outage."""
+    `↯ EXPIRED` (`↯✗` where the column has no room for it) in the failing style,
+    reversed, once past its end: a test, not an outage. The name gives way to the mark
+    in a column of `room` cells."""
     if not fault:
         return Text(name)
+    mark, style = FAULTED[FAULT], "bold"
     if fault == EXPIRED:
-        return Text.assemble(name, " ", ("↯ EXPIRED", f"{styles[Health.FAILING]} reverse"))
-    return Text.assemble(name, " ", ("↯", "bold"))
+        style = f"{styles[Health.FAILING]} reverse"
+        fits = not room or cell_len(name) + 10 <= room
+        mark = "↯ EXPIRED" if fits else FAULTED[EXPIRED]
+    left = max(3, room - cell_len(mark) - 1)
+    if room and len(name) > left:  # its start and its end kept, as the names are cut
+        head = (left - 1) // 2
+        name = f"{name[:head]}…{name[len(name) - (left - 1 - head) :]}"
+    return Text.assemble(name, " ", (mark, style))
 
 
 def _compare_cells(
@@ -481,7 +492,8 @@ class EdgeTable(DataTable[Any]):
             cluster = self._clusters.get(key, "")
             fault = self._faults.get(edge.destination, "")
             health = self._healths.get(edge.key, Health.IDLE)  # a gone edge has none
-            cells = _cells(edge, health, self._label, self._styles, cluster, fault)
+            room = self._layout[1]  # the names' width
+            cells = _cells(edge, health, self._label, self._styles, cluster, fault, room)
             if self._then is not None:
                 gone = key in self._gone
                 then = edge.stats if gone else self._then_stats.get(edge.key)

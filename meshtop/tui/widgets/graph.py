@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from meshtop import units
-from meshtop.graphview import EXPIRED, FAULT, GraphView, ViewEdge
+from meshtop.graphview import EXPIRED, FAULT, FAULTED, GraphView, ViewEdge
 from meshtop.health import severity
 from meshtop.layout import Box, Layout
 from meshtop.model import Health, Protocol
@@ -51,9 +51,8 @@ PLAIN = "!"
 CROSS = "⇄"  # a call from one cluster to another, on its label
 DENIED = "⊘"  # a call with requests an AuthorizationPolicy denied (403, Envoy's RBAC flag)
 CROSSING = {"─": "╌", "│": "╎"}  # and its line, dashed
-# A call into a destination a route injects a fault into (issue 21): on its label and as
-# its arrowhead, so that a test reads as one, not as an outage; `↯✗` past its end.
-FAULTED = {FAULT: "↯", EXPIRED: "↯✗"}
+# A call into a destination a route injects a fault into (issue 21) is marked FAULTED on
+# its label and as its arrowhead, so that a test reads as one, not as an outage.
 
 
 def edge_label(e: ViewEdge, mode: str) -> str:
