@@ -2,17 +2,24 @@
 (issue 21): the faults injected into them (and whether one is past the end meshtop set),
 the timeout and retries of the rule that takes them, and the destination's circuit
 breaker. Shared by the edge detail, the graph's fault marker, the exports and the gates,
-so that each says the same."""
+so that each says the same; and which rule takes a request (`route_verdict`), for the
+CLI's and the console's route test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from meshtop.detail import routes_to
 from meshtop.model import CircuitBreaker, Fault, MeshSnapshot, Retries, Route, RulePolicy
-from meshtop.sources.routing import default_rule
+from meshtop.sources.routing import (
+    default_rule,
+    route_from_httproute,
+    route_from_virtual_service,
+)
+from meshtop.steering.match import parse_request, route_test_gateway, route_test_istio
 from meshtop.units import duration
 
 
@@ -131,3 +138,30 @@ def by_destination(snapshot: MeshSnapshot) -> dict[str, Protection]:
         if not found.empty:
             out[node_id] = found
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVerdict:
+    """Which rule of a route (as its object is) takes a request, as `:route-test` and
+    `meshtop route-test` say it: the route read from the object, the rule's index (None:
+    none does, Envoy answers 404 `NR`), and why each rule before it did not match."""
+
+    route: Route
+    rule: int | None
+    passed: tuple[str, ...]
+
+
+def route_verdict(obj: Mapping[str, Any], request_text: str, cluster: str = "") -> RouteVerdict:
+    """The verdict for `request_text` (`steering.match.parse_request`'s words) on a
+    VirtualService or an HTTPRoute object, with Envoy's semantics."""
+    request = parse_request(request_text)
+    kind = str(obj.get("kind", ""))
+    namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+    spec = obj.get("spec") or {}
+    if kind == "VirtualService":
+        verdict = route_test_istio(list(spec.get("http") or []), request)
+        route = route_from_virtual_service(obj, cluster, namespace)
+    else:
+        verdict = route_test_gateway(list(spec.get("rules") or []), request)
+        route = route_from_httproute(obj, cluster, namespace)
+    return RouteVerdict(route, verdict.rule, verdict.why)

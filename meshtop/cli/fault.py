@@ -8,7 +8,6 @@ systemd timer on a bastion)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -26,37 +25,6 @@ if TYPE_CHECKING:
     from meshtop.change.workflow import Copy
 
 DEFAULT_FOR = "10m"
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
-
-
-def parse_percent(text: str, flag: str) -> float:
-    """`10%` (or `10`, `0.5%`): a share of requests, more than 0 and at most 100."""
-    found = _PERCENT.match(text)
-    share = float(found.group(1)) if found else -1.0
-    if not 0 < share <= 100:
-        raise UsageError(f"{flag}: {text!r} is not a percentage above 0 and at most 100, e.g. 10%")
-    return share
-
-
-def parse_abort(text: str) -> tuple[int, float]:
-    """`503:10%`: the HTTP status to answer (200 to 599, as Envoy takes it) and the share."""
-    status, sep, share = text.partition(":")
-    if not sep or not status.strip().isdigit() or not 200 <= int(status) <= 599:
-        raise UsageError(f"--abort {text!r} is not STATUS:PERCENT with a status from 200 to 599, "
-                         "e.g. 503:10%")  # fmt: skip
-    return int(status), parse_percent(share, f"--abort {text!r}")
-
-
-def parse_delay(text: str) -> tuple[float, float]:
-    """`2s:25%`: how long to hold a request and the share."""
-    from meshtop.units import parse_duration
-
-    delay, sep, share = text.rpartition(":")
-    if not sep:
-        raise UsageError(f"--delay {text!r} is not DURATION:PERCENT, e.g. 2s:25%")
-    return parse_duration(delay, what=f"--delay {text!r}:"), parse_percent(
-        share, f"--delay {text!r}"
-    )
 
 
 def _when(at: datetime) -> str:
@@ -230,6 +198,7 @@ def fault(
     change."""
     from meshtop.change import edits
     from meshtop.sources.kubernetes import route_name
+    from meshtop.steering import values
     from meshtop.steering.edit import EditPlan, clear_fault
     from meshtop.steering.edit import fault as plan_fault
     from meshtop.steering.match import parse_condition
@@ -256,8 +225,8 @@ def fault(
         return
     if target is None:
         raise UsageError("give the route as NAMESPACE/NAME")
-    aborted = parse_abort(abort) if abort is not None else None
-    delayed = parse_delay(delay) if delay is not None else None
+    aborted = values.abort(abort) if abort is not None else None
+    delayed = values.delay(delay) if delay is not None else None
     conditions = [parse_condition(m) for m in match or ()]
     lasts = parse_duration(for_, what="--for")
     route_ns, route = route_name(target)

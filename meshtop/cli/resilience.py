@@ -13,15 +13,6 @@ from meshtop.cli import applying, options
 from meshtop.cli.options import ContextsOpt, DemoOpt, KubeconfigOpt, RouteKind, TimeoutOpt
 from meshtop.errors import UsageError
 
-# what Envoy retries on (x-envoy-retry-on, x-envoy-retry-grpc-on), as Istio passes it on;
-# a status code (503) is one too
-RETRY_ON = frozenset((
-    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure",
-    "envoy-ratelimited", "retriable-4xx", "refused-stream", "retriable-status-codes",
-    "retriable-headers", "http3-post-connect-failure", "cancelled", "deadline-exceeded",
-    "internal", "resource-exhausted", "unavailable",
-))  # fmt: skip
-
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
 ]
@@ -33,48 +24,14 @@ ForceOpt = Annotated[
 
 def _seconds(text: str | None, flag: str, *, off: bool = False) -> float | None:
     """A duration given to `flag` in seconds (`off`: `OFF`, where `off` is allowed)."""
+    from meshtop.steering import values
     from meshtop.steering.edit import OFF
-    from meshtop.units import parse_duration
 
     if text is None:
         return None
     if off and text.strip().lower() == "off":
         return OFF
-    said = parse_duration(text, what=flag)
-    if said < 0.001 or said >= 86400:  # Istio's least; Go's durations have no days
-        raise UsageError(f"{flag} {text!r} is not from 1ms to under a day")
-    return said
-
-
-def _attempts(text: str | None) -> int | None:
-    """`--retries`: a number of attempts, `off` (0: no retries) or `default` (no retry
-    policy: Istio's, 2 attempts)."""
-    from meshtop.steering.edit import OFF
-
-    if text is None:
-        return None
-    word = text.strip().lower()
-    if word == "off":
-        return 0
-    if word == "default":
-        return int(OFF)
-    if not word.isdigit() or int(word) > 100:
-        raise UsageError(f"--retries {text!r} is not a number of attempts (0 to 100), off or "
-                         "default")  # fmt: skip
-    return int(word)
-
-
-def _retry_on(text: str | None) -> str | None:
-    if text is None:
-        return None
-    said = [w.strip() for w in text.split(",") if w.strip()]
-    wrong = [w for w in said if w not in RETRY_ON and not (w.isdigit() and 100 <= int(w) <= 599)]
-    if not said or wrong:
-        raise UsageError(
-            f"--retry-on {text!r}: {', '.join(wrong) or 'nothing'} is not a condition Envoy "
-            f"retries on ({', '.join(sorted(RETRY_ON))}, or a status code)"
-        )
-    return ",".join(said)
+    return values.seconds(text, flag)
 
 
 def _edit(
@@ -112,11 +69,13 @@ class _Resilience:
         self.rule, self.raw = rule, (timeout, retries, per_try, retry_on)
 
     def check(self) -> None:
+        from meshtop.steering import values
+
         timeout, retries, per_try, retry_on = self.raw
         self.timeout = _seconds(timeout, "--timeout", off=True)
-        self.attempts = _attempts(retries)
+        self.attempts = None if retries is None else values.attempts(retries)
         self.per_try = _seconds(per_try, "--per-try-timeout")
-        self.retry_on = _retry_on(retry_on)
+        self.retry_on = None if retry_on is None else values.retry_on(retry_on)
         if all(v is None for v in (self.timeout, self.attempts, self.per_try, self.retry_on)):
             raise UsageError("give --timeout and/or --retries, --per-try-timeout, --retry-on")
         if self.attempts is not None and self.attempts <= 0 and (self.per_try or self.retry_on):

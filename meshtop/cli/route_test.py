@@ -64,25 +64,15 @@ def rule_lines(obj: Mapping[str, Any], spec: Mapping[str, Any] | None = None) ->
 def verdict_lines(obj: Mapping[str, Any], request_text: str) -> list[str]:
     """Which rule takes the request (`parse_request`'s words), where it sends it, and why
     each rule before it did not."""
-    from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
-    from meshtop.steering.match import parse_request, route_test_gateway, route_test_istio
+    from meshtop.policy_view import route_verdict
 
-    request = parse_request(request_text)
-    kind = str(obj.get("kind", ""))
-    namespace = str((obj.get("metadata") or {}).get("namespace", ""))
-    spec = obj.get("spec") or {}
-    if kind == "VirtualService":
-        verdict = route_test_istio(list(spec.get("http") or []), request)
-        parse = route_from_virtual_service
-    else:
-        verdict = route_test_gateway(list(spec.get("rules") or []), request)
-        parse = route_from_httproute
-    route = parse(obj, "", namespace)
+    verdict = route_verdict(obj, request_text)
+    kind = verdict.route.kind
     lines = []
     if verdict.rule is None:
         lines.append("no rule takes it: Envoy answers 404 (NR)")
     else:
-        rule = route.rules[verdict.rule]
+        rule = verdict.route.rules[verdict.rule]
         when = " or ".join(rule.matches) or "every other request"
         name = f" [{rule.name}]" if rule.name else ""
         lines.append(f"rule {verdict.rule}{name} takes it ({when}) → {_destinations(rule, kind)}")
@@ -90,7 +80,7 @@ def verdict_lines(obj: Mapping[str, Any], request_text: str) -> list[str]:
             lines.append(f"  with an injected fault: {rule.policy.fault.words()}")
     # each rule passed over, and why: "rule 0: header user-agent does not match (…)"
     lines += [f"  passed over {why}" if why.startswith("rule ") else f"  {why}"
-              for why in verdict.why]  # fmt: skip
+              for why in verdict.passed]  # fmt: skip
     return lines
 
 

@@ -25,29 +25,21 @@ from meshtop.detail import routes_to
 from meshtop.errors import MeshtopError, UsageError
 from meshtop.model import MeshSnapshot, Route
 from meshtop.model.policy import expired
-from meshtop.sources.routing import route_from_httproute, route_from_virtual_service
-from meshtop.steering import edit
+from meshtop.policy_view import route_verdict
+from meshtop.steering import edit, values
 from meshtop.steering.edit import EditPlan
 from meshtop.steering.match import (
     parse_condition,
     parse_request,
-    route_test_gateway,
-    route_test_istio,
 )
 from meshtop.tui.changes import row_route
 from meshtop.tui.screens.confirm import ConfirmScreen
-from meshtop.units import parse_duration
 
 if TYPE_CHECKING:
     from meshtop.tui.screens.main import MainScreen
 
 ROUTES = ("VirtualService", "HTTPRoute")
 FAULT_FOR = "10m"  # a fault is always time-boxed: this long unless --for says otherwise
-RETRY_ON = frozenset(
-    ("5xx", "gateway-error", "reset", "connect-failure", "retriable-4xx", "refused-stream",
-     "retriable-status-codes", "retriable-headers", "envoy-ratelimited", "cancelled",
-     "deadline-exceeded", "internal", "resource-exhausted", "unavailable")
-)  # fmt: skip
 BREAKER = {  # :breaker's options, as `steering.edit.circuit_breaker` names them
     "max-connections": "max_connections",
     "max-pending": "max_pending",
@@ -137,46 +129,6 @@ def asked(
                  frozenset(found))  # fmt: skip
 
 
-def percent(text: str, what: str) -> float:
-    """`10%` (or `10`, `0.5%`): a share above 0 and at most 100."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", text)
-    share = float(found.group(1)) if found else -1.0
-    if not 0 < share <= 100:
-        raise UsageError(f"{what}: {text!r} is not a percentage above 0 and at most 100, e.g. 10%")
-    return share
-
-
-def abort_of(text: str) -> tuple[int, float]:
-    """`503:10%`: the status to answer (200 to 599) and the share."""
-    status, sep, share = text.partition(":")
-    if not sep or not status.strip().isdigit() or not 200 <= int(status) <= 599:
-        raise UsageError(f"--abort {text!r} is not STATUS:PERCENT with a status from 200 to "
-                         "599, e.g. 503:10%")  # fmt: skip
-    return int(status), percent(share, f"--abort {text!r}")
-
-
-def seconds(text: str, what: str) -> float:
-    """A duration from 1ms to under a day (what Istio and Go's durations take)."""
-    said = parse_duration(text.strip(), what=what)
-    if said < 0.001 or said >= 86400:
-        raise UsageError(f"{what} {text!r} is not from 1ms to under a day")
-    return said
-
-
-def delay_of(text: str) -> tuple[float, float]:
-    """`2s:25%`: how long to hold a request and the share."""
-    held, sep, share = text.rpartition(":")
-    if not sep:
-        raise UsageError(f"--delay {text!r} is not DURATION:PERCENT, e.g. 2s:25%")
-    return seconds(held, f"--delay {text!r}:"), percent(share, f"--delay {text!r}")
-
-
-def count(text: str, what: str, most: int = 1_000_000) -> int:
-    if not re.fullmatch(r"[0-9]{1,7}", text.strip()) or int(text) > most:
-        raise UsageError(f"{what} {text!r} is not a whole number from 0 to {most}")
-    return int(text)
-
-
 def retries_of(words: Sequence[str]) -> dict[str, Any]:
     """`3 [500ms] [5xx,reset]`, `off` (no retries) or `default` (no retry policy:
     Istio's own, 2 attempts): `steering.edit.resilience`'s arguments."""
@@ -186,37 +138,27 @@ def retries_of(words: Sequence[str]) -> dict[str, Any]:
     if first in ("off", "default"):
         if len(words) > 1:
             raise UsageError(f"retries {first} takes nothing more")
-        return {"attempts": 0 if first == "off" else int(edit.OFF)}
-    said: dict[str, Any] = {"attempts": count(words[0], "retries: attempts", 100)}
+        return {"attempts": values.attempts(first)}
+    said: dict[str, Any] = {"attempts": values.count(words[0], "retries: attempts", 100)}
     for word in words[1:]:
         if re.fullmatch(r"[0-9.]+(ms|s|m|h)", word):
-            said["per_try_timeout"] = seconds(word, "retries: a per-try timeout")
+            said["per_try_timeout"] = values.seconds(word, "retries: a per-try timeout")
             continue
-        conditions = [w for w in word.split(",") if w]
-        wrong = [w for w in conditions
-                 if w not in RETRY_ON and not (w.isdigit() and 100 <= int(w) <= 599)]  # fmt: skip
-        if wrong or not conditions:
+        try:
+            said["retry_on"] = values.retry_on(word)
+        except UsageError:
             raise UsageError(
                 f"retries: {word!r} is neither a per-try timeout (500ms) nor conditions Envoy "
-                f"retries on ({', '.join(sorted(RETRY_ON))}, or a status code)"
-            )
-        said["retry_on"] = ",".join(conditions)
+                f"retries on ({', '.join(sorted(values.RETRY_ON))}, or a status code)"
+            ) from None
     return said
 
 
 def verdict_words(obj: Mapping[str, Any], cluster: str, request_text: str) -> str:
     """Which rule of the route takes the request, where it sends it, and why each rule
     before it did not, in one line."""
-    request = parse_request(request_text)
-    kind = str(obj.get("kind", ""))
-    namespace = str((obj.get("metadata") or {}).get("namespace", ""))
-    spec = obj.get("spec") or {}
-    if kind == "VirtualService":
-        verdict = route_test_istio(list(spec.get("http") or []), request)
-        route = route_from_virtual_service(obj, cluster, namespace)
-    else:
-        verdict = route_test_gateway(list(spec.get("rules") or []), request)
-        route = route_from_httproute(obj, cluster, namespace)
+    verdict = route_verdict(obj, request_text, cluster)
+    route = verdict.route
     where = f"{route.namespace}/{route.name}"
     if verdict.rule is None:
         said = f"{where}: no rule takes it, Envoy answers 404 (NR)"
@@ -232,7 +174,7 @@ def verdict_words(obj: Mapping[str, Any], cluster: str, request_text: str) -> st
         said = f"{where}: {which} → {host} {to}".rstrip()
         if rule.policy.fault is not None:
             said += f", with a fault: {rule.policy.fault.words()}"
-    passed = [why.replace(": ", " did not match: ", 1) for why in verdict.why]
+    passed = [why.replace(": ", " did not match: ", 1) for why in verdict.passed]
     return "; ".join([said, *passed])
 
 
@@ -391,7 +333,7 @@ class Policy:
         conditions = [parse_condition(m) for m in a.options.get("match", ())]
         targets = edit.parse_targets(a.last("to") or "") if a.last("to") is not None else []
         position = a.last("position")
-        at = count(position, "steer --position", 1000) if position is not None else None
+        at = values.count(position, "steer --position", 1000) if position is not None else None
         if which["move"] is not None and at is None:
             raise UsageError("steer --move needs --position")
         if (which["move"] or which["remove"]) is not None and (conditions or targets):
@@ -446,12 +388,12 @@ class Policy:
                 raise UsageError("fault --clear takes nothing more")
             self._start(target, _fixed(lambda obj, cluster: edit.clear_fault(obj, cluster)))
             return
-        abort = abort_of(a.last("abort") or "") if a.last("abort") is not None else None
-        delay = delay_of(a.last("delay") or "") if a.last("delay") is not None else None
+        abort = values.abort(a.last("abort") or "") if a.last("abort") is not None else None
+        delay = values.delay(a.last("delay") or "") if a.last("delay") is not None else None
         if abort is None and delay is None:
             raise UsageError("fault takes --abort STATUS:PERCENT and/or --delay DURATION:PERCENT "
                              "(or --clear)")  # fmt: skip
-        lasting = seconds(a.last("for") or FAULT_FOR, "fault --for")
+        lasting = values.seconds(a.last("for") or FAULT_FOR, "fault --for")
         conditions = [parse_condition(m) for m in a.options.get("match", ())]
         ends = self._now() + timedelta(seconds=lasting)
 
@@ -468,7 +410,7 @@ class Policy:
         if len(a.rest) != 1:
             raise UsageError("timeout takes [NAMESPACE/NAME] [--rule R] and a duration (2s) or off")
         word = a.rest[0]
-        said = edit.OFF if word.lower() == "off" else seconds(word, "timeout")
+        said = edit.OFF if word.lower() == "off" else values.seconds(word, "timeout")
         target = self.route(a.target)
         self._start(target, _fixed(lambda obj, cluster: edit.resilience(
             obj, cluster, rule=a.last("rule"), timeout=said)))  # fmt: skip
@@ -495,9 +437,9 @@ class Policy:
             if value is None:
                 continue
             if option in ("interval", "ejection"):
-                settings[key] = seconds(value, f"breaker --{option}")
+                settings[key] = values.seconds(value, f"breaker --{option}")
             else:
-                settings[key] = count(value, f"breaker --{option}",
+                settings[key] = values.count(value, f"breaker --{option}",
                                       100 if option == "max-ejection" else 1_000_000)  # fmt: skip
         if not settings and "clear" not in a.switches:
             raise UsageError("breaker takes a setting (--max-connections 1, --consecutive-errors "

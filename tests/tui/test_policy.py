@@ -23,9 +23,9 @@ from meshtop.connect import Sources
 from meshtop.errors import ConflictError, UsageError
 from meshtop.sim.sources import Simulation
 from meshtop.steering.edit import EditPlan
+from meshtop.steering.values import abort
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.policy import (
-    abort_of,
     asked,
     retries_of,
     split_target,
@@ -177,10 +177,10 @@ def test_options_are_read_and_a_wrong_one_is_one_line() -> None:
 
 
 def test_fault_and_retries_words() -> None:
-    assert abort_of("503:10%") == (503, 10.0)
+    assert abort("503:10%") == (503, 10.0)
     for wrong in ("503", "999:10%", "503:0%", "503:101%", "x:10%"):
         with pytest.raises(UsageError):
-            abort_of(wrong)
+            abort(wrong)
     assert retries_of(["3", "500ms", "5xx,reset"]) == {
         "attempts": 3, "per_try_timeout": 0.5, "retry_on": "5xx,reset"
     }  # fmt: skip
