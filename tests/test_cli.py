@@ -143,7 +143,7 @@ def test_export_grades_with_the_configured_thresholds(tmp_path: Path) -> None:
         for e in doc["edges"]
         if e["destination"].endswith("reviews-v3") and "productpage" in e["source"]
     )
-    assert v3["health"] == "healthy"  # about 12% errors: under the lenient 20%
+    assert v3["health"] == "healthy"  # 10.5 to 19.5% errors: under the lenient 20%
 
 
 def test_edge_prints_the_panels_of_an_edge() -> None:
@@ -151,7 +151,7 @@ def test_edge_prints_the_panels_of_an_edge() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("bookinfo/productpage-v1 → bookinfo/reviews-v3   window 1h")
-    # v3's error rate drifts around 12% with the live clock: failing, or degraded below 10%
+    # v3's error rate drifts around 15% with the live clock (10.5 to 19.5%): failing
     assert re.search(r"^(failing|degraded): errors \d+\.\d\d%", out, re.MULTILINE)
     for seen in ("Requests", "Errors", "HTTP 5xx", "Latency", "-30m",
                  "upstream connection failure", "never arrived", "client identity",

@@ -44,7 +44,7 @@ def test_json_follows_the_documented_contract(sim: Simulation) -> None:
         "version": "v3",
         "kind": "workload",
         "mark": None,
-        "health": "failing",  # a node is as healthy as what it answers: 12% errors
+        "health": "failing",  # a node is as healthy as what it answers: 15% errors
     }
     v3 = _edges(doc)[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
     assert v3["protocol"] == "http" and v3["health"] == "failing"

@@ -98,7 +98,7 @@ def test_error_rate_and_latency_through_promql(scraped: tuple[Simulation, Promet
         f'sum(rate(istio_requests_total{{reporter="destination",{V3},response_code=~"5.."}}{W}))'
         f' / sum(rate(istio_requests_total{{reporter="destination",{V3}}}{W}))'
     )
-    assert errors is not None and 0.02 < errors < 0.4  # v3 fails about 12%
+    assert errors is not None and 0.02 < errors < 0.4  # v3 fails about 15%
     p50 = prom.scalar(
         "histogram_quantile(0.5, sum by (le) (rate("
         f'istio_request_duration_milliseconds_bucket{{reporter="destination",{V3}}}{W})))'

@@ -278,7 +278,7 @@ def test_both_engines_match_the_simulation(engines: Engines) -> None:
         v3 = edges[(PAGE, V3)]
         # the simulation drifts a few percent over the window, as in the Prometheus tests
         assert v3.stats.rps == pytest.approx(engines.configured(PAGE, V3), rel=0.15), url
-        assert 0.02 < v3.stats.error_rate < 0.4  # v3 fails about 12%
+        assert 0.02 < v3.stats.error_rate < 0.4  # v3 fails about 15%
         assert v3.stats.p50_ms is not None and 25 <= v3.stats.p50_ms <= 50
 
 

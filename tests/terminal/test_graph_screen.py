@@ -16,8 +16,8 @@ KEY_PAIRS = {
 
 def drawn_failing(t: Terminal, name: str) -> bool:
     """The border drawn left of `name` says trouble, whatever the colour: heavy (failing)
-    or dashed (degraded). The demo's reviews v3 errs 8.5 to 15.5% on a 4-minute wave, so it
-    is degraded for a minute of four; never drawn healthy."""
+    or dashed (degraded). The demo's reviews v3 errs 10.5 to 19.5% on a 4-minute wave, so it
+    fails all along; never drawn healthy."""
     y = t.row_of(name)
     if y is None:
         return False

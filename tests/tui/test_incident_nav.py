@@ -186,7 +186,7 @@ async def test_sort_keys_reverse_and_mark_the_header(clock: Clock) -> None:
         await settled(pilot)
         rows = _rows(app)
         err_s = headers.index("ERR/S")
-        # errors a second: details (20rps at 2%) before the failing reviews v3 (2rps at 12%)
+        # errors a second: details (20rps at 2%) before the failing reviews v3 (2rps at 15%)
         assert [r[2] for r in rows[:2]] == ["details-v1", "reviews-v3"]
         assert float(rows[0][err_s]) > float(rows[1][err_s]) > 0
         assert str(table.columns[table.ordered_columns[err_s].key].label) == "ERR/S ▼"
