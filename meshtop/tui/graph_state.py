@@ -40,6 +40,13 @@ class GraphState:
         is: what a worker makes for a large mesh, on a copy of the options, while the
         screen keeps the view it shows (`options_copy`)."""
         memory, told = self.memory, ""
+        if self.placement.levels(snapshot, o) == ("namespaces",) and not (
+            o.filter or o.focus or o.cluster
+        ):
+            # drawn at namespaces only (a large mesh at fit, issue 17): that level's view
+            # alone, built once, not the workloads' first and the level's twice more
+            view = build(snapshot, level_options(o, snapshot, "namespaces"), memory)
+            return view, self.placement.place(snapshot, view, o, size, level_view=view), told
         try:
             view = build(snapshot, o, memory)
         except MeshtopError as exc:  # a filter, focus or cluster that no longer fits

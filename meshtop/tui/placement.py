@@ -102,7 +102,25 @@ class Placement:
         # the last collapsed layout: the layout under it, what it was made for, and it
         self._in_place: tuple[Layout, object, Layout] | None = None
 
-    def place(self, snapshot: MeshSnapshot, view: GraphView, o: ViewOptions, size: Size) -> Layout:
+    def levels(self, snapshot: MeshSnapshot, o: ViewOptions) -> tuple[str, ...]:
+        """The zoom levels `place` tries, the most detailed first: the level asked for,
+        or at `fit` those a view may be drawn at (a filter or focus names workloads: they
+        stay drawn; a large mesh opens at namespaces)."""
+        if self.zoom != "fit":
+            return (self.zoom,)
+        if o.filter or o.focus:
+            return ZOOMS[:-1]
+        return ZOOMS[-1:] if len(snapshot.nodes) > OPEN_AT_NAMESPACES else ZOOMS
+
+    def place(
+        self,
+        snapshot: MeshSnapshot,
+        view: GraphView,
+        o: ViewOptions,
+        size: Size,
+        *,
+        level_view: GraphView | None = None,
+    ) -> Layout:
         """Where the boxes of `view` (the snapshot drawn with the options `o`) go, in
         `size` cells. The layout is of everything the view's grouping has shown since it
         last changed, not of what the filter, focus or cluster leave: those hide boxes,
@@ -111,11 +129,11 @@ class Placement:
         rest. A collapsed namespace or cluster is drawn in place, as one box where its
         band was (`layout.collapsed`), so collapsing and expanding move nothing else. At
         `fit`, the most detailed zoom level that fits is chosen when the layout is made
-        (a new node, a new size), never on a refresh."""
-        levels: tuple[str, ...] = (self.zoom,)
+        (a new node, a new size), never on a refresh. `level_view`: the namespaces
+        level's view of the snapshot with `o` (no filter, focus or cluster), made
+        already: laid out as it is rather than built again."""
+        levels = self.levels(snapshot, o)
         large = len(snapshot.nodes) > OPEN_AT_NAMESPACES
-        if self.zoom == "fit":  # a filter or focus names workloads: keep them drawn
-            levels = ZOOMS[:-1] if o.filter or o.focus else ZOOMS[-1:] if large else ZOOMS
         chosen: Layout | None = None
         # what is laid out: the view without filter, focus, cluster (or collapse, drawn
         # in place), one for full and compact, one for namespaces; the view on screen
@@ -127,6 +145,8 @@ class Placement:
             in_place = level != "namespaces"  # that level is every namespace collapsed
             if in_place:
                 options = replace(options, collapsed=set(), collapsed_clusters=set())
+            if not in_place and level_view is not None:
+                bases[in_place] = level_view
             if in_place not in bases:
                 # a large mesh lays out what the filter, focus or cluster leave: the
                 # whole of it would take longer than a key may (it is still kept for

@@ -6,6 +6,9 @@ import asyncio
 import itertools
 import threading
 
+import pytest
+from textual.geometry import Size
+
 from meshtop.config import Settings
 from meshtop.connect import Sources
 from meshtop.graphview import Grouping, ViewOptions, apply_filter, build, focus
@@ -335,3 +338,97 @@ async def test_layouts_kept_for_going_back_are_bounded(sim: Simulation) -> None:
             await pilot.resize_terminal(width, 30)
             app.main.redraw_graph()
         assert 0 < len(app.main.graph.placement.seen) <= SHAPES_KEPT
+
+
+def _drawn_rows(canvas: GraphCanvas) -> list[int]:
+    """Count the rows the canvas draws (not those it takes from its cache) from now on."""
+    drawn: list[int] = []
+    render = canvas._render_row
+
+    def counted(row: int, x0: int, width: int) -> object:
+        drawn.append(row)
+        return render(row, x0, width)
+
+    canvas._render_row = counted  # type: ignore[method-assign]
+    return drawn
+
+
+async def test_a_selection_draws_again_only_its_rows_and_draws_them_right(
+    sim: Simulation,
+) -> None:
+    """Issue 17: a key that moves the selection drew every row on screen again (43 at
+    160x48, 1 ms each at 2,000 services); the rows of the box and line it leaves and
+    those of the ones it goes to are enough, and the screen is as a full drawing's."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.select(PAGE)
+        await pilot.pause()
+        drawn = _drawn_rows(canvas)
+        height = canvas.scrollable_content_region.height
+        for key in ("l", "tab", "tab", "j", "h", "tab"):
+            before = len(drawn)
+            await keys(pilot, key)
+            assert 0 < len(drawn) - before < height, f"{key}: {len(drawn) - before} rows"
+        assert canvas.edge is not None
+        sx, sy = canvas.scroll_offset
+        width = canvas.scrollable_content_region.width
+        for y in range(height):
+            assert canvas.render_line(y) == GraphCanvas._render_row(canvas, y + sy, sx, width)
+
+
+async def test_the_focus_leaving_the_graph_draws_none_of_its_rows_again(
+    sim: Simulation,
+) -> None:
+    """Issue 17: `/` moved the focus to the prompt, which restyled the canvas and threw
+    its drawn rows away: every row drawn again for a key that changes none of them."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        drawn = _drawn_rows(canvas)
+        await keys(pilot, "slash")
+        assert not canvas.has_focus
+        await keys(pilot, "escape")
+        assert canvas.has_focus
+        assert drawn == []
+        app.theme = "textual-light"  # a colour that changes: drawn again in it
+        await pilot.pause()
+        assert len(drawn) >= canvas.scrollable_content_region.height - 1
+
+
+def test_a_large_mesh_at_namespaces_builds_its_view_once_per_drawing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: each refresh of a large mesh drawn at the namespaces level built the
+    workloads' view (its largest), then the level's twice; the level's once is what is
+    drawn, and the same view and layout come of it."""
+    from meshtop.health import DEFAULT_THRESHOLDS
+    from meshtop.sim.topology import generated
+    from meshtop.tui import graph_state, placement
+    from meshtop.tui.graph_state import GraphState
+
+    sim = Simulation(generated(1000, seed=1), clock=lambda: 1.8e9)
+    snapshot = asyncio.run(refresh(sim.clusters))
+    assert len(snapshot.nodes) > placement.OPEN_AT_NAMESPACES
+    built: list[ViewOptions] = []
+
+    def counted(snapshot: object, options: ViewOptions, memory: object = None) -> object:
+        built.append(options)
+        return build(snapshot, options, memory)  # type: ignore[arg-type]
+
+    size = Size(160, 43)
+    state = GraphState(DEFAULT_THRESHOLDS)
+    monkeypatch.setattr(graph_state, "build", counted)
+    monkeypatch.setattr(placement, "build", counted)
+    view, lay, told = state.draw(snapshot, size)
+    assert state.placement.zoom_shown == "namespaces"
+    assert len(built) == 1 and built[0].collapsed  # every namespace as one box
+    # what was drawn before: the level's view, with the console's memory, laid out
+    monkeypatch.undo()
+    level = placement.level_options(state.options, snapshot, "namespaces")
+    assert view == build(snapshot, level, state.memory)
+    assert set(lay.nodes) == set(view.nodes) and told == ""

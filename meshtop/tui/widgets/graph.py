@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import itemgetter
@@ -351,6 +351,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.matches: frozenset[str] = frozenset()  # what find found: marked, none hidden
         self._cache: OrderedDict[tuple[int, int, int], Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
+        self._base: Style | None = None  # the widget's own style, as its rows were drawn
         self._shown: object = None  # the view's topology the index was built for
         self.empty = ""  # said in the middle of the canvas when nothing is shown
 
@@ -372,10 +373,11 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.edge = None
         self.redraw(full=full)
 
-    def redraw(self, *, full: bool = True) -> None:
+    def redraw(self, *, full: bool = True, rows: Collection[int] | None = None) -> None:
         """Draw again. Unless `full`, only the rows on screen that changed are sent to
         the terminal: on a refresh that is a few labels, not the whole screen, which is
-        what a slow SSH link wants."""
+        what a slow SSH link wants. `rows`: the only rows that may have changed (a new
+        selection's), the others kept as drawn."""
         self._styles = self._make_styles()
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
@@ -390,6 +392,9 @@ class GraphCanvas(ScrollView, can_focus=True):
             return
         for y in range(self.scrollable_content_region.height):
             row = y + scroll_y
+            if rows is not None and row not in rows and row in before:
+                self._cache[(row, scroll_x, width)] = before[row]
+                continue
             strip = self._render_row(row, scroll_x, width)
             self._cache[(row, scroll_x, width)] = strip
             if before.get(row) != strip:
@@ -415,8 +420,12 @@ class GraphCanvas(ScrollView, can_focus=True):
         """The theme changed (the command palette, `:theme`): draw again in its colours."""
         super().notify_style_update()
         if self.is_mounted:
-            self._cache.clear()
-            self._styles = self._make_styles()
+            styles, base = self._make_styles(), self.rich_style
+            # a focus coming or going restyles the canvas too: its rows stay as drawn
+            # unless a colour changed (issue 17: 43 rows drawn again for a `/`)
+            if (styles, base) != (self._styles, self._base):
+                self._cache.clear()
+            self._styles, self._base = styles, base
 
     def reading_order(self, n: str) -> tuple[int, int]:
         assert self.layout_ is not None
@@ -581,12 +590,28 @@ class GraphCanvas(ScrollView, can_focus=True):
     # -- selection ----------------------------------------------------------------------
 
     def select(self, node: str | None, edge: tuple[str, str] | None = None) -> None:
+        # what a selection draws differently: its box's rows and its line's
+        touched = self._rows_of(self.node, self.edge) | self._rows_of(node, edge)
         self.node, self.edge = node, edge
         if node is not None and self.layout_ is not None and node in self.layout_.nodes:
             b = self.layout_.nodes[node]
             self.scroll_to_region(Region(b.x, b.y, b.w, b.h), animate=False)
-        self.redraw(full=False)
+        self.redraw(full=False, rows=touched)
         self.post_message(self.Selected(node, edge))
+
+    def _rows_of(self, node: str | None, edge: tuple[str, str] | None) -> set[int]:
+        """The rows a node's box and a line (its label and arrowhead on it) are drawn on."""
+        rows: set[int] = set()
+        if self.layout_ is None:
+            return rows
+        box = self.layout_.nodes.get(node) if node is not None else None
+        if box is not None:
+            rows.update(range(box.y, box.bottom + 1))
+        route = self.layout_.routes.get(edge) if edge is not None else None
+        if route:
+            ys = [y for _, y in route]
+            rows.update(range(min(ys), max(ys) + 1))
+        return rows
 
     def action_move(self, dx: int, dy: int) -> None:
         if self.view is None or self.layout_ is None or not self.view.nodes:
