@@ -137,6 +137,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         self.working = ""  # what the worker does, said while it takes long
         self._problem: tuple[str, set[tuple[str | None, object]]] | None = None  # n's
         self._found = ""  # what find looked for, while its matches are marked
+        # a view's lines by the snapshot's edges they draw (`_view_edge`)
+        self._lines: tuple[GraphView, dict[tuple[str, str], tuple[str, str]]] | None = None
         # The detail screens open on the last window chosen in one, 15m at first.
         self.detail_window_s = DETAIL_WINDOW_S
 
@@ -541,11 +543,15 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         return self._problem[0]
 
     def _view_edge(self, edge: tuple[str, str] | None) -> tuple[str, str] | None:
-        """The graph's line that draws the snapshot's `edge`."""
+        """The graph's line that draws the snapshot's `edge`: looked up in a map made
+        once per view, not by a scan of every line's members (every edge of the mesh at
+        the namespaces level) for each row the table's cursor goes to (issue 17)."""
         view = self.graph.view
         if view is None or edge is None:
             return None
-        return next((k for k, e in view.edges.items() if edge in e.members), None)
+        if self._lines is None or self._lines[0] is not view:
+            self._lines = (view, {m: k for k, e in view.edges.items() for m in e.members})
+        return self._lines[1].get(edge)
 
     def _problem_part(self, snapshot: MeshSnapshot) -> Part | None:
         """`problem 1/4: reviews v3 failing, 11.90% errors, 0.8 err/s`, while `n`'s
@@ -623,8 +629,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     @on(DataTable.RowHighlighted, "#edges")
     def _table_row(self, event: DataTable.RowHighlighted) -> None:
         """And the graph follows the table's, when the user moves in the table."""
+        if not event.data_table.has_focus:
+            return  # the graph moved the cursor: it has its selection already
         key = self._table_edge(event.row_key.value)
-        if key is None or not event.data_table.has_focus:
+        if key is None:
             return
         canvas = self._canvas()
         if canvas.edge != key:
@@ -641,13 +649,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
 
     def _table_edge(self, row: str | None) -> tuple[str, str] | None:
         """The graph's edge that draws the edge table's row `row`."""
-        if self.graph.view is None or row is None:
+        if row is None:
             return None
         source, _, destination = row.partition(">")
-        return next(
-            (key for key, e in self.graph.view.edges.items() if (source, destination) in e.members),
-            None,
-        )
+        return self._view_edge((source, destination))
 
     @on(DataTable.RowSelected, "#stats")
     def _stats_enter(self, event: DataTable.RowSelected) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -81,6 +82,20 @@ def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part
     return Part(long, short)
 
 
+_summed: tuple[weakref.ref[MeshSnapshot], float] | None = None  # the last snapshot's
+
+
+def _http_rps(snapshot: MeshSnapshot) -> float:
+    """The requests a second of every HTTP and gRPC edge: summed once per snapshot, not
+    for each time the line is said (every key that moves the selection; 51,239 edges at
+    20,000 services, issue 17)."""
+    global _summed
+    if _summed is None or _summed[0]() is not snapshot:
+        rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
+        _summed = (weakref.ref(snapshot), rps)
+    return _summed[1]
+
+
 def status_text(
     snapshot: MeshSnapshot,
     *,
@@ -111,7 +126,7 @@ def status_text(
     if paused:
         parts.append(part("PAUSED", style="bold yellow"))
     parts.append(_sourcespart(snapshot, st))
-    http_rps = sum(e.stats.rps for e in snapshot.edges if e.stats.protocol is not Protocol.TCP)
+    http_rps = _http_rps(snapshot)
     total = len(snapshot.edges)
     edges = f"{total} edges" if shown_edges is None else f"{shown_edges} of {total} edges"
     parts.append(part(f"{edges} {units.rps(http_rps)}", edges))
