@@ -7,7 +7,11 @@ and this measures what an operator feels:
   "connecting…" (a progress line, or the frame itself);
 - **keys**: from a key's bytes written to its effect on screen, for a fixed script (move,
   enter, esc, `/`, esc, `g`, the edge table's tab and back, tab to the next edge), three
-  rounds, medians per key and over all;
+  rounds, medians per key and over all; each split where the console's process notes it
+  (`_note_io`): the key read by Textual's input thread (an `esc` waits there for Textual's
+  escape delay, 100 ms, to tell it from a sequence), the last frame before the effect was
+  seen handed to Textual's output thread, and that output read from the terminal (a
+  frame waits in the pseudo-terminal while the emulator reads the one before);
 - **blocked**: the longest time the console's event loop (its UI thread) could not run a
   callback handed to it, from a probe thread inside the process (`--child` below: the
   console itself is not changed); before the first frame, during the keys, when idle;
@@ -24,6 +28,11 @@ With `--prometheus`, the same against a real Prometheus scraping `meshtop sim se
         [--rounds 3] [--idle 30] [--cols 160 --rows 48] [--prometheus]
 
 It prints one Markdown table per run, and the raw figures as JSON with `--json FILE`.
+To see where the time goes: `MESHTOP_BENCH_SAMPLES=FILE` samples every thread's stack in
+the console every 5 ms (the keys' times are in the JSON, `key_windows`), and
+`MESHTOP_BENCH_PROFILE=DIR` profiles its CPU by function and thread with yappi if it is
+installed; either slows the console a little (the sampler) or a lot (yappi), so their
+runs' figures are not the budget's.
 """
 
 from __future__ import annotations
@@ -51,6 +60,11 @@ sys.path.insert(0, str(ROOT))
 EDGES = re.compile(r"\d+ (of \d+ )?edges")
 SELECTED = re.compile(r"▸ (\S.*?)(  |$)")
 LAG_FILE = "MESHTOP_BENCH_LAG_FILE"
+# a directory: the console's CPU by function and thread (yappi, when installed), written
+# there every 10 s; a profiler slows the console down, so figures of such a run are not
+# the budget's
+PROFILE_DIR = "MESHTOP_BENCH_PROFILE"
+SAMPLES = "MESHTOP_BENCH_SAMPLES"  # a file: the UI thread's stack every 5 ms
 
 
 # -- inside the console's process ---------------------------------------------------------
@@ -74,10 +88,96 @@ def _probe(loop: asyncio.AbstractEventLoop, path: str) -> None:
             time.sleep(0.02)
 
 
+def _sample(path: str) -> None:
+    """Every 5 ms, every thread's stack (innermost last) that is not waiting, with the
+    time and the thread's name (the UI thread's always): a sampling profile of where the
+    wall-clock time goes, to be read against the keys' times (`key_windows`)."""
+    main = threading.main_thread().ident
+    idle = ("select", "wait", "_wait_for_tstate_lock", "get", "sleep", "read")
+
+    def walk() -> None:
+        me = threading.get_ident()
+        with open(path, "a", buffering=1 << 16) as out:
+            while True:
+                now = time.monotonic()
+                names = {t.ident: t.name for t in threading.enumerate()}
+                for ident, frame in sys._current_frames().items():
+                    if ident == me or (ident != main and frame.f_code.co_name in idle):
+                        continue
+                    stack = []
+                    f: Any = frame
+                    while f is not None:
+                        stack.append(f"{f.f_code.co_filename}:{f.f_code.co_name}:{f.f_lineno}")
+                        f = f.f_back
+                    name = "UI" if ident == main else names.get(ident, "?")
+                    out.write(f"{now:.4f}\t{name}\t" + "|".join(reversed(stack)) + "\n")
+                time.sleep(0.005)
+
+    threading.Thread(target=walk, daemon=True).start()
+
+
+def _profile(directory: str) -> None:
+    """The process's CPU time by function, one file per thread, written every 10 s."""
+    import yappi  # type: ignore[import-not-found]
+
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=False, profile_threads=True)
+
+    def dump() -> None:
+        while True:
+            time.sleep(10)
+            names = {t.id: t.name for t in yappi.get_thread_stats()}
+            for ctx, name in names.items():
+                stats = yappi.get_func_stats(filter={"ctx_id": ctx})
+                stats.sort("tsub")
+                with open(Path(directory) / f"{ctx}-{name}.txt", "w") as out:
+                    for f in list(stats)[:60]:
+                        out.write(f"{f.tsub:9.3f} {f.ttot:9.3f} {f.ncall:9d} {f.full_name}\n")
+
+    threading.Thread(target=dump, daemon=True).start()
+
+
+def _note_io(path: str) -> None:
+    """When each key reached the console (Textual's input thread made its event) and
+    when each frame was handed to Textual's output thread: a key's figure then splits
+    into the console's part and the output's (the pseudo-terminal and the emulator
+    reading it), the console itself not changed."""
+    from textual import events
+    from textual.drivers import _writer_thread, linux_driver
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+    enqueue = _writer_thread.WriterThread.write
+    process = linux_driver.LinuxDriver.process_message
+
+    def write(self: Any, text: str) -> None:
+        out.write(f"w {time.monotonic():.4f} {len(text)}\n")
+        enqueue(self, text)
+
+    def message(self: Any, event: Any) -> None:
+        if isinstance(event, events.Key):
+            out.write(f"k {time.monotonic():.4f} 0\n")
+        process(self, event)
+
+    _writer_thread.WriterThread.write = write  # type: ignore[method-assign]
+    linux_driver.LinuxDriver.process_message = message  # type: ignore[method-assign]
+
+
+def io_notes(path: str) -> list[tuple[str, float]]:
+    try:
+        with open(path) as f:
+            return [(kind, float(t)) for kind, t, _ in (line.split() for line in f)]
+    except OSError:
+        return []
+
+
 def child(argv: list[str]) -> None:
     """Run `meshtop argv` with the probe on the first event loop made in this thread
     (Textual's, made by `asyncio.run`)."""
     path = os.environ[LAG_FILE]
+    if os.environ.get(PROFILE_DIR):
+        _profile(os.environ[PROFILE_DIR])
+    if os.environ.get(SAMPLES):
+        _sample(os.environ[SAMPLES])
     base = asyncio.get_event_loop_policy()
 
     class Probing(type(base)):  # type: ignore[misc]
@@ -91,6 +191,7 @@ def child(argv: list[str]) -> None:
             return loop
 
     asyncio.set_event_loop_policy(Probing())
+    _note_io(path + ".io")
     from meshtop.cli import main
 
     sys.argv = ["meshtop", *argv]
@@ -175,6 +276,42 @@ def _table_row(text: str) -> str:
     return next((x for x in text.splitlines() if re.match(r"\s*(FAIL|warn|ok|idle)\s", x)), "")
 
 
+def _timed_terminal() -> type[Any]:
+    """The real-terminal suite's `Terminal`, noting when each chunk of output arrived and
+    when the emulator had read it: a key's figure then splits into the console's part (the
+    key written to the chunk that drew its effect arriving) and the emulator's (that chunk
+    read by pyte, the screen's text checked)."""
+    from tests.terminal.term import Terminal
+
+    class Timed(Terminal):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.chunks: list[tuple[float, float]] = []  # (arrived, read by the emulator)
+            super().__init__(*args, **kwargs)
+
+        def _read(self) -> None:
+            while True:
+                try:
+                    data = self.proc.read(65536)
+                except (EOFError, OSError):
+                    break
+                arrived = time.monotonic()
+                with self._changed:
+                    self.raw += data
+                    self.stream.feed(data)
+                    self.chunks.append((arrived, time.monotonic()))
+                    self._changed.notify_all()
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+        def effect_arrived(self, seen: float) -> float:
+            """When the last chunk the emulator had read by `seen` arrived."""
+            with self._changed:
+                return max((a for a, r in self.chunks if r <= seen), default=seen)
+
+    return Timed
+
+
 def run(
     args: list[str],
     *,
@@ -207,8 +344,7 @@ def _run(
     rss_limit_mib: float,
     env: dict[str, str] | None,
 ) -> None:
-    from tests.terminal.term import Terminal
-
+    Terminal = _timed_terminal()
     lag_file = tempfile.mktemp(prefix="meshtop-lag-")
     command = [sys.executable, __file__, "--child", *args]
     environ = {LAG_FILE: lag_file, **(env or {})}
@@ -247,6 +383,9 @@ def _run(
         time.sleep(2.0)  # the first frame's row caches and the next refresh
         grouping = [m.group(1) if (m := re.search(r"graph (\w+)", t.text())) else "version"]
         latencies: dict[str, list[float]] = {}
+        output_part: dict[str, list[float]] = {}  # the key to its effect's output arriving
+        console_part: dict[str, list[float]] = {}  # the key to its effect's frame made
+        key_in: dict[str, list[float]] = {}  # the key to the console's reading it
         keys_start = time.monotonic()
         failures: list[str] = []
         for _ in range(rounds):
@@ -259,10 +398,24 @@ def _run(
                 except AssertionError:
                     failures.append(name)
                     continue
-                latencies.setdefault(name, []).append((time.monotonic() - sent) * 1000)
+                seen = time.monotonic()
+                figures.setdefault("key_windows", []).append((name, sent, seen))
+                latencies.setdefault(name, []).append((seen - sent) * 1000)
+                arrived = t.effect_arrived(seen)
+                output_part.setdefault(name, []).append((max(arrived, sent) - sent) * 1000)
+                notes = io_notes(lag_file + ".io")
+                got = min((at for kind, at in notes if kind == "k" and at >= sent), default=None)
+                frame = max((at for kind, at in notes if kind == "w" and sent <= at <= seen),
+                            default=None)  # fmt: skip
+                if got is not None and frame is not None:
+                    console_part.setdefault(name, []).append((frame - sent) * 1000)
+                    key_in.setdefault(name, []).append((got - sent) * 1000)
                 time.sleep(0.3)  # a person's pace; and the next key's `before`
         keys_end = time.monotonic()
         figures["keys_ms"] = latencies
+        figures["keys_output_ms"] = output_part
+        figures["keys_console_ms"] = console_part
+        figures["keys_in_ms"] = key_in
         figures["key_failures"] = failures
         figures["blocked_keys_ms"] = max(lags(lag_file, keys_start, keys_end), default=0.0)
         time.sleep(3.0)
@@ -284,7 +437,9 @@ def _run(
         t.press("q")
         t.exit_code(60)
         figures["quit_ms"] = (time.monotonic() - quit_at) * 1000
-    os.unlink(lag_file)
+    for leftover in (lag_file, lag_file + ".io"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
     # q while the first view is still being made
     lag_file = tempfile.mktemp(prefix="meshtop-lag-")
     with Terminal(args, cols=cols, rows=rows, env={LAG_FILE: lag_file, **(env or {})},
@@ -295,7 +450,9 @@ def _run(
         t.press("q")
         t.exit_code(120)
         figures["quit_early_ms"] = (time.monotonic() - quit_at) * 1000
-    os.unlink(lag_file)
+    for leftover in (lag_file, lag_file + ".io"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
 
 
 def report(name: str, f: dict[str, Any]) -> str:
@@ -316,6 +473,10 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"| key to effect, median of all keys (ms) | {statistics.median(every):.0f} |"
         if every
         else "| key to effect | none measured |",
+        f"| key to its effect's frame made (the console's part), median of all keys (ms) | "
+        f"{statistics.median(ms for v in f['keys_console_ms'].values() for ms in v):.0f} |"
+        if f.get("keys_console_ms")
+        else "",
         f"| key to effect, slowest key's median (ms) | "
         f"{max(statistics.median(v) for v in keys.values()):.0f} |"
         if keys
@@ -329,12 +490,21 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"| q to exit, graph up / while the first view is made (ms) | "
         f"{f['quit_ms']:.0f} / {f['quit_early_ms']:.0f} |",
         "",
-        "| key | median (ms) | each round (ms) |",
-        "|---|---:|---|",
+        "| key | median (ms) | each round (ms) | read by the console | its frame made | "
+        "its output read by the emulator |",
+        "|---|---:|---|---:|---:|---:|",
     ]
+
+    def median_of(kind: str, key: str) -> str:
+        v = f.get(kind, {}).get(key)
+        return f"{statistics.median(v):.0f}" if v else ""
+
     for key, v in keys.items():
         each = ", ".join(f"{ms:.0f}" for ms in v)
-        lines.append(f"| {key} | {statistics.median(v):.0f} | {each} |")
+        parts = " | ".join(
+            median_of(kind, key) for kind in ("keys_in_ms", "keys_console_ms", "keys_output_ms")
+        )
+        lines.append(f"| {key} | {statistics.median(v):.0f} | {each} | {parts} |")
     if f["key_failures"]:
         lines.append(f"\nkeys whose effect never showed (120 s): {', '.join(f['key_failures'])}")
     return "\n".join(line for line in lines if line is not None)
