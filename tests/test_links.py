@@ -131,7 +131,7 @@ def test_without_them_nothing_is_linked_and_y_copies(tmp_path: Path) -> None:
         ('links = "http://g/"', r"links must be a table \(\[links\]\)"),
         ('[console]\nclipboard = "maybe"', "console clipboard: 'maybe' is not true or false"),
         ("[console]\ncolour = 1", "unknown console setting 'colour'; known: clipboard"),
-        ("colour = 1", r"known settings are .*, \[console\], \[links\]$"),
+        ("colour = 1", r"known settings are .*, \[console\], \[links\]"),
     ],
 )  # fmt: skip
 def test_bad_links_are_one_line_at_start(tmp_path: Path, text: str, message: str) -> None:

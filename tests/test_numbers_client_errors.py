@@ -60,7 +60,7 @@ def test_the_edge_table_sorts_by_it_busiest_first_among_equals() -> None:
     busy = Edge("x", "z", EdgeStats(rps=20.0, response_codes={"404": 2.0, "200": 18.0}))
     clean = Edge("x", "w", EdgeStats(rps=50.0, response_codes={"200": 50.0}))
     key = SORTS["4xx"]
-    ranked = sorted([clean, quiet, busy], key=lambda e: key(e, Health.HEALTHY))
+    ranked = sorted([clean, quiet, busy], key=lambda e: key(e, Health.HEALTHY, ""))
     assert [e.destination for e in ranked] == ["z", "y", "w"]
     both = EdgeStats(protocol=Protocol.HTTP, protocols=(Protocol.HTTP, Protocol.GRPC))
     assert proto(Edge("a", "b", both)) == "http+grpc"
