@@ -17,7 +17,15 @@ import typer
 
 from meshtop import audit, sanitize
 from meshtop.cli import applying, options
-from meshtop.cli.options import ContextsOpt, DemoOpt, KubeconfigOpt, TimeoutOpt
+from meshtop.cli.options import (
+    ContextsOpt,
+    DemoOpt,
+    DryRunOpt,
+    ForceOpt,
+    KubeconfigOpt,
+    TimeoutOpt,
+    YesOpt,
+)
 from meshtop.cli.steer import MatchOpt
 from meshtop.errors import EXIT_BACKEND, ConflictError, MeshtopError, UsageError
 
@@ -176,13 +184,9 @@ def fault(
         list[str] | None,
         typer.Option("--namespace", "-n", help="With --expire: only this namespace; repeatable."),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
     demo: DemoOpt = False,
     context: ContextsOpt = None,
     kubeconfig: KubeconfigOpt = None,

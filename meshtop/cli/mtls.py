@@ -16,10 +16,12 @@ from meshtop.cli import applying, options
 from meshtop.cli.options import (
     ContextsOpt,
     DemoOpt,
+    DryRunOpt,
     KubeconfigOpt,
     PrometheusOpt,
     TimeoutOpt,
     WindowOpt,
+    YesOpt,
 )
 from meshtop.errors import EXIT_BACKEND, BackendError, MeshtopError, UsageError
 
@@ -39,10 +41,8 @@ def mtls(
     permissive: Annotated[
         bool, typer.Option("--permissive", help="Mutual TLS and plain text.")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     demo: DemoOpt = False,
     window: WindowOpt = None,
     prometheus: PrometheusOpt = None,

@@ -36,6 +36,15 @@ TimeoutOpt = Annotated[
 
 # the simulated mesh
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Ask the simulated mesh.")]
+# what every command that changes the cluster takes (shift, steer, fault, resilience,
+# breaker, mtls)
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
+]
 ServicesOpt = Annotated[
     int | None,
     typer.Option(

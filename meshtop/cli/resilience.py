@@ -10,16 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from meshtop.cli import applying, options
-from meshtop.cli.options import ContextsOpt, DemoOpt, KubeconfigOpt, RouteKind, TimeoutOpt
+from meshtop.cli.options import (
+    ContextsOpt,
+    DemoOpt,
+    DryRunOpt,
+    ForceOpt,
+    KubeconfigOpt,
+    RouteKind,
+    TimeoutOpt,
+    YesOpt,
+)
 from meshtop.errors import UsageError
-
-DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
-]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
-ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Change an object that Flagger or Argo Rollouts steers.")
-]
 
 
 def _seconds(text: str | None, flag: str, *, off: bool = False) -> float | None:

@@ -9,7 +9,15 @@ import typer
 
 from meshtop import connect, sanitize
 from meshtop.cli import applying, options
-from meshtop.cli.options import ContextsOpt, KubeconfigOpt, RouteKind, TimeoutOpt
+from meshtop.cli.options import (
+    ContextsOpt,
+    DryRunOpt,
+    ForceOpt,
+    KubeconfigOpt,
+    RouteKind,
+    TimeoutOpt,
+    YesOpt,
+)
 from meshtop.errors import BackendError, UsageError
 
 
@@ -29,13 +37,9 @@ def shift(
         RouteKind,
         typer.Option("--kind", help="VirtualService, HTTPRoute, or auto (whichever exists)."),
     ] = RouteKind.auto,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
     context: ContextsOpt = None,
     kubeconfig: KubeconfigOpt = None,
     timeout: TimeoutOpt = None,

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from meshtop.cli import applying, options
-from meshtop.cli.options import ContextsOpt, DemoOpt, KubeconfigOpt, RouteKind, TimeoutOpt
+from meshtop.cli.options import (
+    ContextsOpt,
+    DemoOpt,
+    DryRunOpt,
+    ForceOpt,
+    KubeconfigOpt,
+    RouteKind,
+    TimeoutOpt,
+    YesOpt,
+)
 from meshtop.errors import UsageError
 
 if TYPE_CHECKING:
@@ -72,13 +81,9 @@ def steer(
         RouteKind,
         typer.Option("--kind", help="VirtualService, HTTPRoute, or auto (whichever exists)."),
     ] = RouteKind.auto,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Have the server check the change; write nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Change a route that Flagger or Argo Rollouts steers.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
     demo: DemoOpt = False,
     context: ContextsOpt = None,
     kubeconfig: KubeconfigOpt = None,
