@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -26,7 +26,6 @@ from meshtop.graphview import GraphView
 from meshtop.model import MeshSnapshot, Route
 from meshtop.posture import MtlsMode, MtlsPlan, plan_mode
 from meshtop.sources.protocols import ControlPlane
-from meshtop.steering.edit import EditPlan
 from meshtop.tui.screens.confirm import ConfirmScreen
 from meshtop.tui.screens.shift import ShiftScreen
 from meshtop.tui.travel import clock_words, past_moment
@@ -271,36 +270,54 @@ class Changes:
             self.screen.say(f"cannot undo: {'; '.join(failed)}")
             return
         lines = [line for p in back.values() for line in p.diff()]
-        lines += [f"not undone: {why}" for why in failed]
         name = plans[0].route.name
-        self.screen.app.push_screen(
-            ConfirmScreen(f"undo the last change of {name}", lines),
-            lambda yes: self._undo_confirmed(copies, back, failed) if yes else None,
-        )
+        self._offer_undo(copies, back, failed, lines, name, name)
 
-    def _undo_confirmed(
-        self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
+    def _forget(self) -> None:
+        """The session's last change, once taken back: nothing left to undo."""
+        self.last_plans, self.last_modes, self.last_edits = [], {}, None
+
+    def _offer_undo(
+        self,
+        copies: Mapping[str, Copy | PolicyCopy],
+        back: Mapping[str, Any],
+        failed: list[str],
+        lines: list[str],
+        title: str,
+        name: str,
     ) -> None:
-        self.screen.run_worker(
-            self._apply_undo(copies, back, failed), group="undo", exit_on_error=False
-        )
+        """Every kind of change's way back, shown (with what cannot be undone) for `y`,
+        then written through the workflow (by `undo`) and said in one line."""
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                work = self._apply_undo(copies, back, failed, name)
+                self.screen.run_worker(work, group="undo", exit_on_error=False)
+
+        lines = lines + [f"not undone: {why}" for why in failed]
+        self.screen.app.push_screen(ConfirmScreen(f"undo the last change of {title}", lines),
+                                    confirmed)  # fmt: skip
 
     async def _apply_undo(
-        self, copies: dict[str, Copy], back: dict[str, Plan], failed: list[str]
+        self,
+        copies: Mapping[str, Copy | PolicyCopy],
+        back: Mapping[str, Any],
+        failed: list[str],
+        name: str,
     ) -> None:
         try:
-            outcomes = await Workflow(copies, by="undo").apply(back)
+            mine: dict[str, Any] = {c: copies[c] for c in back}
+            outcomes = await Workflow(mine, by="undo").apply(back)
         except MeshtopError as exc:  # the audit log: nothing was written
             self.screen.say(f"cannot undo: {exc}")
             return
-        self.last_plans = []
+        self._forget()
         undone = [o.cluster for o in outcomes if o.ok]
         failed = failed + [
             f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
             for o in outcomes
             if not o.ok
         ]
-        name = next(iter(back.values())).route.name
         if failed:
             done = f"; undone in {', '.join(undone)}" if undone else ""
             self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
@@ -407,42 +424,10 @@ class Changes:
             self.last_modes = {}
             self.screen.say(f"cannot undo: {'; '.join(failed)}")
             return
+        first = next(iter(plans.values()))
         lines = previews(back, len(plans) > 1)
-        lines += [f"not undone: {why}" for why in failed]
-        ref = next(iter(plans.values())).policy.ref
-        self.screen.app.push_screen(
-            ConfirmScreen(f"undo the last change of {ref}", lines),
-            lambda yes: self._undo_mode_confirmed(copies, back, failed) if yes else None,
-        )
-
-    def _undo_mode_confirmed(
-        self, copies: dict[str, PolicyCopy], back: dict[str, MtlsPlan], failed: list[str]
-    ) -> None:
-        work = self._apply_undo_mode(copies, back, failed)
-        self.screen.run_worker(work, group="undo", exit_on_error=False)
-
-    async def _apply_undo_mode(
-        self, copies: dict[str, PolicyCopy], back: dict[str, MtlsPlan], failed: list[str]
-    ) -> None:
-        try:
-            outcomes = await Workflow(copies, by="undo").apply(back)
-        except MeshtopError as exc:  # the audit log: nothing was written
-            self.screen.say(f"cannot undo: {exc}")
-            return
-        self.last_modes = {}
-        failed = failed + [
-            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
-            for o in outcomes
-            if not o.ok
-        ]
-        plan = next(iter(back.values()))
-        if failed:
-            undone = [o.cluster for o in outcomes if o.ok]
-            done = f"; undone in {', '.join(undone)}" if undone else ""
-            self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
-        else:
-            self.screen.say(f"undone: {plan.target} is back to what it was")
-        self.screen.app.request_refresh()
+        self._offer_undo(copies, back, failed, lines, first.policy.ref,
+                         next(iter(back.values())).target)  # fmt: skip
 
     # -- a route's or a DestinationRule's spec (tui/policy.py) ------------------------------
 
@@ -468,38 +453,5 @@ class Changes:
         for cluster, plan in back.items():
             lines += [f"{cluster}:"] if several else []
             lines += [("  " if several else "") + line for line in plan.diff()]
-        lines += [f"not undone: {why}" for why in failed]
         first = next(iter(back.values()))
-        self.screen.app.push_screen(
-            ConfirmScreen(f"undo the last change of {first.ref}", lines),
-            lambda yes: self._undo_edits_confirmed(copies, back, failed) if yes else None,
-        )
-
-    def _undo_edits_confirmed(
-        self, copies: dict[str, Copy], back: dict[str, EditPlan], failed: list[str]
-    ) -> None:
-        work = self._apply_undo_edits(copies, back, failed)
-        self.screen.run_worker(work, group="undo", exit_on_error=False)
-
-    async def _apply_undo_edits(
-        self, copies: dict[str, Copy], back: dict[str, EditPlan], failed: list[str]
-    ) -> None:
-        try:
-            outcomes = await Workflow({c: copies[c] for c in back}, by="undo").apply(back)
-        except MeshtopError as exc:  # the audit log: nothing was written
-            self.screen.say(f"cannot undo: {exc}")
-            return
-        self.last_edits = None
-        failed = failed + [
-            f"{o.cluster}: {o.error or o.result}" if len(back) > 1 else str(o.error or o.result)
-            for o in outcomes
-            if not o.ok
-        ]
-        first = next(iter(back.values()))
-        if failed:
-            undone = [o.cluster for o in outcomes if o.ok]
-            done = f"; undone in {', '.join(undone)}" if undone else ""
-            self.screen.say(f"cannot undo: {'; '.join(failed)}{done}")
-        else:
-            self.screen.say(f"undone: {first.ref} is back to what it was")
-        self.screen.app.request_refresh()
+        self._offer_undo(copies, back, failed, lines, first.ref, first.ref)
