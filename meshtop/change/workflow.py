@@ -40,7 +40,7 @@ from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route
 from meshtop.posture import MtlsPlan, PeerAuthentication
 from meshtop.sources.protocols import PolicyStore, RouteStore
-from meshtop.steering.edit import EditPlan
+from meshtop.steering.plan import EditPlan
 
 # who asks, as the audit log says it
 BY = ("shift", "rollout", "console", "undo", "mtls", "steer", "fault", "resilience", "expiry")

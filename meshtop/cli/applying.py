@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from meshtop.change.workflow import Copy, EditOutcome, Workflow
     from meshtop.config import Settings
     from meshtop.sources.protocols import ControlPlane
-    from meshtop.steering.edit import EditPlan
+    from meshtop.steering.plan import EditPlan
 
 
 def apply_and_say(

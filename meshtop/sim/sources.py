@@ -62,7 +62,7 @@ from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
 from meshtop.sources.routing import default_rule, json_patch
 from meshtop.sources.tracing import matches
-from meshtop.steering.edit import EditPlan
+from meshtop.steering.plan import EditPlan
 
 
 class Simulation:

@@ -19,7 +19,7 @@ from meshtop.model import (
     Workload,
 )
 from meshtop.posture import MtlsPlan, PeerAuthentication, SecurityConfig
-from meshtop.steering.edit import EditPlan
+from meshtop.steering.plan import EditPlan
 
 
 @dataclass(frozen=True, slots=True)

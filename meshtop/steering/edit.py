@@ -1,129 +1,28 @@
-"""A change to a route's or a DestinationRule's spec (issue 21): steering rules, faults,
-timeouts, retries, circuit breakers. Each is an `EditPlan`: the spec as read, the spec to
-write, and meshtop's annotations (the fault's expiry), made by a pure function of the
-object as read. The change workflow (`meshtop.change.workflow`) checks, audits and writes
-it like a weight change; its JSON patch tests the resource version and the spec as read,
-so a concurrent change is refused, never overwritten; `undo_edit` takes one back."""
+"""The changes to a route's rules (issue 21) as `EditPlan`s, each a pure function of the
+object as read: steering rules added, edited, moved or removed; a fault injected
+(time-boxed by meshtop's annotation) or cleared; a rule's timeout and retries. The plan
+itself and its undo are `steering.plan`'s, a DestinationRule's circuit breaker
+`steering.breaker`'s (both importable from here too)."""
 
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from meshtop.errors import ConflictError, UsageError
+from meshtop.errors import UsageError
 from meshtop.model.policy import FAULT_EXPIRES
+from meshtop.steering.breaker import OUTLIER as OUTLIER
+from meshtop.steering.breaker import POOL as POOL
+from meshtop.steering.breaker import circuit_breaker as circuit_breaker
 from meshtop.steering.match import Condition, gateway_match, istio_match
+from meshtop.steering.plan import EditPlan as EditPlan
+from meshtop.steering.plan import plan_of, read
+from meshtop.steering.plan import undo_edit as undo_edit
 from meshtop.units import duration
 
 FAULT_RULE = "meshtop-fault"  # the name of a rule meshtop adds to inject a fault on a match
-
-
-@dataclass(frozen=True, slots=True)
-class EditPlan:
-    """`before` and `after` are the whole spec; `annotations` are meshtop's to set
-    (None: to remove) and `had` what those keys held when read (absent: not there)."""
-
-    kind: str  # "VirtualService", "HTTPRoute" or "DestinationRule"
-    cluster: str
-    namespace: str
-    name: str
-    resource_version: str
-    action: str  # "steer", "fault", "clear fault", "expire fault", "timeout", "retries", …
-    what: str  # the change in words
-    before: Mapping[str, Any]
-    after: Mapping[str, Any]
-    annotations: Mapping[str, str | None] = field(default_factory=dict)
-    had: Mapping[str, str] = field(default_factory=dict)
-    annotated: bool = False  # whether the object had an annotations map when read
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
-
-    @property
-    def changed(self) -> bool:
-        return dict(self.before) != dict(self.after) or any(
-            self.had.get(k) != v for k, v in self.annotations.items()
-        )
-
-    def diff(self) -> list[str]:
-        """The change as a unified diff of the spec (YAML), then the annotations."""
-        import yaml  # not at start-up: `meshtop --help` pays for no YAML
-
-        def lines(spec: Mapping[str, Any]) -> list[str]:
-            return yaml.safe_dump(dict(spec), sort_keys=False, width=1000).splitlines()
-
-        out = list(
-            difflib.unified_diff(
-                lines(self.before), lines(self.after), "before", "after", n=2, lineterm=""
-            )
-        )
-        for key, value in self.annotations.items():
-            if self.had.get(key) != value:
-                if key in self.had:
-                    out.append(f"-annotation {key}: {self.had[key]}")
-                if value is not None:
-                    out.append(f"+annotation {key}: {value}")
-        return out
-
-    def json_patch(self) -> list[dict[str, Any]]:
-        """RFC 6902: the resource version and the spec as read are tested first (a change
-        since is refused by the server), then the spec and the annotations written."""
-        ops: list[dict[str, Any]] = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": self.resource_version},
-            {"op": "test", "path": "/spec", "value": dict(self.before)},
-            {"op": "replace", "path": "/spec", "value": dict(self.after)},
-        ]
-        todo = {k: v for k, v in self.annotations.items() if self.had.get(k) != v}
-        if not self.annotated and any(v is not None for v in todo.values()):
-            ops.append({"op": "add", "path": "/metadata/annotations",
-                        "value": {k: v for k, v in todo.items() if v is not None}})  # fmt: skip
-            return ops
-        for key, value in todo.items():
-            path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
-            if value is None:
-                if key in self.had:
-                    ops.append({"op": "remove", "path": path})
-            else:
-                ops.append({"op": "add", "path": path, "value": value})
-        return ops
-
-
-def _read(
-    obj: Mapping[str, Any],
-) -> tuple[str, str, str, str, dict[str, Any], dict[str, str], bool]:
-    meta = obj.get("metadata") or {}
-    annotations = meta.get("annotations")
-    mine = {k: str(v) for k, v in (annotations or {}).items() if k == FAULT_EXPIRES}
-    spec = obj.get("spec")
-    if not isinstance(spec, Mapping):
-        raise UsageError(f"{obj.get('kind', 'the object')} has no spec to change")
-    return (
-        str(obj.get("kind", "")),
-        str(meta.get("namespace", "")),
-        str(meta.get("name", "")),
-        str(meta.get("resourceVersion", "")),
-        copy.deepcopy(dict(spec)),
-        mine,
-        isinstance(annotations, Mapping),
-    )
-
-
-def _plan(
-    obj: Mapping[str, Any],
-    cluster: str,
-    action: str,
-    what: str,
-    after: Mapping[str, Any],
-    annotations: Mapping[str, str | None] | None = None,
-) -> EditPlan:
-    kind, namespace, name, version, before, had, annotated = _read(obj)
-    return EditPlan(kind, cluster, namespace, name, version, action, what, before, after,
-                    dict(annotations or {}), had, annotated)  # fmt: skip
 
 
 def _rules(spec: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -226,7 +125,7 @@ def steer(
     `position`; `remove` one. Refused, with why: a rule after the default one (it would
     never match), removing the last default rule (unmatched requests would get 404),
     a subset the DestinationRules do not define (`subsets`, when known)."""
-    kind, namespace, name, *_ = _read(obj)
+    kind, namespace, name, *_ = read(obj)
     ref = f"{kind} {namespace}/{name}"
     if kind not in ("VirtualService", "HTTPRoute"):
         raise UsageError(f"{ref}: only a VirtualService or an HTTPRoute is steered")
@@ -302,7 +201,7 @@ def steer(
                 f"{ref}: rule {shadow} takes every request; rules after it would never match"
             )
     spec["http" if kind == "VirtualService" else "rules"] = rules
-    return _plan(obj, cluster, "steer", what, spec)
+    return plan_of(obj, cluster, "steer", what, spec)
 
 
 def fault(
@@ -318,7 +217,7 @@ def fault(
     """Inject a fault: on `rule` (default: the default rule), or only for requests that
     meet `conditions` (a rule of meshtop's, named `meshtop-fault`, just before the
     default rule, routed as the default is); `expires` is written as meshtop's annotation."""
-    kind, namespace, name, *_ = _read(obj)
+    kind, namespace, name, *_ = read(obj)
     ref = f"{kind} {namespace}/{name}"
     if kind != "VirtualService":
         raise UsageError(
@@ -355,14 +254,16 @@ def fault(
     spec["http"] = rules
     end = expires.isoformat(timespec="seconds") if expires else None
     until = f" until {end}" if end else ""
-    return _plan(obj, cluster, "fault", f"fault {said} {where}{until}", spec, {FAULT_EXPIRES: end})
+    return plan_of(
+        obj, cluster, "fault", f"fault {said} {where}{until}", spec, {FAULT_EXPIRES: end}
+    )
 
 
 def clear_fault(obj: Mapping[str, Any], cluster: str, *, action: str = "clear fault") -> EditPlan:
     """Every injected fault taken out: meshtop's own fault rules removed, other rules'
     `fault` dropped, the expiry annotation removed. `action` "expire fault" when the
     time box ran out."""
-    kind, namespace, name, *_ = _read(obj)
+    kind, namespace, name, *_ = read(obj)
     if kind != "VirtualService":
         raise UsageError(f"{kind} {namespace}/{name}: only a VirtualService has faults")
     spec = copy.deepcopy(dict(obj.get("spec") or {}))
@@ -370,7 +271,7 @@ def clear_fault(obj: Mapping[str, Any], cluster: str, *, action: str = "clear fa
     for r in rules:
         r.pop("fault", None)
     spec["http"] = rules
-    return _plan(obj, cluster, action, "remove every injected fault", spec, {FAULT_EXPIRES: None})
+    return plan_of(obj, cluster, action, "remove every injected fault", spec, {FAULT_EXPIRES: None})
 
 
 OFF = -1.0  # a timeout or retries to remove (back to Istio's default)
@@ -389,7 +290,7 @@ def resilience(
     """A rule's (default: the default rule's) timeout and retries: `timeout` OFF removes
     it; `attempts` 0 turns retries off; OFF removes the retry policy (Istio's default,
     2 attempts, is then in force). An HTTPRoute has a request timeout only."""
-    kind, namespace, name, *_ = _read(obj)
+    kind, namespace, name, *_ = read(obj)
     ref = f"{kind} {namespace}/{name}"
     spec = copy.deepcopy(dict(obj.get("spec") or {}))
     rules = _rules(spec, kind)
@@ -445,92 +346,4 @@ def resilience(
     if not said:
         raise UsageError("give --timeout and/or --retries/--per-try-timeout/--retry-on")
     spec["http" if kind == "VirtualService" else "rules"] = rules
-    return _plan(obj, cluster, "resilience", f"rule {i}: {', '.join(said)}", spec)
-
-
-POOL = {
-    "max_connections": ("tcp", "maxConnections"),
-    "max_pending": ("http", "http1MaxPendingRequests"),
-    "max_requests": ("http", "http2MaxRequests"),
-    "max_retries": ("http", "maxRetries"),
-}
-OUTLIER = {
-    "consecutive_errors": "consecutive5xxErrors",
-    "interval": "interval",
-    "base_ejection": "baseEjectionTime",
-    "max_ejection_percent": "maxEjectionPercent",
-}
-
-
-def circuit_breaker(
-    obj: Mapping[str, Any],
-    cluster: str,
-    *,
-    subset: str = "",
-    clear: bool = False,
-    **settings: float | int | None,
-) -> EditPlan:
-    """A DestinationRule's connection pool and outlier detection, for the host or one
-    `subset` (`settings`: the keys of `POOL` and `OUTLIER`; durations in seconds; None
-    leaves one as it is). `clear` removes both."""
-    kind, namespace, name, *_ = _read(obj)
-    ref = f"{kind} {namespace}/{name}"
-    if kind != "DestinationRule":
-        raise UsageError(f"{ref}: circuit breaking is a DestinationRule's")
-    unknown = set(settings) - set(POOL) - set(OUTLIER)
-    if unknown:
-        raise UsageError(f"no circuit breaker setting {', '.join(sorted(unknown))}")
-    spec = copy.deepcopy(dict(obj.get("spec") or {}))
-    if subset:
-        found = [s for s in spec.get("subsets") or [] if s.get("name") == subset]
-        if not found:
-            names = ", ".join(str(s.get("name")) for s in spec.get("subsets") or []) or "none"
-            raise UsageError(f"{ref} has no subset {subset} (it has {names})")
-        holder = found[0]
-    else:
-        holder = spec
-    policy = holder.setdefault("trafficPolicy", {})
-    said = []
-    if clear:
-        policy.pop("connectionPool", None)
-        policy.pop("outlierDetection", None)
-        said.append("no connection pool limits, no outlier detection")
-    for key, value in settings.items():
-        if value is None:
-            continue
-        if key in POOL:
-            group, field_ = POOL[key]
-            policy.setdefault("connectionPool", {}).setdefault(group, {})[field_] = int(value)
-        else:
-            field_ = OUTLIER[key]
-            policy.setdefault("outlierDetection", {})[field_] = (
-                duration(float(value)) if key in ("interval", "base_ejection") else int(value)
-            )
-        said.append(
-            f"{key.replace('_', ' ')} {duration(float(value))}"
-            if key in ("interval", "base_ejection")
-            else f"{key.replace('_', ' ')} {value}"
-        )
-    if not policy:
-        holder.pop("trafficPolicy", None)
-    if not said:
-        raise UsageError("give a connection pool or outlier detection setting, or --clear")
-    where = f" for subset {subset}" if subset else ""
-    return _plan(obj, cluster, "circuit breaker", f"{', '.join(said)}{where}", spec)
-
-
-def undo_edit(
-    now: Mapping[str, Any], plan: EditPlan, applied: Mapping[str, Any] | None = None
-) -> EditPlan:
-    """The change that takes `plan` back, from the object as it is `now`: refused (a
-    `ConflictError`) when its spec is no longer as the change left it (`applied`, the
-    object the server answered the write with, else the plan's own `after`)."""
-    _, _, _, version, spec, had, annotated = _read(now)
-    left = dict((applied or {}).get("spec") or plan.after)
-    if spec != left:
-        raise ConflictError(f"{plan.ref} changed since meshtop's change; :undo leaves it as it is")
-    back = {k: plan.had.get(k) for k in plan.annotations}
-    before = copy.deepcopy(dict(plan.before))
-    what = f"undo: {plan.what}"
-    return EditPlan(plan.kind, plan.cluster, plan.namespace, plan.name, version, plan.action,
-                    what, spec, before, back, had, annotated)  # fmt: skip
+    return plan_of(obj, cluster, "resilience", f"rule {i}: {', '.join(said)}", spec)

@@ -27,11 +27,11 @@ from meshtop.model import MeshSnapshot, Route
 from meshtop.model.policy import expired
 from meshtop.policy_view import route_verdict
 from meshtop.steering import edit, values
-from meshtop.steering.edit import EditPlan
 from meshtop.steering.match import (
     parse_condition,
     parse_request,
 )
+from meshtop.steering.plan import EditPlan
 from meshtop.tui.changes import row_route
 from meshtop.tui.screens.confirm import ConfirmScreen
 

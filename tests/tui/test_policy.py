@@ -22,7 +22,7 @@ from meshtop.config import Settings
 from meshtop.connect import Sources
 from meshtop.errors import ConflictError, UsageError
 from meshtop.sim.sources import Simulation
-from meshtop.steering.edit import EditPlan
+from meshtop.steering.plan import EditPlan
 from meshtop.steering.values import abort
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.policy import (

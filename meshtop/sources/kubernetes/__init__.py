@@ -28,7 +28,7 @@ from meshtop.sources.routing import (
     route_from_httproute,
     route_from_virtual_service,
 )
-from meshtop.steering.edit import EditPlan
+from meshtop.steering.plan import EditPlan
 
 # (group, versions newest first, plural, kind)
 VIRTUAL_SERVICES = ("networking.istio.io", ("v1", "v1beta1"), "virtualservices", "VirtualService")
