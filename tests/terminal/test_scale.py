@@ -252,3 +252,87 @@ def test_q_quits_within_a_second_while_a_large_mesh_is_laid_out() -> None:
 def _drawn(t: Terminal) -> bool:
     """The graph drawn: a namespace's band on screen, nothing being laid out."""
     return "╭─" in t.text() and "laying out" not in t.text()
+
+
+async def test_a_large_mesh_is_graded_off_the_screens_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: with the edge table shown, each refresh of a large mesh was graded by the
+    table on the screen's thread (51,239 edges: 2 s blocked at 20,000 services); the
+    refresh grades it before handing it over, for the table and the graph to find."""
+    import asyncio
+    import threading
+
+    from meshtop.connect import Sources
+    from meshtop.health import HealthMemory
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens.main import DRAWN_AT_ONCE
+
+    from ..conftest import only
+
+    clock = [1.8e9]
+    sim = Simulation(generated(1000, seed=1), clock=lambda: clock[0])
+    graded_on: list[str] = []
+    real = HealthMemory.grade
+
+    def grade(self: HealthMemory, *args: Any) -> Any:
+        graded_on.append(threading.current_thread().name)
+        return real(self, *args)
+
+    monkeypatch.setattr(HealthMemory, "grade", grade)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.snapshot is None:
+            await asyncio.sleep(0.05)
+        assert len(app.snapshot.edges) > DRAWN_AT_ONCE
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.query_one(EdgeTable)
+        first = app.snapshot
+        clock[0] += 2
+        app.request_refresh()
+        while app.snapshot is first or table._taken is not app.snapshot:
+            await asyncio.sleep(0.05)
+    assert len(graded_on) >= 2  # the first snapshot and the next, each once
+    assert threading.main_thread().name not in graded_on
+
+
+class _CanvasOnly(App[None]):
+    def compose(self) -> ComposeResult:
+        from meshtop.tui.widgets.graph import GraphCanvas
+
+        yield GraphCanvas()
+
+
+async def test_a_row_across_a_band_of_millions_of_cells_draws_only_the_screen() -> None:
+    """Issue 17: a band's border was drawn cell by cell from its left end, whatever the
+    screen showed of it: 165,593 cells for each of the namespaces level's bands at 20,000
+    services (`1` back to the graph 0.2-2.7 s). The screen's cells are as before."""
+    from meshtop.graphview import GraphView, ViewNode
+    from meshtop.model import NodeKind
+    from meshtop.tui.widgets.graph import GraphCanvas
+
+    wide, node = 10_000_000, "east/shop/a"
+    view = GraphView({node: ViewNode(node, "a", "shop", NodeKind.WORKLOAD, (node,))}, {})
+    lay = Layout(
+        nodes={node: Box(2, 1, 5, 3)},
+        groups={"shop": Box(0, 0, wide, 6)},
+        routes={},
+        order={node: (0, 0)},
+        group_order=("shop",),
+        width=wide,
+        height=6,
+        group_of={node: "shop"},
+    )
+    async with _CanvasOnly().run_test(size=(80, 10)) as pilot:
+        canvas = pilot.app.query_one(GraphCanvas)
+        canvas.show(view, lay)
+        await pilot.pause()
+        started = time.perf_counter()
+        rows = [canvas._render_row(y, 0, 80).text for y in range(6)]
+        took = time.perf_counter() - started
+        far = canvas._render_row(0, wide - 80, 80).text
+    assert rows[0].startswith("╭─ shop ─") and rows[0].endswith("─")
+    assert rows[1][0] == "│" and "│ a │" in rows[2] and rows[5].startswith("╰─")
+    assert far.endswith("─╮")
+    assert took < 0.3, f"{took:.2f} s for six rows"  # cell by cell: over a second
