@@ -5,7 +5,9 @@ stands for several workloads, which of them (and of their calls) make it unhealt
 And the weight changes the audit log says were applied to the routes that send to it,
 and when the control plane says those routes or its Deployments last changed, to mark on
 the charts. Headless: the console's detail screens and `meshtop edge` both
-fetch through here."""
+fetch through here.
+Over 400 lines: what a detail shows and where it is fetched from change together for the
+console and `meshtop edge` alike (the posture's authorization and the markers included)."""
 
 from __future__ import annotations
 

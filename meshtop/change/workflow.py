@@ -25,7 +25,9 @@ precondition, each answered by a `ModeOutcome`; `undo_mode` takes one back.
 A change of a route's rules, faults, timeouts and retries or a DestinationRule's circuit
 breaker (issue 21) is a `steering.edit.EditPlan` over the same `Copy`s, written by the
 store's `edit` as a JSON patch that tests the version and the spec read, answered by an
-`EditOutcome` (with the object as written); `steering.edit.undo_edit` takes one back."""
+`EditOutcome` (with the object as written); `steering.edit.undo_edit` takes one back.
+Over 400 lines: the three kinds of change (weights, a mode, an object's spec) go through
+the one sequence of steps, which is the point of the module; splitting them would copy it."""
 
 from __future__ import annotations
 

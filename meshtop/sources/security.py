@@ -5,7 +5,9 @@ WorkloadEntry (`networking.istio.io`), and the labels and service account of eac
 Deployment's or StatefulSet's pods. Outside text is hostile: an object with a field of the
 wrong shape is left out and said (in `SecurityConfig.malformed`), never a crash, and the
 rest is still read. And back: a PeerAuthentication written (`KubernetesPolicies`), only
-through the change workflow."""
+through the change workflow.
+Over 400 lines: every kind of security object is read and checked here, each in the same
+shape, so that a malformed one is said in one place."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 from `routes_view`, the route a key acts on, the shift dialog opened on it, what the dialog
 wrote (for `:undo`), an mTLS mode set by `:mtls`, what a traffic-policy command wrote
 (`tui/policy.py`), and `:undo` itself, shown before it is made. Every write goes through
-the change workflow; reads and writes are awaited on the console's own event loop."""
+the change workflow; reads and writes are awaited on the console's own event loop.
+Over 400 lines: the routes tab, the shift dialog's result, `:mtls` and `:undo` of every
+kind share the console's copies of each cluster's stores."""
 
 from __future__ import annotations
 

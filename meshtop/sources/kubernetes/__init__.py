@@ -3,7 +3,9 @@ reads kubeconfig contexts, exec credential plugins and in-cluster config): Istio
 VirtualServices (`networking.istio.io/v1`, else `v1beta1`) and DestinationRules, Gateway
 API HTTPRoutes (`v1`, else `v1beta1`), the Deployments and StatefulSets behind them and
 the security configuration; and the one write, a weight change as a JSON patch that
-tests what it was planned on. Every request goes through `api.py`'s bounded calls."""
+tests what it was planned on. Every request goes through `api.py`'s bounded calls.
+Over 400 lines: every read and the writes of one cluster's control plane share its
+version negotiation, its names' checks and `api.py`'s bounded calls."""
 
 from __future__ import annotations
 

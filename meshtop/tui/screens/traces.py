@@ -1,6 +1,8 @@
 """The traces behind an edge or a node, slowest first, and any of them as a waterfall.
 Lists and traces are fetched in workers: a slow or failing trace backend is said in
-place and the console goes on."""
+place and the console goes on.
+Over 400 lines: the trace list and the waterfall share the fetched sample, its filter
+and the hand-off keys."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ them: success rate, requests and errors per second, the 4xx share, latency, mTLS
 connections, and its request rate over the last window as a sparkline; worst first by
 impact. The figures are the snapshot's, added up per node (`model/node_stats.py`); the
 rows are made by a worker, off the screen's thread, and drawn as the edge table draws
-its own: virtually, only the rows on screen."""
+its own: virtually, only the rows on screen.
+Over 400 lines: the aggregation's columns and the virtual drawing it shares in shape with
+the edge table."""
 
 from __future__ import annotations
 
