@@ -50,6 +50,7 @@ from meshtop.tui.widgets.posture import PostureTab
 from meshtop.tui.widgets.prompt import Prompt
 from meshtop.tui.widgets.stat_table import StatTable
 from meshtop.tui.widgets.status import Part, StatusLine, label, part, problems, view_parts
+from meshtop.tui.widgets.tables import SortableTable
 
 if TYPE_CHECKING:
     from meshtop.tui.app import MeshtopApp
@@ -151,7 +152,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
             with TabPane("Edges", id="edges-tab"):
                 yield EdgeTable(id="edges")
             with TabPane("Routes", id="routes-tab"):
-                yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
+                yield SortableTable(id="routes")  # as listed: the precedence order
             with TabPane("Stats", id="stats-tab"):
                 yield StatTable(id="stats")
             with TabPane("Posture", id="posture-tab"):

@@ -21,7 +21,7 @@ from meshtop.report import Report
 from meshtop.sanitize import said
 from meshtop.sources.protocols import SecuritySource
 from meshtop.sources.security import read_configs as read_configs
-from meshtop.tui.widgets.tables import Cell, fill
+from meshtop.tui.widgets.tables import Cell, SortableTable, fill
 
 COLUMNS = [
     ("name", "NAMESPACE / WORKLOAD"),
@@ -123,7 +123,7 @@ class PostureTab(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="posture-said")
-        yield DataTable(id="posture", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="posture")
 
     @property
     def table(self) -> DataTable[Cell]:

@@ -1,0 +1,48 @@
+"""The routes tab sorted in a real terminal (issue 19): on `meshtop demo` without colour,
+`3` then `:sort weight desc` lists the destinations by weight, the largest first, under
+`weight ▼`; a refresh fills the table again and keeps both."""
+
+from __future__ import annotations
+
+import re
+
+from .term import Terminal
+
+ROW = re.compile(r"\s(\S+ v\d)\s+(\d+)\s+\d+%")  # a destination, its weight, configured
+
+
+def _weights(t: Terminal) -> list[tuple[str, int]]:
+    """The routes tab's destinations and weights as drawn, top to bottom."""
+    found = (ROW.search(line) for line in t.lines())
+    return [(m.group(1), int(m.group(2))) for m in found if m]
+
+
+def _clock(t: Terminal) -> str:
+    """The status line's time of the snapshot."""
+    found = re.search(r"\d\d:\d\d:\d\d", "\n".join(t.lines()[:3]))
+    return found.group(0) if found else ""
+
+
+def test_routes_sorted_by_weight_kept_across_a_refresh_at_160x48() -> None:
+    env = {"NO_COLOR": "1"}
+    with Terminal(["demo", "--refresh", "1s"], cols=160, rows=48, env=env) as t:
+        t.ready()
+        t.press("3")
+        t.wait_for("VirtualService bookinfo/reviews")
+        t.wait("six destinations", lambda: len(_weights(t)) == 6)
+        listed = [name for name, _ in _weights(t)]
+        assert listed[:2] == ["productpage v1", "reviews v1"]  # the precedence order
+        t.command("sort weight desc")
+        t.wait_for_re(r"destination\s+weight ▼\s+configured")
+        largest_first = ["productpage v1", "ratings v1", "details v1",
+                         "reviews v1", "reviews v2", "reviews v3"]  # fmt: skip
+        t.wait("the rows by weight", lambda: [n for n, _ in _weights(t)] == largest_first)
+        assert [w for _, w in _weights(t)] == [100, 100, 100, 70, 20, 10]
+        for _ in range(2):  # two refreshes: the routes read again after the first
+            seen = _clock(t)
+            t.wait("a refresh", lambda: _clock(t) not in ("", seen))  # noqa: B023
+        assert [n for n, _ in _weights(t)] == largest_first
+        assert re.search(r"destination\s+weight ▼\s+configured", t.text())
+        t.command("sort off")
+        t.wait("the precedence order", lambda: [n for n, _ in _weights(t)] == listed)
+        assert "▼" not in t.text().split("weight")[1].split("\n")[0]
