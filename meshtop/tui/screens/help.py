@@ -46,7 +46,9 @@ KEYS = (
     ("f", "find a node by name (whole, then start, then part): the best match selected, every "
           "match marked, nothing hidden; f and enter again: the next; esc unmarks"),
     ("s / S", "sort the table by the next column (or click a header) / the other way round; "
-              ":sort COLUMN [asc|desc] by any; ▼ ▲ mark the sorted column"),
+              ":sort COLUMN [asc|desc] by any; ▼ ▲ mark the sorted column; on the routes "
+              "and posture tabs only the view: :sort off lists them as read (the routes' "
+              "precedence)"),
     ("r / p", "refresh now / pause or resume refreshing"),
     ("y", "copy the selected node's or edge's name (in the edge table, its row's) to the "
           "clipboard; :promql its queries, :open a link to it"),
