@@ -464,3 +464,25 @@ def test_another_grouping_at_the_namespaces_level_lays_out_nothing_again(
         view, again, _ = state.draw(snapshot, size)
         assert again is lay and view.nodes == first.nodes  # the same boxes, where they were
     assert laid == []
+
+
+async def test_finds_marks_are_drawn_on_every_row_when_the_selection_moves_to_one(
+    sim: Simulation,
+) -> None:
+    """A selection draws again only its rows (issue 17), but find's marks are set with it:
+    every match's row is drawn with its mark, not only the selected one's."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.select(PAGE)
+        await pilot.pause()
+        found = [n for n in canvas.view.nodes if "reviews" in n]  # type: ignore[union-attr]
+        canvas.matches = frozenset(found)
+        canvas.select(found[0])
+        await pilot.pause()
+        sx, sy = canvas.scroll_offset
+        width = canvas.scrollable_content_region.width
+        for y in range(canvas.scrollable_content_region.height):
+            assert canvas.render_line(y) == GraphCanvas._render_row(canvas, y + sy, sx, width)

@@ -348,12 +348,23 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.label_mode = LABELS[0]
         self.node: str | None = None
         self.edge: tuple[str, str] | None = None
-        self.matches: frozenset[str] = frozenset()  # what find found: marked, none hidden
+        self._matches: frozenset[str] = frozenset()  # what find found: marked, none hidden
         self._cache: OrderedDict[tuple[int, int, int], Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
         self._base: Style | None = None  # the widget's own style, as its rows were drawn
         self._shown: object = None  # the view's topology the index was built for
         self.empty = ""  # said in the middle of the canvas when nothing is shown
+
+    @property
+    def matches(self) -> frozenset[str]:
+        """What find found: its names marked, none hidden."""
+        return self._matches
+
+    @matches.setter
+    def matches(self, found: frozenset[str]) -> None:
+        if found != self._matches:
+            self._matches = found
+            self._cache.clear()  # marks anywhere: the next drawing is of every row
 
     # -- feeding ----------------------------------------------------------------------
 
