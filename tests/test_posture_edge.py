@@ -16,7 +16,7 @@ from meshtop.tui.widgets.graph import DENIED, LOCK, edge_label, fit
 from .test_posture_outside import DENY_BOOKINFO
 
 NS = "Kubernetes/bookinfo/"
-VM = "Kubernetes/legacy/legacy-batch"
+VM = "Kubernetes/bookinfo/legacy-batch"
 RATINGS = NS + "ratings-v1"
 PRODUCTPAGE, DETAILS = NS + "productpage-v1", NS + "details-v1"
 GOOGLE = "external/external/www.googleapis.com"
@@ -36,7 +36,7 @@ def test_the_edge_detail_says_which_policy_allows_or_denies_each_call(sim: Simul
 
     rps = snapshot.edge(DETAILS, VM).stats.rps  # type: ignore[union-attr]
     assert said([DETAILS], [VM]) == (
-        "denied by DENY AuthorizationPolicy legacy/deny-bookinfo (from namespaces bookinfo)",
+        "denied by DENY AuthorizationPolicy bookinfo/deny-bookinfo (from namespaces bookinfo)",
         f"observed: {rps:.1f}rps denied (403, Envoy's RBAC flag), 100.00% of its requests",
     )
     assert said([PRODUCTPAGE], [DETAILS]) == (
@@ -63,7 +63,7 @@ def test_the_edge_detail_says_which_policy_allows_or_denies_each_call(sim: Simul
     read = asyncio.run(
         authorization(subject(snapshot, "t", [DETAILS], [VM]), {"": sim.security[""]}, 5)
     )
-    assert read[0].startswith("denied by DENY AuthorizationPolicy legacy/deny-bookinfo")
+    assert read[0].startswith("denied by DENY AuthorizationPolicy bookinfo/deny-bookinfo")
 
 
 def test_a_denied_call_is_marked_on_its_graph_label() -> None:

@@ -160,6 +160,6 @@ def test_a_mode_gate_breaks_on_each_workload_not_in_the_mode(sim: Simulation) ->
         "PeerAuthentication bookinfo/page)"
     ]
     assert not check_modes(found, [parse_gate("mtls-mode!=STRICT ns=istio-system")])
-    # the rest: bookinfo's five others, the gateway and the VM (legacy/legacy-batch)
+    # the rest: bookinfo's five others, the gateway and the VM (bookinfo/legacy-batch)
     assert len(check_modes(found, [parse_gate("mtls-mode=STRICT")])) == 7
     assert not check(_snap(sim), [parse_gate("mtls-mode!=STRICT")])  # no edge judged

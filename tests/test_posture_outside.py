@@ -32,7 +32,7 @@ from meshtop.sim.topology import bookinfo, spread
 from .conftest import Clock
 
 NS = "Kubernetes/bookinfo/"
-VM = "Kubernetes/legacy/legacy-batch"
+VM = "Kubernetes/bookinfo/legacy-batch"
 RATINGS = NS + "ratings-v1"
 PRODUCTPAGE, DETAILS = NS + "productpage-v1", NS + "details-v1"
 GOOGLE = "external/external/www.googleapis.com"
@@ -59,14 +59,16 @@ def test_the_vm_and_the_service_entrys_host_are_nodes_of_their_own_kind(
     assert view.nodes[GOOGLE].label == "◇ www.googleapis.com"
     by_workload = build(snapshot, ViewOptions(grouping=Grouping.WORKLOAD))
     assert by_workload.nodes[VM].label == "▣ legacy-batch"
-    collapsed = build(snapshot, ViewOptions(collapsed={"legacy"}))
-    assert collapsed.nodes["Kubernetes/legacy/*"].label == "legacy (all)"
+    collapsed = build(snapshot, ViewOptions(collapsed={"bookinfo"}))  # its namespace's
+    assert collapsed.nodes["Kubernetes/bookinfo/*"].label == "bookinfo (all)"
+    assert VM not in collapsed.nodes
 
 
-# a DENY on the VM's namespace for callers from bookinfo, as an operator adds one
+# a DENY on the VM (its app label) for callers from bookinfo, as an operator adds one
 DENY_BOOKINFO = AuthorizationPolicy(
-    "legacy", "deny-bookinfo", Action.DENY, {}, (Rule((Source({"namespaces": ("bookinfo",)}),)),)
-)
+    "bookinfo", "deny-bookinfo", Action.DENY, {"app": "legacy-batch"},
+    (Rule((Source({"namespaces": ("bookinfo",)}),)),),
+)  # fmt: skip
 
 
 def test_the_vm_has_traffic_and_a_denial_is_answered_403_with_rbacs_flag(
@@ -92,10 +94,10 @@ def test_the_vm_has_traffic_and_a_denial_is_answered_403_with_rbacs_flag(
     found = posture(after, {"": _config(sim)})
     (vm,) = [v for v in found.authorizations if v.destination == VM]
     assert vm.verdict.words == (
-        "denied by DENY AuthorizationPolicy legacy/deny-bookinfo (from namespaces bookinfo)"
+        "denied by DENY AuthorizationPolicy bookinfo/deny-bookinfo (from namespaces bookinfo)"
     )
     assert vm.denied_rps == pytest.approx(e.stats.rps)
-    assert "AuthorizationPolicy legacy/deny-bookinfo" not in found.stale
+    assert "AuthorizationPolicy bookinfo/deny-bookinfo" not in found.stale
     # history: the denials start at the change
     history = asyncio.run(sim.metrics.history(DETAILS, VM, 120))
     assert history.summary.response_flags.get("RBAC", 0) > 0

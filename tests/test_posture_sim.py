@@ -49,8 +49,8 @@ def test_the_demo_carries_bookinfos_security_configuration(sim: Simulation) -> N
         ("ratings-viewer", "ALLOW"),
         ("deny-legacy", "DENY"),
     ]
-    vm = config.info("legacy", "legacy-batch")
-    assert vm is not None and vm.entry == "WorkloadEntry legacy/legacy-batch"
+    vm = config.info("bookinfo", "legacy-batch")
+    assert vm is not None and vm.entry == "WorkloadEntry bookinfo/legacy-batch"
     reviews = config.info("bookinfo", "reviews-v2")
     assert reviews is not None and reviews.service_account == "bookinfo-reviews"
     assert {r.name for r in config.destination_rules} == {"productpage", "reviews", "ratings",
@@ -111,8 +111,9 @@ def test_posture_on_the_demo_lists_bookinfo_and_what_strict_would_break() -> Non
     assert lines[0] == "bookinfo: PERMISSIVE, 1 plaintext caller (unknown)"
     assert lines[1] == "  set by namespace-wide PeerAuthentication bookinfo/default"
     assert re.fullmatch(r"  STRICT would refuse: unknown [0-9.]+rps", lines[2])  # live rates
-    assert "  productpage-v1  PERMISSIVE  1 plaintext caller (unknown)" in lines
-    assert "  ratings-v1      PERMISSIVE  100% mTLS" in lines
+    assert "  productpage-v1     PERMISSIVE  1 plaintext caller (unknown)" in lines
+    assert "  ratings-v1         PERMISSIVE  100% mTLS" in lines
+    assert "  legacy-batch (VM)  PERMISSIVE  100% mTLS" in lines  # the VM, in bookinfo
     assert not any(line.startswith("istio-system") for line in lines)  # -n bookinfo
     assert any("bookinfo/reviews-v2 → bookinfo/ratings-v1: allowed only for requests" in line
                for line in lines)  # fmt: skip
@@ -122,10 +123,10 @@ def test_posture_as_json_and_markdown() -> None:
     doc = json.loads(meshtop("posture", "--demo", "--format", "json").stdout)
     bookinfo_ns = next(n for n in doc["namespaces"] if n["namespace"] == "bookinfo")
     assert [c["label"] for c in bookinfo_ns["strict_would_refuse"]] == ["unknown"]
-    vm = next(n for n in doc["namespaces"] if n["namespace"] == "legacy")["workloads"][0]
+    (vm,) = [w for w in bookinfo_ns["workloads"] if w["outside_kubernetes"]]
     assert (
         vm["outside_kubernetes"]
-        == "WorkloadEntry legacy/legacy-batch (outside Kubernetes, 10.0.0.7)"
+        == "WorkloadEntry bookinfo/legacy-batch (outside Kubernetes, 10.0.0.7)"
     )
     assert doc["unread"] == {} and doc["schema"] == 1
     text = meshtop("posture", "--demo", "--format", "markdown").stdout
@@ -152,7 +153,7 @@ def test_the_demos_export_carries_the_modes_and_its_gates_judge_them() -> None:
     assert doc["security"]["modes"]["namespaces"][0]["namespace"] == "bookinfo"
     modes = meshtop("export", "--demo", "--fail-on", "mtls-mode!=STRICT ns=bookinfo")
     assert modes.returncode == 1
-    assert "6 gate violations:" in modes.stderr
+    assert "7 gate violations:" in modes.stderr  # bookinfo's six and its VM
     assert ("mtls-mode!=STRICT ns=bookinfo: bookinfo/productpage-v1 is PERMISSIVE "
             "(namespace-wide PeerAuthentication bookinfo/default)") in modes.stderr  # fmt: skip
     plain = meshtop("export", "--demo", "--fail-on", "plaintext>0 ns=bookinfo")

@@ -51,9 +51,9 @@ from meshtop.posture import (
 from meshtop.sim.topology import (
     BOOKINFO_NAMESPACE,
     GOOGLEAPIS,
-    LEGACY_NAMESPACE,
     TRUST_DOMAIN,
     VM_NAME,
+    VM_NAMESPACE,
     Guard,
     Refusal,
     SimMesh,
@@ -98,12 +98,12 @@ def bookinfo_extras(namespace: str = BOOKINFO_NAMESPACE) -> SecurityConfig:
         ),
         workloads=(
             WorkloadInfo(
-                LEGACY_NAMESPACE,
+                VM_NAMESPACE,
                 VM_NAME,
                 {"app": VM_NAME},
                 VM_NAME,
                 "10.0.0.7",
-                f"WorkloadEntry {LEGACY_NAMESPACE}/{VM_NAME}",
+                f"WorkloadEntry {VM_NAMESPACE}/{VM_NAME}",
             ),
         ),
     )
