@@ -472,7 +472,7 @@ def test_the_consoles_trace_screens_on_the_real_jaeger(
             with Terminal(args, cols=120, rows=40) as t:
                 t.ready()
                 t.filter("details")  # on the graph: the edges into and out of details
-                t.wait_for("2 of 9 edges")
+                t.wait_for("3 of 10 edges")
                 for _ in range(3):  # `tab` moves to the next edge
                     t.press("tab")
                     t.wait("an edge selected", lambda: "→" in t.lines()[1])

@@ -13,7 +13,7 @@ def test_the_palette_offers_the_commands_and_runs_them() -> None:
         t.ready()
         t.press("ctrl+p")
         t.type("undo")
-        t.wait_for(":undo", "take back the last weight change")
+        t.wait_for(":undo", "take back the last change, whichever kind")
         t.press("enter")  # a command that takes nothing runs at once
         t.wait_for("nothing to undo: no weight change in this session")
         t.press("ctrl+p")

@@ -50,7 +50,9 @@ def test_first_screen_at_80x24_shows_every_application_node_and_the_failing_one(
 
 
 def test_zoom_levels_with_plus_and_minus_and_fit() -> None:
-    with Terminal(["demo"], cols=160, rows=48) as t:
+    # full boxes fit 160x49 and more: 44 rows since details calls the VM (a row more for
+    # its second line out; issue 22)
+    with Terminal(["demo"], cols=160, rows=50) as t:
         t.ready()
         t.wait_for("zoom full (fit)", "╭─", "productpage v1")
         t.press("-")
@@ -119,7 +121,7 @@ def test_a_blank_canvas_says_why() -> None:
         t.press("esc")
         t.wait_for("productpage")
         t.filter("zzz")
-        t.wait_for("nothing matches the filter 'zzz'", "0 of 9 edges")
+        t.wait_for("nothing matches the filter 'zzz'", "0 of 10 edges")
 
 
 def test_status_line_at_80_keeps_the_filter_count_and_selection() -> None:
@@ -127,7 +129,7 @@ def test_status_line_at_80_keeps_the_filter_count_and_selection() -> None:
         t.ready()
         t.filter("!reviews ns=bookinfo")
         t.wait("the filter in the status line", lambda: "/!reviews ns=bookinfo" in status(t))
-        t.wait("the count of what it shows", lambda: " of 9 edges" in status(t))
+        t.wait("the count of what it shows", lambda: " of 10 edges" in status(t))
         t.press("tab")
         t.wait("an edge named in the status line", lambda: "→" in t.lines()[1])
 
@@ -181,24 +183,23 @@ def test_shift_and_undo_never_move_a_box() -> None:
     names = ("istio-ingressgateway", "productpage v1", "reviews v1", "reviews v3", "ratings v1")
     with Terminal(["demo", "--window", "10s", "--refresh", "1s"], cols=160, rows=48) as t:
         t.ready()
-        t.wait_for(*names, "9 edges")
+        t.wait_for(*names, "10 edges")
         before = positions(t, *names)
-        for key in ("l", "l", "j", "j"):  # along the calls, then down the column
-            t.press(key)
-        t.wait_for("▸ reviews v3")
+        t.press("n")  # the failing node (which j reaches depends on the column's order)
+        t.wait_for_re(r"1/\d+:? reviews v3 failing")
         t.press("w")
         t.wait_for("Shift VirtualService bookinfo/reviews")
         t.press("0", "enter")
         t.wait_for("y apply")
         t.press("y")
         t.wait_for("applied to VirtualService bookinfo/reviews")
-        t.wait_for_re(r"\b7 edges")  # v3's calls, in and out, left the window
+        t.wait_for_re(r"\b8 edges")  # v3's calls, in and out, left the window
         assert positions(t, *names) == before
         t.command("undo")
         t.wait_for("undo the last change of reviews", "+   reviews v3: weight 10", "y apply")
         t.press("y")
         t.wait_for("undone")
-        t.wait_for_re(r"\b9 edges")
+        t.wait_for_re(r"\b10 edges")
         assert positions(t, *names) == before
 
 
@@ -249,7 +250,7 @@ def test_nothing_selected_names_nothing() -> None:
     with Terminal(["demo"], cols=120, rows=40) as t:
         t.ready()
         t.filter("zzz")
-        t.wait("the count under the filter", lambda: "0 of 9 edges" in status(t))
+        t.wait("the count under the filter", lambda: "0 of 10 edges" in status(t))
         assert "▸" not in status(t), status(t)
 
 

@@ -35,8 +35,8 @@ def on_graph(t: Terminal, name: str) -> list[Any]:
 
 def test_n_on_the_demo_selects_reviews_v3_and_the_status_line_names_it() -> None:
     with Terminal(["demo"], cols=80, rows=24) as t:
-        t.ready()  # at 80x24 the demo fits as namespaces alone: n zooms in to its node
-        t.wait_for("bookinfo (all)")
+        t.ready()  # at 80x24 the demo fits at the compact zoom
+        t.wait_for("productpage", "reviews v3")
         t.press("n")
         t.wait_for_re(r"1/\d+ \S.* (failing|degraded), ")
         t.wait("reviews v3 drawn failing", lambda: drawn_failing(t, "reviews v3"), limit=90)
@@ -56,7 +56,8 @@ def _highlighted(t: Terminal, needle: str) -> bool:
 
 
 def test_find_shows_its_prompt_marks_every_match_and_hides_none() -> None:
-    with Terminal(["demo"], cols=160, rows=48) as t:
+    # at the full zoom, which the demo fits at 160 columns from 49 rows (issue 22's VM)
+    with Terminal(["demo"], cols=160, rows=50) as t:
         t.ready()
         t.wait_for(*NODES)
         t.press("f")

@@ -12,6 +12,7 @@ from .term import Terminal
 BLOCKS = set("▁▂▃▄▅▆▇█")
 GRAPH_KEYS = "the graph / the edge table / the routes"  # a line of the graph's help only
 TREE_WIDTH = 44  # the waterfall's tree column at 120 columns
+PAGE_DOWN = "\x1b[6~"  # the key's escape sequence
 
 
 def _worst_edge(t: Terminal) -> None:
@@ -61,7 +62,9 @@ def test_help_on_the_graph_lists_the_graphs_keys() -> None:
     with Terminal(["demo"], cols=120, rows=40) as t:
         t.ready()
         t.press("?")
-        t.wait_for(GRAPH_KEYS, "move between nodes", "+ / - / z")  # the zoom keys are new
+        t.wait_for(GRAPH_KEYS, "move between nodes")
+        t.press(PAGE_DOWN)  # the help is longer than 40 rows
+        t.wait_for("+ / - / z")  # the zoom keys are new
         t.press("?")
         t.wait_gone(GRAPH_KEYS)
 
