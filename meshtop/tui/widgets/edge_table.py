@@ -365,12 +365,12 @@ class _Lines(Sequence[Any]):
 class _Made(Mapping[Any, Any]):
     """DataTable's rows (`rows`) or their cells (`_data`) by row key, made when asked."""
 
-    def __init__(self, table: EdgeTable, make: Callable[[str], Any]) -> None:
+    def __init__(self, table: VirtualTable, make: Callable[[str], Any]) -> None:
         self._table, self._make = table, make
 
     def __getitem__(self, key: object) -> Any:
         value = key.value if isinstance(key, RowKey) else key
-        if not isinstance(value, str) or value not in self._table._edges:
+        if not isinstance(value, str) or not self._table.has_row(value):
             raise KeyError(key)
         return self._make(value)
 
@@ -384,19 +384,67 @@ class _Made(Mapping[Any, Any]):
         pass
 
 
+class VirtualTable(DataTable[Any]):
+    """A DataTable whose rows are one line each, in `_order`, their cells made only when
+    drawn (`_row_cells`): the edge table and the stat tab. DataTable works as ever,
+    reading the rows, their cells and their order through `_Made`, `_Order` and `_Lines`
+    instead of its own dictionaries."""
+
+    _order: _Order
+
+    def has_row(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def _row_cells(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def _install(self, order: _Order) -> None:
+        self._order = order
+        self._row_locations = order  # type: ignore[assignment]
+        self._data = _Made(self, self._row_cells)  # type: ignore[assignment]
+        self.rows = _Made(self, lambda k: Row(RowKey(k), 1))  # type: ignore[assignment]
+        self._update_count += 1
+
+    @property
+    def _y_offsets(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: (key, 0))
+
+    @property
+    def ordered_rows(self) -> _Lines:  # type: ignore[override]
+        return _Lines(lambda: self._order, lambda key: Row(key, 1))
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        """A row's region without summing the heights of the rows above: each is 1."""
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(c.get_render_width(self) for c in self.columns.values())
+        top = row_index + (self.header_height if self.show_header else 0)
+        return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
+
+    def clear(self, columns: bool = False) -> Self:
+        keys = self._order.keys
+        self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
+        super().clear(columns)
+        self._install(_Order(keys))
+        return self
+
+
 ROWS_KEPT = 512  # rows whose cells are kept made between draws
 
 
-class EdgeTable(DataTable[Any]):
+class EdgeTable(VirtualTable):
     """Edges of the current snapshot. Row keys are `source>destination`. Columns follow
     the width of the terminal: the least needed go first when it is narrow.
 
     Virtual, so that a mesh of any size costs what is on screen: a row's cells are made
     when it is drawn; a snapshot is taken in (graded, keyed, sorted) only while the table
     shows, or when asked for its rows; rows on screen are drawn again only where their
-    cells changed. DataTable draws, scrolls, moves the cursor and says what is selected
-    as ever, reading the rows, their cells and their order through `_Made`, `_Order` and
-    `_Lines` instead of its own dictionaries."""
+    cells changed (a `VirtualTable`: DataTable draws, scrolls, moves the cursor and says
+    what is selected as ever)."""
 
     def __init__(self, **kwargs: Any) -> None:
         self._order = _Order([])  # DataTable's own set-up reads it
@@ -423,42 +471,13 @@ class EdgeTable(DataTable[Any]):
         self._gone: set[str] = set()
         self._install(_Order([]))
 
-    # -- what DataTable reads ------------------------------------------------------------
-
-    def _install(self, order: _Order) -> None:
-        self._order = order
-        self._row_locations = order  # type: ignore[assignment]
-        self._data = _Made(self, self._row_cells)  # type: ignore[assignment]
-        self.rows = _Made(self, lambda k: Row(RowKey(k), 1))  # type: ignore[assignment]
-        self._update_count += 1
-
-    @property
-    def _y_offsets(self) -> _Lines:  # type: ignore[override]
-        return _Lines(lambda: self._order, lambda key: (key, 0))
-
-    @property
-    def ordered_rows(self) -> _Lines:  # type: ignore[override]
-        return _Lines(lambda: self._order, lambda key: Row(key, 1))
+    def has_row(self, key: str) -> bool:
+        return key in self._edges
 
     @property
     def row_count(self) -> int:
         self._take()
         return len(self._order)
-
-    def _get_row_region(self, row_index: int) -> Region:
-        """A row's region without summing the heights of the rows above: each is 1."""
-        if not self.is_valid_row_index(row_index):
-            return Region(0, 0, 0, 0)
-        width = sum(c.get_render_width(self) for c in self.columns.values())
-        top = row_index + (self.header_height if self.show_header else 0)
-        return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
-
-    def clear(self, columns: bool = False) -> Self:
-        keys = self._order.keys
-        self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
-        super().clear(columns)
-        self._install(_Order(keys))
-        return self
 
     def _wanted(self, width: int | None = None) -> tuple[tuple[str, ...], int]:
         compare = self._then is not None

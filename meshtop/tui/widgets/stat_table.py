@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
-from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets._data_table import Row, RowKey
+from textual.widgets._data_table import RowKey
 from textual.worker import Worker, WorkerState
 
 from meshtop import plot, units
@@ -31,7 +30,7 @@ from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory
 from meshtop.model import Health, MeshSnapshot
 from meshtop.model.node_stats import Rates, Side, impact, sides
 from meshtop.sanitize import shown
-from meshtop.tui.widgets.edge_table import HEALTH_WORD, _Lines, _Order, health_styles
+from meshtop.tui.widgets.edge_table import HEALTH_WORD, VirtualTable, _Order, health_styles
 
 SPARK = 10  # the sparkline's columns, each a tenth of the window
 
@@ -212,29 +211,7 @@ def _side_cells(
     }
 
 
-class _Cells(Mapping[Any, Any]):
-    """DataTable's rows (`rows`) or their cells (`_data`) by row key, made when asked."""
-
-    def __init__(self, table: StatTable, make: Callable[[str], Any]) -> None:
-        self._table, self._make = table, make
-
-    def __getitem__(self, key: object) -> Any:
-        value = key.value if isinstance(key, RowKey) else key
-        if not isinstance(value, str) or value not in self._table.rows_by_key:
-            raise KeyError(key)
-        return self._make(value)
-
-    def __iter__(self) -> Iterator[RowKey]:
-        return (RowKey(k) for k in self._table._order.keys)
-
-    def __len__(self) -> int:
-        return len(self._table._order)
-
-    def clear(self) -> None:
-        pass
-
-
-class StatTable(DataTable[Any]):
+class StatTable(VirtualTable):
     """One row per node of the grouping; row keys are the graph's node ids. Columns
     follow the width (the least needed go first when it is narrow); the header marks the
     sort (▼ the most first, ▲ the least). `s` takes the next column, `sort_by` and
@@ -275,40 +252,8 @@ class StatTable(DataTable[Any]):
         self._made: OrderedDict[str, dict[str, Text]] = OrderedDict()
         self._install(_Order([]))
 
-    # -- what DataTable reads (as the edge table does) -----------------------------------
-
-    def _install(self, order: _Order) -> None:
-        self._order = order
-        self._row_locations = order  # type: ignore[assignment]
-        self._data = _Cells(self, self._row_cells)  # type: ignore[assignment]
-        self.rows = _Cells(self, lambda k: Row(RowKey(k), 1))  # type: ignore[assignment]
-        self._update_count += 1
-
-    @property
-    def _y_offsets(self) -> _Lines:  # type: ignore[override]
-        return _Lines(lambda: self._order, lambda key: (key, 0))
-
-    @property
-    def ordered_rows(self) -> _Lines:  # type: ignore[override]
-        return _Lines(lambda: self._order, lambda key: Row(key, 1))
-
-    @property
-    def row_count(self) -> int:
-        return len(self._order)
-
-    def _get_row_region(self, row_index: int) -> Region:
-        if not self.is_valid_row_index(row_index):
-            return Region(0, 0, 0, 0)
-        width = sum(c.get_render_width(self) for c in self.columns.values())
-        top = row_index + (self.header_height if self.show_header else 0)
-        return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
-
-    def clear(self, columns: bool = False) -> Self:
-        keys = self._order.keys
-        self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
-        super().clear(columns)
-        self._install(_Order(keys))
-        return self
+    def has_row(self, key: str) -> bool:
+        return key in self.rows_by_key
 
     def _set_columns(self) -> tuple[str, ...]:
         columns, name_width = columns_for(self.size.width or 80)
