@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -56,3 +59,31 @@ def test_a_tls_failure_says_what_openssl_said_and_a_hint_that_fits(plain_http: i
     assert line == f"meshtop: TLS to Prometheus at {url} failed (wrong version number): " \
                    "is it serving HTTPS on that port?"  # fmt: skip
     assert "SSLError" not in line
+
+
+@pytest.mark.parametrize(("escdelay", "seconds"), [(None, 0.025), ("200", 0.2)])
+def test_esc_is_waited_on_for_25_ms_unless_the_user_says(
+    escdelay: str | None, seconds: float
+) -> None:
+    """A lone ESC is the esc key only once no sequence follows it within the escape
+    delay: Textual's own 100 ms made every esc (close, clear, cancel) feel late. The
+    console sets htop's 25 ms before Textual reads it, and keeps a user's ESCDELAY."""
+    env = {k: v for k, v in os.environ.items() if k != "ESCDELAY"}
+    if escdelay is not None:
+        env["ESCDELAY"] = escdelay
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from meshtop.cli.console import terminal_environment\n"
+            "terminal_environment()\n"
+            "from meshtop.tui.app import MeshtopApp\n"
+            "from textual import constants\n"
+            "print(constants.ESCAPE_DELAY)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(read.stdout) == seconds

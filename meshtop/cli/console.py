@@ -40,7 +40,25 @@ if TYPE_CHECKING:
     from meshtop.config import Settings
 
 
+# How long a lone ESC byte is waited on before it is the esc key rather than the start of
+# a key's escape sequence: Textual's default is 100 ms, ncurses's 1 s, which every esc
+# (close, clear, cancel) pays before anything happens. htop waits 25 ms
+# (`set_escdelay(25)`): a terminal writes a key's sequence at once, and even over SSH
+# its bytes arrive together. `ESCDELAY` set by the user (milliseconds, as ncurses reads
+# it) is kept.
+ESCAPE_DELAY_MS = "25"
+
+
+def terminal_environment() -> None:
+    """What the console's terminal handling reads from the environment, set before
+    Textual is imported (it reads its settings once, then)."""
+    os.environ.setdefault("ESCDELAY", ESCAPE_DELAY_MS)
+    if os.environ.get("NO_COLOR") == "":  # https://no-color.org: only a value means it
+        del os.environ["NO_COLOR"]  # (Textual would turn every colour grey for any)
+
+
 def _run_console(sources: connect.Sources, settings: Settings) -> None:
+    terminal_environment()
     from meshtop.tui.theme import load_themes, theme_names
 
     themes = load_themes()
@@ -50,8 +68,6 @@ def _run_console(sources: connect.Sources, settings: Settings) -> None:
         )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the console needs a terminal; for scripts use `meshtop export`")
-    if os.environ.get("NO_COLOR") == "":  # https://no-color.org: only a value means it
-        del os.environ["NO_COLOR"]  # (Textual would turn every colour grey for any)
     from textual.worker import WorkerFailed
 
     from meshtop.tui.app import MeshtopApp
