@@ -5,6 +5,8 @@ each moment so a weight change shows where it happened."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import pytest
 
@@ -205,3 +207,34 @@ def test_routes_to_a_node_include_those_from_other_namespaces(sim: Simulation) -
     both = replace(snapshot, routes=(*snapshot.routes, gateway_route, elsewhere))
     found = {(r.namespace, r.name) for r in routes_to(both, [V3])}
     assert found == {("bookinfo", "reviews"), ("istio-system", "edge")}
+
+
+def test_a_simulated_history_nobody_awaits_stops_at_its_next_point(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A detail screen closed while its history is worked out cancels its await; the
+    thread doing the work stops at its next point rather than walking the whole window
+    (at 20,000 services, minutes of a core after the screen is gone)."""
+    walked: list[float] = []
+    first = threading.Event()
+    go_on = threading.Event()
+    flows = sim.flows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walked.append(kwargs["at"])
+        first.set()
+        go_on.wait(5)
+        return flows(*args, **kwargs)
+
+    monkeypatch.setattr(sim, "flows", counted)
+
+    async def closed_meanwhile() -> None:
+        task = asyncio.ensure_future(sim.metrics.history(PAGE, V3, 3600))
+        await asyncio.to_thread(first.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go_on.set()
+
+    asyncio.run(closed_meanwhile())  # which waits for its threads to end
+    assert len(walked) == 1  # of the 121 points of an hour's window
