@@ -486,3 +486,36 @@ async def test_finds_marks_are_drawn_on_every_row_when_the_selection_moves_to_on
         width = canvas.scrollable_content_region.width
         for y in range(canvas.scrollable_content_region.height):
             assert canvas.render_line(y) == GraphCanvas._render_row(canvas, y + sy, sx, width)
+
+
+async def test_down_from_a_box_alone_in_its_column_goes_to_the_nearest_box_below(
+    sim: Simulation,
+) -> None:
+    """A box alone in its column (a namespace at the namespaces level often is) was a dead
+    end for `j` and `k`: the key did nothing. It goes on to the nearest box that way."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        boxes = canvas.layout_.nodes  # type: ignore[union-attr]
+        alone = [n for n, b in boxes.items() if all(o.x != b.x for m, o in boxes.items() if m != n)]
+        assert alone, "Bookinfo's graph has a box alone in its column"
+        start = min(alone, key=lambda n: boxes[n].y)
+        here = boxes[start]
+        below = [n for n, b in boxes.items() if b.y > here.bottom]
+        assert below
+        canvas.select(start)
+        await keys(pilot, "j")
+        nearest = min(below, key=lambda n: (boxes[n].y - here.y, abs(boxes[n].x - here.x)))
+        assert canvas.node == nearest
+        await keys(pilot, "k")  # and back up, to the nearest box above it
+        above = boxes[nearest]
+        up = [n for n, b in boxes.items() if b.bottom < above.y]
+        same_column = [n for n in up if boxes[n].x == above.x]
+        expected = (
+            max(same_column, key=lambda n: boxes[n].y)
+            if same_column
+            else min(up, key=lambda n: (above.y - boxes[n].y, abs(boxes[n].x - above.x)))
+        )
+        assert canvas.node == expected

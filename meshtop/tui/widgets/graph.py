@@ -638,6 +638,18 @@ class GraphCanvas(ScrollView, can_focus=True):
             i = column.index(self.node) + dy  # type: ignore[arg-type]
             if 0 <= i < len(column):
                 self.select(column[i])
+                return
+            # the column ends here: the nearest box further that way in another column
+            # (a namespace alone in its column is not a dead end)
+            beyond = [
+                n
+                for n, b in boxes.items()
+                if n in self.view.nodes and (b.y > here.bottom if dy > 0 else b.bottom < here.y)
+            ]
+            if beyond:
+                self.select(
+                    min(beyond, key=lambda n: (abs(boxes[n].y - here.y), abs(boxes[n].x - here.x)))
+                )
             return
         # along the calls first, else to the nearest box in the next column that way
         ends = [k[1] if dx > 0 else k[0] for k in self.view.edges if self.node == k[dx < 0]]
