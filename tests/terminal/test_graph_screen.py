@@ -276,3 +276,20 @@ def test_a_resize_lays_the_graph_out_again_at_a_chosen_zoom() -> None:
             return band.rstrip().endswith("╮") and len(band.rstrip()) <= 100
 
         t.wait("the bands laid out for 100 columns", fits)
+
+
+def test_j_past_a_columns_end_goes_on_to_the_nearest_box_below() -> None:
+    """The gateway's column ends with `unknown` (the unmeshed callers): `j` was a dead end
+    there."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("▸ istio-ingressgateway")
+        t.press("j")  # down the column
+        t.wait("unknown selected", lambda: "▸ unknown" in status(t))
+        end = positions(t, "│unknown│")["│unknown│"]
+        t.press("j")  # past its end
+        t.wait("the selection moved on", lambda: "▸ unknown" not in status(t))
+        chosen = re.search(r"▸ (\S+)", status(t))
+        assert chosen is not None, status(t)
+        x, y = positions(t, chosen.group(1))[chosen.group(1)]
+        assert y > end[1] and x != end[0], t.text()
