@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -308,24 +310,66 @@ def routes_to(snapshot: MeshSnapshot, node_ids: Sequence[str]) -> list[Route]:
     """The routes that send traffic to the nodes' service: a destination host that is
     the app's short name in the route's own namespace, or its name in the node's
     namespace from anywhere (`reviews`, `reviews.bookinfo.svc.cluster.local`); the
-    copies in the nodes' own cluster first."""
+    copies in the nodes' own cluster first. Looked up in the routes' index by host (made
+    once per snapshot's routes), not by reading every route for every node: a namespace's
+    box of 324 workloads against 617 routes took 0.4 s to open (issue 17)."""
+    index = _route_index(snapshot.routes)
     found: list[Route] = []
     for w in (snapshot.nodes[n] for n in node_ids if n in snapshot.nodes):
         name = w.app or w.name.removeprefix(SERVICE_PREFIX)
-        for route in snapshot.routes:
-            if route in found:
-                continue
-            hosts = {d.host for rule in route.rules for d in rule.destinations}
-            # a short name means the route's own namespace; a longer one says which
-            here = route.namespace == w.namespace and name in hosts
-            if here or any(
-                h == f"{name}.{w.namespace}" or h.startswith(f"{name}.{w.namespace}.")
-                for h in hosts
-            ):
+        # a short name means the route's own namespace; a longer one says which
+        here = index.short.get((w.namespace, name), ())
+        named = index.named.get(f"{name}.{w.namespace}", ())
+        for at in sorted({*here, *named}):  # in the routes' order, as read
+            route = snapshot.routes[at]
+            if route not in found:
                 found.append(route)
     # In a mesh of several clusters, each has its copy: the nodes' own cluster's first.
     home = {snapshot.nodes[n].cluster for n in node_ids if n in snapshot.nodes}
     return sorted(found, key=lambda r: r.cluster not in home)
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteIndex:
+    """Where each route sends, by host: `short` by (the route's namespace, a host as
+    written), `named` by every host and each of its starts that ends before a dot
+    (`reviews.bookinfo.svc` is found under `reviews.bookinfo`, as `startswith` would);
+    each a list of positions in the snapshot's routes, in order."""
+
+    short: dict[tuple[str, str], list[int]]
+    named: dict[str, list[int]]
+
+
+ROUTE_INDEXES_KEPT = 4  # a detail asks for its snapshot's several times; a refresh, anew
+_route_indexes: OrderedDict[int, tuple[tuple[Route, ...], _RouteIndex]] = OrderedDict()
+_route_indexes_lock = threading.Lock()
+
+
+def _route_index(routes: tuple[Route, ...]) -> _RouteIndex:
+    """The index of a snapshot's routes, made once for that tuple of routes (kept with
+    it, so that its id is not another's while kept)."""
+    with _route_indexes_lock:
+        kept = _route_indexes.get(id(routes))
+        if kept is not None and kept[0] is routes:
+            _route_indexes.move_to_end(id(routes))
+            return kept[1]
+    short: dict[tuple[str, str], list[int]] = {}
+    named: dict[str, list[int]] = {}
+    for at, route in enumerate(routes):
+        hosts = {d.host for rule in route.rules for d in rule.destinations}
+        starts: set[str] = set()
+        for host in hosts:
+            short.setdefault((route.namespace, host), []).append(at)
+            starts.add(host)
+            starts.update(host[:i] for i, c in enumerate(host) if c == ".")
+        for start in starts:
+            named.setdefault(start, []).append(at)
+    index = _RouteIndex(short, named)
+    with _route_indexes_lock:
+        _route_indexes[id(routes)] = (routes, index)
+        while len(_route_indexes) > ROUTE_INDEXES_KEPT:
+            _route_indexes.popitem(last=False)
+    return index
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,12 +407,17 @@ def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> 
         for e in snapshot.edges
         if (e.source in mine or e.destination in mine) and grades.edges.get(e.key) is level
     ]
+    # each member's calls at that level, by the end it is: a namespace's box has hundreds
+    answers: dict[str, list[Edge]] = {}
+    makes: dict[str, list[Edge]] = {}
+    for e in calls:
+        answers.setdefault(e.destination, []).append(e)
+        makes.setdefault(e.source, []).append(e)
     found: list[Trouble] = []
     for m in sorted(mine):
         if grades.nodes.get(m) is not level:
             continue
-        answered = [e for e in calls if e.destination == m]
-        why = answered or [e for e in calls if e.source == m]
+        why = answers.get(m) or makes.get(m, [])
         if not why:
             continue
         e = max(why, key=lambda e: badness(e.stats))
