@@ -59,6 +59,7 @@ from meshtop.sim.traffic import (
     mixture_quantile,
     policies_in_force,
 )
+from meshtop.sim.walk import live_traffic
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
 from meshtop.sources.routing import default_rule, json_patch
@@ -328,9 +329,13 @@ class SimMetrics:
         return await asyncio.to_thread(self._traffic)
 
     def _traffic(self) -> Traffic:
+        sim = self._sim
+        if self.at is None:  # now: the walk planned once, the moment's figures each time
+            edges, nodes = live_traffic(sim.mesh, sim.clock(), sim._live_splits)
+            return Traffic(nodes=nodes, edges=edges)
         edges = [
             Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
-            for e in self._sim.flows(at=self.at)
+            for e in sim.flows(at=self.at)
         ]
         used = {n for e in edges for n in e.key}
         return Traffic(nodes=[self._sim.mesh.node(n).workload for n in sorted(used)], edges=edges)

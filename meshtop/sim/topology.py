@@ -124,6 +124,8 @@ class SimMesh:
 
     # id(route) -> the route and its object's rules, as written (`rules_of`)
     specs: dict[int, tuple[Route, list[Any]]] = field(init=False)
+    # the live traffic's walk, planned once for the routes and breakers now (sim/walk.py)
+    walk: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.breakers = breakers_by_host(self.objects)

@@ -15,7 +15,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from meshtop.model import CircuitBreaker, EdgeStats, NodeKind, Protocol, Route, RouteRule
+from meshtop.model import (
+    CircuitBreaker,
+    EdgeStats,
+    NodeKind,
+    Protocol,
+    Route,
+    RouteRule,
+    RulePolicy,
+)
 from meshtop.sim.objects import BreakerKey
 from meshtop.sim.policies import (
     DEFAULT_RETRY,
@@ -404,19 +412,16 @@ def _labels(w: SimWorkload) -> dict[str, str]:
     return {"app": w.workload.app, "version": w.workload.version}
 
 
-def _legs(
-    mesh: SimMesh,
-    call: SimCall,
-    rate: float,
-    t: float,
-    route: Route | None,
-    breakers: Breakers,
-    latency: Callable[[str], float],
-) -> tuple[list[Routed], dict[str, float]] | None:
-    """A call's requests through the caller's proxy, under the rule that takes them
-    (by the caller's labels), its fault, retries and timeout, and the destinations'
-    circuit breakers: the edges, and what each target serves for them (its attempts);
-    None when nothing of that touches the call (split as it is)."""
+Applied = tuple[RouteRule | None, RulePolicy | None, dict[str, tuple[CircuitBreaker, ...]]]
+
+
+def applied(
+    mesh: SimMesh, call: SimCall, route: Route | None, breakers: Breakers
+) -> Applied | None:
+    """The rule that takes a call's requests (by the caller's labels), its policy and the
+    destinations' circuit breakers, when the caller's proxy applies any of it; None when
+    nothing touches the call (split as it is). Its routes and breakers alone decide it,
+    not the moment."""
     source = mesh.node(call.caller)
     if not source.sidecar or call.protocol is Protocol.TCP:
         return None  # no proxy of its own: nothing applies a policy
@@ -435,6 +440,27 @@ def _legs(
     held = {h: breakers.get((home, ns, h), ()) for h in hosts}
     if not selective and not (policy is not None and is_shaping(policy)) and not any(held.values()):
         return None
+    return rule, policy, held
+
+
+def policed_legs(
+    mesh: SimMesh,
+    call: SimCall,
+    rate: float,
+    t: float,
+    route: Route | None,
+    breakers: Breakers,
+    latency: Callable[[str], float],
+) -> tuple[list[Routed], dict[str, float]] | None:
+    """A call's requests through the caller's proxy, under the rule that takes them
+    (by the caller's labels), its fault, retries and timeout, and the destinations'
+    circuit breakers: the edges, and what each target serves for them (its attempts);
+    None when nothing of that touches the call (split as it is)."""
+    found = applied(mesh, call, route, breakers)
+    if found is None:
+        return None
+    rule, policy, held = found
+    ns, home = call.namespace, mesh.home(call.caller)
     grpc = call.protocol is Protocol.GRPC
     local: dict[tuple[str, str, str], float] = defaultdict(float)
 
@@ -526,7 +552,7 @@ def choices(
     each target with its chance (`shaped`: whether `policies_in_force`, else `split`)."""
     if shaped:
         route = routes.get((mesh.home(call.caller), call.namespace, call.service))
-        treated = _legs(mesh, call, 1.0, t, route, breakers, latency)
+        treated = policed_legs(mesh, call, 1.0, t, route, breakers, latency)
         if treated is not None:
             return [(target, r, shaping) for _, target, r, shaping in treated[0]]
     return [(target, share, None) for target, share in split(mesh, call, routes)]
@@ -592,7 +618,7 @@ def flows(
             if shaped:
                 home = mesh.home(wid)
                 route = in_force.get((home, call.namespace, call.service))
-                treated = _legs(mesh, call, rate, t, route, held, latency)
+                treated = policed_legs(mesh, call, rate, t, route, held, latency)
                 if treated is not None:
                     routed += treated[0]
                     for target, load in treated[1].items():
@@ -695,8 +721,18 @@ def _edges(
     t: float,
     keep: Keep | None = None,
 ) -> list[SimEdge]:
-    # A workload's answer takes its own time plus what it waits for downstream: walk
-    # callees before callers, adding each callee's median, weighted by calls per request.
+    median = medians(mesh, routed, inbound)
+    return [
+        edge_of(mesh, item, median, t)
+        for item in routed
+        if keep is None or keep(item[0].caller, item[1])
+    ]
+
+
+def medians(mesh: SimMesh, routed: list[Routed], inbound: Mapping[str, float]) -> dict[str, float]:
+    """Each workload's median answer: its own time plus what it waits for downstream.
+    Callees are walked before callers, adding each callee's median, weighted by calls
+    per request."""
     by_caller: dict[str, list[Routed]] = defaultdict(list)
     for item in routed:
         by_caller[item[0].caller].append(item)
@@ -714,47 +750,43 @@ def _edges(
                     below = node(target).behaviour.median_ms
                 total += r / served * below
         median[wid] = total
+    return median
 
-    edges: list[SimEdge] = []
-    add = edges.append
-    fqdn = mesh.service_fqdn
-    for call, target, r, shaping in routed:
-        if keep is not None and not keep(call.caller, target):
-            continue
-        source = node(call.caller)
-        dest = node(target)
-        behaviour = dest.behaviour
-        below = median.get(target)
-        guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
-        median_ms = behaviour.median_ms if below is None else below
-        key = f"{call.caller}>{target}"
-        if call.protocol is tcp:
-            answers: tuple[Outcome, ...] = ()
-        elif shaping is None:
-            answers = _answers(call, dest, r, key, t, guard)
-        elif shaping.local:
-            answers = shaping.local
-        else:
-            answers = _shaped(call, dest, r, key, t, guard, shaping, median_ms)
-        shape = shaping if shaping is not None and not shaping.local else None
-        add(
-            SimEdge(
-                source,
-                dest,
-                call.namespace,
-                call.service,
-                fqdn(call.namespace, call.service),
-                call.protocol,
-                r,
-                answers,
-                median_ms,
-                behaviour.sigma,
-                r * call.request_bytes,
-                r * call.response_bytes,
-                guard is not None and guard.plaintext,
-                delay_ms=shape.delay_ms if shape is not None else 0.0,
-                delay_share=shape.delay_share if shape is not None else 0.0,
-                timeout_ms=shape.timeout_ms if shape is not None else None,
-            )
-        )
-    return edges
+
+def edge_of(mesh: SimMesh, item: Routed, median: Mapping[str, float], t: float) -> SimEdge:
+    """One routed call's edge at `t`, its latency from `medians`."""
+    call, target, r, shaping = item
+    source = mesh.node(call.caller)
+    dest = mesh.node(target)
+    behaviour = dest.behaviour
+    below = median.get(target)
+    guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
+    median_ms = behaviour.median_ms if below is None else below
+    key = f"{call.caller}>{target}"
+    if call.protocol is Protocol.TCP:
+        answers: tuple[Outcome, ...] = ()
+    elif shaping is None:
+        answers = _answers(call, dest, r, key, t, guard)
+    elif shaping.local:
+        answers = shaping.local
+    else:
+        answers = _shaped(call, dest, r, key, t, guard, shaping, median_ms)
+    shape = shaping if shaping is not None and not shaping.local else None
+    return SimEdge(
+        source,
+        dest,
+        call.namespace,
+        call.service,
+        mesh.service_fqdn(call.namespace, call.service),
+        call.protocol,
+        r,
+        answers,
+        median_ms,
+        behaviour.sigma,
+        r * call.request_bytes,
+        r * call.response_bytes,
+        guard is not None and guard.plaintext,
+        delay_ms=shape.delay_ms if shape is not None else 0.0,
+        delay_share=shape.delay_share if shape is not None else 0.0,
+        timeout_ms=shape.timeout_ms if shape is not None else None,
+    )
