@@ -12,6 +12,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from meshtop.errors import UsageError
 from meshtop.health import DEFAULT_THRESHOLDS, Grades, HealthMemory, Thresholds, grade, worst
@@ -220,8 +221,54 @@ def build(
     (each as healthy as the requests it answers, so a failing call inside a collapsed
     namespace or between an app's versions fails the box). With the console's
     `memory`, the workload edges' health keeps from flapping across refreshes
-    (`HealthMemory`); without it, each snapshot is graded afresh."""
+    (`HealthMemory`); without it, each snapshot is graded afresh. What the view is made
+    of (its boxes, which calls each line draws) is worked out once for a topology and
+    its options (`_shape`): a refresh of the same mesh only adds up its figures."""
     grades = grades_of(snapshot, options.thresholds, memory)
+    shape = _shape(snapshot, options)
+    edge_grades, node_grades = grades.edges, grades.nodes
+    snapshot_edges = snapshot.edges
+    edges: dict[tuple[str, str], ViewEdge] = {}
+    for key, at, members, crosses, fault in shape.edges:
+        stats = [snapshot_edges[i].stats for i in at]
+        edges[key] = ViewEdge(
+            key[0], key[1], merge_stats(stats), members,
+            worst(edge_grades[m] for m in members), crosses=crosses,
+            error_share=error_share(stats), fault=fault,
+        )  # fmt: skip
+    nodes = {
+        v: ViewNode(v, label, ns, kind, members, worst(node_grades[m] for m in members), cluster)
+        for v, label, ns, kind, members, cluster in shape.nodes
+    }
+    view = GraphView(nodes, edges, grades)
+    if options.cluster:
+        view = in_cluster(view, options.cluster)
+    if options.filter:
+        view = apply_filter(view, options.filter)
+    if options.focus is not None:
+        view = focus(view, *options.focus)
+    return view
+
+
+# a line: its key, where its calls are in the snapshot's edges, their keys, whether it
+# crosses clusters, its fault mark
+ShapeEdge = tuple[tuple[str, str], tuple[int, ...], tuple[tuple[str, str], ...], bool, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a view of a snapshot is made of, whatever its figures: each box (id, label,
+    namespace, kind, members, cluster) and each line (its key, the places in the
+    snapshot's edges of the calls it draws, their keys, whether it crosses clusters, its
+    fault mark), in the order `build` makes them."""
+
+    nodes: tuple[tuple[str, str, str, NodeKind, tuple[str, ...], str], ...]
+    edges: tuple[
+        tuple[tuple[str, str], tuple[int, ...], tuple[tuple[str, str], ...], bool, str], ...
+    ]
+
+
+def _make_shape(snapshot: MeshSnapshot, options: ViewOptions, faults: dict[str, str]) -> Shape:
     node_of: dict[str, tuple[str, str]] = {}
     for node_id, w in snapshot.nodes.items():
         if w.cluster in options.collapsed_clusters and w.clustered:
@@ -244,25 +291,22 @@ def build(
         # a group of VMs and Kubernetes workloads (an app moving) is a workload
         kinds[view_id] = w.kind if kinds.get(view_id, w.kind) is w.kind else NodeKind.WORKLOAD
         clusters[view_id] = w.cluster if w.clustered else ""
-    faults = fault_marks(snapshot)
     into: dict[str, list[Edge]] = defaultdict(list)  # the calls into a faulted node
     for e in snapshot.edges if faults else ():
         if e.destination in faults:
             into[e.destination].append(e)
-    grouped: dict[tuple[str, str], list[Edge]] = defaultdict(list)
-    for e in snapshot.edges:
+    grouped: dict[tuple[str, str], list[int]] = defaultdict(list)
+    snapshot_edges = snapshot.edges
+    for i, e in enumerate(snapshot_edges):
         a, b = node_of[e.source][0], node_of[e.destination][0]
         if a != b:  # calls inside one collapsed box or one app are not drawn
-            grouped[(a, b)].append(e)
-    edges: dict[tuple[str, str], ViewEdge] = {}
-    for key, es in grouped.items():
-        stats = [e.stats for e in es]
+            grouped[(a, b)].append(i)
+    edges: list[ShapeEdge] = []
+    for key, at in grouped.items():
+        es = [snapshot_edges[i] for i in at]
         a, b = clusters[key[0]], clusters[key[1]]
-        edges[key] = ViewEdge(
-            key[0], key[1], merge_stats(stats), tuple(e.key for e in es),
-            worst(grades.edges[e.key] for e in es), crosses=bool(a and b and a != b),
-            error_share=error_share(stats), fault=_fault_of(faults, es),
-        )  # fmt: skip
+        edges.append((key, tuple(at), tuple(e.key for e in es), bool(a and b and a != b),
+                      _fault_of(faults, es)))  # fmt: skip
     for v, kind in kinds.items():
         if kind in GLYPHS and not v.endswith("/*"):  # not a collapsed namespace or cluster
             labels[v] = f"{GLYPHS[kind]} {labels[v]}"
@@ -272,26 +316,79 @@ def build(
         held = _fault_of(faults, [e for m in members[v] for e in into.get(m, ())])
         if held:
             labels[v] = f"{labels[v]} {FAULTED[held]}"
-    nodes = {
-        v: ViewNode(
-            v,
-            labels[v],
-            namespaces[v],
-            kinds[v],
-            tuple(sorted(members[v])),
-            worst(grades.nodes[m] for m in members[v]),
-            clusters[v],
-        )
+    nodes = tuple(
+        (v, labels[v], namespaces[v], kinds[v], tuple(sorted(members[v])), clusters[v])
         for v in members
-    }
-    view = GraphView(nodes, edges, grades)
-    if options.cluster:
-        view = in_cluster(view, options.cluster)
-    if options.filter:
-        view = apply_filter(view, options.filter)
-    if options.focus is not None:
-        view = focus(view, *options.focus)
-    return view
+    )
+    return Shape(nodes, tuple(edges))
+
+
+SHAPES_KEPT = 16  # per topology: the views' options whose shape is kept
+
+
+@dataclass
+class Topology:
+    """A snapshot's nodes and the ends of its edges, in order: while a refresh's are the
+    same, so is the shape of each of its views (`Shape`, kept by options)."""
+
+    nodes: list[tuple[str, Workload]]
+    sources: list[str]
+    destinations: list[str]
+    shapes: OrderedDict[tuple[object, ...], Shape] = field(default_factory=OrderedDict)
+
+
+_source, _destination = attrgetter("source"), attrgetter("destination")
+_topologies: OrderedDict[int, tuple[weakref.ref[MeshSnapshot], Topology]] = OrderedDict()
+_topology_lock = threading.Lock()
+
+
+def topology_of(snapshot: MeshSnapshot) -> Topology:
+    """The snapshot's topology: the last one's, kept, when its nodes and edges' ends are
+    the same (a refresh of the same mesh), else its own."""
+    with _topology_lock:
+        kept = _topologies.get(id(snapshot))
+        if kept is not None and kept[0]() is snapshot:
+            return kept[1]
+        last = next(reversed(_topologies.values()), None)
+    nodes = list(snapshot.nodes.items())
+    sources = list(map(_source, snapshot.edges))
+    destinations = list(map(_destination, snapshot.edges))
+    topology = last[1] if last is not None else None
+    if topology is None or (topology.nodes, topology.sources, topology.destinations) != (
+        nodes,
+        sources,
+        destinations,
+    ):
+        topology = Topology(nodes, sources, destinations)
+    with _topology_lock:
+        _topologies[id(snapshot)] = (weakref.ref(snapshot), topology)
+        while len(_topologies) > GRADED_KEPT:
+            _topologies.popitem(last=False)
+    return topology
+
+
+def _shape(snapshot: MeshSnapshot, options: ViewOptions) -> Shape:
+    """The shape of the view of `snapshot` under `options` (before its cluster, filter
+    and focus), worked out once for its topology, options and fault marks."""
+    faults = fault_marks(snapshot)
+    topology = topology_of(snapshot)
+    key = (
+        options.grouping,
+        frozenset(options.collapsed),
+        frozenset(options.collapsed_clusters),
+        tuple(sorted(faults.items())),
+    )
+    with _topology_lock:
+        shape = topology.shapes.get(key)
+        if shape is not None:
+            topology.shapes.move_to_end(key)
+            return shape
+    shape = _make_shape(snapshot, options, faults)
+    with _topology_lock:
+        topology.shapes[key] = shape
+        while len(topology.shapes) > SHAPES_KEPT:
+            topology.shapes.popitem(last=False)
+    return shape
 
 
 def fault_marks(snapshot: MeshSnapshot) -> dict[str, str]:
