@@ -1,11 +1,14 @@
 """What a view is made of is worked out once per topology (issue 17): a refresh of the same
 mesh (the same nodes, the same calls in the same order) adds up its figures into the boxes
 and lines of the view before, under the same options; a new call, a new node, other
-options or a fault's mark make it again. The views are the same as made afresh."""
+options or a fault's mark make it again. The views are the same as made afresh, and a
+line's figures, added up in one pass, the same as each by its definition."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from dataclasses import replace
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from meshtop import graphview
 from meshtop.graphview import Grouping, ViewOptions, build
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot
+from meshtop.model import EdgeStats, MeshSnapshot, Protocol, add_rates
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, generated
 from meshtop.steering.edit import fault
@@ -106,3 +109,62 @@ def test_bookinfo_views_are_as_made_afresh_over_refreshes(clock: Clock) -> None:
             assert build(snapshot, o) == _afresh(snapshot, o)
         previous = snapshot
         clock.advance(2)
+
+
+def _by_definition(stats: list[EdgeStats]) -> EdgeStats:
+    """Several edges drawn as one, each figure by its definition, a pass per figure."""
+    known = [
+        [x for x in xs if x is not None and math.isfinite(x)]
+        for xs in ([s.p50_ms for s in stats], [s.p95_ms for s in stats], [s.p99_ms for s in stats])
+    ]
+    rates = [s.error_rate for s in stats if s.rps > 0]
+    weights = [s.rps or s.tcp_connections_per_s for s in stats]
+    protocols = {s.protocol for s in stats}
+    protocol = Protocol.HTTP if len(protocols) > 1 else next(iter(protocols))
+    order = sorted(range(len(stats)), key=lambda i: -weights[i])
+    carried = tuple(dict.fromkeys([protocol, *(p for i in order for p in stats[i].carried)]))
+    return EdgeStats(
+        protocol=protocol,
+        protocols=carried if len(carried) > 1 else (),
+        rps=sum(s.rps for s in stats),
+        error_rate=max(rates, default=0.0) if all(map(math.isfinite, rates)) else math.nan,
+        p50_ms=max(known[0]) if known[0] else None,
+        p95_ms=max(known[1]) if known[1] else None,
+        p99_ms=max(known[2]) if known[2] else None,
+        mtls=sum(s.mtls * w for s, w in zip(stats, weights, strict=True)) / sum(weights)
+        if sum(weights)
+        else 0.0,
+        response_codes=add_rates(s.response_codes for s in stats),
+        response_flags=add_rates(s.response_flags for s in stats),
+        grpc_statuses=add_rates(s.grpc_statuses for s in stats),
+        tcp_request_bps=sum(s.tcp_request_bps for s in stats),
+        tcp_response_bps=sum(s.tcp_response_bps for s in stats),
+        tcp_connections_per_s=sum(s.tcp_connections_per_s for s in stats),
+    )
+
+
+def test_lines_add_up_in_one_pass_as_each_figure_by_its_definition() -> None:
+    rng = random.Random(17)
+    odd = [0.0, -0.0, 1.0, 2.5, math.nan, math.inf, None, 3]
+    for _ in range(3_000):
+        stats = [
+            EdgeStats(
+                protocol=rng.choice(list(Protocol)),
+                rps=rng.choice([0.0, 1.5, 3, math.nan, 2.0, 1e308]),
+                error_rate=rng.choice([0.0, 0.1, math.nan, 0.5]),
+                p50_ms=rng.choice(odd),
+                p95_ms=rng.choice(odd),
+                p99_ms=rng.choice(odd),
+                mtls=rng.choice([0.0, 1.0, 0.5]),
+                response_codes=rng.choice([{}, {"200": 1.0}, {"503": 0.5, "200": 2.0}]),
+                response_flags=rng.choice([{}, {"UH": 1.0}]),
+                grpc_statuses=rng.choice([{}, {"0": 1.0, "14": 0.2}]),
+                tcp_request_bps=rng.choice([0.0, 5.0]),
+                tcp_connections_per_s=rng.choice([0.0, 0.5, 2]),
+                protocols=rng.choice([(), (Protocol.HTTP, Protocol.GRPC), (Protocol.TCP,)]),
+            )
+            for _ in range(rng.randint(2, 5))
+        ]
+        line, share = graphview.merged(stats)
+        assert repr(line) == repr(_by_definition(stats))  # NaN and -0.0 as they are
+        assert repr(share) == repr(graphview.error_share(stats))
