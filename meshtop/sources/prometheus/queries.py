@@ -151,11 +151,18 @@ def latency_query(
             parts.append([_reporters(d, [reporter]), le])
         elif names:
             parts.append([_reporters(d, [reporter]), _named(d.source.workload, names), le])
-    rates = " or ".join(_rate(f"{d.duration}_bucket", window, p, d, namespaces) for p in parts)
-    # summed by the edge's labels before they are joined: fewer series to join (`label_join`
-    # costs Prometheus more per series than the sum), the same sums
-    summed = f"sum by ({_by(*d.edge_labels(), d.reporter_label, 'le')}) ({rates})"
-    return f"sum by ({_by(EDGE, d.reporter_label, 'le')}) ({_joined(d, summed)})"
+    # Each reporter's buckets summed by the edge's labels, then joined (fewer series for
+    # `label_join`, which costs more per series than the sum), then set beside the other
+    # reporters': `or` over the few summed series rather than over every raw one, where
+    # it hashes each series' every label (a tenth of the query at 1,000 services). A
+    # reporter's groups are its own either way: the same sums, added in the same order.
+    by_edge = _by(*d.edge_labels(), d.reporter_label, "le")
+    summed = (
+        f"sum by ({by_edge}) ({_rate(f'{d.duration}_bucket', window, p, d, namespaces)})"
+        for p in parts
+    )
+    by_key = _by(EDGE, d.reporter_label, "le")
+    return " or ".join(f"sum by ({by_key}) ({_joined(d, s)})" for s in summed)
 
 
 def first_and(d: Dialect, later: Later | None) -> dict[str, Collection[str] | None]:
