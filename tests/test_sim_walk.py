@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from meshtop.model import Edge, Workload
+from meshtop.model import Edge, EdgeStats, Protocol, Workload
 from meshtop.posture import MtlsMode, PeerAuthentication
 from meshtop.sim import walk
 from meshtop.sim.sources import Simulation
@@ -139,3 +139,36 @@ def test_the_console_refresh_reads_the_walk(sim: Simulation) -> None:
     snapshot = asyncio.run(refresh(sim.clusters))
     assert isinstance(sim.mesh.walk, walk.Walk)
     _same(list(snapshot.edges), _walked(sim.mesh, sim.clock()))
+
+
+def test_a_security_change_between_refreshes_is_in_the_next(sim: Simulation, clock: Clock) -> None:
+    client = Workload.unknown().id
+    before = sim.metrics._traffic().edges
+    assert "503" not in next(e for e in before if e.source == client).stats.response_codes
+    sim.security[""].set_policy(PeerAuthentication("bookinfo", "default", MtlsMode.STRICT))
+    clock.advance(2)
+    after = list(sim.metrics._traffic().edges)
+    _same(after, _walked(sim.mesh, clock()))
+    refused = next(e for e in after if e.source == client)
+    assert refused.stats.response_codes == {"503": refused.stats.rps}
+
+
+def test_edges_made_slot_by_slot_are_the_dataclasses_own() -> None:
+    stats = walk.new_stats(
+        Protocol.GRPC, 2.5, 0.1, 1.0, None, 3.0, 1.0, {"200": 2.5}, {}, {"0": 2.25, "14": 0.25},
+        0.0, 0.0, 0.0,
+    )  # fmt: skip
+    made = EdgeStats(
+        protocol=Protocol.GRPC, rps=2.5, error_rate=0.1, p50_ms=1.0, p99_ms=3.0, mtls=1.0,
+        response_codes={"200": 2.5}, grpc_statuses={"0": 2.25, "14": 0.25},
+    )  # fmt: skip
+    assert (
+        stats == made and repr(stats) == repr(made) and hash(stats.protocol) == hash(made.protocol)
+    )
+    edge = walk.new_edge("a/b/c", "a/b/d", stats, "d.b.svc.cluster.local")
+    assert edge == Edge("a/b/c", "a/b/d", made, "d.b.svc.cluster.local") and edge.key == (
+        "a/b/c",
+        "a/b/d",
+    )
+    with pytest.raises(AttributeError):
+        edge.stats = made  # type: ignore[misc]  # still frozen

@@ -331,7 +331,11 @@ class SimMetrics:
     def _traffic(self) -> Traffic:
         sim = self._sim
         if self.at is None:  # now: the walk planned once, the moment's figures each time
-            edges, nodes = live_traffic(sim.mesh, sim.clock(), sim._live_splits)
+            t = sim.clock()
+            # what each cluster's security decides a call's guard from at `t`: while it
+            # is the same, so is each call's guard (SimSecurity.guard)
+            decided = tuple((s.policies(t), s.rules(t), s.grants(t)) for s in sim.security.values())
+            edges, nodes = live_traffic(sim.mesh, t, sim._live_splits, decided)
             return Traffic(nodes=nodes, edges=edges)
         edges = [
             Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)

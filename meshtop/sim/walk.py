@@ -12,11 +12,10 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 from meshtop.model import Edge, EdgeStats, NodeKind, Protocol, Route, Workload
-from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
+from meshtop.sim.topology import Guard, RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import (
     Breakers,
     Routed,
@@ -104,6 +103,9 @@ class Walk:
     # the edges' ends in the order last walked, and the nodes they made
     _ends: list[int] = field(default_factory=list)
     _nodes: list[Workload] = field(default_factory=list)
+    # what the mesh's security decided from, and its guard's answer for each leg so far
+    _guarded: object = None
+    _guards: list[Guard | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         legs = self.legs
@@ -112,6 +114,15 @@ class Walk:
         self.targets = [leg.target for leg in legs]
         self.own = [leg.dest.behaviour.median_ms for leg in legs]
         self.policed = any(mine is None for _, calls in self.steps for _, mine in calls)
+
+    def guards(self, decided_by: object) -> list[Guard | None] | None:
+        """Each leg's guard as the mesh's security answered it while `decided_by` (what
+        it decides from) is the same, None for a leg not asked yet; None when unknown."""
+        if decided_by is None:
+            return None
+        if decided_by != self._guarded:
+            self._guarded, self._guards = decided_by, [None] * len(self.legs)
+        return self._guards
 
     def noise(self, t: float) -> tuple[list[float], list[float]]:
         bucket = int(t // 10)
@@ -217,24 +228,28 @@ def _leg(
     )
 
 
-def live_traffic(mesh: SimMesh, t: float, kept: Splits) -> tuple[list[Edge], list[Workload]]:
+def live_traffic(
+    mesh: SimMesh, t: float, kept: Splits, guards: object = None
+) -> tuple[list[Edge], list[Workload]]:
     """The edges carrying traffic at `t` under the mesh's routes and breakers now, with
     their stats, and the nodes at their ends (in order of id): what `traffic.flows`
-    (with `kept`) and `SimEdge.stats` give, for the refresh."""
+    (with `kept`) and `SimEdge.stats` give, for the refresh. `guards`: what the mesh's
+    security decides from at `t` (None: unknown), its guard's answers kept while it is
+    the same."""
     walk = plan(mesh, kept)
     inbound: dict[str, float] = defaultdict(float)
     for root, rps in mesh.roots.items():
         inbound[root] += rps * wave(root, t, 0.08)
-    # the items `traffic._edges` takes, and for each the leg it is (-1: a policy's)
-    routed: list[Routed] = []
-    which: list[int] = []
+    # the edges in walking order: a leg's number, or -1 - the number of a policy's item
+    order: list[int] = []
+    policed: list[Routed] = []  # a policy's items, as `traffic._edges` takes them
     rates = [0.0] * len(walk.legs)  # each leg's requests/s, 0 where it carried none
     phases, shares, targets = walk.phases, walk.shares, walk.targets
     noise, err_noise = walk.noise(t)
     base = 2 * math.pi * t / 240.0  # as `wave` has it: + the key's phase
     sin = math.sin
     get = inbound.get
-    add, mark = routed.append, which.append
+    mark = order.append
     latency = latency_guess(mesh, None) if walk.shaped else None
     for wid, calls in walk.steps:
         served = get(wid, 0.0)
@@ -247,26 +262,29 @@ def live_traffic(mesh: SimMesh, t: float, kept: Splits) -> tuple[list[Edge], lis
                 route = walk.routes.get((mesh.home(wid), call.namespace, call.service))
                 treated = policed_legs(mesh, call, rate, t, route, walk.breakers, latency)
                 assert treated is not None  # `applied` said so when planned
-                routed += treated[0]
-                which += [-1] * len(treated[0])
+                for item in treated[0]:
+                    mark(-1 - len(policed))
+                    policed.append(item)
                 for target, load in treated[1].items():
                     inbound[target] += load
                 continue
             for i in mine:
                 r = rate * shares[i] * (1.0 + 0.05 * (0.7 * sin(base + phases[i]) + 0.3 * noise[i]))
                 if r > 0:
-                    target = targets[i]
-                    inbound[target] += r
-                    add((call, target, r, None))
+                    inbound[targets[i]] += r
                     mark(i)
                     rates[i] = r
-    median = medians(mesh, routed, inbound) if walk.policed else _medians(walk, inbound, rates)
-    edges = [
-        _edge(mesh, walk, item, i, median, t, base, err_noise)
-        for item, i in zip(routed, which, strict=True)
-    ]
-    if which != walk._ends or walk.policed:
-        walk._ends = which
+    if policed:
+        routed = [
+            policed[-1 - i] if i < 0 else (walk.legs[i].call, targets[i], rates[i], None)
+            for i in order
+        ]
+        median = medians(mesh, routed, inbound)
+    else:
+        median = _medians(walk, inbound, rates)
+    edges = _edges(mesh, walk, order, rates, policed, median, t, base, err_noise, guards)
+    if order != walk._ends or policed:
+        walk._ends = order
         used = {n for e in edges for n in (e.source, e.destination)}
         walk._nodes = [mesh.node(n).workload for n in sorted(used)]
     return edges, walk._nodes
@@ -291,65 +309,144 @@ def _medians(walk: Walk, inbound: Mapping[str, float], rates: Sequence[float]) -
     return median
 
 
-def _edge(
+def _edges(
     mesh: SimMesh,
     walk: Walk,
-    item: Routed,
-    i: int,
+    order: list[int],
+    rates: Sequence[float],
+    policed: list[Routed],
     median: Mapping[str, float],
     t: float,
     base: float,
     err_noise: Sequence[float],
-) -> Edge:
-    """One routed call's edge, as `edge_of(...).stats()` makes it."""
-    if i < 0:
-        e = edge_of(mesh, item, median, t)
-        return Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
-    leg = walk.legs[i]
-    r = item[2]
-    source, dest = leg.source, leg.dest
-    guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
-    plaintext = guard is not None and guard.plaintext
-    mtls = 1.0 if source.sidecar and dest.sidecar and not plaintext else 0.0
-    if leg.tcp:
-        call = leg.call
-        stats = EdgeStats(
-            protocol=Protocol.TCP,
-            mtls=mtls,
-            tcp_request_bps=r * call.request_bytes,
-            tcp_response_bps=r * call.response_bytes,
-            tcp_connections_per_s=r,
-        )
-        return Edge(leg.source_id, leg.dest_id, stats, leg.fqdn)
-    if leg.answered_by_proxy or (guard is not None and guard.refusal is not None):
-        e = edge_of(mesh, item, median, t)
-        return Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn)
-    b = dest.behaviour
-    below = median.get(leg.target)
-    median_ms = b.median_ms if below is None else below
-    err = 0.0
-    if leg.err is not None:  # `traffic._err`, its wave's noise kept for the bucket
-        slow = math.sin(base + leg.err.phase)
-        err = min(1.0, b.error_rate * (1.0 + 0.3 * (0.7 * slow + 0.3 * err_noise[i])))
-    codes, flags, grpc, errors = (_grpc if leg.grpc else _http)(r, err, b.client_error_rate)
-    e50, e95, e99 = leg.spread
-    stats = EdgeStats(
-        protocol=leg.call.protocol,
-        rps=r,
-        error_rate=errors / r if r else 0.0,
-        p50_ms=median_ms * e50,
-        p95_ms=median_ms * e95,
-        p99_ms=median_ms * e99,
-        mtls=mtls,
-        response_codes=codes,
-        response_flags=flags,
-        grpc_statuses=grpc,
-    )
-    return Edge(leg.source_id, leg.dest_id, stats, leg.fqdn)
+    guards: object,
+) -> list[Edge]:
+    """Each edge walked, as `edge_of(...).stats()` makes it."""
+    edges: list[Edge] = []
+    add = edges.append
+    legs = walk.legs
+    guard_of = mesh.guard
+    kept_guards = walk.guards(guards)
+    below_of = median.get
+    sin = math.sin
+    tcp, grpc_ = Protocol.TCP, Protocol.GRPC
+    for i in order:
+        if i < 0:
+            e = edge_of(mesh, policed[-1 - i], median, t)
+            add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))
+            continue
+        leg = legs[i]
+        r = rates[i]
+        source, dest = leg.source, leg.dest
+        if guard_of is None:
+            guard = None
+        elif kept_guards is None:
+            guard = guard_of(source, dest, t)
+        else:
+            guard = kept_guards[i]
+            if guard is None:
+                guard = kept_guards[i] = guard_of(source, dest, t)
+        plaintext = guard is not None and guard.plaintext
+        mtls = 1.0 if source.sidecar and dest.sidecar and not plaintext else 0.0
+        protocol = leg.call.protocol
+        if protocol is tcp:
+            call = leg.call
+            stats = new_stats(
+                tcp, 0.0, 0.0, None, None, None, mtls, {}, {}, {},
+                r * call.request_bytes, r * call.response_bytes, r,
+            )  # fmt: skip
+        elif leg.answered_by_proxy or (guard is not None and guard.refusal is not None):
+            e = edge_of(mesh, (leg.call, leg.target, r, None), median, t)
+            add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))
+            continue
+        else:
+            b = dest.behaviour
+            below = below_of(leg.target)
+            median_ms = b.median_ms if below is None else below
+            err = 0.0
+            if leg.err is not None:  # `traffic._err`, its wave's noise kept for the bucket
+                slow = sin(base + leg.err.phase)
+                err = min(1.0, b.error_rate * (1.0 + 0.3 * (0.7 * slow + 0.3 * err_noise[i])))
+            codes, flags, statuses, errors = (
+                _grpc(r, err) if protocol is grpc_ else _http(r, err, b.client_error_rate)
+            )
+            e50, e95, e99 = leg.spread
+            stats = new_stats(
+                protocol, r, errors / r if r else 0.0, median_ms * e50, median_ms * e95,
+                median_ms * e99, mtls, codes, flags, statuses, 0.0, 0.0, 0.0,
+            )  # fmt: skip
+        add(new_edge(leg.source_id, leg.dest_id, stats, leg.fqdn))
+    return edges
+
+
+# The model's edges made without their dataclass `__init__`: a frozen dataclass sets each
+# field through `object.__setattr__`, which for the 14 fields of `EdgeStats` was the
+# largest cost of a simulated edge (51,239 a refresh at 20,000 services); each field's
+# slot is set directly instead. Every field, in the class's order (checked here, and the
+# objects compared with the dataclass's own in tests/test_sim_walk.py).
+_STATS = (
+    "protocol", "rps", "error_rate", "p50_ms", "p95_ms", "p99_ms", "mtls", "response_codes",
+    "response_flags", "grpc_statuses", "tcp_request_bps", "tcp_response_bps",
+    "tcp_connections_per_s", "protocols",
+)  # fmt: skip
+_EDGE = ("source", "destination", "stats", "service")
+if (
+    tuple(f.name for f in fields(EdgeStats)) != _STATS
+    or tuple(f.name for f in fields(Edge)) != _EDGE
+):
+    raise ImportError("meshtop.sim.walk makes every field of EdgeStats and Edge: name the new ones")
+_SETTERS = [getattr(EdgeStats, n).__set__ for n in _STATS]
+(_protocol, _rps, _error_rate, _p50, _p95, _p99, _mtls, _codes, _flags, _statuses,
+ _request_bps, _response_bps, _connections, _protocols) = _SETTERS  # fmt: skip
+_source, _destination, _stats, _service = (getattr(Edge, n).__set__ for n in _EDGE)
+_new = object.__new__
+
+
+def new_stats(
+    protocol: Protocol,
+    rps: float,
+    error_rate: float,
+    p50_ms: float | None,
+    p95_ms: float | None,
+    p99_ms: float | None,
+    mtls: float,
+    response_codes: dict[str, float],
+    response_flags: dict[str, float],
+    grpc_statuses: dict[str, float],
+    tcp_request_bps: float,
+    tcp_response_bps: float,
+    tcp_connections_per_s: float,
+) -> EdgeStats:
+    """`EdgeStats(...)` of these fields, carrying one protocol (`protocols` empty)."""
+    s = _new(EdgeStats)
+    _protocol(s, protocol)
+    _rps(s, rps)
+    _error_rate(s, error_rate)
+    _p50(s, p50_ms)
+    _p95(s, p95_ms)
+    _p99(s, p99_ms)
+    _mtls(s, mtls)
+    _codes(s, response_codes)
+    _flags(s, response_flags)
+    _statuses(s, grpc_statuses)
+    _request_bps(s, tcp_request_bps)
+    _response_bps(s, tcp_response_bps)
+    _connections(s, tcp_connections_per_s)
+    _protocols(s, ())
+    return s
+
+
+def new_edge(source: str, destination: str, stats: EdgeStats, service: str) -> Edge:
+    """`Edge(source, destination, stats, service)`."""
+    e = _new(Edge)
+    _source(e, source)
+    _destination(e, destination)
+    _stats(e, stats)
+    _service(e, service)
+    return e
 
 
 Figures = tuple[dict[str, float], dict[str, float], dict[str, float], float]
-_NONE: dict[str, Any] = {}
 
 
 def _http(rate: float, err: float, rejected: float) -> Figures:
@@ -382,7 +479,7 @@ def _http(rate: float, err: float, rejected: float) -> Figures:
     return codes, flags, {}, errors
 
 
-def _grpc(rate: float, err: float, rejected: float) -> Figures:
+def _grpc(rate: float, err: float) -> Figures:
     """`_http` for a gRPC call: every answer HTTP 200, its status UNAVAILABLE or UNKNOWN."""
     ok = rate * (1 - err)
     codes: dict[str, float] = {}
