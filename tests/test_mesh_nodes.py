@@ -1,0 +1,48 @@
+"""A refresh whose sources say the same workloads as the one before (the same objects, as
+the simulated mesh's control plane and a walk kept say them) makes its snapshot's nodes
+from the last ones instead of each node's id again (issue 17); other workloads, or the
+same in another order, are joined afresh, the first word on a workload winning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from meshtop.mesh import build_snapshot
+from meshtop.model import Edge, EdgeStats, MeshSnapshot, Workload
+
+AT = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
+A = Workload("k", "shop", "cart-v1", app="cart", version="v1")
+B = Workload("k", "shop", "pay-v1", app="pay", version="v1")
+B_AGAIN = Workload("k", "shop", "pay-v1", app="pay", version="v2")  # a later word on it
+EDGES = [Edge(A.id, B.id, EdgeStats(rps=1.0)), Edge(B.id, "k/shop/gone", EdgeStats())]
+
+
+def _snapshot(workloads: list[Workload]) -> MeshSnapshot:
+    return build_snapshot(
+        generated_at=AT, window_s=60, workloads=workloads, edges=EDGES, routes=(), sources={}
+    )
+
+
+def test_the_same_workloads_again_make_their_nodes_without_their_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids: list[str] = []
+    real = Workload.id
+
+    def counted(w: Workload) -> str:
+        ids.append(real.fget(w))  # type: ignore[attr-defined]
+        return real.fget(w)  # type: ignore[attr-defined, no-any-return]
+
+    said = [A, B, B_AGAIN]
+    first = _snapshot(said)
+    monkeypatch.setattr(Workload, "id", property(counted))
+    second = _snapshot(list(said))  # a new list of the same objects
+    assert ids == []
+    assert second.nodes == first.nodes and list(second.nodes) == list(first.nodes)
+    assert second.nodes["k/shop/pay-v1"] is B  # the first word still wins
+    assert second.nodes["k/shop/gone"] == Workload("k", "shop", "gone")  # an edge's end
+    assert second.nodes is not first.nodes  # each snapshot its own mapping
+    third = _snapshot([B_AGAIN, A, B])  # another order: joined afresh
+    assert len(ids) == 3 and third.nodes["k/shop/pay-v1"] is B_AGAIN
