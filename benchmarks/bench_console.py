@@ -23,16 +23,24 @@ and this measures what an operator feels:
 
 With `--prometheus`, the same against a real Prometheus scraping `meshtop sim serve
 --services N` (the first size given), the console reading it with `--prometheus URL`.
+With `--hostile N`, against a hostile backend: a real Prometheus scraping, every 20 s, one
+workload's sidecar that calls N destinations (`hostile_series`, served by this bench in
+a process of its own: Istio's standard metrics with every label its sidecars write,
+counters growing so that rates are not zero, some errors, names spread over N/50
+namespaces, some long, some with escape sequences), the console reading it with
+`--prometheus URL --window 1m` and no Kubernetes; the run also says whether any of those
+escape sequences reached the terminal, and what Prometheus held.
 
     .venv/bin/python benchmarks/bench_console.py [--services 200 2000 20000] [--minutes 5]
-        [--rounds 3] [--idle 30] [--cols 160 --rows 48] [--prometheus]
+        [--rounds 3] [--idle 30] [--cols 160 --rows 48] [--prometheus | --hostile N]
 
 It prints one Markdown table per run, and the raw figures as JSON with `--json FILE`.
 To see where the time goes: `MESHTOP_BENCH_SAMPLES=FILE` samples every thread's stack in
 the console every 5 ms (the keys' times are in the JSON, `key_windows`), and
 `MESHTOP_BENCH_PROFILE=DIR` profiles its CPU by function and thread with yappi if it is
-installed; either slows the console a little (the sampler) or a lot (yappi), so their
-runs' figures are not the budget's.
+installed, and `MESHTOP_BENCH_HEAP=FILE` writes where the heap is held and what grew,
+every 60 s (tracemalloc); each slows the console a little (the sampler) or a lot (yappi,
+tracemalloc), so their runs' figures are not the budget's.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -65,6 +74,7 @@ LAG_FILE = "MESHTOP_BENCH_LAG_FILE"
 # the budget's
 PROFILE_DIR = "MESHTOP_BENCH_PROFILE"
 SAMPLES = "MESHTOP_BENCH_SAMPLES"  # a file: the UI thread's stack every 5 ms
+HEAP = "MESHTOP_BENCH_HEAP"  # a file: where the heap is held and grows, every 60 s
 
 
 # -- inside the console's process ---------------------------------------------------------
@@ -114,6 +124,37 @@ def _sample(path: str) -> None:
                 time.sleep(0.005)
 
     threading.Thread(target=walk, daemon=True).start()
+
+
+def _heap(path: str) -> None:
+    """tracemalloc from the start (12 frames); every 60 s the places holding the most
+    memory, by traceback, and the lines whose memory grew the most since the last time.
+    A snapshot of a large heap holds the GIL for seconds: such a run's figures are not
+    the budget's."""
+    import tracemalloc
+
+    tracemalloc.start(12)
+
+    def dump() -> None:
+        last: tracemalloc.Snapshot | None = None
+        ignore = (tracemalloc.Filter(False, tracemalloc.__file__),)
+        while True:
+            time.sleep(60)
+            snap = tracemalloc.take_snapshot().filter_traces(ignore)
+            traced = tracemalloc.get_traced_memory()[0] / 2**20
+            with open(path, "a") as out:
+                out.write(f"== {time.monotonic():.1f} traced {traced:.1f} MiB\n")
+                for stat in snap.statistics("traceback")[:12]:
+                    out.write(f"{stat.size / 2**20:9.1f} MiB in {stat.count} blocks\n")
+                    for line in stat.traceback.format(limit=12, most_recent_first=True):
+                        out.write(f"    {line}\n")
+                if last is not None:
+                    out.write("-- grew since the last\n")
+                    for diff in snap.compare_to(last, "lineno")[:15]:
+                        out.write(f"  {diff}\n")
+            last = snap
+
+    threading.Thread(target=dump, daemon=True).start()
 
 
 def _profile(directory: str) -> None:
@@ -174,10 +215,17 @@ def child(argv: list[str]) -> None:
     """Run `meshtop argv` with the probe on the first event loop made in this thread
     (Textual's, made by `asyncio.run`)."""
     path = os.environ[LAG_FILE]
+    # what the console sets before Textual is imported (its escape delay): `_note_io`
+    # imports Textual first, which would read the environment without it
+    from meshtop.cli.console import terminal_environment
+
+    terminal_environment()
     if os.environ.get(PROFILE_DIR):
         _profile(os.environ[PROFILE_DIR])
     if os.environ.get(SAMPLES):
         _sample(os.environ[SAMPLES])
+    if os.environ.get(HEAP):
+        _heap(os.environ[HEAP])
     base = asyncio.get_event_loop_policy()
 
     class Probing(type(base)):  # type: ignore[misc]
@@ -267,9 +315,17 @@ def key_script(grouping: list[str]) -> list[tuple[str, str, Callable[[str, str],
         ("esc (prompt)", "esc", lambda b, n: "filter: names" not in n),
         ("g (grouping)", "g", grouped),
         ("2 (edge table)", "2", lambda b, n: "DESTINATION" in n and bool(_table_row(n))),
-        ("1 (graph)", "1", lambda b, n: "DESTINATION" not in n and "╭─" in n),
+        ("1 (graph)", "1", lambda b, n: "DESTINATION" not in n and _graph_drawn(n)),
         ("tab (next edge)", "tab", lambda b, n: selected(n) != selected(b) and "→" in selected(n)),
     ]
+
+
+def _graph_drawn(text: str) -> bool:
+    """Some of the graph on screen: a band's corner, a box's side or a line. Not only a
+    band's corner: back from the edge table the canvas shows the selected edge's place,
+    which can be inside a band wider than the screen (against a Prometheus at 2,000
+    services, every round)."""
+    return re.search("[╭╰│┃╎┌└▶◀]", text) is not None
 
 
 def _table_row(text: str) -> str:
@@ -322,12 +378,18 @@ def run(
     minutes: float,
     rss_limit_mib: float,
     env: dict[str, str] | None = None,
+    forbidden: tuple[bytes, ...] = (),
+    launch_limit_s: float = 900,
 ) -> dict[str, Any]:
     """The figures of one console; a console that grows past `rss_limit_mib` is killed
-    (the machine is shared) and said so."""
+    (the machine is shared) and said so. `forbidden`: byte strings that must never be
+    in what the console wrote to its terminal (a hostile backend's escape sequences)."""
     figures: dict[str, Any] = {"args": args}
     try:
-        _run(figures, args, cols, rows, rounds, idle_s, minutes, rss_limit_mib, env)
+        _run(
+            figures, args, cols, rows, rounds, idle_s, minutes, rss_limit_mib, env, forbidden,
+            launch_limit_s,
+        )  # fmt: skip
     except AssertionError as exc:
         figures.setdefault("failed", str(exc).splitlines()[0])
     return figures
@@ -343,6 +405,8 @@ def _run(
     minutes: float,
     rss_limit_mib: float,
     env: dict[str, str] | None,
+    forbidden: tuple[bytes, ...] = (),
+    launch_limit_s: float = 900,
 ) -> None:
     Terminal = _timed_terminal()
     lag_file = tempfile.mktemp(prefix="meshtop-lag-")
@@ -373,9 +437,18 @@ def _run(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        t.wait("a progress line or a frame", lambda: progress(t.text()) or useful(t.text()), 600)
-        figures["first_line_s"] = time.monotonic() - started
-        t.wait("the first useful frame", lambda: useful(t.text()), 900)
+        try:
+            t.wait(
+                "a progress line or a frame",
+                lambda: progress(t.text()) or useful(t.text()),
+                launch_limit_s,
+            )
+            figures["first_line_s"] = time.monotonic() - started
+            t.wait("the first useful frame", lambda: useful(t.text()), launch_limit_s)
+        except AssertionError:
+            # what the console said instead: its status line, and a failure's words
+            figures["screen_at_failure"] = t.text()
+            raise
         first = time.monotonic()
         figures["launch_s"] = first - started
         figures["launch_rss_mib"] = rss_mib(pid)
@@ -397,6 +470,8 @@ def _run(
                     t.wait(name, lambda b=before, d=done: d(b, t.text()), 120)  # type: ignore[misc]
                 except AssertionError:
                     failures.append(name)
+                    # what was on screen instead, once per key
+                    figures.setdefault("failure_screens", {}).setdefault(name, t.text())
                     continue
                 seen = time.monotonic()
                 figures.setdefault("key_windows", []).append((name, sent, seen))
@@ -437,6 +512,12 @@ def _run(
         t.press("q")
         t.exit_code(60)
         figures["quit_ms"] = (time.monotonic() - quit_at) * 1000
+        if forbidden:
+            with t._changed:
+                raw = bytes(t.raw)
+            figures["escapes_leaked"] = [repr(b) for b in forbidden if b in raw]
+            # what shows an escape from a label value made visible (sanitize's ␛)
+            figures["escapes_shown"] = raw.count("␛".encode())
     for leftover in (lag_file, lag_file + ".io"):
         if os.path.exists(leftover):
             os.unlink(leftover)
@@ -460,7 +541,10 @@ def report(name: str, f: dict[str, Any]) -> str:
         seen = ", ".join(
             f"{k} {f[k]:.1f}" for k in ("first_line_s", "launch_s", "rss_peak_mib") if k in f
         )
-        return f"### {name}\n\nfailed: {f['failed']} ({seen})"
+        screen = [x.strip() for x in f.get("screen_at_failure", "").splitlines() if x.strip()]
+        said = [x for x in screen if EDGES.search(x) or re.search(r"fail|error|timed|within", x)]
+        shown = "".join(f"\n    {x}" for x in said[:6])
+        return f"### {name}\n\nfailed: {f['failed']} ({seen}); the screen said:{shown}"
     keys = f["keys_ms"]
     every = [ms for v in keys.values() for ms in v]
     lines = [
@@ -505,6 +589,12 @@ def report(name: str, f: dict[str, Any]) -> str:
             median_of(kind, key) for kind in ("keys_in_ms", "keys_console_ms", "keys_output_ms")
         )
         lines.append(f"| {key} | {statistics.median(v):.0f} | {each} | {parts} |")
+    if "escapes_leaked" in f:
+        leaked = ", ".join(f["escapes_leaked"]) or "none"
+        lines.append(
+            f"\nthe backend's escape sequences written to the terminal: {leaked}; "
+            f"shown as ␛: {f['escapes_shown']} times"
+        )
     if f["key_failures"]:
         lines.append(f"\nkeys whose effect never showed (120 s): {', '.join(f['key_failures'])}")
     return "\n".join(line for line in lines if line is not None)
@@ -516,26 +606,125 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def with_prometheus(services: int, go: Callable[[str], None]) -> None:
+def with_prometheus(services: int, go: Callable[[str], None]) -> dict[str, Any]:
     """`meshtop sim serve --services N` scraped every 5 s by a real Prometheus; `go(url)`
-    once a window of samples is in."""
+    once a window of samples is in. What Prometheus held and took is returned (`scraped`)."""
+    meshtop = str(Path(sys.executable).parent / "meshtop")
+    port = free_port()
+    serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port)]
+    seen: dict[str, Any] = {}
+    scraped(serve, port, 5, lambda url: time.sleep(75), go, seen)  # a window (1m) and more
+    return seen
+
+
+def with_hostile(n: int, go: Callable[[str], None]) -> dict[str, Any]:
+    """`hostile_series(n)` served by this bench in a process of its own (`--hostile-serve`)
+    and scraped every 20 s by a real Prometheus; `go(url)` once five scrapes are in (more
+    than a window of 1m). What Prometheus holds and what a scrape cost it is returned."""
+    port = free_port()
+    serve = [sys.executable, __file__, "--hostile-serve", str(n), str(port)]
+    seen: dict[str, Any] = {}
+
+    def loaded(url: str) -> None:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            scrapes = _scalar(url, 'count_over_time(up{job="mesh"}[10m])')
+            if scrapes >= 5 and _scalar(url, 'up{job="mesh"}') == 1:
+                break
+            time.sleep(5)
+        for name, q in (
+            ("samples", 'scrape_samples_scraped{job="mesh"}'),
+            ("scrape_s", 'scrape_duration_seconds{job="mesh"}'),
+            ("edges", "count(count by (destination_workload_namespace, destination_workload) "
+                      "({__name__=~\"istio_requests_total|istio_tcp_sent_bytes_total\"}))"),
+        ):  # fmt: skip
+            seen[name] = _scalar(url, q)
+
+    scraped(serve, port, HOSTILE_SCRAPE_S, loaded, go, seen)
+    return seen
+
+
+def refresh_queries(url: str) -> dict[str, Any]:
+    """meshtop's refresh queries (Istio's, a 1m window, every reporter asked about every
+    call: a first refresh's), each asked alone: its wall time, Prometheus's own evaluation
+    time and its answer's size. What a first frame waits for at the least."""
+    import httpx
+
+    from meshtop.sources.dialects import ISTIO
+    from meshtop.sources.prometheus.queries import snapshot_queries
+
+    out: dict[str, Any] = {}
+    with httpx.Client(timeout=120) as client:
+        for name, promql in snapshot_queries(ISTIO, 60).items():
+            start = time.monotonic()
+            answer = client.post(f"{url}/api/v1/query", data={"query": promql, "stats": "all"})
+            wall = time.monotonic() - start
+            stats = answer.json().get("data", {}).get("stats", {}).get("timings", {})
+            out[name] = {
+                "wall_s": wall,
+                "eval_s": stats.get("evalTotalTime", 0.0),
+                "answer_mib": len(answer.content) / 2**20,
+                "series": len(answer.json().get("data", {}).get("result", [])),
+            }
+    return out
+
+
+def backend_line(seen: dict[str, Any]) -> str:
+    """What the backend held and cost, in one paragraph."""
+    queries = seen.get("queries", {})
+    each = ", ".join(
+        f"{name} {q['wall_s']:.1f} s ({q['eval_s']:.1f} s evaluating; "
+        f"{q['series']:,} series, {q['answer_mib']:.1f} MiB)"
+        for name, q in queries.items()
+    )
+    said = [
+        f"meshtop's refresh queries asked one at a time before the console: {each}"
+        if queries
+        else "",
+        f"{seen['samples']:,.0f} samples a scrape, {seen.get('edges', 0):,.0f} edges, "
+        f"a scrape {seen.get('scrape_s', 0):.1f} s"
+        if "samples" in seen
+        else "",
+        f"Prometheus {seen.get('prometheus_rss_mib', 0):,.0f} MiB resident at the console's "
+        f"start, {seen.get('prometheus_rss_end_mib', 0):,.0f} at the end",
+    ]
+    return "backend: " + "; ".join(x for x in said if x)
+
+
+def _scalar(url: str, query: str) -> float:
+    """The first value of an instant query's answer, 0 if none (or an error)."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=60).json()
+        return float(answer["data"]["result"][0]["value"][1])
+    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        return 0.0
+
+
+def scraped(
+    serve: list[str],
+    port: int,
+    interval_s: int,
+    loaded: Callable[[str], None],
+    go: Callable[[str], None],
+    seen: dict[str, Any] | None = None,
+) -> None:
+    """`serve` (a command serving /metrics on `port`) scraped every `interval_s` by a real
+    Prometheus; `go(url)` once `loaded(url)` returns."""
     import httpx
 
     binary = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")
     if binary is None:
         sys.exit("no prometheus binary on PATH (or MESHTOP_PROMETHEUS_BIN)")
-    meshtop = str(Path(sys.executable).parent / "meshtop")
-    sim_port, prom_port = free_port(), free_port()
-    serve = subprocess.Popen(
-        [meshtop, "sim", "serve", "--services", str(services), "--port", str(sim_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    prom_port = free_port()
+    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as work:
         config = Path(work) / "prometheus.yml"
         config.write_text(
-            "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\nscrape_configs:\n"
-            "  - job_name: mesh\n    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{sim_port}']\n"
+            f"global:\n  scrape_interval: {interval_s}s\n  scrape_timeout: {interval_s}s\n"
+            "scrape_configs:\n  - job_name: mesh\n    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{port}']\n"
         )
         prom = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
@@ -552,13 +741,211 @@ def with_prometheus(services: int, go: Callable[[str], None]) -> None:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.5)
-            time.sleep(75)  # a window (1m) of samples and more
+            loaded(url)
+            if seen is not None:
+                seen["queries"] = refresh_queries(url)
+                seen["prometheus_rss_mib"] = rss_mib(prom.pid)
             go(url)
+            if seen is not None:
+                seen["prometheus_rss_end_mib"] = rss_mib(prom.pid)
         finally:
             prom.terminate()
-            serve.terminate()
+            server.terminate()
             prom.wait(30)
-            serve.wait(30)
+            server.wait(30)
+
+
+# -- a hostile backend: one workload's proxy calling N destinations ------------------------
+
+# Istio's default buckets for istio_request_duration_milliseconds (meshtop/sim/exposition.py)
+HOSTILE_BUCKETS_MS = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+# Escape sequences a publisher may put in a label value, each with a tail of its own so
+# that the console's output cannot hold it by chance: none may ever reach the terminal.
+HOSTILE_ESCAPES = (
+    "\x1b]0;meshtop-pwned\x07",  # the window's title
+    "\x1b]52;c;bWVzaHRvcA==\x07",  # the clipboard
+    "\x1b[38;5;201mPWN",  # a colour
+    "\x1b[2J\x1b[HCLR",  # clear the screen, cursor home
+    "\x1b[6nDSR",  # ask the terminal to type its cursor position
+)
+HOSTILE_OTHER = ("\u202eRTL", "|pipe", "/slash", "\nnewline", "\rreturn", "\x9bC1")
+HOSTILE_SCRAPE_S = 20
+
+
+def _hostile_name(i: int, base: str) -> str:
+    """`base` as a hostile publisher may spell it: every 50th with an escape sequence or
+    another character a terminal or meshtop's parsing must not take as it is, every 7th
+    long (well past Kubernetes' 63)."""
+    if i % 50 == 3:
+        odd = (*HOSTILE_ESCAPES, *HOSTILE_OTHER)
+        return f"{base}{odd[(i // 50) % len(odd)]}-{i}"
+    if i % 7 == 5:
+        return f"{base}-" + "long-name-" * 12 + str(i)
+    return base
+
+
+def hostile_series(n: int) -> tuple[list[str], list[float], list[bool]]:
+    """The series one Istio sidecar (`edge/fanout`) exposes when its workload calls `n`
+    destinations: per destination, `istio_requests_total` by response code (reporter
+    `source`, with every label Istio's templates write, as `sim/exposition.py` writes
+    them) and the latency histogram (Istio's buckets, `_sum`, `_count`), or for one
+    destination in 20 the four TCP counters instead. Destinations are spread over n/50
+    namespaces, some names long and some with escape sequences (`_hostile_name`); one
+    edge in 12 fails a share of its calls, the hostile-named ones half of them. Returned
+    as each series' text before its value, its growth per second, and whether it is a
+    `_sum` (the others are whole counts)."""
+    namespaces = max(1, n // 50)
+    source = [
+        ("reporter", "source"),
+        ("source_workload", "fanout"),
+        ("source_canonical_service", "fanout"),
+        ("source_canonical_revision", "v1"),
+        ("source_workload_namespace", "edge"),
+        ("source_principal", "spiffe://cluster.local/ns/edge/sa/fanout"),
+        ("source_app", "fanout"),
+        ("source_version", "v1"),
+        ("source_cluster", "Kubernetes"),
+    ]
+    families: dict[str, list[tuple[str, float, bool]]] = {
+        name: []
+        for name in (
+            "istio_requests_total",
+            "istio_request_duration_milliseconds_bucket",
+            "istio_request_duration_milliseconds_sum",
+            "istio_request_duration_milliseconds_count",
+            "istio_tcp_received_bytes_total",
+            "istio_tcp_sent_bytes_total",
+            "istio_tcp_connections_opened_total",
+            "istio_tcp_connections_closed_total",
+        )
+    }
+
+    def text(labels: list[tuple[str, str]]) -> str:
+        return ",".join(
+            f'{k}="' + v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') + '"'
+            for k, v in labels
+        )
+
+    for i in range(n):
+        j = i % namespaces
+        namespace = _hostile_name(j, f"tenant-{j:04d}")
+        app = _hostile_name(i, f"svc-{i:05d}")
+        tcp = i % 20 == 11
+        hostile = (app != f"svc-{i:05d}" and len(app) < 60) or namespace != f"tenant-{j:04d}"
+        labels = [
+            *source,
+            ("destination_workload", f"{app}-v1"),
+            ("destination_canonical_service", app),
+            ("destination_canonical_revision", "v1"),
+            ("destination_workload_namespace", namespace),
+            ("destination_principal", f"spiffe://cluster.local/ns/{namespace}/sa/{app}"),
+            ("destination_app", app),
+            ("destination_version", "v1"),
+            ("destination_service", f"{app}.{namespace}.svc.cluster.local"),
+            ("destination_service_name", app),
+            ("destination_service_namespace", namespace),
+            ("destination_cluster", "Kubernetes"),
+            ("request_protocol", "tcp" if tcp else "http"),
+            ("connection_security_policy", "unknown"),
+        ]
+        rps = 0.05 + (i * 7919 % 1000) / 100  # 0.05 to 10 a second
+        if tcp:
+            base = text([*labels, ("response_flags", "-")])
+            for name, per_s in (
+                ("istio_tcp_received_bytes_total", rps * 800),
+                ("istio_tcp_sent_bytes_total", rps * 12000),
+                ("istio_tcp_connections_opened_total", rps),
+                ("istio_tcp_connections_closed_total", rps),
+            ):
+                families[name].append((f"{name}{{{base}}} ", per_s, False))
+            continue
+        failing = 0.5 if hostile else (0.01 + (i % 13) / 50 if i % 12 == 1 else 0.0)
+        outcomes = [("200", "-", rps * (1 - failing))]
+        if failing:
+            outcomes.append(("503", "UF", rps * failing))
+        median_ms = 2 + (i * 104729 % 400)
+        for code, flags, per_s in outcomes:
+            base = text([*labels, ("response_code", code), ("grpc_response_status", ""),
+                         ("response_flags", flags)])  # fmt: skip
+            families["istio_requests_total"].append(
+                (f"istio_requests_total{{{base}}} ", per_s, False)
+            )
+            for le in (*HOSTILE_BUCKETS_MS, math.inf):
+                share = 1.0 if le == math.inf else _lognormal_cdf(le, median_ms)
+                bound = "+Inf" if le == math.inf else f"{le:g}"
+                families["istio_request_duration_milliseconds_bucket"].append(
+                    (f'istio_request_duration_milliseconds_bucket{{{base},le="{bound}"}} ',
+                     per_s * share, False)
+                )  # fmt: skip
+            families["istio_request_duration_milliseconds_sum"].append(
+                (f"istio_request_duration_milliseconds_sum{{{base}}} ",
+                 per_s * median_ms * 1.2, True)
+            )  # fmt: skip
+            families["istio_request_duration_milliseconds_count"].append(
+                (f"istio_request_duration_milliseconds_count{{{base}}} ", per_s, False)
+            )
+    heads = {
+        "istio_requests_total": "# TYPE istio_requests_total counter\n",
+        "istio_request_duration_milliseconds_bucket": (
+            "# TYPE istio_request_duration_milliseconds histogram\n"
+        ),
+        "istio_tcp_received_bytes_total": "# TYPE istio_tcp_received_bytes_total counter\n",
+        "istio_tcp_sent_bytes_total": "# TYPE istio_tcp_sent_bytes_total counter\n",
+        "istio_tcp_connections_opened_total": (
+            "# TYPE istio_tcp_connections_opened_total counter\n"
+        ),
+        "istio_tcp_connections_closed_total": (
+            "# TYPE istio_tcp_connections_closed_total counter\n"
+        ),
+    }
+    prefixes: list[str] = []
+    slopes: list[float] = []
+    sums: list[bool] = []
+    for name, series in families.items():
+        for k, (prefix, per_s, is_sum) in enumerate(series):
+            prefixes.append((heads.get(name, "") if k == 0 else "") + prefix)
+            slopes.append(per_s)
+            sums.append(is_sum)
+    return prefixes, slopes, sums
+
+
+def _lognormal_cdf(le: float, median_ms: float) -> float:
+    return 0.5 * (1 + math.erf(math.log(le / median_ms) / (0.8 * math.sqrt(2))))
+
+
+def serve_hostile(n: int, port: int) -> None:
+    """Serve `hostile_series(n)` on 127.0.0.1:`port`, each counter grown by the time since
+    an hour before the start (a proxy that has run a while), so that rates are not zero."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    texts, slopes, sums = hostile_series(n)
+    prefixes = [x.encode() for x in texts]
+    del texts
+    start = time.time() - 3600
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            t = time.time() - start
+            parts: list[bytes] = [b""] * (2 * len(prefixes))
+            parts[0::2] = prefixes
+            parts[1::2] = [
+                b"%.3f\n" % (k * t) if s else b"%d\n" % int(k * t)
+                for k, s in zip(slopes, sums, strict=True)
+            ]
+            body = b"".join(parts)  # one copy of some 600 MB at 20,000: 0.4 s
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
 def machine() -> str:
@@ -575,6 +962,9 @@ def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["--hostile-serve"]:
+        serve_hostile(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--services", type=int, nargs="+", default=[200, 2000, 20000])
     parser.add_argument("--minutes", type=float, default=5.0)
@@ -583,32 +973,61 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=160)
     parser.add_argument("--rows", type=int, default=48)
     parser.add_argument("--prometheus", action="store_true")
+    parser.add_argument(
+        "--hostile", type=int, default=None, metavar="N",
+        help="a real Prometheus scraping one workload that calls N destinations",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", default=None,
+        help="the console's --timeout against a Prometheus (e.g. 120s; its default is 10s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--launch-limit", type=float, default=900, help="s; no first frame by then: failed"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--rss-limit", type=float, default=6000, help="MiB; killed beyond")
     opts = parser.parse_args()
-    common = {
+    common: dict[str, Any] = {
         "cols": opts.cols,
         "rows": opts.rows,
         "rounds": opts.rounds,
         "idle_s": opts.idle,
         "minutes": opts.minutes,
         "rss_limit_mib": opts.rss_limit,
+        "launch_limit_s": opts.launch_limit,
     }
+    reading = ["--window", "1m", *(["--timeout", opts.timeout] if opts.timeout else [])]
     print(f"{machine()}; terminal {opts.cols}x{opts.rows}\n", flush=True)
     results: dict[str, Any] = {}
-    if opts.prometheus:
+    if opts.hostile is not None:
+        n = opts.hostile
+        name = f"Prometheus scraping one workload calling {n:,} destinations (hostile)"
+        forbidden = tuple(e.encode() for e in HOSTILE_ESCAPES)
+
+        def go_hostile(url: str) -> None:
+            results[name] = run(
+                ["--prometheus", url, "--window", "1m"], forbidden=forbidden, **common
+            )
+
+        backend = with_hostile(n, go_hostile)
+        results[name]["backend"] = backend
+        print(report(name, results[name]), "\n", flush=True)
+        print(backend_line(backend), "\n", flush=True)
+    elif opts.prometheus:
         n = opts.services[0]
+        name = f"Prometheus scraping `meshtop sim serve --services {n}`"
 
         def go(url: str) -> None:
-            name = f"Prometheus scraping `meshtop sim serve --services {n}`"
-            results[name] = run(["--prometheus", url, "--window", "1m"], **common)  # type: ignore[arg-type]
-            print(report(name, results[name]), "\n", flush=True)
+            results[name] = run(["--prometheus", url, *reading], **common)
 
-        with_prometheus(n, go)
+        backend = with_prometheus(n, go)
+        results[name]["backend"] = backend
+        print(report(name, results[name]), "\n", flush=True)
+        print(backend_line(backend), "\n", flush=True)
     else:
         for n in opts.services:
             name = f"`meshtop demo --services {n}`"
-            results[name] = run(["demo", "--services", str(n)], **common)  # type: ignore[arg-type]
+            results[name] = run(["demo", "--services", str(n)], **common)
             print(report(name, results[name]), "\n", flush=True)
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=1))
