@@ -9,19 +9,22 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Self, overload
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual import work
 from textual.geometry import Region
+from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, Row, RowKey
+from textual.worker import Worker, WorkerState
 
 from meshtop import units
 from meshtop.graphview import EXPIRED, FAULT, FAULTED, fault_marks, grades_of
-from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, errors_per_s
+from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, Thresholds, errors_per_s
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
 from meshtop.tui.travel import COMPARE_COLUMNS, GONE, MINUS, NEW, then_cells, then_order
@@ -434,6 +437,95 @@ class VirtualTable(DataTable[Any]):
 
 
 ROWS_KEPT = 512  # rows whose cells are kept made between draws
+# A snapshot of more edges is taken in and sorted by a worker while the table shows the
+# rows it has (issue 17: 51,239 edges held the screen's thread 0.5-1.4 s); fewer are
+# taken in at once, in a few milliseconds (4,921 edges at 2,000 services: about 15 ms).
+TAKEN_AT_ONCE = 5_000
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Rows:
+    """A snapshot taken in: its rows by key in the order first seen (the sort's ties keep
+    it), their grades, each row's cluster and the column's width, the destinations a
+    fault is injected into, and compare mode's figures then and its rows gone since.
+    Never changed once made: a worker reads the last one while the table draws it."""
+
+    snapshot: MeshSnapshot | None
+    edges: dict[str, Edge]
+    healths: Mapping[tuple[str, str], Health]
+    clusters: dict[str, str]
+    cluster_width: int
+    faults: dict[str, str]
+    then_stats: Mapping[tuple[str, str], EdgeStats]
+    gone: frozenset[str]
+
+    def ordered(self, sort_name: str, reversed_: bool) -> list[str]:
+        """The row keys sorted by a column (stable: ties keep their order)."""
+        return sorted(self.edges, key=lambda k: self.sort_key(sort_name, k), reverse=reversed_)
+
+    def sort_key(self, sort_name: str, key: str) -> Any:
+        """Where a row goes in the sort: by its column's key of the edge, its health and
+        cluster; by compare mode's figures then and changes; a gone edge by its figures
+        then, after every edge there is now when sorted by health."""
+        edge = self.edges[key]
+        gone = key in self.gone
+        if sort_name in COMPARE_COLUMNS:
+            then = edge.stats if gone else self.then_stats.get(edge.key)
+            return -then_order(None if gone else edge.stats, then)[sort_name]
+        health = self.healths.get(edge.key, Health.IDLE)
+        found = SORTS[sort_name](edge, health, self.clusters.get(key, ""))
+        return (gone, found) if sort_name == "health" else found
+
+
+NO_ROWS = _Rows(None, {}, {}, {}, 0, {}, {}, frozenset())
+
+
+def take_in(
+    snapshot: MeshSnapshot,
+    previous: _Rows,
+    then_stats: Mapping[tuple[str, str], EdgeStats],
+    thresholds: Thresholds,
+    memory: HealthMemory | None,
+) -> _Rows:
+    """A snapshot's rows, in the order `previous` had them and the new ones after: graded
+    with the console's `memory` (once per snapshot, for the graph and the table: a large
+    one comes graded from the refresh), and in compare mode with a row of its own for
+    each edge of `then_stats` there is no longer."""
+    healths = grades_of(snapshot, thresholds, memory).edges
+    wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
+    gone = {
+        f"{a}>{b}": Edge(a, b, stats)
+        for (a, b), stats in then_stats.items()
+        if f"{a}>{b}" not in wanted
+    }
+    wanted |= gone  # compare mode: a gone edge is a row with its figures then
+    # rows keep the order they were first seen in: the sort's ties do not move
+    kept = {k: wanted[k] for k in previous.edges if k in wanted}
+    edges = kept | wanted if len(kept) != len(wanted) else kept
+    cluster_of, width = {}, 0
+    if len(clusters(snapshot.nodes.values())) > 1:  # each row's (`west→east`)
+        cluster_of = {k: edge_cluster(snapshot, e) for k, e in edges.items()}
+        longest = max((len(shown(c)) for c in cluster_of.values()), default=0)
+        width = max(CLUSTER_MIN, min(CLUSTER_MAX, longest))
+    faults = fault_marks(snapshot)
+    return _Rows(snapshot, edges, healths, cluster_of, width, faults, then_stats, frozenset(gone))
+
+
+def _same_nodes(before: _Rows, after: _Rows) -> bool:
+    """The same nodes in both rows' snapshots: the labels made for one are the other's."""
+    a, b = before.snapshot, after.snapshot
+    return a is not None and b is not None and a.nodes.keys() == b.nodes.keys()
+
+
+def labels_of(
+    snapshot: MeshSnapshot, then: MeshSnapshot | None, width: int, by_cluster: bool
+) -> dict[str, str]:
+    """The rows' node labels (`short_labels`), in compare mode a gone edge's nodes too."""
+    if then is not None:
+        nodes = {**then.nodes, **snapshot.nodes}
+        if len(nodes) > len(snapshot.nodes):
+            snapshot = replace(snapshot, nodes=nodes)
+    return short_labels(snapshot, width, by_cluster)
 
 
 class EdgeTable(VirtualTable):
@@ -444,7 +536,20 @@ class EdgeTable(VirtualTable):
     when it is drawn; a snapshot is taken in (graded, keyed, sorted) only while the table
     shows, or when asked for its rows; rows on screen are drawn again only where their
     cells changed (a `VirtualTable`: DataTable draws, scrolls, moves the cursor and says
-    what is selected as ever)."""
+    what is selected as ever). A snapshot of more than `TAKEN_AT_ONCE` edges is taken in
+    and sorted by a worker, one at a time, the newest asked for next, the table showing
+    its rows as they were meanwhile; each order made is kept for its rows and sort."""
+
+    @dataclass
+    class Taken(Message):
+        """What the worker made: the rows, their order for `sort` (its index made too),
+        and their labels for a layout where they were made (the node set changed)."""
+
+        generation: int
+        rows: _Rows
+        order: _Order
+        sort: tuple[str, bool]
+        labels: tuple[tuple[tuple[str, ...], int], dict[str, str]] | None
 
     def __init__(self, **kwargs: Any) -> None:
         self._order = _Order([])  # DataTable's own set-up reads it
@@ -455,47 +560,73 @@ class EdgeTable(VirtualTable):
         self.memory: HealthMemory | None = None  # the console's: health that does not flap
         self._layout: tuple[tuple[str, ...], int] = ((), 0)
         self._snapshot: MeshSnapshot | None = None
-        self._taken: MeshSnapshot | None = None  # the snapshot the rows below are of
-        self._edges: dict[str, Edge] = {}  # by row key, in the order first seen
-        self._healths: dict[tuple[str, str], Health] = {}
+        self._rows = NO_ROWS  # the rows drawn, of the snapshot taken in last
+        self._orders: dict[tuple[str, bool], _Order] = {}  # the rows' orders made, by sort
         self._labels: dict[str, str] | None = None  # short labels, made when first drawn
         self._styles: dict[Health, str] = {}
         self._made: OrderedDict[str, dict[str, Text | str]] = OrderedDict()
         self._sorted = False  # the rows are in the order of `sort_name`
-        self._clusters: dict[str, str] = {}  # by row key, with several clusters
-        self._faults: dict[str, str] = {}  # destinations a fault is injected into (issue 21)
-        self._cluster_width = 0  # the cluster column's, 0 for none
-        # compare mode (`:compare`): the mesh then, and the rows of edges gone since
+        # compare mode (`:compare`): the mesh then, and its edges' figures
         self._then: MeshSnapshot | None = None
         self._then_stats: dict[tuple[str, str], EdgeStats] = {}
-        self._gone: set[str] = set()
+        # the worker: one at a time; what it made is dropped if the rows were taken in at
+        # once or compare mode changed meanwhile (the generation moved on)
+        self._working = False
+        self._generation = 0
+        self._next_rows: _Rows | None = None  # taken in, waiting for its order
+        self._keep_edge = False  # shown again: the cursor stays on its edge
+        self._selecting: str | None = None  # the graph's selection, for rows to come
+        self._columns_changing = False
         self._install(_Order([]))
 
     def has_row(self, key: str) -> bool:
-        return key in self._edges
+        return key in self._rows.edges
 
     @property
     def row_count(self) -> int:
-        self._take()
+        if not self._large and not self._columns_changing:  # DataTable asks as they go
+            self._take()
         return len(self._order)
+
+    @property
+    def _taken(self) -> MeshSnapshot | None:
+        """The snapshot the rows are of."""
+        return self._rows.snapshot
+
+    @property
+    def _current(self) -> bool:
+        """The rows are of the last snapshot shown, in compare mode as it is."""
+        rows = self._rows
+        return rows.snapshot is self._snapshot and rows.then_stats is self._then_stats
+
+    @property
+    def _large(self) -> bool:
+        """The last snapshot shown is taken in by the worker."""
+        return self._snapshot is not None and len(self._snapshot.edges) > TAKEN_AT_ONCE
 
     def _wanted(self, width: int | None = None) -> tuple[tuple[str, ...], int]:
         compare = self._then is not None
-        return columns_for(width or self.size.width or 80, self._cluster_width, compare)
+        return columns_for(width or self.size.width or 80, self._rows.cluster_width, compare)
 
     def _set_columns(self) -> tuple[str, ...]:
         wanted = self._wanted()
         if wanted != self._layout:
             keys = self._order.keys
-            self.clear(columns=True)
-            # no rows while the columns go in: DataTable would fill every row's new cell
-            # and measure the whole column for each
-            self._install(_Order([]))
-            columns, label_width = wanted
-            for key, header, width in COLUMNS:
-                if key in columns:
-                    wide = self._cluster_width if key == "cluster" else width or label_width
-                    self.add_column(self._header(key, header), key=key, width=wide)
+            self._columns_changing = True
+            try:
+                self.clear(columns=True)
+                # no rows while the columns go in: DataTable would fill every row's new
+                # cell and measure the whole column for each
+                self._install(_Order([]))
+                columns, label_width = wanted
+                for key, header, width in COLUMNS:
+                    if key in columns:
+                        wide = self._rows.cluster_width if key == "cluster" else width
+                        self.add_column(
+                            self._header(key, header), key=key, width=wide or label_width
+                        )
+            finally:
+                self._columns_changing = False
             self._updated_cells.clear()
             self._install(_Order(keys))
             self._layout = wanted
@@ -507,17 +638,18 @@ class EdgeTable(VirtualTable):
         """The cells of a row for the columns shown, made when it is drawn."""
         cells = self._made.get(key)
         if cells is None:
-            edge = self._edges[key]
-            cluster = self._clusters.get(key, "")
-            fault = self._faults.get(edge.destination, "")
-            health = self._healths.get(edge.key, Health.IDLE)  # a gone edge has none
+            rows = self._rows
+            edge = rows.edges[key]
+            cluster = rows.clusters.get(key, "")
+            fault = rows.faults.get(edge.destination, "")
+            health = rows.healths.get(edge.key, Health.IDLE)  # a gone edge has none
             room = self._layout[1]  # the names' width
             cells = _cells(edge, health, self._label, self._styles, cluster, fault, room)
+            gone = key in rows.gone  # (until a large mesh's rows come, with compare off)
             if self._then is not None:
-                gone = key in self._gone
-                then = edge.stats if gone else self._then_stats.get(edge.key)
+                then = edge.stats if gone else rows.then_stats.get(edge.key)
                 cells |= _compare_cells(None if gone else edge.stats, then, self._styles)
-                cells = _gone(cells, key, self._layout[0]) if gone else cells
+            cells = _gone(cells, key, self._layout[0]) if gone else cells
             self._made[key] = cells
             while len(self._made) > ROWS_KEPT:
                 self._made.popitem(last=False)
@@ -527,13 +659,9 @@ class EdgeTable(VirtualTable):
 
     def _label(self, node: str) -> str:
         if self._labels is None:
-            snapshot = self._taken
-            if snapshot is not None and self._then is not None:  # a gone edge's nodes too
-                nodes = {**self._then.nodes, **snapshot.nodes}
-                if len(nodes) > len(snapshot.nodes):
-                    snapshot = replace(snapshot, nodes=nodes)
+            snapshot, width = self._rows.snapshot, self._layout[1]
             by_cluster = "cluster" in self._layout[0]
-            self._labels = short_labels(snapshot, self._layout[1], by_cluster) if snapshot else {}
+            self._labels = labels_of(snapshot, self._then, width, by_cluster) if snapshot else {}
         return self._labels.get(node, node)
 
     # -- taking a snapshot in ---------------------------------------------------------------
@@ -546,7 +674,7 @@ class EdgeTable(VirtualTable):
             bool(self.size.width)
             and self._layout == self._wanted(self.size.width)
             and self._sorted
-            and self._taken is self._snapshot
+            and self._current
         )
 
     @property
@@ -555,12 +683,20 @@ class EdgeTable(VirtualTable):
 
     def on_resize(self) -> None:
         if self._wanted(self.size.width) != self._layout and self._snapshot is not None:
-            self._taken = None
+            if not self._large:
+                self._take()  # the rows first: the cluster's column is theirs
+            before = self._visible_rows()
+            self._set_columns()
+            self._refresh_changed(before)
             self.show(self._snapshot)
 
     def on_show(self) -> None:
         """Shown again: sorted now, the cursor kept on its edge."""
-        if self._snapshot is None or (self._taken is self._snapshot and self._sorted):
+        if self._snapshot is None or (self._current and self._sorted):
+            return
+        if self._large:
+            self._keep_edge = True
+            self._want()
             return
         at = self._order.get_key(self.cursor_row)
         before = self._visible_rows()
@@ -572,66 +708,150 @@ class EdgeTable(VirtualTable):
 
     def show(self, snapshot: MeshSnapshot) -> None:
         """A snapshot's edges: taken in at once if the table shows (the rows on screen
-        drawn again where they changed), else when it next shows or is asked."""
+        drawn again where they changed), or by the worker for a large one; else when it
+        next shows or is asked."""
         self._snapshot = snapshot
         if not self._on_screen:
+            return
+        if self._large:
+            self._want()
             return
         before = self._visible_rows()
         self._take(sort=True)
         self._refresh_changed(before)
 
     def _take(self, sort: bool = False) -> None:
-        """Take in the last snapshot shown, if not yet: its grades, its rows by key in the
+        """Take in the last snapshot shown at once, if not yet: its rows by key in the
         order they were first seen; sorted if `sort`."""
         snapshot = self._snapshot
         if snapshot is None:
             return
-        if self._taken is not snapshot:
-            # the console's memory, so the table's health does not flap where the graph's
-            # does not; graded once per snapshot, for the graph and the table
-            self._healths = grades_of(snapshot, self.thresholds, self.memory).edges
-            wanted: dict[str, Edge] = {f"{e.source}>{e.destination}": e for e in snapshot.edges}
-            gone = {
-                f"{a}>{b}": Edge(a, b, stats)
-                for (a, b), stats in self._then_stats.items()
-                if f"{a}>{b}" not in wanted
-            }
-            self._gone = set(gone)
-            wanted |= gone  # compare mode: a gone edge is a row with its figures then
-            # rows keep the order they were first seen in: the sort's ties do not move
-            kept = {k: wanted[k] for k in self._edges if k in wanted}
-            self._edges = kept | wanted if len(kept) != len(wanted) else kept
-            if self._taken is None or self._taken.nodes.keys() != snapshot.nodes.keys():
-                self._labels = None
-            self._taken = snapshot
-            self._styles = health_styles(self.app.current_theme)
-            self._take_clusters(snapshot)
-            self._faults = fault_marks(snapshot)
-            self._made.clear()
+        if not self._current:
+            rows = take_in(snapshot, self._rows, self._then_stats, self.thresholds, self.memory)
+            self._generation += 1  # a worker's rows, older, are not drawn over these
+            self._next_rows = None
+            same_nodes = _same_nodes(self._rows, rows)
             was_empty = not self._order.keys
-            self._set_columns()
-            self._sorted = False
-            self._install(_Order(list(self._edges)))
+            self._take_rows(rows, same_nodes)
+            self._install(_Order(list(rows.edges)))
             if was_empty and self._order.keys and self.is_mounted:
                 self.cursor_coordinate = self.cursor_coordinate  # within the rows there are
                 self._highlight_cursor()
         if sort and not self._sorted:
-            keys = sorted(self._edges, key=self._sort_key, reverse=self.sort_reversed)
-            self._install(_Order(keys))  # stable still: ties keep their order
+            self._install(self._order_for(self.sort_name, self.sort_reversed))
             self._sorted = True
 
-    def _sort_key(self, key: str) -> Any:
-        """Where a row goes in the sort: by its column's key of the edge, its health and
-        cluster; by compare mode's figures then and changes; a gone edge by its figures
-        then, after every edge there is now when sorted by health."""
-        edge = self._edges[key]
-        gone = key in self._gone
-        if self.sort_name in COMPARE_COLUMNS:
-            then = edge.stats if gone else self._then_stats.get(edge.key)
-            return -then_order(None if gone else edge.stats, then)[self.sort_name]
-        health = self._healths.get(edge.key, Health.IDLE)
-        found = SORTS[self.sort_name](edge, health, self._clusters.get(key, ""))
-        return (gone, found) if self.sort_name == "health" else found
+    def _take_rows(self, rows: _Rows, same_nodes: bool) -> None:
+        """These rows drawn from now on, in no order yet."""
+        if not same_nodes:
+            self._labels = None
+        self._rows, self._orders = rows, {}
+        self._styles = health_styles(self.app.current_theme)
+        self._made.clear()
+        self._set_columns()
+        self._sorted = False
+
+    def _order_for(self, sort_name: str, reversed_: bool) -> _Order:
+        """The rows' order for a sort: made once for the rows, kept for the next time."""
+        order = self._orders.get((sort_name, reversed_))
+        if order is None:
+            order = _Order(self._rows.ordered(sort_name, reversed_))
+            self._orders[(sort_name, reversed_)] = order
+        return order
+
+    def _want(self) -> None:
+        """The worker set on the last snapshot shown and the sort asked for, if it is
+        idle and the rows are not those yet; an order made before, shown at once."""
+        snapshot, sort = self._snapshot, (self.sort_name, self.sort_reversed)
+        if self._working or snapshot is None or (self._current and self._sorted):
+            return
+        if self._current and sort in self._orders:
+            self._show_order(self._orders[sort])
+            return
+        self._working = True
+        layout = self._layout if self._labels is not None else None  # the labels' layout
+        rows = self._next_rows or self._rows
+        width = self.size.width or 80
+        self._take_in(self._generation, snapshot, rows, self._then_stats, self._then, sort,
+                      (width, layout, self.thresholds, self.memory))  # fmt: skip
+
+    # described: Textual's default description is the repr of the arguments, a snapshot
+    @work(thread=True, group="edges", exit_on_error=False, description="taking the edges in")
+    def _take_in(
+        self,
+        generation: int,
+        snapshot: MeshSnapshot,
+        rows: _Rows,
+        then_stats: Mapping[tuple[str, str], EdgeStats],
+        then: MeshSnapshot | None,
+        sort: tuple[str, bool],
+        asked: tuple[int, tuple[tuple[str, ...], int] | None, Thresholds, HealthMemory | None],
+    ) -> None:
+        width, labelled, thresholds, memory = asked
+        same_nodes = True
+        if rows.snapshot is not snapshot or rows.then_stats is not then_stats:
+            taken = take_in(snapshot, rows, then_stats, thresholds, memory)
+            same_nodes = _same_nodes(rows, taken)
+            rows = taken
+        order = _Order(rows.ordered(*sort))
+        order.get("")  # its index made here too (51,239 keys: 7-16 ms)
+        labels = None
+        layout = columns_for(width, rows.cluster_width, then is not None)
+        if not same_nodes or labelled != layout:
+            labels = (layout, labels_of(snapshot, then, layout[1], "cluster" in layout[0]))
+        self.post_message(self.Taken(generation, rows, order, sort, labels))
+
+    def on_edge_table_taken(self, taken: EdgeTable.Taken) -> None:
+        self._working = False
+        if taken.generation == self._generation:
+            if taken.sort != (self.sort_name, self.sort_reversed):
+                self._next_rows = taken.rows  # sorted another way meanwhile: again
+            else:
+                self._next_rows = None
+                at, before = self._cursor_edge(), self._visible_rows()  # as the columns go
+                if taken.rows is not self._rows:
+                    self._take_rows(taken.rows, same_nodes=taken.labels is None)
+                if taken.labels is not None and taken.labels[0] == self._layout:
+                    self._labels = taken.labels[1]
+                self._orders[taken.sort] = taken.order
+                self._show_order(taken.order, at, before)
+        self._want()  # a newer snapshot, or another sort, asked for meanwhile
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in the worker: said in place, and the next snapshot tried."""
+        if event.worker.group == "edges" and event.state is WorkerState.ERROR:
+            self._working = False
+            self.notify(f"cannot list the edges: {event.worker.error}", severity="error")
+
+    def _cursor_edge(self) -> str | None:
+        """Where the cursor goes when the rows come: the edge the graph selected meanwhile,
+        or, when the table was shown again, the edge it is on."""
+        if self._selecting is None and self._keep_edge:
+            at = self._order.get_key(self.cursor_row)
+            return str(at.value) if at is not None else None
+        return self._selecting
+
+    def _show_order(
+        self,
+        order: _Order,
+        at: str | None = None,
+        before: dict[int, dict[str, Text | str] | None] | None = None,
+    ) -> None:
+        """The rows in `order`, the cursor on the edge `at` (else on its row); the rows on
+        screen drawn again where their cells changed."""
+        if before is None:
+            at, before = self._cursor_edge(), self._visible_rows()
+        self._selecting, self._keep_edge = None, False
+        was_empty = not self._order.keys
+        self._install(order)
+        self._sorted = True
+        index = self._order.get(at) if at is not None else None
+        if index is not None and index != self.cursor_row:
+            self.move_cursor(row=index)
+        elif was_empty and self._order.keys and self.is_mounted:
+            self.cursor_coordinate = self.cursor_coordinate  # within the rows there are
+            self._highlight_cursor()
+        self._refresh_changed(before)
 
     def _visible_rows(self) -> dict[int, dict[str, Text | str] | None]:
         """The rows on screen, by index: their cells as last drawn (None: not drawn)."""
@@ -661,9 +881,18 @@ class EdgeTable(VirtualTable):
     # -- what the console asks ---------------------------------------------------------------
 
     def select(self, source: str, destination: str) -> None:
-        """Put the cursor on an edge's row (the graph's selection, shared)."""
-        self._take()
-        index = self._order.get(f"{source}>{destination}")
+        """Put the cursor on an edge's row (the graph's selection, shared): in the rows
+        there are, and in a large snapshot's when the worker has them, without taking
+        the snapshot in here."""
+        key = f"{source}>{destination}"
+        if self._large:
+            if not (self._current and self._sorted):
+                self._selecting = key
+                if self._on_screen:
+                    self._want()
+        else:
+            self._take()
+        index = self._order.get(key)
         if index is not None:
             self.move_cursor(row=index)
 
@@ -681,7 +910,7 @@ class EdgeTable(VirtualTable):
         """The columns it sorts by now, in their order: the cluster's with clusters,
         compare mode's while it is on."""
         compare = COMPARE_COLUMNS if self._then is not None else ()
-        return [k for k in (*SORTS, *compare) if k != "cluster" or self._clusters]
+        return [k for k in (*SORTS, *compare) if k != "cluster" or self._rows.clusters]
 
     def sort_names(self) -> list[str]:
         """The columns it sorts by, as its header names them, in any case (`err/s`); the
@@ -741,19 +970,14 @@ class EdgeTable(VirtualTable):
         self._then_stats = {} if then is None else {e.key: e.stats for e in then.edges}
         if then is None and self.sort_name in COMPARE_COLUMNS:
             self.sort_name, self.sort_reversed = next(iter(SORTS)), False
-        self._taken, self._labels, self._sorted = None, None, False
+        self._labels, self._sorted = None, False
+        self._generation += 1  # rows the worker is making without it are not drawn
+        self._next_rows = None
         self._mark_header()
+        if self._large:  # its columns at once, its rows when the worker has them
+            self._set_columns()
         if self._snapshot is not None:
             self.show(self._snapshot)
-
-    def _take_clusters(self, snapshot: MeshSnapshot) -> None:
-        """With several clusters, each row's (`west→east`) and the column's width."""
-        if len(clusters(snapshot.nodes.values())) < 2:
-            self._clusters, self._cluster_width = {}, 0
-            return
-        self._clusters = {k: edge_cluster(snapshot, e) for k, e in self._edges.items()}
-        longest = max((len(shown(c)) for c in self._clusters.values()), default=0)
-        self._cluster_width = max(CLUSTER_MIN, min(CLUSTER_MAX, longest))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         key = str(event.column_key.value)

@@ -1,0 +1,165 @@
+"""The edge table of a large mesh (issue 17): taken in and sorted by a worker, never on the
+screen's thread (51,239 edges at 20,000 services held it 0.5-1.4 s when the table showed,
+on a refresh while it showed, and for the graph's selection), each order made once per
+snapshot and sort; the rows there are shown until the new ones come."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+
+from meshtop.graphview import grades_of
+from meshtop.health import DEFAULT_THRESHOLDS
+from meshtop.mesh import refresh
+from meshtop.model import MeshSnapshot
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+from meshtop.tui.widgets import edge_table
+from meshtop.tui.widgets.edge_table import NO_ROWS, EdgeTable, take_in
+
+from .test_console import until
+
+LARGE = 100  # edges: a mesh taken in by the worker here (200 services have 400-500)
+
+
+async def _snapshot(at: float = 1.8e9) -> MeshSnapshot:
+    sim = Simulation(generated(200, seed=1), clock=lambda: at)
+    return await refresh(sim.clusters)
+
+
+class _TableOnly(App[None]):
+    def __init__(self, visible: bool = True) -> None:
+        super().__init__()
+        self.visible = visible
+
+    def compose(self) -> ComposeResult:
+        table = EdgeTable(id="edges")
+        table.display = self.visible
+        yield table
+
+
+Work = list[tuple[str, str]]  # (what, the thread's name)
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Work:
+    """Every snapshot taken in and every order made, with the thread that did it."""
+    monkeypatch.setattr(edge_table, "TAKEN_AT_ONCE", LARGE)
+    done: Work = []
+    real_take, real_order = edge_table.take_in, edge_table._Rows.ordered
+
+    def taken(*args: Any) -> Any:
+        done.append(("take", threading.current_thread().name))
+        return real_take(*args)
+
+    def ordered(self: Any, *args: Any) -> Any:
+        done.append(("sort", threading.current_thread().name))
+        return real_order(self, *args)
+
+    monkeypatch.setattr(edge_table, "take_in", taken)
+    monkeypatch.setattr(edge_table._Rows, "ordered", ordered)
+    return done
+
+
+def _keys(table: EdgeTable) -> list[str]:
+    return list(table._order.keys)
+
+
+def _sorted(
+    snapshot: MeshSnapshot,
+    column: str = "health",
+    reversed_: bool = False,
+    before: MeshSnapshot | None = None,
+) -> list[str]:
+    """The order the table must show, worked out here (after `before`'s rows)."""
+    rows = NO_ROWS
+    for s in (before, snapshot):
+        rows = take_in(s, rows, {}, DEFAULT_THRESHOLDS, None) if s is not None else rows
+    return sorted(rows.edges, key=lambda k: rows.sort_key(column, k), reverse=reversed_)
+
+
+def _on_screens_thread(done: Work) -> Work:
+    return [w for w in done if w[1] == threading.main_thread().name]
+
+
+async def _fitted(pilot: Pilot[None], table: EdgeTable, what: str) -> None:
+    await until(pilot, lambda: table.fitted, what)
+
+
+async def test_a_large_snapshot_is_sorted_off_the_screens_thread_once_per_sort(
+    work: Work,
+) -> None:
+    snapshot = await _snapshot()
+    assert len(snapshot.edges) > LARGE
+    grades_of(snapshot, DEFAULT_THRESHOLDS)  # as the refresh grades a large one
+    app = _TableOnly()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(snapshot)
+        assert work == [] and not table.fitted  # nothing done at once: by the worker
+        await _fitted(pilot, table, "the rows sorted")
+        assert _keys(table) == _sorted(snapshot)
+        assert str(table.get_row_at(0)[0]) == "FAIL"  # worst first, as ever
+        assert [w[0] for w in work] == ["take", "sort"]
+        table.display = False  # `1` and `2` again: the same snapshot, the same order
+        await pilot.pause()
+        table.display = True
+        await pilot.pause()
+        assert table.fitted and len(work) == 2
+        table.sort_by("rps")
+        await _fitted(pilot, table, "sorted by rps")
+        assert _keys(table) == _sorted(snapshot, "rps")
+        assert [w[0] for w in work] == ["take", "sort", "sort"]  # not taken in again
+        table.sort_by("health")  # made before for these rows: shown at once
+        assert table.fitted and _keys(table) == _sorted(snapshot)
+        assert len(work) == 3
+    assert _on_screens_thread(work) == []
+
+
+async def test_a_refresh_keeps_the_rows_shown_until_the_workers_come(work: Work) -> None:
+    first, second = await _snapshot(), await _snapshot(1.8e9 + 30)
+    app = _TableOnly()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(first)
+        await _fitted(pilot, table, "the first snapshot's rows")
+        table.move_cursor(row=5)
+        shown = _keys(table)
+        table.show(second)  # a refresh while the table shows
+        assert table._taken is first and _keys(table) == shown  # the rows there are
+        assert not table.fitted
+        await _fitted(pilot, table, "the second snapshot's rows")
+        assert table._taken is second
+        assert _keys(table) == _sorted(second, before=first)
+        assert table.cursor_row == 5  # on its row, as a refresh leaves it
+    assert [w[0] for w in work] == ["take", "sort", "take", "sort"]
+    assert _on_screens_thread(work) == []
+
+
+async def test_the_graphs_selection_takes_nothing_in_and_is_kept_for_the_rows_to_come(
+    work: Work,
+) -> None:
+    snapshot = await _snapshot()
+    order = _sorted(snapshot)
+    app = _TableOnly(visible=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        table.show(snapshot)
+        far = order[40]
+        table.select(*far.split(">"))  # tab in the graph, the table hidden
+        await pilot.pause()
+        assert work == []  # hidden: nothing taken in, here or in a worker
+        table.display = True  # `2`
+        await _fitted(pilot, table, "the rows shown")
+        assert _keys(table)[table.cursor_row] == far  # the cursor on the graph's edge
+        near = order[3]
+        table.select(*near.split(">"))  # shown and taken in: at once
+        assert _keys(table)[table.cursor_row] == near
+    assert [w[0] for w in work] == ["take", "sort"]
+    assert _on_screens_thread(work) == []
