@@ -49,17 +49,14 @@ def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
         # traffic we cannot judge is not healthy: an overflowing rate (two series at
         # 1e308 add to infinity) makes any share of it 0, whatever failed
         return Health.FAILING
-    return worst(
-        (
-            _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True),
-            _grade(
-                client_error_rate(stats),
-                t.client_errors_degraded,
-                t.client_errors_failing,
-                strict_degraded=False,
-            ),
-        )
+    errors = _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True)
+    client = _grade(
+        client_error_rate(stats),
+        t.client_errors_degraded,
+        t.client_errors_failing,
+        strict_degraded=False,
     )
+    return errors if _ORDER[errors] >= _ORDER[client] else client  # `worst` of the two
 
 
 def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
@@ -116,12 +113,17 @@ def node_health(
 ) -> dict[str, Health]:
     """A node is as healthy as the requests it answers (the worst of its inbound edges);
     one that only calls out (a gateway, a client) takes the worst of its outbound ones."""
-    inbound: dict[str, list[Health]] = {}
-    outbound: dict[str, list[Health]] = {}
+    inbound: dict[str, Health] = {}  # the worst of each node's, kept as they come
+    outbound: dict[str, Health] = {}
+    order = _ORDER
     for (source, destination), h in edges.items():
-        inbound.setdefault(destination, []).append(h)
-        outbound.setdefault(source, []).append(h)
-    return {n: worst(inbound.get(n) or outbound.get(n) or ()) for n in node_ids}
+        now = inbound.get(destination)
+        if now is None or order[h] > order[now]:
+            inbound[destination] = h
+        now = outbound.get(source)
+        if now is None or order[h] > order[now]:
+            outbound[source] = h
+    return {n: inbound.get(n) or outbound.get(n) or Health.IDLE for n in node_ids}
 
 
 def grade(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
@@ -196,10 +198,17 @@ class HealthMemory:
             shown: dict[tuple[str, str], Health] = {}
             seen: dict[tuple[str, str], Health] = {}
             for e in snapshot.edges:  # an edge gone from the snapshot is forgotten
-                shown[e.key] = settle(
-                    self.shown.get(e.key), self.seen.get(e.key), e.stats, t, self.margin
-                )
-                seen[e.key] = edge_health(e.stats, t)
+                key, stats = e.key, e.stats
+                now = edge_health(stats, t)
+                before, previous = self.shown.get(key), self.seen.get(key)
+                # `settle`, asked only where it may keep a health other than `now`
+                shown[key] = (
+                    now
+                    if before is None or before not in _GRADED or now not in _GRADED
+                    or now == previous
+                    else settle(before, previous, stats, t, self.margin)
+                )  # fmt: skip
+                seen[key] = now
             self.shown, self.seen = shown, seen
         self._last, self._thresholds = snapshot, t
         return Grades(dict(self.shown), node_health(self.shown, snapshot.nodes))
