@@ -287,11 +287,13 @@ def build(
     for key, at, members, crosses, fault in shape.edges:
         line, share = merged([snapshot_edges[i].stats for i in at])
         edges[key] = ViewEdge(
-            key[0], key[1], line, members, worst(edge_grades[m] for m in members),
+            key[0], key[1], line, members, worst(map(edge_grades.__getitem__, members)),
             crosses=crosses, error_share=share, fault=fault,
         )  # fmt: skip
     nodes = {
-        v: ViewNode(v, label, ns, kind, members, worst(node_grades[m] for m in members), cluster)
+        v: ViewNode(
+            v, label, ns, kind, members, worst(map(node_grades.__getitem__, members)), cluster
+        )
         for v, label, ns, kind, members, cluster in shape.nodes
     }
     view = GraphView(nodes, edges, grades)

@@ -172,7 +172,9 @@ async def refresh(
             )  # fmt: skip
     traffic = parts[""] if "" in parts else merge_traffic(parts)
     edges = list(traffic.edges)
-    fresh = {e.key for e in edges}
+    # on the event loop that draws: the live edges' keys only where a stale member's are
+    # to be joined to them (51,239 at 20,000 services)
+    fresh = {e.key for e in edges} if kept else set()
     for e in kept:  # a stale member's edges that no live member reported
         if e.key not in fresh:
             fresh.add(e.key)
