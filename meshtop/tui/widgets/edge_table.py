@@ -818,9 +818,12 @@ class EdgeTable(VirtualTable):
         self._want()  # a newer snapshot, or another sort, asked for meanwhile
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A bug in the worker: said in place, and the next snapshot tried."""
-        if event.worker.group == "edges" and event.state is WorkerState.ERROR:
+        """A bug in the worker: said in place, and the next snapshot tried when asked."""
+        if event.worker.group != "edges":
+            return
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self._working = False
+        if event.state is WorkerState.ERROR:
             self.notify(f"cannot list the edges: {event.worker.error}", severity="error")
 
     def _cursor_edge(self) -> str | None:
