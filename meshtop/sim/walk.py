@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from meshtop.model import Edge, EdgeStats, NodeKind, Protocol, Route, Workload
-from meshtop.sim.topology import Guard, RouteKey, SimCall, SimMesh, SimWorkload
+from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import (
     Breakers,
     Routed,
@@ -95,6 +95,7 @@ class Walk:
     shares: list[float] = field(init=False)
     targets: list[str] = field(init=False)
     own: list[float] = field(init=False)  # each target's own median
+    figures: list[LegFigures] = field(init=False)  # what each leg's figures are made of
     policed: bool = field(init=False)  # some call's legs are a policy's (`_legs`)
     # per 10 s bucket: each leg's noise, and its error wave's (0.0 where none)
     _bucket: int | None = None
@@ -103,9 +104,10 @@ class Walk:
     # the edges' ends in the order last walked, and the nodes they made
     _ends: list[int] = field(default_factory=list)
     _nodes: list[Workload] = field(default_factory=list)
-    # what the mesh's security decided from, and its guard's answer for each leg so far
+    # what the mesh's security decided from, and for each leg so far its mTLS share (1.0
+    # or 0.0), or -1.0 where the callee's figures are not the leg's (a refusal)
     _guarded: object = None
-    _guards: list[Guard | None] = field(default_factory=list)
+    _secured: list[float | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         legs = self.legs
@@ -113,16 +115,18 @@ class Walk:
         self.shares = [leg.share for leg in legs]
         self.targets = [leg.target for leg in legs]
         self.own = [leg.dest.behaviour.median_ms for leg in legs]
+        self.figures = [_figures(leg) for leg in legs]
         self.policed = any(mine is None for _, calls in self.steps for _, mine in calls)
 
-    def guards(self, decided_by: object) -> list[Guard | None] | None:
-        """Each leg's guard as the mesh's security answered it while `decided_by` (what
-        it decides from) is the same, None for a leg not asked yet; None when unknown."""
+    def secured(self, decided_by: object) -> list[float | None] | None:
+        """Each leg's mTLS share under the mesh's security (-1.0: refused) while
+        `decided_by` (what it decides a guard from) is the same, None for a leg not
+        worked out yet; None when that is unknown."""
         if decided_by is None:
             return None
         if decided_by != self._guarded:
-            self._guarded, self._guards = decided_by, [None] * len(self.legs)
-        return self._guards
+            self._guarded, self._secured = decided_by, [None] * len(self.legs)
+        return self._secured
 
     def noise(self, t: float) -> tuple[list[float], list[float]]:
         bucket = int(t // 10)
@@ -324,59 +328,94 @@ def _edges(
     """Each edge walked, as `edge_of(...).stats()` makes it."""
     edges: list[Edge] = []
     add = edges.append
-    legs = walk.legs
-    guard_of = mesh.guard
-    kept_guards = walk.guards(guards)
+    legs, figures = walk.legs, walk.figures
+    kept = walk.secured(guards)
     below_of = median.get
     sin = math.sin
-    tcp, grpc_ = Protocol.TCP, Protocol.GRPC
+    http, tcp = Protocol.HTTP, Protocol.TCP
     for i in order:
         if i < 0:
             e = edge_of(mesh, policed[-1 - i], median, t)
             add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))
             continue
-        leg = legs[i]
         r = rates[i]
-        source, dest = leg.source, leg.dest
-        if guard_of is None:
-            guard = None
-        elif kept_guards is None:
-            guard = guard_of(source, dest, t)
-        else:
-            guard = kept_guards[i]
-            if guard is None:
-                guard = kept_guards[i] = guard_of(source, dest, t)
-        plaintext = guard is not None and guard.plaintext
-        mtls = 1.0 if source.sidecar and dest.sidecar and not plaintext else 0.0
-        protocol = leg.call.protocol
-        if protocol is tcp:
-            call = leg.call
-            stats = new_stats(
-                tcp, 0.0, 0.0, None, None, None, mtls, {}, {}, {},
-                r * call.request_bytes, r * call.response_bytes, r,
-            )  # fmt: skip
-        elif leg.answered_by_proxy or (guard is not None and guard.refusal is not None):
+        mtls = kept[i] if kept is not None else None
+        if mtls is None:
+            mtls = _secured(mesh, legs[i], t)
+            if kept is not None:
+                kept[i] = mtls
+        if mtls < 0:  # answered by the client's proxy, or refused: as `flows` makes it
+            leg = legs[i]
             e = edge_of(mesh, (leg.call, leg.target, r, None), median, t)
             add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))
             continue
-        else:
-            b = dest.behaviour
-            below = below_of(leg.target)
-            median_ms = b.median_ms if below is None else below
-            err = 0.0
-            if leg.err is not None:  # `traffic._err`, its wave's noise kept for the bucket
-                slow = sin(base + leg.err.phase)
-                err = min(1.0, b.error_rate * (1.0 + 0.3 * (0.7 * slow + 0.3 * err_noise[i])))
-            codes, flags, statuses, errors = (
-                _grpc(r, err) if protocol is grpc_ else _http(r, err, b.client_error_rate)
-            )
-            e50, e95, e99 = leg.spread
+        protocol, source, dest, fqdn, target, own, spread, err, erate, ok, rejected, bytes_ = (
+            figures[i]
+        )
+        if protocol is tcp:
             stats = new_stats(
-                protocol, r, errors / r if r else 0.0, median_ms * e50, median_ms * e95,
-                median_ms * e99, mtls, codes, flags, statuses, 0.0, 0.0, 0.0,
-            )  # fmt: skip
-        add(new_edge(leg.source_id, leg.dest_id, stats, leg.fqdn))
+                tcp, 0.0, 0.0, None, None, None, mtls, {}, {}, {}, r * bytes_[0], r * bytes_[1], r
+            )
+            add(new_edge(source, dest, stats, fqdn))
+            continue
+        below = below_of(target)
+        median_ms = own if below is None else below
+        if err is None:  # fails nothing: `_http` and `_grpc` without an error
+            served = r * ok
+            statuses: dict[str, float] = {}
+            codes = {"200": served} if served > 0 else {}
+            if protocol is http:
+                refused = r * rejected
+                if refused > 0:
+                    codes["404"] = refused
+            elif served > 0:
+                statuses["0"] = served
+            flags: dict[str, float] = {}
+            errors = 0.0
+        else:  # `traffic._err`, its wave's noise kept for the bucket
+            share = min(1.0, erate * (1.0 + 0.3 * (0.7 * sin(base + err) + 0.3 * err_noise[i])))
+            codes, flags, statuses, errors = (
+                _http(r, share, rejected) if protocol is http else _grpc(r, share)
+            )
+        e50, e95, e99 = spread
+        stats = new_stats(
+            protocol, r, errors / r if r else 0.0, median_ms * e50, median_ms * e95,
+            median_ms * e99, mtls, codes, flags, statuses, 0.0, 0.0, 0.0,
+        )  # fmt: skip
+        add(new_edge(source, dest, stats, fqdn))
     return edges
+
+
+def _secured(mesh: SimMesh, leg: Leg, t: float) -> float:
+    """A leg's mTLS share under the mesh's security at `t`; -1.0 where its figures are
+    not the callee's: refused, or answered by the client's proxy (a service's node)."""
+    source, dest = leg.source, leg.dest
+    guard = mesh.guard(source, dest, t) if mesh.guard is not None else None
+    refused = guard is not None and guard.refusal is not None
+    if (leg.answered_by_proxy or refused) and leg.call.protocol is not Protocol.TCP:
+        return -1.0
+    plaintext = guard is not None and guard.plaintext
+    return 1.0 if source.sidecar and dest.sidecar and not plaintext else 0.0
+
+
+# a leg's protocol, its ends' ids, its service's name, its target, the target's own median,
+# exp(z sigma) for p50, p95 and p99, its error wave's phase (None: it fails nothing), the
+# callee's error rate, the share served (1 - 0 - its 4xx share), its 4xx share, and TCP's
+# bytes per connection each way
+LegFigures = tuple[
+    Protocol, str, str, str, str, float, tuple[float, float, float], float | None, float,
+    float, float, tuple[int, int],
+]  # fmt: skip
+
+
+def _figures(leg: Leg) -> LegFigures:
+    b = leg.dest.behaviour
+    rejected = b.client_error_rate if leg.call.protocol is Protocol.HTTP else 0.0
+    return (
+        leg.call.protocol, leg.source_id, leg.dest_id, leg.fqdn, leg.target, b.median_ms,
+        leg.spread, None if leg.err is None else leg.err.phase, b.error_rate,
+        1 - 0.0 - rejected, rejected, (leg.call.request_bytes, leg.call.response_bytes),
+    )  # fmt: skip
 
 
 # The model's edges made without their dataclass `__init__`: a frozen dataclass sets each
