@@ -222,9 +222,11 @@ def _check_cluster_names(
     nobody configured, is misnamed (a kubeconfig context's name, not the mesh's cluster
     ID): its workloads and routes would never meet its traffic. Say so on its source."""
     named = {c for c in planes if c}
+    if not named:  # a mesh of one cluster, named as the mesh names it: nothing to read
+        return
     seen = set(clusters(traffic.nodes))
     strangers = sorted(seen - named)
-    if not named or not strangers:
+    if not strangers:
         return
     for cluster in sorted(named - seen):
         key = source_key("control_plane", cluster)

@@ -1,16 +1,21 @@
 """A refresh whose sources say the same workloads as the one before (the same objects, as
 the simulated mesh's control plane and a walk kept say them) makes its snapshot's nodes
 from the last ones instead of each node's id again (issue 17); other workloads, or the
-same in another order, are joined afresh, the first word on a workload winning."""
+same in another order, are joined afresh, the first word on a workload winning. A mesh of
+one cluster reads no cluster names from its nodes on the refresh's event loop."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
 
+from meshtop import mesh, model
 from meshtop.mesh import build_snapshot
 from meshtop.model import Edge, EdgeStats, MeshSnapshot, Workload
+from meshtop.sim.sources import Simulation
 
 AT = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
 A = Workload("k", "shop", "cart-v1", app="cart", version="v1")
@@ -46,3 +51,18 @@ def test_the_same_workloads_again_make_their_nodes_without_their_ids(
     assert second.nodes is not first.nodes  # each snapshot its own mapping
     third = _snapshot([B_AGAIN, A, B])  # another order: joined afresh
     assert len(ids) == 3 and third.nodes["k/shop/pay-v1"] is B_AGAIN
+
+
+def test_a_mesh_of_one_cluster_reads_no_cluster_names_on_a_refresh(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[object] = []
+    real = model.clusters
+
+    def counted(workloads: Iterable[Workload]) -> list[str]:
+        read.append(workloads)
+        return real(workloads)
+
+    monkeypatch.setattr(mesh, "clusters", counted)
+    snapshot = asyncio.run(mesh.refresh(sim.clusters))  # on the loop that draws: no scan
+    assert snapshot.edges and read == []
