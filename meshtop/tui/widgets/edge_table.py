@@ -28,6 +28,7 @@ from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, Thresholds, errors_
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
 from meshtop.tui.travel import COMPARE_COLUMNS, GONE, MINUS, NEW, then_cells, then_order
+from meshtop.tui.widgets.fast_rows import FastRows
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -387,7 +388,7 @@ class _Made(Mapping[Any, Any]):
         pass
 
 
-class VirtualTable(DataTable[Any]):
+class VirtualTable(FastRows):
     """A DataTable whose rows are one line each, in `_order`, their cells made only when
     drawn (`_row_cells`): the edge table and the stat tab. DataTable works as ever,
     reading the rows, their cells and their order through `_Made`, `_Order` and `_Lines`

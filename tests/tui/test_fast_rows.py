@@ -1,0 +1,134 @@
+"""The virtual tables' own cell drawing (issue 17, `FastRows`) draws every line as
+DataTable's drawing through Rich does: the same characters in the same styles, the
+cursor's row, the sorted column's bold header, a styled cell, figures to the right, a
+cell too wide for its column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.strip import Strip
+from textual.widgets import DataTable
+
+from meshtop.tui.widgets.edge_table import EdgeTable, VirtualTable
+from meshtop.tui.widgets.fast_rows import FastRows
+from meshtop.tui.widgets.stat_table import StatTable
+
+
+class Drawn(FastRows):
+    """A FastRows table that counts the cells it drew itself."""
+
+    def __init__(self) -> None:
+        super().__init__(cursor_type="row")
+        self.fast = 0
+
+    def _cell_line(self, *args: Any) -> list[Segment] | None:
+        line = super()._cell_line(*args)
+        self.fast += line is not None
+        return line
+
+
+class OneTable(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Drawn()
+
+
+def _fill(table: DataTable[Any]) -> None:
+    table.add_column("", key="health", width=4)
+    table.add_column(Text("SOURCE"), key="source", width=14)
+    table.add_column(Text("ERR% ▼", style="bold"), key="errors", width=7)  # sorted by it
+    table.add_column("PROTO", key="proto", width=9)
+    table.add_column("MTLS", key="mtls", width=5)
+    rows: list[list[Any]] = [
+        [
+            Text("FAIL", "bold red"),
+            Text("productpage-v1"),
+            Text("12.5%", "bold red", justify="right"),
+            "http",
+            Text("yes", "green"),
+        ],
+        [
+            Text("ok", "green"),
+            Text.assemble("reviews ", ("↯", "bold")),
+            Text("0%", justify="right"),
+            "grpc+http",
+            Text("no", "yellow"),
+        ],
+        [
+            Text("warn", "yellow"),
+            Text("a-name-far-too-long-for-it"),
+            Text("-", justify="right"),
+            "[b]tcp[/b]",
+            Text("50%", "on blue", justify="left"),
+        ],
+        [
+            Text(""),
+            Text.assemble("v3 ", ("↯ EXPIRED", "bold red reverse"), style="yellow"),
+            Text("1.2%", justify="center"),
+            Text("details ", justify="right"),
+            Text("x\ty"),
+        ],
+    ]
+    for i, row in enumerate(rows):
+        table.add_row(*row, key=str(i))
+
+
+def _cells(strip: Strip) -> list[tuple[str, Any]]:
+    """A line as its characters, each with its style: segments may be cut anywhere."""
+    return [(ch, s.style) for s in strip for ch in s.text]
+
+
+def _lines(table: DataTable[Any], draw: Any) -> list[list[tuple[str, Any]]]:
+    table._clear_caches()
+    table._render_cell = draw.__get__(table)  # type: ignore[method-assign]
+    try:
+        return [_cells(table.render_line(y)) for y in range(table.size.height)]
+    finally:
+        del table._render_cell
+        table._clear_caches()
+
+
+async def test_the_fast_cells_draw_what_datatable_draws() -> None:
+    app = OneTable()
+    async with app.run_test(size=(60, 8)) as pilot:
+        table = app.query_one(Drawn)
+        _fill(table)
+        table.move_cursor(row=1)
+        await pilot.pause()
+        ours = _lines(table, FastRows._render_cell)
+        assert table.fast >= 20  # drawn here, not handed to DataTable
+        theirs = _lines(table, DataTable._render_cell)
+        for y, (mine, rich) in enumerate(zip(ours, theirs, strict=True)):
+            assert mine == rich, f"line {y}"
+        # what is drawn: the header's mark, the cursor's row in its own style, whole cells
+        assert "ERR% ▼" in "".join(ch for ch, _ in ours[0])
+        assert {s for _, s in ours[2]} != {s for _, s in ours[1]}
+        assert "productpage-v1" in "".join(ch for ch, _ in ours[1])
+        # the mouse's place in each cell, for a click on a header or a row
+        assert ours[0][0][1].meta == {"row": -1, "column": 0}
+        assert ours[2][7][1].meta == {"row": 1, "column": 1}  # after 4 + 2 cells
+
+
+async def test_the_hover_and_a_focus_change_draw_the_same() -> None:
+    app = OneTable()
+    async with app.run_test(size=(60, 8)) as pilot:
+        table = app.query_one(Drawn)
+        _fill(table)
+        table.hover_coordinate = table.hover_coordinate.down().down()
+        table._set_hover_cursor(True)
+        for focused in (True, False):
+            if focused:
+                table.focus()
+            else:
+                table.blur()
+            await pilot.pause()
+            table._pseudo_class_state = table.get_pseudo_class_state()
+            assert _lines(table, FastRows._render_cell) == _lines(table, DataTable._render_cell)
+
+
+def test_the_virtual_tables_draw_their_cells_so() -> None:
+    assert issubclass(VirtualTable, FastRows)
+    assert issubclass(EdgeTable, FastRows) and issubclass(StatTable, FastRows)
