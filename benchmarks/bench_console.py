@@ -542,7 +542,7 @@ def report(name: str, f: dict[str, Any]) -> str:
             f"{k} {f[k]:.1f}" for k in ("first_line_s", "launch_s", "rss_peak_mib") if k in f
         )
         screen = [x.strip() for x in f.get("screen_at_failure", "").splitlines() if x.strip()]
-        said = [x for x in screen if EDGES.search(x) or re.search(r"fail|error|timed|within", x)]
+        said = [x for x in screen if EDGES.search(x) or re.search(r"^\w+: |retrying|fail|error", x)]
         shown = "".join(f"\n    {x}" for x in said[:6])
         return f"### {name}\n\nfailed: {f['failed']} ({seen}); the screen said:{shown}"
     keys = f["keys_ms"]
@@ -982,6 +982,10 @@ def main() -> None:
         help="the console's --timeout against a Prometheus (e.g. 120s; its default is 10s)",
     )  # fmt: skip
     parser.add_argument(
+        "--max-response-mb", type=float, default=None,
+        help="the console's [prometheus] max_response_mb (its default is 64), by a config file",
+    )  # fmt: skip
+    parser.add_argument(
         "--launch-limit", type=float, default=900, help="s; no first frame by then: failed"
     )
     parser.add_argument("--json", default=None)
@@ -997,6 +1001,10 @@ def main() -> None:
         "launch_limit_s": opts.launch_limit,
     }
     reading = ["--window", "1m", *(["--timeout", opts.timeout] if opts.timeout else [])]
+    if opts.max_response_mb is not None:
+        config = Path(tempfile.mkdtemp(prefix="meshtop-bench-")) / "config.toml"
+        config.write_text(f"[prometheus]\nmax_response_mb = {opts.max_response_mb:g}\n")
+        common["env"] = {"MESHTOP_CONFIG": str(config)}
     print(f"{machine()}; terminal {opts.cols}x{opts.rows}\n", flush=True)
     results: dict[str, Any] = {}
     if opts.hostile is not None:
@@ -1005,9 +1013,7 @@ def main() -> None:
         forbidden = tuple(e.encode() for e in HOSTILE_ESCAPES)
 
         def go_hostile(url: str) -> None:
-            results[name] = run(
-                ["--prometheus", url, "--window", "1m"], forbidden=forbidden, **common
-            )
+            results[name] = run(["--prometheus", url, *reading], forbidden=forbidden, **common)
 
         backend = with_hostile(n, go_hostile)
         results[name]["backend"] = backend
