@@ -18,22 +18,34 @@ relabelling), the calls left without a latency are asked of the reporters after 
 And once a refresh has seen where the quantiles fall, the next leaves out the buckets
 well above them (`leave_out`), every histogram's buckets below those still read; a
 quantile that falls among the buckets left out is worked out from all of its
-histogram's buckets, asked for once more (`edge_quantiles`, `unsure`)."""
+histogram's buckets, asked for once more (`edge_quantiles`, `unsure`). Where a few
+callers' quantiles fall far above the others', those callers are named and the others'
+buckets cut lower (`Cuts`, `cuts_for`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshtop.sources.dialects import Dialect
 from meshtop.sources.prometheus.quantiles import quantiles_at, upper_bound
-from meshtop.sources.prometheus.queries import EDGE, QUANTILES, SEPARATOR, Later
+from meshtop.sources.prometheus.queries import (
+    EDGE,
+    QUANTILES,
+    SEPARATOR,
+    Later,
+    _named,
+    bounds_matcher,
+)
 
 # Above this length the source workloads are not named: the reporter is asked about every
 # call (its buckets read in full), and the query stays a short URL.
 MAX_NAMES_CHARS = 2000
+# The callers named for the buckets they need above the others' (`Cuts`): written twice
+# per reporter, so fewer, for a URL within a proxy's usual 8 kB
+SLOW_NAMES_CHARS = 400
 
 Rows = Sequence[Mapping[str, Any]]
 Names = dict[str, set[str] | None]  # for each reporter after the first, as `Later`
@@ -183,12 +195,54 @@ class Latencies:
     unsure: dict[str, str]  # calls with a quantile in a bucket not all read: their reporter
     reached: float  # the highest bucket bound a quantile fell in (-inf: none)
     bounds: dict[str, float]  # the buckets' `le` labels seen, as read
+    # per source workload (None: one that cannot be told), the highest bound a quantile
+    # of its calls fell in, and how many calls it has
+    reached_by: dict[str | None, float] = field(default_factory=dict)
+    calls_by: dict[str | None, int] = field(default_factory=dict)
 
 
-def edge_quantiles(d: Dialect, rows: Rows, beyond: float = math.inf) -> Latencies:
+@dataclass(frozen=True, slots=True)
+class Cuts:
+    """The buckets a refresh leaves out: `left_out` of every call's histograms but those
+    of the `slow` source workloads, whose quantiles fell higher the last time, of which
+    only `slow_left_out` (fewer; none `slow`: one set for every call)."""
+
+    left_out: frozenset[str] = frozenset()
+    slow: frozenset[str] = frozenset()
+    slow_left_out: frozenset[str] = frozenset()
+
+    def matchers(self, d: Dialect, op: str = "!~") -> list[str]:
+        """Per group of calls, a matcher of its buckets not left out (`!~`), or of those
+        left out (`=~`, none for a group with none): no series matched by two."""
+        if not self.slow:
+            return [bounds_matcher(op, self.left_out)] if self.left_out or op == "!~" else []
+        named = _named(d.source.workload, self.slow)
+        groups = [(named.replace("=~", "!~", 1), self.left_out), (named, self.slow_left_out)]
+        return [
+            ",".join(x for x in (who, bounds_matcher(op, les)) if x)
+            for who, les in groups
+            if les or op == "!~"
+        ]
+
+    def beyond(self, bounds: Mapping[str, float]) -> tuple[float, float]:
+        """The lowest bound left out, of the calls not `slow` and of theirs."""
+        return (
+            min((bounds[le] for le in self.left_out), default=math.inf),
+            min((bounds[le] for le in self.slow_left_out), default=math.inf),
+        )
+
+
+def edge_quantiles(
+    d: Dialect,
+    rows: Rows,
+    beyond: float = math.inf,
+    slow: Collection[str] = frozenset(),
+    slow_beyond: float = math.inf,
+) -> Latencies:
     """Per call, p50, p95 and p99 from the buckets of the first reporter with any, as
     `histogram_quantile` gives them. The buckets from `beyond` up (but +Inf) were left
-    out: a quantile that falls in a bucket from there up is not sure (`unsure`)."""
+    out, from `slow_beyond` up for the calls of the `slow` source workloads: a quantile
+    that falls in a bucket from there up is not sure (`unsure`)."""
     # tens of thousands of rows per refresh: each label read once, bounds parsed once
     buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
     bounds: dict[str, float | None] = {}
@@ -212,14 +266,23 @@ def edge_quantiles(d: Dialect, rows: Rows, beyond: float = math.inf) -> Latencie
             chosen[key] = reporter
     read = {le: b for le, b in bounds.items() if b is not None}
     out = Latencies({}, chosen, {}, -math.inf, read)
+    reached_by, calls_by = out.reached_by, out.calls_by
     for key, reporter in chosen.items():
         found_at = quantiles_at(QUANTILES, buckets[key, reporter])
         out.quantiles[key] = [value for value, _ in found_at]
+        name = _workload(d, key)
+        # a caller that cannot be told was asked with the others: their limit
+        limit = slow_beyond if name is not None and name in slow else beyond
+        calls_by[name] = calls_by.get(name, 0) + 1
+        highest = reached_by.get(name, -math.inf)
         for _, bound in found_at:
-            if beyond < bound or beyond == bound < math.inf:  # (never NaN: none found)
+            if limit < bound or limit == bound < math.inf:  # (never NaN: none found)
                 out.unsure[key] = reporter
-            if bound > out.reached:
-                out.reached = bound
+            if bound > highest:
+                highest = bound
+        reached_by[name] = highest
+        if highest > out.reached:
+            out.reached = highest
     return out
 
 
@@ -250,3 +313,28 @@ def leave_out(bounds: Mapping[str, float], reached: float) -> frozenset[str]:
     if len(above) < 2:
         return frozenset()
     return frozenset(le for le, b in bounds.items() if above[0] < b < math.inf)
+
+
+def cuts_for(d: Dialect, bounds: Mapping[str, float], timed: Latencies) -> Cuts:
+    """What the next refresh leaves out: the buckets above where any quantile fell
+    (`leave_out`); and, where it reads fewer buckets, those above a lower bound for every
+    caller but the few whose quantiles fell above it, named (within `SLOW_NAMES_CHARS`),
+    of which only the first. The bound chosen is the one that reads the fewest buckets,
+    counted as calls times buckets read."""
+    every = leave_out(bounds, timed.reached)
+    finite = len({b for b in bounds.values() if b < math.inf})
+    calls = sum(timed.calls_by.values())
+    best, cost = Cuts(every), calls * (finite - len(every))
+    for lower in sorted({b for b in bounds.values() if b < timed.reached}):
+        fewer = leave_out(bounds, lower)
+        if len(fewer) <= len(every):
+            continue
+        slow = {w: n for w, n in timed.calls_by.items() if timed.reached_by[w] > lower}
+        if None in slow or sum(len(w) + 1 for w in slow if w) > SLOW_NAMES_CHARS:
+            continue  # a caller above it that cannot be named
+        named = sum(slow.values())
+        reads = named * (finite - len(every)) + (calls - named) * (finite - len(fewer))
+        if reads < cost:
+            names = frozenset(w for w in slow if w is not None)
+            best, cost = Cuts(fewer, names, every), reads
+    return best

@@ -135,22 +135,25 @@ def latency_query(
     window_s: float,
     namespaces: Sequence[str] = (),
     whom: Whom | None = None,
-    le: str = "",
+    le: str | Sequence[str] = "",
 ) -> str:
     """The latency histogram's bucket rates by edge, reporter and bucket, each bucket
     series read once. `whom`: per reporter, the source workloads whose calls it is asked
     about (None: every call; a reporter left out, or with no names: not asked); None:
     every reporter about every call. `le`: a matcher on the buckets' bounds (`le!~"…"`),
-    empty for every bucket. Which reporter's buckets an edge's quantiles come from is
+    empty for every bucket; or several, each with the calls it applies to, none matched
+    by two (`latency.Cuts`). Which reporter's buckets an edge's quantiles come from is
     chosen from the answer (`latency`)."""
     window = duration(window_s)
+    cuts = [le] if isinstance(le, str) else list(le) or [""]
     parts = []
     for reporter in d.http_reporters:
         names = None if whom is None else whom.get(reporter, ())
         if names is None:
-            parts.append([_reporters(d, [reporter]), le])
+            parts += [[_reporters(d, [reporter]), cut] for cut in cuts]
         elif names:
-            parts.append([_reporters(d, [reporter]), _named(d.source.workload, names), le])
+            named = _named(d.source.workload, names)
+            parts += [[_reporters(d, [reporter]), named, cut] for cut in cuts]
     # Each reporter's buckets summed by the edge's labels, then joined (fewer series for
     # `label_join`, which costs more per series than the sum), then set beside the other
     # reporters': `or` over the few summed series rather than over every raw one, where
@@ -184,11 +187,12 @@ def snapshot_queries(
     window_s: float,
     namespaces: Sequence[str] = (),
     later: Later | None = None,
-    leave_out: Collection[str] = (),
+    buckets: Sequence[str] = (),
 ) -> dict[str, str]:
     """The queries of one refresh. Their number does not depend on the mesh's size.
     `later`: which calls the reporters after the first are asked about, for their
-    latency (`first_and`); `leave_out`: the buckets' bounds not asked for (`latency`)."""
+    latency (`first_and`); `buckets`: matchers of the buckets asked for, each with the
+    calls it applies to (`latency.Cuts`), none for every bucket."""
     window = duration(window_s)
     outcome = (
         d.reporter_label, d.code, d.grpc_status, d.flags, d.mtls_label, d.failure_label,
@@ -217,9 +221,7 @@ def snapshot_queries(
     )
     return {
         "requests": requests_q,
-        "latency": latency_query(
-            d, window_s, namespaces, first_and(d, later), bounds_matcher("!~", leave_out)
-        ),
+        "latency": latency_query(d, window_s, namespaces, first_and(d, later), buckets),
         "tcp": tcp,
     }
 

@@ -31,10 +31,11 @@ from meshtop.sources import bounded
 from meshtop.sources.dialects import AUTO, DETECT_QUERY, Dialect, detect, dialect
 from meshtop.sources.prometheus.answers import _known, join, parse_history
 from meshtop.sources.prometheus.latency import (
+    Cuts,
     Latencies,
+    cuts_for,
     edge_quantiles,
     fresh,
-    leave_out,
     merge,
     missing,
     needed,
@@ -47,7 +48,6 @@ from meshtop.sources.prometheus.queries import (
     Later,
     Whom,
     _selector,
-    bounds_matcher,
     history_queries,
     latency_query,
     snapshot_queries,
@@ -116,7 +116,7 @@ class PrometheusMetrics:
         # buckets' bounds seen, and those the next refresh leaves out (`latency`)
         self._asked: dict[str, Later | None] = {}
         self._bounds: dict[str, dict[str, float]] = {}
-        self._left_out: dict[str, frozenset[str]] = {}
+        self._left_out: dict[str, Cuts] = {}
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
 
@@ -260,8 +260,10 @@ class PrometheusMetrics:
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             asked = self._asked.get(d.name) or unmeshed(d)
-            left_out = self._left_out.get(d.name, frozenset())
-            queries = snapshot_queries(d, window_s, self.config.namespaces, asked, left_out)
+            left_out = self._left_out.get(d.name, Cuts())
+            queries = snapshot_queries(
+                d, window_s, self.config.namespaces, asked, left_out.matchers(d)
+            )
             answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
             found = {name: rows for name, (rows, _) in zip(queries, answers, strict=True)}
             warnings = {w for _, ws in answers for w in ws}
@@ -278,7 +280,7 @@ class PrometheusMetrics:
         window_s: float,
         found: dict[str, list[dict[str, Any]]],
         asked: Later,
-        left_out: frozenset[str],
+        left_out: Cuts,
         warnings: set[str],
     ) -> Latencies:
         """Every call's quantiles, the latency answer (`found`) made whole where it is
@@ -286,7 +288,7 @@ class PrometheusMetrics:
         reporter kept no buckets, and the buckets left out where a quantile fell among
         them, each asked once more if any; and what the next refresh asks (`latency`)."""
         requests_rows, rows = found["requests"], found["latency"]
-        within = bounds_matcher("!~", left_out)
+        within = left_out.matchers(d)
         asking: Later | None = asked
         wanted = self._read(lambda: needed(d, requests_rows))
         more = self._read(lambda: missing(wanted, asking))
@@ -298,10 +300,10 @@ class PrometheusMetrics:
         if again is not None:  # calls whose first reporter kept no buckets
             extra = await self._latency(d, window_s, again, within, warnings)
             rows = [*rows, *self._read(lambda: fresh(d, extra, asking))]
-        beyond = min((self._bounds[d.name][le] for le in left_out), default=math.inf)
-        timed = self._read(lambda: edge_quantiles(d, rows, beyond))
+        beyond, slow_beyond = left_out.beyond(self._bounds.get(d.name, {}))
+        timed = self._read(lambda: edge_quantiles(d, rows, beyond, left_out.slow, slow_beyond))
         if timed.unsure:  # quantiles among the buckets left out: those buckets too
-            beyond_rows = bounds_matcher("=~", left_out)
+            beyond_rows = left_out.matchers(d, "=~")
             rows = [
                 *rows,
                 *await self._latency(d, window_s, unsure(d, timed), beyond_rows, warnings),
@@ -313,11 +315,11 @@ class PrometheusMetrics:
         self._asked[d.name] = merge(wanted, used(d, timed))
         bounds = self._bounds.setdefault(d.name, {})
         bounds.update(timed.bounds)
-        self._left_out[d.name] = leave_out(bounds, timed.reached)
+        self._left_out[d.name] = cuts_for(d, bounds, timed)
         return timed
 
     async def _latency(
-        self, d: Dialect, window_s: float, whom: Whom, le: str, warnings: set[str]
+        self, d: Dialect, window_s: float, whom: Whom, le: list[str], warnings: set[str]
     ) -> list[dict[str, Any]]:
         """The latency buckets of the calls `whom` names, of the bounds `le` matches."""
         promql = latency_query(d, window_s, self.config.namespaces, whom, le)
