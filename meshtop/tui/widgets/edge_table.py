@@ -164,37 +164,62 @@ def short_labels(snapshot: MeshSnapshot, width: int, by_cluster: bool = False) -
     shortest of `cluster/workload`, `namespace/workload` and the whole id that is:
     narrow columns that still say exactly which node. `by_cluster`: the table has a
     cluster column, which says the cluster; a name need only be unique in its own."""
-    names = Counter((w.cluster if by_cluster else "", w.name) for w in snapshot.nodes.values())
+    labels = ShortLabels(snapshot, width, by_cluster)
+    return {node_id: labels.get(node_id, node_id) for node_id in snapshot.nodes}
 
-    def name_of(w: Workload) -> tuple[str, str]:
-        return (w.cluster if by_cluster else "", w.name)
 
-    # Only nodes whose name is not unique can share a longer form: count those alone.
-    shared = [w for w in snapshot.nodes.values() if names[name_of(w)] > 1]
-    forms: tuple[Callable[[Workload], str], ...] = (
-        *(() if by_cluster else (lambda w: f"{w.cluster}/{w.name}",)),
-        lambda w: f"{w.namespace}/{w.name}",
-    )
-    counts = [Counter((name_of(w)[0], form(w)) for w in shared) for form in forms]
-    labels = {}
-    for node_id, w in snapshot.nodes.items():
-        if not w.clustered or names[name_of(w)] == 1:
+class ShortLabels:
+    """`short_labels` made one node at a time, when asked: what makes a name unique is
+    counted over the whole snapshot at once, each label made when first drawn (the
+    edge table's 20,783 nodes at 20,000 services: 150-200 ms to make all of them)."""
+
+    def __init__(self, snapshot: MeshSnapshot, width: int, by_cluster: bool = False) -> None:
+        self._nodes, self._width, self._by_cluster = snapshot.nodes, width, by_cluster
+        nodes = snapshot.nodes.values()
+        self._names = Counter(self._name_of(w) for w in nodes)
+        # Only nodes whose name is not unique can share a longer form: count those alone.
+        shared = [w for w in nodes if self._names[self._name_of(w)] > 1]
+        self._forms: tuple[Callable[[Workload], str], ...] = (
+            *(() if by_cluster else (lambda w: f"{w.cluster}/{w.name}",)),
+            lambda w: f"{w.namespace}/{w.name}",
+        )
+        self._counts = [
+            Counter((self._name_of(w)[0], form(w)) for w in shared) for form in self._forms
+        ]
+        self._made: dict[str, str] = {}
+
+    def _name_of(self, w: Workload) -> tuple[str, str]:
+        return (w.cluster if self._by_cluster else "", w.name)
+
+    def get(self, node_id: str, default: str) -> str:
+        """The node's label, or `default` for a node the snapshot does not have."""
+        label = self._made.get(node_id)
+        if label is None:
+            w = self._nodes.get(node_id)
+            if w is None:
+                return default
+            label = self._made[node_id] = self._label(w)
+        return label
+
+    def _label(self, w: Workload) -> str:
+        if not w.clustered or self._names[self._name_of(w)] == 1:
             label = w.name
         else:
+            cluster = self._name_of(w)[0]
             label = next(
                 (
                     form(w)
-                    for form, n in zip(forms, counts, strict=True)
-                    if n[(name_of(w)[0], form(w))] == 1
+                    for form, n in zip(self._forms, self._counts, strict=True)
+                    if n[(cluster, form(w))] == 1
                 ),
                 w.id,
             )
+        width = self._width
         if len(label) > width:
             # Cut the middle: the end (`-v2`) tells versions apart.
             head = (width - 1) // 2
             label = label[:head] + "…" + label[len(label) - (width - 1 - head) :]
-        labels[node_id] = label
-    return labels
+        return label
 
 
 def health_styles(theme: Theme) -> dict[Health, str]:
@@ -461,8 +486,19 @@ class _Rows:
     gone: frozenset[str]
 
     def ordered(self, sort_name: str, reversed_: bool) -> list[str]:
-        """The row keys sorted by a column (stable: ties keep their order)."""
-        return sorted(self.edges, key=lambda k: self.sort_key(sort_name, k), reverse=reversed_)
+        """The row keys sorted by a column (stable: ties keep their order); each row's
+        place worked out in one pass, as `sort_key` says it (51,239 rows: a third less)."""
+        if sort_name in COMPARE_COLUMNS:
+            places = {k: self.sort_key(sort_name, k) for k in self.edges}
+        else:
+            by, healths, clusters, idle = SORTS[sort_name], self.healths, self.clusters, Health.IDLE
+            places = {
+                k: by(e, healths.get((e.source, e.destination), idle), clusters.get(k, ""))
+                for k, e in self.edges.items()
+            }
+            if sort_name == "health":  # a gone edge after every edge there is now
+                places = {k: (k in self.gone, found) for k, found in places.items()}
+        return sorted(places, key=places.__getitem__, reverse=reversed_)
 
     def sort_key(self, sort_name: str, key: str) -> Any:
         """Where a row goes in the sort: by its column's key of the edge, its health and
@@ -520,13 +556,13 @@ def _same_nodes(before: _Rows, after: _Rows) -> bool:
 
 def labels_of(
     snapshot: MeshSnapshot, then: MeshSnapshot | None, width: int, by_cluster: bool
-) -> dict[str, str]:
+) -> ShortLabels:
     """The rows' node labels (`short_labels`), in compare mode a gone edge's nodes too."""
     if then is not None:
         nodes = {**then.nodes, **snapshot.nodes}
         if len(nodes) > len(snapshot.nodes):
             snapshot = replace(snapshot, nodes=nodes)
-    return short_labels(snapshot, width, by_cluster)
+    return ShortLabels(snapshot, width, by_cluster)
 
 
 class EdgeTable(VirtualTable):
@@ -550,7 +586,7 @@ class EdgeTable(VirtualTable):
         rows: _Rows
         order: _Order
         sort: tuple[str, bool]
-        labels: tuple[tuple[tuple[str, ...], int], dict[str, str]] | None
+        labels: tuple[tuple[tuple[str, ...], int], ShortLabels] | None
 
     def __init__(self, **kwargs: Any) -> None:
         self._order = _Order([])  # DataTable's own set-up reads it
@@ -563,7 +599,7 @@ class EdgeTable(VirtualTable):
         self._snapshot: MeshSnapshot | None = None
         self._rows = NO_ROWS  # the rows drawn, of the snapshot taken in last
         self._orders: dict[tuple[str, bool], _Order] = {}  # the rows' orders made, by sort
-        self._labels: dict[str, str] | None = None  # short labels, made when first drawn
+        self._labels: ShortLabels | None = None  # short labels, each made when first drawn
         self._styles: dict[Health, str] = {}
         self._made: OrderedDict[str, dict[str, Text | str]] = OrderedDict()
         self._sorted = False  # the rows are in the order of `sort_name`
@@ -662,7 +698,9 @@ class EdgeTable(VirtualTable):
         if self._labels is None:
             snapshot, width = self._rows.snapshot, self._layout[1]
             by_cluster = "cluster" in self._layout[0]
-            self._labels = labels_of(snapshot, self._then, width, by_cluster) if snapshot else {}
+            if snapshot is None:
+                return node
+            self._labels = labels_of(snapshot, self._then, width, by_cluster)
         return self._labels.get(node, node)
 
     # -- taking a snapshot in ---------------------------------------------------------------
