@@ -45,6 +45,35 @@ class DetailFailed(Message):
     reason: str
 
 
+class KeyFooter(Footer):
+    """Textual's Footer, composed again only when the keys it would show change. Footer
+    composes its keys anew (a widget each, mounted, styled and laid out) after every
+    change of the screen's bindings: three times as a detail screen opens (its mount, the
+    focus given to its body, the app's bindings refreshed), for the same keys (issue 17)."""
+
+    _composed: tuple[object, ...] | None = None  # the keys it last composed
+
+    @staticmethod
+    def _keys(screen: Screen[object]) -> tuple[object, ...]:
+        """What Footer.compose reads: the bindings shown, enabled or not, their tooltips,
+        and the command palette's."""
+        active = screen.active_bindings
+        palette = active.get(screen.app.COMMAND_PALETTE_BINDING)
+        shown = tuple((b, on, tip) for _, b, on, tip in active.values() if b.show)
+        return (*shown, palette[1:] if palette is not None else None)
+
+    def compose(self) -> ComposeResult:
+        if self._bindings_ready:
+            self._composed = self._keys(self.screen)
+        return super().compose()
+
+    async def recompose(self) -> None:
+        composed = self._composed
+        if composed is not None and self.is_attached and self._keys(self.screen) == composed:
+            return  # asked again for the keys it shows (each change of bindings asks)
+        await super().recompose()
+
+
 def window_keys() -> str:
     return "  ".join(f"{i} {units.duration(w)}" for i, w in enumerate(WINDOWS, 1))
 
@@ -101,7 +130,7 @@ class DetailScreen(Screen[None]):
             if self.after is not None:
                 yield Static(self.after, id="detail-after")
         yield Input(id="detail-prompt", placeholder="window 15m | 5m 15m 1h 6h 24h 7d, up to 30d")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#detail-body").focus()
