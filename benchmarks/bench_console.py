@@ -1001,8 +1001,9 @@ def main() -> None:
         "launch_limit_s": opts.launch_limit,
     }
     reading = ["--window", "1m", *(["--timeout", opts.timeout] if opts.timeout else [])]
+    settings = tempfile.TemporaryDirectory(prefix="meshtop-bench-")
     if opts.max_response_mb is not None:
-        config = Path(tempfile.mkdtemp(prefix="meshtop-bench-")) / "config.toml"
+        config = Path(settings.name) / "config.toml"
         config.write_text(f"[prometheus]\nmax_response_mb = {opts.max_response_mb:g}\n")
         common["env"] = {"MESHTOP_CONFIG": str(config)}
     print(f"{machine()}; terminal {opts.cols}x{opts.rows}\n", flush=True)
@@ -1035,6 +1036,7 @@ def main() -> None:
             name = f"`meshtop demo --services {n}`"
             results[name] = run(["demo", "--services", str(n)], **common)
             print(report(name, results[name]), "\n", flush=True)
+    settings.cleanup()
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=1))
 
