@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -109,6 +110,17 @@ class MeshtopApp(App[None]):
         self.failures = 0  # refreshes in a row that failed: the retry backs off
         self._next: Timer | None = None
         self.main = MainScreen(self.settings.thresholds)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform; on Linux and macOS one whose esc answers
+        after the escape delay rather than after Textual's 100 ms wait (`driver.py`). A
+        driver named by TEXTUAL_DRIVER is kept."""
+        found = super().get_driver_class()
+        if found.__module__ == "textual.drivers.linux_driver":
+            from meshtop.tui.driver import PromptEscDriver
+
+            return PromptEscDriver
+        return found
 
     def get_default_screen(self) -> Screen[Any]:
         return self.main

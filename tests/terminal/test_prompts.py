@@ -3,6 +3,8 @@ cursor after it, at every size and on every screen that has a prompt."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.terminal.term import Terminal
@@ -86,3 +88,19 @@ def test_operation_prompt_in_the_trace_list_is_visible() -> None:
         t.wait_for("operation (empty: any)")
         t.type("GET")
         cursor_after(t, "GET")
+
+
+def test_esc_then_a_key_90_ms_later_are_two_keys() -> None:
+    """esc stands alone once the escape delay (25 ms) has passed with nothing after it:
+    Textual's input thread looked only every 100 ms, so esc took 100 ms to act and a key
+    typed within that time made alt+key of it (here: the prompt stayed, `j` was lost)."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.wait_for("▸ istio-ingressgateway")
+        t.press("/")
+        t.type("x", after="/")
+        t.press("esc")
+        time.sleep(0.09)
+        t.press("j")
+        t.wait("j moved the selection", lambda: "▸ unknown" in t.lines()[1])
+        assert "/x" not in t.text(), t.text()

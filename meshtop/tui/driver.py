@@ -1,0 +1,78 @@
+"""The console's terminal driver: Textual's own for Linux and macOS, with one change to
+how soon a lone ESC becomes the esc key.
+
+A terminal sends the esc key as the byte ESC, which also starts every other key's escape
+sequence: a lone ESC is the esc key only once nothing follows it within the escape delay
+(`ESCDELAY`, which the console sets to 25 ms: `cli/console.py`). Textual's input thread
+waits for input 100 ms at a time and looks at that delay only when it wakes, so every esc
+took 100 ms whatever the delay (`bench_console.py`: 100-105 ms with `ESCDELAY=25`). Here
+the thread waits no longer than the delay while a sequence is pending, and 100 ms as
+before when none is: no more wakeups while idle.
+
+`run_input_thread` is Textual 8's (MIT licence, `textual/drivers/linux_driver.py`) but
+for that wait; the parser's pending deadline is its `_timeout_time`, and without it
+(another Textual) the wait is Textual's own."""
+
+from __future__ import annotations
+
+import os
+import selectors
+from codecs import getincrementaldecoder
+
+from textual._loop import loop_last
+from textual._parser import ParseError
+from textual._time import get_time
+from textual._xterm_parser import XTermParser
+from textual.drivers.linux_driver import LinuxDriver
+
+IDLE_WAIT_S = 0.1  # Textual's
+
+
+def wait_for(parser: XTermParser, now: float) -> float:
+    """How long the input thread may wait for input: until the pending sequence's
+    deadline, when one is pending, else Textual's 100 ms."""
+    deadline: float | None = getattr(parser, "_timeout_time", None)
+    if deadline is None:
+        return IDLE_WAIT_S
+    return max(0.0, min(IDLE_WAIT_S, deadline - now))
+
+
+class PromptEscDriver(LinuxDriver):
+    """Textual's Linux driver, waking for a pending escape sequence's deadline."""
+
+    def run_input_thread(self) -> None:
+        selector = selectors.SelectSelector()
+        selector.register(self.fileno, selectors.EVENT_READ)
+        fileno = self.fileno
+        event_read = selectors.EVENT_READ
+        parser = XTermParser(self._debug)
+        feed = parser.feed
+        tick = parser.tick
+        decode = getincrementaldecoder("utf-8")().decode
+        read = os.read
+
+        def process_selector_events(
+            selector_events: list[tuple[selectors.SelectorKey, int]], final: bool = False
+        ) -> None:
+            for last, (_key, mask) in loop_last(selector_events):
+                if mask & event_read:
+                    unicode_data = decode(read(fileno, 1024 * 4), final=final and last)
+                    if not unicode_data:
+                        break  # stdin piped
+                    for event in feed(unicode_data):
+                        self.process_message(event)
+            for event in tick():
+                self.process_message(event)
+
+        try:
+            while not self.exit_event.is_set():
+                process_selector_events(selector.select(wait_for(parser, get_time())))
+            selector.unregister(self.fileno)
+            process_selector_events(selector.select(IDLE_WAIT_S), final=True)
+        finally:
+            selector.close()
+            try:
+                for _event in feed(""):
+                    pass
+            except (EOFError, ParseError):
+                pass
