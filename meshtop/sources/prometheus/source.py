@@ -268,7 +268,7 @@ class PrometheusMetrics:
             found = {name: rows for name, (rows, _) in zip(queries, answers, strict=True)}
             warnings = {w for _, ws in answers for w in ws}
             timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
-        traffic = self._read(lambda: join(d, found, timed.quantiles))
+        traffic = await self._work(lambda: join(d, found, timed.quantiles))
         said = (*sorted(warnings), *traffic.warnings)  # and the join's: series it could not key
         if not traffic.edges:  # never an empty report without a word
             said += await self._why_empty(d, window_s, until)
@@ -290,32 +290,35 @@ class PrometheusMetrics:
         requests_rows, rows = found["requests"], found["latency"]
         within = left_out.matchers(d)
         asking: Later | None = asked
-        wanted = self._read(lambda: needed(d, requests_rows))
-        more = self._read(lambda: missing(wanted, asking))
+        wanted = await self._work(lambda: needed(d, requests_rows))
+        more = await self._work(lambda: missing(wanted, asking))
         if more is not None:  # calls the reporters after the first were not asked about
             extra = await self._latency(d, window_s, more, within, warnings)
-            rows = [*rows, *self._read(lambda: fresh(d, extra, asking))]
+            rows = [*rows, *await self._work(lambda: fresh(d, extra, asking))]
             asking = merge(asking, more)
-        again = self._read(lambda: unanswered(d, requests_rows, rows, asking))
+        again = await self._work(lambda: unanswered(d, requests_rows, rows, asking))
         if again is not None:  # calls whose first reporter kept no buckets
             extra = await self._latency(d, window_s, again, within, warnings)
-            rows = [*rows, *self._read(lambda: fresh(d, extra, asking))]
+            rows = [*rows, *await self._work(lambda: fresh(d, extra, asking))]
         beyond, slow_beyond = left_out.beyond(self._bounds.get(d.name, {}))
-        timed = self._read(lambda: edge_quantiles(d, rows, beyond, left_out.slow, slow_beyond))
+        timed = await self._work(
+            lambda: edge_quantiles(d, rows, beyond, left_out.slow, slow_beyond)
+        )
         if timed.unsure:  # quantiles among the buckets left out: those buckets too
             beyond_rows = left_out.matchers(d, "=~")
             rows = [
                 *rows,
                 *await self._latency(d, window_s, unsure(d, timed), beyond_rows, warnings),
             ]
-            timed = self._read(lambda: edge_quantiles(d, rows))
+            timed = await self._work(lambda: edge_quantiles(d, rows))
         found["latency"] = rows
         # next time, the later reporters are asked about what they were needed for now,
         # and the buckets no quantile came near are left out
-        self._asked[d.name] = merge(wanted, used(d, timed))
-        bounds = self._bounds.setdefault(d.name, {})
-        bounds.update(timed.bounds)
-        self._left_out[d.name] = cuts_for(d, bounds, timed)
+        bounds = {**self._bounds.get(d.name, {}), **timed.bounds}
+        self._asked[d.name], self._left_out[d.name] = await self._work(
+            lambda: (merge(wanted, used(d, timed)), cuts_for(d, bounds, timed))
+        )
+        self._bounds[d.name] = bounds
         return timed
 
     async def _latency(
@@ -326,6 +329,12 @@ class PrometheusMetrics:
         rows, said = await self._ask(promql)
         warnings.update(said)
         return rows
+
+    async def _work(self, work: Callable[[], _T]) -> _T:
+        """`_read` in a worker thread: the work on a refresh's answers (over 380,000 bucket
+        rows against 20,000 fan-out edges, a second of CPU) never holds the event loop,
+        which is the console's, drawing and taking keys meanwhile."""
+        return await asyncio.to_thread(self._read, work)
 
     def _read(self, work: Callable[[], _T]) -> _T:
         """`work` on the answers; an answer that is not what the queries ask for (a sample

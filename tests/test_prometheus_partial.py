@@ -1,0 +1,153 @@
+"""A refresh against a Prometheus on loopback that answers as told (issue 17): the work on
+its answers (the quantiles, the join into edges) runs off the event loop, and a latency
+or TCP query that fails leaves the edges of the requests answer, that figure unavailable
+and said once; a requests query that fails still fails the refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from meshtop.config import PrometheusConfig
+from meshtop.sources.dialects import ISTIO
+from meshtop.sources.prometheus import EDGE, SEPARATOR, PrometheusMetrics
+from meshtop.sources.prometheus import source as source_module
+
+CALLS = 40
+BOUNDS = ("5", "10", "25", "50", "100", "250", "500", "1000", "+Inf")
+
+
+def _key(i: int) -> str:
+    labels = {
+        "source_workload_namespace": "shop",
+        "source_workload": "front-v1",
+        "source_app": "front",
+        "destination_workload_namespace": "shop",
+        "destination_workload": f"back-{i}-v1",
+        "destination_app": f"back-{i}",
+        "destination_service": f"back-{i}.shop.svc.cluster.local",
+    }
+    return SEPARATOR.join(labels.get(x, "") for x in ISTIO.edge_labels())
+
+
+def _vector(rows: list[dict[str, Any]]) -> bytes:
+    return json.dumps(
+        {"status": "success", "data": {"resultType": "vector", "result": rows}}
+    ).encode()
+
+
+def _requests() -> bytes:
+    return _vector(
+        [
+            {
+                "metric": {EDGE: _key(i), "reporter": "source", "response_code": code},
+                "value": [0, rate],
+            }
+            for i in range(CALLS)
+            for code, rate in (("200", "9"), ("503", "1"))
+        ]
+    )
+
+
+def _latency() -> bytes:
+    return _vector(
+        [
+            {
+                "metric": {EDGE: _key(i), "reporter": "source", "le": le},
+                "value": [0, str(min(10.0, 2.0 * (n + 1)))],
+            }
+            for i in range(CALLS)
+            for n, le in enumerate(BOUNDS)
+        ]
+    )
+
+
+def _tcp() -> bytes:
+    return _vector([])
+
+
+class _Prometheus(BaseHTTPRequestHandler):
+    """Each query answered by its kind (requests, latency, tcp); `broken` kinds are
+    answered as told: `big`, an answer over any small cap; `slow`, nothing for 30 s."""
+
+    broken: ClassVar[dict[str, str]] = {}
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer(parse_qs(urlparse(self.path).query).get("query", [""])[0])
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self._answer(parse_qs(self.rfile.read(length).decode()).get("query", [""])[0])
+
+    def _answer(self, query: str) -> None:
+        kind = "latency" if "duration" in query else "tcp" if "istio_tcp" in query else "requests"
+        how = self.broken.get(kind)
+        if how == "slow":
+            time.sleep(30)
+            return
+        body = {"requests": _requests, "latency": _latency, "tcp": _tcp}[kind]()
+        if how == "big":
+            rows = json.loads(body)["data"]["result"]
+            body = _vector(rows * 400)  # over a megabyte
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@contextmanager
+def _serving(**broken: str) -> Iterator[str]:
+    handler = type("Handler", (_Prometheus,), {"broken": broken})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _source(url: str, **kw: Any) -> PrometheusMetrics:
+    return PrometheusMetrics(PrometheusConfig(url, dialect="istio", **kw))
+
+
+def test_the_quantiles_and_the_join_run_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran_on: dict[str, set[int]] = {"join": set(), "edge_quantiles": set()}
+    for name in ran_on:
+        work = getattr(source_module, name)
+
+        def spy(*args: Any, _work: Any = work, _name: str = name, **kw: Any) -> Any:
+            ran_on[_name].add(threading.get_ident())
+            return _work(*args, **kw)
+
+        monkeypatch.setattr(source_module, name, spy)
+
+    async def refresh(source: PrometheusMetrics) -> tuple[int, Any]:
+        return threading.get_ident(), await source.traffic(60)
+
+    with _serving() as url:
+        loop_thread, traffic = asyncio.run(refresh(_source(url)))
+    assert len(traffic.edges) == CALLS
+    assert all(e.stats.p99_ms is not None for e in traffic.edges)
+    assert ran_on["join"] and ran_on["edge_quantiles"]
+    assert loop_thread not in ran_on["join"] | ran_on["edge_quantiles"]
