@@ -134,6 +134,15 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         self._drawn = False
         self._drawing = False  # a worker draws the graph
         self._wanted: tuple[MeshSnapshot, Size] | None = None  # the newest drawing asked for
+        # for the worker to take: what to draw, the options, what is on screen
+        self._to_draw: (
+            tuple[
+                tuple[MeshSnapshot, Size, ViewOptions, str],
+                ViewOptions,
+                tuple[Layout | None, object],
+            ]
+            | None
+        ) = None
         self._then: list[Callable[[], None]] = []  # once the graph asked for is drawn
         self.working = ""  # what the worker does, said while it takes long
         self._problem: tuple[str, set[tuple[str | None, object]]] | None = None  # n's
@@ -248,13 +257,21 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         asked = (snapshot, size, self.graph.options_copy(), self.graph.placement.zoom)
         canvas = self._canvas()
         on_screen = (canvas.layout_, canvas.view.topology() if canvas.view else None)
-        self._draw_in_worker(asked, self.graph.options_copy(), on_screen)
+        self._to_draw = (asked, self.graph.options_copy(), on_screen)
+        self._draw_in_worker()
         self.set_timer(PROGRESS_AFTER_S, partial(self._say_working, asked))
 
     # described: Textual's default description is the repr of every argument, here a
-    # snapshot of every edge (seconds of the screen's thread at 2,000 services)
+    # snapshot of every edge (seconds of the screen's thread at 2,000 services). What to
+    # draw is taken from `_to_draw` and cleared, not passed: Textual keeps a finished
+    # worker's arguments until the garbage collector finds it (issue 17).
     @work(thread=True, group="graph", exit_on_error=False, description="drawing the graph")
-    def _draw_in_worker(
+    def _draw_in_worker(self) -> None:
+        handed, self._to_draw = self._to_draw, None
+        if handed is not None:  # one drawing at a time (`_drawing`): always there
+            self._draw(*handed)
+
+    def _draw(
         self,
         asked: tuple[MeshSnapshot, Size, ViewOptions, str],
         options: ViewOptions,

@@ -469,6 +469,20 @@ ROWS_KEPT = 512  # rows whose cells are kept made between draws
 TAKEN_AT_ONCE = 5_000
 
 
+# what the edge table's worker is asked: the generation, the snapshot, the rows there
+# are, compare mode's figures and mesh, the sort, and (width, the labels' layout,
+# thresholds, health memory)
+_Asked = tuple[
+    int,
+    MeshSnapshot,
+    "_Rows",
+    Mapping[tuple[str, str], EdgeStats],
+    MeshSnapshot | None,
+    tuple[str, bool],
+    tuple[int, tuple[tuple[str, ...], int] | None, Thresholds, HealthMemory | None],
+]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Rows:
     """A snapshot taken in: its rows by key in the order first seen (the sort's ties keep
@@ -611,6 +625,7 @@ class EdgeTable(VirtualTable):
         self._working = False
         self._generation = 0
         self._next_rows: _Rows | None = None  # taken in, waiting for its order
+        self._asked: _Asked | None = None  # for the worker to take
         self._keep_edge = False  # shown again: the cursor stays on its edge
         self._selecting: str | None = None  # the graph's selection, for rows to come
         self._columns_changing = False
@@ -811,12 +826,20 @@ class EdgeTable(VirtualTable):
         layout = self._layout if self._labels is not None else None  # the labels' layout
         rows = self._next_rows or self._rows
         width = self.size.width or 80
-        self._take_in(self._generation, snapshot, rows, self._then_stats, self._then, sort,
-                      (width, layout, self.thresholds, self.memory))  # fmt: skip
+        self._asked = (self._generation, snapshot, rows, self._then_stats, self._then, sort,
+                       (width, layout, self.thresholds, self.memory))  # fmt: skip
+        self._take_in()
 
-    # described: Textual's default description is the repr of the arguments, a snapshot
+    # described: Textual's default description is the repr of the arguments, a snapshot.
+    # What it is asked is taken from `_asked` and cleared, not passed: Textual keeps a
+    # finished worker's arguments until the garbage collector finds it (issue 17).
     @work(thread=True, group="edges", exit_on_error=False, description="taking the edges in")
-    def _take_in(
+    def _take_in(self) -> None:
+        asked, self._asked = self._asked, None
+        if asked is not None:  # one worker at a time (`_working`): always there
+            self._taken_in(*asked)
+
+    def _taken_in(
         self,
         generation: int,
         snapshot: MeshSnapshot,
