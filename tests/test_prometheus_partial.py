@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from meshtop.config import PrometheusConfig
+from meshtop.errors import BackendError
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, SEPARATOR, PrometheusMetrics
 from meshtop.sources.prometheus import source as source_module
@@ -72,7 +73,21 @@ def _latency() -> bytes:
 
 
 def _tcp() -> bytes:
-    return _vector([])
+    return _vector(
+        [
+            {
+                "metric": {
+                    EDGE: _key(i),
+                    "reporter": "source",
+                    "metric": metric,
+                    "connection_security_policy": "unknown",
+                },
+                "value": [0, "100"],
+            }
+            for i in range(CALLS, CALLS + 3)  # three TCP-only calls
+            for metric in ("request_bytes", "response_bytes", "opened")
+        ]
+    )
 
 
 class _Prometheus(BaseHTTPRequestHandler):
@@ -101,7 +116,7 @@ class _Prometheus(BaseHTTPRequestHandler):
         body = {"requests": _requests, "latency": _latency, "tcp": _tcp}[kind]()
         if how == "big":
             rows = json.loads(body)["data"]["result"]
-            body = _vector(rows * 400)  # over a megabyte
+            body = _vector(rows * (1 + 700_000 // len(body)))  # over half a MiB
         try:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -147,7 +162,70 @@ def test_the_quantiles_and_the_join_run_off_the_event_loop(
 
     with _serving() as url:
         loop_thread, traffic = asyncio.run(refresh(_source(url)))
-    assert len(traffic.edges) == CALLS
-    assert all(e.stats.p99_ms is not None for e in traffic.edges)
+    assert len(traffic.edges) == CALLS + 3
+    assert all(e.stats.p99_ms is not None for e in traffic.edges if e.stats.rps)
     assert ran_on["join"] and ran_on["edge_quantiles"]
     assert loop_thread not in ran_on["join"] | ran_on["edge_quantiles"]
+
+
+CAP_MB = 0.5
+
+
+def _traffic(url: str, **kw: Any) -> Any:
+    return asyncio.run(_source(url, max_response_mb=CAP_MB, **kw).traffic(60))
+
+
+def _figures(traffic: Any) -> dict[tuple[str, str], tuple[float, float, dict[str, float]]]:
+    return {
+        e.key: (e.stats.rps, e.stats.error_rate, dict(e.stats.response_codes))
+        for e in traffic.edges
+        if e.stats.rps
+    }
+
+
+def test_a_latency_answer_over_the_cap_leaves_the_edges_without_latency() -> None:
+    with _serving() as url:
+        whole = _traffic(url)
+    with _serving(latency="big") as url:
+        partial = _traffic(url)
+    assert len(partial.edges) == len(whole.edges) == CALLS + 3
+    assert _figures(partial) == _figures(whole)
+    http = [e for e in partial.edges if e.stats.rps]
+    assert all(e.stats.p50_ms is None and e.stats.p99_ms is None for e in http)
+    assert all(e.stats.p99_ms is not None for e in whole.edges if e.stats.rps)
+    said = [w for w in partial.warnings if "unavailable" in w]
+    assert said == [
+        f"latency unavailable: Prometheus at {url} answered more than {CAP_MB:g} MiB; "
+        "raise [prometheus] max_response_mb if a query really needs it"
+    ]
+    assert not whole.warnings
+
+
+def test_a_tcp_answer_over_the_cap_leaves_the_http_edges_whole() -> None:
+    with _serving() as url:
+        whole = _traffic(url)
+    with _serving(tcp="big") as url:
+        partial = _traffic(url)
+    assert {e.key: e.stats for e in partial.edges} == {
+        e.key: e.stats for e in whole.edges if e.stats.rps
+    }
+    assert len(partial.edges) == CALLS
+    assert [w.split(":")[0] for w in partial.warnings] == ["TCP unavailable"]
+
+
+def test_a_latency_query_that_never_answers_leaves_the_edges_in_time() -> None:
+    with _serving(latency="slow") as url:
+        started = time.monotonic()
+        partial = _traffic(url, timeout_s=2.0)
+        took = time.monotonic() - started
+    assert took < 2.0  # the refresh's deadline: mesh.refresh gives up on it past that
+    assert len(partial.edges) == CALLS + 3
+    assert all(e.stats.p99_ms is None for e in partial.edges)
+    assert [w for w in partial.warnings if "unavailable" in w] == [
+        f"latency unavailable: Prometheus at {url} did not answer within 2s"
+    ]
+
+
+def test_a_requests_answer_over_the_cap_still_fails_the_refresh() -> None:
+    with _serving(requests="big") as url, pytest.raises(BackendError, match=r"more than 0\.5 MiB"):
+        _traffic(url)

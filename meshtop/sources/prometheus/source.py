@@ -66,6 +66,11 @@ from meshtop.units import duration
 
 _T = TypeVar("_T")
 
+# The latency and TCP queries end this share of the timeout (at most SPARE_MAX_S) before
+# a refresh's deadline: time to make the edges from the requests answer where they fail
+SPARE_SHARE = 0.1
+SPARE_MAX_S = 1.0
+UNAVAILABLE = {"latency": "latency", "tcp": "TCP"}  # a failed query's figures, in words
 EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
 SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
 MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
@@ -232,8 +237,15 @@ class PrometheusMetrics:
             )
         return result, self._check.warnings
 
-    async def _ask(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-        return await asyncio.to_thread(self._query, promql)
+    async def _ask(
+        self, promql: str, until: float | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """One instant query in a worker thread, ended by `until` (`time.monotonic()`) if
+        given, else by the deadline around it."""
+        if until is None:
+            return await asyncio.to_thread(self._query, promql)
+        with bounded.deadline(until - time.monotonic()):
+            return await asyncio.to_thread(self._query, promql)
 
     async def resolve_dialect(self) -> Dialect:
         if self._dialect is None:
@@ -256,7 +268,10 @@ class PrometheusMetrics:
     async def traffic(self, window_s: float) -> Traffic:
         """The mesh's edges over the last `window_s`: the requests, the latency buckets and
         the TCP traffic asked at once, each series read once; rarely, one more query for
-        the latency of calls the last refresh gave no reason to ask about (`latency`)."""
+        the latency of calls the last refresh gave no reason to ask about (`latency`).
+        The requests answer makes the edges: its failure fails the refresh. The latency
+        or the TCP answer failing (late, too big, refused) leaves those figures out of
+        every edge, said in a warning (`latency unavailable: …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             asked = self._asked.get(d.name) or unmeshed(d)
@@ -264,15 +279,58 @@ class PrometheusMetrics:
             queries = snapshot_queries(
                 d, window_s, self.config.namespaces, asked, left_out.matchers(d)
             )
-            answers = await asyncio.gather(*(self._ask(q) for q in queries.values()))
-            found = {name: rows for name, (rows, _) in zip(queries, answers, strict=True)}
-            warnings = {w for _, ws in answers for w in ws}
-            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
-        traffic = await self._work(lambda: join(d, found, timed.quantiles))
-        said = (*sorted(warnings), *traffic.warnings)  # and the join's: series it could not key
+            # the latency and TCP queries end a little before the refresh's deadline: where
+            # they cannot answer, the edges are still made from the requests in time
+            spare = until - min(SPARE_MAX_S, SPARE_SHARE * self.config.timeout_s)
+            answers, unavailable = await self._answers(
+                {
+                    name: asyncio.ensure_future(self._ask(q, None if name == "requests" else spare))
+                    for name, q in queries.items()
+                }
+            )
+            found = {name: rows for name, (rows, _) in answers.items()}
+            warnings = {w for _, ws in answers.values() for w in ws}
+            timed: Latencies | None = None
+            if "latency" not in unavailable:
+                try:
+                    with bounded.deadline(spare - time.monotonic()):
+                        timed = await self._whole_latency(
+                            d, window_s, found, asked, left_out, warnings
+                        )
+                except BackendError as exc:
+                    unavailable["latency"] = str(exc)
+        quantiles = timed.quantiles if timed is not None else {}
+        traffic = await self._work(lambda: join(d, found, quantiles))
+        said = (
+            *sorted(warnings),
+            *(f"{UNAVAILABLE[name]} unavailable: {why}" for name, why in unavailable.items()),
+            *traffic.warnings,  # and the join's: series it could not key
+        )
         if not traffic.edges:  # never an empty report without a word
             said += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
+
+    @staticmethod
+    async def _answers(
+        pending: dict[str, asyncio.Future[tuple[list[dict[str, Any]], tuple[str, ...]]]],
+    ) -> tuple[dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]], dict[str, str]]:
+        """The refresh's answers, by query, and why those that failed did, the requests
+        query's failure raised at once (the others then left to end, unread)."""
+        answers: dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]] = {}
+        unavailable: dict[str, str] = {}
+        try:
+            for name, task in pending.items():  # the requests first
+                try:
+                    answers[name] = await task
+                except BackendError as exc:
+                    if name == "requests":
+                        raise
+                    answers[name], unavailable[name] = ([], ()), str(exc)
+        except BaseException:
+            for task in pending.values():
+                task.cancel()
+            raise
+        return answers, unavailable
 
     async def _whole_latency(
         self,
