@@ -5,6 +5,7 @@ said last time is kept and marked stale rather than dropped."""
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -41,11 +42,22 @@ BACKSTOP_S = 0.25
 
 
 class DaemonThreads(ThreadPoolExecutor):
-    """An executor whose every call runs on a daemon thread of its own, and whose shutdown
-    waits for none of them: a call blocked on a backend that hangs holds up neither the
-    event loop's end nor the interpreter's exit. Each call ends by itself at its source's
-    deadline; the threads are as many as the calls in flight. The console makes it its
-    loop's default executor, which `asyncio.to_thread` uses."""
+    """An executor whose calls run on daemon threads, and whose shutdown waits for none of
+    them: a call blocked on a backend that hangs holds up neither the event loop's end nor
+    the interpreter's exit. Each call ends by itself at its source's deadline. A thread
+    that is free takes the next call; a new one is started only when none is, so the
+    threads are as many as the calls in flight at most, and a call waits for no other.
+    A refresh only puts its calls on a queue: starting a thread waits for it to run, which
+    held the screen's thread up to 345 ms while other threads held the GIL (issue 17). A
+    thread left idle for `idle_s` ends. The console makes it its loop's default executor,
+    which `asyncio.to_thread` and Textual's thread workers use."""
+
+    def __init__(self, idle_s: float = 60.0) -> None:
+        # ThreadPoolExecutor's own set-up is not run: none of its machinery is used
+        self._idle_s = idle_s
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a call, less the calls queued for them
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -60,11 +72,40 @@ class DaemonThreads(ThreadPoolExecutor):
             else:
                 future.set_result(result)
 
-        threading.Thread(target=run, name="meshtop-call", daemon=True).start()
+        with self._lock:  # a thread ending for idleness looks at the queue under it too
+            start = self._idle == 0  # a new thread, waiting from now on, takes it
+            if not start:
+                self._idle -= 1
+            self._calls.put(run)
+        if start:
+            threading.Thread(target=self._serve, name="meshtop-call", daemon=True).start()
         return future
 
+    def _serve(self) -> None:
+        call = self._next()
+        while call is not None:
+            call()
+            # dropped before waiting: a call's arguments (a snapshot of every edge, for a
+            # worker) are not kept alive by an idle thread
+            call = None
+            with self._lock:
+                self._idle += 1
+            call = self._next()
+
+    def _next(self) -> Callable[[], None] | None:
+        """The next call, or None once none has come for `idle_s` (the thread ends)."""
+        try:
+            return self._calls.get(timeout=self._idle_s)
+        except queue.Empty:
+            with self._lock:
+                try:  # queued for this thread as the wait ended
+                    return self._calls.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        pass  # nothing to wait for: the threads are the calls' own
+        pass  # nothing to wait for: the threads are daemons, each call ends by itself
 
 
 async def _ask(

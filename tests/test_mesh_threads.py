@@ -1,0 +1,87 @@
+"""The console's executor (`mesh.DaemonThreads`, issue 17): a call reuses a thread left
+free by an earlier one instead of starting one per call (starting a thread waits for it to
+run: up to 345 ms of the screen's thread while other threads held the GIL), never waits
+for another call, keeps nothing of a finished call, and its threads are daemons."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+import pytest
+
+from meshtop.mesh import DaemonThreads
+
+
+def _until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited 5s for {what}")
+        time.sleep(0.001)
+
+
+def test_a_call_runs_on_the_thread_an_earlier_call_left_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = DaemonThreads()
+    first = threads.submit(threading.current_thread).result(5)
+    started = threading.Thread.start
+    starts: list[threading.Thread] = []
+
+    def counted(thread: threading.Thread) -> None:
+        starts.append(thread)
+        started(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    for _ in range(5):
+        _until(lambda: threads._idle == 1, "the thread free again")
+        assert threads.submit(threading.current_thread).result(5) is first
+    monkeypatch.undo()
+    assert starts == []
+    assert first.daemon and first.name == "meshtop-call"
+
+
+def test_a_call_never_waits_for_another() -> None:
+    threads = DaemonThreads()
+    held = threading.Event()
+    blocked = threads.submit(held.wait, 10)
+    try:
+        assert threads.submit(lambda: 42).result(5) == 42  # while the first still waits
+        assert not blocked.done()
+    finally:
+        held.set()
+    assert blocked.result(5) is True
+
+
+def test_a_free_thread_keeps_nothing_of_the_call_it_ran() -> None:
+    class Big:
+        pass
+
+    threads = DaemonThreads()
+    big = Big()
+    gone = weakref.ref(big)
+    assert threads.submit(lambda b: b is not None, big).result(5) is True
+    del big
+    _until(lambda: threads._idle == 1, "the thread free again")
+    assert gone() is None
+
+
+def test_a_thread_idle_too_long_ends_and_a_new_one_takes_the_next_call() -> None:
+    threads = DaemonThreads(idle_s=0.05)
+    first = threads.submit(threading.current_thread).result(5)
+    first.join(5)
+    assert not first.is_alive() and threads._idle == 0
+    second = threads.submit(threading.current_thread).result(5)
+    assert second is not first and second.is_alive()
+
+
+def test_many_calls_at_once_each_answered() -> None:
+    threads = DaemonThreads(idle_s=0.01)
+    for _ in range(20):
+        futures = [threads.submit(pow, n, 2) for n in range(50)]
+        assert [f.result(5) for f in futures] == [n * n for n in range(50)]
+        time.sleep(0.005)  # some threads end for idleness as calls come
+    assert threads._idle >= 0
