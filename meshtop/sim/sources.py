@@ -13,6 +13,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from operator import is_
 from typing import Any
 
 from meshtop.canary import Plan
@@ -437,6 +438,12 @@ class SimControlPlane:
     def __init__(self, sim: Simulation, cluster: str | None = None) -> None:
         self._sim = sim
         self.cluster = cluster
+        # What it said last, kept while what it was made of is the same (issue 17: 20,783
+        # workloads and 617 DestinationRules read again each refresh, on the screen's
+        # thread): the simulated workloads, each the same object, and the circuit
+        # breakers the simulation derived last (a DestinationRule written derives them anew).
+        self._workloads: tuple[list[SimWorkload], list[Workload]] | None = None
+        self._breakers: tuple[object, list[CircuitBreaker]] | None = None
 
     @property
     def name(self) -> str:
@@ -447,9 +454,12 @@ class SimControlPlane:
         return self.cluster is None or cluster == self.cluster
 
     async def workloads(self) -> Sequence[Workload]:
-        return [
-            _node(w) for w in self._sim.mesh.workloads.values() if self._mine(w.workload.cluster)
-        ]
+        sims = self._sim.mesh.workloads.values()
+        kept = self._workloads
+        if kept is None or len(kept[0]) != len(sims) or not all(map(is_, kept[0], sims)):
+            nodes = [_node(w) for w in sims if self._mine(w.workload.cluster)]
+            kept = self._workloads = (list(sims), nodes)
+        return list(kept[1])  # a copy: the caller's to keep
 
     async def routes(self) -> Sequence[Route]:
         return [r for r in dict.fromkeys(self._sim.mesh.routes.values()) if self._mine(r.cluster)]
@@ -470,12 +480,17 @@ class SimControlPlane:
 
     async def breakers(self) -> list[CircuitBreaker]:
         """Its DestinationRules' connection pools and outlier detection."""
-        return [
-            b
-            for (cluster, kind, _, _), obj in self._sim.mesh.objects.items()
-            if kind == DESTINATION_RULE and self._mine(cluster)
-            for b in breakers_of(obj, cluster)
-        ]
+        derived = self._sim.mesh.breakers  # a new mapping whenever a rule is written
+        kept = self._breakers
+        if kept is None or kept[0] is not derived:
+            found = [
+                b
+                for (cluster, kind, _, _), obj in self._sim.mesh.objects.items()
+                if kind == DESTINATION_RULE and self._mine(cluster)
+                for b in breakers_of(obj, cluster)
+            ]
+            kept = self._breakers = (derived, found)
+        return list(kept[1])
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """Its copy of a VirtualService, HTTPRoute or DestinationRule, whole."""
