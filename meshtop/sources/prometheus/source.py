@@ -244,8 +244,19 @@ class PrometheusMetrics:
         given, else by the deadline around it."""
         if until is None:
             return await asyncio.to_thread(self._query, promql)
-        with bounded.deadline(until - time.monotonic()):
-            return await asyncio.to_thread(self._query, promql)
+        allowed = until - time.monotonic()
+        with bounded.deadline(allowed):
+            try:
+                return await asyncio.to_thread(self._query, promql)
+            except BackendError:
+                if time.monotonic() < until:
+                    raise
+                # cut off by `until`, not by the timeout the message of a late answer names
+                raise BackendError(
+                    f"Prometheus at {self.config.url} did not answer within "
+                    f"{max(allowed, 0.0):.1f}s, the time left for it in a refresh of "
+                    f"{self.config.timeout_s:g}s (--timeout)"
+                ) from None
 
     async def resolve_dialect(self) -> Dialect:
         if self._dialect is None:
