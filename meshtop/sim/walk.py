@@ -4,7 +4,11 @@ that does not change from one moment to the next (its ids, the seeds of its nois
 latency's factors), kept while the topology, the routes and the circuit breakers hold.
 A refresh then works out only the figures of its moment, straight into the model's
 edges: the same figures as `traffic.flows` and `SimEdge.stats` give (issue 17: at 20,000
-services the simulator cost more of a refresh than the console itself)."""
+services the simulator cost more of a refresh than the console itself).
+
+Over 400 lines: the plan and the figures made from it must stay equal to the walk of
+`traffic.flows`, step for step (noise, splits, security, medians), which is easier to
+check with them side by side in one module (`tests/test_sim_walk.py` compares them)."""
 
 from __future__ import annotations
 

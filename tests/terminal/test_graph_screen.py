@@ -293,3 +293,18 @@ def test_j_past_a_columns_end_goes_on_to_the_nearest_box_below() -> None:
         assert chosen is not None, status(t)
         x, y = positions(t, chosen.group(1))[chosen.group(1)]
         assert y > end[1] and x != end[0], t.text()
+
+
+def test_g_at_the_namespaces_zoom_level_says_what_it_did() -> None:
+    """Every box there is a namespace, which no grouping names: `g` changed only a word
+    of the status line, one that gives way when the line is long (a large mesh opens
+    there), so the key seemed to do nothing."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.press("-", "-")
+        t.wait_for("bookinfo (all)")
+        t.press("g")
+        t.wait_for("grouped by app: drawn from the zoom level below namespaces (+)")
+        t.press("+")
+        t.wait_for("reviews")  # one box for the app's three versions
+        assert "reviews v3" not in t.text(), t.text()

@@ -445,6 +445,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         if self.app.snapshot is not None:  # the stat tab's rows follow it
             self._stats().show(self.app.snapshot, grouping)
         self.redraw_graph()
+        if self.graph.placement.zoom_shown == "namespaces":  # every box a namespace still
+            self.say(f"grouped by {grouping}: drawn from the zoom level below namespaces (+)")
 
     def action_cycle_labels(self) -> None:
         canvas = self._canvas()
