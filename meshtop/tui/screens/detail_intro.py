@@ -20,6 +20,21 @@ from meshtop.sanitize import shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
 from meshtop.tui.screens.detail import DetailScreen
 
+# Rows of each list a node's detail shows first (its members, the troubles in it, its calls
+# each way, the routes to it): a namespace's box at 20,000 services has hundreds of each,
+# which Rich laid out in full on the screen's thread as the screen opened (0.4-0.9 s).
+# The rest is said in a line; the tables of the console list every one.
+LISTED = 20
+
+
+def _more(count: int, where: str) -> Text:
+    return Text(f"  … {count:,} more: {where}", style="dim")
+
+
+def _more_calls(untold: list[str]) -> Text:
+    said = " and ".join(untold)
+    return Text(f"  … {said} calls more, the quietest: the edge table (2) lists each", style="dim")
+
 
 def edge_screen(
     metrics: MetricsSource,
@@ -42,7 +57,9 @@ def edge_screen(
     ]
     if len(e.members) > 1:
         parts.append(Text(f"{len(e.members)} workload edges, drawn as one:", style="dim"))
-        parts.extend(Text(shown(f"  {a} → {b}"), style="dim") for a, b in e.members)
+        parts.extend(Text(shown(f"  {a} → {b}"), style="dim") for a, b in e.members[:LISTED])
+        if len(e.members) > LISTED:
+            parts.append(_more(len(e.members) - LISTED, "the edge table (2) lists each"))
     about = subject(snapshot, f"{src} → {dst}", sources, destinations)
     screen = DetailScreen(metrics, about, window_s, Group(*parts), chosen=chosen)
     screen.tcp = e.stats.protocol is Protocol.TCP
@@ -102,26 +119,45 @@ def node_screen(
         calls.add_column(
             column, justify="right" if column in ("rps", "errors", "p50", "p99", "mTLS") else "left"
         )
+    untold = []
     for direction, edges in (("from", inbound), ("to", outbound)):
-        for e in sorted(edges, key=lambda e: -e.stats.rps):
+        busiest = sorted(edges, key=lambda e: -e.stats.rps)
+        if len(busiest) > LISTED:
+            untold.append(
+                f"{len(busiest) - LISTED:,} {'inbound' if direction == 'from' else 'outbound'}"
+            )
+        for e in busiest[:LISTED]:
             peer = view.nodes[e.source if direction == "from" else e.destination].label
             s = e.stats
             calls.add_row(direction, Text(shown(peer)), units.rps(s.rps),
                           units.percent(s.error_rate),
                           units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
                           e.health.value)  # fmt: skip
+    members = ", ".join(n.members[:LISTED])
+    if len(n.members) > LISTED:
+        members += f" and {len(n.members) - LISTED:,} more"
     intro = Group(
-        Text(shown(f"{n.namespace} · {n.kind.value} · {', '.join(n.members)}"), style="dim"),
+        Text(shown(f"{n.namespace} · {n.kind.value} · {members}"), style="dim"),
         Text(shown(why)),
         *(_troubles_view(problems) if problems else ()),
         Text(""),
         Text("Calls now", style="bold"),
         calls,
+        *([_more_calls(untold)] if untold else []),
     )
     routes = routes_to(snapshot, n.members)
     version = next(iter({snapshot.nodes[m].version for m in n.members if m in snapshot.nodes}), "")
     after = (
-        Group(Text(""), Text("Routes to it", style="bold"), routes_view(routes, version))
+        Group(
+            Text(""),
+            Text("Routes to it", style="bold"),
+            routes_view(routes[:LISTED], version),
+            *(
+                [_more(len(routes) - LISTED, "the routes tab (3) lists each")]
+                if len(routes) > LISTED
+                else []
+            ),
+        )
         if routes
         else Text(
             "\nno route sends traffic here by weight (or the control plane is not read)",
@@ -149,7 +185,7 @@ def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
     table = Table(box=None, padding=(0, 1), header_style="bold")
     for column in ("", "member", "errors", "4xx", "rps", ""):
         table.add_column(column, justify="right" if column in ("errors", "4xx", "rps") else "left")
-    for p in problems:
+    for p in problems[:LISTED]:
         s = p.stats
         note = "inside, not drawn" if p.inside else p.via
         figures = (
@@ -159,4 +195,9 @@ def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
         )
         table.add_row("call" if p.call else "workload", Text(shown(p.what)), *figures,
                       Text(shown(note)))  # fmt: skip
-    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table]
+    rest = (
+        [_more(len(problems) - LISTED, "the stat tab (4) lists each")]
+        if len(problems) > LISTED
+        else []
+    )
+    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table, *rest]
