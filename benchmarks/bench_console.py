@@ -8,8 +8,9 @@ and this measures what an operator feels:
 - **keys**: from a key's bytes written to its effect on screen, for a fixed script (move,
   enter, esc, `/`, esc, `g`, the edge table's tab and back, tab to the next edge), three
   rounds, medians per key and over all; each split where the console's process notes it
-  (`_note_io`): the key read by Textual's input thread (an `esc` waits there for Textual's
-  escape delay, 100 ms, to tell it from a sequence), the last frame before the effect was
+  (`_note_io`): the key read by Textual's input thread (an `esc` waits there for the
+  escape delay, 25 ms as the console sets it, to tell it from a sequence), the last frame
+  before the effect was
   seen handed to Textual's output thread, and that output read from the terminal (a
   frame waits in the pseudo-terminal while the emulator reads the one before);
 - **blocked**: the longest time the console's event loop (its UI thread) could not run a
