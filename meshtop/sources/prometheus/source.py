@@ -537,8 +537,10 @@ class PrometheusMetrics:
                 asyncio.to_thread(ask_range, queries["latency"]),
                 asyncio.to_thread(ask_instant, queries["window"]),
             )
-        try:
-            return parse_history(d, source, destination, window_s, end, codes, quantiles, window)
+        try:  # on a thread, as a refresh's join: a namespace's history is thousands of series
+            return await asyncio.to_thread(
+                parse_history, d, source, destination, window_s, end, codes, quantiles, window
+            )
         except (KeyError, ValueError, TypeError, IndexError, AttributeError):
             raise BackendError(
                 f"Prometheus at {self.config.url} answered a range query with something "
