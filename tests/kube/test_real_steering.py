@@ -324,6 +324,13 @@ def test_a_detached_fault_is_removed_by_fault_expire_and_one_removed_first_is_le
     assert [e["outcome"].partition(":")[0] for e in _audit(state)][-2:] == ["applied", "conflict"]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal's Ctrl-C finds it: a test suite run as a background job (`&`
+    in a script) has it ignored, which a child inherits, and Python then sets no
+    KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_waiting_leaves_the_fault_and_says_how_to_remove_it(
     kube: KubeServer, bookinfo: str, tmp_path: Path
 ) -> None:
@@ -334,7 +341,7 @@ def test_ctrl_c_while_waiting_leaves_the_fault_and_says_how_to_remove_it(
         [sys.executable, "-m", "meshtop", "fault", target, "--kubeconfig", str(config),
          "--abort", "503:50%", "--for", "10m", "--yes"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        env=env,
+        env=env, preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
