@@ -204,6 +204,44 @@ def _note_io(path: str) -> None:
     linux_driver.LinuxDriver.process_message = message  # type: ignore[method-assign]
 
 
+def _note_gc(path: str) -> None:
+    """Each pass of the garbage collector: when it began, its generation and how long it
+    held the GIL (every thread, the UI thread too, waits for it)."""
+    import gc
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+    began = [0.0]
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.monotonic()
+        else:
+            ms = (time.monotonic() - began[0]) * 1000
+            out.write(f"{began[0]:.4f} {info['generation']} {ms:.2f}\n")
+
+    gc.callbacks.append(note)
+
+
+def gc_passes(path: str, start: float = 0.0, end: float = float("inf")) -> list[tuple[int, float]]:
+    """(generation, ms) of the collector's passes that began between `start` and `end`."""
+    try:
+        with open(path) as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return []
+    return [(int(g), float(ms)) for t, g, ms in rows if start <= float(t) < end]
+
+
+def gc_times(path: str, start: float = 0.0) -> list[tuple[float, int, float]]:
+    """(when, generation, ms) of the collector's passes from `start`."""
+    try:
+        with open(path) as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return []
+    return [(float(t), int(g), float(ms)) for t, g, ms in rows if float(t) >= start]
+
+
 def io_notes(path: str) -> list[tuple[str, float]]:
     try:
         with open(path) as f:
@@ -241,6 +279,7 @@ def child(argv: list[str]) -> None:
 
     asyncio.set_event_loop_policy(Probing())
     _note_io(path + ".io")
+    _note_gc(path + ".gc")
     from meshtop.cli import main
 
     sys.argv = ["meshtop", *argv]
@@ -275,6 +314,13 @@ def lags(path: str, start: float = 0.0, end: float = float("inf")) -> list[float
     return out
 
 
+def lag_times(path: str, start: float = 0.0) -> list[tuple[float, float]]:
+    """The probe's (when, ms) from `start` (monotonic), to set beside other events."""
+    with open(path) as f:
+        rows = [line.split() for line in f]
+    return [(float(t), float(ms)) for t, ms in rows if float(t) >= start]
+
+
 def status_line(text: str) -> str:
     return next((line for line in text.splitlines() if EDGES.search(line)), "")
 
@@ -303,7 +349,9 @@ def key_script(grouping: list[str]) -> list[tuple[str, str, Callable[[str, str],
     nxt = GROUPINGS[(GROUPINGS.index(grouping[0]) + 1) % len(GROUPINGS)]
 
     def grouped(before: str, now: str) -> bool:
-        if f"graph {nxt}" in status_line(now):
+        # the status line's word, or at the namespaces zoom level (where a long status
+        # line drops that word) what `g` says in its place
+        if f"graph {nxt}" in status_line(now) or f"grouped by {nxt}:" in now:
             grouping[0] = nxt
             return True
         return False
@@ -500,10 +548,25 @@ def _run(
         cpu1, t1 = cpu_s(pid), time.monotonic()
         figures["idle_cpu"] = (cpu1 - cpu0) / (t1 - t0)
         figures["blocked_idle_ms"] = max(lags(lag_file, t0, t1), default=0.0)
+        idle_gc = gc_passes(lag_file + ".gc", t0, t1)
+        figures["idle_gc"] = {  # per generation: passes, longest ms, share of a core
+            g: (len(ms), max(ms), sum(ms) / 1000 / (t1 - t0))
+            for g in (0, 1, 2)
+            if (ms := [m for gen, m in idle_gc if gen == g])
+        }
         left = minutes * 60 - (time.monotonic() - started)
         if left > 0:
             time.sleep(left)
         figures["blocked_after_launch_ms"] = max(lags(lag_file, first), default=0.0)
+        figures["gc_longest_after_launch_ms"] = max(
+            (ms for _, ms in gc_passes(lag_file + ".gc", first)), default=0.0
+        )
+        figures["gc_passes_after_launch"] = [  # (when, generation, ms) of the longer ones
+            p for p in gc_times(lag_file + ".gc", first) if p[2] >= 10
+        ]
+        figures["lags_after_launch"] = [  # (when, ms) of the UI thread's longer waits
+            (t, ms) for t, ms in lag_times(lag_file, first) if ms >= 30
+        ]
         figures["rss_end_mib"] = rss_mib(pid)
         figures["rss_peak_mib"] = max((m for _, m in memory), default=0.0)
         figures["rss_samples"] = memory
@@ -519,7 +582,7 @@ def _run(
             figures["escapes_leaked"] = [repr(b) for b in forbidden if b in raw]
             # what shows an escape from a label value made visible (sanitize's ␛)
             figures["escapes_shown"] = raw.count("␛".encode())
-    for leftover in (lag_file, lag_file + ".io"):
+    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
         if os.path.exists(leftover):
             os.unlink(leftover)
     # q while the first view is still being made
@@ -532,7 +595,7 @@ def _run(
         t.press("q")
         t.exit_code(120)
         figures["quit_early_ms"] = (time.monotonic() - quit_at) * 1000
-    for leftover in (lag_file, lag_file + ".io"):
+    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
         if os.path.exists(leftover):
             os.unlink(leftover)
 
@@ -569,7 +632,15 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"| UI thread blocked, longest: launch / keys / idle / after launch (ms) | "
         f"{f['blocked_launch_ms']:.0f} / {f['blocked_keys_ms']:.0f} / "
         f"{f['blocked_idle_ms']:.0f} / {f['blocked_after_launch_ms']:.0f} |",
+        f"| the garbage collector's longest pass after launch (ms) | "
+        f"{f.get('gc_longest_after_launch_ms', 0.0):.0f} |",
         f"| idle CPU (share of a core) | {f['idle_cpu'] * 100:.1f}% |",
+        "| of it the garbage collector's, per generation: passes, longest, share | "
+        + "; ".join(
+            f"gen {g}: {n}, {ms:.0f} ms, {share * 100:.1f}%"
+            for g, (n, ms, share) in sorted(f.get("idle_gc", {}).items())
+        )
+        + " |",
         f"| resident memory at first frame / after {f['minutes']:.1f} min / peak (MiB) | "
         f"{f['launch_rss_mib']:.0f} / {f['rss_end_mib']:.0f} / {f['rss_peak_mib']:.0f} |",
         f"| q to exit, graph up / while the first view is made (ms) | "
