@@ -68,12 +68,14 @@ def connect(
     *,
     routes: bool = False,
     security: bool = False,
+    latency_later: bool = False,
 ) -> Sources:
     """Every cluster's sources: the simulated mesh's, else each cluster's metrics and
     trace backends (one object where clusters share one) and, with `routes`, its control
     plane (where a context names one: the console's, an export's, a change's); with
     `security`, where its security configuration is read (the control plane, else the
-    kubeconfig's current context: the posture's, a mode change's)."""
+    kubeconfig's current context: the posture's, a mode change's); with `latency_later`
+    (the console's), a first refresh gives its edges before its latency answer."""
     if sim is not None:
         return Sources(sim.clusters, True, sim.clock)
     from meshtop.sources.prometheus import PrometheusMetrics
@@ -104,7 +106,9 @@ def connect(
         # context when none is named, as a change is
         config = plane or (cluster_plane(settings, c, namespaces) if security else None)
         each[c.name] = ClusterSources(
-            metrics=_shared(metrics, p, partial(PrometheusMetrics, p, at=at)),
+            metrics=_shared(
+                metrics, p, partial(PrometheusMetrics, p, at=at, latency_later=latency_later)
+            ),
             control_plane=plane,
             traces=traces[c.name],
             store=plane,

@@ -152,7 +152,8 @@ def console(
         settings = options.settings(ctx)
         configured = any(c.prometheus for c in settings.clusters)
         sim = None if configured else connect.simulation(None, 1)
-        _run_console(connect.connect(settings, sim, routes=True), settings)
+        sources = connect.connect(settings, sim, routes=True, latency_later=True)
+        _run_console(sources, settings)
 
 
 def demo(

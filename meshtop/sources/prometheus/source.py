@@ -4,7 +4,8 @@ queries (`queries`), asked concurrently in worker threads within one deadline, t
 latency answer made whole (`latency`), and the answers joined into edges (`answers`); an
 edge's history; and, when a refresh finds nothing, why. (Over 400 lines: each of these
 asks through the one client, its deadline and its check of every answer, and keeps
-what it learnt for the next refresh on the source.)"""
+what it learnt for the next refresh on the source.) In the console a refresh gives its
+edges before a first latency answer is in, which goes on for the next (`latency_later`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from meshtop.sources.prometheus.queries import (
     Later,
     Whom,
     _selector,
+    first_and,
     history_queries,
     latency_query,
     snapshot_queries,
@@ -65,12 +67,18 @@ from meshtop.sources.protocols import Traffic
 from meshtop.units import duration
 
 _T = TypeVar("_T")
+# a refresh's latency: its quantiles, and the backend's warnings about its answers
+_Timed = tuple[Latencies, set[str]]
+_Answer = tuple[list[dict[str, Any]], tuple[str, ...]]  # a query's series and warnings
 
 # The latency and TCP queries end this share of the timeout (at most SPARE_MAX_S) before
 # a refresh's deadline: time to make the edges from the requests answer where they fail
 SPARE_SHARE = 0.1
 SPARE_MAX_S = 1.0
 UNAVAILABLE = {"latency": "latency", "tcp": "TCP"}  # a failed query's figures, in words
+# In the console (`latency_later`), a refresh whose latency query asks every bucket waits
+# for it this long once the requests and TCP answers are in, then gives its edges without
+LATENCY_GRACE_S = 0.3
 EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
 SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
 MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
@@ -86,16 +94,30 @@ class _Check(threading.local):
     warnings: tuple[str, ...] = ()
 
 
+def _retrieved(task: asyncio.Task[_Timed]) -> None:
+    """A latency answer that went on after its refresh: its failure is said by the next
+    refresh (`PrometheusMetrics._earlier`), never logged by asyncio as not retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class PrometheusMetrics:
     """The real metrics source. `name` shows the URL, never a credential."""
 
-    def __init__(self, config: PrometheusConfig, *, at: float | None = None) -> None:
+    def __init__(
+        self, config: PrometheusConfig, *, at: float | None = None, latency_later: bool = False
+    ) -> None:
         """`at`: evaluate every query at this time (seconds since the epoch) rather than
-        now, so that answers can be compared with hand-written queries."""
+        now, so that answers can be compared with hand-written queries. `latency_later`,
+        the console's: a refresh whose latency query asks every bucket of every call (a
+        first one, seconds of Prometheus at 2,000 services) gives its edges without
+        waiting for that answer, which comes with a later refresh (`traffic`); a command
+        that prints once (export) waits for every figure."""
         if config.unreadable:  # its token or password file: said now, when it is needed
             raise UsageError(config.unreadable)
         self.config = config
         self.at = at
+        self.latency_later = latency_later
         self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
         self._check = _Check()
         session = BoundedSession(config)
@@ -122,6 +144,9 @@ class PrometheusMetrics:
         self._asked: dict[str, Later | None] = {}
         self._bounds: dict[str, dict[str, float]] = {}
         self._left_out: dict[str, Cuts] = {}
+        # per dialect, a latency answer still coming after its refresh gave its edges
+        # (`latency_later`): the next refresh's latency waits for it, and learns from it
+        self._learning: dict[str, asyncio.Task[_Timed]] = {}
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
 
@@ -130,9 +155,11 @@ class PrometheusMetrics:
         travel, where `--at` gives the constructor its moment. A copy that shares the
         client, its connections and what the source learnt of the mesh (which calls'
         latency to ask about, the buckets' bounds: true at any moment, and each answer
-        made whole where it is not), so that two moments can be asked at once."""
+        made whole where it is not), so that two moments can be asked at once. A moment
+        is asked once, not refreshed: its refreshes wait for every figure, latency too."""
         moved = copy.copy(self)
         moved.at = at
+        moved.latency_later = False
         moved._empty = None
         return moved
 
@@ -282,44 +309,120 @@ class PrometheusMetrics:
         the latency of calls the last refresh gave no reason to ask about (`latency`).
         The requests answer makes the edges: its failure fails the refresh. The latency
         or the TCP answer failing (late, too big, refused) leaves those figures out of
-        every edge, said in a warning (`latency unavailable: …`)."""
+        every edge, said in a warning (`latency unavailable: …`).
+
+        With `latency_later` (the console), a refresh whose latency query asks every
+        bucket (nothing learnt yet) or waits for an earlier one's still coming gives it
+        `LATENCY_GRACE_S` once the requests and TCP answers are in; then its edges come
+        without latency, said in a warning (`latency: the first answer is still
+        coming …`), and the latency goes on within the refresh's deadline, for the next
+        refresh to learn from (`_timed`): its failure is said there."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
-            asked = self._asked.get(d.name) or unmeshed(d)
-            left_out = self._left_out.get(d.name, Cuts())
-            queries = snapshot_queries(
-                d, window_s, self.config.namespaces, asked, left_out.matchers(d)
-            )
+            first = d.name not in self._left_out  # every bucket asked
+            earlier, failed = self._earlier(d)
+            later = self.latency_later and (first or earlier is not None)
+            queries = snapshot_queries(d, window_s, self.config.namespaces)
             # the latency and TCP queries end a little before the refresh's deadline: where
             # they cannot answer, the edges are still made from the requests in time
             spare = until - min(SPARE_MAX_S, SPARE_SHARE * self.config.timeout_s)
-            answers, unavailable = await self._answers(
-                {
-                    name: asyncio.ensure_future(self._ask(q, None if name == "requests" else spare))
-                    for name, q in queries.items()
-                }
-            )
+            # asked in this order: the requests, the latency (`_timed`), the TCP
+            requests = asyncio.ensure_future(self._ask(queries["requests"]))
+            latency = asyncio.ensure_future(self._timed(d, window_s, requests, spare, earlier))
+            pending: dict[str, asyncio.Future[_Answer]] = {
+                "requests": requests,
+                "tcp": asyncio.ensure_future(self._ask(queries["tcp"], spare)),
+            }
+            if later:  # the next refresh's latency waits for this one, if it is still coming
+                self._learning[d.name] = latency
+                latency.add_done_callback(_retrieved)
+            try:
+                answers, unavailable = await self._answers(pending)
+                if later:
+                    grace = min(LATENCY_GRACE_S, spare - time.monotonic())
+                    await asyncio.wait({latency}, timeout=max(0.0, grace))
+            except BaseException as exc:
+                if not later or isinstance(exc, BackendError):  # no latency without requests
+                    latency.cancel()
+                    self._forget(d, latency)
+                raise
             found = {name: rows for name, (rows, _) in answers.items()}
             warnings = {w for _, ws in answers.values() for w in ws}
             timed: Latencies | None = None
-            if "latency" not in unavailable:
+            coming = later and not latency.done()
+            if not coming:
+                self._forget(d, latency)  # come, and said here
                 try:
-                    with bounded.deadline(spare - time.monotonic()):
-                        timed = await self._whole_latency(
-                            d, window_s, found, asked, left_out, warnings
-                        )
+                    timed, noted = await latency
+                    warnings |= noted
                 except BackendError as exc:
                     unavailable["latency"] = str(exc)
+            if failed and timed is None:  # an earlier refresh's latency, gone on after it
+                unavailable.setdefault("latency", failed)
         quantiles = timed.quantiles if timed is not None else {}
         traffic = await self._work(lambda: join(d, found, quantiles))
+        if coming:
+            calls = sum(1 for e in traffic.edges if e.stats.rps > 0)
+            what = f"the first answer (every bucket of {calls} calls)" if first else "its answer"
         said = (
             *sorted(warnings),
             *(f"{UNAVAILABLE[name]} unavailable: {why}" for name, why in unavailable.items()),
+            *((f"latency: {what} is still coming",) if coming else ()),
             *traffic.warnings,  # and the join's: series it could not key
         )
         if not traffic.edges:  # never an empty report without a word
             said += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
+
+    def _earlier(self, d: Dialect) -> tuple[asyncio.Task[_Timed] | None, str]:
+        """The latency answer an earlier refresh left coming (`latency_later`) while it
+        still is; once it has failed, why, for this refresh to say (once)."""
+        task = self._learning.get(d.name)
+        if task is None:
+            return None, ""
+        if task.get_loop() is not asyncio.get_running_loop():  # its loop has ended
+            del self._learning[d.name]
+            return None, ""
+        if not task.done():
+            return task, ""
+        del self._learning[d.name]
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, BackendError):
+            raise error  # a bug, as if it had happened in its own refresh
+        return None, "" if error is None else str(error)
+
+    def _forget(self, d: Dialect, task: asyncio.Task[_Timed]) -> None:
+        if self._learning.get(d.name) is task:
+            del self._learning[d.name]
+
+    async def _timed(
+        self,
+        d: Dialect,
+        window_s: float,
+        requests: asyncio.Future[_Answer],
+        spare: float,
+        earlier: asyncio.Task[_Timed] | None,
+    ) -> _Timed:
+        """A refresh's latency, by `spare` (`time.monotonic()`): its query, asked with
+        what the refreshes before learnt, once `earlier` (one still coming) has come or
+        failed, so that one learns at a time; made whole with the `requests` answer
+        (`_whole_latency`). Where `earlier` failed, that is this one's failure."""
+        if earlier is not None:
+            await asyncio.wait({earlier}, timeout=max(0.0, spare - time.monotonic()))
+            error = earlier.exception() if earlier.done() and not earlier.cancelled() else None
+            if error is not None:
+                raise error
+        asked = self._asked.get(d.name) or unmeshed(d)
+        left_out = self._left_out.get(d.name, Cuts())
+        namespaces = self.config.namespaces
+        promql = latency_query(d, window_s, namespaces, first_and(d, asked), left_out.matchers(d))
+        rows, said = await self._ask(promql, spare)
+        warnings = set(said)
+        requests_rows, _ = await asyncio.shield(requests)
+        found = {"requests": requests_rows, "latency": rows}
+        with bounded.deadline(spare - time.monotonic()):
+            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
+        return timed, warnings
 
     @staticmethod
     async def _answers(

@@ -1,0 +1,229 @@
+"""The console's first frame against a real Prometheus (issue 17): a first refresh's latency
+query asks every bucket of every call (seconds at 2,000 services), and in the console
+(`latency_later`) the refresh gives its edges without waiting for it, says the latency is
+still coming, and a later refresh has it, the same figures as export's, which waits.
+Here the latency answer is made late by a proxy on loopback in front of Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from meshtop.config import PrometheusConfig
+from meshtop.model import Edge
+from meshtop.sim.exposition import MeshExposition
+from meshtop.sim.server import MetricsServer
+from meshtop.sim.sources import Simulation
+from meshtop.sim.topology import generated
+from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.protocols import Traffic
+
+from .prometheus import Prometheus, running_prometheus
+
+pytestmark = pytest.mark.integration
+
+WINDOW_S = 10
+LATE_S = 2.0  # how late the proxy makes a latency answer
+
+
+class _Late(BaseHTTPRequestHandler):
+    """Prometheus's answers as they are, a latency query's `late` after the first ones
+    given in `delays` (one each, in order): a number of seconds, or ("fail", seconds) for
+    Prometheus's refusal when overloaded then (HTTP 503). `asked`: every latency query seen."""
+
+    upstream: ClassVar[str] = ""
+    delays: ClassVar[list[float | tuple[str, float]]] = []
+    asked: ClassVar[list[str]] = []
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlparse(self.path).query).get("query", [""])[0]
+        self._answer(query, "GET", None)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._answer(parse_qs(body.decode()).get("query", [""])[0], "POST", body)
+
+    def _answer(self, query: str, method: str, body: bytes | None) -> None:
+        how: float | tuple[str, float] = 0.0
+        if "duration" in query and "_bucket" in query:
+            self.asked.append(query)
+            if self.delays:
+                how = self.delays.pop(0)
+        time.sleep(how[1] if isinstance(how, tuple) else how)
+        if isinstance(how, tuple):
+            content = b'{"status":"error","errorType":"unavailable","error":"overloaded"}'
+            status, kind = 503, "application/json"
+        else:
+            answer = httpx.request(
+                method,
+                self.upstream + self.path,
+                content=body,
+                headers={"Content-Type": self.headers.get("Content-Type", "")} if body else {},
+                timeout=30,
+            )
+            status, content = answer.status_code, answer.content
+            kind = answer.headers.get("Content-Type", "application/json")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    server = MetricsServer(
+        MeshExposition(Simulation(generated(40, seed=3)), "istio"), "127.0.0.1", 0
+    )
+    server.start_in_thread()
+    host, port = server.server_address[:2]
+    try:
+        with running_prometheus([f"{host!s}:{port}"], tmp_path_factory.mktemp("p")) as p:
+            p.wait_for(
+                "two scrapes",
+                lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None,
+            )
+            time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+            yield p
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def proxy(prom: Prometheus) -> Iterator[str]:
+    _Late.upstream = prom.url
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Late)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def late(proxy: str) -> Iterator[type[_Late]]:
+    _Late.delays, _Late.asked = [], []
+    yield _Late
+    _Late.delays = []
+
+
+def _source(url: str, at: float, *, console: bool) -> PrometheusMetrics:
+    config = PrometheusConfig(url, dialect="istio")
+    return PrometheusMetrics(config, at=at, latency_later=console)
+
+
+def _latency(edges: Sequence[Edge]) -> dict[tuple[str, str], tuple[float | None, ...]]:
+    return {e.key: (e.stats.p50_ms, e.stats.p95_ms, e.stats.p99_ms) for e in edges}
+
+
+def _same_latency(got: Traffic, whole: Traffic) -> None:
+    want = _latency(whole.edges)
+    assert set(_latency(got.edges)) == set(want)
+    for key, figures in _latency(got.edges).items():
+        for a, b in zip(figures, want[key], strict=True):
+            assert (a is None) == (b is None), key
+            if a is not None and b is not None:
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-9), key
+
+
+def _calls(traffic: Traffic) -> int:
+    return sum(1 for e in traffic.edges if e.stats.rps > 0)
+
+
+def test_console_draws_the_edges_before_the_first_latency_answer_and_has_it_next(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    at = time.time() - 1
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    assert any(e.stats.p99_ms is not None for e in whole.edges) and not whole.warnings
+    late.delays = [LATE_S]
+
+    async def console() -> tuple[Traffic, float, Traffic]:
+        source = _source(proxy, at, console=True)
+        started = time.monotonic()
+        first = await source.traffic(WINDOW_S)
+        took = time.monotonic() - started
+        await asyncio.sleep(LATE_S + 0.5)  # the answer comes meanwhile
+        return first, took, await source.traffic(WINDOW_S)
+
+    first, took, second = asyncio.run(console())
+    assert took < LATE_S - 0.5
+    assert {e.key: e.stats.rps for e in first.edges} == {e.key: e.stats.rps for e in whole.edges}
+    assert all(v == (None, None, None) for v in _latency(first.edges).values())
+    assert list(first.warnings) == [
+        f"latency: the first answer (every bucket of {_calls(whole)} calls) is still coming"
+    ]
+    assert not second.warnings
+    _same_latency(second, whole)
+    # the first answer was learnt from: the second refresh asked the buckets it needs only
+    assert "le!~" not in late.asked[0] and "le!~" in late.asked[-1]
+
+
+def test_export_waits_for_the_first_latency_answer(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    at = time.time() - 1
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    late.delays = [1.0]
+    started = time.monotonic()
+    waited = asyncio.run(_source(proxy, at, console=False).traffic(WINDOW_S))
+    assert time.monotonic() - started >= 1.0
+    assert not waited.warnings
+    _same_latency(waited, whole)
+
+
+def test_a_refresh_while_the_first_answer_is_coming_waits_for_it_and_asks_no_other(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    at = time.time() - 1
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    late.delays = [LATE_S]
+
+    async def console() -> list[Traffic]:
+        source = _source(proxy, at, console=True)
+        first = await source.traffic(WINDOW_S)
+        second = await source.traffic(WINDOW_S)  # the first answer still coming
+        await asyncio.sleep(LATE_S)
+        return [first, second, await source.traffic(WINDOW_S)]
+
+    first, second, third = asyncio.run(console())
+    assert first.warnings == second.warnings
+    assert all(v == (None, None, None) for v in _latency(second.edges).values())
+    assert [q for q in late.asked if "le!~" not in q] == late.asked[:1]  # every bucket once
+    assert not third.warnings
+    _same_latency(third, whole)
+
+
+def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_by_the_next(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    at = time.time() - 1
+    late.delays = [("fail", 1.0), LATE_S]
+
+    async def console() -> list[Traffic]:
+        source = _source(proxy, at, console=True)
+        first = await source.traffic(WINDOW_S)
+        await asyncio.sleep(1.5)  # it has failed
+        return [first, await source.traffic(WINDOW_S)]
+
+    first, second = asyncio.run(console())
+    assert len(first.warnings) == 1 and "still coming" in first.warnings[0]
+    assert list(second.warnings) == [
+        f"latency unavailable: Prometheus at {proxy} rejected a query: unavailable: overloaded",
+        first.warnings[0],  # and asked again
+    ]
+    assert second.edges and all(v == (None, None, None) for v in _latency(second.edges).values())
