@@ -107,8 +107,10 @@ def node_screen(
         call = f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}"
         side = "inbound" if inbound else "outbound"
         why = f"its worst {side} call, {call}, is {explain(worst_call.stats, t)}"
-        stats = {e.key: e.stats for e in snapshot.edges}
-        graded = worst(edge_health(stats[k], t) for k in worst_call.members if k in stats)
+        # its calls by the snapshot's index of edges (made once a snapshot), not a mapping
+        # of all of them made again on each enter (51,239 edges at 20,000 services)
+        held = (snapshot.edge(*k) for k in worst_call.members)
+        graded = worst(edge_health(c.stats, t) for c in held if c is not None)
         if graded is not health:  # held by the console's memory
             why += (
                 f" (shown {health.value}: a health changes once past a threshold by "
