@@ -15,7 +15,7 @@ from meshtop.detail import Trouble, routes_to, subject, traffic_policy, troubles
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import MARGIN, Thresholds, client_error_rate, edge_health, explain, worst
 from meshtop.model import MeshSnapshot, Protocol, TraceQuery
-from meshtop.panels import now_table, routes_view
+from meshtop.panels import Laid, now_table, routes_view
 from meshtop.sanitize import shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
 from meshtop.tui.screens.detail import DetailScreen
@@ -144,7 +144,7 @@ def node_screen(
         *(_troubles_view(problems) if problems else ()),
         Text(""),
         Text("Calls now", style="bold"),
-        calls,
+        Laid(calls),
         *([_more_calls(untold)] if untold else []),
     )
     routes = routes_to(snapshot, n.members)
@@ -153,7 +153,7 @@ def node_screen(
         Group(
             Text(""),
             Text("Routes to it", style="bold"),
-            routes_view(routes[:LISTED], version),
+            Laid(routes_view(routes[:LISTED], version)),
             *(
                 [_more(len(routes) - LISTED, "the routes tab (3) lists each")]
                 if len(routes) > LISTED
@@ -202,4 +202,4 @@ def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
         if len(problems) > LISTED
         else []
     )
-    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), table, *rest]
+    return [Text(""), Text(f"{level.capitalize()} in it", style="bold"), Laid(table), *rest]
