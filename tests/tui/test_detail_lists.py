@@ -15,8 +15,8 @@ from rich.text import Text
 
 from meshtop.graphview import ViewOptions, build
 from meshtop.health import DEFAULT_THRESHOLDS
-from meshtop.model import Edge
 from meshtop.mesh import refresh
+from meshtop.model import Edge
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.tui.placement import level_options
