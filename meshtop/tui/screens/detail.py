@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -74,6 +76,27 @@ class KeyFooter(Footer):
         await super().recompose()
 
 
+class Drawn:
+    """A renderable drawn once for a width: Textual renders a Static's content to know its
+    height, then again to draw it, and the intro of a node's detail is its largest part
+    (issue 17). For content whose lines depend on the width and not the height, as the
+    intro's text and tables do."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+        self._drawn: tuple[tuple[object, ...], list[Segment]] | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        key = (options.max_width, options.min_width, options.justify, options.overflow,
+               options.no_wrap, options.highlight, options.markup)  # fmt: skip
+        if self._drawn is None or self._drawn[0] != key:
+            self._drawn = (key, list(console.render(self.renderable, options)))
+        yield from self._drawn[1]
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.renderable)
+
+
 def window_keys() -> str:
     return "  ".join(f"{i} {units.duration(w)}" for i, w in enumerate(WINDOWS, 1))
 
@@ -121,14 +144,14 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Static(self.intro, id="detail-now")
+            yield Static(Drawn(self.intro), id="detail-now")
             yield Static(id="detail-policy")  # an edge's traffic policy (issue 21)
             yield Static(id="detail-access")  # an edge's authorization (issue 22)
             yield Static(id="detail-history")
             yield Static(id="detail-window")
             yield Static(id="detail-canary")
             if self.after is not None:
-                yield Static(self.after, id="detail-after")
+                yield Static(Drawn(self.after), id="detail-after")
         yield Input(id="detail-prompt", placeholder="window 15m | 5m 15m 1h 6h 24h 7d, up to 30d")
         yield KeyFooter()
 
