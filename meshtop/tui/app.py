@@ -40,6 +40,7 @@ from meshtop.sources.protocols import (
     RouteStore,
     TraceSource,
 )
+from meshtop.tui.heap import FrozenHeap
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.help import HelpScreen
 from meshtop.tui.screens.main import DRAWN_AT_ONCE, MainScreen
@@ -109,6 +110,7 @@ class MeshtopApp(App[None]):
         self.paused = False
         self.failures = 0  # refreshes in a row that failed: the retry backs off
         self._next: Timer | None = None
+        self._heap: FrozenHeap | None = None  # the collector kept out of the way (tui/heap)
         self.main = MainScreen(self.settings.thresholds)
 
     def get_driver_class(self) -> type[Driver]:
@@ -132,6 +134,9 @@ class MeshtopApp(App[None]):
         asyncio.get_running_loop().set_default_executor(DaemonThreads())
 
     def on_mount(self) -> None:
+        if not self.is_headless:  # the process's collector: not a test's
+            self._heap = FrozenHeap()
+            self._heap.start()
         self.sub_title = self.metrics.name
         for theme in self.themes.themes.values():
             self.register_theme(theme)
@@ -184,6 +189,8 @@ class MeshtopApp(App[None]):
             f" · refresh {units.duration(self.settings.refresh_s)}"
         )
         self.main.show_snapshot(message.snapshot)
+        if self._heap is not None:
+            self._heap.settle()  # what lives on, out of the collector's way
         self._schedule()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
