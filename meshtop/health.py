@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol
+from meshtop.model.stats import client_errors
 
 _source, _destination = attrgetter("source"), attrgetter("destination")
+_TCP, _isfinite = Protocol.TCP, math.isfinite
 _ORDER = {Health.IDLE: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
 
 
@@ -28,37 +30,35 @@ class Thresholds:
 DEFAULT_THRESHOLDS = Thresholds()
 
 
-def _grade(share: float, degraded: float, failing: float, *, strict_degraded: bool) -> Health:
-    if share >= failing:
-        return Health.FAILING
-    if share > degraded if strict_degraded else share >= degraded:
-        return Health.DEGRADED
-    return Health.HEALTHY
-
-
 def client_error_rate(stats: EdgeStats) -> float:
     return stats.client_error_rate
 
 
 def edge_health(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> Health:
-    if stats.protocol is Protocol.TCP:
+    # the errors' grade (degraded above its threshold, failing from it) and the 4xx's
+    # (degraded and failing from each), the worse of the two, in one pass: the console
+    # grades every edge each refresh (51,239 at 20,000 services, issue 17), and the 4xx
+    # share is added up only where the errors alone do not fail the edge already
+    if stats.protocol is _TCP:
         return (
             Health.HEALTHY if stats.tcp_connections_per_s or stats.tcp_request_bps else Health.IDLE
         )
-    if not stats.rps > 0:  # no traffic, or no number at all (NaN)
+    rps = stats.rps
+    if not rps > 0:  # no traffic, or no number at all (NaN)
         return Health.IDLE
-    if not (math.isfinite(stats.error_rate) and math.isfinite(stats.rps)):
+    rate = stats.error_rate
+    if not (_isfinite(rate) and _isfinite(rps)):
         # traffic we cannot judge is not healthy: an overflowing rate (two series at
         # 1e308 add to infinity) makes any share of it 0, whatever failed
         return Health.FAILING
-    errors = _grade(stats.error_rate, t.errors_degraded, t.errors_failing, strict_degraded=True)
-    client = _grade(
-        client_error_rate(stats),
-        t.client_errors_degraded,
-        t.client_errors_failing,
-        strict_degraded=False,
-    )
-    return errors if _ORDER[errors] >= _ORDER[client] else client  # `worst` of the two
+    if rate >= t.errors_failing:
+        return Health.FAILING
+    client = client_errors(stats.response_codes, rps)
+    if client >= t.client_errors_failing:
+        return Health.FAILING
+    if rate > t.errors_degraded or client >= t.client_errors_degraded:
+        return Health.DEGRADED
+    return Health.HEALTHY
 
 
 def explain(stats: EdgeStats, t: Thresholds = DEFAULT_THRESHOLDS) -> str:
@@ -93,13 +93,23 @@ def _share(x: float) -> str:
     return f"{x * 100:g}%"
 
 
+BY_SEVERITY = (Health.IDLE, Health.HEALTHY, Health.DEGRADED, Health.FAILING)
+
+
 def severity(health: Health) -> int:
     """How bad a health is: idle 0, healthy 1, degraded 2, failing 3."""
     return _ORDER[health]
 
 
 def worst(healths: Iterable[Health]) -> Health:
-    return max(healths, key=_ORDER.__getitem__, default=Health.IDLE)
+    """The worst of `healths` (idle for none): `max` by `severity`, written out, as a view
+    asks it of every box and line each refresh."""
+    order, found, rank = _ORDER, Health.IDLE, -1
+    for h in healths:
+        r = order[h]
+        if r > rank:
+            found, rank = h, r
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,9 @@ class Grades:
 
     edges: dict[tuple[str, str], Health]
     nodes: dict[str, Health]
+    # each edge's `severity` by its place in the snapshot's edges, where no two share a
+    # key (None otherwise): a view's line takes its calls' worst without their keys
+    ranks: list[int] | None = field(default=None, repr=False, compare=False)
 
 
 def node_health(
@@ -131,7 +144,12 @@ def node_health(
 def grade(snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
     """Grade each edge once, and each node by `node_health`."""
     edges = {e.key: edge_health(e.stats, t) for e in snapshot.edges}
-    return Grades(edges, node_health(edges, snapshot.nodes))
+    return Grades(edges, node_health(edges, snapshot.nodes), _ranks(edges, len(snapshot.edges)))
+
+
+def _ranks(edges: Mapping[tuple[str, str], Health], calls: int) -> list[int] | None:
+    """`Grades.ranks` of these grades, made of `calls` edges in order."""
+    return list(map(_ORDER.__getitem__, edges.values())) if len(edges) == calls else None
 
 
 # -- hysteresis: a health that does not flap --------------------------------------------
@@ -186,11 +204,19 @@ class HealthMemory:
     _thresholds: Thresholds | None = None
     # the last snapshot's edges' ends and keys, in order: a refresh of the same calls
     # keys its grades with the same tuples instead of a new one per edge (51,239 at
-    # 20,000 services, each for the garbage collector to look at)
+    # 20,000 services, each for the garbage collector to look at), and finds each edge's
+    # grades before at its place (`shown` and `seen` in the keys' order), not by its key
+    # hashed twice; None where two of them share a key
     _ends: tuple[list[str], list[str]] = field(
         default_factory=lambda: ([], []), repr=False, compare=False
     )
     _keys: list[tuple[str, str]] = field(default_factory=list, repr=False, compare=False)
+    _at: tuple[list[Health], list[Health]] | None = field(default=None, repr=False, compare=False)
+    # the nodes and edges' ends (`_ends`) of the last nodes graded, and where each edge's
+    # source and destination are among those nodes (-1: not a node)
+    _places: tuple[list[str], object, list[int], list[int]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def _is_new(self, snapshot: MeshSnapshot, t: Thresholds) -> bool:
         last = self._last
@@ -203,28 +229,68 @@ class HealthMemory:
     def grade(self, snapshot: MeshSnapshot, t: Thresholds = DEFAULT_THRESHOLDS) -> Grades:
         if self._is_new(snapshot, t):
             if t != self._thresholds:  # other thresholds: start afresh
-                self.shown, self.seen = {}, {}
-            shown: dict[tuple[str, str], Health] = {}
-            seen: dict[tuple[str, str], Health] = {}
+                self.shown, self.seen, self._at = {}, {}, None
             edges = snapshot.edges
             ends = (list(map(_source, edges)), list(map(_destination, edges)))
+            at = self._at
             if ends != self._ends:
-                self._ends, self._keys = ends, [e.key for e in edges]
-            for e, key in zip(edges, self._keys, strict=True):  # one gone is forgotten
-                stats = e.stats
-                now = edge_health(stats, t)
-                before, previous = self.shown.get(key), self.seen.get(key)
+                self._ends, self._keys, at = ends, [e.key for e in edges], None
+            keys = self._keys
+            if at is None:  # other calls, or some twice: each one's grades before by key
+                get_shown, get_seen = self.shown.get, self.seen.get
+                before_at = [get_shown(key) for key in keys]
+                previous_at = [get_seen(key) for key in keys]
+            else:
+                before_at, previous_at = at  # type: ignore[assignment]
+            seen_at = [edge_health(e.stats, t) for e in edges]
+            shown_at = seen_at.copy()
+            graded, margin = _GRADED, self.margin
+            for i, (now, before, previous) in enumerate(
+                zip(seen_at, before_at, previous_at, strict=True)
+            ):
                 # `settle`, asked only where it may keep a health other than `now`
-                shown[key] = (
-                    now
-                    if before is None or before not in _GRADED or now not in _GRADED
+                if not (
+                    before is None or before not in graded or now not in graded
                     or now == previous
-                    else settle(before, previous, stats, t, self.margin)
-                )  # fmt: skip
-                seen[key] = now
-            self.shown, self.seen = shown, seen
+                ):  # fmt: skip
+                    shown_at[i] = settle(before, previous, edges[i].stats, t, margin)
+            # one gone is forgotten; of two with one key, the last one stands
+            self.shown, self.seen = (
+                dict(zip(keys, shown_at, strict=True)),
+                dict(zip(keys, seen_at, strict=True)),
+            )
+            self._at = (shown_at, seen_at) if len(self.shown) == len(keys) else None
         self._last, self._thresholds = snapshot, t
-        return Grades(dict(self.shown), node_health(self.shown, snapshot.nodes))
+        shown = self.shown
+        ranks = _ranks(shown, len(snapshot.edges))
+        if ranks is None:
+            return Grades(dict(shown), node_health(shown, snapshot.nodes))
+        return Grades(dict(shown), self._node_health(snapshot, ranks), ranks)
+
+    def _node_health(self, snapshot: MeshSnapshot, ranks: list[int]) -> dict[str, Health]:
+        """`node_health` of the edges graded (`ranks`, no two with one key), from where
+        each edge's ends are among the nodes, found once for the same nodes and calls."""
+        nodes = list(snapshot.nodes)
+        if self._places is None or self._places[0] != nodes or self._places[1] is not self._ends:
+            where = {n: i for i, n in enumerate(nodes)}
+            sources, destinations = self._ends
+            self._places = (
+                nodes, self._ends, [where.get(n, -1) for n in sources],
+                [where.get(n, -1) for n in destinations],
+            )  # fmt: skip
+        _, _, sources_at, destinations_at = self._places
+        inbound = [-1] * (len(nodes) + 1)  # the worst rank of each node's (-1: none yet);
+        outbound = [-1] * (len(nodes) + 1)  # the last place is for an end not a node
+        for a, b, r in zip(sources_at, destinations_at, ranks, strict=True):
+            if r > inbound[b]:
+                inbound[b] = r
+            if r > outbound[a]:
+                outbound[a] = r
+        by = BY_SEVERITY
+        return {
+            n: by[i] if i >= 0 else by[o] if o >= 0 else Health.IDLE
+            for n, i, o in zip(nodes, inbound, outbound, strict=False)
+        }
 
 
 # -- problems: what `n` goes to, worst first ---------------------------------------------

@@ -6,13 +6,15 @@ its grades with the same tuples; the grades are what they were."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from meshtop import health
-from meshtop.health import HealthMemory, node_health
+from meshtop.health import HealthMemory, edge_health, node_health, settle
 from meshtop.mesh import refresh
-from meshtop.model import EdgeStats, Health
+from meshtop.model import EdgeStats, Health, MeshSnapshot, Workload
+from meshtop.model.stats import client_errors
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 
@@ -64,3 +66,82 @@ def test_a_refresh_of_the_same_calls_keys_its_grades_with_the_same_tuples(clock:
     snapshot = asyncio.run(refresh(sim.clusters))
     third = memory.grade(snapshot)  # other calls: keyed afresh, each edge's own
     assert list(third.edges) == [e.key for e in snapshot.edges]
+
+
+class _Counted(dict[tuple[str, str], Health]):
+    """A memory's grades that count the lookups made in them by key."""
+
+    looked_up = 0
+
+    def get(self, key: object, default: object = None) -> object:  # type: ignore[override]
+        _Counted.looked_up += 1
+        return super().get(key, default)  # type: ignore[call-overload]
+
+
+def _settled(snapshots: list[MeshSnapshot]) -> dict[tuple[str, str], Health]:
+    """What `settle` shows of each call after these refreshes, its grades kept by key."""
+    shown: dict[tuple[str, str], Health] = {}
+    seen: dict[tuple[str, str], Health] = {}
+    for s in snapshots:
+        shown, seen = (
+            {e.key: settle(shown.get(e.key), seen.get(e.key), e.stats) for e in s.edges},
+            {e.key: edge_health(e.stats) for e in s.edges},
+        )
+    return shown
+
+
+def test_a_refresh_of_the_same_calls_finds_their_grades_before_by_place(
+    clock: Clock,
+) -> None:
+    sim = Simulation(generated(300), clock=clock)
+    memory = HealthMemory()
+    snapshots = []
+    for _ in range(6):
+        snapshots.append(asyncio.run(refresh(sim.clusters)))
+        clock.advance(2)
+    for s in snapshots[:2]:
+        memory.grade(s)
+    memory.shown, memory.seen = _Counted(memory.shown), _Counted(memory.seen)
+    _Counted.looked_up = 0
+    for i, s in enumerate(snapshots[2:], 3):
+        grades = memory.grade(s)
+        assert grades.edges == _settled(snapshots[:i])
+        assert list(grades.nodes.items()) == list(node_health(grades.edges, s.nodes).items())
+    # each call's grades before found without hashing its key (twice a call before)
+    assert _Counted.looked_up == 0
+    lonely = Workload("", "shop", "lonely")  # a node more, the same calls
+    more = replace(snapshots[-1], nodes={lonely.id: lonely, **snapshots[-1].nodes})
+    assert list(memory.grade(more).nodes.items()) == list(
+        node_health(memory.shown, more.nodes).items()
+    )
+
+
+def test_calls_that_share_a_key_are_graded_as_a_mapping_of_keys_has_them(clock: Clock) -> None:
+    sim = Simulation(generated(60), clock=clock)
+    snapshots = []
+    for _ in range(3):
+        s = asyncio.run(refresh(sim.clusters))
+        # the first call twice: its grades before are the last one's with its key
+        snapshots.append(replace(s, edges=(*s.edges, s.edges[0])))
+        clock.advance(2)
+    memory = HealthMemory()
+    for i, s in enumerate(snapshots, 1):
+        grades = memory.grade(s)
+        assert list(grades.edges) == list(dict.fromkeys(e.key for e in s.edges))
+        assert grades.edges == _settled(snapshots[:i])
+        assert grades.nodes == node_health(grades.edges, s.nodes)
+
+
+def test_an_edge_whose_errors_fail_it_adds_up_no_4xx(monkeypatch: pytest.MonkeyPatch) -> None:
+    added: list[object] = []
+    real = client_errors
+
+    def counted(codes: dict[str, float], rps: float) -> float:
+        added.append(codes)
+        return real(codes, rps)
+
+    monkeypatch.setattr(health, "client_errors", counted)
+    failing = EdgeStats(rps=10.0, error_rate=0.5, response_codes={"500": 5.0, "404": 5.0})
+    assert health.edge_health(failing) is Health.FAILING and added == []
+    client = EdgeStats(rps=10.0, error_rate=0.0, response_codes={"200": 7.0, "404": 3.0})
+    assert health.edge_health(client) is Health.FAILING and len(added) == 1  # 30% 4xx
