@@ -168,3 +168,15 @@ def test_lines_add_up_in_one_pass_as_each_figure_by_its_definition() -> None:
         line, share = graphview.merged(stats)
         assert repr(line) == repr(_by_definition(stats))  # NaN and -0.0 as they are
         assert repr(share) == repr(graphview.error_share(stats))
+
+
+def test_a_lines_figures_are_a_frozen_edge_stats_of_every_field() -> None:
+    calls = [
+        EdgeStats(rps=1.0, response_codes={"200": 1.0}),
+        EdgeStats(protocol=Protocol.TCP, tcp_request_bps=5.0, tcp_connections_per_s=0.5),
+    ]
+    line, _ = graphview.merged(calls)
+    assert type(line) is EdgeStats and line == _by_definition(calls)
+    assert all(hasattr(line, f) for f in EdgeStats.__slots__)
+    with pytest.raises(AttributeError):
+        line.rps = 2.0  # type: ignore[misc]  # still frozen
