@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -162,6 +163,38 @@ def test_rates_before_the_first_snapshot_are_gaps_and_another_window_starts_afre
     rates.record(wider)
     assert rates.series(["/shop/a"], False, wider) == (None, None, None, 6.0)
     assert rates.series(["/shop/a"], False, first) == (None,) * 4  # of another window
+
+
+class _Index(dict[str, int]):
+    """A rates' index of nodes that counts the lookups made in it."""
+
+    looked_up = 0
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        _Index.looked_up += 1
+        return super().get(key, default)
+
+
+def test_rates_of_the_same_calls_again_look_none_of_their_ends_up() -> None:
+    rates = Rates(slots=4)
+    rates._index = _Index()
+    calls = [("web", "a"), ("web", "b"), ("a", "b")]
+    for at in range(4):
+        _Index.looked_up = 0
+        rates.record(_snapshot([_e(a, b, rps=1.0 + at) for a, b in calls], T + 15 * at))
+        assert _Index.looked_up == (6 if at == 0 else 0)  # each end once, then by place
+    last = _snapshot([], T + 45)
+    assert rates.series(["/shop/b"], False, last) == (2.0, 4.0, 6.0, 8.0)
+    assert rates.series(["/shop/web"], True, last) == (2.0, 4.0, 6.0, 8.0)
+
+
+def test_a_calls_end_that_becomes_a_node_is_counted_from_then_on() -> None:
+    rates = Rates(slots=4)
+    edges = (_e("web", "a", rps=1.0),)
+    first = _snapshot(list(edges), T)
+    rates.record(replace(first, nodes={k: v for k, v in first.nodes.items() if "/a" not in k}))
+    rates.record(_snapshot(list(edges), T + 15))  # the same calls, "a" a node now
+    assert rates.series(["/shop/a"], False, _snapshot([], T + 15)) == (None, None, 0.0, 1.0)
 
 
 # -- the table's pure parts --------------------------------------------------------------
