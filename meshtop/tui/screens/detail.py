@@ -48,10 +48,11 @@ class DetailFailed(Message):
 
 
 class KeyFooter(Footer):
-    """Textual's Footer, composed again only when the keys it would show change. Footer
-    composes its keys anew (a widget each, mounted, styled and laid out) after every
-    change of the screen's bindings: three times as a detail screen opens (its mount, the
-    focus given to its body, the app's bindings refreshed), for the same keys (issue 17)."""
+    """Textual's Footer, composed with its keys as the screen is, and again only when the
+    keys it would show change. Footer composes its keys anew (a widget each, mounted,
+    styled and laid out) after every change of the screen's bindings: three times as a
+    detail screen opens (its mount, the focus given to its body, the app's bindings
+    refreshed), for the same keys, the first a frame after the screen's (issue 17)."""
 
     _composed: tuple[object, ...] | None = None  # the keys it last composed
 
@@ -65,8 +66,11 @@ class KeyFooter(Footer):
         return (*shown, palette[1:] if palette is not None else None)
 
     def compose(self) -> ComposeResult:
-        if self._bindings_ready:
-            self._composed = self._keys(self.screen)
+        # Footer shows no key until the screen's bindings are first said to have changed,
+        # then composes them after a refresh: a layout and a frame after the screen's
+        # first, which had none. They are the keys the screen opens with.
+        self.set_reactive(Footer._bindings_ready, True)
+        self._composed = self._keys(self.screen)
         return super().compose()
 
     async def recompose(self) -> None:
