@@ -15,7 +15,7 @@ import asyncio
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -383,6 +383,17 @@ class Trouble:
     call: bool  # a call, not a workload
     inside: bool = False  # a call from one member to another: not drawn in the graph
     via: str = ""  # for a workload, the call that makes it so
+
+
+def calls_of(snapshot: MeshSnapshot, keys: Iterable[tuple[str, str]]) -> list[Edge]:
+    """The snapshot's edges of these keys, in its order: read through once, each edge's key
+    made only where its destination is one of theirs. A node's detail asks for its worst
+    call's as it opens, most often on a snapshot it is the first to ask of: a mapping of
+    every edge made for it (or the snapshot's index, made on first use) took 20 ms at
+    20,000 services, this 3 (issue 17)."""
+    wanted = set(keys)
+    into = {d for _, d in wanted}
+    return [e for e in snapshot.edges if e.destination in into and e.key in wanted]
 
 
 def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> list[Trouble]:

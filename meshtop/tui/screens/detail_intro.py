@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtop import units
-from meshtop.detail import Trouble, routes_to, subject, traffic_policy, troubles
+from meshtop.detail import Trouble, calls_of, routes_to, subject, traffic_policy, troubles
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import MARGIN, Thresholds, client_error_rate, edge_health, explain, worst
 from meshtop.model import MeshSnapshot, Protocol, TraceQuery
@@ -107,10 +107,8 @@ def node_screen(
         call = f"{view.nodes[worst_call.source].label} → {view.nodes[worst_call.destination].label}"
         side = "inbound" if inbound else "outbound"
         why = f"its worst {side} call, {call}, is {explain(worst_call.stats, t)}"
-        # its calls by the snapshot's index of edges (made once a snapshot), not a mapping
-        # of all of them made again on each enter (51,239 edges at 20,000 services)
-        held = (snapshot.edge(*k) for k in worst_call.members)
-        graded = worst(edge_health(c.stats, t) for c in held if c is not None)
+        held = calls_of(snapshot, worst_call.members)  # not a mapping of every edge
+        graded = worst(edge_health(c.stats, t) for c in held)
         if graded is not health:  # held by the console's memory
             why += (
                 f" (shown {health.value}: a health changes once past a threshold by "
