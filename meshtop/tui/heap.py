@@ -33,9 +33,7 @@ class FrozenHeap:
     """`start()` as the console starts (the collector is the process's: not in a test's
     headless console), `settle()` after each snapshot is taken in."""
 
-    def __init__(
-        self, clock: Callable[[], float] = time.monotonic, growth: float = GROWTH
-    ) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, growth: float = GROWTH) -> None:
         self._clock = clock
         self._growth = growth
         self._base = 0  # objects frozen after the first snapshot, or the last full pass
