@@ -231,6 +231,24 @@ _FILLED = (
 )  # fmt: skip
 if sorted(EdgeStats.__slots__) != sorted(_FILLED):
     raise ImportError("meshtop.graphview.merged fills every field of EdgeStats: name the new ones")
+_LINE = ("source", "destination", "stats", "members", "health", "crosses", "error_share", "fault")
+if sorted(ViewEdge.__slots__) != sorted(_LINE):
+    raise ImportError("meshtop.graphview.build fills every field of ViewEdge: name the new ones")
+
+
+class _Line:
+    """`ViewEdge`'s slots, unfrozen: `build` fills one in for each line, then makes it the
+    `ViewEdge` the same slots allow (as `merged` makes its `EdgeStats`)."""
+
+    __slots__ = ViewEdge.__slots__
+    source: str
+    destination: str
+    stats: EdgeStats
+    members: tuple[tuple[str, str], ...]
+    health: Health
+    crosses: bool
+    error_share: float
+    fault: str
 
 
 class _Stats:
@@ -343,9 +361,13 @@ def build(
             if ranks is None
             else BY_SEVERITY[max(map(ranks.__getitem__, at))]  # the same, by place
         )
-        edges[key] = ViewEdge(
-            key[0], key[1], line, members, health, crosses=crosses, error_share=share, fault=fault
-        )
+        # `ViewEdge(...)`, without its frozen `__init__` (2.2 us a line; see `_Stats`)
+        drawn = _Line()
+        drawn.source, drawn.destination = key
+        drawn.stats, drawn.members, drawn.health = line, members, health
+        drawn.crosses, drawn.error_share, drawn.fault = crosses, share, fault
+        drawn.__class__ = ViewEdge  # type: ignore[assignment]
+        edges[key] = drawn  # type: ignore[assignment]
     nodes = {
         v: ViewNode(
             v, label, ns, kind, members, worst(map(node_grades.__getitem__, members)), cluster

@@ -180,3 +180,13 @@ def test_a_lines_figures_are_a_frozen_edge_stats_of_every_field() -> None:
     assert all(hasattr(line, f) for f in EdgeStats.__slots__)
     with pytest.raises(AttributeError):
         line.rps = 2.0  # type: ignore[misc]  # still frozen
+
+
+def test_a_views_lines_are_frozen_view_edges_of_every_field(clock: Clock) -> None:
+    sim = Simulation(bookinfo(), clock=clock)
+    view = build(asyncio.run(refresh(sim.clusters)), ViewOptions())
+    for line in view.edges.values():
+        assert type(line) is graphview.ViewEdge
+        assert all(hasattr(line, f) for f in graphview.ViewEdge.__slots__)
+        with pytest.raises(AttributeError):
+            line.health = line.health  # type: ignore[misc]  # still frozen
