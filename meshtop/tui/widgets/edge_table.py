@@ -6,6 +6,7 @@ it never holds, and the sort, are one widget's."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -190,6 +191,18 @@ class ShortLabels:
 
     def _name_of(self, w: Workload) -> tuple[str, str]:
         return (w.cluster if self._by_cluster else "", w.name)
+
+    def at(self, width: int, by_cluster: bool) -> ShortLabels | None:
+        """These labels for another width of the names' columns, counted once (20,783
+        nodes at 20,000 services: 40-60 ms); None where the cluster column comes or goes,
+        which changes what is unique."""
+        if by_cluster != self._by_cluster:
+            return None
+        if width == self._width:
+            return self
+        other = copy.copy(self)
+        other._width, other._made = width, {}
+        return other
 
     def get(self, node_id: str, default: str) -> str:
         """The node's label, or `default` for a node the snapshot does not have."""
@@ -682,7 +695,8 @@ class EdgeTable(VirtualTable):
             self._updated_cells.clear()
             self._install(_Order(keys))
             self._layout = wanted
-            self._labels = None
+            labels = self._labels
+            self._labels = labels.at(wanted[1], "cluster" in wanted[0]) if labels else None
             self._made.clear()
         return self._layout[0]
 
@@ -873,8 +887,9 @@ class EdgeTable(VirtualTable):
                 at, before = self._cursor_edge(), self._visible_rows()  # as the columns go
                 if taken.rows is not self._rows:
                     self._take_rows(taken.rows, same_nodes=taken.labels is None)
-                if taken.labels is not None and taken.labels[0] == self._layout:
-                    self._labels = taken.labels[1]
+                if taken.labels is not None:  # counted there, for this width here
+                    columns, width = self._layout
+                    self._labels = taken.labels[1].at(width, "cluster" in columns)
                 self._orders[taken.sort] = taken.order
                 self._show_order(taken.order, at, before)
         self._want()  # a newer snapshot, or another sort, asked for meanwhile
