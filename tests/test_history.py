@@ -238,3 +238,46 @@ def test_a_simulated_history_nobody_awaits_stops_at_its_next_point(
 
     asyncio.run(closed_meanwhile())  # which waits for its threads to end
     assert len(walked) == 1  # of the 121 points of an hour's window
+
+
+def test_a_detail_asks_a_bounded_number_of_histories_at_once(sim: Simulation) -> None:
+    """A namespace's box asks a history for each of its members, a line between two boxes
+    one for each pair of their members: each three requests and a thread against
+    Prometheus. Asked all at once, a box of 40 members opened 120 of each; now no more
+    than HISTORIES_AT_ONCE histories at a time, and every one asked, merged as before."""
+    from meshtop.detail import HISTORIES_AT_ONCE, fetch, subject
+    from meshtop.mesh import refresh
+
+    snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
+    members = sorted(snapshot.nodes)
+    assert len(members) > HISTORIES_AT_ONCE
+    asked: list[tuple[str | None, str | None]] = []
+    now = [0]
+    most = [0]
+    real = sim.metrics.history
+
+    async def history(source: str | None, destination: str | None, window_s: float) -> Any:
+        asked.append((source, destination))
+        now[0] += 1
+        most[0] = max(most[0], now[0])
+        try:
+            await asyncio.sleep(0.01)
+            return await real(source, destination, window_s)
+        finally:
+            now[0] -= 1
+
+    about = subject(snapshot, "everything", (), members)
+    bounded = asyncio.run(fetch(_Asking(sim.metrics, history), about, 300)).history
+    assert sorted(asked, key=str) == sorted(about.pairs(), key=str)
+    assert most[0] == HISTORIES_AT_ONCE
+    assert bounded == asyncio.run(fetch(sim.metrics, about, 300)).history
+
+
+class _Asking:
+    """A metrics source whose histories go through `history`."""
+
+    def __init__(self, metrics: Any, history: Any) -> None:
+        self._metrics, self.history = metrics, history
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metrics, name)
