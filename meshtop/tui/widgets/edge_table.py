@@ -478,8 +478,9 @@ class VirtualTable(FastRows):
 ROWS_KEPT = 512  # rows whose cells are kept made between draws
 # A snapshot of more edges is taken in and sorted by a worker while the table shows the
 # rows it has (issue 17: 51,239 edges held the screen's thread 0.5-1.4 s); fewer are
-# taken in at once, in a few milliseconds (4,921 edges at 2,000 services: about 15 ms).
-TAKEN_AT_ONCE = 5_000
+# taken in at once (4,921 edges at 2,000 services: 9-48 ms, sorted and indexed), as many
+# as the graph draws without its worker.
+TAKEN_AT_ONCE = 2_000
 
 
 # what the edge table's worker is asked: the generation, the snapshot, the rows there
