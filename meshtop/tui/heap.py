@@ -8,36 +8,33 @@ thresholds (gen1 up to 146 ms at 50,000 allocations x 20). What a refresh makes 
 by reference counting when the next replaces it: the collector finds next to nothing.
 
 So, in the console: young passes kept small (`THRESHOLDS`); after each snapshot is taken
-in, everything that lives on is moved out of the collector's way (`gc.freeze`), so that
-a full pass reads only what was made since; frozen objects still go when nothing refers
-to them, and only garbage in reference cycles would stay. What the frozen heap holds is
-counted now and then (`LOOK_EVERY_S`: counting walks it, 10 ms a million objects); once
-it has grown to twice what it held after the first snapshot, one full pass collects the
-cycles there are, and the count starts again from there. Measured in
+in while the main screen alone shows, everything that lives on is moved out of the
+collector's way (`gc.freeze`), so that a full pass reads only what was made since; frozen
+objects still go when nothing refers to them, and only garbage in reference cycles would
+stay. A screen on top (a detail, a dialog) is not frozen: it goes as it closes, its
+widgets in cycles. Once the interpreter's allocated blocks (`sys.getallocatedblocks`,
+well under a millisecond) have doubled since the first snapshot, one full pass collects
+the cycles there are, and the count starts again from there. Measured in
 benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
 import gc
-import time
-from collections.abc import Callable
+import sys
 
 # young passes: gen0 every 20,000 allocations net, gen1 every fourth of those (a gen1 pass
-# at 20,000 services: 32-44 ms of CPU), a full pass (of what is not frozen) every 20 gen1
+# at 20,000 services: 25-40 ms of CPU), a full pass (of what is not frozen) every 20 gen1
 THRESHOLDS = (20_000, 4, 20)
-LOOK_EVERY_S = 30.0
-GROWTH = 2.0  # the frozen heap's growth over its first size that asks for a full pass
+GROWTH = 2.0  # the heap's growth over its first size that asks for a full pass
 
 
 class FrozenHeap:
     """`start()` as the console starts (the collector is the process's: not in a test's
     headless console), `settle()` after each snapshot is taken in."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, growth: float = GROWTH) -> None:
-        self._clock = clock
+    def __init__(self, growth: float = GROWTH) -> None:
         self._growth = growth
-        self._base = 0  # objects frozen after the first snapshot, or the last full pass
-        self._looked = 0.0
+        self._base = 0  # blocks allocated after the first snapshot, or the last full pass
         self.collections = 0  # full passes this asked for
 
     def start(self) -> None:
@@ -45,11 +42,7 @@ class FrozenHeap:
 
     def settle(self) -> None:
         gc.freeze()
-        now = self._clock()
-        if self._base and now - self._looked < LOOK_EVERY_S:
-            return
-        self._looked = now
-        held = gc.get_freeze_count()
+        held = sys.getallocatedblocks()
         if not self._base:
             self._base = held
         elif held > self._growth * self._base:
@@ -57,4 +50,4 @@ class FrozenHeap:
             gc.collect()
             gc.freeze()
             self.collections += 1
-            self._base = gc.get_freeze_count()
+            self._base = sys.getallocatedblocks()

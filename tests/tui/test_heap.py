@@ -5,12 +5,13 @@ is collected once the frozen heap has grown."""
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from meshtop.tui.heap import LOOK_EVERY_S, FrozenHeap
+from meshtop.tui.heap import FrozenHeap
 
 
 class Node:
@@ -39,8 +40,7 @@ def cycles(n: int) -> list[Node]:
 
 
 def test_settle_moves_what_lives_out_of_the_collectors_way(collector: None) -> None:
-    now = [0.0]
-    heap = FrozenHeap(clock=lambda: now[0])
+    heap = FrozenHeap()
     kept = [Node() for _ in range(1000)]
     before = gc.get_freeze_count()
     heap.settle()
@@ -49,7 +49,7 @@ def test_settle_moves_what_lives_out_of_the_collectors_way(collector: None) -> N
 
 
 def test_frozen_objects_still_go_when_nothing_refers_to_them(collector: None) -> None:
-    heap = FrozenHeap(clock=lambda: 0.0)
+    heap = FrozenHeap()
     kept = [Node() for _ in range(1000)]
     gone = weakref.ref(kept[0])
     heap.settle()
@@ -59,28 +59,22 @@ def test_frozen_objects_still_go_when_nothing_refers_to_them(collector: None) ->
     assert gc.get_freeze_count() <= frozen - 1000
 
 
-def test_cycles_are_collected_once_the_frozen_heap_has_grown(collector: None) -> None:
-    """Cycles frozen while alive, dropped after: the young passes never read them."""
-    now = [0.0]
-    heap = FrozenHeap(clock=lambda: now[0], growth=1.05)
+def test_cycles_are_collected_once_the_heap_has_grown(collector: None) -> None:
+    """Cycles frozen while alive, dropped after: the young passes never read them; the
+    next full pass, once the heap has grown, does."""
+    heap = FrozenHeap(growth=1.05)
     heap.settle()  # the first size
-    base = gc.get_freeze_count()
     few = cycles(10)
-    small = weakref.ref(few[0])
-    now[0] += LOOK_EVERY_S
     heap.settle()
-    del few
-    assert heap.collections == 0
-    many = cycles(base // 10)  # 20% more objects
-    big = weakref.ref(many[0])
-    heap.settle()
-    del many
-    gc.collect()  # a pass of what is not frozen finds none of them
-    assert small() is not None and big() is not None
-    heap.settle()
-    assert heap.collections == 0, "looked again before LOOK_EVERY_S"
-    now[0] += LOOK_EVERY_S
-    heap.settle()
+    assert heap.collections == 0  # grown too little
+    many = cycles(sys.getallocatedblocks() // 10)  # 20% more blocks at the least
+    gone = weakref.ref(many[0])
+    heap.settle()  # grown: a full pass (of nothing yet: all alive), then frozen
     assert heap.collections == 1
-    assert big() is None and small() is None
-    assert gc.get_freeze_count() < base * 1.05  # the count starts again from here
+    del many, few
+    gc.collect()  # a pass of what is not frozen: none of them
+    assert gone() is not None
+    more = cycles(sys.getallocatedblocks() // 10)
+    heap.settle()
+    assert heap.collections == 2 and gone() is None
+    assert more[0].other is not None  # what lives is kept
