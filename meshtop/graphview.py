@@ -32,6 +32,7 @@ from meshtop.model import (
     SERVICE_PREFIX,
     Edge,
     EdgeStats,
+    EdgeStatsDraft,
     Health,
     MeshSnapshot,
     NodeKind,
@@ -203,8 +204,8 @@ def merged(stats: list[EdgeStats]) -> tuple[EdgeStats, float]:
         by_traffic = sorted(stats, key=lambda s: -(s.rps or s.tcp_connections_per_s))
         every = tuple(dict.fromkeys([protocol, *(p for s in by_traffic for p in s.carried)]))
         carried = every if len(every) > 1 else ()
-    # `EdgeStats(...)` of these, without its frozen `__init__` (see `_Stats`)
-    line = _Stats()
+    # `EdgeStats(...)` of these, without its frozen `__init__` (see `EdgeStatsDraft`)
+    line = EdgeStatsDraft()
     line.protocol = protocol
     line.protocols = carried
     line.rps = rps
@@ -249,29 +250,6 @@ class _Line:
     crosses: bool
     error_share: float
     fault: str
-
-
-class _Stats:
-    """`EdgeStats`'s slots, unfrozen: `merged` fills one in, then makes it the
-    `EdgeStats` the same slots allow, as `sim.walk.new_stats` does (a frozen
-    dataclass's `__init__` sets each field through `object.__setattr__`: 2.3 us a line,
-    6,055 lines a refresh at 20,000 services, issue 17)."""
-
-    __slots__ = EdgeStats.__slots__
-    protocol: Protocol
-    protocols: tuple[Protocol, ...]
-    rps: float
-    error_rate: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    mtls: float
-    response_codes: dict[str, float]
-    response_flags: dict[str, float]
-    grpc_statuses: dict[str, float]
-    tcp_request_bps: float
-    tcp_response_bps: float
-    tcp_connections_per_s: float
 
 
 def _group_of(w: Workload, grouping: Grouping) -> tuple[str, str]:
@@ -361,7 +339,7 @@ def build(
             if ranks is None
             else BY_SEVERITY[max(map(ranks.__getitem__, at))]  # the same, by place
         )
-        # `ViewEdge(...)`, without its frozen `__init__` (2.2 us a line; see `_Stats`)
+        # `ViewEdge(...)`, without its frozen `__init__` (2.2 us a line; see `EdgeStatsDraft`)
         drawn = _Line()
         drawn.source, drawn.destination = key
         drawn.stats, drawn.members, drawn.health = line, members, health

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
-from meshtop.model import Edge, EdgeStats, NodeKind, Protocol, Route, Workload
+from meshtop.model import Edge, EdgeStats, EdgeStatsDraft, NodeKind, Protocol, Route, Workload
 from meshtop.sim.topology import RouteKey, SimCall, SimMesh, SimWorkload
 from meshtop.sim.traffic import (
     Breakers,
@@ -449,28 +449,9 @@ if (
     raise ImportError("meshtop.sim.walk makes every field of EdgeStats and Edge: name the new ones")
 
 
-class _Stats:
-    """`EdgeStats`'s slots, unfrozen: what `new_stats` fills before it is an `EdgeStats`."""
-
-    __slots__ = _STATS
-    protocol: Protocol
-    rps: float
-    error_rate: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    mtls: float
-    response_codes: dict[str, float]
-    response_flags: dict[str, float]
-    grpc_statuses: dict[str, float]
-    tcp_request_bps: float
-    tcp_response_bps: float
-    tcp_connections_per_s: float
-    protocols: tuple[Protocol, ...]
-
-
 class _Edge:
-    """`Edge`'s slots, unfrozen: what `new_edge` fills before it is an `Edge`."""
+    """`Edge`'s slots, unfrozen: what `new_edge` fills before it is an `Edge` (as
+    `EdgeStatsDraft`)."""
 
     __slots__ = _EDGE
     source: str
@@ -495,7 +476,7 @@ def new_stats(
     tcp_connections_per_s: float,
 ) -> EdgeStats:
     """`EdgeStats(...)` of these fields, carrying one protocol (`protocols` empty)."""
-    s = _Stats()
+    s = EdgeStatsDraft()
     s.protocol = protocol
     s.rps = rps
     s.error_rate = error_rate
