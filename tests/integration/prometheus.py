@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from meshtop.sim.exposition import MeshExposition
+from meshtop.sim.server import MetricsServer
 from tests.conftest import need
 
 
@@ -121,3 +123,19 @@ def running_prometheus(
             proc.kill()
         prom.client.close()
         log.close()
+
+
+@contextmanager
+def scraping(
+    exposition: MeshExposition, workdir: Path, scrape_interval: str = "1s"
+) -> Iterator[Prometheus]:
+    """A real Prometheus scraping `exposition`, served on loopback for as long."""
+    server = MetricsServer(exposition, "127.0.0.1", 0)
+    server.start_in_thread()
+    host, port = server.server_address[:2]
+    try:
+        with running_prometheus([f"{host!s}:{port}"], workdir, scrape_interval) as prom:
+            yield prom
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -20,13 +20,12 @@ import pytest
 from meshtop.config import PrometheusConfig
 from meshtop.model import Edge
 from meshtop.sim.exposition import MeshExposition
-from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.protocols import Traffic
 
-from .prometheus import Prometheus, running_prometheus
+from .prometheus import Prometheus, scraping
 
 pytestmark = pytest.mark.integration
 
@@ -84,22 +83,13 @@ class _Late(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    server = MetricsServer(
-        MeshExposition(Simulation(generated(40, seed=3)), "istio"), "127.0.0.1", 0
-    )
-    server.start_in_thread()
-    host, port = server.server_address[:2]
-    try:
-        with running_prometheus([f"{host!s}:{port}"], tmp_path_factory.mktemp("p")) as p:
-            p.wait_for(
-                "two scrapes",
-                lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None,
-            )
-            time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
-            yield p
-    finally:
-        server.shutdown()
-        server.server_close()
+    mesh = MeshExposition(Simulation(generated(40, seed=3)), "istio")
+    with scraping(mesh, tmp_path_factory.mktemp("p")) as p:
+        p.wait_for(
+            "two scrapes", lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None
+        )
+        time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from meshtop.config import PrometheusConfig
 from meshtop.mesh import refresh
 from meshtop.model import SourceState
 from meshtop.sim.exposition import MeshExposition
-from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.sources.dialects import ISTIO
@@ -28,7 +27,7 @@ from meshtop.sources.prometheus.latency import Cuts, unmeshed
 from meshtop.sources.prometheus.queries import snapshot_queries
 from meshtop.sources.protocols import ClusterSources
 
-from .prometheus import Prometheus, running_prometheus
+from .prometheus import Prometheus, scraping
 
 pytestmark = pytest.mark.integration
 
@@ -37,22 +36,13 @@ WINDOW_S = 10
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    server = MetricsServer(
-        MeshExposition(Simulation(generated(40, seed=3)), "istio"), "127.0.0.1", 0
-    )
-    server.start_in_thread()
-    host, port = server.server_address[:2]
-    try:
-        with running_prometheus([f"{host!s}:{port}"], tmp_path_factory.mktemp("p")) as p:
-            p.wait_for(
-                "two scrapes",
-                lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None,
-            )
-            time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
-            yield p
-    finally:
-        server.shutdown()
-        server.server_close()
+    mesh = MeshExposition(Simulation(generated(40, seed=3)), "istio")
+    with scraping(mesh, tmp_path_factory.mktemp("p")) as p:
+        p.wait_for(
+            "two scrapes", lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None
+        )
+        time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+        yield p
 
 
 def _cap_below_latency(prom: Prometheus, at: float) -> float:

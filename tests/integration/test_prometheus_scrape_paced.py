@@ -13,12 +13,11 @@ import pytest
 
 from meshtop.config import PrometheusConfig
 from meshtop.sim.exposition import MeshExposition
-from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.sources.prometheus import PrometheusMetrics
 
-from .prometheus import Prometheus, running_prometheus
+from .prometheus import Prometheus, scraping
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +27,12 @@ WINDOW_S = 30
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    server = MetricsServer(
-        MeshExposition(Simulation(generated(20, seed=5)), "istio"), "127.0.0.1", 0
-    )
-    server.start_in_thread()
-    host, port = server.server_address[:2]
-    try:
-        with running_prometheus(
-            [f"{host!s}:{port}"], tmp_path_factory.mktemp("p"), scrape_interval=f"{SCRAPE_S}s"
-        ) as p:
-            p.wait_for(
-                "three scrapes",
-                lambda: p.scalar("count(count_over_time(up[1m]) >= 3)") is not None,
-            )
-            yield p
-    finally:
-        server.shutdown()
-        server.server_close()
+    mesh = MeshExposition(Simulation(generated(20, seed=5)), "istio")
+    with scraping(mesh, tmp_path_factory.mktemp("p"), scrape_interval=f"{SCRAPE_S}s") as p:
+        p.wait_for(
+            "three scrapes", lambda: p.scalar("count(count_over_time(up[1m]) >= 3)") is not None
+        )
+        yield p
 
 
 def test_the_console_asks_again_once_a_scrape_can_have_changed_the_answer(
