@@ -62,7 +62,7 @@ def test_frozen_objects_still_go_when_nothing_refers_to_them(collector: None) ->
 def test_cycles_are_collected_once_the_heap_has_grown(collector: None) -> None:
     """Cycles frozen while alive, dropped after: the young passes never read them; the
     next full pass, once the heap has grown, does."""
-    heap = FrozenHeap(growth=1.05)
+    heap = FrozenHeap(growth=1.05, seen=1)
     heap.settle()  # the first size
     few = cycles(10)
     heap.settle()
@@ -74,7 +74,26 @@ def test_cycles_are_collected_once_the_heap_has_grown(collector: None) -> None:
     del many, few
     gc.collect()  # a pass of what is not frozen: none of them
     assert gone() is not None
+    heap.settle()  # the heap's size after the pass, read again
     more = cycles(sys.getallocatedblocks() // 10)
     heap.settle()
     assert heap.collections == 2 and gone() is None
     assert more[0].other is not None  # what lives is kept
+
+
+def test_a_peak_that_passes_asks_for_no_full_pass(collector: None) -> None:
+    """A refresh's decoded answers come and go: the heap's size is the least of the last
+    snapshots' counts, not the count at a peak."""
+    heap = FrozenHeap(growth=1.05, seen=3)
+    for _ in range(3):
+        heap.settle()  # the first size
+    peak = [Node() for _ in range(sys.getallocatedblocks() // 5)]  # no cycles among them
+    heap.settle()
+    del peak  # gone by their reference counts, frozen or not
+    heap.settle()
+    heap.settle()
+    assert heap.collections == 0
+    grown = [Node() for _ in range(sys.getallocatedblocks() // 5)]
+    for _ in range(3):
+        heap.settle()
+    assert heap.collections == 1 and grown[0] is not None
