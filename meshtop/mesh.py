@@ -61,16 +61,22 @@ class DaemonThreads(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
+        given = [future]  # taken by the call: its frame then holds no reference to it
 
         def run() -> None:
-            if not future.set_running_or_notify_cancel():
+            done = given.pop()
+            if not done.set_running_or_notify_cancel():
                 return
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                future.set_exception(exc)
+                done.set_exception(exc)
+                # the exception's traceback holds this frame: without this, the future,
+                # the exception and every frame and local of its traceback would be a
+                # cycle for the garbage collector to find (as concurrent.futures does)
+                done = None  # type: ignore[assignment]
             else:
-                future.set_result(result)
+                done.set_result(result)
 
         with self._lock:  # a thread ending for idleness looks at the queue under it too
             start = self._idle == 0  # a new thread, waiting from now on, takes it

@@ -85,3 +85,32 @@ def test_many_calls_at_once_each_answered() -> None:
         assert [f.result(5) for f in futures] == [n * n for n in range(50)]
         time.sleep(0.005)  # some threads end for idleness as calls come
     assert threads._idle >= 0
+
+
+def test_a_failed_call_leaves_no_cycle_to_collect() -> None:
+    """A call that raises: its future, the exception and the traceback's frames go as soon
+    as nobody holds the future, without the garbage collector (a cycle through the call's
+    frame held a refresh's failed answer, 64 MiB at the cap, until a full pass)."""
+    import gc
+
+    class Held:
+        pass
+
+    seen: list[weakref.ref[Held]] = []
+
+    def fail() -> None:
+        held = Held()  # a local of a frame in the traceback
+        seen.append(weakref.ref(held))
+        raise ValueError("refused")
+
+    threads = DaemonThreads()
+    gc.disable()
+    try:
+        future = threads.submit(fail)
+        error = future.exception(timeout=5)
+        assert isinstance(error, ValueError)
+        time.sleep(0.1)  # the call's frame ends after it set the exception
+        del error, future
+        assert seen[0]() is None, "kept alive by a cycle"
+    finally:
+        gc.enable()

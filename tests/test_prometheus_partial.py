@@ -234,3 +234,28 @@ def test_a_latency_query_that_never_answers_leaves_the_edges_in_time() -> None:
 def test_a_requests_answer_over_the_cap_still_fails_the_refresh() -> None:
     with _serving(requests="big") as url, pytest.raises(BackendError, match=r"more than 0\.5 MiB"):
         _traffic(url)
+
+
+def test_an_answer_over_the_cap_is_refused_without_what_was_read() -> None:
+    """The error a refused answer raises does not keep the one it was raised from (its
+    traceback held the frame that read, with every chunk read so far: 64 MiB at the
+    default cap, for as long as the error lived)."""
+    import requests
+
+    from meshtop.config import PrometheusConfig
+    from meshtop.errors import BackendError
+    from meshtop.sources.prometheus.wire import BoundedSession
+
+    class Endless:
+        def read1(self, n: int, decode_content: bool = True) -> bytes:
+            return b"x" * n
+
+        def close(self) -> None:
+            pass
+
+    session = BoundedSession(PrometheusConfig("http://127.0.0.1:9", max_response_mb=1))
+    response = requests.Response()
+    response.raw = Endless()
+    with pytest.raises(BackendError, match="more than 1 MiB") as refused:
+        session.read_body(response)
+    assert refused.value.__context__ is None and refused.value.__cause__ is None

@@ -60,16 +60,23 @@ class BoundedSession(requests.Session):
         (and the connection closed, not reused)."""
         until = bounded.DEADLINE.get() or time.monotonic() + self.config.timeout_s
         cap = int(self.config.max_response_mb * bounded.MIB)
+        # raised after the `except`, not in it: an exception raised in one keeps the one
+        # it handles (`__context__`, even `from None`), and that one's traceback the frame
+        # that read, with every chunk read so far (64 MiB at the cap, kept as long as the
+        # error is: a refresh's task, in a cycle the garbage collector must find)
+        error: BackendError | None = None
         try:
             response._content = bounded.read_all(response.raw, until=until, cap=cap)
         except bounded.Late:
-            raise BackendError(late(self.config)) from None
+            error = BackendError(late(self.config))
         except bounded.TooBig:
-            raise BackendError(too_big(self.config)) from None
+            error = BackendError(too_big(self.config))
         except bounded.BrokenOff as exc:
-            raise BackendError(
+            error = BackendError(
                 f"Prometheus at {self.config.url} broke off its answer: {reason(exc)}"
-            ) from None
+            )
+        if error is not None:
+            raise error
         response._content_consumed = True
 
 
