@@ -124,3 +124,32 @@ def test_export_prints_the_edges_and_warns_once(prom: Prometheus, tmp_path: Path
     warned = [line for line in done.stderr.splitlines() if "latency unavailable" in line]
     assert len(warned) == 1 and warned[0].startswith("meshtop: warning: "), done.stderr
     assert "max_response_mb" in warned[0]
+
+
+def test_a_refused_latency_leaves_no_refresh_in_a_cycle(prom: Prometheus) -> None:
+    """Refresh after refresh with the latency refused: nothing of a refresh (its answers,
+    its edges) is left for the garbage collector to find; the console keeps the collector
+    out of its way, and a hostile backend's refusals kept every refresh in a cycle."""
+    import gc
+
+    from meshtop.mesh import DaemonThreads
+    from meshtop.model import Edge
+
+    at = time.time() - 1
+    source = _source(prom, at, _cap_below_latency(prom, at))
+
+    async def refreshes() -> None:
+        asyncio.get_running_loop().set_default_executor(DaemonThreads())
+        for _ in range(3):
+            assert "latency unavailable" in " ".join((await source.traffic(WINDOW_S)).warnings)
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        asyncio.run(refreshes())
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, Edge)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []

@@ -100,6 +100,15 @@ class _Check(threading.local):
     warnings: tuple[str, ...] = ()
 
 
+def _why(error: BaseException) -> str:
+    """What a failed query says, its traceback let go: its task keeps the error, and the
+    traceback's frames the refresh's answers and the task (a cycle, which the console's
+    garbage collector, kept out of its way, finds late: a hostile backend's refused
+    latency left every refresh's answers and edges in one)."""
+    error.__traceback__ = None
+    return str(error)
+
+
 def _retrieved(task: asyncio.Task[_Timed]) -> None:
     """A latency answer that went on after its refresh: its failure is said by the next
     refresh (`PrometheusMetrics._earlier`), never logged by asyncio as not retrieved."""
@@ -408,7 +417,7 @@ class PrometheusMetrics:
                     timed, noted = await latency
                     warnings |= noted
                 except BackendError as exc:
-                    unavailable["latency"] = str(exc)
+                    unavailable["latency"] = _why(exc)
             if failed and timed is None:  # an earlier refresh's latency, gone on after it
                 unavailable.setdefault("latency", failed)
         quantiles = timed.quantiles if timed is not None else {}
@@ -441,7 +450,7 @@ class PrometheusMetrics:
         error = None if task.cancelled() else task.exception()
         if error is not None and not isinstance(error, BackendError):
             raise error  # a bug, as if it had happened in its own refresh
-        return None, "" if error is None else str(error)
+        return None, "" if error is None else _why(error)
 
     def _forget(self, d: Dialect, task: asyncio.Task[_Timed]) -> None:
         if self._learning.get(d.name) is task:
@@ -495,7 +504,7 @@ class PrometheusMetrics:
                 except BackendError as exc:
                     if name == "requests":
                         raise
-                    answers[name], unavailable[name] = ([], ()), str(exc)
+                    answers[name], unavailable[name] = ([], ()), _why(exc)
         except BaseException:
             for task in pending.values():
                 task.cancel()
