@@ -14,7 +14,10 @@ objects still go when nothing refers to them, and only garbage in reference cycl
 stay. A screen on top (a detail, a dialog) is not frozen: it goes as it closes, its
 widgets in cycles. Once the interpreter's allocated blocks (`sys.getallocatedblocks`,
 well under a millisecond) have doubled since the first snapshots, one full pass collects
-the cycles there are, and the count starts again from there. The growth is the least of
+the cycles there are, and the count starts again from there. The first size is the
+largest in the first `WARM_S` (a console's first uses, the edge table's rows and the first
+detail, double it: a full pass for them, 217 ms at 2,000 services and 713 ms at 20,000,
+would find nothing to free). The growth is the least of
 the last `SEEN` snapshots' counts: a refresh's decoded answers come and go (against a
 hostile Prometheus, 23,000 series every refresh), and the count at their peak against one
 at their trough asked for a full pass every 30 s, 1.1-1.5 s each. Measured in
@@ -24,23 +27,33 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from collections import deque
+from collections.abc import Callable
 
 # young passes: gen0 every 20,000 allocations net, gen1 every fourth of those (a gen1 pass
 # at 20,000 services: 25-40 ms of CPU), a full pass (of what is not frozen) every 20 gen1
 THRESHOLDS = (20_000, 4, 20)
 GROWTH = 2.0  # the heap's growth over its first size that asks for a full pass
 SEEN = 8  # snapshots whose least count of blocks is the heap's size
+WARM_S = 120.0  # from the first snapshot: the heap's first size is its largest by then
 
 
 class FrozenHeap:
     """`start()` as the console starts (the collector is the process's: not in a test's
     headless console), `settle()` after each snapshot is taken in."""
 
-    def __init__(self, growth: float = GROWTH, seen: int = SEEN) -> None:
+    def __init__(
+        self,
+        growth: float = GROWTH,
+        seen: int = SEEN,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._growth = growth
+        self._clock = clock
         self._counts: deque[int] = deque(maxlen=seen)  # the last snapshots' blocks
-        self._base = 0  # the heap's size after the first snapshots, or the last full pass
+        self._base = 0  # the heap's first size, or its size after the last full pass
+        self._warm_until = 0.0  # the first size is the largest until then
         self.collections = 0  # full passes this asked for
 
     def start(self) -> None:
@@ -48,12 +61,15 @@ class FrozenHeap:
 
     def settle(self) -> None:
         gc.freeze()
+        now = self._clock()
+        if not self._warm_until:
+            self._warm_until = now + WARM_S
         self._counts.append(sys.getallocatedblocks())
         if len(self._counts) < (self._counts.maxlen or 1):
             return
         held = min(self._counts)
-        if not self._base:
-            self._base = held
+        if not self._base or now < self._warm_until:
+            self._base = max(self._base, held)
         elif held > self._growth * self._base:
             gc.unfreeze()
             gc.collect()

@@ -7,11 +7,11 @@ from __future__ import annotations
 import gc
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from meshtop.tui.heap import FrozenHeap
+from meshtop.tui.heap import WARM_S, FrozenHeap
 
 
 class Node:
@@ -26,6 +26,12 @@ def collector() -> Iterator[None]:
     gc.unfreeze()
     gc.set_threshold(*thresholds)
     gc.collect()
+
+
+def after_warm() -> Callable[[], float]:
+    """A clock at 0 for the first snapshot, past `WARM_S` from then on."""
+    times = iter([0.0])
+    return lambda: next(times, 1e9)
 
 
 def cycles(n: int) -> list[Node]:
@@ -62,7 +68,7 @@ def test_frozen_objects_still_go_when_nothing_refers_to_them(collector: None) ->
 def test_cycles_are_collected_once_the_heap_has_grown(collector: None) -> None:
     """Cycles frozen while alive, dropped after: the young passes never read them; the
     next full pass, once the heap has grown, does."""
-    heap = FrozenHeap(growth=1.05, seen=1)
+    heap = FrozenHeap(growth=1.05, seen=1, clock=after_warm())
     heap.settle()  # the first size
     few = cycles(10)
     heap.settle()
@@ -84,7 +90,7 @@ def test_cycles_are_collected_once_the_heap_has_grown(collector: None) -> None:
 def test_a_peak_that_passes_asks_for_no_full_pass(collector: None) -> None:
     """A refresh's decoded answers come and go: the heap's size is the least of the last
     snapshots' counts, not the count at a peak."""
-    heap = FrozenHeap(growth=1.05, seen=3)
+    heap = FrozenHeap(growth=1.05, seen=3, clock=after_warm())
     for _ in range(3):
         heap.settle()  # the first size
     peak = [Node() for _ in range(sys.getallocatedblocks() // 5)]  # no cycles among them
@@ -97,3 +103,21 @@ def test_a_peak_that_passes_asks_for_no_full_pass(collector: None) -> None:
     for _ in range(3):
         heap.settle()
     assert heap.collections == 1 and grown[0] is not None
+
+
+def test_the_first_minutes_growth_is_the_heaps_first_size(collector: None) -> None:
+    """A console's first uses (the edge table's rows, a first detail) grow its heap: no
+    full pass for them, which would find nothing to free."""
+    now = [0.0]
+    heap = FrozenHeap(growth=1.05, seen=1, clock=lambda: now[0])
+    heap.settle()  # the first snapshot
+    used = [Node() for _ in range(sys.getallocatedblocks() // 5)]
+    now[0] = WARM_S / 2
+    heap.settle()
+    assert heap.collections == 0
+    now[0] = WARM_S + 1
+    heap.settle()
+    assert heap.collections == 0  # measured against the size with them
+    more = [Node() for _ in range(sys.getallocatedblocks() // 5)]
+    heap.settle()
+    assert heap.collections == 1 and used[0] is not None and more[0] is not None
