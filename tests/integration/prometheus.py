@@ -139,3 +139,18 @@ def scraping(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def scraped_mesh(workdir: Path, window_s: float) -> Iterator[Prometheus]:
+    """A real Prometheus scraping a generated mesh of 40 services every second, once it
+    holds `window_s` of samples: rate() over a window the series do not fill reads low."""
+    from meshtop.sim.sources import Simulation
+    from meshtop.sim.topology import generated
+
+    with scraping(MeshExposition(Simulation(generated(40, seed=3)), "istio"), workdir) as prom:
+        prom.wait_for(
+            "two scrapes", lambda: prom.scalar("count(count_over_time(up[1m]) >= 2)") is not None
+        )
+        time.sleep(window_s + 2)
+        yield prom

@@ -19,13 +19,10 @@ import pytest
 
 from meshtop.config import PrometheusConfig
 from meshtop.model import Edge
-from meshtop.sim.exposition import MeshExposition
-from meshtop.sim.sources import Simulation
-from meshtop.sim.topology import generated
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.protocols import Traffic
 
-from .prometheus import Prometheus, scraping
+from .prometheus import Prometheus, scraped_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +80,7 @@ class _Late(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    mesh = MeshExposition(Simulation(generated(40, seed=3)), "istio")
-    with scraping(mesh, tmp_path_factory.mktemp("p")) as p:
-        p.wait_for(
-            "two scrapes", lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None
-        )
-        time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+    with scraped_mesh(tmp_path_factory.mktemp("p"), WINDOW_S) as p:
         yield p
 
 

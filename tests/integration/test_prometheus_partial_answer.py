@@ -18,16 +18,13 @@ import pytest
 from meshtop.config import PrometheusConfig
 from meshtop.mesh import refresh
 from meshtop.model import SourceState
-from meshtop.sim.exposition import MeshExposition
-from meshtop.sim.sources import Simulation
-from meshtop.sim.topology import generated
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.prometheus.latency import Cuts, unmeshed
 from meshtop.sources.prometheus.queries import snapshot_queries
 from meshtop.sources.protocols import ClusterSources
 
-from .prometheus import Prometheus, scraping
+from .prometheus import Prometheus, scraped_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +33,7 @@ WINDOW_S = 10
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    mesh = MeshExposition(Simulation(generated(40, seed=3)), "istio")
-    with scraping(mesh, tmp_path_factory.mktemp("p")) as p:
-        p.wait_for(
-            "two scrapes", lambda: p.scalar("count(count_over_time(up[1m]) >= 2)") is not None
-        )
-        time.sleep(WINDOW_S + 2)  # rate() over a window the series does not fill reads low
+    with scraped_mesh(tmp_path_factory.mktemp("p"), WINDOW_S) as p:
         yield p
 
 

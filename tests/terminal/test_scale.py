@@ -81,6 +81,9 @@ async def test_the_edge_table_makes_only_the_rows_it_draws(
         return real(edge, *args)
 
     monkeypatch.setattr(edge_table, "_cells", counted)
+    # taken in at once, as a snapshot under the worker's size is (tests/tui/
+    # test_edge_table_worker.py has the worker's rows)
+    monkeypatch.setattr(edge_table, "TAKEN_AT_ONCE", len(snapshot.edges))
     hidden = _TableOnly(visible=False)
     async with hidden.run_test(size=(120, 30)) as pilot:
         table = hidden.query_one(EdgeTable)
@@ -200,6 +203,7 @@ async def test_a_table_counted_hidden_then_shown_makes_only_the_rows_on_screen(
         return real(edge, *args)
 
     monkeypatch.setattr(edge_table, "_cells", counted)
+    monkeypatch.setattr(edge_table, "TAKEN_AT_ONCE", len(snapshot.edges))  # at once
     app = _TableOnly(visible=False)
     async with app.run_test(size=(160, 30)) as pilot:
         table = app.query_one(EdgeTable)
