@@ -14,9 +14,10 @@ import re
 import threading
 import weakref
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, eq
+from operator import attrgetter, eq, itemgetter
+from typing import Any
 
 from meshtop.errors import UsageError
 from meshtop.health import (
@@ -40,6 +41,7 @@ from meshtop.model import (
     Workload,
     marked,
 )
+from meshtop.turns import give_way
 
 
 class Grouping(enum.StrEnum):
@@ -134,7 +136,7 @@ def merge_stats(stats: list[EdgeStats]) -> EdgeStats:
     return merged(stats)[0]
 
 
-def merged(stats: list[EdgeStats]) -> tuple[EdgeStats, float]:
+def merged(stats: Sequence[EdgeStats]) -> tuple[EdgeStats, float]:
     """`merge_stats` and `error_share` of the same edges, in one pass over them: what a
     refresh does for every line of a large mesh's view (6,035 lines of 51,239 calls at
     20,000 services). The same sums in the same order as theirs, so the same figures."""
@@ -326,18 +328,23 @@ def build(
     (`HealthMemory`); without it, each snapshot is graded afresh. What the view is made
     of (its boxes, which calls each line draws) is worked out once for a topology and
     its options (`_shape`): a refresh of the same mesh only adds up its figures."""
+    give_way()  # a key's work on the screen's thread goes first
     grades = grades_of(snapshot, options.thresholds, memory)
+    give_way()
     shape = _shape(snapshot, options)
     edge_grades, node_grades = grades.edges, grades.nodes
-    snapshot_edges = snapshot.edges
+    every = list(map(_stats, snapshot.edges))
     edges: dict[tuple[str, str], ViewEdge] = {}
     ranks = grades.ranks
-    for key, at, members, crosses, fault in shape.edges:
-        line, share = merged([snapshot_edges[i].stats for i in at])
+    for n, (key, at, members, crosses, fault, take) in enumerate(shape.edges):
+        if not n & 63:
+            give_way()
+        # a line's calls' figures and grades taken by place, in one call (`take`)
+        line, share = merged(take(every) if take is not None else (every[at[0]],))
         health = (
             worst(map(edge_grades.__getitem__, members))
             if ranks is None
-            else BY_SEVERITY[max(map(ranks.__getitem__, at))]  # the same, by place
+            else BY_SEVERITY[max(take(ranks)) if take is not None else ranks[at[0]]]
         )
         # `ViewEdge(...)`, without its frozen `__init__` (2.2 us a line; see `EdgeStatsDraft`)
         drawn = _Line()
@@ -363,8 +370,12 @@ def build(
 
 
 # a line: its key, where its calls are in the snapshot's edges, their keys, whether it
-# crosses clusters, its fault mark
-ShapeEdge = tuple[tuple[str, str], tuple[int, ...], tuple[tuple[str, str], ...], bool, str]
+# crosses clusters, its fault mark, and (for more than one call) what takes its calls'
+# items from a list of every edge's, by place
+ShapeEdge = tuple[
+    tuple[str, str], tuple[int, ...], tuple[tuple[str, str], ...], bool, str,
+    Callable[[Sequence[Any]], tuple[Any, ...]] | None,
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,9 +386,7 @@ class Shape:
     fault mark), in the order `build` makes them."""
 
     nodes: tuple[tuple[str, str, str, NodeKind, tuple[str, ...], str], ...]
-    edges: tuple[
-        tuple[tuple[str, str], tuple[int, ...], tuple[tuple[str, str], ...], bool, str], ...
-    ]
+    edges: tuple[ShapeEdge, ...]
 
 
 def _make_shape(snapshot: MeshSnapshot, options: ViewOptions, faults: dict[str, str]) -> Shape:
@@ -418,7 +427,7 @@ def _make_shape(snapshot: MeshSnapshot, options: ViewOptions, faults: dict[str, 
         es = [snapshot_edges[i] for i in at]
         a, b = clusters[key[0]], clusters[key[1]]
         edges.append((key, tuple(at), tuple(e.key for e in es), bool(a and b and a != b),
-                      _fault_of(faults, es)))  # fmt: skip
+                      _fault_of(faults, es), itemgetter(*at) if len(at) > 1 else None))  # fmt: skip
     for v, kind in kinds.items():
         if kind in GLYPHS and not v.endswith("/*"):  # not a collapsed namespace or cluster
             labels[v] = f"{GLYPHS[kind]} {labels[v]}"
@@ -450,6 +459,7 @@ class Topology:
 
 
 _source, _destination = attrgetter("source"), attrgetter("destination")
+_stats = attrgetter("stats")
 _topologies: OrderedDict[int, tuple[weakref.ref[MeshSnapshot], Topology]] = OrderedDict()
 _topology_lock = threading.Lock()
 

@@ -16,6 +16,7 @@ from functools import partial
 from operator import is_
 from typing import Any, TypeVar
 
+from meshtop import turns
 from meshtop.errors import BackendError, MeshtopError
 from meshtop.federation import distinct, merge_traffic
 from meshtop.model import (
@@ -90,6 +91,7 @@ class DaemonThreads(ThreadPoolExecutor):
     def _serve(self) -> None:
         call = self._next()
         while call is not None:
+            turns.give_way()  # a key's work on the screen's thread goes first
             call()
             # dropped before waiting: a call's arguments (a snapshot of every edge, for a
             # worker) are not kept alive by an idle thread

@@ -34,6 +34,7 @@ from meshtop.sim.traffic import (
     policies_in_force,
     wave,
 )
+from meshtop.turns import give_way
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +265,9 @@ def live_traffic(
     get = inbound.get
     mark = order.append
     latency = latency_guess(mesh, None) if walk.shaped else None
-    for wid, calls in walk.steps:
+    for n, (wid, calls) in enumerate(walk.steps):
+        if not n & 255:
+            give_way()  # a key's work on the screen's thread goes first
         served = get(wid, 0.0)
         if served <= 0:
             continue
@@ -342,7 +345,9 @@ def _edges(
     below_of = median.get
     sin = math.sin
     http, tcp = Protocol.HTTP, Protocol.TCP
-    for i in order:
+    for n, i in enumerate(order):
+        if not n & 255:
+            give_way()  # a key's work on the screen's thread goes first
         if i < 0:
             e = edge_of(mesh, policed[-1 - i], median, t)
             add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from meshtop import units
+from meshtop import turns, units
 from meshtop.config import Settings
 from meshtop.connect import Sources
 from meshtop.errors import EXIT_BUG
@@ -146,6 +146,17 @@ class MeshtopApp(App[None]):
             self.theme = "meshtop-mono"  # https://no-color.org: no colour to carry meaning
         self.request_refresh()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._first_on_screen()  # a person waits for what the key does
+        await super().on_event(event)
+
+    def _first_on_screen(self) -> None:
+        """The screen's thread has its turn (`turns`) until the next frame is drawn: the
+        work behind it (the refresh, the graph's and the tables' workers) waits."""
+        turns.ask()
+        self.call_after_refresh(turns.done)
+
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing in the console handled. Textual ends the app as it would
         (and a Pilot test gets the error), but not with its traceback on the screen:
@@ -182,6 +193,7 @@ class MeshtopApp(App[None]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
+        self._first_on_screen()  # the status line and tables first, then the graph's worker
         self.snapshot = message.snapshot
         self.failures = 0 if _live(message.snapshot) else self.failures + 1
         self.sub_title = (

@@ -33,6 +33,7 @@ from meshtop.sources.prometheus.queries import (
     SEPARATOR,
 )
 from meshtop.sources.protocols import Traffic
+from meshtop.turns import give_way
 
 _MESH_HOST = re.compile(r"^([^.:]+)\.([^.:]+)\.svc(?:\.[^:]+)?(?::[0-9]+)?$")
 
@@ -189,7 +190,9 @@ def join(
     seen: dict[tuple[str, str], dict[str, _Seen]] = {}  # edge -> reporter -> what it saw
     code_l, grpc_l, flags_l, rep_l = d.code, d.grpc_status, d.flags, d.reporter_label
     mtls_l, mtls_v, proto_l = d.mtls_label, d.mtls_value, d.protocol
-    for sample in answers.get("requests", ()):
+    for n, sample in enumerate(answers.get("requests", ())):
+        if not n & 255:
+            give_way()  # a key's work on the screen's thread goes first (`turns`)
         labels = sample["metric"]
         rate = float(sample["value"][1])
         if not 0 < rate < math.inf:  # also drops NaN
@@ -236,7 +239,9 @@ def join(
     counted: dict[str, dict[str, dict[str, float]]] = {}  # edge -> counter -> reporter
     tcp: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     secured_by = set(d.mtls_reporters)
-    for sample in answers.get("tcp", ()):
+    for n, sample in enumerate(answers.get("tcp", ())):
+        if not n & 255:
+            give_way()
         labels = sample["metric"]
         value = float(sample["value"][1])
         metric = labels["metric"]
@@ -254,7 +259,9 @@ def join(
                 tcp[key][metric] = value
 
     edges: list[Edge] = []
-    for key, by_reporter in seen.items():
+    for n, (key, by_reporter) in enumerate(seen.items()):
+        if not n & 255:
+            give_way()
         rep = next((r for r in d.http_reporters if r in by_reporter), None)
         if rep is None:
             continue

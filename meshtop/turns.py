@@ -1,0 +1,51 @@
+"""The screen's thread first (issue 17). Python runs one thread at a time (the GIL), and
+a thread that wants to run is let in only every few milliseconds, taking turns with every
+other thread that wants to: a key's work on the screen's thread took two or three times
+its own time while the simulator walked the mesh, a worker took in the edge table or the
+graph was made for the next refresh. So the screen's thread says when a person is
+waiting (`ask`: a key, until its effect is on the screen), and the long loops behind it
+(`give_way`, every few hundred items) wait until it is done, never longer than `LONGEST_S`
+at a time: work behind the screen comes a few tens of milliseconds later, a key's effect
+in its own time.
+
+Nothing here makes a thread wait for another, so nothing here can deadlock: `give_way`
+only sleeps, and for no longer than the screen asked, at most `LONGEST_S`."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+LONGEST_S = 0.25  # the longest a loop behind the screen waits for it, per ask
+
+_until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
+_screen: int | None = None  # the screen's thread: it never waits for itself
+
+
+def ask(seconds: float = LONGEST_S) -> None:
+    """The screen's thread has work a person waits for: loops behind it wait until it
+    says `done`, or for `seconds` at most."""
+    global _until, _screen
+    _screen = threading.get_ident()
+    _until = max(_until, time.monotonic() + min(seconds, LONGEST_S))
+
+
+def done() -> None:
+    """What the person waited for is on the screen: the loops behind it go on."""
+    global _until
+    _until = 0.0
+
+
+def give_way() -> None:
+    """Called by a long loop behind the screen every few hundred items: while the screen's
+    thread has asked for its turn, sleep (which lets it run alone) until it is done."""
+    left = _until - time.monotonic()
+    if left <= 0 or threading.get_ident() == _screen:
+        return
+    end = time.monotonic() + min(left, LONGEST_S)
+    while True:
+        time.sleep(min(0.002, left))
+        now = time.monotonic()
+        left = min(_until, end) - now
+        if left <= 0:
+            return

@@ -1,0 +1,67 @@
+"""The screen's thread first (issue 17): a loop behind the screen waits while the screen's
+thread has asked for its turn, until it says it is done, and never longer than
+`LONGEST_S`; nobody asking, it does not wait at all."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from meshtop import turns
+
+
+@pytest.fixture(autouse=True)
+def _no_turn() -> Iterator[None]:
+    turns.done()
+    yield
+    turns.done()
+
+
+def _behind(results: list[float]) -> threading.Thread:
+    """A loop behind the screen: how long its `give_way` took."""
+
+    def run() -> None:
+        start = time.monotonic()
+        turns.give_way()
+        results.append(time.monotonic() - start)
+
+    return threading.Thread(target=run)
+
+
+def test_nobody_asking_a_loop_goes_on_at_once() -> None:
+    took: list[float] = []
+    loop = _behind(took)
+    loop.start()
+    loop.join()
+    assert took[0] < 0.01
+
+
+def test_a_loop_waits_until_the_screen_is_done() -> None:
+    turns.ask()
+    took: list[float] = []
+    loop = _behind(took)
+    loop.start()
+    time.sleep(0.08)
+    assert loop.is_alive()  # still waiting: the screen has not said it is done
+    turns.done()
+    loop.join(1)
+    assert 0.07 < took[0] < 0.08 + 0.05
+
+
+def test_a_loop_never_waits_longer_than_the_longest_turn() -> None:
+    turns.ask(seconds=60)
+    took: list[float] = []
+    loop = _behind(took)
+    loop.start()
+    loop.join(2)
+    assert turns.LONGEST_S - 0.01 < took[0] < turns.LONGEST_S + 0.1
+
+
+def test_the_screens_own_thread_never_waits_for_itself() -> None:
+    turns.ask()
+    start = time.monotonic()
+    turns.give_way()
+    assert time.monotonic() - start < 0.01

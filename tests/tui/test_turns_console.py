@@ -1,0 +1,31 @@
+"""The screen's thread first (issue 17, `meshtop.turns`): a key asks for the screen's
+turn, and gives it back once the screen has drawn what it did; so does a snapshot."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshtop import turns
+from meshtop.connect import Sources
+from meshtop.sim.sources import Simulation
+from meshtop.tui.app import MeshtopApp
+
+from ..conftest import only
+from .test_console import _first_snapshot, settled
+
+
+async def test_a_key_has_the_screens_turn_until_it_is_drawn(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(turns, "ask", lambda seconds=turns.LONGEST_S: said.append("ask"))
+    monkeypatch.setattr(turns, "done", lambda: said.append("done"))
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await settled(pilot)
+        app.paused = True  # no snapshot meanwhile: what is said is the key's
+        said.clear()
+        await pilot.press("j")  # Pilot waits until the screen is drawn
+        await settled(pilot)
+        assert said == ["ask", "done"]
