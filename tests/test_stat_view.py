@@ -145,6 +145,7 @@ def test_rates_keep_a_point_per_slot_of_the_window_summed_over_a_group() -> None
     for at, rps in ((0, 1.0), (15, 2.0), (30, 99.0), (35, 3.0), (45, 4.0)):
         # two snapshots in one slot (30 and 35): the last stands for it
         rates.record(_snapshot([_e("web", "a", rps=rps), _e("web", "b", rps=10.0)], T + at))
+    rates.flush()
     last = _snapshot([], T + 45)
     assert rates.series(["/shop/a"], False, last) == (1.0, 2.0, 3.0, 4.0)
     assert rates.series(["/shop/a", "/shop/b"], False, last) == (11.0, 12.0, 13.0, 14.0)
@@ -157,12 +158,37 @@ def test_rates_before_the_first_snapshot_are_gaps_and_another_window_starts_afre
     rates = Rates(slots=4)
     first = _snapshot([_e("web", "a", rps=5.0)], T)
     rates.record(first)
+    assert rates.series(["/shop/a"], False, first) == (None,) * 4  # seen, not yet recorded
+    rates.flush()
     assert rates.series(["/shop/a"], False, first) == (None, None, None, 5.0)
     assert rates.series(["/shop/nobody"], False, first) == (None, None, None, 0.0)
     wider = _snapshot([_e("web", "a", rps=6.0)], T + 1, window_s=300.0)
     rates.record(wider)
+    rates.flush()
     assert rates.series(["/shop/a"], False, wider) == (None, None, None, 6.0)
     assert rates.series(["/shop/a"], False, first) == (None,) * 4  # of another window
+
+
+def test_rates_add_up_only_the_last_snapshot_of_each_slot() -> None:
+    """Three refreshes in a slot (2 s of 6 s at a minute's window): the two before the
+    last are never added up."""
+    rates = Rates(slots=4)  # 15 s slots
+    recorded: list[float] = []
+    real = rates._record
+
+    def counted(snapshot: MeshSnapshot) -> None:
+        recorded.append(snapshot.generated_at.timestamp() - T)
+        real(snapshot)
+
+    rates._record = counted  # type: ignore[method-assign]
+    for at in (0, 5, 10, 15, 20, 25):
+        rates.record(_snapshot([_e("web", "a", rps=1.0 + at)], T + at))
+    assert recorded == [10]  # the first slot's last, once the next slot's first came
+    rates.flush()
+    assert recorded == [10, 25]
+    rates.flush()  # nothing seen since: nothing again
+    assert recorded == [10, 25]
+    assert rates.series(["/shop/a"], False, _snapshot([], T + 25)) == (None, None, 11.0, 26.0)
 
 
 class _Index(dict[str, int]):
@@ -179,10 +205,11 @@ def test_rates_of_the_same_calls_again_look_none_of_their_ends_up() -> None:
     rates = Rates(slots=4)
     rates._index = _Index()
     calls = [("web", "a"), ("web", "b"), ("a", "b")]
+    _Index.looked_up = 0
     for at in range(4):
-        _Index.looked_up = 0
         rates.record(_snapshot([_e(a, b, rps=1.0 + at) for a, b in calls], T + 15 * at))
-        assert _Index.looked_up == (6 if at == 0 else 0)  # each end once, then by place
+    rates.flush()
+    assert _Index.looked_up == 6  # each end once, then by place
     last = _snapshot([], T + 45)
     assert rates.series(["/shop/b"], False, last) == (2.0, 4.0, 6.0, 8.0)
     assert rates.series(["/shop/web"], True, last) == (2.0, 4.0, 6.0, 8.0)
@@ -194,6 +221,7 @@ def test_a_calls_end_that_becomes_a_node_is_counted_from_then_on() -> None:
     first = _snapshot(list(edges), T)
     rates.record(replace(first, nodes={k: v for k, v in first.nodes.items() if "/a" not in k}))
     rates.record(_snapshot(list(edges), T + 15))  # the same calls, "a" a node now
+    rates.flush()
     assert rates.series(["/shop/a"], False, _snapshot([], T + 15)) == (None, None, 0.0, 1.0)
 
 

@@ -419,6 +419,7 @@ class StatTable(VirtualTable):
         if not rows:
             self.post_message(self.Taken(snapshot, grouping, None, None, _Order([]), sort))
             return
+        self.rates.flush()  # the sparklines drawn with these rows end at this snapshot
         options = ViewOptions(grouping=grouping, thresholds=self.thresholds)
         view = build(snapshot, options, self.memory)
         node_of = {m: v.id for v in view.nodes.values() for m in v.members}
