@@ -7,21 +7,21 @@ tracked objects: the simulator's plan, the layout, the snapshot, the tables' row
 thresholds (gen1 up to 146 ms at 50,000 allocations x 20). What a refresh makes is freed
 by reference counting when the next replaces it: the collector finds next to nothing.
 
-So, in the console: young passes kept small (`THRESHOLDS`); after each snapshot is taken
-in while the main screen alone shows, everything that lives on is moved out of the
-collector's way (`gc.freeze`), so that a full pass reads only what was made since; frozen
-objects still go when nothing refers to them, and only garbage in reference cycles would
-stay. A screen on top (a detail, a dialog) is not frozen: it goes as it closes, its
-widgets in cycles. Once the interpreter's allocated blocks (`sys.getallocatedblocks`,
-well under a millisecond) have doubled since the first snapshots, one full pass collects
-the cycles there are, and the count starts again from there. The first size is the
-largest in the first `WARM_S` (a console's first uses, the edge table's rows and the first
-detail, double it: a full pass for them, 217 ms at 2,000 services and 713 ms at 20,000,
-would find nothing to free). The growth is the least of
+So, in the console: young passes kept small and gen1 passes rare (`THRESHOLDS`); after
+each snapshot is taken in while the main screen alone shows, everything that lives on is
+moved out of the collector's way (`gc.freeze`), so that a full pass reads only what was
+made since; frozen objects still go when nothing refers to them, and only garbage in
+reference cycles would stay. A screen on top (a detail, a dialog) is not frozen: it goes
+as it closes, its widgets in cycles. Once the interpreter's allocated blocks
+(`sys.getallocatedblocks`, well under a millisecond) have doubled since the first
+snapshots, one full pass collects the cycles there are, and the count starts again from
+there. The first size is the largest in the first `WARM_S` (a console's first uses, the
+edge table's rows and the first detail, double it: a full pass for them, 217 ms at 2,000
+services and 713 ms at 20,000, would find nothing to free). The growth is the least of
 the last `SEEN` snapshots' counts: a refresh's decoded answers come and go (against a
-hostile Prometheus, 23,000 series every refresh), and the count at their peak against one
-at their trough asked for a full pass every 30 s, 1.1-1.5 s each. Measured in
-benchmarks/RESULTS.md."""
+hostile Prometheus, 23,000 series every refresh), and the count at their peak against
+one at their trough asked for a full pass every 30 s, 1.1-1.5 s each.
+Measured in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -31,9 +31,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-# young passes: gen0 every 20,000 allocations net, gen1 every fourth of those (a gen1 pass
-# at 20,000 services: 25-40 ms of CPU), a full pass (of what is not frozen) every 20 gen1
-THRESHOLDS = (20_000, 4, 20)
+# young passes: gen0 every 50,000 allocations net; gen1 every 50th of those, as what
+# lives on is frozen after each snapshot anyway (a gen1 pass reads what lived through a
+# gen0 pass since: at 20,000 services every fourth gen0 pass took 25-40 ms for it, 1.8%
+# of a core); a full pass (of what is not frozen) every 20 gen1
+THRESHOLDS = (50_000, 50, 20)
 GROWTH = 2.0  # the heap's growth over its first size that asks for a full pass
 SEEN = 8  # snapshots whose least count of blocks is the heap's size
 WARM_S = 120.0  # from the first snapshot: the heap's first size is its largest by then
