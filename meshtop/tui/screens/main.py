@@ -59,6 +59,9 @@ CHROME_ROWS = 5  # header, status line, tabs (two rows), key line
 # A snapshot of more edges is drawn from a worker, the screen answering meanwhile (issue 17)
 DRAWN_AT_ONCE = 2_000
 PROGRESS_AFTER_S = 0.15  # a drawing that takes longer says so
+# ... unless it is a refresh of the graph on screen (its view, size and zoom the same):
+# at 20,000 services every refresh's took longer, and "laying out" flashed every 2 s
+REFRESH_PROGRESS_AFTER_S = 2.0
 SWITCH_S = 0.001
 DETAIL_WINDOW_S = 900.0
 FILTER_HINT = (
@@ -134,6 +137,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         self._drawn = False
         self._drawing = False  # a worker draws the graph
         self._wanted: tuple[MeshSnapshot, Size] | None = None  # the newest drawing asked for
+        # what the graph on screen was drawn for: its size, view options and zoom level
+        self._drawn_for: tuple[Size, ViewOptions, str] | None = None
         # for the worker to take: what to draw, the options, what is on screen
         self._to_draw: (
             tuple[
@@ -259,7 +264,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         on_screen = (canvas.layout_, canvas.view.topology() if canvas.view else None)
         self._to_draw = (asked, self.graph.options_copy(), on_screen)
         self._draw_in_worker()
-        self.set_timer(PROGRESS_AFTER_S, partial(self._say_working, asked))
+        # a refresh of the graph on screen, no key waiting for it: said only if slow
+        steady = canvas.view is not None and asked[1:] == self._drawn_for
+        after = REFRESH_PROGRESS_AFTER_S if steady else PROGRESS_AFTER_S
+        self.set_timer(after, partial(self._say_working, asked))
 
     # described: Textual's default description is the repr of every argument, here a
     # snapshot of every edge (seconds of the screen's thread at 2,000 services). What to
@@ -316,6 +324,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
             (drawn.options.cluster),
         )
         self.graph.view = drawn.view
+        self._drawn_for = (size, options, zoom)
         self.working = ""
         self._show_drawn(drawn.view, drawn.layout, drawn.told, drawn.index)
         self._draw_next()  # a newer snapshot, if one came meanwhile
