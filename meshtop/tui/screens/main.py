@@ -267,7 +267,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         # a refresh of the graph on screen, no key waiting for it: said only if slow
         steady = canvas.view is not None and asked[1:] == self._drawn_for
         after = REFRESH_PROGRESS_AFTER_S if steady else PROGRESS_AFTER_S
-        self.set_timer(after, partial(self._say_working, asked))
+        # the timer holds the count alone: not the snapshot, freed as the next one comes
+        self.set_timer(after, partial(self._say_working, len(snapshot.nodes)))
 
     # described: Textual's default description is the repr of every argument, here a
     # snapshot of every edge (seconds of the screen's thread at 2,000 services). What to
@@ -299,9 +300,8 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
             self.say(f"cannot draw the graph: {event.worker.error}")
             self._draw_next()
 
-    def _say_working(self, asked: tuple[MeshSnapshot, Size, ViewOptions, str]) -> None:
+    def _say_working(self, nodes: int) -> None:
         if self._drawing and not self.working:
-            nodes = len(asked[0].nodes)
             self.working = f"laying out {nodes:,} nodes…"
             self.show_status()
 
