@@ -9,17 +9,23 @@ at a time: work behind the screen comes a few tens of milliseconds later, a key'
 in its own time.
 
 Nothing here makes a thread wait for another, so nothing here can deadlock: `give_way`
-only sleeps, and for no longer than the screen asked, at most `LONGEST_S`."""
+only sleeps, and for no longer than the screen asked, at most `LONGEST_S`; then the loop
+runs `RUNS_S` before it gives way again."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-LONGEST_S = 0.25  # the longest a loop behind the screen waits for it, per ask
+LONGEST_S = 0.25  # the longest a loop behind the screen waits for it at a time
+# after waiting, a loop runs this long before it waits again: keys held down (a cursor
+# moving at the keyboard's repeat rate) never starve what is behind the screen, whose
+# sources have their deadlines
+RUNS_S = 0.1
 
 _until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
 _screen: int | None = None  # the screen's thread: it never waits for itself
+_ran = threading.local()  # a loop's thread: when it last stopped waiting
 
 
 def ask(seconds: float = LONGEST_S) -> None:
@@ -39,13 +45,13 @@ def done() -> None:
 def give_way() -> None:
     """Called by a long loop behind the screen every few hundred items: while the screen's
     thread has asked for its turn, sleep (which lets it run alone) until it is done."""
-    left = _until - time.monotonic()
-    if left <= 0 or threading.get_ident() == _screen:
+    now = time.monotonic()
+    left = _until - now
+    if left <= 0 or threading.get_ident() == _screen or now < getattr(_ran, "since", 0) + RUNS_S:
         return
-    end = time.monotonic() + min(left, LONGEST_S)
-    while True:
+    end = now + min(left, LONGEST_S)
+    while left > 0:
         time.sleep(min(0.002, left))
         now = time.monotonic()
         left = min(_until, end) - now
-        if left <= 0:
-            return
+    _ran.since = now

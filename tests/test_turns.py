@@ -65,3 +65,24 @@ def test_the_screens_own_thread_never_waits_for_itself() -> None:
     start = time.monotonic()
     turns.give_way()
     assert time.monotonic() - start < 0.01
+
+
+def test_a_loop_that_waited_runs_a_while_before_it_waits_again() -> None:
+    """Keys held down ask for turn after turn: what is behind the screen still goes on."""
+    turns.ask()
+    took: list[float] = []
+
+    def run() -> None:
+        for _ in range(2):
+            start = time.monotonic()
+            turns.give_way()
+            took.append(time.monotonic() - start)
+            turns.ask()  # the next key, at once
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    time.sleep(0.05)
+    turns.done()
+    loop.join(2)
+    assert took[0] > 0.04  # waited for the first key
+    assert took[1] < 0.01  # ran on: it had just waited
