@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from meshtop import turns, units
+from meshtop import units
 from meshtop.config import Settings
 from meshtop.connect import Sources
 from meshtop.errors import EXIT_BUG
@@ -40,6 +40,7 @@ from meshtop.sources.protocols import (
     RouteStore,
     TraceSource,
 )
+from meshtop.tui.first import drawn_first
 from meshtop.tui.heap import FrozenHeap
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.help import HelpScreen
@@ -148,14 +149,8 @@ class MeshtopApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
-            self._first_on_screen()  # a person waits for what the key does
+            drawn_first(self)  # a person waits for what the key does
         await super().on_event(event)
-
-    def _first_on_screen(self) -> None:
-        """The screen's thread has its turn (`turns`) until the next frame is drawn: the
-        work behind it (the refresh, the graph's and the tables' workers) waits."""
-        turns.ask()
-        self.call_after_refresh(turns.done)
 
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing in the console handled. Textual ends the app as it would
@@ -174,26 +169,33 @@ class MeshtopApp(App[None]):
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
     async def poll(self) -> None:
-        snapshot = await refresh(
-            self.clusters,
-            window_s=self.settings.window_s,
-            timeout_s=self.settings.timeout_s,
-            previous=self.snapshot,
-            clock=self.clock,
-        )
-        if len(snapshot.edges) > DRAWN_AT_ONCE:
-            # graded here, off the screen's thread, for the graph's worker and the edge
-            # table to find graded (graphview.grades_of): the table asked first on a key
-            # and graded 51,239 edges on the screen's thread (2 s, issue 17)
-            await asyncio.to_thread(
-                grades_of, snapshot, self.settings.thresholds, self.main.graph.memory
+        if self._heap is not None:
+            self._heap.hold()  # what the refresh makes lives on: no pass over it
+        try:
+            snapshot = await refresh(
+                self.clusters,
+                window_s=self.settings.window_s,
+                timeout_s=self.settings.timeout_s,
+                previous=self.snapshot,
+                clock=self.clock,
             )
+            if len(snapshot.edges) > DRAWN_AT_ONCE:
+                # graded here, off the screen's thread, for the graph's worker and the
+                # edge table to find graded (graphview.grades_of): the table asked first
+                # on a key and graded 51,239 edges on the screen's thread (2 s, issue 17)
+                await asyncio.to_thread(
+                    grades_of, snapshot, self.settings.thresholds, self.main.graph.memory
+                )
+        except BaseException:  # failed or cancelled: no snapshot to settle
+            if self._heap is not None:
+                self._heap.release()
+            raise
         self.post_message(SnapshotReady(snapshot))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
-        self._first_on_screen()  # the status line and tables first, then the graph's worker
+        drawn_first(self)  # the status line and tables first, then the graph's worker
         self.snapshot = message.snapshot
         self.failures = 0 if _live(message.snapshot) else self.failures + 1
         self.sub_title = (
@@ -201,7 +203,9 @@ class MeshtopApp(App[None]):
             f" · refresh {units.duration(self.settings.refresh_s)}"
         )
         self.main.show_snapshot(message.snapshot)
-        if self._heap is not None and len(self.screen_stack) == 1:
+        if self._heap is not None and len(self.screen_stack) > 1:
+            self._heap.release()
+        elif self._heap is not None:
             # what lives on, out of the collector's way; not a screen on top (a detail,
             # a dialog), which goes as it closes: frozen, its cycles would wait for a
             # full pass (one at 2,000 services took 191 ms)

@@ -37,6 +37,7 @@ from meshtop.model import MeshSnapshot
 from meshtop.sanitize import shown
 from meshtop.tui import commands, handoff
 from meshtop.tui.changes import Changes, node_route, row_route, show_routes
+from meshtop.tui.first import drawn_first
 from meshtop.tui.graph_state import GraphState
 from meshtop.tui.placement import ZOOMS
 from meshtop.tui.screens.detail import DetailScreen
@@ -306,6 +307,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
             self.show_status()
 
     def on_main_screen_drawn(self, drawn: MainScreen.Drawn) -> None:
+        drawn_first(self)
         self._drawing = False
         _, size, options, zoom = drawn.asked
         o = self.graph.options

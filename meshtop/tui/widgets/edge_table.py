@@ -28,6 +28,7 @@ from meshtop.graphview import EXPIRED, FAULT, FAULTED, fault_marks, grades_of
 from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory, Thresholds, errors_per_s
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload, clusters
 from meshtop.sanitize import shown
+from meshtop.tui.first import drawn_first
 from meshtop.tui.travel import COMPARE_COLUMNS, GONE, MINUS, NEW, then_cells, then_order
 from meshtop.tui.widgets.fast_rows import FastRows
 
@@ -879,6 +880,7 @@ class EdgeTable(VirtualTable):
         self.post_message(self.Taken(generation, rows, order, sort, labels))
 
     def on_edge_table_taken(self, taken: EdgeTable.Taken) -> None:
+        drawn_first(self)
         self._working = False
         if taken.generation == self._generation:
             if taken.sort != (self.sort_name, self.sort_reversed):

@@ -30,6 +30,7 @@ from meshtop.health import DEFAULT_THRESHOLDS, HealthMemory
 from meshtop.model import Health, MeshSnapshot
 from meshtop.model.node_stats import Rates, Side, impact, sides
 from meshtop.sanitize import shown
+from meshtop.tui.first import drawn_first
 from meshtop.tui.widgets.edge_table import HEALTH_WORD, VirtualTable, _Order, health_styles
 
 SPARK = 10  # the sparkline's columns, each a tenth of the window
@@ -433,6 +434,7 @@ class StatTable(VirtualTable):
         self.post_message(self.Taken(snapshot, grouping, view, found, order, sort, said))
 
     def on_stat_table_taken(self, taken: StatTable.Taken) -> None:
+        drawn_first(self)
         self._working = False
         self._recorded = taken.snapshot
         sort = (self.sort_name, self.descending)
