@@ -23,6 +23,7 @@ class Node:
 def collector() -> Iterator[None]:
     thresholds = gc.get_threshold()
     yield
+    gc.enable()
     gc.unfreeze()
     gc.set_threshold(*thresholds)
     gc.collect()
@@ -121,3 +122,75 @@ def test_the_first_minutes_growth_is_the_heaps_first_size(collector: None) -> No
     more = [Node() for _ in range(sys.getallocatedblocks() // 5)]
     heap.settle()
     assert heap.collections == 1 and used[0] is not None and more[0] is not None
+
+
+def test_a_refresh_being_made_holds_the_collector_until_it_settles(collector: None) -> None:
+    """What a refresh makes lives on until the next one: no pass reads it meanwhile."""
+    heap = FrozenHeap()
+    heap.hold()
+    assert not gc.isenabled()
+    made = [Node() for _ in range(1000)]
+    heap.settle()  # taken in: frozen, and the collector as ever
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 100 and made
+
+
+def test_a_failed_refresh_lets_the_collector_go_once_no_other_holds_it(collector: None) -> None:
+    heap = FrozenHeap()
+    heap.hold()
+    heap.hold()  # a refresh asked again (r): the one before is cancelled as it starts
+    heap.release()  # the one cancelled
+    assert not gc.isenabled()  # the new one still being made
+    heap.release()  # it failed too
+    assert gc.isenabled()
+    heap.release()  # never below none
+    heap.hold()
+    assert not gc.isenabled()
+
+
+async def test_the_console_holds_the_collector_while_a_refresh_is_made(
+    collector: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off while a refresh is made, on again once it is taken in, or once it failed."""
+    import asyncio
+
+    from meshtop.connect import Sources
+    from meshtop.errors import BackendError
+    from meshtop.sim.sources import Simulation
+    from meshtop.sim.topology import bookinfo
+    from meshtop.tui import app as console
+
+    from ..conftest import only
+
+    sim = Simulation(bookinfo(), clock=lambda: 1.8e9)
+    app = console.MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    seen: list[bool] = []
+    from meshtop.mesh import refresh as real_refresh
+
+    failing: list[Exception] = []
+
+    async def refresh(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        if failing:
+            raise failing[0]
+        return await real_refresh(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(console, "refresh", refresh)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.snapshot is None:
+            await asyncio.sleep(0.02)
+        app._heap = FrozenHeap()  # the console's, as outside a test
+        first = app.snapshot
+        app.request_refresh()
+        while app.snapshot is first:
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        assert seen[-1] is False  # held while made
+        assert gc.isenabled()  # and let go once taken in
+        failing.append(BackendError("gone"))
+        app.request_refresh()
+        while len(seen) < 3:
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        assert seen[-1] is False
+        assert gc.isenabled()  # the refresh failed: let go
