@@ -330,7 +330,6 @@ def build(
     its options (`_shape`): a refresh of the same mesh only adds up its figures."""
     give_way()  # a key's work on the screen's thread goes first
     grades = grades_of(snapshot, options.thresholds, memory)
-    give_way()
     shape = _shape(snapshot, options)
     edge_grades, node_grades = grades.edges, grades.nodes
     every = list(map(_stats, snapshot.edges))

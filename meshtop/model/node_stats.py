@@ -130,12 +130,13 @@ class Rates:
         self._indexed = 0  # the nodes indexed then (an index only grows)
         self._pending: MeshSnapshot | None = None  # the last seen, not recorded yet
 
-    def _slot(self, t: float) -> int:
-        return math.floor(t / (self._window_s / self.slots))
+    def _slot(self, t: float, window_s: float | None = None) -> int:
+        """The slot of time `t` in a window of `window_s` (the one recorded, by default)."""
+        return math.floor(t / ((window_s or self._window_s) / self.slots))
 
     def _slot_of(self, snapshot: MeshSnapshot) -> tuple[float, int]:
         window = snapshot.window_s
-        return window, math.floor(snapshot.generated_at.timestamp() / (window / self.slots))
+        return window, self._slot(snapshot.generated_at.timestamp(), window)
 
     def record(self, snapshot: MeshSnapshot) -> None:
         """The snapshot seen: its rates recorded once a snapshot of another slot (or

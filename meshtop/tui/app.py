@@ -203,13 +203,14 @@ class MeshtopApp(App[None]):
             f" · refresh {units.duration(self.settings.refresh_s)}"
         )
         self.main.show_snapshot(message.snapshot)
-        if self._heap is not None and len(self.screen_stack) > 1:
-            self._heap.release()
-        elif self._heap is not None:
-            # what lives on, out of the collector's way; not a screen on top (a detail,
-            # a dialog), which goes as it closes: frozen, its cycles would wait for a
-            # full pass (one at 2,000 services took 191 ms)
-            self._heap.settle()
+        if self._heap is not None:
+            if len(self.screen_stack) == 1:
+                # what lives on, out of the collector's way; not a screen on top (a
+                # detail, a dialog), which goes as it closes: frozen, its cycles would
+                # wait for a full pass (one at 2,000 services took 191 ms)
+                self._heap.settle()
+            else:
+                self._heap.release()
         self._schedule()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

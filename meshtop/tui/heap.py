@@ -20,8 +20,8 @@ edge table's rows and the first detail, double it: a full pass for them, 217 ms 
 services and 713 ms at 20,000, would find nothing to free). The growth is the least of
 the last `SEEN` snapshots' counts: a refresh's decoded answers come and go (against a
 hostile Prometheus, 23,000 series every refresh), and the count at their peak against
-one at their trough asked for a full pass every 30 s, 1.1-1.5 s each.
-Measured in benchmarks/RESULTS.md."""
+one at their trough asked for a full pass every 30 s, 1.1-1.5 s each. Measured
+in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
