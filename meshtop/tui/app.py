@@ -23,6 +23,8 @@ from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from meshtop import units
@@ -54,6 +56,9 @@ class SnapshotReady(Message):
 
 
 MAX_RETRY_S = 60.0
+# keys typed behind a prompt's enter or arrow wait for it at most this long (a screen
+# that stops the key, or its prompt's answer, on the way to the app)
+AFTER_KEY_S = 0.25
 
 
 def _live(snapshot: MeshSnapshot) -> bool:
@@ -111,6 +116,10 @@ class MeshtopApp(App[None]):
         self.paused = False
         self.failures = 0  # refreshes in a row that failed: the retry backs off
         self._next: Timer | None = None
+        self._typed_after: list[events.Key] | None = None  # held behind a prompt's key
+        self._typed_behind: events.Key | None = None  # the key they wait for
+        self._typed_in: Widget | None = None  # in this prompt
+        self._let_go_late: Timer | None = None  # lets them go if it never comes round
         self._heap: FrozenHeap | None = None  # the collector kept out of the way (tui/heap)
         self.main = MainScreen(self.settings.thresholds)
 
@@ -148,9 +157,44 @@ class MeshtopApp(App[None]):
         self.request_refresh()
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded:
+        if not isinstance(event, events.Key):
+            await super().on_event(event)
+            return
+        came_round = event.is_forwarded  # back from the focused widget, up its parents
+        if not came_round:  # as read from the terminal
+            if self._typed_after is not None and self.focused is not self._typed_in:
+                await self._let_go()  # the prompt has answered: the focus left it
+            if self._typed_after is not None:  # behind a prompt's key: see below
+                self._typed_after.append(event)
+                return
             drawn_first(self)  # a person waits for what the key does
-        await super().on_event(event)
+            if isinstance(self.focused, Input) and not event.is_printable:
+                # In a prompt, Textual inserts a letter at once but acts on enter,
+                # backspace or an arrow (its bindings) once the key has gone round to
+                # the app, after the letters behind it: `:zoom compact⏎p` read at once
+                # (typed fast, pasted, one packet over SSH) ran `zoom compactp`, and
+                # `x⌫v` left `x`. The keys behind such a key wait for it: until it has
+                # come round, or for enter until the prompt's answer is given (its
+                # screen's answer reaches the app, or the focus leaves the prompt: they
+                # go where the focus is then); never longer than AFTER_KEY_S.
+                self._typed_after, self._typed_behind = [], event
+                self._typed_in = self.focused
+                self._let_go_late = self.set_timer(AFTER_KEY_S, self._let_go)
+        await super().on_event(event)  # forwards it (the same event) or acts on it
+        if came_round and event is self._typed_behind and event.key != "enter":
+            await self._let_go()
+
+    async def on_input_submitted(self, _: Input.Submitted) -> None:
+        await self._let_go()  # every screen's answer to its prompt has been given
+
+    async def _let_go(self) -> None:
+        keys, self._typed_after = self._typed_after or [], None
+        self._typed_behind = self._typed_in = None
+        if self._let_go_late is not None:
+            self._let_go_late.stop()
+            self._let_go_late = None
+        for key in keys:  # in the order typed; another such key holds those behind it
+            await self.on_event(key)
 
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing in the console handled. Textual ends the app as it would

@@ -108,26 +108,34 @@ class Terminal:
 
     def cells_of(self, needle: str) -> list[pyte.screens.Char]:
         """The cells where `needle` is first drawn, to check their colour and weight."""
-        y = self.row_of(needle)
-        assert y is not None, f"{needle!r} is not on screen:\n{self.text()}"
-        x = self._column(self.lines()[y], needle)
+        at = self.find(needle)
+        assert at is not None, f"{needle!r} is not on screen:\n{self.text()}"
+        x, y = at
         return [self.cell(x + i, y) for i in range(len(needle))]
 
     def column_in(self, y: int, needle: str) -> int:
         """The screen column of `needle` in row `y`: a wide character (🔒) takes two
         columns and one character, so a string index is not a column."""
         with self._changed:
-            row = self.screen.buffer[y]
-            chars = [(x, row[x].data) for x in range(self.cols) if row[x].data]
-        text = "".join(ch for _, ch in chars)
-        return chars[text.index(needle)][0]
+            columns, text = self._row(y)
+        return columns[text.index(needle)]
 
-    def _column(self, line: str, needle: str) -> int:
-        """The screen column of `needle` in `line` (wide characters take two)."""
+    def find(self, needle: str) -> tuple[int, int] | None:
+        """(column, row) where `needle` is first drawn, read from one screen: the program
+        may draw between two reads (a prompt's placeholder gone as its first letter is
+        typed), so the row and the column are found together."""
         with self._changed:
-            row = self.screen.buffer[self.row_of(needle) or 0]
-            text = "".join(row[x].data for x in range(self.cols))
-        return text.index(needle)
+            for y in range(self.rows):
+                columns, text = self._row(y)
+                if needle in text:
+                    return columns[text.index(needle)], y
+        return None
+
+    def _row(self, y: int) -> tuple[list[int], str]:
+        """Row `y`'s text and each character's column (the lock held by the caller)."""
+        row = self.screen.buffer[y]
+        chars = [(x, row[x].data) for x in range(self.cols) if row[x].data]
+        return [x for x, _ in chars], "".join(ch for _, ch in chars)
 
     # -- waiting ----------------------------------------------------------------------
 

@@ -266,7 +266,8 @@ def test_a_resize_lays_the_graph_out_again_at_a_chosen_zoom() -> None:
     with Terminal(["demo"], cols=160, rows=48) as t:
         t.ready()
         t.command("zoom compact")
-        t.wait("compact", lambda: "zoom compact " in status(t))
+        # chosen, not the fit's: `zoom compact (fit)` is on screen before the command
+        t.wait("compact", lambda: "zoom compact " in status(t) and "(fit)" not in status(t))
         t.press("p")  # paused: no refresh comes to draw it again
         t.wait_for("PAUSED")
         t.resize(100, 40)

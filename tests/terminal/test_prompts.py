@@ -17,10 +17,10 @@ def cursor_after(t: Terminal, typed: str) -> None:
     a blinking cursor is off half the time, so this waits for the screen to show it."""
 
     def shown() -> bool:
-        y = t.row_of(typed)
-        if y is None:
+        at = t.find(typed)
+        if at is None:
             return False
-        x = t._column(t.lines()[y], typed) + len(typed)
+        x, y = at[0] + len(typed), at[1]
         after, before = t.cell(x, y), t.cell(x - 1, y)
         return bool(after.reverse) or (after.bg, after.fg) != (before.bg, before.fg)
 
@@ -61,6 +61,31 @@ def test_keys_typed_right_after_the_slash_all_reach_the_prompt() -> None:
         t.ready()
         t.press("/rev")
         t.wait_for("/rev")
+
+
+def test_keys_read_at_once_behind_enter_go_to_the_graph() -> None:
+    """`:zoom compact⏎p` read in one piece (typed fast, pasted, one packet over SSH):
+    Textual acts on enter once the key has gone round to the app, and the `p` behind it
+    went into the prompt first (`zoom compactp`: an error, and no pause)."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.press(":")
+        t.type("zoom compact", after=":")
+        t.proc.write(b"\rp")
+        t.wait("paused", lambda: "PAUSED" in t.lines()[1])
+        assert "zoom compact (fit)" not in t.lines()[1], t.text()  # the zoom chosen
+        assert "takes one of" not in t.text(), t.text()
+
+
+def test_keys_read_at_once_behind_backspace_and_left_keep_their_order() -> None:
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.press("/")
+        t.type("rex", after="/")
+        t.proc.write(b"\x7fv")  # backspace, then v: `rev`, not `rex` (v in, then out)
+        t.wait_for("/rev")
+        t.proc.write(b"\x1b[Dq")  # left, then q: before the v
+        t.wait_for("/reqv")
 
 
 def test_window_prompt_in_the_detail_screen_is_visible() -> None:
