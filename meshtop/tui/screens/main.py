@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, TabbedContent, TabPane
@@ -84,6 +85,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     if TYPE_CHECKING:
         app: MeshtopApp
 
+    # The focus moving repaints only the widgets it moved between (each draws itself
+    # again): Textual's repaints the whole screen, and the graph sent again was 32 kB
+    # of output for `/` and again for esc at 2,000 services (issue 17)
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     # ctrl+p: the same commands as `:`, beside Textual's own (keys, screenshot, quit)
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {commands.Palette}
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -436,7 +436,25 @@ class GraphCanvas(ScrollView, can_focus=True):
             # unless a colour changed (issue 17: 43 rows drawn again for a `/`)
             if (styles, base) != (self._styles, self._base):
                 self._cache.clear()
+                self.refresh()
             self._styles, self._base = styles, base
+
+    def _on_focus(self, event: events.Focus) -> None:
+        self._focus_moved(event, True)
+
+    def _on_blur(self, event: events.Blur) -> None:
+        self._focus_moved(event, False)
+
+    def _focus_moved(self, event: events.Focus | events.Blur, has_focus: bool) -> None:
+        """As Textual's, but without drawing the canvas whole again: it looks the same
+        with or without the focus (a colour that did change is drawn again above), and
+        the whole graph sent again was 32-37 kB of output for `/` and for esc at 2,000
+        services (issue 17)."""
+        event.prevent_default()
+        self.has_focus = has_focus
+        if self.parent is not None:
+            kind = events.DescendantFocus if has_focus else events.DescendantBlur
+            self.parent.post_message(kind(self))
 
     def reading_order(self, n: str) -> tuple[int, int]:
         assert self.layout_ is not None

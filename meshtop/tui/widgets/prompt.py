@@ -1,5 +1,5 @@
 """The prompt under the graph: `/` and a filter, or `:` and a command. Hidden until asked
-for; in the flow above the key line, a shown prompt takes one row from what is above it."""
+for; shown over the row above the key line, on a layer of its own (meshtop.tcss)."""
 
 from __future__ import annotations
 
