@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pytest
 from textual.message import Message
 from textual.pilot import Pilot
 
@@ -322,3 +323,38 @@ def test_narrow_terminals_drop_the_least_needed_columns() -> None:
     # the 4xx share stays beside the error rate: the caller's mistakes, in sight
     assert {"source", "destination", "rps", "errors", "4xx", "p99", "mtls"} <= set(narrow)
     assert label_narrow >= 14
+
+
+async def test_the_graph_follows_the_edge_tables_cursor_and_a_refresh_keeps_it(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cursor moved in the table selects its line in the graph, and a refresh of a
+    large mesh (its rows taken in by the worker) keeps that selection."""
+    from meshtop.tui.widgets import edge_table
+
+    monkeypatch.setattr(edge_table, "TAKEN_AT_ONCE", 5)  # bookinfo's 10 edges: large
+    app = MeshtopApp(Sources(only(sim.clusters), True, time.time))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _first_snapshot(app)
+        await _edges_tab(pilot)
+        screen, table = app.main, app.query_one(EdgeTable)
+        canvas = screen._canvas()
+        await keys(pilot, "down", "down")
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert row is not None
+        source, _, destination = row.partition(">")
+
+        def selected() -> bool:
+            view = screen.graph.view
+            return (
+                view is not None
+                and canvas.edge in view.edges
+                and (source, destination) in view.edges[canvas.edge].members
+            )
+
+        await until(pilot, selected, "the graph following the table")
+        view = screen.graph.view
+        app.request_refresh()
+        await until(pilot, lambda: screen.graph.view is not view, "a new view drawn")
+        await until(pilot, lambda: table.fitted, "the rows taken in again")
+        assert selected(), "the selection kept"
