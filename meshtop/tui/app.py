@@ -14,6 +14,7 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from textual import events, work
@@ -57,8 +58,10 @@ class SnapshotReady(Message):
 
 MAX_RETRY_S = 60.0
 # keys typed behind a prompt's enter or arrow wait for it at most this long (a screen
-# that stops the key, or its prompt's answer, on the way to the app)
-AFTER_KEY_S = 0.25
+# that stops the key, or its prompt's answer, on the way to the app): longer than the
+# screen's thread is ever busy, or they would overtake it after all
+AFTER_KEY_S = 1.0
+QUIT_AT_ONCE = frozenset({"ctrl+c"})  # never held: ctrl+c quits at once, whatever is typed
 
 
 def _live(snapshot: MeshSnapshot) -> bool:
@@ -158,14 +161,16 @@ class MeshtopApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.Key):
+            if isinstance(event, events.DescendantFocus) and self.focused is not self._typed_in:
+                await self._let_go()  # the prompt has answered: the focus left it
             await super().on_event(event)
             return
         came_round = event.is_forwarded  # back from the focused widget, up its parents
         if not came_round:  # as read from the terminal
             if self._typed_after is not None and self.focused is not self._typed_in:
                 await self._let_go()  # the prompt has answered: the focus left it
-            if self._typed_after is not None:  # behind a prompt's key: see below
-                self._typed_after.append(event)
+            if self._typed_after is not None and event.key not in QUIT_AT_ONCE:
+                self._typed_after.append(event)  # behind a prompt's key: see below
                 return
             drawn_first(self)  # a person waits for what the key does
             if isinstance(self.focused, Input) and not event.is_printable:
@@ -179,22 +184,35 @@ class MeshtopApp(App[None]):
                 # go where the focus is then); never longer than AFTER_KEY_S.
                 self._typed_after, self._typed_behind = [], event
                 self._typed_in = self.focused
-                self._let_go_late = self.set_timer(AFTER_KEY_S, self._let_go)
+                self._let_go_late = self.set_timer(AFTER_KEY_S, partial(self._late, event))
         await super().on_event(event)  # forwards it (the same event) or acts on it
-        if came_round and event is self._typed_behind and event.key != "enter":
+        if event is self._typed_behind and (
+            not event.is_forwarded  # a priority binding took it: it never comes round
+            or (came_round and event.key != "enter")
+        ):
             await self._let_go()
 
     async def on_input_submitted(self, _: Input.Submitted) -> None:
         await self._let_go()  # every screen's answer to its prompt has been given
 
-    async def _let_go(self) -> None:
+    def _late(self, key: events.Key) -> None:
+        """The key the others wait for never came round (a screen stopped it, or its
+        prompt's answer). Let go from the app's own queue: this runs in the timer's
+        task, which stopping the timer would cancel in the middle of the keys."""
+        if key is self._typed_behind:
+            self._let_go_late = None
+            self.call_later(self._let_go, key)
+
+    async def _let_go(self, key: events.Key | None = None) -> None:
+        if key is not None and key is not self._typed_behind:
+            return  # let go already, and maybe held again since, behind another key
         keys, self._typed_after = self._typed_after or [], None
         self._typed_behind = self._typed_in = None
         if self._let_go_late is not None:
             self._let_go_late.stop()
             self._let_go_late = None
-        for key in keys:  # in the order typed; another such key holds those behind it
-            await self.on_event(key)
+        for held in keys:  # in the order typed; another such key holds those behind it
+            await self.on_event(held)
 
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing in the console handled. Textual ends the app as it would

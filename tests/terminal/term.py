@@ -120,12 +120,13 @@ class Terminal:
             columns, text = self._row(y)
         return columns[text.index(needle)]
 
-    def find(self, needle: str) -> tuple[int, int] | None:
-        """(column, row) where `needle` is first drawn, read from one screen: the program
-        may draw between two reads (a prompt's placeholder gone as its first letter is
-        typed), so the row and the column are found together."""
+    def find(self, needle: str, last: bool = False) -> tuple[int, int] | None:
+        """(column, row) where `needle` is first drawn (on the lowest row it is on, if
+        `last`: a prompt's, at the foot), read from one screen: the program may draw
+        between two reads (a prompt's placeholder gone as its first letter is typed), so
+        the row and the column are found together."""
         with self._changed:
-            for y in range(self.rows):
+            for y in reversed(range(self.rows)) if last else range(self.rows):
                 columns, text = self._row(y)
                 if needle in text:
                     return columns[text.index(needle)], y

@@ -17,7 +17,7 @@ def cursor_after(t: Terminal, typed: str) -> None:
     a blinking cursor is off half the time, so this waits for the screen to show it."""
 
     def shown() -> bool:
-        at = t.find(typed)
+        at = t.find(typed, last=True)  # the prompt's row, not the same text above it
         if at is None:
             return False
         x, y = at[0] + len(typed), at[1]
@@ -108,6 +108,22 @@ def test_the_prompt_opens_and_closes_without_the_graph_sent_again() -> None:
         closed = len(t.raw) - sent
         assert opened < 10_000 and closed < 10_000, (opened, closed)
         assert "istio-ingressgateway" in t.text()  # the graph is still there
+
+
+@pytest.mark.parametrize(("cols", "rows"), SIZES)
+def test_the_prompt_leaves_the_notice_on_screen(cols: int, rows: int) -> None:
+    """The prompt is drawn over the graph, not over the line said under it: the error a
+    command made is still there as it is typed again."""
+    with Terminal(["demo"], cols=cols, rows=rows) as t:
+        t.ready()
+        t.command("undo")
+        t.wait_for("nothing to undo")
+        t.press(":")
+        t.wait_for("command: ns NAME|all")
+        prompt, said = t.row_of("command: ns NAME|all"), t.row_of("nothing to undo")
+        assert prompt is not None and said is not None, t.text()
+        assert prompt < said, t.text()  # above it, both whole
+        assert t.lines()[-1].strip().startswith("enter apply"), t.text()
 
 
 def test_window_prompt_in_the_detail_screen_is_visible() -> None:

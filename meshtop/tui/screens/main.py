@@ -397,6 +397,18 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     def notice(self, text: str) -> None:
         if self._drawn:
             self.query_one(Notice).show(text)
+            self.call_after_refresh(self._place_prompt)  # once the notice has its rows
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._place_prompt)  # the notice wrapped anew
+
+    def _place_prompt(self) -> None:
+        """The prompt (on a layer of its own, docked at the foot: meshtop.tcss) over the
+        graph's last row above the notice, not over the notice's last line: an error
+        said is still there as the command is typed again."""
+        notice = self.query_one(Notice)
+        under = notice.outer_size.height if notice.has_class("shown") else 0
+        self.query_one(Prompt).styles.offset = (0, -1 - under)
 
     # -- the graph's keys -----------------------------------------------------------------
 
@@ -746,6 +758,7 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         if kind == "find":  # what was found last, so that enter goes to the next one
             kind, hint, value = FIND, FIND_HINT, self._found
         prompt = self.query_one(Prompt).open(kind, value, hint)
+        self._place_prompt()
         # at once, not on the next idle (`focus()`): a key typed right after `/` is the
         # first letter of the filter, not a command to the graph
         self.set_focus(prompt)
