@@ -41,7 +41,7 @@ from meshtop.model import (
     Workload,
     marked,
 )
-from meshtop.turns import give_way
+from meshtop.turns import give_way, giving_way
 
 
 class Grouping(enum.StrEnum):
@@ -335,9 +335,7 @@ def build(
     every = list(map(_stats, snapshot.edges))
     edges: dict[tuple[str, str], ViewEdge] = {}
     ranks = grades.ranks
-    for n, (key, at, members, crosses, fault, take) in enumerate(shape.edges):
-        if not n & 63:
-            give_way()
+    for key, at, members, crosses, fault, take in giving_way(shape.edges, 64):
         # a line's calls' figures and grades taken by place, in one call (`take`)
         line, share = merged(take(every) if take is not None else (every[at[0]],))
         health = (

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
+
+T = TypeVar("T")
 
 LONGEST_S = 0.25  # the longest a loop behind the screen waits for it at a time
 # after waiting, a loop runs this long before it waits again: keys held down (a cursor
@@ -55,3 +60,12 @@ def give_way() -> None:
         now = time.monotonic()
         left = min(_until, end) - now
     _ran.since = now
+
+
+def giving_way(items: Iterable[T], every: int = 256) -> Iterator[T]:
+    """`items`, for a long loop behind the screen: it gives way (`give_way`) before each
+    `every` of them (as fast as a counter checked in the loop itself)."""
+    it = iter(items)
+    while batch := list(islice(it, every)):
+        give_way()
+        yield from batch

@@ -86,3 +86,15 @@ def test_a_loop_that_waited_runs_a_while_before_it_waits_again() -> None:
     loop.join(2)
     assert took[0] > 0.04  # waited for the first key
     assert took[1] < 0.01  # ran on: it had just waited
+
+
+def test_a_loop_over_giving_way_has_every_item_and_gives_way_before_each_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ways: list[int] = []
+    seen: list[int] = []
+    monkeypatch.setattr(turns, "give_way", lambda: ways.append(len(seen)))
+    for item in turns.giving_way(range(10), every=4):
+        seen.append(item)
+    assert seen == list(range(10))
+    assert ways == [0, 4, 8]  # before the first item, and every 4 after

@@ -34,7 +34,7 @@ from meshtop.sim.traffic import (
     policies_in_force,
     wave,
 )
-from meshtop.turns import give_way
+from meshtop.turns import giving_way
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +265,7 @@ def live_traffic(
     get = inbound.get
     mark = order.append
     latency = latency_guess(mesh, None) if walk.shaped else None
-    for n, (wid, calls) in enumerate(walk.steps):
-        if not n & 255:
-            give_way()  # a key's work on the screen's thread goes first
+    for wid, calls in giving_way(walk.steps):  # a key's work on the screen's thread first
         served = get(wid, 0.0)
         if served <= 0:
             continue
@@ -345,9 +343,7 @@ def _edges(
     below_of = median.get
     sin = math.sin
     http, tcp = Protocol.HTTP, Protocol.TCP
-    for n, i in enumerate(order):
-        if not n & 255:
-            give_way()  # a key's work on the screen's thread goes first
+    for i in giving_way(order):  # a key's work on the screen's thread goes first
         if i < 0:
             e = edge_of(mesh, policed[-1 - i], median, t)
             add(Edge(e.source.id, e.destination.id, e.stats(), e.service_fqdn))

@@ -161,13 +161,13 @@ class MeshtopApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.Key):
-            if isinstance(event, events.DescendantFocus) and self.focused is not self._typed_in:
+            if isinstance(event, events.DescendantFocus) and self._answered:
                 await self._let_go()  # the prompt has answered: the focus left it
             await super().on_event(event)
             return
         came_round = event.is_forwarded  # back from the focused widget, up its parents
         if not came_round:  # as read from the terminal
-            if self._typed_after is not None and self.focused is not self._typed_in:
+            if self._answered:
                 await self._let_go()  # the prompt has answered: the focus left it
             if self._typed_after is not None and event.key not in QUIT_AT_ONCE:
                 self._typed_after.append(event)  # behind a prompt's key: see below
@@ -191,6 +191,11 @@ class MeshtopApp(App[None]):
             or (came_round and event.key != "enter")
         ):
             await self._let_go()
+
+    @property
+    def _answered(self) -> bool:
+        """Keys are held behind a prompt's key, and the focus has left that prompt."""
+        return self._typed_after is not None and self.focused is not self._typed_in
 
     async def on_input_submitted(self, _: Input.Submitted) -> None:
         await self._let_go()  # every screen's answer to its prompt has been given

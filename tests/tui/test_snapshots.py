@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from meshtop.config import Settings
 from meshtop.connect import Sources
@@ -21,6 +22,7 @@ from meshtop.sim.topology import bookinfo, spread
 from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.shift import ShiftScreen
+from meshtop.tui.widgets.notice import Notice
 from meshtop.tui.widgets.stat_table import StatTable
 
 from ..conftest import ROOT, Clock, only
@@ -107,6 +109,22 @@ def test_graph_focused(snap_compare: Compare, sim: Simulation) -> None:
         await keys(pilot, "colon", *"focus ratings 1", "enter")
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=_ready(app, steps))
+
+
+def test_prompt_over_the_graph_80x24(snap_compare: Compare, sim: Simulation) -> None:
+    """The `:` prompt open over the graph's last row, above the line said under it (an
+    error a command made): the graph keeps its size and the notice stays whole."""
+    app = _app(sim)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await keys(pilot, "colon", *"undo", "enter")
+        await until(
+            pilot, lambda: "nothing to undo" in str(app.main.query_one(Notice).render()), "said"
+        )
+        app.main.query_one("#prompt", Input).cursor_blink = False  # the same picture each run
+        await keys(pilot, "colon", *"ns")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_ready(app, steps))
 
 
 def test_stale_metrics(snap_compare: Compare, sim: Simulation) -> None:

@@ -33,7 +33,7 @@ from meshtop.sources.prometheus.queries import (
     SEPARATOR,
 )
 from meshtop.sources.protocols import Traffic
-from meshtop.turns import give_way
+from meshtop.turns import giving_way
 
 _MESH_HOST = re.compile(r"^([^.:]+)\.([^.:]+)\.svc(?:\.[^:]+)?(?::[0-9]+)?$")
 
@@ -190,9 +190,8 @@ def join(
     seen: dict[tuple[str, str], dict[str, _Seen]] = {}  # edge -> reporter -> what it saw
     code_l, grpc_l, flags_l, rep_l = d.code, d.grpc_status, d.flags, d.reporter_label
     mtls_l, mtls_v, proto_l = d.mtls_label, d.mtls_value, d.protocol
-    for n, sample in enumerate(answers.get("requests", ())):
-        if not n & 255:
-            give_way()  # a key's work on the screen's thread goes first (`turns`)
+    # each loop gives way to a key's work on the screen's thread (`turns`)
+    for sample in giving_way(answers.get("requests", ())):
         labels = sample["metric"]
         rate = float(sample["value"][1])
         if not 0 < rate < math.inf:  # also drops NaN
@@ -239,9 +238,7 @@ def join(
     counted: dict[str, dict[str, dict[str, float]]] = {}  # edge -> counter -> reporter
     tcp: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     secured_by = set(d.mtls_reporters)
-    for n, sample in enumerate(answers.get("tcp", ())):
-        if not n & 255:
-            give_way()
+    for sample in giving_way(answers.get("tcp", ())):
         labels = sample["metric"]
         value = float(sample["value"][1])
         metric = labels["metric"]
@@ -259,9 +256,7 @@ def join(
                 tcp[key][metric] = value
 
     edges: list[Edge] = []
-    for n, (key, by_reporter) in enumerate(seen.items()):
-        if not n & 255:
-            give_way()
+    for key, by_reporter in giving_way(seen.items()):
         rep = next((r for r in d.http_reporters if r in by_reporter), None)
         if rep is None:
             continue

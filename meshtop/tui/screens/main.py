@@ -397,10 +397,14 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
     def notice(self, text: str) -> None:
         if self._drawn:
             self.query_one(Notice).show(text)
-            self.call_after_refresh(self._place_prompt)  # once the notice has its rows
+            self._place_prompt_later()  # once the notice has its rows
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self._place_prompt)  # the notice wrapped anew
+        self._place_prompt_later()  # the notice wrapped anew
+
+    def _place_prompt_later(self) -> None:
+        if self.query_one(Prompt).has_class("shown"):  # placed as it opens, else
+            self.call_after_refresh(self._place_prompt)
 
     def _place_prompt(self) -> None:
         """The prompt (on a layer of its own, docked at the foot: meshtop.tcss) over the
@@ -597,6 +601,12 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         view = self.graph.view
         if view is None or edge is None:
             return None
+        selected = self._canvas().edge
+        if selected in view.edges and edge in view.edges[selected].members:
+            # the selected line (each refresh puts the table's cursor back on its row):
+            # the map is not made for it, 38 ms of the screen's thread a refresh at
+            # 20,000 services
+            return selected
         if self._lines is None or self._lines[0] is not view:
             self._lines = (view, {m: k for k, e in view.edges.items() for m in e.members})
         return self._lines[1].get(edge)
@@ -679,17 +689,10 @@ class MainScreen(commands.Commands, TimeTravel, Screen[None]):
         """And the graph follows the table's, when the user moves in the table."""
         if not event.data_table.has_focus:
             return  # the graph moved the cursor: it has its selection already
-        canvas, row, view = self._canvas(), event.row_key.value, self.graph.view
-        if row is not None and view is not None and canvas.edge in view.edges:
-            source, _, destination = row.partition(">")
-            if (source, destination) in view.edges[canvas.edge].members:
-                # the selected line draws it already (each refresh puts the cursor back
-                # on its row): the map of every line's members is not made for it, 38 ms
-                # of the screen's thread a refresh at 20,000 services (issue 17)
-                return
-        key = self._table_edge(row)
+        key = self._table_edge(event.row_key.value)
         if key is None:
             return
+        canvas = self._canvas()
         if canvas.edge != key:
             canvas.node, canvas.edge = key[0], key
             canvas.redraw()
