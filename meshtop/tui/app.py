@@ -313,6 +313,18 @@ class MeshtopApp(App[None]):
         if self.snapshot is not None:  # a layout is for a width: at fit, a level too
             self.call_after_refresh(self.main.redraw_graph)
 
+    @property
+    def _background_screens(self) -> list[Screen[object]]:
+        """The screens that show through the top one: none under an opaque screen (a
+        detail, the traces). Textual counts the screen under it always, and draws the top
+        screen whole again for every change of one it hides: opening a detail drew it
+        whole twice more (17 kB each at 160x48) as the main screen under it settled
+        (issue 17). A hidden screen is laid out and drawn whole as it comes back."""
+        stack = self._screen_stack
+        if stack and stack[-1].styles.background.a == 1:
+            return []
+        return super()._background_screens
+
     # -- app-wide keys ------------------------------------------------------------------
 
     def notify(self, message: str, **kwargs: Any) -> None:

@@ -14,9 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from meshtop.sanitize import shown
+from meshtop.tui.screens.sparing import Sparing
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Sparing, ModalScreen[bool]):
     """Dismissed with True (`y`) or False (`esc`, `n`)."""
 
     AUTO_FOCUS = ""

@@ -32,6 +32,7 @@ from meshtop.panels import (
 )
 from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
+from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import end_words
 
 
@@ -105,7 +106,7 @@ def window_keys() -> str:
     return "  ".join(f"{i} {units.duration(w)}" for i, w in enumerate(WINDOWS, 1))
 
 
-class DetailScreen(Screen[None]):
+class DetailScreen(Sparing, Screen[None]):
     """One edge or node: its figures now, its history, the window summed up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -280,7 +281,7 @@ class DetailScreen(Screen[None]):
         return next((v for v, members in self.about.versions if ids == set(members)), "")
 
     def on_resize(self, event: events.Resize) -> None:
-        if self.detail is not None:
+        if self.detail is not None and not self.laid_out_at(event.size):
             self._draw()
 
     # -- keys -----------------------------------------------------------------------

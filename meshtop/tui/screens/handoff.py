@@ -16,9 +16,10 @@ from textual.widgets.option_list import Option
 
 from meshtop.sanitize import said, shown
 from meshtop.tui.handoff import copy
+from meshtop.tui.screens.sparing import Sparing
 
 
-class HandoffScreen(Screen[None]):
+class HandoffScreen(Sparing, Screen[None]):
     DEFAULT_CSS = """
     HandoffScreen #handoff-title { height: 1; padding: 0 1; background: $panel; }
     HandoffScreen #handoff-note { height: auto; max-height: 3; padding: 0 1; }

@@ -18,6 +18,7 @@ from meshtop import units
 from meshtop.canary import PRESETS
 from meshtop.history import WINDOWS
 from meshtop.tui.commands import listed
+from meshtop.tui.screens.sparing import Sparing
 
 Rows = tuple[tuple[str, str], ...]
 Sections = tuple[tuple[str, Rows], ...]
@@ -235,7 +236,7 @@ def help_table(sections: Sections = MAIN) -> Group:
     return Group(*parts[:-1])
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Sparing, ModalScreen[None]):
     """The help of `for_screen` (the screen under it), or the graph's."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

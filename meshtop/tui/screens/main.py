@@ -22,7 +22,6 @@ from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Header, Input, TabbedContent, TabPane
@@ -43,6 +42,7 @@ from meshtop.tui.graph_state import GraphState
 from meshtop.tui.placement import ZOOMS
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.screens.detail_intro import edge_screen, node_screen
+from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import TimeTravel
 from meshtop.tui.widgets.edge_table import EdgeTable, per_s
 from meshtop.tui.widgets.graph import LABELS, GraphCanvas, index_for
@@ -81,14 +81,10 @@ class Sortable(Protocol):
     def reverse_sort(self) -> None: ...
 
 
-class MainScreen(commands.Commands, TimeTravel, Screen[None]):
+class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
     if TYPE_CHECKING:
         app: MeshtopApp
 
-    # The focus moving repaints only the widgets it moved between (each draws itself
-    # again): Textual's repaints the whole screen, and the graph sent again was 32 kB
-    # of output for `/` and again for esc at 2,000 services (issue 17)
-    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     # ctrl+p: the same commands as `:`, beside Textual's own (keys, screenshot, quit)
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {commands.Palette}
     BINDINGS: ClassVar[list[BindingType]] = [

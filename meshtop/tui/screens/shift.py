@@ -33,6 +33,7 @@ from meshtop.tui.screens.shift_copies import (
     write_everywhere,
 )
 from meshtop.tui.screens.shift_rollout import ask_settings, start, take_settings
+from meshtop.tui.screens.sparing import Sparing
 
 BAR = 40
 
@@ -45,7 +46,7 @@ class Done(Message):
     conflict: bool = False
 
 
-class ShiftScreen(ModalScreen[Plan | None]):
+class ShiftScreen(Sparing, ModalScreen[Plan | None]):
     """Dismissed with the plan it applied, or None."""
 
     AUTO_FOCUS = ""  # the keys are the dialog's; its prompt takes focus only when shown

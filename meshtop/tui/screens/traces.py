@@ -27,6 +27,7 @@ from meshtop.model import Trace, TraceQuery, TraceSummary
 from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import TraceSource
 from meshtop.tui import handoff
+from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import clock_words, past_moment
 from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
@@ -136,7 +137,7 @@ def _describe(q: TraceQuery, until: str = "") -> str:
     return ", ".join(parts)
 
 
-class TraceListScreen(Screen[None]):
+class TraceListScreen(Sparing, Screen[None]):
     """Traces of an edge or a node: start, duration, spans, services, error mark."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -352,7 +353,7 @@ def span_detail(row: Row) -> Table:
     return t
 
 
-class WaterfallScreen(Screen[None]):
+class WaterfallScreen(Sparing, Screen[None]):
     """One trace as a waterfall, with the selected span's detail below."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
