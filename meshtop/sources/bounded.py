@@ -141,7 +141,6 @@ def read_all(raw: Any, *, until: float, cap: int) -> bytes:
     """The whole body of a streamed urllib3 response by `until` (`time.monotonic()`) and
     within `cap` bytes, or `Late`, `TooBig` or `BrokenOff`; the connection is closed (not
     reused) on any of them."""
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -149,6 +148,11 @@ def read_all(raw: Any, *, until: float, cap: int) -> bytes:
             remaining = until - time.monotonic()
             if remaining <= 0:
                 raise Late
+            # the response's connection until its last byte is read: then urllib3 hands
+            # it back to its pool, which may give it to another request or, full, close
+            # it (a timeout set on that socket failed with EBADF: every history of a
+            # namespace's detail against Prometheus, 24 requests at once in a pool of 10)
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
             if isinstance(sock, socket.socket):
                 sock.settimeout(remaining)  # no one read outlasts the deadline
             chunk = raw.read1(_CHUNK, decode_content=True)
