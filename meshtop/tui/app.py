@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App
+from textual.await_remove import AwaitRemove
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
@@ -324,6 +326,15 @@ class MeshtopApp(App[None]):
         if stack and stack[-1].styles.background.a == 1:
             return []
         return super()._background_screens
+
+    def _prune(self, *nodes: Widget, parent: DOMNode | None = None) -> AwaitRemove:
+        """Textual's. A screen taken off the stack does not lay the app out again: Textual
+        asks the parent of what it removed (the app: its current screen) for a layout,
+        and the screen that came back, laid out and drawn as it resumed, was laid out
+        and drawn whole again (17 kB at 160x48 as a detail closed; issue 17)."""
+        if parent is self and all(isinstance(node, Screen) for node in nodes):
+            parent = None
+        return super()._prune(*nodes, parent=parent)
 
     # -- app-wide keys ------------------------------------------------------------------
 
