@@ -5,6 +5,7 @@ plots' time axis, column for column."""
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 
 from .term import Terminal
@@ -203,3 +204,30 @@ def test_error_kind_sparklines_share_the_plots_columns() -> None:
         assert kinds, "\n".join(lines[errors:latency])
         for line in kinds:
             assert _blocks(line) == plotted, f"\n{floor}\n{line}"
+
+
+# -- what opening and closing a screen sends ----------------------------------------------
+
+
+def test_a_detail_opens_and_closes_sending_each_screen_once() -> None:
+    """Esc back sends the main screen once: Textual laid it out and drew it whole again
+    after the detail was taken off the stack (42 kB here, 22 kB now). Opening the detail
+    draws it once as it opens and again as its history comes (the first frame, then what
+    changed), not once more as its scrollbar shows or its focus moves (95 kB, 78 kB now)."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.press("p")  # paused: no refresh draws meanwhile
+        t.wait_for("PAUSED")
+        time.sleep(0.5)
+        sent = len(t.raw)
+        t.press("enter")
+        t.wait_for("esc back", "Requests")  # its history drawn
+        time.sleep(0.8)
+        opened, sent = len(t.raw) - sent, len(t.raw)
+        t.press("esc")
+        t.wait_gone("esc back")
+        time.sleep(0.8)
+        closed = len(t.raw) - sent
+        assert "istio-ingressgateway" in t.text()  # the graph is back
+        assert closed < 30_000, closed
+        assert opened < 85_000, opened
