@@ -231,3 +231,20 @@ def test_a_detail_opens_and_closes_sending_each_screen_once() -> None:
         assert "istio-ingressgateway" in t.text()  # the graph is back
         assert closed < 30_000, closed
         assert opened < 85_000, opened
+
+
+def test_the_graph_comes_back_at_the_size_the_terminal_took_under_a_detail() -> None:
+    """A screen hidden under the detail is not laid out as the terminal is resized (no
+    screen shows through an opaque one): it is laid out as it comes back, at the new size."""
+    with Terminal(["demo"], cols=160, rows=48) as t:
+        t.ready()
+        t.press("enter")
+        t.wait_for("esc back")
+        t.resize(80, 24)
+        t.wait("the detail at 80 columns", lambda: t.lines()[-1].rstrip().endswith("^p palette")
+               and len(t.lines()[-1].rstrip()) <= 80)  # fmt: skip
+        t.press("esc")
+        t.wait_gone("esc back")
+        t.wait_for("╭─ bookinfo ─", "/ filter")
+        box = next(line for line in t.lines() if "╭─ bookinfo ─" in line)
+        assert box.rstrip().endswith("╮") and len(box.rstrip()) == 80, t.text()
