@@ -5,15 +5,15 @@ answer: [Errno 9] Bad file descriptor", 24 requests at once in a pool of 10)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import urllib3
 
 from meshtop.sources import bounded
+from tests.loopback import serving
 
 BODY = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
 
@@ -34,13 +34,8 @@ class Answer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Answer) as url:
+        yield url + "/"
 
 
 def test_a_body_read_as_its_connection_is_closed_by_a_full_pool(url: str) -> None:

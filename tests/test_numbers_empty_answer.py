@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -18,6 +17,7 @@ from meshtop.mesh import refresh
 from meshtop.model import SourceState
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.protocols import ClusterSources
+from tests.loopback import serving
 
 EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
 
@@ -43,14 +43,8 @@ class _Slow(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Slow) as url:
+        yield url
 
 
 def test_a_slow_diagnosis_leaves_the_empty_refresh_on_time(slow: str) -> None:

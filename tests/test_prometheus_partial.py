@@ -10,9 +10,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
@@ -23,6 +22,7 @@ from meshtop.errors import BackendError
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, SEPARATOR, PrometheusMetrics
 from meshtop.sources.prometheus import source as source_module
+from tests.loopback import serving
 
 CALLS = 40
 BOUNDS = ("5", "10", "25", "50", "100", "250", "500", "1000", "+Inf")
@@ -128,17 +128,8 @@ class _Prometheus(BaseHTTPRequestHandler):
             pass
 
 
-@contextmanager
-def _serving(**broken: str) -> Iterator[str]:
-    handler = type("Handler", (_Prometheus,), {"broken": broken})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def _serving(**broken: str) -> AbstractContextManager[str]:
+    return serving(type("Handler", (_Prometheus,), {"broken": broken}))
 
 
 def _source(url: str, **kw: Any) -> PrometheusMetrics:

@@ -189,6 +189,21 @@ class Terminal:
         """The console has drawn its first snapshot."""
         self.wait_for_re(r"\d+ (of \d+ )?edges")
 
+    def paused(self) -> None:
+        """The console drawn and paused (`p`): no refresh draws from now on."""
+        self.ready()
+        self.press("p")
+        self.wait_for("PAUSED")
+        time.sleep(0.5)  # the pause's own frame sent
+
+    def written(self, act: Callable[[], object], settle_s: float = 0.5) -> int:
+        """The bytes the program wrote from `act` (keys, and the waits for their effect)
+        until `settle_s` after it: what the terminal had to read for it."""
+        before = len(self.raw)
+        act()
+        time.sleep(settle_s)
+        return len(self.raw) - before
+
     # -- typing -----------------------------------------------------------------------
 
     def press(self, *keys: str) -> None:

@@ -93,19 +93,9 @@ def test_the_prompt_opens_and_closes_without_the_graph_sent_again() -> None:
     repaints only the widgets it moved between: the whole screen was sent again each
     way (about 60 kB here; 32-37 kB and 100-150 ms a key at 2,000 services)."""
     with Terminal(["demo"], cols=160, rows=48) as t:
-        t.ready()
-        t.press("p")  # paused: no refresh draws meanwhile
-        t.wait_for("PAUSED")
-        time.sleep(0.5)
-        sent = len(t.raw)
-        t.press("/")
-        t.wait_for("filter: names")
-        time.sleep(0.5)
-        opened, sent = len(t.raw) - sent, len(t.raw)
-        t.press("esc")
-        t.wait_gone("filter: names")
-        time.sleep(0.5)
-        closed = len(t.raw) - sent
+        t.paused()  # no refresh draws meanwhile
+        opened = t.written(lambda: (t.press("/"), t.wait_for("filter: names")))
+        closed = t.written(lambda: (t.press("esc"), t.wait_gone("filter: names")))
         assert opened < 10_000 and closed < 10_000, (opened, closed)
         assert "istio-ingressgateway" in t.text()  # the graph is still there
 

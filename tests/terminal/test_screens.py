@@ -5,7 +5,6 @@ plots' time axis, column for column."""
 
 from __future__ import annotations
 
-import time
 from itertools import pairwise
 
 from .term import Terminal
@@ -215,19 +214,10 @@ def test_a_detail_opens_and_closes_sending_each_screen_once() -> None:
     draws it once as it opens and again as its history comes (the first frame, then what
     changed), not once more as its scrollbar shows or its focus moves (95 kB, 78 kB now)."""
     with Terminal(["demo"], cols=160, rows=48) as t:
-        t.ready()
-        t.press("p")  # paused: no refresh draws meanwhile
-        t.wait_for("PAUSED")
-        time.sleep(0.5)
-        sent = len(t.raw)
-        t.press("enter")
-        t.wait_for("esc back", "Requests")  # its history drawn
-        time.sleep(0.8)
-        opened, sent = len(t.raw) - sent, len(t.raw)
-        t.press("esc")
-        t.wait_gone("esc back")
-        time.sleep(0.8)
-        closed = len(t.raw) - sent
+        t.paused()  # no refresh draws meanwhile
+        # the detail, and its history drawn
+        opened = t.written(lambda: (t.press("enter"), t.wait_for("esc back", "Requests")), 0.8)
+        closed = t.written(lambda: (t.press("esc"), t.wait_gone("esc back")), 0.8)
         assert "istio-ingressgateway" in t.text()  # the graph is back
         assert closed < 30_000, closed
         assert opened < 85_000, opened
