@@ -7,10 +7,9 @@ Here the latency answer is made late by a proxy on loopback in front of Promethe
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
@@ -21,6 +20,7 @@ from meshtop.config import PrometheusConfig
 from meshtop.model import Edge
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.protocols import Traffic
+from tests.loopback import serving
 
 from .prometheus import Prometheus, scraped_mesh
 
@@ -87,13 +87,8 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
 @pytest.fixture(scope="module")
 def proxy(prom: Prometheus) -> Iterator[str]:
     _Late.upstream = prom.url
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Late)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Late) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from meshtop.model import MeshSnapshot, NodeKind, SourceState
 from meshtop.posture import MtlsMode, posture
 from meshtop.sources.kubernetes import KubeConfig, KubernetesControlPlane
 from meshtop.sources.protocols import ClusterSources, Traffic
+from tests.loopback import serving
 
 from ..servers import kube as real
 from ..servers.kube import KubeServer
@@ -201,13 +201,8 @@ class EmptyPrometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EmptyPrometheus)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(EmptyPrometheus) as url:
+        yield url
 
 
 def _meshtop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
