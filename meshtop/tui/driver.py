@@ -1,5 +1,5 @@
-"""The console's terminal driver: Textual's own for Linux and macOS, with one change to
-how soon a lone ESC becomes the esc key.
+"""The console's terminal driver: Textual's own for Linux and macOS, with two changes: how
+soon a lone ESC becomes the esc key, and each frame written in fewer bytes (`sgr`).
 
 A terminal sends the esc key as the byte ESC, which also starts every other key's escape
 sequence: a lone ESC is the esc key only once nothing follows it within the escape delay
@@ -25,6 +25,8 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
+from meshtop.tui.sgr import compact
+
 IDLE_WAIT_S = 0.1  # Textual's
 
 
@@ -38,7 +40,11 @@ def wait_for(parser: XTermParser, now: float) -> float:
 
 
 class PromptEscDriver(LinuxDriver):
-    """Textual's Linux driver, waking for a pending escape sequence's deadline."""
+    """Textual's Linux driver, waking for a pending escape sequence's deadline, and
+    writing each frame's styles as their changes."""
+
+    def write(self, data: str) -> None:
+        super().write(compact(data))
 
     def run_input_thread(self) -> None:
         selector = selectors.SelectSelector()

@@ -1,0 +1,132 @@
+"""The same screen in fewer bytes (issue 17). Textual writes each run of text in one style
+as `ESC[0m` (reset) and the whole of its style again (`ESC[38;2;r;g;b;48;2;r;g;bm`, some
+40 bytes), though the run before often had the same background and flags: about half of
+a frame's bytes were these, and a terminal reads every one of them (over SSH, or a slow
+emulator: 13-17 kB a screen at 160x48). Where a reset is followed at once by the next
+style, the pair is written as what changes: the flags turned off and on (`ESC[22m` for
+bold), the colours (`ESC[38;2;r;g;bm`, `ESC[39m`), or nothing if none does; the terminal
+ends in the same state. Anything this does not read (another attribute, an
+underline colour, a style set on top of another) is written as it came."""
+
+from __future__ import annotations
+
+import re
+
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_RESETS = ("", "0")
+_FLAGS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53"})
+_FG = frozenset({*map(str, range(30, 38)), *map(str, range(90, 98))})
+_BG = frozenset({*map(str, range(40, 48)), *map(str, range(100, 108))})
+
+# a style's colours and flags: (foreground, background, flags); None: not one this reads
+Parsed = tuple[str, str, frozenset[str]] | None
+_parsed: dict[str, Parsed] = {}
+_CACHED = 4096  # styles kept parsed (a theme has some dozens; hostile text adds none)
+
+
+def parse(params: str) -> Parsed:
+    """The colours ("" for the terminal's default) and the flags of an SGR's parameters
+    applied after a reset, or None where it holds anything else."""
+    found = _parsed.get(params)
+    if found is not None or params in _parsed:
+        return found
+    found = _parse(params)
+    if len(_parsed) >= _CACHED:
+        _parsed.clear()
+    _parsed[params] = found
+    return found
+
+
+def _parse(params: str) -> Parsed:
+    if ":" in params:
+        return None
+    tokens = params.split(";")
+    fg = bg = ""
+    flags: set[str] = set()
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in ("38", "48"):
+            kind = tokens[i + 1] if i + 1 < len(tokens) else ""
+            width = 4 if kind == "2" else 2 if kind == "5" else 0
+            if not width or i + width >= len(tokens):
+                return None
+            colour = ";".join(tokens[i : i + width + 1])
+            if token == "38":
+                fg = colour
+            else:
+                bg = colour
+            i += width + 1
+            continue
+        if token in _FG:
+            fg = token
+        elif token in _BG:
+            bg = token
+        elif token == "39":
+            fg = ""
+        elif token == "49":
+            bg = ""
+        elif token in _FLAGS:
+            flags.add(token)
+        else:
+            return None
+        i += 1
+    return fg, bg, frozenset(flags)
+
+
+# what turns a flag off (22 turns off bold and faint both, 24 either underline)
+_OFF = {"1": "22", "2": "22", "3": "23", "4": "24", "21": "24", "5": "25", "6": "25",
+        "7": "27", "8": "28", "9": "29", "51": "54", "52": "54", "53": "55"}  # fmt: skip
+
+
+def between(before: str, after: str) -> str | None:
+    """What takes the terminal from the style `before` to `after` (both SGR parameters,
+    each applied after a reset) without a reset: the flags turned off and on, and the
+    colours that change; None where a style is not one this reads."""
+    a, b = parse(before), parse(after)
+    if a is None or b is None:
+        return None
+    off = {_OFF[flag] for flag in a[2] - b[2]}
+    # a flag of both that an off turned off too (22: bold and faint) is turned on again
+    on = b[2] - a[2] | {flag for flag in a[2] & b[2] if _OFF[flag] in off}
+    parts = [*sorted(off), *sorted(on)]
+    if a[0] != b[0]:
+        parts.append(b[0] or "39")
+    if a[1] != b[1]:
+        parts.append(b[1] or "49")
+    return f"\x1b[{';'.join(parts)}m" if parts else ""
+
+
+def compact(frame: str) -> str:
+    """`frame` with each reset-and-restyle pair written as its change, where one is
+    known (module docstring)."""
+    found = list(_SGR.finditer(frame))
+    if len(found) < 2:
+        return frame
+    out: list[str] = []
+    written = 0  # what of `frame` is in `out`
+    active: str | None = None  # the style in effect since the last reset; None: not known
+    i = 0
+    while i < len(found):
+        sgr = found[i]
+        params = sgr.group(1)
+        if params not in _RESETS:
+            active = params if active == "" else None  # on top of a style: not read
+            i += 1
+            continue
+        after = found[i + 1] if i + 1 < len(found) else None
+        if after is None or after.start() != sgr.end() or after.group(1) in _RESETS:
+            active = ""
+            i += 1
+            continue
+        change = between(active, after.group(1)) if active else None
+        if change is not None and len(change) < after.end() - sgr.start():
+            out.append(frame[written : sgr.start()])
+            out.append(change)
+            written = after.end()
+        active = after.group(1)
+        i += 2
+    if not out:
+        return frame
+    out.append(frame[written:])
+    return "".join(out)
