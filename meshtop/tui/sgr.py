@@ -11,6 +11,7 @@ underline colour, a style set on top of another) is written as it came."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 _RESETS = ("", "0")
@@ -20,24 +21,12 @@ _BG = frozenset({*map(str, range(40, 48)), *map(str, range(100, 108))})
 
 # a style's colours and flags: (foreground, background, flags); None: not one this reads
 Parsed = tuple[str, str, frozenset[str]] | None
-_parsed: dict[str, Parsed] = {}
-_CACHED = 4096  # styles kept parsed (a theme has some dozens; hostile text adds none)
 
 
+@lru_cache(maxsize=4096)  # styles kept parsed (a theme has some dozens; hostile text adds none)
 def parse(params: str) -> Parsed:
     """The colours ("" for the terminal's default) and the flags of an SGR's parameters
     applied after a reset, or None where it holds anything else."""
-    found = _parsed.get(params)
-    if found is not None or params in _parsed:
-        return found
-    found = _parse(params)
-    if len(_parsed) >= _CACHED:
-        _parsed.clear()
-    _parsed[params] = found
-    return found
-
-
-def _parse(params: str) -> Parsed:
     if ":" in params:
         return None
     tokens = params.split(";")
