@@ -36,11 +36,15 @@ from meshtop.model import (
     Workload,
 )
 from meshtop.posture import Decision, SecurityConfig, verdict_on
-from meshtop.sources.protocols import ChangeSource, ConfigChange, MetricsSource, SecuritySource
+from meshtop.sources.protocols import (
+    ChangeSource,
+    ConfigChange,
+    ManyHistories,
+    MetricsSource,
+    Pair,
+    SecuritySource,
+)
 from meshtop.sources.security import read_configs
-
-# (source, destination); no source: all a node answers; no destination: all it calls
-Pair = tuple[str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +228,8 @@ async def fetch(
             return await metrics.history(source, destination, window_s)
 
     async def merged(pairs: list[Pair]) -> History:
+        if isinstance(metrics, ManyHistories) and len(pairs) > 1:
+            return merge(await metrics.histories(pairs, window_s))
         return merge(await asyncio.gather(*(one(s, d) for s, d in pairs)))
 
     main = merged(about.pairs())

@@ -273,6 +273,37 @@ def test_a_detail_asks_a_bounded_number_of_histories_at_once(sim: Simulation) ->
     assert bounded == asyncio.run(fetch(sim.metrics, about, 300)).history
 
 
+def test_the_simulated_histories_of_many_pairs_walk_the_mesh_once_a_point(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace's detail asks one history for each member (255 at 20,000 services),
+    and each walk of the simulated mesh is of all of it: the simulation works them out
+    together, one walk at each point for them all, each the history it would be alone."""
+    from meshtop.detail import fetch, subject
+    from meshtop.history import merge
+    from meshtop.mesh import refresh
+
+    snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
+    about = subject(snapshot, "everything", (), sorted(snapshot.nodes))
+    pairs = [*about.pairs(), (PAGE, V3), (PAGE, None), (PAGE, V3)]  # one twice
+    alone = [asyncio.run(sim.metrics.history(s, d, 300)) for s, d in pairs]
+    walks: list[float] = []
+    flows = sim.flows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walks.append(kwargs["at"])
+        return flows(*args, **kwargs)
+
+    monkeypatch.setattr(sim, "flows", counted)
+    together = asyncio.run(sim.metrics.histories(pairs, 300))
+    assert together == alone
+    assert len(walks) == len(alone[0].times)  # once a point, not once a pair and point
+    assert any(h.rps != alone[0].rps for h in alone)  # pairs that differ, each its own
+    walks.clear()
+    assert asyncio.run(fetch(sim.metrics, about, 300)).history == merge(alone[: len(pairs) - 3])
+    assert len(walks) == len(alone[0].times)
+
+
 class _Asking:
     """A metrics source whose histories go through `history`."""
 
@@ -280,4 +311,6 @@ class _Asking:
         self._metrics, self.history = metrics, history
 
     def __getattr__(self, name: str) -> Any:
+        if name == "histories":  # one at a time, each through `history`
+            raise AttributeError(name)
         return getattr(self._metrics, name)

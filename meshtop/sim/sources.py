@@ -62,7 +62,7 @@ from meshtop.sim.traffic import (
 )
 from meshtop.sim.walk import live_traffic
 from meshtop.sources.dialects import ISTIO
-from meshtop.sources.protocols import ClusterSources, ConfigChange, Traffic
+from meshtop.sources.protocols import ClusterSources, ConfigChange, Pair, Traffic
 from meshtop.sources.routing import default_rule, json_patch
 from meshtop.sources.tracing import matches
 from meshtop.steering.plan import EditPlan
@@ -349,13 +349,18 @@ class SimMetrics:
         self, source: str | None, destination: str | None, window_s: float
     ) -> History:
         """What Prometheus would answer for the simulated mesh: the same points, the
-        traffic at each with the routes of that moment, a gap where an edge had none.
+        traffic at each with the routes of that moment, a gap where an edge had none."""
+        return (await self.histories([(source, destination)], window_s))[0]
+
+    async def histories(self, pairs: Sequence[Pair], window_s: float) -> list[History]:
+        """`history` of each (source, destination) pair, from one walk of the mesh at
+        each point for them all: a namespace's detail asks one for each of its members
+        (255 at 20,000 services), and each walk is of the whole mesh (issue 17).
         Worked out on a thread: a large mesh's takes seconds, which the screen that
-        awaits it on its event loop must not wait for; one at a time, so that a node's
-        many do not crowd the screen's thread out of the GIL; those of a screen closed
-        meanwhile (their await cancelled) never start, and the one under way stops at its
-        next point (a thread cannot be cancelled: told to stop, it stops itself; at
-        20,000 services one history walks the mesh for seconds at every point)."""
+        awaits it on its event loop must not wait for; one at a time, so that several do
+        not crowd the screen's thread out of the GIL; those of a screen closed meanwhile
+        (their await cancelled) never start, and the one under way stops at its next
+        point (a thread cannot be cancelled: told to stop, it stops itself)."""
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
@@ -363,47 +368,63 @@ class SimMetrics:
         async with gate:
             stop = threading.Event()
             try:
-                return await asyncio.to_thread(self._history, source, destination, window_s, stop)
+                return await asyncio.to_thread(self._histories, pairs, window_s, stop)
             except asyncio.CancelledError:
                 stop.set()
                 raise
 
-    def _history(
-        self,
-        source: str | None,
-        destination: str | None,
-        window_s: float,
-        stop: threading.Event | None = None,
-    ) -> History:
+    def _histories(
+        self, pairs: Sequence[Pair], window_s: float, stop: threading.Event | None = None
+    ) -> list[History]:
         end = float(math.floor(self._sim.clock() if self.at is None else self.at))
         step = history_step(window_s)
-        points = Points(point_times(end, window_s, step), step)
-        answers: list[Answer] = []
-        weighted: list[tuple[SimEdge, float]] = []
-        share = 1.0 / len(points.times)
+        times = point_times(end, window_s, step)
+        share = 1.0 / len(times)
+        points = [Points(times, step) for _ in pairs]
+        answers: list[list[Answer]] = [[] for _ in pairs]
+        weighted: list[list[tuple[SimEdge, float]]] = [[] for _ in pairs]
+        # the pairs each edge counts in, by its two ends, one end, or none (everything)
+        wanted: dict[Pair, list[int]] = {}
+        for k, pair in enumerate(pairs):
+            wanted.setdefault(pair, []).append(k)
 
-        def wanted(caller: str, target: str) -> bool:
-            return (source is None or caller == source) and (
-                destination is None or target == destination
-            )
+        def counted(caller: str, target: str) -> list[int]:
+            return [
+                *wanted.get((caller, target), ()),
+                *wanted.get((None, target), ()),
+                *wanted.get((caller, None), ()),
+                *wanted.get((None, None), ()),
+            ]
 
-        for i, t in enumerate(points.times):
+        def keep(caller: str, target: str) -> bool:
+            return bool(counted(caller, target))
+
+        for i, t in enumerate(times):
             if stop is not None and stop.is_set():
                 raise asyncio.CancelledError  # nobody awaits it any more
-            here = [e for e in self._sim.flows(at=t, keep=wanted) if e.protocol is not Protocol.TCP]
-            for e in here:
-                for o in e.outcomes:
-                    if o.arrived or e.source.sidecar:  # else no proxy saw it at all
-                        points.add(i, error_kind(o.code, o.grpc_status), o.rps)
-                answers.extend(_answers(e, share))
-                weighted.append((e, e.rate))
-            for q in QUANTILES:
-                ms = mixture_quantile([(e, e.rate) for e in here], q)
-                if ms is not None:
-                    points.latency(i, q, ms)
-        quantiles = {q: mixture_quantile(weighted, q) for q in QUANTILES} if weighted else {}
-        summary = summarize(answers, ISTIO.http_reporters, ISTIO.mtls_reporters, quantiles)
-        return points.history(source, destination, window_s, summary)
+            here: list[list[SimEdge]] = [[] for _ in pairs]
+            for e in self._sim.flows(at=t, keep=keep):
+                if e.protocol is not Protocol.TCP:
+                    for k in counted(e.source.id, e.destination.id):
+                        here[k].append(e)
+            for k, edges in enumerate(here):
+                for e in edges:
+                    for o in e.outcomes:
+                        if o.arrived or e.source.sidecar:  # else no proxy saw it at all
+                            points[k].add(i, error_kind(o.code, o.grpc_status), o.rps)
+                    answers[k].extend(_answers(e, share))
+                    weighted[k].append((e, e.rate))
+                for q in QUANTILES:
+                    ms = mixture_quantile([(e, e.rate) for e in edges], q)
+                    if ms is not None:
+                        points[k].latency(i, q, ms)
+        out = []
+        for k, (source, destination) in enumerate(pairs):
+            w = weighted[k]
+            quantiles = {q: mixture_quantile(w, q) for q in QUANTILES} if w else {}
+            summary = summarize(answers[k], ISTIO.http_reporters, ISTIO.mtls_reporters, quantiles)
+            out.append(points[k].history(source, destination, window_s, summary))
+        return out
 
 
 def _answers(e: SimEdge, share: float) -> list[Answer]:

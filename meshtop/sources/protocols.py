@@ -83,6 +83,21 @@ class MetricsSource(Protocol):
         ...
 
 
+# (source, destination); no source: all a node answers; no destination: all it calls
+Pair = tuple[str | None, str | None]
+
+
+@runtime_checkable
+class ManyHistories(Protocol):
+    """A metrics source that works out several histories together for less than one at
+    a time (the simulated mesh walks itself once for them all); `detail.fetch` asks it
+    so, and any other source one history at a time."""
+
+    async def histories(self, pairs: Sequence[Pair], window_s: float) -> list[History]:
+        """`MetricsSource.history` of each pair, in their order."""
+        ...
+
+
 class ControlPlane(Protocol):
     """Workloads and routing rules, from the control plane."""
 
