@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -165,14 +164,7 @@ class DetailScreen(Sparing, Screen[None]):
         self.query_one("#detail-body").focus()
         self._show_policy()
         self.load()
-        self._after_drawn(self._authorize)
-
-    def _after_drawn(self, start: Callable[[], object]) -> None:
-        """`start` once the screen's next frame is made: what a fetch's threads do (a
-        namespace's detail asks dozens of histories and reads their answers) would
-        otherwise take turns at the interpreter's lock with making the screen's first
-        frame (issue 17); not on a screen closed meanwhile."""
-        self.call_after_refresh(lambda: start() if self.is_attached else None)
+        self._authorize()
 
     @work(exclusive=True, group="access", exit_on_error=False)
     async def _authorize(self) -> None:
@@ -212,7 +204,7 @@ class DetailScreen(Sparing, Screen[None]):
         self._generation += 1
         self.detail = None
         self.problem = ""
-        self._after_drawn(partial(self._fetch, self._generation, self.window_s))
+        self._fetch(self._generation, self.window_s)
         self._draw()
 
     # Exclusive: a new window's fetch cancels the one before, and its requests (an answer
