@@ -227,16 +227,19 @@ async def fetch(
         async with asking:
             return await metrics.history(source, destination, window_s)
 
-    async def merged(pairs: list[Pair]) -> History:
-        if isinstance(metrics, ManyHistories) and len(pairs) > 1:
-            return merge(await metrics.histories(pairs, window_s))
-        return merge(await asyncio.gather(*(one(s, d) for s, d in pairs)))
+    async def merged(groups: list[list[Pair]]) -> list[History]:
+        """Each group's histories merged; a source that works out many histories
+        together (`ManyHistories`) is asked for every group's at once."""
+        if isinstance(metrics, ManyHistories):
+            answers = iter(await metrics.histories([p for g in groups for p in g], window_s))
+            return [merge([next(answers) for _ in g]) for g in groups]
+        asked = (asyncio.gather(*(one(s, d) for s, d in g)) for g in groups)
+        return [merge(h) for h in await asyncio.gather(*asked)]
 
-    main = merged(about.pairs())
-    versions = [merged(about.pairs(ids)) for _, ids in about.versions]
+    groups = [about.pairs(), *(about.pairs(ids) for _, ids in about.versions)]
     said = asyncio.ensure_future(config_changes(planes))  # beside the histories
     try:
-        history, *canary = await asyncio.gather(main, *versions)
+        history, *canary = await merged(groups)
     except BaseException:
         said.cancel()
         raise

@@ -302,6 +302,16 @@ def test_the_simulated_histories_of_many_pairs_walk_the_mesh_once_a_point(
     walks.clear()
     assert asyncio.run(fetch(sim.metrics, about, 300)).history == merge(alone[: len(pairs) - 3])
     assert len(walks) == len(alone[0].times)
+    # a version's detail: its history and each version's, for the canary, in one walk
+    reviews = subject(snapshot, "reviews-v3", (), [V3])
+    assert len(reviews.versions) == 3
+    walks.clear()
+    detail = asyncio.run(fetch(sim.metrics, reviews, 300))
+    assert len(walks) == len(alone[0].times)
+    monkeypatch.setattr(sim, "flows", flows)
+    one_by_one = asyncio.run(fetch(_Asking(sim.metrics, sim.metrics.history), reviews, 300))
+    assert (detail.history, detail.canary) == (one_by_one.history, one_by_one.canary)
+    assert [v for v, _ in detail.canary] == ["v1", "v2", "v3"]
 
 
 class _Asking:
