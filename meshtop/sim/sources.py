@@ -362,6 +362,8 @@ class SimMetrics:
         not crowd the screen's thread out of the GIL; those of a screen closed meanwhile
         (their await cancelled) never start, and the one under way stops at its next
         point (a thread cannot be cancelled: told to stop, it stops itself)."""
+        if not pairs:
+            return []
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
@@ -407,13 +409,15 @@ class SimMetrics:
         for i, t in enumerate(times):
             if stop is not None and stop.is_set():
                 raise asyncio.CancelledError  # nobody awaits it any more
-            here: list[list[SimEdge]] = [[] for _ in pairs]
+            # each edge, and its latency kept for the window (one copy for every pair)
+            here: list[list[tuple[SimEdge, SimEdge]]] = [[] for _ in pairs]
             for e in self._sim.flows(at=t, keep=keep):
                 if e.protocol is not Protocol.TCP:
+                    kept = (e, replace(e, outcomes=()))
                     for k in counted(e.source.id, e.destination.id):
-                        here[k].append(e)
+                        here[k].append(kept)
             for k, edges in enumerate(here):
-                for e in edges:
+                for e, latency in edges:
                     for o in e.outcomes:
                         if o.arrived or e.source.sidecar:  # else no proxy saw it at all
                             points[k].add(i, error_kind(o.code, o.grpc_status), o.rps)
@@ -422,9 +426,9 @@ class SimMetrics:
                         if a.rps > 0 and math.isfinite(a.rps):  # as `summarize` counts
                             kind = replace(a, rps=0.0)
                             summed[kind] = summed.get(kind, 0.0) + a.rps
-                    weighted[k].append((replace(e, outcomes=()), e.rate))
+                    weighted[k].append((latency, e.rate))
                 for q in QUANTILES:
-                    ms = mixture_quantile([(e, e.rate) for e in edges], q)
+                    ms = mixture_quantile([(e, e.rate) for e, _ in edges], q)
                     if ms is not None:
                         points[k].latency(i, q, ms)
         out = []
