@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from meshtop import units
 from meshtop.detail import Detail, PolicyLine, Subject, authorization, change_sources, fetch
@@ -34,6 +34,7 @@ from meshtop.sanitize import said, shown
 from meshtop.sources.protocols import MetricsSource, TraceSource
 from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import end_words
+from meshtop.tui.widgets.keyline import KeyLine
 
 
 @dataclass
@@ -46,39 +47,6 @@ class DetailReady(Message):
 class DetailFailed(Message):
     generation: int
     reason: str
-
-
-class KeyFooter(Footer):
-    """Textual's Footer, composed with its keys as the screen is, and again only when the
-    keys it would show change. Footer composes its keys anew (a widget each, mounted,
-    styled and laid out) after every change of the screen's bindings: three times as a
-    detail screen opens (its mount, the focus given to its body, the app's bindings
-    refreshed), for the same keys, the first a frame after the screen's (issue 17)."""
-
-    _composed: tuple[object, ...] | None = None  # the keys it last composed
-
-    @staticmethod
-    def _keys(screen: Screen[object]) -> tuple[object, ...]:
-        """What Footer.compose reads: the bindings shown, enabled or not, their tooltips,
-        and the command palette's."""
-        active = screen.active_bindings
-        palette = active.get(screen.app.COMMAND_PALETTE_BINDING)
-        shown = tuple((b, on, tip) for _, b, on, tip in active.values() if b.show)
-        return (*shown, palette[1:] if palette is not None else None)
-
-    def compose(self) -> ComposeResult:
-        # Footer shows no key until the screen's bindings are first said to have changed,
-        # then composes them after a refresh: a layout and a frame after the screen's
-        # first, which had none. They are the keys the screen opens with.
-        self.set_reactive(Footer._bindings_ready, True)
-        self._composed = self._keys(self.screen)
-        return super().compose()
-
-    async def recompose(self) -> None:
-        composed = self._composed
-        if composed is not None and self.is_attached and self._keys(self.screen) == composed:
-            return  # asked again for the keys it shows (each change of bindings asks)
-        await super().recompose()
 
 
 class Drawn:
@@ -158,7 +126,7 @@ class DetailScreen(Sparing, Screen[None]):
             if self.after is not None:
                 yield Static(Drawn(self.after), id="detail-after")
         yield Input(id="detail-prompt", placeholder="window 15m | 5m 15m 1h 6h 24h 7d, up to 30d")
-        yield KeyFooter()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.query_one("#detail-body").focus()

@@ -11,12 +11,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from meshtop.sanitize import said, shown
 from meshtop.tui.handoff import copy
 from meshtop.tui.screens.sparing import Sparing
+from meshtop.tui.widgets.keyline import KeyLine
 
 
 class HandoffScreen(Sparing, Screen[None]):
@@ -46,7 +47,7 @@ class HandoffScreen(Sparing, Screen[None]):
             body = Group(Text(shown(title), style="bold"), Text(shown(text)))
             options.append(Option(body, id=str(i)))
         yield OptionList(*options, id="handoff-list")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

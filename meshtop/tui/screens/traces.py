@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from meshtop import units
 from meshtop.errors import MeshtopError
@@ -29,6 +29,7 @@ from meshtop.sources.protocols import TraceSource
 from meshtop.tui import handoff
 from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import clock_words, past_moment
+from meshtop.tui.widgets.keyline import KeyLine
 from meshtop.tui.widgets.tables import fill
 from meshtop.tui.widgets.waterfall import Waterfall
 from meshtop.units import clock_time
@@ -173,7 +174,7 @@ class TraceListScreen(Sparing, Screen[None]):
         yield Static(id="traces-note")
         yield DataTable(id="traces-table", cursor_type="row", zebra_stripes=True)
         yield Input(id="traces-prompt", placeholder="operation (empty: any), e.g. GET /productpage")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         moment = past_moment(self.app)
@@ -374,7 +375,7 @@ class WaterfallScreen(Sparing, Screen[None]):
         yield Static(Text(f"fetching from {self.traces.name}…", style="dim"), id="waterfall-note")
         with VerticalScroll(id="span-detail"):
             yield Static(id="span-text")
-        yield Footer()
+        yield KeyLine()
 
     def on_mount(self) -> None:
         if self.trace is not None:

@@ -1,8 +1,7 @@
-"""A detail screen makes its key line once as it opens, and draws its intro once
-for a width (issue 17): Textual's Footer made its keys anew (a widget each) after every
-change of the screen's bindings, three times for the same keys, and first a frame after
-the screen's; they are made with the screen, it still shows the screen's keys, and makes
-them again when they change."""
+"""A detail screen's keys are the console's key line (`KeyLine`, one widget), there as
+the screen opens, and it draws its intro once for a width (issue 17): Textual's Footer
+made its keys anew (a widget each) after every change of the screen's bindings, and its
+keys' styles were worked out twice each (compact, then not) as the screen opened."""
 
 from __future__ import annotations
 
@@ -11,35 +10,21 @@ from typing import Any
 import pytest
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from textual.widget import Widget
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
 
 from meshtop.connect import Sources
 from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
+from meshtop.tui.widgets.keyline import KeyLine
 
 from ..conftest import only
 from .test_console import _first_snapshot, keys, settled, until
 from .test_detail import _text
 
 
-def _shown(screen: DetailScreen) -> list[str]:
-    return [str(k.description) for k in screen.query(FooterKey)]
-
-
-async def test_a_detail_screen_makes_its_keys_once(
+async def test_a_detail_screen_shows_its_keys_in_one_line(
     sim: Simulation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[Footer] = []
-    recompose = Widget.recompose
-
-    async def counted(self: Widget) -> Any:
-        if isinstance(self, Footer) and self.is_attached:
-            made.append(self)
-        return await recompose(self)
-
-    monkeypatch.setattr(Widget, "recompose", counted)
     app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
@@ -48,18 +33,18 @@ async def test_a_detail_screen_makes_its_keys_once(
         screen = app.screen
         assert isinstance(screen, DetailScreen)
         await settled(pilot)
-        await until(pilot, lambda: "back" in _shown(screen), "the detail's keys")
-        assert made == []  # made as the screen was composed, not again
-        assert {"back", "command", "reload", "traces", "help"} <= set(_shown(screen))
-        # keys that change are shown again: `r` shown disabled from now on
+        line = _text(app, "KeyLine")
+        for pair in ("esc back", ": command", "r reload", "t traces", "? help"):
+            assert pair in line, (pair, line)
+        assert len(screen.query(KeyLine)) == 1
+        assert not [w for w in screen.query(Widget) if type(w).__name__ == "FooterKey"]
+        # keys that change are shown again: `r` disabled, so left out
         monkeypatch.setattr(
             DetailScreen, "check_action", lambda s, a, p: None if a == "reload" else True
         )
         screen.refresh_bindings()
-        await until(pilot, lambda: len(made) == 1, "the keys made again")
-        await settled(pilot)
-        reload = next(k for k in screen.query(FooterKey) if k.description == "reload")
-        assert reload.has_class("-disabled")
+        await until(pilot, lambda: "r reload" not in _text(app, "KeyLine"), "reload left out")
+        assert "esc back" in _text(app, "KeyLine")
 
 
 async def test_a_detail_screen_draws_its_intro_once_for_its_width(
