@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from rich._ratio import ratio_reduce
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -89,17 +90,25 @@ class Laid:
     its cells' widths: Rich renders each cell through its padding and wrapping and
     measures every cell first, 0.1 s for a node's 40 calls at 20,000 services, which
     Textual does twice as a detail screen opens (its height, then its lines; issue 17).
-    A table that does not fit the width (Rich shrinks and wraps its columns then), or of
-    a shape other than a plain one (no box, no collapsed padding, no column or row
-    style), is drawn by Rich itself."""
+    A table wider than the width has its columns shrunk as Rich shrinks them (the widest
+    first) and the cells that no longer fit wrapped as Rich wraps them: a namespace's
+    troubles at 2,000 services, their calls named in full, took 10 ms through Rich. A
+    table of a shape other than a plain one (no box, no collapsed padding, no column or
+    row style), or shrunk below its padding, is drawn by Rich itself."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._lines = _laid(table)
+        self._rows = _plain_rows(table)
+        self._lines = None if self._rows is None else _lines(table, self._rows, None)
+        self._shrunk: tuple[int, list[Text] | None] | None = None  # (width, its lines)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines = self._lines
-        if lines is None or max((ln.cell_len for ln in lines), default=0) > options.max_width:
+        lines, rows, width = self._lines, self._rows, options.max_width
+        if rows is not None and max((ln.cell_len for ln in lines or ()), default=0) > width:
+            if self._shrunk is None or self._shrunk[0] != width:
+                self._shrunk = (width, _lines(self.table, rows, (console, width)))
+            lines = self._shrunk[1]
+        if lines is None:
             yield self.table
             return
         for line in lines:  # a header's style under its cells' own, as Rich's Table has it
@@ -111,9 +120,9 @@ class Laid:
         return Measurement.get(console, options, self.table)
 
 
-def _laid(table: Table) -> list[Text] | None:
-    """The table's lines as Rich draws them when they fit, or None for a table whose
-    drawing depends on more than its cells' widths."""
+def _plain_rows(table: Table) -> list[list[Text]] | None:
+    """The table's cells by row, its header first, or None for a table whose drawing
+    depends on more than its cells' widths."""
     columns = table.columns
     plain = (
         table.box is None and not table.collapse_padding and not table.show_footer
@@ -127,9 +136,8 @@ def _laid(table: Table) -> list[Text] | None:
                 and c.justify in ("left", "right") for c in columns)
         and table.padding[0] == table.padding[2] == 0
     )  # fmt: skip
-    if not plain or not columns:
+    if not plain or not columns or not table.rows:
         return None
-    right, left = table.padding[1], table.padding[3]
     rows: list[list[Text]] = [[] for _ in range(table.row_count + 1)]
     for c in columns:
         cells = [c.header, *c._cells] if table.show_header else [*c._cells]
@@ -146,23 +154,78 @@ def _laid(table: Table) -> list[Text] | None:
             rows[i].append(cell)
     if not table.show_header:
         rows.pop()
-    widths = [max(row[i].cell_len for row in rows) for i in range(len(columns))]
+    return rows
+
+
+def _lines(
+    table: Table, rows: list[list[Text]], shrink: tuple[Console, int] | None
+) -> list[Text] | None:
+    """The table's lines at its cells' widths, or (`shrink`) its columns shrunk to a
+    console's width as Rich's Table shrinks them and its cells wrapped in them as Rich's
+    Text wraps; None where Rich would shrink a column below its padding."""
+    columns = table.columns
     last = len(columns) - 1
+    right, left = table.padding[1], table.padding[3]
+    pads = [
+        (left if i or table.pad_edge else 0, right if i < last or table.pad_edge else 0)
+        for i in range(len(columns))
+    ]
+    widest = [max(row[i].cell_len for row in rows) for i in range(len(columns))]
+    widths: list[int] | None = [w + a + b or 1 for w, (a, b) in zip(widest, pads, strict=True)]
+    if shrink is not None:
+        widths = _shrunk(widest, pads, [not c.no_wrap for c in columns], shrink[1])
+    if widths is None:
+        return None
     lines = []
     for n, row in enumerate(rows):
         header = table.show_header and n == 0
-        line = Text(style=table.header_style or "" if header else "", end="")
-        for i, (cell, width, column) in enumerate(zip(row, widths, columns, strict=True)):
-            line.append(" " * (left if i or table.pad_edge else 0))
-            if cell.cell_len < width:  # justified in the cell's own style, as Rich does
-                cell = cell.copy()
-                (cell.pad_left if column.justify == "right" else cell.pad_right)(
-                    width - cell.cell_len
-                )
-            line.append_text(cell)
-            line.append(" " * (right if i < last or table.pad_edge else 0))
-        lines.append(line)
+        cells = []
+        for cell, width, column, (a, b) in zip(row, widths, columns, pads, strict=True):
+            inner = width - a - b
+            if cell.cell_len <= inner:  # justified in the cell's own style, as Rich does
+                if cell.cell_len < inner:
+                    cell = cell.copy()
+                    (cell.pad_left if column.justify == "right" else cell.pad_right)(
+                        inner - cell.cell_len
+                    )
+                cells.append([cell])
+            else:
+                assert shrink is not None  # at their own widths, every cell fits
+                overflow = cell.overflow or column.overflow
+                no_wrap = cell.no_wrap if cell.no_wrap is not None else column.no_wrap
+                wrapped = cell.wrap(shrink[0], inner, justify=column.justify,
+                                    overflow=overflow, no_wrap=no_wrap)  # fmt: skip
+                cells.append(list(wrapped))
+        height = max(len(parts) for parts in cells)
+        for k in range(height):
+            line = Text(style=table.header_style or "" if header else "", end="")
+            for parts, width, (a, b) in zip(cells, widths, pads, strict=True):
+                # a header's cells at the foot of its lines, the others at the top
+                at = k - (height - len(parts)) if header else k
+                if 0 <= at < len(parts):
+                    line.append(" " * a)
+                    line.append_text(parts[at])
+                    line.append(" " * b)
+                else:
+                    line.append(" " * width)
+            lines.append(line)
     return lines
+
+
+def _shrunk(
+    widest: list[int], pads: list[tuple[int, int]], wrapable: list[bool], width: int
+) -> list[int] | None:
+    """Each column's width with its padding, shrunk to `width` as Rich's Table shrinks
+    its columns (`Table._calculate_column_widths`): the widest wrapable ones first, then
+    all evenly; None where one is left no room inside its padding."""
+    widths = [min(w + a + b, width) or 1 for w, (a, b) in zip(widest, pads, strict=True)]
+    if sum(widths) > width:
+        widths = Table._collapse_widths(widths, wrapable, width)
+        if sum(widths) > width:
+            widths = ratio_reduce(sum(widths) - width, [1] * len(widths), widths, widths)
+    if any(w - a - b < 1 for w, (a, b) in zip(widths, pads, strict=True)):
+        return None
+    return [min(w + a + b, c) for w, (a, b), c in zip(widest, pads, widths, strict=True)]
 
 
 def now_table(s: EdgeStats) -> Table:
