@@ -17,7 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from meshtop import plot, units
 from meshtop.audit import WeightChange
@@ -170,7 +170,8 @@ def _lines(
         (left if i or table.pad_edge else 0, right if i < last or table.pad_edge else 0)
         for i in range(len(columns))
     ]
-    widest = [max(row[i].cell_len for row in rows) for i in range(len(columns))]
+    lens = [[cell.cell_len for cell in row] for row in rows]
+    widest = [max(row[i] for row in lens) for i in range(len(columns))]
     widths: list[int] | None = [w + a + b or 1 for w, (a, b) in zip(widest, pads, strict=True)]
     if shrink is not None:
         widths = _shrunk(widest, pads, [not c.no_wrap for c in columns], shrink[1])
@@ -179,36 +180,46 @@ def _lines(
     lines = []
     for n, row in enumerate(rows):
         header = table.show_header and n == 0
-        cells = []
-        for cell, width, column, (a, b) in zip(row, widths, columns, pads, strict=True):
+        # each cell's lines: the text, and the spaces before and after it in its style
+        cells: list[list[tuple[Text, int, int]]] = []
+        for cell, size, width, column, (a, b) in zip(
+            row, lens[n], widths, columns, pads, strict=True
+        ):
             inner = width - a - b
-            if cell.cell_len <= inner:  # justified in the cell's own style, as Rich does
-                if cell.cell_len < inner:
-                    cell = cell.copy()
-                    (cell.pad_left if column.justify == "right" else cell.pad_right)(
-                        inner - cell.cell_len
-                    )
-                cells.append([cell])
+            if size <= inner:  # justified in the cell's own style, as Rich does
+                fill = inner - size
+                cells.append([(cell, fill, 0) if column.justify == "right" else (cell, 0, fill)])
             else:
                 assert shrink is not None  # at their own widths, every cell fits
                 overflow = cell.overflow or column.overflow
                 no_wrap = cell.no_wrap if cell.no_wrap is not None else column.no_wrap
                 wrapped = cell.wrap(shrink[0], inner, justify=column.justify,
                                     overflow=overflow, no_wrap=no_wrap)  # fmt: skip
-                cells.append(list(wrapped))
+                cells.append([(part, 0, 0) for part in wrapped])
         height = max(len(parts) for parts in cells)
         for k in range(height):
-            line = Text(style=table.header_style or "" if header else "", end="")
+            # as Text.append_text joins them: a cell's style over it, then its spans
+            plain: list[str] = []
+            spans: list[Span] = []
+            offset = 0
             for parts, width, (a, b) in zip(cells, widths, pads, strict=True):
                 # a header's cells at the foot of its lines, the others at the top
                 at = k - (height - len(parts)) if header else k
-                if 0 <= at < len(parts):
-                    line.append(" " * a)
-                    line.append_text(parts[at])
-                    line.append(" " * b)
-                else:
-                    line.append(" " * width)
-            lines.append(line)
+                if not 0 <= at < len(parts):
+                    plain.append(" " * width)
+                    offset += width
+                    continue
+                text, before, after = parts[at]
+                start = offset + a
+                end = start + before + len(text.plain) + after
+                if text.style:
+                    spans.append(Span(start, end, text.style))
+                shift = start + before
+                spans.extend(Span(x + shift, y + shift, style) for x, y, style in text.spans)
+                plain.append(f"{' ' * (a + before)}{text.plain}{' ' * (after + b)}")
+                offset = end + b
+            style = table.header_style or "" if header else ""
+            lines.append(Text("".join(plain), style=style, end="", spans=spans))
     return lines
 
 
