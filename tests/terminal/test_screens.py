@@ -65,6 +65,28 @@ def _shift_dialog(t: Terminal) -> None:
     t.wait_for("Shift VirtualService bookinfo/reviews", "▸ v1", "esc cancel")
 
 
+# -- the key line at the foot of every screen --------------------------------------------
+
+
+def test_a_detail_and_the_trace_list_show_their_keys_in_whole_pairs_at_80_columns() -> None:
+    """The graph's key line on the other screens too (Textual's Footer, a widget per key,
+    cut the last key mid-word at 80 columns, and was slower to open): whole `key what`
+    pairs, and while the prompt is open, only what ends it."""
+    with Terminal(["demo"], cols=80, rows=24) as t:
+        t.ready()
+        t.press("enter")
+        t.wait_for("esc back")
+        assert t.lines()[-1].strip() == "esc back  : command  r reload  t traces  ? help"
+        t.press(":")
+        t.wait("the prompt's keys", lambda: t.lines()[-1].strip() == "enter apply  esc cancel")
+        t.press("esc")
+        t.wait("the detail's keys again", lambda: t.lines()[-1].startswith(" esc back"))
+        t.press("t")
+        t.wait_for("e errors only")
+        last = t.lines()[-1].rstrip()
+        assert last.startswith(" esc back") and last.endswith("? help") and len(last) <= 80
+
+
 # -- `?`: the keys of the screen it is pressed on ---------------------------------------
 
 
@@ -225,14 +247,21 @@ def test_a_detail_opens_and_closes_sending_each_screen_once() -> None:
 
 def test_the_graph_comes_back_at_the_size_the_terminal_took_under_a_detail() -> None:
     """A screen hidden under the detail is not laid out as the terminal is resized (no
-    screen shows through an opaque one): it is laid out as it comes back, at the new size."""
+    screen shows through an opaque one): it is laid out as it comes back, at the new size.
+    The detail's plots are drawn again for its new width (they kept the old one, each
+    line wrapped in two, when drawn as the screen heard of the resize, before its body
+    was laid out at the new size)."""
     with Terminal(["demo"], cols=160, rows=48) as t:
         t.ready()
         t.press("enter")
-        t.wait_for("esc back")
+        t.wait_for("esc back", "Requests")
         t.resize(80, 24)
-        t.wait("the detail at 80 columns", lambda: t.lines()[-1].rstrip().endswith("^p palette")
-               and len(t.lines()[-1].rstrip()) <= 80)  # fmt: skip
+
+        def axis_at_80() -> bool:  # a plot's time axis ends at the right edge
+            ends = [ln.rstrip() for ln in t.lines() if "-15m" in ln]
+            return bool(ends) and all(e.endswith("now") and len(e) <= 80 for e in ends)
+
+        t.wait("the detail at 80 columns", axis_at_80)
         t.press("esc")
         t.wait_gone("esc back")
         t.wait_for("╭─ bookinfo ─", "/ filter")

@@ -12,7 +12,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -70,6 +70,18 @@ class Drawn:
         return Measurement.get(console, options, self.renderable)
 
 
+class DetailBody(VerticalScroll):
+    """A detail's body, which has its plots drawn again when its width changes: the
+    terminal resized, a scroll bar come or gone. The screen's own Resize comes before
+    its body is laid out at the new size: plots drawn then took the old width, and a
+    terminal narrowed from 160 to 80 columns showed each plot's lines wrapped in two."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, DetailScreen):
+            screen.body_resized()
+
+
 def window_keys() -> str:
     return "  ".join(f"{i} {units.duration(w)}" for i, w in enumerate(WINDOWS, 1))
 
@@ -113,10 +125,11 @@ class DetailScreen(Sparing, Screen[None]):
         self.trace_query: TraceQuery | None = None  # what `t` lists
         self.policy: tuple[PolicyLine, ...] = ()  # an edge's traffic policy (issue 21)
         self._generation = 0
+        self._plotted_at = 0  # the width the plots were drawn for
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
-        with VerticalScroll(id="detail-body"):
+        with DetailBody(id="detail-body"):
             yield Static(Drawn(self.intro), id="detail-now")
             yield Static(id="detail-policy")  # an edge's traffic policy (issue 21)
             yield Static(id="detail-access")  # an edge's authorization (issue 22)
@@ -231,7 +244,8 @@ class DetailScreen(Sparing, Screen[None]):
         h = self.detail.history
         try:
             d = self.detail
-            plots = history_view(h, self._plot_width(), self.tcp, d.changes, d.unread,
+            self._plotted_at = self._plot_width()
+            plots = history_view(h, self._plotted_at, self.tcp, d.changes, d.unread,
                                  d.config, d.config_unread, end_words(self.app))  # fmt: skip
             history.update(Group(Text(""), plots))
             window.update(Group(Text(""), window_view(h.summary, h.window_s)))
@@ -248,8 +262,8 @@ class DetailScreen(Sparing, Screen[None]):
         ids = set(self.about.destinations)
         return next((v for v, members in self.about.versions if ids == set(members)), "")
 
-    def on_resize(self, event: events.Resize) -> None:
-        if self.detail is not None and not self.laid_out_at(event.size):
+    def body_resized(self) -> None:
+        if self.detail is not None and self._plot_width() != self._plotted_at:
             self._draw()
 
     # -- keys -----------------------------------------------------------------------
