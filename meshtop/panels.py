@@ -86,15 +86,16 @@ def _heading(text: str, note: str = "") -> Text:
 
 
 class Laid:
-    """A Rich `Table` of one-line cells, drawn as Rich draws it but as lines laid out from
-    its cells' widths: Rich renders each cell through its padding and wrapping and
-    measures every cell first, 0.1 s for a node's 40 calls at 20,000 services, which
-    Textual does twice as a detail screen opens (its height, then its lines; issue 17).
-    A table wider than the width has its columns shrunk as Rich shrinks them (the widest
-    first) and the cells that no longer fit wrapped as Rich wraps them: a namespace's
-    troubles at 2,000 services, their calls named in full, took 10 ms through Rich. A
-    table of a shape other than a plain one (no box, no collapsed padding, no column or
-    row style), or shrunk below its padding, is drawn by Rich itself."""
+    """A Rich `Table` of text cells, drawn as Rich draws it but as lines laid out from its
+    cells' widths: Rich renders each cell through its padding and wrapping and measures
+    every cell first, 0.1 s for a node's 40 calls at 20,000 services, which Textual does
+    twice as a detail screen opens (its height, then its lines; issue 17). A table wider
+    than the width has its columns shrunk as Rich shrinks them (the widest first) and the
+    cells that no longer fit wrapped as Rich wraps them: a namespace's troubles at 2,000
+    services, their calls named in full, took 9 ms through Rich. A table of a shape other
+    than a plain one (no box, no collapsed padding, no column or row style, cells at the
+    top of their rows, nothing highlighted, no cell left to overflow uncut), or shrunk
+    below its padding, is drawn by Rich itself."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -122,7 +123,7 @@ class Laid:
 
 def _plain_rows(table: Table) -> list[list[Text]] | None:
     """The table's cells by row, its header first, or None for a table whose drawing
-    depends on more than its cells' widths."""
+    depends on more than its cells' widths and how they wrap."""
     columns = table.columns
     plain = (
         table.box is None and not table.collapse_padding and not table.show_footer
@@ -130,10 +131,11 @@ def _plain_rows(table: Table) -> list[list[Text]] | None:
         and not table.row_styles
         and table.title is None and table.caption is None and not table.show_lines
         and table.style in ("", "none", None) and table.leading == 0
-        and not any(r.style for r in table.rows)
+        and not any(r.style for r in table.rows) and not table.highlight
         and all(c.style in ("", None) and c.width is None and c.min_width is None
                 and c.max_width is None and c.ratio is None and not c.header_style
-                and c.justify in ("left", "right") for c in columns)
+                and c.justify in ("left", "right") and c.vertical == "top"
+                and not c.highlight and c.overflow != "ignore" for c in columns)
         and table.padding[0] == table.padding[2] == 0
     )  # fmt: skip
     if not plain or not columns or not table.rows:
@@ -149,6 +151,7 @@ def _plain_rows(table: Table) -> list[list[Text]] | None:
                 or cell.plain != cell.plain.strip()
                 or ("\n" in cell.plain or "\t" in cell.plain)
                 or cell.justify is not None
+                or cell.overflow == "ignore"  # Rich cuts it at its cell, wrap does not
             ):
                 return None  # markup, a renderable, a cell Rich would trim, wrap or justify
             rows[i].append(cell)
@@ -215,7 +218,11 @@ def _lines(
                 if text.style:
                     spans.append(Span(start, end, text.style))
                 shift = start + before
-                spans.extend(Span(x + shift, y + shift, style) for x, y, style in text.spans)
+                spans.extend(  # a span past its cell ends with it, as in Rich
+                    Span(x + shift, min(y + shift, end), style)
+                    for x, y, style in text.spans
+                    if x + shift < end
+                )
                 plain.append(f"{' ' * (a + before)}{text.plain}{' ' * (after + b)}")
                 offset = end + b
             style = table.header_style or "" if header else ""

@@ -71,10 +71,11 @@ class Drawn:
 
 
 class DetailBody(VerticalScroll):
-    """A detail's body, which has its plots drawn again when its width changes: the
-    terminal resized, a scroll bar come or gone. The screen's own Resize comes before
-    its body is laid out at the new size: plots drawn then took the old width, and a
-    terminal narrowed from 160 to 80 columns showed each plot's lines wrapped in two."""
+    """A detail's body, which has its plots drawn again when its width changes (the
+    terminal resized; its scroll bar's gutter is kept, so not as the bar comes). The
+    screen's own Resize comes before its body is laid out at the new size: plots drawn
+    then took the old width, and a terminal narrowed from 160 to 80 columns showed each
+    plot's lines wrapped in two."""
 
     def on_resize(self) -> None:
         screen = self.screen
