@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from meshtop.connect import Sources
@@ -22,16 +23,22 @@ from .test_console import _first_snapshot, keys, settled, until
 from .test_detail import _text
 
 
+async def _edge_detail(app: MeshtopApp, pilot: Pilot[None]) -> DetailScreen:
+    """The edge table's first edge opened: its detail on top."""
+    await _first_snapshot(app)
+    await keys(pilot, "tab", "enter")
+    await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the edge's detail")
+    screen = app.screen
+    assert isinstance(screen, DetailScreen)
+    return screen
+
+
 async def test_a_detail_screen_shows_its_keys_in_one_line(
     sim: Simulation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
-        await _first_snapshot(app)
-        await keys(pilot, "tab", "enter")
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the edge's detail")
-        screen = app.screen
-        assert isinstance(screen, DetailScreen)
+        screen = await _edge_detail(app, pilot)
         await settled(pilot)
         line = _text(app, "KeyLine")
         for pair in ("esc back", ": command", "r reload", "t traces", "? help"):
@@ -71,11 +78,7 @@ async def test_a_detail_screen_draws_its_intro_once_for_its_width(
     monkeypatch.setattr(DetailScreen, "__init__", counted)
     app = MeshtopApp(Sources(only(sim.clusters), True, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
-        await _first_snapshot(app)
-        await keys(pilot, "tab", "enter")
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the edge's detail")
-        screen = app.screen
-        assert isinstance(screen, DetailScreen)
+        screen = await _edge_detail(app, pilot)
         await until(pilot, lambda: screen.detail is not None, "the edge's history")
         await settled(pilot)
         # its height and its lines at each width it had (the scroll bar came with the plots)
