@@ -101,11 +101,12 @@ class Laid:
         self.table = table
         self._rows = _plain_rows(table)
         self._lines = None if self._rows is None else _lines(table, self._rows, None)
+        self._width = max((ln.cell_len for ln in self._lines or ()), default=0)  # unshrunk
         self._shrunk: tuple[int, list[Text] | None] | None = None  # (width, its lines)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         lines, rows, width = self._lines, self._rows, options.max_width
-        if rows is not None and max((ln.cell_len for ln in lines or ()), default=0) > width:
+        if rows is not None and self._width > width:
             if self._shrunk is None or self._shrunk[0] != width:
                 self._shrunk = (width, _lines(self.table, rows, (console, width)))
             lines = self._shrunk[1]
