@@ -200,13 +200,14 @@ def changes_in(
     )
 
 
-# Histories asked at once: one per pair of a subject's ends, and a namespace's box at
-# 2,000 services has 40-55 members (three range queries each against Prometheus, on a
-# thread each: 120 requests and threads at once as a detail opened), a line between two
-# of them every pair of their members; the rest wait their turn. At 8 (24 requests, more
-# than the 10 connections requests keeps) the threads' turns at the interpreter's lock
-# kept the screen's thread waiting 40-80 ms as the history came; at 4, under 40 ms, and
-# 48 histories took as long (0.9-1.8 s against 1.7-2.0 s, a real Prometheus on loopback)
+# Histories asked at once from a source that asks one at a time (several clusters'
+# backends; one Prometheus asks them together itself): one per pair of a subject's ends,
+# and a namespace's box at 2,000 services has 40-55 members (three range queries each,
+# on a thread each), a line between two of them every pair of their members; the rest
+# wait their turn. At 8 (24 requests, more than the 10 connections requests keeps) the
+# threads' turns at the interpreter's lock kept the screen's thread waiting 40-80 ms as
+# the history came; at 4, under 40 ms, and 48 histories took as long (0.9-1.8 s against
+# 1.7-2.0 s, a real Prometheus on loopback)
 HISTORIES_AT_ONCE = 4
 
 

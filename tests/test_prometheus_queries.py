@@ -493,3 +493,36 @@ def test_a_large_answer_is_decoded_as_json_loads_decodes_it() -> None:
         json.dumps({**body, "data": {"resultType": "vector", "result": []}}) + " " * STEPPED_BYTES
     )
     assert decode(empty.encode())["data"]["result"] == []
+
+
+def test_histories_are_asked_together_by_namespace_up_to_a_batch_a_side() -> None:
+    """The workloads of one namespace on a side share a set of history queries, up to
+    BATCH_NAMES of them; a service with no workload, an unknown peer, another namespace
+    or cluster, and a pair asked twice are each asked apart, or once."""
+    from meshtop.sources.prometheus.queries import BATCH_NAMES, batch_queries
+    from meshtop.sources.prometheus.source import _batches
+
+    many = [f"Kubernetes/shop/w{i:03}" for i in range(BATCH_NAMES + 1)]
+    pairs = [
+        *((None, m) for m in many),
+        (None, "Kubernetes/shop/service:cart"),  # nothing behind it: its own set
+        (None, "unknown/unknown/unknown"),
+        (None, "Kubernetes/bank/ledger"),
+        (None, "east/shop/w000"),  # the same names in another cluster
+        ("Kubernetes/shop/w000", "Kubernetes/bank/ledger"),
+        ("Kubernetes/shop/w001", "Kubernetes/bank/ledger"),
+        ("Kubernetes/shop/w000", None),
+        (None, many[0]),  # asked twice: once
+    ]
+    batches = _batches(pairs)
+    assert [(len(b.sources), len(b.destinations), len(b.pairs)) for b in batches] == [
+        (0, BATCH_NAMES, BATCH_NAMES), (0, 1, 1), (0, 1, 1), (0, 1, 1), (0, 1, 1), (0, 1, 1),
+        (2, 1, 2), (1, 0, 1),
+    ]  # fmt: skip
+    asked = [p for b in batches for p in b.pairs]
+    assert len(asked) == len(set(asked)) and set(asked) == set(pairs)  # each once
+    assert batches[5].destinations == ("east/shop/w000",)
+    # one pattern for the namespace's names, told apart by their workload label
+    codes = batch_queries(ISTIO, (), many[:3], 300, history_step(300))["codes"]
+    assert 'destination_workload=~"w000|w001|w002"' in codes
+    assert codes.startswith("sum by (destination_workload, response_code")

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 import pytest
 
@@ -21,6 +21,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, generated
 from meshtop.sim.traffic import SimEdge
 from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.prometheus.source import _batches
 
 from .prometheus import Prometheus, running_prometheus
 
@@ -357,6 +358,57 @@ def test_concurrent_histories_leave_a_live_source_live(backends: dict[str, Backe
         assert live.at is None
     assert [v for v, _ in detail.canary] == ["v1", "v2", "v3"]
     assert all(h.rps[-1] is not None for _, h in detail.canary)
+
+
+def _close(a: object, b: object) -> bool:
+    """The same figures to 1e-9 (Prometheus sums a batch's series per workload in its
+    own order), every other value equal, through tuples, mappings and dataclasses."""
+    if isinstance(a, float) and isinstance(b, float):
+        return _same(a, b) or (math.isnan(a) and math.isnan(b))
+    if is_dataclass(a) and type(a) is type(b):
+        return all(_close(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@pytest.mark.parametrize("dialect", ["istio", "linkerd"])
+def test_histories_asked_together_are_each_history_asked_alone(
+    backends: dict[str, Backend], dialect: str
+) -> None:
+    """A namespace's detail asks every member's history: asked together, the members of
+    one namespace are read by three queries, and each history is the one asked alone,
+    every point, kind, quantile and the window summed up; so are everything each member
+    calls, and the calls between them."""
+    b = backends[dialect]
+    source = b.source(dialect)
+    by_namespace: dict[str, set[str]] = {}
+    for edge in b.edges(source):
+        for n in edge:
+            cluster, namespace, name = n.split("/", 2)
+            if cluster == "Kubernetes" and not name.startswith(("service:", "unknown")):
+                by_namespace.setdefault(namespace, set()).add(n)
+    members = sorted(max(by_namespace.values(), key=len))
+    assert len(members) >= 4
+    pairs: list[tuple[str | None, str | None]] = [
+        *((None, m) for m in members),
+        *((m, None) for m in members),
+        *((s, d) for s in members for d in members if s != d),
+    ]
+    before = source.queries_sent
+    together = asyncio.run(source.histories(pairs, 300))
+    sets = len(_batches(pairs))  # BATCH_NAMES workloads a side each
+    assert source.queries_sent - before == 3 * sets and sets <= len(pairs) / 4
+    busy = [(p, h) for p, h in zip(pairs, together, strict=True) if h.rps[-1] is not None]
+    calls = [p for p, _ in busy if None not in p]
+    assert len(busy) - len(calls) >= len(members) and len(calls) >= 3  # figures, not gaps
+    idle = [(p, h) for p, h in zip(pairs, together, strict=True) if h.rps[-1] is None]
+    for pair, history in [*busy, *idle[:5]]:  # each asked alone, three queries: not all
+        alone = asyncio.run(source.history(*pair, 300))
+        assert (history.source, history.destination) == pair
+        assert _close(history, alone), pair
 
 
 # (bucket metric, reporter label, reporters best first, source and destination labels)

@@ -32,7 +32,7 @@ from meshtop.sources.prometheus.queries import (
     QUANTILES,
     SEPARATOR,
 )
-from meshtop.sources.protocols import Traffic
+from meshtop.sources.protocols import Pair, Traffic
 from meshtop.turns import giving_way
 
 _MESH_HOST = re.compile(r"^([^.:]+)\.([^.:]+)\.svc(?:\.[^:]+)?(?::[0-9]+)?$")
@@ -344,6 +344,36 @@ def parse_history(
             if i is not None:
                 points.latency(i, q, float(value))
     return points.history(source, destination, window_s, _window_summary(d, window))
+
+
+def parse_histories(
+    d: Dialect,
+    pairs: Sequence[Pair],
+    split: Sequence[str],
+    window_s: float,
+    end: float,
+    codes: Sequence[Mapping[str, Any]],
+    quantiles: Sequence[Mapping[str, Any]],
+    window: Sequence[Mapping[str, Any]],
+) -> list[History]:
+    """Each pair's `History` from the three answers of `batch_queries`, its series told
+    apart by the workload label of each side in `split` (`split_sides`)."""
+    labels = [(d.source if side == "source" else d.destination).workload for side in split]
+    ends = [0 if side == "source" else 1 for side in split]
+
+    def by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
+        out: dict[tuple[str, ...], list[Any]] = defaultdict(list)
+        for row in rows:
+            out[tuple(row["metric"].get(label, "") for label in labels)].append(row)
+        return out
+
+    answers = [by_pair(codes), by_pair(quantiles), by_pair(window)]
+    found = []
+    for pair in pairs:
+        key = tuple((pair[e] or "").split("/", 2)[-1] for e in ends)
+        c, q, w = (a.get(key, ()) for a in answers)
+        found.append(parse_history(d, pair[0], pair[1], window_s, end, c, q, w))
+    return found
 
 
 def _kind(d: Dialect, labels: Mapping[str, str]) -> str | None:
