@@ -26,7 +26,14 @@ from meshtop.model import (
     TraceSummary,
     Workload,
 )
-from meshtop.sources.protocols import ControlPlane, MetricsSource, TraceSource, Traffic
+from meshtop.sources.protocols import (
+    ControlPlane,
+    ManyHistories,
+    MetricsSource,
+    Pair,
+    TraceSource,
+    Traffic,
+)
 
 
 class _Named(Protocol):
@@ -94,12 +101,35 @@ class FederatedMetrics(_Federation[MetricsSource]):
     ) -> History:
         """From the backend of the source's cluster, whose proxies saw every call it
         made; for a source outside every cluster, from the destination's."""
+        return await self._member(source, destination).history(source, destination, window_s)
+
+    async def histories(self, pairs: Sequence[Pair], window_s: float) -> list[History]:
+        """`history` of each pair, in their order: each backend asked for its pairs
+        together where it can (`ManyHistories`: Prometheus asks a namespace's members
+        in one set of queries), else one pair at a time."""
+        mine: dict[int, tuple[MetricsSource, list[int]]] = {}
+        for i, (source, destination) in enumerate(pairs):
+            member = self._member(source, destination)
+            mine.setdefault(id(member), (member, []))[1].append(i)
+
+        async def asked(member: MetricsSource, places: list[int]) -> list[History]:
+            its = [pairs[i] for i in places]
+            if isinstance(member, ManyHistories):
+                return await member.histories(its, window_s)
+            return [await member.history(s, d, window_s) for s, d in its]
+
+        found: dict[int, History] = {}
+        answers = await asyncio.gather(*(asked(m, places) for m, places in mine.values()))
+        for (_, places), histories in zip(mine.values(), answers, strict=True):
+            found.update(zip(places, histories, strict=True))
+        return [found[i] for i in range(len(pairs))]
+
+    def _member(self, source: str | None, destination: str | None) -> MetricsSource:
         for end in (source, destination):
             cluster = end.split("/", 1)[0] if end else ""
             if cluster in self.members:
-                return await self.members[cluster].history(source, destination, window_s)
-        first = next(iter(self.members.values()))
-        return await first.history(source, destination, window_s)
+                return self.members[cluster]
+        return next(iter(self.members.values()))
 
 
 class FederatedControlPlane(_Federation[ControlPlane]):

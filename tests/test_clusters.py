@@ -41,7 +41,7 @@ from meshtop.model import (
 from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, spread
-from meshtop.sources.protocols import ClusterSources, Traffic
+from meshtop.sources.protocols import ClusterSources, Pair, Traffic
 
 from .conftest import T0, Clock
 
@@ -218,6 +218,35 @@ def test_history_is_asked_of_the_sources_cluster() -> None:
     asyncio.run(metrics.history("west/bookinfo/productpage-v1", "east/bookinfo/reviews-v3", 300))
     asyncio.run(metrics.history("unknown/unknown/unknown", "east/bookinfo/productpage-v1", 300))
     assert asked == ["west", "east"]
+
+
+def test_histories_are_asked_of_each_cluster_together_in_their_order() -> None:
+    """A detail's histories through several clusters' backends: each backend asked once
+    for all of its pairs where it asks many together, one pair at a time where not, and
+    the histories in the order asked."""
+    sim = two_clusters()
+    calls: list[tuple[str, int]] = []
+
+    class Many(ClusterMetrics):
+        async def histories(self, pairs: Sequence[Pair], w: float) -> list[History]:
+            calls.append((self.cluster, len(pairs)))
+            return [await ClusterMetrics.history(self, s, d, w) for s, d in pairs]
+
+    class One(ClusterMetrics):
+        async def history(self, source: str | None, destination: str | None, w: float) -> History:
+            calls.append((self.cluster, 1))
+            return await super().history(source, destination, w)
+
+    pairs: list[Pair] = [
+        ("west/bookinfo/productpage-v1", "east/bookinfo/reviews-v3"),
+        (None, "east/bookinfo/productpage-v1"),
+        ("west/bookinfo/reviews-v2", None),
+        (None, "east/bookinfo/reviews-v3"),
+    ]
+    metrics = FederatedMetrics({"east": Many(sim, "east"), "west": One(sim, "west")})
+    found = asyncio.run(metrics.histories(pairs, 300))
+    assert [(h.source, h.destination) for h in found] == pairs
+    assert sorted(calls) == [("east", 2), ("west", 1), ("west", 1)]
 
 
 def test_the_demo_control_planes_report_per_cluster() -> None:
