@@ -680,13 +680,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def with_prometheus(services: int, go: Callable[[str], None]) -> dict[str, Any]:
+def with_prometheus(
+    services: int, go: Callable[[str], None], seen: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """`meshtop sim serve --services N` scraped every 5 s by a real Prometheus; `go(url)`
-    once a window of samples is in. What Prometheus held and took is returned (`scraped`)."""
+    once a window of samples is in. What Prometheus held and took is returned (`scraped`),
+    in `seen` if given (as `go` runs: its `prometheus_pid`)."""
     meshtop = str(Path(sys.executable).parent / "meshtop")
     port = free_port()
     serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port)]
-    seen: dict[str, Any] = {}
+    seen = {} if seen is None else seen
     scraped(serve, port, 5, lambda url: time.sleep(75), go, seen)  # a window (1m) and more
     return seen
 
@@ -819,6 +822,7 @@ def scraped(
             if seen is not None:
                 seen["queries"] = refresh_queries(url)
                 seen["prometheus_rss_mib"] = rss_mib(prom.pid)
+                seen["prometheus_pid"] = prom.pid
             go(url)
             if seen is not None:
                 seen["prometheus_rss_end_mib"] = rss_mib(prom.pid)
