@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import platform
 import statistics
 import sys
 import time
-from dataclasses import fields, is_dataclass
 from typing import Any
 
 import httpx
@@ -42,6 +40,7 @@ from meshtop.sources.prometheus import source as prometheus_source
 from meshtop.sources.prometheus.queries import batch_queries
 from meshtop.sources.prometheus.source import _batches
 from meshtop.sources.protocols import ClusterSources, Pair
+from tests.integration.prometheus import same_figures
 
 WINDOW_S = 900.0  # the detail's window (`DETAIL_WINDOW_S`)
 TICK_S = 0.005
@@ -82,18 +81,6 @@ async def _timed(metrics: Any, about: Any, prom_pid: int) -> tuple[Detail, dict[
     return detail, figures
 
 
-def _close(a: object, b: object) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= 1e-9 * max(1.0, abs(b)) or (math.isnan(a) and math.isnan(b))
-    if is_dataclass(a) and type(a) is type(b):
-        return all(_close(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 def measure(url: str, rounds: int, prom_pid: int, sizes: list[int]) -> dict[str, Any]:
     live = PrometheusMetrics(PrometheusConfig(url, dialect="istio"))
     snapshot = asyncio.run(refresh(ClusterSources.one(live), window_s=60))
@@ -123,7 +110,7 @@ def measure(url: str, rounds: int, prom_pid: int, sizes: list[int]) -> dict[str,
             figures["eval_ms"], figures["samples"] = evaluated(url, about.pairs(), size, at)
             runs[way].append(figures)
             got[way] = detail
-        out["same"] &= all(_close(got[w].history, got[ways[0]].history) for w in ways)
+        out["same"] &= all(same_figures(got[w].history, got[ways[0]].history) for w in ways)
     out["runs"] = runs
     return out
 

@@ -3,6 +3,7 @@ storage in a temporary folder, scraping the targets given every second."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,17 @@ def scraped_mesh(workdir: Path, window_s: float) -> Iterator[Prometheus]:
         )
         time.sleep(window_s + 2)
         yield prom
+
+
+def same_figures(a: object, b: object) -> bool:
+    """The same figures to 1e-9 (Prometheus sums series in an order of its own), every
+    other value equal, through tuples, mappings and dataclasses (a `History`)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(b)) or (math.isnan(a) and math.isnan(b))
+    if is_dataclass(a) and type(a) is type(b):
+        return all(same_figures(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_figures(a[k], b[k]) for k in a)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same_figures(x, y) for x, y in zip(a, b, strict=True))
+    return a == b

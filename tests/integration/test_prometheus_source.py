@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,7 +23,7 @@ from meshtop.sim.traffic import SimEdge
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.prometheus.source import _batches
 
-from .prometheus import Prometheus, running_prometheus
+from .prometheus import Prometheus, running_prometheus, same_figures
 
 pytestmark = pytest.mark.integration
 
@@ -360,20 +360,6 @@ def test_concurrent_histories_leave_a_live_source_live(backends: dict[str, Backe
     assert all(h.rps[-1] is not None for _, h in detail.canary)
 
 
-def _close(a: object, b: object) -> bool:
-    """The same figures to 1e-9 (Prometheus sums a batch's series per workload in its
-    own order), every other value equal, through tuples, mappings and dataclasses."""
-    if isinstance(a, float) and isinstance(b, float):
-        return _same(a, b) or (math.isnan(a) and math.isnan(b))
-    if is_dataclass(a) and type(a) is type(b):
-        return all(_close(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 @pytest.mark.parametrize("dialect", ["istio", "linkerd"])
 def test_histories_asked_together_are_each_history_asked_alone(
     backends: dict[str, Backend], dialect: str
@@ -408,7 +394,7 @@ def test_histories_asked_together_are_each_history_asked_alone(
     for pair, history in [*busy, *idle[:5]]:  # each asked alone, three queries: not all
         alone = asyncio.run(source.history(*pair, 300))
         assert (history.source, history.destination) == pair
-        assert _close(history, alone), pair
+        assert same_figures(history, alone), pair
 
 
 # (bucket metric, reporter label, reporters best first, source and destination labels)
