@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layout.py
 	$(BIN)/python benchmarks/bench_terminal_bytes.py
 	$(BIN)/python benchmarks/bench_detail.py
+	$(BIN)/python benchmarks/bench_histories.py
 	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_waterfall.py
 	$(BIN)/python benchmarks/bench_clusters.py
