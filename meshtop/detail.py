@@ -39,10 +39,10 @@ from meshtop.posture import Decision, SecurityConfig, verdict_on
 from meshtop.sources.protocols import (
     ChangeSource,
     ConfigChange,
-    ManyHistories,
     MetricsSource,
     Pair,
     SecuritySource,
+    histories_of,
 )
 from meshtop.sources.security import read_configs
 
@@ -200,17 +200,6 @@ def changes_in(
     )
 
 
-# Histories asked at once from a source that asks one at a time (several clusters'
-# backends; one Prometheus asks them together itself): one per pair of a subject's ends,
-# and a namespace's box at 2,000 services has 40-55 members (three range queries each,
-# on a thread each), a line between two of them every pair of their members; the rest
-# wait their turn. At 8 (24 requests, more than the 10 connections requests keeps) the
-# threads' turns at the interpreter's lock kept the screen's thread waiting 40-80 ms as
-# the history came; at 4, under 40 ms, and 48 histories took as long (0.9-1.8 s against
-# 1.7-2.0 s, a real Prometheus on loopback)
-HISTORIES_AT_ONCE = 4
-
-
 async def fetch(
     metrics: MetricsSource,
     about: Subject,
@@ -222,20 +211,10 @@ async def fetch(
     and Deployments changed; a log that cannot be read, or a control plane that cannot
     say, said, not raised."""
 
-    asking = asyncio.Semaphore(HISTORIES_AT_ONCE)
-
-    async def one(source: str | None, destination: str | None) -> History:
-        async with asking:
-            return await metrics.history(source, destination, window_s)
-
     async def merged(groups: list[list[Pair]]) -> list[History]:
-        """Each group's histories merged; a source that works out many histories
-        together (`ManyHistories`) is asked for every group's at once."""
-        if isinstance(metrics, ManyHistories):
-            answers = iter(await metrics.histories([p for g in groups for p in g], window_s))
-            return [merge([next(answers) for _ in g]) for g in groups]
-        asked = (asyncio.gather(*(one(s, d) for s, d in g)) for g in groups)
-        return [merge(h) for h in await asyncio.gather(*asked)]
+        """Each group's histories merged, every group's asked at once."""
+        answers = iter(await histories_of(metrics, [p for g in groups for p in g], window_s))
+        return [merge([next(answers) for _ in g]) for g in groups]
 
     groups = [about.pairs(), *(about.pairs(ids) for _, ids in about.versions)]
     said = asyncio.ensure_future(config_changes(planes))  # beside the histories

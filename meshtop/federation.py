@@ -28,11 +28,11 @@ from meshtop.model import (
 )
 from meshtop.sources.protocols import (
     ControlPlane,
-    ManyHistories,
     MetricsSource,
     Pair,
     TraceSource,
     Traffic,
+    histories_of,
 )
 
 
@@ -104,22 +104,18 @@ class FederatedMetrics(_Federation[MetricsSource]):
         return await self._member(source, destination).history(source, destination, window_s)
 
     async def histories(self, pairs: Sequence[Pair], window_s: float) -> list[History]:
-        """`history` of each pair, in their order: each backend asked for its pairs
-        together where it can (`ManyHistories`: Prometheus asks a namespace's members
-        in one set of queries), else one pair at a time."""
+        """`history` of each pair, in their order: each backend asked for its own pairs
+        (`histories_of`: together where it can, as Prometheus asks a namespace's
+        members; each backend bounds its own)."""
         mine: dict[int, tuple[MetricsSource, list[int]]] = {}
         for i, (source, destination) in enumerate(pairs):
             member = self._member(source, destination)
             mine.setdefault(id(member), (member, []))[1].append(i)
 
-        async def asked(member: MetricsSource, places: list[int]) -> list[History]:
-            its = [pairs[i] for i in places]
-            if isinstance(member, ManyHistories):
-                return await member.histories(its, window_s)
-            return [await member.history(s, d, window_s) for s, d in its]
-
         found: dict[int, History] = {}
-        answers = await asyncio.gather(*(asked(m, places) for m, places in mine.values()))
+        answers = await asyncio.gather(
+            *(histories_of(m, [pairs[i] for i in places], window_s) for m, places in mine.values())
+        )
         for (_, places), histories in zip(mine.values(), answers, strict=True):
             found.update(zip(places, histories, strict=True))
         return [found[i] for i in range(len(pairs))]

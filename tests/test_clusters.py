@@ -222,8 +222,8 @@ def test_history_is_asked_of_the_sources_cluster() -> None:
 
 def test_histories_are_asked_of_each_cluster_together_in_their_order() -> None:
     """A detail's histories through several clusters' backends: each backend asked once
-    for all of its pairs where it asks many together, one pair at a time where not, and
-    the histories in the order asked."""
+    for all of its pairs where it asks many together, pair by pair where not, and the
+    histories in the order asked."""
     sim = two_clusters()
     calls: list[tuple[str, int]] = []
 

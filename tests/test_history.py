@@ -245,8 +245,9 @@ def test_a_detail_asks_a_bounded_number_of_histories_at_once(sim: Simulation) ->
     one for each pair of their members: each three requests and a thread against
     Prometheus. Asked all at once, a box of 40 members opened 120 of each; now no more
     than HISTORIES_AT_ONCE histories at a time, and every one asked, merged as before."""
-    from meshtop.detail import HISTORIES_AT_ONCE, fetch, subject
+    from meshtop.detail import fetch, subject
     from meshtop.mesh import refresh
+    from meshtop.sources.protocols import HISTORIES_AT_ONCE
 
     snapshot = asyncio.run(refresh(sim.clusters, clock=sim.clock))
     members = sorted(snapshot.nodes)

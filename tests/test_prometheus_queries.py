@@ -526,3 +526,45 @@ def test_histories_are_asked_together_by_namespace_up_to_a_batch_a_side() -> Non
     codes = batch_queries(ISTIO, (), many[:3], 300, history_step(300))["codes"]
     assert 'destination_workload=~"w000|w001|w002"' in codes
     assert codes.startswith("sum by (destination_workload, response_code")
+
+
+def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
+    """The rows of a set of history queries go to the pair their workload labels name,
+    the rows of a pair nobody asked about to none; a pair with no rows is all gaps."""
+    from meshtop.sources.prometheus.answers import parse_histories
+
+    end, window = 1_800_000_000.0, 300.0
+    last = end  # the window's last point
+
+    def row(src: str, dst: str, value: float, **labels: str) -> dict[str, Any]:
+        metric = {"source_workload": src, "destination_workload": dst, **labels}
+        return {"metric": metric, "values": [[last, repr(value)]]}
+
+    def summary(src: str, dst: str, rps: float) -> dict[str, Any]:
+        labels = {**SRC, **DST, "source_workload": src, "destination_workload": dst}
+        edge = SEPARATOR.join(labels.get(x, "") for x in ISTIO.edge_labels())
+        metric = {EDGE: edge, "source_workload": src, "destination_workload": dst,
+                  "reporter": "source", "response_code": "200"}  # fmt: skip
+        return {"metric": metric, "value": [end, repr(rps)]}
+
+    codes = [
+        row("a", "x", 3.0, response_code="200"), row("a", "x", 1.0, response_code="503"),
+        row("b", "x", 5.0, response_code="200"), row("b", "y", 7.0, response_code="200"),
+        row("c", "x", 99.0, response_code="200"),  # nobody asked about c
+    ]  # fmt: skip
+    quantiles = [row("a", "x", 12.5, quantile="0.5"), row("b", "x", 40.0, quantile="0.5")]
+    window_rows = [summary("a", "x", 4.0), summary("b", "y", 7.0)]
+    pairs = [("K/ns/a", "K/ns/x"), ("K/ns/b", "K/ns/x"), ("K/ns/b", "K/ns/y"), ("K/ns/a", "K/ns/y")]
+    split = ("source", "destination")
+    ax, bx, by, ay = parse_histories(ISTIO, pairs, split, window, end, codes, quantiles,
+                                     window_rows)  # fmt: skip
+    assert (ax.source, ax.destination) == pairs[0]
+    assert ax.rps[-1] == 4.0 and ax.error_rate[-1] == 0.25 and ax.p50_ms[-1] == 12.5
+    assert bx.rps[-1] == 5.0 and bx.error_rate[-1] == 0.0 and bx.p50_ms[-1] == 40.0
+    assert by.rps[-1] == 7.0 and by.p50_ms[-1] is None
+    assert ay.rps[-1] is None and ay.summary.rps == 0.0  # no rows: gaps
+    assert ax.summary.rps == 4.0 and by.summary.rps == 7.0 and bx.summary.rps == 0.0
+    # one side split: the rows told apart by the destination's workload alone
+    (x,) = parse_histories(ISTIO, [(None, "K/ns/x")], ("destination",), window, end,
+                           [row("", "x", 2.0, response_code="200")], [], [])  # fmt: skip
+    assert x.rps[-1] == 2.0

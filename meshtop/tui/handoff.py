@@ -151,7 +151,8 @@ def promql(app: MeshtopApp, sel: Selected, window_s: float) -> tuple[str, list[Q
     """Whose queries, and each query behind the selection's figures: the Prometheus
     source's own (`history_queries`), the selection's labels filled in, each value a
     PromQL string. Per pair of nodes: the rates by response code and the latency
-    quantiles as the detail's charts over `window_s` ask them, and the figures over the
+    quantiles of the detail's charts over `window_s` (the detail asks a namespace's
+    pairs together, split by workload: the same figures), and the figures over the
     console's window, summed up."""
     d, whose = dialect(app, sel.about)
     now, charts = duration(app.settings.window_s), duration(window_s)
