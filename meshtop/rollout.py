@@ -20,7 +20,7 @@ from meshtop.canary import Plan, Split, rule_index
 from meshtop.errors import ConflictError, MeshtopError, UsageError
 from meshtop.model import Route, WindowSummary
 from meshtop.routes_view import workloads_behind as workloads_behind  # where it was
-from meshtop.sources.protocols import MetricsSource
+from meshtop.sources.protocols import MetricsSource, Pair, histories_of
 
 if TYPE_CHECKING:
     from meshtop.change.workflow import Workflow
@@ -134,10 +134,12 @@ async def rollout(
     route = first
 
     async def judged() -> tuple[WindowSummary, float | None]:
-        summaries = {}
-        for n, ids in version_nodes.items():
-            found = [await metrics.history(None, i, interval_s) for i in ids]
-            summaries[n] = _merge([h.summary for h in found])
+        # every version's workloads asked together: one moment for them all, and against
+        # Prometheus one set of queries for the workloads of a namespace
+        pairs: list[Pair] = [(None, i) for ids in version_nodes.values() for i in ids]
+        found = iter(await histories_of(metrics, pairs, interval_s))
+        summaries = {n: _merge([next(found).summary for _ in ids])
+                     for n, ids in version_nodes.items()}  # fmt: skip
         total = sum(x.rps for x in summaries.values())
         return summaries[to], (summaries[to].rps / total if total else None)
 
