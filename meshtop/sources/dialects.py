@@ -64,6 +64,10 @@ class Dialect:
     tcp_selector: str = ""
     unknown: str = "unknown"  # the value a proxy writes for a peer it cannot name
 
+    def peer(self, side: str) -> Peer:
+        """The labels of one end of a call: `source`, or else `destination`."""
+        return self.source if side == "source" else self.destination
+
     def edge_labels(self) -> tuple[str, ...]:
         """Both ends of a call (cluster, namespace, workload, app, version) and the host
         called: what names an edge and its nodes."""

@@ -46,7 +46,7 @@ def _mesh_host(host: str) -> tuple[str, str] | None:
 
 
 def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
-    peer = d.source if side == "source" else d.destination
+    peer = d.peer(side)
     name = labels.get(peer.workload, "")
     for other in peer.other_workloads:  # a StatefulSet or DaemonSet, in Linkerd's labels
         name = name or labels.get(other, "")
@@ -358,7 +358,7 @@ def parse_histories(
 ) -> list[History]:
     """Each pair's `History` from the three answers of `batch_queries`, its series told
     apart by the workload label of each side in `split` (`split_sides`)."""
-    labels = [(d.source if side == "source" else d.destination).workload for side in split]
+    labels = [d.peer(side).workload for side in split]
     ends = [0 if side == "source" else 1 for side in split]
 
     def by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:

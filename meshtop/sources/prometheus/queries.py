@@ -275,8 +275,7 @@ def batch_queries(
     rate_window = duration(max(step, 60))
     window = duration(window_s)
     selector = [*_side(d, sources, "source"), *_side(d, destinations, "destination")]
-    split = [(d.source if s == "source" else d.destination).workload
-             for s in split_sides(sources, destinations)]  # fmt: skip
+    split = [d.peer(side).workload for side in split_sides(sources, destinations)]
     # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
     # may be reported by different proxies (an unmeshed one only by the node's).
     outcome = [x for x in (d.code, d.grpc_status, d.failure_label, d.protocol) if x]
@@ -308,7 +307,7 @@ def _side(d: Dialect, ids: Sequence[str], side: str) -> list[str]:
     workloads of one namespace, by one pattern on their workload label."""
     if len(ids) < 2:
         return [m for i in ids for m in peer_selector(d, i, side)]
-    label = (d.source if side == "source" else d.destination).workload
+    label = d.peer(side).workload
     names = [i.split("/", 2)[2] for i in ids]
     one = peer_selector(d, ids[0], side)
     return [_named(label, names) if m.startswith(f"{label}=") else m for m in one]
@@ -318,7 +317,7 @@ def peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
     """Label matchers for one end of a call, the inverse of `answers.node`."""
     if node_id is None:
         return []
-    peer = d.source if side == "source" else d.destination
+    peer = d.peer(side)
     cluster, namespace, name = node_id.split("/", 2)
     if cluster == UNKNOWN:
         return [f"{peer.workload}={json.dumps(d.unknown)}"]
