@@ -237,3 +237,25 @@ def test_a_history_that_is_not_samples_is_one_clear_line(fake: str) -> None:
     source = PrometheusMetrics(PrometheusConfig(f"{fake}/oddmatrix", dialect="istio"))
     with pytest.raises(BackendError, match="answered a range query with something that is not"):
         asyncio.run(source.history("c/ns/a", "c/ns/b", 300))
+
+
+# A namespace's members, asked together: three sets of history queries (8 a set)
+MEMBERS = [(None, f"c/ns/w{i}") for i in range(20)]
+
+
+def test_histories_asked_together_that_are_not_samples_are_one_clear_line(fake: str) -> None:
+    """Answers without the workload label they are split by are not a namespace's
+    histories: one clear line, never histories quietly empty."""
+    source = PrometheusMetrics(PrometheusConfig(f"{fake}/oddmatrix", dialect="istio"))
+    with pytest.raises(BackendError, match="answered a range query with something that is not"):
+        asyncio.run(source.histories(MEMBERS, 300))
+
+
+def test_histories_asked_together_end_at_the_deadline(fake: str) -> None:
+    """A Prometheus that does not answer holds a namespace's histories no longer than
+    the deadline of one set of queries: one clear line, whatever the sets still waiting."""
+    source = PrometheusMetrics(PrometheusConfig(f"{fake}/slow", dialect="istio", timeout_s=0.5))
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not answer within 0\.5s"):
+        asyncio.run(source.histories(MEMBERS, 300))
+    assert time.monotonic() - started < 1.9  # the server answers after 2 s

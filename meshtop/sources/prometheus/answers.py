@@ -357,14 +357,15 @@ def parse_histories(
     window: Sequence[Mapping[str, Any]],
 ) -> list[History]:
     """Each pair's `History` from the three answers of `batch_queries`, its series told
-    apart by the workload label of each side in `split` (`split_sides`)."""
+    apart by the workload label of each side in `split` (`split_sides`), which every
+    series they sum by carries: one without it raises `KeyError`, never goes unread."""
     labels = [d.peer(side).workload for side in split]
     ends = [0 if side == "source" else 1 for side in split]
 
     def by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
         out: dict[tuple[str, ...], list[Any]] = defaultdict(list)
         for row in rows:
-            out[tuple(row["metric"].get(label, "") for label in labels)].append(row)
+            out[tuple(row["metric"][label] for label in labels)].append(row)
         return out
 
     answers = [by_pair(codes), by_pair(quantiles), by_pair(window)]
