@@ -51,7 +51,10 @@ def test_an_unnamed_linkerd_caller_is_found_again_by_its_missing_name() -> None:
     outbound series name its namespace and no workload."""
     w = _node(LINKERD, {"namespace": "batch", "dst_deployment": "api"}, "source")
     assert (w.id, w.mark) == ("Kubernetes/batch/unknown", NodeMark.UNNAMED)
-    assert _peer_selector(LINKERD, w.id, "source") == ['namespace="batch"', 'deployment=""']
+    # by no workload label of any kind: `deployment=""` alone matches a StatefulSet too
+    assert _peer_selector(LINKERD, w.id, "source") == [
+        'namespace="batch"', 'deployment=""', 'statefulset=""', 'daemonset=""'
+    ]  # fmt: skip
     assert _peer_selector(ISTIO, w.id, "source") == [
         'source_workload_namespace="batch"',
         'source_workload="unknown"',

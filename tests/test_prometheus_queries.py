@@ -3,6 +3,7 @@ exactly as the HTTP API returns them (integration tests check them against a rea
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -287,9 +288,44 @@ def test_ambient_keeps_sidecar_edges_in_a_mixed_mesh() -> None:
 def test_linkerd_names_statefulsets_too() -> None:
     labels = {"namespace": "shop", "statefulset": "queue", "dst_namespace": "shop",
               "dst_statefulset": "db", "direction": "outbound", "tls": "true"}  # fmt: skip
-    traffic = join(LINKERD, {"requests": [sample(1.0, LINKERD, status_code="200", **labels)]})
-    (edge,) = traffic.edges
-    assert (edge.source, edge.destination) == ("Kubernetes/shop/queue", "Kubernetes/shop/db")
+    deployed = {**labels, "statefulset": "", "deployment": "web"}
+    answers = [sample(1.0, LINKERD, status_code="200", **x) for x in (labels, deployed)]
+    kinds: dict[str, int] = {}
+    traffic = join(LINKERD, {"requests": answers}, kinds=kinds)
+    assert {(e.source, e.destination) for e in traffic.edges} == {
+        ("Kubernetes/shop/queue", "Kubernetes/shop/db"),
+        ("Kubernetes/shop/web", "Kubernetes/shop/db"),
+    }
+    # which label named each, for its history to be asked by it; a Deployment's is the first
+    assert kinds == {"Kubernetes/shop/queue": 1, "Kubernetes/shop/db": 1}
+
+
+def test_linkerd_histories_ask_each_workload_by_its_kinds_label() -> None:
+    """A StatefulSet's history is asked by `statefulset`, where `deployment` matched
+    nothing and the history was empty; workloads of one namespace but of two kinds are
+    asked in two sets, each split by its own label."""
+    from meshtop.sources.prometheus.queries import batch_queries, split_by
+    from meshtop.sources.prometheus.source import _batches
+
+    web, queue, db = (f"Kubernetes/shop/{n}" for n in ("web", "queue", "db"))
+    kinds = {queue: 1, db: 1}
+    one = batch_queries(LINKERD, [queue], [db], 300, 60, kinds)["codes"]
+    assert 'statefulset="queue"' in one and 'dst_statefulset="db"' in one
+    assert not re.search(r"[{,](dst_)?deployment=", one)  # matched by neither end
+    pairs = [(None, web), (None, queue), (None, db), (queue, None)]
+    batches = _batches(pairs, kinds)
+    assert [(b.destinations, b.pairs) for b in batches[:2]] == [
+        ((web,), ((None, web),)),
+        ((queue, db), ((None, queue), (None, db))),
+    ]
+    assert split_by(LINKERD, (), (queue, db), kinds) == ((1, "dst_statefulset"),)
+    together = batch_queries(LINKERD, (), (queue, db), 300, 60, kinds)["codes"]
+    assert 'dst_statefulset=~"db|queue"' in together
+    assert together.startswith("sum by (dst_statefulset, status_code")
+    # Istio names every workload by one label: nothing to learn
+    istio: dict[str, int] = {}
+    join(ISTIO, {"requests": [req(5.0, "source")]}, kinds=istio)
+    assert istio == {}
 
 
 def test_namespace_filter_includes_services_nobody_answered_for() -> None:
@@ -555,7 +591,7 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
     quantiles = [row("a", "x", 12.5, quantile="0.5"), row("b", "x", 40.0, quantile="0.5")]
     window_rows = [summary("a", "x", 4.0), summary("b", "y", 7.0)]
     pairs = [("K/ns/a", "K/ns/x"), ("K/ns/b", "K/ns/x"), ("K/ns/b", "K/ns/y"), ("K/ns/a", "K/ns/y")]
-    split = ("source", "destination")
+    split = ((0, "source_workload"), (1, "destination_workload"))
     ax, bx, by, ay = parse_histories(ISTIO, pairs, split, window, end, codes, quantiles,
                                      window_rows)  # fmt: skip
     assert (ax.source, ax.destination) == pairs[0]
@@ -565,6 +601,6 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
     assert ay.rps[-1] is None and ay.summary.rps == 0.0  # no rows: gaps
     assert ax.summary.rps == 4.0 and by.summary.rps == 7.0 and bx.summary.rps == 0.0
     # one side split: the rows told apart by the destination's workload alone
-    (x,) = parse_histories(ISTIO, [(None, "K/ns/x")], ("destination",), window, end,
+    (x,) = parse_histories(ISTIO, [(None, "K/ns/x")], ((1, "destination_workload"),), window, end,
                            [row("", "x", 2.0, response_code="200")], [], [])  # fmt: skip
     assert x.rps[-1] == 2.0

@@ -4,7 +4,8 @@ per reporting proxy, Istio's default latency buckets, `unknown` peers and
 `connection_security_policy`. `ambient`: waypoints report HTTP once
 (`reporter="waypoint"`), ztunnel reports TCP. `linkerd`: linkerd2-proxy's
 `response_total`, `response_latency_ms` and `tcp_*`, with the `namespace`/`deployment`
-labels linkerd-viz's Prometheus adds from the pod. Counters only ever grow: each scrape
+labels linkerd-viz's Prometheus adds from the pod (`statefulset` or `daemonset` for a
+workload of that kind). Counters only ever grow: each scrape
 adds what flowed since the last one."""
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _linkerd_peer(prefix: str, w: SimWorkload) -> Labels:
     wl = w.workload
     return [
         (f"{prefix}namespace", wl.namespace),
-        (f"{prefix}deployment", wl.name),
+        (f"{prefix}{w.kind}", wl.name),  # `deployment`, `statefulset`, `daemonset`
         (f"{prefix}pod", f"{wl.name}-5d8f7c9b4-x2x7q"),
         (f"{prefix}serviceaccount", w.service_account),
     ]

@@ -51,6 +51,7 @@ class SimWorkload:
     behaviour: Behaviour = Behaviour()
     sidecar: bool = True
     service_account: str = "default"
+    kind: str = "deployment"  # what owns its pods: Linkerd's labels name it by its kind
 
     @property
     def id(self) -> str:
@@ -393,7 +394,10 @@ def generated(services: int, seed: int = 1, ingress_rps: float | None = None) ->
                     client_error_rate=rng.uniform(0.0, 0.05) if layer <= 1 else 0.0,
                 )
                 wl = Workload(CLUSTER, ns, f"{name}-{v}", name, v)
-                workloads[wl.id] = SimWorkload(wl, name, behaviour, service_account=name)
+                workloads[wl.id] = SimWorkload(
+                    wl, name, behaviour, service_account=name,
+                    kind="statefulset" if store else "deployment",  # data stores keep state
+                )  # fmt: skip
                 ids.append(wl.id)
             svc_index[(ns, name)] = ids
             if canary:

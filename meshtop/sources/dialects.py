@@ -25,6 +25,12 @@ class Peer:
         own = (self.cluster, self.namespace, self.workload, self.app, self.version)
         return tuple(x for x in (*own, *self.other_workloads) if x)
 
+    def workloads(self) -> tuple[str, ...]:
+        """The labels that may name the workload, by its kind (`kind` indexes them): a
+        proxy writes one, the others absent. Istio's `*_workload` alone; Linkerd's
+        `deployment`, then `statefulset` and `daemonset`."""
+        return (self.workload, *self.other_workloads)
+
 
 class Errors(enum.Enum):
     CODES = "codes"  # HTTP 5xx, a non-OK gRPC status, or no response (code 0)

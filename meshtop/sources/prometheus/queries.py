@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 from meshtop.model import SERVICE_PREFIX, UNKNOWN
 from meshtop.sources.dialects import Dialect
@@ -26,6 +27,10 @@ EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
 # (`latency_query`); `Later`: the same for the reporters after the first.
 Whom = Mapping[str, Collection[str] | None]
 Later = Whom
+# The workloads named by a label other than their peer's first, by its place in
+# `Peer.workloads` (Linkerd's StatefulSets 1, DaemonSets 2), as a refresh found them
+Kinds = Mapping[str, int]
+ALL_FIRST: Kinds = MappingProxyType({})  # every workload named by its peer's first label
 
 
 def _selector(*parts: str) -> str:
@@ -227,13 +232,23 @@ def snapshot_queries(
 
 
 def history_queries(
-    d: Dialect, source: str | None, destination: str | None, window_s: float, step: float
+    d: Dialect,
+    source: str | None,
+    destination: str | None,
+    window_s: float,
+    step: float,
+    kinds: Kinds = ALL_FIRST,
 ) -> dict[str, str]:
     """The queries behind a `History`: answers by outcome and latency quantiles as range
     queries, and the window summed up (by reporter, outcome, security and principals,
     and its quantiles) as one instant query."""
     return batch_queries(
-        d, (source,) if source else (), (destination,) if destination else (), window_s, step
+        d,
+        (source,) if source else (),
+        (destination,) if destination else (),
+        window_s,
+        step,
+        kinds,
     )
 
 
@@ -256,26 +271,41 @@ def batchable(node_id: str) -> tuple[str, str] | None:
     return cluster, namespace
 
 
-def split_sides(sources: Sequence[str], destinations: Sequence[str]) -> tuple[str, ...]:
-    """The sides (`source`, `destination`) whose several workloads `batch_queries` tells
-    apart by their workload label."""
-    return tuple(side for side, ids in (("source", sources), ("destination", destinations))
-                 if len(ids) > 1)  # fmt: skip
+def split_by(
+    d: Dialect, sources: Sequence[str], destinations: Sequence[str], kinds: Kinds = ALL_FIRST
+) -> tuple[tuple[int, str], ...]:
+    """The ends (0 the source, 1 the destination) whose several workloads `batch_queries`
+    tells apart, each with the label it tells them apart by: their kind's (`_batches`
+    asks workloads of one kind together)."""
+    return tuple(
+        (end, d.peer(side).workloads()[kinds.get(ids[0], 0)])
+        for end, (side, ids) in enumerate((("source", sources), ("destination", destinations)))
+        if len(ids) > 1
+    )
 
 
 def batch_queries(
-    d: Dialect, sources: Sequence[str], destinations: Sequence[str], window_s: float, step: float
+    d: Dialect,
+    sources: Sequence[str],
+    destinations: Sequence[str],
+    window_s: float,
+    step: float,
+    kinds: Kinds = ALL_FIRST,
 ) -> dict[str, str]:
     """`history_queries` for every pair of `sources` and `destinations` at once (none on
     a side: anything there): where a side has several, they are workloads of one
-    namespace (`batchable`), matched by one pattern and told apart by their workload
-    label, which every answer carries (`split_sides`)."""
+    namespace and kind (`batchable`), matched by one pattern and told apart by their
+    workload label, which every answer carries (`split_by`). `kinds`: the workloads
+    named by a label other than their peer's first (`answers.join`)."""
     # Each point's rate covers its own step (at least a minute, for scrapes to fall in),
     # so that a spike shows at its point rather than smeared over the next ones.
     rate_window = duration(max(step, 60))
     window = duration(window_s)
-    selector = [*_side(d, sources, "source"), *_side(d, destinations, "destination")]
-    split = [d.peer(side).workload for side in split_sides(sources, destinations)]
+    selector = [
+        *_side(d, sources, "source", kinds),
+        *_side(d, destinations, "destination", kinds),
+    ]
+    split = [label for _, label in split_by(d, sources, destinations, kinds)]
     # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
     # may be reported by different proxies (an unmeshed one only by the node's).
     outcome = [x for x in (d.code, d.grpc_status, d.failure_label, d.protocol) if x]
@@ -302,29 +332,37 @@ def batch_queries(
     }
 
 
-def _side(d: Dialect, ids: Sequence[str], side: str) -> list[str]:
+def _side(d: Dialect, ids: Sequence[str], side: str, kinds: Kinds) -> list[str]:
     """Label matchers for one end of the calls: one node (`peer_selector`), or several
-    workloads of one namespace, by one pattern on their workload label."""
+    workloads of one namespace and kind, by one pattern on their kind's label."""
     if len(ids) < 2:
-        return [m for i in ids for m in peer_selector(d, i, side)]
-    label = d.peer(side).workload
+        return [m for i in ids for m in peer_selector(d, i, side, kinds.get(i, 0))]
+    kind = kinds.get(ids[0], 0)
+    label = d.peer(side).workloads()[kind]
     names = [i.split("/", 2)[2] for i in ids]
-    one = peer_selector(d, ids[0], side)
+    one = peer_selector(d, ids[0], side, kind)
     return [_named(label, names) if m.startswith(f"{label}=") else m for m in one]
 
 
-def peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
-    """Label matchers for one end of a call, the inverse of `answers.node`."""
+def _unnamed(d: Dialect, side: str) -> list[str]:
+    """Matchers for an end whose proxy wrote no workload's name: by no label of any kind
+    (Linkerd's `deployment=""` alone also matches a StatefulSet's series)."""
+    return [f"{label}={json.dumps(d.unknown)}" for label in d.peer(side).workloads()]
+
+
+def peer_selector(d: Dialect, node_id: str | None, side: str, kind: int = 0) -> list[str]:
+    """Label matchers for one end of a call, the inverse of `answers.node`; `kind`: which
+    of the peer's workload labels names it (`Peer.workloads`)."""
     if node_id is None:
         return []
     peer = d.peer(side)
     cluster, namespace, name = node_id.split("/", 2)
     if cluster == UNKNOWN:
-        return [f"{peer.workload}={json.dumps(d.unknown)}"]
+        return _unnamed(d, side)
     if name == f"{SERVICE_PREFIX}{UNKNOWN}" and side == "destination":
         # calls that went nowhere known, from the callers in that namespace
         return [
-            f"{peer.workload}={json.dumps(d.unknown)}",
+            *_unnamed(d, side),
             f"{d.service}=~{json.dumps(f'{UNKNOWN}|')}",
             f"{d.source.namespace}={json.dumps(namespace)}",
         ]
@@ -335,13 +373,12 @@ def peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
         return [f"{d.service}=~{json.dumps(re.escape(name) + '(:[0-9]+)?')}"]
     if name.startswith(SERVICE_PREFIX):
         host = re.escape(f"{name[len(SERVICE_PREFIX) :]}.{namespace}.svc") + DOMAIN_AND_PORT
-        return [
-            f"{d.service}=~{json.dumps(host)}",
-            f"{peer.workload}={json.dumps(d.unknown)}",
-        ]
-    # an unnamed caller (`namespace/unknown`) is the one whose proxy wrote no name
-    named = d.unknown if name == UNKNOWN else name
-    out = [f"{peer.namespace}={json.dumps(namespace)}", f"{peer.workload}={json.dumps(named)}"]
+        return [f"{d.service}=~{json.dumps(host)}", *_unnamed(d, side)]
+    out = [f"{peer.namespace}={json.dumps(namespace)}"]
+    if name == UNKNOWN:  # an unnamed caller: the one whose proxy wrote no name
+        out += _unnamed(d, side)
+    else:
+        out.append(f"{peer.workloads()[kind]}={json.dumps(name)}")
     if peer.cluster and cluster != DEFAULT_CLUSTER:
         out.append(f"{peer.cluster}={json.dumps(cluster)}")
     return out
