@@ -288,44 +288,49 @@ def test_ambient_keeps_sidecar_edges_in_a_mixed_mesh() -> None:
 def test_linkerd_names_statefulsets_too() -> None:
     labels = {"namespace": "shop", "statefulset": "queue", "dst_namespace": "shop",
               "dst_statefulset": "db", "direction": "outbound", "tls": "true"}  # fmt: skip
-    deployed = {**labels, "statefulset": "", "deployment": "web"}
-    answers = [sample(1.0, LINKERD, status_code="200", **x) for x in (labels, deployed)]
-    kinds: dict[str, int] = {}
-    traffic = join(LINKERD, {"requests": answers}, kinds=kinds)
-    assert {(e.source, e.destination) for e in traffic.edges} == {
-        ("Kubernetes/shop/queue", "Kubernetes/shop/db"),
-        ("Kubernetes/shop/web", "Kubernetes/shop/db"),
-    }
-    # which label named each, for its history to be asked by it; a Deployment's is the first
-    assert kinds == {"Kubernetes/shop/queue": 1, "Kubernetes/shop/db": 1}
+    traffic = join(LINKERD, {"requests": [sample(1.0, LINKERD, status_code="200", **labels)]})
+    (edge,) = traffic.edges
+    assert (edge.source, edge.destination) == ("Kubernetes/shop/queue", "Kubernetes/shop/db")
 
 
-def test_linkerd_histories_ask_each_workload_by_its_kinds_label() -> None:
-    """A StatefulSet's history is asked by `statefulset`, where `deployment` matched
-    nothing and the history was empty; workloads of one namespace but of two kinds are
-    asked in two sets, each split by its own label."""
+def test_linkerd_histories_ask_for_a_workload_by_every_kinds_label() -> None:
+    """Linkerd names a StatefulSet's pods by `statefulset`, a DaemonSet's by `daemonset`:
+    a workload's history asks by each (one selector a label, no series matching two),
+    where `deployment` alone matched nothing and a StatefulSet's charts stayed empty;
+    workloads asked together are told apart by whichever names them."""
+    from meshtop.sources.prometheus.answers import parse_histories
     from meshtop.sources.prometheus.queries import batch_queries, split_by
-    from meshtop.sources.prometheus.source import _batches
 
     web, queue, db = (f"Kubernetes/shop/{n}" for n in ("web", "queue", "db"))
-    kinds = {queue: 1, db: 1}
-    one = batch_queries(LINKERD, [queue], [db], 300, 60, kinds)["codes"]
-    assert 'statefulset="queue"' in one and 'dst_statefulset="db"' in one
-    assert not re.search(r"[{,](dst_)?deployment=", one)  # matched by neither end
-    pairs = [(None, web), (None, queue), (None, db), (queue, None)]
-    batches = _batches(pairs, kinds)
-    assert [(b.destinations, b.pairs) for b in batches[:2]] == [
-        ((web,), ((None, web),)),
-        ((queue, db), ((None, queue), (None, db))),
-    ]
-    assert split_by(LINKERD, (), (queue, db), kinds) == ((1, "dst_statefulset"),)
-    together = batch_queries(LINKERD, (), (queue, db), 300, 60, kinds)["codes"]
-    assert 'dst_statefulset=~"db|queue"' in together
-    assert together.startswith("sum by (dst_statefulset, status_code")
-    # Istio names every workload by one label: nothing to learn
-    istio: dict[str, int] = {}
-    join(ISTIO, {"requests": [req(5.0, "source")]}, kinds=istio)
-    assert istio == {}
+    one = batch_queries(LINKERD, [queue], [db], 300, 60)["codes"]
+    for src in ("deployment", "statefulset", "daemonset"):
+        for dst in ("dst_deployment", "dst_statefulset", "dst_daemonset"):
+            assert f'{{direction="outbound",namespace="shop",{src}="queue",' \
+                   f'dst_namespace="shop",{dst}="db"}}' in one  # fmt: skip
+    assert one.count("rate(") == 9
+    assert split_by(LINKERD, (), (queue, db)) == (
+        (1, ("dst_deployment", "dst_statefulset", "dst_daemonset")),
+    )
+    together = batch_queries(LINKERD, (), (web, queue, db), 300, 60)["codes"]
+    assert together.count("rate(") == 3 and 'dst_statefulset=~"db|queue|web"' in together
+    assert together.startswith("sum by (dst_deployment, dst_statefulset, dst_daemonset, status")
+    end = 1_800_000_000.0
+
+    def row(value: float, **labels: str) -> dict[str, Any]:
+        return {"metric": {"status_code": "200", **labels}, "values": [[end, repr(value)]]}
+
+    codes = [row(1.0, dst_deployment="web"), row(2.0, dst_statefulset="queue"),
+             row(4.0, dst_daemonset="db")]  # fmt: skip
+    split = split_by(LINKERD, (), (web, queue, db))
+    found = parse_histories(LINKERD, [(None, web), (None, queue), (None, db)], split, 300.0,
+                            end, codes, [], [])  # fmt: skip
+    assert [h.rps[-1] for h in found] == [1.0, 2.0, 4.0]
+    # a series that names no workload of the end it is split by: said, never unread
+    with pytest.raises(KeyError):
+        parse_histories(LINKERD, [(None, web)], split, 300.0, end, [row(1.0)], [], [])
+    # Istio names every workload by one label: one selector a reporter (three: the
+    # client's, the server's, and the client's again inside `unless`)
+    assert batch_queries(ISTIO, [queue], [db], 300, 60)["codes"].count("rate(") == 3
 
 
 def test_namespace_filter_includes_services_nobody_answered_for() -> None:
@@ -382,7 +387,6 @@ class _Backend:
         self.asked: list[str] = []
 
     def __call__(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-        import re
 
         self.asked.append(promql)
         if promql.startswith("sum by (meshtop_edge, reporter, response_code"):
@@ -568,6 +572,7 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
     """The rows of a set of history queries go to the pair their workload labels name,
     the rows of a pair nobody asked about to none; a pair with no rows is all gaps."""
     from meshtop.sources.prometheus.answers import parse_histories
+    from meshtop.sources.prometheus.queries import split_by
 
     end, window = 1_800_000_000.0, 300.0
     last = end  # the window's last point
@@ -591,7 +596,7 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
     quantiles = [row("a", "x", 12.5, quantile="0.5"), row("b", "x", 40.0, quantile="0.5")]
     window_rows = [summary("a", "x", 4.0), summary("b", "y", 7.0)]
     pairs = [("K/ns/a", "K/ns/x"), ("K/ns/b", "K/ns/x"), ("K/ns/b", "K/ns/y"), ("K/ns/a", "K/ns/y")]
-    split = ((0, "source_workload"), (1, "destination_workload"))
+    split = split_by(ISTIO, ("K/ns/a", "K/ns/b"), ("K/ns/x", "K/ns/y"))
     ax, bx, by, ay = parse_histories(ISTIO, pairs, split, window, end, codes, quantiles,
                                      window_rows)  # fmt: skip
     assert (ax.source, ax.destination) == pairs[0]
@@ -601,6 +606,7 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
     assert ay.rps[-1] is None and ay.summary.rps == 0.0  # no rows: gaps
     assert ax.summary.rps == 4.0 and by.summary.rps == 7.0 and bx.summary.rps == 0.0
     # one side split: the rows told apart by the destination's workload alone
-    (x,) = parse_histories(ISTIO, [(None, "K/ns/x")], ((1, "destination_workload"),), window, end,
+    (x,) = parse_histories(ISTIO, [(None, "K/ns/x")], ((1, ("destination_workload",)),), window,
+                           end,
                            [row("", "x", 2.0, response_code="200")], [], [])  # fmt: skip
     assert x.rps[-1] == 2.0

@@ -26,7 +26,7 @@ from meshtop.history import history_step
 from meshtop.model import MeshSnapshot
 from meshtop.sanitize import said, shown
 from meshtop.sources.dialects import ISTIO, Dialect
-from meshtop.sources.prometheus import Kinds, PrometheusMetrics, history_queries
+from meshtop.sources.prometheus import PrometheusMetrics, history_queries
 from meshtop.sources.tracing.query import backend_service
 from meshtop.sources.tracing.zipkin import ZipkinTraces
 from meshtop.tui import links
@@ -131,12 +131,11 @@ class Query:
     ranged: bool  # a range query (what a chart draws), not one instant
 
 
-def dialect(app: MeshtopApp, about: Subject) -> tuple[Dialect, str, Kinds]:
+def dialect(app: MeshtopApp, about: Subject) -> tuple[Dialect, str]:
     """The dialect of the backend the selection's figures come from (its caller's
-    cluster's, as a federation asks it), a line that says whose queries these are, and
-    the workloads its last refresh found named by a label other than the first."""
+    cluster's, as a federation asks it), and a line that says whose queries these are."""
     if app.simulated:
-        return ISTIO, "the simulated mesh: what meshtop would send to Istio's metrics", {}
+        return ISTIO, "the simulated mesh: what meshtop would send to Istio's metrics"
     metrics = app.metrics
     if not isinstance(metrics, PrometheusMetrics) and app.clusters:  # several clusters
         ends = [end.split("/", 1)[0] for end in (*about.sources, *about.destinations)]
@@ -144,9 +143,8 @@ def dialect(app: MeshtopApp, about: Subject) -> tuple[Dialect, str, Kinds]:
         metrics = app.clusters[cluster].metrics
     found = metrics.dialect if isinstance(metrics, PrometheusMetrics) else None
     if found is None:
-        return ISTIO, f"{metrics.name} (its mesh not known yet: as Istio's metrics)", {}
-    kinds = metrics.kinds if isinstance(metrics, PrometheusMetrics) else {}
-    return found, f"{metrics.name}, {found.name}'s metrics", kinds
+        return ISTIO, f"{metrics.name} (its mesh not known yet: as Istio's metrics)"
+    return found, f"{metrics.name}, {found.name}'s metrics"
 
 
 def promql(app: MeshtopApp, sel: Selected, window_s: float) -> tuple[str, list[Query]]:
@@ -156,13 +154,13 @@ def promql(app: MeshtopApp, sel: Selected, window_s: float) -> tuple[str, list[Q
     quantiles of the detail's charts over `window_s` (the detail asks a namespace's
     pairs together, split by workload: the same figures), and the figures over the
     console's window, summed up."""
-    d, whose, kinds = dialect(app, sel.about)
+    d, whose = dialect(app, sel.about)
     now, charts = duration(app.settings.window_s), duration(window_s)
     found = []
     pairs = sel.about.pairs()
     for source, destination in pairs:
         queries = history_queries(d, source, destination, app.settings.window_s,
-                                  history_step(window_s), kinds)  # fmt: skip
+                                  history_step(window_s))  # fmt: skip
         ends = " → ".join(x for x in (source, destination) if x)
         where = f"{ends}: " if len(pairs) > 1 else ""
         found += [

@@ -15,7 +15,6 @@ from meshtop.sources.prometheus.answers import _is_error, _kind, _node, join, pa
 from meshtop.sources.prometheus.queries import (
     EDGE,
     SEPARATOR,
-    Kinds,
     history_queries,
     latency_query,
     snapshot_queries,
@@ -26,7 +25,6 @@ from meshtop.sources.prometheus.source import PrometheusMetrics
 __all__ = [
     "EDGE",
     "SEPARATOR",
-    "Kinds",
     "PrometheusMetrics",
     "_is_error",
     "_kind",

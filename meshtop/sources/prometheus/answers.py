@@ -45,16 +45,10 @@ def _mesh_host(host: str) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
-def _node(
-    d: Dialect, labels: Mapping[str, str], side: str, kinds: dict[str, int] | None = None
-) -> Workload:
-    """The node at one end of a call; `kinds`, if given, learns which of the peer's
-    workload labels named a workload other than by the first (`Peer.workloads`)."""
+def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
     peer = d.peer(side)
-    name, kind = labels.get(peer.workload, ""), 0
-    for i, other in enumerate(peer.other_workloads, 1):  # a StatefulSet, in Linkerd's
-        if not name and labels.get(other):
-            name, kind = labels[other], i
+    # the first label that names it: Linkerd's `deployment`, `statefulset`, `daemonset`
+    name = next((found for label in peer.workloads() if (found := labels.get(label))), "")
     namespace = labels.get(peer.namespace, "")
     cluster = labels.get(peer.cluster, "") if peer.cluster else ""
     if cluster in ("", "unknown") and side == "destination" and d.source.cluster:
@@ -63,16 +57,13 @@ def _node(
     if cluster in ("", "unknown"):
         cluster = DEFAULT_CLUSTER
     if name and name != "unknown":
-        found = Workload(
+        return Workload(
             cluster,
             namespace or "unknown",
             name,
             app=_known(labels.get(peer.app, "")) or name,
             version=_known(labels.get(peer.version, "")),
         )
-        if kind and kinds is not None:
-            kinds[found.id] = kind
-        return found
     if side == "source":
         if _known(namespace) and not _known(labels.get(peer.app, "")):
             return Workload.unnamed(cluster, namespace)  # a namespace, but no name
@@ -165,12 +156,9 @@ def join(
     d: Dialect,
     answers: Mapping[str, Sequence[Mapping[str, Any]]],
     quantiles: Mapping[str, Sequence[float]] | None = None,
-    kinds: dict[str, int] | None = None,
 ) -> Traffic:
     """Edges and nodes from the three answers of `snapshot_queries`; the latency answer's
-    quantiles per call, if they were worked out already (`latency.edge_quantiles`).
-    `kinds` learns the workloads named by a label other than their peer's first (Linkerd's
-    StatefulSets and DaemonSets), for their histories to be asked by it."""
+    quantiles per call, if they were worked out already (`latency.edge_quantiles`)."""
     nodes: dict[str, Workload] = {}
     service_of: dict[tuple[str, str], str] = {}  # the host each edge called
     ends_cache: dict[str, tuple[str, str]] = {}
@@ -189,7 +177,7 @@ def join(
                 ambiguous.add(joined)
                 fields = []
             named = dict(zip(edge_labels, fields, strict=False))
-            src, dst = _node(d, named, "source", kinds), _node(d, named, "destination", kinds)
+            src, dst = _node(d, named, "source"), _node(d, named, "destination")
             nodes.setdefault(src.id, src)
             nodes.setdefault(dst.id, dst)
             found = ends_cache[joined] = (src.id, dst.id)
@@ -360,7 +348,7 @@ def parse_history(
 def parse_histories(
     d: Dialect,
     pairs: Sequence[Pair],
-    split: Sequence[tuple[int, str]],
+    split: Sequence[tuple[int, Sequence[str]]],
     window_s: float,
     end: float,
     codes: Sequence[Mapping[str, Any]],
@@ -368,16 +356,21 @@ def parse_histories(
     window: Sequence[Mapping[str, Any]],
 ) -> list[History]:
     """Each pair's `History` from the three answers of `batch_queries`, its series told
-    apart by the workload label of each end in `split` (`split_by`: the end, 0 or 1, and
-    its label), which every series they sum by carries: one without it raises
-    `KeyError`, never goes unread."""
-    labels = [label for _, label in split]
-    ends = [end for end, _ in split]
+    apart by the workload of each end in `split` (`split_by`: the end, 0 or 1, and the
+    labels that may name it), which every series they sum by carries: one without it
+    raises `KeyError`, never goes unread."""
+    ends = [e for e, _ in split]
+
+    def named(labels: Mapping[str, str], among: Sequence[str]) -> str:
+        for label in among:  # Linkerd's: `deployment`, else `statefulset`, `daemonset`
+            if labels.get(label):
+                return labels[label]
+        raise KeyError(among[0])
 
     def by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
         out: dict[tuple[str, ...], list[Any]] = defaultdict(list)
         for row in rows:
-            out[tuple(row["metric"][label] for label in labels)].append(row)
+            out[tuple(named(row["metric"], among) for _, among in split)].append(row)
         return out
 
     answers = [by_pair(codes), by_pair(quantiles), by_pair(window)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from types import MappingProxyType
 
 from meshtop.model import SERVICE_PREFIX, UNKNOWN
 from meshtop.sources.dialects import Dialect
@@ -27,10 +26,6 @@ EXTERNAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster")
 # (`latency_query`); `Later`: the same for the reporters after the first.
 Whom = Mapping[str, Collection[str] | None]
 Later = Whom
-# The workloads named by a label other than their peer's first, by its place in
-# `Peer.workloads` (Linkerd's StatefulSets 1, DaemonSets 2), as a refresh found them
-Kinds = Mapping[str, int]
-ALL_FIRST: Kinds = MappingProxyType({})  # every workload named by its peer's first label
 
 
 def _selector(*parts: str) -> str:
@@ -55,13 +50,27 @@ def _sides(d: Dialect, namespaces: Sequence[str]) -> list[list[str]]:
     return [[*outside[:i], side] for i, side in enumerate(within)]
 
 
+# Matchers of a call's two ends, as alternatives a series matches at most one of (`_side`)
+Ends = Sequence[Sequence[str]]
+ANY_ENDS: Ends = ((),)
+
+
 def _rate(
-    metric: str, window: str, selector: Iterable[str], d: Dialect, namespaces: Sequence[str]
+    metric: str,
+    window: str,
+    selector: Iterable[str],
+    d: Dialect,
+    namespaces: Sequence[str],
+    ends: Ends = ANY_ENDS,
 ) -> str:
-    """`rate(metric{…}[window])`; with namespaces, the calls from *or* to any of them."""
+    """`rate(metric{…}[window])`; with namespaces, the calls from *or* to any of them;
+    with several `ends`, the calls between any of them, each read by a selector of its
+    own."""
     base = [d.extra_selector, *selector]
     return " or ".join(
-        f"rate({metric}{_selector(*base, *side)}[{window}])" for side in _sides(d, namespaces)
+        f"rate({metric}{_selector(*base, *end, *side)}[{window}])"
+        for end in ends
+        for side in _sides(d, namespaces)
     )
 
 
@@ -98,10 +107,15 @@ def _joined(d: Dialect, vector: str) -> str:
 
 
 def _edge_rate(
-    d: Dialect, metric: str, window: str, selector: Sequence[str], namespaces: Sequence[str]
+    d: Dialect,
+    metric: str,
+    window: str,
+    selector: Sequence[str],
+    namespaces: Sequence[str],
+    ends: Ends = ANY_ENDS,
 ) -> str:
     """The per-series rate with the edge's labels joined into one `meshtop_edge` label."""
-    return _joined(d, _rate(metric, window, selector, d, namespaces))
+    return _joined(d, _rate(metric, window, selector, d, namespaces, ends))
 
 
 def _preferred(
@@ -110,8 +124,7 @@ def _preferred(
     reporters: Sequence[str],
     by: Sequence[str],
     window: str,
-    selector: Sequence[str] = (),
-    namespaces: Sequence[str] = (),
+    ends: Ends = ANY_ENDS,
 ) -> str:
     """Per edge, the series of the first reporter that reported it at all: a reporter's
     series count only for the edges no reporter before it has (`unless on` the edge), so
@@ -119,7 +132,7 @@ def _preferred(
     history, where the series are few."""
     parts = [
         f"sum by ({_by(EDGE, *by)}) "
-        f"({_edge_rate(d, metric, window, [_reporters(d, [r]), *selector], namespaces)})"
+        f"({_edge_rate(d, metric, window, [_reporters(d, [r])], (), ends)})"
         for r in reporters
     ]
     out = [parts[0]]
@@ -232,23 +245,13 @@ def snapshot_queries(
 
 
 def history_queries(
-    d: Dialect,
-    source: str | None,
-    destination: str | None,
-    window_s: float,
-    step: float,
-    kinds: Kinds = ALL_FIRST,
+    d: Dialect, source: str | None, destination: str | None, window_s: float, step: float
 ) -> dict[str, str]:
     """The queries behind a `History`: answers by outcome and latency quantiles as range
     queries, and the window summed up (by reporter, outcome, security and principals,
     and its quantiles) as one instant query."""
     return batch_queries(
-        d,
-        (source,) if source else (),
-        (destination,) if destination else (),
-        window_s,
-        step,
-        kinds,
+        d, (source,) if source else (), (destination,) if destination else (), window_s, step
     )
 
 
@@ -272,49 +275,40 @@ def batchable(node_id: str) -> tuple[str, str] | None:
 
 
 def split_by(
-    d: Dialect, sources: Sequence[str], destinations: Sequence[str], kinds: Kinds = ALL_FIRST
-) -> tuple[tuple[int, str], ...]:
+    d: Dialect, sources: Sequence[str], destinations: Sequence[str]
+) -> tuple[tuple[int, tuple[str, ...]], ...]:
     """The ends (0 the source, 1 the destination) whose several workloads `batch_queries`
-    tells apart, each with the label it tells them apart by: their kind's (`_batches`
-    asks workloads of one kind together)."""
+    tells apart, each with the labels it tells them apart by: its workload's, any of
+    them (`Peer.workloads`)."""
     return tuple(
-        (end, d.peer(side).workloads()[kinds.get(ids[0], 0)])
+        (end, d.peer(side).workloads())
         for end, (side, ids) in enumerate((("source", sources), ("destination", destinations)))
         if len(ids) > 1
     )
 
 
 def batch_queries(
-    d: Dialect,
-    sources: Sequence[str],
-    destinations: Sequence[str],
-    window_s: float,
-    step: float,
-    kinds: Kinds = ALL_FIRST,
+    d: Dialect, sources: Sequence[str], destinations: Sequence[str], window_s: float, step: float
 ) -> dict[str, str]:
     """`history_queries` for every pair of `sources` and `destinations` at once (none on
     a side: anything there): where a side has several, they are workloads of one
-    namespace and kind (`batchable`), matched by one pattern and told apart by their
-    workload label, which every answer carries (`split_by`). `kinds`: the workloads
-    named by a label other than their peer's first (`answers.join`)."""
+    namespace (`batchable`), matched by one pattern and told apart by their workload
+    label, which every answer carries (`split_by`)."""
     # Each point's rate covers its own step (at least a minute, for scrapes to fall in),
     # so that a spike shows at its point rather than smeared over the next ones.
     rate_window = duration(max(step, 60))
     window = duration(window_s)
-    selector = [
-        *_side(d, sources, "source", kinds),
-        *_side(d, destinations, "destination", kinds),
+    ends = [
+        [*s, *t] for s in _side(d, sources, "source") for t in _side(d, destinations, "destination")
     ]
-    split = [label for _, label in split_by(d, sources, destinations, kinds)]
+    split = [label for _, labels in split_by(d, sources, destinations) for label in labels]
     # One reporter per edge, as in a snapshot, then the edges summed: a node's callers
     # may be reported by different proxies (an unmeshed one only by the node's).
     outcome = [x for x in (d.code, d.grpc_status, d.failure_label, d.protocol) if x]
-    per_edge = _preferred(
-        d, d.requests, d.http_reporters, [*split, *outcome], rate_window, selector
-    )
+    per_edge = _preferred(d, d.requests, d.http_reporters, [*split, *outcome], rate_window, ends)
     bucket = f"{d.duration}_bucket"
-    buckets = _preferred(d, bucket, d.http_reporters, [*split, "le"], rate_window, selector)
-    window_buckets = _preferred(d, bucket, d.http_reporters, [*split, "le"], window, selector)
+    buckets = _preferred(d, bucket, d.http_reporters, [*split, "le"], rate_window, ends)
+    window_buckets = _preferred(d, bucket, d.http_reporters, [*split, "le"], window, ends)
     reporters = _reporters(d, (*d.http_reporters, *d.mtls_reporters))
     answers = (
         d.reporter_label, *outcome, d.flags, d.mtls_label,
@@ -322,7 +316,7 @@ def batch_queries(
     )  # fmt: skip
     summary = (
         f"sum by ({_by(EDGE, *split, *answers)}) "
-        f"({_edge_rate(d, d.requests, window, [reporters, *selector], ())})"
+        f"({_edge_rate(d, d.requests, window, [reporters], (), ends)})"
     )
     by_le = _by(*split, "le")
     return {
@@ -332,16 +326,24 @@ def batch_queries(
     }
 
 
-def _side(d: Dialect, ids: Sequence[str], side: str, kinds: Kinds) -> list[str]:
-    """Label matchers for one end of the calls: one node (`peer_selector`), or several
-    workloads of one namespace and kind, by one pattern on their kind's label."""
-    if len(ids) < 2:
-        return [m for i in ids for m in peer_selector(d, i, side, kinds.get(i, 0))]
-    kind = kinds.get(ids[0], 0)
-    label = d.peer(side).workloads()[kind]
+def _side(d: Dialect, ids: Sequence[str], side: str) -> list[list[str]]:
+    """Label matchers for one end of the calls, as alternatives no series matches two
+    of: one node (`peer_selector`), or several workloads of one namespace, by one
+    pattern on their workload label; a named workload once for each label a mesh may
+    name it by (Linkerd's `deployment`, `statefulset`, `daemonset`: its kind's)."""
+    if not ids:
+        return [[]]
+    one = peer_selector(d, ids[0], side)
+    if batchable(ids[0]) is None:  # not a named workload: alone on its side
+        return [one]
+    peer = d.peer(side)
     names = [i.split("/", 2)[2] for i in ids]
-    one = peer_selector(d, ids[0], side, kind)
-    return [_named(label, names) if m.startswith(f"{label}=") else m for m in one]
+    first = f"{peer.workload}="
+
+    def named(label: str) -> str:
+        return _named(label, names) if len(names) > 1 else f"{label}={json.dumps(names[0])}"
+
+    return [[named(x) if m.startswith(first) else m for m in one] for x in peer.workloads()]
 
 
 def _unnamed(d: Dialect, side: str) -> list[str]:
@@ -350,9 +352,8 @@ def _unnamed(d: Dialect, side: str) -> list[str]:
     return [f"{label}={json.dumps(d.unknown)}" for label in d.peer(side).workloads()]
 
 
-def peer_selector(d: Dialect, node_id: str | None, side: str, kind: int = 0) -> list[str]:
-    """Label matchers for one end of a call, the inverse of `answers.node`; `kind`: which
-    of the peer's workload labels names it (`Peer.workloads`)."""
+def peer_selector(d: Dialect, node_id: str | None, side: str) -> list[str]:
+    """Label matchers for one end of a call, the inverse of `answers.node`."""
     if node_id is None:
         return []
     peer = d.peer(side)
@@ -377,8 +378,8 @@ def peer_selector(d: Dialect, node_id: str | None, side: str, kind: int = 0) -> 
     out = [f"{peer.namespace}={json.dumps(namespace)}"]
     if name == UNKNOWN:  # an unnamed caller: the one whose proxy wrote no name
         out += _unnamed(d, side)
-    else:
-        out.append(f"{peer.workloads()[kind]}={json.dumps(name)}")
+    else:  # by its first label (Linkerd's `deployment`): `_side` asks by the others too
+        out.append(f"{peer.workload}={json.dumps(name)}")
     if peer.cluster and cluster != DEFAULT_CLUSTER:
         out.append(f"{peer.cluster}={json.dumps(cluster)}")
     return out

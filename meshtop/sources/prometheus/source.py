@@ -48,9 +48,7 @@ from meshtop.sources.prometheus.latency import (
     used,
 )
 from meshtop.sources.prometheus.queries import (
-    ALL_FIRST,
     BATCH_NAMES,
-    Kinds,
     Later,
     Whom,
     _selector,
@@ -139,16 +137,15 @@ class _Batch:
     pairs: tuple[Pair, ...]
 
 
-def _batches(pairs: Sequence[Pair], kinds: Kinds = ALL_FIRST) -> list[_Batch]:
+def _batches(pairs: Sequence[Pair]) -> list[_Batch]:
     """The pairs, each once, in sets of history queries: those whose sources are
-    workloads of one namespace and kind (or one node, or none), and so their
-    destinations, go together, up to `BATCH_NAMES` workloads a side."""
+    workloads of one namespace (or one node, or none), and so their destinations, go
+    together, up to `BATCH_NAMES` workloads a side."""
 
     def side(node_id: str | None) -> object:
         if node_id is None:
             return None
-        found = batchable(node_id)
-        return node_id if found is None else (*found, kinds.get(node_id, 0))
+        return batchable(node_id) or node_id
 
     groups: dict[tuple[object, object], list[Pair]] = {}
     for pair in dict.fromkeys(pairs):
@@ -191,8 +188,6 @@ class PrometheusMetrics:
         self.latency_later = latency_later
         self._dialect: Dialect | None = None if config.dialect == AUTO else dialect(config.dialect)
         self._check = _Check()
-        # the workloads a label other than their peer's first named, in the last refresh
-        self.kinds: Kinds = ALL_FIRST
         session = BoundedSession(config)
         session.verify = str(config.ca_file) if config.ca_file else not config.insecure
         session.hooks["response"] += [session.read_body, self._inspect]
@@ -479,9 +474,7 @@ class PrometheusMetrics:
             if failed and timed is None:  # an earlier refresh's latency, gone on after it
                 unavailable.setdefault("latency", failed)
         quantiles = timed.quantiles if timed is not None else {}
-        kinds: dict[str, int] = {}
-        traffic = await self._work(lambda: join(d, found, quantiles, kinds))
-        self.kinds = kinds  # for the histories of this refresh's workloads
+        traffic = await self._work(lambda: join(d, found, quantiles))
         if coming:
             calls = sum(1 for e in traffic.edges if e.stats.rps > 0)
             what = f"the first answer (every bucket of {calls} calls)" if first else "its answer"
@@ -748,23 +741,20 @@ class PrometheusMetrics:
         # are the times Prometheus evaluated.
         end = float(math.floor(self.at if self.at is not None else time.time()))
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
-        kinds = self.kinds
 
         async def asked(batch: _Batch) -> list[History]:
             async with gate:
-                return await self._batch(d, batch, window_s, end, kinds)
+                return await self._batch(d, batch, window_s, end)
 
-        batches = _batches(pairs, kinds)
+        batches = _batches(pairs)
         found: dict[Pair, History] = {}
         for batch, got in zip(batches, await asyncio.gather(*map(asked, batches)), strict=True):
             found.update(zip(batch.pairs, got, strict=True))
         return [found[p] for p in pairs]
 
-    async def _batch(
-        self, d: Dialect, batch: _Batch, window_s: float, end: float, kinds: Kinds
-    ) -> list[History]:
+    async def _batch(self, d: Dialect, batch: _Batch, window_s: float, end: float) -> list[History]:
         step = history_step(window_s)
-        queries = batch_queries(d, batch.sources, batch.destinations, window_s, step, kinds)
+        queries = batch_queries(d, batch.sources, batch.destinations, window_s, step)
         start_dt = datetime.fromtimestamp(end - window_s, UTC)
         end_dt = datetime.fromtimestamp(end, UTC)
 
@@ -788,7 +778,7 @@ class PrometheusMetrics:
                 asyncio.to_thread(ask_range, queries["latency"]),
                 asyncio.to_thread(ask_instant, queries["window"]),
             )
-        split = split_by(d, batch.sources, batch.destinations, kinds)
+        split = split_by(d, batch.sources, batch.destinations)
         try:  # on a thread, as a refresh's join: a namespace's history is thousands of series
             return await asyncio.to_thread(
                 parse_histories, d, batch.pairs, split, window_s, end, codes, quantiles, window
