@@ -159,12 +159,16 @@ def _render_labels(labels: list[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
 
 
+# how each kind names its pods (a Deployment's: its ReplicaSet's hash, then the pod's)
+_POD_SUFFIX = {"statefulset": "0", "daemonset": "x2x7q"}
+
+
 def _linkerd_peer(prefix: str, w: SimWorkload) -> Labels:
     wl = w.workload
     return [
         (f"{prefix}namespace", wl.namespace),
         (f"{prefix}{w.kind}", wl.name),  # `deployment`, `statefulset`, `daemonset`
-        (f"{prefix}pod", f"{wl.name}-5d8f7c9b4-x2x7q"),
+        (f"{prefix}pod", f"{wl.name}-{_POD_SUFFIX.get(w.kind, '5d8f7c9b4-x2x7q')}"),
         (f"{prefix}serviceaccount", w.service_account),
     ]
 
