@@ -681,14 +681,18 @@ def free_port() -> int:
 
 
 def with_prometheus(
-    services: int, go: Callable[[str], None], seen: dict[str, Any] | None = None
+    services: int,
+    go: Callable[[str], None],
+    seen: dict[str, Any] | None = None,
+    dialect: str = "istio",
 ) -> dict[str, Any]:
     """`meshtop sim serve --services N` scraped every 5 s by a real Prometheus; `go(url)`
     once a window of samples is in. What Prometheus held and took is returned (`scraped`),
     in `seen` if given (as `go` runs: its `prometheus_pid`)."""
     meshtop = str(Path(sys.executable).parent / "meshtop")
     port = free_port()
-    serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port)]
+    serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port),
+             "--dialect", dialect]  # fmt: skip
     seen = {} if seen is None else seen
     scraped(serve, port, 5, lambda url: time.sleep(75), go, seen)  # a window (1m) and more
     return seen

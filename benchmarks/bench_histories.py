@@ -12,8 +12,13 @@ waiting for the interpreter's lock while the answers are read); then Prometheus'
 evaluation time and samples read (`stats=all`) for the same queries asked one after
 another. The ways' histories are compared, figure by figure, to 1e-9.
 
+With `--dialect linkerd` the simulator writes Linkerd's metrics (its data stores are
+StatefulSets) and one more way is measured: a workload matched by its first label alone
+(`deployment`, as before 7e3c559, a StatefulSet's history then empty), against by each
+kind's label, one selector a label: what asking by three labels costs Prometheus.
+
     .venv/bin/python benchmarks/bench_histories.py [--services 2000] [--rounds 7]
-        [--sizes 4 8 16 64]
+        [--sizes 4 8 16 64] [--dialect istio|linkerd]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from meshtop.detail import Detail, fetch, subject
 from meshtop.history import history_step
 from meshtop.mesh import refresh
 from meshtop.model import History
-from meshtop.sources.dialects import ISTIO
+from meshtop.sources.dialects import Peer, dialect
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.prometheus import source as prometheus_source
 from meshtop.sources.prometheus.queries import batch_queries
@@ -81,16 +86,31 @@ async def _timed(metrics: Any, about: Any, prom_pid: int) -> tuple[Detail, dict[
     return detail, figures
 
 
-def measure(url: str, rounds: int, prom_pid: int, sizes: list[int]) -> dict[str, Any]:
-    live = PrometheusMetrics(PrometheusConfig(url, dialect="istio"))
+FIRST_ONLY = "first label only, 8 a set"  # a Linkerd workload by `deployment` alone
+ALL_LABELS = Peer.workloads
+
+
+def _labels(first_only: bool) -> None:
+    """Which labels a workload is asked by: all its peer's (as meshtop asks), or the
+    first alone (as it asked before 7e3c559)."""
+    Peer.workloads = (lambda p: (p.workload,)) if first_only else ALL_LABELS  # type: ignore[method-assign]
+
+
+def measure(
+    url: str, rounds: int, prom_pid: int, sizes: list[int], mesh: str = "istio"
+) -> dict[str, Any]:
+    live = PrometheusMetrics(PrometheusConfig(url, dialect=mesh))
     snapshot = asyncio.run(refresh(ClusterSources.one(live), window_s=60))
     by_namespace: dict[str, list[str]] = {}
     for n in snapshot.nodes:
         by_namespace.setdefault(n.split("/", 2)[1], []).append(n)
     namespace, members = max(by_namespace.items(), key=lambda kv: len(kv[1]))
     about = subject(snapshot, namespace, (), members)
-    out: dict[str, Any] = {"namespace": namespace, "members": len(members), "same": True}
+    out: dict[str, Any] = {"namespace": namespace, "members": len(members), "same": True,
+                           "dialect": mesh}  # fmt: skip
     ways = ["one at a time", *(f"together, {n} a set" for n in sizes)]
+    if mesh == "linkerd":
+        ways.append(FIRST_ONLY)
     runs: dict[str, list[dict[str, float]]] = {way: [] for way in ways}
     for r in range(rounds):
         # a moment the last scrape (of seconds, at 2,000 services) is in by
@@ -98,24 +118,30 @@ def measure(url: str, rounds: int, prom_pid: int, sizes: list[int]) -> dict[str,
         got = {}
         for i in range(len(ways)):
             way = ways[(i + r) % len(ways)]  # each way first in turn
-            source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), at=at)
+            source = PrometheusMetrics(PrometheusConfig(url, dialect=mesh), at=at)
+            _labels(way == FIRST_ONLY)
             if way == "one at a time":
                 metrics: Any = OneAtATime(source)
             else:
                 metrics = source
-                prometheus_source.BATCH_NAMES = int(way.split()[1])
+                prometheus_source.BATCH_NAMES = 8 if way == FIRST_ONLY else int(way.split()[1])
             detail, figures = asyncio.run(_timed(metrics, about, prom_pid))
             figures["requests"] = source.queries_sent
-            size = 1 if way == "one at a time" else int(way.split()[1])
-            figures["eval_ms"], figures["samples"] = evaluated(url, about.pairs(), size, at)
+            size = 1 if way == "one at a time" else prometheus_source.BATCH_NAMES
+            figures["eval_ms"], figures["samples"] = evaluated(url, about.pairs(), size, at, mesh)
+            _labels(False)
             runs[way].append(figures)
             got[way] = detail
-        out["same"] &= all(same_figures(got[w].history, got[ways[0]].history) for w in ways)
+        out["same"] &= all(
+            same_figures(got[w].history, got[ways[0]].history) for w in ways if w != FIRST_ONLY
+        )
     out["runs"] = runs
     return out
 
 
-def evaluated(url: str, pairs: list[Pair], size: int, at: float) -> tuple[float, int]:
+def evaluated(
+    url: str, pairs: list[Pair], size: int, at: float, mesh: str = "istio"
+) -> tuple[float, int]:
     """Prometheus's own evaluation time (ms) and samples read for the queries the
     histories of `pairs` send, `size` workloads a set (1: one at a time), asked one
     after another with `stats=all`."""
@@ -124,7 +150,9 @@ def evaluated(url: str, pairs: list[Pair], size: int, at: float) -> tuple[float,
     took, samples = 0.0, 0
     with httpx.Client(timeout=120) as client:
         for batch in _batches(pairs):
-            queries = batch_queries(ISTIO, batch.sources, batch.destinations, WINDOW_S, step)
+            queries = batch_queries(
+                dialect(mesh), batch.sources, batch.destinations, WINDOW_S, step
+            )
             for key, query in queries.items():
                 params: dict[str, Any] = {"query": query, "stats": "all"}
                 if key == "window":
@@ -141,7 +169,8 @@ def evaluated(url: str, pairs: list[Pair], size: int, at: float) -> tuple[float,
 def report(services: int, found: dict[str, Any]) -> str:
     lines = [
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-        f"{services:,} services, namespace {found['namespace']} ({found['members']} members), "
+        f"{services:,} services ({found['dialect']}), namespace {found['namespace']} "
+        f"({found['members']} members), "
         f"a window of {WINDOW_S / 60:g} minutes; medians of {len(found['runs']['one at a time'])}",
         "",
         "| way | wall | requests | this process's CPU | Prometheus's CPU | longest wait, "
@@ -169,14 +198,15 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 64])
+    parser.add_argument("--dialect", choices=["istio", "linkerd"], default="istio")
     args = parser.parse_args()
     found: dict[str, Any] = {}
 
     def go(url: str) -> None:
-        found.update(measure(url, args.rounds, seen["prometheus_pid"], args.sizes))
+        found.update(measure(url, args.rounds, seen["prometheus_pid"], args.sizes, args.dialect))
 
     seen: dict[str, Any] = {}
-    with_prometheus(args.services, go, seen)
+    with_prometheus(args.services, go, seen, args.dialect)
     print(report(args.services, found))
     if not found["same"]:
         sys.exit(1)
