@@ -5,6 +5,7 @@ plots' time axis, column for column."""
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 
 from .term import Terminal
@@ -85,6 +86,30 @@ def test_a_detail_and_the_trace_list_show_their_keys_in_whole_pairs_at_80_column
         t.wait_for("e errors only")
         last = t.lines()[-1].rstrip()
         assert last.startswith(" esc back") and last.endswith("? help") and len(last) <= 80
+
+
+def test_a_namespaces_detail_names_its_members_once_and_says_what_is_wrong_at_80x24() -> None:
+    """A namespace's members by name, its cluster and namespace said once before them: each
+    member's whole id took a line of its own at 80 columns, and a namespace's twenty
+    pushed the line that says what is wrong in it off the first screen."""
+    with Terminal(["demo", "--services", "200"], cols=80, rows=24) as t:
+        t.ready()
+        mesh = re.compile(r"▸ (?!istio-system)\S+ \(all\)")  # a namespace of 40-odd members
+        for _ in range(8):  # from the gateway's namespace, past the unknown caller
+            if mesh.search(t.text()):
+                break
+            before = t.lines()[1]
+            t.press("j")
+            t.wait("the selection to move", lambda b=before: t.lines()[1] != b)  # type: ignore[misc]
+        t.wait_for_re(mesh.pattern)
+        t.press("enter")
+        t.wait_for("esc back", " its worst ")
+        lines = t.lines()
+        assert re.match(r" Kubernetes/[a-z-]+ · workload · \S+, \S+,", lines[1]), lines[1]
+        worst = next(i for i, line in enumerate(lines) if line.startswith(" its worst "))
+        listed = " ".join(lines[1:worst])
+        assert listed.count("Kubernetes/") == 1 and listed.rstrip().endswith("more"), listed
+        assert worst <= 8, lines[:worst]  # twenty names in a few lines, not twenty lines
 
 
 # -- `?`: the keys of the screen it is pressed on ---------------------------------------

@@ -50,8 +50,11 @@ def test_a_namespaces_detail_lists_its_busiest_and_says_how_many_more(
     assert isinstance(screen.intro, Group)
     said = screen.intro.renderables[0]  # the namespace, the kind and the members
     assert isinstance(said, Text)
-    assert said.plain.endswith(f"{members[LISTED - 1]} and {len(members) - LISTED:,} more")
-    assert members[LISTED] not in said.plain
+    # by name, the cluster and namespace they share said once before them
+    names = [m.split("/", 2)[2] for m in members]
+    assert said.plain.startswith(f"{members[0].rsplit('/', 1)[0]} · workload · {names[0]}, ")
+    assert said.plain.endswith(f", {names[LISTED - 1]} and {len(members) - LISTED:,} more")
+    assert names[LISTED] not in said.plain and members[0] not in said.plain
     calls = [line for line in intro.splitlines() if line.lstrip().startswith("to ")]
     assert len(calls) == LISTED  # the busiest outbound calls
     busiest = view.nodes[outbound[0].destination].label

@@ -133,11 +133,8 @@ def node_screen(
                           units.percent(s.error_rate),
                           units.ms(s.p50_ms), units.ms(s.p99_ms), units.percent(s.mtls),
                           e.health.value)  # fmt: skip
-    members = ", ".join(n.members[:LISTED])
-    if len(n.members) > LISTED:
-        members += f" and {len(n.members) - LISTED:,} more"
     intro = Group(
-        Text(shown(f"{n.namespace} · {n.kind.value} · {members}"), style="dim"),
+        Text(shown(_members(n.namespace, n.kind.value, n.members)), style="dim"),
         Text(shown(why)),
         *(_troubles_view(problems) if problems else ()),
         Text(""),
@@ -176,6 +173,23 @@ def node_screen(
             version=w.version if len(versions) == 1 else "",
         )  # fmt: skip
     return screen
+
+
+def _members(namespace: str, kind: str, members: tuple[str, ...]) -> str:
+    """Where a node is, its kind, and its first `LISTED` members and how many more: by
+    name where they share one cluster and namespace, said once before them. Each in full
+    (`Kubernetes/accounts-34/accounts-api-v1`) took a line of its own at 80 columns: a
+    namespace's twenty pushed what is wrong in it off the first screen."""
+    ids = [m.split("/", 2) for m in members]
+    places = {tuple(i[:2]) for i in ids}
+    if len(places) == 1 and all(len(i) == 3 for i in ids):
+        where, names = "/".join(next(iter(places))), [i[2] for i in ids]
+    else:
+        where, names = namespace, list(members)
+    listed = ", ".join(names[:LISTED])
+    if len(names) > LISTED:
+        listed += f" and {len(names) - LISTED:,} more"
+    return f"{where} · {kind} · {listed}"
 
 
 def _troubles_view(problems: list[Trouble]) -> list[RenderableType]:
