@@ -400,19 +400,29 @@ def calls_of(snapshot: MeshSnapshot, keys: Iterable[tuple[str, str]]) -> list[Ed
     return [e for e in snapshot.edges if e.destination in into and e.key in wanted]
 
 
+def one_place(members: Sequence[str]) -> str | None:
+    """`cluster/namespace`, where every one of these node ids is in that one; else None."""
+    places = {m.rsplit("/", 1)[0] if m.count("/") == 2 else None for m in members}
+    return places.pop() if len(places) == 1 else None
+
+
 def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> list[Trouble]:
     """What makes a group of workloads (an app's versions, a collapsed namespace or
     cluster) as unhealthy as it is: the member workloads at its health, each with the
     call that makes it so, then the calls to, from or among them at that health, worst
-    error rate first. Nothing for a group that is healthy or idle."""
+    error rate first; members of one namespace by name (the detail says it), others by
+    label. Nothing for a group that is healthy or idle."""
     mine = set(members)
     level = worst(grades.nodes.get(m, Health.IDLE) for m in mine)
     if level not in (Health.FAILING, Health.DEGRADED):
         return []
+    by_name = one_place(members) is not None
 
     def name(node_id: str) -> str:
         w = snapshot.nodes.get(node_id)
-        return w.label if w is not None else node_id
+        if w is None:
+            return node_id
+        return w.name if by_name and node_id in mine else w.label
 
     def badness(s: EdgeStats) -> tuple[float, float]:
         return (math.inf if math.isnan(s.error_rate) else s.error_rate, s.rps)  # unknown first

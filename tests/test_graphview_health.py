@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meshtop.detail import troubles
+from meshtop.detail import one_place, troubles
 from meshtop.graphview import Grouping, ViewNode, ViewOptions, build, merge_stats
 from meshtop.health import HealthMemory, Thresholds, grade, settle
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, NodeKind, Protocol, Workload
@@ -101,16 +101,23 @@ def test_a_groups_troubles_name_the_failing_workload_and_the_call_inside() -> No
     snap = snapshot()
     view = build(snap, ViewOptions(collapsed={"bookinfo"}))
     found = troubles(snap, view.grades, view.nodes[f"{K}/bookinfo/*"].members)
+    # by name: the detail says the namespace they share
     assert [(t.what, t.call, t.inside) for t in found] == [
-        ("bookinfo/reviews-v3", False, False),
-        ("bookinfo/productpage-v1 → bookinfo/reviews-v3", True, True),
+        ("reviews-v3", False, False),
+        ("productpage-v1 → reviews-v3", True, True),
     ]
     assert all(t.health is Health.FAILING for t in found)
-    assert found[0].via == "bookinfo/productpage-v1 → bookinfo/reviews-v3"
+    assert found[0].via == "productpage-v1 → reviews-v3"
     assert found[1].stats.error_rate == pytest.approx(0.12)
     healthy = snapshot(v3_errors=0.0)
     calm = build(healthy, ViewOptions(collapsed={"bookinfo"}))
     assert troubles(healthy, calm.grades, calm.nodes[f"{K}/bookinfo/*"].members) == []
+    # named by label where the members are not of one namespace and cluster
+    assert one_place([f"{K}/bookinfo/a", f"{K}/bookinfo/b"]) == f"{K}/bookinfo"
+    assert one_place([f"{K}/bookinfo/a", f"{K}/shop/b"]) is None
+    assert one_place([f"{K}/bookinfo/a", "east/bookinfo/a"]) is None
+    members = [*view.nodes[f"{K}/bookinfo/*"].members, "unknown/unknown/unknown"]
+    assert troubles(snap, view.grades, members)[0].what == "bookinfo/reviews-v3"
 
 
 # -- hysteresis ---------------------------------------------------------------------------

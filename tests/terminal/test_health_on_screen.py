@@ -109,9 +109,7 @@ def test_a_collapsed_namespace_names_its_failing_members_in_its_detail() -> None
         t.wait("the collapsed box selected", selected)
         t.press("enter")
         heading = t.wait_for_re(r"(Failing|Degraded) in it").group(1)
-        t.wait_for("bookinfo/reviews-v3", "inside, not drawn")
-        call = t.wait_for_re(
-            r"call +bookinfo/productpage-v1 → bookinfo/reviews-v3 +([\d.]+)% .*inside, not drawn"
-        )
+        t.wait_for("workload  reviews-v3", "inside, not drawn")  # by name: bookinfo's
+        call = t.wait_for_re(r"call +productpage-v1 → reviews-v3 +([\d.]+)% .*inside, not drawn")
         assert float(call.group(1)) > 5.0, t.text()
         assert heading in t.text()

@@ -11,7 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtop import units
-from meshtop.detail import Trouble, calls_of, routes_to, subject, traffic_policy, troubles
+from meshtop.detail import (
+    Trouble,
+    calls_of,
+    one_place,
+    routes_to,
+    subject,
+    traffic_policy,
+    troubles,
+)
 from meshtop.graphview import GraphView, ViewEdge
 from meshtop.health import MARGIN, Thresholds, client_error_rate, edge_health, explain, worst
 from meshtop.model import MeshSnapshot, Protocol, TraceQuery
@@ -180,10 +188,9 @@ def _members(namespace: str, kind: str, members: tuple[str, ...]) -> str:
     name where they share one cluster and namespace, said once before them. Each in full
     (`Kubernetes/accounts-34/accounts-api-v1`) took a line of its own at 80 columns: a
     namespace's twenty pushed what is wrong in it off the first screen."""
-    ids = [m.split("/", 2) for m in members]
-    places = {tuple(i[:2]) for i in ids}
-    if len(places) == 1 and all(len(i) == 3 for i in ids):
-        where, names = "/".join(next(iter(places))), [i[2] for i in ids]
+    place = one_place(members)
+    if place is not None:
+        where, names = place, [m[len(place) + 1 :] for m in members]
     else:
         where, names = namespace, list(members)
     listed = ", ".join(names[:LISTED])
