@@ -119,17 +119,21 @@ def measure(
         for i in range(len(ways)):
             way = ways[(i + r) % len(ways)]  # each way first in turn
             source = PrometheusMetrics(PrometheusConfig(url, dialect=mesh), at=at)
-            _labels(way == FIRST_ONLY)
             if way == "one at a time":
                 metrics: Any = OneAtATime(source)
             else:
                 metrics = source
                 prometheus_source.BATCH_NAMES = 8 if way == FIRST_ONLY else int(way.split()[1])
-            detail, figures = asyncio.run(_timed(metrics, about, prom_pid))
-            figures["requests"] = source.queries_sent
-            size = 1 if way == "one at a time" else prometheus_source.BATCH_NAMES
-            figures["eval_ms"], figures["samples"] = evaluated(url, about.pairs(), size, at, mesh)
-            _labels(False)
+            _labels(way == FIRST_ONLY)
+            try:
+                detail, figures = asyncio.run(_timed(metrics, about, prom_pid))
+                figures["requests"] = source.queries_sent
+                size = 1 if way == "one at a time" else prometheus_source.BATCH_NAMES
+                figures["eval_ms"], figures["samples"] = evaluated(
+                    url, about.pairs(), size, at, mesh
+                )
+            finally:
+                _labels(False)
             runs[way].append(figures)
             got[way] = detail
         out["same"] &= all(

@@ -381,7 +381,7 @@ class Trouble:
     """A member of a group (a workload), or a call of its members, as unhealthy as the
     group is."""
 
-    what: str  # `bookinfo/reviews-v3`, or `bookinfo/productpage-v1 → bookinfo/reviews-v3`
+    what: str  # `reviews-v3`, or `productpage-v1 → reviews-v3` (`troubles` says how named)
     health: Health
     stats: EdgeStats  # the call's; for a workload, its worst call's
     call: bool  # a call, not a workload
@@ -416,13 +416,20 @@ def troubles(snapshot: MeshSnapshot, grades: Grades, members: Sequence[str]) -> 
     level = worst(grades.nodes.get(m, Health.IDLE) for m in mine)
     if level not in (Health.FAILING, Health.DEGRADED):
         return []
-    by_name = one_place(members) is not None
+    place = one_place(members)
+    cluster = place.split("/", 1)[0] if place is not None else ""
 
     def name(node_id: str) -> str:
         w = snapshot.nodes.get(node_id)
         if w is None:
             return node_id
-        return w.name if by_name and node_id in mine else w.label
+        if place is None:
+            return w.label
+        if node_id in mine:
+            return w.name
+        # a peer outside by its label where that cannot pass for a member's name (a
+        # workload of the group's cluster), else whole: another cluster's, a host's
+        return w.label if w.cluster == cluster and "/" in w.label else node_id
 
     def badness(s: EdgeStats) -> tuple[float, float]:
         return (math.inf if math.isnan(s.error_rate) else s.error_rate, s.rps)  # unknown first

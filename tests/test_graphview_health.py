@@ -120,6 +120,29 @@ def test_a_groups_troubles_name_the_failing_workload_and_the_call_inside() -> No
     assert troubles(snap, view.grades, members)[0].what == "bookinfo/reviews-v3"
 
 
+def test_a_groups_troubles_name_no_peer_outside_it_as_if_it_were_a_member() -> None:
+    """Members by name; a peer outside by its label (`istio-system/…`), or whole where
+    that could pass for a member or its namespace: another cluster's workload of the same
+    namespace, a host named as a member is."""
+    caller = Workload("east", "bookinfo", "productpage-v1", app="productpage", version="v1")
+    gateway = Workload(K, "istio-system", "edge-v1", app="edge", version="v1")
+    host = Workload.external("reviews-v3")
+    snap = snapshot()
+    nodes = {**snap.nodes, caller.id: caller, gateway.id: gateway, host.id: host}
+    failing = http(5, 0.5)
+    calls = (Edge(caller.id, V3.id, failing), Edge(V3.id, host.id, failing),
+             Edge(gateway.id, V3.id, failing))  # fmt: skip
+    snap = MeshSnapshot(T0, 60.0, nodes, (*snap.edges, *calls), (), {})
+    view = build(snap, ViewOptions(collapsed={"bookinfo"}))
+    found = {t.what for t in troubles(snap, view.grades, view.nodes[f"{K}/bookinfo/*"].members)}
+    assert {
+        "east/bookinfo/productpage-v1 → reviews-v3",
+        f"reviews-v3 → {host.id}",
+        "istio-system/edge-v1 → reviews-v3",
+        "productpage-v1 → reviews-v3",  # inside
+    } <= found, found
+
+
 # -- hysteresis ---------------------------------------------------------------------------
 
 F, D, H, IDLE = Health.FAILING, Health.DEGRADED, Health.HEALTHY, Health.IDLE

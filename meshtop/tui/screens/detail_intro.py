@@ -189,7 +189,7 @@ def _members(namespace: str, kind: str, members: tuple[str, ...]) -> str:
     (`Kubernetes/accounts-34/accounts-api-v1`) took a line of its own at 80 columns: a
     namespace's twenty pushed what is wrong in it off the first screen."""
     place = one_place(members)
-    if place is not None:
+    if place is not None and not place.startswith(("unknown/", "external/")):
         where, names = place, [m[len(place) + 1 :] for m in members]
     else:
         where, names = namespace, list(members)
