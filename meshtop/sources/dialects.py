@@ -26,9 +26,9 @@ class Peer:
         return tuple(x for x in (*own, *self.other_workloads) if x)
 
     def workloads(self) -> tuple[str, ...]:
-        """The labels that may name the workload, by its kind (`kind` indexes them): a
-        proxy writes one, the others absent. Istio's `*_workload` alone; Linkerd's
-        `deployment`, then `statefulset` and `daemonset`."""
+        """The labels that may name the workload, by its kind: a proxy writes one, the
+        others absent. Istio's `*_workload` alone; Linkerd's `deployment`, then
+        `statefulset` and `daemonset`."""
         return (self.workload, *self.other_workloads)
 
 

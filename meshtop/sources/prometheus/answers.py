@@ -45,10 +45,15 @@ def _mesh_host(host: str) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
+def _named(labels: Mapping[str, str], among: Sequence[str]) -> str:
+    """The workload the first of these labels names (Linkerd's `deployment`, else
+    `statefulset`, `daemonset`: `Peer.workloads`), "" for none."""
+    return next((found for label in among if (found := labels.get(label))), "")
+
+
 def _node(d: Dialect, labels: Mapping[str, str], side: str) -> Workload:
     peer = d.peer(side)
-    # the first label that names it: Linkerd's `deployment`, `statefulset`, `daemonset`
-    name = next((found for label in peer.workloads() if (found := labels.get(label))), "")
+    name = _named(labels, peer.workloads())
     namespace = labels.get(peer.namespace, "")
     cluster = labels.get(peer.cluster, "") if peer.cluster else ""
     if cluster in ("", "unknown") and side == "destination" and d.source.cluster:
@@ -362,10 +367,10 @@ def parse_histories(
     ends = [e for e, _ in split]
 
     def named(labels: Mapping[str, str], among: Sequence[str]) -> str:
-        for label in among:  # Linkerd's: `deployment`, else `statefulset`, `daemonset`
-            if labels.get(label):
-                return labels[label]
-        raise KeyError(among[0])
+        found = _named(labels, among)
+        if not found:
+            raise KeyError(among[0])
+        return found
 
     def by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
         out: dict[tuple[str, ...], list[Any]] = defaultdict(list)
