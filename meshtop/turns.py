@@ -10,15 +10,21 @@ in its own time.
 
 Nothing here makes a thread wait for another, so nothing here can deadlock: `give_way`
 only sleeps, and for no longer than the screen asked, at most `LONGEST_S`; then the loop
-runs `RUNS_S` before it gives way again."""
+runs `RUNS_S` before it gives way again.
+
+A sort is one call that holds the interpreter's lock from start to end, whatever its key:
+the edge table's worker sorting 51,239 rows by health (20,000 services) held every
+thread, the screen's too, for 115-124 ms. `sorted_in_turns` sorts a piece at a time and
+merges the pieces, the lock let go between: 2-4 ms at a time, a third longer in all."""
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -27,6 +33,7 @@ LONGEST_S = 0.25  # the longest a loop behind the screen waits for it at a time
 # moving at the keyboard's repeat rate) never starve what is behind the screen, whose
 # sources have their deadlines
 RUNS_S = 0.1
+PIECE = 2048  # items `sorted_in_turns` sorts in one call (rows by health: 2-4 ms)
 
 _until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
 _screen: int | None = None  # the screen's thread: it never waits for itself
@@ -69,3 +76,20 @@ def giving_way(items: Iterable[T], every: int = 256) -> Iterator[T]:
     while batch := list(islice(it, every)):
         give_way()
         yield from batch
+
+
+def sorted_in_turns(items: Iterable[T], key: Callable[[T], Any], reverse: bool = False) -> list[T]:
+    """`sorted(items, key=key, reverse=reverse)`, the same list (ties keep their order),
+    for a loop behind the screen: each item's key found once, the items sorted `PIECE`
+    at a time and the pieces merged, giving way (`give_way`) between pieces and batches."""
+    whole = list(items)
+    if len(whole) <= PIECE:
+        return sorted(whole, key=key, reverse=reverse)
+    keys = [key(item) for item in giving_way(whole, 4096)]
+    at = keys.__getitem__
+    runs = []
+    for start in range(0, len(whole), PIECE):
+        give_way()
+        runs.append(sorted(range(start, min(start + PIECE, len(whole))), key=at, reverse=reverse))
+    # merge: a tie goes to the earlier piece, so the whole stays stable either way
+    return [whole[i] for i in giving_way(heapq.merge(*runs, key=at, reverse=reverse), 4096)]

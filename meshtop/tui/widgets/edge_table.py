@@ -31,6 +31,7 @@ from meshtop.sanitize import shown
 from meshtop.tui.first import drawn_first
 from meshtop.tui.travel import COMPARE_COLUMNS, GONE, MINUS, NEW, then_cells, then_order
 from meshtop.tui.widgets.fast_rows import FastRows
+from meshtop.turns import sorted_in_turns
 
 HEALTH_WORD = {
     Health.HEALTHY: "ok",
@@ -527,7 +528,7 @@ class _Rows:
             }
             if sort_name == "health":  # a gone edge after every edge there is now
                 places = {k: (k in self.gone, found) for k, found in places.items()}
-        return sorted(places, key=places.__getitem__, reverse=reversed_)
+        return sorted_in_turns(places, places.__getitem__, reversed_)  # on a worker, mostly
 
     def sort_key(self, sort_name: str, key: str) -> Any:
         """Where a row goes in the sort: by its column's key of the edge, its health and

@@ -32,6 +32,7 @@ from meshtop.model.node_stats import Rates, Side, impact, sides
 from meshtop.sanitize import shown
 from meshtop.tui.first import drawn_first
 from meshtop.tui.widgets.edge_table import HEALTH_WORD, VirtualTable, _Order, health_styles
+from meshtop.turns import sorted_in_turns
 
 SPARK = 10  # the sparkline's columns, each a tenth of the window
 
@@ -149,13 +150,17 @@ def columns_for(width: int) -> tuple[tuple[str, ...], int]:
 def ordered(rows: Mapping[str, StatRow], column: str, descending: bool) -> list[str]:
     """The rows' keys in the column's order; rows without the figure last, whichever
     way; ties worst first by impact, then by name."""
-    keys = sorted(rows, key=lambda k: (*impact(rows[k].node.health, rows[k].inbound,
-                                                rows[k].outbound), rows[k].node.label))  # fmt: skip
+
+    def tied(k: str) -> tuple[Any, ...]:
+        r = rows[k]
+        return (*impact(r.node.health, r.inbound, r.outbound), r.node.label)
+
+    keys = sorted_in_turns(rows, tied)
     value = BY_KEY[column].value
     assert value is not None
     values = {k: value(rows[k]) for k in keys}
-    have = sorted((k for k in keys if values[k] is not None), key=values.__getitem__,
-                  reverse=descending)  # fmt: skip
+    have = sorted_in_turns((k for k in keys if values[k] is not None), values.__getitem__,
+                           reverse=descending)  # fmt: skip
     return have + [k for k in keys if values[k] is None]
 
 
