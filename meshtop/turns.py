@@ -14,8 +14,9 @@ runs `RUNS_S` before it gives way again.
 
 A sort is one call that holds the interpreter's lock from start to end, whatever its key:
 the edge table's worker sorting 51,239 rows by health (20,000 services) held every
-thread, the screen's too, for 115-124 ms. `sorted_in_turns` sorts a piece at a time and
-merges the pieces, the lock let go between: 2-4 ms at a time, a third longer in all."""
+thread, the screen's too, for 111-119 ms. `sorted_in_turns` sorts a piece at a time and
+merges the pieces, the lock let go between: a thread asking for it every millisecond
+waited 10-12 ms at most, and the sort took 12-15% longer (benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -79,11 +80,14 @@ def giving_way(items: Iterable[T], every: int = 256) -> Iterator[T]:
 
 
 def sorted_in_turns(items: Iterable[T], key: Callable[[T], Any], reverse: bool = False) -> list[T]:
-    """`sorted(items, key=key, reverse=reverse)`, the same list (ties keep their order),
-    for a loop behind the screen: each item's key found once, the items sorted `PIECE`
-    at a time and the pieces merged, giving way (`give_way`) between pieces and batches."""
+    """`sorted(items, key=key, reverse=reverse)`, the same list (ties keep their order)
+    for keys that are ordered (no NaN: where `sorted` puts one depends on what it
+    compares it with), for a loop behind the screen: each item's key found once, the
+    items sorted `PIECE` at a time and the pieces merged, giving way (`give_way`)
+    between pieces and batches. On the screen's own thread, the one a person waits on,
+    one `sorted`: the fastest."""
     whole = list(items)
-    if len(whole) <= PIECE:
+    if len(whole) <= PIECE or threading.get_ident() == _screen:
         return sorted(whole, key=key, reverse=reverse)
     keys = [key(item) for item in giving_way(whole, 4096)]
     at = keys.__getitem__

@@ -5,17 +5,20 @@ snapshot and sort; the rows there are shown until the new ones come."""
 
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
+from meshtop import turns
 from meshtop.graphview import grades_of
 from meshtop.health import DEFAULT_THRESHOLDS
 from meshtop.mesh import refresh
-from meshtop.model import MeshSnapshot
+from meshtop.model import Edge, EdgeStats, MeshSnapshot
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.tui.widgets import edge_table
@@ -200,3 +203,30 @@ async def test_the_names_are_counted_once_by_the_worker_for_any_width(
             n in {w.name for w in snapshot.nodes.values()} for n in names
         )
         assert len(counted) == 1 and threading.main_thread().name not in counted, counted
+
+
+@pytest.mark.parametrize("column", ["errors", "err/s", "health"])
+def test_an_unknown_error_rate_is_sorted_worst_in_one_sort_or_in_pieces(
+    monkeypatch: pytest.MonkeyPatch, column: str
+) -> None:
+    """A NaN error rate is the worst (as the stat table has it): before every error rate
+    known, by errors; before every rate of 0 where failures a second tie (a rate not
+    known counts none). And so wherever it is in the rows and however many pieces the
+    worker's sort is cut into (NaN compared as neither less nor more: where it went
+    depended on what the sort compared it with)."""
+    rates = [0.1, math.nan, 0.5, 0.0, math.nan, 0.2, 0.3] * 5
+    edges = {
+        f"a{i}>b{i}": Edge(f"a{i}", f"b{i}", EdgeStats(rps=1.0 + i % 3, error_rate=r))
+        for i, r in enumerate(rates)
+    }
+    rows = replace(NO_ROWS, edges=edges)
+    monkeypatch.setattr(turns, "_screen", None)  # any thread: the pieces are cut
+    whole = rows.ordered(column, False)
+    monkeypatch.setattr(turns, "PIECE", 4)
+    assert rows.ordered(column, False) == whole
+    order = [edges[k].stats.error_rate for k in whole]
+    unknown = [i for i, r in enumerate(order) if math.isnan(r)]
+    assert len(unknown) == 10
+    if column == "errors":
+        assert unknown == list(range(10))
+    assert max(unknown) < min(i for i, r in enumerate(order) if r == 0.0)

@@ -131,16 +131,28 @@ def edge_cluster(snapshot: MeshSnapshot, e: Edge) -> str:
 # name (a column) -> key on (edge, health, cluster), in the column's own order: figures
 # largest first, names A to Z, as `linkerd viz top` does; health worst first, the more
 # failed requests a second first. `s` steps through them in this order.
+def _error_first(rate: float) -> float:
+    """An error rate as a sort key, worst first; one not known (NaN) is the worst there
+    is, as in the stat table (a NaN compares as neither less nor more: where it went
+    depended on which rows the sort happened to compare it with)."""
+    return -rate if rate == rate else -math.inf
+
+
 SORTS: dict[str, Callable[[Edge, Health, str], Any]] = {
-    "health": lambda e, h, c: (_RANK[h], -errors_per_s(e.stats), -e.stats.error_rate, -e.stats.rps),
+    "health": lambda e, h, c: (
+        _RANK[h],
+        -errors_per_s(e.stats),
+        _error_first(e.stats.error_rate),
+        -e.stats.rps,
+    ),
     "cluster": lambda e, h, c: (c, e.key),
     "source": lambda e, h, c: e.key,
     "destination": lambda e, h, c: (e.destination, e.source),
     "proto": lambda e, h, c: (proto(e), e.key),
     "rps": lambda e, h, c: (-e.stats.rps, -e.stats.tcp_connections_per_s),
-    "errors": lambda e, h, c: -e.stats.error_rate,
+    "errors": lambda e, h, c: _error_first(e.stats.error_rate),
     "4xx": lambda e, h, c: (-e.stats.client_error_rate, -e.stats.rps),
-    "err/s": lambda e, h, c: (-errors_per_s(e.stats), -e.stats.error_rate),
+    "err/s": lambda e, h, c: (-errors_per_s(e.stats), _error_first(e.stats.error_rate)),
     "p50": lambda e, h, c: -(e.stats.p50_ms or 0.0),
     "p95": lambda e, h, c: -(e.stats.p95_ms or 0.0),
     "p99": lambda e, h, c: -(e.stats.p99_ms or 0.0),
