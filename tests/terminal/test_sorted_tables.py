@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .term import Terminal
 
 ROW = re.compile(r"\s(\S+ v\d)\s+(\d+)\s+\d+%")  # a destination, its weight, configured
@@ -46,3 +48,52 @@ def test_routes_sorted_by_weight_kept_across_a_refresh_at_160x48() -> None:
         t.command("sort off")
         t.wait("the precedence order", lambda: [n for n, _ in _weights(t)] == listed)
         assert "▼" not in t.text().split("weight")[1].split("\n")[0]
+
+
+# the edge table's RPS cell: requests a second, or a TCP edge's connections
+RPS = re.compile(r"\s(\d+(?:\.\d+)?)(k?)(rps|c/s)\s")
+
+
+def _rates(t: Terminal) -> tuple[str, list[tuple[float, float]]]:
+    """The edge table's header and its rows' rates, top to bottom, from one look: each
+    as (requests, connections) a second, which is the column's order."""
+    lines = t.lines()
+    head = next((i for i, line in enumerate(lines) if "DESTINATION" in line), None)
+    if head is None:
+        return "", []
+    rates = []
+    for line in lines[head + 1 :]:
+        m = RPS.search(line)
+        if m:
+            rate = float(m.group(1)) * (1000 if m.group(2) else 1)
+            rates.append((rate, 0.0) if m.group(3) == "rps" else (0.0, rate))
+    return lines[head], rates
+
+
+@pytest.mark.parametrize("services", [200, 2000])  # sorted at once; by the table's worker
+def test_the_edge_tables_mark_moves_with_its_sort_and_the_rows_follow_at_80x24(
+    services: int,
+) -> None:
+    """Only the header is drawn again as a sort is asked, the rows when they come in
+    their new order: the old mark must go, the new one show, the rows be in its order."""
+    env = {"NO_COLOR": "1"}
+    with Terminal(["demo", "--services", str(services)], cols=80, rows=24, env=env) as t:
+        t.ready()
+        t.press("2")
+        t.wait("the header, worst first", lambda: _rates(t)[0].lstrip().startswith("▼"))
+        for command, mark, ascending in (("sort rps asc", "RPS ▲", True), ("", "RPS ▼", False)):
+            if command:
+                t.command(command)
+            else:
+                t.press("S")  # the same column, the other way round
+
+            def sorted_so(mark: str = mark, ascending: bool = ascending) -> bool:
+                header, rates = _rates(t)
+                return (
+                    mark in header
+                    and header.count("▼") + header.count("▲") == 1
+                    and len(rates) >= 10
+                    and rates == sorted(rates, reverse=not ascending)
+                )
+
+            t.wait(f"{mark}, the rows in its order", sorted_so)
