@@ -230,3 +230,45 @@ def test_an_unknown_error_rate_is_sorted_worst_in_one_sort_or_in_pieces(
     if column == "errors":
         assert unknown == list(range(10))
     assert max(unknown) < min(i for i, r in enumerate(order) if r == 0.0)
+
+
+async def test_a_sort_asked_draws_the_header_at_once_and_the_rows_when_they_come(
+    work: Work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker held: the header's mark moves at once (the column scrolled sideways
+    too), the rows on screen are still the old order; let go, the new order is drawn."""
+    snapshot = await _snapshot()
+    app = _TableOnly()
+    async with app.run_test(size=(60, 20)) as pilot:
+        table = app.query_one(EdgeTable)
+        table.show(snapshot)
+        await _fitted(pilot, table, "the rows sorted")
+        table.sort_by("rps")
+        await _fitted(pilot, table, "sorted by rps")
+        held = threading.Event()
+        real = EdgeTable._taken_in
+        monkeypatch.setattr(
+            EdgeTable, "_taken_in", lambda self, *a: (held.wait(10), real(self, *a))
+        )
+        for scroll_x in (0, 12):
+            table.scroll_to(x=scroll_x, animate=False)
+            await pilot.pause()
+            old_head, old_rows = _drawn(table, 0), [_drawn(table, y) for y in (1, 2, 3)]
+            was, now = ("▼", "▲") if table.descending else ("▲", "▼")
+            assert f"RPS {was}" in old_head
+            table._orders.clear()  # made again by the (held) worker, not shown from before
+            table.reverse_sort()  # `S`
+            await pilot.pause(0.2)
+            head = _drawn(table, 0)
+            assert f"RPS {now}" in head and was not in head
+            assert [_drawn(table, y) for y in (1, 2, 3)] == old_rows  # the old order yet
+            held.set()
+            await _fitted(pilot, table, "the other way round")
+            assert _keys(table) == _sorted(snapshot, "rps", table.sort_reversed)
+            held.clear()
+        held.set()
+
+
+def _drawn(table: EdgeTable, y: int) -> str:
+    """The line `y` of the table as it is drawn now (what its widget would paint)."""
+    return table.render_line(y).text

@@ -1061,13 +1061,15 @@ class EdgeTable(VirtualTable):
             self._clear_caches()
             self.refresh()
             return
+        if not self.show_header:
+            return
         # what DataTable keeps of the header: its labels, cells and lines (at the top,
-        # never scrolled), each keyed by the header's row
+        # never scrolled), each keyed by the header's row (that one object)
         head, height = self._header_row_key, self.header_height
         self._row_renderable_cache.discard((self._update_count, -1))
         caches: list[tuple[Any, Callable[[Any], bool]]] = [
-            (self._row_render_cache, lambda k: k[0] == head),
-            (self._cell_render_cache, lambda k: k[0] == head),
+            (self._row_render_cache, lambda k: k[0] is head),
+            (self._cell_render_cache, lambda k: k[0] is head),
             (self._line_cache, lambda k: k[0] < height),
         ]
         for cache, stale in caches:
