@@ -35,6 +35,7 @@ LONGEST_S = 0.25  # the longest a loop behind the screen waits for it at a time
 # sources have their deadlines
 RUNS_S = 0.1
 PIECE = 2048  # items `sorted_in_turns` sorts in one call (rows by health: 2-4 ms)
+BATCH = 2 * PIECE  # items it takes a key of, or merges, between two looks at the screen
 
 _until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
 _screen: int | None = None  # the screen's thread: it never waits for itself
@@ -89,11 +90,11 @@ def sorted_in_turns(items: Iterable[T], key: Callable[[T], Any], reverse: bool =
     whole = list(items)
     if len(whole) <= PIECE or threading.get_ident() == _screen:
         return sorted(whole, key=key, reverse=reverse)
-    keys = [key(item) for item in giving_way(whole, 4096)]
+    keys = [key(item) for item in giving_way(whole, BATCH)]
     at = keys.__getitem__
     runs = []
     for start in range(0, len(whole), PIECE):
         give_way()
         runs.append(sorted(range(start, min(start + PIECE, len(whole))), key=at, reverse=reverse))
     # merge: a tie goes to the earlier piece, so the whole stays stable either way
-    return [whole[i] for i in giving_way(heapq.merge(*runs, key=at, reverse=reverse), 4096)]
+    return [whole[i] for i in giving_way(heapq.merge(*runs, key=at, reverse=reverse), BATCH)]

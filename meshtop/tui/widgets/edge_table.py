@@ -128,9 +128,6 @@ def edge_cluster(snapshot: MeshSnapshot, e: Edge) -> str:
     return "→".join(names)
 
 
-# name (a column) -> key on (edge, health, cluster), in the column's own order: figures
-# largest first, names A to Z, as `linkerd viz top` does; health worst first, the more
-# failed requests a second first. `s` steps through them in this order.
 def _error_first(rate: float) -> float:
     """An error rate as a sort key, worst first; one not known (NaN) is the worst there
     is, as in the stat table (a NaN compares as neither less nor more: where it went
@@ -138,6 +135,9 @@ def _error_first(rate: float) -> float:
     return -rate if rate == rate else -math.inf
 
 
+# name (a column) -> key on (edge, health, cluster), in the column's own order: figures
+# largest first, names A to Z, as `linkerd viz top` does; health worst first, the more
+# failed requests a second first. `s` steps through them in this order.
 SORTS: dict[str, Callable[[Edge, Health, str], Any]] = {
     "health": lambda e, h, c: (
         _RANK[h],
