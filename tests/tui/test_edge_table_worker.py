@@ -272,3 +272,56 @@ async def test_a_sort_asked_draws_the_header_at_once_and_the_rows_when_they_come
 def _drawn(table: EdgeTable, y: int) -> str:
     """The line `y` of the table as it is drawn now (what its widget would paint)."""
     return table.render_line(y).text
+
+
+async def test_rows_taken_in_behind_another_tab_keep_the_columns_they_are_shown_in(
+    work: Work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh the worker takes in while the table is hidden (`1` pressed before the
+    rows came) is laid out for the width the table had on screen, not for 80 columns:
+    coming back, nothing is laid out again, and the order's index of row keys (51,239
+    at 20,000 services) is the one the worker made, not made again on the screen's
+    thread as the rows are drawn."""
+    first, second = await _snapshot(), await _snapshot(1.8e9 + 30)
+    app = _TableOnly()
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(first)
+        await _fitted(pilot, table, "the first snapshot's rows")
+        wide = table._layout
+        added: list[object] = []
+        real_add = EdgeTable.add_column
+        monkeypatch.setattr(
+            EdgeTable,
+            "add_column",
+            lambda self, *a, **k: (added.append(a), real_add(self, *a, **k))[1],
+        )
+        table.show(second)  # the worker asked while the table shows...
+        table.display = False  # ...and `1` pressed before it answers
+        await until(pilot, lambda: table._taken is second, "the second snapshot taken in hidden")
+        assert table._layout == wide and added == []
+        table.display = True  # `2`
+        await _fitted(pilot, table, "the second snapshot's rows shown")
+        assert table._layout == wide and added == []
+        assert table._order._at is not None  # its index, made by the worker
+        assert str(table.get_row_at(0)[0]) == "FAIL"
+    assert _on_screens_thread(work) == []
+
+
+async def test_columns_laid_out_again_keep_the_order_and_its_index(work: Work) -> None:
+    """A resize lays the columns out again: the rows' order is put back as it was, its
+    index of row keys with it, not made again on the screen's thread."""
+    snapshot = await _snapshot()
+    app = _TableOnly()
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(snapshot)
+        await _fitted(pilot, table, "the rows sorted")
+        order, wide = table._order, table._layout
+        assert order._at is not None  # made by the worker
+        await pilot.resize_terminal(100, 30)
+        await until(pilot, lambda: table._layout != wide, "the columns laid out for 100")
+        assert table._order is order and _keys(table) == _sorted(snapshot)
+    assert _on_screens_thread(work) == []

@@ -447,6 +447,17 @@ class VirtualTable(FastRows):
     instead of its own dictionaries."""
 
     _order: _Order
+    _last_width = 80  # the width the table last had on screen
+
+    @property
+    def _width(self) -> int:
+        """The table's width, or while it is hidden (0 wide) the width it last had on
+        screen: rows taken in behind another tab keep the columns they will be shown in.
+        Laid out for 80 columns there, the edge table of 20,000 services made its columns
+        and its labels twice on every return to its tab (issue 17)."""
+        if self.size.width:
+            self._last_width = self.size.width
+        return self._last_width
 
     def has_row(self, key: str) -> bool:
         raise NotImplementedError
@@ -482,10 +493,10 @@ class VirtualTable(FastRows):
         return Region(0, top, max(self.size.width, width + self._row_label_column_width), 1)
 
     def clear(self, columns: bool = False) -> Self:
-        keys = self._order.keys
+        order = self._order  # put back whole: its index of 51,239 keys is kept
         self._install(_Order([]))  # empty while DataTable moves its cursor back to the top
         super().clear(columns)
-        self._install(_Order(keys))
+        self._install(order)
         return self
 
 
@@ -686,12 +697,12 @@ class EdgeTable(VirtualTable):
 
     def _wanted(self, width: int | None = None) -> tuple[tuple[str, ...], int]:
         compare = self._then is not None
-        return columns_for(width or self.size.width or 80, self._rows.cluster_width, compare)
+        return columns_for(width or self._width, self._rows.cluster_width, compare)
 
     def _set_columns(self) -> tuple[str, ...]:
         wanted = self._wanted()
         if wanted != self._layout:
-            keys = self._order.keys
+            order = self._order
             self._columns_changing = True
             try:
                 self.clear(columns=True)
@@ -708,7 +719,7 @@ class EdgeTable(VirtualTable):
             finally:
                 self._columns_changing = False
             self._updated_cells.clear()
-            self._install(_Order(keys))
+            self._install(order)
             self._layout = wanted
             labels = self._labels
             self._labels = labels.at(wanted[1], "cluster" in wanted[0]) if labels else None
@@ -854,7 +865,7 @@ class EdgeTable(VirtualTable):
         self._working = True
         layout = self._layout if self._labels is not None else None  # the labels' layout
         rows = self._next_rows or self._rows
-        width = self.size.width or 80
+        width = self._width
         self._asked = (self._generation, snapshot, rows, self._then_stats, self._then, sort,
                        (width, layout, self.thresholds, self.memory))  # fmt: skip
         self._take_in()

@@ -282,11 +282,11 @@ class StatTable(VirtualTable):
         return key in self.rows_by_key
 
     def _set_columns(self) -> tuple[str, ...]:
-        columns, name_width = columns_for(self.size.width or 80)
+        columns, name_width = columns_for(self._width)
         window_s = self._taken[0].window_s if self._taken else 0.0
         wanted = (columns, name_width, self.sort_name, self.descending, window_s)
         if wanted != self._layout:
-            keys = self._order.keys
+            order = self._order
             self.clear(columns=True)
             self._install(_Order([]))  # no rows while the columns go in (see the edge table)
             window = units.duration(window_s) if window_s else ""
@@ -299,7 +299,7 @@ class StatTable(VirtualTable):
                 width = c.width or name_width
                 self.add_column(header, key=c.key, width=max(width, len(header)))
             self._updated_cells.clear()
-            self._install(_Order(keys))
+            self._install(order)
             if self._layout is None or self._layout[1] != name_width:
                 self._names = None
             self._layout = wanted
@@ -384,7 +384,7 @@ class StatTable(VirtualTable):
             return
         record = wanted[0] is not self._recorded
         rows = self._on_screen and not _same(wanted, self._taken)
-        width = self.size.width or 80
+        width = self._width
         if record or rows:
             self._working = True
             self._asked = (wanted[0], wanted[1], record, rows, sort, width, None)
