@@ -14,6 +14,7 @@ from meshtop.export.json_report import figures
 from meshtop.gates import check, parse_gate
 from meshtop.health import Health
 from meshtop.model import Edge, EdgeStats, MeshSnapshot, Protocol, WindowSummary
+from meshtop.model.stats import client_errors
 from meshtop.report import Report
 from meshtop.sim.sources import Simulation
 from meshtop.tui.widgets.edge_table import SORTS, proto
@@ -30,6 +31,16 @@ def test_the_share_answered_4xx() -> None:
     assert summary.client_error_rate == pytest.approx(0.25)
     assert WindowSummary().client_error_rate is None
     assert figures(HTTP)["client_error_rate"] == 0.25
+
+
+def test_the_4xx_share_adds_up_every_code_starting_with_4_and_nothing_else() -> None:
+    """Status codes are label values: whatever a backend sends (an empty one, a bare
+    `4`, `4xx`) is counted by its first character, never an error; the sum is the one
+    added in the codes' order, to the last bit."""
+    codes = {"": 1.0, "4": 0.1, "4xx": 0.2, "404": 0.3, "200": 5.0, "x4": 7.0, "429": 0.7}
+    assert client_errors(codes, 10.0) == (0.0 + 0.1 + 0.2 + 0.3 + 0.7) / 10.0
+    assert client_errors(codes, 0.0) == 0.0
+    assert client_errors({}, 3.0) == 0.0
 
 
 def test_a_gate_on_the_4xx_share() -> None:

