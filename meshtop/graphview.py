@@ -354,7 +354,7 @@ def build(
         v: ViewNode(
             v, label, ns, kind, members, worst(map(node_grades.__getitem__, members)), cluster
         )
-        for v, label, ns, kind, members, cluster in shape.nodes
+        for v, label, ns, kind, members, cluster in giving_way(shape.nodes)
     }
     view = GraphView(nodes, edges, grades)
     if options.cluster:
