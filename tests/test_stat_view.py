@@ -5,6 +5,7 @@ and the tab in the console (Pilot): its rows, its sort, `enter`, the grouping.""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -393,3 +394,41 @@ async def test_the_cursor_stays_on_its_node_whatever_the_sort(sim: Simulation) -
         table.reverse_sort()
         await settled(pilot)
         assert table.ordered_rows[table.cursor_row].key.value == node
+
+
+async def test_rows_taken_in_behind_another_tab_keep_the_stat_tabs_columns(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the worker makes while the tab is hidden (`1` pressed before they came) are
+    laid out for the width the table had on screen, not for 80 columns: back on the tab,
+    nothing is laid out again."""
+    app = MeshtopApp(Sources(only(sim.clusters), True, time.time))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        table = await _stats_tab(pilot, app)
+        wide = table._layout
+        assert wide is not None and wide[:2] == columns_for(160)
+        added: list[object] = []
+        real_add = StatTable.add_column
+        monkeypatch.setattr(
+            StatTable,
+            "add_column",
+            lambda self, *a, **k: (added.append(a), real_add(self, *a, **k))[1],
+        )
+        await until(pilot, lambda: not table._working, "the stat table's worker idle")
+        assert table._wanted is not None
+        held, real_take = threading.Event(), StatTable._take
+        monkeypatch.setattr(
+            StatTable, "_take", lambda self, *a: (held.wait(10), real_take(self, *a))
+        )
+        later = replace(table._wanted[0])  # a refresh: rows to make again
+        table.show(later, table._wanted[1])  # the worker asked while the tab shows...
+        await keys(pilot, "1")  # ...and the graph's tab asked before it answers
+        assert not table.size.width and table._taken is not None and table._taken[0] is not later
+        held.set()
+        await until(
+            pilot, lambda: table._taken is not None and table._taken[0] is later, "taken hidden"
+        )
+        assert not table.size.width and table._layout == wide and added == []
+        await _stats_tab(pilot, app)
+        assert table._layout[:2] == wide[:2] and added == []  # type: ignore[index]

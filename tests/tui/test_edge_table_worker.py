@@ -304,7 +304,7 @@ async def test_rows_taken_in_behind_another_tab_keep_the_columns_they_are_shown_
         table.display = True  # `2`
         await _fitted(pilot, table, "the second snapshot's rows shown")
         assert table._layout == wide and added == []
-        assert table._order._at is not None  # its index, made by the worker
+        assert table._order is table._orders[("health", False)]  # the worker's, indexed there
         assert str(table.get_row_at(0)[0]) == "FAIL"
     assert _on_screens_thread(work) == []
 
