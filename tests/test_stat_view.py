@@ -24,6 +24,7 @@ from meshtop.tui.widgets.stat_table import SORTS, StatTable, columns_for, ordere
 
 from .conftest import only
 from .tui.test_console import _first_snapshot, keys, settled, until
+from .tui.test_edge_table_worker import columns_added
 
 T = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
 
@@ -408,13 +409,7 @@ async def test_rows_taken_in_behind_another_tab_keep_the_stat_tabs_columns(
         table = await _stats_tab(pilot, app)
         wide = table._layout
         assert wide is not None and wide[:2] == columns_for(160)
-        added: list[object] = []
-        real_add = StatTable.add_column
-        monkeypatch.setattr(
-            StatTable,
-            "add_column",
-            lambda self, *a, **k: (added.append(a), real_add(self, *a, **k))[1],
-        )
+        added = columns_added(monkeypatch, StatTable)
         await until(pilot, lambda: not table._working, "the stat table's worker idle")
         assert table._wanted is not None
         held, real_take = threading.Event(), StatTable._take

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from meshtop import turns
 from meshtop.graphview import grades_of
@@ -83,6 +84,16 @@ def _sorted(
     for s in (before, snapshot):
         rows = take_in(s, rows, {}, DEFAULT_THRESHOLDS, None) if s is not None else rows
     return sorted(rows.edges, key=lambda k: rows.sort_key(column, k), reverse=reversed_)
+
+
+def columns_added(monkeypatch: pytest.MonkeyPatch, table: type[DataTable[Any]]) -> list[object]:
+    """Every column a table of this class adds from now on (a layout made again)."""
+    added: list[object] = []
+    real = table.add_column
+    monkeypatch.setattr(
+        table, "add_column", lambda self, *a, **k: (added.append(a), real(self, *a, **k))[1]
+    )
+    return added
 
 
 def _on_screens_thread(done: Work) -> Work:
@@ -290,13 +301,7 @@ async def test_rows_taken_in_behind_another_tab_keep_the_columns_they_are_shown_
         table.show(first)
         await _fitted(pilot, table, "the first snapshot's rows")
         wide = table._layout
-        added: list[object] = []
-        real_add = EdgeTable.add_column
-        monkeypatch.setattr(
-            EdgeTable,
-            "add_column",
-            lambda self, *a, **k: (added.append(a), real_add(self, *a, **k))[1],
-        )
+        added = columns_added(monkeypatch, EdgeTable)
         table.show(second)  # the worker asked while the table shows...
         table.display = False  # ...and `1` pressed before it answers
         await until(pilot, lambda: table._taken is second, "the second snapshot taken in hidden")
