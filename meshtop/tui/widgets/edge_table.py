@@ -453,8 +453,8 @@ class VirtualTable(FastRows):
     def _width(self) -> int:
         """The table's width, or while it is hidden (0 wide) the width it last had on
         screen: rows taken in behind another tab keep the columns they will be shown in.
-        Laid out for 80 columns there, the edge table of 20,000 services made its columns
-        and its labels twice on every return to its tab (issue 17)."""
+        Laid out for 80 columns there, the edge table of 20,000 services was laid out
+        again for its own width when its tab came back (issue 17)."""
         if self.size.width:
             self._last_width = self.size.width
         return self._last_width
