@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from textual import events, work
 from textual.app import App
 from textual.await_remove import AwaitRemove
@@ -30,7 +31,7 @@ from textual.widget import Widget
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
-from meshtop import units
+from meshtop import turns, units
 from meshtop.config import Settings
 from meshtop.connect import Sources
 from meshtop.errors import EXIT_BUG
@@ -142,6 +143,13 @@ class MeshtopApp(App[None]):
     def get_default_screen(self) -> Screen[Any]:
         return self.main
 
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        """Textual's: a frame to the terminal. The screen's turn (`first.drawn_first`)
+        ends with it: what a person waited for is drawn."""
+        super()._display(screen, renderable)
+        if renderable is not None:
+            turns.done()
+
     def on_load(self) -> None:
         # Every blocking call a source makes (`asyncio.to_thread`), and every thread
         # worker, runs on a daemon thread that neither the loop's end nor the exit waits
@@ -174,7 +182,7 @@ class MeshtopApp(App[None]):
             if self._typed_after is not None and event.key not in QUIT_AT_ONCE:
                 self._typed_after.append(event)  # behind a prompt's key: see below
                 return
-            drawn_first(self)  # a person waits for what the key does
+            drawn_first()  # a person waits for what the key does
             if isinstance(self.focused, Input) and not event.is_printable:
                 # In a prompt, Textual inserts a letter at once but acts on enter,
                 # backspace or an arrow (its bindings) once the key has gone round to
@@ -264,7 +272,7 @@ class MeshtopApp(App[None]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
-        drawn_first(self)  # the status line and tables first, then the graph's worker
+        drawn_first()  # the status line and tables first, then the graph's worker
         self.snapshot = message.snapshot
         self.failures = 0 if _live(message.snapshot) else self.failures + 1
         self.sub_title = (

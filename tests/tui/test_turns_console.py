@@ -9,6 +9,7 @@ from meshtop import turns
 from meshtop.connect import Sources
 from meshtop.sim.sources import Simulation
 from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens.detail import DetailScreen
 
 from ..conftest import only
 from .test_console import _first_snapshot, settled
@@ -28,4 +29,27 @@ async def test_a_key_has_the_screens_turn_until_it_is_drawn(
         said.clear()
         await pilot.press("j")  # Pilot waits until the screen is drawn
         await settled(pilot)
-        assert said == ["ask", "done"]
+        assert said[:2] == ["ask", "done"]  # and each frame after it says done again
+        assert set(said[2:]) <= {"done"}
+
+
+async def test_enter_has_the_screens_turn_until_the_detail_is_drawn(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Enter's effect is made by messages to other widgets (the graph's, then the main
+    screen's, which opens the detail): the turn lasts until the detail's first frame,
+    not until the screen has run its callbacks, which it did at once, before any of it."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(turns, "ask", lambda seconds=turns.LONGEST_S: said.append(("ask", "")))
+    monkeypatch.setattr(turns, "done", lambda: said.append(("done", type(app.screen).__name__)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await settled(pilot)
+        app.paused = True
+        said.clear()
+        await pilot.press("enter")
+        await settled(pilot)
+        assert isinstance(app.screen, DetailScreen)
+    assert said[0] == ("ask", "")
+    assert said[1] == ("done", "DetailScreen")  # given back by the detail's frame

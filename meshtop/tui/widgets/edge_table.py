@@ -908,7 +908,7 @@ class EdgeTable(VirtualTable):
         self.post_message(self.Taken(generation, rows, order, sort, labels))
 
     def on_edge_table_taken(self, taken: EdgeTable.Taken) -> None:
-        drawn_first(self)
+        drawn_first()
         self._working = False
         if taken.generation == self._generation:
             if taken.sort != (self.sort_name, self.sort_reversed):
