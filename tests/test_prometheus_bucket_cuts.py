@@ -114,3 +114,25 @@ def test_the_groups_matchers_select_no_series_twice() -> None:
     nothing_more = Cuts(frozenset({"250", "500"}), frozenset({"batch-v1"}), frozenset())
     assert nothing_more.matchers(ISTIO, "=~") == ['source_workload!~"batch\\\\-v1",le=~"250|500"']
     assert Cuts().matchers(ISTIO) == [""] and Cuts().matchers(ISTIO, "=~") == []
+
+
+def test_each_pass_over_a_large_latency_answer_gives_way_to_a_key(monkeypatch: Any) -> None:
+    """The latency answer (135,180 series at 2,000 services) is read in a thread beside
+    the screen's: each pass over it gives way to a key every `BATCH` series (`turns`),
+    and the quantiles are the same."""
+    from meshtop import turns
+    from meshtop.sources.prometheus.latency import fresh, unanswered
+
+    rows = [r for i in range(300) for r in _histogram(f"shop-{i}-v1", FAST)]  # 6,000
+    whole = edge_quantiles(ISTIO, rows)
+    ways: list[int] = []
+    monkeypatch.setattr(turns, "give_way", lambda: ways.append(1))
+    assert edge_quantiles(ISTIO, rows).quantiles == whole.quantiles
+    assert len(ways) == 2 + 2  # the rows by BATCH, then the 300 calls by 256
+    requests = [{**r, "metric": {**r["metric"], "reporter": "destination"}} for r in rows]
+    ways.clear()
+    assert unanswered(ISTIO, requests, rows, None) is None
+    assert len(ways) == 2 + 2  # the latency's calls, then the requests' reporters
+    ways.clear()
+    assert fresh(ISTIO, requests, {"destination": set()}) == requests
+    assert len(ways) == 2

@@ -512,13 +512,19 @@ def test_buckets_no_quantile_came_near_are_left_out_until_one_does() -> None:
     assert '"500|' not in sent[1] and "le=~" in sent[-1]  # 250 and one more bucket kept
 
 
-def test_a_large_answer_is_decoded_as_json_loads_decodes_it() -> None:
-    """A large answer is decoded a piece at a time (other threads run in between): the
-    same document, written compactly as Prometheus writes it or with spaces, and the same
-    refusal of what is not JSON."""
+def test_a_large_answer_is_decoded_as_json_loads_decodes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large answer is decoded a piece at a time (other threads run in between, a key's
+    work on the screen's thread first): the same document, written compactly as
+    Prometheus writes it or with spaces, and the same refusal of what is not JSON."""
     import json
 
-    from meshtop.sources.prometheus.wire import STEPPED_BYTES, decode
+    from meshtop import turns
+    from meshtop.sources.prometheus.wire import PIECE_CHARS, STEPPED_BYTES, decode
+
+    ways: list[int] = []
+    monkeypatch.setattr(turns, "give_way", lambda: ways.append(1))
 
     rows = [bucket(f"{le}", le * 0.5, f"r{le % 3}") for le in range(1, 5000)]
     rows[7]["metric"]["destination_workload"] = '},{"metric": a "hostile" value'
@@ -526,6 +532,8 @@ def test_a_large_answer_is_decoded_as_json_loads_decodes_it() -> None:
     for text in (json.dumps(body, separators=(",", ":")), json.dumps(body, indent=1)):
         assert len(text) > STEPPED_BYTES
         assert decode(text.encode()) == json.loads(text)
+    compact = len(json.dumps(body, separators=(",", ":")))
+    assert 0 < len(ways) <= compact // PIECE_CHARS  # before each piece but the last
     truncated = json.dumps(body, separators=(",", ":"))[: STEPPED_BYTES + 10]
     with pytest.raises(ValueError):
         decode(truncated.encode())

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from meshtop import turns
 from meshtop.errors import BackendError
 from meshtop.sources import bounded
 from meshtop.sources.prometheus_config import PrometheusConfig
@@ -146,6 +147,7 @@ def decode(content: bytes) -> Any:
     try:
         at = _skip(text, start.end())
         while (cut := text.find(_BETWEEN, at + PIECE_CHARS)) >= 0:
+            turns.give_way()  # a key's work on the screen's thread first
             result += json.loads(f"[{text[at : cut + 1]}]")
             at = cut + 2
         while text[at : at + 1] != "]":
