@@ -208,8 +208,8 @@ async def test_a_table_counted_hidden_then_shown_makes_only_the_rows_on_screen(
     async with app.run_test(size=(160, 30)) as pilot:
         table = app.query_one(EdgeTable)
         table.show(snapshot)
-        assert table.row_count == len(snapshot.edges)  # taken in hidden, for 80 columns
-        table.display = True  # shown, 160 columns wide: its columns change with its rows in
+        assert table.row_count == len(snapshot.edges)  # taken in hidden, for 160 columns
+        table.display = True  # shown, 160 columns wide
         await pilot.pause()
         await pilot.pause()
         assert table.fitted

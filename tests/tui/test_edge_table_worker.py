@@ -314,6 +314,36 @@ async def test_rows_taken_in_behind_another_tab_keep_the_columns_they_are_shown_
     assert _on_screens_thread(work) == []
 
 
+async def test_a_table_never_shown_takes_a_large_snapshot_in_behind_the_tab_once(
+    work: Work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before it has any rows, a hidden table has the worker take a large snapshot in
+    (`take_in_behind`, once the graph is drawn), for the terminal's width: the first `2`
+    shows rows at once, laid out as they were (it waited 1.2-1.4 s for them at 20,000
+    services). Once it has rows, a hidden table takes nothing in until it shows."""
+    first, second = await _snapshot(), await _snapshot(1.8e9 + 30)
+    app = _TableOnly(visible=False)
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(EdgeTable)
+        await pilot.pause()
+        table.show(first)
+        table.take_in_behind()
+        await until(pilot, lambda: table._taken is first, "the first snapshot taken in hidden")
+        assert table.row_count == len(first.edges)
+        wide = table._layout
+        table.show(second)
+        table.take_in_behind()
+        await pilot.pause(0.2)
+        assert table._taken is first and not table._working  # not again while hidden
+        added = columns_added(monkeypatch, EdgeTable)
+        table.display = True  # `2`: the rows there at once, then the second snapshot's
+        await pilot.pause()
+        assert table.row_count == len(first.edges)
+        await _fitted(pilot, table, "the second snapshot's rows shown")
+        assert table._taken is second and table._layout == wide and added == []
+    assert _on_screens_thread(work) == []
+
+
 async def test_columns_laid_out_again_keep_the_order_and_its_index(work: Work) -> None:
     """A resize lays the columns out again: the rows' order is put back as it was, its
     index of row keys with it, not made again on the screen's thread."""
@@ -348,3 +378,32 @@ async def test_taking_rows_in_and_sorting_them_gives_way_to_a_key_on_every_pass(
     ways.clear()
     assert rows.ordered("rps", False) == expected
     assert len(ways) == 1  # each row's place (fewer rows than a sort in pieces takes)
+
+
+async def test_the_console_takes_a_large_meshs_table_in_once_its_graph_is_drawn(
+    work: Work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the console, the hidden table of a large mesh is taken in once the graph's
+    first frame is drawn, not before (the two workers would share the interpreter while
+    the first frame waits): `2` then shows its rows at once."""
+    from meshtop.connect import Sources
+    from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.widgets.graph import GraphCanvas
+
+    from ..conftest import only
+
+    real = GraphCanvas.show
+    monkeypatch.setattr(
+        GraphCanvas, "show", lambda self, *a: (work.append(("graph", "")), real(self, *a))[1]
+    )
+    sim = Simulation(generated(200, seed=1), clock=lambda: 1.8e9)
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.query_one(EdgeTable)
+        await until(pilot, lambda: table._taken is not None, "the table taken in hidden")
+        assert [w[0] for w in work][:3] == ["graph", "take", "sort"]  # the graph first
+        assert table.size.width == 0 and table.row_count > LARGE
+        app.paused = True
+        await pilot.press("2")
+        assert table.size.width == 160 and table.row_count > LARGE  # at once
+    assert _on_screens_thread(work) == []

@@ -345,6 +345,7 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
         for do in then:
             do()
         self.show_status()  # its counts and selection are of this view
+        self._table().take_in_behind()  # once the graph is up, not in its way
 
     # -- the status line and the notice ---------------------------------------------------
 
