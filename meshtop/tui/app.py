@@ -46,7 +46,7 @@ from meshtop.sources.protocols import (
     RouteStore,
     TraceSource,
 )
-from meshtop.tui.first import drawn_first
+from meshtop.tui.first import drawn_first, key_first
 from meshtop.tui.heap import FrozenHeap
 from meshtop.tui.safety import ControlFilter
 from meshtop.tui.screens.help import HelpScreen
@@ -144,8 +144,8 @@ class MeshtopApp(App[None]):
         return self.main
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
-        """Textual's: a frame to the terminal. The screen's turn (`first.drawn_first`)
-        ends with it: what a person waited for is drawn."""
+        """Textual's: a frame for the terminal (in a test, made and not written). The
+        screen's turn (`first`) ends with it: what a person waited for is drawn."""
         super()._display(screen, renderable)
         if renderable is not None:
             turns.done()
@@ -182,7 +182,7 @@ class MeshtopApp(App[None]):
             if self._typed_after is not None and event.key not in QUIT_AT_ONCE:
                 self._typed_after.append(event)  # behind a prompt's key: see below
                 return
-            drawn_first()  # a person waits for what the key does
+            key_first()  # a person waits for what the key does
             if isinstance(self.focused, Input) and not event.is_printable:
                 # In a prompt, Textual inserts a letter at once but acts on enter,
                 # backspace or an arrow (its bindings) once the key has gone round to
@@ -272,7 +272,7 @@ class MeshtopApp(App[None]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if not self.screen_stack or not self.is_running:  # closing: nothing to draw on
             return
-        drawn_first()  # the status line and tables first, then the graph's worker
+        drawn_first(self)  # the status line and tables first, then the graph's worker
         self.snapshot = message.snapshot
         self.failures = 0 if _live(message.snapshot) else self.failures + 1
         self.sub_title = (

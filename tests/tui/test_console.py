@@ -106,7 +106,7 @@ async def keys(pilot: Pilot[None], *pressed: str) -> None:
 
 async def _edges_tab(pilot: Pilot[None]) -> None:
     """The edges tab, once the table has its width and its rows are filled for it (hidden,
-    it had labels cut for 80 columns)."""
+    it may have had another width: the terminal was resized)."""
     await keys(pilot, "2")
     table = pilot.app.query_one(EdgeTable)
     await until(pilot, lambda: table.fitted, "the edge table at its width")

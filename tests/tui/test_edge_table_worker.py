@@ -328,10 +328,10 @@ async def test_a_table_never_shown_takes_a_large_snapshot_in_behind_the_tab_once
         await pilot.pause()
         table.show(first)
         table.take_in_behind()
+        table.show(second)  # a refresh while the worker takes the first in
         await until(pilot, lambda: table._taken is first, "the first snapshot taken in hidden")
         assert table.row_count == len(first.edges)
         wide = table._layout
-        table.show(second)
         table.take_in_behind()
         await pilot.pause(0.2)
         assert table._taken is first and not table._working  # not again while hidden
@@ -387,21 +387,30 @@ async def test_the_console_takes_a_large_meshs_table_in_once_its_graph_is_drawn(
     first frame is drawn, not before (the two workers would share the interpreter while
     the first frame waits): `2` then shows its rows at once."""
     from meshtop.connect import Sources
+    from meshtop.tui import app as app_module
     from meshtop.tui.app import MeshtopApp
+    from meshtop.tui.screens import main
     from meshtop.tui.widgets.graph import GraphCanvas
 
     from ..conftest import only
 
-    real = GraphCanvas.show
+    for module in (main, app_module):  # the graph drawn by its worker, as a large one is
+        monkeypatch.setattr(module, "DRAWN_AT_ONCE", LARGE)
+    real, drawn = GraphCanvas.show, main.MainScreen.on_main_screen_drawn
     monkeypatch.setattr(
         GraphCanvas, "show", lambda self, *a: (work.append(("graph", "")), real(self, *a))[1]
+    )
+    monkeypatch.setattr(  # the worker's graph handed to the screen
+        main.MainScreen,
+        "on_main_screen_drawn",
+        lambda self, m: (work.append(("worker's graph", "")), drawn(self, m))[1],
     )
     sim = Simulation(generated(200, seed=1), clock=lambda: 1.8e9)
     app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.query_one(EdgeTable)
         await until(pilot, lambda: table._taken is not None, "the table taken in hidden")
-        assert [w[0] for w in work][:3] == ["graph", "take", "sort"]  # the graph first
+        assert [w[0] for w in work][:4] == ["worker's graph", "graph", "take", "sort"]
         assert table.size.width == 0 and table.row_count > LARGE
         app.paused = True
         await pilot.press("2")

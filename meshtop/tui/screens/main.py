@@ -308,7 +308,7 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
             self.show_status()
 
     def on_main_screen_drawn(self, drawn: MainScreen.Drawn) -> None:
-        drawn_first()
+        drawn_first(self)
         self._drawing = False
         _, size, options, zoom = drawn.asked
         o = self.graph.options

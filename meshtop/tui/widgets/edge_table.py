@@ -767,8 +767,8 @@ class EdgeTable(VirtualTable):
     @property
     def fitted(self) -> bool:
         """Shown, with the columns its width has room for, its rows in order. What a test
-        waits for: hidden, the table is laid out for the width it last had on screen (80
-        before it ever showed) and its rows may be unsorted."""
+        waits for: hidden, the table is laid out for the width it last had on screen (the
+        terminal's before it ever showed) and its rows may be unsorted."""
         return (
             bool(self.size.width)
             and self._layout == self._wanted(self.size.width)
@@ -917,7 +917,7 @@ class EdgeTable(VirtualTable):
         self.post_message(self.Taken(generation, rows, order, sort, labels))
 
     def on_edge_table_taken(self, taken: EdgeTable.Taken) -> None:
-        drawn_first()
+        drawn_first(self)
         self._working = False
         if taken.generation == self._generation:
             if taken.sort != (self.sort_name, self.sort_reversed):
@@ -932,7 +932,8 @@ class EdgeTable(VirtualTable):
                     self._labels = taken.labels[1].at(width, "cluster" in columns)
                 self._orders[taken.sort] = taken.order
                 self._show_order(taken.order, at, before)
-        self._want()  # a newer snapshot, or another sort, asked for meanwhile
+        if self._on_screen:  # hidden, it takes the newest in when it shows (`on_show`)
+            self._want()  # a newer snapshot, or another sort, asked for meanwhile
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in the worker: said in place, and the next snapshot tried when asked."""

@@ -439,7 +439,7 @@ class StatTable(VirtualTable):
         self.post_message(self.Taken(snapshot, grouping, view, found, order, sort, said))
 
     def on_stat_table_taken(self, taken: StatTable.Taken) -> None:
-        drawn_first()
+        drawn_first(self)
         self._working = False
         self._recorded = taken.snapshot
         sort = (self.sort_name, self.descending)
