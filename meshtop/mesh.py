@@ -42,6 +42,18 @@ DEFAULT_TIMEOUT_S = 10.0
 BACKSTOP_S = 0.25
 
 
+# Threads to start, by `_starting`: `Thread.start` waits until the new thread runs, which
+# it does only when the interpreter's lock comes round to it
+_starts: queue.SimpleQueue[threading.Thread] = queue.SimpleQueue()
+_starter: list[threading.Thread] = []  # the one thread that starts them, once started
+_starter_lock = threading.Lock()
+
+
+def _starting() -> None:
+    while True:
+        _starts.get().start()
+
+
 class DaemonThreads(ThreadPoolExecutor):
     """An executor whose calls run on daemon threads, and whose shutdown waits for none of
     them: a call blocked on a backend that hangs holds up neither the event loop's end nor
@@ -49,12 +61,20 @@ class DaemonThreads(ThreadPoolExecutor):
     that is free takes the next call; a new one is started only when none is, so the
     threads are as many as the calls in flight at most, and a call waits for no other.
     A refresh only puts its calls on a queue: starting a thread waits for it to run, which
-    held the screen's thread up to 345 ms while other threads held the GIL (issue 17). A
-    thread left idle for `idle_s` ends. The console makes it its loop's default executor,
-    which `asyncio.to_thread` and Textual's thread workers use."""
+    held the screen's thread up to 345 ms while other threads held the GIL (issue 17), and
+    some 20 ms as a namespace's detail asked its histories against Prometheus; so a thread
+    of its own starts them (`_starting`), made with the executor, before there is any
+    call. A thread left idle for `idle_s` ends. The console makes it its loop's default
+    executor, which `asyncio.to_thread` and Textual's thread workers use."""
 
     def __init__(self, idle_s: float = 60.0) -> None:
         # ThreadPoolExecutor's own set-up is not run: none of its machinery is used
+        with _starter_lock:
+            if not _starter:
+                _starter.append(
+                    threading.Thread(target=_starting, name="meshtop-start", daemon=True)
+                )
+                _starter[0].start()
         self._idle_s = idle_s
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -84,8 +104,8 @@ class DaemonThreads(ThreadPoolExecutor):
             if not start:
                 self._idle -= 1
             self._calls.put(run)
-        if start:
-            threading.Thread(target=self._serve, name="meshtop-call", daemon=True).start()
+        if start:  # by `_starting`: this thread does not wait for it to run
+            _starts.put(threading.Thread(target=self._serve, name="meshtop-call", daemon=True))
         return future
 
     def _serve(self) -> None:

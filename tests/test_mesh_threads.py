@@ -114,3 +114,26 @@ def test_a_failed_call_leaves_no_cycle_to_collect() -> None:
         assert seen[0]() is None, "kept alive by a cycle"
     finally:
         gc.enable()
+
+
+def test_the_caller_never_waits_for_a_thread_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a thread waits until it runs (the interpreter's lock held elsewhere: up to
+    345 ms of the screen's thread): the calls' threads are started by a thread of their
+    own, never by the one that asked."""
+    threads = DaemonThreads()
+    started = threading.Thread.start
+    starters: list[str] = []
+
+    def noted(thread: threading.Thread) -> None:
+        starters.append(threading.current_thread().name)
+        started(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", noted)
+    held = threading.Event()
+    waiting = [threads.submit(held.wait, 10) for _ in range(3)]  # three threads, none free
+    try:
+        assert threads.submit(lambda: 42).result(5) == 42
+    finally:
+        held.set()
+    assert all(f.result(5) is True for f in waiting)
+    assert starters == ["meshtop-start"] * 4
