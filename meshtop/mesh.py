@@ -51,7 +51,13 @@ _starter_lock = threading.Lock()
 
 def _starting() -> None:
     while True:
-        _starts.get().start()
+        thread = _starts.get()
+        while True:
+            try:
+                thread.start()
+                break
+            except RuntimeError:  # no thread to be had (a limit reached): again shortly
+                time.sleep(0.1)
 
 
 class DaemonThreads(ThreadPoolExecutor):

@@ -40,20 +40,26 @@ BATCH = 2 * PIECE  # items it takes a key of, or merges, between two looks at th
 _until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
 _screen: int | None = None  # the screen's thread: it never waits for itself
 _ran = threading.local()  # a loop's thread: when it last stopped waiting
+_asked = 0  # how many times the screen has asked
 
 
-def ask(seconds: float = LONGEST_S) -> None:
+def ask(seconds: float = LONGEST_S) -> int:
     """The screen's thread has work a person waits for: loops behind it wait until it
-    says `done`, or for `seconds` at most."""
-    global _until, _screen
+    says `done`, or for `seconds` at most. Which ask this is, for `done`."""
+    global _until, _screen, _asked
     _screen = threading.get_ident()
     _until = max(_until, time.monotonic() + min(seconds, LONGEST_S))
+    _asked += 1
+    return _asked
 
 
-def done() -> None:
-    """What the person waited for is on the screen: the loops behind it go on."""
+def done(asked: int | None = None) -> None:
+    """What the person waited for is on the screen: the loops behind it go on. With
+    `asked` (what `ask` gave), only if nothing has asked since: a key that came after
+    a handler asked keeps its turn until its own frame."""
     global _until
-    _until = 0.0
+    if asked is None or asked == _asked:
+        _until = 0.0
 
 
 def give_way() -> None:

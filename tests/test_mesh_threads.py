@@ -23,6 +23,11 @@ def _until(done: Callable[[], bool], what: str) -> None:
         time.sleep(0.001)
 
 
+def _of(threads: DaemonThreads, thread: threading.Thread) -> bool:
+    """The thread is one of this executor's (the thread starting them is shared)."""
+    return getattr(thread, "_target", None) == threads._serve
+
+
 def test_a_call_runs_on_the_thread_an_earlier_call_left_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -32,7 +37,8 @@ def test_a_call_runs_on_the_thread_an_earlier_call_left_free(
     starts: list[threading.Thread] = []
 
     def counted(thread: threading.Thread) -> None:
-        starts.append(thread)
+        if _of(threads, thread):  # not one another test's executor queued
+            starts.append(thread)
         started(thread)
 
     monkeypatch.setattr(threading.Thread, "start", counted)
@@ -125,7 +131,8 @@ def test_the_caller_never_waits_for_a_thread_to_start(monkeypatch: pytest.Monkey
     starters: list[str] = []
 
     def noted(thread: threading.Thread) -> None:
-        starters.append(threading.current_thread().name)
+        if _of(threads, thread):
+            starters.append(threading.current_thread().name)
         started(thread)
 
     monkeypatch.setattr(threading.Thread, "start", noted)
@@ -137,3 +144,25 @@ def test_the_caller_never_waits_for_a_thread_to_start(monkeypatch: pytest.Monkey
         held.set()
     assert all(f.result(5) is True for f in waiting)
     assert starters == ["meshtop-start"] * 4
+
+
+def test_a_thread_that_cannot_be_started_yet_is_started_when_it_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread to be had (a process's limit reached): the thread that starts them tries
+    again, and the call is answered, rather than that thread ending and every call after
+    waiting for a thread that never comes."""
+    threads = DaemonThreads()
+    started = threading.Thread.start
+    refused: list[threading.Thread] = []
+
+    def once_refused(thread: threading.Thread) -> None:
+        if _of(threads, thread) and not refused:
+            refused.append(thread)
+            raise RuntimeError("can't start new thread")
+        started(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", once_refused)
+    assert threads.submit(lambda: 42).result(5) == 42
+    assert len(refused) == 1
+    assert threads.submit(lambda: 43).result(5) == 43  # and the next

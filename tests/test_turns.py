@@ -174,3 +174,17 @@ def test_a_sort_in_turns_finds_each_key_once_and_lets_other_threads_in(
     assert calls == len(items)  # each key found once
     in_turns += [longest_wait(lambda: turns.sorted_in_turns(items, key, True)) for _ in "ab"]
     assert min(in_turns) < whole / 2
+
+
+def test_a_handlers_done_leaves_a_later_asks_turn_alone() -> None:
+    """A handler's turn ends once the screen has drawn what it did (`done` with what its
+    `ask` gave); a key that asked after it keeps its own until its frame (`done()`)."""
+    handler = turns.ask()
+    turns.ask()  # a key, before the handler's callback ran
+    turns.done(handler)
+    assert turns._until > time.monotonic()  # still the key's turn
+    turns.done()  # its frame
+    assert turns._until == 0.0
+    mine = turns.ask()
+    turns.done(mine)
+    assert turns._until == 0.0

@@ -29,5 +29,4 @@ def key_first() -> None:
 def drawn_first(pump: MessagePump) -> None:
     """The work behind the screen waits until the next frame is drawn, or until the screen
     has nothing to draw after what this handler did."""
-    turns.ask()
-    pump.call_after_refresh(turns.done)
+    pump.call_after_refresh(turns.done, turns.ask())

@@ -20,7 +20,7 @@ async def test_a_key_has_the_screens_turn_until_it_is_drawn(
 ) -> None:
     said: list[str] = []
     monkeypatch.setattr(turns, "ask", lambda seconds=turns.LONGEST_S: said.append("ask"))
-    monkeypatch.setattr(turns, "done", lambda: said.append("done"))
+    monkeypatch.setattr(turns, "done", lambda *_: said.append("done"))
     app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
@@ -42,7 +42,7 @@ async def test_enter_has_the_screens_turn_until_the_detail_is_drawn(
     app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
     said: list[tuple[str, str]] = []
     monkeypatch.setattr(turns, "ask", lambda seconds=turns.LONGEST_S: said.append(("ask", "")))
-    monkeypatch.setattr(turns, "done", lambda: said.append(("done", type(app.screen).__name__)))
+    monkeypatch.setattr(turns, "done", lambda *_: said.append(("done", type(app.screen).__name__)))
     async with app.run_test(size=(120, 40)) as pilot:
         await _first_snapshot(app)
         await settled(pilot)
