@@ -19,6 +19,7 @@ import pytest
 from meshtop.config import PrometheusConfig
 from meshtop.model import Edge
 from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.prometheus import source as source_module
 from meshtop.sources.protocols import Traffic
 from tests.loopback import serving
 
@@ -146,8 +147,7 @@ def test_console_draws_the_edges_before_the_first_latency_answer_and_has_it_next
     ]
     assert not second.warnings
     _same_latency(second, whole)
-    # the first answer was learnt from: the second refresh asked the buckets it needs only
-    assert "le!~" not in late.asked[0] and "le!~" in late.asked[-1]
+    assert len(late.asked) == 1  # the first answer's, not asked again before it is due
 
 
 def test_export_waits_for_the_first_latency_answer(
@@ -185,22 +185,65 @@ def test_a_refresh_while_the_first_answer_is_coming_waits_for_it_and_asks_no_oth
     _same_latency(third, whole)
 
 
-def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_by_the_next(
-    prom: Prometheus, proxy: str, late: type[_Late]
+def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_last(
+    prom: Prometheus, proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Asked again once `LATENCY_SPACING` times as long as the last one took has gone by
+    since it was asked, only the buckets it needs; the refreshes meanwhile, and while the
+    next answer is coming, carry the last one's figures without a word."""
+    monkeypatch.setattr(source_module, "LATENCY_SPACING", 3.0)
     at = time.time() - 1
-    late.delays = [("fail", 1.0), LATE_S]
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    late.delays = [1.0, 1.0]
 
-    async def console() -> list[Traffic]:
+    async def console() -> list[tuple[int, Traffic]]:
         source = _source(proxy, at, console=True)
-        first = await source.traffic(WINDOW_S)
-        await asyncio.sleep(1.5)  # it has failed
-        return [first, await source.traffic(WINDOW_S)]
+        seen = []
+        for pause in (1.2, 0.5, 1.6, 0.3, 1.2, 0.0):
+            traffic = await source.traffic(WINDOW_S)
+            seen.append((len(late.asked), traffic))
+            await asyncio.sleep(pause)
+        return seen
 
-    first, second = asyncio.run(console())
+    (asked, first), *after = asyncio.run(console())
+    assert asked == 1 and "still coming" in first.warnings[0]
+    # at about 1.5 s the answer is in (it took 1 s), and at 2.1 s not due (3 s after it
+    # was asked); at 3.7 s due, asked again, the first answer's figures meanwhile, also
+    # at 4.4 s; at 5.6 s the second answer's (not due before 6.7 s)
+    assert [n for n, _ in after] == [1, 1, 2, 2, 2]
+    for _, traffic in after:
+        assert not traffic.warnings
+        _same_latency(traffic, whole)
+    assert "le!~" not in late.asked[0] and "le!~" in late.asked[1]
+
+
+def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_comes(
+    prom: Prometheus, proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed answer is the newest: its figures none, why said by every refresh until
+    the next answer is in; asked again only once due (Prometheus said it was overloaded)."""
+    monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
+    at = time.time() - 1
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    late.delays = [("fail", 1.0), 1.0]
+
+    async def console() -> list[tuple[int, Traffic]]:
+        source = _source(proxy, at, console=True)
+        seen = []
+        for pause in (1.2, 0.9, 1.2, 0.0):
+            traffic = await source.traffic(WINDOW_S)
+            seen.append((len(late.asked), traffic))
+            await asyncio.sleep(pause)
+        return seen
+
+    (_, first), (one, second), (two, third), (_, fourth) = asyncio.run(console())
     assert len(first.warnings) == 1 and "still coming" in first.warnings[0]
-    assert list(second.warnings) == [
-        f"latency unavailable: Prometheus at {proxy} rejected a query: unavailable: overloaded",
-        first.warnings[0],  # and asked again
-    ]
-    assert second.edges and all(v == (None, None, None) for v in _latency(second.edges).values())
+    failed = f"latency unavailable: Prometheus at {proxy} rejected a query: unavailable: overloaded"
+    # at about 1.5 s it has failed (after 1 s), and is not due again before 2 s; at 2.5 s
+    # asked again, its answer still coming; at 3.7 s it is in
+    assert list(second.warnings) == [failed] and one == 1
+    assert list(third.warnings) == [failed] and two == 2
+    for traffic in (second, third):
+        assert traffic.edges and all(v == (None,) * 3 for v in _latency(traffic.edges).values())
+    assert not fourth.warnings
+    _same_latency(fourth, whole)

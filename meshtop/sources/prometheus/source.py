@@ -4,9 +4,10 @@ queries (`queries`), asked concurrently in worker threads within one deadline, t
 latency answer made whole (`latency`), and the answers joined into edges (`answers`); an
 edge's history; and, when a refresh finds nothing, why. (Over 400 lines: each of these
 asks through the one client, its deadline and its check of every answer, and keeps
-what it learnt for the next refresh on the source.) In the console a refresh gives its
-edges before a first latency answer is in, which goes on for the next (`latency_later`),
-and asks again only once the mesh can have been scraped since it last asked."""
+what it learnt for the next refresh on the source.) In the console (`latency_later`) the
+latency query goes on behind the refreshes, asked again only once it is due, each refresh
+carrying the newest answer in; and a refresh asks again only once the mesh can have been
+scraped since it last asked."""
 
 from __future__ import annotations
 
@@ -75,15 +76,22 @@ _T = TypeVar("_T")
 # a refresh's latency: its quantiles, and the backend's warnings about its answers
 _Timed = tuple[Latencies, set[str]]
 _Answer = tuple[list[dict[str, Any]], tuple[str, ...]]  # a query's series and warnings
+# the console's newest latency answer: its window, its quantiles (None: it failed), the
+# backend's warnings about it, and why it failed
+_Newest = tuple[float, Latencies | None, frozenset[str], str]
 
 # The latency and TCP queries end this share of the timeout (at most SPARE_MAX_S) before
 # a refresh's deadline: time to make the edges from the requests answer where they fail
 SPARE_SHARE = 0.1
 SPARE_MAX_S = 1.0
 UNAVAILABLE = {"latency": "latency", "tcp": "TCP"}  # a failed query's figures, in words
-# In the console (`latency_later`), a refresh whose latency query asks every bucket waits
-# for it this long once the requests and TCP answers are in, then gives its edges without
+# In the console (`latency_later`), a refresh that asks the latency waits for it this long
+# once the requests and TCP answers are in, then gives its edges with the newest answer in
 LATENCY_GRACE_S = 0.3
+# and asks it again once this many times as long as the last one took has gone by: at
+# 2,000 services on two cores the query took 3-6 s, asked back to back beside the 5 s
+# scrape (Prometheus busy a whole core, the live figures waiting for it every refresh)
+LATENCY_SPACING = 4.0
 EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
 SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
 # In the console (`latency_later`), a refresh asks again once the mesh's proxies can have
@@ -113,9 +121,10 @@ def _why(error: BaseException) -> str:
     return str(error)
 
 
-def _retrieved(task: asyncio.Task[_Timed]) -> None:
-    """A latency answer that went on after its refresh: its failure is said by the next
-    refresh (`PrometheusMetrics._earlier`), never logged by asyncio as not retrieved."""
+def _retrieved(task: asyncio.Future[None]) -> None:
+    """The console's latency gone on behind its refresh (`PrometheusMetrics._behind`):
+    never logged by asyncio as not retrieved (a bug in it is raised by the next refresh,
+    `PrometheusMetrics._earlier`)."""
     if not task.cancelled():
         task.exception()
 
@@ -177,10 +186,10 @@ class PrometheusMetrics:
     ) -> None:
         """`at`: evaluate every query at this time (seconds since the epoch) rather than
         now, so that answers can be compared with hand-written queries. `latency_later`,
-        the console's: a refresh whose latency query asks every bucket of every call (a
-        first one, seconds of Prometheus at 2,000 services) gives its edges without
-        waiting for that answer, which comes with a later refresh (`traffic`); a command
-        that prints once (export) waits for every figure."""
+        the console's: the latency query (seconds of Prometheus at 2,000 services) goes
+        on behind the refreshes, asked again only once it is due, and a refresh gives its
+        edges with the newest latency answer in (`_traffic`); a command that prints once
+        (export) waits for every figure."""
         if config.unreadable:  # its token or password file: said now, when it is needed
             raise UsageError(config.unreadable)
         self.config = config
@@ -212,9 +221,12 @@ class PrometheusMetrics:
         self._asked: dict[str, Later | None] = {}
         self._bounds: dict[str, dict[str, float]] = {}
         self._left_out: dict[str, Cuts] = {}
-        # per dialect, a latency answer still coming after its refresh gave its edges
-        # (`latency_later`): the next refresh's latency waits for it, and learns from it
-        self._learning: dict[str, asyncio.Task[_Timed]] = {}
+        # per dialect, in the console (`latency_later`): the latency query going on behind
+        # the refreshes (`_behind`), the newest answer in (`_Newest`), and when the last
+        # latency query was asked and how long it took (`_timed`, `_latency_due`)
+        self._learning: dict[str, asyncio.Future[None]] = {}
+        self._latest: dict[str, _Newest] = {}
+        self._took: dict[str, tuple[float, float]] = {}
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
         # the console's last whole answer, to give again until a scrape can have changed
@@ -418,61 +430,68 @@ class PrometheusMetrics:
         or the TCP answer failing (late, too big, refused) leaves those figures out of
         every edge, said in a warning (`latency unavailable: …`).
 
-        With `latency_later` (the console), a refresh whose latency query asks every
-        bucket (nothing learnt yet) or waits for an earlier one's still coming gives it
-        `LATENCY_GRACE_S` once the requests and TCP answers are in; then its edges come
-        without latency, said in a warning (`latency: the first answer is still
-        coming …`), and the latency goes on within the refresh's deadline, for the next
-        refresh to learn from (`_timed`): its failure is said there."""
+        With `latency_later` (the console), the latency goes on behind the refreshes
+        (`_behind`): a refresh asks it once the requests and TCP answers are in, and only
+        when it is due (`_latency_due`), and gives it `LATENCY_GRACE_S`; its edges carry
+        the newest latency answer in (or say why there is none: `latency: the first
+        answer … is still coming`, `latency unavailable: …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             first = d.name not in self._left_out  # every bucket asked
-            earlier, failed = self._earlier(d)
-            later = self.latency_later and (first or earlier is not None)
+            earlier = self._earlier(d)
+            later = self.latency_later
             queries = snapshot_queries(d, window_s, self.config.namespaces)
             # the latency and TCP queries end a little before the refresh's deadline: where
             # they cannot answer, the edges are still made from the requests in time
             spare = until - min(SPARE_MAX_S, SPARE_SHARE * self.config.timeout_s)
-            # asked in this order: the requests, the latency (`_timed`), the TCP; where the
-            # latency is given a grace, after the other two are in: asked at once, it slows
+            # asked in this order: the requests, the latency (`_timed`), the TCP; in the
+            # console, the latency after the other two are in: asked at once, it slows
             # them (at 2,000 services on two cores, 0.2-0.3 s alone, 0.4-1.2 s beside it),
             # and the first frame waits for them
             requests = asyncio.ensure_future(self._ask(queries["requests"]))
+            latency: asyncio.Future[Any] | None = None
             if later:
                 tcp = asyncio.ensure_future(self._ask(queries["tcp"], spare))
-                latency = asyncio.ensure_future(
-                    self._timed(d, window_s, requests, spare, earlier, (requests, tcp))
-                )
+                if earlier is None and self._latency_due(d, window_s):
+                    latency = self._learning[d.name] = asyncio.ensure_future(
+                        self._behind(d, window_s, requests, spare, (requests, tcp))
+                    )
+                    latency.add_done_callback(_retrieved)
             else:
                 latency = asyncio.ensure_future(self._timed(d, window_s, requests, spare, earlier))
                 tcp = asyncio.ensure_future(self._ask(queries["tcp"], spare))
             pending: dict[str, asyncio.Future[_Answer]] = {"requests": requests, "tcp": tcp}
-            if later:  # the next refresh's latency waits for this one, if it is still coming
-                self._learning[d.name] = latency
-                latency.add_done_callback(_retrieved)
             try:
                 answers, unavailable = await self._answers(pending)
-                if later:
+                if later and latency is not None:
                     grace = min(LATENCY_GRACE_S, spare - time.monotonic())
                     await asyncio.wait({latency}, timeout=max(0.0, grace))
             except BaseException as exc:
-                if not later or isinstance(exc, BackendError):  # no latency without requests
-                    latency.cancel()
+                if latency is not None and (not later or isinstance(exc, BackendError)):
+                    latency.cancel()  # no latency without requests
                     self._forget(d, latency)
                 raise
             found = {name: rows for name, (rows, _) in answers.items()}
             warnings = {w for _, ws in answers.values() for w in ws}
             timed: Latencies | None = None
-            coming = later and not latency.done()
-            if not coming:
-                self._forget(d, latency)  # come, and said here
+            coming = False
+            if later:  # the newest answer in, of this window
+                newest = self._latest.get(d.name)
+                if newest is not None and newest[0] != window_s:
+                    newest = None
+                coming = newest is None and self._earlier(d) is not None
+                if newest is not None:
+                    _, timed, noted, why = newest
+                    warnings |= noted
+                    if timed is None:
+                        unavailable["latency"] = why
+            else:
+                assert latency is not None
                 try:
                     timed, noted = await latency
                     warnings |= noted
                 except BackendError as exc:
                     unavailable["latency"] = _why(exc)
-            if failed and timed is None:  # an earlier refresh's latency, gone on after it
-                unavailable.setdefault("latency", failed)
         quantiles = timed.quantiles if timed is not None else {}
         traffic = await self._work(lambda: join(d, found, quantiles))
         if coming:
@@ -488,24 +507,50 @@ class PrometheusMetrics:
             said += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
 
-    def _earlier(self, d: Dialect) -> tuple[asyncio.Task[_Timed] | None, str]:
-        """The latency answer an earlier refresh left coming (`latency_later`) while it
-        still is; once it has failed, why, for this refresh to say (once)."""
+    def _latency_due(self, d: Dialect, window_s: float) -> bool:
+        """Whether the console asks the latency again: where it has no answer of this
+        window, or once `LATENCY_SPACING` times as long as the last latency query took
+        (answered or failed) has gone by since it was asked. The latency queries then
+        take at most about a fourth of Prometheus's time, whatever the mesh's size."""
+        newest, took = self._latest.get(d.name), self._took.get(d.name)
+        if newest is None or newest[0] != window_s or took is None:
+            return True
+        return time.monotonic() - took[0] >= LATENCY_SPACING * took[1]
+
+    async def _behind(
+        self,
+        d: Dialect,
+        window_s: float,
+        requests: asyncio.Future[_Answer],
+        spare: float,
+        after: tuple[asyncio.Future[_Answer], ...],
+    ) -> None:
+        """The console's latency (`_timed`), gone on behind its refresh: its answer, or
+        why it failed, kept as the newest (`_latest`) for the refreshes until the next."""
+        try:
+            timed, warnings = await self._timed(d, window_s, requests, spare, None, after)
+        except BackendError as exc:
+            self._latest[d.name] = (window_s, None, frozenset(), _why(exc))
+        else:
+            self._latest[d.name] = (window_s, timed, frozenset(warnings), "")
+
+    def _earlier(self, d: Dialect) -> asyncio.Future[None] | None:
+        """The latency the console left going on behind a refresh (`_behind`), while it
+        still is."""
         task = self._learning.get(d.name)
         if task is None:
-            return None, ""
+            return None
         if task.get_loop() is not asyncio.get_running_loop():  # its loop has ended
             del self._learning[d.name]
-            return None, ""
+            return None
         if not task.done():
-            return task, ""
+            return task
         del self._learning[d.name]
-        error = None if task.cancelled() else task.exception()
-        if error is not None and not isinstance(error, BackendError):
+        if not task.cancelled() and (error := task.exception()) is not None:
             raise error  # a bug, as if it had happened in its own refresh
-        return None, "" if error is None else _why(error)
+        return None
 
-    def _forget(self, d: Dialect, task: asyncio.Task[_Timed]) -> None:
+    def _forget(self, d: Dialect, task: asyncio.Future[Any]) -> None:
         if self._learning.get(d.name) is task:
             del self._learning[d.name]
 
@@ -515,31 +560,32 @@ class PrometheusMetrics:
         window_s: float,
         requests: asyncio.Future[_Answer],
         spare: float,
-        earlier: asyncio.Task[_Timed] | None,
+        earlier: asyncio.Future[None] | None,
         after: tuple[asyncio.Future[_Answer], ...] = (),
     ) -> _Timed:
         """A refresh's latency, by `spare` (`time.monotonic()`): its query, asked with
-        what the refreshes before learnt, once `earlier` (one still coming) has come or
-        failed, so that one learns at a time, and the answers `after` are in; made whole
-        with the `requests` answer (`_whole_latency`). Where `earlier` failed, that is
-        this one's failure."""
+        what the refreshes before learnt, once `earlier` (the console's, still coming)
+        has come or failed, so that one learns at a time, and the answers `after` are
+        in; made whole with the `requests` answer (`_whole_latency`). When it was asked
+        and how long it took is kept (`_took`)."""
         if after:
             await asyncio.wait(after)  # each ends by the deadline
         if earlier is not None:
             await asyncio.wait({earlier}, timeout=max(0.0, spare - time.monotonic()))
-            error = earlier.exception() if earlier.done() and not earlier.cancelled() else None
-            if error is not None:
-                raise error
         asked = self._asked.get(d.name) or unmeshed(d)
         left_out = self._left_out.get(d.name, Cuts())
         namespaces = self.config.namespaces
         promql = latency_query(d, window_s, namespaces, first_and(d, asked), left_out.matchers(d))
-        rows, said = await self._ask(promql, spare)
-        warnings = set(said)
-        requests_rows, _ = await asyncio.shield(requests)
-        found = {"requests": requests_rows, "latency": rows}
-        with bounded.deadline(spare - time.monotonic()):
-            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
+        start = time.monotonic()
+        try:
+            rows, said = await self._ask(promql, spare)
+            warnings = set(said)
+            requests_rows, _ = await asyncio.shield(requests)
+            found = {"requests": requests_rows, "latency": rows}
+            with bounded.deadline(spare - time.monotonic()):
+                timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
+        finally:
+            self._took[d.name] = (start, time.monotonic() - start)
         return timed, warnings
 
     @staticmethod
