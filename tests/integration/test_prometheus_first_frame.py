@@ -7,6 +7,7 @@ Here the latency answer is made late by a proxy on loopback in front of Promethe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler
@@ -34,11 +35,13 @@ LATE_S = 2.0  # how late the proxy makes a latency answer
 class _Late(BaseHTTPRequestHandler):
     """Prometheus's answers as they are, a latency query's `late` after the first ones
     given in `delays` (one each, in order): a number of seconds, or ("fail", seconds) for
-    Prometheus's refusal when overloaded then (HTTP 503). `asked`: every latency query seen."""
+    Prometheus's refusal when overloaded then (HTTP 503). `asked`: every latency query seen.
+    A requests query's `requests_late` seconds late."""
 
     upstream: ClassVar[str] = ""
     delays: ClassVar[list[float | tuple[str, float]]] = []
     asked: ClassVar[list[str]] = []
+    requests_late: ClassVar[float] = 0.0
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:
@@ -58,6 +61,8 @@ class _Late(BaseHTTPRequestHandler):
             self.asked.append(query)
             if self.delays:
                 how = self.delays.pop(0)
+        elif "istio_requests_total" in query:
+            how = self.requests_late
         time.sleep(how[1] if isinstance(how, tuple) else how)
         if isinstance(how, tuple):
             content = b'{"status":"error","errorType":"unavailable","error":"overloaded"}'
@@ -94,9 +99,9 @@ def proxy(prom: Prometheus) -> Iterator[str]:
 
 @pytest.fixture
 def late(proxy: str) -> Iterator[type[_Late]]:
-    _Late.delays, _Late.asked = [], []
+    _Late.delays, _Late.asked, _Late.requests_late = [], [], 0.0
     yield _Late
-    _Late.delays = []
+    _Late.delays, _Late.requests_late = [], 0.0
 
 
 def _source(url: str, at: float, *, console: bool) -> PrometheusMetrics:
@@ -174,13 +179,13 @@ def test_a_refresh_while_the_first_answer_is_coming_waits_for_it_and_asks_no_oth
         source = _source(proxy, at, console=True)
         first = await source.traffic(WINDOW_S)
         second = await source.traffic(WINDOW_S)  # the first answer still coming
-        await asyncio.sleep(LATE_S)
+        await asyncio.sleep(LATE_S + 1.0)
         return [first, second, await source.traffic(WINDOW_S)]
 
     first, second, third = asyncio.run(console())
     assert first.warnings == second.warnings
     assert all(v == (None, None, None) for v in _latency(second.edges).values())
-    assert [q for q in late.asked if "le!~" not in q] == late.asked[:1]  # every bucket once
+    assert len(late.asked) == 1  # every bucket, once
     assert not third.warnings
     _same_latency(third, whole)
 
@@ -196,25 +201,81 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     late.delays = [1.0, 1.0]
 
-    async def console() -> list[tuple[int, Traffic]]:
+    async def console() -> list[tuple[int, float, object, Traffic]]:
         source = _source(proxy, at, console=True)
         seen = []
-        for pause in (1.2, 0.5, 1.6, 0.3, 1.2, 0.0):
+        for pause in (1.2, 0.5, 2.0, 0.3, 1.2, 0.1):
+            started = time.monotonic()
             traffic = await source.traffic(WINDOW_S)
-            seen.append((len(late.asked), traffic))
+            took = time.monotonic() - started
+            newest = source._latest.get("istio")
             await asyncio.sleep(pause)
+            seen.append((len(late.asked), took, newest, traffic))  # asked by then
         return seen
 
-    (asked, first), *after = asyncio.run(console())
+    (asked, _, _, first), *after = asyncio.run(console())
     assert asked == 1 and "still coming" in first.warnings[0]
     # at about 1.5 s the answer is in (it took 1 s), and at 2.1 s not due (3 s after it
-    # was asked); at 3.7 s due, asked again, the first answer's figures meanwhile, also
-    # at 4.4 s; at 5.6 s the second answer's (not due before 6.7 s)
-    assert [n for n, _ in after] == [1, 1, 2, 2, 2]
-    for _, traffic in after:
+    # was asked); at 4.1 s due, asked again, the first answer's figures meanwhile (the
+    # refresh not waiting for it: the last took longer than the grace), also at 4.4 s;
+    # at 5.6 s the second answer's (not due before 7 s)
+    assert [n for n, _, _, _ in after] == [1, 1, 2, 2, 2]
+    assert after[2][1] < source_module.LATENCY_GRACE_S  # (about 0.1 s here)
+    answers = [newest for _, _, newest, _ in after]
+    assert answers[0] is answers[1] is answers[2] is answers[3] is not answers[4]
+    for _, _, _, traffic in after:
         assert not traffic.warnings
         _same_latency(traffic, whole)
     assert "le!~" not in late.asked[0] and "le!~" in late.asked[1]
+
+
+def test_a_refresh_cancelled_before_its_answers_asks_no_latency(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    """A refresh cancelled (a newer one asked) before its requests answer is in leaves no
+    latency query going on behind it: it would be asked for nothing, seconds of
+    Prometheus at 2,000 services, and hold up the next refresh's."""
+    at = time.time() - 1
+    late.requests_late = 1.0
+
+    async def console() -> tuple[list[str], Traffic]:
+        source = _source(proxy, at, console=True)
+        refresh = asyncio.ensure_future(source.traffic(WINDOW_S))
+        await asyncio.sleep(0.5)
+        refresh.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresh
+        late.requests_late = 0.0
+        await asyncio.sleep(1.5)  # the requests answer has come to nobody
+        asked = list(late.asked)
+        return asked, await source.traffic(WINDOW_S)
+
+    asked, after = asyncio.run(console())
+    assert asked == []
+    assert len(late.asked) == 1 and not after.warnings  # the next refresh's, in its grace
+
+
+def test_a_window_changed_while_the_latency_is_coming_gets_its_own(
+    prom: Prometheus, proxy: str, late: type[_Late]
+) -> None:
+    """The newest answer is of its window: a refresh of another window never shows it,
+    says its own is coming, and asks it once the one going on is in."""
+    at = time.time() - 1
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(2 * WINDOW_S))
+    late.delays = [LATE_S]
+
+    async def console() -> list[Traffic]:
+        source = _source(proxy, at, console=True)
+        first = await source.traffic(WINDOW_S)
+        other = await source.traffic(2 * WINDOW_S)  # the first window's still coming
+        await asyncio.sleep(LATE_S + 1.0)  # it has come
+        return [first, other, await source.traffic(2 * WINDOW_S)]
+
+    first, other, again = asyncio.run(console())
+    assert all(v == (None,) * 3 for t in (first, other) for v in _latency(t.edges).values())
+    assert other.warnings[-1].endswith("is still coming")
+    assert len(late.asked) == 2 and not again.warnings
+    _same_latency(again, whole)
 
 
 def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_comes(
@@ -232,8 +293,8 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
         seen = []
         for pause in (1.2, 0.9, 1.2, 0.0):
             traffic = await source.traffic(WINDOW_S)
-            seen.append((len(late.asked), traffic))
             await asyncio.sleep(pause)
+            seen.append((len(late.asked), traffic))  # asked by then
         return seen
 
     (_, first), (one, second), (two, third), (_, fourth) = asyncio.run(console())

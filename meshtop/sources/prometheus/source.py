@@ -76,9 +76,19 @@ _T = TypeVar("_T")
 # a refresh's latency: its quantiles, and the backend's warnings about its answers
 _Timed = tuple[Latencies, set[str]]
 _Answer = tuple[list[dict[str, Any]], tuple[str, ...]]  # a query's series and warnings
-# the console's newest latency answer: its window, its quantiles (None: it failed), the
-# backend's warnings about it, and why it failed
-_Newest = tuple[float, Latencies | None, frozenset[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Newest:
+    """The console's newest latency answer (`PrometheusMetrics._behind`)."""
+
+    window_s: float
+    latencies: Latencies | None  # None: it failed
+    warnings: frozenset[str]  # the backend's, about it
+    why: str  # why it failed
+    asked: float  # when its query was asked (time.monotonic())
+    took_s: float  # how long it took to answer, made whole, or to fail
+
 
 # The latency and TCP queries end this share of the timeout (at most SPARE_MAX_S) before
 # a refresh's deadline: time to make the edges from the requests answer where they fail
@@ -119,6 +129,21 @@ def _why(error: BaseException) -> str:
     latency left every refresh's answers and edges in one)."""
     error.__traceback__ = None
     return str(error)
+
+
+def _due(newest: _Newest | None) -> bool:
+    """Whether the console asks the latency again: where it has no answer of this window,
+    or once `LATENCY_SPACING` times as long as the last one took (answered or failed) has
+    gone by since it was asked. The latency queries then take at most about a fourth of
+    Prometheus's time, whatever the mesh's size."""
+    return newest is None or time.monotonic() - newest.asked >= LATENCY_SPACING * newest.took_s
+
+
+def _quick(newest: _Newest) -> bool:
+    """The last latency answer came within the grace a refresh gives the next: the next
+    likely will too (a small mesh's, every refresh that asks). Where not, a refresh does
+    not wait for it, and shows the last one's figures meanwhile."""
+    return newest.took_s <= LATENCY_GRACE_S
 
 
 def _retrieved(task: asyncio.Future[None]) -> None:
@@ -222,11 +247,9 @@ class PrometheusMetrics:
         self._bounds: dict[str, dict[str, float]] = {}
         self._left_out: dict[str, Cuts] = {}
         # per dialect, in the console (`latency_later`): the latency query going on behind
-        # the refreshes (`_behind`), the newest answer in (`_Newest`), and when the last
-        # latency query was asked and how long it took (`_timed`, `_latency_due`)
+        # the refreshes (`_behind`), and the newest answer in
         self._learning: dict[str, asyncio.Future[None]] = {}
         self._latest: dict[str, _Newest] = {}
-        self._took: dict[str, tuple[float, float]] = {}
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
         # the console's last whole answer, to give again until a scrape can have changed
@@ -432,8 +455,9 @@ class PrometheusMetrics:
 
         With `latency_later` (the console), the latency goes on behind the refreshes
         (`_behind`): a refresh asks it once the requests and TCP answers are in, and only
-        when it is due (`_latency_due`), and gives it `LATENCY_GRACE_S`; its edges carry
-        the newest latency answer in (or say why there is none: `latency: the first
+        when it is due (`_due`), and gives it `LATENCY_GRACE_S` where it has no
+        answer of this window or the last came within that; its edges carry the newest
+        latency answer of this window in, or say why there is none (`latency: the first
         answer … is still coming`, `latency unavailable: …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
@@ -450,41 +474,42 @@ class PrometheusMetrics:
             # and the first frame waits for them
             requests = asyncio.ensure_future(self._ask(queries["requests"]))
             latency: asyncio.Future[Any] | None = None
+            newest = self._newest(d, window_s) if later else None
             if later:
                 tcp = asyncio.ensure_future(self._ask(queries["tcp"], spare))
-                if earlier is None and self._latency_due(d, window_s):
+                if earlier is None and _due(newest):
                     latency = self._learning[d.name] = asyncio.ensure_future(
-                        self._behind(d, window_s, requests, spare, (requests, tcp))
+                        self._behind(d, window_s, requests, tcp, spare)
                     )
                     latency.add_done_callback(_retrieved)
             else:
                 latency = asyncio.ensure_future(self._timed(d, window_s, requests, spare, earlier))
                 tcp = asyncio.ensure_future(self._ask(queries["tcp"], spare))
             pending: dict[str, asyncio.Future[_Answer]] = {"requests": requests, "tcp": tcp}
+            answered = False
             try:
                 answers, unavailable = await self._answers(pending)
-                if later and latency is not None:
+                answered = True
+                if latency is not None and later and (newest is None or _quick(newest)):
                     grace = min(LATENCY_GRACE_S, spare - time.monotonic())
                     await asyncio.wait({latency}, timeout=max(0.0, grace))
-            except BaseException as exc:
-                if latency is not None and (not later or isinstance(exc, BackendError)):
-                    latency.cancel()  # no latency without requests
+            except BaseException:
+                if latency is not None and (not later or not answered):
+                    latency.cancel()  # no latency without requests (not asked yet)
                     self._forget(d, latency)
                 raise
             found = {name: rows for name, (rows, _) in answers.items()}
             warnings = {w for _, ws in answers.values() for w in ws}
             timed: Latencies | None = None
             coming = False
-            if later:  # the newest answer in, of this window
-                newest = self._latest.get(d.name)
-                if newest is not None and newest[0] != window_s:
-                    newest = None
-                coming = newest is None and self._earlier(d) is not None
+            if later:
+                newest = self._newest(d, window_s)  # come meanwhile, maybe
+                coming = newest is None  # asked, or to be asked by the next refresh
                 if newest is not None:
-                    _, timed, noted, why = newest
-                    warnings |= noted
+                    timed = newest.latencies
+                    warnings |= newest.warnings
                     if timed is None:
-                        unavailable["latency"] = why
+                        unavailable["latency"] = newest.why
             else:
                 assert latency is not None
                 try:
@@ -507,32 +532,33 @@ class PrometheusMetrics:
             said += await self._why_empty(d, window_s, until)
         return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
 
-    def _latency_due(self, d: Dialect, window_s: float) -> bool:
-        """Whether the console asks the latency again: where it has no answer of this
-        window, or once `LATENCY_SPACING` times as long as the last latency query took
-        (answered or failed) has gone by since it was asked. The latency queries then
-        take at most about a fourth of Prometheus's time, whatever the mesh's size."""
-        newest, took = self._latest.get(d.name), self._took.get(d.name)
-        if newest is None or newest[0] != window_s or took is None:
-            return True
-        return time.monotonic() - took[0] >= LATENCY_SPACING * took[1]
+    def _newest(self, d: Dialect, window_s: float) -> _Newest | None:
+        """The console's newest latency answer, if it is of `window_s`."""
+        newest = self._latest.get(d.name)
+        return newest if newest is not None and newest.window_s == window_s else None
 
     async def _behind(
         self,
         d: Dialect,
         window_s: float,
         requests: asyncio.Future[_Answer],
+        tcp: asyncio.Future[_Answer],
         spare: float,
-        after: tuple[asyncio.Future[_Answer], ...],
     ) -> None:
-        """The console's latency (`_timed`), gone on behind its refresh: its answer, or
-        why it failed, kept as the newest (`_latest`) for the refreshes until the next."""
+        """The console's latency (`_timed`), asked once the `requests` and `tcp` answers
+        are in, gone on behind its refresh: its answer, or why it failed, kept as the
+        newest (`_latest`) for the refreshes until the next, with how long it took."""
+        await asyncio.wait((requests, tcp))  # each ends by the deadline
+        asked = time.monotonic()
         try:
-            timed, warnings = await self._timed(d, window_s, requests, spare, None, after)
+            timed, warnings = await self._timed(d, window_s, requests, spare, None)
         except BackendError as exc:
-            self._latest[d.name] = (window_s, None, frozenset(), _why(exc))
+            took = time.monotonic() - asked
+            newest = _Newest(window_s, None, frozenset(), _why(exc), asked, took)
         else:
-            self._latest[d.name] = (window_s, timed, frozenset(warnings), "")
+            took = time.monotonic() - asked
+            newest = _Newest(window_s, timed, frozenset(warnings), "", asked, took)
+        self._latest[d.name] = newest
 
     def _earlier(self, d: Dialect) -> asyncio.Future[None] | None:
         """The latency the console left going on behind a refresh (`_behind`), while it
@@ -561,31 +587,23 @@ class PrometheusMetrics:
         requests: asyncio.Future[_Answer],
         spare: float,
         earlier: asyncio.Future[None] | None,
-        after: tuple[asyncio.Future[_Answer], ...] = (),
     ) -> _Timed:
         """A refresh's latency, by `spare` (`time.monotonic()`): its query, asked with
-        what the refreshes before learnt, once `earlier` (the console's, still coming)
-        has come or failed, so that one learns at a time, and the answers `after` are
-        in; made whole with the `requests` answer (`_whole_latency`). When it was asked
-        and how long it took is kept (`_took`)."""
-        if after:
-            await asyncio.wait(after)  # each ends by the deadline
+        what the refreshes before learnt, once `earlier` (the console's, going on behind
+        its refresh, where a moment is asked meanwhile) has come or failed, so that one
+        learns at a time; made whole with the `requests` answer (`_whole_latency`)."""
         if earlier is not None:
             await asyncio.wait({earlier}, timeout=max(0.0, spare - time.monotonic()))
         asked = self._asked.get(d.name) or unmeshed(d)
         left_out = self._left_out.get(d.name, Cuts())
         namespaces = self.config.namespaces
         promql = latency_query(d, window_s, namespaces, first_and(d, asked), left_out.matchers(d))
-        start = time.monotonic()
-        try:
-            rows, said = await self._ask(promql, spare)
-            warnings = set(said)
-            requests_rows, _ = await asyncio.shield(requests)
-            found = {"requests": requests_rows, "latency": rows}
-            with bounded.deadline(spare - time.monotonic()):
-                timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
-        finally:
-            self._took[d.name] = (start, time.monotonic() - start)
+        rows, said = await self._ask(promql, spare)
+        warnings = set(said)
+        requests_rows, _ = await asyncio.shield(requests)
+        found = {"requests": requests_rows, "latency": rows}
+        with bounded.deadline(spare - time.monotonic()):
+            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
         return timed, warnings
 
     @staticmethod
