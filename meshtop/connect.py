@@ -75,8 +75,8 @@ def connect(
     plane (where a context names one: the console's, an export's, a change's); with
     `security`, where its security configuration is read (the control plane, else the
     kubeconfig's current context: the posture's, a mode change's); with `latency_later`
-    (the console's), the latency query goes on behind the refreshes, which never wait
-    for it (`PrometheusMetrics`)."""
+    (the console's), the latency query goes on behind the refreshes, which wait for it
+    0.3 s at most (`PrometheusMetrics`)."""
     if sim is not None:
         return Sources(sim.clusters, True, sim.clock)
     from meshtop.sources.prometheus import PrometheusMetrics

@@ -168,7 +168,7 @@ def test_export_waits_for_the_first_latency_answer(
     _same_latency(waited, whole)
 
 
-def test_a_refresh_while_the_first_answer_is_coming_waits_for_it_and_asks_no_other(
+def test_a_refresh_while_the_first_answer_is_coming_shows_the_edges_and_asks_no_other(
     prom: Prometheus, proxy: str, late: type[_Late]
 ) -> None:
     at = time.time() - 1
@@ -204,7 +204,7 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
     async def console() -> list[tuple[int, float, object, Traffic]]:
         source = _source(proxy, at, console=True)
         seen = []
-        for pause in (1.2, 0.5, 2.0, 0.3, 1.2, 0.1):
+        for pause in (1.2, 0.5, 3.0, 0.3, 1.2, 0.1):
             started = time.monotonic()
             traffic = await source.traffic(WINDOW_S)
             took = time.monotonic() - started
@@ -216,9 +216,9 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
     (asked, _, _, first), *after = asyncio.run(console())
     assert asked == 1 and "still coming" in first.warnings[0]
     # at about 1.5 s the answer is in (it took 1 s), and at 2.1 s not due (3 s after it
-    # was asked); at 4.1 s due, asked again, the first answer's figures meanwhile (the
-    # refresh not waiting for it: the last took longer than the grace), also at 4.4 s;
-    # at 5.6 s the second answer's (not due before 7 s)
+    # was asked); at 5.1 s due, asked again, the first answer's figures meanwhile (the
+    # refresh not waiting for it: the last took longer than the grace), also at 5.5 s;
+    # at 6.8 s the second answer's (not due before 8 s)
     assert [n for n, _, _, _ in after] == [1, 1, 2, 2, 2]
     assert after[2][1] < source_module.LATENCY_GRACE_S  # (about 0.1 s here)
     answers = [newest for _, _, newest, _ in after]
@@ -230,11 +230,12 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
 
 
 def test_a_refresh_cancelled_before_its_answers_asks_no_latency(
-    prom: Prometheus, proxy: str, late: type[_Late]
+    prom: Prometheus, proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A refresh cancelled (a newer one asked) before its requests answer is in leaves no
     latency query going on behind it: it would be asked for nothing, seconds of
     Prometheus at 2,000 services, and hold up the next refresh's."""
+    monkeypatch.setattr(source_module, "LATENCY_GRACE_S", 1.5)  # the next one's comes in it
     at = time.time() - 1
     late.requests_late = 1.0
 
@@ -259,7 +260,8 @@ def test_a_window_changed_while_the_latency_is_coming_gets_its_own(
     prom: Prometheus, proxy: str, late: type[_Late]
 ) -> None:
     """The newest answer is of its window: a refresh of another window never shows it,
-    says its own is coming, and asks it once the one going on is in."""
+    says its own is coming, and asks it once the one going on is in (without the grace:
+    the last one took longer), for the next refresh to show."""
     at = time.time() - 1
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(2 * WINDOW_S))
     late.delays = [LATE_S]
@@ -269,13 +271,18 @@ def test_a_window_changed_while_the_latency_is_coming_gets_its_own(
         first = await source.traffic(WINDOW_S)
         other = await source.traffic(2 * WINDOW_S)  # the first window's still coming
         await asyncio.sleep(LATE_S + 1.0)  # it has come
-        return [first, other, await source.traffic(2 * WINDOW_S)]
+        again = await source.traffic(2 * WINDOW_S)  # asks its own
+        await asyncio.sleep(1.5)  # which comes at once
+        return [first, other, again, await source.traffic(2 * WINDOW_S)]
 
-    first, other, again = asyncio.run(console())
-    assert all(v == (None,) * 3 for t in (first, other) for v in _latency(t.edges).values())
-    assert other.warnings[-1].endswith("is still coming")
-    assert len(late.asked) == 2 and not again.warnings
-    _same_latency(again, whole)
+    first, other, again, then = asyncio.run(console())
+    for traffic in (first, other, again):
+        assert all(v == (None,) * 3 for v in _latency(traffic.edges).values())
+        assert traffic.warnings[-1].endswith("is still coming")
+    # the first window's, then the second's (and the next refresh's own, a quick one due)
+    assert "[10s]" in late.asked[0] and all("[20s]" in q for q in late.asked[1:])
+    assert not then.warnings
+    _same_latency(then, whole)
 
 
 def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_comes(
@@ -291,7 +298,7 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
     async def console() -> list[tuple[int, Traffic]]:
         source = _source(proxy, at, console=True)
         seen = []
-        for pause in (1.2, 0.9, 1.2, 0.0):
+        for pause in (1.2, 0.9, 1.8, 0.0):
             traffic = await source.traffic(WINDOW_S)
             await asyncio.sleep(pause)
             seen.append((len(late.asked), traffic))  # asked by then
@@ -301,7 +308,7 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
     assert len(first.warnings) == 1 and "still coming" in first.warnings[0]
     failed = f"latency unavailable: Prometheus at {proxy} rejected a query: unavailable: overloaded"
     # at about 1.5 s it has failed (after 1 s), and is not due again before 2 s; at 2.5 s
-    # asked again, its answer still coming; at 3.7 s it is in
+    # asked again, its answer still coming; at 4.3 s it is in
     assert list(second.warnings) == [failed] and one == 1
     assert list(third.warnings) == [failed] and two == 2
     for traffic in (second, third):

@@ -454,16 +454,16 @@ class PrometheusMetrics:
         every edge, said in a warning (`latency unavailable: …`).
 
         With `latency_later` (the console), the latency goes on behind the refreshes
-        (`_behind`): a refresh asks it once the requests and TCP answers are in, and only
-        when it is due (`_due`), and gives it `LATENCY_GRACE_S` where it has no
-        answer of this window or the last came within that; its edges carry the newest
-        latency answer of this window in, or say why there is none (`latency: the first
-        answer … is still coming`, `latency unavailable: …`)."""
+        (`_behind`): a refresh asks it once the requests and TCP answers are in, only
+        when it is due (`_due`) and none is going on, and gives it `LATENCY_GRACE_S`
+        where there has been no answer yet or the last came within that; its edges carry
+        the newest latency answer of this window in, or say why there is none (`latency:
+        the first answer … is still coming`, `latency unavailable: …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             first = d.name not in self._left_out  # every bucket asked
-            earlier = self._earlier(d)
             later = self.latency_later
+            earlier = self._earlier(d) if later else self._going(d)
             queries = snapshot_queries(d, window_s, self.config.namespaces)
             # the latency and TCP queries end a little before the refresh's deadline: where
             # they cannot answer, the edges are still made from the requests in time
@@ -490,7 +490,8 @@ class PrometheusMetrics:
             try:
                 answers, unavailable = await self._answers(pending)
                 answered = True
-                if latency is not None and later and (newest is None or _quick(newest)):
+                last = self._latest.get(d.name)  # of any window: how long one takes
+                if latency is not None and later and (last is None or _quick(last)):
                     grace = min(LATENCY_GRACE_S, spare - time.monotonic())
                     await asyncio.wait({latency}, timeout=max(0.0, grace))
             except BaseException:
@@ -560,13 +561,24 @@ class PrometheusMetrics:
             newest = _Newest(window_s, timed, frozenset(warnings), "", asked, took)
         self._latest[d.name] = newest
 
+    def _going(self, d: Dialect) -> asyncio.Future[None] | None:
+        """The latency the console left going on behind a refresh (`_behind`), while it
+        still is, for a moment to wait for (one learns at a time); looked at only: the
+        console's own refreshes take it back (`_earlier`)."""
+        task = self._learning.get(d.name)
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            return None
+        return task
+
     def _earlier(self, d: Dialect) -> asyncio.Future[None] | None:
         """The latency the console left going on behind a refresh (`_behind`), while it
-        still is."""
+        still is; once ended, taken back, a bug in it raised here."""
         task = self._learning.get(d.name)
         if task is None:
             return None
-        if task.get_loop() is not asyncio.get_running_loop():  # its loop has ended
+        if task.get_loop() is not asyncio.get_running_loop():
+            # its loop has ended (a console's run, a test's): whatever it ended with went
+            # with that run
             del self._learning[d.name]
             return None
         if not task.done():
