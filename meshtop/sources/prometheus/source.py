@@ -551,15 +551,14 @@ class PrometheusMetrics:
         newest (`_latest`) for the refreshes until the next, with how long it took."""
         await asyncio.wait((requests, tcp))  # each ends by the deadline
         asked = time.monotonic()
+        timed: Latencies | None
         try:
             timed, warnings = await self._timed(d, window_s, requests, spare, None)
+            why = ""
         except BackendError as exc:
-            took = time.monotonic() - asked
-            newest = _Newest(window_s, None, frozenset(), _why(exc), asked, took)
-        else:
-            took = time.monotonic() - asked
-            newest = _Newest(window_s, timed, frozenset(warnings), "", asked, took)
-        self._latest[d.name] = newest
+            timed, warnings, why = None, set(), _why(exc)
+        took = time.monotonic() - asked
+        self._latest[d.name] = _Newest(window_s, timed, frozenset(warnings), why, asked, took)
 
     def _going(self, d: Dialect) -> asyncio.Future[None] | None:
         """The latency the console left going on behind a refresh (`_behind`), while it
