@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Provider
+from textual.containers import Vertical
 from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
@@ -162,21 +163,22 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
         yield StatusLine("connecting…", id="status")
-        with TabbedContent(initial="graph", id="tabs"):
-            with TabPane("Graph", id="graph"):
-                yield GraphCanvas(id="canvas")
-            with TabPane("Edges", id="edges-tab"):
-                yield EdgeTable(id="edges")
-            with TabPane("Routes", id="routes-tab"):
-                yield SortableTable(id="routes")  # as listed: the precedence order
-            with TabPane("Stats", id="stats-tab"):
-                yield StatTable(id="stats")
-            with TabPane("Posture", id="posture-tab"):
-                yield PostureTab()
+        with Vertical(id="body"):  # the tabs, and the prompt over their last row
+            with TabbedContent(initial="graph", id="tabs"):
+                with TabPane("Graph", id="graph"):
+                    yield GraphCanvas(id="canvas")
+                with TabPane("Edges", id="edges-tab"):
+                    yield EdgeTable(id="edges")
+                with TabPane("Routes", id="routes-tab"):
+                    yield SortableTable(id="routes")  # as listed: the precedence order
+                with TabPane("Stats", id="stats-tab"):
+                    yield StatTable(id="stats")
+                with TabPane("Posture", id="posture-tab"):
+                    yield PostureTab()
+            yield Prompt()
         # under the graph, not over it: a line said takes the graph's last rows for a
         # while and never moves what is drawn above
         yield Notice()
-        yield Prompt()
         yield KeyLine()
 
     def on_mount(self) -> None:
@@ -394,22 +396,6 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
     def notice(self, text: str) -> None:
         if self._drawn:
             self.query_one(Notice).show(text)
-            self._place_prompt_later()  # once the notice has its rows
-
-    def on_resize(self) -> None:
-        self._place_prompt_later()  # the notice wrapped anew
-
-    def _place_prompt_later(self) -> None:
-        if self.query_one(Prompt).has_class("shown"):  # placed as it opens, else
-            self.call_after_refresh(self._place_prompt)
-
-    def _place_prompt(self) -> None:
-        """The prompt (on a layer of its own, docked at the foot: meshtop.tcss) over the
-        graph's last row above the notice, not over the notice's last line: an error
-        said is still there as the command is typed again."""
-        notice = self.query_one(Notice)
-        under = notice.outer_size.height if notice.has_class("shown") else 0
-        self.query_one(Prompt).styles.offset = (0, -1 - under)
 
     # -- the graph's keys -----------------------------------------------------------------
 
@@ -758,7 +744,6 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
         if kind == "find":  # what was found last, so that enter goes to the next one
             kind, hint, value = FIND, FIND_HINT, self._found
         prompt = self.query_one(Prompt).open(kind, value, hint)
-        self._place_prompt()
         # at once, not on the next idle (`focus()`): a key typed right after `/` is the
         # first letter of the filter, not a command to the graph
         self.set_focus(prompt)
