@@ -110,11 +110,15 @@ class _Prometheus(BaseHTTPRequestHandler):
 
     def _answer(self, query: str) -> None:
         kind = "latency" if "duration" in query else "tcp" if "istio_tcp" in query else "requests"
+        if query.startswith("topk(1,"):
+            kind = "spacing"  # one series, to read its samples' spacing
         how = self.broken.get(kind)
         if how == "slow":
             time.sleep(30)
             return
-        body = {"requests": _requests, "latency": _latency, "tcp": _tcp}[kind]()
+        body = {"requests": _requests, "latency": _latency, "tcp": _tcp}.get(kind, _requests)()
+        if how == "unlabelled":  # a sample without its labels
+            body = _vector([{"value": [0, "1"]}])
         if how == "big":
             rows = json.loads(body)["data"]["result"]
             body = _vector(rows * (1 + 700_000 // len(body)))  # over half a MiB
@@ -220,6 +224,17 @@ def test_a_latency_query_that_never_answers_leaves_the_edges_in_time() -> None:
         r"1\.[5-8]s, the time left for it in a refresh of 2s \(--timeout\)",
         said[0],
     ), said  # 2 s less the time to make the edges (and the probe's)
+
+
+def test_a_scrape_interval_read_from_samples_without_labels_is_unknown() -> None:
+    """The console reads the proxies' scrape interval from one series' samples: a sample
+    answered without its labels is the backend's error (not a crash that failed the
+    console's refresh), and the interval unknown (0: every refresh asks)."""
+    with _serving(spacing="unlabelled") as url:
+        source = _source(url)
+        with pytest.raises(BackendError, match="not what the queries ask for"):
+            asyncio.run(source._sample_spacing("istio_requests_total"))
+        assert asyncio.run(source._scrape_interval()) == 0.0
 
 
 def test_a_requests_answer_over_the_cap_still_fails_the_refresh() -> None:

@@ -777,13 +777,16 @@ class PrometheusMetrics:
 
     async def _sample_spacing(self, metric: str) -> float | None:
         """How far apart one live series' samples are: its scrape interval, read from
-        the backend itself (any PromQL engine keeps the samples' times)."""
+        the backend itself (any PromQL engine keeps the samples' times). An answer that
+        is not what was asked for is the backend's error (`_read`)."""
         rows, _ = await self._ask(f"topk(1, {metric})")
         if not rows:
             return None
-        labels = rows[0]["metric"]
-        selector = ",".join(
-            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items())
+        selector = self._read(
+            lambda: ",".join(
+                f"{k}={json.dumps(v, ensure_ascii=False)}"
+                for k, v in sorted(rows[0]["metric"].items())
+            )
         )
         when = self.at
         params = {"time": f"{when:.3f}"} if when is not None else None
@@ -791,7 +794,7 @@ class PrometheusMetrics:
         result = await asyncio.to_thread(
             self._call, lambda: self._client.custom_query(samples, params=params)
         )
-        times = [float(t) for r in result[:1] for t, _ in r.get("values", ())]
+        times = self._read(lambda: [float(t) for r in result[:1] for t, _ in r.get("values", ())])
         gaps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
         if not gaps:
             return None
