@@ -237,6 +237,8 @@ async def refresh(
             # the backend's own warnings, or why meshtop reads its answer as doubtful
             warned = "; ".join(traffic.warnings)
             health = replace(health, reason=f"{health.name}: {warned}")
+        if traffic is not None and traffic.latency_age_s is not None:
+            health = replace(health, latency_age_s=traffic.latency_age_s)
         sources[source_key("metrics", cluster)] = health
         if traffic is not None:
             parts[cluster] = traffic

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from meshtop.errors import BackendError
 from meshtop.mesh import refresh
@@ -62,6 +63,25 @@ def test_last_good_edges_are_kept_and_marked_stale(sim: Simulation, clock: Clock
         asyncio.run(refresh(ClusterSources.one(BrokenMetrics()))).sources["metrics"].state
         is SourceState.FAILED
     )
+
+
+def test_latency_older_than_the_rates_is_on_the_metrics_health(
+    sim: Simulation, clock: Clock
+) -> None:
+    """A metrics answer whose latency is older than its rates (the console's, behind the
+    refreshes) says by how much on its source's health, for the status line."""
+
+    class Late:
+        name = "prometheus http://127.0.0.1:9090"
+
+        async def traffic(self, window_s: float) -> Traffic:
+            return replace(await sim.metrics.traffic(window_s), latency_age_s=12.5)
+
+    late = asyncio.run(refresh(ClusterSources.one(Late(), sim.control_plane), clock=clock))
+    assert late.sources["metrics"].latency_age_s == 12.5
+    assert late.sources["metrics"].state is SourceState.FRESH
+    assert late.sources["control_plane"].latency_age_s is None
+    assert asyncio.run(refresh(sim.clusters, clock=clock)).sources["metrics"].latency_age_s is None
 
 
 def test_sources_are_asked_concurrently() -> None:

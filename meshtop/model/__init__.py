@@ -300,6 +300,7 @@ class SourceHealth:
     reason: str = ""
     duration_ms: float = 0.0
     fresh_at: datetime | None = None  # when it last answered well
+    latency_age_s: float | None = None  # its latency this much older than its rates
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the source last answered well, None if it never did."""

@@ -30,6 +30,9 @@ class Traffic:
     nodes: Sequence[Workload]
     edges: Sequence[Edge]
     warnings: tuple[str, ...] = ()  # what the backend said was doubtful about its answer
+    # how much older its latency figures are than its rates, where they are from an
+    # earlier query than the rest (the console's, behind the refreshes, at scale)
+    latency_age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,3 +315,41 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
         assert traffic.edges and all(v == (None,) * 3 for v in _latency(traffic.edges).values())
     assert not fourth.warnings
     _same_latency(fourth, whole)
+
+
+def test_a_refresh_says_how_much_older_its_latency_is_than_its_rates(
+    proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live (each query evaluated as it is asked), a refresh that joins a latency answer
+    asked refreshes before its own rates says how much older it is (by a scrape interval
+    or more: 1 s here); one whose own latency query answered within its grace, nothing."""
+    monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
+    late.delays = [LATE_S]
+
+    async def console() -> list[tuple[float, int, Traffic]]:
+        source = PrometheusMetrics(PrometheusConfig(proxy, dialect="istio"), latency_later=True)
+        seen = []
+        for pause in (LATE_S + 0.5, 2.5, 1.2, 0.0):
+            started = time.monotonic()
+            traffic = await source.traffic(WINDOW_S)
+            await asyncio.sleep(pause)
+            seen.append((started, len(late.asked), traffic))  # asked by then
+        return seen
+
+    (began, _, first), (joined, _, second), (_, asked, third), (_, _, fourth) = asyncio.run(
+        console()
+    )
+    assert first.latency_age_s is None and "still coming" in first.warnings[0]
+    # the first refresh's query, asked once its rates were in (it took 2 s)
+    assert second.latency_age_s is not None and not second.warnings
+    assert joined - began - 0.5 < second.latency_age_s <= joined - began, second.latency_age_s
+    assert any(e.stats.p99_ms is not None for e in second.edges)
+    # due again 2 x 2 s after it was asked: the third refresh asks it, and does not wait
+    # for it (the last took longer than its grace), the first answer 2.5 s older again
+    assert asked == 2 and not third.warnings
+    assert third.latency_age_s is not None and third.latency_age_s > second.latency_age_s + 2
+    # that one in at once, due again at once: the fourth (a scrape after the third)
+    # asks its own and waits its grace for it
+    assert fourth.latency_age_s is None and not fourth.warnings
+    assert any(e.stats.p99_ms is not None for e in fourth.edges)
+    assert len(late.asked) == 3

@@ -2,10 +2,10 @@
 17), where the latency query takes longer than a refresh (here every one is made late
 by a proxy in front of Prometheus; at 2,000 services on two cores it takes 3-6 s): the
 edges come at once, each refresh without waiting for it; the line under the status says
-the first answer is still coming, and once it is in, the edge table has every call's p99
-and the line is gone, the refreshes after carrying it. (The console used to queue a
-latency query behind the one coming at every refresh, and threw each answer away: no
-latency was shown for 14-50 s.)"""
+the first answer is still coming, and once it is in, the edge table has every call's p99,
+the line is gone and the status line says how old the latency is, the refreshes after
+carrying it. (The console used to queue a latency query behind the one coming at every
+refresh, and threw each answer away: no latency was shown for 14-50 s.)"""
 
 from __future__ import annotations
 
@@ -66,7 +66,11 @@ def test_the_edges_come_before_the_latency_and_the_latency_once_in(late: str) ->
         t.wait_gone("is still coming", limit=LATE_S + 10)
         t.wait("the p99s", lambda: all(re.fullmatch(r"[\d.]+m?s", c) for c in _p99s(t)))
         assert len(_p99s(t)) > 5
-        assert "latency" not in t.text()
+        # nothing said under the status; on it, how much older the latency is than the
+        # rates beside it: asked about 7 s before the refresh that drew these
+        assert "latency" not in "\n".join(t.lines()[2:])
+        age = re.search(r"metrics fresh, latency (\d+)s old", t.lines()[1])
+        assert age is not None and int(age.group(1)) >= LATE_S, t.lines()[1]
         # the refreshes after carry it, and the next query waits for its turn
         clock = re.search(r"\d\d:\d\d:\d\d", t.text())
         assert clock is not None

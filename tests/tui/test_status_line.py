@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshtop.tui.widgets.status import fit_parts, part
+from meshtop.model import MeshSnapshot, SourceHealth, SourceState
+from meshtop.tui.widgets.status import fit_parts, part, status_text
 
 PARTS = [
     part("SIMULATED", "SIM"),
@@ -38,3 +42,46 @@ def test_kept_parts_abbreviate_but_stay_and_optional_ones_come_back_when_there_i
 def test_too_narrow_cuts_at_the_end_with_an_ellipsis() -> None:
     text = fit_parts(PARTS, 40).plain
     assert text.startswith("SIM fresh 9 edges 05:00:00") and text.endswith("…")
+
+
+WHEN = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
+
+
+def _line(sources: dict[str, SourceHealth], width: int = 10_000) -> str:
+    snapshot = MeshSnapshot(WHEN, 60.0, {}, (), (), sources)
+    line = status_text(snapshot, simulated=False, paused=False, sort_name="health", width=width)
+    return line.plain
+
+
+def test_latency_older_than_the_rates_is_said_long_and_short() -> None:
+    """A large mesh's latency figures, from an earlier query than its rates (behind the
+    refreshes), are said with their age, as a stale source's are; in the short form too."""
+    sources = {
+        "metrics": SourceHealth("prometheus", SourceState.FRESH, WHEN, latency_age_s=34.6),
+        "control_plane": SourceHealth("kubernetes", SourceState.FRESH, WHEN),
+    }
+    assert _line(sources).startswith("metrics fresh, latency 35s old  control plane fresh  0 ")
+    assert _line(sources, 60).startswith("fresh, latency 35s old  0 edges")
+    # beside another source's state, short, the metrics are named
+    sources["control_plane"] = replace(sources["control_plane"], state=SourceState.FAILED)
+    assert _line(sources, 60).startswith("control plane failed, metrics latency 35s old 0 ")
+    sources["metrics"] = replace(sources["metrics"], latency_age_s=None)
+    assert "latency" not in _line(sources) and "latency" not in _line(sources, 60)
+
+
+def test_a_clusters_late_latency_is_named_by_the_cluster() -> None:
+    stale = SourceHealth("k", SourceState.STALE, WHEN, fresh_at=WHEN - timedelta(seconds=5))
+    sources = {
+        "metrics:east": SourceHealth("p-east", SourceState.FRESH, WHEN, latency_age_s=12.2),
+        "control_plane:east": stale,
+        "metrics:west": SourceHealth("p-west", SourceState.FRESH, WHEN),
+        "control_plane:west": SourceHealth("k", SourceState.FRESH, WHEN),
+    }
+    assert _line(sources).startswith("east stale 5s, latency 12s old  west fresh  0 ")
+    assert _line(sources, 60).startswith("east stale 5s, east latency 12s old  0 edges")
+    # several clusters' late: one word short, their oldest, the edges and time still whole
+    sources["metrics:west"] = replace(sources["metrics:west"], latency_age_s=31.0)
+    assert _line(sources).startswith(
+        "east stale 5s, latency 12s old  west fresh, latency 31s old  0 "
+    )
+    assert _line(sources, 70).startswith("east stale 5s, latency up to 31s old  0 edges  14:00:00")

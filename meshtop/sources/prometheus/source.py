@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -415,7 +415,9 @@ class PrometheusMetrics:
         """The mesh's edges over the last `window_s` (`_traffic`). In the console
         (`latency_later`, now), an answer that said nothing amiss is given again until
         the mesh's proxies can have been scraped since it was asked: its figures would be
-        the same samples read again."""
+        the same samples read again (a latency answer come in meanwhile waits for the
+        next). Its latency's age (`Traffic.latency_age_s`) is said only where it is a
+        scrape interval or more (a second at least): older samples than its rates'."""
         if not self.latency_later or self.at is not None:
             return await self._traffic(window_s)
         kept = self._kept
@@ -428,6 +430,9 @@ class PrometheusMetrics:
         asked = time.monotonic()
         self._kept = None
         traffic = await self._traffic(window_s)
+        age = traffic.latency_age_s
+        if age is not None and (age < 1.0 or age < await self._scrape_interval()):
+            traffic = replace(traffic, latency_age_s=None)  # the same samples, or as good as
         if not traffic.warnings:
             self._kept = (window_s, asked, traffic)
         return traffic
@@ -472,6 +477,7 @@ class PrometheusMetrics:
             # console, the latency after the other two are in: asked at once, it slows
             # them (at 2,000 services on two cores, 0.2-0.3 s alone, 0.4-1.2 s beside it),
             # and the first frame waits for them
+            rates_asked = time.monotonic()
             requests = asyncio.ensure_future(self._ask(queries["requests"]))
             latency: asyncio.Future[Any] | None = None
             newest = self._newest(d, window_s) if later else None
@@ -503,6 +509,7 @@ class PrometheusMetrics:
             warnings = {w for _, ws in answers.values() for w in ws}
             timed: Latencies | None = None
             coming = False
+            age: float | None = None
             if later:
                 newest = self._newest(d, window_s)  # come meanwhile, maybe
                 coming = newest is None  # asked, or to be asked by the next refresh
@@ -511,6 +518,8 @@ class PrometheusMetrics:
                     warnings |= newest.warnings
                     if timed is None:
                         unavailable["latency"] = newest.why
+                    elif self.at is None:  # each query evaluated as it is asked
+                        age = rates_asked - newest.asked  # (`traffic` says it, or not)
             else:
                 assert latency is not None
                 try:
@@ -531,7 +540,7 @@ class PrometheusMetrics:
         )
         if not traffic.edges:  # never an empty report without a word
             said += await self._why_empty(d, window_s, until)
-        return Traffic(nodes=traffic.nodes, edges=traffic.edges, warnings=said)
+        return Traffic(traffic.nodes, traffic.edges, said, latency_age_s=age)
 
     def _newest(self, d: Dialect, window_s: float) -> _Newest | None:
         """The console's newest latency answer, if it is of `window_s`."""

@@ -32,14 +32,19 @@ def source_name(key: str) -> str:
 _WORSE = (SourceState.FRESH, SourceState.ABSENT, SourceState.STALE, SourceState.FAILED)
 
 
+def _place(key: str) -> str:
+    """Where a source's health is said on the line (`_by_place`): its cluster, or its role."""
+    source = SourceKey.of(key)
+    return source.cluster or ROLE_NAMES.get(source.role, source.role)
+
+
 def _by_place(sources: Mapping[str, SourceHealth]) -> dict[str, SourceHealth]:
     """A line's worth of health: a source by its role, and a federation's members (keys
     `role:cluster`) by their cluster, the worst of its sources standing for it, so that
     three clusters still fit on 80 columns."""
     out: dict[str, SourceHealth] = {}
     for key, h in sources.items():
-        source = SourceKey.of(key)
-        name = source.cluster or ROLE_NAMES.get(source.role, source.role)
+        name = _place(key)
         known = out.get(name)
         if known is None or _WORSE.index(h.state) > _WORSE.index(known.state):
             out[name] = h
@@ -60,9 +65,20 @@ def part(long: str, short: str | None = None, style: str = "", kept: bool = True
     return Part(Text(long, style), Text(long if short is None else short, style), kept)
 
 
+def _late(sources: Mapping[str, SourceHealth]) -> dict[str, float]:
+    """How old each place's latency is (`_by_place`), where older than its rates."""
+    out: dict[str, float] = {}
+    for key, h in sources.items():
+        if h.latency_age_s is not None:
+            name = _place(key)
+            out[name] = max(out.get(name, 0.0), h.latency_age_s)
+    return out
+
+
 def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part:
     long, short = Text(), Text()
     places = _by_place(snapshot.sources)
+    late = _late(snapshot.sources)
     for name, health in places.items():
         state = health.state.value
         if health.state is SourceState.STALE:
@@ -72,6 +88,8 @@ def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part
             long.append("  ")
         long.append(f"{shown(name)} ")
         long.append(state, styles[health.state])
+        if name in late:  # latency older than the rates beside it: said, as a stale source is
+            long.append(f", latency {late[name]:.0f}s old", styles[SourceState.STALE])
         if health.state is not SourceState.FRESH:  # short: only what is not fresh
             if len(short):
                 short.append(" ")
@@ -79,6 +97,15 @@ def _sourcespart(snapshot: MeshSnapshot, styles: dict[SourceState, str]) -> Part
             short.append(state, styles[health.state])
     if not len(short):
         short.append("fresh", styles[SourceState.FRESH])
+    if late:  # one short word however many: named where one place's and not plain
+        (name, age), *more = late.items()
+        if more:
+            said = f"latency up to {max(late.values()):.0f}s old"
+        elif name == ROLE_NAMES["metrics"] and short.plain == "fresh":
+            said = f"latency {age:.0f}s old"
+        else:
+            said = f"{shown(name)} latency {age:.0f}s old"
+        short.append(f", {said}", styles[SourceState.STALE])
     return Part(long, short)
 
 
