@@ -39,12 +39,13 @@ DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[float]:
+def deadline(seconds: float, *, alone: bool = False) -> Iterator[float]:
     """Every request made inside (and in threads started inside) ends within `seconds`
-    of now, all of them together; an outer deadline that comes sooner stays."""
+    of now, all of them together; an outer deadline that comes sooner stays, unless
+    `alone` (work gone on behind what set it, which waits for none of it)."""
     outer = DEADLINE.get()
     mine = time.monotonic() + seconds
-    if outer is not None:
+    if outer is not None and not alone:
         mine = min(outer, mine)
     token = DEADLINE.set(mine)
     try:
