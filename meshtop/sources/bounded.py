@@ -39,13 +39,12 @@ DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def deadline(seconds: float, *, alone: bool = False) -> Iterator[float]:
+def deadline(seconds: float) -> Iterator[float]:
     """Every request made inside (and in threads started inside) ends within `seconds`
-    of now, all of them together; an outer deadline that comes sooner stays, unless
-    `alone` (work gone on behind what set it, which waits for none of it)."""
+    of now, all of them together; an outer deadline that comes sooner stays."""
     outer = DEADLINE.get()
     mine = time.monotonic() + seconds
-    if outer is not None and not alone:
+    if outer is not None:
         mine = min(outer, mine)
     token = DEADLINE.set(mine)
     try:

@@ -485,7 +485,7 @@ class PrometheusMetrics:
                 tcp = asyncio.ensure_future(self._ask(queries["tcp"], spare))
                 if earlier is None and _due(newest):
                     latency = self._learning[d.name] = asyncio.ensure_future(
-                        self._behind(d, window_s, requests, tcp)
+                        self._behind(d, window_s, requests, tcp, spare)
                     )
                     latency.add_done_callback(_retrieved)
             else:
@@ -553,19 +553,16 @@ class PrometheusMetrics:
         window_s: float,
         requests: asyncio.Future[_Answer],
         tcp: asyncio.Future[_Answer],
+        spare: float,
     ) -> None:
         """The console's latency (`_timed`), asked once the `requests` and `tcp` answers
         are in, gone on behind its refresh: its answer, or why it failed, kept as the
-        newest (`_latest`) for the refreshes until the next, with how long it took. No
-        refresh waits for it past its grace: it has a whole `--timeout` of its own from
-        when it is asked, not what is left of its refresh's (at 2,000 services on two
-        cores, a first one beside another console's took longer than that)."""
+        newest (`_latest`) for the refreshes until the next, with how long it took."""
         await asyncio.wait((requests, tcp))  # each ends by the deadline
         asked = time.monotonic()
         timed: Latencies | None
         try:
-            with bounded.deadline(self.config.timeout_s, alone=True):  # bounds each request
-                timed, warnings = await self._timed(d, window_s, requests, math.inf, None)
+            timed, warnings = await self._timed(d, window_s, requests, spare, None)
             why = ""
         except BackendError as exc:
             timed, warnings, why = None, set(), _why(exc)
