@@ -21,12 +21,6 @@ from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import SimWorkload
 from meshtop.sim.traffic import Outcome, SimEdge
 
-# Istio's default buckets for istio_request_duration_milliseconds.
-DURATION_BUCKETS_MS = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-    300000, 600000, 1800000, 3600000,
-)  # fmt: skip
-
 MODES = ("istio", "ambient", "linkerd")
 
 # Istio's default buckets for istio_request_duration_milliseconds.
