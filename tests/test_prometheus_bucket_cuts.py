@@ -1,19 +1,23 @@
-"""Which latency buckets a refresh leaves out (issue 17): above where any quantile fell
-for every caller, and lower still for all but the few callers whose quantiles fell high,
-named; the quantiles the same as from every bucket, or said unsure and asked again."""
+"""Which latency buckets a refresh leaves out (issue 17): the first, those above a second;
+then those above where any quantile fell for every caller, and lower still for all but
+the few callers whose quantiles fell high, named; the quantiles the same as from every
+bucket, or said unsure and asked again."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, SEPARATOR
 from meshtop.sources.prometheus.latency import (
+    MAX_NAMES_CHARS,
     SLOW_NAMES_CHARS,
     Cuts,
     cuts_for,
     edge_quantiles,
+    first_cuts,
 )
 
 BOUNDS = ("0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
@@ -88,6 +92,31 @@ def test_a_caller_grown_slow_is_unsure_and_its_whole_histogram_gives_its_quantil
     # the buckets left out, asked once more, as `=~` selects them
     more = [r for r in now if r not in _asked(now, cuts) and r["metric"][EDGE] == _key("shop-3-v1")]
     assert edge_quantiles(ISTIO, [*_asked(now, cuts), *more]).quantiles == whole.quantiles
+
+
+def test_the_first_refresh_reads_the_buckets_up_to_a_second() -> None:
+    """Before any answer, from the bounds the backend holds: those above a second left out
+    but +Inf; the calls whose quantiles fall below have them as from every bucket, the
+    one whose fall above is unsure, and its whole histogram gives its quantiles."""
+    # as Prometheus reads `le`, or skips it
+    cuts, bounds = first_cuts([*BOUNDS, "1_000", " 5000", "fast", "NaN", "1e999"])
+    assert cuts == Cuts(frozenset(b for b in BOUNDS if 1000 < float(b) < math.inf))
+    assert bounds == {b: float(b) for b in cuts.left_out}
+    rows = _mesh()
+    whole = edge_quantiles(ISTIO, rows)
+    read = edge_quantiles(ISTIO, _asked(rows, cuts), *_limits(cuts, bounds))
+    assert set(read.unsure) == {_key("batch-v1")}  # its quantiles in the 2,500 bucket
+    assert {k: q for k, q in read.quantiles.items() if k not in read.unsure} == {
+        k: q for k, q in whole.quantiles.items() if k != _key("batch-v1")
+    }
+
+
+def test_no_first_cut_where_the_bounds_would_make_too_long_a_query() -> None:
+    many = [f"{1000 + i}.{i:06}" for i in range(MAX_NAMES_CHARS // 10)]
+    assert first_cuts([*BOUNDS, *many]) == (Cuts(), {})
+    endless = (f"{2000 + i}" for i in itertools.count())  # a hostile backend's
+    assert first_cuts(endless) == (Cuts(), {})
+    assert first_cuts([]) == (Cuts(), {})
 
 
 def test_one_set_for_every_caller_where_the_slow_cannot_be_named() -> None:

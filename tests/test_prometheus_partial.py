@@ -92,31 +92,46 @@ def _tcp() -> bytes:
 
 
 class _Prometheus(BaseHTTPRequestHandler):
-    """Each query answered by its kind (requests, latency, tcp); `broken` kinds are
-    answered as told: `big`, an answer over any small cap; `slow`, nothing for 30 s."""
+    """Each query answered by its kind (requests, latency, tcp), and the lookup of the
+    buckets' bounds (`bounds`); `broken` kinds are answered as told: `big`, an answer
+    over any small cap; `slow`, nothing for 30 s; `garbage`, bounds that are not
+    strings. `asked`: the latency queries seen."""
 
     broken: ClassVar[dict[str, str]] = {}
+    asked: ClassVar[list[str]] = []
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
+        if self.path.startswith("/api/v1/label/le/values"):
+            self._answer("", "bounds")
+            return
         self._answer(parse_qs(urlparse(self.path).query).get("query", [""])[0])
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self._answer(parse_qs(self.rfile.read(length).decode()).get("query", [""])[0])
 
-    def _answer(self, query: str) -> None:
-        kind = "latency" if "duration" in query else "tcp" if "istio_tcp" in query else "requests"
+    def _answer(self, query: str, kind: str = "") -> None:
+        if not kind:
+            kind = (
+                "latency" if "duration" in query else "tcp" if "istio_tcp" in query else "requests"
+            )
         if query.startswith("topk(1,"):
             kind = "spacing"  # one series, to read its samples' spacing
+        if kind == "latency":
+            self.asked.append(query)
         how = self.broken.get(kind)
         if how == "slow":
             time.sleep(30)
             return
-        body = {"requests": _requests, "latency": _latency, "tcp": _tcp}.get(kind, _requests)()
+        if kind == "bounds":
+            bounds: list[Any] = [1, 2] if how == "garbage" else [*BOUNDS, "2500", "5000"]
+            body = json.dumps({"status": "success", "data": bounds}).encode()
+        else:
+            body = {"requests": _requests, "latency": _latency, "tcp": _tcp}.get(kind, _requests)()
         if how == "unlabelled":  # a sample without its labels
             body = _vector([{"value": [0, "1"]}])
         if how == "big":
@@ -133,6 +148,7 @@ class _Prometheus(BaseHTTPRequestHandler):
 
 
 def _serving(**broken: str) -> AbstractContextManager[str]:
+    _Prometheus.asked.clear()
     return serving(type("Handler", (_Prometheus,), {"broken": broken}))
 
 
@@ -224,6 +240,29 @@ def test_a_latency_query_that_never_answers_leaves_the_edges_in_time() -> None:
         r"1\.[5-8]s, the time left for it in a refresh of 2s \(--timeout\)",
         said[0],
     ), said  # 2 s less the time to make the edges (and the probe's)
+
+
+def test_the_first_latency_query_leaves_out_the_buckets_above_a_second() -> None:
+    with _serving() as url:
+        source = _source(url)
+        traffic = asyncio.run(source.traffic(60))
+    assert len(_Prometheus.asked) == 1 and 'le!~"2500|5000"' in _Prometheus.asked[0]
+    assert all(e.stats.p99_ms is not None for e in traffic.edges if e.stats.rps)
+
+
+@pytest.mark.parametrize("how", ["slow", "garbage"])
+def test_a_bounds_lookup_that_fails_leaves_the_first_latency_query_whole(how: str) -> None:
+    """The first latency query leaves out the buckets above a second by the bounds the
+    backend says its buckets have; where it does not say within a second, or says
+    something else, the query asks for every bucket, in time."""
+    with _serving(bounds=how) as url:
+        started = time.monotonic()
+        traffic = _traffic(url, timeout_s=5.0)
+        took = time.monotonic() - started
+    assert took < source_module.BOUNDS_S + 1.0
+    assert len(_Prometheus.asked) == 1 and "le!~" not in _Prometheus.asked[0]
+    assert all(e.stats.p99_ms is not None for e in traffic.edges if e.stats.rps)
+    assert not traffic.warnings
 
 
 def test_a_scrape_interval_read_from_samples_without_labels_is_unknown() -> None:

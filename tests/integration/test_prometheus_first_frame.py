@@ -1,7 +1,8 @@
 """The console's first frame against a real Prometheus (issue 17): a first refresh's latency
-query asks every bucket of every call (seconds at 2,000 services), and in the console
-(`latency_later`) the refresh gives its edges without waiting for it, says the latency is
-still coming, and a later refresh has it, the same figures as export's, which waits.
+query asks every call's buckets up to a second (seconds at 2,000 services), and in the
+console (`latency_later`) the refresh gives its edges without waiting for it, says the
+latency is still coming, and a later refresh has it, the same figures as export's, which
+waits.
 Here the latency answer is made late by a proxy on loopback in front of Prometheus."""
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ LATE_S = 2.0  # how late the proxy makes a latency answer
 
 
 class _Late(BaseHTTPRequestHandler):
-    """Prometheus's answers as they are, a latency query's `late` after the first ones
-    given in `delays` (one each, in order): a number of seconds, or ("fail", seconds) for
-    Prometheus's refusal when overloaded then (HTTP 503). `asked`: every latency query seen.
-    A requests query's `requests_late` seconds late."""
+    """Prometheus's answers as they are, a refresh's latency query `late` after the first
+    ones given in `delays` (one each, in order): a number of seconds, or ("fail", seconds)
+    for Prometheus's refusal when overloaded then (HTTP 503). `asked`: every such query
+    seen; not the one asking again for the buckets left out (`le=~`) of the calls whose
+    quantiles fell among them, answered at once (the storefront's calls from ingress have
+    their p99 near a second, above it in some windows). A requests query's
+    `requests_late` seconds late."""
 
     upstream: ClassVar[str] = ""
     delays: ClassVar[list[float | tuple[str, float]]] = []
@@ -57,7 +61,7 @@ class _Late(BaseHTTPRequestHandler):
 
     def _answer(self, query: str, method: str, body: bytes | None) -> None:
         how: float | tuple[str, float] = 0.0
-        if "duration" in query and "_bucket" in query:
+        if "duration" in query and "_bucket" in query and "le=~" not in query:
             self.asked.append(query)
             if self.delays:
                 how = self.delays.pop(0)
@@ -148,7 +152,7 @@ def test_console_draws_the_edges_before_the_first_latency_answer_and_has_it_next
     assert {e.key: e.stats.rps for e in first.edges} == {e.key: e.stats.rps for e in whole.edges}
     assert all(v == (None, None, None) for v in _latency(first.edges).values())
     assert list(first.warnings) == [
-        f"latency: the first answer (every bucket of {_calls(whole)} calls) is still coming"
+        f"latency: the first answer ({_calls(whole)} calls) is still coming"
     ]
     assert not second.warnings
     _same_latency(second, whole)
@@ -185,7 +189,7 @@ def test_a_refresh_while_the_first_answer_is_coming_shows_the_edges_and_asks_no_
     first, second, third = asyncio.run(console())
     assert first.warnings == second.warnings
     assert all(v == (None, None, None) for v in _latency(second.edges).values())
-    assert len(late.asked) == 1  # every bucket, once
+    assert len(late.asked) == 1  # the first query, once
     assert not third.warnings
     _same_latency(third, whole)
 
@@ -226,7 +230,9 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
     for _, _, _, traffic in after:
         assert not traffic.warnings
         _same_latency(traffic, whole)
-    assert "le!~" not in late.asked[0] and "le!~" in late.asked[1]
+    # the first leaves out the buckets above a second, the next what the first taught
+    above = r'le!~"1\\.8e\\+06|10000|2500|3\\.6e\\+06|30000|300000|5000|60000|600000"'
+    assert above in late.asked[0] and "le!~" in late.asked[1]
 
 
 def test_a_refresh_cancelled_before_its_answers_asks_no_latency(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, generated
 from meshtop.sim.traffic import SimEdge
+from meshtop.sources.dialects import DETECT_QUERY
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.prometheus.source import _batches
 
@@ -38,8 +40,10 @@ class Backend:
 
     def source(self, dialect: str = "auto", **kw: object) -> PrometheusMetrics:
         # Evaluate at one fixed moment, so meshtop and the hand-written queries see
-        # exactly the same samples.
-        at = time.time() - 1
+        # exactly the same samples: a few scrapes back, as a scrape begun before it is
+        # stored only once read whole (late, on a loaded machine: the quantiles read
+        # before it and after it were seen to differ by 0.06%).
+        at = time.time() - 3
         return PrometheusMetrics(PrometheusConfig(self.prom.url, dialect=dialect, **kw), at=at)  # type: ignore[arg-type]
 
     def edges(self, source: PrometheusMetrics) -> dict[tuple[str, str], Edge]:
@@ -99,6 +103,14 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
     ratings_gone.mesh.services[("bookinfo", "ratings")] = []
     # Linkerd names a StatefulSet's or DaemonSet's pods by a label of that kind
     kinds = Simulation(bookinfo())
+    # half of ratings' requests delayed 2 s by a fault: its callers' quantiles above a second
+    delayed = Simulation(bookinfo())
+    delay = {"fixedDelay": "2s", "percentage": {"value": 50.0}}
+    delayed.apply_patch(
+        "bookinfo",
+        "ratings",
+        [{"op": "add", "path": "/spec/http/0/fault", "value": {"delay": delay}}],
+    )
     for name, kind in (("reviews-v2", "statefulset"), ("details-v1", "daemonset")):
         workload = kinds.mesh.workloads[f"Kubernetes/bookinfo/{name}"]
         kinds.mesh.workloads[workload.id] = replace(workload, kind=kind)
@@ -109,6 +121,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
         "linkerd-kinds": [kinds],
         "unserved": [ratings_gone],
         "clientless": [Simulation(bookinfo())],
+        "istio-delayed": [delayed],
     }
     with ExitStack() as stack:
         found = {}
@@ -140,6 +153,14 @@ def test_dialect_is_detected(backends: dict[str, Backend]) -> None:
 def test_edges_equal_hand_written_promql(backends: dict[str, Backend]) -> None:
     b = backends["istio"]
     source = b.source("istio")
+    sent: list[str] = []
+    query = source._query
+
+    def recorded(promql: str) -> tuple[list[dict[str, object]], tuple[str, ...]]:
+        sent.append(promql)
+        return query(promql)
+
+    source._query = recorded  # type: ignore[method-assign]
     edges = b.edges(source)
     at = source.at
     v3 = edges[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
@@ -172,7 +193,7 @@ def test_edges_equal_hand_written_promql(backends: dict[str, Backend]) -> None:
         f' / sum(rate(istio_requests_total{{reporter="destination",{sel}}}{w}))'
     )
     assert _same(v3.stats.mtls, mtls)
-    assert source.queries_sent == 3  # dialect given: no detection query
+    assert DETECT_QUERY not in sent  # dialect given: no detection query
 
 
 def test_edges_match_the_simulation(backends: dict[str, Backend]) -> None:
@@ -497,14 +518,15 @@ def test_where_client_buckets_are_dropped_the_servers_are_read(
     """Histograms of the client proxies dropped by relabelling: the latency is the
     server's, as `unless` chose it before. The first refresh asks the servers about the
     callers no proxy named, finds calls without a latency, and asks about them once
-    more; from then on, the three queries ask for them."""
+    more (after the buckets' bounds, asked once); from then on, the three queries ask
+    for them."""
     b = backends["clientless"]
     source = b.source("istio")
     assert source.at is not None
     expected = _hand_written_quantiles(b, "istio", source.at)
     v3 = expected[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
     assert v3[0] is not None  # from the server's proxy: the client's buckets are gone
-    for queries in (4, 3, 3):
+    for queries in (5, 3, 3):
         sent = source.queries_sent
         edges = b.edges(source)
         assert source.queries_sent - sent == queries
@@ -512,6 +534,45 @@ def test_where_client_buckets_are_dropped_the_servers_are_read(
             stats = edges[key].stats
             got = (stats.p50_ms, stats.p95_ms, stats.p99_ms)
             assert all(_same(a, b) for a, b in zip(got, quantiles, strict=True)), key
+
+
+def test_calls_slower_than_a_second_are_asked_again_for_the_buckets_above(
+    backends: dict[str, Backend],
+) -> None:
+    """The first refresh reads every call's buckets up to a second, and +Inf: the calls
+    whose quantiles fall above (reviews' calls to ratings, half of them delayed 2 s) are
+    asked once more, by their callers, for the buckets left out, and their quantiles are
+    `histogram_quantile`'s; the next refresh asks for what the first taught it, in the
+    three queries."""
+    b = backends["istio-delayed"]
+    source = b.source("istio")
+    assert source.at is not None
+    expected = _hand_written_quantiles(b, "istio", source.at)
+    slow = {k: q for k, q in expected.items() if k[1] == "Kubernetes/bookinfo/ratings-v1"}
+    assert slow and all(q[2] is not None and q[2] > 1000 for q in slow.values()), slow
+    sent: list[str] = []
+    ask = source._query
+
+    def recorded(promql: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(promql)
+        return ask(promql, *args, **kwargs)
+
+    source._query = recorded  # type: ignore[method-assign]
+    for refresh in ("first", "next"):
+        del sent[:]
+        edges = b.edges(source)
+        for key, quantiles in expected.items():
+            stats = edges[key].stats
+            got = (stats.p50_ms, stats.p95_ms, stats.p99_ms)
+            assert all(_same(a, b) for a, b in zip(got, quantiles, strict=True)), key
+        latency = [q for q in sent if BUCKETS in q]
+        if refresh == "first":
+            above = r'le!~"1\\.8e\\+06|10000|2500|3\\.6e\\+06|30000|300000|5000|60000|600000"'
+            assert len(latency) == 2 and above in latency[0], latency
+            assert r'le=~"1\\.8e\\+06|10000|2500|' in latency[1]
+            assert r'source_workload=~"reviews\\-v2|reviews\\-v3"' in latency[1]
+        else:
+            assert len(sent) == 3 and len(latency) == 1
 
 
 def test_a_namespace_reads_the_same_figures_as_the_whole_mesh(
@@ -592,9 +653,12 @@ def test_a_refresh_reads_each_series_once(backends: dict[str, Backend], namespac
     for refresh in ("first", "later"):
         del sent[:]
         b.edges(source)
-        assert len(sent) == 3, refresh
-        read = {q.split(" (")[0]: _samples_read(b, q, at) for q in sent}
-        assert sum(read.values()) <= every_series_once, (refresh, read, every_series_once)
+        # three queries; the first refresh's, one more where a call's quantiles fell above
+        # a second: its buckets above that, left out of the first (`le=~`)
+        again = [q for q in sent if 'le=~"' in q]
+        assert len(sent) - len(again) == 3 and len(again) <= (refresh == "first"), sent
+        read = [(q.split(" (")[0], _samples_read(b, q, at)) for q in sent]
+        assert sum(n for _, n in read) <= every_series_once, (refresh, read, every_series_once)
     # the client's buckets, and the unmeshed client's from the server, no higher than
     # where the first refresh found the quantiles
     latency = next(q for q in sent if q.startswith("sum by (meshtop_edge, reporter, le)"))

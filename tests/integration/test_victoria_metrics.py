@@ -42,6 +42,7 @@ from meshtop.sim.exposition import DURATION_BUCKETS_MS, MeshExposition
 from meshtop.sim.server import MetricsServer
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import bookinfo, generated
+from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import PrometheusMetrics
 from tests.conftest import need
 
@@ -267,6 +268,18 @@ def test_both_engines_read_the_same_edges_and_figures(engines: Engines) -> None:
                 checks.append((f"p{q * 100:g}", _same_quantile(q, ps.rps, a, b)))
         problems += [f"{key} {name}: {p.stats} vs {vs}" for name, ok in checks if not ok]
     assert not problems, "\n".join(problems)
+
+
+def test_both_engines_give_the_bounds_the_first_latency_query_leaves_out(
+    engines: Engines,
+) -> None:
+    """The first latency query leaves out the buckets above a second, by the bounds the
+    backend's `le` label has (its label lookup, which VictoriaMetrics answers too)."""
+    above = {f"{b:g}" for b in DURATION_BUCKETS_MS if b > 1000}
+    for url in (engines.prometheus, engines.victoria):
+        source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), at=time.time() - 2)
+        cuts = asyncio.run(source._first_cuts(ISTIO, WINDOW_S, time.monotonic() + 5))
+        assert cuts.left_out == above, url
 
 
 def test_both_engines_match_the_simulation(engines: Engines) -> None:

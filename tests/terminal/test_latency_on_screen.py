@@ -51,7 +51,7 @@ def test_the_edges_come_before_the_latency_and_the_latency_once_in(late: str) ->
     _Late.delays = [LATE_S] * 20
     args = ["--prometheus", late, "--dialect", "istio", "--window", f"{WINDOW_S}s"]
     with Terminal([*args, "--refresh", "1s"], cols=160, rows=48) as t:
-        t.wait_for_re(r"latency: the first answer \(every bucket of \d+ calls\) is still coming")
+        t.wait_for_re(r"latency: the first answer \(\d+ calls\) is still coming")
         t.ready()
         t.press("2")
         t.wait("the edge table's rows", lambda: len(_p99s(t)) > 5)

@@ -15,12 +15,13 @@ no buckets for it either; where one has requests but no buckets (histograms drop
 relabelling), the calls left without a latency are asked of the reporters after it
 (`unanswered`).
 
-And once a refresh has seen where the quantiles fall, the next leaves out the buckets
-well above them (`leave_out`), every histogram's buckets below those still read; a
-quantile that falls among the buckets left out is worked out from all of its
-histogram's buckets, asked for once more (`edge_quantiles`, `unsure`). Where a few
-callers' quantiles fall far above the others', those callers are named and the others'
-buckets cut lower (`Cuts`, `cuts_for`)."""
+The first refresh, before any answer says where the quantiles fall, leaves out the
+buckets above a second (`first_cuts`). Once a refresh has seen where they fall, the next
+leaves out the buckets well above them (`leave_out`), every histogram's buckets below
+those still read; a quantile that falls among the buckets left out is worked out from
+all of its histogram's buckets, asked for once more (`edge_quantiles`, `unsure`). Where
+a few callers' quantiles fall far above the others', those callers are named and the
+others' buckets cut lower (`Cuts`, `cuts_for`)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ MAX_NAMES_CHARS = 2000
 # The callers named for the buckets they need above the others' (`Cuts`): written twice
 # per reporter, so fewer, for a URL within a proxy's usual 8 kB
 SLOW_NAMES_CHARS = 400
+# Before any answer says where the quantiles fall, the first refresh reads the buckets up
+# to a second, and +Inf (`first_cuts`): most calls' quantiles fall in them, and Istio's
+# default buckets above a second are 9 of 20 (at 2,000 simulated services, 45% of the
+# bucket series, and every call's quantiles but two calls'); a call whose quantile
+# falls above is asked for the rest.
+FIRST_MS = 1000.0
+MAX_FIRST_CUTS = 200  # bounds above it, more than a query of `MAX_NAMES_CHARS` can name
 
 Rows = Sequence[Mapping[str, Any]]
 Names = dict[str, set[str] | None]  # for each reporter after the first, as `Later`
@@ -231,6 +239,22 @@ class Cuts:
             min((bounds[le] for le in self.left_out), default=math.inf),
             min((bounds[le] for le in self.slow_left_out), default=math.inf),
         )
+
+
+def first_cuts(les: Iterable[str]) -> tuple[Cuts, dict[str, float]]:
+    """What the first refresh leaves out, from the bucket bounds (`le` values) the backend
+    holds: those above `FIRST_MS` but +Inf, with their bounds as read; none where they
+    would make too long a query."""
+    above: dict[str, float] = {}
+    for le in les:
+        bound = upper_bound(le)
+        if bound is not None and FIRST_MS < bound < math.inf:
+            above[le] = bound
+            if len(above) > MAX_FIRST_CUTS:
+                return Cuts(), {}
+    if sum(len(le) + 1 for le in above) > MAX_NAMES_CHARS:
+        return Cuts(), {}
+    return Cuts(frozenset(above)), above
 
 
 def edge_quantiles(

@@ -18,7 +18,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from meshtop.sources.prometheus.latency import (
     Latencies,
     cuts_for,
     edge_quantiles,
+    first_cuts,
     fresh,
     merge,
     missing,
@@ -109,6 +110,9 @@ SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
 # backend this often): before that, the same samples would be read, decoded and joined
 # again every refresh (at 2,000 services, 20,000-30,000 series, about a tenth of a core)
 RESPACE_S = 600.0
+# The first latency query's bucket bounds, read from the backend's index (a millisecond at
+# 2,000 services): within this, or the query asks for every bucket
+BOUNDS_S = 1.0
 MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
 # the metrics `DETECT_QUERY` finds for each dialect
 _PROBED = {
@@ -320,11 +324,12 @@ class PrometheusMetrics:
                 f"Prometheus at {self.config.url} answered HTTP {response.status_code}"
             )
         data = body.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+        answered = isinstance(data, dict) and isinstance(data.get("result"), list)
+        if not answered and not isinstance(data, list):  # a list: a label's values
             raise BackendError(f"Prometheus at {self.config.url} answered without a result")
         self._check.warnings = tuple(str(w) for w in body.get("warnings") or ())
 
-    def _call(self, ask: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _call(self, ask: Callable[[], Iterable[_T]]) -> list[_T]:
         """Run one API call; every way it can fail becomes one clear `BackendError`."""
         self.queries_sent += 1
         try:
@@ -466,7 +471,7 @@ class PrometheusMetrics:
         the first answer … is still coming`, `latency unavailable: …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
-            first = d.name not in self._left_out  # every bucket asked
+            first = d.name not in self._left_out  # no answer has said where they fall
             later = self.latency_later
             earlier = self._earlier(d) if later else self._going(d)
             queries = snapshot_queries(d, window_s, self.config.namespaces)
@@ -531,7 +536,7 @@ class PrometheusMetrics:
         traffic = await self._work(lambda: join(d, found, quantiles))
         if coming:
             calls = sum(1 for e in traffic.edges if e.stats.rps > 0)
-            what = f"the first answer (every bucket of {calls} calls)" if first else "its answer"
+            what = f"the first answer ({calls} calls)" if first else "its answer"
         said = (
             *sorted(warnings),
             *(f"{UNAVAILABLE[name]} unavailable: {why}" for name, why in unavailable.items()),
@@ -615,7 +620,9 @@ class PrometheusMetrics:
         if earlier is not None:
             await asyncio.wait({earlier}, timeout=max(0.0, spare - time.monotonic()))
         asked = self._asked.get(d.name) or unmeshed(d)
-        left_out = self._left_out.get(d.name, Cuts())
+        left_out = self._left_out.get(d.name)
+        if left_out is None:  # before any answer: the buckets above a second
+            left_out = await self._first_cuts(d, window_s, spare)
         namespaces = self.config.namespaces
         promql = latency_query(d, window_s, namespaces, first_and(d, asked), left_out.matchers(d))
         rows, said = await self._ask(promql, spare)
@@ -625,6 +632,30 @@ class PrometheusMetrics:
         with bounded.deadline(spare - time.monotonic()):
             timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
         return timed, warnings
+
+    async def _first_cuts(self, d: Dialect, window_s: float, until: float) -> Cuts:
+        """What the first latency query leaves out (`first_cuts`), from the bounds the
+        backend's latency buckets have in the window (the `le` label's values: an index
+        lookup, no sample read), the bounds left out kept (`_bounds`); none where it
+        cannot say (an API without it, or a slow answer)."""
+        end = self.at if self.at is not None else time.time()
+        params = {
+            "match[]": f"{d.duration}_bucket{_selector(d.extra_selector)}",
+            "start": f"{end - window_s:.3f}",
+            "end": f"{end:.3f}",
+        }
+        with bounded.deadline(min(BOUNDS_S, until - time.monotonic())):
+            try:
+                les = await asyncio.to_thread(
+                    self._call, lambda: self._client.get_label_values("le", params=params)
+                )
+            except BackendError:
+                return Cuts()
+        if not all(isinstance(le, str) for le in les):
+            return Cuts()  # not the label API's answer
+        cuts, bounds = first_cuts(les)
+        self._bounds[d.name] = {**bounds, **self._bounds.get(d.name, {})}  # (`Cuts.beyond`)
+        return cuts
 
     @staticmethod
     async def _answers(
