@@ -9,7 +9,9 @@ that the server does nothing else while it answers. Then, at one moment:
   reporters to ask about which calls, and which buckets, come from the refresh before;
   the first refresh is shown apart, as "1st refresh", where it differs); from this
   checkout and, with `--baseline-src DIR`, from another checkout (built there, in a
-  subprocess), whose edges are compared with this checkout's, figure by figure;
+  subprocess; its first refresh as "baseline 1st"), whose edges are compared with this
+  checkout's, figure by figure. (Only queries are recorded: the first refresh's look at
+  the latency buckets' bounds, a label lookup that reads no sample, is not.)
 - **Kiali**: the queries Kiali's graph sends for the same graph (rates, p95 and mTLS), per
   namespace, reconstructed from its source (`graph/telemetry/istio/istio.go`: three HTTP
   and three TCP traffic queries; `appender/response_time.go`: two histogram_quantile
@@ -241,8 +243,10 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                 made = {name: record(src, url, at, args.window, scope) for name, src in
                         sources.items()}  # fmt: skip
                 sets = {name: m["sent"] for name, m in made.items()}
-                if made["meshtop"]["first"]["sent"] != made["meshtop"]["sent"]:
-                    sets["1st refresh"] = made["meshtop"]["first"]["sent"]
+                for name, m in made.items():
+                    first = m["first"]["sent"]
+                    if first != m["sent"]:
+                        sets["1st refresh" if name == "meshtop" else f"{name} 1st"] = first
                 sets["kiali"] = [
                     q for ns in (scope or namespaces) for q in kiali_queries(ns, args.window)
                 ]
@@ -277,7 +281,7 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                     samples, series, size = read[name]
                     ratio = median([a / b for a, b in zip(totals[name], kiali, strict=True)])
                     say(
-                        f"  {name:<11} {len(queries):>4} queries  {median(totals[name]):8.3f} s  "
+                        f"  {name:<12} {len(queries):>4} queries  {median(totals[name]):8.3f} s  "
                         f"{samples:>10,} samples  {series:>7,} series  {size / 1e6:6.2f} MB  "
                         f"x{ratio:.2f} of Kiali's"
                     )
@@ -285,7 +289,7 @@ def run(services: int, args: argparse.Namespace, binary: str, say: Callable[[str
                         parts = "; ".join(
                             f"{median(t):.3f} s" for t in per_query[name] if t
                         )  # fmt: skip
-                        say(f"              each query: {parts}")
+                        say(f"               each query: {parts}")
                 if "baseline" in made:
                     for which, edges in (("1st refresh", made["meshtop"]["first"]["edges"]),
                                          ("meshtop", made["meshtop"]["edges"])):  # fmt: skip
