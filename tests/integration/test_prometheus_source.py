@@ -139,6 +139,19 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
         yield found
 
 
+def _recording(source: PrometheusMetrics) -> list[str]:
+    """The queries `source` sends from now on, as it sends them."""
+    sent: list[str] = []
+    query = source._query
+
+    def recorded(promql: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(promql)
+        return query(promql, *args, **kwargs)
+
+    source._query = recorded  # type: ignore[method-assign]
+    return sent
+
+
 def _same(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
@@ -153,14 +166,7 @@ def test_dialect_is_detected(backends: dict[str, Backend]) -> None:
 def test_edges_equal_hand_written_promql(backends: dict[str, Backend]) -> None:
     b = backends["istio"]
     source = b.source("istio")
-    sent: list[str] = []
-    query = source._query
-
-    def recorded(promql: str) -> tuple[list[dict[str, object]], tuple[str, ...]]:
-        sent.append(promql)
-        return query(promql)
-
-    source._query = recorded  # type: ignore[method-assign]
+    sent = _recording(source)
     edges = b.edges(source)
     at = source.at
     v3 = edges[(PAGE, "Kubernetes/bookinfo/reviews-v3")]
@@ -550,14 +556,7 @@ def test_calls_slower_than_a_second_are_asked_again_for_the_buckets_above(
     expected = _hand_written_quantiles(b, "istio", source.at)
     slow = {k: q for k, q in expected.items() if k[1] == "Kubernetes/bookinfo/ratings-v1"}
     assert slow and all(q[2] is not None and q[2] > 1000 for q in slow.values()), slow
-    sent: list[str] = []
-    ask = source._query
-
-    def recorded(promql: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append(promql)
-        return ask(promql, *args, **kwargs)
-
-    source._query = recorded  # type: ignore[method-assign]
+    sent = _recording(source)
     for refresh in ("first", "next"):
         del sent[:]
         edges = b.edges(source)
@@ -612,14 +611,7 @@ def test_a_refresh_reads_each_series_once(backends: dict[str, Backend], namespac
     source = PrometheusMetrics(
         PrometheusConfig(b.prom.url, dialect="istio", namespaces=scope), at=at
     )
-    sent: list[str] = []
-    ask = source._query
-
-    def recorded(promql: str) -> tuple[list[dict[str, object]], tuple[str, ...]]:
-        sent.append(promql)
-        return ask(promql)
-
-    source._query = recorded  # type: ignore[method-assign]
+    sent = _recording(source)
     metrics = (
         "istio_requests_total", BUCKETS, "istio_tcp_received_bytes_total",
         "istio_tcp_sent_bytes_total", "istio_tcp_connections_opened_total",
