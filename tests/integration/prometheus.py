@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -170,3 +171,13 @@ def same_figures(a: object, b: object) -> bool:
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(same_figures(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def bounds_in(promql: str, op: str = "!~") -> set[float]:
+    """The bucket bounds a query's `le` matchers (`op`) name, as numbers: Prometheus 3
+    writes `2500` as `2500.0`."""
+    return {
+        float(le.replace("\\", ""))
+        for pattern in re.findall(rf'le{op}"([^"]*)"', promql)
+        for le in pattern.split("|")
+    }

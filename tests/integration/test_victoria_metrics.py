@@ -275,11 +275,11 @@ def test_both_engines_give_the_bounds_the_first_latency_query_leaves_out(
 ) -> None:
     """The first latency query leaves out the buckets above a second, by the bounds the
     backend's `le` label has (its label lookup, which VictoriaMetrics answers too)."""
-    above = {f"{b:g}" for b in DURATION_BUCKETS_MS if b > 1000}
+    above = {b for b in DURATION_BUCKETS_MS if b > 1000}
     for url in (engines.prometheus, engines.victoria):
         source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), at=time.time() - 2)
         cuts = asyncio.run(source._first_cuts(ISTIO, WINDOW_S, time.monotonic() + 5))
-        assert cuts.left_out == above, url
+        assert {float(le) for le in cuts.left_out} == above, url
 
 
 def test_both_engines_match_the_simulation(engines: Engines) -> None:

@@ -54,7 +54,6 @@ SLOW_NAMES_CHARS = 400
 # bucket series, and every call's quantiles but two calls'); a call whose quantile
 # falls above is asked for the rest.
 FIRST_MS = 1000.0
-MAX_FIRST_CUTS = 200  # bounds above it, more than a query of `MAX_NAMES_CHARS` can name
 
 Rows = Sequence[Mapping[str, Any]]
 Names = dict[str, set[str] | None]  # for each reporter after the first, as `Later`
@@ -234,24 +233,21 @@ class Cuts:
         ]
 
     def beyond(self, bounds: Mapping[str, float]) -> tuple[float, float]:
-        """The lowest bound left out, of the calls not `slow` and of theirs."""
-        return (
-            min((bounds[le] for le in self.left_out), default=math.inf),
-            min((bounds[le] for le in self.slow_left_out), default=math.inf),
-        )
+        """The lowest bound left out, of the calls not `slow` and of theirs (`bounds`:
+        those seen, as read; any other read here)."""
+
+        def lowest(les: Iterable[str]) -> float:
+            found = (bounds[le] if le in bounds else upper_bound(le) for le in les)
+            return min((b for b in found if b is not None), default=math.inf)
+
+        return lowest(self.left_out), lowest(self.slow_left_out)
 
 
 def first_cuts(les: Iterable[str]) -> tuple[Cuts, dict[str, float]]:
     """What the first refresh leaves out, from the bucket bounds (`le` values) the backend
     holds: those above `FIRST_MS` but +Inf, with their bounds as read; none where they
     would make too long a query."""
-    above: dict[str, float] = {}
-    for le in les:
-        bound = upper_bound(le)
-        if bound is not None and FIRST_MS < bound < math.inf:
-            above[le] = bound
-            if len(above) > MAX_FIRST_CUTS:
-                return Cuts(), {}
+    above = {le: b for le in les if (b := upper_bound(le)) is not None and FIRST_MS < b < math.inf}
     if sum(len(le) + 1 for le in above) > MAX_NAMES_CHARS:
         return Cuts(), {}
     return Cuts(frozenset(above)), above
@@ -301,7 +297,11 @@ def edge_quantiles(
         calls_by[name] = calls_by.get(name, 0) + 1
         highest = reached_by.get(name, -math.inf)
         for _, bound in found_at:
-            if limit < bound or limit == bound < math.inf:  # (never NaN: none found)
+            if math.isnan(bound):  # none found: where some were left out, all those read
+                if limit < math.inf and _observed(buckets[key, reporter]):  # may be +Inf
+                    out.unsure[key] = reporter
+                continue
+            if limit < bound or limit == bound < math.inf:
                 out.unsure[key] = reporter
             if bound > highest:
                 highest = bound
@@ -309,6 +309,11 @@ def edge_quantiles(
         if highest > out.reached:
             out.reached = highest
     return out
+
+
+def _observed(buckets: Iterable[tuple[float, float]]) -> bool:
+    """Whether a histogram's +Inf bucket counts any observation."""
+    return any(bound == math.inf and count > 0 for bound, count in buckets)
 
 
 def used(d: Dialect, latencies: Latencies) -> Names:

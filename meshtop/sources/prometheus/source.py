@@ -113,6 +113,7 @@ RESPACE_S = 600.0
 # The first latency query's bucket bounds, read from the backend's index (a millisecond at
 # 2,000 services): within this, or the query asks for every bucket
 BOUNDS_S = 1.0
+MAX_BOUNDS = 1000  # and of at most this many (Istio's default buckets are 20)
 MESH_NAMES = {"istio": "Istio", "ambient": "Istio ambient", "linkerd": "Linkerd"}
 # the metrics `DETECT_QUERY` finds for each dialect
 _PROBED = {
@@ -636,8 +637,10 @@ class PrometheusMetrics:
     async def _first_cuts(self, d: Dialect, window_s: float, until: float) -> Cuts:
         """What the first latency query leaves out (`first_cuts`), from the bounds the
         backend's latency buckets have in the window (the `le` label's values: an index
-        lookup, no sample read), the bounds left out kept (`_bounds`); none where it
-        cannot say (an API without it, or a slow answer)."""
+        lookup, no sample read), the bounds left out kept (`_bounds`: the next refresh's
+        cut is a bucket above where the quantiles fell, and those were not read); none
+        where it cannot say (an API without it, a slow answer, or one that is not a
+        short list of strings)."""
         end = self.at if self.at is not None else time.time()
         params = {
             "match[]": f"{d.duration}_bucket{_selector(d.extra_selector)}",
@@ -646,15 +649,17 @@ class PrometheusMetrics:
         }
         with bounded.deadline(min(BOUNDS_S, until - time.monotonic())):
             try:
-                les = await asyncio.to_thread(
-                    self._call, lambda: self._client.get_label_values("le", params=params)
+                (les,) = await asyncio.to_thread(
+                    self._call, lambda: [self._client.get_label_values("le", params=params)]
                 )
             except BackendError:
                 return Cuts()
+        if not isinstance(les, list) or len(les) > MAX_BOUNDS:
+            return Cuts()
         if not all(isinstance(le, str) for le in les):
-            return Cuts()  # not the label API's answer
+            return Cuts()
         cuts, bounds = first_cuts(les)
-        self._bounds[d.name] = {**bounds, **self._bounds.get(d.name, {})}  # (`Cuts.beyond`)
+        self._bounds[d.name] = {**bounds, **self._bounds.get(d.name, {})}
         return cuts
 
     @staticmethod
@@ -723,7 +728,7 @@ class PrometheusMetrics:
         self._asked[d.name], self._left_out[d.name] = await self._work(
             lambda: (merge(wanted, used(d, timed)), cuts_for(d, bounds, timed))
         )
-        self._bounds[d.name] = bounds
+        self._bounds[d.name] = {**self._bounds.get(d.name, {}), **bounds}  # a moment's too
         return timed
 
     async def _latency(
