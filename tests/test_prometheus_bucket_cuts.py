@@ -116,18 +116,22 @@ def test_the_first_refresh_reads_the_buckets_up_to_a_second() -> None:
 
 
 def test_a_histogram_with_no_bucket_up_to_a_second_is_unsure() -> None:
-    """Its only bucket read is +Inf, where no quantile is found: it is asked again for the
-    buckets left out, unless it counts nothing (then none is found in any bucket)."""
+    """The first refresh's guess: its only bucket read is +Inf, where no quantile is
+    found, so it is asked again for the buckets left out, unless it counts nothing (then
+    none is found in any bucket). A later refresh's cut comes from where quantiles fell:
+    a histogram with no quantile in any bucket is not asked again every refresh."""
     cuts, bounds = first_cuts(BOUNDS)
     slow = [r for r in _histogram("batch-v1", SLOW) if r["metric"]["le"] in cuts.left_out]
     custom = [{**r, "metric": {**r["metric"], EDGE: _key("custom-v1")}} for r in slow]
     top = _histogram("custom-v1", SLOW)[-1]  # +Inf
     idle = [{**top, "metric": {**top["metric"], EDGE: _key("idle-v1")}, "value": [0, "0.0"]}]
     rows = [*custom, top, *idle]
-    read = edge_quantiles(ISTIO, _asked(rows, cuts), *_limits(cuts, bounds))
+    read = edge_quantiles(ISTIO, _asked(rows, cuts), *_limits(cuts, bounds), guessed=True)
     assert set(read.unsure) == {_key("custom-v1")}
     assert all(math.isnan(q) for q in read.quantiles[_key("custom-v1")])
     assert not any(math.isnan(q) for q in edge_quantiles(ISTIO, rows).quantiles[_key("custom-v1")])
+    bare = [top]  # +Inf alone: no quantile over every bucket either
+    assert not edge_quantiles(ISTIO, bare, *_limits(cuts, bounds)).unsure
 
 
 def test_no_first_cut_where_the_bounds_would_make_too_long_a_query() -> None:

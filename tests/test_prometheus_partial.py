@@ -95,7 +95,8 @@ class _Prometheus(BaseHTTPRequestHandler):
     """Each query answered by its kind (requests, latency, tcp), and the lookup of the
     buckets' bounds (`bounds`); `broken` kinds are answered as told: `big`, an answer
     over any small cap; `slow`, nothing for 30 s; `garbage`, bounds that are not
-    strings; `text`, a string of them. `asked`: the latency queries seen."""
+    strings; `keys`, an object whose keys are; `many`, more than the source takes.
+    `asked`: the latency queries seen."""
 
     broken: ClassVar[dict[str, str]] = {}
     asked: ClassVar[list[str]] = []
@@ -128,10 +129,15 @@ class _Prometheus(BaseHTTPRequestHandler):
             time.sleep(30)
             return
         if kind == "bounds":
-            bounds: Any = {"garbage": [1, 2], "text": "2500|5000"}.get(
-                how, [*BOUNDS, "2500", "5000"]
-            )
-            body = json.dumps({"status": "success", "data": bounds}).encode()
+            bounds: Any = [*BOUNDS, "2500", "5000"]
+            if how == "garbage":
+                bounds = [1, 2]
+            elif how == "keys":  # not a list: its keys are not bounds
+                bounds = {"result": [], "2500": 0, "5000": 0}
+            elif how == "many":  # more than the lookup takes
+                bounds = [str(i) for i in range(source_module.MAX_BOUNDS)] + bounds
+            compact = (",", ":")  # as Prometheus writes it
+            body = json.dumps({"status": "success", "data": bounds}, separators=compact).encode()
         else:
             body = {"requests": _requests, "latency": _latency, "tcp": _tcp}.get(kind, _requests)()
         if how == "unlabelled":  # a sample without its labels
@@ -252,7 +258,7 @@ def test_the_first_latency_query_leaves_out_the_buckets_above_a_second() -> None
     assert all(e.stats.p99_ms is not None for e in traffic.edges if e.stats.rps)
 
 
-@pytest.mark.parametrize("how", ["slow", "garbage", "text"])
+@pytest.mark.parametrize("how", ["slow", "garbage", "keys", "many"])
 def test_a_bounds_lookup_that_fails_leaves_the_first_latency_query_whole(how: str) -> None:
     """The first latency query leaves out the buckets above a second by the bounds the
     backend says its buckets have; where it does not say within a second, or says

@@ -259,11 +259,16 @@ def edge_quantiles(
     beyond: float = math.inf,
     slow: Collection[str] = frozenset(),
     slow_beyond: float = math.inf,
+    guessed: bool = False,
 ) -> Latencies:
     """Per call, p50, p95 and p99 from the buckets of the first reporter with any, as
     `histogram_quantile` gives them. The buckets from `beyond` up (but +Inf) were left
     out, from `slow_beyond` up for the calls of the `slow` source workloads: a quantile
-    that falls in a bucket from there up is not sure (`unsure`)."""
+    that falls in a bucket from there up is not sure (`unsure`). Where they were left out
+    by a guess (`guessed`, the first refresh's `first_cuts`), a histogram with no bucket
+    read but +Inf, which counts observations, is not sure either: its finite buckets may
+    all be among those (custom buckets). Later cuts come from where its quantiles fell;
+    one with no quantile in any bucket (+Inf alone) is not asked again every refresh."""
     # tens of thousands of rows per refresh: each label read once, bounds parsed once
     buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
     bounds: dict[str, float | None] = {}
@@ -297,8 +302,8 @@ def edge_quantiles(
         calls_by[name] = calls_by.get(name, 0) + 1
         highest = reached_by.get(name, -math.inf)
         for _, bound in found_at:
-            if math.isnan(bound):  # none found: where some were left out, all those read
-                if limit < math.inf and _observed(buckets[key, reporter]):  # may be +Inf
+            if math.isnan(bound):  # none found
+                if guessed and limit < math.inf and _observed(buckets[key, reporter]):
                     out.unsure[key] = reporter
                 continue
             if limit < bound or limit == bound < math.inf:

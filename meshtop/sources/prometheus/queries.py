@@ -4,8 +4,9 @@ A refresh is three queries, whatever the mesh's size, asked at once: requests by
 reporter and outcome; TCP traffic by edge and reporter; the latency histogram's bucket
 rates by edge and reporter, from which the quantiles are worked out here (`latency`,
 `quantiles`), the buckets asked for chosen by what the backend and the last refresh
-said (`latency.first_cuts`, `latency.cuts_for`). Each reads each series it needs once: the reporter an edge's figures come
-from is chosen from the answers, not by `unless` over a second reading."""
+said (`latency.first_cuts`, `latency.cuts_for`). Each reads each series it needs once:
+the reporter an edge's figures come from is chosen from the answers, not by `unless`
+over a second reading."""
 
 from __future__ import annotations
 

@@ -622,6 +622,7 @@ class PrometheusMetrics:
             await asyncio.wait({earlier}, timeout=max(0.0, spare - time.monotonic()))
         asked = self._asked.get(d.name) or unmeshed(d)
         left_out = self._left_out.get(d.name)
+        guessed = left_out is None
         if left_out is None:  # before any answer: the buckets above a second
             left_out = await self._first_cuts(d, window_s, spare)
         namespaces = self.config.namespaces
@@ -631,7 +632,9 @@ class PrometheusMetrics:
         requests_rows, _ = await asyncio.shield(requests)
         found = {"requests": requests_rows, "latency": rows}
         with bounded.deadline(spare - time.monotonic()):
-            timed = await self._whole_latency(d, window_s, found, asked, left_out, warnings)
+            timed = await self._whole_latency(
+                d, window_s, found, asked, left_out, warnings, guessed=guessed
+            )
         return timed, warnings
 
     async def _first_cuts(self, d: Dialect, window_s: float, until: float) -> Cuts:
@@ -692,11 +695,14 @@ class PrometheusMetrics:
         asked: Later,
         left_out: Cuts,
         warnings: set[str],
+        *,
+        guessed: bool = False,
     ) -> Latencies:
         """Every call's quantiles, the latency answer (`found`) made whole where it is
         not: the calls the later reporters were not asked about, those whose first
         reporter kept no buckets, and the buckets left out where a quantile fell among
-        them, each asked once more if any; and what the next refresh asks (`latency`)."""
+        them (or, those left out by a guess, `guessed`, might have), each asked once more
+        if any; and what the next refresh asks (`latency`)."""
         requests_rows, rows = found["requests"], found["latency"]
         within = left_out.matchers(d)
         asking: Later | None = asked
@@ -712,7 +718,7 @@ class PrometheusMetrics:
             rows = [*rows, *await self._work(lambda: fresh(d, extra, asking))]
         beyond, slow_beyond = left_out.beyond(self._bounds.get(d.name, {}))
         timed = await self._work(
-            lambda: edge_quantiles(d, rows, beyond, left_out.slow, slow_beyond)
+            lambda: edge_quantiles(d, rows, beyond, left_out.slow, slow_beyond, guessed)
         )
         if timed.unsure:  # quantiles among the buckets left out: those buckets too
             beyond_rows = left_out.matchers(d, "=~")
