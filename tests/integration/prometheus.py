@@ -22,6 +22,12 @@ from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.server import MetricsServer
 from tests.conftest import need
 
+# How far back a test's fixed moment is (`PrometheusMetrics(at=…)`), for every query of a
+# test to read the same samples: a scrape begun before the moment is stored only once read
+# whole, late on a loaded machine (a call re-asked for its buckets above a second was
+# seen to mix two scrapes' buckets, its p50 0.05% off)
+SETTLED_S = 3.0
+
 
 def prometheus_binary() -> str:
     found = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")

@@ -26,7 +26,7 @@ from meshtop.sources.prometheus import source as source_module
 from meshtop.sources.protocols import Traffic
 from tests.loopback import serving
 
-from .prometheus import Prometheus, bounds_in, scraped_mesh
+from .prometheus import SETTLED_S, Prometheus, bounds_in, scraped_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ def _calls(traffic: Traffic) -> int:
 def test_console_draws_the_edges_before_the_first_latency_answer_and_has_it_next(
     prom: Prometheus, proxy: str, late: type[_Late]
 ) -> None:
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     assert any(e.stats.p99_ms is not None for e in whole.edges) and not whole.warnings
     late.delays = [LATE_S]
@@ -163,7 +163,7 @@ def test_console_draws_the_edges_before_the_first_latency_answer_and_has_it_next
 def test_export_waits_for_the_first_latency_answer(
     prom: Prometheus, proxy: str, late: type[_Late]
 ) -> None:
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     late.delays = [1.0]
     started = time.monotonic()
@@ -176,7 +176,7 @@ def test_export_waits_for_the_first_latency_answer(
 def test_a_refresh_while_the_first_answer_is_coming_shows_the_edges_and_asks_no_other(
     prom: Prometheus, proxy: str, late: type[_Late]
 ) -> None:
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     late.delays = [LATE_S]
 
@@ -202,7 +202,7 @@ def test_the_console_asks_the_latency_again_once_it_is_due_and_learns_from_the_l
     since it was asked, only the buckets it needs; the refreshes meanwhile, and while the
     next answer is coming, carry the last one's figures without a word."""
     monkeypatch.setattr(source_module, "LATENCY_SPACING", 3.0)
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     late.delays = [1.0, 1.0]
 
@@ -243,7 +243,7 @@ def test_a_refresh_cancelled_before_its_answers_asks_no_latency(
     latency query going on behind it: it would be asked for nothing, seconds of
     Prometheus at 2,000 services, and hold up the next refresh's."""
     monkeypatch.setattr(source_module, "LATENCY_GRACE_S", 1.5)  # the next one's comes in it
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     late.requests_late = 1.0
 
     async def console() -> tuple[list[str], Traffic]:
@@ -269,7 +269,7 @@ def test_a_window_changed_while_the_latency_is_coming_gets_its_own(
     """The newest answer is of its window: a refresh of another window never shows it,
     says its own is coming, and asks it once the one going on is in (without the grace:
     the last one took longer), for the next refresh to show."""
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(2 * WINDOW_S))
     late.delays = [LATE_S]
 
@@ -298,7 +298,7 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
     """A failed answer is the newest: its figures none, why said by every refresh until
     the next answer is in; asked again only once due (Prometheus said it was overloaded)."""
     monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
     late.delays = [("fail", 1.0), 1.0]
 

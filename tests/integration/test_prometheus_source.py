@@ -24,7 +24,7 @@ from meshtop.sim.traffic import SimEdge
 from meshtop.sources.prometheus import PrometheusMetrics
 from meshtop.sources.prometheus.source import _batches
 
-from .prometheus import Prometheus, bounds_in, running_prometheus, same_figures
+from .prometheus import SETTLED_S, Prometheus, bounds_in, running_prometheus, same_figures
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,8 @@ class Backend:
 
     def source(self, dialect: str = "auto", **kw: object) -> PrometheusMetrics:
         # Evaluate at one fixed moment, so meshtop and the hand-written queries see
-        # exactly the same samples: a few scrapes back, as a scrape begun before it is
-        # stored only once read whole (late, on a loaded machine: the quantiles read
-        # before it and after it were seen to differ by 0.06%).
-        at = time.time() - 3
+        # exactly the same samples (a few scrapes back: `SETTLED_S`).
+        at = time.time() - SETTLED_S
         return PrometheusMetrics(PrometheusConfig(self.prom.url, dialect=dialect, **kw), at=at)  # type: ignore[arg-type]
 
     def edges(self, source: PrometheusMetrics) -> dict[tuple[str, str], Edge]:
@@ -582,7 +580,7 @@ def test_a_namespace_reads_the_same_figures_as_the_whole_mesh(
     twice: each series read once, and every figure of those edges the same as in the
     whole mesh, digit for digit."""
     b = backends["istio"]
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     config = PrometheusConfig(b.prom.url, dialect="istio")
     whole = b.edges(PrometheusMetrics(config, at=at))
     scoped_config = PrometheusConfig(b.prom.url, dialect="istio", namespaces=("bookinfo",))
@@ -607,7 +605,7 @@ def test_a_refresh_reads_each_series_once(backends: dict[str, Backend], namespac
     read at most once, the first refresh as the later ones; a later one reads the client
     proxies' buckets and, of the servers', only those of the calls no client reported."""
     b = backends["istio"]
-    at = time.time() - 1
+    at = time.time() - SETTLED_S
     scope = (namespace,) if namespace else ()
     source = PrometheusMetrics(
         PrometheusConfig(b.prom.url, dialect="istio", namespaces=scope), at=at
