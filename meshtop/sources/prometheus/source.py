@@ -326,7 +326,8 @@ class PrometheusMetrics:
             )
         data = body.get("data")
         answered = isinstance(data, dict) and isinstance(data.get("result"), list)
-        if not answered and not isinstance(data, list):  # a list: a label's values
+        labels = isinstance(data, list) and "/api/v1/label/" in (response.url or "")
+        if not answered and not labels:  # a list: a label's values
             raise BackendError(f"Prometheus at {self.config.url} answered without a result")
         self._check.warnings = tuple(str(w) for w in body.get("warnings") or ())
 
@@ -657,9 +658,11 @@ class PrometheusMetrics:
                 )
             except BackendError:
                 return Cuts()
-        if not isinstance(les, list) or len(les) > MAX_BOUNDS:
-            return Cuts()
-        if not all(isinstance(le, str) for le in les):
+        if (
+            not isinstance(les, list)
+            or len(les) > MAX_BOUNDS
+            or not all(isinstance(le, str) for le in les)
+        ):
             return Cuts()
         cuts, bounds = first_cuts(les)
         self._bounds[d.name] = {**bounds, **self._bounds.get(d.name, {})}
