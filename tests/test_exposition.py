@@ -100,6 +100,32 @@ def test_latency_histograms_use_envoys_buckets_and_add_up(sim: Simulation, clock
         assert buckets["+Inf"] == counts[key]
 
 
+def test_no_bucket_grows_more_than_the_one_above_it(sim: Simulation, clock: Clock) -> None:
+    """As a proxy's: each request is counted in the one bucket it falls in, so between two
+    scrapes a bucket grows by at most what the next does (+Inf's, the count's, the most).
+    Prometheus raises a bucket that grew less than one below it, so leaving buckets out
+    would change `histogram_quantile` if the simulator broke this."""
+    exposition = MeshExposition(sim)
+    grown: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    before: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    broken = []
+    for _ in range(40):
+        clock.advance(0.7)
+        now: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        for name, labels, value in parse(exposition.render()):
+            if name == "istio_request_duration_milliseconds_bucket":
+                del labels["le"]
+                now.setdefault(tuple(sorted(labels.items())), []).append(value)
+        for key, counts in now.items():
+            if key in before:
+                grown[key] = [b - a for a, b in zip(before[key], counts, strict=True)]
+                if grown[key] != sorted(grown[key]):
+                    broken.append((key, grown[key]))
+        before = now
+    assert grown and any(g[-1] > g[0] for g in grown.values())
+    assert broken == []
+
+
 def test_server_serves_the_text_format_over_http(sim: Simulation, clock: Clock) -> None:
     server = MetricsServer(MeshExposition(sim), "127.0.0.1", 0)
     server.start_in_thread()

@@ -6,7 +6,11 @@ per reporting proxy, Istio's default latency buckets, `unknown` peers and
 `response_total`, `response_latency_ms` and `tcp_*`, with the `namespace`/`deployment`
 labels linkerd-viz's Prometheus adds from the pod (`statefulset` or `daemonset` for a
 workload of that kind). Counters only ever grow: each scrape
-adds what flowed since the last one."""
+adds what flowed since the last one. A latency histogram counts each request once, in
+the one bucket it falls in, as a proxy does: a bucket's count is the whole requests of
+its own and every lower bucket, so no bucket grows more between two scrapes than the
+one above it (counted each on its own, a bucket's count could, and Prometheus would then
+raise the buckets above it: `histogram_quantile` over fewer buckets would differ)."""
 
 from __future__ import annotations
 
@@ -219,6 +223,10 @@ class MeshExposition:
         self._lock = threading.Lock()
         # metric name -> rendered label set -> value
         self._series: dict[str, dict[str, float]] = defaultdict(dict)
+        # the latency histogram's label set -> the requests in each bucket of its own
+        # (the family's buckets, then above the last): bucket, count, from these
+        self._bins: dict[str, list[float]] = {}
+        self._les = [f'le="{le:g}"' for le in self.family.buckets] + ['le="+Inf"']
 
     def _add(self, metric: str, labels: str, amount: float) -> None:
         series = self._series[metric]
@@ -286,19 +294,19 @@ class MeshExposition:
                     self._add(f.tcp_response_bytes, labels, edge.response_bps * dt)
                     continue
                 server_side = base[0][1] in ("destination", "inbound")
+                shares = _shares(edge, f.buckets)
                 for o in edge.outcomes:
                     if server_side and not o.arrived:
                         continue
                     labels = _render_labels(self._responses(base, o, is_tls))
                     requests = o.rps * dt
                     self._add(f.requests, labels, requests)
-                    for le in f.buckets:
-                        self._add(
-                            f"{f.duration}_bucket", f'{labels},le="{le:g}"', requests * edge.cdf(le)
-                        )
-                    self._add(f"{f.duration}_bucket", f'{labels},le="+Inf"', requests)
+                    bins = self._bins.get(labels)
+                    if bins is None:
+                        bins = self._bins[labels] = [0.0] * len(shares)
+                    for i, share in enumerate(shares):
+                        bins[i] += requests * share
                     self._add(f"{f.duration}_sum", labels, requests * edge.mean_ms())
-                    self._add(f"{f.duration}_count", labels, requests)
 
     def render(self) -> str:
         """The text format. Counts are whole, as Envoy's are; they never go down because
@@ -307,17 +315,45 @@ class MeshExposition:
             self.advance()
             out: list[str] = []
             for metric, (kind, help_text) in _HELP.items():
-                names = (
-                    [f"{metric}_bucket", f"{metric}_sum", f"{metric}_count"]
-                    if kind == "histogram"
-                    else [metric]
-                )
-                if not any(self._series.get(n) for n in names):
+                histogram = kind == "histogram"
+                if histogram and metric != self.family.duration:
+                    continue
+                if not (self._bins if histogram else self._series.get(metric)):
                     continue
                 out.append(f"# HELP {metric} {help_text}")
                 out.append(f"# TYPE {metric} {kind}")
-                for name in names:
-                    for labels, value in self._series.get(name, {}).items():
-                        shown = f"{value:.3f}" if name.endswith("_sum") else str(math.floor(value))
-                        out.append(f"{name}{{{labels}}} {shown}")
+                if histogram:
+                    out.extend(self._histogram(metric))
+                    continue
+                for labels, value in self._series[metric].items():
+                    out.append(f"{metric}{{{labels}}} {math.floor(value)}")
             return "\n".join(out) + "\n"
+
+    def _histogram(self, metric: str) -> list[str]:
+        """The latency histogram's lines: each bucket's whole requests, up to its bound,
+        the sum, and the count (+Inf's)."""
+        out: list[str] = []
+        counts: list[int] = []
+        les = self._les
+        for labels, bins in self._bins.items():
+            total = 0
+            for le, amount in zip(les, bins, strict=True):
+                total += math.floor(amount)
+                out.append(f"{metric}_bucket{{{labels},{le}}} {total}")
+            counts.append(total)
+        sums = self._series[f"{metric}_sum"]
+        out.extend(f"{metric}_sum{{{labels}}} {value:.3f}" for labels, value in sums.items())
+        out.extend(
+            f"{metric}_count{{{labels}}} {total}"
+            for labels, total in zip(self._bins, counts, strict=True)
+        )
+        return out
+
+
+def _shares(edge: SimEdge, buckets: tuple[float, ...]) -> list[float]:
+    """The share of an edge's requests that falls in each bucket of its own (above the
+    one below, up to its bound), then above the last bound."""
+    below = [edge.cdf(le) for le in buckets]
+    # a share is never negative, even where the distribution's float noise says so
+    shares = [max(0.0, b - a) for a, b in zip([0.0, *below[:-1]], below, strict=True)]
+    return [*shares, max(0.0, 1.0 - below[-1])]
