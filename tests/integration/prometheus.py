@@ -23,9 +23,8 @@ from meshtop.sim.server import MetricsServer
 from tests.conftest import need
 
 # How far back a test's fixed moment is (`PrometheusMetrics(at=…)`), for every query of a
-# test to read the same samples: a scrape begun before the moment is stored only once read
-# whole, late on a loaded machine (a call re-asked for its buckets above a second was
-# seen to mix two scrapes' buckets, its p50 0.05% off)
+# test to read the same samples: every scrape begun before it is stored by then (a scrape
+# times out after the 1 s interval)
 SETTLED_S = 3.0
 
 

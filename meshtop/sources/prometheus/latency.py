@@ -21,7 +21,11 @@ leaves out the buckets well above them (`leave_out`), every histogram's buckets 
 those still read; a quantile that falls among the buckets left out is worked out from
 all of its histogram's buckets, asked for once more (`edge_quantiles`, `unsure`). Where
 a few callers' quantiles fall far above the others', those callers are named and the
-others' buckets cut lower (`Cuts`, `cuts_for`)."""
+others' buckets cut lower (`Cuts`, `cuts_for`). The quantiles are `histogram_quantile`'s
+over every bucket but where a bucket left out grew more over the window than +Inf:
+Prometheus counts the requests from the larger, which meshtop did not read. A proxy
+counts each request in +Inf too; `rate()`'s extrapolation can do it, by about a request,
+to a histogram younger than the window or reset in it."""
 
 from __future__ import annotations
 
