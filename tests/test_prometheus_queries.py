@@ -368,7 +368,7 @@ def test_series_that_are_not_what_the_queries_ask_for_are_the_backends_answer() 
 
     source = PrometheusMetrics(PrometheusConfig(url="http://prometheus:9090", dialect="istio"))
 
-    def garbage(promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    def garbage(promql: str, at: float | None) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
         return [{"value": [1.0, "1"]}], ()  # a sample without its `metric`
 
     source._query = garbage  # type: ignore[method-assign]
@@ -395,8 +395,9 @@ class _Backend:
     def label_values(self, label: str, params: Any = None) -> list[str]:
         return sorted({row["metric"][label] for row in self.latency})
 
-    def __call__(self, promql: str) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-
+    def __call__(
+        self, promql: str, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
         self.asked.append(promql)
         if promql.startswith("sum by (meshtop_edge, reporter, response_code"):
             return self.requests, ()

@@ -573,6 +573,37 @@ def test_calls_slower_than_a_second_are_asked_again_for_the_buckets_above(
             assert len(sent) == 3 and len(latency) == 1
 
 
+def test_live_the_buckets_asked_again_are_read_at_the_moment_of_the_first_answer(
+    backends: dict[str, Backend],
+) -> None:
+    """Live (no moment given), the calls whose quantiles fell above a second are asked
+    again at the moment Prometheus worked the first latency answer out at, its samples'
+    time: all of a call's buckets are over one window, and the quantiles are
+    `histogram_quantile`'s at that moment."""
+    b = backends["istio-delayed"]
+    source = PrometheusMetrics(PrometheusConfig(b.prom.url, dialect="istio"))
+    assert source.at is None
+    asked: list[tuple[str, float | None, list[dict[str, Any]]]] = []
+    query = source._query
+
+    def recorded(promql: str, at: float | None = None) -> Any:
+        rows, said = query(promql, at)
+        asked.append((promql, at, rows))
+        return rows, said
+
+    source._query = recorded  # type: ignore[method-assign]
+    edges = b.edges(source)
+    (first, first_at, rows), (again, again_at, _) = [a for a in asked if BUCKETS in a[0]]
+    above = {le for le in DURATION_BUCKETS_MS if le > 1000}
+    assert bounds_in(first) == bounds_in(again, "=~") == above
+    assert first_at is None and rows
+    assert again_at == rows[0]["value"][0]
+    for key, quantiles in _hand_written_quantiles(b, "istio", again_at).items():
+        stats = edges[key].stats
+        got = (stats.p50_ms, stats.p95_ms, stats.p99_ms)
+        assert all(_same(x, y) for x, y in zip(got, quantiles, strict=True)), key
+
+
 def test_a_namespace_reads_the_same_figures_as_the_whole_mesh(
     backends: dict[str, Backend],
 ) -> None:

@@ -127,6 +127,17 @@ class _Check(threading.local):
     warnings: tuple[str, ...] = ()
 
 
+def _at(rows: Sequence[dict[str, Any]]) -> float | None:
+    """The moment an instant query's answer was worked out at, its samples' time (the
+    backend's own clock: asking again at it reads the same window, whatever meshtop's
+    clock says); None without one."""
+    try:
+        at = rows[0]["value"][0]
+    except (IndexError, KeyError, TypeError):
+        return None
+    return float(at) if type(at) in (int, float) and math.isfinite(at) else None
+
+
 def _why(error: BaseException) -> str:
     """What a failed query says, its traceback let go: its task keeps the error, and the
     traceback's frames the refresh's answers and the task (a cycle, which the console's
@@ -380,16 +391,16 @@ class PrometheusMetrics:
         return result, self._check.warnings
 
     async def _ask(
-        self, promql: str, until: float | None = None
+        self, promql: str, until: float | None = None, at: float | None = None
     ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-        """One instant query in a worker thread, ended by `until` (`time.monotonic()`) if
-        given, else by the deadline around it."""
+        """One instant query in a worker thread (at `at`, as `_query`), ended by `until`
+        (`time.monotonic()`) if given, else by the deadline around it."""
         if until is None:
-            return await asyncio.to_thread(self._query, promql)
+            return await asyncio.to_thread(self._query, promql, at)
         allowed = until - time.monotonic()
         with bounded.deadline(allowed):
             try:
-                return await asyncio.to_thread(self._query, promql)
+                return await asyncio.to_thread(self._query, promql, at)
             except BackendError:
                 if time.monotonic() < until:
                     raise
@@ -634,7 +645,7 @@ class PrometheusMetrics:
         found = {"requests": requests_rows, "latency": rows}
         with bounded.deadline(spare - time.monotonic()):
             timed = await self._whole_latency(
-                d, window_s, found, asked, left_out, warnings, guessed=guessed
+                d, window_s, found, asked, left_out, warnings, guessed=guessed, at=_at(rows)
             )
         return timed, warnings
 
@@ -700,24 +711,26 @@ class PrometheusMetrics:
         warnings: set[str],
         *,
         guessed: bool = False,
+        at: float | None = None,
     ) -> Latencies:
         """Every call's quantiles, the latency answer (`found`) made whole where it is
         not: the calls the later reporters were not asked about, those whose first
         reporter kept no buckets, and the buckets left out where a quantile fell among
         them (or, those left out by a guess, `guessed`, might have), each asked once more
-        if any; and what the next refresh asks (`latency`)."""
+        if any, at the moment the answer was (`at`: its buckets and theirs over one
+        window); and what the next refresh asks (`latency`)."""
         requests_rows, rows = found["requests"], found["latency"]
         within = left_out.matchers(d)
         asking: Later | None = asked
         wanted = await self._work(lambda: needed(d, requests_rows))
         more = await self._work(lambda: missing(wanted, asking))
         if more is not None:  # calls the reporters after the first were not asked about
-            extra = await self._latency(d, window_s, more, within, warnings)
+            extra = await self._latency(d, window_s, more, within, warnings, at)
             rows = [*rows, *await self._work(lambda: fresh(d, extra, asking))]
             asking = merge(asking, more)
         again = await self._work(lambda: unanswered(d, requests_rows, rows, asking))
         if again is not None:  # calls whose first reporter kept no buckets
-            extra = await self._latency(d, window_s, again, within, warnings)
+            extra = await self._latency(d, window_s, again, within, warnings, at)
             rows = [*rows, *await self._work(lambda: fresh(d, extra, asking))]
         beyond, slow_beyond = left_out.beyond(self._bounds.get(d.name, {}))
         timed = await self._work(
@@ -727,7 +740,7 @@ class PrometheusMetrics:
             beyond_rows = left_out.matchers(d, "=~")
             rows = [
                 *rows,
-                *await self._latency(d, window_s, unsure(d, timed), beyond_rows, warnings),
+                *await self._latency(d, window_s, unsure(d, timed), beyond_rows, warnings, at),
             ]
             timed = await self._work(lambda: edge_quantiles(d, rows))
         found["latency"] = rows
@@ -741,11 +754,18 @@ class PrometheusMetrics:
         return timed
 
     async def _latency(
-        self, d: Dialect, window_s: float, whom: Whom, le: list[str], warnings: set[str]
+        self,
+        d: Dialect,
+        window_s: float,
+        whom: Whom,
+        le: list[str],
+        warnings: set[str],
+        at: float | None,
     ) -> list[dict[str, Any]]:
-        """The latency buckets of the calls `whom` names, of the bounds `le` matches."""
+        """The latency buckets of the calls `whom` names, of the bounds `le` matches, at
+        `at` (as `_query`)."""
         promql = latency_query(d, window_s, self.config.namespaces, whom, le)
-        rows, said = await self._ask(promql)
+        rows, said = await self._ask(promql, at=at)
         warnings.update(said)
         return rows
 
