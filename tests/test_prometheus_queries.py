@@ -638,3 +638,27 @@ def test_answers_asked_together_are_split_by_each_sides_workload() -> None:
                            end,
                            [row("", "x", 2.0, response_code="200")], [], [])  # fmt: skip
     assert x.rps[-1] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([1796337219.004, "1"], 1796337219.004),
+        ([1796337219, "1"], 1796337219.0),
+        ([10**400, "1"], None),
+        ([float("nan"), "1"], None),
+        ([True, "1"], None),
+        (["1796337219", "1"], None),
+        ("1796337219", None),
+        ([], None),
+    ],
+)
+def test_the_moment_an_answer_is_of_is_a_finite_number_or_none(
+    value: object, expected: float | None
+) -> None:
+    """The follow-up latency queries are asked at the first answer's samples' time: an
+    answer whose time is not a finite number leaves them at the backend's now."""
+    from meshtop.sources.prometheus.source import _at
+
+    assert _at([{"metric": {}, "value": value}]) == expected
+    assert _at([]) is None

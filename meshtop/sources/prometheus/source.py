@@ -133,9 +133,10 @@ def _at(rows: Sequence[dict[str, Any]]) -> float | None:
     clock says); None without one."""
     try:
         at = rows[0]["value"][0]
-    except (IndexError, KeyError, TypeError):
+        when = float(at) if type(at) in (int, float) else math.nan
+    except (IndexError, KeyError, TypeError, OverflowError):  # an integer of 400 digits
         return None
-    return float(at) if type(at) in (int, float) and math.isfinite(at) else None
+    return when if math.isfinite(when) else None
 
 
 def _why(error: BaseException) -> str:
@@ -643,9 +644,10 @@ class PrometheusMetrics:
         warnings = set(said)
         requests_rows, _ = await asyncio.shield(requests)
         found = {"requests": requests_rows, "latency": rows}
+        at = self.at if self.at is not None else _at(rows)  # the follow-ups' moment
         with bounded.deadline(spare - time.monotonic()):
             timed = await self._whole_latency(
-                d, window_s, found, asked, left_out, warnings, guessed=guessed, at=_at(rows)
+                d, window_s, found, asked, left_out, warnings, guessed=guessed, at=at
             )
         return timed, warnings
 
