@@ -279,6 +279,8 @@ class MeshExposition:
         self._last = now
         f = self.family
         for edge in self.sim.flows():
+            # each reporter's histogram of the call alike: its shares worked out once
+            shares = _shares(edge, f.buckets) if edge.protocol is not Protocol.TCP else []
             for base, is_tls in self._reporters(edge):
                 if edge.protocol is Protocol.TCP:
                     tcp_labels = (
@@ -294,7 +296,6 @@ class MeshExposition:
                     self._add(f.tcp_response_bytes, labels, edge.response_bps * dt)
                     continue
                 server_side = base[0][1] in ("destination", "inbound")
-                shares = _shares(edge, f.buckets)
                 for o in edge.outcomes:
                     if server_side and not o.arrived:
                         continue
@@ -332,22 +333,16 @@ class MeshExposition:
     def _histogram(self, metric: str) -> list[str]:
         """The latency histogram's lines: each bucket's whole requests, up to its bound,
         the sum, and the count (+Inf's)."""
-        out: list[str] = []
-        counts: list[int] = []
-        les = self._les
+        buckets: list[str] = []
+        counts: list[str] = []
         for labels, bins in self._bins.items():
             total = 0
-            for le, amount in zip(les, bins, strict=True):
+            for le, amount in zip(self._les, bins, strict=True):
                 total += math.floor(amount)
-                out.append(f"{metric}_bucket{{{labels},{le}}} {total}")
-            counts.append(total)
+                buckets.append(f"{metric}_bucket{{{labels},{le}}} {total}")
+            counts.append(f"{metric}_count{{{labels}}} {total}")
         sums = self._series[f"{metric}_sum"]
-        out.extend(f"{metric}_sum{{{labels}}} {value:.3f}" for labels, value in sums.items())
-        out.extend(
-            f"{metric}_count{{{labels}}} {total}"
-            for labels, total in zip(self._bins, counts, strict=True)
-        )
-        return out
+        return [*buckets, *(f"{metric}_sum{{{ls}}} {v:.3f}" for ls, v in sums.items()), *counts]
 
 
 def _shares(edge: SimEdge, buckets: tuple[float, ...]) -> list[float]:
