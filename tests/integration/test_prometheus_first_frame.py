@@ -324,6 +324,63 @@ def test_a_first_latency_answer_that_fails_after_its_refresh_is_said_until_one_c
     _same_latency(fourth, whole)
 
 
+def test_a_latency_answer_that_fails_after_a_good_one_leaves_its_figures_said_stale(
+    prom: Prometheus, proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query that fails after one that answered leaves the last good answer's figures
+    on the edges, as a stale source's edges stay, and every refresh says why until the
+    next answer is in (Prometheus said it was overloaded)."""
+    monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
+    at = time.time() - SETTLED_S
+    whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
+    late.delays = [0.0, ("fail", 1.0), 0.0]
+
+    async def console() -> list[tuple[int, Traffic]]:
+        source = _source(proxy, at, console=True)
+        seen = []
+        for pause in (1.0, 0.9, 1.0, 0.8, 0.0):
+            traffic = await source.traffic(WINDOW_S)
+            await asyncio.sleep(pause)
+            seen.append((len(late.asked), traffic))  # asked by then
+        return seen
+
+    _, (one, second), (two, third), (three, fourth), (_, fifth) = asyncio.run(console())
+    stale = f"latency stale: Prometheus at {proxy} rejected a query: unavailable: overloaded"
+    # the first answer in by the second refresh, which asks again: refused 1 s later and
+    # not due again for 2 s, so the third refresh has the first answer's figures, stale;
+    # the fourth asks again and the fifth has that answer
+    assert one == 2 and not second.warnings
+    assert two == 2 and list(third.warnings) == [stale]
+    assert three == 3 and not fifth.warnings
+    for traffic in (second, third, fourth, fifth):
+        _same_latency(traffic, whole)
+
+
+def test_stale_latency_says_the_age_of_the_good_answer_not_of_the_failed_one(
+    proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live, the figures kept from a good answer are as old as its query, asked before the
+    one that failed: the status line's age keeps growing until an answer comes."""
+    monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
+    late.delays = [0.0, ("fail", 1.0)]
+
+    async def console() -> list[tuple[float, Traffic]]:
+        source = PrometheusMetrics(PrometheusConfig(proxy, dialect="istio"), latency_later=True)
+        seen = []
+        for pause in (1.0, 0.9, 0.0):
+            started = time.monotonic()
+            seen.append((started, await source.traffic(WINDOW_S)))
+            await asyncio.sleep(pause)
+        return seen
+
+    (began, _), _, (now, third) = asyncio.run(console())
+    assert "latency stale" in third.warnings[0]
+    assert any(e.stats.p99_ms is not None for e in third.edges)
+    # the good answer was asked within the first refresh, the failed one in the second
+    assert third.latency_age_s is not None
+    assert now - began - 0.5 < third.latency_age_s <= now - began, third.latency_age_s
+
+
 def test_a_refresh_says_how_much_older_its_latency_is_than_its_rates(
     proxy: str, late: type[_Late], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,14 +81,17 @@ _Answer = tuple[list[dict[str, Any]], tuple[str, ...]]  # a query's series and w
 
 @dataclass(frozen=True, slots=True)
 class _Newest:
-    """The console's newest latency answer (`PrometheusMetrics._behind`)."""
+    """The console's newest latency answer (`PrometheusMetrics._behind`): where the
+    newest query failed, the last good answer of the window kept, as a stale source's
+    edges are."""
 
     window_s: float
-    latencies: Latencies | None  # None: it failed
+    latencies: Latencies | None  # the last good answer's; None: none came yet
     warnings: frozenset[str]  # the backend's, about it
-    why: str  # why it failed
-    asked: float  # when its query was asked (time.monotonic())
+    why: str  # why the newest query failed ("" where it answered)
+    asked: float  # when the newest query was asked (time.monotonic())
     took_s: float  # how long it took to answer, made whole, or to fail
+    of: float  # when the query of `latencies` was asked: how old they are
 
 
 # The latency and TCP queries end this share of the timeout (at most SPARE_MAX_S) before
@@ -482,7 +485,9 @@ class PrometheusMetrics:
         when it is due (`_due`) and none is going on, and gives it `LATENCY_GRACE_S`
         where there has been no answer yet or the last came within that; its edges carry
         the newest latency answer of this window in, or say why there is none (`latency:
-        the first answer … is still coming`, `latency unavailable: …`)."""
+        the first answer … is still coming`, `latency unavailable: …`); where the newest
+        failed after a good one, they carry the good one's, said stale (`latency stale:
+        …`)."""
         with bounded.deadline(self.config.timeout_s) as until:  # the probe and the queries
             d = await self.resolve_dialect()
             first = d.name not in self._left_out  # no answer has said where they fall
@@ -537,8 +542,10 @@ class PrometheusMetrics:
                     warnings |= newest.warnings
                     if timed is None:
                         unavailable["latency"] = newest.why
-                    elif self.at is None:  # each query evaluated as it is asked
-                        age = rates_asked - newest.asked  # (`traffic` says it, or not)
+                    elif newest.why:  # the last good answer's figures, their age said
+                        warnings.add(f"latency stale: {newest.why}")
+                    if timed is not None and self.at is None:  # each query evaluated as asked
+                        age = rates_asked - newest.of  # (`traffic` says it, or not)
             else:
                 assert latency is not None
                 try:
@@ -586,7 +593,11 @@ class PrometheusMetrics:
         except BackendError as exc:
             timed, warnings, why = None, set(), _why(exc)
         took = time.monotonic() - asked
-        self._latest[d.name] = _Newest(window_s, timed, frozenset(warnings), why, asked, took)
+        of = asked
+        last = self._newest(d, window_s)
+        if timed is None and last is not None and last.latencies is not None:
+            timed, warnings, of = last.latencies, set(last.warnings), last.of  # kept, stale
+        self._latest[d.name] = _Newest(window_s, timed, frozenset(warnings), why, asked, took, of)
 
     def _going(self, d: Dialect) -> asyncio.Future[None] | None:
         """The latency the console left going on behind a refresh (`_behind`), while it
