@@ -81,13 +81,37 @@ HEAP = "MESHTOP_BENCH_HEAP"  # a file: where the heap is held and grows, every 6
 # -- inside the console's process ---------------------------------------------------------
 
 
-def _probe(loop: asyncio.AbstractEventLoop, path: str) -> None:
+def _run_delay_ns(tid: int) -> int:
+    """How long the thread `tid` has waited, runnable, for a CPU (the kernel's
+    `schedstat`); 0 where it is not kept. A thread waiting for the GIL sleeps: not this."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _stolen_ms() -> float:
+    """The time the hypervisor ran others on this machine's CPUs (`steal` in /proc/stat,
+    every CPU's, in ms; 10 ms steps): a virtual machine's thread stopped with no sign of
+    it in its own `schedstat`."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _probe(loop: asyncio.AbstractEventLoop, path: str, tid: int) -> None:
     """Every 20 ms, hand the loop a callback and write how long it took to run: the time
-    the UI thread was busy (or starved of the GIL) when something asked it for a turn."""
+    the UI thread was busy (or starved of the GIL) when something asked it for a turn;
+    and of that, how long the UI thread (thread `tid`) waited for a CPU the machine gave
+    to others (another process, or our own threads), runnable but not running; and the
+    time the machine's CPUs were stolen by the hypervisor meanwhile."""
     with open(path, "a", buffering=1) as out:
         while not loop.is_closed():
             ran = threading.Event()
-            start = time.monotonic()
+            start, delayed, stolen = time.monotonic(), _run_delay_ns(tid), _stolen_ms()
             try:
                 loop.call_soon_threadsafe(ran.set)
             except RuntimeError:  # closed meanwhile
@@ -95,7 +119,9 @@ def _probe(loop: asyncio.AbstractEventLoop, path: str) -> None:
             while not ran.wait(1.0):
                 if loop.is_closed():
                     return
-            out.write(f"{start:.4f} {(time.monotonic() - start) * 1000:.2f}\n")
+            took = (time.monotonic() - start) * 1000
+            waited = (_run_delay_ns(tid) - delayed) / 1e6
+            out.write(f"{start:.4f} {took:.2f} {waited:.2f} {_stolen_ms() - stolen:.0f}\n")
             time.sleep(0.02)
 
 
@@ -276,7 +302,8 @@ def child(argv: list[str]) -> None:
             loop = super().new_event_loop()
             if not Probing.probed and threading.current_thread() is threading.main_thread():
                 Probing.probed = True
-                threading.Thread(target=_probe, args=(loop, path), daemon=True).start()
+                ui = threading.get_native_id()
+                threading.Thread(target=_probe, args=(loop, path, ui), daemon=True).start()
             return loop
 
     asyncio.set_event_loop_policy(Probing())
@@ -307,20 +334,19 @@ def cpu_s(pid: int) -> float:
 
 def lags(path: str, start: float = 0.0, end: float = float("inf")) -> list[float]:
     """The probe's waits (ms) that began between `start` and `end` (monotonic)."""
+    return [ms for t, ms, *_ in lag_times(path, start) if t < end]
+
+
+def lag_times(path: str, start: float = 0.0) -> list[tuple[float, float, float, float]]:
+    """The probe's (when, ms, of it ms waiting for a CPU, ms the machine's CPUs were
+    stolen meanwhile) from `start` (monotonic), to set beside other events."""
     out = []
     with open(path) as f:
         for line in f:
-            t, ms = line.split()
-            if start <= float(t) < end:
-                out.append(float(ms))
+            t, ms, waited, stolen = map(float, line.split())
+            if t >= start:
+                out.append((t, ms, waited, stolen))
     return out
-
-
-def lag_times(path: str, start: float = 0.0) -> list[tuple[float, float]]:
-    """The probe's (when, ms) from `start` (monotonic), to set beside other events."""
-    with open(path) as f:
-        rows = [line.split() for line in f]
-    return [(float(t), float(ms)) for t, ms in rows if float(t) >= start]
 
 
 def status_line(text: str) -> str:
@@ -559,15 +585,20 @@ def _run(
         left = minutes * 60 - (time.monotonic() - started)
         if left > 0:
             time.sleep(left)
-        figures["blocked_after_launch_ms"] = max(lags(lag_file, first), default=0.0)
+        after = lag_times(lag_file, first)
+        figures["blocked_after_launch_ms"] = max((ms for _, ms, *_ in after), default=0.0)
+        # the longest less the time the machine kept the UI thread waiting for a CPU
+        figures["blocked_running_after_launch_ms"] = max(
+            (ms - waited for _, ms, waited, _ in after), default=0.0
+        )
         figures["gc_longest_after_launch_ms"] = max(
             (ms for _, ms in gc_passes(lag_file + ".gc", first)), default=0.0
         )
         figures["gc_passes_after_launch"] = [  # (when, generation, ms, CPU ms), the longer
             p for p in gc_times(lag_file + ".gc", first) if p[2] >= 10
         ]
-        figures["lags_after_launch"] = [  # (when, ms) of the UI thread's longer waits
-            (t, ms) for t, ms in lag_times(lag_file, first) if ms >= 30
+        figures["lags_after_launch"] = [  # (when, ms, waiting for a CPU, stolen), the longer
+            lag for lag in after if lag[1] >= 30
         ]
         figures["rss_end_mib"] = rss_mib(pid)
         figures["rss_peak_mib"] = max((m for _, m in memory), default=0.0)
@@ -634,6 +665,10 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"| UI thread blocked, longest: launch / keys / idle / after launch (ms) | "
         f"{f['blocked_launch_ms']:.0f} / {f['blocked_keys_ms']:.0f} / "
         f"{f['blocked_idle_ms']:.0f} / {f['blocked_after_launch_ms']:.0f} |",
+        f"| the same after launch, less the time it waited for a CPU the machine gave to "
+        f"others (ms) | {f['blocked_running_after_launch_ms']:.0f} |"
+        if "blocked_running_after_launch_ms" in f
+        else None,
         f"| the garbage collector's longest pass after launch (ms) | "
         f"{f.get('gc_longest_after_launch_ms', 0.0):.0f} |",
         f"| idle CPU (share of a core) | {f['idle_cpu'] * 100:.1f}% |",
