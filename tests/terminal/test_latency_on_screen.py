@@ -77,3 +77,32 @@ def test_the_edges_come_before_the_latency_and_the_latency_once_in(late: str) ->
         t.wait("a later refresh", lambda: clock.group() not in t.lines()[0])
         assert all(re.fullmatch(r"[\d.]+m?s", c) for c in _p99s(t)) and _p99s(t)
         assert len(_Late.asked) == 1  # the next is due 4 x 7 s after the first was asked
+
+
+def test_a_latency_query_that_fails_after_a_good_answer_leaves_its_figures_said_stale(
+    late: str,
+) -> None:
+    """The second latency query refused (Prometheus overloaded): the edge table keeps the
+    first answer's p99s, the line under the status says the latency is stale and why, the
+    status line how old it is; the next answer clears it."""
+    _Late.delays, _Late.asked = [1.0, ("fail", 1.0), 4.0, 4.0, 4.0], []
+    args = ["--prometheus", late, "--dialect", "istio", "--window", f"{WINDOW_S}s"]
+    with Terminal([*args, "--refresh", "1s"], cols=160, rows=48) as t:
+        t.ready()
+        t.press("2")
+        t.wait("the p99s", lambda: _timed(_p99s(t)))
+        # due again 4 x 1 s after the first was asked; refused a second later
+        said = f"latency stale: Prometheus at {late} rejected a query: unavailable: overloaded"
+        t.wait("the stale latency said", lambda: said in t.text(), limit=20)
+        assert _timed(_p99s(t)), _p99s(t)
+        age = re.search(r"metrics fresh, latency (\d+)s old", t.lines()[1])
+        assert age is not None and int(age.group(1)) >= 4, t.lines()[1]
+        # asked again 4 x 1 s after the refusal was asked, in 4 s later: said no more
+        t.wait_gone("latency stale", limit=20)
+        assert len(_Late.asked) >= 3
+        assert _timed(_p99s(t)), _p99s(t)
+
+
+def _timed(p99s: list[str]) -> bool:
+    """More than five calls on screen, each with a p99."""
+    return len(p99s) > 5 and all(re.fullmatch(r"[\d.]+m?s", c) for c in p99s)
