@@ -105,9 +105,10 @@ def _stolen_ms() -> float:
 def _probe(loop: asyncio.AbstractEventLoop, path: str, tid: int) -> None:
     """Every 20 ms, hand the loop a callback and write how long it took to run: the time
     the UI thread was busy (or starved of the GIL) when something asked it for a turn;
-    and of that, how long the UI thread (thread `tid`) waited for a CPU the machine gave
-    to others (another process, or our own threads), runnable but not running; and the
-    time the machine's CPUs were stolen by the hypervisor meanwhile."""
+    and of that, about how long the UI thread (thread `tid`) waited, runnable, for a CPU
+    (given to another process, or to our own threads; the kernel counts a wait when it
+    ends, so one begun before the ask is counted whole); and the time the machine's CPUs
+    were stolen by the hypervisor meanwhile."""
     with open(path, "a", buffering=1) as out:
         while not loop.is_closed():
             ran = threading.Event()
@@ -665,8 +666,8 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"| UI thread blocked, longest: launch / keys / idle / after launch (ms) | "
         f"{f['blocked_launch_ms']:.0f} / {f['blocked_keys_ms']:.0f} / "
         f"{f['blocked_idle_ms']:.0f} / {f['blocked_after_launch_ms']:.0f} |",
-        f"| the same after launch, less the time it waited for a CPU the machine gave to "
-        f"others (ms) | {f['blocked_running_after_launch_ms']:.0f} |"
+        f"| the same after launch, less the time it waited, runnable, for a CPU (ms) | "
+        f"{f['blocked_running_after_launch_ms']:.0f} |"
         if "blocked_running_after_launch_ms" in f
         else None,
         f"| the garbage collector's longest pass after launch (ms) | "

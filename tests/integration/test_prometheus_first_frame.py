@@ -333,12 +333,12 @@ def test_a_latency_answer_that_fails_after_a_good_one_leaves_its_figures_said_st
     monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
     at = time.time() - SETTLED_S
     whole = asyncio.run(_source(prom.url, at, console=False).traffic(WINDOW_S))
-    late.delays = [0.0, ("fail", 1.0), 0.0]
+    late.delays = [0.0, ("fail", 1.5), 0.0]
 
     async def console() -> list[tuple[int, Traffic]]:
         source = _source(proxy, at, console=True)
         seen = []
-        for pause in (1.0, 0.9, 1.0, 0.8, 0.0):
+        for pause in (1.5, 2.0, 1.5, 0.8, 0.0):
             traffic = await source.traffic(WINDOW_S)
             await asyncio.sleep(pause)
             seen.append((len(late.asked), traffic))  # asked by then
@@ -346,9 +346,9 @@ def test_a_latency_answer_that_fails_after_a_good_one_leaves_its_figures_said_st
 
     _, (one, second), (two, third), (three, fourth), (_, fifth) = asyncio.run(console())
     stale = f"latency stale: Prometheus at {proxy} rejected a query: unavailable: overloaded"
-    # the first answer in by the second refresh, which asks again: refused 1 s later and
-    # not due again for 2 s, so the third refresh has the first answer's figures, stale;
-    # the fourth asks again and the fifth has that answer
+    # the first answer in by the second refresh, which asks again: refused 1.5 s later
+    # and not due again for 3 s, so the third refresh (2 s later) has the first answer's
+    # figures, stale; the fourth asks again and the fifth has that answer
     assert one == 2 and not second.warnings
     assert two == 2 and list(third.warnings) == [stale]
     assert three == 3 and not fifth.warnings
@@ -362,12 +362,12 @@ def test_stale_latency_says_the_age_of_the_good_answer_not_of_the_failed_one(
     """Live, the figures kept from a good answer are as old as its query, asked before the
     one that failed: the status line's age keeps growing until an answer comes."""
     monkeypatch.setattr(source_module, "LATENCY_SPACING", 2.0)
-    late.delays = [0.0, ("fail", 1.0)]
+    late.delays = [0.0, ("fail", 1.5)]
 
     async def console() -> list[tuple[float, Traffic]]:
         source = PrometheusMetrics(PrometheusConfig(proxy, dialect="istio"), latency_later=True)
         seen = []
-        for pause in (1.0, 0.9, 0.0):
+        for pause in (1.5, 2.0, 0.0):
             started = time.monotonic()
             seen.append((started, await source.traffic(WINDOW_S)))
             await asyncio.sleep(pause)
