@@ -38,6 +38,7 @@ from meshtop.model import MeshSnapshot
 from meshtop.sanitize import shown
 from meshtop.tui import commands, handoff
 from meshtop.tui.changes import Changes, node_route, row_route, show_routes
+from meshtop.tui.covered import Covered
 from meshtop.tui.first import drawn_first
 from meshtop.tui.graph_state import GraphState
 from meshtop.tui.placement import ZOOMS
@@ -82,7 +83,19 @@ class Sortable(Protocol):
     def reverse_sort(self) -> None: ...
 
 
-class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
+class _Body(Covered, Vertical):
+    pass
+
+
+class _Tabbed(Covered, TabbedContent):
+    pass
+
+
+class _Pane(Covered, TabPane):
+    pass
+
+
+class MainScreen(Covered, commands.Commands, TimeTravel, Sparing, Screen[None]):
     if TYPE_CHECKING:
         app: MeshtopApp
 
@@ -163,17 +176,17 @@ class MainScreen(commands.Commands, TimeTravel, Sparing, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
         yield StatusLine("connecting…", id="status")
-        with Vertical(id="body"):  # the tabs, and the prompt over their last row
-            with TabbedContent(initial="graph", id="tabs"):
-                with TabPane("Graph", id="graph"):
+        with _Body(id="body"):  # the tabs, and the prompt over their last row
+            with _Tabbed(initial="graph", id="tabs"):
+                with _Pane("Graph", id="graph"):
                     yield GraphCanvas(id="canvas")
-                with TabPane("Edges", id="edges-tab"):
+                with _Pane("Edges", id="edges-tab"):
                     yield EdgeTable(id="edges")
-                with TabPane("Routes", id="routes-tab"):
+                with _Pane("Routes", id="routes-tab"):
                     yield SortableTable(id="routes")  # as listed: the precedence order
-                with TabPane("Stats", id="stats-tab"):
+                with _Pane("Stats", id="stats-tab"):
                     yield StatTable(id="stats")
-                with TabPane("Posture", id="posture-tab"):
+                with _Pane("Posture", id="posture-tab"):
                     yield PostureTab()
             yield Prompt()
         # under the graph, not over it: a line said takes the graph's last rows for a
