@@ -1,8 +1,9 @@
 """Containers drawn only where their children leave them showing (issue 17). Textual draws
 every widget on screen whole on a full repaint, a container under its children too, and
 then keeps the topmost cells: the main screen's five nested full-screen containers (the
-screen, the body, the tabs, the switcher, the pane) cost 15-20 ms of a `2`'s 60-110 ms
-frame at 2,000 services on a slow core, for cells nobody sees. A `Covered` container whose
+screen, the body, the tabs, their switcher, the pane) cost 15-20 ms of a `2`'s 60-110 ms
+frame at 2,000 services on a slow core, for cells nobody sees. All but the switcher
+(TabbedContent makes it) are `Covered` (`screens/main.py`). A `Covered` container whose
 region is all under its children (each line's cells, as on screen) gives blank lines
 instead, never shown; where a cell of it shows (padding, a hidden child, a child not laid
 out yet), it is drawn as before."""
