@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual.errors import NoWidget
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -24,18 +25,24 @@ else:
 
 def covered(widget: Widget, crop: Region) -> bool:
     """Every cell of `crop` (in the widget's own coordinates) is under a child of it that
-    is drawn (displayed, visible, on screen)."""
+    is drawn there (visible, on screen, within its clip: a child reaching into the
+    container's padding or border by an offset is not drawn over it)."""
     region = widget.region
     if not region or not crop:
         return False
     want = crop.translate(region.offset).intersection(region)
     if want != crop.translate(region.offset):
         return False  # part of the crop is outside what the widget has on screen
+    screen = widget.screen
     spans: list[tuple[int, int, int, int]] = []  # x0, x1, y0, y1 of each child, on screen
     for child in widget.children:
-        if not child.display or not child.visible:
+        if not child.visible:
             continue
-        area = child.region.intersection(want)
+        try:
+            drawn = screen.find_widget(child)  # not displayed, not laid out: not there
+        except NoWidget:
+            continue
+        area = drawn.region.intersection(drawn.clip).intersection(want)
         if area:
             spans.append((area.x, area.right, area.y, area.bottom))
     if not spans:

@@ -63,11 +63,14 @@ async def test_a_container_whose_children_fill_it_is_covered() -> None:
 async def test_a_container_with_its_own_cells_showing_is_drawn() -> None:
     # padding: its cells around the children show
     assert await _box_covered("_Box { padding: 1 2; }") == (False, True)
-    # a child hidden (it keeps its room, the container shows there), or not displayed
+    # a child hidden (it keeps its room, the container shows there), or gone
     assert not (await _box_covered("#top { visibility: hidden; }"))[0]
     assert not (await _box_covered("#rest { display: none; }"))[0]
     # a child narrower than the container
     assert not (await _box_covered("#rest { width: 20; }"))[0]
+    # children moved over the container's padding: not drawn there (their clip)
+    css = "_Box { padding: 0 1; } #top, #rest { width: 30; offset: -1 0; }"
+    assert await _box_covered(css) == (False, True)
 
 
 async def test_the_main_screen_and_its_containers_are_covered(sim: Simulation) -> None:
