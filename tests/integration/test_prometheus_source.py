@@ -282,6 +282,11 @@ def test_namespace_filter_keeps_calls_from_or_to_it(backends: dict[str, Backend]
 
 def test_range_queries_for_an_edge_and_a_node(backends: dict[str, Backend]) -> None:
     b = backends["istio"]
+    # several points 5 s apart need some 15 s of samples before the moment asked, 3 s
+    # back: the fixture's wait gives 11-14 s, and this test may be the first to run
+    b.prom.wait_for(
+        "20 scrapes", lambda: (b.prom.scalar("min(count_over_time(up[1m]))") or 0) >= 20
+    )
     source = b.source("istio")
 
     history = asyncio.run(source.history(PAGE, "Kubernetes/bookinfo/reviews-v3", 300))
