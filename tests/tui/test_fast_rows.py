@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from rich.segment import Segment
-from rich.text import Text
+from rich.text import Span, Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
 
 from meshtop.tui.widgets.edge_table import EdgeTable, VirtualTable
-from meshtop.tui.widgets.fast_rows import FastRows
+from meshtop.tui.widgets.fast_rows import FastRows, _spans_drawn
 from meshtop.tui.widgets.stat_table import StatTable
 
 
@@ -81,13 +82,18 @@ def _cells(strip: Strip) -> list[tuple[str, Any]]:
     return [(ch, s.style) for s in strip for ch in s.text]
 
 
-def _lines(table: DataTable[Any], draw: Any) -> list[list[tuple[str, Any]]]:
+def _lines(table: DataTable[Any], drawer: type[DataTable[Any]]) -> list[list[tuple[str, Any]]]:
+    """The table's lines drawn by `drawer`'s methods: FastRows' own, or DataTable's."""
+    drawing = ("render_lines", "render_line", "_render_line_in_row", "_render_cell")
     table._clear_caches()
-    table._render_cell = draw.__get__(table)  # type: ignore[method-assign]
+    for name in drawing:
+        setattr(table, name, getattr(drawer, name).__get__(table))
     try:
-        return [_cells(table.render_line(y)) for y in range(table.size.height)]
+        region = Region(0, 0, table.size.width, table.size.height)
+        return [_cells(line) for line in table.render_lines(region)]
     finally:
-        del table._render_cell
+        for name in drawing:
+            delattr(table, name)
         table._clear_caches()
 
 
@@ -98,9 +104,9 @@ async def test_the_fast_cells_draw_what_datatable_draws() -> None:
         _fill(table)
         table.move_cursor(row=1)
         await pilot.pause()
-        ours = _lines(table, FastRows._render_cell)
+        ours = _lines(table, FastRows)
         assert table.fast >= 20  # drawn here, not handed to DataTable
-        theirs = _lines(table, DataTable._render_cell)
+        theirs = _lines(table, DataTable)
         for y, (mine, rich) in enumerate(zip(ours, theirs, strict=True)):
             assert mine == rich, f"line {y}"
         # what is drawn: the header's mark, the cursor's row in its own style, whole cells
@@ -126,9 +132,31 @@ async def test_the_hover_and_a_focus_change_draw_the_same() -> None:
                 table.blur()
             await pilot.pause()
             table._pseudo_class_state = table.get_pseudo_class_state()
-            assert _lines(table, FastRows._render_cell) == _lines(table, DataTable._render_cell)
+            assert _lines(table, FastRows) == _lines(table, DataTable)
 
 
 def test_the_virtual_tables_draw_their_cells_so() -> None:
     assert issubclass(VirtualTable, FastRows)
     assert issubclass(EdgeTable, FastRows) and issubclass(StatTable, FastRows)
+
+
+def test_the_spans_of_a_cell_draw_as_rich_draws_them() -> None:
+    """Stretches in their spans' styles over the line's own, as `Text.render` makes them;
+    spans that overlap, are empty or run past the end are Rich's to draw."""
+    console = App[None]().console
+    plain = "ab cd ef gh"
+    cases = [
+        [Span(0, 2, "bold")],
+        [Span(3, 5, "red"), Span(6, 8, "on blue")],  # gaps before, between, after
+        [Span(0, 11, "yellow"), Span(3, 5, "bold red reverse")],  # the cell's own style
+        [Span(0, 11, "yellow"), Span(0, 11, "bold")],
+        [Span(0, 3, "red"), Span(3, 11, "green")],  # end to end
+        [Span(2, 2, "red"), Span(4, 6, "green")],  # an empty one: Rich cuts the line there
+        [Span(0, 6, "red"), Span(4, 9, "green")],  # overlapping: Rich's
+        [Span(6, 8, "red"), Span(0, 2, "green")],  # out of order: Rich's
+        [Span(8, 20, "red")],  # past the end: Rich's
+    ]
+    for spans in cases:
+        text = Text(plain, end="")
+        text.spans = spans
+        assert _spans_drawn(plain, spans, console) == list(text.render(console)), spans

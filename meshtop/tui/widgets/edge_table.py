@@ -296,7 +296,7 @@ def _cells(
         "cluster": Text(units.clip(shown(cluster), CLUSTER_MAX)),
         "source": Text(shown(label(edge.source))),
         "destination": _destination(shown(label(edge.destination)), fault, styles, room),
-        "proto": proto(edge),
+        "proto": Text(proto(edge)),
         "rps": Text(
             f"{s.tcp_connections_per_s:.1f}c/s" if tcp else units.rps(s.rps), justify="right"
         ),
