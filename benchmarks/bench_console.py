@@ -232,20 +232,22 @@ def _note_io(path: str) -> None:
 
 
 def _note_gc(path: str) -> None:
-    """Each pass of the garbage collector: when it began, its generation and how long it
-    held the GIL (every thread, the UI thread too, waits for it)."""
+    """Each pass of the garbage collector: when it began, its generation, how long it
+    held the GIL (every thread, the UI thread too, waits for it) and how many objects its
+    youngest generation held as it began (what the pass reads grows with it)."""
     import gc
 
     out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
-    began = [0.0, 0.0]
+    began = [0.0, 0.0, 0.0]
 
     def note(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            began[:] = time.monotonic(), time.thread_time()
+            began[:] = time.monotonic(), time.thread_time(), gc.get_count()[0]
         else:
             ms = (time.monotonic() - began[0]) * 1000
             cpu_ms = (time.thread_time() - began[1]) * 1000  # the pass's own work
-            out.write(f"{began[0]:.4f} {info['generation']} {ms:.2f} {cpu_ms:.2f}\n")
+            young = int(began[2])
+            out.write(f"{began[0]:.4f} {info['generation']} {ms:.2f} {cpu_ms:.2f} {young}\n")
 
     gc.callbacks.append(note)
 
@@ -257,18 +259,23 @@ def gc_passes(path: str, start: float = 0.0, end: float = float("inf")) -> list[
             rows = [line.split() for line in f]
     except OSError:
         return []
-    return [(int(g), float(ms)) for t, g, ms, _ in rows if start <= float(t) < end]
+    return [(int(g), float(ms)) for t, g, ms, *_ in rows if start <= float(t) < end]
 
 
-def gc_times(path: str, start: float = 0.0) -> list[tuple[float, int, float, float]]:
-    """(when, generation, ms, CPU ms) of the collector's passes from `start`: on a loaded
-    machine a pass's wall time includes the time the system gave other processes."""
+def gc_times(path: str, start: float = 0.0) -> list[tuple[float, int, float, float, int]]:
+    """(when, generation, ms, CPU ms, young objects) of the collector's passes from
+    `start`: on a loaded machine a pass's wall time includes the time the system gave
+    other processes."""
     try:
         with open(path) as f:
             rows = [line.split() for line in f]
     except OSError:
         return []
-    return [(float(t), int(g), float(ms), float(c)) for t, g, ms, c in rows if float(t) >= start]
+    return [
+        (float(t), int(g), float(ms), float(c), int(young))
+        for t, g, ms, c, young in rows
+        if float(t) >= start
+    ]
 
 
 def io_notes(path: str) -> list[tuple[str, float]]:
@@ -595,7 +602,7 @@ def _run(
         figures["gc_longest_after_launch_ms"] = max(
             (ms for _, ms in gc_passes(lag_file + ".gc", first)), default=0.0
         )
-        figures["gc_passes_after_launch"] = [  # (when, generation, ms, CPU ms), the longer
+        figures["gc_passes_after_launch"] = [  # (when, generation, ms, CPU ms, young), the longer
             p for p in gc_times(lag_file + ".gc", first) if p[2] >= 10
         ]
         figures["lags_after_launch"] = [  # (when, ms, waiting for a CPU, stolen), the longer
