@@ -28,7 +28,8 @@ KEYS = (
     ("?", "this help (esc closes it)"),
     ("1 … 5", "the graph / the edge table / the routes / the stat tab / the mTLS posture"),
     ("w", "shift the weights of the selected route, or of the selected node's route"),
-    ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls"),
+    ("↑↓←→ or k j h l", "move between nodes: up and down a column, along the calls; in a "
+                         "table, up and down its rows"),
     ("tab / shift+tab", "select the selected node's edges in turn"),
     ("enter", "open the selected node or edge: its history (1-6 windows), t its traces"),
     ("/", "filter: names (plain text), ns=NAME, error>1%, rps>10, p99>200, mtls=false; "
@@ -134,7 +135,7 @@ DETAIL_PANELS = (
           "time, said under the requests"),
 )  # fmt: skip
 TRACE_KEYS = (
-    ("↑ ↓, pgup pgdn, home end", "move between traces"),
+    ("↑ ↓, j k, pgup pgdn, home end", "move between traces"),
     ("enter", "open the trace as a waterfall"),
     ("e", "only the traces with an error, of the sample (again: all): nothing is fetched"),
     ("d", "only those slower than 50ms, 100ms, 250ms, 500ms or 1s in turn, then all again"),

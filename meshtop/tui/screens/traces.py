@@ -30,7 +30,7 @@ from meshtop.tui import handoff
 from meshtop.tui.screens.sparing import Sparing
 from meshtop.tui.travel import clock_words, past_moment
 from meshtop.tui.widgets.keyline import KeyLine
-from meshtop.tui.widgets.tables import fill
+from meshtop.tui.widgets.tables import RowTable, fill
 from meshtop.tui.widgets.waterfall import Waterfall
 from meshtop.units import clock_time
 from meshtop.waterfall import Row, Tree
@@ -172,7 +172,7 @@ class TraceListScreen(Sparing, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="traces-title")
         yield Static(id="traces-note")
-        yield DataTable(id="traces-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="traces-table", cursor_type="row", zebra_stripes=True)
         yield Input(id="traces-prompt", placeholder="operation (empty: any), e.g. GET /productpage")
         yield KeyLine()
 

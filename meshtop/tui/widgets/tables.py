@@ -109,6 +109,19 @@ def ordered(rows: Sequence[Row], column: int, descending: bool) -> list[Row]:
     return [*sorted(said, key=key, reverse=descending), *empty]
 
 
+# j and k move down and up a table's rows, as they move in the graph and the waterfall
+ROW_KEYS: list[BindingType] = [
+    Binding("j", "cursor_down", "down", show=False),
+    Binding("k", "cursor_up", "up", show=False),
+]
+
+
+class RowTable(DataTable[Any]):
+    """A DataTable whose rows `j` and `k` move through too (the trace list)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = ROW_KEYS
+
+
 class SortableTable(DataTable[Cell]):
     """A table `fill` fills that sorts by any column, either way (the `Sortable` of the
     main screen: `sort_by`, `reverse_sort`; `s` the next column, a click on a header).
@@ -123,6 +136,7 @@ class SortableTable(DataTable[Cell]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "cycle_sort", "sort", show=False),
+        *ROW_KEYS,
     ]
 
     def __init__(self, **kwargs: Any) -> None:
