@@ -561,6 +561,53 @@ def test_a_large_answer_is_decoded_as_json_loads_decodes_it(
         json.dumps({**body, "data": {"resultType": "vector", "result": []}}) + " " * STEPPED_BYTES
     )
     assert decode(empty.encode())["data"]["result"] == []
+    # cut a piece at a time from the bytes: characters of two, three and four bytes, and
+    # bytes that are not UTF-8 refused as the whole text's decoding refuses them
+    for row in rows[::7]:
+        row["metric"]["destination_workload"] = "café-☃-𝄞"
+    wide = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    assert decode(wide) == json.loads(wide.decode("utf-8"))
+    for at in (len(wide) // 2, len(wide) - 40):  # in a piece; in the last one
+        bad = wide[:at] + b"\xff" + wide[at + 1 :]
+        with pytest.raises(ValueError):
+            bad.decode("utf-8")
+        with pytest.raises(ValueError):
+            decode(bad)
+
+
+def test_a_large_answer_is_looked_at_decoded_a_piece_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A label value `warnings` does not send a large answer to be decoded whole (a
+    hostile backend's 122 MiB held every thread for some 0.6 s), and the backend's own
+    warnings on a large answer are still said."""
+    import json
+
+    import requests
+
+    from meshtop import turns
+    from meshtop.config import PrometheusConfig
+    from meshtop.sources.prometheus import PrometheusMetrics
+    from meshtop.sources.prometheus.wire import STEPPED_BYTES
+
+    ways: list[int] = []
+    monkeypatch.setattr(turns, "give_way", lambda: ways.append(1))
+    source = PrometheusMetrics(PrometheusConfig(url="http://prometheus:9090", dialect="istio"))
+    rows = [bucket(f"{le}", le * 0.5, "warnings") for le in range(1, 5000)]
+    data = {"resultType": "vector", "result": rows}
+    for warned in ((), ("this query read too many samples",)):
+        body: dict[str, Any] = {"status": "success", "data": data}
+        if warned:
+            body["warnings"] = list(warned)
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps(body, separators=(",", ":")).encode()
+        assert len(response._content) > STEPPED_BYTES and b'"warnings"' in response._content
+        ways.clear()
+        source._inspect(response)
+        assert ways, "decoded whole"
+        assert response.json() == body
+        assert source._check.warnings == warned
 
 
 def test_histories_are_asked_together_by_namespace_up_to_a_batch_a_side() -> None:

@@ -309,14 +309,18 @@ class PrometheusMetrics:
             raise BackendError(problem)
         content = response.content
         looks_fine = response.status_code == 200 and b'"status":"success"' in content[:64]
-        if looks_fine and b'"warnings"' not in content:
+        if looks_fine and len(content) >= STEPPED_BYTES:
+            # decoded here a piece at a time, and looked at decoded: a look for "warnings"
+            # in the bytes read them all at once (50 ms for 122 MiB), and a label value
+            # `warnings` sent the answer to the client's decoding, whole
+            try:
+                decoded = decode(content)
+            except ValueError:
+                self._check.warnings = ()
+                return  # the client's own decoding says it is not JSON
+            response.json = lambda **_: decoded  # type: ignore[method-assign]
+        elif looks_fine and b'"warnings"' not in content:
             self._check.warnings = ()
-            if len(content) >= STEPPED_BYTES:
-                try:
-                    decoded = decode(content)
-                except ValueError:
-                    return  # the client's own decoding says it is not JSON
-                response.json = lambda **_: decoded  # type: ignore[method-assign]
             return
         try:
             body = response.json()
