@@ -562,17 +562,22 @@ def test_a_large_answer_is_decoded_as_json_loads_decodes_it(
     )
     assert decode(empty.encode())["data"]["result"] == []
     # cut a piece at a time from the bytes: characters of two, three and four bytes, and
-    # bytes that are not UTF-8 refused as the whole text's decoding refuses them
+    # bytes that are not UTF-8 read as the client reads them (U+FFFD)
     for row in rows[::7]:
         row["metric"]["destination_workload"] = "café-☃-𝄞"
     wide = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     assert decode(wide) == json.loads(wide.decode("utf-8"))
     for at in (len(wide) // 2, len(wide) - 40):  # in a piece; in the last one
         bad = wide[:at] + b"\xff" + wide[at + 1 :]
-        with pytest.raises(ValueError):
-            bad.decode("utf-8")
-        with pytest.raises(ValueError):
-            decode(bad)
+        assert decode(bad) == json.loads(bad.decode("utf-8", "replace"))
+    # the list cut into pieces is the answer's result only where it is `data.result`:
+    # not nested in another object, nor replaced by a later "result" (the last key wins)
+    series = json.dumps(rows, separators=(",", ":"))
+    for other in (
+        f'{{"status":"success","data":{{"x":{{"result":{series}}},"result":[]}}}}',
+        f'{{"status":"success","data":{{"resultType":"vector","result":{series},"result":[]}}}}',
+    ):
+        assert decode(other.encode()) == json.loads(other)
 
 
 def test_a_large_answer_is_looked_at_decoded_a_piece_at_a_time(
@@ -587,6 +592,7 @@ def test_a_large_answer_is_looked_at_decoded_a_piece_at_a_time(
 
     from meshtop import turns
     from meshtop.config import PrometheusConfig
+    from meshtop.errors import BackendError
     from meshtop.sources.prometheus import PrometheusMetrics
     from meshtop.sources.prometheus.wire import STEPPED_BYTES
 
@@ -608,6 +614,23 @@ def test_a_large_answer_is_looked_at_decoded_a_piece_at_a_time(
         assert ways, "decoded whole"
         assert response.json() == body
         assert source._check.warnings == warned
+    # a byte that is not UTF-8: read as the client reads it, the warnings still said
+    response = requests.Response()
+    response.status_code = 200
+    response._content = (
+        json.dumps(body, separators=(",", ":"))
+        .encode()
+        .replace(b'"reporter":"warnings"', b'"reporter":"warn\xffings"', 1)
+    )
+    source._inspect(response)
+    assert source._check.warnings == warned
+    assert response.json()["data"]["result"][0]["metric"]["reporter"] == "warn\ufffdings"
+    # not JSON at all: said so, in one line
+    response = requests.Response()
+    response.status_code = 200
+    response._content = b'{"status":"success","data":{"result":[' + b"x" * STEPPED_BYTES
+    with pytest.raises(BackendError, match="something that is not JSON"):
+        source._inspect(response)
 
 
 def test_histories_are_asked_together_by_namespace_up_to_a_batch_a_side() -> None:

@@ -316,9 +316,9 @@ class PrometheusMetrics:
             try:
                 decoded = decode(content)
             except ValueError:
-                self._check.warnings = ()
-                return  # the client's own decoding says it is not JSON
-            response.json = lambda **_: decoded  # type: ignore[method-assign]
+                pass  # not JSON: said below
+            else:
+                response.json = lambda **_: decoded  # type: ignore[method-assign]
         elif looks_fine and b'"warnings"' not in content:
             self._check.warnings = ()
             return

@@ -134,25 +134,36 @@ def _skip(text: str, at: int) -> int:
     return found.end() if found is not None else at
 
 
+# put where the list was, to find that it was the answer's `data.result` (not a list
+# nested elsewhere, nor one a later `"result"` key replaces, as the last key wins)
+_IN_ITS_PLACE = "\u0000meshtop: the result"
+
+
+def _text(content: bytes) -> str:
+    """Bytes as the client decodes an answer (`application/json`: UTF-8, a byte that is
+    not UTF-8 as U+FFFD)."""
+    return content.decode("utf-8", "replace")
+
+
 def decode(content: bytes) -> Any:
     """The JSON of an API answer. A large one's `result` is decoded a piece of some
     thousand series at a time, the bytes of each piece too, other threads running in
     between (the last piece, or an answer written with spaces, one series at a time),
     and what surrounds the list (status, warnings, the result's type) apart. The same
-    document as `json.loads` of the UTF-8 text gives, or its `ValueError`."""
+    document as `json.loads` of the whole text gives, or its `ValueError`: every cut is
+    at an ASCII byte, so each piece's text is the whole text's."""
     start = _RESULT.search(content) if len(content) >= STEPPED_BYTES else None
     if start is None:
-        return json.loads(content.decode("utf-8"))
+        return json.loads(_text(content))
     step = json.JSONDecoder().raw_decode
     result: list[Any] = []
     try:
-        head = content[: start.end()].decode("utf-8")
         at = start.end()
         while (cut := content.find(_BETWEEN, at + PIECE_CHARS)) >= 0:
             turns.give_way()  # a key's work on the screen's thread first
-            result += json.loads(f"[{content[at : cut + 1].decode('utf-8')}]")
+            result += json.loads(f"[{_text(content[at : cut + 1])}]")
             at = cut + 2
-        rest = content[at:].decode("utf-8")  # the last piece, and what follows the list
+        rest = _text(content[at:])  # the last piece, and what follows the list
         at = _skip(rest, 0)
         while rest[at : at + 1] != "]":
             element, at = step(rest, at)
@@ -164,12 +175,11 @@ def decode(content: bytes) -> Any:
                     raise ValueError("a comma before the end")
             elif rest[at : at + 1] != "]":
                 raise ValueError("not a list")
-        body = json.loads(head + rest[at:])
+        body = json.loads(_text(content[: start.end()]) + json.dumps(_IN_ITS_PLACE) + rest[at:])
     except ValueError:
-        # not the shape expected: whatever it is, decoded whole
-        return json.loads(content.decode("utf-8"))
+        return json.loads(_text(content))  # not the shape expected: decoded whole
     data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict) or data.get("result") != []:
-        return json.loads(content.decode("utf-8"))  # the list found was not the result
+    if not isinstance(data, dict) or data.get("result") != [_IN_ITS_PLACE]:
+        return json.loads(_text(content))  # the list found was not the answer's result
     data["result"] = result
     return body
