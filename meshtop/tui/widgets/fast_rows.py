@@ -12,7 +12,7 @@ cursor, the hover, the styles, the widths, the widget's style) found once for th
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -20,26 +20,23 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 from textual._types import SegmentLines
-from textual.binding import BindingType
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
-from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from meshtop.tui.widgets.tables import ROW_KEYS
+from meshtop.tui.widgets.tables import RowTable
 
 # the justifications drawn here; `center` and `full`'s spacing are DataTable's own
 _JUSTIFIED = frozenset({"default", "left", "right", "full"})
 
 
-class FastRows(DataTable[Any]):
+class FastRows(RowTable):
     """DataTable's drawing for the common cell: one line of `Text` (or a string, which
     DataTable makes a `Text`) no wider than its column, in a row one line high.
     The segments are those `console.render_lines` gives for DataTable's padded, styled
     cell, so a screen is drawn the same (`tests/tui/test_fast_rows.py` compares them)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = ROW_KEYS
     _line_style: Style | None = None  # the widget's style, while its lines are drawn
 
     def render_lines(self, crop: Region) -> list[Strip]:

@@ -109,20 +109,18 @@ def ordered(rows: Sequence[Row], column: int, descending: bool) -> list[Row]:
     return [*sorted(said, key=key, reverse=descending), *empty]
 
 
-# j and k move down and up a table's rows, as they move in the graph and the waterfall
-ROW_KEYS: list[BindingType] = [
-    Binding("j", "cursor_down", "down", show=False),
-    Binding("k", "cursor_up", "up", show=False),
-]
-
-
 class RowTable(DataTable[Any]):
-    """A DataTable whose rows `j` and `k` move through too (the trace list)."""
+    """A DataTable whose rows `j` and `k` move down and up too, as they move in the graph
+    and the waterfall: every table of the console's (Textual merges a subclass's
+    bindings with these)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = ROW_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "down", show=False),
+        Binding("k", "cursor_up", "up", show=False),
+    ]
 
 
-class SortableTable(DataTable[Cell]):
+class SortableTable(RowTable):
     """A table `fill` fills that sorts by any column, either way (the `Sortable` of the
     main screen: `sort_by`, `reverse_sort`; `s` the next column, a click on a header).
 
@@ -136,7 +134,6 @@ class SortableTable(DataTable[Cell]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "cycle_sort", "sort", show=False),
-        *ROW_KEYS,
     ]
 
     def __init__(self, **kwargs: Any) -> None:
