@@ -17,13 +17,16 @@ and this measures what an operator feels:
   callback handed to it, from a probe thread inside the process (`--child` below: the
   console itself is not changed); before the first frame, during the keys, when idle;
 - **idle CPU**: the process's CPU time over `--idle` seconds between key presses, as a
-  share of one core (the refresh runs every 2 s, as by default);
+  share of one core (the refresh runs every 2 s, as by default), and over the rest of the
+  run (no key pressed), which holds several rounds of the latency query against a
+  Prometheus;
 - **memory**: resident memory sampled until `--minutes` after the start;
 - **q**: from `q` to the process's end, once the graph is up and once while the first
   view is still being made (one second after the start).
 
 With `--prometheus`, the same against a real Prometheus scraping `meshtop sim serve
---services N` (the first size given), the console reading it with `--prometheus URL`.
+--services N` (the first size given) every 15 s, as Istio's Prometheus addon does
+(`--scrape-interval`), the console reading it with `--prometheus URL`.
 With `--hostile N`, against a hostile backend: a real Prometheus scraping, every 20 s, one
 workload's sidecar that calls N destinations (`hostile_series`, served by this bench in
 a process of its own: Istio's standard metrics with every label its sidecars write,
@@ -33,7 +36,8 @@ namespaces, some long, some with escape sequences), the console reading it with
 escape sequences reached the terminal, and what Prometheus held.
 
     .venv/bin/python benchmarks/bench_console.py [--services 200 2000 20000] [--minutes 5]
-        [--rounds 3] [--idle 30] [--cols 160 --rows 48] [--prometheus | --hostile N]
+        [--rounds 3] [--idle 30] [--cols 160 --rows 48]
+        [--prometheus [--scrape-interval 15] | --hostile N]
 
 It prints one Markdown table per run, and the raw figures as JSON with `--json FILE`.
 To see where the time goes: `MESHTOP_BENCH_SAMPLES=FILE` samples every thread's stack in
@@ -583,6 +587,7 @@ def _run(
         time.sleep(idle_s)
         cpu1, t1 = cpu_s(pid), time.monotonic()
         figures["idle_cpu"] = (cpu1 - cpu0) / (t1 - t0)
+        figures["idle_s"] = t1 - t0
         figures["blocked_idle_ms"] = max(lags(lag_file, t0, t1), default=0.0)
         idle_gc = gc_passes(lag_file + ".gc", t0, t1)
         figures["idle_gc"] = {  # per generation: passes, longest ms, share of a core
@@ -593,6 +598,12 @@ def _run(
         left = minutes * 60 - (time.monotonic() - started)
         if left > 0:
             time.sleep(left)
+        # and over the rest of the run, no key pressed: several of the latency queries'
+        # rounds (one every 4 times as long as the last took, against a Prometheus), which
+        # a window of 30 s may hold none, one or two of
+        cpu2, t2 = cpu_s(pid), time.monotonic()
+        if t2 - t1 >= 60:
+            figures["idle_cpu_rest"] = ((cpu2 - cpu1) / (t2 - t1), t2 - t1)
         after = lag_times(lag_file, first)
         figures["blocked_after_launch_ms"] = max((ms for _, ms, *_ in after), default=0.0)
         # the longest less the time the machine kept the UI thread waiting for a CPU
@@ -679,7 +690,13 @@ def report(name: str, f: dict[str, Any]) -> str:
         else None,
         f"| the garbage collector's longest pass after launch (ms) | "
         f"{f.get('gc_longest_after_launch_ms', 0.0):.0f} |",
-        f"| idle CPU (share of a core) | {f['idle_cpu'] * 100:.1f}% |",
+        f"| idle CPU (share of a core), over {f.get('idle_s', 30):.0f} s after the keys | "
+        f"{f['idle_cpu'] * 100:.1f}% |",
+        "| the same over the rest of the run ({:.0f} s) | {:.1f}% |".format(
+            f["idle_cpu_rest"][1], f["idle_cpu_rest"][0] * 100
+        )
+        if "idle_cpu_rest" in f
+        else None,
         "| of it the garbage collector's, per generation: passes, longest, share | "
         + "; ".join(
             f"gen {g}: {n}, {ms:.0f} ms, {share * 100:.1f}%"
@@ -728,16 +745,18 @@ def with_prometheus(
     go: Callable[[str], None],
     seen: dict[str, Any] | None = None,
     dialect: str = "istio",
+    interval_s: int = 5,
 ) -> dict[str, Any]:
-    """`meshtop sim serve --services N` scraped every 5 s by a real Prometheus; `go(url)`
-    once a window of samples is in. What Prometheus held and took is returned (`scraped`),
-    in `seen` if given (as `go` runs: its `prometheus_pid`)."""
+    """`meshtop sim serve --services N` scraped every `interval_s` by a real Prometheus;
+    `go(url)` once a window of samples is in. What Prometheus held and took is returned
+    (`scraped`), in `seen` if given (as `go` runs: its `prometheus_pid`)."""
     meshtop = str(Path(sys.executable).parent / "meshtop")
     port = free_port()
     serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port),
              "--dialect", dialect]  # fmt: skip
     seen = {} if seen is None else seen
-    scraped(serve, port, 5, lambda url: time.sleep(75), go, seen)  # a window (1m) and more
+    # a window (1m) and more
+    scraped(serve, port, interval_s, lambda url: time.sleep(60 + 3 * interval_s), go, seen)
     return seen
 
 
@@ -1099,6 +1118,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=48)
     parser.add_argument("--prometheus", action="store_true")
     parser.add_argument(
+        "--scrape-interval", type=int, default=15, metavar="S",
+        help="with --prometheus: how often it scrapes the simulator (Istio's addon: 15 s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--hostile", type=int, default=None, metavar="N",
         help="a real Prometheus scraping one workload that calls N destinations",
     )  # fmt: skip
@@ -1147,12 +1170,15 @@ def main() -> None:
         print(backend_line(backend), "\n", flush=True)
     elif opts.prometheus:
         n = opts.services[0]
-        name = f"Prometheus scraping `meshtop sim serve --services {n}`"
+        name = (
+            f"Prometheus scraping `meshtop sim serve --services {n}` every {opts.scrape_interval} s"
+        )
 
         def go(url: str) -> None:
             results[name] = run(["--prometheus", url, *reading], **common)
 
-        backend = with_prometheus(n, go)
+        backend = with_prometheus(n, go, interval_s=opts.scrape_interval)
+        backend["scrape_interval_s"] = opts.scrape_interval
         results[name]["backend"] = backend
         print(report(name, results[name]), "\n", flush=True)
         print(backend_line(backend), "\n", flush=True)
