@@ -18,7 +18,7 @@ from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.tui.widgets import edge_table
 from meshtop.tui.widgets.edge_table import EdgeTable
-from meshtop.tui.widgets.graph import _index
+from meshtop.tui.widgets.graph import STROKES_KEPT, _index
 
 from .term import Terminal
 
@@ -51,6 +51,11 @@ def test_the_drawing_index_grows_with_the_lines_not_with_the_area_they_cross() -
     assert index.cells(FAR, FAR, FAR + 2) == {FAR: (1 | 2, [(a, b)]), FAR + 1: (2 | 8, [(a, b)])}
     assert index.arrows[FAR] == {FAR + 5: ("▶", (a, b))}
     assert index.label((a, b)) == (6, FAR - 1, 1)  # on its longer stretch, after the source
+    # a row's cells as drawn, kept for the rows drawn lately only
+    assert index.strokes(1, FAR - 1, FAR + 1) == ((FAR - 1, "─", ((a, b),)), (FAR, "┐", ((a, b),)))
+    for y in range(2, FAR, FAR // (2 * STROKES_KEPT)):
+        assert index.strokes(y, FAR - 1, FAR + 2) == ((FAR, "│", ((a, b),)),)
+    assert len(index.drawn) == STROKES_KEPT
 
 
 async def _snapshot(services: int, at: float = 1.8e9) -> MeshSnapshot:

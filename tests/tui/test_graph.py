@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from typing import Any
 
 import pytest
 from textual.geometry import Size
@@ -18,7 +19,7 @@ from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
 from meshtop.tui.screens.detail import DetailScreen
 from meshtop.tui.widgets.edge_table import EdgeTable
-from meshtop.tui.widgets.graph import GraphCanvas, fit
+from meshtop.tui.widgets.graph import GraphCanvas, _Index, fit, index_for
 
 from ..conftest import Clock, only
 from .test_console import _edges_tab, _first_snapshot, keys, settled, until
@@ -377,6 +378,46 @@ async def test_a_selection_draws_again_only_its_rows_and_draws_them_right(
         width = canvas.scrollable_content_region.width
         for y in range(height):
             assert canvas.render_line(y) == GraphCanvas._render_row(canvas, y + sy, sx, width)
+
+
+async def test_a_selection_colours_its_rows_again_without_working_out_their_lines(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: a row's lines change only with the layout, their colours with every
+    selection. A hub's selection at 2,000 services drew every row on screen again, each
+    cell's directions and edges worked out anew (17 ms a screen on the middle machine,
+    3 with them kept): a new selection finds none again, and each row is drawn as one
+    drawn from a new index is."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _first_snapshot(app)
+        await pilot.pause()
+        canvas = _canvas(app)
+        canvas.select(PAGE)
+        await pilot.pause()
+        worked_out: list[int] = []
+        real = _Index.cells
+
+        def counted(index: _Index, y: int, x0: int, x1: int) -> Any:
+            worked_out.append(y)
+            return real(index, y, x0, x1)
+
+        monkeypatch.setattr(_Index, "cells", counted)
+        drawn = _drawn_rows(canvas)
+        for key in ("l", "j", "tab"):  # a box, another, a line of its
+            await keys(pilot, key)
+        assert drawn  # rows were drawn again, in the new selection's colours ...
+        assert worked_out == []  # ... from the lines kept
+        assert canvas.edge is not None
+        sx, sy = canvas.scroll_offset
+        width = canvas.scrollable_content_region.width
+        shown = [canvas.render_line(y) for y in range(canvas.scrollable_content_region.height)]
+        assert canvas.view is not None and canvas.layout_ is not None
+        kept, canvas._index = canvas._index, index_for(canvas.view, canvas.layout_)
+        try:  # each row as an index made anew draws it
+            assert shown == [canvas._render_row(y + sy, sx, width) for y in range(len(shown))]
+        finally:
+            canvas._index = kept
 
 
 async def test_the_focus_leaving_the_graph_draws_none_of_its_rows_again(

@@ -108,6 +108,8 @@ def _frame(put: Put, b: Box, row: int, chars: str, title: str, style: Style) -> 
 
 Key = tuple[str, str]
 Cell = tuple[int, list[Key]]  # a cell of a line: its directions (bits), the edges through it
+Strokes = tuple[tuple[int, str, tuple[Key, ...]], ...]  # a row's cells of lines, as drawn
+STROKES_KEPT = 512  # rows whose strokes an index keeps: a screen's ten times over
 
 
 @dataclass
@@ -129,6 +131,10 @@ class _Index:
     routes: dict[Key, tuple[tuple[int, int], ...]]  # the lines drawn
     width: int
     placed: dict[Key, tuple[int, int, int] | None] = field(default_factory=dict)  # labels
+    # the rows' line cells as drawn (`strokes`), for the rows drawn lately
+    drawn: OrderedDict[tuple[int, int, int], Strokes] = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
 
     def cells(self, y: int, x0: int, x1: int) -> dict[int, Cell]:
         """The cells of lines on row `y` from column `x0` to before `x1`: each one's
@@ -152,6 +158,23 @@ class _Index:
         for x, lo, hi, key in self._down_between(y, x0, x1):
             add(x, (S if y < hi else 0) | (N if y > lo else 0), key)
         return out
+
+    def strokes(self, y: int, x0: int, x1: int) -> Strokes:
+        """`cells` as drawn: each one's column, character and edges. A row's lines change
+        only with the layout, which makes a new index; their colours change with every
+        selection and refresh: kept for the last `STROKES_KEPT` rows drawn, a selection's
+        frame colours them again rather than working out every cell anew (a hub's
+        selection at 2,000 services draws every row on the screen again)."""
+        found = self.drawn.get((y, x0, x1))
+        if found is not None:
+            self.drawn.move_to_end((y, x0, x1))
+            return found
+        cells = self.cells(y, x0, x1).items()
+        found = tuple((x, LINE.get(bits, "┼"), tuple(keys)) for x, (bits, keys) in cells)
+        self.drawn[(y, x0, x1)] = found
+        if len(self.drawn) > STROKES_KEPT:
+            self.drawn.popitem(last=False)
+        return found
 
     def _down_between(self, y: int, x0: int, x1: int) -> list[tuple[int, int, int, Key]]:
         """The stretches down that cross row `y` between columns `x0` and `x1` (excluded)."""
@@ -500,11 +523,20 @@ class GraphCanvas(ScrollView, can_focus=True):
             _frame(put, lay.clusters[c], row, "╔╗╚╝═║", f"cluster {c}", st["cluster"])
         for g in index.groups.get(row, ()):  # a namespace's band (`cluster/namespace`)
             _frame(put, lay.groups[g], row, "╭╮╰╯─│", g.rpartition("/")[2], st["group"])
-        for x, (bits, keys) in index.cells(row, x0, x1).items():
-            ch = LINE.get(bits, "┼")
-            if ch in CROSSING and all(self._crosses(k) for k in keys):
+        # each set of edges' style and whether they all cross between clusters, found once
+        # a row: a stretch of line is a run of cells of the same edges
+        looks: dict[tuple[Key, ...], tuple[Style, bool]] = {}
+        for x, ch, keys in index.strokes(row, x0, x1):
+            look = looks.get(keys)
+            if look is None:
+                look = looks[keys] = (
+                    self._line_style(keys),
+                    all(self._crosses(k) for k in keys),
+                )
+            if look[1] and ch in CROSSING:
                 ch = CROSSING[ch]  # a call between clusters: a dashed line
-            put(x, ch, self._line_style(keys))
+            chars[x - x0] = ch  # strokes are within [x0, x1)
+            styles[x - x0] = look[0]
         for lo, hi, key in index.labels_on(row):
             e = view.edges.get(key)
             if e is None or hi < x0 or lo >= x1:
@@ -569,7 +601,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             return ch, style
         return FAULTED[FAULT], style + Style(reverse=True) if e.fault == EXPIRED else style
 
-    def _line_style(self, keys: list[tuple[str, str]]) -> Style:
+    def _line_style(self, keys: Collection[tuple[str, str]]) -> Style:
         assert self.view is not None
         if self.edge in keys:
             return self._styles["selected_line"]
