@@ -480,9 +480,10 @@ class PrometheusMetrics:
         """The mesh's edges over the last `window_s`, and the warnings about the answers
         (not the join's about the series, which the same samples would give again: a
         hostile publisher's `|` in a label value made every refresh of 20,000 edges ask,
-        decode and join again, 12% of a core): the requests, the latency buckets and
-        the TCP traffic asked at once, each series read once; rarely, one more query for
-        the latency of calls the last refresh gave no reason to ask about (`latency`).
+        decode and join again, the join alone 11% of a core): the requests, the latency
+        buckets and the TCP traffic asked at once, each series read once; rarely, one
+        more query for the latency of calls the last refresh gave no reason to ask about
+        (`latency`).
         The requests answer makes the edges: its failure fails the refresh. The latency
         or the TCP answer failing (late, too big, refused) leaves those figures out of
         every edge, said in a warning (`latency unavailable: …`).
