@@ -9,8 +9,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 
 from meshtop.config import PrometheusConfig
@@ -18,6 +22,7 @@ from meshtop.sim.exposition import MeshExposition
 from meshtop.sim.sources import Simulation
 from meshtop.sim.topology import generated
 from meshtop.sources.prometheus import PrometheusMetrics
+from tests.loopback import serving
 
 from .prometheus import Prometheus, scraping
 
@@ -51,9 +56,12 @@ def test_the_console_asks_again_once_a_scrape_can_have_changed_the_answer(
 
     async def run() -> None:
         first = await source.traffic(WINDOW_S)
-        while first.warnings:  # the first latency answer still coming: not kept
+        for _ in range(50):  # the first latency answer still coming
+            if not first.warnings:
+                break
+            await asyncio.sleep(0.1)
             first = await source.traffic(WINDOW_S)
-        assert first.edges
+        assert first.edges and not first.warnings
         sent = source.queries_sent
         again = await source.traffic(WINDOW_S)  # well within a scrape interval
         # the scrape interval read once (two queries), the answer given again, nothing else
@@ -108,7 +116,7 @@ def test_a_separator_in_a_label_value_does_not_make_every_refresh_ask(
 
     async def run() -> None:
         first = await source.traffic(WINDOW_S)
-        for _ in range(50):  # the first latency answer still coming: not kept
+        for _ in range(50):  # the first latency answer still coming
             if first.warnings == (said,):
                 break
             await asyncio.sleep(0.1)
@@ -122,6 +130,85 @@ def test_a_separator_in_a_label_value_does_not_make_every_refresh_ask(
         assert later is not first and later.warnings == (said,)
 
     asyncio.run(run())
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """Prometheus's answers as they are, but every latency query refused `REFUSED_AFTER_S`
+    after it is asked (HTTP 503, as when overloaded); the requests queries counted."""
+
+    upstream: ClassVar[str] = ""
+    requests: ClassVar[int] = 0
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer("GET", None, parse_qs(urlparse(self.path).query))
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._answer("POST", body, parse_qs(body.decode()))
+
+    def _answer(self, method: str, body: bytes | None, form: dict[str, list[str]]) -> None:
+        query = form.get("query", [""])[0]
+        if "_bucket" in query:
+            time.sleep(REFUSED_AFTER_S)
+            status, content = 503, b'{"status":"error","errorType":"unavailable","error":"busy"}'
+        else:
+            type(self).requests += query.startswith("sum") and "istio_requests_total" in query
+            answer = httpx.request(
+                method,
+                self.upstream + self.path,
+                content=body,
+                headers={"Content-Type": self.headers.get("Content-Type", "")} if body else {},
+                timeout=30,
+            )
+            status, content = answer.status_code, answer.content
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+
+REFUSED_AFTER_S = 0.5
+
+
+def test_a_latency_that_fails_or_is_coming_does_not_make_every_refresh_ask(
+    prom: Prometheus,
+) -> None:
+    """The latency still coming, or refused, is the latency's word, not the samples': the
+    answer is given again until a scrape or until the next latency answer (or refusal) is
+    in. Against a hostile backend whose latency query outlasted the timeout, every refresh
+    asked, decoded and joined 20,000 edges again."""
+    _Refusing.upstream, _Refusing.requests = prom.url, 0
+    with serving(_Refusing) as url:
+        source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), latency_later=True)
+
+        async def run() -> None:
+            first = await source.traffic(WINDOW_S)
+            assert first.edges and len(first.warnings) == 1
+            assert "latency: the first answer" in first.warnings[0]
+            asked = _Refusing.requests
+            assert await source.traffic(WINDOW_S) is first  # still coming: the same
+            assert _Refusing.requests == asked
+            await asyncio.sleep(REFUSED_AFTER_S + 0.3)  # refused by now: asked again
+            refused = await source.traffic(WINDOW_S)
+            assert refused is not first and _Refusing.requests == asked + 1
+            assert refused.warnings == (
+                f"latency unavailable: Prometheus at {url} rejected a query: unavailable: busy",
+            )
+            assert {e.key for e in refused.edges} == {e.key for e in first.edges}
+            assert all(e.stats.p99_ms is None for e in refused.edges)
+            for _ in range(3):  # the refusal again until a scrape: the same answer
+                assert await source.traffic(WINDOW_S) is refused
+            assert _Refusing.requests == asked + 1
+            await asyncio.sleep(SCRAPE_S + 0.2)
+            assert await source.traffic(WINDOW_S) is not refused
+            assert _Refusing.requests == asked + 2
+
+        asyncio.run(run())
 
 
 def test_export_and_a_moment_ask_every_time(prom: Prometheus) -> None:

@@ -273,8 +273,9 @@ class PrometheusMetrics:
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
         # the console's last whole answer, to give again until a scrape can have changed
-        # it: (window, when it was asked (time.monotonic), the answer)
-        self._kept: tuple[float, float, Traffic] | None = None
+        # it or another latency answer is in: (window, when it was asked
+        # (time.monotonic), the answer, the latency answer it carries)
+        self._kept: tuple[float, float, Traffic, _Newest | None] | None = None
         self._spacing: tuple[float, float] | None = None  # (scrape interval, when read)
 
     def moment(self, at: float | None) -> PrometheusMetrics:
@@ -439,28 +440,33 @@ class PrometheusMetrics:
 
     async def traffic(self, window_s: float) -> Traffic:
         """The mesh's edges over the last `window_s` (`_traffic`). In the console
-        (`latency_later`, now), an answer that said nothing amiss is given again until
-        the mesh's proxies can have been scraped since it was asked: its figures would be
-        the same samples read again (a latency answer come in meanwhile waits for the
-        next). Its latency's age (`Traffic.latency_age_s`) is said only where it is a
-        scrape interval or more (a second at least): older samples than its rates'."""
+        (`latency_later`, now), an answer that said nothing amiss of its requests and TCP
+        answers is given again until the mesh's proxies can have been scraped since it was
+        asked, or until another latency answer is in (or has failed): its figures would be
+        the same samples read again. A latency that fails or is still coming does not make
+        every refresh ask: against a hostile backend's 20,000 edges, whose latency query
+        outlasted the timeout, every refresh asked, decoded and joined again (a latency
+        due again is asked by the next refresh that asks). Its latency's age
+        (`Traffic.latency_age_s`) is said only where it is a scrape interval or more (a
+        second at least): older samples than its rates'."""
         if not self.latency_later or self.at is not None:
             return (await self._traffic(window_s))[0]
         kept = self._kept
         if (
             kept is not None
             and kept[0] == window_s
+            and self._newest(await self.resolve_dialect(), window_s) is kept[3]
             and time.monotonic() - kept[1] < await self._scrape_interval()
         ):
             return kept[2]
         asked = time.monotonic()
         self._kept = None
-        traffic, doubts = await self._traffic(window_s)
+        traffic, doubts, newest = await self._traffic(window_s)
         age = traffic.latency_age_s
         if age is not None and (age < 1.0 or age < await self._scrape_interval()):
             traffic = replace(traffic, latency_age_s=None)  # the same samples, or as good as
         if not doubts:  # the join's own words are the samples', the same until a scrape
-            self._kept = (window_s, asked, traffic)
+            self._kept = (window_s, asked, traffic, newest)
         return traffic
 
     async def _scrape_interval(self) -> float:
@@ -476,12 +482,14 @@ class PrometheusMetrics:
             self._spacing = (spacing or 0.0, now)
         return self._spacing[0]
 
-    async def _traffic(self, window_s: float) -> tuple[Traffic, tuple[str, ...]]:
-        """The mesh's edges over the last `window_s`, and the warnings about the answers
-        (not the join's about the series, which the same samples would give again: a
-        hostile publisher's `|` in a label value made every refresh of 20,000 edges ask,
-        decode and join again, the join alone 11% of a core): the requests, the latency
-        buckets and the TCP traffic asked at once, each series read once; rarely, one
+    async def _traffic(self, window_s: float) -> tuple[Traffic, tuple[str, ...], _Newest | None]:
+        """The mesh's edges over the last `window_s`; the warnings about the requests and
+        TCP answers (not the join's about the series, which the same samples would give
+        again: a hostile publisher's `|` in a label value made every refresh of 20,000
+        edges ask, decode and join again, the join alone 11% of a core; nor, in the
+        console, those about the latency, which the next latency answer changes); and,
+        in the console, the latency answer the edges carry (`_latest`). The requests, the
+        latency buckets and the TCP traffic asked at once, each series read once; rarely, one
         more query for the latency of calls the last refresh gave no reason to ask about
         (`latency`).
         The requests answer makes the edges: its failure fails the refresh. The latency
@@ -539,6 +547,7 @@ class PrometheusMetrics:
                 raise
             found = {name: rows for name, (rows, _) in answers.items()}
             warnings = {w for _, ws in answers.values() for w in ws}
+            answered_words = sorted(warnings)
             timed: Latencies | None = None
             coming = False
             age: float | None = None
@@ -572,10 +581,19 @@ class PrometheusMetrics:
             *((f"latency: {what} is still coming",) if coming else ()),
             *traffic.warnings,  # and the join's: series it could not key
         )
-        if not traffic.edges:  # never an empty report without a word
-            said += await self._why_empty(d, window_s, until)
-        doubts = tuple(w for w in said if w not in traffic.warnings)
-        return Traffic(traffic.nodes, traffic.edges, said, latency_age_s=age), doubts
+        empty = await self._why_empty(d, window_s, until) if not traffic.edges else ()
+        said += empty  # never an empty report without a word
+        doubts = (
+            *answered_words,
+            *(
+                f"{UNAVAILABLE[name]} unavailable: {why}"
+                for name, why in unavailable.items()
+                if name != "latency" or not later
+            ),
+            *empty,
+        )
+        traffic = Traffic(traffic.nodes, traffic.edges, said, latency_age_s=age)
+        return traffic, doubts, newest
 
     def _newest(self, d: Dialect, window_s: float) -> _Newest | None:
         """The console's newest latency answer, if it is of `window_s`."""
