@@ -7,7 +7,8 @@ asks through the one client, its deadline and its check of every answer, and kee
 what it learnt for the next refresh on the source.) In the console (`latency_later`) the
 latency query goes on behind the refreshes, asked again only once it is due, each refresh
 carrying the newest answer in; and a refresh asks again only once the mesh can have been
-scraped since it last asked."""
+scraped since it last asked, or once the latency it showed in doubt (still coming,
+refused, stale) has another answer."""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ LATENCY_SPACING = 4.0
 EMPTY_RECHECK_S = 60.0  # an empty console asks why once a minute, not every refresh
 SPACING_LOOKBACK_S = 900.0  # long enough to hold a few samples of a slow scrape
 # In the console (`latency_later`), a refresh asks again once the mesh's proxies can have
-# been scraped since the last answer was asked (their scrape interval, read from the
+# been scraped since the last answer was asked, or its latency in doubt has another
+# answer (`PrometheusMetrics._still`; their scrape interval, read from the
 # backend this often): before that, the same samples would be read, decoded and joined
 # again every refresh (at 2,000 services, 20,000-30,000 series, about a tenth of a core)
 RESPACE_S = 600.0
@@ -442,11 +444,11 @@ class PrometheusMetrics:
         """The mesh's edges over the last `window_s` (`_traffic`). In the console
         (`latency_later`, now), an answer that said nothing amiss of its requests and TCP
         answers is given again until the mesh's proxies can have been scraped since it was
-        asked, or until another latency answer is in (or has failed): its figures would be
-        the same samples read again. A latency that fails or is still coming does not make
-        every refresh ask: against a hostile backend's 20,000 edges, whose latency query
-        outlasted the timeout, every refresh asked, decoded and joined again (a latency
-        due again is asked by the next refresh that asks). Its latency's age
+        asked (`_still`): its figures would be the same samples read again. A latency
+        still coming, refused or stale does not make every refresh ask (against a hostile
+        backend's 20,000 edges, whose latency query outlasted the timeout, every refresh
+        asked, decoded and joined again); the next refresh asks once it has another
+        answer. A latency due again is asked by the next refresh that asks. Its latency's age
         (`Traffic.latency_age_s`) is said only where it is a scrape interval or more (a
         second at least): older samples than its rates'."""
         if not self.latency_later or self.at is not None:
@@ -455,7 +457,7 @@ class PrometheusMetrics:
         if (
             kept is not None
             and kept[0] == window_s
-            and self._newest(await self.resolve_dialect(), window_s) is kept[3]
+            and self._still(await self.resolve_dialect(), window_s, kept[3])
             and time.monotonic() - kept[1] < await self._scrape_interval()
         ):
             return kept[2]
@@ -468,6 +470,16 @@ class PrometheusMetrics:
         if not doubts:  # the join's own words are the samples', the same until a scrape
             self._kept = (window_s, asked, traffic, newest)
         return traffic
+
+    def _still(self, d: Dialect, window_s: float, carried: _Newest | None) -> bool:
+        """Whether a kept answer carrying the latency answer `carried` still has the
+        newest worth showing: where the first answer is coming, while a latency query is
+        going on; where `carried` failed (unavailable, stale), until another answer is
+        in. A good answer's successor waits for the next scrape, as the rates do: at
+        2,000 services one comes every 12-24 s."""
+        if carried is None:
+            return self._newest(d, window_s) is None and self._going(d) is not None
+        return not carried.why or self._newest(d, window_s) is carried
 
     async def _scrape_interval(self) -> float:
         """How often the mesh's proxies are scraped, read every `RESPACE_S`; 0 where it
@@ -483,12 +495,13 @@ class PrometheusMetrics:
         return self._spacing[0]
 
     async def _traffic(self, window_s: float) -> tuple[Traffic, tuple[str, ...], _Newest | None]:
-        """The mesh's edges over the last `window_s`; the warnings about the requests and
-        TCP answers (not the join's about the series, which the same samples would give
-        again: a hostile publisher's `|` in a label value made every refresh of 20,000
-        edges ask, decode and join again, the join alone 11% of a core; nor, in the
-        console, those about the latency, which the next latency answer changes); and,
-        in the console, the latency answer the edges carry (`_latest`). The requests, the
+        """The mesh's edges over the last `window_s`; in the console, its doubts, the
+        words that make the next refresh ask again (the backend's warnings about the
+        requests and TCP answers, TCP unavailable, why an answer is empty: not the join's
+        about the series, which the same samples would give again, as a hostile
+        publisher's `|` in a label value did every refresh of 20,000 edges, the join alone
+        11% of a core; nor those about the latency, whose next answer `traffic` waits
+        for); and, in the console, the latency answer the edges carry (`_latest`). The
         latency buckets and the TCP traffic asked at once, each series read once; rarely, one
         more query for the latency of calls the last refresh gave no reason to ask about
         (`latency`).
