@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,18 @@ def bounds_in(promql: str, op: str = "!~") -> set[float]:
         for pattern in re.findall(rf'le{op}"([^"]*)"', promql)
         for le in pattern.split("|")
     }
+
+
+def forwarded(
+    handler: BaseHTTPRequestHandler, upstream: str, method: str, body: bytes | None
+) -> tuple[int, bytes, str]:
+    """A proxy's request asked of the Prometheus at `upstream` as it came: its answer's
+    status, body and content type."""
+    answer = httpx.request(
+        method,
+        upstream + handler.path,
+        content=body,
+        headers={"Content-Type": handler.headers.get("Content-Type", "")} if body else {},
+        timeout=30,
+    )
+    return answer.status_code, answer.content, answer.headers.get("Content-Type", "")

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
 from meshtop.config import PrometheusConfig
@@ -26,7 +25,7 @@ from meshtop.sources.prometheus import source as source_module
 from meshtop.sources.protocols import Traffic
 from tests.loopback import serving
 
-from .prometheus import SETTLED_S, Prometheus, bounds_in, scraped_mesh
+from .prometheus import SETTLED_S, Prometheus, bounds_in, forwarded, scraped_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -73,15 +72,8 @@ class _Late(BaseHTTPRequestHandler):
             content = b'{"status":"error","errorType":"unavailable","error":"overloaded"}'
             status, kind = 503, "application/json"
         else:
-            answer = httpx.request(
-                method,
-                self.upstream + self.path,
-                content=body,
-                headers={"Content-Type": self.headers.get("Content-Type", "")} if body else {},
-                timeout=30,
-            )
-            status, content = answer.status_code, answer.content
-            kind = answer.headers.get("Content-Type", "application/json")
+            status, content, kind = forwarded(self, self.upstream, method, body)
+            kind = kind or "application/json"
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(content)))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
 from meshtop.config import PrometheusConfig
@@ -24,7 +23,7 @@ from meshtop.sim.topology import generated
 from meshtop.sources.prometheus import PrometheusMetrics
 from tests.loopback import serving
 
-from .prometheus import Prometheus, scraping
+from .prometheus import Prometheus, forwarded, scraping
 
 pytestmark = pytest.mark.integration
 
@@ -164,14 +163,7 @@ class _Latency(BaseHTTPRequestHandler):
         if refused:
             status, content = 503, b'{"status":"error","errorType":"unavailable","error":"busy"}'
         else:
-            answer = httpx.request(
-                method,
-                self.upstream + self.path,
-                content=body,
-                headers={"Content-Type": self.headers.get("Content-Type", "")} if body else {},
-                timeout=30,
-            )
-            status, content = answer.status_code, answer.content
+            status, content, _ = forwarded(self, self.upstream, method, body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(content)))
