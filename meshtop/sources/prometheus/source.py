@@ -275,8 +275,8 @@ class PrometheusMetrics:
         # why the last empty answer was empty, kept a while: (what was asked, when, why)
         self._empty: tuple[tuple[object, ...], float, tuple[str, ...]] | None = None
         # the console's last whole answer, to give again until a scrape can have changed
-        # it or another latency answer is in: (window, when it was asked
-        # (time.monotonic), the answer, the latency answer it carries)
+        # it or the latency it showed in doubt has another answer (`_still`): (window,
+        # when it was asked (time.monotonic), the answer, the latency answer it carries)
         self._kept: tuple[float, float, Traffic, _Newest | None] | None = None
         self._spacing: tuple[float, float] | None = None  # (scrape interval, when read)
 
@@ -448,9 +448,9 @@ class PrometheusMetrics:
         still coming, refused or stale does not make every refresh ask (against a hostile
         backend's 20,000 edges, whose latency query outlasted the timeout, every refresh
         asked, decoded and joined again); the next refresh asks once it has another
-        answer. A latency due again is asked by the next refresh that asks. Its latency's age
-        (`Traffic.latency_age_s`) is said only where it is a scrape interval or more (a
-        second at least): older samples than its rates'."""
+        answer. A latency due again is asked by the next refresh that asks. Its latency's
+        age (`Traffic.latency_age_s`) is said only where it is a scrape interval or more
+        (a second at least): older samples than its rates'."""
         if not self.latency_later or self.at is not None:
             return (await self._traffic(window_s))[0]
         kept = self._kept
@@ -502,9 +502,9 @@ class PrometheusMetrics:
         publisher's `|` in a label value did every refresh of 20,000 edges, the join alone
         11% of a core; nor those about the latency, whose next answer `traffic` waits
         for); and, in the console, the latency answer the edges carry (`_latest`). The
-        latency buckets and the TCP traffic asked at once, each series read once; rarely, one
-        more query for the latency of calls the last refresh gave no reason to ask about
-        (`latency`).
+        requests, the latency buckets and the TCP traffic are asked at once, each series
+        read once; rarely, one more query for the latency of calls the last refresh gave
+        no reason to ask about (`latency`).
         The requests answer makes the edges: its failure fails the refresh. The latency
         or the TCP answer failing (late, too big, refused) leaves those figures out of
         every edge, said in a warning (`latency unavailable: …`).
