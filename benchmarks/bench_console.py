@@ -461,6 +461,13 @@ def _timed_terminal() -> type[Any]:
     return Timed
 
 
+def _remove(lag_file: str) -> None:
+    """A console's probe files (`child`), once it has ended."""
+    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+
+
 def run(
     args: list[str],
     *,
@@ -640,9 +647,7 @@ def _run(
             figures["escapes_leaked"] = [repr(b) for b in forbidden if b in raw]
             # what shows an escape from a label value made visible (sanitize's ␛)
             figures["escapes_shown"] = raw.count("␛".encode())
-    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
-        if os.path.exists(leftover):
-            os.unlink(leftover)
+    _remove(lag_file)
     # q while the first view is still being made
     lag_file = tempfile.mktemp(prefix="meshtop-lag-")
     with Terminal(args, cols=cols, rows=rows, env={LAG_FILE: lag_file, **(env or {})},
@@ -653,9 +658,7 @@ def _run(
         t.press("q")
         t.exit_code(120)
         figures["quit_early_ms"] = (time.monotonic() - quit_at) * 1000
-    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
-        if os.path.exists(leftover):
-            os.unlink(leftover)
+    _remove(lag_file)
     # launch again, `launches` in all, at other moments of the backend's scrapes: one
     # launch is one sample of a figure that moves with what the backend is doing
     figures["launches_s"] = [figures["launch_s"]]
@@ -669,9 +672,7 @@ def _run(
             figures["launches_s"].append(time.monotonic() - started)
             t.press("q")
             t.exit_code(120)
-        for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        _remove(lag_file)
 
 
 def report(name: str, f: dict[str, Any]) -> str:
