@@ -94,7 +94,8 @@ def _tcp() -> bytes:
 class _Prometheus(BaseHTTPRequestHandler):
     """Each query answered by its kind (requests, latency, tcp), and the lookup of the
     buckets' bounds (`bounds`); `broken` kinds are answered as told: `big`, an answer
-    over any small cap; `slow`, nothing for 30 s; `garbage`, bounds that are not
+    over any small cap; `slow`, nothing for 30 s; `late`, an answer after the
+    console's grace; `garbage`, bounds that are not
     strings; `keys`, an object whose keys are; `many`, more than the source takes.
     `asked`: the latency queries seen."""
 
@@ -128,6 +129,8 @@ class _Prometheus(BaseHTTPRequestHandler):
         if how == "slow":
             time.sleep(30)
             return
+        if how == "late":  # later than a refresh waits for it in the console
+            time.sleep(source_module.LATENCY_GRACE_S + 0.5)
         if kind == "bounds":
             bounds: Any = [*BOUNDS, "2500", "5000"]
             if how == "garbage":
@@ -186,6 +189,47 @@ def test_the_quantiles_and_the_join_run_off_the_event_loop(
     assert all(e.stats.p99_ms is not None for e in traffic.edges if e.stats.rps)
     assert ran_on["join"] and ran_on["edge_quantiles"]
     assert loop_thread not in ran_on["join"] | ran_on["edge_quantiles"]
+
+
+@pytest.mark.parametrize(
+    ("console", "latency"), [(False, ""), (True, ""), (True, "late")],
+    ids=["export", "console", "console, the latency after the refresh"],
+)  # fmt: skip
+def test_the_answers_rows_are_freed_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, console: bool, latency: str
+) -> None:
+    """Freed where the coroutine that read them ends, a large answer's decoded rows held
+    the screen's thread for their whole length (issue 17): the requests, TCP and latency
+    rows are emptied on another thread once nobody reads them, in the console once the
+    latency gone on behind the refresh has read the requests too."""
+    freed: list[tuple[int, list[int]]] = []
+    emptied: list[bool] = []
+    let_go = source_module.let_go
+
+    def spy(*lists: list[Any]) -> None:
+        freed.append((threading.get_ident(), [len(rows) for rows in lists]))
+        let_go(*lists)
+        emptied.append(not any(lists))
+
+    monkeypatch.setattr(source_module, "let_go", spy)
+
+    async def refresh(source: PrometheusMetrics) -> tuple[int, Any]:
+        traffic = await source.traffic(60)
+        for _ in range(500):  # the latency behind the refresh, in the console
+            if sum(len(sizes) for _, sizes in freed) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        return threading.get_ident(), traffic
+
+    with _serving(latency=latency) as url:
+        source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), latency_later=console)
+        loop_thread, traffic = asyncio.run(refresh(source))
+    assert len(traffic.edges) == CALLS + 3
+    sizes = sorted(n for _, lists in freed for n in lists)
+    # the requests, the TCP answer, and the latency's (its answer, and the whole of it)
+    assert sizes == sorted([2 * CALLS, 3 * 3, CALLS * len(BOUNDS), CALLS * len(BOUNDS)])
+    assert loop_thread not in {thread for thread, _ in freed}
+    assert emptied == [True] * len(freed)
 
 
 CAP_MB = 0.5
