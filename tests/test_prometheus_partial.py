@@ -211,6 +211,15 @@ def test_the_answers_rows_are_freed_off_the_event_loop(
         let_go(*lists)
         emptied.append(not any(lists))
 
+    free = source_module._free
+    handed: list[list[int]] = []  # in the order handed over, on the loop's thread
+
+    def handing(*lists: list[Any]) -> None:
+        handed.append([len(rows) for rows in lists])
+        free(*lists)
+
+    monkeypatch.setattr(source_module, "_free", handing)
+
     monkeypatch.setattr(source_module, "let_go", spy)
 
     async def refresh(source: PrometheusMetrics) -> tuple[int, Any]:
@@ -230,6 +239,8 @@ def test_the_answers_rows_are_freed_off_the_event_loop(
     assert sizes == sorted([2 * CALLS, 3 * 3, CALLS * len(BOUNDS), CALLS * len(BOUNDS)])
     assert loop_thread not in {thread for thread, _ in freed}
     assert emptied == [True] * len(freed)
+    if latency == "late":  # the requests' rows not before the latency, which reads them
+        assert handed[0] == [CALLS * len(BOUNDS)] * 2
 
 
 CAP_MB = 0.5

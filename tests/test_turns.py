@@ -190,14 +190,16 @@ def test_a_handlers_done_leaves_a_later_asks_turn_alone() -> None:
     assert turns._until == 0.0
 
 
+@pytest.mark.usefixtures("switch_ms")
 def test_a_list_let_go_is_emptied_a_piece_at_a_time_letting_other_threads_in(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A thread freeing 200,000 decoded series (as a Prometheus answer's rows are): the
     main thread, asking for the lock every millisecond, never waits for the whole list
     to be freed (freed at once, one `clear()` holds it throughout: 26-30 ms on a 2-core
-    EPYC, against 6 ms in pieces). The least of several runs: the machine may take a
-    thread off its core once in a run, which is not the freeing's doing."""
+    EPYC, against 2.4 ms in pieces at the console's switch interval). The least of
+    several runs: the machine may take a thread off its core once in a run, which is not
+    the freeing's doing."""
     monkeypatch.setattr(turns, "_screen", None)  # as in the sort's test above
 
     def rows() -> list[object]:
