@@ -411,17 +411,25 @@ class PrometheusMetrics:
             )
         return result, self._check.warnings
 
+    def _owned(
+        self, promql: str, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """`_query`'s rows in a list of the refresh's own, which `_free` empties once read:
+        not one whoever answered may keep (a recording of the answers, a table of rows)."""
+        rows, said = self._query(promql, at)
+        return list(rows), said
+
     async def _ask(
         self, promql: str, until: float | None = None, at: float | None = None
     ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
         """One instant query in a worker thread (at `at`, as `_query`), ended by `until`
         (`time.monotonic()`) if given, else by the deadline around it."""
         if until is None:
-            return await asyncio.to_thread(self._query, promql, at)
+            return await asyncio.to_thread(self._owned, promql, at)
         allowed = until - time.monotonic()
         with bounded.deadline(allowed):
             try:
-                return await asyncio.to_thread(self._query, promql, at)
+                return await asyncio.to_thread(self._owned, promql, at)
             except BackendError:
                 if time.monotonic() < until:
                     raise
