@@ -119,6 +119,23 @@ def test_a_sort_in_turns_is_the_same_list_as_sorted_ties_in_their_order(
         )
 
 
+def _longest_wait(work: Callable[[], object]) -> float:
+    """The longest this thread waited for the interpreter's lock, asking for it every
+    millisecond as the console's does, while another thread did `work` (begun once the
+    thread has started: `start` waits for it, untimed)."""
+    go = threading.Event()
+    worker = threading.Thread(target=lambda: go.wait() and work())
+    waits: list[float] = []
+    worker.start()
+    go.set()
+    while worker.is_alive():
+        start = time.perf_counter()
+        time.sleep(0.001)
+        waits.append(time.perf_counter() - start)
+    worker.join()
+    return max(waits, default=0.0)
+
+
 @pytest.fixture
 def switch_ms() -> Iterator[None]:
     """The interpreter's switch interval the console sets (1 ms), restored after; and no
@@ -157,16 +174,9 @@ def test_a_sort_in_turns_finds_each_key_once_and_lets_other_threads_in(
 
     def longest_wait(sort: Callable[[], list[tuple[int, int, str]]]) -> float:
         got: list[list[tuple[int, int, str]]] = []
-        worker = threading.Thread(target=lambda: got.append(sort()))
-        waits: list[float] = []
-        worker.start()
-        while worker.is_alive():
-            start = time.perf_counter()
-            time.sleep(0.001)
-            waits.append(time.perf_counter() - start)
-        worker.join()
+        waited = _longest_wait(lambda: got.append(sort()))
         assert got == [expected]
-        return max(waits, default=0.0)
+        return waited
 
     whole = longest_wait(lambda: sorted(items, key=key, reverse=True))
     calls = 0
@@ -210,18 +220,9 @@ def test_a_list_let_go_is_emptied_a_piece_at_a_time_letting_other_threads_in(
         ]  # fmt: skip
 
     def longest_wait(free: Callable[[list[object]], None]) -> float:
-        held, go = [rows()], threading.Event()
+        held = [rows()]
         gc.collect()
-        worker = threading.Thread(target=lambda: go.wait() and free(held.pop()))
-        waits: list[float] = []
-        worker.start()  # not freeing yet: `start` waits for the thread, not timed
-        go.set()
-        while worker.is_alive():
-            start = time.perf_counter()
-            time.sleep(0.001)
-            waits.append(time.perf_counter() - start)
-        worker.join()
-        return max(waits, default=0.0)
+        return _longest_wait(lambda: free(held.pop()))
 
     emptied: list[list[object]] = []
 
