@@ -260,6 +260,78 @@ def _note_gc(path: str) -> None:
     gc.callbacks.append(note)
 
 
+def _note_slow(path: str) -> None:
+    """Each event-loop callback that ran 20 ms or more: when it began, its wall and CPU
+    time (the UI thread's), what it ran (a task's coroutine, or the callback), the
+    messages it handled and the screen's layouts and frames made in it, each with its
+    time: whose a block after launch is, the console itself not changed."""
+    from textual.app import App
+    from textual.message_pump import MessagePump
+    from textual.screen import Screen
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+    inside: list[str] = []
+    run = asyncio.events.Handle._run
+
+    def timed(self: Any) -> None:
+        inside.clear()
+        start, cpu = time.monotonic(), time.thread_time()
+        try:
+            run(self)
+        finally:
+            ms = (time.monotonic() - start) * 1000
+            if ms >= 20:
+                task = getattr(self._callback, "__self__", None)
+                what = (
+                    task.get_coro().__qualname__
+                    if isinstance(task, asyncio.Task)
+                    else getattr(self._callback, "__qualname__", type(self._callback).__name__)
+                )
+                cpu_ms = (time.thread_time() - cpu) * 1000
+                out.write(f"{start:.4f}\t{ms:.1f}\t{cpu_ms:.1f}\t{what}\t{' '.join(inside)}\n")
+
+    def timing(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                inside.append(f"{name}={(time.monotonic() - start) * 1000:.1f}")
+
+        return timed_call
+
+    dispatch = MessagePump._dispatch_message
+
+    async def dispatched(self: Any, message: Any) -> None:
+        start = time.monotonic()
+        try:
+            await dispatch(self, message)
+        finally:
+            ms = (time.monotonic() - start) * 1000
+            if ms >= 2:
+                inside.append(f"{type(self).__name__}.{type(message).__name__}={ms:.1f}")
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    MessagePump._dispatch_message = dispatched  # type: ignore[method-assign]
+    Screen._refresh_layout = timing("layout", Screen._refresh_layout)  # type: ignore[method-assign]
+    App._display = timing("display", App._display)  # type: ignore[method-assign]
+
+
+def slow_callbacks(path: str, start: float = 0.0) -> list[tuple[float, float, float, str, str]]:
+    """(when, ms, CPU ms, what, inside) of the event loop's callbacks of 20 ms or more
+    that began from `start` (`_note_slow`)."""
+    try:
+        with open(path) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f]
+    except OSError:
+        return []
+    return [
+        (float(t), float(ms), float(cpu), what, inside)
+        for t, ms, cpu, what, inside in rows
+        if float(t) >= start
+    ]
+
+
 def gc_passes(path: str, start: float = 0.0, end: float = float("inf")) -> list[tuple[int, float]]:
     """(generation, ms) of the collector's passes that began between `start` and `end`."""
     try:
@@ -325,6 +397,7 @@ def child(argv: list[str]) -> None:
     asyncio.set_event_loop_policy(Probing())
     _note_io(path + ".io")
     _note_gc(path + ".gc")
+    _note_slow(path + ".slow")
     from meshtop.cli import main
 
     sys.argv = ["meshtop", *argv]
@@ -463,7 +536,7 @@ def _timed_terminal() -> type[Any]:
 
 def _remove(lag_file: str) -> None:
     """A console's probe files (`child`), once it has ended."""
-    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc"):
+    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc", lag_file + ".slow"):
         if os.path.exists(leftover):
             os.unlink(leftover)
 
@@ -634,6 +707,7 @@ def _run(
         figures["gc_passes_after_launch"] = [  # (when, generation, ms, CPU ms, young), the longer
             p for p in gc_times(lag_file + ".gc", first) if p[2] >= 10
         ]
+        figures["slow_after_launch"] = slow_callbacks(lag_file + ".slow", first)
         figures["lags_after_launch"] = [  # (when, ms, waiting for a CPU, stolen), the longer
             lag for lag in after if lag[1] >= 30
         ]
