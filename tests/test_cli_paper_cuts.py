@@ -87,3 +87,30 @@ def test_esc_is_waited_on_for_25_ms_unless_the_user_says(
         check=True,
     )
     assert float(read.stdout) == seconds
+
+
+@pytest.mark.parametrize(("animations", "level"), [(None, "none"), ("full", "full")])
+def test_nothing_is_animated_unless_the_user_says(animations: str | None, level: str) -> None:
+    """The tab bar's underline slid for 0.3 s after each tab switch, a frame every few
+    milliseconds written to the terminal while the new tab's own frame was made (issue
+    17): the console sets no animation before Textual reads it, and keeps a user's
+    TEXTUAL_ANIMATIONS."""
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_ANIMATIONS"}
+    if animations is not None:
+        env["TEXTUAL_ANIMATIONS"] = animations
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from meshtop.cli.console import terminal_environment\n"
+            "terminal_environment()\n"
+            "from meshtop.tui.app import MeshtopApp\n"
+            "from textual.app import App\n"
+            "print(App().animation_level)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert read.stdout.strip() == level
