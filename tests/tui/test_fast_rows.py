@@ -10,8 +10,6 @@ from typing import Any
 from rich.segment import Segment
 from rich.text import Span, Text
 from textual.app import App, ComposeResult
-from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -86,7 +84,7 @@ def _cells(strip: Strip) -> list[tuple[str, Any]]:
 
 def _lines(table: DataTable[Any], drawer: type[DataTable[Any]]) -> list[list[tuple[str, Any]]]:
     """The table's lines drawn by `drawer`'s methods: FastRows' own, or DataTable's."""
-    drawing = ("render_lines", "render_line", "_render_line", "_render_line_in_row", "_render_cell")
+    drawing = ("render_lines", "render_line", "_render_line_in_row", "_render_cell")
     table._clear_caches()
     for name in drawing:
         setattr(table, name, getattr(drawer, name).__get__(table))
@@ -135,67 +133,6 @@ async def test_the_hover_and_a_focus_change_draw_the_same() -> None:
             await pilot.pause()
             table._pseudo_class_state = table.get_pseudo_class_state()
             assert _lines(table, FastRows) == _lines(table, DataTable)
-
-
-def _kept(table: DataTable[Any]) -> list[list[tuple[str, Any]]]:
-    """The table's lines as it draws them, with what it kept from its last drawing."""
-    region = Region(0, 0, table.size.width, table.size.height)
-    return [_cells(line) for line in table.render_lines(region)]
-
-
-def _afresh(table: DataTable[Any]) -> list[list[tuple[str, Any]]]:
-    """The table's lines as DataTable draws them from nothing; what the table keeps
-    between drawings is put back after."""
-    kept = table._line_cache, table._cell_render_cache, table._row_render_cache
-    table._line_cache, table._cell_render_cache, table._row_render_cache = (
-        LRUCache(1000),
-        LRUCache(10000),
-        LRUCache(1000),
-    )
-    try:
-        return _lines(table, DataTable)
-    finally:
-        table._line_cache, table._cell_render_cache, table._row_render_cache = kept
-
-
-async def test_what_is_kept_between_drawings_is_drawn_as_datatable_draws_it() -> None:
-    """A line and a cell are kept by what they hold, not by DataTable's count of updates
-    (issue 17): after each change a table sees, what it draws with what it kept is what
-    DataTable draws from nothing; a changed cell is the only one drawn again."""
-    app = OneTable()
-    async with app.run_test(size=(60, 8)) as pilot:
-        table = app.query_one(Drawn)
-        _fill(table)
-        await pilot.pause()
-        assert _kept(table) == _afresh(table)
-        before = table.fast
-        table.update_cell("1", "errors", Text("3.5%", "bold red", justify="right"))
-        await pilot.pause()
-        after = _kept(table)
-        assert table.fast == before + 1  # the one cell changed; its row's others were kept
-        assert after == _afresh(table)
-        assert "3.5%" in "".join(ch for ch, _ in after[2])
-
-        def changed_row_order() -> None:
-            table.sort("source", key=lambda source: source.plain)
-
-        def changed_theme() -> None:
-            app.theme = "textual-light"
-
-        changes = {
-            "the cursor": lambda: table.move_cursor(row=2),
-            "the hover": lambda: setattr(table, "hover_coordinate", Coordinate(3, 0)),
-            "the rows' order": changed_row_order,
-            "the zebra": lambda: setattr(table, "zebra_stripes", True),
-            "the focus": table.focus,
-            "the theme": changed_theme,
-            "the padding": lambda: setattr(table, "cell_padding", 2),
-        }
-        table._set_hover_cursor(True)
-        for name, change in changes.items():
-            change()
-            await pilot.pause()
-            assert _kept(table) == _afresh(table), name
 
 
 def test_the_virtual_tables_draw_their_cells_so() -> None:

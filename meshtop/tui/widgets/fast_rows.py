@@ -8,15 +8,7 @@ left to DataTable's own drawing.
 
 A row is drawn as DataTable draws it, with what is the same for each of its cells (the
 cursor, the hover, the styles, the widths, the widget's style) found once for the row:
-43 lines of 2,000 services' edges drawn afresh in 14 ms, not 25 (median, this machine).
-
-What a cell and a line were drawn as is kept by what they hold, not by DataTable's count
-of updates: every refresh (every 2 s) took in new rows, which made every cell and line
-drawn before useless, though most of a row's cells (its names, protocol, mTLS, often its
-figures) read the same. The edge table's frame at 2,000 services was 23-38 ms of the
-screen's thread against a real Prometheus, the longest the screen was held (issue 17);
-a line whose cells read as they did is now taken as it was drawn, a changed line draws
-only its changed cells."""
+43 lines of 2,000 services' edges drawn afresh in 14 ms, not 25 (median, this machine)."""
 
 from __future__ import annotations
 
@@ -28,7 +20,6 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 from textual._types import SegmentLines
-from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
@@ -36,19 +27,8 @@ from textual.widgets.data_table import RowKey
 
 from meshtop.tui.widgets.tables import RowTable
 
-KEPT_CELLS = 4096  # cells kept drawn: 43 rows of 12 cells, eight times over
-
 # the justifications drawn here; `center` and `full`'s spacing are DataTable's own
 _JUSTIFIED = frozenset({"default", "left", "right", "full"})
-
-
-def _content(cell: object) -> tuple[Any, ...] | None:
-    """What a cell is drawn from, when it is a `Text` (None: another renderable): a key
-    for the cell's drawing that holds across DataTable's updates."""
-    if not isinstance(cell, Text):
-        return None
-    return (cell.plain, cell.style, cell.justify, cell.overflow, cell.no_wrap,
-            tuple(cell.spans))  # fmt: skip
 
 
 class FastRows(RowTable):
@@ -58,76 +38,15 @@ class FastRows(RowTable):
     cell, so a screen is drawn the same (`tests/tui/test_fast_rows.py` compares them)."""
 
     _line_style: Style | None = None  # the widget's style, while its lines are drawn
-    _line_widths: tuple[int, ...] = ()  # the columns' widths, while its lines are drawn
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # the cells of `Text` drawn here, by all they are drawn from (`_render_line_in_row`):
-        # kept through DataTable's updates, and through its clearing of its caches when
-        # the table's styles change (each time its tab shows)
-        self._kept_cells: LRUCache[Any, SegmentLines] = LRUCache(KEPT_CELLS)
-        self._kept_lines: LRUCache[Any, Strip] = LRUCache(KEPT_CELLS // 8)  # and lines
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """DataTable's, with the widget's own style and the columns' widths found once for
-        all its lines, not for each line (the style is made from every ancestor's: a
-        tenth of drawing the edge table)."""
+        """DataTable's, with the widget's own style found once for all its lines, not for
+        each line (it is made from every ancestor's: a tenth of drawing the edge table)."""
         self._line_style = self.rich_style
-        self._line_widths = self._widths()
         try:
             return super().render_lines(crop)
         finally:
-            self._line_style, self._line_widths = None, ()
-
-    def _widths(self) -> tuple[int, ...]:
-        return tuple(c.get_render_width(self) for c in self.ordered_columns)
-
-    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
-        """DataTable's, the line kept by all it is drawn from (`_line_key`) rather than by
-        DataTable's count of updates: a row that reads as it did is not drawn again."""
-        key = self._line_key(y, x1, x2, base_style)
-        if key is None:
-            return super()._render_line(y, x1, x2, base_style)
-        strip = self._kept_lines.get(key)
-        if strip is None:
-            strip = super()._render_line(y, x1, x2, base_style)
-            self._kept_lines[key] = strip
-        return strip
-
-    def _line_key(self, y: int, x1: int, x2: int, base_style: Style) -> tuple[Any, ...] | None:
-        """Everything a row's line is drawn from, for a row of `Text` cells in a table with
-        a row cursor (the virtual tables): its place (the mouse's), its cells, the widths,
-        the styles of the row, of its cells and of the rest of the line (the theme's, the
-        zebra's, the cursor's or the hover's on it). None: DataTable's own."""
-        if (
-            self.cursor_type != "row"
-            or self.fixed_columns
-            or (self._labelled_row_exists and self.show_row_labels)
-        ):
-            return None
-        try:
-            row_key, line_no = self._get_offsets(y)
-        except LookupError:
-            return None
-        row_index = self._row_locations.get(row_key)
-        if row_index is None or row_key is self._header_row_key:
-            return None
-        contents = tuple(map(_content, self._get_row_renderables(row_index).cells))
-        if None in contents:
-            return None
-        cursor = self.cursor_coordinate.row == row_index
-        hover = self.hover_coordinate.row == row_index
-        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
-        styles = self._get_styles_to_render_cell  # kept by DataTable for its arguments
-        return (
-            row_index, line_no, contents, x1, x2, self.size.width,
-            self._line_widths or self._widths(), self.cell_padding, base_style,
-            self._get_row_style(row_index, base_style),
-            styles(False, False, row_index < self.fixed_rows, hover, cursor, show_cursor,
-                   show_hover, self.cursor_foreground_priority == "css",
-                   self.cursor_background_priority == "css"),
-            styles(False, False, False, hover, cursor, show_cursor, show_hover, False, False),
-        )  # fmt: skip
+            self._line_style = None
 
     def render_line(self, y: int) -> Strip:
         style = self._line_style
@@ -180,6 +99,7 @@ class FastRows(RowTable):
         row_style = self._get_row_style(row_index, base_style)
         # what `_render_cell` finds for each cell, found here for the row
         show_hover = self._show_hover_cursor
+        update_count, pseudo_classes = self._update_count, self._pseudo_class_state
         if header:
             height = self.header_height
         else:
@@ -197,25 +117,20 @@ class FastRows(RowTable):
             self.cursor_foreground_priority == "css",
             self.cursor_background_priority == "css",
         )
-        kept = self._kept_cells
+        made = self._cell_render_cache
         padding = 2 * self.cell_padding
         used = self._row_label_column_width
         cells: list[list[Segment]] = []
         for column_index, column in enumerate(self.ordered_columns):
             width = padding + (column.content_width if column.auto_width else column.width)
             used += width
-            cell = row_cells[column_index] if row_cells is not None else None
-            content = _content(cell)
-            lines = None
-            if content is not None:
-                # a cell of `Text` kept by what it is drawn from: its content, its place
-                # (the mouse's), its width and its styles (the theme's, the cursor's)
-                key = (row_index, column_index, content, width, padding, row_style, component,
-                       post)  # fmt: skip
-                lines = kept.get(key)
-                if lines is None:
-                    lines = self._drawn(cell, row_index, column_index, width,
-                                        row_style + component, post, key, kept)  # fmt: skip
+            key = (row_key, column.key, row_style, cursor, hover, show_hover, update_count,
+                   pseudo_classes)  # fmt: skip
+            lines = made.get(key)
+            if lines is None and row_cells is not None:
+                cell = row_cells[column_index]
+                lines = self._drawn(cell, row_index, column_index, width, row_style + component,
+                                    post, key)  # fmt: skip
             if lines is None:  # DataTable's own
                 lines = self._render_cell(row_index, column_index, row_style, width, cursor, hover)
             cells.append(lines[line_no])
@@ -302,11 +217,9 @@ class FastRows(RowTable):
         style: Style,
         post: Style,
         cache_key: tuple[Any, ...],
-        into: LRUCache[Any, SegmentLines] | None = None,
     ) -> SegmentLines | None:
-        """The cell's lines drawn here and kept under `cache_key` (in DataTable's cache of
-        cells, or `into`), for a one-line `Text` in the cell's style (its row's and its
-        component's); None: DataTable draws it."""
+        """The cell's lines drawn here and kept under `cache_key`, for a one-line `Text`
+        in the cell's style (its row's and its component's); None: DataTable draws it."""
         if not isinstance(cell, Text):
             return None
         # the mouse's place, between the row's style and the component's, as DataTable's
@@ -315,7 +228,7 @@ class FastRows(RowTable):
         if line is None:
             return None
         lines = [line]
-        (self._cell_render_cache if into is None else into)[cache_key] = lines
+        self._cell_render_cache[cache_key] = lines
         return lines
 
     def _cell_line(self, text: Text, width: int, pre: Style, post: Style) -> list[Segment] | None:
