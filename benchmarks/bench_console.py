@@ -1221,6 +1221,12 @@ def main() -> None:
     if sys.argv[1:2] == ["--hostile-serve"]:
         serve_hostile(int(sys.argv[2]), int(sys.argv[3]))
         return
+    # every process this starts (the console, the simulator) imports the meshtop of the
+    # tree this file is in, before the one installed (an editable install points at the
+    # checkout it was made in): a copy of the tree, made to bench while the checkout is
+    # edited, benches its own code
+    tree = str(Path(__file__).resolve().parent.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")]))
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--services", type=int, nargs="+", default=[200, 2000, 20000])
     parser.add_argument("--minutes", type=float, default=5.0)
