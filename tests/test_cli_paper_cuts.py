@@ -68,9 +68,16 @@ def test_esc_is_waited_on_for_25_ms_unless_the_user_says(
     """A lone ESC is the esc key only once no sequence follows it within the escape
     delay: Textual's own 100 ms made every esc (close, clear, cancel) feel late. The
     console sets htop's 25 ms before Textual reads it, and keeps a user's ESCDELAY."""
-    env = {k: v for k, v in os.environ.items() if k != "ESCDELAY"}
-    if escdelay is not None:
-        env["ESCDELAY"] = escdelay
+    read = _read_as_the_console("ESCDELAY", escdelay, "constants.ESCAPE_DELAY")
+    assert float(read) == seconds
+
+
+def _read_as_the_console(name: str, value: str | None, expression: str) -> str:
+    """`expression` as Textual reads it in a process that set its terminal environment as
+    the console does, with the variable `name` set to `value` (None: not set)."""
+    env = {k: v for k, v in os.environ.items() if k != name}
+    if value is not None:
+        env[name] = value
     read = subprocess.run(
         [
             sys.executable,
@@ -79,14 +86,15 @@ def test_esc_is_waited_on_for_25_ms_unless_the_user_says(
             "terminal_environment()\n"
             "from meshtop.tui.app import MeshtopApp\n"
             "from textual import constants\n"
-            "print(constants.ESCAPE_DELAY)",
+            "from textual.app import App\n"
+            f"print({expression})",
         ],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert float(read.stdout) == seconds
+    return read.stdout.strip()
 
 
 @pytest.mark.parametrize(("animations", "level"), [(None, "none"), ("full", "full")])
@@ -95,22 +103,4 @@ def test_nothing_is_animated_unless_the_user_says(animations: str | None, level:
     milliseconds written to the terminal while the new tab's own frame was made (issue
     17): the console sets no animation before Textual reads it, and keeps a user's
     TEXTUAL_ANIMATIONS."""
-    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_ANIMATIONS"}
-    if animations is not None:
-        env["TEXTUAL_ANIMATIONS"] = animations
-    read = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from meshtop.cli.console import terminal_environment\n"
-            "terminal_environment()\n"
-            "from meshtop.tui.app import MeshtopApp\n"
-            "from textual.app import App\n"
-            "print(App().animation_level)",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert read.stdout.strip() == level
+    assert _read_as_the_console("TEXTUAL_ANIMATIONS", animations, "App().animation_level") == level
