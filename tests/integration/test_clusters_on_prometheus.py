@@ -124,9 +124,10 @@ def test_per_cluster_and_aggregated_prometheus_give_the_same_edges(
     for key in crossing:  # counted once, on mutual TLS as the server's proxy says
         assert a[key].mtls == 1.0  # type: ignore[attr-defined]
         rate = sum(e.rate for e in sim.flows() if (e.source.id, e.destination.id) == key)
-        # about 1 rps in whole counts over 10s: two requests less is 0.2 rps (seen on a slow
-        # machine: 0.78 against 0.98); counted twice, it would be twice the rate
-        assert a[key].rps == pytest.approx(rate, rel=0.2, abs=0.25)  # type: ignore[attr-defined]
+        # about 1 rps in whole counts over 10s, each read when a busy machine gets to the
+        # scrape, not when Prometheus stamps it: seen 0.78 against 0.98 and against 1.03. What
+        # is checked is once, not twice: nearer the rate than half or twice it
+        assert 0.5 * rate < a[key].rps < 1.5 * rate, (key, rate)  # type: ignore[attr-defined]
 
 
 def _export(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
