@@ -216,6 +216,13 @@ class Terminal:
             if key == "esc" and i < len(keys) - 1:
                 time.sleep(ESC_ALONE_S)
 
+    def click(self, x: int, y: int) -> None:
+        """The mouse moved to the cell at column `x`, row `y` (from 0), and its left
+        button pressed and let go there, as xterm reports them in the SGR mode the
+        program asked for (any motion reported: a mouse is moved to where it clicks)."""
+        at = f"{x + 1};{y + 1}"
+        self.proc.write(f"\x1b[<35;{at}M\x1b[<0;{at}M\x1b[<0;{at}m".encode())
+
     def type(self, text: str, after: str = "") -> None:
         """Text one character at a time, each seen on screen (after `after`, the prompt's
         sign, if it has one) before the next: how a person types."""

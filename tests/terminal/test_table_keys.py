@@ -1,6 +1,7 @@
 """`j` and `k` move down and up a table's rows in a real terminal, as they move in the
 graph and the waterfall: the edge table, the routes tab and the trace list, without
-colour (the highlighted row told apart from the zebra stripes by its background)."""
+colour (the highlighted row told apart from the zebra stripes by its background). And
+the mouse: a click on a row of the edge table highlights it, on a header sorts by it."""
 
 from __future__ import annotations
 
@@ -71,6 +72,32 @@ def test_j_and_k_move_through_the_edge_table_and_the_routes_at_80x24() -> None:
         t.press("3")
         t.wait_for("VirtualService bookinfo/reviews")
         _j_and_k(t, ROUTE)
+
+
+def test_a_click_highlights_an_edge_tables_row_and_a_header_sorts_at_80x24() -> None:
+    """The cells carry no mouse place of their own (`FastRows._place` works it out from
+    where the mouse is): a click must still land on the row and the column under it."""
+    with Terminal(["demo"], cols=80, rows=24, env={"NO_COLOR": "1"}) as t:
+        t.ready()
+        t.press("p")  # paused: no refresh reorders the rows meanwhile
+        t.wait_for("PAUSED")
+        t.press("2")
+        t.wait_for("SOURCE", "DESTINATION")
+        t.wait("a highlighted row", lambda: _highlighted(t, EDGE) is not None)
+        first = _highlighted(t, EDGE)
+        y, name = next((y, n) for y, n in _rows(t, EDGE)[2:] if n != first)
+        t.click(t.column_in(y, name.split()[1]), y)  # on its destination's name
+        t.wait(f"{name} highlighted by a click", lambda: _highlighted(t, EDGE) == name)
+        head = t.row_of("DESTINATION")
+        assert head is not None
+        assert "RPS ▼" not in t.lines()[head]
+        t.click(t.column_in(head, "RPS"), head)
+        t.wait_for_re(r"DESTINATION.*RPS ▼")
+        rates = [float(m.group(1)) for m in map(RATE.search, t.lines()[head + 1 :]) if m]
+        assert len(rates) >= 3 and rates == sorted(rates, reverse=True), t.text()
+
+
+RATE = re.compile(r"\s(\d+(?:\.\d+)?)rps\s")  # the edge table's requests a second
 
 
 def test_j_and_k_move_through_the_trace_list() -> None:

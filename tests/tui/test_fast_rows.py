@@ -1,7 +1,8 @@
 """The virtual tables' own cell drawing (issue 17, `FastRows`) draws every line as
 DataTable's drawing through Rich does: the same characters in the same styles, the
 cursor's row, the sorted column's bold header, a styled cell, figures to the right, a
-cell too wide for its column."""
+cell too wide for its column. A cell is drawn once for what it shows, wherever its row
+goes; the mouse finds its row and column by where it is, scrolled or not."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.text import Span, Text
+from textual import on
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -33,8 +36,20 @@ class Drawn(FastRows):
 
 
 class OneTable(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[tuple[str, object]] = []  # what the table said: selected, a header
+
     def compose(self) -> ComposeResult:
         yield Drawn()
+
+    @on(DataTable.RowSelected)
+    def _row(self, event: DataTable.RowSelected) -> None:
+        self.said.append(("row", event.cursor_row))
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        self.said.append(("header", event.column_key.value))
 
 
 def _fill(table: DataTable[Any]) -> None:
@@ -78,8 +93,12 @@ def _fill(table: DataTable[Any]) -> None:
 
 
 def _cells(strip: Strip) -> list[tuple[str, Any]]:
-    """A line as its characters, each with its style: segments may be cut anywhere."""
-    return [(ch, s.style) for s in strip for ch in s.text]
+    """A line as its characters, each with its style: segments may be cut anywhere.
+    The mouse's place DataTable puts in every cell's style (`meta`) is left out: the
+    cells drawn here carry none (`FastRows._place`)."""
+    return [
+        (ch, s.style.clear_meta_and_links() if s.style else s.style) for s in strip for ch in s.text
+    ]
 
 
 def _lines(table: DataTable[Any], drawer: type[DataTable[Any]]) -> list[list[tuple[str, Any]]]:
@@ -113,9 +132,68 @@ async def test_the_fast_cells_draw_what_datatable_draws() -> None:
         assert "ERR% ▼" in "".join(ch for ch, _ in ours[0])
         assert {s for _, s in ours[2]} != {s for _, s in ours[1]}
         assert "productpage-v1" in "".join(ch for ch, _ in ours[1])
-        # the mouse's place in each cell, for a click on a header or a row
-        assert ours[0][0][1].meta == {"row": -1, "column": 0}
-        assert ours[2][7][1].meta == {"row": 1, "column": 1}  # after 4 + 2 cells
+
+
+async def test_a_cell_is_drawn_once_wherever_its_row_goes() -> None:
+    """Sorted (every row in another place, DataTable's own caches of no use) the rows
+    are drawn from the cells already drawn; a changed cell alone is drawn again. And
+    the cells drawn here carry no mouse place."""
+    app = OneTable()
+    async with app.run_test(size=(60, 8)) as pilot:
+        table = app.query_one(Drawn)
+        _fill(table)
+        table.show_cursor = False  # (the cursor's row stays where it is, its cells apart)
+        await pilot.pause()
+        whole = Region(0, 0, table.size.width, table.size.height)
+        first = [_cells(line) for line in table.render_lines(whole)]
+        drawn = table.fast
+        assert drawn >= 20
+        table.sort("mtls", key=lambda cell: cell.plain)  # 50%, no, x\ty, yes: all moved
+        sorted_ = [_cells(line) for line in table.render_lines(whole)]
+        assert table.fast == drawn  # nothing drawn again
+        assert sorted_[1:] == [first[3], first[2], first[4], first[1]]
+        assert sorted_ == _lines(table, DataTable)  # as DataTable draws the sorted table
+        table._clear_caches()  # (as `_lines` did, what is kept went with DataTable's)
+        table.render_lines(whole)
+        drawn = table.fast
+        table.update_cell("1", "errors", Text("7%", justify="right"))
+        assert not any(s.style and s.style.meta for s in table.render_lines(whole)[2])
+        assert table.fast == drawn + 1  # that cell alone
+        assert "7%" in "".join(ch for ch, _ in _cells(table.render_lines(whole)[2]))
+
+
+async def test_the_mouse_finds_its_row_and_column_by_where_it_is() -> None:
+    """A click on a row moves the cursor there, a second one selects it, a click on a
+    header says so, the hover follows the mouse; past the last column a click still
+    takes the row; scrolled, the row under the mouse, not the one first drawn there."""
+    app = OneTable()
+    async with app.run_test(size=(60, 8)) as pilot:
+        table = app.query_one(Drawn)
+        _fill(table)
+        await pilot.pause()
+        # columns: health 4+2 cells, source 14+2, errors 7+2; the header is line 0; the
+        # cells clicked are drawn here (row 1's, the header's)
+        assert await pilot.click(Drawn, offset=(8, 2))
+        assert table.cursor_coordinate == Coordinate(1, 1)  # the source cell of row 1
+        assert await pilot.click(Drawn, offset=(8, 2))
+        await pilot.pause()
+        assert ("row", 1) in app.said
+        assert await pilot.click(Drawn, offset=(24, 0))
+        await pilot.pause()
+        assert ("header", "errors") in app.said
+        assert await pilot.hover(Drawn, offset=(25, 2))
+        await pilot.pause()
+        assert table.hover_coordinate == Coordinate(1, 2)
+        assert await pilot.click(Drawn, offset=(58, 1))  # past the last column
+        assert table.cursor_row == 0
+        for i in range(4, 30):
+            table.add_row(*(Text(f"r{i}") for _ in range(5)), key=str(i))
+        await pilot.pause()
+        table.scroll_to(y=10, animate=False)
+        await pilot.pause()
+        assert table.scroll_y == 10
+        assert await pilot.click(Drawn, offset=(8, 3))
+        assert table.cursor_row == 12  # the third row shown, 10 rows down
 
 
 async def test_the_hover_and_a_focus_change_draw_the_same() -> None:

@@ -8,10 +8,20 @@ left to DataTable's own drawing.
 
 A row is drawn as DataTable draws it, with what is the same for each of its cells (the
 cursor, the hover, the styles, the widths, the widget's style) found once for the row:
-43 lines of 2,000 services' edges drawn afresh in 14 ms, not 25 (median, this machine)."""
+43 lines of 2,000 services' edges drawn afresh in 14 ms, not 25 (median, this machine).
+
+A cell's drawing is kept by what it shows and how (`_kept`), not by its row's place or
+the table's count of updates as DataTable keeps it: a refresh changes the figures of a
+few cells, and a sort by health moves the rows, but most cells on screen are drawn as
+they were, and were drawn again for every refresh (all 43 rows' 504 cells each 2 s while
+the edge table showed at 2,000 services, where 36-98 changed). So the cells drawn here
+carry no mouse place (DataTable puts the row and column in each cell's style, its
+`meta`): a mouse event's place is worked out from where it is (`_place`), for every cell,
+DataTable's own drawing too, and DataTable's handlers read that as ever."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from rich.cells import cell_len
@@ -19,6 +29,7 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
+from textual import events
 from textual._types import SegmentLines
 from textual.coordinate import Coordinate
 from textual.geometry import Region
@@ -29,6 +40,10 @@ from meshtop.tui.widgets.tables import RowTable
 
 # the justifications drawn here; `center` and `full`'s spacing are DataTable's own
 _JUSTIFIED = frozenset({"default", "left", "right", "full"})
+# cells' drawings kept by what they show (`FastRows._kept`): a screen of 48 rows of 12
+# cells is 576; once this many are kept, they are the older ones, and those found again
+# there are kept on (a dict each: an LRUCache's look-up took as long as the drawing saved)
+CELLS_KEPT = 4096
 
 
 class FastRows(RowTable):
@@ -38,6 +53,53 @@ class FastRows(RowTable):
     cell, so a screen is drawn the same (`tests/tui/test_fast_rows.py` compares them)."""
 
     _line_style: Style | None = None  # the widget's style, while its lines are drawn
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a cell's segments by its text, spans, styles and width (`_drawn`); older ones
+        self._kept: dict[tuple[Any, ...], list[Segment]] = {}
+        self._older: dict[tuple[Any, ...], list[Segment]] = {}
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()  # (the styles changed, say): what is kept goes too
+        self._kept, self._older = {}, {}
+
+    # -- the mouse's place ---------------------------------------------------------------
+
+    def _on_mouse_move(self, event: events.MouseMove) -> None:
+        event.style = self._place(event)  # then DataTable's handler, which reads it
+
+    async def _on_click(self, event: events.Click) -> None:
+        event.style = self._place(event)
+
+    def _place(self, event: events.MouseEvent) -> Style:
+        """The row and column under the mouse as DataTable's drawing puts them in a
+        cell's style (`meta`): the header's row -1, a row label's column -1, past the
+        last column `out_of_bounds`; below the rows, or off the table, none."""
+        at = event.get_content_offset(self)
+        if at is None:
+            return Style.null()
+        x, y = at
+        fixed = self._get_fixed_offset()  # the header and fixed rows, the label and fixed columns
+        try:
+            row_key, _ = self._get_offsets(y if y < fixed.top else y + int(self.scroll_y))
+        except LookupError:
+            return Style.null()
+        row = -1 if row_key is self._header_row_key else self._row_locations.get(row_key)
+        if row is None:
+            return Style.null()
+        label = self._row_label_column_width
+        if x < label:
+            return Style.from_meta({"row": row, "column": -1})
+        if x >= fixed.left:  # scrolled: the row from its first column, as it is cut
+            x += int(self.scroll_x)
+        ends = itertools.accumulate(c.get_render_width(self) for c in self.ordered_columns)
+        for column, end in enumerate(ends):
+            if x - label < end:
+                return Style.from_meta({"row": row, "column": column})
+        return Style.from_meta({"row": row, "column": 0, "out_of_bounds": True})
+
+    # -- drawing -------------------------------------------------------------------------
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """DataTable's, with the widget's own style found once for all its lines, not for
@@ -99,7 +161,6 @@ class FastRows(RowTable):
         row_style = self._get_row_style(row_index, base_style)
         # what `_render_cell` finds for each cell, found here for the row
         show_hover = self._show_hover_cursor
-        update_count, pseudo_classes = self._update_count, self._pseudo_class_state
         if header:
             height = self.header_height
         else:
@@ -117,20 +178,16 @@ class FastRows(RowTable):
             self.cursor_foreground_priority == "css",
             self.cursor_background_priority == "css",
         )
-        made = self._cell_render_cache
+        cell_style = row_style + component
         padding = 2 * self.cell_padding
         used = self._row_label_column_width
         cells: list[list[Segment]] = []
         for column_index, column in enumerate(self.ordered_columns):
             width = padding + (column.content_width if column.auto_width else column.width)
             used += width
-            key = (row_key, column.key, row_style, cursor, hover, show_hover, update_count,
-                   pseudo_classes)  # fmt: skip
-            lines = made.get(key)
-            if lines is None and row_cells is not None:
-                cell = row_cells[column_index]
-                lines = self._drawn(cell, row_index, column_index, width, row_style + component,
-                                    post, key)  # fmt: skip
+            lines = None
+            if row_cells is not None:  # kept by what it shows, not DataTable's key
+                lines = self._drawn(row_cells[column_index], width, cell_style, post)
             if lines is None:  # DataTable's own
                 lines = self._render_cell(row_index, column_index, row_style, width, cursor, hover)
             cells.append(lines[line_no])
@@ -146,8 +203,7 @@ class FastRows(RowTable):
             False,
             False,
         )
-        extend_style = row_style + extend_style
-        extend_style += Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        extend_style = row_style + extend_style  # (no mouse place: `_place` works it out)
         cells.append([Segment(" " * max(0, self.size.width - used), extend_style)])
         pair: tuple[SegmentLines, SegmentLines] = ([], cells)
         self._row_render_cache[cache_key] = pair
@@ -202,34 +258,29 @@ class FastRows(RowTable):
                 self.cursor_foreground_priority == "css",
                 self.cursor_background_priority == "css",
             )
-            lines = self._drawn(cell, row_index, column_index, width, base_style + component,
-                                post, cache_key)  # fmt: skip
+            lines = self._drawn(cell, width, base_style + component, post)
         if lines is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_render_cache[cache_key] = lines  # type: ignore[arg-type]
         return lines
 
-    def _drawn(
-        self,
-        cell: object,
-        row_index: int,
-        column_index: int,
-        width: int,
-        style: Style,
-        post: Style,
-        cache_key: tuple[Any, ...],
-    ) -> SegmentLines | None:
-        """The cell's lines drawn here and kept under `cache_key`, for a one-line `Text`
-        in the cell's style (its row's and its component's); None: DataTable draws it."""
+    def _drawn(self, cell: object, width: int, style: Style, post: Style) -> SegmentLines | None:
+        """The cell's lines drawn here, or as drawn before for the same text in the same
+        styles and width; for a one-line `Text` in the cell's style (its row's and its
+        component's); None: DataTable draws it."""
         if not isinstance(cell, Text):
             return None
-        # the mouse's place, between the row's style and the component's, as DataTable's
-        meta = Style.from_meta({"row": row_index, "column": column_index})
-        line = self._cell_line(cell, width, style + meta, post)
+        shows = (cell.plain, *cell.spans, cell.style, cell.justify, cell.overflow,
+                 cell.no_wrap, width, style, post)  # fmt: skip
+        line = self._kept.get(shows)
         if line is None:
-            return None
-        lines = [line]
-        self._cell_render_cache[cache_key] = lines
-        return lines
+            line = self._older.get(shows) or self._cell_line(cell, width, style, post)
+            if line is None:
+                return None
+            self._kept[shows] = line
+            if len(self._kept) >= CELLS_KEPT:
+                self._older, self._kept = self._kept, {}
+        return [line]
 
     def _cell_line(self, text: Text, width: int, pre: Style, post: Style) -> list[Segment] | None:
         """The segments of a cell `width` cells wide (its padding included) holding
