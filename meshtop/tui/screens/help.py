@@ -57,7 +57,8 @@ KEYS = (
     ("[ / ]", "the whole console one window back / forward in time (:at -30m, :at 10:02); "
               "past now, or esc: live again; :compare -30m: each edge now beside then"),
     ("shift+arrows, pgup pgdn home end", "pan a large graph"),
-    ("mouse", "click a box to select it; the wheel scrolls"),
+    ("mouse", "click a box to select it, a table's row to put the cursor on it (again: "
+              "enter), a header to sort by it; the wheel scrolls"),
 )  # fmt: skip
 GRAPH = (
     (
