@@ -21,6 +21,7 @@ class Notice(Static):
         super().__init__("", id="notice")
         self.said: list[str] = []  # the line said in place, while it lasts
         self._unsay: Timer | None = None
+        self._shown = ""  # what `show` last showed
 
     def say(self, text: str, redraw: Callable[[], None]) -> None:
         """`text` said in place ("": nothing), until SAID_FOR_S have passed or the next
@@ -37,5 +38,10 @@ class Notice(Static):
         redraw()
 
     def show(self, text: str) -> None:
+        """`text` shown ("": the notice hidden); the same as shown: nothing to do (every
+        refresh shows it, and an update lays the whole screen out again)."""
+        if text == self._shown:
+            return
+        self._shown = text
         self.update(Text(said(text)))
         self.set_class(bool(text), "shown")
