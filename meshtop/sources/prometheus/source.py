@@ -63,6 +63,7 @@ from meshtop.sources.prometheus.queries import (
     split_by,
 )
 from meshtop.sources.prometheus.wire import (
+    POST_REFUSED,
     STEPPED_BYTES,
     BoundedSession,
     decode,
@@ -317,6 +318,9 @@ class PrometheusMetrics:
         `BackendError`; warnings are kept for the caller. A plain good answer is decoded
         by the client, once; a large one here, a series at a time (`wire.decode`), and
         handed to the client decoded."""
+        posted = response.request is not None and response.request.method == "POST"
+        if posted and response.status_code in POST_REFUSED:
+            return  # a long query posted: the session asks it again by GET
         problem = describe_http(self.config, response)
         if problem:
             raise BackendError(problem)
