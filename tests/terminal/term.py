@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ptyprocess  # type: ignore[import-untyped]
 import pyte  # type: ignore[import-untyped]
+from wcwidth import wcwidth  # type: ignore[import-untyped]
 
 # The command a user runs: the one this environment installed beside its python.
 MESHTOP = str(Path(sys.executable).parent / "meshtop")
@@ -34,6 +35,22 @@ KEYS = {
     "ctrl+c": b"\x03",
     "ctrl+p": b"\x10",
 }
+
+
+def _shown(row: dict[int, pyte.screens.Char], cols: int) -> str:
+    """A row's text as pyte's `display` makes it, a wide character's right half (kept
+    as an empty cell) left out; but an empty cell after no wide character, a right half
+    whose left was drawn over (which a terminal blanks and pyte keeps), is a blank, where
+    `display` failed (IndexError, once in a benchmark's run)."""
+    text, wide = [], False
+    for x in range(cols):
+        if wide:  # the right half of the character before
+            wide = False
+            continue
+        data = row[x].data
+        text.append(data or " ")
+        wide = bool(data) and wcwidth(data[0]) == 2
+    return "".join(text)
 
 
 class Terminal:
@@ -83,7 +100,7 @@ class Terminal:
 
     def lines(self) -> list[str]:
         with self._changed:
-            return [line.rstrip() for line in self.screen.display]
+            return [_shown(self.screen.buffer[y], self.cols).rstrip() for y in range(self.rows)]
 
     def text(self) -> str:
         return "\n".join(self.lines())
