@@ -15,6 +15,7 @@ Table = tuple[str, re.Pattern[str]]
 EDGE: Table = ("DESTINATION", re.compile(r"^\s*\S+\s+(\S+)\s+(\S+)\s+\d[\d.]*k?(?:rps|c/s)\s"))
 ROUTE: Table = ("destination", re.compile(r"\s(\S+ v\d)\s+\d+\b"))  # and its weight
 TRACE: Table = ("trace id", re.compile(r"\b[0-9a-f]{32}\b"))
+RATE = re.compile(r"\s(\d+(?:\.\d+)?)rps\s")  # the edge table's requests a second
 
 
 def _rows(t: Terminal, table: Table) -> list[tuple[int, str]]:
@@ -61,13 +62,17 @@ def _j_and_k(t: Terminal, table: Table) -> None:
     t.wait(f"k: {first} highlighted again", is_now(first))
 
 
+def _paused_edge_table(t: Terminal) -> None:
+    t.ready()
+    t.press("p")  # paused: no refresh reorders the rows meanwhile
+    t.wait_for("PAUSED")
+    t.press("2")
+    t.wait_for("SOURCE", "DESTINATION")
+
+
 def test_j_and_k_move_through_the_edge_table_and_the_routes_at_80x24() -> None:
     with Terminal(["demo"], cols=80, rows=24, env={"NO_COLOR": "1"}) as t:
-        t.ready()
-        t.press("p")  # paused: no refresh reorders the rows meanwhile
-        t.wait_for("PAUSED")
-        t.press("2")
-        t.wait_for("SOURCE", "DESTINATION")
+        _paused_edge_table(t)
         _j_and_k(t, EDGE)
         t.press("3")
         t.wait_for("VirtualService bookinfo/reviews")
@@ -78,11 +83,7 @@ def test_a_click_highlights_an_edge_tables_row_and_a_header_sorts_at_80x24() -> 
     """The cells carry no mouse place of their own (`FastRows._place` works it out from
     where the mouse is): a click must still land on the row and the column under it."""
     with Terminal(["demo"], cols=80, rows=24, env={"NO_COLOR": "1"}) as t:
-        t.ready()
-        t.press("p")  # paused: no refresh reorders the rows meanwhile
-        t.wait_for("PAUSED")
-        t.press("2")
-        t.wait_for("SOURCE", "DESTINATION")
+        _paused_edge_table(t)
         t.wait("a highlighted row", lambda: _highlighted(t, EDGE) is not None)
         first = _highlighted(t, EDGE)
         y, name = next((y, n) for y, n in _rows(t, EDGE)[2:] if n != first)
@@ -95,9 +96,6 @@ def test_a_click_highlights_an_edge_tables_row_and_a_header_sorts_at_80x24() -> 
         t.wait_for_re(r"DESTINATION.*RPS ▼")
         rates = [float(m.group(1)) for m in map(RATE.search, t.lines()[head + 1 :]) if m]
         assert len(rates) >= 3 and rates == sorted(rates, reverse=True), t.text()
-
-
-RATE = re.compile(r"\s(\d+(?:\.\d+)?)rps\s")  # the edge table's requests a second
 
 
 def test_j_and_k_move_through_the_trace_list() -> None:

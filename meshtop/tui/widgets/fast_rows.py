@@ -50,7 +50,8 @@ class FastRows(RowTable):
     """DataTable's drawing for the common cell: one line of `Text` (or a string, which
     DataTable makes a `Text`) no wider than its column, in a row one line high.
     The segments are those `console.render_lines` gives for DataTable's padded, styled
-    cell, so a screen is drawn the same (`tests/tui/test_fast_rows.py` compares them)."""
+    cell, but for the mouse's place, so a screen is drawn the same
+    (`tests/tui/test_fast_rows.py` compares them)."""
 
     _line_style: Style | None = None  # the widget's style, while its lines are drawn
 
