@@ -388,9 +388,11 @@ async def test_a_refresh_draws_the_status_line_again_without_laying_the_screen_o
             said = before.generated_at.strftime("%H:%M:%S")
             await until(
                 pilot,
-                lambda: app.snapshot is not None  # noqa: B023
-                and app.snapshot.generated_at.strftime("%H:%M:%S") != said  # noqa: B023
-                and app.snapshot.generated_at.strftime("%H:%M:%S") in str(status.render()),
+                lambda: (
+                    app.snapshot is not None
+                    and app.snapshot.generated_at.strftime("%H:%M:%S") != said  # noqa: B023
+                    and app.snapshot.generated_at.strftime("%H:%M:%S") in str(status.render())
+                ),
                 "a newer snapshot's time on the status line",
             )
         assert layouts == 0
