@@ -18,7 +18,7 @@ SAID_FOR_S = 8.0  # how long a line said in place stays (a problem of a source s
 
 class Notice(Static):
     def __init__(self) -> None:
-        super().__init__("", id="notice")
+        super().__init__(Text(""), id="notice")  # as `show` leaves it: a Text
         self.said: list[str] = []  # the line said in place, while it lasts
         self._unsay: Timer | None = None
         self._shown = ""  # what `show` last showed
