@@ -1,5 +1,7 @@
 """The console's terminal driver: Textual's own for Linux and macOS, with two changes: how
-soon a lone ESC becomes the esc key, and each frame written in fewer bytes (`sgr`).
+soon a lone ESC becomes the esc key, and each frame written in fewer bytes (`sgr`: its
+styles as their changes, and on a terminal that erases in the current background, each
+line's blank end as an erase).
 
 A terminal sends the esc key as the byte ESC, which also starts every other key's escape
 sequence: a lone ESC is the esc key only once nothing follows it within the escape delay
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import os
 import selectors
+import sys
 from codecs import getincrementaldecoder
+from typing import Any
 
 from textual._loop import loop_last
 from textual._parser import ParseError
@@ -25,7 +29,7 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
-from meshtop.tui.sgr import compact
+from meshtop.tui.sgr import blank_tails, compact
 
 IDLE_WAIT_S = 0.1  # Textual's
 
@@ -39,12 +43,35 @@ def wait_for(parser: XTermParser, now: float) -> float:
     return max(0.0, min(IDLE_WAIT_S, deadline - now))
 
 
+def erases_in_background(term: str | None) -> bool:
+    """Whether the terminal `term` names erases in the current background colour
+    (terminfo's `bce`), as xterm's entries and the Linux console's say; False where that
+    is not known (no TERM, no terminfo entry, no curses)."""
+    if not term:
+        return False
+    try:
+        import curses
+
+        curses.setupterm(term, sys.__stdout__.fileno() if sys.__stdout__ else -1)
+        return curses.tigetflag("bce") > 0
+    except Exception:  # no curses here, an unknown TERM, no terminal: keep the blanks
+        return False
+
+
 class PromptEscDriver(LinuxDriver):
     """Textual's Linux driver, waking for a pending escape sequence's deadline, and
-    writing each frame's styles as their changes."""
+    writing each frame's styles as their changes and, where the terminal erases in the
+    current background, each line's blank end as an erase."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._erases = erases_in_background(os.environ.get("TERM"))
 
     def write(self, data: str) -> None:
-        super().write(compact(data))
+        data = compact(data)
+        if self._erases:
+            data = blank_tails(data, self._app.size.width)
+        super().write(data)
 
     def run_input_thread(self) -> None:
         selector = selectors.SelectSelector()

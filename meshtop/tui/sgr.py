@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rich.cells import cell_len
+
 _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 _RESETS = ("", "0")
 _FLAGS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53"})
@@ -115,6 +117,94 @@ def compact(frame: str) -> str:
             written = after.end()
         active = after.group(1)
         i += 2
+    if not out:
+        return frame
+    out.append(frame[written:])
+    return "".join(out)
+
+
+# Blank tails: a line's last run of blanks written as "erase to the end of the line".
+# A frame's lines are padded to the screen's edge with blanks in the line's background (a
+# third of a detail's first frame at 160x48). A terminal that erases in the current
+# background (terminfo's `bce`: xterm's, the Linux console's) draws the same cells from
+# `ESC[K`, which leaves the cursor where the run began rather than at the edge: so only a
+# run that reaches the edge and is followed by a cursor move (the next line's, or the
+# frame's last) is written so, and only while no flag that shows on a blank (underline,
+# reverse, strike, overline) may be on.
+_MOVE = re.compile(r"\x1b\[(\d+);(\d+)H")
+_TAIL = re.compile(r"(?<! )( {4,}+)((?:\x1b\[[0-9;:]*m)*)\n?(?=\x1b\[\d+;\d+H)")
+_SHOWN_ON_BLANK = {"4": "24", "21": "24", "7": "27", "9": "29", "53": "55"}  # on: off
+_HARMLESS = frozenset({"1", "2", "3", "5", "6", "8", "22", "23", "25", "28", "39", "49"})
+_COLOUR_AT = frozenset({"38", "48", "58"})
+_AFTER_RESET = ("\x1b[0m", "\x1b[m", "\x1b[0m\n", "\x1b[m\n")
+
+
+@lru_cache(maxsize=4096)  # as `parse`: a theme's styles, each after a few others
+def _blank_shows(params: str, before: frozenset[str] | None) -> frozenset[str] | None:
+    """The flags shown on a blank that are on after an SGR with `params`, from those on
+    `before` (None: not known; an SGR this does not read makes them not known)."""
+    on = set(before) if before is not None else None
+    tokens = params.split(";")
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in _RESETS:
+            on = set()
+        elif token in _COLOUR_AT:
+            kind = tokens[i + 1] if i + 1 < len(tokens) else ""
+            i += 4 if kind == "2" else 2 if kind == "5" else 0
+            if kind not in ("2", "5"):
+                return None
+        elif token in _SHOWN_ON_BLANK:
+            if on is not None:
+                on.add(token)
+        elif token in ("24", "27", "29", "55"):
+            if on is not None:
+                on -= {flag for flag, off in _SHOWN_ON_BLANK.items() if off == token}
+        elif not (token in _HARMLESS or token in _FG or token in _BG or token == "59"):
+            return None  # underline styles (4:3), and anything else
+        i += 1
+    return frozenset(on) if on is not None else None
+
+
+def blank_tails(frame: str, width: int) -> str:
+    """`frame` with each line's run of blanks that reaches column `width` written as an
+    erase to the end of the line, where that draws the same (above). For a terminal
+    that erases in the current background only. A run's flags are read from the cursor
+    move that begins its line, which must come after a reset (the line before ended with
+    one, as Rich ends a styled run): otherwise they are not known and the run is kept."""
+    tails = list(_TAIL.finditer(frame))
+    if not tails:
+        return frame
+    moves = list(_MOVE.finditer(frame))
+    out: list[str] = []
+    written = 0
+    m = -1
+    for tail in tails:
+        start = tail.start(1)
+        while m + 1 < len(moves) and moves[m + 1].start() < start:
+            m += 1
+        if m < 0:
+            continue
+        move = moves[m]
+        if not frame.endswith(_AFTER_RESET, 0, move.start()):
+            continue
+        pieces = _SGR.split(frame[move.end() : start])  # text, parameters, text, ...
+        text = "".join(pieces[0::2])
+        if any(ch < " " for ch in text):
+            continue  # another sequence, or a control: where the run begins is not known
+        if int(move.group(2)) - 1 + cell_len(text) + len(tail.group(1)) != width:
+            continue
+        shown: frozenset[str] | None = frozenset()
+        for params in pieces[1::2]:
+            shown = _blank_shows(params, shown)
+            if shown is None:
+                break
+        if shown is None or shown:
+            continue
+        out.append(frame[written:start])
+        out.append("\x1b[K")
+        written = tail.end(1)
     if not out:
         return frame
     out.append(frame[written:])

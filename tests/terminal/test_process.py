@@ -18,6 +18,34 @@ from .term import MESHTOP, Terminal
 ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 
 
+# -- a line's blank end ----------------------------------------------------------------
+
+
+def _backgrounds(term: str) -> tuple[list[list[str]], bytes]:
+    """Every cell's background on a node's detail (its tables on the screen's
+    background, the title's and the key line's own), and the bytes written."""
+    with Terminal(["demo"], cols=160, rows=48, env={"TERM": term}) as t:
+        t.ready()
+        t.press("enter")
+        t.wait_for("esc back", "Calls now")
+        t.press("r")  # its history drawn again: the plots at their place for both
+        t.wait_for("esc back")
+        return [[t.cell(x, y).bg for x in range(t.cols)] for y in range(t.rows)], bytes(t.raw)
+
+
+def test_a_blank_line_end_is_erased_only_where_the_terminal_erases_in_its_background() -> None:
+    """On an xterm (terminfo's `bce`) a line's blank end is sent as an erase, and the
+    screen has every cell's background as on a terminal sent the blanks (GNU screen's
+    entry, which is sent them); and fewer bytes."""
+    erased, erases = _backgrounds("xterm-256color")
+    blanked, blanks = _backgrounds("screen-256color")
+    assert b"\x1b[K" in erases and b"\x1b[K" not in blanks
+    assert len(erases) < 0.9 * len(blanks), (len(erases), len(blanks))
+    differ = [(x, y) for y, row in enumerate(erased) for x, bg in enumerate(row)
+              if bg != blanked[y][x]]  # fmt: skip
+    assert not differ, f"backgrounds that differ at {differ[:8]}"
+
+
 # -- NO_COLOR ---------------------------------------------------------------------------
 
 
