@@ -1,7 +1,7 @@
 """The console's terminal driver: Textual's own for Linux and macOS, with two changes: how
 soon a lone ESC becomes the esc key, and each frame written in fewer bytes (`sgr`: its
-styles as their changes, and on a terminal that erases in the current background, each
-line's blank end as an erase).
+styles as their changes, and on a terminal that erases in the current background, runs
+of blanks as erases).
 
 A terminal sends the esc key as the byte ESC, which also starts every other key's escape
 sequence: a lone ESC is the esc key only once nothing follows it within the escape delay
@@ -29,7 +29,7 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
-from meshtop.tui.sgr import blank_tails, compact
+from meshtop.tui.sgr import compact, erase_blanks
 
 IDLE_WAIT_S = 0.1  # Textual's
 
@@ -61,7 +61,7 @@ def erases_in_background(term: str | None) -> bool:
 class PromptEscDriver(LinuxDriver):
     """Textual's Linux driver, waking for a pending escape sequence's deadline, and
     writing each frame's styles as their changes and, where the terminal erases in the
-    current background, each line's blank end as an erase."""
+    current background, runs of blanks as erases."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,7 +70,7 @@ class PromptEscDriver(LinuxDriver):
     def write(self, data: str) -> None:
         data = compact(data)
         if self._erases:
-            data = blank_tails(data, self._app.size.width)
+            data = erase_blanks(data)
         super().write(data)
 
     def run_input_thread(self) -> None:

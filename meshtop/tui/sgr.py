@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rich.cells import cell_len
-
 _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 _RESETS = ("", "0")
 _FLAGS = frozenset({"1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53"})
@@ -123,16 +121,21 @@ def compact(frame: str) -> str:
     return "".join(out)
 
 
-# Blank tails: a line's last run of blanks written as "erase to the end of the line".
-# A frame's lines are padded to the screen's edge with blanks in the line's background (a
-# third of a detail's first frame at 160x48). A terminal that erases in the current
-# background (terminfo's `bce`: xterm's, the Linux console's) draws the same cells from
-# `ESC[K`, which leaves the cursor where the run began rather than at the edge: so only a
-# run that reaches the edge and is followed by a cursor move (the next line's, or the
-# frame's last) is written so, and only while no flag that shows on a blank (underline,
-# reverse, strike, overline) may be on.
+# Blanks as erases: a run of blanks written as "erase so many characters" (ECH), and
+# "move right as many" (CUF) where more of the line follows. A frame's lines are padded
+# with blanks in their background, to the screen's edge, to the scroll bar beside them,
+# between a table's columns (a third of a detail's first frame at 160x48). A terminal that
+# erases in the current background (terminfo's `bce`: xterm's, the Linux console's) draws
+# the same cells from `ESC[nX`, which leaves the cursor where the run began: before a
+# cursor move (the next line's or piece's, or the frame's last) nothing more is needed;
+# before more of the line's text the cursor is moved on (a line never reaches past the
+# edge, so neither does that move); anywhere else the run is kept (a run to the edge
+# leaves the cursor waiting to wrap, which a move does not). Only while no flag that
+# shows on a blank (underline, reverse, strike, overline) may be on.
 _MOVE = re.compile(r"\x1b\[(\d+);(\d+)H")
-_TAIL = re.compile(r"(?<! )( {4,}+)((?:\x1b\[[0-9;:]*m)*)\n?(?=\x1b\[\d+;\d+H)")
+_BLANKS = re.compile(r"(?<! )( {6,}+)((?=(?:\x1b\[[0-9;:]*m)*\n?\x1b\[\d+;\d+H))?")
+_MOVED_ON = 12  # a run no shorter than this is erased where the line goes on after it
+_STYLES = re.compile(r"(?:\x1b\[[0-9;:]*m)*")
 _SHOWN_ON_BLANK = {"4": "24", "21": "24", "7": "27", "9": "29", "53": "55"}  # on: off
 _HARMLESS = frozenset({"1", "2", "3", "5", "6", "8", "22", "23", "25", "28", "39", "49"})
 _COLOUR_AT = frozenset({"38", "48", "58"})
@@ -167,34 +170,32 @@ def _blank_shows(params: str, before: frozenset[str] | None) -> frozenset[str] |
     return frozenset(on) if on is not None else None
 
 
-def blank_tails(frame: str, width: int) -> str:
-    """`frame` with each line's run of blanks that reaches column `width` written as an
-    erase to the end of the line, where that draws the same (above). For a terminal
-    that erases in the current background only. A run's flags are read from the cursor
-    move that begins its line, which must come after a reset (the line before ended with
-    one, as Rich ends a styled run): otherwise they are not known and the run is kept."""
-    tails = list(_TAIL.finditer(frame))
-    if not tails:
+def erase_blanks(frame: str) -> str:
+    """`frame` with its runs of blanks written as erases, where that draws the same
+    (above). For a terminal that erases in the current background only. A run's flags
+    are read from the cursor move that begins its piece of line, which must come after
+    a reset (the piece before ended with one, as Rich ends a styled run): otherwise they
+    are not known, and the run is kept."""
+    runs = list(_BLANKS.finditer(frame))
+    if not runs:
         return frame
     moves = list(_MOVE.finditer(frame))
     out: list[str] = []
     written = 0
     m = -1
-    for tail in tails:
-        start = tail.start(1)
+    for run in runs:
+        start, n, before_a_move = run.start(1), len(run.group(1)), run.group(2) is not None
+        if not before_a_move:
+            after = _STYLES.match(frame, run.end(1)).end()  # type: ignore[union-attr]
+            if n < _MOVED_ON or after == len(frame) or frame[after] < " ":
+                continue  # more of the line must follow: at its end, the cursor's place
         while m + 1 < len(moves) and moves[m + 1].start() < start:
             m += 1
-        if m < 0:
+        if m < 0 or not frame.endswith(_AFTER_RESET, 0, moves[m].start()):
             continue
-        move = moves[m]
-        if not frame.endswith(_AFTER_RESET, 0, move.start()):
-            continue
-        pieces = _SGR.split(frame[move.end() : start])  # text, parameters, text, ...
-        text = "".join(pieces[0::2])
-        if any(ch < " " for ch in text):
-            continue  # another sequence, or a control: where the run begins is not known
-        if int(move.group(2)) - 1 + cell_len(text) + len(tail.group(1)) != width:
-            continue
+        pieces = _SGR.split(frame[moves[m].end() : start])  # text, parameters, text, ...
+        if any(ch < " " for ch in "".join(pieces[0::2])):
+            continue  # another sequence, or a control, between: what it does is not read
         shown: frozenset[str] | None = frozenset()
         for params in pieces[1::2]:
             shown = _blank_shows(params, shown)
@@ -203,8 +204,8 @@ def blank_tails(frame: str, width: int) -> str:
         if shown is None or shown:
             continue
         out.append(frame[written:start])
-        out.append("\x1b[K")
-        written = tail.end(1)
+        out.append(f"\x1b[{n}X" if before_a_move else f"\x1b[{n}X\x1b[{n}C")
+        written = run.end(1)
     if not out:
         return frame
     out.append(frame[written:])

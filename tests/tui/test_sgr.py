@@ -4,13 +4,14 @@ with the same screen, cell for cell (character, colours, flags), in fewer bytes.
 from __future__ import annotations
 
 import random
+import re
 
 import pyte  # type: ignore[import-untyped]
 import pytest
 from rich.color import ColorSystem
 from rich.style import Style
 
-from meshtop.tui.sgr import between, blank_tails, compact
+from meshtop.tui.sgr import between, compact, erase_blanks
 
 COLS, ROWS = 60, 8
 COLOURS = [None, "red", "bright_green", "color(200)", "#1e1e1e", "#d8dee9", "default"]
@@ -97,89 +98,79 @@ def test_styles_it_does_not_read_are_written_as_they_came() -> None:
     assert compact(stacked) == stacked
 
 
-# -- a line's blank end as an erase (`blank_tails`) -----------------------------------
-
-BLANK_FLAGS = ["underline", "reverse", "strike", "overline"]  # what shows on a blank
+# -- runs of blanks as erases (`erase_blanks`) ----------------------------------------
 
 
-def _line_frame(rng: random.Random) -> tuple[str, int]:
+def _line_frame(rng: random.Random) -> str:
     """Rows as Textual writes a frame, then the cursor's move: each row begun by a move
-    (at the left edge, or further in as a partial update's piece is), its runs, and
-    most rows a blank end in a style of its own, reaching the edge or stopping short;
-    a newline between rows or not. Also how many of the blank ends may be erased."""
-    rows, erasable = [], 0
+    (at the left edge, or further in as a partial update's piece is), runs of text and
+    of blanks (a table's gap), each in a style of its own, and most rows a blank end
+    reaching the edge or stopping short; a newline between rows or not."""
+    rows = []
     for y in range(ROWS):
         x0 = rng.choice([0, 0, 0, rng.randrange(COLS // 2)])
         runs, x = [], x0
         stop = rng.randrange(x0, COLS)
         while x < stop:
-            n = min(rng.randint(1, 9), stop - x)
-            text = "".join(rng.choice("ab│█ 🔒") for _ in range(n))
-            text = text[: max(1, n - 1)] if "🔒" in text else text
+            n = min(rng.randint(1, 16), stop - x)
+            if rng.random() < 0.3:
+                text = " " * n
+            else:
+                text = "".join(rng.choice("ab│█ 🔒") for _ in range(n))
+                text = text[: max(1, n - 1)] if "🔒" in text else text
             runs.append(_style(rng).render(text, color_system=ColorSystem.TRUECOLOR))
             x += sum(2 if ch == "🔒" else 1 for ch in text)
         blanks = COLS - x - rng.choice([0, 0, 0, 1, 3])
         if blanks > 0:
-            style = _style(rng)
-            runs.append(style.render(" " * blanks, color_system=ColorSystem.TRUECOLOR))
-            shows = any(getattr(style, flag) for flag in BLANK_FLAGS)
-            erasable += blanks >= 4 and x + blanks == COLS and not shows
+            runs.append(_style(rng).render(" " * blanks, color_system=ColorSystem.TRUECOLOR))
         rows.append(f"\x1b[{y + 1};{x0 + 1}H" + "".join(runs) + rng.choice(["", "\n"]))
-    cursor = f"\x1b[{rng.randint(1, ROWS)};{rng.randint(1, COLS)}H"
-    return "".join(rows).rstrip("\n") + cursor, erasable
+    return "".join(rows).rstrip("\n") + f"\x1b[{rng.randint(1, ROWS)};{rng.randint(1, COLS)}H"
 
 
 def _screen_and_cursor(data: str) -> tuple[list[list[pyte.screens.Char]], tuple[int, int]]:
     screen = pyte.Screen(COLS, ROWS)
     screen.set_mode(pyte.modes.LNM)  # a newline as the terminal's line discipline writes it
     pyte.Stream(screen).feed(data)
-    return [[screen.buffer[y][x] for x in range(COLS)] for y in range(ROWS)], (
-        screen.cursor.x,
-        screen.cursor.y,
-    )
+    cells = [[screen.buffer[y][x] for x in range(COLS)] for y in range(ROWS)]
+    return cells, (screen.cursor.x, screen.cursor.y)
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_blank_ends_erased_leave_the_same_screen(seed: int) -> None:
+def test_blanks_erased_leave_the_same_screen(seed: int) -> None:
     """Each cell (character, colours, flags) and the cursor's place as the blanks left
-    them: a blank end erased only where it reaches the edge before a cursor move."""
-    frame, _ = _line_frame(random.Random(seed))
-    frame = compact(frame)
-    written = blank_tails(frame, COLS)
+    them."""
+    frame = compact(_line_frame(random.Random(seed)))
+    written = erase_blanks(frame)
     assert _screen_and_cursor(written) == _screen_and_cursor(frame)
     assert len(written) <= len(frame)
 
 
-def test_blank_ends_are_erased_wherever_they_may_be() -> None:
-    """Over many frames, every blank end that reaches the edge in a style that shows
-    nothing on a blank is erased, but a row's first after the frame's start (what is in
-    effect there is not known)."""
-    erased = expected = 0
-    for seed in range(200):
-        frame, erasable = _line_frame(random.Random(seed))
-        erased += blank_tails(compact(frame), COLS).count("\x1b[K")
-        expected += erasable
-    assert 0.8 * expected <= erased <= expected, (erased, expected)
+def test_blanks_erased_make_a_frame_shorter() -> None:
+    frames = [compact(_line_frame(random.Random(seed))) for seed in range(200)]
+    written = [erase_blanks(frame) for frame in frames]
+    assert sum(map(len, written)) < 0.95 * sum(map(len, frames))  # a style a run: the worst
+    assert sum(len(re.findall(r"\x1b\[\d+C", w)) for w in written) > 100  # a line goes on
 
 
-def test_blank_ends_kept_where_an_erase_would_draw_otherwise() -> None:
+def test_blanks_kept_where_an_erase_would_draw_otherwise_or_save_nothing() -> None:
     bg = "\x1b[48;2;22;26;31m"
     line = f"\x1b[0m\x1b[1;1H{bg}abc{' ' * 57}\x1b[0m\n\x1b[2;1H"
-    assert blank_tails(line, COLS) == f"\x1b[0m\x1b[1;1H{bg}abc\x1b[K\x1b[0m\n\x1b[2;1H"
-    # short of the edge; with no move after it; after a flag that shows on a blank
-    # (xterm erases in the background alone); where the line's start is not known
+    assert erase_blanks(line) == f"\x1b[0m\x1b[1;1H{bg}abc\x1b[57X\x1b[0m\n\x1b[2;1H"
+    gap = line.replace(" " * 57, " " * 12 + "d" + " " * 44)
+    assert erase_blanks(gap) == line.replace(" " * 57, "\x1b[12X\x1b[12Cd\x1b[44X")
     for kept in (
-        line.replace(" " * 57, " " * 56),
-        line[: line.index("\n")],
-        line.replace(bg, f"{bg}\x1b[7m"),
-        line.replace(bg, f"{bg}\x1b[4:3m"),
-        line.replace("\x1b[0m\x1b[1;1H", "\x1b[1;1H"),
+        line.replace(" " * 57, " " * 5),  # an erase no shorter than the blanks
+        line.replace(" " * 57, " " * 11 + "d" + " " * 3),
+        line[: line.index("\n")],  # the end of what is written: no move after it
+        line.replace(bg, f"{bg}\x1b[7m"),  # a flag shown on a blank: a terminal erases
+        line.replace(bg, f"{bg}\x1b[4:3m"),  # in the background alone
+        line.replace("\x1b[0m\x1b[1;1H", "\x1b[1;1H"),  # what is in effect: not known
         line.replace("abc", "a\tc"),
     ):
-        assert blank_tails(kept, COLS) == kept, repr(kept)
+        assert erase_blanks(kept) == kept, repr(kept)
     # a flag turned off again before the blanks: erased
     off = line.replace("abc", "\x1b[7mabc\x1b[27m")
-    assert "\x1b[K" in blank_tails(off, COLS)
+    assert "\x1b[57X" in erase_blanks(off)
 
 
 def test_only_a_terminal_that_erases_in_the_background_is_sent_erases() -> None:
