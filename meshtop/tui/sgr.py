@@ -175,7 +175,7 @@ def erase_blanks(frame: str) -> str:
     (above). For a terminal that erases in the current background only. A run's flags
     are read from the cursor move that begins its piece of line, which must come after
     a reset (the piece before ended with one, as Rich ends a styled run): otherwise they
-    are not known, and the run is kept."""
+    are not known, and the run is kept. Each piece is read once, however many runs."""
     runs = list(_BLANKS.finditer(frame))
     if not runs:
         return frame
@@ -183,24 +183,30 @@ def erase_blanks(frame: str) -> str:
     out: list[str] = []
     written = 0
     m = -1
+    read_to = 0  # what of the run's piece has been read: `shown` holds after it
+    shown: frozenset[str] | None = None
     for run in runs:
         start, n, before_a_move = run.start(1), len(run.group(1)), run.group(2) is not None
         if not before_a_move:
             after = _STYLES.match(frame, run.end(1)).end()  # type: ignore[union-attr]
             if n < _MOVED_ON or after == len(frame) or frame[after] < " ":
                 continue  # more of the line must follow: at its end, the cursor's place
-        while m + 1 < len(moves) and moves[m + 1].start() < start:
-            m += 1
-        if m < 0 or not frame.endswith(_AFTER_RESET, 0, moves[m].start()):
+        if m + 1 < len(moves) and moves[m + 1].start() < start:
+            while m + 1 < len(moves) and moves[m + 1].start() < start:
+                m += 1
+            read_to = moves[m].end()  # a new piece
+            shown = frozenset() if frame.endswith(_AFTER_RESET, 0, moves[m].start()) else None
+        if shown is None:
             continue
-        pieces = _SGR.split(frame[moves[m].end() : start])  # text, parameters, text, ...
+        pieces = _SGR.split(frame[read_to:start])  # text, parameters, text, ...
         if any(ch < " " for ch in "".join(pieces[0::2])):
-            continue  # another sequence, or a control, between: what it does is not read
-        shown: frozenset[str] | None = frozenset()
+            shown = None  # another sequence, or a control: what it does is not read
+            continue
         for params in pieces[1::2]:
             shown = _blank_shows(params, shown)
             if shown is None:
                 break
+        read_to = run.end(1)  # the blanks, written or erased, leave the flags as they are
         if shown is None or shown:
             continue
         out.append(frame[written:start])
