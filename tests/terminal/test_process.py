@@ -27,21 +27,22 @@ def _backgrounds(term: str) -> tuple[list[list[str]], bytes]:
     with Terminal(["demo"], cols=160, rows=48, env={"TERM": term}) as t:
         t.ready()
         t.press("enter")
-        t.wait_for("esc back", "Calls now")
-        t.press("r")  # its history drawn again: the plots at their place for both
-        t.wait_for("esc back")
+        t.wait_for("esc back", "Calls now", "at the end", "Over the last")  # its history
         return [[t.cell(x, y).bg for x in range(t.cols)] for y in range(t.rows)], bytes(t.raw)
 
 
 def test_blanks_are_erased_only_where_the_terminal_erases_in_its_background() -> None:
     """On an xterm (terminfo's `bce`) runs of blanks are sent as erases, and the screen
     has every cell's background as on a terminal sent the blanks (GNU screen's entry,
-    which is sent them); and fewer bytes."""
+    which is sent them); and far fewer blanks written."""
     erased, erases = _backgrounds("xterm-256color")
     blanked, blanks = _backgrounds("screen-256color")
     erase = re.compile(rb"\x1b\[\d+X")
     assert erase.search(erases) and not erase.search(blanks)
-    assert len(erases) < 0.9 * len(blanks), (len(erases), len(blanks))
+    # how many frames each console wrote depends on the machine's load: compare the
+    # share of what each wrote that is blanks (about 4% and 48% at 160x48)
+    shares = erases.count(b" ") / len(erases), blanks.count(b" ") / len(blanks)
+    assert shares[0] < shares[1] / 3, shares
     differ = [(x, y) for y, row in enumerate(erased) for x, bg in enumerate(row)
               if bg != blanked[y][x]]  # fmt: skip
     assert not differ, f"backgrounds that differ at {differ[:8]}"
