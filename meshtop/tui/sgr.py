@@ -131,13 +131,21 @@ def compact(frame: str) -> str:
 # before more of the line's text the cursor is moved on (a line never reaches past the
 # edge, so neither does that move); anywhere else the run is kept (a run to the edge
 # leaves the cursor waiting to wrap, which a move does not). Only while no flag that
-# shows on a blank (underline, reverse, strike, overline) may be on.
-_MOVE = re.compile(r"\x1b\[(\d+);(\d+)H")
-_BLANKS = re.compile(r"(?<! )( {6,}+)((?=(?:\x1b\[[0-9;:]*m)*\n?\x1b\[\d+;\d+H))?")
-_MOVED_ON = 12  # a run no shorter than this is erased where the line goes on after it
+# shows on a blank (underline, reverse, strike, framed, encircled, overline) may be on.
+_BEFORE_A_MOVE = 6  # a run no shorter than this is erased before a cursor move
+_MOVED_ON = 12  # and one no shorter than this where the line goes on after it
+_MOVE = re.compile(r"\x1b\[\d+;\d+H")
 _STYLES = re.compile(r"(?:\x1b\[[0-9;:]*m)*")
-_SHOWN_ON_BLANK = {"4": "24", "21": "24", "7": "27", "9": "29", "53": "55"}  # on: off
-_HARMLESS = frozenset({"1", "2", "3", "5", "6", "8", "22", "23", "25", "28", "39", "49"})
+_BLANKS = re.compile(rf"(?<! )( {{{_BEFORE_A_MOVE},}}+)((?={_STYLES.pattern}\n?{_MOVE.pattern}))?")
+_SHOWN_ON_BLANK = frozenset({"4", "21", "7", "9", "51", "52", "53"})
+# what each off turns off of those (24: either underline), and the SGRs that change
+# nothing a blank shows: the other flags, their offs, and the default colours
+_TURNS_OFF = {
+    _OFF[flag]: frozenset(f for f in _SHOWN_ON_BLANK if _OFF[f] == _OFF[flag])
+    for flag in _SHOWN_ON_BLANK
+}
+_HARMLESS = _FLAGS - _SHOWN_ON_BLANK | {_OFF[f] for f in _FLAGS - _SHOWN_ON_BLANK}
+_HARMLESS |= {"39", "49", "59"} | _FG | _BG
 _COLOUR_AT = frozenset({"38", "48", "58"})
 _AFTER_RESET = ("\x1b[0m", "\x1b[m", "\x1b[0m\n", "\x1b[m\n")
 
@@ -161,10 +169,10 @@ def _blank_shows(params: str, before: frozenset[str] | None) -> frozenset[str] |
         elif token in _SHOWN_ON_BLANK:
             if on is not None:
                 on.add(token)
-        elif token in ("24", "27", "29", "55"):
+        elif token in _TURNS_OFF:
             if on is not None:
-                on -= {flag for flag, off in _SHOWN_ON_BLANK.items() if off == token}
-        elif not (token in _HARMLESS or token in _FG or token in _BG or token == "59"):
+                on -= _TURNS_OFF[token]
+        elif token not in _HARMLESS:
             return None  # underline styles (4:3), and anything else
         i += 1
     return frozenset(on) if on is not None else None
@@ -191,10 +199,11 @@ def erase_blanks(frame: str) -> str:
             after = _STYLES.match(frame, run.end(1)).end()  # type: ignore[union-attr]
             if n < _MOVED_ON or after == len(frame) or frame[after] < " ":
                 continue  # more of the line must follow: at its end, the cursor's place
-        if m + 1 < len(moves) and moves[m + 1].start() < start:
-            while m + 1 < len(moves) and moves[m + 1].start() < start:
-                m += 1
-            read_to = moves[m].end()  # a new piece
+        piece = m
+        while m + 1 < len(moves) and moves[m + 1].start() < start:
+            m += 1
+        if m != piece:  # a new piece
+            read_to = moves[m].end()
             shown = frozenset() if frame.endswith(_AFTER_RESET, 0, moves[m].start()) else None
         if shown is None:
             continue
