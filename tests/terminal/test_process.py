@@ -43,7 +43,9 @@ def test_blanks_are_erased_only_where_the_terminal_erases_in_its_background() ->
     # share of what each wrote that is blanks (about 4% and 48% at 160x48)
     shares = erases.count(b" ") / len(erases), blanks.count(b" ") / len(blanks)
     assert shares[0] < shares[1] / 3, shares
-    differ = [(x, y) for y, row in enumerate(erased) for x, bg in enumerate(row)
+    # but the scroll bar's columns: its thumb follows the body's height, which grows as
+    # the detail's history comes in, read at another moment in each console
+    differ = [(x, y) for y, row in enumerate(erased) for x, bg in enumerate(row[:-3])
               if bg != blanked[y][x]]  # fmt: skip
     assert not differ, f"backgrounds that differ at {differ[:8]}"
 
