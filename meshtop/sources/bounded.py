@@ -16,7 +16,7 @@ import contextvars
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,59 @@ def deadline(seconds: float) -> Iterator[float]:
         yield mine
     finally:
         DEADLINE.reset(token)
+
+
+class CalledOff:
+    """Requests whose answers nobody waits for any more: a detail's histories once the
+    screen is closed or another window asked. Each one under way is cut off (its socket
+    shut: a Prometheus stops evaluating a query whose client has gone), and none starts."""
+
+    def __init__(self) -> None:
+        self.off = False
+        self._cuts: set[Callable[[], None]] = set()
+        self._lock = threading.Lock()
+
+    def call_off(self) -> None:
+        with self._lock:
+            self.off = True
+            cuts = list(self._cuts)
+        for cut in cuts:
+            cut()
+
+    def watch(self, cut: Callable[[], None]) -> bool:
+        """`cut` is called when these are called off; False if they already are."""
+        with self._lock:
+            if not self.off:
+                self._cuts.add(cut)
+            return not self.off
+
+    def forget(self, cut: Callable[[], None]) -> None:
+        with self._lock:
+            self._cuts.discard(cut)
+
+
+# The requests the one under way belongs with, if they may be called off together.
+CALLED: contextvars.ContextVar[CalledOff | None] = contextvars.ContextVar(
+    "meshtop_called", default=None
+)
+
+
+@contextmanager
+def called_off_on_error() -> Iterator[CalledOff]:
+    """Every request made inside (and in threads started inside) is cut off, and none
+    starts, once the block ends with an exception: the task cancelled (a detail closed),
+    or one of its requests failed, so that the others' answers would not be read. A
+    request's thread goes on after its task is cancelled, and so would the backend's
+    work for it."""
+    mine = CalledOff()
+    token = CALLED.set(mine)
+    try:
+        yield mine
+    except BaseException:
+        mine.call_off()
+        raise
+    finally:
+        CALLED.reset(token)
 
 
 class Late(Exception):
@@ -92,30 +145,39 @@ def cut_off() -> bool:
 def _watchdog(conn: Any) -> Iterator[None]:
     """Until the answer's headers are in (connecting, TLS, sending, the headers), each
     read is bounded by the time left, but a server could drip its headers a byte at a
-    time: at the deadline this shuts the connection's socket, which ends any read."""
+    time: at the deadline this shuts the connection's socket, which ends any read. So
+    does calling off the requests this one belongs with (`called_off_on_error`)."""
     when = DEADLINE.get()
-    if when is None:
+    called = CALLED.get()
+    if when is None and called is None:
         yield
         return
     mine = _WATCH.current = _Cut()
-    if when <= time.monotonic():  # a retry after the deadline: not even a connection
+    if when is not None and when <= time.monotonic():  # a retry after the deadline
         mine.fired = True
         raise urllib3.exceptions.TimeoutError("the deadline has passed")
 
-    def cut() -> None:  # on the timer's thread
+    def cut() -> None:  # on the timer's thread, or the one calling off
         sock = getattr(conn, "sock", None)
         if isinstance(sock, socket.socket):
             mine.fired = True
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    timer = threading.Timer(max(0.0, when - time.monotonic()), cut)
-    timer.daemon = True
-    timer.start()
+    if called is not None and not called.watch(cut):
+        raise urllib3.exceptions.ProtocolError("called off")
+    timer = None
+    if when is not None:
+        timer = threading.Timer(max(0.0, when - time.monotonic()), cut)
+        timer.daemon = True
+        timer.start()
     try:
         yield
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
+        if called is not None:
+            called.forget(cut)
 
 
 class _WatchedPool(HTTPConnectionPool):
@@ -143,8 +205,11 @@ def read_all(raw: Any, *, until: float, cap: int) -> bytes:
     reused) on any of them."""
     chunks: list[bytes] = []
     size = 0
+    called = CALLED.get()
     try:
         while True:
+            if called is not None and called.off:  # nobody waits for the rest
+                raise BrokenOff("called off")
             remaining = until - time.monotonic()
             if remaining <= 0:
                 raise Late
@@ -168,6 +233,6 @@ def read_all(raw: Any, *, until: float, cap: int) -> bytes:
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raw.close()
         raise BrokenOff(str(exc)) from None
-    except (Late, TooBig):
+    except (Late, TooBig, BrokenOff):
         raw.close()
         raise
