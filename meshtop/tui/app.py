@@ -119,6 +119,7 @@ class MeshtopApp(App[None]):
         self.themes = themes or load_themes()
         self.settings = settings or Settings()
         self.snapshot: MeshSnapshot | None = None
+        self.frames = 0  # frames drawn so far (`_display`): a detail asks its history once still
         self.paused = False
         self.failures = 0  # refreshes in a row that failed: the retry backs off
         self._next: Timer | None = None
@@ -148,6 +149,7 @@ class MeshtopApp(App[None]):
         screen's turn (`first`) ends with it: what a person waited for is drawn."""
         super()._display(screen, renderable)
         if renderable is not None:
+            self.frames += 1
             turns.done()
 
     def on_load(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import io
 import threading
 
+import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -17,6 +18,7 @@ from meshtop.model import History
 from meshtop.sim.sources import Simulation
 from meshtop.sources.protocols import ClusterSources
 from meshtop.tui.app import MeshtopApp
+from meshtop.tui.screens import detail as detail_screen
 from meshtop.tui.screens.detail import DetailScreen
 
 from ..conftest import only
@@ -130,6 +132,62 @@ async def test_a_slow_backend_never_holds_the_keyboard(sim: Simulation) -> None:
         await settled(pilot)
         assert screen.detail.history.window_s == 300
         assert "window 5m" in _text(app, "#detail-title")
+
+
+class HeldHistory(FlakyMetrics):
+    """History that never answers: the frames the app had drawn when each was asked, and
+    how many of them were cancelled."""
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        self.app: MeshtopApp | None = None
+        self.frames: list[int] = []
+        self.cancelled = 0
+
+    async def history(
+        self, source: str | None, destination: str | None, window_s: float
+    ) -> History:
+        assert self.app is not None
+        self.frames.append(self.app.frames)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        raise AssertionError("held for a minute")
+
+
+async def test_a_history_is_asked_once_the_detail_is_drawn_and_called_off_as_it_closes(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not beside the detail's first frames: a namespace's history keeps a Prometheus busy
+    for seconds (issue 17). Closed, the detail's history is cancelled (its requests cut
+    off, tests/test_prometheus_called_off.py); closed before it was asked, nothing is."""
+    metrics = HeldHistory(sim)
+    app = MeshtopApp(Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock))
+    metrics.app = app
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _first_snapshot(app)
+        await settled(pilot)
+        before = app.frames
+        await _open_edge(app, pilot, PAGE, V3)
+        await until(pilot, lambda: metrics.frames, "the history asked")
+        assert metrics.frames[0] > before  # the detail drawn first
+        assert isinstance(app.screen, DetailScreen)
+        assert "fetching the last 15m" in _text(app, "#detail-history")
+        asked = len(metrics.frames)  # the edge's, and the versions' it compares
+        await keys(pilot, "escape")
+        await until(pilot, lambda: metrics.cancelled == asked, "the histories called off")
+        assert not isinstance(app.screen, DetailScreen)
+
+        monkeypatch.setattr(detail_screen, "STILL_S", 30.0)  # never still in this test
+        monkeypatch.setattr(detail_screen, "MOST_S", 60.0)
+        await _open_edge(app, pilot, PAGE, V3)
+        assert isinstance(app.screen, DetailScreen)
+        await keys(pilot, "escape")
+        await settled(pilot)
+        assert not isinstance(app.screen, DetailScreen)
+        assert len(metrics.frames) == asked  # the second detail asked nothing
 
 
 async def test_a_failing_backend_is_said_in_place(sim: Simulation) -> None:

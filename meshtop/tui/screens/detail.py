@@ -4,6 +4,7 @@ worker and fills the plots when it arrives, so a slow backend never holds the ke
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -81,6 +82,12 @@ class DetailBody(VerticalScroll):
         screen = self.screen
         if isinstance(screen, DetailScreen):
             screen.body_resized()
+
+
+# a detail's history is asked once its screen has drawn nothing for this long (its first
+# frames at 2,000 services: two, 40-60 ms apart), or this long after it was wanted
+STILL_S = 0.08
+MOST_S = 0.5
 
 
 def window_keys() -> str:
@@ -189,10 +196,24 @@ class DetailScreen(Sparing, Screen[None]):
         self._fetch(self._generation, self.window_s)
         self._draw()
 
+    async def _still(self) -> None:
+        """Until the screen has drawn nothing for `STILL_S`, or `MOST_S` at most."""
+        seen = -1
+        for _ in range(round(MOST_S / STILL_S)):
+            drawn = getattr(self.app, "frames", seen)  # frames the app has drawn so far
+            if drawn == seen:
+                return
+            seen = drawn
+            await asyncio.sleep(STILL_S)
+
     # Exclusive: a new window's fetch cancels the one before, and its requests (an answer
     # that was already on its way is dropped by its generation).
     @work(exclusive=True, group="detail", exit_on_error=False)
     async def _fetch(self, generation: int, window_s: float) -> None:
+        # not beside the detail's first frames: its history's queries keep a Prometheus
+        # busy for seconds, on the console's own cores where it runs beside it; and a
+        # detail closed, or given another window, before then asks nothing
+        await self._still()
         try:
             planes = change_sources(  # when its routes and Deployments changed
                 {c: s.control_plane for c, s in getattr(self.app, "clusters", {}).items()}
