@@ -211,9 +211,10 @@ class DetailScreen(Sparing, Screen[None]):
     # that was already on its way is dropped by its generation).
     @work(exclusive=True, group="detail", exit_on_error=False)
     async def _fetch(self, generation: int, window_s: float) -> None:
-        # not beside the detail's first frames: its history's queries keep a Prometheus
-        # busy for seconds, on the console's own cores where it runs beside it; and a
-        # detail closed, or given another window, before then asks nothing
+        # not beside the detail's first frames: a namespace's history's queries keep a
+        # Prometheus busy for half a second or more, on the console's own cores where it
+        # runs beside it; and a detail closed, or given another window, before then asks
+        # nothing
         await self._still()
         try:
             planes = change_sources(  # when its routes and Deployments changed
