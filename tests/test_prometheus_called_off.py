@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
@@ -21,6 +21,7 @@ import pytest
 
 from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError
+from meshtop.sources import bounded
 from meshtop.sources.prometheus import PrometheusMetrics
 from tests.loopback import serving
 
@@ -79,7 +80,7 @@ def holding() -> Iterator[tuple[type[_Holding], str]]:
         yield handler, url
 
 
-async def _until(what: str, done: Any, within: float = 10.0) -> None:
+async def _until(what: str, done: Callable[[], object], within: float = 10.0) -> None:
     end = time.monotonic() + within
     while not done():
         assert time.monotonic() < end, f"waited {within:g}s for {what}"
@@ -131,8 +132,6 @@ def test_one_history_query_failing_cuts_off_the_others(
 
 def test_a_request_called_off_before_it_starts_never_connects() -> None:
     """No connection is opened for a request whose set was called off already."""
-    from meshtop.sources import bounded
-
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)

@@ -161,8 +161,9 @@ async def test_a_history_is_asked_once_the_detail_is_drawn_and_called_off_as_it_
     sim: Simulation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not beside the detail's first frames: a namespace's history keeps a Prometheus busy
-    for seconds (issue 17). Closed, the detail's history is cancelled (its requests cut
-    off, tests/test_prometheus_called_off.py); closed before it was asked, nothing is."""
+    for half a second or more (issue 17). Closed, the detail's history is cancelled (its
+    requests cut off, tests/test_prometheus_called_off.py); closed before it was asked,
+    nothing is."""
     metrics = HeldHistory(sim)
     app = MeshtopApp(Sources(ClusterSources.one(metrics, sim.control_plane), False, sim.clock))
     metrics.app = app
