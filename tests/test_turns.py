@@ -91,6 +91,87 @@ def test_a_loop_that_waited_runs_a_while_before_it_waits_again() -> None:
     assert took[1] < 0.01  # ran on: it had just waited
 
 
+def test_a_keys_turn_outlasts_its_frames_and_ends_once_the_screen_is_still() -> None:
+    """A key's effect can take frames (`2`: the table, then its scroll bars): a loop
+    waits through them, and goes on `STILL_S` after the last."""
+    turns.key()
+    took: list[float] = []
+    loop = _behind(took)
+    loop.start()
+    time.sleep(0.02)
+    turns.drawn()  # the key's first frame
+    time.sleep(turns.STILL_S * 0.6)
+    turns.drawn()  # and its second
+    assert loop.is_alive()
+    last = time.monotonic()
+    loop.join(1)
+    waited_after = time.monotonic() - last
+    assert turns.STILL_S - 0.01 < waited_after < turns.STILL_S + 0.05
+    assert took[0] > 0.02 + turns.STILL_S * 1.5
+
+
+def test_a_handlers_frame_ends_its_turn_at_once() -> None:
+    turns.ask()
+    took: list[float] = []
+    loop = _behind(took)
+    loop.start()
+    time.sleep(0.03)
+    turns.drawn()
+    loop.join(1)
+    assert took[0] < 0.03 + 0.02
+
+
+def test_a_loop_that_waited_for_a_handler_still_waits_for_a_key() -> None:
+    """A snapshot taken in (a handler's turn) and a key just after: the loop that waited
+    for the first does not run on through the key."""
+    turns.ask()
+    took: list[float] = []
+    pressed = threading.Event()
+
+    def run() -> None:
+        for _ in range(2):
+            start = time.monotonic()
+            turns.give_way()
+            took.append(time.monotonic() - start)
+            pressed.wait(1)
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    time.sleep(0.03)
+    turns.drawn()  # the handler's frame: the loop goes on
+    time.sleep(0.005)
+    turns.key()  # a key just after
+    pressed.set()
+    time.sleep(0.02)
+    turns.drawn()  # its frame
+    assert loop.is_alive()
+    loop.join(1)
+    assert took[0] < 0.03 + 0.02  # the handler's turn, ended by its frame
+    assert took[1] > 0.02 + turns.STILL_S - 0.01  # then the key's, though it had just waited
+
+
+def test_a_loop_that_waited_for_a_key_runs_on_through_the_next() -> None:
+    """Keys held down (a cursor at the keyboard's repeat rate): a loop that waited for
+    one runs `RUNS_S` before it waits for another."""
+    turns.key()
+    took: list[float] = []
+
+    def run() -> None:
+        for _ in range(2):
+            start = time.monotonic()
+            turns.give_way()
+            took.append(time.monotonic() - start)
+            turns.key()  # the next key, at once
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    time.sleep(0.03)
+    turns.drawn()
+    loop.join(2)
+    assert took[0] > 0.03 + turns.STILL_S - 0.01  # waited for the first key
+    assert took[1] < 0.01  # ran on: it had just waited
+
+
 def test_a_loop_over_giving_way_has_every_item_and_gives_way_before_each_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

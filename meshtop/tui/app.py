@@ -146,11 +146,12 @@ class MeshtopApp(App[None]):
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         """Textual's: a frame for the terminal (in a test, made and not written). The
-        screen's turn (`first`) ends with it: what a person waited for is drawn."""
+        screen's turn (`first`) ends with it: what a person waited for is drawn (a key's,
+        once no frame follows for `turns.STILL_S`)."""
         super()._display(screen, renderable)
         if renderable is not None:
             self.frames += 1
-            turns.done()
+            turns.drawn()
 
     def on_load(self) -> None:
         # Every blocking call a source makes (`asyncio.to_thread`), and every thread
