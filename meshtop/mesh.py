@@ -31,6 +31,7 @@ from meshtop.model import (
     Workload,
     clusters,
 )
+from meshtop.sources import bounded
 from meshtop.sources.protocols import ClusterSources, ControlPlane, Traffic
 
 T = TypeVar("T")
@@ -155,7 +156,11 @@ async def _ask(
     started = time.perf_counter()
     result: T | None = None
     try:
-        result = await asyncio.wait_for(call(), timeout_s + BACKSTOP_S)
+        # cancelled (a newer refresh: `r`, a filter's window) or failed, the call's
+        # requests still under way are cut off: nobody reads their answers, and a
+        # Prometheus stops evaluating a query whose client has gone
+        with bounded.called_off_on_error():
+            result = await asyncio.wait_for(call(), timeout_s + BACKSTOP_S)
     except TimeoutError:
         reason = f"{role} source {name} did not answer within {timeout_s:g}s"
     except MeshtopError as exc:

@@ -3,7 +3,8 @@ the detail closed or given another window (its task cancelled), or one of them f
 A request's thread goes on after its task is cancelled, and Prometheus went on
 evaluating a closed namespace's histories, on the console's own two cores where it ran
 beside it, for half a second or more. Cut off, a connection is closed, which Prometheus
-takes as the end of the query; and no request starts after."""
+takes as the end of the query; and no request starts after. So are a refresh's queries
+once a newer refresh cancels it (`r` while one is under way)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from meshtop import mesh
 from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError
 from meshtop.sources import bounded
 from meshtop.sources.prometheus import PrometheusMetrics
+from meshtop.sources.protocols import ClusterSources
 from tests.loopback import serving
 
 HELD_S = 20.0  # how long the server holds a query: longer than any test waits
@@ -128,6 +131,48 @@ def test_one_history_query_failing_cuts_off_the_others(
         assert len(handler.held) == 2
 
     asyncio.run(run())
+
+
+def test_a_refresh_cancelled_cuts_off_its_queries_at_the_backend(
+    holding: tuple[type[_Holding], str],
+) -> None:
+    handler, url = holding
+    source = PrometheusMetrics(PrometheusConfig(url, dialect="istio", timeout_s=HELD_S))
+
+    async def run() -> None:
+        task = asyncio.ensure_future(mesh.refresh({"c1": ClusterSources(source)}, timeout_s=HELD_S))
+        await _until("the refresh's queries", lambda: len(handler.held) >= 1)
+        await asyncio.sleep(0.3)  # the others that start
+        held = len(handler.held)
+        assert handler.closed == []
+        cancelled = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _until("every held query's connection closed", lambda: len(handler.closed) == held)
+        assert max(handler.closed) - cancelled < 2.0
+        await asyncio.sleep(0.3)
+        assert len(handler.held) == held  # none asked after
+
+    asyncio.run(run())
+
+
+def test_called_off_inside_another_set_goes_with_it() -> None:
+    """A set of requests inside another (a source's call inside a refresh): calling off
+    the outer calls off the inner; ending the inner leaves the outer alone."""
+    with bounded.called_off_on_error() as outer:
+        with bounded.called_off_on_error() as inner:
+            pass
+        assert not outer.off and not inner.off
+        with bounded.called_off_on_error() as inner:
+            outer.call_off()
+            assert inner.off
+    with pytest.raises(ValueError), bounded.called_off_on_error() as outer:
+        with pytest.raises(KeyError), bounded.called_off_on_error() as inner:
+            raise KeyError
+        assert inner.off and not outer.off
+        raise ValueError
+    assert outer.off
 
 
 def test_a_request_called_off_before_it_starts_never_connects() -> None:

@@ -55,8 +55,9 @@ def deadline(seconds: float) -> Iterator[float]:
 
 class CalledOff:
     """Requests whose answers nobody waits for any more: a detail's histories once the
-    screen is closed or another window asked. Each one under way is cut off (its socket
-    shut: a Prometheus stops evaluating a query whose client has gone), and none starts."""
+    screen is closed or another window asked, a refresh's once a newer one started. Each
+    one under way is cut off (its socket shut: a Prometheus stops evaluating a query whose
+    client has gone), and none starts."""
 
     def __init__(self) -> None:
         self.off = False
@@ -91,11 +92,15 @@ CALLED: contextvars.ContextVar[CalledOff | None] = contextvars.ContextVar(
 @contextmanager
 def called_off_on_error() -> Iterator[CalledOff]:
     """Every request made inside (and in threads started inside) is cut off, and none
-    starts, once the block ends with an exception: the task cancelled (a detail closed),
-    or one of its requests failed, so that the others' answers would not be read. A
-    request's thread goes on after its task is cancelled, and so would the backend's
-    work for it."""
+    starts, once the block ends with an exception: the task cancelled (a detail closed,
+    a refresh superseded), or one of its requests failed, so that the others' answers
+    would not be read. A request's thread goes on after its task is cancelled, and so
+    would the backend's work for it. Inside another such block, they are cut off with
+    that one's too."""
     mine = CalledOff()
+    outer = CALLED.get()  # these belong with those too: called off with them
+    if outer is not None and not outer.watch(mine.call_off):
+        mine.call_off()
     token = CALLED.set(mine)
     try:
         yield mine
@@ -104,6 +109,8 @@ def called_off_on_error() -> Iterator[CalledOff]:
         raise
     finally:
         CALLED.reset(token)
+        if outer is not None:
+            outer.forget(mine.call_off)
 
 
 class Late(Exception):
