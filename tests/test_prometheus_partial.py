@@ -17,11 +17,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from meshtop import mesh
 from meshtop.config import PrometheusConfig
 from meshtop.errors import BackendError
 from meshtop.sources.dialects import ISTIO
 from meshtop.sources.prometheus import EDGE, SEPARATOR, PrometheusMetrics
 from meshtop.sources.prometheus import source as source_module
+from meshtop.sources.protocols import ClusterSources
 from tests.loopback import serving
 
 CALLS = 40
@@ -241,6 +243,30 @@ def test_the_answers_rows_are_freed_off_the_event_loop(
     assert emptied == [True] * len(freed)
     if latency == "late":  # the requests' rows not before the latency, which reads them
         assert handed[0] == [CALLS * len(BOUNDS)] * 2
+
+
+def test_a_refresh_cancelled_leaves_the_latency_going_on_behind_it() -> None:
+    """A refresh cancelled (a newer one: `r`) has its requests cut off (`bounded`), but
+    not the console's latency query, which goes on behind the refreshes for the next."""
+
+    async def run(source: PrometheusMetrics) -> None:
+        task = asyncio.ensure_future(mesh.refresh({"c1": ClusterSources(source)}))
+        end = time.monotonic() + 10
+        while not _Prometheus.asked:  # the latency asked: the refresh waits its grace
+            assert time.monotonic() < end
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        behind = source._learning["istio"]
+        await asyncio.wait_for(behind, 10)
+
+    with _serving(latency="late") as url:
+        source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), latency_later=True)
+        asyncio.run(run(source))
+    newest = source._latest["istio"]
+    assert newest.why == ""
+    assert newest.latencies is not None and newest.latencies.quantiles
 
 
 CAP_MB = 0.5

@@ -113,6 +113,13 @@ def called_off_on_error() -> Iterator[CalledOff]:
             outer.forget(mine.call_off)
 
 
+def on_its_own() -> None:
+    """What the calling task asks from now on is not called off with the set it was
+    started in: work meant to go on behind that set's caller (the console's latency
+    query, behind the refresh that started it, for the refreshes after)."""
+    CALLED.set(None)
+
+
 class Late(Exception):
     """The deadline came before the answer's last byte."""
 

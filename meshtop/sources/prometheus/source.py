@@ -653,7 +653,9 @@ class PrometheusMetrics:
     ) -> None:
         """The console's latency (`_timed`), asked once the `requests` and `tcp` answers
         are in, gone on behind its refresh: its answer, or why it failed, kept as the
-        newest (`_latest`) for the refreshes until the next, with how long it took."""
+        newest (`_latest`) for the refreshes until the next, with how long it took.
+        Not called off with its refresh (`r`: a newer one): it is for those after."""
+        bounded.on_its_own()
         await asyncio.wait((requests, tcp))  # each ends by the deadline
         asked = time.monotonic()
         timed: Latencies | None
