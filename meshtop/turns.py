@@ -30,7 +30,9 @@ A key's effect can take more than one frame: `2` (the edge table shown) drew thr
 out again, and the work behind the screen, let go by the first, had the interpreter's lock
 half the time in the others: 61-114 ms on the clock for 22-38 ms of the screen's. So a
 key's turn (`key`) is not ended by a frame (`drawn`): it ends once the screen has drawn
-nothing for `STILL_S`, and never later than `LONGEST_S` after the key."""
+nothing for `STILL_S`, and never later than `LONGEST_S` after the key. The workers the
+key itself started wait too (`2`'s: the next snapshot's rows, behind the rows shown at
+once): let on beside its frames, they made them as long as before (benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
