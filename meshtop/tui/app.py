@@ -244,7 +244,10 @@ class MeshtopApp(App[None]):
     # -- refreshing ---------------------------------------------------------------
 
     def request_refresh(self) -> None:
-        """Start a refresh now; one still in flight is cancelled, and its requests."""
+        """Start a refresh now; one still in flight is cancelled, and its requests. The
+        key that asked for it (`r`, a change's `y`) gives its turn back (`turns`): its
+        effect is the refresh, whose calls would wait for the key's own frames."""
+        turns.done()
         self.poll()
 
     @work(group="refresh", exclusive=True, exit_on_error=False)

@@ -88,3 +88,17 @@ async def test_enter_has_the_screens_turn_until_the_detail_is_drawn(
     # the first frame after the key is the detail's, within the key's turn
     assert said[1][:2] == ("drawn", "DetailScreen")
     assert said[1][2] < said[0][2] + turns.LONGEST_S
+
+
+async def test_r_gives_its_turn_back_at_once_for_the_refresh_it_asks(sim: Simulation) -> None:
+    """`r`'s effect is the refresh: its calls behind the screen do not wait for the
+    key's own frames (a change applied, `r`, then `2` and enter at once showed the
+    snapshot from before the change)."""
+    app = MeshtopApp(Sources(only(sim.clusters), False, sim.clock))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _first_snapshot(app)
+        await settled(pilot)
+        await pilot.press("r")
+        assert turns._key_until == 0.0
+        await pilot.press("j")  # any other key keeps its turn
+        assert turns._key_until > 0.0
