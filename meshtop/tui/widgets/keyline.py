@@ -58,8 +58,6 @@ class KeyLine(Static):
     }
     """
 
-    _line: Text | None = None  # what it says
-
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._changed)
         self._draw()
@@ -75,12 +73,4 @@ class KeyLine(Static):
 
     def _draw(self) -> None:
         width = self.size.width - 2 if self.size.width else self.app.size.width - 2
-        line = fit_pairs(key_pairs(self.screen), max(width, 0))
-        if line == self._line:
-            return
-        self._line = line
-        # One row across the foot whatever it says: a repaint, not a layout of the
-        # screen. Every key that moved the focus (a tab switch) asked one, a frame of its
-        # own after the key's at 20,000 services: 15-25 ms of the screen's thread, with
-        # the refresh behind the screen by then (issue 17).
-        self.update(line, layout=False)
+        self.update(fit_pairs(key_pairs(self.screen), max(width, 0)))
