@@ -156,7 +156,7 @@ async def _ask(
     started = time.perf_counter()
     result: T | None = None
     try:
-        # cancelled (a newer refresh: `r`, a filter's window) or failed, the call's
+        # cancelled (a newer refresh: `r`, a change applied) or failed, the call's
         # requests still under way are cut off: nobody reads their answers, and a
         # Prometheus stops evaluating a query whose client has gone
         with bounded.called_off_on_error():

@@ -25,14 +25,15 @@ screen's own thread, 15-37 ms every latency answer (a hostile backend's 380,000 
 rows: 166 ms at the least). `let_go` empties such a list a piece at a time on a thread
 behind the screen.
 
-A key's effect can take more than one frame: `2` (the edge table shown) drew three at
-20,000 services, 35-60 ms apart, as the table's scroll bars came and the screen was laid
-out again, and the work behind the screen, let go by the first, had the interpreter's lock
-half the time in the others: 61-114 ms on the clock for 22-38 ms of the screen's. So a
-key's turn (`key`) is not ended by a frame (`drawn`): it ends once the screen has drawn
-nothing for `STILL_S`, and never later than `LONGEST_S` after the key. The workers the
-key itself started wait too (`2`'s: the next snapshot's rows, behind the rows shown at
-once): let on beside its frames, they made them as long as before (benchmarks/RESULTS.md)."""
+A key's effect can take more than one frame: `2` (the edge table shown) drew three or
+four at 20,000 services, 35-60 ms apart, as the key line and the table's scroll bars
+came and the screen was laid out again, and the work behind the screen, let go by the
+first, had the interpreter's lock half the time in the others: 61-114 ms on the clock for
+22-38 ms of the screen's. So a key's turn (`key`) is not ended by a frame (`drawn`): it
+ends once the screen has drawn nothing for `STILL_S`, and never later than `LONGEST_S`
+after the key. The workers the key itself started wait too (`2`'s: the next snapshot's
+rows, behind the rows shown at once): let on beside its frames, they made them as long
+as before (benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
