@@ -3,7 +3,7 @@ a thread that wants to run is let in only every few milliseconds, taking turns w
 other thread that wants to: a key's work on the screen's thread took two or three times
 its own time while the simulator walked the mesh, a worker took in the edge table or the
 graph was made for the next refresh. So the screen's thread says when a person is
-waiting (`key`, `ask`: until its effect is on the screen), and the long loops behind it
+waiting (`ask`: a key, until its effect is on the screen), and the long loops behind it
 (`give_way`, every few hundred items) wait until it is done, never longer than `LONGEST_S`
 at a time: work behind the screen comes a few tens of milliseconds later, a key's effect
 in its own time.
@@ -23,17 +23,7 @@ decoded rows (at 2,000 services the latency answer's 37,000, the requests' 9,423
 TCP answer's 9,240), dropped by the coroutines that read them, freed them all on the
 screen's own thread, 15-37 ms every latency answer (a hostile backend's 380,000 latency
 rows: 166 ms at the least). `let_go` empties such a list a piece at a time on a thread
-behind the screen.
-
-A key's effect can take more than one frame: `2` (the edge table shown) drew three or
-four at 20,000 services, 35-60 ms apart, as the key line and the table's scroll bars
-came and the screen was laid out again, and the work behind the screen, let go by the
-first, had the interpreter's lock half the time in the others: 61-114 ms on the clock for
-22-38 ms of the screen's. So a key's turn (`key`) is not ended by a frame (`drawn`): it
-ends once the screen has drawn nothing for `STILL_S`, and never later than `LONGEST_S`
-after the key. The workers the key itself started wait too (`2`'s: the next snapshot's
-rows, behind the rows shown at once): let on beside its frames, they made them as long
-as before (benchmarks/RESULTS.md)."""
+behind the screen."""
 
 from __future__ import annotations
 
@@ -54,16 +44,11 @@ RUNS_S = 0.1
 PIECE = 2048  # items `sorted_in_turns` sorts in one call (rows by health: 2-4 ms)
 BATCH = 2 * PIECE  # items it takes a key of, or merges, between two looks at the screen
 FREED = 1024  # items `let_go` frees at once (decoded series: 0.1-0.7 ms)
-# a key's turn ends once the screen has drawn nothing for this long: a frame of a key's
-# (a layout of the whole screen, at 20,000 services) took 10-40 ms of the screen's thread
-STILL_S = 0.05
 
 _until = 0.0  # the screen's turn ends here (time.monotonic), unless said done before
 _screen: int | None = None  # the screen's thread: it never waits for itself
 _ran = threading.local()  # a loop's thread: when it last stopped waiting
 _asked = 0  # how many times the screen has asked
-_key_until = 0.0  # a key's turn ends here: STILL_S after the last frame, if before...
-_key_last = 0.0  # ...this, LONGEST_S after the key
 
 
 def ask(seconds: float = LONGEST_S) -> int:
@@ -76,62 +61,28 @@ def ask(seconds: float = LONGEST_S) -> int:
     return _asked
 
 
-def key() -> None:
-    """A key: the loops behind the screen wait until the screen has drawn nothing for
-    `STILL_S` (`drawn` says when it draws), for `LONGEST_S` at most."""
-    global _screen, _key_until, _key_last
-    _screen = threading.get_ident()
-    _key_until = _key_last = time.monotonic() + LONGEST_S
-
-
 def done(asked: int | None = None) -> None:
     """What the person waited for is on the screen: the loops behind it go on. With
-    `asked` (what `ask` gave), only if nothing has asked since. A key's turn is left to
-    the frames (`drawn`); without `asked`, every turn ends, a key's too."""
-    global _until, _key_until
+    `asked` (what `ask` gave), only if nothing has asked since: a key that came after
+    a handler asked keeps its turn until its own frame."""
+    global _until
     if asked is None or asked == _asked:
         _until = 0.0
-    if asked is None:
-        _key_until = 0.0
-
-
-def drawn() -> None:
-    """The screen has drawn a frame: what was asked for is on it (`ask`'s turns end), and
-    a key's turn ends `STILL_S` from now unless the screen draws again by then."""
-    global _until, _key_until
-    _until = 0.0
-    now = time.monotonic()
-    if _key_until > now:
-        _key_until = min(_key_last, now + STILL_S)
 
 
 def give_way() -> None:
     """Called by a long loop behind the screen every few hundred items: while the screen's
-    thread has asked for its turn, sleep (which lets it run alone) until it is done.
-
-    A loop that has waited runs `RUNS_S` before it waits again; but one that waited for
-    what a handler drew (a snapshot taken in) still waits for a key after it: a key
-    pressed as a refresh came in (`2` just after a snapshot's status line, at 20,000
-    services) met a loop running on for its `RUNS_S`, sharing the lock with every frame
-    of the key's."""
-    if threading.get_ident() == _screen:
-        return
+    thread has asked for its turn, sleep (which lets it run alone) until it is done."""
     now = time.monotonic()
-    asked = _until if now >= getattr(_ran, "since", 0.0) + RUNS_S else 0.0
-    keyed = _key_until if now >= getattr(_ran, "since_key", 0.0) + RUNS_S else 0.0
-    left = max(asked, keyed) - now
-    if left <= 0:
+    left = _until - now
+    if left <= 0 or threading.get_ident() == _screen or now < getattr(_ran, "since", 0) + RUNS_S:
         return
-    end = now + LONGEST_S  # a turn asked or drawn on meanwhile is waited for too
-    for_key = keyed > now
+    end = now + min(left, LONGEST_S)
     while left > 0:
         time.sleep(min(0.002, left))
         now = time.monotonic()
-        for_key = for_key or _key_until > now
-        left = min(max(_until, _key_until), end) - now
+        left = min(_until, end) - now
     _ran.since = now
-    if for_key:
-        _ran.since_key = now
 
 
 def giving_way(items: Iterable[T], every: int = 256) -> Iterator[T]:

@@ -146,12 +146,11 @@ class MeshtopApp(App[None]):
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         """Textual's: a frame for the terminal (in a test, made and not written). The
-        screen's turn (`first`) ends with it: what a person waited for is drawn (a key's,
-        once no frame follows for `turns.STILL_S`)."""
+        screen's turn (`first`) ends with it: what a person waited for is drawn."""
         super()._display(screen, renderable)
         if renderable is not None:
             self.frames += 1
-            turns.drawn()
+            turns.done()
 
     def on_load(self) -> None:
         # Every blocking call a source makes (`asyncio.to_thread`), and every thread
@@ -244,10 +243,7 @@ class MeshtopApp(App[None]):
     # -- refreshing ---------------------------------------------------------------
 
     def request_refresh(self) -> None:
-        """Start a refresh now; one still in flight is cancelled, and its requests. The
-        key that asked for it (`r`, a change's `y`) gives its turn back (`turns`): its
-        effect is the refresh, whose calls would wait for the key's own frames."""
-        turns.done()
+        """Start a refresh now; one still in flight is cancelled, and its requests."""
         self.poll()
 
     @work(group="refresh", exclusive=True, exit_on_error=False)

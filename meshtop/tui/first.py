@@ -5,17 +5,14 @@ screen has nothing to draw. The frame that draws the edge table's rows at 20,000
 services took 70-80 ms of the screen's thread and 215-240 ms on the clock while the
 refresh behind it ran (issue 17).
 
-A key's turn is given back by frames only (`key_first`), once the screen has drawn
-nothing for `STILL_S`, or after `LONGEST_S`: its effect is made by messages to other
-widgets (enter: the graph's, then the main screen's, which opens the detail), and the
-screen, with nothing to draw yet, ran its callbacks (`call_after_refresh`) at once. The
-turn was given back a millisecond after the key, 80-200 ms before its frame; and given
-back by its first frame, the key's later frames (a table's scroll bars come) shared the
-lock with the refresh behind the screen. A frame already due when the key came (a
-refresh's status line) still shortens it to `STILL_S`. What a message handler draws is
-marked by the time it returns: its turn ends with the frame, or at once where it drew
-nothing (a table behind another tab taking rows in), rather than holding the work behind
-it for `LONGEST_S`."""
+A key's turn is given back by a frame only (`key_first`), or after `LONGEST_S`: its
+effect is made by messages to other widgets (enter: the graph's, then the main screen's,
+which opens the detail), and the screen, with nothing to draw yet, ran its callbacks
+(`call_after_refresh`) at once. The turn was given back a millisecond after the key,
+80-200 ms before its frame. A frame already due when the key came (a refresh's status
+line) still ends it early. What a message handler draws is marked by the time it
+returns: its turn ends with the frame, or at once where it drew nothing (a table behind
+another tab taking rows in), rather than holding the work behind it for `LONGEST_S`."""
 
 from __future__ import annotations
 
@@ -25,9 +22,8 @@ from meshtop import turns
 
 
 def key_first() -> None:
-    """The work behind the screen waits until the screen has drawn nothing for
-    `STILL_S` since the key (or `LONGEST_S`)."""
-    turns.key()
+    """The work behind the screen waits until the next frame is drawn (or `LONGEST_S`)."""
+    turns.ask()
 
 
 def drawn_first(pump: MessagePump) -> None:
