@@ -90,6 +90,20 @@ async def _until(what: str, done: Callable[[], object], within: float = 10.0) ->
         await asyncio.sleep(0.01)
 
 
+async def _cancelled_and_cut_off(handler: type[_Holding], task: asyncio.Future[Any]) -> None:
+    """`task` cancelled: every query held so far has its connection closed within 2 s,
+    and none is asked after."""
+    held = len(handler.held)
+    cancelled = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _until("every held query's connection closed", lambda: len(handler.closed) == held)
+    assert max(handler.closed) - cancelled < 2.0
+    await asyncio.sleep(0.3)
+    assert len(handler.held) == held  # none asked after
+
+
 def test_histories_cancelled_are_cut_off_at_the_backend_and_no_more_start(
     holding: tuple[type[_Holding], str],
 ) -> None:
@@ -101,16 +115,8 @@ def test_histories_cancelled_are_cut_off_at_the_backend_and_no_more_start(
         # three queries a set, as many sets at a time as there are threads to ask them
         await _until("the first set's queries", lambda: len(handler.held) >= 3)
         await asyncio.sleep(0.3)  # the others that start; none goes until cut off
-        held = len(handler.held)
-        assert handler.closed == [] and held < 3 * 5
-        cancelled = time.monotonic()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await _until("every held query's connection closed", lambda: len(handler.closed) == held)
-        assert max(handler.closed) - cancelled < 2.0
-        await asyncio.sleep(0.3)
-        assert len(handler.held) == held  # none asked after
+        assert handler.closed == [] and len(handler.held) < 3 * 5
+        await _cancelled_and_cut_off(handler, task)
 
     asyncio.run(run())
 
@@ -143,16 +149,8 @@ def test_a_refresh_cancelled_cuts_off_its_queries_at_the_backend(
         task = asyncio.ensure_future(mesh.refresh({"c1": ClusterSources(source)}, timeout_s=HELD_S))
         await _until("the refresh's queries", lambda: len(handler.held) >= 1)
         await asyncio.sleep(0.3)  # the others that start
-        held = len(handler.held)
         assert handler.closed == []
-        cancelled = time.monotonic()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await _until("every held query's connection closed", lambda: len(handler.closed) == held)
-        assert max(handler.closed) - cancelled < 2.0
-        await asyncio.sleep(0.3)
-        assert len(handler.held) == held  # none asked after
+        await _cancelled_and_cut_off(handler, task)
 
     asyncio.run(run())
 
