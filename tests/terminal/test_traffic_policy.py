@@ -56,7 +56,7 @@ def test_a_timeout_below_the_p99_shows_ut_beside_it_in_the_edge_detail() -> None
         t.press("r")  # a refresh now: the simulated proxies follow the route at once
         t.press("2")  # the edge table: the worst edge first, reviews v3's from productpage
         # refreshed: its p99 (the column before mTLS) held to the timeout, where it was
-        # 196ms (the detail shows the snapshot it was opened on)
+        # about 200ms (the detail shows the snapshot it was opened on)
         t.wait_for_re(r"FAIL\s+productpage-v1\s+reviews-v3\s.*\s20ms\s+yes")
         t.press("enter")
         t.wait_for("Traffic policy", "VirtualService bookinfo/reviews, rule 0 (default):")
