@@ -116,19 +116,27 @@ def _probe(loop: asyncio.AbstractEventLoop, path: str, tid: int) -> None:
     and of that, about how long the UI thread (thread `tid`) waited, runnable, for a CPU
     (given to another process, or to our own threads; the kernel counts a wait when it
     ends, so one begun before the ask is counted whole); and the time the machine's CPUs
-    were stolen by the hypervisor meanwhile."""
+    were stolen by the hypervisor meanwhile. The callback notes when it ran, on the UI
+    thread: this thread may wait for a CPU itself before it sees that it has."""
     with open(path, "a", buffering=1) as out:
         while not loop.is_closed():
             ran = threading.Event()
-            start, delayed, stolen = time.monotonic(), _run_delay_ns(tid), _stolen_ms()
+            ran_at: list[float] = []
+
+            def run(ran: threading.Event = ran, ran_at: list[float] = ran_at) -> None:
+                ran_at.append(time.monotonic())
+                ran.set()
+
+            delayed, stolen = _run_delay_ns(tid), _stolen_ms()
+            start = time.monotonic()
             try:
-                loop.call_soon_threadsafe(ran.set)
+                loop.call_soon_threadsafe(run)
             except RuntimeError:  # closed meanwhile
                 return
             while not ran.wait(1.0):
                 if loop.is_closed():
                     return
-            took = (time.monotonic() - start) * 1000
+            took = (ran_at[0] - start) * 1000
             waited = (_run_delay_ns(tid) - delayed) / 1e6
             out.write(f"{start:.4f} {took:.2f} {waited:.2f} {_stolen_ms() - stolen:.0f}\n")
             time.sleep(0.02)
