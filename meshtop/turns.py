@@ -6,7 +6,7 @@ graph was made for the next refresh. So the screen's thread says when a person i
 waiting (`ask`: a key, until its effect is on the screen), and the long loops behind it
 (`give_way`, every few hundred items) wait until it is done, never longer than `LONGEST_S`
 at a time: work behind the screen comes a few tens of milliseconds later, a key's effect
-in its own time.
+in its own time. A frame the screen makes, a key's or a refresh's, is its turn too.
 
 Nothing here makes a thread wait for another, so nothing here can deadlock: `give_way`
 only sleeps, and for no longer than the screen asked, at most `LONGEST_S`; then the loop
@@ -68,6 +68,11 @@ def done(asked: int | None = None) -> None:
     global _until
     if asked is None or asked == _asked:
         _until = 0.0
+
+
+def held() -> bool:
+    """Whether the screen's thread has its turn now."""
+    return _until > time.monotonic()
 
 
 def give_way() -> None:

@@ -7,6 +7,8 @@ from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 
+from meshtop import turns
+
 
 class Sparing:
     """A screen that sends the terminal only what changed (issue 17; at 160x48 a whole
@@ -21,6 +23,8 @@ class Sparing:
       and tables), and draws it whole once more: 20-40 ms of the screen's thread. A Resize
       to the size the screen is laid out at is dropped; a terminal's resize (a new size)
       goes on to Textual's.
+    - A frame (its layout, its drawing) is the screen's turn (`meshtop.turns`): the loops
+      behind it wait rather than take the interpreter's lock from it every millisecond.
     """
 
     focused: Reactive[Widget | None] = Reactive(None, repaint=False)
@@ -29,6 +33,15 @@ class Sparing:
         """Whether the screen is laid out at `size` already."""
         assert isinstance(self, Screen)
         return size == self._compositor.size
+
+    def _on_timer_update(self) -> None:
+        # inside a key's turn, that turn goes on as it was (its frame ends it)
+        asked = None if turns.held() else turns.ask()
+        try:
+            super()._on_timer_update()  # type: ignore[misc]
+        finally:
+            if asked is not None:
+                turns.done(asked)
 
     async def _on_resize(self, event: events.Resize) -> None:
         if self.laid_out_at(event.size):
