@@ -20,7 +20,9 @@ and this measures what an operator feels:
 - **idle CPU**: the process's CPU time over `--idle` seconds between key presses, as a
   share of one core (the refresh runs every 2 s, as by default), and over the rest of the
   run (no key pressed), which holds several rounds of the latency query against a
-  Prometheus;
+  Prometheus; the process's, the bench's own instruments in it (the probe, the timed
+  callbacks and messages): at 20,000 services about 3 points of a core of the figure
+  (`benchmarks/RESULTS.md`);
 - **memory**: resident memory sampled until `--minutes` after the start;
 - **q**: from `q` to the process's end, once the graph is up and once while the first
   view is still being made (one second after the start).
