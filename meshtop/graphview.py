@@ -455,7 +455,6 @@ class Topology:
     shapes: OrderedDict[tuple[object, ...], Shape] = field(default_factory=OrderedDict)
 
 
-_source, _destination = attrgetter("source"), attrgetter("destination")
 _stats = attrgetter("stats")
 _topologies: OrderedDict[int, tuple[weakref.ref[MeshSnapshot], Topology]] = OrderedDict()
 _topology_lock = threading.Lock()
@@ -470,8 +469,7 @@ def topology_of(snapshot: MeshSnapshot) -> Topology:
             return kept[1]
         last = next(reversed(_topologies.values()), None)
     nodes = snapshot.nodes
-    sources = list(map(_source, snapshot.edges))
-    destinations = list(map(_destination, snapshot.edges))
+    sources, destinations = snapshot.ends
     topology = last[1] if last is not None else None
     if topology is None or not (
         (topology.sources, topology.destinations) == (sources, destinations)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from itertools import compress, count
+from operator import is_not
 
 from meshtop.model import Edge, EdgeStats, Health, MeshSnapshot, Protocol
 from meshtop.model.stats import client_errors
 
-_source, _destination = attrgetter("source"), attrgetter("destination")
 _TCP, _isfinite = Protocol.TCP, math.isfinite
 _ORDER = {Health.IDLE: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
 
@@ -199,7 +199,8 @@ class HealthMemory:
 
     margin: float = MARGIN
     shown: dict[tuple[str, str], Health] = field(default_factory=dict)
-    seen: dict[tuple[str, str], Health] = field(default_factory=dict)  # on the last refresh
+    # on the last refresh, by key where `_at` is None (else by place: `_at`, and this empty)
+    seen: dict[tuple[str, str], Health] = field(default_factory=dict)
     _last: MeshSnapshot | None = field(default=None, repr=False, compare=False)
     _thresholds: Thresholds | None = None
     # the last snapshot's edges' ends and keys, in order: a refresh of the same calls
@@ -231,9 +232,11 @@ class HealthMemory:
             if t != self._thresholds:  # other thresholds: start afresh
                 self.shown, self.seen, self._at = {}, {}, None
             edges = snapshot.edges
-            ends = (list(map(_source, edges)), list(map(_destination, edges)))
+            ends = snapshot.ends
             at = self._at
             if ends != self._ends:
+                if at is not None:  # the grades before by key, from their places
+                    self.seen = dict(zip(self._keys, at[1], strict=True))
                 self._ends, self._keys, at = ends, [e.key for e in edges], None
             keys = self._keys
             if at is None:  # other calls, or some twice: each one's grades before by key
@@ -245,27 +248,26 @@ class HealthMemory:
             seen_at = [edge_health(e.stats, t) for e in edges]
             shown_at = seen_at.copy()
             graded, margin = _GRADED, self.margin
-            for i, (now, before, previous) in enumerate(
-                zip(seen_at, before_at, previous_at, strict=True)
-            ):
-                # `settle`, asked only where it may keep a health other than `now`
-                if not (
-                    before is None or before not in graded or now not in graded
-                    or now == previous
-                ):  # fmt: skip
+            if len(previous_at) != len(seen_at):
+                raise ValueError("grades before for another number of calls")
+            # `settle`, asked only where it may keep a health other than `now`: where it
+            # is not the grade before (found at C's pace: on a steady refresh, few are)
+            for i in compress(count(), map(is_not, seen_at, previous_at)):
+                now, before, previous = seen_at[i], before_at[i], previous_at[i]
+                if not (before is None or before not in graded or now not in graded):
                     shown_at[i] = settle(before, previous, edges[i].stats, t, margin)
             # one gone is forgotten; of two with one key, the last one stands
-            self.shown, self.seen = (
-                dict(zip(keys, shown_at, strict=True)),
-                dict(zip(keys, seen_at, strict=True)),
-            )
-            self._at = (shown_at, seen_at) if len(self.shown) == len(keys) else None
+            self.shown = dict(zip(keys, shown_at, strict=True))
+            if len(self.shown) == len(keys):  # the next refresh finds them by place
+                self._at, self.seen = (shown_at, seen_at), {}
+            else:
+                self._at, self.seen = None, dict(zip(keys, seen_at, strict=True))
         self._last, self._thresholds = snapshot, t
-        shown = self.shown
+        shown = self.shown  # shared with the grades: never changed, only replaced
         ranks = _ranks(shown, len(snapshot.edges))
         if ranks is None:
-            return Grades(dict(shown), node_health(shown, snapshot.nodes))
-        return Grades(dict(shown), self._node_health(snapshot, ranks), ranks)
+            return Grades(shown, node_health(shown, snapshot.nodes))
+        return Grades(shown, self._node_health(snapshot, ranks), ranks)
 
     def _node_health(self, snapshot: MeshSnapshot, ranks: list[int]) -> dict[str, Health]:
         """`node_health` of the edges graded (`ranks`, no two with one key), from where

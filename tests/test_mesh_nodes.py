@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from meshtop import mesh, model
+from meshtop.errors import BackendError
 from meshtop.mesh import build_snapshot
 from meshtop.model import Edge, EdgeStats, MeshSnapshot, Workload
 from meshtop.sim.sources import Simulation
@@ -66,3 +67,27 @@ def test_a_mesh_of_one_cluster_reads_no_cluster_names_on_a_refresh(
     monkeypatch.setattr(mesh, "clusters", counted)
     snapshot = asyncio.run(mesh.refresh(sim.clusters))  # on the loop that draws: no scan
     assert snapshot.edges and read == []
+
+
+def test_edge_ends_that_are_no_workload_become_nodes_in_the_edges_order() -> None:
+    edges = [
+        Edge(A.id, "k/shop/x", EdgeStats()),
+        Edge("k/web/y", A.id, EdgeStats()),
+        Edge("k/shop/x", "k/web/z", EdgeStats()),
+    ]
+    s = build_snapshot(
+        generated_at=AT, window_s=60, workloads=[A], edges=edges, routes=(), sources={}
+    )
+    assert list(s.nodes) == [A.id, "k/shop/x", "k/web/y", "k/web/z"]
+    assert s.nodes["k/web/z"] == Workload("k", "web", "z")
+    with pytest.raises(BackendError, match="'nowhere' is not a cluster/namespace/workload id"):
+        build_snapshot(
+            generated_at=AT, window_s=60, workloads=[A], routes=(), sources={},
+            edges=[*edges, Edge(A.id, "nowhere", EdgeStats())],
+        )  # fmt: skip
+
+
+def test_a_snapshots_edge_ends_are_listed_once_in_the_edges_order() -> None:
+    s = _snapshot([A, B])
+    assert s.ends == ([A.id, B.id], [B.id, "k/shop/gone"])
+    assert s.ends is s.ends  # made once: the views, the grades and the history share it

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from meshtop.model.policy import CircuitBreaker as CircuitBreaker
@@ -355,12 +356,23 @@ class MeshSnapshot:
         )
         return g
 
+    @cached_property
+    def ends(self) -> tuple[list[str], list[str]]:
+        """Each edge's source and each edge's destination, in the edges' order: what the
+        views, the grades and the history compare to find a refresh of the same calls,
+        made once a snapshot (51,239 edges at 20,000 services: three times 4-12 ms a
+        refresh when each made its own, issue 17). Shared: never changed."""
+        return list(map(_source, self.edges)), list(map(_destination, self.edges))
+
     def edge(self, source: str, destination: str) -> Edge | None:
         return self._edges_by_key.get((source, destination))
 
     @cached_property
     def _edges_by_key(self) -> dict[tuple[str, str], Edge]:
         return {e.key: e for e in self.edges}
+
+
+_source, _destination = attrgetter("source"), attrgetter("destination")
 
 
 def clusters(workloads: Iterable[Workload]) -> list[str]:

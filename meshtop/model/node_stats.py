@@ -10,13 +10,10 @@ import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 
 from meshtop.model import Edge, Health, MeshSnapshot, Protocol
 from meshtop.model.stats import Series
 from meshtop.turns import BATCH, giving_way
-
-_source, _destination = attrgetter("source"), attrgetter("destination")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +161,7 @@ class Rates:
         inbound = array("d", bytes(8 * len(index)))
         outbound = array("d", bytes(8 * len(index)))
         edges = snapshot.edges
-        ends = (list(map(_source, edges)), list(map(_destination, edges)))
+        ends = snapshot.ends
         if ends != self._ends or len(index) != self._indexed:  # where each end is, again
             get = index.get
             self._ends, self._indexed = ends, len(index)
