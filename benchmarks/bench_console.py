@@ -16,20 +16,25 @@ and this measures what an operator feels:
   frame waits in the pseudo-terminal while the emulator reads the one before);
 - **blocked**: the longest time the console's event loop (its UI thread) could not run a
   callback handed to it, from a probe thread inside the process (`--child` below: the
-  console itself is not changed); before the first frame, during the keys, when idle;
+  console itself is not changed); before the first frame, during the keys, when idle
+  (over the rest of the run, below), and over all after the first frame;
 - **idle CPU**: the process's CPU time over `--idle` seconds between key presses, as a
-  share of one core (the refresh runs every 2 s, as by default), and over the rest of the
-  run (no key pressed), which holds several rounds of the latency query against a
-  Prometheus; the process's, the bench's own instruments in it (the probe, the timed
-  callbacks and messages): at 20,000 services about 3 points of a core of the figure
-  (`benchmarks/RESULTS.md`);
+  share of one core (the refresh runs every 2 s, as by default), the probe paused (its
+  rounds wake the UI thread 50 times a second: at 20,000 services about 3 points of a
+  core, `benchmarks/RESULTS.md`); and over the rest of the run (no key pressed), the
+  probe asking, which holds several rounds of the latency query against a Prometheus;
+  the timed callbacks and messages (`_note_slow`, `_note_io`, `_note_gc`) in both;
 - **memory**: resident memory sampled until `--minutes` after the start;
 - **q**: from `q` to the process's end, once the graph is up and once while the first
   view is still being made (one second after the start).
 
 With `--prometheus`, the same against a real Prometheus scraping `meshtop sim serve
 --services N` (the first size given) every 15 s, as Istio's Prometheus addon does
-(`--scrape-interval`), the console reading it with `--prometheus URL`.
+(`--scrape-interval`), the console reading it with `--prometheus URL`; the backend's
+processes (Prometheus and what it scrapes) run at nice 19 (`--backend-nice`): on an
+operator's bastion they are elsewhere, and beside the console on these two cores they
+took the CPU from its screen's thread while Prometheus evaluated the latency query (at 0,
+the console's threads and theirs share the CPUs as equals).
 With `--hostile N`, against a hostile backend: a real Prometheus scraping, every 20 s, one
 workload's sidecar that calls N destinations (`hostile_series`, served by this bench in
 a process of its own: Istio's standard metrics with every label its sidecars write,
@@ -40,7 +45,7 @@ escape sequences reached the terminal, and what Prometheus held.
 
     .venv/bin/python benchmarks/bench_console.py [--services 200 2000 20000] [--minutes 5]
         [--rounds 3] [--idle 30] [--cols 160 --rows 48]
-        [--prometheus [--scrape-interval 15] | --hostile N]
+        [--prometheus [--scrape-interval 15] | --hostile N] [--backend-nice 19]
 
 It prints one Markdown table per run, and the raw figures as JSON with `--json FILE`.
 To see where the time goes: `MESHTOP_BENCH_SAMPLES=FILE` samples every thread's stack in
@@ -119,9 +124,16 @@ def _probe(loop: asyncio.AbstractEventLoop, path: str, tid: int) -> None:
     (given to another process, or to our own threads; the kernel counts a wait when it
     ends, so one begun before the ask is counted whole); and the time the machine's CPUs
     were stolen by the hypervisor meanwhile. The callback notes when it ran, on the UI
-    thread: this thread may wait for a CPU itself before it sees that it has."""
+    thread: this thread may wait for a CPU itself before it sees that it has. While the
+    file `path.pause` is there (the idle CPU's window), it asks nothing: its rounds woke
+    the UI thread 50 times a second, which the console alone does not do (at 20,000
+    services about 3 points of a core, `benchmarks/RESULTS.md`)."""
+    pause = path + ".pause"
     with open(path, "a", buffering=1) as out:
         while not loop.is_closed():
+            if os.path.exists(pause):
+                time.sleep(0.05)
+                continue
             ran = threading.Event()
             ran_at: list[float] = []
 
@@ -679,12 +691,15 @@ def _run(
         figures["key_failures"] = failures
         figures["blocked_keys_ms"] = max(lags(lag_file, keys_start, keys_end), default=0.0)
         time.sleep(3.0)
+        pause = Path(lag_file + ".pause")  # the probe paused: the console's CPU alone
+        pause.touch()
+        time.sleep(0.1)  # the probe's round under way is over
         cpu0, t0 = cpu_s(pid), time.monotonic()
         time.sleep(idle_s)
         cpu1, t1 = cpu_s(pid), time.monotonic()
+        pause.unlink()
         figures["idle_cpu"] = (cpu1 - cpu0) / (t1 - t0)
         figures["idle_s"] = t1 - t0
-        figures["blocked_idle_ms"] = max(lags(lag_file, t0, t1), default=0.0)
         idle_gc = gc_passes(lag_file + ".gc", t0, t1)
         figures["idle_gc"] = {  # per generation: passes, longest ms, share of a core
             g: (len(ms), max(ms), sum(ms) / 1000 / (t1 - t0))
@@ -700,6 +715,7 @@ def _run(
         cpu2, t2 = cpu_s(pid), time.monotonic()
         if t2 - t1 >= 60:
             figures["idle_cpu_rest"] = ((cpu2 - cpu1) / (t2 - t1), t2 - t1)
+        figures["blocked_idle_ms"] = max(lags(lag_file, t1, t2), default=0.0)
         after = lag_times(lag_file, first)
         figures["blocked_after_launch_ms"] = max((ms for _, ms, *_ in after), default=0.0)
         # the longest less the time the machine kept the UI thread waiting for a CPU
@@ -799,7 +815,8 @@ def report(name: str, f: dict[str, Any]) -> str:
         f"{max(statistics.median(v) for v in keys.values()):.0f} |"
         if keys
         else "",
-        f"| UI thread blocked, longest: launch / keys / idle / after launch (ms) | "
+        f"| UI thread blocked, longest: launch / keys / idle (the rest of the run) / "
+        f"after launch (ms) | "
         f"{f['blocked_launch_ms']:.0f} / {f['blocked_keys_ms']:.0f} / "
         f"{f['blocked_idle_ms']:.0f} / {f['blocked_after_launch_ms']:.0f} |",
         f"| the same after launch, less the time it waited, runnable, for a CPU (ms) | "
@@ -812,9 +829,9 @@ def report(name: str, f: dict[str, Any]) -> str:
         else None,
         f"| the garbage collector's longest pass after launch (ms) | "
         f"{f.get('gc_longest_after_launch_ms', 0.0):.0f} |",
-        f"| idle CPU (share of a core), over {f.get('idle_s', 30):.0f} s after the keys | "
-        f"{f['idle_cpu'] * 100:.1f}% |",
-        "| the same over the rest of the run ({:.0f} s) | {:.1f}% |".format(
+        f"| idle CPU (share of a core), over {f.get('idle_s', 30):.0f} s after the keys, "
+        f"the probe paused | {f['idle_cpu'] * 100:.1f}% |",
+        "| the same over the rest of the run ({:.0f} s), the probe asking | {:.1f}% |".format(
             f["idle_cpu_rest"][1], f["idle_cpu_rest"][0] * 100
         )
         if "idle_cpu_rest" in f
@@ -868,24 +885,29 @@ def with_prometheus(
     seen: dict[str, Any] | None = None,
     dialect: str = "istio",
     interval_s: int = 5,
+    nice: int = 0,
 ) -> dict[str, Any]:
-    """`meshtop sim serve --services N` scraped every `interval_s` by a real Prometheus;
-    `go(url)` once a window of samples is in. What Prometheus held and took is returned
-    (`scraped`), in `seen` if given (as `go` runs: its `prometheus_pid`)."""
+    """`meshtop sim serve --services N` scraped every `interval_s` by a real Prometheus,
+    both at `nice`; `go(url)` once a window of samples is in. What Prometheus held and
+    took is returned (`scraped`), in `seen` if given (as `go` runs: its `prometheus_pid`)."""
     meshtop = str(Path(sys.executable).parent / "meshtop")
     port = free_port()
     serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port),
              "--dialect", dialect]  # fmt: skip
     seen = {} if seen is None else seen
-    # a window (1m) and more
-    scraped(serve, port, interval_s, lambda url: time.sleep(60 + 3 * interval_s), go, seen)
+
+    def wait(url: str) -> None:  # a window (1m) and more
+        time.sleep(60 + 3 * interval_s)
+
+    scraped(serve, port, interval_s, wait, go, seen, nice)
     return seen
 
 
-def with_hostile(n: int, go: Callable[[str], None]) -> dict[str, Any]:
+def with_hostile(n: int, go: Callable[[str], None], nice: int = 0) -> dict[str, Any]:
     """`hostile_series(n)` served by this bench in a process of its own (`--hostile-serve`)
-    and scraped every 20 s by a real Prometheus; `go(url)` once five scrapes are in (more
-    than a window of 1m). What Prometheus holds and what a scrape cost it is returned."""
+    and scraped every 20 s by a real Prometheus, both at `nice`; `go(url)` once five
+    scrapes are in (more than a window of 1m). What Prometheus holds and what a scrape
+    cost it is returned."""
     port = free_port()
     serve = [sys.executable, __file__, "--hostile-serve", str(n), str(port)]
     seen: dict[str, Any] = {}
@@ -905,7 +927,7 @@ def with_hostile(n: int, go: Callable[[str], None]) -> dict[str, Any]:
         ):  # fmt: skip
             seen[name] = _scalar(url, q)
 
-    scraped(serve, port, HOSTILE_SCRAPE_S, loaded, go, seen)
+    scraped(serve, port, HOSTILE_SCRAPE_S, loaded, go, seen, nice)
     return seen
 
 
@@ -952,6 +974,7 @@ def backend_line(seen: dict[str, Any]) -> str:
         else "",
         f"Prometheus {seen.get('prometheus_rss_mib', 0):,.0f} MiB resident at the console's "
         f"start, {seen.get('prometheus_rss_end_mib', 0):,.0f} at the end",
+        f"the backend's processes at nice {seen.get('nice', 0)}",
     ]
     return "backend: " + "; ".join(x for x in said if x)
 
@@ -974,16 +997,22 @@ def scraped(
     loaded: Callable[[str], None],
     go: Callable[[str], None],
     seen: dict[str, Any] | None = None,
+    nice: int = 0,
 ) -> None:
     """`serve` (a command serving /metrics on `port`) scraped every `interval_s` by a real
-    Prometheus; `go(url)` once `loaded(url)` returns."""
+    Prometheus, both at `nice` (`nice(1)`): on an operator's bastion neither runs beside
+    the console, and the console's threads, runnable, then take a CPU before them;
+    `go(url)` once `loaded(url)` returns."""
     import httpx
 
     binary = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")
     if binary is None:
         sys.exit("no prometheus binary on PATH (or MESHTOP_PROMETHEUS_BIN)")
     prom_port = free_port()
-    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    niced = ["nice", "-n", str(nice)] if nice else []
+    server = subprocess.Popen(
+        [*niced, *serve], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     with tempfile.TemporaryDirectory() as work:
         config = Path(work) / "prometheus.yml"
         config.write_text(
@@ -992,7 +1021,7 @@ def scraped(
             f"      - targets: ['127.0.0.1:{port}']\n"
         )
         prom = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
+            [*niced, binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
              f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -1008,6 +1037,7 @@ def scraped(
                 time.sleep(0.5)
             loaded(url)
             if seen is not None:
+                seen["nice"] = nice
                 seen["queries"] = refresh_queries(url)
                 seen["prometheus_rss_mib"] = rss_mib(prom.pid)
                 seen["prometheus_pid"] = prom.pid
@@ -1254,6 +1284,12 @@ def main() -> None:
         help="a real Prometheus scraping one workload that calls N destinations",
     )  # fmt: skip
     parser.add_argument(
+        "--backend-nice", type=int, default=19, metavar="N",
+        help="with --prometheus or --hostile: the backend's processes (Prometheus, what it "
+        "scrapes) run at this nice; an operator's backend is not on the bastion (0: as the "
+        "console)",
+    )  # fmt: skip
+    parser.add_argument(
         "--timeout", default=None,
         help="the console's --timeout against a Prometheus (e.g. 120s; its default is 10s)",
     )  # fmt: skip
@@ -1298,7 +1334,7 @@ def main() -> None:
         def go_hostile(url: str) -> None:
             results[name] = run(["--prometheus", url, *reading], forbidden=forbidden, **common)
 
-        backend = with_hostile(n, go_hostile)
+        backend = with_hostile(n, go_hostile, nice=opts.backend_nice)
         results[name]["backend"] = backend
         print(report(name, results[name]), "\n", flush=True)
         print(backend_line(backend), "\n", flush=True)
@@ -1311,7 +1347,7 @@ def main() -> None:
         def go(url: str) -> None:
             results[name] = run(["--prometheus", url, *reading], **common)
 
-        backend = with_prometheus(n, go, interval_s=opts.scrape_interval)
+        backend = with_prometheus(n, go, interval_s=opts.scrape_interval, nice=opts.backend_nice)
         backend["scrape_interval_s"] = opts.scrape_interval
         results[name]["backend"] = backend
         print(report(name, results[name]), "\n", flush=True)
