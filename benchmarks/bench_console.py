@@ -31,10 +31,10 @@ and this measures what an operator feels:
 With `--prometheus`, the same against a real Prometheus scraping `meshtop sim serve
 --services N` (the first size given) every 15 s, as Istio's Prometheus addon does
 (`--scrape-interval`), the console reading it with `--prometheus URL`; the backend's
-processes (Prometheus and what it scrapes) run at nice 19 (`--backend-nice`): on an
-operator's bastion they are elsewhere, and beside the console on these two cores they
-took the CPU from its screen's thread while Prometheus evaluated the latency query (at 0,
-the console's threads and theirs share the CPUs as equals).
+processes (Prometheus and what it scrapes) run at the idle priority (SCHED_IDLE,
+`--backend-priority`): on an operator's bastion they are elsewhere, and beside the
+console on these two cores they took the CPU from its screen's thread while Prometheus
+evaluated the latency query (`same`: they and the console share the CPUs as equals).
 With `--hostile N`, against a hostile backend: a real Prometheus scraping, every 20 s, one
 workload's sidecar that calls N destinations (`hostile_series`, served by this bench in
 a process of its own: Istio's standard metrics with every label its sidecars write,
@@ -45,7 +45,7 @@ escape sequences reached the terminal, and what Prometheus held.
 
     .venv/bin/python benchmarks/bench_console.py [--services 200 2000 20000] [--minutes 5]
         [--rounds 3] [--idle 30] [--cols 160 --rows 48]
-        [--prometheus [--scrape-interval 15] | --hostile N] [--backend-nice 19]
+        [--prometheus [--scrape-interval 15] | --hostile N] [--backend-priority idle]
 
 It prints one Markdown table per run, and the raw figures as JSON with `--json FILE`.
 To see where the time goes: `MESHTOP_BENCH_SAMPLES=FILE` samples every thread's stack in
@@ -873,6 +873,19 @@ def report(name: str, f: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
+# the backend's processes' CPU priority (`--backend-priority`), as the command they run
+# under: on an operator's bastion the backend runs elsewhere; here it shares the console's
+# two cores, and while Prometheus evaluated the latency query (seconds of CPU) the
+# console's screen thread waited 50-80 ms, runnable, for a CPU, at nice 19 too (a waking
+# thread need not preempt a under one at once). A SCHED_IDLE process runs only on a CPU
+# no other thread wants: the nearest to a backend elsewhere that a shared machine has.
+BACKEND_PRIORITY = {
+    "idle": ["chrt", "--idle", "0"],
+    "low": ["nice", "-n", "19"],
+    "same": [],
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -885,11 +898,12 @@ def with_prometheus(
     seen: dict[str, Any] | None = None,
     dialect: str = "istio",
     interval_s: int = 5,
-    nice: int = 0,
+    priority: str = "same",
 ) -> dict[str, Any]:
     """`meshtop sim serve --services N` scraped every `interval_s` by a real Prometheus,
-    both at `nice`; `go(url)` once a window of samples is in. What Prometheus held and
-    took is returned (`scraped`), in `seen` if given (as `go` runs: its `prometheus_pid`)."""
+    both at `priority` (`BACKEND_PRIORITY`); `go(url)` once a window of samples is in.
+    What Prometheus held and took is returned (`scraped`), in `seen` if given (as `go`
+    runs: its `prometheus_pid`)."""
     meshtop = str(Path(sys.executable).parent / "meshtop")
     port = free_port()
     serve = [meshtop, "sim", "serve", "--services", str(services), "--port", str(port),
@@ -899,13 +913,13 @@ def with_prometheus(
     def wait(url: str) -> None:  # a window (1m) and more
         time.sleep(60 + 3 * interval_s)
 
-    scraped(serve, port, interval_s, wait, go, seen, nice)
+    scraped(serve, port, interval_s, wait, go, seen, priority)
     return seen
 
 
-def with_hostile(n: int, go: Callable[[str], None], nice: int = 0) -> dict[str, Any]:
+def with_hostile(n: int, go: Callable[[str], None], priority: str = "same") -> dict[str, Any]:
     """`hostile_series(n)` served by this bench in a process of its own (`--hostile-serve`)
-    and scraped every 20 s by a real Prometheus, both at `nice`; `go(url)` once five
+    and scraped every 20 s by a real Prometheus, both at `priority`; `go(url)` once five
     scrapes are in (more than a window of 1m). What Prometheus holds and what a scrape
     cost it is returned."""
     port = free_port()
@@ -927,7 +941,7 @@ def with_hostile(n: int, go: Callable[[str], None], nice: int = 0) -> dict[str, 
         ):  # fmt: skip
             seen[name] = _scalar(url, q)
 
-    scraped(serve, port, HOSTILE_SCRAPE_S, loaded, go, seen, nice)
+    scraped(serve, port, HOSTILE_SCRAPE_S, loaded, go, seen, priority)
     return seen
 
 
@@ -974,7 +988,7 @@ def backend_line(seen: dict[str, Any]) -> str:
         else "",
         f"Prometheus {seen.get('prometheus_rss_mib', 0):,.0f} MiB resident at the console's "
         f"start, {seen.get('prometheus_rss_end_mib', 0):,.0f} at the end",
-        f"the backend's processes at nice {seen.get('nice', 0)}",
+        f"the backend's processes at priority {seen.get('priority', 'same')}",
     ]
     return "backend: " + "; ".join(x for x in said if x)
 
@@ -997,21 +1011,22 @@ def scraped(
     loaded: Callable[[str], None],
     go: Callable[[str], None],
     seen: dict[str, Any] | None = None,
-    nice: int = 0,
+    priority: str = "same",
 ) -> None:
     """`serve` (a command serving /metrics on `port`) scraped every `interval_s` by a real
-    Prometheus, both at `nice` (`nice(1)`): on an operator's bastion neither runs beside
-    the console, and the console's threads, runnable, then take a CPU before them;
-    `go(url)` once `loaded(url)` returns."""
+    Prometheus, both at `priority` (`BACKEND_PRIORITY`); `go(url)` once `loaded(url)`
+    returns."""
     import httpx
 
     binary = os.environ.get("MESHTOP_PROMETHEUS_BIN") or shutil.which("prometheus")
     if binary is None:
         sys.exit("no prometheus binary on PATH (or MESHTOP_PROMETHEUS_BIN)")
     prom_port = free_port()
-    niced = ["nice", "-n", str(nice)] if nice else []
+    under = BACKEND_PRIORITY[priority]
+    if under and shutil.which(under[0]) is None:
+        sys.exit(f"--backend-priority {priority} needs {under[0]} on PATH")
     server = subprocess.Popen(
-        [*niced, *serve], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*under, *serve], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     with tempfile.TemporaryDirectory() as work:
         config = Path(work) / "prometheus.yml"
@@ -1021,7 +1036,7 @@ def scraped(
             f"      - targets: ['127.0.0.1:{port}']\n"
         )
         prom = subprocess.Popen(
-            [*niced, binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
+            [*under, binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
              f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -1037,7 +1052,7 @@ def scraped(
                 time.sleep(0.5)
             loaded(url)
             if seen is not None:
-                seen["nice"] = nice
+                seen["priority"] = priority
                 seen["queries"] = refresh_queries(url)
                 seen["prometheus_rss_mib"] = rss_mib(prom.pid)
                 seen["prometheus_pid"] = prom.pid
@@ -1284,10 +1299,10 @@ def main() -> None:
         help="a real Prometheus scraping one workload that calls N destinations",
     )  # fmt: skip
     parser.add_argument(
-        "--backend-nice", type=int, default=19, metavar="N",
-        help="with --prometheus or --hostile: the backend's processes (Prometheus, what it "
-        "scrapes) run at this nice; an operator's backend is not on the bastion (0: as the "
-        "console)",
+        "--backend-priority", choices=sorted(BACKEND_PRIORITY), default="idle",
+        help="with --prometheus or --hostile: the backend's processes' (Prometheus, what it "
+        "scrapes) CPU priority: idle (SCHED_IDLE, as if on a host of its own), low (nice "
+        "19), same (as the console's)",
     )  # fmt: skip
     parser.add_argument(
         "--timeout", default=None,
@@ -1334,7 +1349,7 @@ def main() -> None:
         def go_hostile(url: str) -> None:
             results[name] = run(["--prometheus", url, *reading], forbidden=forbidden, **common)
 
-        backend = with_hostile(n, go_hostile, nice=opts.backend_nice)
+        backend = with_hostile(n, go_hostile, priority=opts.backend_priority)
         results[name]["backend"] = backend
         print(report(name, results[name]), "\n", flush=True)
         print(backend_line(backend), "\n", flush=True)
@@ -1347,7 +1362,9 @@ def main() -> None:
         def go(url: str) -> None:
             results[name] = run(["--prometheus", url, *reading], **common)
 
-        backend = with_prometheus(n, go, interval_s=opts.scrape_interval, nice=opts.backend_nice)
+        backend = with_prometheus(
+            n, go, interval_s=opts.scrape_interval, priority=opts.backend_priority
+        )
         backend["scrape_interval_s"] = opts.scrape_interval
         results[name]["backend"] = backend
         print(report(name, results[name]), "\n", flush=True)
