@@ -558,7 +558,8 @@ def _timed_terminal() -> type[Any]:
 
 def _remove(lag_file: str) -> None:
     """A console's probe files (`child`), once it has ended."""
-    for leftover in (lag_file, lag_file + ".io", lag_file + ".gc", lag_file + ".slow"):
+    for suffix in ("", ".io", ".gc", ".slow", ".pause"):
+        leftover = lag_file + suffix
         if os.path.exists(leftover):
             os.unlink(leftover)
 
