@@ -878,7 +878,7 @@ def report(name: str, f: dict[str, Any]) -> str:
 # under: on an operator's bastion the backend runs elsewhere; here it shares the console's
 # two cores, and while Prometheus evaluated the latency query (seconds of CPU) the
 # console's screen thread waited 50-80 ms, runnable, for a CPU, at nice 19 too (a waking
-# thread need not preempt a under one at once). A SCHED_IDLE process runs only on a CPU
+# thread need not preempt a niced one at once). A SCHED_IDLE process runs only on a CPU
 # no other thread wants: the nearest to a backend elsewhere that a shared machine has.
 BACKEND_PRIORITY = {
     "idle": ["chrt", "--idle", "0"],

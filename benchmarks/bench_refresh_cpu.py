@@ -1,7 +1,7 @@
 """What a steady refresh costs the console's threads behind the screen, by part, at N
 simulated services (issue 17: the idle CPU at 20,000 services): a refresh of the same
-mesh after another, as the console makes one every 2 s, each part's CPU time on one
-thread (`time.process_time`, no other thread running):
+mesh after another, as the console makes one every 2 s, each part's CPU time (the
+process's, `time.process_time`, every thread of it; one part at a time):
 
 - **refresh**: the simulator's walk and the snapshot joined (`mesh.refresh`);
 - **grades**: every edge graded with the console's memory (`graphview.grades_of`);

@@ -248,8 +248,6 @@ class HealthMemory:
             seen_at = [edge_health(e.stats, t) for e in edges]
             shown_at = seen_at.copy()
             graded, margin = _GRADED, self.margin
-            if len(previous_at) != len(seen_at):
-                raise ValueError("grades before for another number of calls")
             # `settle`, asked only where it may keep a health other than `now`: where it
             # is not the grade before (found at C's pace: on a steady refresh, few are)
             for i in compress(count(), map(is_not, seen_at, previous_at)):
