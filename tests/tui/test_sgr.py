@@ -187,3 +187,33 @@ def test_only_a_terminal_that_erases_in_the_background_is_sent_erases() -> None:
     assert erases("screen-256color") == "False"  # GNU screen's and tmux's entries say not
     assert erases("no-such-terminal") == "False"
     assert erases("") == "False"
+
+
+def test_the_writer_thread_writes_frames_in_fewer_bytes_and_a_failure_as_they_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The driver's file, written by Textual's writer thread off the screen's thread:
+    the styles as their changes, blanks as erases where the terminal erases in its
+    background; should the compaction fail, the frame as it came, the thread alive."""
+    import io
+
+    from meshtop.tui import driver
+
+    frame = ("\x1b[0m\x1b[1;1H\x1b[0m\x1b[1;38;2;1;2;3mab\x1b[0m\x1b[38;2;1;2;3mcd"
+             + " " * 20 + "\x1b[0m\x1b[2;1H")  # fmt: skip
+    for erases in (False, True):
+        out = io.StringIO()
+        file = driver.FewerBytes(out, erases)
+        file.write(frame)
+        expected = erase_blanks(compact(frame)) if erases else compact(frame)
+        assert out.getvalue() == expected
+        assert len(expected) < len(frame)
+    assert "\x1b[20X" in erase_blanks(compact(frame))
+
+    def broken(text: str) -> str:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(driver, "compact", broken)
+    out = io.StringIO()
+    driver.FewerBytes(out, True).write(frame)
+    assert out.getvalue() == frame
