@@ -133,6 +133,8 @@ class _Prometheus(BaseHTTPRequestHandler):
             return
         if how == "late":  # later than a refresh waits for it in the console
             time.sleep(source_module.LATENCY_GRACE_S + 0.5)
+        if how == "brief":  # within the grace a refresh gives it
+            time.sleep(source_module.LATENCY_GRACE_S / 3)
         if kind == "bounds":
             bounds: Any = [*BOUNDS, "2500", "5000"]
             if how == "garbage":
@@ -267,6 +269,29 @@ def test_a_refresh_cancelled_leaves_the_latency_going_on_behind_it() -> None:
     newest = source._latest["istio"]
     assert newest.why == ""
     assert newest.latencies is not None and newest.latencies.quantiles
+
+
+@pytest.mark.parametrize("grace_rows", [1000, 10])
+def test_the_first_refresh_waits_for_the_latency_only_of_a_small_mesh(
+    grace_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's first refresh gives its latency query the grace only where the
+    requests answer has at most LATENCY_GRACE_ROWS rows (80 here): a larger mesh's
+    first latency answer cannot come in it, and the first frame waited for nothing."""
+    monkeypatch.setattr(source_module, "LATENCY_GRACE_ROWS", grace_rows)
+
+    async def first(source: PrometheusMetrics) -> Any:
+        return await source.traffic(60)
+
+    with _serving(latency="brief") as url:
+        source = PrometheusMetrics(PrometheusConfig(url, dialect="istio"), latency_later=True)
+        traffic = asyncio.run(first(source))
+    coming = any("is still coming" in w for w in traffic.warnings)
+    with_latency = [e for e in traffic.edges if e.stats.p99_ms is not None]
+    if grace_rows >= 2 * CALLS:  # waited: the answer, come within the grace, is in
+        assert not coming and len(with_latency) == CALLS
+    else:  # did not wait: no latency yet, and the console says it is coming
+        assert coming and not with_latency
 
 
 CAP_MB = 0.5
